@@ -1,0 +1,142 @@
+"""The on-box dead-man switch: an EEM countdown applet that disarms the router by itself.
+
+If the agent dies, loses its SSH path or is killed while a router is armed, nothing on
+the jump host can run the undo steps. So before any debug is switched on, the agent
+installs an applet whose countdown fires a little after the arm window should have
+ended; it replays the same undo commands the agent would have run, then deletes itself.
+A normal disarm removes the applet first (`removal_commands`).
+
+Text shape (docs/domain.md §1.4, §5; `maxrun` on a timer event and self-removal from a
+running applet are unverified, check on a real router):
+
+    event manager applet COLLECTOR_DEADMAN_1A2B3C4D
+     event timer countdown time 900 maxrun 120
+     action 001 cli command "enable"
+     action 002 cli command "no debug crypto ipsec"
+     action 003 cli command "configure terminal"
+     action 004 cli command "logging console debugging"
+     action 005 cli command "end"
+     action 006 cli command "configure terminal"
+     action 007 cli command "no event manager applet COLLECTOR_DEADMAN_1A2B3C4D"
+     action 008 cli command "end"
+
+Labels are zero-padded because EEM orders actions by comparing labels as strings.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+Mode = Literal["exec", "config"]
+
+NAME_PREFIX = "COLLECTOR_DEADMAN_"
+_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
+_LABEL_WIDTH = 3
+MAX_ACTIONS = 10**_LABEL_WIDTH - 1
+MAX_COUNTDOWN_SECONDS = 7 * 24 * 3600  # a dead-man should be minutes, never weeks
+DEFAULT_MAXRUN_SECONDS = 120  # EEM's default maxrun of 20 s is too short for a long undo list
+
+
+class DeadmanError(ValueError):
+    """The applet cannot be built safely (bad name, quote in a command, too long...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeadmanApplet:
+    """An applet ready to paste in configuration mode, and how to take it out again."""
+
+    name: str
+    countdown_seconds: int
+    config_lines: tuple[str, ...]  # send in config mode, in order
+
+    @property
+    def removal_commands(self) -> tuple[str, ...]:
+        return removal_commands(self.name)
+
+
+def applet_name(incident_id: str) -> str:
+    """`COLLECTOR_DEADMAN_<first 8 alphanumerics of the incident id, upper case>`."""
+    short = re.sub(r"[^A-Za-z0-9]", "", incident_id)[:8].upper()
+    if not short:
+        raise DeadmanError(f"incident id {incident_id!r} has no letters or digits to name an applet")
+    return validate_name(NAME_PREFIX + short)
+
+
+def validate_name(name: str) -> str:
+    if not _NAME_RE.fullmatch(name):
+        raise DeadmanError(
+            f"applet name {name!r} must be a letter followed by up to 31 letters, digits or '_'"
+        )
+    return name
+
+
+def validate_command(command: str) -> str:
+    """A command that can sit inside `cli command "..."` without changing meaning."""
+    if not command.strip():
+        raise DeadmanError("empty command in the dead-man applet")
+    if '"' in command:
+        raise DeadmanError(f"command {command!r} contains a double quote, which ends the EEM string")
+    if "$" in command:
+        raise DeadmanError(f"command {command!r} contains '$', which EEM expands as a variable")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in command):
+        raise DeadmanError(f"command {command!r} contains a control character")
+    return command
+
+
+def build_applet(
+    name: str,
+    countdown_seconds: int,
+    undo: Sequence[tuple[Mode, Sequence[str]]],
+    *,
+    maxrun_seconds: int = DEFAULT_MAXRUN_SECONDS,
+    authorization_bypass: bool = False,
+) -> DeadmanApplet:
+    """Build the applet that runs `undo` (already in disarm order) and removes itself.
+
+    `undo` is a list of (mode, commands): exec commands run as they are; consecutive
+    config commands share one `configure terminal` ... `end` block.
+    `authorization_bypass` adds the keyword needed where AAA command authorization is on.
+    """
+    validate_name(name)
+    if not 1 <= countdown_seconds <= MAX_COUNTDOWN_SECONDS:
+        raise DeadmanError(
+            f"countdown of {countdown_seconds}s is outside 1..{MAX_COUNTDOWN_SECONDS}s"
+        )
+    if not 1 <= maxrun_seconds <= 3600:
+        raise DeadmanError(f"maxrun of {maxrun_seconds}s is outside 1..3600s")
+
+    commands: list[str] = ["enable"]
+    in_config = False
+    for mode, lines in undo:
+        if mode not in ("exec", "config"):
+            raise DeadmanError(f"unknown mode {mode!r}")
+        for line in lines:
+            validate_command(line)
+            if mode == "config" and not in_config:
+                commands.append("configure terminal")
+                in_config = True
+            elif mode == "exec" and in_config:
+                commands.append("end")
+                in_config = False
+            commands.append(line)
+    if in_config:
+        commands.append("end")
+    commands += ["configure terminal", f"no event manager applet {name}", "end"]
+    if len(commands) > MAX_ACTIONS:
+        raise DeadmanError(f"dead-man applet would need {len(commands)} actions (max {MAX_ACTIONS})")
+
+    header = f"event manager applet {name}" + (" authorization bypass" if authorization_bypass else "")
+    lines = [header, f" event timer countdown time {countdown_seconds} maxrun {maxrun_seconds}"]
+    lines += [
+        f' action {index:0{_LABEL_WIDTH}d} cli command "{command}"'
+        for index, command in enumerate(commands, start=1)
+    ]
+    return DeadmanApplet(name=name, countdown_seconds=countdown_seconds, config_lines=tuple(lines))
+
+
+def removal_commands(name: str) -> tuple[str, ...]:
+    """Config-mode lines that delete the applet (a normal disarm does this first)."""
+    return (f"no event manager applet {validate_name(name)}",)
