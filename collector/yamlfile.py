@@ -1,0 +1,208 @@
+"""YAML files that remember where each value came from.
+
+Inventory and playbooks are written by hand, so every mistake in them must be reported
+as `file:line: message`. `load_yaml` keeps the composed node tree next to the plain data;
+`LocatedYaml.line_of` walks it to find the line of any key or list item, and
+`validation_error` turns a pydantic error into such a one-line message.
+
+Duplicate mapping keys are rejected (PyYAML silently keeps the last one, which hides a
+typo such as two `hosts:` sections).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+if TYPE_CHECKING:  # pydantic is only needed by callers that validate
+    import pydantic
+
+__all__ = ["YamlError", "LocatedYaml", "load_yaml", "validation_error"]
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+# pydantic puts validator names such as `function-after[check(), Host]` into error
+# locations; they are not keys of the document.
+_PYDANTIC_STEP = re.compile(r"^[\w-]+\[.*\]$")
+
+
+class YamlError(Exception):
+    """A problem in a YAML file; `str()` is one line: `path:line: message`."""
+
+    def __init__(self, path: Path | str, line: int | None, message: str):
+        self.path = Path(path)
+        self.line = line
+        self.message = " ".join(str(message).split())  # always one line
+        where = f"{self.path}:{line}" if line is not None else f"{self.path}"
+        super().__init__(f"{where}: {self.message}")
+
+
+@dataclass(frozen=True)
+class LocatedYaml:
+    """The plain data of a YAML file plus the lines its keys and items are on."""
+
+    path: Path
+    data: object
+    _root: Node | None = field(default=None, repr=False, compare=False)
+
+    def line_of(self, loc: tuple[str | int, ...]) -> int | None:
+        """1-based line of the key (or list item) at `loc`, e.g. ("hosts", "r1", "port").
+
+        When `loc` goes deeper than the document (a missing key), the line of the deepest
+        part that exists is returned; None only for an empty document."""
+        node = self._root
+        if node is None:
+            return None
+        line = node.start_mark.line + 1
+        for step in loc:
+            if isinstance(step, str) and _PYDANTIC_STEP.match(step):
+                continue
+            found = _child(node, step)
+            if found is None:
+                break
+            line, node = found
+        return line
+
+
+def _child(node: Node, step: str | int) -> tuple[int, Node] | None:
+    """(line of the key or item, value node) for one step down from `node`."""
+    if isinstance(node, MappingNode):
+        # Last match wins: after `<<:` merging, the merged pairs come first and the
+        # mapping's own keys (which override them) after.
+        for key_node, value_node in reversed(node.value):
+            if isinstance(key_node, ScalarNode) and _key_matches(key_node, step):
+                return key_node.start_mark.line + 1, value_node
+        return None
+    if isinstance(node, SequenceNode) and isinstance(step, int) and not isinstance(step, bool):
+        if 0 <= step < len(node.value):
+            item = node.value[step]
+            return item.start_mark.line + 1, item
+    return None
+
+
+def _key_matches(key_node: ScalarNode, step: str | int) -> bool:
+    # Compare as text: pydantic reports dict keys as str, YAML may have parsed them as int.
+    return key_node.value == str(step)
+
+
+def load_yaml(path: Path) -> LocatedYaml:
+    """Read and parse one YAML document; YamlError (one line, with the line number when
+    there is one) for a missing or unreadable file, bad syntax, or a duplicate key."""
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except FileNotFoundError:
+        raise YamlError(path, None, "file not found") from None
+    except IsADirectoryError:
+        raise YamlError(path, None, "is a directory, not a YAML file") from None
+    except PermissionError:
+        raise YamlError(path, None, "permission denied") from None
+    except UnicodeDecodeError as exc:
+        line = _line_of_byte(path, exc.start)
+        raise YamlError(path, line, "not UTF-8 text") from None
+    except OSError as exc:
+        raise YamlError(path, None, f"cannot read: {exc.strerror or exc}") from None
+
+    loader = yaml.SafeLoader(text)
+    try:
+        root = loader.get_single_node()
+        if root is None:
+            return LocatedYaml(path, None, None)
+        _reject_duplicate_keys(path, loader, root)
+        data = loader.construct_document(root)
+    except yaml.MarkedYAMLError as exc:
+        raise _syntax_error(path, exc) from None
+    except yaml.YAMLError as exc:
+        raise YamlError(path, None, f"YAML error: {exc}") from None
+    except RecursionError:
+        raise YamlError(path, None, "YAML nesting too deep") from None
+    finally:
+        loader.dispose()
+    return LocatedYaml(path, data, root)
+
+
+def _line_of_byte(path: Path, offset: int) -> int | None:
+    """Line number of a byte offset (for decode errors)."""
+    try:
+        return path.read_bytes()[:offset].count(b"\n") + 1
+    except OSError:
+        return None
+
+
+def _syntax_error(path: Path, exc: yaml.MarkedYAMLError) -> YamlError:
+    mark = exc.problem_mark or exc.context_mark
+    line = mark.line + 1 if mark is not None else None
+    problem = exc.problem or "syntax error"
+    if exc.context and exc.context_mark is not None and exc.problem_mark is not None:
+        problem = f"{problem} ({exc.context} at line {exc.context_mark.line + 1})"
+    return YamlError(path, line, f"YAML syntax error: {problem}")
+
+
+def _reject_duplicate_keys(path: Path, loader: yaml.SafeLoader, root: Node) -> None:
+    for mapping in _mappings(root):
+        seen: dict[object, int] = {}
+        for key_node, _ in mapping.value:
+            if key_node.tag == _MERGE_TAG:  # `<<: *anchor` may repeat and may be overridden
+                continue
+            try:
+                key = loader.construct_object(key_node, deep=True)
+                hash(key)
+            except (yaml.YAMLError, TypeError):
+                continue  # complex keys: construct_document reports what is wrong with them
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise YamlError(path, line, f"duplicate key {key!r} (first defined at line {seen[key]})")
+            seen[key] = line
+
+
+def _mappings(root: Node) -> Iterator[MappingNode]:
+    """Every mapping node once, aliases and recursive anchors included."""
+    stack, visited = [root], set()
+    while stack:
+        node = stack.pop()
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
+        if isinstance(node, MappingNode):
+            yield node
+            for key_node, value_node in node.value:
+                stack.append(key_node)
+                stack.append(value_node)
+        elif isinstance(node, SequenceNode):
+            stack.extend(node.value)
+
+
+def validation_error(doc: LocatedYaml, err: "pydantic.ValidationError", *, prefix: tuple[str | int, ...] = ()) -> YamlError:
+    """The first error of a pydantic validation as `path:line: a.b.c: message`.
+
+    `prefix` is prepended to the error location when the validated value sits below the
+    document root (e.g. validating only `doc.data["hosts"]`)."""
+    errors = err.errors(include_url=False)
+    if not errors:
+        return YamlError(doc.path, None, str(err))
+    first = errors[0]
+    loc = tuple(prefix) + tuple(first.get("loc", ()))
+    shown = ".".join(str(step) for step in loc if not (isinstance(step, str) and _PYDANTIC_STEP.match(step)))
+    message = _message(first)
+    more = len(errors) - 1
+    if more:
+        message += f" (and {more} more error{'s' if more > 1 else ''})"
+    return YamlError(doc.path, doc.line_of(loc), f"{shown}: {message}" if shown else message)
+
+
+def _message(error: dict) -> str:
+    kind = error.get("type", "")
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required key is missing"
+    msg = str(error.get("msg", "invalid value"))
+    # pydantic prefixes messages of ValueError raised in validators with "Value error, ".
+    for noise in ("Value error, ", "Assertion failed, "):
+        if msg.startswith(noise):
+            msg = msg[len(noise):]
+    return msg
