@@ -1,0 +1,249 @@
+"""The `collector` command: a thin face over the library.
+
+Each subcommand parses its options, calls one function, prints. User mistakes (a broken
+inventory or playbook, an unknown host) end in one line on stderr and exit status 2;
+never a traceback. Exit 1 means some routers failed; 0 means everything worked.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from collector import __version__
+
+EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
+DEFAULT_INVENTORY = "inventory.yaml"
+
+
+class UserError(click.ClickException):
+    """A mistake in what the user gave us: one line, exit 2."""
+
+    exit_code = EXIT_USAGE
+
+    def show(self, file=None) -> None:  # one line, no "Usage:" noise
+        click.echo(f"collector: error: {self.format_message()}", err=True)
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from collector.inventory import InventoryError
+    from collector.playbook import PlaybookError
+    from collector.yamlfile import YamlError
+
+    return (InventoryError, PlaybookError, YamlError)
+
+
+def _inventory_option(f):
+    return click.option(
+        "-i", "--inventory", "inventory_path", type=click.Path(path_type=Path),
+        default=lambda: os.environ.get("COLLECTOR_INVENTORY", DEFAULT_INVENTORY), show_default=DEFAULT_INVENTORY,
+        help="Inventory file (hosts/groups/defaults) or a folder with Nornir hosts.yaml/groups.yaml/defaults.yaml.",
+    )(f)
+
+
+def _load_inventory(path: Path, **kwargs):
+    from collector.inventory import load_inventory
+
+    return load_inventory(path, **kwargs)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="collector")
+@click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv for debug).")
+def cli(verbose: int) -> None:
+    """Catch repeated IPsec invalid-SPI flows on Cisco routers, debug both tunnel ends
+    safely, and bundle the evidence."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if verbose < 2:
+        logging.getLogger("paramiko").setLevel(logging.CRITICAL)
+        logging.getLogger("netmiko").setLevel(logging.WARNING)
+
+
+# -- inventory --------------------------------------------------------------------------
+
+
+@cli.command("inventory")
+@_inventory_option
+@click.option("--json", "as_json", is_flag=True, help="Print the resolved inventory as JSON.")
+@click.option("--check", is_flag=True, help="Only validate; exit 0 when valid, 2 otherwise.")
+def inventory_cmd(inventory_path: Path, as_json: bool, check: bool) -> None:
+    """Show the resolved inventory (secrets masked) or validate it."""
+    inv = _load_inventory(inventory_path, resolve_credentials=not check, prompt=None)
+    if check:
+        click.echo(f"{inventory_path}: ok, {len(inv.hosts)} hosts, {len(inv.groups)} groups")
+        return
+    data = inv.masked()
+    if as_json:
+        click.echo(json.dumps(data, indent=2, default=str))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{inventory_path} ({len(inv.hosts)} hosts)")
+    for column in ("host", "address", "port", "platform", "groups", "site", "owns"):
+        table.add_column(column)
+    for host in inv.hosts.values():
+        table.add_row(host.name, host.hostname, str(host.port), host.platform, ",".join(host.groups),
+                      host.site or "", ", ".join(host.addresses))
+    Console().print(table)
+
+
+# -- parse --------------------------------------------------------------------------------
+
+
+@cli.command("parse")
+@click.option("--platform", default="cisco_ios", show_default=True, type=click.Choice(["cisco_ios", "cisco_xe"]))
+@click.option("--command", "command", required=True, help='The command that produced the output, e.g. "show crypto ipsec sa".')
+@click.option("--json", "as_json", is_flag=True, default=True, help="Print JSON (the default).")
+@click.argument("file", type=click.File("r", encoding="utf-8", errors="replace"))
+def parse_cmd(platform: str, command: str, as_json: bool, file) -> None:
+    """Parse a saved command output offline with the same template registry."""
+    from collector.parsing import default_registry
+
+    result = default_registry().parse(platform, command, file.read())
+    if result.error:
+        raise UserError(f"{getattr(file, 'name', 'input')}: {result.error}")
+    click.echo(json.dumps(result.records, indent=2, default=str))
+
+
+# -- collect ------------------------------------------------------------------------------
+
+
+def _select_hosts(inv, hosts: str | None, group: str | None, platform: str | None):
+    names = [h.strip() for h in hosts.split(",") if h.strip()] if hosts else None
+    return inv.select(hosts=names, group=group, platform=platform)
+
+
+@cli.command("collect")
+@_inventory_option
+@click.option("--hosts", help="Comma-separated host names (default: all).")
+@click.option("--group", help="Only hosts in this group.")
+@click.option("--platform", type=click.Choice(["cisco_ios", "cisco_xe"]), help="Only hosts of this platform.")
+@click.option("-c", "--command", "commands", multiple=True, help="A show command to run (repeatable).")
+@click.option("--playbook", type=click.Path(path_type=Path, exists=False), help="A playbook whose command list to run.")
+@click.option("--workers", default=20, show_default=True, type=click.IntRange(1, 500), help="Routers talked to at once.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per host and command on stdout.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("bundles"), show_default=True, help="Bundle root folder.")
+def collect_cmd(inventory_path, hosts, group, platform, commands, playbook, workers, as_json, out) -> None:
+    """Run show commands on routers and keep raw + parsed output in a bundle."""
+    from collector.collect import collect, write_collection_bundle
+    from collector.hostkeys import KnownHosts
+    from collector.parsing import default_registry
+    from collector.sessions import SessionPool
+
+    command_list = list(commands)
+    if playbook:
+        from collector.playbook import load_playbook
+
+        command_list += list(load_playbook(playbook).collect_commands())
+    if not command_list:
+        raise UserError("nothing to run: give --command CMD (repeatable) or --playbook FILE")
+    for c in command_list:
+        _refuse_state_changing(c)
+    inv = _load_inventory(inventory_path)
+    selected = _select_hosts(inv, hosts, group, platform)
+    if not selected:
+        raise UserError("no host matches the selection")
+
+    progress = _progress(len(selected), enabled=sys.stderr.isatty() and not as_json)
+    with SessionPool(KnownHosts.default(), max_sessions=workers) as pool, progress as bar:
+        run = collect(selected, command_list, pool=pool, registry=default_registry(), workers=workers,
+                      on_host_done=lambda o: bar.advance(o))
+    bundle = write_collection_bundle(run, out_root=out, inventory=inv)
+
+    if as_json:
+        for outcome in run.outcomes:
+            for r in outcome.results:
+                click.echo(json.dumps({"host": r.host, "command": r.command, "raw": r.raw, "parsed": r.parsed,
+                                       "error": r.error, "seconds": round(r.seconds, 4)}, default=str))
+    else:
+        _print_collection(run)
+    _print_failures(run)
+    click.echo(f"bundle: {bundle}", err=True)
+    sys.exit(EXIT_PARTIAL if run.failed else EXIT_OK)
+
+
+def _refuse_state_changing(command: str) -> None:
+    word = command.strip().split()[0].lower() if command.strip() else ""
+    if len(word) < 2 or not "show".startswith(word):  # `sh`, `sho`, `show`
+        raise UserError(f"collect runs show commands only, not {command!r}")
+
+
+class _progress:
+    """A rich progress bar on a terminal, nothing otherwise."""
+
+    def __init__(self, total: int, enabled: bool):
+        self.total, self.enabled = total, enabled
+        self._bar = None
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._bar = Progress(TextColumn("collecting"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                                 transient=True)
+            self._bar.start()
+            self._task = self._bar.add_task("collect", total=self.total)
+        return self
+
+    def advance(self, _outcome=None) -> None:
+        if self._bar is not None:
+            self._bar.advance(self._task)
+
+    def __exit__(self, *exc) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def _print_collection(run) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{len(run.outcomes)} hosts, {len(run.commands)} commands")
+    for column in ("host", "command", "result", "records", "seconds"):
+        table.add_column(column)
+    for outcome in run.outcomes:
+        for r in outcome.results:
+            status = "ok" if r.error is None else f"[red]{r.error_kind}[/red]"
+            records = str(len(r.parsed)) if r.parsed is not None else "-"
+            table.add_row(r.host, r.command, status, records, f"{r.seconds:.3f}")
+    Console(soft_wrap=True).print(table)
+
+
+def _print_failures(run) -> None:
+    failed = run.failed
+    if not failed:
+        click.echo(f"all {len(run.outcomes)} hosts succeeded", err=True)
+        return
+    click.echo(f"{len(failed)} of {len(run.outcomes)} hosts failed:", err=True)
+    for outcome in failed:
+        click.echo(f"  {outcome.host}: {outcome.reason}", err=True)
+
+
+def main() -> None:
+    from collector.lab.commands import lab_group
+
+    if "lab" not in cli.commands:
+        cli.add_command(lab_group, "lab")
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("collector: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code if exc.exit_code else EXIT_USAGE)
+    except _user_errors() as exc:
+        click.echo(f"collector: error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        click.echo("collector: interrupted", err=True)
+        sys.exit(130)

@@ -1,0 +1,154 @@
+"""On-demand collection: run show commands on many routers, parse, keep everything.
+
+A host's failure never stops the others; a command's failure never stops the host's next
+command, unless the session itself died. Every result keeps the raw text, so a parse
+failure or a refused command is still evidence.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from collector.bundle import BundleWriter, slug
+from collector.inventory import Host, Inventory
+from collector.parsing import TemplateRegistry
+from collector.sessions import CommandRefused, SessionDropped, SessionError, SessionPool
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    host: str
+    command: str
+    raw: str | None
+    parsed: list[dict] | None
+    template: str | None
+    error: str | None
+    error_kind: str | None
+    seconds: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class HostOutcome:
+    host: str
+    results: tuple[CommandResult, ...]
+    error: str | None = None  # connection-level failure: no or not all commands ran
+    error_kind: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and all(r.error is None for r in self.results)
+
+    @property
+    def reason(self) -> str | None:
+        if self.error:
+            return self.error
+        failed = [r for r in self.results if r.error]
+        return failed[0].error if failed else None
+
+
+@dataclass
+class CollectionRun:
+    commands: tuple[str, ...]
+    started: datetime
+    ended: datetime | None = None
+    outcomes: list[HostOutcome] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[HostOutcome]:
+        return [o for o in self.outcomes if not o.ok]
+
+
+def collect_host(host: Host, commands: Sequence[str], *, pool: SessionPool, registry: TemplateRegistry) -> HostOutcome:
+    """Run `commands` on one router through the pool; never raises for a device problem."""
+    t0 = time.perf_counter()
+    results: list[CommandResult] = []
+    try:
+        with pool.session(host) as session:
+            for command in commands:
+                c0 = time.perf_counter()
+                try:
+                    output = session.run(command)
+                    text, error, kind = output.text, None, None
+                except CommandRefused as exc:
+                    text, error, kind = exc.output, exc.reason, exc.kind
+                except SessionDropped as exc:
+                    results.append(CommandResult(host.name, command, exc.output, None, None, exc.reason, exc.kind, time.perf_counter() - c0))
+                    raise
+                except SessionError as exc:  # a timeout: the channel is unusable now
+                    results.append(CommandResult(host.name, command, exc.output, None, None, exc.reason, exc.kind, time.perf_counter() - c0))
+                    raise
+                parsed, template = None, None
+                if error is None:
+                    result = registry.parse(host.platform, command, text)
+                    parsed, template = result.records if result.template else None, result.template
+                    if result.error:
+                        error, kind = f"parse: {result.error}", "parse"
+                results.append(CommandResult(host.name, command, text, parsed, template, error, kind, time.perf_counter() - c0))
+    except SessionError as exc:
+        done = {r.command for r in results}
+        skipped = [c for c in commands if c not in done]
+        for command in skipped:
+            results.append(CommandResult(host.name, command, None, None, None, f"not run: {exc.reason}", "skipped", 0.0))
+        return HostOutcome(host.name, tuple(results), exc.reason, exc.kind, time.perf_counter() - t0)
+    return HostOutcome(host.name, tuple(results), seconds=time.perf_counter() - t0)
+
+
+def collect(
+    hosts: Sequence[Host],
+    commands: Sequence[str],
+    *,
+    pool: SessionPool,
+    registry: TemplateRegistry,
+    workers: int = 10,
+    on_host_done: Callable[[HostOutcome], None] | None = None,
+) -> CollectionRun:
+    run = CollectionRun(tuple(commands), datetime.now(timezone.utc))
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="collect") as executor:
+        futures = {executor.submit(collect_host, h, commands, pool=pool, registry=registry): h for h in hosts}
+        for future in as_completed(futures):
+            outcome = future.result()
+            run.outcomes.append(outcome)
+            if on_host_done:
+                on_host_done(outcome)
+    order = {h.name: i for i, h in enumerate(hosts)}
+    run.outcomes.sort(key=lambda o: order[o.host])
+    run.ended = datetime.now(timezone.utc)
+    return run
+
+
+def write_collection_bundle(run: CollectionRun, *, out_root: Path, inventory: Inventory) -> Path:
+    """raw and parsed output per host and command, results.json and manifest.json."""
+    stamp = run.started.strftime("%Y%m%dT%H%M%SZ")
+    writer = BundleWriter(out_root, f"{stamp}_collect", secrets=inventory.secret_values())
+    for outcome in run.outcomes:
+        for index, result in enumerate(outcome.results, start=1):
+            stem = f"{outcome.host}/{index:02d}_{slug(result.command)}"
+            if result.raw is not None:
+                writer.write_text(f"{stem}.txt", result.raw)
+            if result.parsed is not None:
+                writer.write_json(f"{stem}.json", result.parsed)
+    writer.write_json("results.json", [
+        {"host": o.host, "ok": o.ok, "error": o.error, "error_kind": o.error_kind, "seconds": round(o.seconds, 3),
+         "commands": [{k: v for k, v in r.to_dict().items() if k not in ("raw", "parsed", "host")} for r in o.results]}
+        for o in run.outcomes
+    ])
+    manifest = {
+        "kind": "collect",
+        "complete": not run.failed,
+        "incomplete_reasons": [f"{o.host}: {o.reason}" for o in run.failed],
+        "inventory": {"sources": [str(p) for p in inventory.source], "sha256": inventory.digest},
+        "commands": list(run.commands),
+        "hosts": [o.host for o in run.outcomes],
+        "started": run.started.isoformat(),
+        "ended": (run.ended or run.started).isoformat(),
+    }
+    return writer.finish(manifest, tarball=False)
