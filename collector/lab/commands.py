@@ -1,0 +1,351 @@
+"""`collector lab ...`: start, stop and poke the simulated routers.
+
+`lab_group` is mounted by the main CLI as `collector lab`; `python -m collector.lab`
+runs it stand-alone. Errors are one line on stderr and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+
+from collector.lab.control import LabControlError
+from collector.lab.runner import (
+    CONTROL_FILE,
+    DEFAULT_BASE_PORT,
+    DEFAULT_ROUTERS,
+    DEFAULT_STATE_DIR,
+    PID_FILE,
+    LabError,
+    LabRuntime,
+    LabSettings,
+    control_for,
+    load_faults_file,
+    read_control_file,
+    serve,
+)
+from collector.lab.syslog import NonLoopbackDestination, parse_host_port
+
+LOG_FILE = "lab.log"
+_DETACH_READY_SECONDS = 120.0
+_DOWN_WAIT_SECONDS = 15.0
+
+
+def _check_scenarios(specs: tuple[str, ...]) -> None:
+    from collector.lab.fleet import parse_scenarios
+
+    try:
+        parse_scenarios(list(specs))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _running_pid(state_dir: Path) -> int | None:
+    """The pid in the state dir's pid file if that process is alive and is a lab."""
+    try:
+        pid = int((state_dir / PID_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return pid
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return pid  # no /proc: trust the pid file
+    # A recycled pid belongs to some other program: do not signal it.
+    return pid if b"collector" in cmdline else None
+
+
+@click.group("lab")
+def lab_group() -> None:
+    """Simulated Cisco routers over real SSH and syslog, for trying the agent without hardware."""
+
+
+@lab_group.command("up")
+@click.option("--routers", "routers", type=click.IntRange(1, 5000), default=DEFAULT_ROUTERS, show_default=True,
+              help="Number of simulated routers.")
+@click.option("--scenario", "scenarios", multiple=True, metavar="NAME[:COUNT]",
+              help="Scenario to stage (repeatable), e.g. desync, desync:3, healthy.")
+@click.option("--inventory-out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write the inventory YAML [default: <state-dir>/inventory.yaml].")
+@click.option("--base-port", type=click.IntRange(2, 65535), default=DEFAULT_BASE_PORT, show_default=True,
+              help="Router i listens on 127.0.0.1:<base-port + i>.")
+@click.option("--control-port", type=click.IntRange(1, 65535), help="Control API port [default: base-port - 1].")
+@click.option("--syslog-to", metavar="HOST:PORT", help="Also send every router's syslog here (loopback only).")
+@click.option("--time-scale", type=click.FloatRange(min=0.0), default=1.0, show_default=True,
+              help="Lab seconds per wall second.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the lab (topology, keys, SPIs).")
+@click.option("--faults", "faults_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="YAML mapping router -> fault fields to start with.")
+@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_STATE_DIR,
+              show_default=True, help="Pid file, control.json, log and default inventory live here.")
+@click.option("--detach", is_flag=True, help="Run in the background; return once the routers accept connections.")
+def up_command(
+    routers: int,
+    scenarios: tuple[str, ...],
+    inventory_out: Path | None,
+    base_port: int,
+    control_port: int | None,
+    syslog_to: str | None,
+    time_scale: float,
+    seed: int,
+    faults_file: Path | None,
+    state_dir: Path,
+    detach: bool,
+) -> None:
+    """Start the lab and run until Ctrl-C / SIGTERM (or in the background with --detach)."""
+    try:
+        target = parse_host_port(syslog_to) if syslog_to else None
+    except NonLoopbackDestination as exc:
+        raise click.ClickException(f"--syslog-to: {exc}") from None
+    _check_scenarios(scenarios)
+    try:
+        faults = load_faults_file(faults_file) if faults_file else {}
+    except LabError as exc:
+        raise click.ClickException(str(exc)) from None
+    if base_port + routers - 1 > 65535:
+        raise click.ClickException(f"--base-port {base_port} leaves no room for {routers} routers below 65536")
+    running = _running_pid(state_dir)
+    if running is not None:
+        raise click.ClickException(
+            f"a lab is already running from {state_dir} (pid {running}); stop it with `collector lab down`"
+        )
+    settings = LabSettings(
+        routers=routers,
+        scenarios=scenarios,
+        seed=seed,
+        time_scale=time_scale,
+        base_port=base_port,
+        control_port=control_port,
+        syslog_to=target,
+        state_dir=state_dir,
+        inventory_out=inventory_out,
+        faults=faults,
+    )
+    if detach:
+        _start_detached(settings, faults_file)
+        return
+    _run_foreground(settings)
+
+
+def _summary(settings: LabSettings, control_port: int | None, pid: int) -> str:
+    top = (settings.base_port or 0) + settings.routers - 1
+    return (
+        f"lab up: {settings.routers} routers on 127.0.0.1:{settings.base_port}-{top}, "
+        f"control 127.0.0.1:{control_port}, inventory {settings.inventory_path} (pid {pid})"
+    )
+
+
+def _run_foreground(settings: LabSettings) -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("asyncssh").setLevel(logging.WARNING)
+
+    def ready(runtime: LabRuntime) -> None:
+        click.echo(_summary(settings, runtime.control_port, os.getpid()), err=True)
+
+    try:
+        serve(settings, on_ready=ready)
+    except (LabError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        pass
+
+
+def _child_args(settings: LabSettings, faults_file: Path | None) -> list[str]:
+    args = [sys.executable, "-m", "collector.lab", "up",
+            "--routers", str(settings.routers),
+            "--base-port", str(settings.base_port),
+            "--time-scale", repr(settings.time_scale),
+            "--seed", str(settings.seed),
+            "--state-dir", str(settings.state_dir.resolve()),
+            "--inventory-out", str(settings.inventory_path.resolve())]
+    for spec in settings.scenarios:
+        args += ["--scenario", spec]
+    if settings.control_port is not None:
+        args += ["--control-port", str(settings.control_port)]
+    if settings.syslog_to is not None:
+        host, port = settings.syslog_to
+        args += ["--syslog-to", f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    if faults_file is not None:
+        args += ["--faults", str(faults_file.resolve())]
+    return args
+
+
+def _last_error_line(log_path: Path) -> str:
+    try:
+        lines = [line.strip() for line in log_path.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return "the lab process exited before it was ready"
+    for line in reversed(lines):
+        if line.startswith("Error: "):
+            return line[len("Error: "):]
+    return lines[-1] if lines else "the lab process exited before it was ready"
+
+
+def _start_detached(settings: LabSettings, faults_file: Path | None) -> None:
+    state_dir = settings.state_dir
+    state_dir.mkdir(parents=True, exist_ok=True)
+    (state_dir / CONTROL_FILE).unlink(missing_ok=True)
+    log_path = state_dir / LOG_FILE
+    package_root = str(Path(__file__).resolve().parents[2])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+    with open(log_path, "ab") as log_file:
+        child = subprocess.Popen(
+            _child_args(settings, faults_file),
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=log_file,
+            start_new_session=True,  # the terminal's Ctrl-C must not reach the lab
+            env=env,
+        )
+    deadline = time.monotonic() + _DETACH_READY_SECONDS
+    while time.monotonic() < deadline:
+        code = child.poll()
+        if code is not None:
+            raise click.ClickException(_last_error_line(log_path))
+        info = read_control_file(state_dir)
+        if info is not None and info.get("pid") == child.pid:
+            click.echo(_summary(settings, info.get("control_port"), child.pid))
+            return
+        time.sleep(0.05)
+    child.terminate()
+    raise click.ClickException(f"the lab did not become ready within {_DETACH_READY_SECONDS:.0f}s; see {log_path}")
+
+
+@lab_group.command("down")
+@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_STATE_DIR,
+              show_default=True)
+def down_command(state_dir: Path) -> None:
+    """Stop the lab started from STATE_DIR (SIGTERM, wait, remove the pid file)."""
+    pid_file = state_dir / PID_FILE
+    if not pid_file.exists():
+        raise click.ClickException(f"no lab running from {state_dir} (no {PID_FILE})")
+    pid = _running_pid(state_dir)
+    if pid is None:
+        for name in (PID_FILE, CONTROL_FILE):
+            (state_dir / name).unlink(missing_ok=True)
+        click.echo(f"lab down: no lab process was running; removed stale files in {state_dir}")
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + _DOWN_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        raise click.ClickException(f"the lab (pid {pid}) did not stop within {_DOWN_WAIT_SECONDS:.0f}s")
+    for name in (PID_FILE, CONTROL_FILE):
+        (state_dir / name).unlink(missing_ok=True)
+    click.echo(f"lab down: stopped pid {pid}")
+
+
+# -- lab ctl ----------------------------------------------------------------------
+
+
+@lab_group.group("ctl")
+@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_STATE_DIR,
+              show_default=True)
+@click.pass_context
+def ctl_group(ctx: click.Context, state_dir: Path) -> None:
+    """Talk to a running lab's control API (prints JSON)."""
+    ctx.obj = state_dir
+
+
+def _ctl(ctx: click.Context, op: str, **args: Any) -> None:
+    try:
+        with control_for(ctx.obj) as control:
+            result = control.call(op, **args)
+    except (LabError, LabControlError) as exc:
+        raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot reach the lab control API: {exc}") from None
+    click.echo(json.dumps(result, indent=2))
+
+
+@ctl_group.command("now")
+@click.pass_context
+def ctl_now(ctx: click.Context) -> None:
+    """Print the lab clock."""
+    _ctl(ctx, "now")
+
+
+@ctl_group.command("step")
+@click.argument("seconds", type=click.FloatRange(min=0))
+@click.pass_context
+def ctl_step(ctx: click.Context, seconds: float) -> None:
+    """Move the lab clock forward by SECONDS."""
+    _ctl(ctx, "step", seconds=seconds)
+
+
+@ctl_group.command("fault")
+@click.argument("router")
+@click.argument("assignments", nargs=-1, required=True, metavar="FIELD=VALUE...")
+@click.pass_context
+def ctl_fault(ctx: click.Context, router: str, assignments: tuple[str, ...]) -> None:
+    """Set transport/model faults, e.g. `slow_seconds=2 vty_limit=1 refuse_connections=true`."""
+    changes: dict[str, Any] = {}
+    for item in assignments:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise click.ClickException(f"{item!r} is not FIELD=VALUE")
+        changes[name] = yaml.safe_load(value) if value else None
+    _ctl(ctx, "fault", router=router, set=changes)
+
+
+@ctl_group.command("reboot")
+@click.argument("router")
+@click.pass_context
+def ctl_reboot(ctx: click.Context, router: str) -> None:
+    """Reboot ROUTER (SAs, debugs, log buffer and its SSH sessions are gone)."""
+    _ctl(ctx, "reboot", router=router)
+
+
+@ctl_group.command("state")
+@click.argument("router")
+@click.pass_context
+def ctl_state(ctx: click.Context, router: str) -> None:
+    """Debug state, conditions, applets, logging settings and faults of ROUTER."""
+    _ctl(ctx, "state", router=router)
+
+
+@ctl_group.command("pairs")
+@click.pass_context
+def ctl_pairs(ctx: click.Context) -> None:
+    """Tunnels with both ends and their scenarios."""
+    _ctl(ctx, "pairs")
+
+
+@ctl_group.command("routers")
+@click.pass_context
+def ctl_routers(ctx: click.Context) -> None:
+    """Routers with their ports, platforms and syslog sources."""
+    _ctl(ctx, "routers")
+
+
+@ctl_group.command("config")
+@click.argument("router")
+@click.argument("lines", nargs=-1, required=True)
+@click.pass_context
+def ctl_config(ctx: click.Context, router: str, lines: tuple[str, ...]) -> None:
+    """Apply configuration LINES on ROUTER as if typed in `configure terminal`."""
+    _ctl(ctx, "config", router=router, lines=list(lines))
+
+
+__all__ = ["lab_group"]

@@ -1,0 +1,449 @@
+"""Run a whole lab: fleet, SSH listeners, ticker, syslog, control API, state files.
+
+Two ways in:
+- `serve(settings)`: the foreground process of `collector lab up`; runs until
+  SIGINT/SIGTERM, keeps a pid file and control.json in the state directory.
+- `running_lab(...)`: a context manager that runs the lab in a background thread
+  with its own event loop, for tests. Everything that touches the model runs on
+  that loop; use `RunningLab.call(fn, ...)` to run code there from a test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import json
+import logging
+import os
+import random
+import shutil
+import signal
+import tempfile
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from collector.lab.control import BadFault, ControlOps, ControlServer, LabControl, checked_faults
+from collector.lab.inventory_file import write_inventory
+from collector.lab.sshserver import PortInUseError, RouterListener, open_listeners
+from collector.lab.syslog import SyslogSender, parse_host_port
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ROUTERS = 6
+DEFAULT_BASE_PORT = 20001
+DEFAULT_STATE_DIR = Path(".lab")
+TICK_SECONDS = 0.1
+PID_FILE = "lab.pid"
+CONTROL_FILE = "control.json"
+INVENTORY_FILE = "inventory.yaml"
+# Random bases for tests stay below Linux's ephemeral range (32768+), where client
+# sockets would otherwise collide with our listeners.
+_RANDOM_PORT_RANGE = (10000, 32000)
+_PORT_ATTEMPTS = 25
+
+T = TypeVar("T")
+
+
+class LabError(Exception):
+    """A lab could not start; the message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class LabSettings:
+    routers: int = DEFAULT_ROUTERS
+    scenarios: tuple[str, ...] = ()
+    seed: int = 0
+    time_scale: float = 1.0
+    base_port: int | None = DEFAULT_BASE_PORT  # None: pick a free random range
+    control_port: int | None = None  # None: base_port - 1
+    syslog_to: tuple[str, int] | None = None
+    state_dir: Path = DEFAULT_STATE_DIR
+    inventory_out: Path | None = None  # None: <state_dir>/inventory.yaml
+    faults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    @property
+    def inventory_path(self) -> Path:
+        return self.inventory_out if self.inventory_out is not None else self.state_dir / INVENTORY_FILE
+
+
+def load_faults_file(path: Path) -> dict[str, dict[str, Any]]:
+    """`--faults FILE`: YAML mapping router -> {fault field: value}; checked again at start."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise LabError(f"{path}: cannot read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise LabError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise LabError(f"{path}: expected a mapping of router name -> {{fault: value}}")
+    return {str(k): dict(v) for k, v in data.items()}
+
+
+class LabRuntime:
+    """Everything of one running lab, on one asyncio loop."""
+
+    def __init__(self, settings: LabSettings):
+        self.settings = settings
+        self.fleet: Any = None
+        self.listeners: dict[str, RouterListener] = {}
+        self.ports: dict[str, int] = {}
+        self.control_port: int | None = None
+        self.syslog: SyslogSender | None = None
+        self._control: ControlServer | None = None
+        self._ticker: asyncio.Task[None] | None = None
+        self._stopped = asyncio.Event()
+
+    # -- start / stop ---------------------------------------------------------
+
+    async def start(self) -> None:
+        from collector.lab.fleet import Fleet  # the model; imported late so a broken model is a clean error
+
+        settings = self.settings
+        try:
+            self.fleet = Fleet.build(
+                settings.routers, list(settings.scenarios), seed=settings.seed, time_scale=settings.time_scale
+            )
+        except ValueError as exc:
+            raise LabError(str(exc)) from None
+        self._apply_initial_faults()
+        self.syslog = SyslogSender([settings.syslog_to] if settings.syslog_to else [])
+        try:
+            await self._bind()
+            self._ticker = asyncio.get_running_loop().create_task(self._tick_forever())
+            settings.state_dir.mkdir(parents=True, exist_ok=True)
+            write_inventory(self.fleet, self.ports, settings.inventory_path, seed=settings.seed)
+        except BaseException:
+            await self.stop()
+            raise
+
+    def _apply_initial_faults(self) -> None:
+        for name, changes in self.settings.faults.items():
+            router = self.fleet.routers.get(name)
+            if router is None:
+                raise LabError(f"faults: unknown router {name!r}")
+            try:
+                for key, value in checked_faults(router.faults, changes).items():
+                    setattr(router.faults, key, value)
+            except BadFault as exc:
+                raise LabError(f"faults: {name}: {exc}") from None
+
+    async def _bind(self) -> None:
+        settings = self.settings
+        names = list(self.fleet.routers)
+        if settings.base_port is not None:
+            await self._bind_at(settings.base_port, settings.control_port)
+            return
+        rng = random.Random()  # private: tests may seed the global generator
+        last: OSError | None = None
+        for _ in range(_PORT_ATTEMPTS):
+            base = rng.randrange(_RANDOM_PORT_RANGE[0], _RANDOM_PORT_RANGE[1] - len(names))
+            try:
+                await self._bind_at(base, None)
+                return
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:
+                    raise
+                last = exc
+        raise LabError(f"no free port range found for {len(names)} routers: {last}")
+
+    async def _bind_at(self, base_port: int, control_port: int | None) -> None:
+        names = list(self.fleet.routers)
+        top = base_port + len(names) - 1
+        if base_port < 1 or top > 65535:
+            raise LabError(f"ports {base_port}-{top} are outside 1-65535")
+        control_port = base_port - 1 if control_port is None else control_port
+        ports = {name: base_port + i for i, name in enumerate(names)}
+        if control_port in ports.values():
+            raise LabError(f"control port {control_port} collides with a router port")
+        control = ControlServer(
+            ControlOps(
+                self.fleet,
+                faults_changed=self._faults_changed,
+                rebooted=self._rebooted,
+                stepped=self.pump_syslog,
+                transport_state=self._transport_state,
+                ports=ports,
+            )
+        )
+        try:
+            await control.start(control_port)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise PortInUseError(control_port, "control API") from None
+            raise
+        try:
+            self.listeners = await open_listeners(
+                ((self.fleet.routers[name], port) for name, port in ports.items()),
+                seed=self.settings.seed,
+                before_command=self.fleet.tick,
+            )
+        except BaseException:
+            control.close()
+            raise
+        self._control = control
+        self.ports = ports
+        self.control_port = control.port
+
+    async def stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+            self._ticker = None
+        if self._control is not None:
+            self._control.close()
+            self._control = None
+        for listener in self.listeners.values():
+            listener.close()
+        self.listeners = {}
+        if self.syslog is not None:
+            self.syslog.close()
+        self._stopped.set()
+        await asyncio.sleep(0)  # let transports run their close callbacks
+
+    def request_stop(self) -> None:
+        self._stopped.set()
+
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()
+
+    # -- running --------------------------------------------------------------
+
+    async def _tick_forever(self) -> None:
+        while True:
+            try:
+                self.fleet.tick()
+                self.pump_syslog()
+            except Exception:  # keep the lab alive; the traceback goes to the lab log
+                log.exception("lab tick failed")
+            await asyncio.sleep(TICK_SECONDS)
+
+    def pump_syslog(self) -> None:
+        if self.syslog is not None:
+            self.syslog.pump(self.fleet.routers.values())
+
+    def _faults_changed(self, name: str) -> None:
+        listener = self.listeners.get(name)
+        if listener is not None:
+            listener.refresh()
+
+    def _rebooted(self, name: str) -> None:
+        listener = self.listeners.get(name)
+        if listener is not None:
+            listener.drop_sessions()
+
+    def _transport_state(self, name: str) -> Mapping[str, Any]:
+        listener = self.listeners.get(name)
+        state: dict[str, Any] = {"port": self.ports.get(name)}
+        if listener is not None:
+            state.update(vars(listener.stats()))
+        return state
+
+    def control_info(self) -> dict[str, Any]:
+        return {
+            "pid": os.getpid(),
+            "host": "127.0.0.1",
+            "control_port": self.control_port,
+            "ports": self.ports,
+            "inventory": str(self.settings.inventory_path.resolve()),
+            "seed": self.settings.seed,
+            "time_scale": self.settings.time_scale,
+        }
+
+
+# -- state files ---------------------------------------------------------------
+
+
+def _write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def read_control_file(state_dir: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((state_dir / CONTROL_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def control_for(state_dir: Path) -> LabControl:
+    """A client for the lab whose control.json is in `state_dir`."""
+    info = read_control_file(state_dir)
+    if info is None:
+        raise LabError(f"no running lab in {state_dir} (no {CONTROL_FILE})")
+    return LabControl(info.get("host", "127.0.0.1"), int(info["control_port"]))
+
+
+def remove_state_files(state_dir: Path) -> None:
+    """Remove pid file and control.json, but only if they belong to this process."""
+    pid_file = state_dir / PID_FILE
+    try:
+        owner = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        owner = None
+    if owner is not None and owner != os.getpid():
+        return  # another lab took over this state directory
+    for path in (state_dir / CONTROL_FILE, pid_file):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+# -- foreground process ----------------------------------------------------------
+
+
+def serve(settings: LabSettings, on_ready: Callable[[LabRuntime], None] | None = None) -> None:
+    """Run the lab in this process until SIGINT/SIGTERM (the body of `lab up`)."""
+
+    async def main() -> None:
+        runtime = LabRuntime(settings)
+        await runtime.start()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, runtime.request_stop)
+        state_dir = settings.state_dir
+        pid_file = state_dir / PID_FILE
+        control_file = state_dir / CONTROL_FILE
+        try:
+            pid_file.write_text(f"{os.getpid()}\n")
+            # control.json last: its presence tells `lab up --detach` the lab accepts connections.
+            _write_json_atomic(control_file, runtime.control_info())
+            if on_ready is not None:
+                on_ready(runtime)
+            await runtime.wait_stopped()
+        finally:
+            await runtime.stop()
+            remove_state_files(state_dir)
+
+    asyncio.run(main())
+
+
+# -- background thread for tests ---------------------------------------------------
+
+
+@dataclass
+class RunningLab:
+    """Handle on a lab running in a background thread (see `running_lab`)."""
+
+    fleet: Any
+    inventory_path: Path
+    control: LabControl
+    ports: dict[str, int]
+    control_port: int
+    state_dir: Path
+    settings: LabSettings
+    _loop: asyncio.AbstractEventLoop
+    _runtime: LabRuntime
+
+    def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run `fn` on the lab's loop (the model is not thread-safe) and return its result."""
+        done: Future[T] = Future()
+
+        def run() -> None:
+            try:
+                done.set_result(fn(*args, **kwargs))
+            except BaseException as exc:
+                done.set_exception(exc)
+
+        self._loop.call_soon_threadsafe(run)
+        return done.result(timeout=60)
+
+    def port(self, router: str) -> int:
+        return self.ports[router]
+
+    @property
+    def routers(self) -> list[str]:
+        return list(self.ports)
+
+    def listener_stats(self, router: str) -> Any:
+        return self.call(lambda: self._runtime.listeners[router].stats())
+
+
+@contextlib.contextmanager
+def running_lab(
+    routers: int = DEFAULT_ROUTERS,
+    scenarios: Sequence[str] = (),
+    time_scale: float = 1.0,
+    base_port: int | None = None,
+    seed: int = 0,
+    syslog_to: str | tuple[str, int] | None = None,
+    state_dir: str | Path | None = None,
+    faults: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Iterator[RunningLab]:
+    """Run a lab in a background thread for the duration of the `with` block."""
+    own_dir = state_dir is None
+    directory = Path(tempfile.mkdtemp(prefix="collector-lab-")) if own_dir else Path(state_dir)
+    if isinstance(syslog_to, str):
+        syslog_to = parse_host_port(syslog_to)
+    settings = LabSettings(
+        routers=routers,
+        scenarios=tuple(scenarios),
+        seed=seed,
+        time_scale=time_scale,
+        base_port=base_port,
+        syslog_to=syslog_to,
+        state_dir=directory,
+        faults=dict(faults or {}),
+    )
+    loop = asyncio.new_event_loop()
+    runtime = LabRuntime(settings)
+    started: Future[None] = Future()
+
+    def run_loop() -> None:
+        asyncio.set_event_loop(loop)
+
+        async def start() -> None:
+            try:
+                await runtime.start()
+            except BaseException as exc:
+                started.set_exception(exc)
+                raise
+            started.set_result(None)
+
+        try:
+            loop.run_until_complete(start())
+        except BaseException:
+            loop.close()
+            return
+        loop.run_forever()
+        loop.run_until_complete(runtime.stop())
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+    thread = threading.Thread(target=run_loop, name="collector-lab", daemon=True)
+    thread.start()
+    try:
+        started.result(timeout=120)
+        control = LabControl("127.0.0.1", runtime.control_port or 0)
+        handle = RunningLab(
+            fleet=runtime.fleet,
+            inventory_path=settings.inventory_path,
+            control=control,
+            ports=dict(runtime.ports),
+            control_port=runtime.control_port or 0,
+            state_dir=directory,
+            settings=replace(settings, base_port=min(runtime.ports.values(), default=None)),
+            _loop=loop,
+            _runtime=runtime,
+        )
+        try:
+            yield handle
+        finally:
+            control.close()
+            loop.call_soon_threadsafe(loop.stop)
+    finally:
+        thread.join(timeout=30)
+        if own_dir:
+            shutil.rmtree(directory, ignore_errors=True)
+
