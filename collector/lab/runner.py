@@ -362,6 +362,18 @@ class RunningLab:
     def port(self, router: str) -> int:
         return self.ports[router]
 
+    def connect_params(self, router: str, device_type: str | None = None) -> dict[str, Any]:
+        """Keyword arguments for netmiko's ConnectHandler to reach `router`."""
+        model = self.fleet.routers[router]
+        return {
+            "device_type": device_type or model.platform,
+            "host": "127.0.0.1",
+            "port": self.ports[router],
+            "username": model.username,
+            "password": model.password,
+            "secret": model.enable_secret,
+        }
+
     @property
     def routers(self) -> list[str]:
         return list(self.ports)

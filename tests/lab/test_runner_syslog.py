@@ -1,0 +1,129 @@
+"""Syslog sender: RFC 3164 framing, loopback-only destinations, per-router source address."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+
+import pytest
+
+from collector.lab.syslog import (
+    NonLoopbackDestination,
+    SyslogSender,
+    loopback_destination,
+    parse_host_port,
+    rfc3164_packet,
+    severity_of,
+)
+
+INV_SPI = (
+    "123: *Nov 27 10:41:07.123: %CRYPTO-4-RECVD_PKT_INV_SPI: decaps: rec'd IPSEC packet has invalid spi for "
+    "destaddr=192.0.2.1, prot=50, spi=0x68842105(1753489669), srcaddr=192.0.2.2, input interface=GigabitEthernet1"
+)
+
+
+@pytest.mark.parametrize(
+    ("line", "severity"),
+    [
+        (INV_SPI, 4),
+        ("5: *Nov 27 10:41:07.123: %SYS-5-CONFIG_I: Configured from console by lab on vty0", 5),
+        ("*Nov 27 10:41:07.123: %LINEPROTO-5-UPDOWN: Line protocol on Interface Tunnel1, changed state to up", 5),
+        ("*Nov 27 10:41:07.123: %IOSXE-3-PLATFORM: R0/0: cpp_cp: QFP:0.0 Thread:000 %IPSEC-3-RECVD_PKT_NOT_IPSEC: x", 3),
+        ("*Nov 27 10:41:07.123: ISAKMP-ERROR: (0):ignoring request to send delete notify (no ISAKMP sa)", 7),
+    ],
+)
+def test_severity_comes_from_the_ios_tag(line: str, severity: int) -> None:
+    assert severity_of(line) == severity
+
+
+def test_packet_is_pri_then_the_ios_line() -> None:
+    # local7 (23) * 8 + severity 4
+    assert rfc3164_packet(INV_SPI) == b"<188>" + INV_SPI.encode()
+    assert rfc3164_packet("ISAKMP: (0):x").startswith(b"<191>ISAKMP")
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.20.0.5", "::1", "[::1]", "localhost"])
+def test_loopback_destinations_are_accepted(host: str) -> None:
+    address, port = loopback_destination(host, 514)
+    assert port == 514
+    assert address in ("127.0.0.1", "127.20.0.5", "::1")
+
+
+@pytest.mark.parametrize("host", ["10.0.0.5", "192.0.2.1", "8.8.8.8", "::2", "syslog.example.com", "0.0.0.0"])
+def test_other_destinations_are_refused(host: str) -> None:
+    with pytest.raises(NonLoopbackDestination):
+        loopback_destination(host, 514)
+
+
+def test_host_port_parsing() -> None:
+    assert parse_host_port("127.0.0.1:5514") == ("127.0.0.1", 5514)
+    assert parse_host_port("[::1]:5514") == ("::1", 5514)
+    for bad in ("127.0.0.1", "127.0.0.1:port", ":514", "10.1.1.1:514", "127.0.0.1:70000"):
+        with pytest.raises(NonLoopbackDestination):
+            parse_host_port(bad)
+
+
+@dataclass
+class _Router:
+    """Just the syslog face of a router, to test the sender without a fleet."""
+
+    name: str
+    syslog_source: str
+    lines: list[str] = field(default_factory=list)
+    targets: list[tuple[str, int]] = field(default_factory=list)
+
+    def drain_syslog(self) -> list[str]:
+        lines, self.lines = self.lines, []
+        return lines
+
+    def syslog_targets(self) -> list[tuple[str, int]]:
+        return list(self.targets)
+
+
+@pytest.fixture
+def receiver() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(5)
+    yield sock
+    sock.close()
+
+
+def test_each_router_sends_from_its_own_loopback_address(receiver: socket.socket) -> None:
+    dest = receiver.getsockname()
+    hub = _Router("hub1", "127.20.0.1", [INV_SPI])
+    spoke = _Router("spoke1", "127.20.0.2", ["7: *Nov 27 10:41:08.000: %SYS-5-CONFIG_I: Configured"], [dest])
+    sender = SyslogSender([dest])
+    try:
+        assert sender.pump([hub, spoke]) == 2
+        got = sorted(receiver.recvfrom(4096) for _ in range(2))
+    finally:
+        sender.close()
+    # spoke1 lists the same target as --syslog-to: one datagram, not two
+    assert [(data, addr[0]) for data, addr in got] == sorted(
+        [(b"<188>" + INV_SPI.encode(), "127.20.0.1"), (b"<189>7: *Nov 27 10:41:08.000: %SYS-5-CONFIG_I: Configured", "127.20.0.2")]
+    )
+    receiver.settimeout(0.2)
+    with pytest.raises(socket.timeout):
+        receiver.recvfrom(4096)
+
+
+def test_router_targets_off_loopback_are_skipped(receiver: socket.socket) -> None:
+    router = _Router("hub1", "127.20.0.9", [INV_SPI], [("10.0.0.5", 514), receiver.getsockname()])
+    sender = SyslogSender()
+    try:
+        sender.pump([router])
+        data, addr = receiver.recvfrom(4096)
+    finally:
+        sender.close()
+    assert addr[0] == "127.20.0.9" and data.endswith(INV_SPI.encode())
+    assert sender.sent == 1
+
+
+def test_sender_refuses_a_non_loopback_lab_target() -> None:
+    with pytest.raises(NonLoopbackDestination):
+        SyslogSender([("192.0.2.10", 514)])
+    sender = SyslogSender()
+    with pytest.raises(NonLoopbackDestination):
+        sender.send("127.20.0.1", INV_SPI, [("198.51.100.7", 514)])
+    sender.close()
