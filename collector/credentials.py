@@ -136,10 +136,7 @@ def _keyring_lookup(service: str, user: str) -> str | None:
             f"no usable keyring backend ({type(backend).__module__}.{type(backend).__name__}); "
             "configure one (e.g. Secret Service, or keyrings.alt) or use ${ENV_VAR}"
         )
-    try:
-        return keyring.get_password(service, user)
-    except Exception as exc:  # backends raise their own types (dbus, locked keychain, ...)
-        raise CredentialError(f"keyring lookup failed: {type(exc).__name__}: {_one_line(str(exc))}") from None
+    return keyring.get_password(service, user)
 
 
 def _terminal_prompt(message: str, hidden: bool) -> str:
@@ -191,7 +188,12 @@ class CredentialResolver:
         if ref.kind == "keyring":
             key = (ref.service, ref.user)
             if key not in self._keyring:
-                found = self._keyring_lookup(ref.service, ref.user)
+                try:
+                    found = self._keyring_lookup(ref.service, ref.user)
+                except CredentialError:
+                    raise
+                except Exception as exc:  # backends raise their own types (dbus, locked keychain, ...)
+                    raise CredentialError(f"keyring lookup failed: {type(exc).__name__}: {_one_line(str(exc))}") from None
                 if found is None:
                     raise CredentialError(f"no keyring entry for service {ref.service!r} user {ref.user!r}")
                 self._keyring[key] = found
