@@ -1,0 +1,585 @@
+"""IOS / IOS-XE log lines: `show logging` records, syslog datagrams, the invalid-SPI message.
+
+This is the hot path of the detector (a `show logging` buffer with crypto debugs on holds
+hundreds of thousands of lines), so it is plain `re` with one anchored match per line and
+a substring pre-check before the expensive patterns; no TextFSM here.
+
+Every timestamp prefix of domain.md §2.1 is accepted: `<PRI>`, the `NNNNNN:` sequence
+number, `*`/`.` (clock not authoritative), month-day with or without year and msec, a time
+zone, the doubled `: :` of IOS-XE 17, a hostname before `%`, uptime stamps, or no stamp.
+
+Values taken from a line can end up in router commands (`debug crypto condition peer ...`),
+so `parse_invalid_spi` validates strictly and returns None for anything doubtful; nothing
+in this module raises on bad input.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, timezone
+from ipaddress import IPv4Address, IPv6Address, ip_address
+
+from collector.detect.events import Flow, InvalidSpiEvent
+
+# Longest physical line handed to the regexes. Real log records are far shorter; a cap
+# keeps a hostile or corrupt input from costing more than a bounded amount of work.
+MAX_LINE_CHARS = 16_384
+# The invalid-SPI record is ~250 characters even with every prefix; anything much longer
+# is not one.
+MAX_INV_SPI_LINE_CHARS = 1_024
+# Syslog over UDP: RFC 3164 says 1024 bytes, RFC 5424 receivers must take 480 and should
+# take 2048; 8 KiB leaves room for relays without accepting junk of any size.
+MAX_DATAGRAM_BYTES = 8_192
+
+_MONTHS = {m: i for i, m in enumerate(
+    ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), start=1)}
+
+# Mnemonic: FACILITY-SEVERITY-NAME; facilities may contain '-' or '_' (IOSXE_OIR, CRYPTO_ENGINE).
+_MNEMONIC = r"%(?P<mn>[A-Za-z0-9_]+(?:-[A-Za-z0-9_]+)*?-[0-7]-[A-Za-z0-9_]+):\s?"
+# `logging origin-id` / syslog-server style hostname, only when a %MNEMONIC follows.
+_HOST = r"(?:(?P<host>[A-Za-z0-9][A-Za-z0-9._-]{0,252}) +(?=%))?"
+_PRI_SEQ = r"(?:<(?P<pri>\d{1,3})>)?(?:(?P<seq>\d{1,12}):\s*)?"
+
+# A record that carries a time stamp: anything may follow it (debug output has no mnemonic).
+_STAMPED = re.compile(
+    _PRI_SEQ
+    + r"(?P<flag>[*.])?"
+    r"(?P<ts>"
+    r"(?P<mon>Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +(?P<day>\d{1,2})"
+    r"(?: +(?P<year>\d{4}))?"
+    r" +(?P<hh>\d{1,2}):(?P<mi>\d\d):(?P<ss>\d\d)(?:\.(?P<frac>\d{1,6}))?"
+    r"(?: +(?P<tz>[A-Za-z][A-Za-z0-9_+-]{0,15}))?"
+    # `service timestamps log uptime`: hh:mm:ss under a day, then 1d02h / 2w3d / 1y2w
+    r"|(?P<up>\d{1,2}:\d\d:\d\d|\d{1,4}[ywd]\d{1,2}[wdh])"
+    r")"
+    r":\s*(?::\s*)?"  # ': ' and the doubled ': :' of IOS-XE 17 with show-timezone
+    + _HOST
+    + r"(?:" + _MNEMONIC + r")?"
+    r"(?P<msg>.*)",
+    re.S,
+)
+
+# Debug families that print without a time stamp when `service timestamps debug` is off.
+_DEBUG_TAG = (
+    r"(?:ISAKMP(?:-[A-Z]+)?\s*[:(]|IPSEC(?:-[A-Z]+)?[(:]|IKEv2(?:-[A-Z]+)?[:(]|IKEV2[-:(]"
+    r"|Crypto mapdb|CRYPTO(?:_[A-Z]+)*(?:-[A-Z]+)?:|CryptoEngine|crypto_engine)"
+)
+# A record without a time stamp: only a %MNEMONIC or a known debug family make it one;
+# anything else is a wrapped fragment or a continuation line.
+_UNSTAMPED = re.compile(
+    _PRI_SEQ + _HOST + r"(?:" + _MNEMONIC + r"(?P<msg>.*)|(?P<dbg>" + _DEBUG_TAG + r".*))",
+    re.S,
+)
+
+_INV_SPI_TAG = "RECVD_PKT_INV_SPI"
+_INV_SPI_BODY = re.compile(
+    r"decaps:\s*rec'?d IPSEC packet has invalid spi for\s*"
+    r"destaddr=\s*(?P<dst>[0-9A-Fa-f:.]{2,45})\s*,\s*"
+    r"prot=\s*(?P<prot>\d{1,3})\s*,\s*"
+    r"spi=\s*0x(?P<hex>[0-9A-Fa-f]{1,8})\s*\(\s*(?P<dec>\d{1,10})\s*\)\s*,\s*"
+    r"srcaddr=\s*(?P<src>[0-9A-Fa-f:.]{2,45})"
+    r"(?:\s*,\s*input interface=\s*(?P<ifc>[A-Za-z][A-Za-z0-9/._:-]{0,63}))?"
+    r"\s*",  # fullmatch: nothing may trail the last field
+)
+_INV_SPI_MARK = re.compile(r"%CRYPTO-4-RECVD_PKT_INV_SPI:\s?")
+
+_DELETE_NOTIFY_TAG = "ignoring request to send delete notify"
+_DELETE_NOTIFY = re.compile(
+    r"ISAKMP(?:-ERROR)?:\s*(?:\((?P<conn>\d{1,10})\):\s*)?"
+    r"ignoring request to send delete notify \(no ISAKMP sa\) "
+    r"src (?P<src>[0-9A-Fa-f:.]{2,45}) dst (?P<dst>[0-9A-Fa-f:.]{2,45}) "
+    r"for SPI 0x(?P<spi>[0-9A-Fa-f]{1,8})\s*$"
+)
+
+_LOG_BUFFER = "Log Buffer ("
+_ESP, _AH = 50, 51
+_SPI_MAX = 0xFFFFFFFF
+# How far past "now" a year-less stamp may fall before it is taken as last year's
+# (covers time-zone differences between router and agent and small clock errors).
+_FUTURE_SLACK = timedelta(days=2)
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    """One log record. `timestamp` is the router's wall clock as printed (naive; the
+    printed zone, if any, is in `tz`); None for uptime stamps or no stamp at all."""
+
+    raw: str  # verbatim; multi-line debug records keep their lines joined by "\n"
+    seq: int | None
+    timestamp: datetime | None
+    timestamp_text: str | None  # as printed, without the `*`/`.` flag, e.g. "Jan 8 15:00:23.723 EDT"
+    authoritative: bool  # False when `*` or `.` marks the clock as not authoritative, or no stamp
+    tz: str | None
+    hostname: str | None
+    pri: int | None
+    mnemonic: str | None  # "CRYPTO-4-RECVD_PKT_INV_SPI"; None for debug output
+    message: str  # text after the mnemonic (or the debug text); continuation lines joined by " "
+
+    @property
+    def severity(self) -> int | None:
+        """Severity digit of the mnemonic (0 emergencies .. 7 debugging)."""
+        if self.mnemonic is None:
+            return None
+        parts = self.mnemonic.rsplit("-", 2)
+        return int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else None
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteNotifyIgnored:
+    """`ignoring request to send delete notify (no ISAKMP sa)`: the receiver had no IKE SA to
+    tell the sender about the unknown SPI, so no recovery happened (domain.md §2.1)."""
+
+    src: IPv4Address | IPv6Address  # the router that printed it (would have sent the notify)
+    dst: IPv4Address | IPv6Address  # the peer the notify was meant for
+    spi: int
+    conn_id: int | None  # the `(0)` IKE connection tag of the IOS-XE form
+    timestamp: datetime | None
+    raw: str
+
+
+# --------------------------------------------------------------------------- single lines
+
+
+def parse_log_line(line: str, *, year: int | None = None) -> LogLine | None:
+    """Parse one physical log line; None for continuation lines (leading white space),
+    wrapped fragments and anything else that is not the start of a log record.
+
+    The IOS stamp has no year unless `service timestamps ... year` is set: it is taken from
+    `year`, or, when `year` is None, from the current UTC date (a stamp that would lie in
+    the future, e.g. `Dec 31` read on Jan 1, is last year's)."""
+    try:
+        if year is None:
+            now = datetime.now(timezone.utc).replace(tzinfo=None)
+            record = _parse(line, now.year)
+            return _roll_back_if_future(record, now) if record is not None else None
+        return _parse(line, year)
+    except Exception:  # noqa: BLE001 - a parser of untrusted text never raises
+        return None
+
+
+def _parse(line: str, year: int) -> LogLine | None:
+    """The hot path: one anchored regex (two for unstamped lines), no allocations beyond
+    the result."""
+    if not line or len(line) > MAX_LINE_CHARS:
+        return None
+    if line[-1] in "\r\n":
+        line = line.rstrip("\r\n")
+        if not line:
+            return None
+    if line[0] in " \t":
+        return None  # continuation of the previous record
+    m = _STAMPED.match(line)
+    if m is not None:
+        pri, seq, flag, ts_text, mon, day, y, hh, mi, ss, frac, tz, _up, host, mn, msg = m.groups()
+        if pri is not None:
+            pri = int(pri)
+            if pri > 191:
+                return None
+        if mon is not None:
+            try:
+                ts = datetime(
+                    int(y) if y is not None else year, _MONTHS[mon], int(day), int(hh), int(mi), int(ss),
+                    int(frac.ljust(6, "0")) if frac is not None else 0,
+                )
+            except ValueError:  # Feb 30, 25:00:00 ...: keep the record, drop the stamp
+                ts = None
+        else:
+            ts = None
+        return _new_logline(line, int(seq) if seq is not None else None, ts, ts_text, flag is None, tz,
+                            host, pri, mn, msg)
+    m = _UNSTAMPED.match(line)
+    if m is None:
+        return None
+    pri, seq, host, mn, msg, dbg = m.groups()
+    if pri is not None:
+        pri = int(pri)
+        if pri > 191:
+            return None
+    return _new_logline(line, int(seq) if seq is not None else None, None, None, False, None,
+                        host, pri, mn, dbg if dbg is not None else msg)
+
+
+# A frozen dataclass's generated __init__ goes through object.__setattr__ once per field,
+# which is the largest single cost per line on the hot path. Writing the slots through
+# their member descriptors builds the identical object in half the time.
+_LOGLINE_SETTERS = tuple(getattr(LogLine, name).__set__ for name in (
+    "raw", "seq", "timestamp", "timestamp_text", "authoritative", "tz", "hostname", "pri", "mnemonic", "message"))
+
+
+def _new_logline(raw: str, seq: int | None, timestamp: datetime | None, timestamp_text: str | None,
+                 authoritative: bool, tz: str | None, hostname: str | None, pri: int | None,
+                 mnemonic: str | None, message: str) -> LogLine:
+    obj = object.__new__(LogLine)
+    s_raw, s_seq, s_ts, s_text, s_auth, s_tz, s_host, s_pri, s_mn, s_msg = _LOGLINE_SETTERS
+    s_raw(obj, raw)
+    s_seq(obj, seq)
+    s_ts(obj, timestamp)
+    s_text(obj, timestamp_text)
+    s_auth(obj, authoritative)
+    s_tz(obj, tz)
+    s_host(obj, hostname)
+    s_pri(obj, pri)
+    s_mn(obj, mnemonic)
+    s_msg(obj, message)
+    return obj
+
+
+def _year_printed(record: LogLine) -> bool:
+    text = record.timestamp_text or ""
+    return any(len(tok) == 4 and tok.isdigit() for tok in text.split())
+
+
+def _roll_back_if_future(record: LogLine, now: datetime) -> LogLine:
+    ts = record.timestamp
+    if ts is None or ts <= now + _FUTURE_SLACK or _year_printed(record):
+        return record
+    return replace(record, timestamp=_with_year(ts, ts.year - 1))
+
+
+def _with_year(ts: datetime, year: int) -> datetime | None:
+    try:
+        return ts.replace(year=year)
+    except ValueError:  # Feb 29 in a non-leap year
+        return None
+
+
+# --------------------------------------------------------------------------- show logging
+
+
+def iter_log_records(show_logging_text: str, *, year: int | None = None) -> Iterator[LogLine]:
+    """The log records of a `show logging` output, oldest first.
+
+    Skips the header (everything up to `Log Buffer (N bytes):` when present) and lines that
+    do not start a record where no record is open (the truncated first fragment of a wrapped
+    buffer). Indented lines, and unindented lines that are not a record start (IOS-XE debug
+    continuations such as `bring down existing phase 1 and 2 SA's ...`), are joined onto the
+    open record: `raw` keeps them with "\\n", `message` with a single space.
+
+    `year` is the year of the newest records (default: the current UTC year; newest stamps
+    that would lie in the future move to last year). Walking back, a month that jumps
+    forward (Jan -> Dec) crosses a new year, so older records get the year before."""
+    if not show_logging_text:
+        return iter(())
+    try:
+        return iter(_collect_records(show_logging_text, year))
+    except Exception:  # noqa: BLE001 - never raise on device text
+        return iter(())
+
+
+def _collect_records(text: str, year: int | None) -> list[LogLine]:
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    base_year = year if year is not None else now.year
+
+    lines = text.splitlines()
+    start, indent = _buffer_start(text, lines)
+    parse = _parse
+    records: list[LogLine] = []
+    open_record: LogLine | None = None
+    extra: list[str] = []
+    rollover = False
+    last_month = 0
+
+    for i in range(start, len(lines)):
+        line = lines[i]
+        if not line or line.isspace():
+            continue
+        if indent:
+            # The whole capture is indented (some tools do that): judge indentation relative
+            # to the `Log Buffer` line.
+            stripped = line.lstrip()
+            if len(line) - len(stripped) <= indent:
+                line = stripped
+        record = parse(line, base_year) if line[0] not in " \t" else None
+        if record is None:
+            if open_record is not None:
+                extra.append(line)
+            continue
+        if open_record is not None:
+            records.append(_join(open_record, extra) if extra else open_record)
+            extra = []
+        open_record = record
+        ts = record.timestamp
+        if ts is not None:
+            if ts.month < last_month - 5:  # Dec -> Jan going forward in the buffer
+                rollover = True
+            last_month = ts.month
+    if open_record is not None:
+        records.append(_join(open_record, extra) if extra else open_record)
+
+    newest = next((r.timestamp for r in reversed(records) if r.timestamp is not None), None)
+    shift_all = year is None and newest is not None and newest > now + _FUTURE_SLACK
+    if rollover or shift_all:
+        _fix_years(records, shift_all)
+    return records
+
+
+def _buffer_start(text: str, lines: list[str]) -> tuple[int, int]:
+    """Index of the first line after the `Log Buffer (N bytes):` header (0 if there is no
+    header) and that header's indentation."""
+    pos = text.find(_LOG_BUFFER)
+    if pos < 0:
+        return 0, 0
+    # Count the lines before the header without scanning every line with a regex.
+    before = text.count("\n", 0, pos)
+    # splitlines also splits on \r and other separators; fall back to a scan if they differ.
+    if before < len(lines) and _LOG_BUFFER in lines[before]:
+        header = lines[before]
+    else:
+        before = next((i for i, ln in enumerate(lines) if _LOG_BUFFER in ln), 0)
+        header = lines[before]
+    return before + 1, len(header) - len(header.lstrip())
+
+
+def _join(record: LogLine, extra: list[str]) -> LogLine:
+    return replace(
+        record,
+        raw=record.raw + "\n" + "\n".join(extra),
+        message=" ".join([record.message.rstrip(), *(part.strip() for part in extra)]).strip(),
+    )
+
+
+def _fix_years(records: list[LogLine], shift_all: bool) -> None:
+    """Walk from newest to oldest; each Jan -> Dec step backwards is one year earlier."""
+    offset = -1 if shift_all else 0
+    next_month: int | None = None
+    for i in range(len(records) - 1, -1, -1):
+        record = records[i]
+        ts = record.timestamp
+        if ts is None or _year_printed(record):
+            continue
+        if next_month is not None and ts.month > next_month + 5:
+            offset -= 1
+        next_month = ts.month
+        if offset:
+            records[i] = replace(record, timestamp=_with_year(ts, ts.year + offset))
+
+
+# --------------------------------------------------------------------------- invalid SPI
+
+
+def parse_invalid_spi(
+    line: str, *, router: str, source: str, received_at: datetime, year: int | None = None
+) -> InvalidSpiEvent | None:
+    """A validated `%CRYPTO-4-RECVD_PKT_INV_SPI` event, or None.
+
+    Accepts a `show logging` line or a syslog datagram text (`<PRI>...`). The body must be
+    exactly the IOS message (nothing may trail `srcaddr=` / `input interface=`); addresses
+    must be valid IPv4/IPv6 unicast of one family, prot 50 (ESP) or 51 (AH), and the SPI's
+    hex and decimal forms must agree and fit 32 bits (SPI 0 is invalid in ESP/AH)."""
+    try:
+        return _invalid_spi(line, router, source, received_at, year)
+    except Exception:  # noqa: BLE001 - validation failures of any kind mean "not an event"
+        return None
+
+
+def _invalid_spi(
+    line: str, router: str, source: str, received_at: datetime, year: int | None
+) -> InvalidSpiEvent | None:
+    if not isinstance(line, str) or _INV_SPI_TAG not in line:
+        return None
+    line = line.rstrip("\r\n")
+    if len(line) > MAX_INV_SPI_LINE_CHARS:
+        return None
+    if year is None:
+        ref = received_at.astimezone(timezone.utc).replace(tzinfo=None) if received_at.tzinfo else received_at
+        record = _parse_any(line, ref.year)
+        if record is not None:
+            record = _roll_back_if_future(record, ref)
+    else:
+        record = _parse_any(line, year)
+
+    if record is not None and record.mnemonic == "CRYPTO-4-RECVD_PKT_INV_SPI":
+        body = record.message
+    else:
+        # An unknown prefix (a relay's header, an origin-id we do not know): the body is
+        # still validated strictly below, the prefix just gives no time or sequence.
+        mark = _INV_SPI_MARK.search(line)
+        if mark is None:
+            return None
+        body, record = line[mark.end():], None
+    m = _INV_SPI_BODY.fullmatch(body)
+    if m is None:
+        return None
+    prot = int(m.group("prot"))
+    if prot not in (_ESP, _AH):
+        return None
+    spi = int(m.group("hex"), 16)
+    if spi != int(m.group("dec")) or not 0 < spi <= _SPI_MAX:
+        return None
+    src = _unicast(m.group("src"))
+    dst = _unicast(m.group("dst"))
+    if src is None or dst is None or src.version != dst.version:
+        return None
+    return InvalidSpiEvent(
+        flow=Flow(router=router, src=src, dst=dst, spi=spi, prot=prot),
+        raw=line,
+        device_time=record.timestamp if record is not None else None,
+        seq=record.seq if record is not None else None,
+        interface=m.group("ifc"),
+        source=source,
+        received_at=received_at,
+    )
+
+
+def _parse_any(line: str, year: int) -> LogLine | None:
+    if line.startswith("<"):
+        return _parse_datagram_text(line, year)
+    return _parse(line, year)
+
+
+def _unicast(text: str) -> IPv4Address | IPv6Address | None:
+    try:
+        addr = ip_address(text)
+    except ValueError:
+        return None
+    if addr.is_unspecified or addr.is_multicast:
+        return None
+    if isinstance(addr, IPv4Address) and addr == IPv4Address("255.255.255.255"):
+        return None
+    return addr
+
+
+# --------------------------------------------------------------------------- delete notify
+
+
+def parse_delete_notify_ignored(line: str, *, year: int | None = None) -> DeleteNotifyIgnored | None:
+    """The `ignoring request to send delete notify (no ISAKMP sa) src A dst B for SPI 0x..`
+    debug line, IOS (`ISAKMP: ignoring ...`) and IOS-XE (`ISAKMP-ERROR: (0):ignoring ...`)
+    forms, with or without a time stamp; None otherwise."""
+    try:
+        if not isinstance(line, str) or _DELETE_NOTIFY_TAG not in line or len(line) > MAX_INV_SPI_LINE_CHARS:
+            return None
+        line = line.rstrip("\r\n")
+        record = parse_log_line(line, year=year)
+        body = record.message if record is not None else line
+        m = _DELETE_NOTIFY.search(body)
+        if m is None:
+            return None
+        src, dst = _unicast(m.group("src")), _unicast(m.group("dst"))
+        spi = int(m.group("spi"), 16)
+        if src is None or dst is None or src.version != dst.version or not 0 < spi <= _SPI_MAX:
+            return None
+        conn = m.group("conn")
+        return DeleteNotifyIgnored(
+            src=src, dst=dst, spi=spi, conn_id=int(conn) if conn is not None else None,
+            timestamp=record.timestamp if record is not None else None, raw=line,
+        )
+    except Exception:  # noqa: BLE001
+        return None
+
+
+# --------------------------------------------------------------------------- syslog datagrams
+
+_PRI = re.compile(r"<(\d{1,3})>")
+# RFC 5424: VERSION TIMESTAMP HOSTNAME APP-NAME PROCID MSGID STRUCTURED-DATA [MSG]
+_RFC5424 = re.compile(
+    r"1 (?P<ts>\S{1,64}) (?P<host>\S{1,255}) (?P<app>\S{1,48}) (?P<proc>\S{1,128}) (?P<msgid>\S{1,32}) "
+    r"(?P<sd>-|(?:\[(?:[^\]\\]|\\.)*\])+)(?: (?P<msg>.*))?",
+    re.S,
+)
+# RFC 3164 header written by a relay or a non-IOS sender: "Mmm dd hh:mm:ss HOST " (a space,
+# not the colon IOS puts after its own stamp).
+_BSD_HEADER = re.compile(
+    r"(?P<mon>Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +(?P<day>\d{1,2}) "
+    r"(?P<hh>\d\d):(?P<mi>\d\d):(?P<ss>\d\d) (?P<host>[A-Za-z0-9][A-Za-z0-9._:-]{0,254}) "
+)
+# C0 controls (except TAB) and DEL: a text protocol line never carries them.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def parse_syslog_datagram(data: bytes) -> LogLine | None:
+    """One syslog datagram (RFC 3164 as IOS sends it, RFC 3164 with a relay header, or RFC
+    5424) as a LogLine; None for empty, oversized, binary or malformed input. Never raises."""
+    try:
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            return None
+        raw = bytes(data)
+        if not raw or len(raw) > MAX_DATAGRAM_BYTES:
+            return None
+        text = raw.decode("utf-8", errors="replace").rstrip("\r\n\x00")
+        if text.startswith("\ufeff"):
+            text = text[1:]
+        if not text or _CONTROL.search(text) or "\ufffd" in text:
+            return None
+        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        record = _parse_datagram_text(text, now.year)
+        return _roll_back_if_future(record, now) if record is not None else None
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _parse_datagram_text(text: str, year: int) -> LogLine | None:
+    m = _PRI.match(text)
+    if m is None:
+        return _parse(text, year)  # a relay that stripped the PRI
+    pri = int(m.group(1))
+    if pri > 191:
+        return None
+    rest = text[m.end():]
+
+    m5 = _RFC5424.fullmatch(rest) if rest.startswith("1 ") else None
+    if m5 is not None:
+        return _from_rfc5424(text, pri, m5, year)
+
+    # IOS's own form first: "<189>91: *Oct  7 03:10:04.123: %..." or "<189>Oct  7 03:10:04 EDT: %..."
+    inner = _parse(rest, year)
+    if inner is not None and inner.timestamp_text is not None:
+        return replace(inner, raw=text, pri=pri)
+
+    mb = _BSD_HEADER.match(rest)
+    if mb is not None:
+        body = rest[mb.end():]
+        inner = _parse(body, year) if body else None
+        host = mb.group("host").rstrip(":")
+        if inner is not None:
+            stamp = {} if inner.timestamp_text is not None else _bsd_stamp(mb, year)
+            return replace(inner, raw=text, pri=pri, hostname=inner.hostname or host, **stamp)
+        return LogLine(raw=text, seq=None, authoritative=True, tz=None, hostname=host, pri=pri,
+                       mnemonic=None, message=body, **_bsd_stamp(mb, year))
+
+    if inner is None:
+        return None
+    return replace(inner, raw=text, pri=pri)
+
+
+def _bsd_stamp(m: re.Match[str], year: int) -> dict[str, object]:
+    try:
+        ts: datetime | None = datetime(year, _MONTHS[m.group("mon")], int(m.group("day")),
+                                       int(m.group("hh")), int(m.group("mi")), int(m.group("ss")))
+    except ValueError:
+        ts = None
+    text = m.group(0)[: m.start("host")].strip()
+    return {"timestamp": ts, "timestamp_text": text}
+
+
+def _from_rfc5424(text: str, pri: int, m: re.Match[str], year: int) -> LogLine | None:
+    msg = m.group("msg") or ""
+    if msg.startswith("\ufeff"):
+        msg = msg[1:]
+    host = None if m.group("host") == "-" else m.group("host")
+    ts_text = m.group("ts")
+    ts: datetime | None = None
+    tz: str | None = None
+    if ts_text != "-":
+        try:
+            aware = datetime.fromisoformat(ts_text)
+        except ValueError:
+            return None  # the header is malformed, not just the message
+        ts = aware.replace(tzinfo=None)
+        if aware.tzinfo is not None:
+            offset = aware.utcoffset()
+            tz = "UTC" if offset == timedelta(0) else aware.strftime("%z")
+    inner = _parse(msg, year) if msg else None
+    if inner is not None:
+        return replace(
+            inner, raw=text, pri=pri, hostname=inner.hostname or host,
+            # The 5424 stamp has a year and a zone: prefer it to the IOS one inside.
+            timestamp=ts if ts is not None else inner.timestamp,
+            timestamp_text=ts_text if ts is not None else inner.timestamp_text,
+            tz=tz if ts is not None else inner.tz,
+            authoritative=inner.authoritative if inner.timestamp_text is not None else ts is not None,
+        )
+    return LogLine(raw=text, seq=None, timestamp=ts, timestamp_text=None if ts is None else ts_text,
+                   authoritative=ts is not None, tz=tz, hostname=host, pri=pri, mnemonic=None, message=msg)
