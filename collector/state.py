@@ -59,18 +59,20 @@ class StateError(RuntimeError):
 
 
 @dataclass(frozen=True, slots=True)
-class LogCursor:
+class LogCursorRecord:
     """Where the last read of one router's log buffer ended.
 
-    The agent re-finds its place by `tail_hashes` (hashes of the last lines read, oldest
-    first); `messages_logged` going down or `buffer_size` changing means the buffer was
-    cleared or resized; `last_seq`/`last_device_time` order lines when hashes repeat."""
+    `fingerprints` is the opaque text of `collector.detect.cursor.LogCursor.to_text()`
+    (which lines were in the buffer), the part that finds new lines across wrap and
+    `clear logging`. The other fields are for checks and reports: `messages_logged`
+    going down or `buffer_size` changing means the buffer was cleared or resized;
+    `last_seq` / `last_device_time` show where the router's own numbering and clock were."""
 
     router: str
+    fingerprints: str
     last_seq: int | None
     last_device_time: str | None  # the timestamp text as the router printed it
     last_line_hash: str | None
-    tail_hashes: tuple[str, ...]
     buffer_size: int | None  # `Log Buffer (N bytes)` at the last read
     messages_logged: int | None  # `Buffer logging: ... N messages logged` at the last read
     read_at: datetime
@@ -151,10 +153,10 @@ class RouterAddress:
 _SCHEMA = """
 CREATE TABLE log_cursors (
     router TEXT PRIMARY KEY,
+    fingerprints TEXT NOT NULL,         -- collector.detect.cursor.LogCursor.to_text()
     last_seq INTEGER,
     last_device_time TEXT,
     last_line_hash TEXT,
-    tail_hashes TEXT NOT NULL,          -- JSON list, oldest first
     buffer_size INTEGER,
     messages_logged INTEGER,
     read_at TEXT NOT NULL
@@ -369,32 +371,32 @@ class StateStore:
 
     # -- log cursors -----------------------------------------------------------
 
-    def log_cursor(self, router: str) -> LogCursor | None:
+    def log_cursor(self, router: str) -> LogCursorRecord | None:
         rows = self._read("SELECT * FROM log_cursors WHERE router = ?", (router,))
         if not rows:
             return None
         r = rows[0]
-        return LogCursor(
+        return LogCursorRecord(
             router=r["router"],
+            fingerprints=r["fingerprints"],
             last_seq=r["last_seq"],
             last_device_time=r["last_device_time"],
             last_line_hash=r["last_line_hash"],
-            tail_hashes=tuple(json.loads(r["tail_hashes"])),
             buffer_size=r["buffer_size"],
             messages_logged=r["messages_logged"],
             read_at=datetime.fromisoformat(r["read_at"]),
         )
 
-    def save_log_cursor(self, cursor: LogCursor) -> None:
+    def save_log_cursor(self, cursor: LogCursorRecord) -> None:
         with self._write() as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO log_cursors VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     cursor.router,
+                    cursor.fingerprints,
                     cursor.last_seq,
                     cursor.last_device_time,
                     cursor.last_line_hash,
-                    json.dumps(list(cursor.tail_hashes)),
                     cursor.buffer_size,
                     cursor.messages_logged,
                     _ts(cursor.read_at),

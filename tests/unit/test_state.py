@@ -20,7 +20,7 @@ from collector.respond.plan import Step
 from collector.state import (
     SCHEMA_VERSION,
     EventRecord,
-    LogCursor,
+    LogCursorRecord,
     StateError,
     StateStore,
 )
@@ -97,11 +97,15 @@ def test_closed_store_refuses_use(tmp_path):
 
 
 def test_log_cursor_round_trip(store):
+    from collector.detect.cursor import new_lines, LogCursor
+
     assert store.log_cursor("hub1") is None
-    cursor = LogCursor("hub1", 22701, "Jun 19 03:02:31", "ab12", ("aa", "bb", "ab12"), 16384, 22860, T0)
-    store.save_log_cursor(cursor)
-    assert store.log_cursor("hub1") == cursor
-    moved = LogCursor("hub1", None, None, None, (), None, None, T0 + timedelta(minutes=1))
+    _, cursor = new_lines(LogCursor(), ["022701: Jun 19 03:02:31: %LINEPROTO-5-UPDOWN: x", "022702: y"])
+    record = LogCursorRecord("hub1", cursor.to_text(), 22702, "Jun 19 03:02:31", "ab12", 16384, 22860, T0)
+    store.save_log_cursor(record)
+    assert store.log_cursor("hub1") == record
+    assert LogCursor.from_text(store.log_cursor("hub1").fingerprints) == cursor
+    moved = LogCursorRecord("hub1", "", None, None, None, None, None, T0 + timedelta(minutes=1))
     store.save_log_cursor(moved)
     assert store.log_cursor("hub1") == moved
 
