@@ -16,7 +16,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable, Iterable, Mapping
+from typing import Callable, Iterable, Mapping, Sequence
 
 from collector.detect.events import Flow
 from collector.diagnose.classify import (
@@ -45,7 +45,9 @@ class RouterSide:
     outbound_spis: frozenset[int] | None = None  # `current outbound spi` values towards the peer
     inbound_spis: frozenset[int] | None = None  # `inbound esp sas: spi:` values from the peer
     debug_file: str | None = None  # None: no debug capture from this end
-    debug_lines: tuple[EvidenceRef, ...] = ()  # findings.lines_as_evidence(file, text)
+    # debug output as numbered lines (findings.lines_as_evidence); plain strings are numbered
+    # here, 1-based, under debug_file
+    debug_lines: Sequence[EvidenceRef | str] = ()
     qfp_file: str | None = None
     qfp_before: Mapping[str, int] | None = None  # counter name -> value, both QFP drop commands
     qfp_after: Mapping[str, int] | None = None
@@ -58,7 +60,10 @@ class RouterSide:
             value = getattr(self, name)
             if value is not None and not isinstance(value, frozenset):
                 object.__setattr__(self, name, frozenset(value))
-        object.__setattr__(self, "debug_lines", tuple(self.debug_lines))
+        label = self.debug_file or f"{self.name}: debug"
+        object.__setattr__(self, "debug_lines", tuple(
+            EvidenceRef(label, n, item) if isinstance(item, str) else item
+            for n, item in enumerate(self.debug_lines, start=1)))
         if self.profile is None and self.config_text is not None:
             object.__setattr__(self, "profile", classify_config(self.config_text))
 
@@ -246,6 +251,16 @@ def check_sa_sync(inputs: DiagnosisInputs) -> list[Finding]:
                 recommendation=(f"To restore traffic now, clear the stale SA on {tx.name} (e.g. `clear crypto sa "
                                 f"peer {flow.dst}`) — only with operator approval. Keep the capture for the root "
                                 "cause."),
+                router=tx.name,
+            ))
+        elif not tx_out:
+            out.append(Finding(
+                id="sa-in-sync",
+                severity=Severity.INFO,
+                title=f"No stale SA left: {tx.name} has no outbound SA towards {rx.name} now",
+                detail=(f"{tx.name}'s current outbound SPI is 0x0 (no phase 2 SA for the peer), so it no longer "
+                        f"encrypts with {_hex(spi)}; the next packet triggers a new negotiation."),
+                evidence=refs,
                 router=tx.name,
             ))
         else:

@@ -698,11 +698,12 @@ def _protected_tunnel(facts: _Facts, ifc: _Interface) -> TunnelConfig | None:
     peers = [destination] if destination and destination != "dynamic" else []
     if ifc.destination:
         evidence.append(ifc.destination[1])
+    flexvpn: ConfigNode | None = None
     for header, flex_peers, connects in facts.flexvpn_clients:
         if ifc.name in connects:
+            flexvpn = header
             peers += [p for p, _ in flex_peers]
             evidence += [header, *(n for _, n in flex_peers)]
-            ikev2 = ikev2 or (header.words[-1], header)
 
     if ifc.name.lower().startswith("virtual-template"):
         vt = re.search(r"(\d+)$", ifc.name)
@@ -728,7 +729,11 @@ def _protected_tunnel(facts: _Facts, ifc: _Interface) -> TunnelConfig | None:
         return None
     if kind is TunnelKind.SVTI and ifc.destination is None and not peers:
         facts.notes.append(f"line {ifc.node.line}: {ifc.name} is an IPsec VTI without a tunnel destination")
-    choice = _choose_ike(facts, peers, isakmp, ikev2)
+    if flexvpn is not None and ikev2 is None and isakmp is None:
+        choice = _IkeChoice("IKEv2", f"FlexVPN client {flexvpn.words[-1]} (line {flexvpn.line}) connects "
+                            f"{ifc.name}; FlexVPN is IKEv2 only", facts.ikev2_profiles.get("default"), [flexvpn])
+    else:
+        choice = _choose_ike(facts, peers, isakmp, ikev2)
     keepalive = ifc.gre_keepalive if kind is not TunnelKind.SVTI else None
     return _tunnel(facts, kind, ifc.name, peers, evidence, [ifc.name], choice, keepalive)
 

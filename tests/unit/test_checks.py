@@ -145,7 +145,14 @@ def test_sender_rekeyed_away_from_logged_spi():
 def test_zero_outbound_spi_means_no_sa_not_a_mismatch():
     inputs = make(sender=replace(make().sender, outbound_spis={0}),
                   receiver=replace(make().receiver, inbound_spis=set()))
-    assert ids(check_sa_sync(inputs)) == ["sa-in-sync"]
+    (f,) = check_sa_sync(inputs)
+    assert f.id == "sa-in-sync" and "no outbound SA" in f.title
+
+
+def test_debug_lines_given_as_plain_strings_are_numbered():
+    rx = replace(make().receiver, debug_file="hub/debug.log", debug_lines=DEBUG_RX.splitlines())
+    f = only(check_no_ike_sa_for_notify(make(receiver=rx)), "no-ike-sa-for-notify")
+    assert [(e.file, e.line) for e in f.evidence] == [("hub/debug.log", 2)]
 
 
 def test_one_sided_spi_tables():

@@ -189,6 +189,15 @@ def test_global_settings_and_notes():
     assert "Tunnel50" not in [t.name for t in profile.tunnels]  # plain GRE without protection
 
 
+def test_flexvpn_client_is_ikev2_even_with_a_custom_ipsec_profile():
+    text = load("flexvpn_client.cfg").replace(" tunnel protection ipsec profile default",
+                                              " tunnel protection ipsec profile FLEX")
+    text += "crypto ipsec profile FLEX\n set transform-set T\n"
+    (tunnel,) = classify_config(text).tunnels
+    assert (tunnel.ike_version, tunnel.recovery, tunnel.peers) == ("IKEv2", R.UNKNOWN_IKEV2, ("198.51.100.10",))
+    assert "FlexVPN client FLEX-CLIENT" in tunnel.ike_reason
+
+
 def test_gre_keepalive_is_not_dpd():
     text = load("gre_p2p.cfg")
     tunnel = classify_config(text).tunnels[0]
