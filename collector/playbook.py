@@ -282,7 +282,11 @@ def _ike_alias(value: object) -> object:
 
 
 def _command_mapping(value: object) -> object:
-    return {"command": value} if isinstance(value, str) else value
+    if isinstance(value, str):
+        return {"command": value}
+    if isinstance(value, (dict, BaseModel)):
+        return value
+    raise ValueError("expected a command (text) or a mapping {command, platforms, ike}")
 
 
 def platform_tag(os_family: str) -> Platform:
@@ -534,13 +538,14 @@ class LoggingPolicy(_Model):
     buffered_level: LoggingLevel = "debugging"
 
 
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _TRIGGERLESS_PLACEHOLDERS: set[str] = set()  # collect runs without per-router facts
 
 
 class Playbook(_Model):
     """A validated playbook. Build it with `load_playbook`, or directly in tests."""
 
-    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+    name: str
     description: str = ""
     trigger: Trigger | None = None
     occurs: int = Field(default=2, ge=1, le=1000)
@@ -593,6 +598,13 @@ class Playbook(_Model):
         if self.trigger.peer_field is not None:
             names |= {"peer", "peer_family"}
         return names
+
+    @field_validator("name")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not _NAME_RE.fullmatch(value):
+            raise ValueError(f"{value!r}: use lower-case letters, digits and '-' (at most 63)")
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> Playbook:

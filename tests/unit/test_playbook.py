@@ -370,3 +370,13 @@ def test_is_clear_command():
 def test_ikev1_is_an_alias_of_isakmp(tmp_path):
     pb = load_playbook(write(tmp_path, HEAD + "capture:\n  - command: show crypto isakmp sa\n    ike: ikev1\n"))
     assert pb.capture[0].ike == "isakmp"
+
+
+def test_capture_item_of_the_wrong_type(tmp_path):
+    assert error_of(tmp_path, HEAD + "capture:\n  - show clock\n  - 42\n") == (
+        "6: capture.1: expected a command (text) or a mapping {command, platforms, ike}"
+    )
+
+
+def test_bad_playbook_name(tmp_path):
+    assert error_of(tmp_path, "name: Bad Name\ncapture: [show clock]\n").startswith("1: name: 'Bad Name'")
