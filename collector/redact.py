@@ -1,0 +1,342 @@
+"""Remove secrets from router output before it is written anywhere.
+
+`redact(text)` knows the forms in which IOS / IOS-XE print secrets in running-config,
+startup-config, `show` outputs and config-change log lines (`logged command:` from
+`archive log config`, `show archive log config all`). It replaces only the secret token
+with `<removed>`, so the rest of the line stays readable and config classification still
+works on redacted text:
+
+    crypto isakmp key 0 MyKey address 0.0.0.0 0.0.0.0
+    crypto isakmp key 0 <removed> address 0.0.0.0 0.0.0.0
+
+The encryption type digit (0/5/6/7/8/9) is kept: it tells a reader how the router
+stored the secret. Redaction is idempotent (redacting twice gives the same text) and
+leaves line breaks exactly as they were.
+
+`redact_values(text, secrets)` removes exact known values (the inventory's passwords)
+wherever they appear. `redact_data(obj)` applies both to every string inside
+JSON-like data: run it before `json.dumps`, because inside a JSON string the newlines
+are escaped and the line patterns of `redact` no longer see line starts.
+
+Every pattern is anchored at the start of a line (after indentation) or of an embedded
+command, so free text and JSON are never partially rewritten by accident.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+__all__ = ["REDACTED", "RedactionPattern", "redaction_patterns", "redact", "redact_values", "redact_data"]
+
+REDACTED = "<removed>"
+
+_SP = r"[ \t]+"
+_TYPE = r"(?:[0-9][ \t]+(?=\S))?"  # encryption type: 0 clear, 5/8/9 hash, 6 AES, 7 Vigenere
+_TOKEN = r"(?P<s>\S+)"
+_REST = r"(?P<s>\S(?:.*\S)?)"  # rest of the line: IOS lets some secrets contain spaces
+_END = r"[ \t]*$"
+
+
+@dataclass(frozen=True)
+class RedactionPattern:
+    """One secret form. `regex` is matched at the start of a line (or of a command
+    embedded in a log line); groups named `s`, `s2` mark the secret tokens.
+    `needle` is a lowercase word that must occur in the line (a cheap pre-filter).
+    `parent`, when set, limits the pattern to lines inside a config block whose
+    top-level header matches it."""
+
+    name: str
+    regex: re.Pattern[str]
+    needle: str
+    parent: re.Pattern[str] | None = None
+    example: str = ""
+
+
+def _p(name: str, needle: str, pattern: str, example: str, parent: str | None = None) -> RedactionPattern:
+    return RedactionPattern(
+        name=name,
+        regex=re.compile(r"[ \t]*" + pattern, re.IGNORECASE),
+        needle=needle,
+        parent=re.compile(parent, re.IGNORECASE) if parent else None,
+        example=example,
+    )
+
+
+_SERVER_BLOCKS = (
+    r"^(?:tacacs|radius)[ \t]+server\b"
+    r"|^aaa[ \t]+server[ \t]+radius[ \t]+dynamic-author\b"
+    r"|^crypto[ \t]+isakmp[ \t]+client[ \t]+configuration[ \t]+group\b"
+    r"|^crypto[ \t]+ipsec[ \t]+client[ \t]+ezvpn\b"
+)
+
+redaction_patterns: tuple[RedactionPattern, ...] = (
+    # -- local accounts and enable -------------------------------------------------------
+    _p("enable-secret", "enable",
+       rf"enable{_SP}(?:algorithm-type{_SP}\S+{_SP})?secret{_SP}(?:level{_SP}\d+{_SP})?{_TYPE}{_REST}",
+       "enable secret 9 $9$nhEmQVczB7dqsO$X.HsgL6x1il0RxkOSSvyQYwucySCt7qFm4v7pqCxkKM"),
+    _p("enable-password", "enable",
+       rf"enable{_SP}password{_SP}(?:level{_SP}\d+{_SP})?{_TYPE}{_REST}",
+       "enable password 7 0822455D0A16"),
+    _p("username", "username",
+       rf"username{_SP}\S+(?:{_SP}\S+)*?{_SP}(?:secret|password){_SP}{_TYPE}{_REST}",
+       "username admin privilege 15 secret 9 $9$..."),
+    _p("line-password", "password",
+       rf"password{_SP}(?!encryption\b){_TYPE}{_REST}",
+       " password 7 094F471A1A0A"),
+    _p("config-key", "config-key",
+       rf"key{_SP}config-key{_SP}password-encrypt{_SP}{_TOKEN}",
+       "key config-key password-encrypt MasterKey123"),
+    # -- IKE / IPsec ---------------------------------------------------------------------
+    _p("isakmp-key", "isakmp",
+       rf"crypto{_SP}isakmp{_SP}key{_SP}(?:[0-9]{_SP})?{_TOKEN}(?=[ \t]+(?:address|hostname)\b|{_END})",
+       "crypto isakmp key 0 cisco123 address 0.0.0.0 0.0.0.0"),
+    _p("keyring-pre-shared-key", "pre-shared-key",
+       rf"pre-shared-key{_SP}(?:address|hostname){_SP}\S+(?:{_SP}\S+)*?{_SP}key{_SP}{_TYPE}{_TOKEN}",
+       " pre-shared-key address 192.0.2.1 key cisco123"),
+    _p("ikev2-pre-shared-key", "pre-shared-key",
+       rf"pre-shared-key{_SP}(?:(?:local|remote){_SP})?{_TYPE}{_TOKEN}{_END}",
+       "  pre-shared-key local cisco123"),
+    _p("asa-pre-shared-key", "pre-shared-key",
+       rf"ikev[12]{_SP}(?:(?:local|remote)-authentication{_SP})?pre-shared-key{_SP}{_TYPE}{_TOKEN}",
+       " ikev1 pre-shared-key cisco123"),
+    _p("ikev2-profile-pre-share", "pre-share",
+       rf"authentication{_SP}(?:local|remote){_SP}pre-share{_SP}key{_SP}{_TYPE}{_TOKEN}",
+       " authentication remote pre-share key cisco123"),
+    _p("ezvpn-group-key", "key",
+       rf"group{_SP}\S+{_SP}key{_SP}{_TYPE}{_TOKEN}",
+       " group VPNGROUP key GroupKey123"),
+    _p("block-key", "key",
+       rf"(?:pac{_SP})?key{_SP}{_TYPE}{_REST}",
+       " key 7 045802150C2E1D1C5A", parent=_SERVER_BLOCKS),
+    _p("typed-key", "key",
+       rf"key{_SP}[0-9]{_SP}{_TOKEN}{_END}",
+       " key 6 FFMD_ZFDdDVJc]SAUdB\\gEWfBMK^NcAAB"),
+    _p("key-string", "key-string",
+       rf"key-string{_SP}{_TYPE}{_REST}",
+       "  key-string 7 045802150C2E"),
+    _p("pki-password", "crypto",
+       rf"crypto{_SP}(?:pki|ca|key){_SP}.*?{_SP}(?:password|passphrase){_SP}{_TOKEN}",
+       "crypto pki import TP pkcs12 flash:tp.p12 password Export123"),
+    _p("nhrp-authentication", "nhrp",
+       rf"(?:ip|ipv6){_SP}nhrp{_SP}authentication{_SP}{_TYPE}{_TOKEN}{_END}",
+       " ip nhrp authentication DMVPNkey"),
+    # -- AAA -----------------------------------------------------------------------------
+    _p("aaa-server-key", "-server",
+       rf"(?:tacacs|radius)-server{_SP}(?:host{_SP}\S+(?:{_SP}\S+)*?{_SP})?key{_SP}{_TYPE}{_REST}",
+       "tacacs-server host 192.0.2.10 key 7 0822455D0A16"),
+    _p("server-private", "server-private",
+       rf"server-private{_SP}\S+(?:{_SP}\S+)*?{_SP}key{_SP}{_TYPE}{_REST}",
+       " server-private 192.0.2.11 auth-port 1645 acct-port 1646 key 7 0822455D0A16"),
+    _p("server-key", "server-key",
+       rf"(?:client{_SP}\S+(?:{_SP}vrf{_SP}\S+)?{_SP})?server-key{_SP}{_TYPE}{_REST}",
+       " client 192.0.2.12 server-key 7 0822455D0A16"),
+    # -- SNMP ----------------------------------------------------------------------------
+    _p("snmp-community", "snmp-server",
+       rf"snmp-server{_SP}community{_SP}{_TOKEN}",
+       "snmp-server community N3tw0rkRO RO 10"),
+    _p("snmp-host-community", "snmp-server",
+       rf"snmp-server{_SP}host{_SP}\S+(?:{_SP}(?:vrf{_SP}\S+|informs|traps))*(?:{_SP}version{_SP}(?:1|2c))?{_SP}(?!version\b){_TOKEN}",
+       "snmp-server host 192.0.2.50 version 2c N3tw0rkTrap"),
+    _p("snmp-user", "snmp-server",
+       rf"snmp-server{_SP}user{_SP}.*?{_SP}auth{_SP}(?:md5|sha\S*){_SP}(?P<s>\S+)"
+       rf"(?:{_SP}priv{_SP}(?:des|3des|aes(?:{_SP}\d+)?){_SP}(?P<s2>\S+))?",
+       "snmp-server user mon MONGRP v3 auth sha AuthPass1 priv aes 128 PrivPass1"),
+    # -- routing, first hop, time --------------------------------------------------------
+    _p("ospf-md5", "message-digest-key",
+       rf"(?:ip{_SP}ospf{_SP}|area{_SP}.*?{_SP})message-digest-key{_SP}\d+{_SP}md5{_SP}{_TYPE}{_TOKEN}",
+       " ip ospf message-digest-key 1 md5 OspfKey1"),
+    _p("ospf-authentication-key", "authentication-key",
+       rf"(?:(?:ip|ipv6){_SP}ospf{_SP}|area{_SP}.*?{_SP})?authentication-key{_SP}{_TYPE}{_TOKEN}",
+       " ip ospf authentication-key 7 121A0C041104"),
+    _p("ospfv3-ipsec", "ipsec",
+       rf"(?:ipv6{_SP}ospf|ospfv3)(?:{_SP}\d+)?{_SP}(?:authentication|encryption){_SP}ipsec{_SP}spi{_SP}\d+"
+       rf"(?:{_SP}esp{_SP}\S+(?:{_SP}\d+)?{_SP}{_TYPE}(?P<s2>\S+))?{_SP}(?:md5|sha1){_SP}{_TYPE}(?P<s>\S+)",
+       " ipv6 ospf authentication ipsec spi 500 md5 1234567890ABCDEF1234567890ABCDEF"),
+    _p("isis-password", "password",
+       rf"(?:isis{_SP}password|area-password|domain-password){_SP}{_TOKEN}",
+       " isis password IsisPass1"),
+    _p("bgp-ldp-neighbor-password", "neighbor",
+       rf"(?:mpls{_SP}ldp{_SP})?neighbor{_SP}\S+(?:{_SP}vrf{_SP}\S+)?{_SP}password{_SP}{_TYPE}{_REST}",
+       " neighbor 192.0.2.2 password 7 020700560208"),
+    _p("eigrp-hmac", "hmac-sha-256",
+       rf"authentication{_SP}mode{_SP}hmac-sha-256{_SP}{_TYPE}{_TOKEN}",
+       "  authentication mode hmac-sha-256 EigrpKey1"),
+    _p("fhrp-authentication", "authentication",
+       rf"(?:standby|vrrp|glbp)(?:{_SP}\d+)?{_SP}authentication{_SP}"
+       rf"(?:md5{_SP}key-string{_SP}{_TYPE}|text{_SP}|(?!md5\b|text\b))(?P<s>\S+)",
+       " standby 1 authentication md5 key-string HsrpKey1"),
+    _p("ntp-authentication-key", "ntp",
+       rf"ntp{_SP}authentication-key{_SP}\d+{_SP}\S+{_SP}{_TOKEN}",
+       "ntp authentication-key 1 md5 NtpKey1 7"),
+    # -- links and services --------------------------------------------------------------
+    _p("ppp-chap-password", "ppp",
+       rf"ppp{_SP}chap{_SP}password{_SP}{_TYPE}{_TOKEN}",
+       " ppp chap password 0 ChapPass1"),
+    _p("ppp-pap-password", "ppp",
+       rf"ppp{_SP}pap{_SP}sent-username{_SP}\S+{_SP}password{_SP}{_TYPE}{_TOKEN}",
+       " ppp pap sent-username user1 password 0 PapPass1"),
+    _p("l2tp-password", "password",
+       rf"(?:l2tp{_SP}tunnel|vpdn{_SP}username{_SP}\S+){_SP}password{_SP}{_TYPE}{_TOKEN}",
+       " l2tp tunnel password 0 L2tpPass1"),
+    _p("ftp-http-password", "password",
+       rf"ip{_SP}(?:ftp|http{_SP}client){_SP}password{_SP}{_TYPE}{_TOKEN}",
+       "ip ftp password 7 0822455D0A16"),
+    _p("wpa-psk", "psk",
+       rf"(?:wpa-psk|security{_SP}wpa{_SP}psk{_SP}set-key){_SP}(?:ascii|hex){_SP}{_TYPE}{_TOKEN}",
+       " wpa-psk ascii 0 WifiKey123"),
+    # -- show outputs --------------------------------------------------------------------
+    _p("show-key-chain", "text",
+       r'key[ \t]+\d+[ \t]+--[ \t]+text[ \t]+"(?P<s>[^"]+)"',
+       '    key 1 -- text "cisco"'),
+    _p("show-snmp-community", "community",
+       rf"community{_SP}(?:name|index|securityname):[ \t]*{_TOKEN}",
+       "Community name: public"),
+)
+
+# Commands echoed inside other lines, where the same patterns apply from the offset
+# after the marker: syslog `%PARSER-5-CFGLOG_LOGGEDCMD: User:admin  logged command:...`
+# and the `show archive log config all` table (`  3  1  admin@vty0  |username ...`).
+_EMBEDDED = (
+    re.compile(r"logged command:", re.IGNORECASE),
+    re.compile(r"^[ \t]*\d+[ \t]+\d+[ \t]+\S+@\S+[ \t]+\|[ \t]*"),
+)
+# `show crypto isakmp key` prints the pre-shared keys in a table:
+#   Keyring      Hostname/Address                            Preshared Key
+#
+#   default      192.0.2.1                                   cisco123
+_ISAKMP_KEY_HEADER = re.compile(r"^[ \t]*Keyring[ \t]+Hostname/Address[ \t]+Preshared Key[ \t]*$", re.IGNORECASE)
+_PROMPT = re.compile(r"^[\w.\-/:()]+[#>]")
+_NEWLINES = re.compile(r"(\r\n|\n|\r)")
+
+
+def redact(text: str) -> str:
+    """`text` with every known IOS secret token replaced by `<removed>`."""
+    if not text:
+        return text
+    parts = _NEWLINES.split(text)  # content, newline, content, newline, ...
+    header = ""  # the last top-level line: the config block we are in
+    key_table = _KeyTable()
+    for i in range(0, len(parts), 2):
+        line = parts[i]
+        indented = line[:1] in (" ", "\t")
+        if line and not indented:
+            header = line
+        spans = key_table.spans(line)
+        if line.strip():
+            spans.extend(_secret_spans(line, header if indented else ""))
+        if spans:
+            parts[i] = _replace_spans(line, spans)
+    return "".join(parts)
+
+
+class _KeyTable:
+    """Tracks the `show crypto isakmp key` table: its rows end in the key."""
+
+    def __init__(self) -> None:
+        self.inside = False
+        self.rows = 0
+
+    def spans(self, line: str) -> list[tuple[int, int]]:
+        if _ISAKMP_KEY_HEADER.match(line):
+            self.inside, self.rows = True, 0
+            return []
+        if not self.inside:
+            return []
+        if not line.strip():
+            if self.rows:  # the blank line after the rows ends the table
+                self.inside = False
+            return []
+        if _PROMPT.match(line):
+            self.inside = False
+            return []
+        self.rows += 1
+        fields = list(re.finditer(r"\S+", line))
+        return [fields[-1].span()] if len(fields) >= 2 else []
+
+
+def _secret_spans(line: str, block: str) -> list[tuple[int, int]]:
+    """Spans of secret tokens in one line; `block` is the header of the config block
+    the line is indented under ("" for a top-level line)."""
+    lower = line.lower()
+    starts = [0]
+    for marker in _EMBEDDED:
+        found = marker.search(line)
+        if found:
+            starts.append(found.end())
+    spans: list[tuple[int, int]] = []
+    for pattern in redaction_patterns:
+        if pattern.needle not in lower:
+            continue
+        for start in starts:
+            if pattern.parent is not None and (start != 0 or not pattern.parent.search(block)):
+                continue
+            match = pattern.regex.match(line, start)
+            if match is None:
+                continue
+            for group in ("s", "s2"):
+                if group in match.re.groupindex and match.start(group) >= 0:
+                    spans.append(match.span(group))
+    return spans
+
+
+def _replace_spans(line: str, spans: list[tuple[int, int]]) -> str:
+    merged: list[list[int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    out, last = [], 0
+    for start, end in merged:
+        out.append(line[last:start])
+        out.append(REDACTED)
+        last = end
+    out.append(line[last:])
+    return "".join(out)
+
+
+# ---------------------------------------------------------------------------------------
+
+
+_SHORT = 4  # secrets shorter than this are only removed as whole words
+_WORD_EDGE = r"\s\"'=:,;()\[\]{}<>"
+
+
+def redact_values(text: str, secrets: Iterable[str]) -> str:
+    """`text` with every occurrence of each secret value replaced by `<removed>`.
+
+    Longer values are replaced first (a password that contains another is removed
+    whole). Values shorter than 4 characters are removed only where they stand as a
+    word of their own, so a password like `ab` does not shred the text."""
+    values = sorted({s for s in secrets if isinstance(s, str) and s and s != REDACTED}, key=lambda s: (-len(s), s))
+    if not text or not values:
+        return text
+    alternatives = [re.escape(REDACTED)]
+    for value in values:
+        escaped = re.escape(value)
+        if len(value) < _SHORT:
+            escaped = rf"(?<![^{_WORD_EDGE}]){escaped}(?![^{_WORD_EDGE}])"
+        alternatives.append(escaped)
+    # The marker comes first, so text that was already redacted stays as it is.
+    return re.sub("|".join(alternatives), REDACTED, text)
+
+
+def redact_data(obj: object, secrets: Iterable[str] = ()) -> object:
+    """A copy of JSON-like data (dicts, lists, tuples, strings, numbers) with `redact`
+    and `redact_values` applied to every string, keys included."""
+    values = tuple(secrets)
+
+    def clean(value: object) -> object:
+        if isinstance(value, str):
+            return redact_values(redact(value), values)
+        if isinstance(value, dict):
+            return {clean(k) if isinstance(k, str) else k: clean(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        if isinstance(value, tuple):
+            return tuple(clean(v) for v in value)
+        return value
+
+    return clean(obj)

@@ -1,0 +1,440 @@
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from collector.redact import REDACTED, redact, redact_data, redact_values, redaction_patterns
+
+# In these samples «...» marks a secret: the original text keeps what is inside, the
+# expected redacted text has <removed> instead. Everything else must come out unchanged.
+MARK = re.compile(r"«([^»]*)»")
+
+
+def original(template: str) -> str:
+    return MARK.sub(lambda m: m.group(1), template)
+
+
+def expected(template: str) -> str:
+    return MARK.sub(REDACTED, template)
+
+
+HUB_IOS = """\
+Building configuration...
+
+Current configuration : 9135 bytes
+!
+! Last configuration change at 10:12:31 UTC Tue Mar 12 2024 by admin
+!
+version 15.4
+service timestamps debug datetime msec localtime
+service password-encryption
+!
+hostname HUB1
+!
+enable secret 5 «$1$mERr$hx5rVt7rPNoS4wqbXKX7m0»
+enable password 7 «0822455D0A16»
+!
+aaa new-model
+aaa group server radius RAD-GRP
+ server-private 192.0.2.11 auth-port 1645 acct-port 1646 key 7 «045802150C2E»
+!
+aaa server radius dynamic-author
+ client 192.0.2.12 server-key 7 «094F471A1A0A»
+ server-key «DynAuthKey»
+!
+username admin privilege 15 secret 9 «$9$nhEmQVczB7dqsO$X.HsgL6x1il0RxkOSSvyQYwucySCt7qFm4v7pqCxkKM»
+username backup password 7 «121A0C041104»
+username oper privilege 5 algorithm-type scrypt secret «Oper Pass 1»
+username secret password 0 «secret»
+username noauth nopassword
+!
+key chain OSPF-KEYS
+ key 1
+  key-string 7 «110A1016141D»
+ key 2
+  key-string «Plain Key With Spaces»
+!
+key config-key password-encrypt «MasterKey123»
+password encryption aes
+!
+crypto keyring KR-SPOKES
+  pre-shared-key address 0.0.0.0 0.0.0.0 key «SpokePSK1»
+  pre-shared-key hostname spoke7.example.net key 6 «FFMD_ZFDdDVJc]SAUdB\\gEWfBMK^NcAAB»
+!
+crypto isakmp policy 10
+ encr aes 256
+ authentication pre-share
+ group 14
+crypto isakmp key «cisco123» address 0.0.0.0 0.0.0.0
+crypto isakmp key 6 «ZZ[L[]RcU_fEPcBL[^AHgBBIZBMRN» address 198.51.100.2
+crypto isakmp key «6» address 198.51.100.3
+crypto isakmp keepalive 10 2 periodic
+crypto isakmp invalid-spi-recovery
+crypto isakmp profile ISAKMP-SPOKES
+   keyring KR-SPOKES
+   match identity address 0.0.0.0
+!
+crypto isakmp client configuration group VPNCLIENTS
+ key «EzGroupKey»
+ pool EZPOOL
+!
+crypto ikev2 keyring IKEV2-KR
+ peer ANY
+  address 0.0.0.0 0.0.0.0
+  pre-shared-key local «LocalPSK»
+  pre-shared-key remote 6 «RemotePSKenc»
+ peer SITE-B
+  address 203.0.113.9
+  pre-shared-key «BothWays»
+!
+crypto ikev2 profile IKEV2-PROF
+ match identity remote address 0.0.0.0
+ authentication remote pre-share key «RemoteKey2»
+ authentication local pre-share key 6 «LocalKey2enc»
+ authentication remote pre-share
+ keyring local IKEV2-KR
+ dpd 10 2 on-demand
+!
+crypto ipsec transform-set TS esp-aes 256 esp-sha256-hmac
+ mode tunnel
+!
+crypto ipsec profile DMVPN
+ set transform-set TS
+ set isakmp-profile ISAKMP-SPOKES
+!
+crypto ipsec client ezvpn EZ-REMOTE
+ connect auto
+ group EZGROUP key «EzClientKey»
+ mode network-extension
+ peer 198.51.100.1
+ username ezuser password «EzUserPass»
+!
+crypto map CMAP 10 ipsec-isakmp
+ set peer 198.51.100.2
+ set transform-set TS
+ match address VPN-ACL
+!
+interface Tunnel0
+ ip address 10.0.0.1 255.255.255.0
+ no ip redirects
+ ip nhrp authentication «NhrpKey»
+ ip nhrp map multicast dynamic
+ ip nhrp network-id 100
+ ip ospf message-digest-key 1 md5 7 «045802150C2E»
+ ip ospf authentication-key «OspfPlain»
+ tunnel source GigabitEthernet0/0
+ tunnel mode gre multipoint
+ tunnel key 100
+ tunnel protection ipsec profile DMVPN shared
+!
+interface GigabitEthernet0/1
+ ip address 192.0.2.1 255.255.255.0
+ standby 1 ip 192.0.2.254
+ standby 1 authentication md5 key-string 7 «0822455D0A16» timeout 30
+ standby 2 authentication md5 key-chain HSRP-CHAIN
+ standby 3 authentication «HsrpText»
+ vrrp 5 authentication text «VrrpText»
+ glbp 7 authentication md5 key-string «GlbpKey»
+ crypto map CMAP
+!
+interface GigabitEthernet0/2
+ ipv6 ospf authentication ipsec spi 500 md5 «1234567890ABCDEF1234567890ABCDEF»
+ ospfv3 1 encryption ipsec spi 1001 esp aes-cbc 128 «0123456789ABCDEF0123456789ABCDEF» sha1 «0123456789ABCDEF0123456789ABCDEF01234567»
+ isis password «IsisIfPass»
+!
+interface Serial0/0/0
+ encapsulation ppp
+ ppp chap hostname HUB1
+ ppp chap password 7 «13061E010803»
+ ppp pap sent-username hub1 password 0 «PapPass1»
+!
+interface Dot11Radio0
+ ssid CORP
+  wpa-psk ascii 7 «05080F1C2243»
+!
+router eigrp CORE
+ address-family ipv4 unicast autonomous-system 100
+  af-interface default
+   authentication mode hmac-sha-256 7 «0822455D0A16»
+!
+router ospf 1
+ area 0 authentication message-digest
+ area 1 virtual-link 10.255.0.2 message-digest-key 1 md5 «VlinkKey»
+!
+router isis CORE
+ area-password «IsisArea»
+ domain-password «IsisDomain»
+!
+router bgp 65000
+ neighbor 198.51.100.9 remote-as 65001
+ neighbor 198.51.100.9 password 7 «020700560208»
+ neighbor IBGP peer-group
+ neighbor IBGP password «bgp pass with spaces»
+!
+mpls ldp neighbor 10.255.0.9 password «LdpPass»
+!
+ip ftp username backup
+ip ftp password 7 «00071A150754»
+ip http client password «HttpClientPw»
+!
+snmp-server community «N3tw0rkRO» RO 10
+snmp-server community «N3tw0rkRW» RW
+snmp-server user monitor MONGRP v3 auth sha «AuthPass1» priv aes 128 «PrivPass1»
+snmp-server host 192.0.2.50 version 2c «N3tw0rkTrap»
+snmp-server host 192.0.2.51 vrf MGMT informs version 2c «InfComm» udp-port 1162
+snmp-server host 192.0.2.52 «V1Comm»
+snmp-server host 192.0.2.53 version 3 priv monitor
+snmp-server enable traps ipsec cryptomap attach
+!
+tacacs-server host 192.0.2.10 key 7 «0822455D0A16»
+tacacs-server key «Legacy Tac Key»
+tacacs server TAC1
+ address ipv4 192.0.2.13
+ key 7 «045802150C2E»
+tacacs server TAC2
+ address ipv4 192.0.2.14
+ key «TacPlain»
+radius-server host 192.0.2.15 auth-port 1812 acct-port 1813 key «RadLegacy»
+radius-server key 7 «110A1016141D»
+radius server RAD1
+ address ipv4 192.0.2.16 auth-port 1812 acct-port 1813
+ key 6 «RadAesKeyEnc»
+ pac key 7 «05080F1C2243»
+!
+ntp authentication-key 1 md5 «104D000A0618» 7
+ntp authenticate
+ntp trusted-key 1
+!
+vpdn-group L2TP
+ l2tp tunnel password 0 «L2tpPass1»
+!
+line con 0
+ password 7 «02050D480809»
+ logging synchronous
+line vty 0 4
+ password «VtyPlain»
+ transport input ssh
+!
+end
+"""
+
+
+def test_running_config_every_form_and_nothing_else():
+    assert redact(original(HUB_IOS)) == expected(HUB_IOS)
+
+
+SHOW_OUTPUTS = """\
+HUB1#show crypto isakmp key
+Keyring      Hostname/Address                            Preshared Key
+
+default      198.51.100.2                                «cisco123»
+default      0.0.0.0        [0.0.0.0        ]            «wildcard-key»
+KR-SPOKES    spoke7.example.net                          «SpokePSK2»
+
+HUB1#show key chain
+Key-chain OSPF-KEYS:
+    key 1 -- text "«cisco»"
+        accept lifetime (always valid) - (always valid) [valid now]
+        send lifetime (always valid) - (always valid) [valid now]
+    key 2 -- text "«two words»"
+        accept lifetime (always valid) - (always valid) [valid now]
+HUB1#show snmp community
+
+Community name: «ILMI»
+Community Index: «cisco0»
+Community SecurityName: «ILMI»
+storage-type: read-only	 active
+
+Community name: «N3tw0rkRO»
+Community Index: «cisco1»
+Community SecurityName: «N3tw0rkRO»
+storage-type: nonvolatile	 active access-list: 10
+
+HUB1#show logging | include CFGLOG
+Mar 12 10:12:31.117: %PARSER-5-CFGLOG_LOGGEDCMD: User:admin  logged command:username tech privilege 15 secret 0 «Tech Pass»
+Mar 12 10:12:40.552: %PARSER-5-CFGLOG_LOGGEDCMD: User:admin  logged command:crypto isakmp key «NewKey99» address 203.0.113.5
+Mar 12 10:12:41.001: %PARSER-5-CFGLOG_LOGGEDCMD: User:admin  logged command:interface Tunnel0
+HUB1#show archive log config all
+ idx   sess           user@line      Logged command
+    1     1        admin@vty0     |  logging buffered 1000000
+    2     1        admin@vty0     |  enable secret 0 «NewEnable»
+    3     1        admin@vty0     |  tacacs-server key «NewTacKey»
+HUB1#
+"""
+
+
+def test_show_outputs_and_logged_commands():
+    assert redact(original(SHOW_OUTPUTS)) == expected(SHOW_OUTPUTS)
+
+
+def test_crypto_maps_and_classification_lines_survive():
+    """The lines the config classifier keys on must come out byte for byte."""
+    redacted = redact(original(HUB_IOS))
+    for line in (
+        "crypto isakmp invalid-spi-recovery",
+        "crypto isakmp keepalive 10 2 periodic",
+        "crypto map CMAP 10 ipsec-isakmp",
+        " tunnel protection ipsec profile DMVPN shared",
+        " tunnel mode gre multipoint",
+        " ip nhrp map multicast dynamic",
+        " set isakmp-profile ISAKMP-SPOKES",
+        " dpd 10 2 on-demand",
+        " authentication remote pre-share",
+        " key 1",
+        " tunnel key 100",
+        "password encryption aes",
+        " standby 2 authentication md5 key-chain HSRP-CHAIN",
+        "snmp-server host 192.0.2.53 version 3 priv monitor",
+        "username noauth nopassword",
+    ):
+        assert line in redacted.splitlines(), line
+
+
+def test_no_secret_survives():
+    secrets = [m.group(1) for m in MARK.finditer(HUB_IOS + SHOW_OUTPUTS)]
+    redacted = redact(original(HUB_IOS + SHOW_OUTPUTS))
+    ordinary = expected(HUB_IOS + SHOW_OUTPUTS)
+    checked = [s for s in secrets if s not in ordinary]  # "secret", "6", "ILMI" also occur as plain words
+    assert len(checked) >= 75
+    for secret in checked:
+        assert secret not in redacted, secret
+
+
+def test_idempotent_on_samples():
+    for template in (HUB_IOS, SHOW_OUTPUTS):
+        once = redact(original(template))
+        assert redact(once) == once
+
+
+@pytest.mark.parametrize("newline", ["\r\n", "\r"])
+def test_line_breaks_are_kept(newline):
+    text = original(HUB_IOS).replace("\n", newline)
+    assert redact(text) == expected(HUB_IOS).replace("\n", newline)
+
+
+def test_every_pattern_example_is_redacted():
+    for pattern in redaction_patterns:
+        if pattern.parent is not None:
+            sample = "tacacs server T\n" + pattern.example
+        else:
+            sample = pattern.example
+        assert REDACTED in redact(sample), pattern.name
+
+
+def test_block_key_only_inside_server_blocks():
+    text = "tacacs server T\n key plainkey\nkey chain K\n key 1\n  key-string x\nrouter bgp 1\n key notasecret\n"
+    assert redact(text) == (
+        "tacacs server T\n key <removed>\nkey chain K\n key 1\n  key-string <removed>\nrouter bgp 1\n key notasecret\n"
+    )
+
+
+def test_key_table_ends_at_the_blank_line_after_its_rows():
+    text = (
+        "Keyring      Hostname/Address                            Preshared Key\n"
+        "\n"
+        "default      192.0.2.1                                   k1\n"
+        "\n"
+        "some other output  with columns\n"
+    )
+    assert redact(text).splitlines() == [
+        "Keyring      Hostname/Address                            Preshared Key",
+        "",
+        "default      192.0.2.1                                   <removed>",
+        "",
+        "some other output  with columns",
+    ]
+
+
+def test_free_text_and_json_are_left_alone():
+    prose = "The enable secret was rotated; see the password policy. Use key 7 wisely.\n"
+    assert redact(prose) == prose
+    doc = json.dumps({"raw": original(HUB_IOS)}, indent=2)
+    assert redact(doc) == doc  # inside JSON strings line starts are escaped: use redact_data
+
+
+def test_redact_data_walks_json_like_values():
+    data = {
+        "host": "hub1",
+        "outputs": [{"command": "show running-config", "raw": original(HUB_IOS)}],
+        "pair": ("snmp-server community xyz RO", 3),
+        "n": 5,
+    }
+    cleaned = redact_data(data, secrets=["hub1-password"])
+    assert cleaned["outputs"][0]["raw"] == expected(HUB_IOS)
+    assert cleaned["host"] == "hub1" and cleaned["n"] == 5
+    assert cleaned["pair"] == ("snmp-server community <removed> RO", 3)
+    assert data["outputs"][0]["raw"] == original(HUB_IOS)  # a copy; the input is untouched
+    assert redact_data("pw is hub1-password", ["hub1-password"]) == "pw is <removed>"
+
+
+# -- exact values --------------------------------------------------------------------------
+
+
+def test_redact_values_everywhere():
+    text = "login as netops/Lab-Pass-1 ok\nDEBUG sent 'Lab-Pass-1' and En@ble$9\n"
+    assert redact_values(text, ["Lab-Pass-1", "En@ble$9"]) == (
+        "login as netops/<removed> ok\nDEBUG sent '<removed>' and <removed>\n"
+    )
+
+
+def test_redact_values_longest_first_and_regex_safe():
+    assert redact_values("a.b*c+ and a.b", ["a.b", "a.b*c+"]) == "<removed> and <removed>"
+    assert redact_values("x(1|2)y", ["(1|2)"]) == "x<removed>y"
+
+
+def test_short_values_only_as_whole_words():
+    assert redact_values("ab is the password, not abc or cab", ["ab"]) == "<removed> is the password, not abc or cab"
+    assert redact_values("password='ab'", ["ab"]) == "password='<removed>'"
+
+
+def test_redact_values_ignores_empty_and_is_idempotent():
+    assert redact_values("text", ["", None]) == "text"  # type: ignore[list-item]
+    once = redact_values("the pass is remo and removed", ["remo", "removed"])
+    assert once == "the pass is <removed> and <removed>"
+    assert redact_values(once, ["remo", "removed"]) == once
+
+
+# -- properties ----------------------------------------------------------------------------
+
+_WORDS = [
+    "enable", "secret", "password", "username", "key", "key-string", "crypto", "isakmp", "address", "hostname",
+    "pre-shared-key", "local", "remote", "snmp-server", "community", "host", "version", "2c", "3", "informs",
+    "tacacs-server", "radius-server", "tacacs", "radius", "server", "server-key", "server-private", "ppp", "chap",
+    "ip", "ospf", "message-digest-key", "md5", "neighbor", "ntp", "authentication-key", "group", "wpa-psk",
+    "ascii", "nhrp", "authentication", "standby", "text", "0", "5", "6", "7", "9", "1", "<removed>", "--",
+    "\"x\"", "logged command:", "|", "admin@vty0", "Keyring", "Hostname/Address", "Preshared Key", "HUB1#",
+    "Community", "name:", "pac", "level", "15", "encryption", "a b", "$9$abc", "0.0.0.0", "vrf", "M",
+]
+_config_like = st.lists(
+    st.tuples(st.sampled_from(["", " ", "  ", "\t"]), st.lists(st.sampled_from(_WORDS), max_size=8)),
+    max_size=12,
+).map(lambda lines: "\n".join(indent + " ".join(words) for indent, words in lines))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text())
+def test_arbitrary_text_never_raises(text):
+    result = redact(text)
+    assert isinstance(result, str)
+    assert result.count("\n") == text.count("\n")
+
+
+@settings(max_examples=300, deadline=None)
+@given(_config_like)
+def test_idempotent_and_line_preserving_on_config_like_text(text):
+    once = redact(text)
+    assert redact(once) == once
+    assert len(once.split("\n")) == len(text.split("\n"))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(), st.lists(st.text(alphabet=st.characters(blacklist_characters="<>"), max_size=12), max_size=4))
+def test_redact_values_never_raises_and_removes_long_values(text, secrets):
+    result = redact_values(text, secrets)
+    for secret in secrets:
+        if len(secret) >= 4:
+            assert secret not in result.replace(REDACTED, "\x00")
