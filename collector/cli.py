@@ -226,11 +226,126 @@ def _print_failures(run) -> None:
         click.echo(f"  {outcome.host}: {outcome.reason}", err=True)
 
 
+# -- watch, disarm, incidents ---------------------------------------------------------------
+
+
+def _host_port(text: str | None) -> tuple[str, int] | None:
+    if not text:
+        return None
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UserError(f"--syslog wants HOST:PORT, not {text!r}")
+    return host.strip("[]"), int(port)
+
+
+def _default_playbook() -> Path:
+    from collector.resources import playbooks_dir
+
+    return playbooks_dir() / "invalid-spi.yaml"
+
+
+@cli.command("watch")
+@_inventory_option
+@click.option("--playbook", type=click.Path(path_type=Path), default=None, help="Default: the shipped invalid-spi.yaml.")
+@click.option("--once", is_flag=True, help="One pass and exit (for cron); state carries over to the next run.")
+@click.option("--syslog", "syslog_at", metavar="HOST:PORT", help="Also receive syslog on this UDP address.")
+@click.option("--state", "state_dir", type=click.Path(path_type=Path), default=Path("state"), show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=Path("bundles"), show_default=True, help="Bundle root folder.")
+@click.option("--dry-run", is_flag=True, help="Print the per-router command plan (do and undo); change nothing.")
+@click.option("--workers", default=20, show_default=True, type=click.IntRange(1, 500))
+@click.option("--max-seconds", type=float, default=None, hidden=True)
+def watch_cmd(inventory_path, playbook, once, syslog_at, state_dir, out, dry_run, workers, max_seconds) -> None:
+    """Watch routers for repeated invalid-SPI flows; arm, capture, disarm, bundle."""
+    import threading
+
+    from collector.agent import AgentBusy, install_signal_handlers
+    from collector.playbook import load_playbook
+    from collector.watch import WatchOptions, run_daemon, run_once
+
+    book = load_playbook(playbook or _default_playbook())
+    if not book.is_watch:
+        raise UserError(f"{playbook}: playbook {book.name} has no trigger; use `collector collect --playbook`")
+    inv = _load_inventory(inventory_path)
+    options = WatchOptions(state_dir=state_dir, bundle_root=out, once=once, dry_run=dry_run,
+                           syslog=_host_port(syslog_at), workers=workers, max_seconds=max_seconds)
+    report = lambda message: click.echo(f"collector: {message}", err=True)  # noqa: E731
+    try:
+        if once:
+            agent = run_once(inv, book, options, report)
+        else:
+            stop = threading.Event()
+            install_signal_handlers(stop)
+            report(f"watching {len(inv.hosts)} routers with playbook {book.name} (Ctrl-C to stop)")
+            agent = run_daemon(inv, book, options, report, stop)
+    except AgentBusy as exc:
+        raise UserError(str(exc)) from None
+    for bundle in agent.bundles:
+        click.echo(str(bundle))
+
+
+@cli.command("disarm")
+@_inventory_option
+@click.option("--hosts", help="Comma-separated host names.")
+@click.option("--all", "all_hosts", is_flag=True, help="Every router of the inventory.")
+@click.option("--state", "state_dir", type=click.Path(path_type=Path), default=Path("state"), show_default=True)
+@click.option("--playbook", type=click.Path(path_type=Path), default=None)
+def disarm_cmd(inventory_path, hosts, all_hosts, state_dir, playbook) -> None:
+    """Emergency undo: recorded undo steps, then undebug all, condition reset, dead-man applet removal."""
+    from collector.hostkeys import KnownHosts
+    from collector.parsing import default_registry
+    from collector.playbook import load_playbook
+    from collector.respond.responder import Responder
+    from collector.sessions import SessionPool
+    from collector.state import StateStore
+
+    if not hosts and not all_hosts:
+        raise UserError("say which routers: --hosts a,b or --all")
+    inv = _load_inventory(inventory_path)
+    selected = list(inv.hosts.values()) if all_hosts else _select_hosts(inv, hosts, None, None)
+    book = load_playbook(playbook or _default_playbook())
+    failed = 0
+    with StateStore(state_dir / "state.db") as store, SessionPool(KnownHosts.default()) as pool:
+        responder = Responder(playbook=book, store=store, pool=pool, registry=default_registry())
+        for host in selected:
+            _actions, verdict = responder.emergency_disarm(host)
+            failed += not verdict.startswith("clean")
+            click.echo(f"{host.name}: {verdict}")
+    sys.exit(EXIT_PARTIAL if failed else EXIT_OK)
+
+
+@cli.command("incidents")
+@click.option("--state", "state_dir", type=click.Path(path_type=Path), default=Path("state"), show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def incidents_cmd(state_dir, as_json) -> None:
+    """List incidents with their state and bundle path."""
+    from collector.state import StateStore
+
+    if not (state_dir / "state.db").exists():
+        raise UserError(f"{state_dir}: no state here yet (run `collector watch` first)")
+    with StateStore(state_dir / "state.db") as store:
+        rows = [{"incident": r.incident_id, "state": r.state, "flow": r.key, "routers": list(r.routers),
+                 "created": r.created_at.isoformat(), "updated": r.updated_at.isoformat(),
+                 "reason": r.reason, "bundle": r.bundle_path} for r in store.incidents()]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        click.echo(f"{r['created']}  {r['state']:<10} {r['flow']}  {r['bundle'] or '-'}  {r['reason']}")
+
+
 def main() -> None:
+    from collector.demo import demo_cmd
     from collector.lab.commands import lab_group
 
-    if "lab" not in cli.commands:
-        cli.add_command(lab_group, "lab")
+    cli.add_command(lab_group, "lab")
+    cli.add_command(demo_cmd, "demo")
+    try:
+        from collector.diagnose.commands import audit_cmd, report_cmd
+
+        cli.add_command(audit_cmd, "audit")
+        cli.add_command(report_cmd, "report")
+    except ImportError:  # pragma: no cover - diagnosis commands not installed
+        pass
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Abort:

@@ -1,0 +1,482 @@
+"""The trigger agent: sources -> tracker -> incident -> responder -> bundle.
+
+One `Agent` serves both modes. `run_once()` is a cron pass: reconcile, poll every router,
+handle what it found, expire windows, persist. `run_daemon()` schedules the same pieces
+with APScheduler and adds the syslog receiver. The tracker and the incident table are
+owned by the agent under one lock; router work (arming, capturing, disarming) runs in a
+worker pool so a slow router never stalls the polls.
+
+Incident life cycle (note 116005: debugs must already run when the fault repeats):
+    first line of a flow  -> arm both ends (receiver conditioned on srcaddr, sender on destaddr)
+    the N-th line in T     -> capture both ends, disarm both, verify, bundle, diagnose
+    window ends below N    -> disarm both, record as a rekey transient
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import signal
+import threading
+import uuid
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from ipaddress import ip_address
+from pathlib import Path
+
+from collector.detect.cursor import LogCursor, fingerprint, new_lines
+from collector.detect.events import Flow, InvalidSpiEvent
+from collector.detect.logline import parse_invalid_spi, parse_syslog_datagram
+from collector.detect.syslog_receiver import SyslogHint, SyslogReceiver
+from collector.detect.tracker import Decision, FlowTracker, encode_key, decode_key
+from collector.inventory import Host, Inventory
+from collector.parsing import TemplateRegistry
+from collector.playbook import Playbook
+from collector.respond.evidence import CaptureResult, write_incident_bundle
+from collector.respond.plan import PlanError, render_dry_run
+from collector.respond.responder import Responder, utcnow
+from collector.respond.facts import parse_logging_settings
+from collector.sessions import SessionError, SessionPool
+from collector.state import EventRecord, LogCursorRecord, StateStore
+
+log = logging.getLogger(__name__)
+
+_QFP_NAMES = ("IN_US_V4_PKT_SA_NOT_FOUND_SPI", "IN_US_V6_PKT_SA_NOT_FOUND_SPI", "IpsecInput")
+
+
+class AgentBusy(Exception):
+    """Another agent (daemon or cron run) holds the state folder's lock."""
+
+
+@dataclass
+class ActiveIncident:
+    incident_id: str
+    flow: Flow
+    receiver: Host
+    sender: Host | None
+    armed_at: datetime | None
+    trigger_lines: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    closed: bool = False
+
+    @property
+    def routers(self) -> list[str]:
+        return [self.receiver.name] + ([self.sender.name] if self.sender else [])
+
+    @property
+    def pair(self) -> frozenset[str]:
+        return frozenset(self.routers)
+
+
+class StateLock:
+    """An exclusive lock file in the state folder; held for the agent's whole run."""
+
+    def __init__(self, state_dir: Path):
+        self.path = state_dir / "agent.lock"
+        self._fd: int | None = None
+
+    def __enter__(self) -> "StateLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise AgentBusy(f"another collector watch holds {self.path} (pid {holder}); not starting") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+class Agent:
+    def __init__(self, inventory: Inventory, playbook: Playbook, store: StateStore, *, pool: SessionPool,
+                 registry: TemplateRegistry, bundle_root: Path, dry_run: bool = False, workers: int = 20,
+                 report: callable | None = None):
+        self.inventory = inventory
+        self.playbook = playbook
+        self.store = store
+        self.pool = pool
+        self.registry = registry
+        self.bundle_root = bundle_root
+        self.dry_run = dry_run
+        self.report = report or (lambda message: log.warning("%s", message))
+        self.responder = Responder(playbook=playbook, store=store, pool=pool, registry=registry)
+        self.tracker = FlowTracker(playbook.occurs, playbook.within, playbook.cooldown.flow, playbook.cooldown.pair)
+        snapshot = store.load_tracker(playbook.name)
+        if snapshot is not None:
+            self.tracker.restore(snapshot)
+        self._lock = threading.RLock()
+        self._active: dict[Flow, ActiveIncident] = {}
+        self._workers = ThreadPoolExecutor(max_workers=max(2, workers), thread_name_prefix="respond")
+        self._poll_workers = workers
+        self._pending: list[Future] = []
+        self.bundles: list[Path] = []
+
+    # -- sources ------------------------------------------------------------------------
+
+    def poll_router(self, host: Host) -> list[InvalidSpiEvent]:
+        """Read the router's log; new invalid-SPI lines become events (recorded, returned)."""
+        with self.pool.session(host) as session:
+            output = session.run(self.playbook.sources.poll.command, read_timeout=max(host.options.read_timeout, 120.0))
+        received = utcnow()
+        lines = [line for line in output.text.splitlines() if "RECVD_PKT_INV_SPI" in line]
+        record = self.store.log_cursor(host.name)
+        cursor = LogCursor.from_text(record.fingerprints if record else None)
+        fresh, cursor = new_lines(cursor, lines)
+        settings_size = None
+        if "Log Buffer (" in output.text:
+            try:
+                settings_size = parse_logging_settings(output.text[:4000]).buffered_size
+            except PlanError:
+                settings_size = None
+        events = []
+        for line in fresh:
+            event = parse_invalid_spi(line, router=host.name, source="poll", received_at=received, year=received.year)
+            if event is not None:
+                events.append(event)
+        self.store.record_events([EventRecord.from_invalid_spi(e, self._event_id(e)) for e in events])
+        self.store.save_log_cursor(LogCursorRecord(
+            router=host.name, fingerprints=cursor.to_text(),
+            last_seq=events[-1].seq if events else None,
+            last_device_time=None, last_line_hash=fingerprint(lines[-1]) if lines else None,
+            buffer_size=settings_size, messages_logged=None, read_at=received))
+        return events
+
+    @staticmethod
+    def _event_id(event: InvalidSpiEvent) -> str:
+        return f"{event.flow.router}|{fingerprint(event.raw)}"
+
+    def poll_all(self, hosts: list[Host] | None = None) -> int:
+        """One log poll over the fleet; returns how many new events it handled."""
+        hosts = hosts if hosts is not None else list(self.inventory.hosts.values())
+        found: list[InvalidSpiEvent] = []
+        with ThreadPoolExecutor(max_workers=self._poll_workers, thread_name_prefix="poll") as pool:
+            futures = {pool.submit(self.poll_router, h): h for h in hosts}
+            for future, host in futures.items():
+                try:
+                    found += future.result()
+                except SessionError as exc:
+                    self.report(f"{host.name}: log poll failed: {exc.reason}")
+        found.sort(key=lambda e: (e.device_time or e.received_at.replace(tzinfo=None), e.flow.router))
+        for event in found:
+            self.handle(event)
+        return len(found)
+
+    def poll_qfp(self, hosts: list[Host] | None = None) -> None:
+        """IOS-XE drop counters: growth raises a suspicion and an immediate log read."""
+        hosts = hosts if hosts is not None else [h for h in self.inventory.hosts.values() if h.platform == "cisco_xe"]
+        for host in hosts:
+            try:
+                counters = self._read_qfp(host)
+            except SessionError as exc:
+                self.report(f"{host.name}: QFP poll failed: {exc.reason}")
+                continue
+            now = utcnow()
+            before = self.store.qfp_counters(host.name)
+            self.store.save_qfp_counters(host.name, counters, now)
+            if before is None:
+                continue
+            grown = {k: v - before.counters.get(k, 0) for k, v in counters.items() if v > before.counters.get(k, 0)}
+            if not grown:
+                continue
+            text = ", ".join(f"{k} +{v}" for k, v in grown.items())
+            self.store.record_event(EventRecord(event_id=f"{host.name}|qfp|{now.isoformat()}", router=host.name, key="",
+                                                source="qfp", raw=text, device_time=None, received_at=now))
+            events = self.poll_router(host)
+            if events:
+                for event in events:
+                    self.handle(event)
+            else:
+                self.report(f"{host.name}: invalid-SPI drops in QFP counters ({text}) with no log line: "
+                            "this image may not log RECVD_PKT_INV_SPI (ASR1000 before XE 2.3.2, NAT-T before CSCsq59183)")
+
+    def _read_qfp(self, host: Host) -> dict[str, int]:
+        counters: dict[str, int] = {}
+        with self.pool.session(host) as session:
+            for spec in self.playbook.sources.qfp.commands:
+                text = session.run(spec.command).text
+                for line in text.splitlines():
+                    parts = line.split()
+                    for name in _QFP_NAMES:
+                        if name in parts:
+                            numbers = [p for p in parts[parts.index(name) + 1:] if p.isdigit()]
+                            if numbers:
+                                counters[name] = int(numbers[0])
+        return counters
+
+    def on_syslog_hint(self, hint: SyslogHint) -> None:
+        """A UDP line is only a hint: confirm it by reading that router's log over SSH."""
+        line = parse_syslog_datagram(hint.data)
+        if line is None:
+            return
+        now = utcnow()
+        event = parse_invalid_spi(line.raw, router=hint.router, source="syslog", received_at=now, year=now.year)
+        if event is None:
+            return
+        self.store.record_event(EventRecord.from_invalid_spi(event, f"syslog|{fingerprint(line.raw)}"))
+        host = self.inventory.hosts.get(hint.router)
+        if host is None:
+            return
+        try:
+            for confirmed in self.poll_router(host):
+                self.handle(confirmed)
+        except SessionError as exc:
+            self.report(f"{host.name}: could not confirm a syslog line over SSH: {exc.reason}")
+
+    # -- decisions ----------------------------------------------------------------------
+
+    def handle(self, event: InvalidSpiEvent) -> Decision:
+        flow = event.flow
+        with self._lock:
+            sender = self._resolve_sender(flow)
+            pair = frozenset([flow.router] + ([sender.name] if sender else []))
+            decision = self.tracker.observe(flow, event.received_at, self._event_id(event), pair)
+            log.info("%s %s from %s: %s", flow.router, flow.spi_hex, flow.src, decision.value)
+            incident = self._active.get(flow)
+            if decision is Decision.FIRST:
+                incident = self._open_incident(event, sender)
+                if incident is not None:
+                    self._submit(self._arm, incident)
+            elif decision is Decision.REPEATED:
+                if incident is None:  # first line missed (agent not running): aftermath only
+                    incident = self._open_incident(event, sender, armed_late=True)
+                    if incident is not None:
+                        self._submit(self._arm_and_capture, incident)
+                else:
+                    incident.trigger_lines.append(event.raw)
+                    self._submit(self._capture, incident)
+            elif incident is not None and decision is Decision.COUNTED:
+                incident.trigger_lines.append(event.raw)
+            self._save_tracker()
+            return decision
+
+    def _resolve_sender(self, flow: Flow) -> Host | None:
+        owner = self.inventory.owner_of(str(flow.src))
+        if owner is None:
+            names = self.store.routers_with_address(flow.src)
+            owner = self.inventory.hosts.get(names[0]) if names else None
+        return owner if owner is not None and owner.name != flow.router else None
+
+    def _open_incident(self, event: InvalidSpiEvent, sender: Host | None, armed_late: bool = False) -> ActiveIncident | None:
+        flow = event.flow
+        receiver = self.inventory.hosts.get(flow.router)
+        if receiver is None:
+            return None
+        incident = ActiveIncident(
+            incident_id=f"{event.received_at:%Y%m%dT%H%M%S}{uuid.uuid4().hex[:6]}",
+            flow=flow, receiver=receiver, sender=sender, armed_at=None, trigger_lines=[event.raw])
+        if sender is None:
+            incident.notes.append(f"srcaddr {flow.src} is not a router of the inventory: only the receiving end "
+                                  f"({flow.router}) is captured")
+        if armed_late:
+            incident.notes.append("the first line of this flow was not seen by the agent: debugs were armed after "
+                                  "the repeat, so the capture holds the aftermath, not the cause (note 116005)")
+        busy = {name for other in self._active.values() for name in other.routers}
+        clash = busy.intersection(incident.routers)
+        armed_now = len(busy)
+        cap = self.playbook.guards.max_armed_routers
+        reason = None
+        if clash:
+            reason = f"router(s) {', '.join(sorted(clash))} already armed for another incident"
+        elif armed_now + len(incident.routers) > cap:
+            reason = f"armed-router cap reached ({armed_now} of {cap} armed)"
+        state = "skipped" if reason else "armed"
+        self.store.create_incident(incident.incident_id, encode_key(flow), self.playbook.name, state,
+                                   routers=incident.routers, reason=reason or "")
+        self.store.link_events(incident.incident_id, encode_key(flow), event.received_at - self.playbook.within)
+        if reason:
+            self.report(f"{flow.router} {flow.spi_hex}: not arming: {reason}")
+            return None
+        self._active[flow] = incident
+        return incident
+
+    def _submit(self, fn, incident: ActiveIncident) -> None:
+        future = self._workers.submit(self._guarded, fn, incident)
+        self._pending = [f for f in self._pending if not f.done()] + [future]
+
+    def _guarded(self, fn, incident: ActiveIncident) -> None:
+        try:
+            with incident.lock:
+                if not incident.closed:
+                    fn(incident)
+        except Exception:  # an unexpected error must still leave the routers disarmed
+            log.exception("incident %s failed", incident.incident_id)
+            with incident.lock:
+                self._close(incident, "failed", "internal error; see the agent log")
+
+    def _ends(self, incident: ActiveIncident) -> list[tuple[Host, object, str]]:
+        flow = incident.flow
+        ends = [(incident.receiver, flow.src, "receiver")]
+        if incident.sender is not None:
+            ends.append((incident.sender, flow.dst, "sender"))
+        return ends
+
+    # -- router work (worker threads, one incident at a time) ------------------------------
+
+    def _arm(self, incident: ActiveIncident) -> None:
+        window = self.playbook.arm_window
+        if self.dry_run:
+            plans = []
+            for host, peer, _role in self._ends(incident):
+                try:
+                    profile = self.responder.profile(host)
+                    from collector.respond.plan import LoggingSettings
+
+                    plans.append(self.responder.plan_for(host, peer, incident.incident_id, window, profile,
+                                                         LoggingSettings(console_level="debugging", buffered_level="debugging", buffered_size=4096)))
+                except (SessionError, PlanError) as exc:
+                    self.report(f"{host.name}: dry run could not plan: {exc}")
+            self.report(render_dry_run(plans))
+            return
+        with ThreadPoolExecutor(max_workers=2) as pool:  # both ends as close together as possible
+            outcomes = list(pool.map(lambda end: self.responder.arm(end[0], end[1], incident.incident_id, window),
+                                     self._ends(incident)))
+        incident.armed_at = utcnow()
+        for outcome in outcomes:
+            if not outcome.armed:
+                incident.notes.append(f"{outcome.router}: {outcome.error}")
+                self.report(f"{outcome.router}: {outcome.error}")
+        self.store.update_incident(incident.incident_id, reason="; ".join(incident.notes))
+
+    def _arm_and_capture(self, incident: ActiveIncident) -> None:
+        self._arm(incident)
+        self._capture(incident, armed_before_repeat=False)
+
+    def _capture(self, incident: ActiveIncident, armed_before_repeat: bool = True) -> None:
+        if self.dry_run:
+            self.report(f"dry run: would capture {', '.join(incident.routers)} now")
+            self._close(incident, "skipped", "dry run")
+            return
+        self.store.update_incident(incident.incident_id, state="capturing")
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            captures = tuple(pool.map(lambda end: self.responder.capture(end[0], end[1], end[2]), self._ends(incident)))
+            disarms = list(pool.map(lambda end: (end[0].name, self.responder.disarm(end[0], incident.incident_id)),
+                                    self._ends(incident)))
+        actions = [a for _name, (acts, _v) in disarms for a in acts]
+        verdicts = {name: verdict for name, (_acts, verdict) in disarms}
+        incomplete = [f"{c.router}: {c.error}" for c in captures if c.error]
+        incomplete += [f"{n}: {v}" for n, v in verdicts.items() if not v.startswith(("clean", "nothing"))]
+        result = CaptureResult(
+            incident_id=incident.incident_id, flow=incident.flow, trigger_lines=tuple(incident.trigger_lines),
+            captures=captures, armed_at=incident.armed_at, captured_at=utcnow(),
+            armed_before_repeat=armed_before_repeat and incident.armed_at is not None, sender=incident.sender.name if incident.sender else None,
+            notes=tuple(incident.notes), actions=tuple(actions), disarm=verdicts, incomplete=tuple(incomplete))
+        bundle = write_incident_bundle(result, self.bundle_root, secrets=tuple(self.inventory.secret_values()),
+                                       report=_diagnose(result))
+        self.bundles.append(bundle)
+        with self._lock:
+            self.tracker.mark_captured(incident.flow, incident.pair, utcnow())
+            self._save_tracker()
+        self._close(incident, "captured", "; ".join(incomplete) or "complete", bundle)
+        self.report(f"captured {incident.flow.router} {incident.flow.spi_hex} from {incident.flow.src}: bundle {bundle}")
+
+    def _disarm_incident(self, incident: ActiveIncident, state: str, reason: str) -> None:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            results = list(pool.map(lambda end: (end[0].name, self.responder.disarm(end[0], incident.incident_id)),
+                                    self._ends(incident)))
+        verdicts = "; ".join(f"{name}: {verdict}" for name, (_a, verdict) in results)
+        self._close(incident, state, f"{reason}; {verdicts}")
+
+    def _close(self, incident: ActiveIncident, state: str, reason: str, bundle: Path | None = None) -> None:
+        incident.closed = True
+        self.store.update_incident(incident.incident_id, state=state, reason=reason, bundle_path=bundle)
+        with self._lock:
+            self._active.pop(incident.flow, None)
+
+    # -- time -----------------------------------------------------------------------------
+
+    def expire(self) -> list[Flow]:
+        """Windows that closed below N: rekey transients, disarmed."""
+        now = utcnow()
+        with self._lock:
+            keys = self.tracker.expire(now)
+            self._save_tracker()
+            finished = [self._active.get(k) for k in keys]
+        for incident in finished:
+            if incident is not None:
+                self._submit(lambda inc: self._disarm_incident(inc, "transient",
+                             "seen once, not repeated within the window: rekey transient"), incident)
+        with self._lock:  # hard stop: nothing stays armed past max_window
+            overdue = [i for i in self._active.values()
+                       if i.armed_at and now - i.armed_at > self.playbook.max_window]
+        for incident in overdue:
+            self._submit(lambda inc: self._disarm_incident(inc, "failed", "max_window reached"), incident)
+        return [k for k in keys if isinstance(k, Flow)]
+
+    def _save_tracker(self) -> None:
+        self.store.save_tracker(self.playbook.name, self.tracker.snapshot())
+
+    # -- start, stop ------------------------------------------------------------------------
+
+    def resume(self) -> None:
+        """Adopt incidents a previous run left armed (cron mode: windows span runs)."""
+        for record in self.store.incidents(states=["armed", "capturing"]):
+            try:
+                flow = decode_key(record.key)
+            except ValueError:
+                continue
+            if not isinstance(flow, Flow) or flow.router not in self.inventory.hosts:
+                continue
+            names = [r for r in record.routers if r != flow.router]
+            sender = self.inventory.hosts.get(names[0]) if names else None
+            self._active[flow] = ActiveIncident(record.incident_id, flow, self.inventory.hosts[flow.router], sender,
+                                                armed_at=record.created_at)
+
+    def reconcile(self) -> list[str]:
+        """Disarm every router the state store says is armed (a crashed or stopped run)."""
+        cleaned = []
+        for name in self.store.armed_routers():
+            host = self.inventory.hosts.get(name)
+            if host is None:
+                cleaned.append(f"{name}: armed in state but not in the inventory; disarm it by hand")
+                continue
+            _actions, verdict = self.responder.disarm(host)
+            cleaned.append(f"{name}: {verdict}")
+        for record in self.store.incidents(states=["armed", "capturing"]):
+            self.store.update_incident(record.incident_id, state="failed", reason="agent restarted; disarmed at start-up")
+        return cleaned
+
+    def drain(self, timeout: float | None = None) -> None:
+        """Wait for router work in flight."""
+        wait(list(self._pending), timeout=timeout)
+
+    def disarm_all(self, reason: str) -> None:
+        with self._lock:
+            active = list(self._active.values())
+        for incident in active:
+            with incident.lock:
+                if not incident.closed:
+                    self._disarm_incident(incident, "failed", reason)
+
+    def close(self) -> None:
+        self._workers.shutdown(wait=True)
+
+
+def _diagnose(result: CaptureResult):
+    try:
+        from collector.diagnose.incident import diagnose_capture
+    except ImportError:
+        return None
+    try:
+        return diagnose_capture(result)
+    except Exception:  # a report failure must not lose the capture
+        log.exception("diagnosis failed for %s", result.incident_id)
+        return None
+
+
+def install_signal_handlers(stop: threading.Event) -> None:
+    def handler(signum, _frame):
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)

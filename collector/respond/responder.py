@@ -1,0 +1,218 @@
+"""The only code that changes a router: arm, capture, disarm, verify.
+
+Every change follows the plan (`collector.respond.plan`): each step is written to the
+state store as `pending` BEFORE it is sent, `applied` after; disarm replays the undo
+lists recorded in the store (not an in-memory plan), so the same code disarms after a
+normal capture, a timeout, SIGTERM, or a crash found at the next start.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from collector.inventory import Host
+from collector.parsing import TemplateRegistry
+from collector.playbook import Playbook
+from collector.respond.evidence import CommandRecord, RouterCapture
+from collector.respond.facts import DeviceProfile, PeerAddress, PreflightRefused, preflight, read_profile
+from collector.respond.plan import ArmPlan, PlanError, RouterFacts, build_arm_plan, capture_commands, verify_commands
+from collector.sessions import CommandRefused, SessionError, SessionPool
+from collector.state import StateStore
+
+log = logging.getLogger(__name__)
+
+_CRYPTO_DEBUG_ON = re.compile(r"^\s*Crypto (ISAKMP|IKEv2|IPSEC) debugging is on", re.M | re.I)
+_CONDITION_ON = re.compile(r"IKE peer IP address filters:\s*\n\s*(\S+)", re.I)
+_SHOW_CLOCK = re.compile(r"(\d{1,2}):(\d{2}):(\d{2})(?:\.(\d{1,3}))?\s+\S+\s+\w{3}\s+(\w{3})\s+(\d{1,2})\s+(\d{4})")
+_MONTHS = {m: i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), start=1)}
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True, slots=True)
+class ArmOutcome:
+    router: str
+    plan: ArmPlan | None
+    armed: bool
+    error: str | None = None
+
+
+class Responder:
+    def __init__(self, *, playbook: Playbook, store: StateStore, pool: SessionPool, registry: TemplateRegistry):
+        self.playbook = playbook
+        self.store = store
+        self.pool = pool
+        self.registry = registry
+        self._profiles: dict[str, DeviceProfile] = {}
+
+    # -- facts --------------------------------------------------------------------------
+
+    def profile(self, host: Host, *, refresh: bool = False) -> DeviceProfile:
+        cached = self._profiles.get(host.name)
+        if cached is None or refresh:
+            with self.pool.session(host) as session:
+                cached = read_profile(session, self.registry, platform=host.platform)
+            self._profiles[host.name] = cached
+            if cached.addresses:
+                self.store.save_addresses(host.name, cached.addresses, utcnow())
+        return cached
+
+    def plan_for(self, host: Host, peer: PeerAddress, incident_id: str, window: timedelta,
+                 profile: DeviceProfile, logging_settings) -> ArmPlan:
+        facts = RouterFacts(name=host.name, platform=host.platform, os_family=profile.os_family,
+                            ike=profile.ike_toward(peer), logging=logging_settings)
+        return build_arm_plan(self.playbook, facts, peer, incident_id, window)
+
+    # -- arm ------------------------------------------------------------------------------
+
+    def arm(self, host: Host, peer: PeerAddress, incident_id: str, window: timedelta) -> ArmOutcome:
+        """Pre-flight, then every step of the plan, each recorded before it runs."""
+        guards = self.playbook.guards
+        try:
+            profile = self.profile(host)
+            with self.pool.session(host) as session:
+                checked = preflight(session, cpu_max_percent=guards.cpu_max_percent,
+                                    cpu_measure=guards.cpu_measure, refuse_foreign=guards.refuse_if_foreign_debugs)
+                plan = self.plan_for(host, peer, incident_id, window, profile, checked.logging)
+                for index, step in enumerate(plan.steps):
+                    self.store.begin_step(incident_id, host.name, index, step)
+                    try:
+                        if step.mode == "config":
+                            session.configure(step.do)
+                        else:
+                            for command in step.do:
+                                session.run(command)
+                    except SessionError as exc:
+                        self.store.set_step_status(incident_id, host.name, index, "failed", exc.reason)
+                        raise
+                    self.store.set_step_status(incident_id, host.name, index, "applied")
+            return ArmOutcome(host.name, plan, True)
+        except PreflightRefused as exc:
+            return ArmOutcome(host.name, None, False, f"not armed: {exc}")
+        except PlanError as exc:
+            return ArmOutcome(host.name, None, False, f"not armed: {exc}")
+        except SessionError as exc:
+            return ArmOutcome(host.name, None, False, f"arming failed: {exc.reason}")
+
+    # -- capture --------------------------------------------------------------------------
+
+    def capture(self, host: Host, peer: PeerAddress, role: str) -> RouterCapture:
+        """Run the playbook's capture list; a failed command is recorded, not fatal."""
+        records: list[CommandRecord] = []
+        offset = None
+        try:
+            profile = self.profile(host)
+            facts = RouterFacts(name=host.name, platform=host.platform, os_family=profile.os_family,
+                                ike=profile.ike_toward(peer), logging=_NO_LOGGING)
+            commands = capture_commands(self.playbook, facts, peer)
+            with self.pool.session(host) as session:
+                for command in commands:
+                    records.append(self._run_recorded(session, host, command))
+                    if command == "show clock" and records[-1].text:
+                        offset = clock_offset(records[-1].text, records[-1].started, records[-1].ended)
+            return RouterCapture(host.name, role, host.platform, str(peer), tuple(records), offset)
+        except (SessionError, PlanError) as exc:
+            reason = exc.reason if isinstance(exc, SessionError) else str(exc)
+            return RouterCapture(host.name, role, host.platform, str(peer), tuple(records), offset, error=reason)
+
+    def _run_recorded(self, session, host: Host, command: str) -> CommandRecord:
+        started = utcnow()
+        try:
+            out = session.run(command, read_timeout=max(host.options.read_timeout, 300.0))
+        except CommandRefused as exc:
+            return CommandRecord(host.name, command, exc.output, None, None, exc.reason, started, utcnow())
+        parsed = self.registry.parse(host.platform, command, out.text)
+        return CommandRecord(host.name, command, out.text, parsed.records if parsed.template else None,
+                             parsed.template, None, out.started, out.ended)
+
+    # -- disarm ---------------------------------------------------------------------------
+
+    def disarm(self, host: Host, incident_id: str | None = None) -> tuple[list[dict], str]:
+        """Undo every recorded step of this router (one incident, or all), newest first,
+        then verify. Returns the actions taken and a one-line verification result."""
+        steps = self.store.armed_steps(host.name, incident_id)
+        actions: list[dict] = []
+        if not steps:
+            return actions, "nothing armed"
+        steps.sort(key=lambda s: (s.incident_id, s.index), reverse=True)
+        try:
+            with self.pool.session(host) as session:
+                for armed in steps:
+                    started = utcnow()
+                    try:
+                        if armed.step.mode == "config":
+                            session.configure(armed.step.undo)
+                        else:
+                            for command in armed.step.undo:
+                                session.run(command)
+                        self.store.set_step_status(armed.incident_id, host.name, armed.index, "undone")
+                        status = "undone"
+                    except CommandRefused as exc:
+                        # e.g. the applet is already gone because it fired: nothing left to undo
+                        self.store.set_step_status(armed.incident_id, host.name, armed.index, "undone", exc.reason)
+                        status = f"undone (router said: {exc.reason})"
+                    actions.append({"router": host.name, "incident": armed.incident_id, "step": armed.index,
+                                    "why": armed.step.why, "do": list(armed.step.do), "undo": list(armed.step.undo),
+                                    "status": status, "at": started.isoformat()})
+                verdict = self._verify(session, host)
+        except SessionError as exc:
+            for armed in steps:
+                self.store.note_step_error(armed.incident_id, host.name, armed.index, exc.reason)
+            return actions, f"disarm incomplete: {exc.reason} (the on-box dead-man applet will finish it)"
+        return actions, verdict
+
+    def _verify(self, session, host: Host) -> str:
+        leftovers = []
+        for command in verify_commands(self.playbook):
+            text = session.run(command, check=False).text
+            leftovers += [f"{m.group(1)} debug" for m in _CRYPTO_DEBUG_ON.finditer(text)]
+            leftovers += [f"condition peer {m.group(1)}" for m in _CONDITION_ON.finditer(text)]
+        if leftovers:
+            return "NOT clean: " + ", ".join(leftovers)
+        return "clean: no crypto debug, no debug condition"
+
+    def emergency_disarm(self, host: Host) -> tuple[list[dict], str]:
+        """`collector disarm`: the recorded undo steps, then a blunt sweep."""
+        actions, verdict = self.disarm(host)
+        try:
+            with self.pool.session(host) as session:
+                for command in ("undebug all", "debug crypto condition reset"):
+                    session.run(command, check=False)
+                    actions.append({"router": host.name, "do": [command], "status": "sent"})
+                config = session.run("show running-config | include ^event manager applet COLLECTOR_DEADMAN_", check=False).text
+                names = re.findall(r"^event manager applet (COLLECTOR_DEADMAN_[A-Za-z0-9_]+)", config, re.M)
+                if names:
+                    session.configure([f"no event manager applet {n}" for n in names])
+                    actions.append({"router": host.name, "do": [f"no event manager applet {n}" for n in names], "status": "sent"})
+                verdict = self._verify(session, host)
+        except SessionError as exc:
+            verdict = f"sweep failed: {exc.reason}"
+        return actions, verdict
+
+
+_NO_LOGGING = __import__("collector.respond.plan", fromlist=["LoggingSettings"]).LoggingSettings()
+
+
+def clock_offset(show_clock: str, before: datetime, after: datetime) -> float | None:
+    """Router clock minus agent clock (seconds), from `show clock` and when it was asked.
+
+    The router's time zone is not known for sure, so the offset is reported as seen; the
+    timeline uses it only to line up two routers against each other."""
+    match = _SHOW_CLOCK.search(show_clock)
+    if not match:
+        return None
+    hh, mm, ss, ms, mon, day, year = match.groups()
+    if mon not in _MONTHS:
+        return None
+    try:
+        device = datetime(int(year), _MONTHS[mon], int(day), int(hh), int(mm), int(ss),
+                          int((ms or "0").ljust(3, "0")) * 1000, tzinfo=timezone.utc)
+    except ValueError:
+        return None
+    midpoint = before + (after - before) / 2
+    return round((device - midpoint).total_seconds(), 3)

@@ -1,0 +1,111 @@
+"""`collector watch`: the agent as a cron pass (`--once`) or a daemon (APScheduler 3.11).
+
+Jobs are built from the playbook at start (the scheduler's job store is memory, never
+shared: APScheduler 3.x must not share a store between processes). Every job coalesces
+missed runs and never overlaps itself. A lock file in the state folder keeps a cron run
+and the daemon, or two cron runs, from working on the same routers at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from collector.agent import Agent, StateLock
+from collector.detect.syslog_receiver import SyslogReceiver
+from collector.hostkeys import KnownHosts
+from collector.inventory import Inventory
+from collector.parsing import default_registry
+from collector.playbook import Playbook
+from collector.sessions import SessionPool
+from collector.state import StateStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WatchOptions:
+    state_dir: Path
+    bundle_root: Path
+    once: bool = False
+    dry_run: bool = False
+    syslog: tuple[str, int] | None = None
+    workers: int = 20
+    max_seconds: float | None = None  # stop a daemon after this long (demo, tests)
+
+
+def open_agent(inventory: Inventory, playbook: Playbook, options: WatchOptions, pool: SessionPool,
+               store: StateStore, report) -> Agent:
+    return Agent(inventory, playbook, store, pool=pool, registry=default_registry(), bundle_root=options.bundle_root,
+                 dry_run=options.dry_run, workers=options.workers, report=report)
+
+
+def run_once(inventory: Inventory, playbook: Playbook, options: WatchOptions, report) -> Agent:
+    """One pass for cron: adopt what the last run armed, poll, expire, wait for router work."""
+    with StateLock(options.state_dir), StateStore(options.state_dir / "state.db") as store, \
+            SessionPool(KnownHosts.default(), max_sessions=options.workers, keep_open=True) as pool:
+        agent = open_agent(inventory, playbook, options, pool, store, report)
+        agent.resume()
+        if playbook.sources.qfp.enabled:
+            agent.poll_qfp()
+        agent.poll_all()
+        agent.expire()
+        agent.drain()
+        agent.close()
+        return agent
+
+
+def run_daemon(inventory: Inventory, playbook: Playbook, options: WatchOptions, report,
+               stop: threading.Event) -> Agent:
+    """Until `stop` is set (SIGTERM/SIGINT): scheduled polls, syslog hints, window expiry.
+    On the way out everything armed is disarmed."""
+    with StateLock(options.state_dir), StateStore(options.state_dir / "state.db") as store, \
+            SessionPool(KnownHosts.default(), max_sessions=options.workers, keep_open=True) as pool:
+        agent = open_agent(inventory, playbook, options, pool, store, report)
+        for line in agent.reconcile():
+            report(f"start-up reconcile: {line}")
+        scheduler = BackgroundScheduler(job_defaults={"coalesce": True, "max_instances": 1,
+                                                      "misfire_grace_time": None})
+        sources = playbook.sources
+        if sources.poll.enabled:
+            scheduler.add_job(agent.poll_all, "interval", seconds=sources.poll.interval.total_seconds(),
+                              id="poll-logs", next_run_time=_now())
+        if sources.qfp.enabled:
+            scheduler.add_job(agent.poll_qfp, "interval", seconds=sources.qfp.interval.total_seconds(),
+                              id="poll-qfp", next_run_time=_now())
+        tick = max(0.5, min(5.0, playbook.within.total_seconds() / 20))
+        scheduler.add_job(agent.expire, "interval", seconds=tick, id="expire-windows")
+        receiver = None
+        if options.syslog and sources.syslog.enabled:
+            receiver = SyslogReceiver(options.syslog[0], options.syslog[1], _owner_lookup(inventory),
+                                      agent.on_syslog_hint).start()
+            report(f"syslog receiver on {receiver.address[0]}:{receiver.address[1]}")
+        scheduler.start()
+        try:
+            stop.wait(timeout=options.max_seconds)
+        finally:
+            scheduler.shutdown(wait=True)
+            if receiver is not None:
+                receiver.stop()
+            agent.drain()
+            agent.disarm_all("agent stopped")
+            agent.close()
+        return agent
+
+
+def _owner_lookup(inventory: Inventory):
+    def owner(ip: str) -> str | None:
+        host = inventory.owner_of(ip)
+        return host.name if host is not None else None
+
+    return owner
+
+
+def _now():
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc)
