@@ -490,3 +490,16 @@ def test_owner_of(single):
 def test_password_is_a_secret(single):
     assert isinstance(single.hosts["hub1"].password, Secret)
     assert "env-password-1" not in f"{single.hosts['hub1'].password} {single.hosts['hub1'].password!r}"
+
+
+def test_folder_with_hosts_yaml_only(tmp_path):
+    write(tmp_path, "r1:\n  hostname: 10.0.0.1\n  platform: cisco_xe\n  username: u\n  password: ${PW}\n", "hosts.yml")
+    inv = load(tmp_path, environ={"PW": "from-env"})
+    assert inv.source == [tmp_path / "hosts.yml"]
+    assert inv.hosts["r1"].password.reveal() == "from-env"
+    assert inv.groups == {}
+
+
+def test_nornir_hosts_file_must_be_a_mapping(tmp_path):
+    path = write(tmp_path, "- r1\n- r2\n", "hosts.yaml")
+    assert str(error_of(tmp_path)) == f"{path}:1: expected a mapping of host names to host settings"
