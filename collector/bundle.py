@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from collector import __version__
-from collector.redact import redact, redact_values
+from collector.redact import redact, redact_data, redact_values
 
 _SAFE_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,120}$")
 
@@ -91,11 +91,19 @@ class BundleWriter:
         self.files.append(relpath)
         return target
 
+    # JSON escapes newlines, which hides config lines from the line-anchored patterns:
+    # redact the values themselves before dumping.
     def write_json(self, relpath: str, obj: object) -> Path:
-        return self.write_text(relpath, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+        return self._write_raw(relpath, json.dumps(redact_data(obj, self._secrets), indent=2, default=str) + "\n")
 
     def write_jsonl(self, relpath: str, rows: Iterable[object]) -> Path:
-        return self.write_text(relpath, "".join(json.dumps(row, default=str) + "\n" for row in rows))
+        return self._write_raw(relpath, "".join(json.dumps(redact_data(r, self._secrets), default=str) + "\n" for r in rows))
+
+    def _write_raw(self, relpath: str, text: str) -> Path:
+        target = self._target(relpath)
+        _write_private(target, text.encode("utf-8", errors="replace"))
+        self.files.append(relpath)
+        return target
 
     def finish(self, manifest: dict, *, tarball: bool = True) -> Path:
         """Seal the bundle: manifest with hashes, atomic rename, optional .tar.gz."""
@@ -104,7 +112,8 @@ class BundleWriter:
             path = self.work / relpath
             entries.append({"path": relpath, "bytes": path.stat().st_size, "sha256": sha256_file(path)})
         body = {"tool": "collector", "tool_version": __version__, **manifest, "files": entries}
-        _write_private(self.work / "manifest.json", self.scrub(json.dumps(body, indent=2, default=str) + "\n").encode())
+        _write_private(self.work / "manifest.json",
+                       (json.dumps(redact_data(body, self._secrets), indent=2, default=str) + "\n").encode())
         for folder in {self.work, *(p.parent for p in self.work.rglob("*") if p.is_file())}:
             _fsync_dir(folder)
         final = self._free_name()

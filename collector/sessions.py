@@ -30,7 +30,7 @@ import paramiko
 from netmiko.cisco.cisco_ios import CiscoIosSSH
 from netmiko.exceptions import NetmikoAuthenticationException, NetmikoTimeoutException
 
-from collector.hostkeys import HostKeyChangedError, KnownHosts, apply_host_key_policy, explain_bad_host_key
+from collector.hostkeys import HostKeyError, KnownHosts, apply_host_key_policy, explain_bad_host_key
 from collector.inventory import Host
 
 log = logging.getLogger(__name__)
@@ -165,7 +165,7 @@ class DeviceSession:
             conn = _HostKeyCheckedIos(host_key_policy=opts.host_key_policy, known_hosts=self._known_hosts, **params)
         except paramiko.BadHostKeyException as exc:
             raise HostKeyRejected(host.name, str(explain_bad_host_key(exc, host.hostname, host.port))) from None
-        except HostKeyChangedError as exc:
+        except HostKeyError as exc:  # changed, or unknown under the strict policy
             raise HostKeyRejected(host.name, str(exc)) from None
         except NetmikoAuthenticationException:
             raise AuthenticationFailed(host.name, "authentication failed (username or password refused)") from None
