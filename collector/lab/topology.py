@@ -1,0 +1,681 @@
+"""Build the lab's fleet plan: routers, addresses, tunnels and which scenario each tunnel plays.
+
+Everything here is a frozen value computed from (routers, scenarios, seed): the same
+arguments always give the same lab. The live model (SAs, logs, CLI) is built on top of
+this plan by fleet.py / router.py.
+
+Naming: hubs are `hub1..hubH`, spokes `spoke1..spokeS`, hubs first in insertion order.
+H = 1 for fewer than 4 routers, otherwise max(2, round(N / 50)); 6 routers give 2 hubs
+and 4 spokes, 500 routers give 10 hubs and 490 spokes.
+
+Tunnels: spoke k (1-based) connects to hub ((k-1) mod H)+1 with the tunnel kind of its
+slot ((k-1) mod 8, see SPOKE_SLOTS); consecutive hubs are linked by GRE P2P tunnels.
+Spoke tunnels come first (t1..tS), then the hub links.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import string
+from dataclasses import dataclass, field, replace
+
+from collector.lab.platforms import HUB_PLATFORMS, PLATFORMS, SPOKE_PLATFORMS, Platform
+
+# -- config types (docs/domain.md §3) ----------------------------------------------------
+
+STATIC_MAP = "static-crypto-map"
+DYNAMIC_MAP = "dynamic-crypto-map"
+GRE_P2P = "gre-p2p"
+MGRE_STATIC = "mgre-static-nhrp"
+MGRE_DYNAMIC = "mgre-dynamic-nhrp"
+SVTI = "svti"
+DVTI = "dvti"
+EZVPN_CLIENT = "ezvpn-client"
+EZVPN_SERVER = "ezvpn-server"
+
+# Cisco 115801's table: does `crypto isakmp invalid-spi-recovery` help when this end is
+# the receiver? None = not applicable (EzVPN client). dVTI and the EzVPN server behave
+# like a dynamic map: the receiver has no configured peer to initiate to.
+RECOVERY_APPLIES: dict[str, bool | None] = {
+    STATIC_MAP: True,
+    GRE_P2P: True,
+    MGRE_STATIC: True,
+    SVTI: True,
+    DYNAMIC_MAP: False,
+    MGRE_DYNAMIC: False,
+    DVTI: False,
+    EZVPN_SERVER: False,
+    EZVPN_CLIENT: None,
+}
+
+SCENARIOS = ("desync", "rekey-transient", "asr-silent", "nat-t-silent", "healthy")
+MIX = ("desync", "rekey-transient", "asr-silent", "nat-t-silent", "healthy")
+
+# Lab seconds after start at which scenario events happen.
+DESYNC_AT = 30.0
+REKEY_TRANSIENT_AT = 90.0
+
+
+@dataclass(frozen=True, slots=True)
+class TunnelKind:
+    name: str
+    ike_version: int
+    spoke_type: str
+    hub_type: str
+    nat_t: bool = False
+
+
+SPOKE_SLOTS: tuple[TunnelKind, ...] = (
+    TunnelKind("crypto-map", 1, STATIC_MAP, DYNAMIC_MAP),
+    TunnelKind("dmvpn", 1, MGRE_STATIC, MGRE_DYNAMIC),
+    TunnelKind("flexvpn", 2, SVTI, DVTI),
+    TunnelKind("ezvpn", 1, EZVPN_CLIENT, EZVPN_SERVER, nat_t=True),
+    TunnelKind("gre-p2p", 1, GRE_P2P, GRE_P2P),
+    TunnelKind("svti", 1, SVTI, SVTI),
+    TunnelKind("static-map", 1, STATIC_MAP, STATIC_MAP),
+    TunnelKind("svti-ikev2", 2, SVTI, SVTI),
+)
+HUB_LINK = TunnelKind("hub-gre-p2p", 1, GRE_P2P, GRE_P2P)
+
+
+# -- values ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    username: str
+    password: str
+    enable_secret: str
+
+
+@dataclass(frozen=True, slots=True)
+class DpdSetting:
+    interval: int
+    retries: int
+    mode: str  # "periodic" | "on-demand"
+
+    @property
+    def teardown_after(self) -> float:
+        """Seconds of silence before the sender declares the peer dead (interval * retries)."""
+        return float(self.interval * self.retries)
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingDefaults:
+    buffered_size: int
+    buffered_level: str
+    console_level: str | None  # None = `no logging console`
+    monitor_level: str | None
+    trap_level: str
+    hosts: tuple[str, ...]  # configured `logging host` entries (modelled, not loopback)
+
+
+@dataclass(frozen=True, slots=True)
+class RouterSecrets:
+    enable_hash: str
+    admin_hash: str
+    lab_hash: str
+    snmp_ro: str
+    snmp_rw: str
+    tacacs_key: str
+    nhrp_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class RouterSpec:
+    index: int
+    name: str
+    role: str  # "hub" | "spoke"
+    site: str
+    platform: Platform
+    wan_ip: str
+    wan_mask: str
+    wan_gateway: str
+    public_ip: str  # the address peers see (differs from wan_ip behind NAT)
+    nat_t: bool
+    lan_ip: str
+    lan_net: str
+    lan_mask: str
+    loopback_ip: str
+    syslog_source: str
+    serial: str
+    boot_age: float  # lab seconds between boot and lab start
+    invalid_spi_recovery: bool
+    isakmp_keepalive: DpdSetting | None
+    ikev2_dpd: DpdSetting | None
+    ntp_synced: bool
+    sequence_numbers: bool
+    show_timezone: bool
+    inv_spi_interface: bool  # whether RECVD_PKT_INV_SPI carries `input interface=`
+    logging: LoggingDefaults
+    ipsec_lifetime: int
+    ike_lifetime: int
+    secrets: RouterSecrets
+
+    @property
+    def addresses(self) -> list[str]:
+        out = [self.wan_ip]
+        if self.public_ip != self.wan_ip:
+            out.append(self.public_ip)
+        return out + [self.loopback_ip, self.lan_ip]
+
+
+@dataclass(frozen=True, slots=True)
+class EndSpec:
+    """One end of a tunnel, as that router configures and shows it."""
+
+    router: str
+    config_type: str
+    interface: str  # `interface:` in show crypto ipsec sa / `Interface:` in show crypto session
+    tag: str  # `Crypto map tag:`
+    local_addr: str  # crypto endpoint address on this router (its interface)
+    public_addr: str  # how the other end sees this one
+    local_ident: tuple[str, str, int]  # (addr, mask, prot)
+    remote_ident: tuple[str, str, int]
+    tunnel_if: str | None  # configured tunnel / template interface, if any
+    tunnel_ip: str | None
+    tunnel_mask: str | None
+    profile: str | None  # isakmp / ikev2 profile shown by show crypto session
+    map_seq: int  # crypto map sequence (crypto map types), else 0
+    acl: str | None
+    ordinal: int  # position of this peer among the router's peers of the same kind (1-based)
+
+
+@dataclass(frozen=True, slots=True)
+class TunnelSpec:
+    id: str
+    index: int
+    kind: str
+    ike_version: int
+    ends: tuple[EndSpec, EndSpec]
+    psk: str
+    nat_t: bool
+    transform: str  # as `show crypto ipsec sa` prints it
+    mode: str  # "Tunnel" | "Transport"
+    rate_pps: tuple[float, float]  # packets/s sent by end 0, by end 1
+    ipsec_lifetime: int
+    ike_lifetime: int
+    ipsec_age: float  # age of the current IPsec SAs at lab start
+    ike_age: float
+    scenario: str = "healthy"
+    sender: int = 0  # end index that keeps sending in a fault scenario
+    receiver: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class TunnelInfo:
+    """What tests and the control API learn about a tunnel (Fleet.pairs())."""
+
+    id: str
+    kind: str
+    ike_version: int
+    a: str
+    b: str
+    a_type: str
+    b_type: str
+    a_addr: str  # address b sees for a
+    b_addr: str
+    nat_t: bool
+    scenario: str
+    sender: str  # router name that keeps sending (scenario tunnels; end a for healthy)
+    receiver: str
+    sender_addr: str  # srcaddr of the flow as the receiver logs it
+    receiver_addr: str  # destaddr
+    recovery: bool | None  # invalid-spi-recovery applies at the receiver (build-time config)
+    sender_dpd: bool
+    persistent: bool  # a desync here repeats until the sender's SA lifetime runs out
+
+
+@dataclass(frozen=True, slots=True)
+class ScenarioSpec:
+    name: str
+    count: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class FleetPlan:
+    seed: int
+    credentials: Credentials
+    routers: tuple[RouterSpec, ...]
+    tunnels: tuple[TunnelSpec, ...]
+    by_name: dict[str, RouterSpec] = field(compare=False, hash=False)
+
+
+# -- scenario specs -----------------------------------------------------------------------
+
+
+def parse_scenarios(specs: list[str]) -> list[ScenarioSpec]:
+    """Parse "name[:count]" strings; `mix` expands to one of each scenario."""
+    out: list[ScenarioSpec] = []
+    for raw in specs:
+        text = raw.strip()
+        name, sep, count_text = text.partition(":")
+        name = name.strip().lower()
+        if name not in (*SCENARIOS, "mix"):
+            raise ValueError(
+                f"unknown scenario {raw!r}: expected one of {', '.join((*SCENARIOS, 'mix'))}, "
+                "optionally with :COUNT"
+            )
+        count = 1
+        if sep:
+            try:
+                count = int(count_text)
+            except ValueError:
+                raise ValueError(f"scenario {raw!r}: count {count_text!r} is not a whole number") from None
+            if count < 1:
+                raise ValueError(f"scenario {raw!r}: count must be at least 1")
+        if name == "mix":
+            out.extend(ScenarioSpec(n, count) for n in MIX)
+        else:
+            out.append(ScenarioSpec(name, count))
+    return out
+
+
+# -- deterministic helpers ----------------------------------------------------------------
+
+_HASH_ALPHABET = "./" + string.digits + string.ascii_uppercase + string.ascii_lowercase
+_KEY_ALPHABET = string.ascii_letters + string.digits
+
+
+def _rng(seed: int, *parts: object) -> random.Random:
+    return random.Random(f"{seed}:" + ":".join(str(p) for p in parts))
+
+
+def _token(rng: random.Random, n: int, alphabet: str = _KEY_ALPHABET) -> str:
+    return "".join(rng.choice(alphabet) for _ in range(n))
+
+
+def _type9(rng: random.Random) -> str:
+    """Text shaped like an IOS type 9 (scrypt) secret: $9$<14 salt>$<43 hash>."""
+    return f"$9${_token(rng, 14, _HASH_ALPHABET)}${_token(rng, 43, _HASH_ALPHABET)}"
+
+
+def lab_credentials(seed: int) -> Credentials:
+    token = hashlib.sha256(f"collector-lab:{seed}".encode()).hexdigest()[:6]
+    return Credentials(username="lab", password=f"lab-{token}", enable_secret=f"en-{token}")
+
+
+def hub_count(routers: int) -> int:
+    if routers < 4:
+        return 1
+    return max(2, round(routers / 50))
+
+
+def _public_spoke_ip(k: int) -> str:
+    """Spoke k (0-based) public address: 192.0.2.0/24, 203.0.113.0/24, then 100.64.0.0/10."""
+    if k < 250:
+        return f"192.0.2.{k + 3}"
+    k -= 250
+    if k < 250:
+        return f"203.0.113.{k + 3}"
+    k -= 250
+    return f"100.64.{k // 250}.{k % 250 + 3}"
+
+
+def _ip_add(net: str, n: int) -> str:
+    parts = [int(p) for p in net.split(".")]
+    value = (parts[0] << 24 | parts[1] << 16 | parts[2] << 8 | parts[3]) + n
+    return ".".join(str((value >> s) & 255) for s in (24, 16, 8, 0))
+
+
+_LEVELS = ("informational", "debugging", "warnings", "notifications")
+
+
+def _router_spec(seed: int, index: int, name: str, role: str, number: int, platform: Platform) -> RouterSpec:
+    rng = _rng(seed, "router", name)
+    if role == "hub":
+        wan_ip = f"198.51.100.{number}"
+        public_ip = wan_ip
+        gateway = "198.51.100.254"
+        lan_net = f"192.168.{number}.0"
+        site = f"dc{number}"
+        nat_t = False
+    else:
+        public_ip = _public_spoke_ip(number - 1)
+        site = f"branch{number}"
+        nat_t = platform.family == "ios124"  # the old EzVPN client sits behind a NAT box
+        if nat_t:
+            wan_ip = f"10.250.{(number - 1) // 250}.{(number - 1) % 250 + 2}"
+            gateway = _ip_add(wan_ip, -1)
+        else:
+            wan_ip = public_ip
+            gateway = _ip_add(wan_ip.rsplit(".", 1)[0] + ".0", 254)
+        lan_net = f"172.{16 + (number - 1) // 256}.{(number - 1) % 256}.0"
+    n = index + 1
+    keepalive_roll = rng.random()
+    if keepalive_roll < 0.5:
+        keepalive = None
+    elif keepalive_roll < 0.8:
+        keepalive = DpdSetting(10, 3, "periodic")
+    else:
+        keepalive = DpdSetting(30, 5, "on-demand")
+    ikev2_dpd = DpdSetting(10, 3, "periodic") if rng.random() < 0.5 else None
+    if name == "spoke1":
+        # spoke1 never runs DPD: every seed keeps a desync candidate that repeats
+        keepalive = ikev2_dpd = None
+    style = (index + seed) % 4
+    is_old = platform.family == "ios124"
+    buffered = rng.choice(((64000, "informational"), (100000, "debugging"), (16384, "informational"), (512000, "debugging")))
+    console = rng.choice((None, "debugging", "informational", "critical"))
+    return RouterSpec(
+        index=index,
+        name=name,
+        role=role,
+        site=site,
+        platform=platform,
+        wan_ip=wan_ip,
+        wan_mask="255.255.255.0",
+        wan_gateway=gateway,
+        public_ip=public_ip,
+        nat_t=nat_t,
+        lan_ip=_ip_add(lan_net, 1),
+        lan_net=lan_net,
+        lan_mask="255.255.255.0",
+        loopback_ip=f"10.255.{index // 250}.{index % 250 + 1}",
+        syslog_source=f"127.20.{n // 256}.{n % 256}",
+        serial=platform.board_prefix + _token(rng, 8, string.digits + string.ascii_uppercase),
+        boot_age=rng.uniform(3, 60) * 86400.0,
+        invalid_spi_recovery=rng.random() < 0.4,
+        isakmp_keepalive=keepalive,
+        ikev2_dpd=ikev2_dpd,
+        ntp_synced=style in (2, 3),
+        sequence_numbers=style == 1,
+        show_timezone=style == 3,
+        inv_spi_interface=not is_old and (platform.is_xe or rng.random() < 0.5),
+        logging=LoggingDefaults(
+            buffered_size=buffered[0],
+            buffered_level=buffered[1],
+            console_level=console,
+            monitor_level=rng.choice((None, "debugging", "informational")),
+            trap_level=rng.choice(_LEVELS[:1] * 3 + _LEVELS[2:]),
+            hosts=("10.255.255.10",) if rng.random() < 0.7 else (),
+        ),
+        ipsec_lifetime=rng.choice((3600, 3600, 1800)),
+        ike_lifetime=rng.choice((86400, 86400, 28800)),
+        secrets=RouterSecrets(
+            enable_hash=_type9(rng),
+            admin_hash=_type9(rng),
+            lab_hash=_type9(rng),
+            snmp_ro="ro-" + _token(rng, 10),
+            snmp_rw="rw-" + _token(rng, 12),
+            tacacs_key="tac-" + _token(rng, 12),
+            nhrp_key="nh" + _token(rng, 6),
+        ),
+    )
+
+
+# -- tunnels --------------------------------------------------------------------------------
+
+_ANY = ("0.0.0.0", "0.0.0.0", 0)
+
+
+def _host(addr: str) -> tuple[str, str, int]:
+    return (addr, "255.255.255.255", 47)
+
+
+class _Ordinals:
+    """Per-router counters so that each router numbers its peers of one kind 1, 2, 3..."""
+
+    def __init__(self) -> None:
+        self._n: dict[tuple[str, str], int] = {}
+
+    def next(self, router: str, key: str) -> int:
+        value = self._n.get((router, key), 0) + 1
+        self._n[(router, key)] = value
+        return value
+
+
+def _transform(kind: TunnelKind, a: RouterSpec, b: RouterSpec) -> str:
+    if kind.ike_version == 2:
+        return "esp-gcm 256"
+    if "ios124" in (a.platform.family, b.platform.family):
+        return "esp-256-aes esp-sha-hmac"
+    return "esp-256-aes esp-sha256-hmac"
+
+
+def _build_tunnel(
+    seed: int, index: int, kind: TunnelKind, spoke: RouterSpec, hub: RouterSpec, ords: _Ordinals
+) -> TunnelSpec:
+    """End 0 = spoke (or the lower hub of a hub link), end 1 = hub."""
+    tid = f"t{index}"
+    rng = _rng(seed, "tunnel", tid)
+    s, h = spoke, hub
+    s_lan = (s.lan_net, s.lan_mask, 0)
+    h_lan = (h.lan_net, h.lan_mask, 0)
+    name = kind.name
+    if name == "crypto-map":
+        seq_h = ords.next(h.name, "dynamic")
+        e0 = EndSpec(s.name, STATIC_MAP, s.platform.wan_if, "VPN-MAP", s.wan_ip, s.public_ip, s_lan, h_lan,
+                     None, None, None, None, 10, f"VPN-TO-{h.name.upper()}", 1)
+        e1 = EndSpec(h.name, DYNAMIC_MAP, h.platform.wan_if, "VPN-MAP", h.wan_ip, h.public_ip, h_lan, s_lan,
+                     None, None, None, None, 65535, None, seq_h)
+    elif name == "dmvpn":
+        n = ords.next(h.name, "dmvpn")
+        hub_no = int(h.name[3:])
+        overlay = f"10.{100 + hub_no}.0.0"
+        e0 = EndSpec(s.name, MGRE_STATIC, "Tunnel0", "Tunnel0-head-0", s.wan_ip, s.public_ip,
+                     _host(s.wan_ip), _host(h.public_ip), "Tunnel0", _ip_add(overlay, n + 1), "255.255.255.0",
+                     None, 0, None, 1)
+        e1 = EndSpec(h.name, MGRE_DYNAMIC, "Tunnel0", "Tunnel0-head-0", h.wan_ip, h.public_ip,
+                     _host(h.wan_ip), _host(s.public_ip), "Tunnel0", _ip_add(overlay, 1), "255.255.255.0",
+                     None, 0, None, n)
+    elif name == "flexvpn":
+        n = ords.next(h.name, "dvti")
+        e0 = EndSpec(s.name, SVTI, "Tunnel1", "Tunnel1-head-0", s.wan_ip, s.public_ip, _ANY, _ANY,
+                     "Tunnel1", None, None, "FLEX-SPOKE", 0, None, 1)
+        e1 = EndSpec(h.name, DVTI, f"Virtual-Access{n}", f"Virtual-Access{n}-head-0", h.wan_ip, h.public_ip,
+                     _ANY, _ANY, "Virtual-Template1", None, None, "FLEX-HUB", 0, None, n)
+    elif name == "ezvpn":
+        n = ords.next(h.name, "ezvpn")
+        e0 = EndSpec(s.name, EZVPN_CLIENT, s.platform.wan_if, f"{s.platform.wan_if}-head-0", s.wan_ip,
+                     s.public_ip, s_lan, h_lan, None, None, None, None, 0, None, 1)
+        e1 = EndSpec(h.name, EZVPN_SERVER, h.platform.wan_if, "VPN-MAP", h.wan_ip, h.public_ip, h_lan, s_lan,
+                     None, None, None, "EZVPN-PROF", 65535, None, n)
+    elif name in ("gre-p2p", "hub-gre-p2p", "svti", "svti-ikev2"):
+        base = {"gre-p2p": 100, "hub-gre-p2p": 100, "svti": 200, "svti-ikev2": 300}[name]
+        ifname = f"Tunnel{base + index}"
+        net = f"10.200.{(index * 4) // 256}.{(index * 4) % 256}"
+        ctype = GRE_P2P if "gre" in name else SVTI
+        if ctype == GRE_P2P:
+            id0, id1 = _host(s.wan_ip), _host(h.public_ip)
+            id1b, id0b = _host(h.wan_ip), _host(s.public_ip)
+        else:
+            id0 = id1 = id1b = id0b = _ANY
+        profile = "FLEX-P2P" if name == "svti-ikev2" else None
+        e0 = EndSpec(s.name, ctype, ifname, f"{ifname}-head-0", s.wan_ip, s.public_ip, id0, id1,
+                     ifname, _ip_add(net, 1), "255.255.255.252", profile, 0, None, ords.next(s.name, ctype))
+        e1 = EndSpec(h.name, ctype, ifname, f"{ifname}-head-0", h.wan_ip, h.public_ip, id1b, id0b,
+                     ifname, _ip_add(net, 2), "255.255.255.252", profile, 0, None, ords.next(h.name, ctype))
+    elif name == "static-map":
+        n = ords.next(h.name, "static")
+        e0 = EndSpec(s.name, STATIC_MAP, s.platform.wan_if, "VPN-MAP", s.wan_ip, s.public_ip, s_lan, h_lan,
+                     None, None, None, None, 10, f"VPN-TO-{h.name.upper()}", 1)
+        e1 = EndSpec(h.name, STATIC_MAP, h.platform.wan_if, "VPN-MAP", h.wan_ip, h.public_ip, h_lan, s_lan,
+                     None, None, None, None, 10 * n, f"VPN-TO-{s.name.upper()}", n)
+    else:  # pragma: no cover - the slot table is closed
+        raise AssertionError(name)
+
+    ipsec_lifetime = min(s.ipsec_lifetime, h.ipsec_lifetime)
+    ike_lifetime = min(s.ike_lifetime, h.ike_lifetime)
+    ipsec_age = rng.uniform(0.0, 0.8 * ipsec_lifetime)
+    ike_age = rng.uniform(ipsec_age, max(ipsec_age, 0.85 * ike_lifetime))
+    mode = "Transport" if name in ("dmvpn", "gre-p2p", "hub-gre-p2p") else "Tunnel"
+    return TunnelSpec(
+        id=tid,
+        index=index,
+        kind=name,
+        ike_version=kind.ike_version,
+        ends=(e0, e1),
+        psk=_psk(seed, kind, s, h, rng),
+        nat_t=kind.nat_t and (s.nat_t or h.nat_t),
+        transform=_transform(kind, s, h),
+        mode=mode,
+        rate_pps=(round(rng.uniform(2, 40), 1), round(rng.uniform(2, 40), 1)),
+        ipsec_lifetime=ipsec_lifetime,
+        ike_lifetime=ike_lifetime,
+        ipsec_age=ipsec_age,
+        ike_age=ike_age,
+    )
+
+
+def _psk(seed: int, kind: TunnelKind, spoke: RouterSpec, hub: RouterSpec, rng: random.Random) -> str:
+    """Per-tunnel key, except where the hub side is dynamic: then every spoke of that hub
+    must share the hub's wildcard key (ISAKMP wildcard, EzVPN group, IKEv2 keyring)."""
+    shared = {"crypto-map": "ikev1-wildcard", "dmvpn": "ikev1-wildcard", "ezvpn": "ezvpn", "flexvpn": "flex"}
+    if kind.name in shared:
+        return "Psk-" + _token(_rng(seed, "hubkey", hub.name, shared[kind.name]), 16)
+    return "Psk-" + _token(rng, 16)
+
+
+# -- scenario assignment ------------------------------------------------------------------
+
+
+def _dpd_for(router: RouterSpec, ike_version: int) -> DpdSetting | None:
+    return router.isakmp_keepalive if ike_version == 1 else router.ikev2_dpd
+
+
+def recovery_applies(tunnel: TunnelSpec, receiver: RouterSpec, receiver_end: int, *, enabled: bool) -> bool | None:
+    """Would the receiver's invalid-spi-recovery resync this tunnel? None = not applicable."""
+    applies = RECOVERY_APPLIES[tunnel.ends[receiver_end].config_type]
+    if applies is None or tunnel.ike_version != 1:
+        return None
+    return bool(applies and enabled)
+
+
+def _receiver_logs(tunnel: TunnelSpec, receiver: RouterSpec) -> bool:
+    # CSCsq59183: old images under NAT-T never report the invalid SPI
+    return not (receiver.platform.family == "ios124" and tunnel.nat_t)
+
+
+def _persistent(tunnel: TunnelSpec, by_name: dict[str, RouterSpec], receiver_end: int) -> bool:
+    rx = by_name[tunnel.ends[receiver_end].router]
+    tx = by_name[tunnel.ends[1 - receiver_end].router]
+    recovers = recovery_applies(tunnel, rx, receiver_end, enabled=rx.invalid_spi_recovery)
+    return not recovers and _dpd_for(tx, tunnel.ike_version) is None
+
+
+def _candidates(name: str, tunnel: TunnelSpec, by_name: dict[str, RouterSpec]) -> list[int]:
+    """Receiver end indexes this scenario may use on the tunnel, best first."""
+    ends = [1, 0]  # prefer the hub (end 1) as the receiver: spokes keep sending towards it
+    rx = [by_name[tunnel.ends[i].router] for i in (0, 1)]
+    if name == "asr-silent":
+        return [i for i in ends if rx[i].platform.is_asr]
+    if name == "nat-t-silent":
+        return [i for i in ends if rx[i].platform.family == "ios124" and tunnel.nat_t]
+    if name in ("desync", "rekey-transient"):
+        usable = [i for i in ends if _receiver_logs(tunnel, rx[i])]
+        if name == "desync":
+            usable.sort(key=lambda i: not _persistent(tunnel, by_name, i))
+        return usable
+    return ends
+
+
+def assign_scenarios(
+    specs: list[ScenarioSpec], tunnels: list[TunnelSpec], by_name: dict[str, RouterSpec], routers: int
+) -> list[TunnelSpec]:
+    """Each spec claims `count` tunnels in tunnel order; the rest stay healthy.
+
+    The constrained scenarios (asr-silent, nat-t-silent) choose first so that a desync
+    cannot take the only ASR1000 receiver; desync prefers tunnels where it repeats
+    (no applicable recovery at the receiver, no DPD at the sender).
+    """
+    priority = {"asr-silent": 0, "nat-t-silent": 1, "desync": 2, "rekey-transient": 3, "healthy": 4}
+    claimed: dict[str, TunnelSpec] = {}
+    for spec in sorted(specs, key=lambda s: priority[s.name]):
+        options: list[tuple[bool, int, TunnelSpec, int]] = []
+        for t in tunnels:
+            if t.id in claimed:
+                continue
+            cands = _candidates(spec.name, t, by_name)
+            if cands:
+                best = cands[0]
+                rank = not _persistent(t, by_name, best) if spec.name == "desync" else False
+                options.append((rank, t.index, t, best))
+        options.sort(key=lambda o: (o[0], o[1]))
+        if len(options) < spec.count:
+            need = {
+                "asr-silent": "whose receiver is an ASR1000",
+                "nat-t-silent": "to an IOS 12.4 router under NAT-T",
+                "desync": "whose receiver logs invalid SPIs",
+                "rekey-transient": "whose receiver logs invalid SPIs",
+                "healthy": "",
+            }[spec.name]
+            raise ValueError(
+                f"scenario {spec.name}:{spec.count} needs {spec.count} free tunnel(s) {need}".rstrip()
+                + f"; a fleet of {routers} routers has {len(options)} left"
+            )
+        for _, _, t, rx_end in options[: spec.count]:
+            claimed[t.id] = replace(t, scenario=spec.name, receiver=rx_end, sender=1 - rx_end)
+    return [claimed.get(t.id, t) for t in tunnels]
+
+
+def tunnel_info(t: TunnelSpec, by_name: dict[str, RouterSpec]) -> TunnelInfo:
+    e0, e1 = t.ends
+    rx, tx = t.ends[t.receiver], t.ends[t.sender]
+    rx_spec, tx_spec = by_name[rx.router], by_name[tx.router]
+    return TunnelInfo(
+        id=t.id,
+        kind=t.kind,
+        ike_version=t.ike_version,
+        a=e0.router,
+        b=e1.router,
+        a_type=e0.config_type,
+        b_type=e1.config_type,
+        a_addr=e0.public_addr,
+        b_addr=e1.public_addr,
+        nat_t=t.nat_t,
+        scenario=t.scenario,
+        sender=tx.router,
+        receiver=rx.router,
+        sender_addr=tx.public_addr,
+        receiver_addr=rx.local_addr,
+        recovery=recovery_applies(t, rx_spec, t.receiver, enabled=rx_spec.invalid_spi_recovery),
+        sender_dpd=_dpd_for(tx_spec, t.ike_version) is not None,
+        persistent=_persistent(t, by_name, t.receiver),
+    )
+
+
+# -- the plan -----------------------------------------------------------------------------
+
+
+def build_plan(routers: int, scenarios: list[str], seed: int = 0) -> FleetPlan:
+    if isinstance(routers, bool) or not isinstance(routers, int) or routers < 2:
+        raise ValueError(f"a lab needs at least 2 routers (one hub, one spoke), not {routers!r}")
+    specs = parse_scenarios(list(scenarios))
+    hubs = hub_count(routers)
+    router_specs: list[RouterSpec] = []
+    for h in range(1, hubs + 1):
+        platform = PLATFORMS[HUB_PLATFORMS[(h - 1) % len(HUB_PLATFORMS)]]
+        router_specs.append(_router_spec(seed, len(router_specs), f"hub{h}", "hub", h, platform))
+    for k in range(1, routers - hubs + 1):
+        platform = PLATFORMS[SPOKE_PLATFORMS[(k - 1) % len(SPOKE_PLATFORMS)]]
+        router_specs.append(_router_spec(seed, len(router_specs), f"spoke{k}", "spoke", k, platform))
+    by_name = {r.name: r for r in router_specs}
+
+    ords = _Ordinals()
+    tunnels: list[TunnelSpec] = []
+    for spoke in router_specs[hubs:]:
+        k = int(spoke.name[5:])
+        hub = router_specs[(k - 1) % hubs]
+        kind = SPOKE_SLOTS[(k - 1) % len(SPOKE_SLOTS)]
+        tunnels.append(_build_tunnel(seed, len(tunnels) + 1, kind, spoke, hub, ords))
+    for h in range(1, hubs):
+        tunnels.append(_build_tunnel(seed, len(tunnels) + 1, HUB_LINK, router_specs[h - 1], router_specs[h], ords))
+
+    tunnels = assign_scenarios(specs, tunnels, by_name, routers)
+    tunnels = [_shape_for_scenario(t) for t in tunnels]
+    return FleetPlan(seed, lab_credentials(seed), tuple(router_specs), tuple(tunnels), by_name)
+
+
+def _shape_for_scenario(t: TunnelSpec) -> TunnelSpec:
+    """Place SA ages so that scenario events land at predictable lab times."""
+    if t.scenario == "rekey-transient":
+        # the first rekey (at 90 % of the lifetime) happens REKEY_TRANSIENT_AT after start
+        age = 0.9 * t.ipsec_lifetime - REKEY_TRANSIENT_AT
+        return replace(t, ipsec_age=age, ike_age=max(t.ike_age, age))
+    if t.scenario in ("desync", "asr-silent", "nat-t-silent"):
+        # leave the sender's SA well inside its lifetime so the fault can repeat
+        age = min(t.ipsec_age, 0.3 * t.ipsec_lifetime)
+        return replace(t, ipsec_age=age, ike_age=max(t.ike_age, age))
+    return t
