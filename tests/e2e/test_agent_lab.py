@@ -1,0 +1,78 @@
+"""The trigger agent end to end: lab routers over real SSH, the real scheduler and playbook."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from netmiko import ConnectHandler
+
+from collector.demo import demo_playbook
+from collector.inventory import load_inventory
+from collector.lab.runner import running_lab
+from collector.watch import WatchOptions, run_daemon
+
+pytestmark = pytest.mark.e2e
+
+
+def bundles(root: Path) -> list[Path]:
+    return sorted(p for p in root.glob("*_invalid-spi_*") if p.is_dir()) if root.is_dir() else []
+
+
+def router_leftovers(lab, router: str) -> list[str]:
+    """What a router still has armed, read over SSH like an engineer would."""
+    with ConnectHandler(**lab.connect_params(router)) as conn:
+        conn.enable()
+        debugging = conn.send_command("show debugging")
+        conditions = conn.send_command("show crypto debug-condition")
+        applets = conn.send_command("show running-config | section event manager")
+    left = [line.strip() for line in debugging.splitlines() if "debugging is on" in line]
+    left += [line.strip() for line in conditions.splitlines() if line.strip()[:1].isdigit()]
+    left += [line.strip() for line in applets.splitlines() if "COLLECTOR_DEADMAN" in line]
+    return left
+
+
+def test_desync_arms_both_ends_first_captures_on_repeat_and_disarms(tmp_path):
+    with running_lab(routers=6, scenarios=["desync"], time_scale=10, state_dir=tmp_path / "lab") as lab:
+        inventory = load_inventory(lab.inventory_path)
+        out = tmp_path / "bundles"
+        options = WatchOptions(state_dir=tmp_path / "state", bundle_root=out, workers=8, max_seconds=120)
+        stop = threading.Event()
+        messages: list[str] = []
+        thread = threading.Thread(target=run_daemon, args=(inventory, demo_playbook(), options, messages.append, stop))
+        thread.start()
+        deadline = time.monotonic() + 100
+        while not bundles(out) and time.monotonic() < deadline and thread.is_alive():
+            time.sleep(0.5)
+        stop.set()
+        thread.join(timeout=60)
+        found = bundles(out)
+        assert found, messages
+        bundle = found[0]
+        manifest = json.loads((bundle / "manifest.json").read_text())
+        receiver = manifest["flow"]["receiver"]
+        roles = {r["role"]: r["name"] for r in manifest["routers"]}
+        assert roles["receiver"] == receiver and "sender" in roles, manifest["routers"]
+        assert manifest["armed_before_repeat"] is True
+        assert manifest["complete"] is True, manifest["incomplete_reasons"]
+        assert len(manifest["trigger_lines"]) >= 2
+        assert all("RECVD_PKT_INV_SPI" in line for line in manifest["trigger_lines"])
+        assert Path(str(bundle) + ".tar.gz").is_file()
+
+        # The timeline holds debug lines from both routers, from before the repeat.
+        timeline = [json.loads(line) for line in (bundle / "timeline.jsonl").read_text().splitlines()]
+        repeat_at = [row["agent_time"] for row in timeline
+                     if row["router"] == receiver and "RECVD_PKT_INV_SPI" in row["line"]][-1]
+        for role in ("receiver", "sender"):
+            debug = [row for row in timeline if row["role"] == role and row["mnemonic"] is None
+                     and row["agent_time"] and row["agent_time"] < repeat_at]
+            assert debug, f"no debug lines from the {role} before the repeat"
+
+        # Both ends disarmed: no debug, no condition, no dead-man applet, logging restored.
+        for router in roles.values():
+            assert router_leftovers(lab, router) == []
+        for action in manifest["router_changes"]:
+            assert action["status"].startswith("undone"), action
