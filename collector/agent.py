@@ -193,10 +193,11 @@ class Agent:
             self.store.record_event(EventRecord(event_id=f"{host.name}|qfp|{now.isoformat()}", router=host.name, key="",
                                                 source="qfp", raw=text, device_time=None, received_at=now))
             events = self.poll_router(host)
-            if events:
-                for event in events:
-                    self.handle(event)
-            else:
+            for event in events:
+                self.handle(event)
+            logged = [e for e in self.store.events(router=host.name, since=now - self.playbook.within)
+                      if e.source == "poll"]
+            if not logged:
                 self.report(f"{host.name}: invalid-SPI drops in QFP counters ({text}) with no log line: "
                             "this image may not log RECVD_PKT_INV_SPI (ASR1000 before XE 2.3.2, NAT-T before CSCsq59183)")
 
@@ -329,14 +330,10 @@ class Agent:
             plans = []
             for host, peer, _role in self._ends(incident):
                 try:
-                    profile = self.responder.profile(host)
-                    from collector.respond.plan import LoggingSettings
-
-                    plans.append(self.responder.plan_for(host, peer, incident.incident_id, window, profile,
-                                                         LoggingSettings(console_level="debugging", buffered_level="debugging", buffered_size=4096)))
+                    plans.append(self.responder.plan_only(host, peer, incident.incident_id, window))
                 except (SessionError, PlanError) as exc:
                     self.report(f"{host.name}: dry run could not plan: {exc}")
-            self.report(render_dry_run(plans))
+            self.report("dry run: nothing was changed on any router; this is what would run:\n" + render_dry_run(plans))
             return
         with ThreadPoolExecutor(max_workers=2) as pool:  # both ends as close together as possible
             outcomes = list(pool.map(lambda end: self.responder.arm(end[0], end[1], incident.incident_id, window),

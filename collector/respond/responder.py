@@ -18,7 +18,15 @@ from collector.parsing import TemplateRegistry
 from collector.playbook import Playbook
 from collector.respond.evidence import CommandRecord, RouterCapture
 from collector.respond.facts import DeviceProfile, PeerAddress, PreflightRefused, preflight, read_profile
-from collector.respond.plan import ArmPlan, PlanError, RouterFacts, build_arm_plan, capture_commands, verify_commands
+from collector.respond.plan import (
+    ArmPlan,
+    LoggingSettings,
+    PlanError,
+    RouterFacts,
+    build_arm_plan,
+    capture_commands,
+    verify_commands,
+)
 from collector.sessions import CommandRefused, SessionError, SessionPool
 from collector.state import StateStore
 
@@ -27,6 +35,7 @@ log = logging.getLogger(__name__)
 _CRYPTO_DEBUG_ON = re.compile(r"^\s*Crypto (ISAKMP|IKEv2|IPSEC) debugging is on", re.M | re.I)
 _CONDITION_ON = re.compile(r"IKE peer IP address filters:\s*\n\s*(\S+)", re.I)
 _SHOW_CLOCK = re.compile(r"(\d{1,2}):(\d{2}):(\d{2})(?:\.(\d{1,3}))?\s+\S+\s+\w{3}\s+(\w{3})\s+(\d{1,2})\s+(\d{4})")
+_NO_LOGGING = LoggingSettings()  # capture needs the IKE version and platform, not logging
 _MONTHS = {m: i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), start=1)}
 
 
@@ -67,6 +76,14 @@ class Responder:
         facts = RouterFacts(name=host.name, platform=host.platform, os_family=profile.os_family,
                             ike=profile.ike_toward(peer), logging=logging_settings)
         return build_arm_plan(self.playbook, facts, peer, incident_id, window)
+
+    def plan_only(self, host: Host, peer: PeerAddress, incident_id: str, window: timedelta) -> ArmPlan:
+        """The exact plan `arm` would run, from read-only commands (for --dry-run)."""
+        guards = self.playbook.guards
+        profile = self.profile(host)
+        with self.pool.session(host) as session:
+            checked = preflight(session, cpu_max_percent=100, cpu_measure=guards.cpu_measure, refuse_foreign=False)
+        return self.plan_for(host, peer, incident_id, window, profile, checked.logging)
 
     # -- arm ------------------------------------------------------------------------------
 
@@ -194,8 +211,6 @@ class Responder:
             verdict = f"sweep failed: {exc.reason}"
         return actions, verdict
 
-
-_NO_LOGGING = __import__("collector.respond.plan", fromlist=["LoggingSettings"]).LoggingSettings()
 
 
 def clock_offset(show_clock: str, before: datetime, after: datetime) -> float | None:
