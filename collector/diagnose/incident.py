@@ -386,9 +386,10 @@ def _occurrences(flow: Flow, log: _Output | None, trigger_lines: Sequence[str], 
 
 def _event_key(event: InvalidSpiEvent) -> object:
     # The same message polled from the buffer and received over syslog carries the same
-    # router time stamp; without one, only identical text counts as the same message.
+    # router time stamp (the message is rate-limited to one a minute, so a stamp is unique
+    # per flow); without one, only identical text counts as the same message.
     if event.device_time is not None:
-        return ("t", event.device_time, event.seq)
+        return ("t", event.device_time)
     return ("raw", event.raw.split("%CRYPTO-4-RECVD_PKT_INV_SPI", 1)[-1].strip())
 
 
@@ -638,6 +639,8 @@ def load_bundle(path: Path) -> LoadedBundle:
     path = Path(path)
     root = path.resolve()
     manifest_path = root / "manifest.json"
+    if not root.exists():
+        raise BundleError(f"{path}: does not exist")
     if not root.is_dir():
         raise BundleError(f"{path}: not a directory (give the bundle folder, not the .tar.gz)")
     if not manifest_path.is_file():
