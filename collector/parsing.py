@@ -64,9 +64,17 @@ class _TemplateIndex:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.rows: tuple[_IndexRow, ...] = ()
+        self.error: str | None = None
         path = directory / INDEX_FILE
         if not path.is_file():
             return
+        try:
+            self.rows = self._read(path)
+        except Exception as exc:  # noqa: BLE001 - a bad index is reported by parse(), not raised
+            self.error = f"{path}: {type(exc).__name__}: {exc}"
+
+    @staticmethod
+    def _read(path: Path) -> tuple[_IndexRow, ...]:
         table = clitable.IndexTable(_expand_completion, _no_compile_for_template, str(path))
         rows = []
         for row in table.index:
@@ -80,7 +88,7 @@ class _TemplateIndex:
                 command=re.compile(command, re.I),
                 templates=tuple(t.strip() for t in row["Template"].split(":") if t.strip()),
             ))
-        self.rows = tuple(rows)
+        return tuple(rows)
 
     def match(self, platforms: Iterable[str], command: str) -> tuple[str, ...] | None:
         # CliTable semantics: first row wins, regexes anchored at the start only.
@@ -178,7 +186,9 @@ class TemplateRegistry:
         except Exception as exc:  # noqa: BLE001 - a broken index is reported, not raised
             return ParseResult([], None, f"template lookup failed: {exc}")
         if found is None:
-            return ParseResult([], None, f"no template for {command!r} on platform {platform!r}")
+            broken = "; ".join(i.error for i in self._indexes if i.error)
+            return ParseResult([], None, f"no template for {command!r} on platform {platform!r}"
+                               + (f" (unreadable index: {broken})" if broken else ""))
         return self._parse_found(found, text)
 
     def parse_with(self, template: str, text: str) -> ParseResult:

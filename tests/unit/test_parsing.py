@@ -227,3 +227,11 @@ def test_property_any_command_lookup_never_raises(command: str, platform: str) -
     found = reg.find(platform, command)
     assert found is None or Path(found).is_file()
     assert isinstance(reg.parse(platform, command, "x\n"), ParseResult)
+
+
+def test_unreadable_own_index_is_reported_not_raised(tmp_path) -> None:
+    (tmp_path / "index").write_text("Template, Hostname, Platform, Command\n\nx.textfsm, .*, cisco_ios, show (broken\n")
+    reg = TemplateRegistry(own_dir=tmp_path)  # does not raise
+    result = reg.parse("cisco_ios", "show broken", "1\n")
+    assert result.template is None and "unreadable index" in (result.error or "")
+    assert reg.find("cisco_ios", "show ip interface brief") is not None  # ntc still works
