@@ -158,7 +158,7 @@ def render_running_config(
         add("no logging monitor")
     elif state.monitor_level != "debugging":
         add(f"logging monitor {state.monitor_level}")
-    add(f"enable secret 9 {spec.secrets.enable_hash}" if not old else f"enable secret 5 {spec.secrets.enable_hash[:4]}{spec.secrets.enable_hash[4:26]}")
+    add(f"enable secret {5 if old else 9} {spec.secrets.enable_hash}")
     add("!")
     add("aaa new-model")
     add("!")
@@ -267,7 +267,6 @@ def _isakmp_section(spec: RouterSpec, state: ConfigState, ends: list[EndView], o
             "   client authentication list default",
             "   isakmp authorization list EZVPN-AUTHOR",
             "   client configuration address respond",
-            "   keepalive 20 retry 3",
         ]
     out.append("!")
     return out

@@ -73,6 +73,8 @@ class Fleet:
             for end, router in enumerate((a, b)):
                 router.tunnels.append((runtime, end))
                 router.ends.append(EndView(t, end))
+        for router in self.routers.values():
+            router.seed_history()
 
     @classmethod
     def build(

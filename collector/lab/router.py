@@ -102,6 +102,37 @@ class Router:
             xe=self.spec.platform.is_xe,
         )
 
+    def seed_history(self) -> None:
+        """Messages a router that has been up for weeks already holds in its buffer."""
+        p = self.spec.platform
+        b = self.boot_at
+        events: list[tuple[float, int, str]] = [
+            (b + 38.2, 5, "%SYS-5-RESTART: System restarted --\n"
+             f"Cisco IOS Software, {p.software} ({p.image_name}), Version {p.version}, RELEASE SOFTWARE (fc1)"),
+            (b + 40.1, 3, f"%LINK-3-UPDOWN: Interface {p.wan_if}, changed state to up"),
+            (b + 41.1, 5, f"%LINEPROTO-5-UPDOWN: Line protocol on Interface {p.wan_if}, changed state to up"),
+            (b + 41.6, 3, f"%LINK-3-UPDOWN: Interface {p.lan_if}, changed state to up"),
+            (b + 42.6, 5, f"%LINEPROTO-5-UPDOWN: Line protocol on Interface {p.lan_if}, changed state to up"),
+        ]
+        if any(t.spec.ike_version == 1 for t, _ in self.tunnels):
+            events.append((b + 44.0, 6, "%CRYPTO-6-ISAKMP_ON_OFF: ISAKMP is ON"))
+        seen: set[str] = set()
+        for tunnel, end in self.tunnels:
+            ifname = tunnel.spec.ends[end].tunnel_if
+            if ifname and ifname not in seen and not ifname.startswith("Virtual-Template"):
+                seen.add(ifname)
+                events.append((b + 60.0 + len(seen), 5,
+                               f"%LINEPROTO-5-UPDOWN: Line protocol on Interface {ifname}, changed state to up"))
+        if self.state.hosts:
+            events.append((b + 45.0, 6, f"%SYS-6-LOGGINGHOST_STARTSTOP: Logging to host {self.state.hosts[0][0]} "
+                                         "port 514 started - CLI initiated"))
+        change = -3600.0 * (2 + self.spec.index % 40)
+        if change > b + 120:
+            events.append((change, 5, "%SYS-5-CONFIG_I: Configured from console by admin on vty0 (10.255.255.5)"))
+        for t, severity, text in sorted(events):
+            self.log.emit(self.at(t), severity, text)
+        self.log.drain_syslog()  # history was sent long ago, not to this lab's collectors
+
     def reboot(self) -> None:
         """Reload: running-config back to startup, debugs/conditions/log gone, all SAs renegotiate."""
         with self.lock:

@@ -286,8 +286,13 @@ def _token(rng: random.Random, n: int, alphabet: str = _KEY_ALPHABET) -> str:
     return "".join(rng.choice(alphabet) for _ in range(n))
 
 
-def _type9(rng: random.Random) -> str:
-    """Text shaped like an IOS type 9 (scrypt) secret: $9$<14 salt>$<43 hash>."""
+def _type9(rng: random.Random, old: bool = False) -> str:
+    """Text shaped like an IOS type 9 (scrypt) secret: $9$<14 salt>$<43 hash>.
+
+    IOS 12.4 has no type 9; it gets a type 5 (MD5-crypt) shape: $1$<4 salt>$<22 hash>.
+    """
+    if old:
+        return f"$1${_token(rng, 4, _HASH_ALPHABET)}${_token(rng, 22, _HASH_ALPHABET)}"
     return f"$9${_token(rng, 14, _HASH_ALPHABET)}${_token(rng, 43, _HASH_ALPHABET)}"
 
 
@@ -337,7 +342,7 @@ def _router_spec(seed: int, index: int, name: str, role: str, number: int, platf
         nat_t = platform.family == "ios124"  # the old EzVPN client sits behind a NAT box
         if nat_t:
             wan_ip = f"10.250.{(number - 1) // 250}.{(number - 1) % 250 + 2}"
-            gateway = _ip_add(wan_ip, -1)
+            gateway = wan_ip.rsplit(".", 1)[0] + ".1"
         else:
             wan_ip = public_ip
             gateway = _ip_add(wan_ip.rsplit(".", 1)[0] + ".0", 254)
@@ -354,7 +359,7 @@ def _router_spec(seed: int, index: int, name: str, role: str, number: int, platf
     if name == "spoke1":
         # spoke1 never runs DPD: every seed keeps a desync candidate that repeats
         keepalive = ikev2_dpd = None
-    style = (index + seed) % 4
+    style = (index * 3 + seed) % 4  # 0 `*`-clock, 1 sequence numbers, 2 NTP, 3 NTP + time zone
     is_old = platform.family == "ios124"
     buffered = rng.choice(((64000, "informational"), (100000, "debugging"), (16384, "informational"), (512000, "debugging")))
     console = rng.choice((None, "debugging", "informational", "critical"))
@@ -394,9 +399,9 @@ def _router_spec(seed: int, index: int, name: str, role: str, number: int, platf
         ipsec_lifetime=rng.choice((3600, 3600, 1800)),
         ike_lifetime=rng.choice((86400, 86400, 28800)),
         secrets=RouterSecrets(
-            enable_hash=_type9(rng),
-            admin_hash=_type9(rng),
-            lab_hash=_type9(rng),
+            enable_hash=_type9(rng, is_old),
+            admin_hash=_type9(rng, is_old),
+            lab_hash=_type9(rng, is_old),
             snmp_ro="ro-" + _token(rng, 10),
             snmp_rw="rw-" + _token(rng, 12),
             tacacs_key="tac-" + _token(rng, 12),
