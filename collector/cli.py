@@ -335,17 +335,11 @@ def incidents_cmd(state_dir, as_json) -> None:
 
 def main() -> None:
     from collector.demo import demo_cmd
+    from collector.diagnose.commands import audit_cmd, report_cmd
     from collector.lab.commands import lab_group
 
-    cli.add_command(lab_group, "lab")
-    cli.add_command(demo_cmd, "demo")
-    try:
-        from collector.diagnose.commands import audit_cmd, report_cmd
-
-        cli.add_command(audit_cmd, "audit")
-        cli.add_command(report_cmd, "report")
-    except ImportError:  # pragma: no cover - diagnosis commands not installed
-        pass
+    for command, name in ((lab_group, "lab"), (demo_cmd, "demo"), (audit_cmd, "audit"), (report_cmd, "report")):
+        cli.add_command(command, name)
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Abort:
