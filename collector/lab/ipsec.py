@@ -134,7 +134,8 @@ class TunnelRuntime:
         self._update_rates(0.0)
         self._schedule_rekey(gen)
         if spec.scenario in ("desync", "asr-silent", "nat-t-silent"):
-            sched.at(DESYNC_AT, lambda t, ep=self.epoch: self._start_desync(t, ep))
+            # spread faults of different tunnels over the same second, as real flows are
+            sched.at(DESYNC_AT + (spec.index % 7) * 0.131, lambda t, ep=self.epoch: self._start_desync(t, ep))
 
     # -- helpers -----------------------------------------------------------------
 
@@ -262,6 +263,15 @@ class TunnelRuntime:
             self.recoveries.append((t, reason))
         for e in (0, 1):
             self.routers[e].debug_renegotiate(t, self, e, reason, gen)
+
+    def lose_end(self, t: float, end: int) -> None:
+        """One end forgets every SA it had (reload); the other keeps its own."""
+        state = self.ends[end]
+        state.ike = None
+        state.sa = None
+        state.old = []
+        self.epoch += 1
+        self._update_rates(t)
 
     # -- desync ------------------------------------------------------------------
 

@@ -107,8 +107,7 @@ class Router:
         p = self.spec.platform
         b = self.boot_at
         events: list[tuple[float, int, str]] = [
-            (b + 38.2, 5, "%SYS-5-RESTART: System restarted --\n"
-             f"Cisco IOS Software, {p.software} ({p.image_name}), Version {p.version}, RELEASE SOFTWARE (fc1)"),
+            (b + 38.2, 5, "%SYS-5-RESTART: System restarted --\n" + self._banner_line()),
             (b + 40.1, 3, f"%LINK-3-UPDOWN: Interface {p.wan_if}, changed state to up"),
             (b + 41.1, 5, f"%LINEPROTO-5-UPDOWN: Line protocol on Interface {p.wan_if}, changed state to up"),
             (b + 41.6, 3, f"%LINK-3-UPDOWN: Interface {p.lan_if}, changed state to up"),
@@ -142,9 +141,15 @@ class Router:
                 session.close()
             self.reloads += 1
             self._boot(t, self.startup.copy())
-            self.log.emit(self.at(t + 45), 5, "%SYS-5-RESTART: System restarted --")
-            for tunnel, _end in self.tunnels:
-                tunnel.renegotiate(t + 60, "reboot")
+            self.log.emit(self.at(t), 5, "%SYS-5-RESTART: System restarted --\n" + self._banner_line())
+            for tunnel, end in self.tunnels:
+                tunnel.lose_end(t, end)
+                epoch = tunnel.epoch
+                self.fleet.scheduler.at(t + 5.0, lambda t2, tn=tunnel, ep=epoch: ep == tn.epoch and tn.renegotiate(t2, "reboot"))
+
+    def _banner_line(self) -> str:
+        p = self.spec.platform
+        return f"Cisco IOS Software, {p.software} ({p.image_name}), Version {p.version}, RELEASE SOFTWARE (fc1)"
 
     # -- time ---------------------------------------------------------------------
 
@@ -283,6 +288,8 @@ class Router:
             peer=self._peer(tunnel, end), port=self._port(tunnel), interface=tunnel.spec.ends[end].interface,
             spi_in=gen.spi_in[end],
         )
+        if reason == "invalid-spi-recovery" and initiator and tunnel.spec.ike_version == 1:
+            lines = lines[3:]  # the recovery lines already showed Main Mode starting
         self.emit_debug(t, self._peer(tunnel, end), lines)
 
     def debug_no_ike_sa(self, t: float, tunnel: TunnelRuntime, end: int, spi: int) -> None:

@@ -81,6 +81,10 @@ def test_show_logging(fleet, name: str) -> None:
     mnemonics = {row["mnemonic"] for row in rows}
     if name == "hub1":  # the desync receiver, buffer re-sized (emptied) before the fault
         assert {"CONFIG_I", "RECVD_PKT_INV_SPI"} <= mnemonics
+    elif r.log.doubled_colon:
+        # IOS-XE 17 with show-timezone prints `UTC: : %...` (domain.md §2.1 d), which
+        # ntc's template does not match: it must still parse without an error
+        assert isinstance(rows, list)
     elif not r.log.sequence_numbers:
         # ntc's template drops records of `000123: *Mon ...` lines (its NumberLogs state
         # expects no `*`), so only check routers printing plain timestamps

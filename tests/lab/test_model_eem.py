@@ -1,0 +1,108 @@
+"""EEM applets: stored from config mode, countdowns really run their CLI actions."""
+
+from __future__ import annotations
+
+from test_model_helpers import INV_SPI, build, configure, priv, step
+
+DEADMAN = [
+    "event manager applet COLLECTOR_DEADMAN_1A2B3C4D",
+    " event timer countdown time 120 maxrun 120",
+    ' action 001 cli command "enable"',
+    ' action 002 cli command "undebug all"',
+    ' action 003 cli command "debug crypto condition reset"',
+    ' action 004 cli command "configure terminal"',
+    ' action 005 cli command "logging console informational"',
+    ' action 006 cli command "no event manager applet COLLECTOR_DEADMAN_1A2B3C4D"',
+    ' action 007 cli command "end"',
+    ' action 008 syslog msg "dead-man fired"',
+]
+
+
+def test_applet_is_stored_and_shown_in_running_config() -> None:
+    fleet = build()
+    r = fleet.routers["spoke3"]
+    s = priv(r)
+    s.execute("configure terminal")
+    for line in DEADMAN:
+        assert s.execute(line) == "", line
+    assert s.prompt == "spoke3(config-applet)#"
+    s.execute("end")
+    section = s.execute("show running-config | section event manager")
+    assert section.splitlines() == [line for line in DEADMAN]
+    assert "COLLECTOR_DEADMAN_1A2B3C4D" in s.execute("show event manager policy registered")
+
+
+def test_countdown_fires_and_runs_its_cli_actions_in_order() -> None:
+    fleet = build()
+    r = fleet.routers["hub1"]
+    s = priv(r)
+    s.execute("debug crypto condition peer ipv4 192.0.2.3")
+    s.execute("debug crypto isakmp")
+    s.execute("debug crypto ipsec")
+    configure(r, "no logging console", *DEADMAN)
+    step(fleet, 119)
+    assert "Crypto ISAKMP debugging is on" in s.execute("show debugging")
+    step(fleet, 2)
+    assert "debugging is on" not in s.execute("show debugging")
+    assert "turned OFF" in s.execute("show crypto debug-condition")
+    running = s.execute("show running-config")
+    assert "logging console informational" in running
+    assert "event manager applet" not in running  # it removed itself
+    log = r.log.lines()
+    assert any("%SYS-5-CONFIG_I: Configured from console by  on vty0 (EEM:COLLECTOR_DEADMAN_1A2B3C4D)" in ln for ln in log)
+    assert any(ln.endswith("%HA_EM-6-LOG: COLLECTOR_DEADMAN_1A2B3C4D: dead-man fired") for ln in log)
+
+
+def test_actions_run_in_label_string_order() -> None:
+    fleet = build()
+    r = fleet.routers["spoke1"]
+    configure(
+        r,
+        "event manager applet ORDER",
+        " event timer countdown time 10",
+        ' action 10.0 syslog msg "ten"',
+        ' action 2.0 syslog msg "two"',
+        ' action 1.0 syslog msg "one"',
+        "exit",
+    )
+    step(fleet, 11)
+    msgs = [ln.rsplit(": ", 1)[1] for ln in r.log.lines() if "%HA_EM-6-LOG: ORDER" in ln]
+    assert msgs == ["one", "ten", "two"]  # EEM compares labels as strings
+
+
+def test_countdown_does_not_fire_when_the_applet_is_removed_first() -> None:
+    fleet = build()
+    r = fleet.routers["spoke2"]
+    configure(r, "event manager applet GONE", " event timer countdown time 30", ' action 1 syslog msg "x"')
+    configure(r, "no event manager applet GONE")
+    step(fleet, 60)
+    assert not any("%HA_EM-6-LOG: GONE" in ln for ln in r.log.lines())
+
+
+def test_syslog_pattern_applet_counts_occurrences() -> None:
+    fleet = build(scenarios=["desync"])
+    info = next(p for p in fleet.pairs() if p.scenario == "desync")
+    r = fleet.routers[info.receiver]
+    configure(
+        r,
+        "event manager applet INV_SPI_RX",
+        ' event syslog pattern "%CRYPTO-4-RECVD_PKT_INV_SPI" occurs 2 period 300',
+        ' action 1.0 syslog msg "INV_SPI seen twice"',
+    )
+    step(fleet, 60)
+    assert sum(INV_SPI in ln for ln in r.log.lines()) == 1
+    assert not any("INV_SPI seen twice" in ln for ln in r.log.lines())
+    step(fleet, 60)
+    assert any("%HA_EM-6-LOG: INV_SPI_RX: INV_SPI seen twice" in ln for ln in r.log.lines())
+
+
+def test_bad_applet_lines_are_invalid_input() -> None:
+    fleet = build()
+    s = priv(fleet.routers["hub2"])
+    s.execute("configure terminal")
+    s.execute("event manager applet BAD")
+    out = s.execute(" event frobnicate 1")
+    assert "% Invalid input detected at '^' marker." in out
+    assert out.splitlines()[0].index("^") == len("hub2(config-applet)# event ")
+    assert "% Invalid input" in s.execute(' action 1 launch "x"')
+    s.execute("end")
