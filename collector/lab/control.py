@@ -402,4 +402,6 @@ class LabControl:
 
     def config(self, router: str, lines: list[str]) -> str:
         """Apply configuration lines as if typed in `configure terminal`; returns their output."""
+        if isinstance(lines, str):
+            raise TypeError("config lines must be a list of strings, not one string")
         return self.call("config", router=router, lines=list(lines))["output"]

@@ -8,7 +8,6 @@ stays byte-identical to what `collector lab up` writes.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -32,68 +31,42 @@ def _flow_list(values: list[Any]) -> str:
     return "[" + ", ".join(_scalar(v) for v in values) + "]"
 
 
-def router_role(router: Any) -> str | None:
-    """The router's role (hub, spoke, ...): from the model if it says, else from its name."""
-    role = getattr(router, "role", None)
-    if isinstance(role, str) and role:
-        return role
-    match = re.fullmatch(r"([a-z]+)\d+", router.name)
-    return match.group(1) if match and match.group(1) in ("hub", "spoke") else None
-
-
-def router_addresses(router: Any) -> list[str]:
-    """Addresses the agent may see for this router: modelled WAN/tunnel sources and its syslog source."""
-    addresses = [str(a) for a in router.addresses]
-    if router.syslog_source not in addresses:
-        addresses.append(router.syslog_source)
-    return addresses
-
-
 def inventory_text(fleet: Any, ports: Mapping[str, int], *, seed: int = 0) -> str:
-    routers = list(fleet.routers.values())
-    if not routers:
+    """The YAML text; per-host facts come from the model's `Fleet.inventory_data()`."""
+    hosts = fleet.inventory_data(host=LAB_HOST, ports=dict(ports))
+    if not hosts:
         raise ValueError("a lab inventory needs at least one router")
-    first = routers[0]
-    defaults = {"username": first.username, "password": first.password, "secret": first.enable_secret}
+    first = next(iter(hosts.values()))
+    defaults = {key: first[key] for key in ("username", "password", "secret")}
     roles: list[str] = []
-    for router in routers:
-        role = router_role(router)
-        if role is not None and role not in roles:
+    for host in hosts.values():
+        role = host["data"].get("role")
+        if role and role not in roles:
             roles.append(role)
 
     out = [
-        f"# written by `collector lab up` (seed {seed}, {len(routers)} routers, "
+        f"# written by `collector lab up` (seed {seed}, {len(hosts)} routers, "
         f"base port {min(ports.values())}); lab credentials, not real ones",
         "defaults:",
-        f"  username: {_scalar(defaults['username'])}",
-        f"  password: {_scalar(defaults['password'])}",
-        f"  secret: {_scalar(defaults['secret'])}",
+        *(f"  {key}: {_scalar(value)}" for key, value in defaults.items()),
         "  connection_options: {host_key_policy: tofu}",
         "groups:",
         "  lab: {site: lab}",
     ]
     out += [f"  {role}s: {{data: {{role: {_scalar(role)}}}}}" for role in roles]
     out.append("hosts:")
-    for router in routers:
-        role = router_role(router)
-        groups = ["lab"] + ([f"{role}s"] if role else [])
+    for name, host in hosts.items():
         out += [
-            f"  {router.name}:",
-            f"    hostname: {LAB_HOST}",
-            f"    port: {ports[router.name]}",
-            f"    platform: {_scalar(router.platform)}",
-            f"    groups: {_flow_list(groups)}",
-            f"    addresses: {_flow_list(router_addresses(router))}",
-            f"    data: {{model: {_scalar(router.model)}}}",
+            f"  {name}:",
+            f"    hostname: {_scalar(host['hostname'])}",
+            f"    port: {int(host['port'])}",
+            f"    platform: {_scalar(host['platform'])}",
+            f"    groups: {_flow_list(list(host['groups']))}",
+            f"    addresses: {_flow_list([str(a) for a in host['addresses']])}",
+            f"    data: {{model: {_scalar(host['data']['model'])}}}",
         ]
-        # Routers whose credentials differ from the first one carry their own.
-        for key, value in (
-            ("username", router.username),
-            ("password", router.password),
-            ("secret", router.enable_secret),
-        ):
-            if value != defaults[key]:
-                out.append(f"    {key}: {_scalar(value)}")
+        # a router whose credentials differ from the first one carries its own
+        out += [f"    {key}: {_scalar(host[key])}" for key, value in defaults.items() if host[key] != value]
     return "\n".join(out) + "\n"
 
 

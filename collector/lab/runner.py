@@ -117,7 +117,9 @@ class LabRuntime:
         except ValueError as exc:
             raise LabError(str(exc)) from None
         self._apply_initial_faults()
-        self.syslog = SyslogSender([settings.syslog_to] if settings.syslog_to else [])
+        if settings.syslog_to is not None:
+            self.fleet.add_syslog_target(*settings.syslog_to)  # routers send here besides their `logging host`s
+        self.syslog = SyslogSender()
         try:
             await self._bind()
             self._ticker = asyncio.get_running_loop().create_task(self._tick_forever())

@@ -75,7 +75,7 @@ class _Router(Protocol):
     password: str
     faults: _Faults
 
-    def open_session(self) -> _CliSession: ...
+    def open_session(self, *, user: str | None = None, source: str = "127.0.0.1") -> _CliSession: ...
 
 
 class PortInUseError(OSError):
@@ -261,12 +261,13 @@ class RouterListener:
             return _ClosingProtocol()
         if self._sessions_in_use >= faults.vty_limit:
             self._refused += 1
-            self._pause_listening()
+            self._loop.call_soon(self.refresh)
             return _ResettingProtocol()
         self._accepted += 1
         self._sessions_in_use += 1
         if self._sessions_in_use >= faults.vty_limit:
-            self._pause_listening()
+            # Not now: asyncio still attaches this very connection to the server object.
+            self._loop.call_soon(self.refresh)
         return asyncssh.SSHServerConnection(self._loop, self._connection_options())
 
     def _line_taken(self, conn: _VtyConnection) -> None:
@@ -371,7 +372,10 @@ class _VtyShell(asyncssh.SSHServerSession[bytes]):
         return True
 
     def session_started(self) -> None:
-        self._cli = self._router.open_session()
+        conn = self._line.conn
+        peer = conn.get_extra_info("peername") or ("127.0.0.1", 0)
+        # user and source show up in the model's messages (`Configured from console by lab on vty0 (127.0.0.1)`)
+        self._cli = self._router.open_session(user=conn.get_extra_info("username"), source=peer[0])
         if self._exec_command is not None:
             self._before_command()
             output = self._execute(self._exec_command)

@@ -127,3 +127,55 @@ def test_sender_refuses_a_non_loopback_lab_target() -> None:
     with pytest.raises(NonLoopbackDestination):
         sender.send("127.20.0.1", INV_SPI, [("198.51.100.7", 514)])
     sender.close()
+
+
+# -- end to end: a running lab sends real UDP -----------------------------------------
+
+
+def _receive_until(sock: socket.socket, predicate, limit: int = 500) -> tuple[bytes, tuple[str, int]]:
+    for _ in range(limit):
+        data, addr = sock.recvfrom(65536)
+        if predicate(data):
+            return data, addr
+    raise AssertionError("expected syslog datagram not received")
+
+
+def test_config_change_is_sent_from_the_routers_source_address(receiver: socket.socket) -> None:
+    from netmiko import ConnectHandler
+
+    from collector.lab.runner import running_lab
+
+    with running_lab(routers=4, syslog_to=receiver.getsockname()) as lab:
+        # spoke2 traps only warnings by default: CONFIG_I (notice) needs a lower trap level
+        lab.control.config("spoke2", ["logging trap debugging"])
+        with ConnectHandler(**lab.connect_params("spoke2")) as conn:
+            conn.enable()
+            conn.send_config_set(["interface Loopback0", "description lab syslog test"])
+        data, addr = _receive_until(receiver, lambda d: b"%SYS-5-CONFIG_I" in d)
+        assert addr[0] == lab.fleet.routers["spoke2"].syslog_source
+        assert data.startswith(b"<189>")  # local7, notice
+        assert f"Configured from console by {lab.fleet.routers['spoke2'].username} on vty".encode() in data
+
+
+def test_logging_host_configured_on_the_router_gets_its_syslog(receiver: socket.socket) -> None:
+    from collector.lab.runner import running_lab
+
+    host, port = receiver.getsockname()
+    with running_lab(routers=4) as lab:
+        lab.control.config("hub2", [f"logging host {host} transport udp port {port}", "logging trap debugging"])
+        lab.control.config("hub2", ["interface Loopback0", "description second change"])
+        data, addr = _receive_until(receiver, lambda d: b"%SYS-5-CONFIG_I" in d)
+        assert addr[0] == lab.fleet.routers["hub2"].syslog_source
+
+
+def test_desync_sends_invalid_spi_lines_from_the_receiver(receiver: socket.socket) -> None:
+    from collector.lab.runner import running_lab
+
+    with running_lab(routers=4, scenarios=["desync"], time_scale=0.0, syslog_to=receiver.getsockname()) as lab:
+        desync = [p for p in lab.control.pairs() if p["scenario"] == "desync"]
+        assert len(desync) == 1
+        lab.control.step(240)
+        data, addr = _receive_until(receiver, lambda d: b"%CRYPTO-4-RECVD_PKT_INV_SPI" in d)
+    assert data.startswith(b"<188>")
+    assert addr[0] == lab.fleet.routers[desync[0]["receiver"]].syslog_source
+    assert f"srcaddr={desync[0]['sender_addr']}".encode() in data
