@@ -8,8 +8,9 @@ Naming: hubs are `hub1..hubH`, spokes `spoke1..spokeS`, hubs first in insertion 
 H = 1 for fewer than 4 routers, otherwise max(2, round(N / 50)); 6 routers give 2 hubs
 and 4 spokes, 500 routers give 10 hubs and 490 spokes.
 
-Tunnels: spoke k (1-based) connects to hub ((k-1) mod H)+1 with the tunnel kind of its
-slot ((k-1) mod 8, see SPOKE_SLOTS); consecutive hubs are linked by GRE P2P tunnels.
+Tunnels: spoke k (1-based) connects to hub ((k-1 + (k-1) div 8) mod H)+1 with the tunnel
+kind of its slot ((k-1) mod 8, see SPOKE_SLOTS); consecutive hubs are linked by GRE P2P
+tunnels.
 Spoke tunnels come first (t1..tS), then the hub links.
 """
 
@@ -662,7 +663,8 @@ def build_plan(routers: int, scenarios: list[str], seed: int = 0) -> FleetPlan:
     tunnels: list[TunnelSpec] = []
     for spoke in router_specs[hubs:]:
         k = int(spoke.name[5:])
-        hub = router_specs[(k - 1) % hubs]
+        # shift by one hub every full round of slots so that every hub gets every kind
+        hub = router_specs[((k - 1) + (k - 1) // len(SPOKE_SLOTS)) % hubs]
         kind = SPOKE_SLOTS[(k - 1) % len(SPOKE_SLOTS)]
         tunnels.append(_build_tunnel(seed, len(tunnels) + 1, kind, spoke, hub, ords))
     for h in range(1, hubs):
