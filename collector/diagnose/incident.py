@@ -55,6 +55,7 @@ __all__ = [
     "LoadedBundle",
     "RouterContext",
     "bundle_file_name",
+    "context_from_profile",
     "build_inputs",
     "diagnose",
     "diagnose_bundle",
@@ -85,6 +86,16 @@ class RouterContext:
     software_version: str | None = None
     platform_family: str | None = None  # "IOS", "IOS-XE", "ASR1000"
     qfp_baseline: Mapping[str, int] | None = None
+
+
+def context_from_profile(profile: Any, qfp_baseline: Mapping[str, int] | None = None) -> RouterContext:
+    """A RouterContext from the agent's cached `collector.respond.facts.DeviceProfile`
+    (duck-typed: running_config, version, os_family "ios"/"iosxe", is_asr1000)."""
+    family = ("ASR1000" if getattr(profile, "is_asr1000", False)
+              else "IOS-XE" if getattr(profile, "os_family", None) == "iosxe" else "IOS")
+    return RouterContext(running_config=getattr(profile, "running_config", None),
+                         software_version=getattr(profile, "version", None), platform_family=family,
+                         qfp_baseline=qfp_baseline)
 
 
 # --------------------------------------------------------------------------------------------

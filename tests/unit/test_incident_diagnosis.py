@@ -21,6 +21,7 @@ from collector.diagnose.incident import (
     bundle_file_name,
     build_inputs,
     command_matches,
+    context_from_profile,
     diagnose,
     diagnose_bundle,
     diagnose_capture,
@@ -386,6 +387,24 @@ def test_context_fills_in_a_config_the_capture_lacks():
     assert inputs.receiver.profile is not None and inputs.receiver.profile.tunnels
     assert "agent cache" in inputs.receiver.config_label
     assert inputs.receiver.platform_family == "IOS"  # show version in the capture wins over the context
+
+
+def test_context_from_the_agents_device_profile():
+    from collector.diagnose.classify import classify_config
+    from collector.respond.facts import DeviceProfile
+
+    profile = DeviceProfile(name="hub", os_family="iosxe", model="ASR1001-X", version="03.09.01.S", is_asr1000=True,
+                            crypto=classify_config(STATIC_HUB), running_config=STATIC_HUB, addresses=())
+    context = context_from_profile(profile, qfp_baseline={"IpsecInput": 5})
+    assert context == RouterContext(running_config=STATIC_HUB, software_version="03.09.01.S",
+                                    platform_family="ASR1000", qfp_baseline={"IpsecInput": 5})
+    result = make_result(hub_config=None)
+    no_version = replace(result.captures[0], commands=tuple(c for c in result.captures[0].commands
+                                                            if c.command != "show version"))
+    result = replace(result, captures=(no_version, result.captures[1]))
+    markdown, data = diagnose_capture(result, contexts={"hub": context})
+    assert data["receiver"]["platform_family"] == "ASR1000"
+    assert "recovery-missing" in {f["id"] for f in data["findings"]}
 
 
 def test_sender_outside_the_inventory():
