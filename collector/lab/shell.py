@@ -498,6 +498,8 @@ class CliSession:
 
     def close(self) -> None:
         if not self.closed:
+            if self.mode == "config-applet":
+                self.router.config_submode_done(self)  # a dropped session still commits its applet
             self.closed = True
             if self.monitor:
                 self.set_monitor(False)

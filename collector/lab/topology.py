@@ -388,7 +388,7 @@ def _router_spec(seed: int, index: int, name: str, role: str, number: int, platf
         ntp_synced=style in (2, 3),
         sequence_numbers=style == 1,
         show_timezone=style == 3,
-        inv_spi_interface=not is_old and (platform.is_xe or rng.random() < 0.5),
+        inv_spi_interface=not is_old and (index + seed) % 3 != 1,  # domain.md §2.1 a/c vs b/d
         logging=LoggingDefaults(
             buffered_size=buffered[0],
             buffered_level=buffered[1],

@@ -103,6 +103,8 @@ def test_input_interface_field_varies_per_router() -> None:
     step(fleet, 31)
     lines = [ln for r in fleet.routers.values() for ln in r.log.lines() if "RECVD_PKT_INV_SPI" in ln]
     assert any("input interface=" in ln for ln in lines)
+    assert any("input interface=" not in ln and ln.rstrip().endswith(re.search(r"srcaddr=([\d.]+)", ln).group(1))
+               for ln in lines)
 
 
 def test_syslog_targets_are_loopback_only_and_drain_respects_the_trap_level() -> None:
