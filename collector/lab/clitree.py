@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -191,7 +190,7 @@ def parse(grammar: Grammar, line: str, tokens: list[Token] | None = None) -> Mat
         if nxt is None:
             for arg, child in node.args:
                 if arg.kind == "line":
-                    args.append(line[token.start :].rstrip() if not token.quoted else line[token.start :].rstrip())
+                    args.append(line[token.start :].rstrip())
                     if child.action is None:
                         return ParseError("incomplete", len(line), index)
                     return Match(child.action, tuple(args), tuple(words))
@@ -222,6 +221,3 @@ def _matched_prefix(node: Node, lower: str, token: Token) -> int:
             n += 1
         best = max(best, n)
     return best
-
-
-Handler = Callable[..., str]

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 
 def utc_now_naive() -> datetime:
     """Current UTC time without tzinfo, to the millisecond (routers print msec)."""
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    now = datetime.now(UTC).replace(tzinfo=None)
     return now.replace(microsecond=(now.microsecond // 1000) * 1000)
 
 
@@ -27,7 +27,7 @@ class LabClock:
         if start is None:
             start = utc_now_naive()
         if start.tzinfo is not None:
-            start = start.astimezone(timezone.utc).replace(tzinfo=None)
+            start = start.astimezone(UTC).replace(tzinfo=None)
         self.start = start
         self.time_scale = float(time_scale)
         self._wall0 = time.monotonic()

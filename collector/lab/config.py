@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from collector.lab.eem import Applet
-from collector.lab.logbuf import DEFAULT_BUFFER_SIZE, TimestampFormat
+from collector.lab.logbuf import TimestampFormat
 from collector.lab.topology import (
     DVTI,
     DYNAMIC_MAP,
@@ -124,7 +124,9 @@ def render_running_config(
 
     add("!")
     if state.last_change is not None:
-        add(f"! Last configuration change at {state.last_change:%H:%M:%S} UTC {state.last_change:%a %b %d %Y} by {state.last_change_by}")
+        add(
+            f"! Last configuration change at {state.last_change:%H:%M:%S} UTC {state.last_change:%a %b %d %Y} by {state.last_change_by}"
+        )
         add("!")
     add(f"version {p.config_version}")
     add(state.debug_format.config_line("debug"))
@@ -296,7 +298,12 @@ def _ikev2_section(spec: RouterSpec, ends: list[EndView]) -> list[str]:
     for e in ends:
         if e.me.config_type == DVTI:
             continue
-        out += [f" peer {e.peer.router.upper()}", f"  address {e.peer.public_addr}", f"  pre-shared-key {e.tunnel.psk}", " !"]
+        out += [
+            f" peer {e.peer.router.upper()}",
+            f"  address {e.peer.public_addr}",
+            f"  pre-shared-key {e.tunnel.psk}",
+            " !",
+        ]
     dvti = [e for e in ends if e.me.config_type == DVTI]
     if dvti:
         out += [" peer SPOKES", "  address 0.0.0.0 0.0.0.0", f"  pre-shared-key {dvti[0].tunnel.psk}", " !"]
@@ -435,20 +442,38 @@ def _interfaces(spec: RouterSpec, state: ConfigState, ends: list[EndView]) -> li
             if ct == MGRE_DYNAMIC:
                 out.append(" ip nhrp map multicast dynamic")
             else:
-                out += [f" ip nhrp map {hub_tunnel_ip} {e.peer.public_addr}", f" ip nhrp map multicast {e.peer.public_addr}"]
+                out += [
+                    f" ip nhrp map {hub_tunnel_ip} {e.peer.public_addr}",
+                    f" ip nhrp map multicast {e.peer.public_addr}",
+                ]
             out.append(" ip nhrp network-id 1")
             if ct == MGRE_STATIC:
                 out.append(f" ip nhrp nhs {hub_tunnel_ip}")
-            out += [" ip tcp adjust-mss 1360", f" tunnel source {p.wan_if}", " tunnel mode gre multipoint", " tunnel key 1001"]
+            out += [
+                " ip tcp adjust-mss 1360",
+                f" tunnel source {p.wan_if}",
+                " tunnel mode gre multipoint",
+                " tunnel key 1001",
+            ]
             out.append(" tunnel protection ipsec profile DMVPN-PROF")
         elif ct == GRE_P2P:
-            out += [" ip mtu 1400", " keepalive 5 10" if t.index % 2 else " ip tcp adjust-mss 1360",
-                    f" tunnel source {p.wan_if}", f" tunnel destination {e.peer.public_addr}",
-                    " tunnel protection ipsec profile GRE-PROF"]
+            out += [
+                " ip mtu 1400",
+                " keepalive 5 10" if t.index % 2 else " ip tcp adjust-mss 1360",
+                f" tunnel source {p.wan_if}",
+                f" tunnel destination {e.peer.public_addr}",
+                " tunnel protection ipsec profile GRE-PROF",
+            ]
         elif ct == SVTI:
-            profile = "VTI-PROF" if t.ike_version == 1 else ("FLEX-IPSEC" if e.me.profile != "FLEX-P2P" else "FLEX-P2P-IPSEC")
-            out += [f" tunnel source {p.wan_if}", " tunnel mode ipsec ipv4", f" tunnel destination {e.peer.public_addr}",
-                    f" tunnel protection ipsec profile {profile}"]
+            profile = (
+                "VTI-PROF" if t.ike_version == 1 else ("FLEX-IPSEC" if e.me.profile != "FLEX-P2P" else "FLEX-P2P-IPSEC")
+            )
+            out += [
+                f" tunnel source {p.wan_if}",
+                " tunnel mode ipsec ipv4",
+                f" tunnel destination {e.peer.public_addr}",
+                f" tunnel protection ipsec profile {profile}",
+            ]
         out.append("!")
     wan_extra: list[str] = []
     lan_extra: list[str] = []
@@ -539,6 +564,3 @@ def config_secrets(spec: RouterSpec, ends: list[EndView]) -> list[str]:
         if ct == EZVPN_CLIENT:
             out.append(f"Ez-{e.tunnel.psk[4:12]}")
     return sorted(set(out))
-
-
-__all__ = ["ConfigState", "EndView", "render_running_config", "config_secrets", "DEFAULT_BUFFER_SIZE"]

@@ -132,11 +132,13 @@ def spi_text(spi: int) -> str:
 def no_ike_sa_lines(family: str, ike_version: int, local: str, peer: str, spi: int) -> list[tuple[str, str]]:
     """The receiver of a stale SPI with no IKE SA to carry a notify (docs/domain.md §2.1)."""
     if ike_version == 2:
-        return [(
-            "ikev2",
-            f"IKEv2-ERROR:(SESSION ID = 0,SA ID = 0):: No IKE SA with {peer}; "
-            f"ignoring request to send INVALID_SPI notify for SPI 0x{spi:08X}",
-        )]
+        return [
+            (
+                "ikev2",
+                f"IKEv2-ERROR:(SESSION ID = 0,SA ID = 0):: No IKE SA with {peer}; "
+                f"ignoring request to send INVALID_SPI notify for SPI 0x{spi:08X}",
+            )
+        ]
     text = f"ignoring request to send delete notify (no ISAKMP sa) src {local} dst {peer} for SPI 0x{spi:08X}"
     if family == "xe":
         return [("isakmp", f"ISAKMP-ERROR: (0):{text}")]
@@ -169,13 +171,23 @@ def rekey_lines(
         out = []
         if initiator:
             out.append(("ikev2", ikev2(session, "Sending CREATE_CHILD_SA exchange REQUEST")))
-            out.append(("ikev2", f"IKEv2:(SESSION ID = {session},SA ID = 1):Received Packet [From {peer}:{port}/To {local}:{port}/VRF i0:f0]\n"
-                                 f"Initiator SPI : {node:016X} - Responder SPI : {spi_in:016X} Message id: 4\n"
-                                 "IKEv2 CREATE_CHILD_SA Exchange RESPONSE\nPayload contents:\n SA N  TSi TSr"))
+            out.append(
+                (
+                    "ikev2",
+                    f"IKEv2:(SESSION ID = {session},SA ID = 1):Received Packet [From {peer}:{port}/To {local}:{port}/VRF i0:f0]\n"
+                    f"Initiator SPI : {node:016X} - Responder SPI : {spi_in:016X} Message id: 4\n"
+                    "IKEv2 CREATE_CHILD_SA Exchange RESPONSE\nPayload contents:\n SA N  TSi TSr",
+                )
+            )
         else:
-            out.append(("ikev2", f"IKEv2:(SESSION ID = {session},SA ID = 1):Received Packet [From {peer}:{port}/To {local}:{port}/VRF i0:f0]\n"
-                                 f"Initiator SPI : {node:016X} - Responder SPI : {spi_in:016X} Message id: 4\n"
-                                 "IKEv2 CREATE_CHILD_SA Exchange REQUEST\nPayload contents:\n SA N  TSi TSr"))
+            out.append(
+                (
+                    "ikev2",
+                    f"IKEv2:(SESSION ID = {session},SA ID = 1):Received Packet [From {peer}:{port}/To {local}:{port}/VRF i0:f0]\n"
+                    f"Initiator SPI : {node:016X} - Responder SPI : {spi_in:016X} Message id: 4\n"
+                    "IKEv2 CREATE_CHILD_SA Exchange REQUEST\nPayload contents:\n SA N  TSi TSr",
+                )
+            )
             out.append(("ikev2", ikev2(session, "Sending CREATE_CHILD_SA exchange RESPONSE")))
         out.append(create)
         out.append(("ikev2", ikev2(session, f"Installed IPsec SA [SPI: 0x{spi_in:08X}] on {interface}")))
@@ -186,9 +198,17 @@ def rekey_lines(
     if initiator:
         out = [
             ("isakmp", isakmp(family, conn, f"beginning Quick Mode exchange, M-ID of {n}")),
-            ("isakmp", isakmp(family, conn, f"sending packet to {peer} my_port {port} peer_port {port} (I) QM_IDLE", "PAK")),
+            (
+                "isakmp",
+                isakmp(family, conn, f"sending packet to {peer} my_port {port} peer_port {port} (I) QM_IDLE", "PAK"),
+            ),
             ("isakmp", isakmp(family, conn, f"Node {n}, Input = IKE_MESG_INTERNAL, IKE_INIT_QM")),
-            ("isakmp", isakmp(family, conn, f"received packet from {peer} dport {port} sport {port} Global (I) QM_IDLE", "PAK")),
+            (
+                "isakmp",
+                isakmp(
+                    family, conn, f"received packet from {peer} dport {port} sport {port} Global (I) QM_IDLE", "PAK"
+                ),
+            ),
             create,
             ("isakmp", isakmp(family, conn, f"Successfully installed IPSEC SA (SPI:0x{spi_in:08X}) on {interface}")),
             ("isakmp", isakmp(family, conn, f'deleting node {n} error FALSE reason "No Error"')),
@@ -197,13 +217,22 @@ def rekey_lines(
         ]
     else:
         out = [
-            ("isakmp", isakmp(family, conn, f"received packet from {peer} dport {port} sport {port} Global (R) QM_IDLE", "PAK")),
+            (
+                "isakmp",
+                isakmp(
+                    family, conn, f"received packet from {peer} dport {port} sport {port} Global (R) QM_IDLE", "PAK"
+                ),
+            ),
             ("isakmp", isakmp(family, conn, f"set new node {n} to QM_IDLE")),
             ("ipsec", "IPSEC(validate_proposal_request): proposal part #1"),
             ("isakmp", isakmp(family, conn, "QM Responder gets spi")),
             ("isakmp", isakmp(family, conn, "Old State = IKE_QM_READY  New State = IKE_QM_SPI_STARVE")),
-            ("ipsec", "IPSEC(get_old_outbound_sa_for_peer): No outbound SA found for peer 7F9E85D63050"
-             if old_spi_in is None else f"IPSEC(get_old_outbound_sa_for_peer): Found outbound SA for peer {peer}"),
+            (
+                "ipsec",
+                "IPSEC(get_old_outbound_sa_for_peer): No outbound SA found for peer 7F9E85D63050"
+                if old_spi_in is None
+                else f"IPSEC(get_old_outbound_sa_for_peer): Found outbound SA for peer {peer}",
+            ),
             create,
             ("isakmp", isakmp(family, conn, f"Successfully installed IPSEC SA (SPI:0x{spi_in:08X}) on {interface}")),
             ("isakmp", isakmp(family, conn, f'deleting node {n} error FALSE reason "QM done (await)"')),
@@ -213,37 +242,69 @@ def rekey_lines(
 
 
 def renegotiate_lines(
-    family: str, ike_version: int, *, initiator: bool, conn: int, session: int, local: str, peer: str, port: int,
-    interface: str, spi_in: int,
+    family: str,
+    ike_version: int,
+    *,
+    initiator: bool,
+    conn: int,
+    session: int,
+    local: str,
+    peer: str,
+    port: int,
+    interface: str,
+    spi_in: int,
 ) -> list[tuple[str, str]]:
     """A fresh IKE SA + first IPsec SA (after recovery, DPD, clear or reboot)."""
     if ike_version == 2:
         first = "Sending Packet" if initiator else "Received Packet"
         return [
-            ("ikev2", f"IKEv2:(SESSION ID = {session},SA ID = 1):{first} [From {local if initiator else peer}:{port}/"
-                      f"To {peer if initiator else local}:{port}/VRF i0:f0]\nIKEv2 IKE_SA_INIT Exchange "
-                      f"{'REQUEST' if initiator else 'RESPONSE'}\nPayload contents:\n SA KE N VID VID VID VID NOTIFY(NAT_DETECTION_SOURCE_IP) NOTIFY(NAT_DETECTION_DESTINATION_IP)"),
+            (
+                "ikev2",
+                f"IKEv2:(SESSION ID = {session},SA ID = 1):{first} [From {local if initiator else peer}:{port}/"
+                f"To {peer if initiator else local}:{port}/VRF i0:f0]\nIKEv2 IKE_SA_INIT Exchange "
+                f"{'REQUEST' if initiator else 'RESPONSE'}\nPayload contents:\n SA KE N VID VID VID VID NOTIFY(NAT_DETECTION_SOURCE_IP) NOTIFY(NAT_DETECTION_DESTINATION_IP)",
+            ),
             ("ikev2", ikev2(session, "Processing IKE_AUTH message")),
             ("ikev2", ikev2(session, f"Session with IKE ID PAIR ({local}, {peer}) is UP")),
-            ("ipsec", f"IPSEC(create_sa): sa created,\n  (sa) sa_dest= {local}, sa_proto= 50,\n    sa_spi= {spi_text(spi_in)},"),
+            (
+                "ipsec",
+                f"IPSEC(create_sa): sa created,\n  (sa) sa_dest= {local}, sa_proto= 50,\n    sa_spi= {spi_text(spi_in)},",
+            ),
         ]
     out = []
     if initiator:
         out += [
             ("isakmp", isakmp(family, 0, f"Created a peer struct for {peer}, peer port {port}")),
             ("isakmp", isakmp(family, 0, "beginning Main Mode exchange")),
-            ("isakmp", isakmp(family, 0, f"sending packet to {peer} my_port {port} peer_port {port} (I) MM_NO_STATE", "PAK")),
+            (
+                "isakmp",
+                isakmp(family, 0, f"sending packet to {peer} my_port {port} peer_port {port} (I) MM_NO_STATE", "PAK"),
+            ),
         ]
     else:
         out += [
-            ("isakmp", isakmp(family, 0, f"received packet from {peer} dport {port} sport {port} Global (N) NEW SA", "PAK")),
+            (
+                "isakmp",
+                isakmp(family, 0, f"received packet from {peer} dport {port} sport {port} Global (N) NEW SA", "PAK"),
+            ),
             ("isakmp", isakmp(family, 0, f"Created a peer struct for {peer}, peer port {port}")),
         ]
     out += [
-        ("isakmp", isakmp(family, conn, "Old State = IKE_I_MM6  New State = IKE_P1_COMPLETE" if initiator
-                  else "Old State = IKE_R_MM5  New State = IKE_P1_COMPLETE")),
+        (
+            "isakmp",
+            isakmp(
+                family,
+                conn,
+                "Old State = IKE_I_MM6  New State = IKE_P1_COMPLETE"
+                if initiator
+                else "Old State = IKE_R_MM5  New State = IKE_P1_COMPLETE",
+            ),
+        ),
         ("isakmp", isakmp(family, conn, "processing NOTIFY INITIAL_CONTACT protocol 1")),
-        ("ipsec", f"IPSEC(create_sa): sa created,\n  (sa) sa_dest= {local}, sa_proto= 50,\n    sa_spi= {spi_text(spi_in)},"),
+        (
+            "ipsec",
+            f"IPSEC(create_sa): sa created,\n  (sa) sa_dest= {local}, sa_proto= 50,\n    sa_spi= {spi_text(spi_in)},",
+        ),
         ("isakmp", isakmp(family, conn, f"Successfully installed IPSEC SA (SPI:0x{spi_in:08X}) on {interface}")),
     ]
     return out
@@ -255,15 +316,30 @@ def recovery_lines(family: str, local: str, peer: str, port: int, spi: int) -> l
         ("isakmp", isakmp(family, 0, "SA request profile is (NULL)")),
         ("isakmp", isakmp(family, 0, f"Created a peer struct for {peer}, peer port {port}")),
         ("isakmp", isakmp(family, 0, "Locking peer struct 0x7F3A5C2E1B40, refcount 1 for isakmp_initiator")),
-        ("isakmp", isakmp(family, 0, f"sending INVALID_SPI notify to {peer} for SPI 0x{spi:08X} (invalid-spi-recovery)")),
+        (
+            "isakmp",
+            isakmp(family, 0, f"sending INVALID_SPI notify to {peer} for SPI 0x{spi:08X} (invalid-spi-recovery)"),
+        ),
         ("isakmp", isakmp(family, 0, "beginning Main Mode exchange")),
-        ("isakmp", isakmp(family, 0, f"sending packet to {peer} my_port {port} peer_port {port} (I) MM_NO_STATE", "PAK")),
+        (
+            "isakmp",
+            isakmp(family, 0, f"sending packet to {peer} my_port {port} peer_port {port} (I) MM_NO_STATE", "PAK"),
+        ),
     ]
 
 
 def sender_minute_lines(
-    family: str, ike_version: int, *, conn: int, session: int, peer: str, port: int, spi_out: int,
-    remaining: int, dpd: bool, seq: int,
+    family: str,
+    ike_version: int,
+    *,
+    conn: int,
+    session: int,
+    peer: str,
+    port: int,
+    spi_out: int,
+    remaining: int,
+    dpd: bool,
+    seq: int,
 ) -> list[tuple[str, str]]:
     """What a sender with debugs armed prints about its (stale) SA during a lab minute."""
     out: list[tuple[str, str]] = []
@@ -276,7 +352,14 @@ def sender_minute_lines(
     else:
         if dpd:
             out.append(("isakmp", isakmp(family, conn, f"DPD/R_U_THERE sent to {peer} seq {seq}")))
-            out.append(("isakmp", isakmp(family, conn, f"sending packet to {peer} my_port {port} peer_port {port} (I) QM_IDLE", "PAK")))
+            out.append(
+                (
+                    "isakmp",
+                    isakmp(
+                        family, conn, f"sending packet to {peer} my_port {port} peer_port {port} (I) QM_IDLE", "PAK"
+                    ),
+                )
+            )
         else:
             out.append(("isakmp", isakmp(family, conn, f"purging node {2_000_000_000 + seq * 7919}")))
     out.append(("ipsec", "IPSEC(key_engine): got a queue event with 1 KMI message(s)"))
@@ -288,7 +371,13 @@ def dpd_teardown_lines(family: str, ike_version: int, *, conn: int, session: int
     if ike_version == 2:
         return [
             ("ikev2", ikev2(session, "Sending DPD/liveness query")),
-            ("ikev2", ikev2(session, "Retransmitting packet", )),
+            (
+                "ikev2",
+                ikev2(
+                    session,
+                    "Retransmitting packet",
+                ),
+            ),
             ("ikev2", ikev2(session, f"Maximum number of retransmissions reached, peer {peer} is dead", error=True)),
             ("ikev2", ikev2(session, "Sending DELETE INFO message for IKEv2 SA")),
             ("ipsec", f"IPSEC(key_engine_delete_sas): delete all SAs shared with peer {peer}"),

@@ -9,6 +9,7 @@ once therefore yields exactly the log lines of those two lab minutes.
 from __future__ import annotations
 
 import heapq
+import ipaddress
 import itertools
 import threading
 from collections.abc import Callable
@@ -119,15 +120,14 @@ class Fleet:
 
     def add_syslog_target(self, host: str, port: int) -> None:
         """A loopback UDP target every router sends its syslog to (lab --syslog-to)."""
-        import ipaddress
-
         if not ipaddress.ip_address(host).is_loopback:
             raise ValueError(f"lab syslog target {host} is not a loopback address")
         if (host, port) not in self.syslog_targets:
             self.syslog_targets.append((host, port))
 
-    def inventory_data(self, host: str = "127.0.0.1", ports: dict[str, int] | None = None,
-                       base_port: int | None = None) -> dict[str, dict[str, Any]]:
+    def inventory_data(
+        self, host: str = "127.0.0.1", ports: dict[str, int] | None = None, base_port: int | None = None
+    ) -> dict[str, dict[str, Any]]:
         """Inventory entries per router name. Port rule: router i (0-based, insertion order) -> base_port + i."""
         if ports is None:
             if base_port is None:

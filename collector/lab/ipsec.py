@@ -160,8 +160,15 @@ class TunnelRuntime:
     def _new_ike(self, t: float, initiator: int) -> IkeSa:
         conn = (self.routers[0].alloc_ike_id(), self.routers[1].alloc_ike_id())
         session = (self.routers[0].alloc_session_id(), self.routers[1].alloc_session_id())
-        return IkeSa(t, self.spec.ike_lifetime, initiator, conn, f"{self.rng.getrandbits(64):016X}",
-                     f"{self.rng.getrandbits(64):016X}", session)
+        return IkeSa(
+            t,
+            self.spec.ike_lifetime,
+            initiator,
+            conn,
+            f"{self.rng.getrandbits(64):016X}",
+            f"{self.rng.getrandbits(64):016X}",
+            session,
+        )
 
     def _update_rates(self, t: float) -> None:
         rate = self.spec.rate_pps
@@ -237,7 +244,9 @@ class TunnelRuntime:
         new = self._new_ike(t, initiator=self.rng.randrange(2))
         for e in (0, 1):
             self.ends[e].ike = new
-        self.sched.at(new.established + SOFT_LIFETIME * new.lifetime, lambda t2, ep=self.epoch: self._ike_rekey_due(t2, ep, new))
+        self.sched.at(
+            new.established + SOFT_LIFETIME * new.lifetime, lambda t2, ep=self.epoch: self._ike_rekey_due(t2, ep, new)
+        )
 
     def _purge_old(self, t: float) -> None:
         for end in self.ends:
@@ -349,4 +358,3 @@ class TunnelRuntime:
             text += f", input interface={router.spec.platform.wan_if}"
         self.inv_spi_lines += 1
         router.log_message(t, 4, text)
-

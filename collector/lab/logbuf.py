@@ -8,7 +8,7 @@ line after `Log Buffer (N bytes):` can be a fragment, as on a real router.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
 LEVELS: dict[str, int] = {
@@ -254,7 +254,9 @@ class RouterLog:
             "",
         ]
         trap_indent = "" if self.xe else "    "
-        lines.append(f"{trap_indent}Trap logging: level {LEVEL_NAMES[self.trap.level]}, {self.trap.logged} message lines logged")
+        lines.append(
+            f"{trap_indent}Trap logging: level {LEVEL_NAMES[self.trap.level]}, {self.trap.logged} message lines logged"
+        )
         for host, port in self.hosts:
             lines += [
                 f"        Logging to {host}  (udp port {port}, audit disabled,",
@@ -287,6 +289,6 @@ class RouterLog:
             "monitor_level": None if self.monitor.level is None else LEVEL_NAMES[self.monitor.level],
             "trap_level": LEVEL_NAMES[self.trap.level],
             "hosts": [f"{h}:{p}" for h, p in self.hosts],
-            "log_format": replace(self.log_format),
-            "debug_format": replace(self.debug_format),
+            "log_format": self.log_format,
+            "debug_format": self.debug_format,
         }

@@ -10,6 +10,7 @@ import math
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from collector.lab.ipsec import KB_LIFETIME, PACKET_BYTES
 from collector.lab.logbuf import uptime_text
 from collector.lab.topology import (
     DVTI,
@@ -28,8 +29,6 @@ if TYPE_CHECKING:
     from collector.lab.router import Router
 
 _DYNAMIC_TYPES = (DYNAMIC_MAP, DVTI, MGRE_DYNAMIC, EZVPN_SERVER)
-KB_LIFETIME = 4608000
-PACKET_BYTES = 420
 
 
 # -- small formatting helpers -------------------------------------------------------------
@@ -111,10 +110,7 @@ def show_version(r: Router) -> str:
     if p.is_xe:
         lines += ["", _GPL.format(year=p.copyright_year), "", ""]
     lines += [f"ROM: {p.rom}", ""]
-    if p.family == "ios124":
-        lines.append(f"{r.name} uptime is {_long_uptime(up)}")
-    else:
-        lines.append(f"{r.name} uptime is {_long_uptime(up)}")
+    lines.append(f"{r.name} uptime is {_long_uptime(up)}")
     if p.is_xe:
         lines.append(f"Uptime for this control processor is {_long_uptime(up + 95)}")
     lines.append(f"System returned to ROM by {'reload' if r.reloads else 'power-on'}")
@@ -162,9 +158,13 @@ def show_version(r: Router) -> str:
             f"Processor board ID {r.spec.serial}",
             p.interfaces_line,
             "1 terminal line",
-            "DRAM configuration is 64 bits wide with parity enabled." if p.family != "ios124" else "1 Virtual Private Network (VPN) Module",
+            "DRAM configuration is 64 bits wide with parity enabled."
+            if p.family != "ios124"
+            else "1 Virtual Private Network (VPN) Module",
             p.nvram,
-            "250880K bytes of ATA System CompactFlash 0 (Read/Write)" if p.family != "ios124" else "62720K bytes of processor board System flash (Read/Write)",
+            "250880K bytes of ATA System CompactFlash 0 (Read/Write)"
+            if p.family != "ios124"
+            else "62720K bytes of processor board System flash (Read/Write)",
             "",
         ]
         if p.family != "ios124":
@@ -208,10 +208,9 @@ def show_ip_interface_brief(r: Router) -> str:
     has_dvti = any(e.me.config_type == DVTI for e in r.ends)
     if has_dvti:
         rows.append(("Loopback1", f"10.{150 + int(r.name[3:])}.0.1", "up", "up"))
-    t = r.now()
     seen: set[str] = set()
     tunnel_rows: list[tuple[str, str, str, str]] = []
-    for (tunnel, end), view in zip(r.tunnels, r.ends):
+    for (tunnel, end), view in zip(r.tunnels, r.ends, strict=True):
         me = view.me
         if me.config_type == DVTI:
             has_sa = tunnel.ends[end].sa is not None
@@ -226,11 +225,12 @@ def show_ip_interface_brief(r: Router) -> str:
         if me.config_type == SVTI and tunnel.ends[end].sa is None:
             protocol = "down"  # a VTI's line protocol follows its IPsec SA
         tunnel_rows.append((me.tunnel_if, address, "up", protocol))
-    tunnel_rows.sort(key=lambda row: (row[0].rstrip("0123456789"), int(row[0][len(row[0].rstrip("0123456789")):] or 0)))
+    tunnel_rows.sort(
+        key=lambda row: (row[0].rstrip("0123456789"), int(row[0][len(row[0].rstrip("0123456789")) :] or 0))
+    )
     rows += tunnel_rows
     if has_dvti:
         rows.append(("Virtual-Template1", f"10.{150 + int(r.name[3:])}.0.1", "up", "down"))
-    del t
     out = ["Interface              IP-Address      OK? Method Status                Protocol"]
     for name, addr, status, proto in rows:
         method = "NVRAM" if addr != "unassigned" else "unset"
@@ -239,10 +239,23 @@ def show_ip_interface_brief(r: Router) -> str:
 
 
 _PROCESSES = (
-    (1, "Chunk Manager"), (2, "Load Meter"), (3, "DiagCard1/-1"), (4, "Check heaps"), (5, "Pool Manager"),
-    (8, "ARP Input"), (12, "IPC Seat Manager"), (45, "IP Input"), (88, "Crypto IKMP"), (89, "IPSEC key engine"),
-    (90, "Crypto Support"), (91, "Crypto PKI-CRL"), (102, "HA EM Server"), (112, "Syslog Traps"),
-    (160, "SSH Process"), (175, "NHRP"), (201, "IKEv2 Cluster Mana"),
+    (1, "Chunk Manager"),
+    (2, "Load Meter"),
+    (3, "DiagCard1/-1"),
+    (4, "Check heaps"),
+    (5, "Pool Manager"),
+    (8, "ARP Input"),
+    (12, "IPC Seat Manager"),
+    (45, "IP Input"),
+    (88, "Crypto IKMP"),
+    (89, "IPSEC key engine"),
+    (90, "Crypto Support"),
+    (91, "Crypto PKI-CRL"),
+    (102, "HA EM Server"),
+    (112, "Syslog Traps"),
+    (160, "SSH Process"),
+    (175, "NHRP"),
+    (201, "IKEv2 Cluster Mana"),
 )
 
 
@@ -320,8 +333,9 @@ def _visible(tunnel: TunnelRuntime, end: int, t: float) -> bool:
     return True
 
 
-def _sa_lines(r: Router, tunnel: TunnelRuntime, end: int, gen: SaGeneration, spi: int, t: float,
-              sent: int) -> list[str]:
+def _sa_lines(
+    r: Router, tunnel: TunnelRuntime, end: int, gen: SaGeneration, spi: int, t: float, sent: int
+) -> list[str]:
     spec = tunnel.spec
     me = spec.ends[end]
     settings = spec.mode + (" UDP-Encaps" if spec.nat_t else "")
@@ -428,8 +442,11 @@ def show_crypto_isakmp_sa(r: Router, detail: bool = False) -> str:
     old = r.family == "ios124"
     if not detail:
         out = ["IPv4 Crypto ISAKMP SA"]
-        out.append("dst             src             state          conn-id slot status" if old
-                   else "dst             src             state          conn-id status")
+        out.append(
+            "dst             src             state          conn-id slot status"
+            if old
+            else "dst             src             state          conn-id status"
+        )
         for tunnel, end in rows:
             ike = tunnel.ends[end].ike
             assert ike is not None
@@ -478,7 +495,11 @@ def show_crypto_isakmp_sa(r: Router, detail: bool = False) -> str:
 
 def show_crypto_ikev2_sa(r: Router, detailed: bool = False) -> str:
     t = r.now()
-    out = [" IPv4 Crypto IKEv2  SA ", "", "Tunnel-id Local                 Remote                fvrf/ivrf            Status "]
+    out = [
+        " IPv4 Crypto IKEv2  SA ",
+        "",
+        "Tunnel-id Local                 Remote                fvrf/ivrf            Status ",
+    ]
     n = 0
     for tunnel, end in r.tunnels:
         ike = tunnel.ends[end].ike
@@ -488,7 +509,9 @@ def show_crypto_ikev2_sa(r: Router, detailed: bool = False) -> str:
         port = _port(tunnel)
         local, peer = tunnel.spec.ends[end].local_addr, _peer_of(tunnel, end)
         out.append(f"{n:<10}{local + '/' + str(port):<22}{peer + '/' + str(port):<22}{'none/none':<21}{'READY':<7}")
-        out.append("      Encr: AES-CBC, keysize: 256, PRF: SHA256, Hash: SHA256, DH Grp:19, Auth sign: PSK, Auth verify: PSK")
+        out.append(
+            "      Encr: AES-CBC, keysize: 256, PRF: SHA256, Hash: SHA256, DH Grp:19, Auth sign: PSK, Auth verify: PSK"
+        )
         out.append(f"      Life/Active Time: {ike.lifetime}/{int(t - ike.established)} sec")
         if detailed:
             initiator = ike.initiator == end
@@ -504,7 +527,9 @@ def show_crypto_ikev2_sa(r: Router, detailed: bool = False) -> str:
                 "      Local next msg id: 2              Remote next msg id: 0",
                 "      Local req queued:  2              Remote req queued:  0",
                 "      Local window:      5              Remote window:      5",
-                f"      DPD configured for {dpd.interval} seconds, retry {dpd.retries}" if dpd else "      DPD configured for 0 seconds, retry 0",
+                f"      DPD configured for {dpd.interval} seconds, retry {dpd.retries}"
+                if dpd
+                else "      DPD configured for 0 seconds, retry 0",
                 "      Fragmentation not  configured.",
                 "      Dynamic Route Update: disabled",
                 "      Extended Authentication not configured.",
@@ -573,14 +598,26 @@ def show_crypto_session(r: Router, detail: bool = False, remote: str | None = No
                 if me.config_type in (EZVPN_CLIENT, EZVPN_SERVER):
                     caps = "C" + caps + "X"
                 remaining = ike.remaining(t)
-                out.append(f"          Capabilities:{caps or '(none)'} connid:{ike.conn[end]} lifetime:{_hms(remaining)}")
+                out.append(
+                    f"          Capabilities:{caps or '(none)'} connid:{ike.conn[end]} lifetime:{_hms(remaining)}"
+                )
         out.append(f"  IPSEC FLOW: {_flow(tunnel, end)} ")
         out.append(f"        Active SAs: {2 * len(sas)}, origin: crypto map")
         if detail:
             current = state.sa
-            life = f"{KB_LIFETIME - state.decaps.value(t) * PACKET_BYTES // 1024}/{current.remaining(t)}" if current else "0/0"
-            life_out = f"{KB_LIFETIME - state.encaps.value(t) * PACKET_BYTES // 1024}/{current.remaining(t)}" if current else "0/0"
-            out.append(f"        Inbound:  #pkts dec'ed {state.decaps.value(t)} drop {state.invalid.value(t)} life (KB/Sec) {life}")
+            life = (
+                f"{KB_LIFETIME - state.decaps.value(t) * PACKET_BYTES // 1024}/{current.remaining(t)}"
+                if current
+                else "0/0"
+            )
+            life_out = (
+                f"{KB_LIFETIME - state.encaps.value(t) * PACKET_BYTES // 1024}/{current.remaining(t)}"
+                if current
+                else "0/0"
+            )
+            out.append(
+                f"        Inbound:  #pkts dec'ed {state.decaps.value(t)} drop {state.invalid.value(t)} life (KB/Sec) {life}"
+            )
             out.append(f"        Outbound: #pkts enc'ed {state.encaps.value(t)} drop 0 life (KB/Sec) {life_out}")
         out.append("")
     return "\n".join(out) + "\n"
@@ -589,7 +626,12 @@ def show_crypto_session(r: Router, detail: bool = False, remote: str | None = No
 def show_crypto_map(r: Router) -> str:
     out: list[str] = []
     lifetime = f"        Security association lifetime: {KB_LIFETIME} kilobytes/{r.spec.ipsec_lifetime} seconds"
-    common = ["        Dualstack (Y/N): N", "        Responder-Only (Y/N): N", "        PFS (Y/N): N", "        Mixed-mode : Disabled"]
+    common = [
+        "        Dualstack (Y/N): N",
+        "        Responder-Only (Y/N): N",
+        "        PFS (Y/N): N",
+        "        Mixed-mode : Disabled",
+    ]
     wan = r.spec.platform.wan_if
     static = sorted((v for v in r.ends if v.me.config_type == STATIC_MAP), key=lambda v: v.me.map_seq)
     dynamic = [v for v in r.ends if v.me.config_type in (DYNAMIC_MAP, EZVPN_SERVER)]
@@ -609,7 +651,12 @@ def show_crypto_map(r: Router) -> str:
             "",
         ]
     if dynamic:
-        out += ['Crypto Map IPv4 "VPN-MAP" 65535 ipsec-isakmp', "        Dynamic map template tag: DYN-MAP", "        Dualstack (Y/N): N", ""]
+        out += [
+            'Crypto Map IPv4 "VPN-MAP" 65535 ipsec-isakmp',
+            "        Dynamic map template tag: DYN-MAP",
+            "        Dualstack (Y/N): N",
+            "",
+        ]
     if static or dynamic:
         out += ["        Interfaces using crypto map VPN-MAP:", f"                {wan}", ""]
     heads: dict[str, list] = {}
@@ -618,17 +665,27 @@ def show_crypto_map(r: Router) -> str:
             heads.setdefault(v.me.tag, []).append(v)
     for tag, views in heads.items():
         v0 = views[0]
-        out += [f'Crypto Map IPv4 "{tag}" 65536 ipsec-isakmp', f"        Profile name: {_profile_name(v0)}", lifetime,
-                *common, "        Transform sets={ ", f"                {_ts_name(v0)}:  {{ {v0.tunnel.transform}  }} , ",
-                "        }", ""]
+        out += [
+            f'Crypto Map IPv4 "{tag}" 65536 ipsec-isakmp',
+            f"        Profile name: {_profile_name(v0)}",
+            lifetime,
+            *common,
+            "        Transform sets={ ",
+            f"                {_ts_name(v0)}:  {{ {v0.tunnel.transform}  }} , ",
+            "        }",
+            "",
+        ]
         for i, v in enumerate(views):
             out += [
                 f'Crypto Map IPv4 "{tag}" {65537 + i} ipsec-isakmp',
                 "        Map is a PROFILE INSTANCE.",
                 f"        Peer = {v.peer.public_addr}",
                 "        Extended IP access list ",
-                (f"            access-list  permit gre host {v.me.local_addr} host {v.peer.public_addr}"
-                 if v.me.local_ident[2] == 47 else "            access-list  permit ip any any"),
+                (
+                    f"            access-list  permit gre host {v.me.local_addr} host {v.peer.public_addr}"
+                    if v.me.local_ident[2] == 47
+                    else "            access-list  permit ip any any"
+                ),
                 f"        Current peer: {v.peer.public_addr}",
                 lifetime,
                 *common,
@@ -648,13 +705,17 @@ def _wild(mask: str) -> str:
 def _profile_name(v) -> str:
     if v.tunnel.ike_version == 2:
         return "FLEX-P2P-IPSEC" if v.me.profile == "FLEX-P2P" else "FLEX-IPSEC"
-    return {GRE_P2P: "GRE-PROF", SVTI: "VTI-PROF", MGRE_STATIC: "DMVPN-PROF", MGRE_DYNAMIC: "DMVPN-PROF"}[v.me.config_type]
+    return {GRE_P2P: "GRE-PROF", SVTI: "VTI-PROF", MGRE_STATIC: "DMVPN-PROF", MGRE_DYNAMIC: "DMVPN-PROF"}[
+        v.me.config_type
+    ]
 
 
 def _ts_name(v) -> str:
     if v.tunnel.ike_version == 2:
         return "TS-FLEX"
-    return {GRE_P2P: "TS-GRE", SVTI: "TS-VTI", MGRE_STATIC: "TS-DMVPN", MGRE_DYNAMIC: "TS-DMVPN"}.get(v.me.config_type, "TS-AES256")
+    return {GRE_P2P: "TS-GRE", SVTI: "TS-VTI", MGRE_STATIC: "TS-DMVPN", MGRE_DYNAMIC: "TS-DMVPN"}.get(
+        v.me.config_type, "TS-AES256"
+    )
 
 
 def show_debugging(r: Router) -> str:
@@ -699,7 +760,14 @@ def show_qfp_drops(r: Router, all_rows: bool = False) -> str:
     drops = _ipsec_input_drops(r)
     rows["IpsecInput"] = (drops, drops * 160)
     if all_rows:
-        for name in ("IpsecDenyDrop", "IpsecIkeIndicate", "IpsecInvalidSa", "IpsecOutput", "IpsecTailDrop", "IpsecTedIndicate"):
+        for name in (
+            "IpsecDenyDrop",
+            "IpsecIkeIndicate",
+            "IpsecInvalidSa",
+            "IpsecOutput",
+            "IpsecTailDrop",
+            "IpsecTedIndicate",
+        ):
             rows.setdefault(name, (0, 0))
     out = [
         "Last clearing of QFP drops statistics : never",

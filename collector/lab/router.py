@@ -8,18 +8,24 @@ the public API of lab-contract.md (open_session, syslog_targets, drain_syslog, r
 from __future__ import annotations
 
 import ipaddress
+import re
 import threading
 import weakref
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from collector.lab import debug as dbg
-from collector.lab.config import ConfigState, EndView, config_secrets, render_running_config
+from collector.lab.config import (
+    ConfigState,
+    EndView,
+    config_secrets,
+    render_running_config,
+)
 from collector.lab.debug import DebugState
-from collector.lab.eem import Applet, AppletSyntaxError, parse_action, parse_event
-from collector.lab.logbuf import RouterLog, TimestampFormat
-from collector.lab.shell import CliSession
+from collector.lab.eem import Applet, parse_action, parse_event
+from collector.lab.logbuf import LEVELS, RouterLog, TimestampFormat
+from collector.lab.shell import CliSession, InvalidToken
 from collector.lab.topology import Credentials, DpdSetting, RouterSpec
 
 if TYPE_CHECKING:
@@ -120,11 +126,22 @@ class Router:
             ifname = tunnel.spec.ends[end].tunnel_if
             if ifname and ifname not in seen and not ifname.startswith("Virtual-Template"):
                 seen.add(ifname)
-                events.append((b + 60.0 + len(seen), 5,
-                               f"%LINEPROTO-5-UPDOWN: Line protocol on Interface {ifname}, changed state to up"))
+                events.append(
+                    (
+                        b + 60.0 + len(seen),
+                        5,
+                        f"%LINEPROTO-5-UPDOWN: Line protocol on Interface {ifname}, changed state to up",
+                    )
+                )
         if self.state.hosts:
-            events.append((b + 45.0, 6, f"%SYS-6-LOGGINGHOST_STARTSTOP: Logging to host {self.state.hosts[0][0]} "
-                                         "port 514 started - CLI initiated"))
+            events.append(
+                (
+                    b + 45.0,
+                    6,
+                    f"%SYS-6-LOGGINGHOST_STARTSTOP: Logging to host {self.state.hosts[0][0]} "
+                    "port 514 started - CLI initiated",
+                )
+            )
         change = -3600.0 * (2 + self.spec.index % 40)
         if change > b + 120:
             events.append((change, 5, "%SYS-5-CONFIG_I: Configured from console by admin on vty0 (10.255.255.5)"))
@@ -145,7 +162,9 @@ class Router:
             for tunnel, end in self.tunnels:
                 tunnel.lose_end(t, end)
                 epoch = tunnel.epoch
-                self.fleet.scheduler.at(t + 5.0, lambda t2, tn=tunnel, ep=epoch: ep == tn.epoch and tn.renegotiate(t2, "reboot"))
+                self.fleet.scheduler.at(
+                    t + 5.0, lambda t2, tn=tunnel, ep=epoch: ep == tn.epoch and tn.renegotiate(t2, "reboot")
+                )
 
     def _banner_line(self) -> str:
         p = self.spec.platform
@@ -262,18 +281,27 @@ class Router:
     def _port(self, tunnel: TunnelRuntime) -> int:
         return 4500 if tunnel.spec.nat_t else 500
 
-    def debug_rekey(self, t: float, tunnel: TunnelRuntime, end: int, initiator: bool,
-                    old: SaGeneration | None, gen: SaGeneration) -> None:
+    def debug_rekey(
+        self, t: float, tunnel: TunnelRuntime, end: int, initiator: bool, old: SaGeneration | None, gen: SaGeneration
+    ) -> None:
         if not self.debug.armed:
             return
         state = tunnel.ends[end]
         ike = state.ike
         lines = dbg.rekey_lines(
-            self.family, tunnel.spec.ike_version, initiator=initiator,
-            conn=ike.conn[end] if ike else 0, session=ike.session[end] if ike else 0,
-            node=tunnel.rng.getrandbits(32), local=tunnel.spec.ends[end].local_addr, peer=self._peer(tunnel, end),
-            port=self._port(tunnel), interface=tunnel.spec.ends[end].interface,
-            spi_in=gen.spi_in[end], spi_out=gen.spi_in[1 - end], old_spi_in=old.spi_in[end] if old else None,
+            self.family,
+            tunnel.spec.ike_version,
+            initiator=initiator,
+            conn=ike.conn[end] if ike else 0,
+            session=ike.session[end] if ike else 0,
+            node=tunnel.rng.getrandbits(32),
+            local=tunnel.spec.ends[end].local_addr,
+            peer=self._peer(tunnel, end),
+            port=self._port(tunnel),
+            interface=tunnel.spec.ends[end].interface,
+            spi_in=gen.spi_in[end],
+            spi_out=gen.spi_in[1 - end],
+            old_spi_in=old.spi_in[end] if old else None,
         )
         self.emit_debug(t, self._peer(tunnel, end), lines)
 
@@ -283,9 +311,15 @@ class Router:
         ike = tunnel.ends[end].ike
         initiator = ike is not None and ike.initiator == end
         lines = dbg.renegotiate_lines(
-            self.family, tunnel.spec.ike_version, initiator=initiator, conn=ike.conn[end] if ike else 0,
-            session=ike.session[end] if ike else 0, local=tunnel.spec.ends[end].local_addr,
-            peer=self._peer(tunnel, end), port=self._port(tunnel), interface=tunnel.spec.ends[end].interface,
+            self.family,
+            tunnel.spec.ike_version,
+            initiator=initiator,
+            conn=ike.conn[end] if ike else 0,
+            session=ike.session[end] if ike else 0,
+            local=tunnel.spec.ends[end].local_addr,
+            peer=self._peer(tunnel, end),
+            port=self._port(tunnel),
+            interface=tunnel.spec.ends[end].interface,
             spi_in=gen.spi_in[end],
         )
         if reason == "invalid-spi-recovery" and initiator and tunnel.spec.ike_version == 1:
@@ -293,13 +327,15 @@ class Router:
         self.emit_debug(t, self._peer(tunnel, end), lines)
 
     def debug_no_ike_sa(self, t: float, tunnel: TunnelRuntime, end: int, spi: int) -> None:
-        lines = dbg.no_ike_sa_lines(self.family, tunnel.spec.ike_version, tunnel.spec.ends[end].local_addr,
-                                    self._peer(tunnel, end), spi)
+        lines = dbg.no_ike_sa_lines(
+            self.family, tunnel.spec.ike_version, tunnel.spec.ends[end].local_addr, self._peer(tunnel, end), spi
+        )
         self.emit_debug(t, self._peer(tunnel, end), lines)
 
     def debug_recovery(self, t: float, tunnel: TunnelRuntime, end: int, spi: int) -> None:
-        lines = dbg.recovery_lines(self.family, tunnel.spec.ends[end].local_addr, self._peer(tunnel, end),
-                                   self._port(tunnel), spi)
+        lines = dbg.recovery_lines(
+            self.family, tunnel.spec.ends[end].local_addr, self._peer(tunnel, end), self._port(tunnel), spi
+        )
         self.emit_debug(t, self._peer(tunnel, end), lines)
 
     def debug_sender_minute(self, t: float, tunnel: TunnelRuntime, end: int, spi_out: int) -> None:
@@ -309,17 +345,28 @@ class Router:
         ike = state.ike
         self._dpd_seq += 1
         lines = dbg.sender_minute_lines(
-            self.family, tunnel.spec.ike_version, conn=ike.conn[end] if ike else 0,
-            session=ike.session[end] if ike else 0, peer=self._peer(tunnel, end), port=self._port(tunnel),
-            spi_out=spi_out, remaining=state.sa.remaining(t) if state.sa else 0,
-            dpd=tunnel.dpd_of(end) is not None, seq=self._dpd_seq,
+            self.family,
+            tunnel.spec.ike_version,
+            conn=ike.conn[end] if ike else 0,
+            session=ike.session[end] if ike else 0,
+            peer=self._peer(tunnel, end),
+            port=self._port(tunnel),
+            spi_out=spi_out,
+            remaining=state.sa.remaining(t) if state.sa else 0,
+            dpd=tunnel.dpd_of(end) is not None,
+            seq=self._dpd_seq,
         )
         self.emit_debug(t, self._peer(tunnel, end), lines)
 
     def debug_dpd_teardown(self, t: float, tunnel: TunnelRuntime, end: int) -> None:
         ike = tunnel.ends[end].ike
-        lines = dbg.dpd_teardown_lines(self.family, tunnel.spec.ike_version, conn=ike.conn[end] if ike else 0,
-                                       session=ike.session[end] if ike else 0, peer=self._peer(tunnel, end))
+        lines = dbg.dpd_teardown_lines(
+            self.family,
+            tunnel.spec.ike_version,
+            conn=ike.conn[end] if ike else 0,
+            session=ike.session[end] if ike else 0,
+            peer=self._peer(tunnel, end),
+        )
         self.emit_debug(t, self._peer(tunnel, end), lines)
 
     # -- CLI: debug ---------------------------------------------------------------------
@@ -374,8 +421,9 @@ class Router:
         return render_running_config(self.spec, self.state, self.ends, username=self.username, now=self.at(self.now()))
 
     def startup_config(self) -> str:
-        return render_running_config(self.spec, self.startup, self.ends, username=self.username,
-                                     now=self.at(self.now()), startup=True)
+        return render_running_config(
+            self.spec, self.startup, self.ends, username=self.username, now=self.at(self.now()), startup=True
+        )
 
     # -- CLI: configuration ------------------------------------------------------------------
 
@@ -402,7 +450,7 @@ class Router:
                 return name
         for prefix in _IF_TYPES:
             for i in range(2, len(prefix) + 1):
-                if lower.startswith(prefix[:i].lower()) and lower[i:i + 1].isdigit():
+                if lower.startswith(prefix[:i].lower()) and lower[i : i + 1].isdigit():
                     candidate = prefix + text[i:]
                     if candidate in names:
                         return candidate
@@ -467,7 +515,9 @@ class Router:
         self._changed(session)
         return ""
 
-    def cfg_keepalive(self, session: CliSession, interval: int, retries: int | None = None, mode: str | None = None) -> str:
+    def cfg_keepalive(
+        self, session: CliSession, interval: int, retries: int | None = None, mode: str | None = None
+    ) -> str:
         self.state.isakmp_keepalive = DpdSetting(interval, retries if retries is not None else 2, mode or "on-demand")
         self._changed(session)
         return ""
@@ -489,8 +539,6 @@ class Router:
         return ""
 
     def cfg_timestamps(self, session: CliSession, on: bool, text: str) -> str:
-        from collector.lab.shell import _InvalidAt
-
         words = text.split()
         which_all = ("debug", "log")
         if not words:
@@ -498,7 +546,7 @@ class Router:
         else:
             match = [w for w in which_all if w.startswith(words[0].lower())]
             if len(match) != 1:
-                raise _InvalidAt(2 if on else 3)
+                raise InvalidToken(2 if on else 3)
             targets = (match[0],)
         if not on:
             for which in targets:
@@ -508,7 +556,7 @@ class Router:
                 return "% Incomplete command.\n\n"
             kind_words = [k for k in ("datetime", "uptime") if k.startswith(words[1].lower())]
             if len(kind_words) != 1:
-                raise _InvalidAt(3)
+                raise InvalidToken(3)
             if kind_words[0] == "uptime":
                 fmt = TimestampFormat("uptime")
             else:
@@ -516,10 +564,15 @@ class Router:
                 for i, w in enumerate(words[2:]):
                     found = [o for o in ("msec", "localtime", "show-timezone", "year") if o.startswith(w.lower())]
                     if len(found) != 1:
-                        raise _InvalidAt(4 + i)
+                        raise InvalidToken(4 + i)
                     opts.add(found[0])
-                fmt = TimestampFormat("datetime", msec="msec" in opts, localtime="localtime" in opts,
-                                      show_timezone="show-timezone" in opts, year="year" in opts)
+                fmt = TimestampFormat(
+                    "datetime",
+                    msec="msec" in opts,
+                    localtime="localtime" in opts,
+                    show_timezone="show-timezone" in opts,
+                    year="year" in opts,
+                )
             setattr(self.state, f"{targets[0]}_format", fmt)
         self._sync_log_settings()
         self._changed(session)
@@ -584,8 +637,6 @@ class Router:
             event = applet.event
             if event is None or event.pattern is None:
                 continue
-            import re
-
             if not re.search(event.pattern, text):
                 continue
             applet.matches.append(t)
@@ -612,10 +663,4 @@ class Router:
 
 
 def _lvl(name: str) -> int:
-    from collector.lab.logbuf import LEVELS
-
     return LEVELS[name]
-
-
-def wall_delta(seconds: float) -> timedelta:
-    return timedelta(seconds=seconds)

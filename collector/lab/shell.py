@@ -112,7 +112,7 @@ def _router_call(method: str, *fixed: object) -> Command:
 def _interface(s: CliSession, a: tuple) -> str:
     name = s.router.resolve_interface(a[0])
     if name is None:
-        raise _InvalidAt(1)
+        raise InvalidToken(1)
     s.mode = "config-if"
     s.submode_target = name
     return ""
@@ -152,7 +152,7 @@ def _if_description(s: CliSession, a: tuple) -> str:
     return ""
 
 
-class _InvalidAt(Exception):
+class InvalidToken(Exception):
     """Raised by a handler to report an invalid token (index into the tokens)."""
 
     def __init__(self, token_index: int):
@@ -216,7 +216,10 @@ def _priv_grammar(xe: bool) -> Grammar:
     g.add("show event manager policy registered", _show(render.show_event_manager_policy_registered))
     if xe:
         g.add("show platform hardware qfp active statistics drop", _show(render.show_qfp_drops))
-        g.add("show platform hardware qfp active statistics drop all", _show(lambda r: render.show_qfp_drops(r, all_rows=True)))
+        g.add(
+            "show platform hardware qfp active statistics drop all",
+            _show(lambda r: render.show_qfp_drops(r, all_rows=True)),
+        )
         g.add("show platform hardware qfp active feature ipsec datapath drops", _show(render.show_qfp_ipsec_drops))
         g.add(
             "show platform hardware qfp active feature ipsec datapath drops all",
@@ -277,14 +280,20 @@ def _config_grammar() -> Grammar:
     g.add("crypto isakmp keepalive <int:10-3600>", _router_call("cfg_keepalive"))
     g.add("crypto isakmp keepalive <int:10-3600> <int:2-60>", _router_call("cfg_keepalive"))
     for mode in ("periodic", "on-demand"):
-        g.add(f"crypto isakmp keepalive <int:10-3600> {mode}", Command(lambda s, a, m=mode: s.router.cfg_keepalive(s, a[0], None, m)))
+        g.add(
+            f"crypto isakmp keepalive <int:10-3600> {mode}",
+            Command(lambda s, a, m=mode: s.router.cfg_keepalive(s, a[0], None, m)),
+        )
         g.add(
             f"crypto isakmp keepalive <int:10-3600> <int:2-60> {mode}",
             Command(lambda s, a, m=mode: s.router.cfg_keepalive(s, a[0], a[1], m)),
         )
     g.add("no crypto isakmp keepalive", _router_call("cfg_keepalive_off"))
     g.add("event manager applet <word>", _cmd(_applet))
-    g.add("event manager applet <word> authorization bypass", Command(lambda s, a: _applet(s, (a[0], "authorization", "bypass"))))
+    g.add(
+        "event manager applet <word> authorization bypass",
+        Command(lambda s, a: _applet(s, (a[0], "authorization", "bypass"))),
+    )
     g.add("no event manager applet <word>", _router_call("applet_remove"))
     g.add("event manager session cli username <word>", _router_call("cfg_eem_username"))
     g.add("no event manager session cli username", Command(lambda s, a: s.router.cfg_eem_username(s, None)))
@@ -340,8 +349,15 @@ _PROMPT_SUFFIX = {
 class CliSession:
     """One CLI session (an SSH vty, or EEM's internal session)."""
 
-    def __init__(self, router: Router, *, user: str | None = None, line: str = "vty0", source: str = "127.0.0.1",
-                 internal: str | None = None):
+    def __init__(
+        self,
+        router: Router,
+        *,
+        user: str | None = None,
+        line: str = "vty0",
+        source: str = "127.0.0.1",
+        internal: str | None = None,
+    ):
         self.router = router
         self.mode = "user"
         self.submode_target: str | None = None
@@ -392,7 +408,9 @@ class CliSession:
             return self._run_config_line(line)
 
     def run_exec_line(self, line: str) -> str:
-        grammar = _GRAMMARS["user"] if self.mode == "user" else _GRAMMARS["priv-xe" if self.router.is_xe else "priv-ios"]
+        grammar = (
+            _GRAMMARS["user"] if self.mode == "user" else _GRAMMARS["priv-xe" if self.router.is_xe else "priv-ios"]
+        )
         if not line.strip():
             return ""
         try:
@@ -441,7 +459,7 @@ class CliSession:
     def _run(self, match: Match, tokens: list, line: str) -> str:
         try:
             return match.action.handler(self, match.args)
-        except _InvalidAt as exc:
+        except InvalidToken as exc:
             col = tokens[exc.token_index].start if exc.token_index < len(tokens) else len(line)
             return self._error("invalid", col, line)
         except AppletSyntaxError as exc:

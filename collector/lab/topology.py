@@ -255,8 +255,7 @@ def parse_scenarios(specs: list[str]) -> list[ScenarioSpec]:
         name = name.strip().lower()
         if name not in (*SCENARIOS, "mix"):
             raise ValueError(
-                f"unknown scenario {raw!r}: expected one of {', '.join((*SCENARIOS, 'mix'))}, "
-                "optionally with :COUNT"
+                f"unknown scenario {raw!r}: expected one of {', '.join((*SCENARIOS, 'mix'))}, optionally with :COUNT"
             )
         count = 1
         if sep:
@@ -362,7 +361,9 @@ def _router_spec(seed: int, index: int, name: str, role: str, number: int, platf
         keepalive = ikev2_dpd = None
     style = (index * 3 + seed) % 4  # 0 `*`-clock, 1 sequence numbers, 2 NTP, 3 NTP + time zone
     is_old = platform.family == "ios124"
-    buffered = rng.choice(((64000, "informational"), (100000, "debugging"), (16384, "informational"), (512000, "debugging")))
+    buffered = rng.choice(
+        ((64000, "informational"), (100000, "debugging"), (16384, "informational"), (512000, "debugging"))
+    )
     console = rng.choice((None, "debugging", "informational", "critical"))
     return RouterSpec(
         index=index,
@@ -452,32 +453,150 @@ def _build_tunnel(
     name = kind.name
     if name == "crypto-map":
         seq_h = ords.next(h.name, "dynamic")
-        e0 = EndSpec(s.name, STATIC_MAP, s.platform.wan_if, "VPN-MAP", s.wan_ip, s.public_ip, s_lan, h_lan,
-                     None, None, None, None, 10, f"VPN-TO-{h.name.upper()}", 1)
-        e1 = EndSpec(h.name, DYNAMIC_MAP, h.platform.wan_if, "VPN-MAP", h.wan_ip, h.public_ip, h_lan, s_lan,
-                     None, None, None, None, 65535, None, seq_h)
+        e0 = EndSpec(
+            s.name,
+            STATIC_MAP,
+            s.platform.wan_if,
+            "VPN-MAP",
+            s.wan_ip,
+            s.public_ip,
+            s_lan,
+            h_lan,
+            None,
+            None,
+            None,
+            None,
+            10,
+            f"VPN-TO-{h.name.upper()}",
+            1,
+        )
+        e1 = EndSpec(
+            h.name,
+            DYNAMIC_MAP,
+            h.platform.wan_if,
+            "VPN-MAP",
+            h.wan_ip,
+            h.public_ip,
+            h_lan,
+            s_lan,
+            None,
+            None,
+            None,
+            None,
+            65535,
+            None,
+            seq_h,
+        )
     elif name == "dmvpn":
         n = ords.next(h.name, "dmvpn")
         hub_no = int(h.name[3:])
         overlay = f"10.{100 + hub_no}.0.0"
-        e0 = EndSpec(s.name, MGRE_STATIC, "Tunnel0", "Tunnel0-head-0", s.wan_ip, s.public_ip,
-                     _host(s.wan_ip), _host(h.public_ip), "Tunnel0", _ip_add(overlay, n + 1), "255.255.255.0",
-                     None, 0, None, 1)
-        e1 = EndSpec(h.name, MGRE_DYNAMIC, "Tunnel0", "Tunnel0-head-0", h.wan_ip, h.public_ip,
-                     _host(h.wan_ip), _host(s.public_ip), "Tunnel0", _ip_add(overlay, 1), "255.255.255.0",
-                     None, 0, None, n)
+        e0 = EndSpec(
+            s.name,
+            MGRE_STATIC,
+            "Tunnel0",
+            "Tunnel0-head-0",
+            s.wan_ip,
+            s.public_ip,
+            _host(s.wan_ip),
+            _host(h.public_ip),
+            "Tunnel0",
+            _ip_add(overlay, n + 1),
+            "255.255.255.0",
+            None,
+            0,
+            None,
+            1,
+        )
+        e1 = EndSpec(
+            h.name,
+            MGRE_DYNAMIC,
+            "Tunnel0",
+            "Tunnel0-head-0",
+            h.wan_ip,
+            h.public_ip,
+            _host(h.wan_ip),
+            _host(s.public_ip),
+            "Tunnel0",
+            _ip_add(overlay, 1),
+            "255.255.255.0",
+            None,
+            0,
+            None,
+            n,
+        )
     elif name == "flexvpn":
         n = ords.next(h.name, "dvti")
-        e0 = EndSpec(s.name, SVTI, "Tunnel1", "Tunnel1-head-0", s.wan_ip, s.public_ip, _ANY, _ANY,
-                     "Tunnel1", None, None, "FLEX-SPOKE", 0, None, 1)
-        e1 = EndSpec(h.name, DVTI, f"Virtual-Access{n}", f"Virtual-Access{n}-head-0", h.wan_ip, h.public_ip,
-                     _ANY, _ANY, "Virtual-Template1", None, None, "FLEX-HUB", 0, None, n)
+        e0 = EndSpec(
+            s.name,
+            SVTI,
+            "Tunnel1",
+            "Tunnel1-head-0",
+            s.wan_ip,
+            s.public_ip,
+            _ANY,
+            _ANY,
+            "Tunnel1",
+            None,
+            None,
+            "FLEX-SPOKE",
+            0,
+            None,
+            1,
+        )
+        e1 = EndSpec(
+            h.name,
+            DVTI,
+            f"Virtual-Access{n}",
+            f"Virtual-Access{n}-head-0",
+            h.wan_ip,
+            h.public_ip,
+            _ANY,
+            _ANY,
+            "Virtual-Template1",
+            None,
+            None,
+            "FLEX-HUB",
+            0,
+            None,
+            n,
+        )
     elif name == "ezvpn":
         n = ords.next(h.name, "ezvpn")
-        e0 = EndSpec(s.name, EZVPN_CLIENT, s.platform.wan_if, f"{s.platform.wan_if}-head-0", s.wan_ip,
-                     s.public_ip, s_lan, h_lan, None, None, None, None, 0, None, 1)
-        e1 = EndSpec(h.name, EZVPN_SERVER, h.platform.wan_if, "VPN-MAP", h.wan_ip, h.public_ip, h_lan, s_lan,
-                     None, None, None, "EZVPN-PROF", 65535, None, n)
+        e0 = EndSpec(
+            s.name,
+            EZVPN_CLIENT,
+            s.platform.wan_if,
+            f"{s.platform.wan_if}-head-0",
+            s.wan_ip,
+            s.public_ip,
+            s_lan,
+            h_lan,
+            None,
+            None,
+            None,
+            None,
+            0,
+            None,
+            1,
+        )
+        e1 = EndSpec(
+            h.name,
+            EZVPN_SERVER,
+            h.platform.wan_if,
+            "VPN-MAP",
+            h.wan_ip,
+            h.public_ip,
+            h_lan,
+            s_lan,
+            None,
+            None,
+            None,
+            "EZVPN-PROF",
+            65535,
+            None,
+            n,
+        )
     elif name in ("gre-p2p", "hub-gre-p2p", "svti", "svti-ikev2"):
         base = {"gre-p2p": 100, "hub-gre-p2p": 100, "svti": 200, "svti-ikev2": 300}[name]
         ifname = f"Tunnel{base + index}"
@@ -489,16 +608,76 @@ def _build_tunnel(
         else:
             id0 = id1 = id1b = id0b = _ANY
         profile = "FLEX-P2P" if name == "svti-ikev2" else None
-        e0 = EndSpec(s.name, ctype, ifname, f"{ifname}-head-0", s.wan_ip, s.public_ip, id0, id1,
-                     ifname, _ip_add(net, 1), "255.255.255.252", profile, 0, None, ords.next(s.name, ctype))
-        e1 = EndSpec(h.name, ctype, ifname, f"{ifname}-head-0", h.wan_ip, h.public_ip, id1b, id0b,
-                     ifname, _ip_add(net, 2), "255.255.255.252", profile, 0, None, ords.next(h.name, ctype))
+        e0 = EndSpec(
+            s.name,
+            ctype,
+            ifname,
+            f"{ifname}-head-0",
+            s.wan_ip,
+            s.public_ip,
+            id0,
+            id1,
+            ifname,
+            _ip_add(net, 1),
+            "255.255.255.252",
+            profile,
+            0,
+            None,
+            ords.next(s.name, ctype),
+        )
+        e1 = EndSpec(
+            h.name,
+            ctype,
+            ifname,
+            f"{ifname}-head-0",
+            h.wan_ip,
+            h.public_ip,
+            id1b,
+            id0b,
+            ifname,
+            _ip_add(net, 2),
+            "255.255.255.252",
+            profile,
+            0,
+            None,
+            ords.next(h.name, ctype),
+        )
     elif name == "static-map":
         n = ords.next(h.name, "static")
-        e0 = EndSpec(s.name, STATIC_MAP, s.platform.wan_if, "VPN-MAP", s.wan_ip, s.public_ip, s_lan, h_lan,
-                     None, None, None, None, 10, f"VPN-TO-{h.name.upper()}", 1)
-        e1 = EndSpec(h.name, STATIC_MAP, h.platform.wan_if, "VPN-MAP", h.wan_ip, h.public_ip, h_lan, s_lan,
-                     None, None, None, None, 10 * n, f"VPN-TO-{s.name.upper()}", n)
+        e0 = EndSpec(
+            s.name,
+            STATIC_MAP,
+            s.platform.wan_if,
+            "VPN-MAP",
+            s.wan_ip,
+            s.public_ip,
+            s_lan,
+            h_lan,
+            None,
+            None,
+            None,
+            None,
+            10,
+            f"VPN-TO-{h.name.upper()}",
+            1,
+        )
+        e1 = EndSpec(
+            h.name,
+            STATIC_MAP,
+            h.platform.wan_if,
+            "VPN-MAP",
+            h.wan_ip,
+            h.public_ip,
+            h_lan,
+            s_lan,
+            None,
+            None,
+            None,
+            None,
+            10 * n,
+            f"VPN-TO-{s.name.upper()}",
+            n,
+        )
     else:  # pragma: no cover - the slot table is closed
         raise AssertionError(name)
 

@@ -24,7 +24,9 @@ def test_show_crypto_isakmp_sa_detail_shows_dpd_capability() -> None:
     r = fleet.routers["hub1"]
     text = priv(r).execute("show crypto isakmp sa detail")
     assert "C-id  Local           Remote          I-VRF  Status Encr Hash   Auth DH Lifetime Cap." in text
-    rows = re.findall(r"^(\d+)\s+198\.51\.100\.1\s+([\d.]+)\s+ACTIVE aes\s+sha256 psk\s+14\s+(\d\d:\d\d:\d\d)\s*(\S*)$", text, re.M)
+    rows = re.findall(
+        r"^(\d+)\s+198\.51\.100\.1\s+([\d.]+)\s+ACTIVE aes\s+sha256 psk\s+14\s+(\d\d:\d\d:\d\d)\s*(\S*)$", text, re.M
+    )
     assert rows
     has_dpd = r.state.isakmp_keepalive is not None
     assert all(("D" in cap) == has_dpd for *_, cap in rows)

@@ -83,8 +83,10 @@ def test_debug_lines_only_for_the_conditioned_peer() -> None:
     )
     step(fleet, due + 5)
     debug_lines = [ln for ln in hub1.log.lines() if "ISAKMP" in ln or "IKEv2" in ln or "IPSEC(" in ln]
-    assert any(f"sending packet to {hub_link.b_addr}" in ln or f"received packet from {hub_link.b_addr}" in ln
-               for ln in debug_lines)
+    assert any(
+        f"sending packet to {hub_link.b_addr}" in ln or f"received packet from {hub_link.b_addr}" in ln
+        for ln in debug_lines
+    )
     assert any("Successfully installed IPSEC SA" in ln for ln in debug_lines)
     assert not any(spoke_link.a_addr in ln for ln in hub1.log.lines())
     assert not any(ln.split(": ", 1)[-1].startswith("IKEv2") for ln in debug_lines)

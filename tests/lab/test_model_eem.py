@@ -49,7 +49,9 @@ def test_countdown_fires_and_runs_its_cli_actions_in_order() -> None:
     assert "logging console informational" in running
     assert "event manager applet" not in running  # it removed itself
     log = r.log.lines()
-    assert any("%SYS-5-CONFIG_I: Configured from console by  on vty0 (EEM:COLLECTOR_DEADMAN_1A2B3C4D)" in ln for ln in log)
+    assert any(
+        "%SYS-5-CONFIG_I: Configured from console by  on vty0 (EEM:COLLECTOR_DEADMAN_1A2B3C4D)" in ln for ln in log
+    )
     assert any(ln.endswith("%HA_EM-6-LOG: COLLECTOR_DEADMAN_1A2B3C4D: dead-man fired") for ln in log)
 
 

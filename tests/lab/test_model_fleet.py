@@ -68,12 +68,21 @@ def test_inventory_data_and_port_rule() -> None:
     assert hub2["data"] == {"model": "ASR1001-X", "role": "hub"}
     assert fleet.routers["hub2"].syslog_source in hub2["addresses"]
     assert hub2["secret"] == fleet.routers["hub2"].enable_secret
-    assert inv["spoke4"]["addresses"][:2] == [fleet.routers["spoke4"].spec.wan_ip, fleet.routers["spoke4"].spec.public_ip]
+    assert inv["spoke4"]["addresses"][:2] == [
+        fleet.routers["spoke4"].spec.wan_ip,
+        fleet.routers["spoke4"].spec.public_ip,
+    ]
 
 
 def test_parse_scenarios() -> None:
     assert parse_scenarios(["desync", "healthy:3"]) == [ScenarioSpec("desync", 1), ScenarioSpec("healthy", 3)]
-    assert [s.name for s in parse_scenarios(["mix"])] == ["desync", "rekey-transient", "asr-silent", "nat-t-silent", "healthy"]
+    assert [s.name for s in parse_scenarios(["mix"])] == [
+        "desync",
+        "rekey-transient",
+        "asr-silent",
+        "nat-t-silent",
+        "healthy",
+    ]
     with pytest.raises(ValueError, match="unknown scenario 'desynk'"):
         parse_scenarios(["desynk"])
     with pytest.raises(ValueError, match="count 'x' is not a whole number"):
@@ -121,8 +130,10 @@ def test_running_config_holds_realistic_secrets() -> None:
 
 def test_recovery_and_dpd_settings_vary_with_the_seed() -> None:
     def settings(seed: int) -> list[tuple[bool, bool]]:
-        return [(r.state.invalid_spi_recovery, r.state.isakmp_keepalive is not None)
-                for r in Fleet.build(40, [], seed=seed, time_scale=0.0).routers.values()]
+        return [
+            (r.state.invalid_spi_recovery, r.state.isakmp_keepalive is not None)
+            for r in Fleet.build(40, [], seed=seed, time_scale=0.0).routers.values()
+        ]
 
     first = settings(0)
     assert first == settings(0)

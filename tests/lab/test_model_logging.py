@@ -11,9 +11,19 @@ from collector.lab.logbuf import RouterLog, TimestampFormat
 
 def _log(size: int = 4096) -> RouterLog:
     return RouterLog(
-        buffer_size=size, buffer_level="debugging", console_level="debugging", monitor_level=None,
-        trap_level="informational", hosts=[], log_format=TimestampFormat(), debug_format=TimestampFormat(),
-        sequence_numbers=False, ntp_synced=False, doubled_colon=False, boot_time=START, xe=False,
+        buffer_size=size,
+        buffer_level="debugging",
+        console_level="debugging",
+        monitor_level=None,
+        trap_level="informational",
+        hosts=[],
+        log_format=TimestampFormat(),
+        debug_format=TimestampFormat(),
+        sequence_numbers=False,
+        ntp_synced=False,
+        doubled_colon=False,
+        boot_time=START,
+        xe=False,
     )
 
 
@@ -49,8 +59,13 @@ def test_header_follows_logging_commands() -> None:
     assert "Logging to 127.0.0.1  (udp port 5514, audit disabled," in head
     assert "Log Buffer (32768 bytes):" in head
     run = s.execute("show running-config")
-    for line in ("logging buffered 32768 warnings", "no logging console", "logging monitor informational",
-                 "logging trap debugging", "logging host 127.0.0.1 transport udp port 5514"):
+    for line in (
+        "logging buffered 32768 warnings",
+        "no logging console",
+        "logging monitor informational",
+        "logging trap debugging",
+        "logging host 127.0.0.1 transport udp port 5514",
+    ):
         assert line in run.splitlines(), line
     configure(r, "no logging buffered", "logging console")
     head = s.execute("show logging")
@@ -103,8 +118,10 @@ def test_input_interface_field_varies_per_router() -> None:
     step(fleet, 31)
     lines = [ln for r in fleet.routers.values() for ln in r.log.lines() if "RECVD_PKT_INV_SPI" in ln]
     assert any("input interface=" in ln for ln in lines)
-    assert any("input interface=" not in ln and ln.rstrip().endswith(re.search(r"srcaddr=([\d.]+)", ln).group(1))
-               for ln in lines)
+    assert any(
+        "input interface=" not in ln and ln.rstrip().endswith(re.search(r"srcaddr=([\d.]+)", ln).group(1))
+        for ln in lines
+    )
 
 
 def test_syslog_targets_are_loopback_only_and_drain_respects_the_trap_level() -> None:
