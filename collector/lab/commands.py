@@ -20,23 +20,21 @@ import click
 import yaml
 
 from collector.lab.control import LabControlError
-from collector.lab.runner import (
+from collector.lab.settings import (
     CONTROL_FILE,
     DEFAULT_BASE_PORT,
     DEFAULT_ROUTERS,
     DEFAULT_STATE_DIR,
+    LOG_FILE,
     PID_FILE,
     LabError,
-    LabRuntime,
     LabSettings,
     control_for,
     load_faults_file,
     read_control_file,
-    serve,
 )
 from collector.lab.syslog import NonLoopbackDestination, parse_host_port
 
-LOG_FILE = "lab.log"
 _DETACH_READY_SECONDS = 120.0
 _DOWN_WAIT_SECONDS = 15.0
 
@@ -50,18 +48,28 @@ def _check_scenarios(specs: tuple[str, ...]) -> None:
         raise click.ClickException(str(exc)) from None
 
 
+def _alive(pid: int) -> bool:
+    """True while the process exists and is not a zombie waiting for its parent."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
 def _running_pid(state_dir: Path) -> int | None:
     """The pid in the state dir's pid file if that process is alive and is a lab."""
     try:
         pid = int((state_dir / PID_FILE).read_text().strip())
     except (OSError, ValueError):
         return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if not _alive(pid):
         return None
-    except PermissionError:
-        return pid
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
@@ -151,6 +159,8 @@ def _summary(settings: LabSettings, control_port: int | None, pid: int) -> str:
 
 
 def _run_foreground(settings: LabSettings) -> None:
+    from collector.lab.runner import LabRuntime, serve  # the SSH stack loads only when a lab runs here
+
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("asyncssh").setLevel(logging.WARNING)
 
@@ -244,9 +254,7 @@ def down_command(state_dir: Path) -> None:
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + _DOWN_WAIT_SECONDS
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if not _alive(pid):
             break
         time.sleep(0.05)
     else:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import json
 import logging
 import os
 import random
@@ -23,71 +22,33 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
-
 from collector.lab.control import BadFault, ControlOps, ControlServer, LabControl, checked_faults
 from collector.lab.inventory_file import write_inventory
+from collector.lab.settings import (
+    CONTROL_FILE,
+    DEFAULT_ROUTERS,
+    PID_FILE,
+    LabError,
+    LabSettings,
+    remove_state_files,
+    write_json_atomic,
+)
 from collector.lab.sshserver import PortInUseError, RouterListener, open_listeners
 from collector.lab.syslog import SyslogSender, parse_host_port
 
 log = logging.getLogger(__name__)
 
-DEFAULT_ROUTERS = 6
-DEFAULT_BASE_PORT = 20001
-DEFAULT_STATE_DIR = Path(".lab")
 TICK_SECONDS = 0.1
-PID_FILE = "lab.pid"
-CONTROL_FILE = "control.json"
-INVENTORY_FILE = "inventory.yaml"
 # Random bases for tests stay below Linux's ephemeral range (32768+), where client
 # sockets would otherwise collide with our listeners.
 _RANDOM_PORT_RANGE = (10000, 32000)
 _PORT_ATTEMPTS = 25
 
 T = TypeVar("T")
-
-
-class LabError(Exception):
-    """A lab could not start; the message is one line for the user."""
-
-
-@dataclass(frozen=True)
-class LabSettings:
-    routers: int = DEFAULT_ROUTERS
-    scenarios: tuple[str, ...] = ()
-    seed: int = 0
-    time_scale: float = 1.0
-    base_port: int | None = DEFAULT_BASE_PORT  # None: pick a free random range
-    control_port: int | None = None  # None: base_port - 1
-    syslog_to: tuple[str, int] | None = None
-    state_dir: Path = DEFAULT_STATE_DIR
-    inventory_out: Path | None = None  # None: <state_dir>/inventory.yaml
-    faults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-
-    @property
-    def inventory_path(self) -> Path:
-        return self.inventory_out if self.inventory_out is not None else self.state_dir / INVENTORY_FILE
-
-
-def load_faults_file(path: Path) -> dict[str, dict[str, Any]]:
-    """`--faults FILE`: YAML mapping router -> {fault field: value}; checked again at start."""
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise LabError(f"{path}: cannot read: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        raise LabError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
-        raise LabError(f"{path}: expected a mapping of router name -> {{fault: value}}")
-    return {str(k): dict(v) for k, v in data.items()}
 
 
 class LabRuntime:
@@ -264,44 +225,6 @@ class LabRuntime:
         }
 
 
-# -- state files ---------------------------------------------------------------
-
-
-def _write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
-def read_control_file(state_dir: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads((state_dir / CONTROL_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def control_for(state_dir: Path) -> LabControl:
-    """A client for the lab whose control.json is in `state_dir`."""
-    info = read_control_file(state_dir)
-    if info is None:
-        raise LabError(f"no running lab in {state_dir} (no {CONTROL_FILE})")
-    return LabControl(info.get("host", "127.0.0.1"), int(info["control_port"]))
-
-
-def remove_state_files(state_dir: Path) -> None:
-    """Remove pid file and control.json, but only if they belong to this process."""
-    pid_file = state_dir / PID_FILE
-    try:
-        owner = int(pid_file.read_text().strip())
-    except (OSError, ValueError):
-        owner = None
-    if owner is not None and owner != os.getpid():
-        return  # another lab took over this state directory
-    for path in (state_dir / CONTROL_FILE, pid_file):
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-
-
 # -- foreground process ----------------------------------------------------------
 
 
@@ -320,7 +243,7 @@ def serve(settings: LabSettings, on_ready: Callable[[LabRuntime], None] | None =
         try:
             pid_file.write_text(f"{os.getpid()}\n")
             # control.json last: its presence tells `lab up --detach` the lab accepts connections.
-            _write_json_atomic(control_file, runtime.control_info())
+            write_json_atomic(control_file, runtime.control_info())
             if on_ready is not None:
                 on_ready(runtime)
             await runtime.wait_stopped()

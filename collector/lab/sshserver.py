@@ -79,15 +79,16 @@ class _Router(Protocol):
 
 
 class PortInUseError(OSError):
-    """A router's port could not be bound because something else holds it."""
+    """A lab port could not be bound because something else holds it."""
 
-    def __init__(self, port: int, router: str):
-        super().__init__(errno.EADDRINUSE, f"port {port} (router {router}) is already in use")
+    def __init__(self, port: int, owner: str):
+        """`owner` says what the port was for: "router hub1", "control API"."""
+        super().__init__(errno.EADDRINUSE, f"port {port} ({owner}) is already in use")
         self.port = port
-        self.router = router
+        self.owner = owner
 
     def __str__(self) -> str:
-        return f"port {self.port} (router {self.router}) is already in use"
+        return f"port {self.port} ({self.owner}) is already in use"
 
 
 def derive_host_key(seed: int, router_name: str, variant: str = "") -> asyncssh.SSHKey:
@@ -194,7 +195,7 @@ class RouterListener:
             )
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
-                raise PortInUseError(self.port, self.router.name) from None
+                raise PortInUseError(self.port, f"router {self.router.name}") from None
             raise
 
     @property

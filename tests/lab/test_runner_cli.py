@@ -8,7 +8,6 @@ import random
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -84,13 +83,12 @@ def test_up_detach_then_down(tmp_path: Path) -> None:
                             secret=defaults["secret"]) as conn:
             assert conn.find_prompt() == f"{name}>"
 
-        ctl = _lab_cli("ctl", "--state-dir", str(state), "routers")
-        assert ctl.returncode == 0, ctl.stderr
-        assert [r["name"] for r in json.loads(ctl.stdout)] == list(hosts)
+        ctl = CliRunner().invoke(lab_group, ["ctl", "--state-dir", str(state), "routers"])
+        assert ctl.exit_code == 0, ctl.output
+        assert [r["name"] for r in json.loads(ctl.output)] == list(hosts)
 
-        again = _lab_cli("up", "--detach", "--routers", "3", "--base-port", str(base), "--state-dir", str(state))
-        assert again.returncode != 0
-        assert "already running" in again.stderr and "Traceback" not in again.stderr
+        line = _one_line_error(["up", "--detach", "--routers", "3", "--base-port", str(base), "--state-dir", str(state)])
+        assert "already running" in line
     finally:
         down = _lab_cli("down", "--state-dir", str(state))
     assert down.returncode == 0, down.stderr
@@ -99,8 +97,7 @@ def test_up_detach_then_down(tmp_path: Path) -> None:
     assert not (state / "control.json").exists()
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", base), timeout=5)
-    again = _lab_cli("down", "--state-dir", str(state))
-    assert again.returncode != 0 and "no lab running" in again.stderr
+    assert "no lab running" in _one_line_error(["down", "--state-dir", str(state)])
 
 
 def test_detach_reports_a_busy_port_from_the_child(tmp_path: Path) -> None:
@@ -131,6 +128,15 @@ def test_foreground_up_reports_port_in_use(tmp_path: Path) -> None:
         blocker.listen()
         line = _one_line_error(["up", "--routers", "2", "--base-port", str(base), "--state-dir", str(tmp_path)])
     assert line == f"Error: port {base} (router hub1) is already in use"
+
+
+def test_foreground_up_reports_a_busy_control_port(tmp_path: Path) -> None:
+    base = _free_base(2)
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", base - 1))
+        blocker.listen()
+        line = _one_line_error(["up", "--routers", "2", "--base-port", str(base), "--state-dir", str(tmp_path)])
+    assert line == f"Error: port {base - 1} (control API) is already in use"
 
 
 def test_bad_scenario_is_a_clear_error(tmp_path: Path) -> None:
