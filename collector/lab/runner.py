@@ -188,6 +188,9 @@ class LabRuntime:
             try:
                 self.fleet.tick()
                 self.pump_syslog()
+                for listener in self.listeners.values():
+                    if listener.shells:
+                        listener.flush_monitor()
             except Exception:  # keep the lab alive; the traceback goes to the lab log
                 log.exception("lab tick failed")
             await asyncio.sleep(TICK_SECONDS)

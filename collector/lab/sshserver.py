@@ -65,8 +65,11 @@ class _CliSession(Protocol):
     prompt: str
     echo: bool
     closed: bool
+    monitor: bool  # `terminal monitor` is on
 
     def execute(self, line: str) -> str: ...
+
+    def drain_monitor(self) -> list[str]: ...
 
 
 class _Router(Protocol):
@@ -179,6 +182,7 @@ class RouterListener:
         self._options = self._make_options(derive_host_key(seed, router.name))
         self._changed_options: asyncssh.SSHServerConnectionOptions | None = None
         self._connections: set[_VtyConnection] = set()
+        self.shells: set[_VtyShell] = set()  # interactive sessions, for `terminal monitor` output
         self._sessions_in_use = 0  # vty lines held, counted from accept to close
         self._accepted = 0
         self._refused = 0
@@ -278,6 +282,11 @@ class RouterListener:
         self._connections.discard(conn)
         self._sessions_in_use -= 1
         self.refresh()
+
+    def flush_monitor(self) -> None:
+        """Print pending `terminal monitor` log lines on the sessions that asked for them."""
+        for shell in list(self.shells):
+            shell.print_monitor_lines()
 
     def drop_sessions(self) -> None:
         """Close every SSH connection of this router (reboot)."""
@@ -383,6 +392,7 @@ class _VtyShell(asyncssh.SSHServerSession[bytes]):
             self._chan.write(_ssh_output(output))
             self._chan.exit(0)
             return
+        self._listener.shells.add(self)
         self._chan.write(b"\r\n" + self._cli.prompt.encode())
 
     def data_received(self, data: bytes, datatype: Any) -> None:
@@ -398,6 +408,19 @@ class _VtyShell(asyncssh.SSHServerSession[bytes]):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._ended = True
+        self._listener.shells.discard(self)
+
+    def print_monitor_lines(self) -> None:
+        """Log lines for `terminal monitor`, printed between commands; prompt and typed text redrawn
+        below them (as with `logging synchronous`) so the session stays readable."""
+        if self._cli is None or self._busy or self._ended or not self._cli.monitor:
+            return
+        lines = self._cli.drain_monitor()
+        if not lines:
+            return
+        text = "\n".join(lines)
+        redraw = self._cli.prompt.encode() + (bytes(self._typed) if self._cli.echo else b"")
+        self._chan.write(b"\r\n" + _ssh_output(text) + redraw)
 
     # -- line discipline ----------------------------------------------------------
 
@@ -491,6 +514,7 @@ class _VtyShell(asyncssh.SSHServerSession[bytes]):
         if self._ended:
             return
         self._ended = True
+        self._listener.shells.discard(self)
         self._chan.close()
         self._listener._loop.call_soon(self._line.close)
 

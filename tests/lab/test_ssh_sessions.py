@@ -230,3 +230,23 @@ def test_host_keys_are_per_router_and_stable_across_restarts(lab: RunningLab) ->
 def test_tcp_connection_gets_an_ssh_banner(lab: RunningLab) -> None:
     with socket.create_connection(("127.0.0.1", lab.ports["hub1"]), timeout=10) as sock:
         assert sock.recv(256).startswith(b"SSH-2.0-Cisco-1.25")
+
+
+def test_terminal_monitor_prints_log_lines_between_commands(lab: RunningLab) -> None:
+    secret = lab.fleet.routers["hub2"].enable_secret
+    lab.control.config("hub2", ["logging monitor debugging"])
+    shell = RawShell(lab, "hub2")
+    try:
+        shell.read_until(b"hub2>")
+        shell.chan.sendall(b"enable\r" + secret.encode() + b"\r")
+        shell.read_until(b"hub2#")
+        shell.chan.sendall(b"terminal monitor\r")
+        shell.read_until(b"hub2#")
+        lab.control.config("hub2", ["interface Loopback0", "description monitored change"])
+        shown = shell.read_until(b"hub2#")
+        assert b"%SYS-5-CONFIG_I: Configured from console by" in shown
+        assert shown.startswith(b"\r\n") and shown.endswith(b"\r\nhub2#")
+        shell.chan.sendall(b"terminal no monitor\r")
+        shell.read_until(b"hub2#")
+    finally:
+        shell.close()
