@@ -328,7 +328,7 @@ def recovery_lines(family: str, local: str, peer: str, port: int, spi: int) -> l
     ]
 
 
-def sender_minute_lines(
+def sender_chatter_lines(
     family: str,
     ike_version: int,
     *,
@@ -341,7 +341,7 @@ def sender_minute_lines(
     dpd: bool,
     seq: int,
 ) -> list[tuple[str, str]]:
-    """What a sender with debugs armed prints about its (stale) SA during a lab minute."""
+    """What a sender with debugs armed prints about its (stale) SA, a few times a lab minute."""
     out: list[tuple[str, str]] = []
     if ike_version == 2:
         if dpd:

@@ -31,6 +31,7 @@ SOFT_LIFETIME = 0.9  # rekey at 90 % of the lifetime
 LINGER_SECONDS = 10.0  # old SAs stay listed this long after a rekey
 RECOVERY_DELAY = 1.5  # seconds from the invalid-SPI line to the new SAs
 LOG_INTERVAL = 60.0  # IOS logs RECVD_PKT_INV_SPI at most once a minute per flow
+CHATTER_OFFSETS = (20.0, 40.0)  # debug lines (not rate limited) between two syslog lines
 KB_LIFETIME = 4608000
 PACKET_BYTES = 420
 
@@ -332,7 +333,7 @@ class TunnelRuntime:
         silent = self.spec.scenario in ("asr-silent", "nat-t-silent")
         if not silent:
             self._log_inv_spi(t, spi)
-            self.routers[self.sender].debug_sender_minute(t + 0.8, self, self.sender, spi)
+        self.routers[self.sender].debug_sender_chatter(t + 0.8, self, self.sender, spi)
         self._check_dpd(t)
         if not silent and self.recovery_applies():
             self.routers[self.receiver].debug_recovery(t + 0.01, self, self.receiver, spi)
@@ -340,7 +341,18 @@ class TunnelRuntime:
             return
         if not silent:
             self.routers[self.receiver].debug_no_ike_sa(t + 0.001, self, self.receiver, spi)
+        # Between the rate-limited syslog lines the packets keep coming: debugs (not rate
+        # limited) show the receiver's failed notifies and the sender's unchanged SA.
+        for offset in CHATTER_OFFSETS:
+            self.sched.at(t + offset, lambda t2: self._chatter(t2, epoch, spi, silent))
         self.sched.at(t + LOG_INTERVAL, lambda t2: self._inv_spi_event(t2, epoch))
+
+    def _chatter(self, t: float, epoch: int, spi: int, silent: bool) -> None:
+        if epoch != self.epoch or self.fault is None:
+            return
+        if not silent:
+            self.routers[self.receiver].debug_no_ike_sa(t, self, self.receiver, spi)
+        self.routers[self.sender].debug_sender_chatter(t + 0.8, self, self.sender, spi)
 
     def _recover(self, t: float, epoch: int) -> None:
         if epoch == self.epoch and self.fault is not None:

@@ -338,13 +338,13 @@ class Router:
         )
         self.emit_debug(t, self._peer(tunnel, end), lines)
 
-    def debug_sender_minute(self, t: float, tunnel: TunnelRuntime, end: int, spi_out: int) -> None:
+    def debug_sender_chatter(self, t: float, tunnel: TunnelRuntime, end: int, spi_out: int) -> None:
         if not self.debug.armed:
             return
         state = tunnel.ends[end]
         ike = state.ike
         self._dpd_seq += 1
-        lines = dbg.sender_minute_lines(
+        lines = dbg.sender_chatter_lines(
             self.family,
             tunnel.spec.ike_version,
             conn=ike.conn[end] if ike else 0,

@@ -55,6 +55,8 @@ def test_receiver_prints_no_isakmp_sa_right_after_each_invalid_spi_line() -> Non
     lines = rx.log.lines()
     idx = [i for i, line in enumerate(lines) if INV_SPI in line]
     assert len(idx) == 2
+    ignoring = [ln for ln in lines if "ignoring request to send delete notify" in ln]
+    assert len(ignoring) == 5  # right after each syslog line (+30 s, +90 s) and every 20 s between
     for i in idx:
         spi = lines[i].split("spi=")[1].split("(")[0]
         follow = lines[i + 1]
@@ -110,7 +112,9 @@ def test_sender_with_debugs_armed_prints_lines_about_its_stale_sa() -> None:
     stale = fleet.tunnel(info.id).ends[fleet.tunnel(info.id).sender].sa.spi_in[fleet.tunnel(info.id).receiver]
     step(fleet, 181)
     aging = [ln for ln in tx.log.lines() if "IPSEC(sa_aging): outbound SA" in ln]
-    assert len(aging) == 3  # one per lab minute of the desync
+    minutes = {ln.split()[2][:5] for ln in aging}  # HH:MM of each line
+    assert minutes == {"10:40", "10:41", "10:42"}  # lines in every lab minute of the desync
+    assert len(aging) == 8  # at +30.8 s, then every 20 s
     assert all(f"0x{stale:08X}" in ln and info.receiver_addr in ln for ln in aging)
 
 
