@@ -145,7 +145,10 @@ def up_command(
         faults=faults,
     )
     if detach:
-        _start_detached(settings, faults_file)
+        try:
+            _start_detached(settings, faults_file)
+        except OSError as exc:
+            raise click.ClickException(f"cannot start the lab in {state_dir}: {exc}") from None
         return
     _run_foreground(settings)
 

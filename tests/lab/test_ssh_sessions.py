@@ -26,7 +26,11 @@ CONTRACT_COMMANDS = [
     "show processes cpu | include CPU",
     "show logging",
     "show crypto isakmp sa",
+    "show crypto isakmp sa detail",
     "show crypto ipsec sa",
+    "show crypto session",
+    "show debugging",
+    "show crypto debug-condition",
 ]
 
 
