@@ -181,7 +181,7 @@ class RouterListener:
         self._server: asyncio.AbstractServer | None = None
         self._options = self._make_options(derive_host_key(seed, router.name))
         self._changed_options: asyncssh.SSHServerConnectionOptions | None = None
-        self._connections: set[_VtyConnection] = set()
+        self._connections: set[asyncssh.SSHServerConnection] = set()
         self.shells: set[_VtyShell] = set()  # interactive sessions, for `terminal monitor` output
         self._sessions_in_use = 0  # vty lines held, counted from accept to close
         self._accepted = 0
@@ -273,12 +273,14 @@ class RouterListener:
         if self._sessions_in_use >= faults.vty_limit:
             # Not now: asyncio still attaches this very connection to the server object.
             self._loop.call_soon(self.refresh)
+        # What asyncssh.listen() does per connection, done here so the host key and the
+        # vty accounting can be decided per connection at accept time.
         return asyncssh.SSHServerConnection(self._loop, self._connection_options())
 
-    def _line_taken(self, conn: _VtyConnection) -> None:
+    def _line_taken(self, conn: asyncssh.SSHServerConnection) -> None:
         self._connections.add(conn)
 
-    def _line_freed(self, conn: _VtyConnection) -> None:
+    def _line_freed(self, conn: asyncssh.SSHServerConnection) -> None:
         self._connections.discard(conn)
         self._sessions_in_use -= 1
         self.refresh()
@@ -304,34 +306,21 @@ class RouterListener:
         self.drop_sessions()
 
 
-class _VtyConnection:
-    """Handle on one accepted SSH connection (the asyncssh connection object)."""
-
-    def __init__(self, conn: asyncssh.SSHServerConnection):
-        self.conn = conn
-
-    def abort(self) -> None:
-        self.conn.abort()
-
-    def close(self) -> None:
-        self.conn.close()
-
-
 class _RouterAuth(asyncssh.SSHServer):
     """Per-connection owner: password check and vty line bookkeeping."""
 
     def __init__(self, listener: RouterListener):
         self._listener = listener
-        self._line: _VtyConnection | None = None
+        self._conn: asyncssh.SSHServerConnection | None = None
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
-        self._line = _VtyConnection(conn)
-        self._listener._line_taken(self._line)
+        self._conn = conn
+        self._listener._line_taken(conn)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._line is not None:
-            self._listener._line_freed(self._line)
-            self._line = None
+        if self._conn is not None:
+            self._listener._line_freed(self._conn)
+            self._conn = None
 
     def begin_auth(self, username: str) -> bool:
         return True
@@ -346,17 +335,17 @@ class _RouterAuth(asyncssh.SSHServer):
         return username == router.username and password == router.password
 
     def session_requested(self) -> asyncssh.SSHServerSession[bytes]:
-        assert self._line is not None
-        return _VtyShell(self._listener, self._line)
+        assert self._conn is not None
+        return _VtyShell(self._listener, self._conn)
 
 
 class _VtyShell(asyncssh.SSHServerSession[bytes]):
     """One interactive (or exec) session on a vty line."""
 
-    def __init__(self, listener: RouterListener, line: _VtyConnection):
+    def __init__(self, listener: RouterListener, conn: asyncssh.SSHServerConnection):
         self._listener = listener
         self._router = listener.router
-        self._line = line
+        self._conn = conn
         self._chan: Any = None
         self._cli: _CliSession | None = None
         self._exec_command: str | None = None
@@ -382,7 +371,7 @@ class _VtyShell(asyncssh.SSHServerSession[bytes]):
         return True
 
     def session_started(self) -> None:
-        conn = self._line.conn
+        conn = self._conn
         peer = conn.get_extra_info("peername") or ("127.0.0.1", 0)
         # user and source show up in the model's messages (`Configured from console by lab on vty0 (127.0.0.1)`)
         self._cli = self._router.open_session(user=conn.get_extra_info("username"), source=peer[0])
@@ -516,7 +505,7 @@ class _VtyShell(asyncssh.SSHServerSession[bytes]):
         self._ended = True
         self._listener.shells.discard(self)
         self._chan.close()
-        self._listener._loop.call_soon(self._line.close)
+        self._listener._loop.call_soon(self._conn.close)
 
 
 async def open_listeners(
