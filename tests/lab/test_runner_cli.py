@@ -196,3 +196,12 @@ def test_inventory_has_the_documented_shape_and_is_deterministic() -> None:
         assert host["data"] == {"model": router.model}
     roles = {data["groups"][g]["data"]["role"] for h in data["hosts"].values() for g in h["groups"][1:]}
     assert {"hub", "spoke"} <= roles
+
+
+def test_repository_inventory_points_at_the_default_lab() -> None:
+    """The committed inventory.yaml must stay what `lab up` writes for seed 0, 6 routers, base port 20001."""
+    from collector.lab.fleet import Fleet
+
+    fleet = Fleet.build(6, [], seed=0)
+    written = inventory_text(fleet, {name: 20001 + i for i, name in enumerate(fleet.routers)}, seed=0)
+    assert yaml.safe_load((REPO / "inventory.yaml").read_text()) == yaml.safe_load(written)
