@@ -122,7 +122,7 @@ def up_command(
         raise click.ClickException(f"--syslog-to: {exc}") from None
     _check_scenarios(scenarios)
     try:
-        faults = load_faults_file(faults_file) if faults_file else {}
+        faults = load_faults_file(faults_file) if faults_file else None
     except LabError as exc:
         raise click.ClickException(str(exc)) from None
     if base_port + routers - 1 > 65535:
@@ -142,7 +142,8 @@ def up_command(
         syslog_to=target,
         state_dir=state_dir,
         inventory_out=inventory_out,
-        faults=faults,
+        faults=faults.faults if faults else {},
+        faults_where=faults.where if faults else {},
     )
     if detach:
         try:

@@ -92,14 +92,15 @@ class LabRuntime:
 
     def _apply_initial_faults(self) -> None:
         for name, changes in self.settings.faults.items():
+            where = self.settings.faults_where.get(name, "faults")
             router = self.fleet.routers.get(name)
             if router is None:
-                raise LabError(f"faults: unknown router {name!r}")
+                raise LabError(f"{where}: unknown router {name!r}")
             try:
                 for key, value in checked_faults(router.faults, changes).items():
                     setattr(router.faults, key, value)
             except BadFault as exc:
-                raise LabError(f"faults: {name}: {exc}") from None
+                raise LabError(f"{where}: {name}: {exc}") from None
 
     async def _bind(self) -> None:
         settings = self.settings

@@ -46,16 +46,27 @@ class LabSettings:
     state_dir: Path = DEFAULT_STATE_DIR
     inventory_out: Path | None = None  # None: <state_dir>/inventory.yaml
     faults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    faults_where: Mapping[str, str] = field(default_factory=dict)  # router -> "FILE:LINE"
 
     @property
     def inventory_path(self) -> Path:
         return self.inventory_out if self.inventory_out is not None else self.state_dir / INVENTORY_FILE
 
 
-def load_faults_file(path: Path) -> dict[str, dict[str, Any]]:
-    """`--faults FILE`: YAML mapping router -> {fault field: value}; checked again at start."""
+@dataclass(frozen=True)
+class FaultsFile:
+    """`--faults FILE`: router -> {fault field: value}, and where each router's entry starts."""
+
+    faults: dict[str, dict[str, Any]]
+    where: dict[str, str]  # router -> "FILE:LINE", for error messages
+
+
+def load_faults_file(path: Path) -> FaultsFile:
+    """Read a faults YAML file; router names and field values are checked when the lab starts."""
     try:
-        data = yaml.safe_load(path.read_text())
+        text = path.read_text()
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
     except OSError as exc:
         raise LabError(f"{path}: cannot read: {exc.strerror}") from None
     except yaml.YAMLError as exc:
@@ -63,10 +74,14 @@ def load_faults_file(path: Path) -> dict[str, dict[str, Any]]:
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
         raise LabError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
     if data is None:
-        return {}
-    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
-        raise LabError(f"{path}: expected a mapping of router name -> {{fault: value}}")
-    return {str(k): dict(v) for k, v in data.items()}
+        return FaultsFile({}, {})
+    if not isinstance(data, dict) or not isinstance(root, yaml.MappingNode):
+        raise LabError(f"{path}:1: expected a mapping of router name -> {{fault: value}}")
+    where = {str(key.value): f"{path}:{key.start_mark.line + 1}" for key, _ in root.value}
+    for name, fields in data.items():
+        if not isinstance(fields, dict):
+            raise LabError(f"{where.get(str(name), path)}: {name}: expected a mapping of fault: value")
+    return FaultsFile({str(k): dict(v) for k, v in data.items()}, where)
 
 
 def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:

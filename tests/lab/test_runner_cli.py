@@ -156,6 +156,17 @@ def test_bad_faults_file_names_the_file(tmp_path: Path) -> None:
     assert str(faults) in line
 
 
+def test_faults_file_errors_name_file_and_line(tmp_path: Path) -> None:
+    base = _free_base(2)
+    faults = tmp_path / "faults.yaml"
+    faults.write_text("hub1:\n  slow_seconds: 1\nhub9:\n  vty_limit: 2\n")
+    args = ["up", "--routers", "2", "--base-port", str(base), "--faults", str(faults), "--state-dir", str(tmp_path)]
+    assert _one_line_error(args) == f"Error: {faults}:3: unknown router 'hub9'"
+    faults.write_text("spoke1:\n  vty_limit: many\n")
+    line = _one_line_error(args)
+    assert line.startswith(f"Error: {faults}:1: spoke1: fault vty_limit must be an integer")
+
+
 def test_faults_file_applies_at_start(tmp_path: Path) -> None:
     with running_lab(routers=2, faults={"spoke1": {"slow_seconds": 0.5, "vty_limit": 2}}) as lab:
         assert lab.control.state("spoke1")["faults"]["vty_limit"] == 2
