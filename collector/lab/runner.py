@@ -38,7 +38,7 @@ from collector.lab.settings import (
     write_json_atomic,
 )
 from collector.lab.sshserver import PortInUseError, RouterListener, open_listeners
-from collector.lab.syslog import SyslogSender, parse_host_port
+from collector.lab.syslog import SyslogSender, loopback_destination, parse_host_port
 
 log = logging.getLogger(__name__)
 
@@ -327,6 +327,8 @@ def running_lab(
     directory = Path(tempfile.mkdtemp(prefix="collector-lab-")) if own_dir else Path(state_dir)
     if isinstance(syslog_to, str):
         syslog_to = parse_host_port(syslog_to)
+    elif syslog_to is not None:
+        syslog_to = loopback_destination(*syslog_to)
     settings = LabSettings(
         routers=routers,
         scenarios=tuple(scenarios),

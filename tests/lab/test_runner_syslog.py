@@ -179,3 +179,12 @@ def test_desync_sends_invalid_spi_lines_from_the_receiver(receiver: socket.socke
     assert data.startswith(b"<188>")
     assert addr[0] == lab.fleet.routers[desync[0]["receiver"]].syslog_source
     assert f"srcaddr={desync[0]['sender_addr']}".encode() in data
+
+
+def test_running_lab_refuses_a_non_loopback_syslog_target() -> None:
+    from collector.lab.runner import running_lab
+
+    for target in ("192.0.2.50:514", ("198.51.100.9", 514)):
+        with pytest.raises(NonLoopbackDestination):
+            with running_lab(routers=2, syslog_to=target):
+                pass
