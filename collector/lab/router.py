@@ -32,8 +32,6 @@ if TYPE_CHECKING:
     from collector.lab.fleet import Fleet
     from collector.lab.ipsec import SaGeneration, TunnelRuntime
 
-HA_EM_MAX_DEPTH = 4  # an applet's own messages may trigger other applets, not loop forever
-
 
 @dataclass
 class Faults:
@@ -239,7 +237,8 @@ class Router:
 
     def log_message(self, t: float, severity: int, text: str) -> None:
         self.log.emit(self.at(t), severity, text)
-        if text.startswith("%") and self.state.applets and self._eem_depth < HA_EM_MAX_DEPTH:
+        # messages logged while an applet runs are not fed back to syslog detectors (EEM)
+        if text.startswith("%") and self.state.applets and self._eem_depth == 0:
             self._syslog_applets(t, text)
 
     def emit_debug(self, t: float, peer: str, lines: list[tuple[str, str]]) -> None:

@@ -108,3 +108,18 @@ def test_bad_applet_lines_are_invalid_input() -> None:
     assert out.splitlines()[0].index("^") == len("hub2(config-applet)# event ")
     assert "% Invalid input" in s.execute(' action 1 launch "x"')
     s.execute("end")
+
+
+def test_an_applets_own_messages_do_not_trigger_syslog_applets() -> None:
+    fleet = build()
+    r = fleet.routers["spoke2"]
+    configure(r, "logging buffered 64000 informational")
+    configure(
+        r,
+        "event manager applet LOOP",
+        ' event syslog pattern "HA_EM|CONFIG_I"',
+        ' action 1.0 syslog msg "again"',
+        "exit",
+    )  # leaving config mode logs CONFIG_I, which fires the applet once
+    step(fleet, 1)
+    assert sum("%HA_EM-6-LOG: LOOP: again" in ln for ln in r.log.lines()) == 1
