@@ -83,7 +83,9 @@ def test_rekey_transient_is_disarmed_at_window_end_and_not_captured(tmp_path):
 
 def test_once_twice_keeps_cursors_and_flows_across_runs(tmp_path):
     playbook = fast_playbook(tmp_path)
-    with running_lab(routers=6, scenarios=["desync"], time_scale=10, state_dir=tmp_path / "lab") as lab:
+    # A lab minute of 15 s: one cron pass (a few seconds, even on a loaded machine) sees
+    # the flow's first line alone, and a later pass its repeat.
+    with running_lab(routers=6, scenarios=["desync"], time_scale=4, state_dir=tmp_path / "lab") as lab:
         args = ("watch", "--once", "-i", str(lab.inventory_path), "--playbook", str(playbook),
                 "--state", str(tmp_path / "state"), "--out", str(tmp_path / "bundles"))
         runs = []
@@ -99,10 +101,10 @@ def test_once_twice_keeps_cursors_and_flows_across_runs(tmp_path):
             armed = store.incidents(states=["armed"])
             assert len(armed) == 1
             assert len(store.armed_routers()) == 2  # both ends armed by that run, still armed after it
-            cursor_before = store.log_cursor(json.loads(json.dumps(armed[0].routers))[0])
+            cursor_before = store.log_cursor(armed[0].routers[0])
             assert cursor_before is not None
         # later runs see the repeat of the same flow and capture it
-        while not bundles(tmp_path / "bundles") and len(runs) < 60:
+        while not bundles(tmp_path / "bundles") and len(runs) < 80:
             time.sleep(1)
             runs.append(cli(*args, cwd=tmp_path))
             assert runs[-1].returncode == 0, runs[-1].stderr
