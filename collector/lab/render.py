@@ -333,13 +333,18 @@ def _visible(tunnel: TunnelRuntime, end: int, t: float) -> bool:
     return True
 
 
-def _sa_lines(
-    r: Router, tunnel: TunnelRuntime, end: int, gen: SaGeneration, spi: int, t: float, sent: int
-) -> list[str]:
+def _kb_left(tunnel: TunnelRuntime, gen: SaGeneration, sender_end: int, t: float) -> int:
+    """Kilobytes left on an SA: its volume lifetime minus what has crossed it since it was built."""
+    packets = tunnel.spec.rate_pps[sender_end] * max(0.0, t - gen.established)
+    return max(0, KB_LIFETIME - int(packets * PACKET_BYTES) // 1024)
+
+
+def _sa_lines(r: Router, tunnel: TunnelRuntime, end: int, gen: SaGeneration, inbound: bool, t: float) -> list[str]:
     spec = tunnel.spec
     me = spec.ends[end]
+    spi = gen.spi_in[end] if inbound else gen.spi_in[1 - end]
     settings = spec.mode + (" UDP-Encaps" if spec.nat_t else "")
-    kb = max(0, KB_LIFETIME - sent * PACKET_BYTES // 1024)
+    kb = _kb_left(tunnel, gen, 1 - end if inbound else end, t)
     p = r.spec.platform
     iv = 8 if spec.transform.startswith("esp-gcm") else 16
     status = "ACTIVE(ACTIVE)" if p.is_xe else "ACTIVE"
@@ -404,10 +409,10 @@ def _ipsec_block(r: Router, tunnel: TunnelRuntime, end: int, t: float, detail: b
     ]
     ordered = list(reversed(sas))  # oldest first, as IOS lists them
     for gen in ordered:
-        lines += _sa_lines(r, tunnel, end, gen, gen.spi_in[end], t, dec)
+        lines += _sa_lines(r, tunnel, end, gen, True, t)
     lines += ["     inbound ah sas:", "", "     inbound pcp sas:", "", "     outbound esp sas:"]
     for gen in ordered:
-        lines += _sa_lines(r, tunnel, end, gen, gen.spi_in[1 - end], t, enc)
+        lines += _sa_lines(r, tunnel, end, gen, False, t)
     lines += ["     outbound ah sas:", "", "     outbound pcp sas:", ""]
     return lines
 
@@ -605,16 +610,8 @@ def show_crypto_session(r: Router, detail: bool = False, remote: str | None = No
         out.append(f"        Active SAs: {2 * len(sas)}, origin: crypto map")
         if detail:
             current = state.sa
-            life = (
-                f"{KB_LIFETIME - state.decaps.value(t) * PACKET_BYTES // 1024}/{current.remaining(t)}"
-                if current
-                else "0/0"
-            )
-            life_out = (
-                f"{KB_LIFETIME - state.encaps.value(t) * PACKET_BYTES // 1024}/{current.remaining(t)}"
-                if current
-                else "0/0"
-            )
+            life = f"{_kb_left(tunnel, current, 1 - end, t)}/{current.remaining(t)}" if current else "0/0"
+            life_out = f"{_kb_left(tunnel, current, end, t)}/{current.remaining(t)}" if current else "0/0"
             out.append(
                 f"        Inbound:  #pkts dec'ed {state.decaps.value(t)} drop {state.invalid.value(t)} life (KB/Sec) {life}"
             )
