@@ -27,7 +27,7 @@ from collector.respond.plan import (
     capture_commands,
     verify_commands,
 )
-from collector.sessions import CommandRefused, SessionError, SessionPool
+from collector.sessions import AuthenticationFailed, CommandRefused, HostKeyRejected, SessionError, SessionPool
 from collector.state import StateStore
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,9 @@ _CONDITION_ON = re.compile(r"IKE peer IP address filters:\s*\n\s*(\S+)", re.I)
 _SHOW_CLOCK = re.compile(r"(\d{1,2}):(\d{2}):(\d{2})(?:\.(\d{1,3}))?\s+\S+\s+\w{3}\s+(\w{3})\s+(\d{1,2})\s+(\d{4})")
 _NO_LOGGING = LoggingSettings()  # capture needs the IKE version and platform, not logging
 _MONTHS = {m: i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), start=1)}
+_ARMS_CRYPTO_DEBUG = re.compile(r"^debug crypto (isakmp|ikev2|ipsec)\b", re.I)
+_DEBUG_CHECK = object()  # capture-list marker: ask whether the armed crypto debugs are still on
+CAPTURE_RECONNECTS = 8  # session reopenings per router per capture (each command is tried twice at most)
 
 
 def utcnow() -> datetime:
@@ -118,24 +121,79 @@ class Responder:
 
     # -- capture --------------------------------------------------------------------------
 
-    def capture(self, host: Host, peer: PeerAddress, role: str) -> RouterCapture:
-        """Run the playbook's capture list; a failed command is recorded, not fatal."""
+    def capture(self, host: Host, peer: PeerAddress, role: str, incident_id: str | None = None) -> RouterCapture:
+        """Run the playbook's capture list; a failed command is recorded, not fatal.
+
+        A session lost in the middle of an output (router reload, flaky path) is reopened
+        and the command tried once more; at most `CAPTURE_RECONNECTS` reopenings per
+        router, so a router that drops every session cannot hold the incident forever.
+        With `incident_id`, the router is also asked whether the crypto debugs this
+        incident armed are still on: a reload or someone's `undebug all` loses the debug
+        trail, and the capture must say so."""
         records: list[CommandRecord] = []
         offset = None
+        problems: list[str] = []
         try:
             profile = self.profile(host)
             facts = RouterFacts(name=host.name, platform=host.platform, os_family=profile.os_family,
                                 ike=profile.ike_toward(peer), logging=_NO_LOGGING)
             commands = capture_commands(self.playbook, facts, peer)
-            with self.pool.session(host) as session:
-                for command in commands:
-                    records.append(self._run_recorded(session, host, command))
-                    if command == "show clock" and records[-1].text:
-                        offset = clock_offset(records[-1].text, records[-1].started, records[-1].ended)
-            return RouterCapture(host.name, role, host.platform, str(peer), tuple(records), offset)
         except (SessionError, PlanError) as exc:
             reason = exc.reason if isinstance(exc, SessionError) else str(exc)
-            return RouterCapture(host.name, role, host.platform, str(peer), tuple(records), offset, error=reason)
+            return RouterCapture(host.name, role, host.platform, str(peer), (), None, error=reason)
+        expects_debugs = incident_id is not None and any(
+            _ARMS_CRYPTO_DEBUG.match(command)
+            for armed in self.store.armed_steps(host.name, incident_id) if armed.status == "applied"
+            for command in armed.step.do)
+        pending = list(commands) + ([_DEBUG_CHECK] if expects_debugs else [])
+        attempts: dict[int, int] = {}
+        reconnects = 0
+        position = 0
+        while position < len(pending):
+            opened = False
+            try:
+                with self.pool.session(host) as session:
+                    opened = True
+                    while position < len(pending):
+                        command = pending[position]
+                        attempts[position] = attempts.get(position, 0) + 1
+                        if command is _DEBUG_CHECK:
+                            text = session.run("show debugging", check=False).text
+                            if not _CRYPTO_DEBUG_ON.search(text):
+                                problems.append("the crypto debugs armed for this incident were no longer on at capture "
+                                                "(router reloaded, or debugs cleared by someone): the debug trail is missing")
+                        else:
+                            records.append(self._run_recorded(session, host, command))
+                            if command == "show clock" and records[-1].text:
+                                offset = clock_offset(records[-1].text, records[-1].started, records[-1].ended)
+                        position += 1
+            except (AuthenticationFailed, HostKeyRejected) as exc:
+                problems.append(exc.reason)
+                break
+            except SessionError as exc:
+                if not opened:  # could not even connect (the pool already retried with backoff)
+                    problems.append(exc.reason)
+                    break
+                command = pending[position]
+                label = "show debugging" if command is _DEBUG_CHECK else command
+                if attempts[position] >= 2 or reconnects >= CAPTURE_RECONNECTS:
+                    problems.append(f"{label!r} failed: {exc.reason}")
+                    if command is not _DEBUG_CHECK:
+                        partial = exc.output.replace("\r\n", "\n").replace("\r", "") if exc.output else None
+                        records.append(CommandRecord(host.name, command, partial, None, None,
+                                                     f"{exc.reason} (output cut short)" if partial else exc.reason,
+                                                     utcnow(), utcnow()))
+                    position += 1
+                if reconnects >= CAPTURE_RECONNECTS:
+                    if position < len(pending):
+                        problems.append(f"gave up after {reconnects} reconnects; not run: "
+                                        + ", ".join(repr("show debugging" if c is _DEBUG_CHECK else c)
+                                                    for c in pending[position:]))
+                    break
+                reconnects += 1
+                log.warning("%s: %s; reconnecting (%d of %d)", host.name, exc.reason, reconnects, CAPTURE_RECONNECTS)
+        error = "; ".join(problems) if problems else None
+        return RouterCapture(host.name, role, host.platform, str(peer), tuple(records), offset, error=error)
 
     def _run_recorded(self, session, host: Host, command: str) -> CommandRecord:
         started = utcnow()
