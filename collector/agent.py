@@ -117,8 +117,12 @@ class Agent:
             self.tracker.restore(snapshot)
         self._lock = threading.RLock()
         self._active: dict[Flow, ActiveIncident] = {}
+        # Long-lived pools: a thread per call would open a new state-store connection per
+        # thread (the store keeps one per thread until it is closed), so a daemon polling
+        # every minute would grow without bound.
         self._workers = ThreadPoolExecutor(max_workers=max(2, workers), thread_name_prefix="respond")
-        self._poll_workers = workers
+        self._poll_pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="poll")
+        self._ends_pool = ThreadPoolExecutor(max_workers=2 * max(2, workers), thread_name_prefix="end")
         self._pending: list[Future] = []
         self.bundles: list[Path] = []
 
@@ -160,13 +164,12 @@ class Agent:
         """One log poll over the fleet; returns how many new events it handled."""
         hosts = hosts if hosts is not None else list(self.inventory.hosts.values())
         found: list[InvalidSpiEvent] = []
-        with ThreadPoolExecutor(max_workers=self._poll_workers, thread_name_prefix="poll") as pool:
-            futures = {pool.submit(self.poll_router, h): h for h in hosts}
-            for future, host in futures.items():
-                try:
-                    found += future.result()
-                except SessionError as exc:
-                    self.report(f"{host.name}: log poll failed: {exc.reason}")
+        futures = {self._poll_pool.submit(self.poll_router, h): h for h in hosts}
+        for future, host in futures.items():
+            try:
+                found += future.result()
+            except SessionError as exc:
+                self.report(f"{host.name}: log poll failed: {exc.reason}")
         found.sort(key=lambda e: (e.device_time or e.received_at.replace(tzinfo=None), e.flow.router))
         for event in found:
             self.handle(event)
@@ -335,9 +338,9 @@ class Agent:
                     self.report(f"{host.name}: dry run could not plan: {exc}")
             self.report("dry run: nothing was changed on any router; this is what would run:\n" + render_dry_run(plans))
             return
-        with ThreadPoolExecutor(max_workers=2) as pool:  # both ends as close together as possible
-            outcomes = list(pool.map(lambda end: self.responder.arm(end[0], end[1], incident.incident_id, window),
-                                     self._ends(incident)))
+        # both ends as close together as possible
+        outcomes = list(self._ends_pool.map(lambda end: self.responder.arm(end[0], end[1], incident.incident_id, window),
+                                            self._ends(incident)))
         incident.armed_at = utcnow()
         for outcome in outcomes:
             if not outcome.armed:
@@ -355,10 +358,11 @@ class Agent:
             self._close(incident, "skipped", "dry run")
             return
         self.store.update_incident(incident.incident_id, state="capturing")
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            captures = tuple(pool.map(lambda end: self.responder.capture(end[0], end[1], end[2]), self._ends(incident)))
-            disarms = list(pool.map(lambda end: (end[0].name, self.responder.disarm(end[0], incident.incident_id)),
-                                    self._ends(incident)))
+        pool = self._ends_pool
+        captures = tuple(pool.map(lambda end: self.responder.capture(end[0], end[1], end[2], incident.incident_id),
+                                  self._ends(incident)))
+        disarms = list(pool.map(lambda end: (end[0].name, self.responder.disarm(end[0], incident.incident_id)),
+                                self._ends(incident)))
         actions = [a for _name, (acts, _v) in disarms for a in acts]
         verdicts = {name: verdict for name, (_acts, verdict) in disarms}
         incomplete = [f"{c.router}: {c.error}" for c in captures if c.error]
@@ -378,9 +382,8 @@ class Agent:
         self.report(f"captured {incident.flow.router} {incident.flow.spi_hex} from {incident.flow.src}: bundle {bundle}")
 
     def _disarm_incident(self, incident: ActiveIncident, state: str, reason: str) -> None:
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            results = list(pool.map(lambda end: (end[0].name, self.responder.disarm(end[0], incident.incident_id)),
-                                    self._ends(incident)))
+        results = list(self._ends_pool.map(lambda end: (end[0].name, self.responder.disarm(end[0], incident.incident_id)),
+                                           self._ends(incident)))
         verdicts = "; ".join(f"{name}: {verdict}" for name, (_a, verdict) in results)
         self._close(incident, state, f"{reason}; {verdicts}")
 
@@ -457,6 +460,8 @@ class Agent:
 
     def close(self) -> None:
         self._workers.shutdown(wait=True)
+        self._poll_pool.shutdown(wait=True)
+        self._ends_pool.shutdown(wait=True)
 
 
 def _diagnose(result: CaptureResult):
