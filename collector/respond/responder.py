@@ -40,6 +40,7 @@ _MONTHS = {m: i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct N
 _ARMS_CRYPTO_DEBUG = re.compile(r"^debug crypto (isakmp|ikev2|ipsec)\b", re.I)
 _DEBUG_CHECK = object()  # capture-list marker: ask whether the armed crypto debugs are still on
 CAPTURE_RECONNECTS = 8  # session reopenings per router per capture (each command is tried twice at most)
+DISARM_ATTEMPTS = 3  # sessions tried per disarm before leaving it to the dead-man applet
 
 
 def utcnow() -> datetime:
@@ -209,37 +210,49 @@ class Responder:
 
     def disarm(self, host: Host, incident_id: str | None = None) -> tuple[list[dict], str]:
         """Undo every recorded step of this router (one incident, or all), newest first,
-        then verify. Returns the actions taken and a one-line verification result."""
-        steps = self.store.armed_steps(host.name, incident_id)
+        then verify. Returns the actions taken and a one-line verification result.
+
+        A session lost half-way is reopened (up to `DISARM_ATTEMPTS` sessions); steps
+        already undone are marked in the store, so a retry only sends what is left.
+        A refused password or a changed host key is not retried."""
         actions: list[dict] = []
+        steps = self.store.armed_steps(host.name, incident_id)
         if not steps:
             return actions, "nothing armed"
+        for attempt in range(1, DISARM_ATTEMPTS + 1):
+            try:
+                return actions, self._disarm_once(host, incident_id, actions)
+            except SessionError as exc:
+                for armed in self.store.armed_steps(host.name, incident_id):
+                    self.store.note_step_error(armed.incident_id, host.name, armed.index, exc.reason)
+                final = attempt == DISARM_ATTEMPTS or isinstance(exc, (AuthenticationFailed, HostKeyRejected))
+                if final:
+                    return actions, f"disarm incomplete: {exc.reason} (the on-box dead-man applet will finish it)"
+                log.warning("%s: disarm attempt %d failed (%s); trying again", host.name, attempt, exc.reason)
+        raise AssertionError("unreachable")
+
+    def _disarm_once(self, host: Host, incident_id: str | None, actions: list[dict]) -> str:
+        steps = self.store.armed_steps(host.name, incident_id)
         steps.sort(key=lambda s: (s.incident_id, s.index), reverse=True)
-        try:
-            with self.pool.session(host) as session:
-                for armed in steps:
-                    started = utcnow()
-                    try:
-                        if armed.step.mode == "config":
-                            session.configure(armed.step.undo)
-                        else:
-                            for command in armed.step.undo:
-                                session.run(command)
-                        self.store.set_step_status(armed.incident_id, host.name, armed.index, "undone")
-                        status = "undone"
-                    except CommandRefused as exc:
-                        # e.g. the applet is already gone because it fired: nothing left to undo
-                        self.store.set_step_status(armed.incident_id, host.name, armed.index, "undone", exc.reason)
-                        status = f"undone (router said: {exc.reason})"
-                    actions.append({"router": host.name, "incident": armed.incident_id, "step": armed.index,
-                                    "why": armed.step.why, "do": list(armed.step.do), "undo": list(armed.step.undo),
-                                    "status": status, "at": started.isoformat()})
-                verdict = self._verify(session, host)
-        except SessionError as exc:
+        with self.pool.session(host) as session:
             for armed in steps:
-                self.store.note_step_error(armed.incident_id, host.name, armed.index, exc.reason)
-            return actions, f"disarm incomplete: {exc.reason} (the on-box dead-man applet will finish it)"
-        return actions, verdict
+                started = utcnow()
+                try:
+                    if armed.step.mode == "config":
+                        session.configure(armed.step.undo)
+                    else:
+                        for command in armed.step.undo:
+                            session.run(command)
+                    self.store.set_step_status(armed.incident_id, host.name, armed.index, "undone")
+                    status = "undone"
+                except CommandRefused as exc:
+                    # e.g. the applet is already gone because it fired: nothing left to undo
+                    self.store.set_step_status(armed.incident_id, host.name, armed.index, "undone", exc.reason)
+                    status = f"undone (router said: {exc.reason})"
+                actions.append({"router": host.name, "incident": armed.incident_id, "step": armed.index,
+                                "why": armed.step.why, "do": list(armed.step.do), "undo": list(armed.step.undo),
+                                "status": status, "at": started.isoformat()})
+            return self._verify(session, host)
 
     def _verify(self, session, host: Host) -> str:
         leftovers = []
