@@ -1,0 +1,95 @@
+"""watch --dry-run, a peer outside the inventory, `collector disarm` and `collector incidents`."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from netmiko import ConnectHandler
+
+from collector.demo import demo_playbook
+from collector.inventory import load_inventory
+from collector.lab.runner import running_lab
+from collector.watch import WatchOptions, run_daemon
+
+from test_agent_lab import bundles, router_leftovers
+from test_agent_modes import cli, fast_playbook, wait_for
+
+pytestmark = pytest.mark.e2e
+
+
+def test_dry_run_prints_both_plans_and_changes_nothing(tmp_path):
+    with running_lab(routers=6, scenarios=["desync"], time_scale=1, state_dir=tmp_path / "lab") as lab:
+        lab.control.step(35)  # past the desync: the receiver has logged the flow's first line
+        proc = cli("watch", "--once", "--dry-run", "-i", str(lab.inventory_path),
+                   "--playbook", str(fast_playbook(tmp_path)), "--state", str(tmp_path / "state"),
+                   "--out", str(tmp_path / "bundles"), cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        text = proc.stderr
+        assert "dry run: nothing was changed" in text
+        for router, peer in (("hub1", "192.0.2.3"), ("spoke1", "198.51.100.1")):
+            assert f"== {router} " in text
+            assert f"debug crypto condition peer ipv4 {peer}" in text
+            assert f"no debug crypto condition peer ipv4 {peer}" in text
+        hub1 = text[text.index("== hub1 "):]
+        assert hub1.index("do:   debug crypto condition peer ipv4 192.0.2.3") < hub1.index("do:   debug crypto ipsec")
+        for router in ("hub1", "spoke1"):
+            assert router_leftovers(lab, router) == []
+        assert not bundles(tmp_path / "bundles")
+
+
+def test_peer_outside_inventory_captures_the_local_side_and_says_so(tmp_path):
+    with running_lab(routers=6, scenarios=["desync"], time_scale=10, state_dir=tmp_path / "lab") as lab:
+        data = yaml.safe_load(lab.inventory_path.read_text())
+        del data["hosts"]["spoke1"]  # the sender of the desync flow
+        partial = tmp_path / "partial.yaml"
+        partial.write_text(yaml.safe_dump(data))
+        options = WatchOptions(state_dir=tmp_path / "state", bundle_root=tmp_path / "bundles", workers=4,
+                               max_seconds=90)
+        stop = threading.Event()
+        messages: list[str] = []
+        thread = threading.Thread(target=run_daemon,
+                                  args=(load_inventory(partial), demo_playbook(), options, messages.append, stop))
+        thread.start()
+        try:
+            assert wait_for(lambda: bundles(tmp_path / "bundles"), 80), messages
+        finally:
+            stop.set()
+            thread.join(timeout=60)
+        bundle = bundles(tmp_path / "bundles")[0]
+        manifest = json.loads((bundle / "manifest.json").read_text())
+        assert [r["name"] for r in manifest["routers"]] == ["hub1"]
+        assert manifest["sender_in_inventory"] is False
+        assert any("not a router of the inventory" in note for note in manifest["notes"])
+        assert router_leftovers(lab, "hub1") == []
+
+        listed = cli("incidents", "--state", str(tmp_path / "state"), "--json", cwd=tmp_path)
+        assert listed.returncode == 0, listed.stderr
+        rows = json.loads(listed.stdout)
+        captured = [r for r in rows if r["state"] == "captured"]
+        assert len(captured) == 1 and captured[0]["bundle"] == str(bundle)
+        assert captured[0]["routers"] == ["hub1"]
+
+
+def test_disarm_command_sweeps_a_router_left_armed(tmp_path):
+    with running_lab(routers=6, state_dir=tmp_path / "lab") as lab:
+        with ConnectHandler(**lab.connect_params("hub2")) as conn:  # someone left hub2 armed by hand
+            conn.enable()
+            for command in ("debug crypto condition peer ipv4 192.0.2.4", "debug crypto isakmp", "debug crypto ipsec"):
+                conn.send_command(command)
+            conn.send_config_set(["event manager applet COLLECTOR_DEADMAN_old1",
+                                  " event timer countdown time 86400",
+                                  ' action 001 cli command "enable"'])
+        assert router_leftovers(lab, "hub2")
+        proc = cli("disarm", "-i", str(lab.inventory_path), "--hosts", "hub2", "--state", str(tmp_path / "state"),
+                   cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        assert "hub2: clean" in proc.stdout
+        assert router_leftovers(lab, "hub2") == []
+
+        nothing = cli("disarm", "-i", str(lab.inventory_path), "--state", str(tmp_path / "state"), cwd=tmp_path)
+        assert nothing.returncode == 2 and "--hosts" in nothing.stderr
