@@ -19,6 +19,7 @@ import logging
 import os
 import signal
 import threading
+import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ from collector.state import EventRecord, LogCursorRecord, StateStore
 log = logging.getLogger(__name__)
 
 _QFP_NAMES = ("IN_US_V4_PKT_SA_NOT_FOUND_SPI", "IN_US_V6_PKT_SA_NOT_FOUND_SPI", "IpsecInput")
+SYSLOG_CONFIRM_INTERVAL = 5.0  # seconds between syslog-triggered SSH log reads of one router
 
 
 class AgentBusy(Exception):
@@ -124,6 +126,8 @@ class Agent:
         self._poll_pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="poll")
         self._ends_pool = ThreadPoolExecutor(max_workers=2 * max(2, workers), thread_name_prefix="end")
         self._pending: list[Future] = []
+        self._confirm_after: dict[str, float] = {}  # router -> monotonic time its next syslog confirmation may run
+        self._confirm_due: set[str] = set()  # routers with hints waiting for that time
         self.bundles: list[Path] = []
 
     # -- sources ------------------------------------------------------------------------
@@ -229,13 +233,39 @@ class Agent:
             return
         self.store.record_event(EventRecord.from_invalid_spi(event, f"syslog|{fingerprint(line.raw)}"))
         host = self.inventory.hosts.get(hint.router)
-        if host is None:
+        if host is None or not self._claim_confirmation(host.name):
             return
+        self._confirm(host)
+
+    def _claim_confirmation(self, name: str) -> bool:
+        """At most one SSH confirmation per router per SYSLOG_CONFIRM_INTERVAL: a burst or
+        a flood of datagrams must not turn into a burst of log reads on the router.
+        A hint inside the interval marks the router for `confirm_pending`."""
+        now = time.monotonic()
+        with self._lock:
+            if now < self._confirm_after.get(name, 0.0):
+                self._confirm_due.add(name)
+                return False
+            self._confirm_after[name] = now + SYSLOG_CONFIRM_INTERVAL
+            self._confirm_due.discard(name)
+            return True
+
+    def _confirm(self, host: Host) -> None:
         try:
             for confirmed in self.poll_router(host):
                 self.handle(confirmed)
         except SessionError as exc:
             self.report(f"{host.name}: could not confirm a syslog line over SSH: {exc.reason}")
+
+    def confirm_pending(self) -> None:
+        """Read the routers whose syslog hints arrived while their last confirmation was fresh."""
+        now = time.monotonic()
+        with self._lock:
+            due = [name for name in self._confirm_due if now >= self._confirm_after.get(name, 0.0)]
+        for name in due:
+            host = self.inventory.hosts.get(name)
+            if host is not None and self._claim_confirmation(name):
+                self._confirm(host)
 
     # -- decisions ----------------------------------------------------------------------
 

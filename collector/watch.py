@@ -26,6 +26,10 @@ from collector.state import StateStore
 
 log = logging.getLogger(__name__)
 
+# Hints waiting for the agent: a datagram is at most 8 KiB, so this caps the queue near
+# 16 MiB under a flood; anything dropped is still found by the next SSH log poll.
+SYSLOG_QUEUE = 2000
+
 
 @dataclass(frozen=True)
 class WatchOptions:
@@ -82,7 +86,8 @@ def run_daemon(inventory: Inventory, playbook: Playbook, options: WatchOptions, 
         receiver = None
         if options.syslog and sources.syslog.enabled:
             receiver = SyslogReceiver(options.syslog[0], options.syslog[1], _owner_lookup(inventory),
-                                      agent.on_syslog_hint).start()
+                                      agent.on_syslog_hint, queue_size=SYSLOG_QUEUE).start()
+            scheduler.add_job(agent.confirm_pending, "interval", seconds=1, id="confirm-syslog")
             report(f"syslog receiver on {receiver.address[0]}:{receiver.address[1]}")
         scheduler.start()
         try:
@@ -91,6 +96,9 @@ def run_daemon(inventory: Inventory, playbook: Playbook, options: WatchOptions, 
             scheduler.shutdown(wait=True)
             if receiver is not None:
                 receiver.stop()
+                stats = receiver.stats
+                report(f"syslog receiver: {stats.received} datagrams, {stats.foreign} from unknown senders, "
+                       f"{stats.ignored} not invalid-SPI, {stats.queued} queued, {stats.dropped_full} dropped (queue full)")
             agent.drain()
             agent.disarm_all("agent stopped")
             agent.close()
