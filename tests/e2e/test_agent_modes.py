@@ -204,3 +204,30 @@ def _free_udp_port() -> int:
     port = probe.getsockname()[1]
     probe.close()
     return port
+
+
+def test_asr_silent_drops_are_reported_from_qfp_counters_without_a_log_line(tmp_path):
+    book = demo_playbook()
+    sources = book.sources.model_copy(update={
+        "qfp": book.sources.qfp.model_copy(update={"interval": timedelta(seconds=1)})})
+    book = book.model_copy(update={"sources": sources})
+    with running_lab(routers=6, scenarios=["asr-silent"], time_scale=10, state_dir=tmp_path / "lab") as lab:
+        silent = next(p for p in lab.control.pairs() if p["scenario"] == "asr-silent")
+        receiver = silent["receiver"]
+        options = WatchOptions(state_dir=tmp_path / "state", bundle_root=tmp_path / "bundles", workers=8,
+                               max_seconds=60)
+        stop = threading.Event()
+        messages: list[str] = []
+        thread = threading.Thread(target=run_daemon, args=(load_inventory(lab.inventory_path), book, options,
+                                                           messages.append, stop))
+        thread.start()
+        try:
+            assert wait_for(lambda: any(m.startswith(f"{receiver}: invalid-SPI drops in QFP counters") for m in messages), 45), messages
+        finally:
+            stop.set()
+            thread.join(timeout=60)
+        with StateStore(tmp_path / "state" / "state.db") as store:
+            qfp = [e for e in store.events(router=receiver) if e.source == "qfp"]
+            assert qfp and "IN_US_V4_PKT_SA_NOT_FOUND_SPI +" in qfp[0].raw
+            assert not [e for e in store.events(router=receiver) if e.source == "poll"]  # nothing logged
+            assert store.incidents() == []  # nothing to arm on: no flow without a log line
