@@ -27,6 +27,7 @@ from datetime import datetime, timedelta, timezone
 from ipaddress import ip_address
 from pathlib import Path
 
+from collector.bundle import slug
 from collector.detect.cursor import LogCursor, fingerprint, new_lines
 from collector.detect.events import Flow, InvalidSpiEvent
 from collector.detect.logline import parse_invalid_spi, parse_syslog_datagram
@@ -40,7 +41,7 @@ from collector.respond.plan import PlanError, render_dry_run
 from collector.respond.responder import Responder, utcnow
 from collector.respond.facts import parse_logging_settings
 from collector.sessions import SessionError, SessionPool
-from collector.state import EventRecord, LogCursorRecord, StateStore
+from collector.state import EventRecord, IncidentRecord, LogCursorRecord, StateStore
 
 log = logging.getLogger(__name__)
 
@@ -451,27 +452,85 @@ class Agent:
     def resume(self) -> None:
         """Adopt incidents a previous run left armed (cron mode: windows span runs)."""
         for record in self.store.incidents(states=["armed", "capturing"]):
-            try:
-                flow = decode_key(record.key)
-            except ValueError:
-                continue
-            if not isinstance(flow, Flow) or flow.router not in self.inventory.hosts:
-                continue
-            names = [r for r in record.routers if r != flow.router]
-            sender = self.inventory.hosts.get(names[0]) if names else None
-            self._active[flow] = ActiveIncident(record.incident_id, flow, self.inventory.hosts[flow.router], sender,
-                                                armed_at=record.created_at)
+            incident = self._incident_from(record)
+            if incident is not None:
+                self._active[incident.flow] = incident
 
-    def reconcile(self) -> list[str]:
-        """Disarm every router the state store says is armed (a crashed or stopped run)."""
+    def _incident_from(self, record: IncidentRecord) -> ActiveIncident | None:
+        try:
+            flow = decode_key(record.key)
+        except ValueError:
+            return None
+        if not isinstance(flow, Flow) or flow.router not in self.inventory.hosts:
+            return None
+        names = [r for r in record.routers if r != flow.router]
+        sender = self.inventory.hosts.get(names[0]) if names else None
+        return ActiveIncident(record.incident_id, flow, self.inventory.hosts[flow.router], sender,
+                              armed_at=record.created_at)
+
+    def salvage_captures(self) -> list[str]:
+        """Incidents a killed run left in `capturing`: the repeat was seen, the evidence was
+        not yet on disk. While the routers are still armed their log buffers still hold
+        the debug trail, so capture again before anything is disarmed. If the routers were
+        already disarmed, the run died while writing the bundle: name what it left."""
+        said = []
+        for record in self.store.incidents(states=["capturing"]):
+            incident = self._incident_from(record)
+            still_armed = self.store.armed_steps(incident_id=record.incident_id)
+            if incident is None or not still_armed:
+                partial = self._unfinished_bundles(incident.flow) if incident is not None else []
+                where = (f"; unfinished bundle kept at {', '.join(str(p) for p in partial)} (NOT complete)"
+                         if partial else "")
+                self.store.update_incident(record.incident_id, state="failed",
+                                           reason=f"agent stopped while writing the bundle{where}")
+                said.append(f"incident {record.incident_id}: agent stopped while writing its bundle{where}")
+                continue
+            since = record.created_at - self.playbook.within
+            incident.trigger_lines = [e.raw for e in self.store.events(key=record.key)
+                                      if e.source == "poll" and (e.incident_id == record.incident_id
+                                                                 or (e.incident_id is None and e.received_at >= since))]
+            incident.notes.append("the agent was stopped during this capture; it was captured again at the next "
+                                  "start, before disarming")
+            late = "not seen by the agent" in record.reason
+            with incident.lock:
+                self._capture(incident, armed_before_repeat=not late)
+            done = self.store.incident(record.incident_id)
+            said.append(f"incident {record.incident_id}: stopped during capture, captured again at start-up: "
+                        f"{done.bundle_path if done else '?'}")
+        return said
+
+    def _unfinished_bundles(self, flow: Flow) -> list[Path]:
+        if not self.bundle_root.is_dir():
+            return []
+        tail = f"_invalid-spi_{slug(flow.router, 40)}_{flow.spi_hex.lower()}."
+        return sorted(p for p in self.bundle_root.glob(".*.partial") if tail in p.name)
+
+    def retry_disarms(self) -> list[str]:
+        """Undo steps of incidents that are no longer active: a crashed run, or a disarm that
+        could not reach the router at the time. Steps of active incidents are left alone."""
+        stale: dict[str, set[str]] = {}
+        for step in self.store.armed_steps():  # read before the active set: see below
+            stale.setdefault(step.router, set()).add(step.incident_id)
+        with self._lock:  # an incident is active before its first step is recorded
+            active = {incident.incident_id for incident in self._active.values()}
         cleaned = []
-        for name in self.store.armed_routers():
+        for name, incident_ids in sorted(stale.items()):
+            left = sorted(incident_ids - active)
+            if not left:
+                continue
             host = self.inventory.hosts.get(name)
             if host is None:
                 cleaned.append(f"{name}: armed in state but not in the inventory; disarm it by hand")
                 continue
-            _actions, verdict = self.responder.disarm(host)
-            cleaned.append(f"{name}: {verdict}")
+            verdicts = [self.responder.disarm(host, incident_id)[1] for incident_id in left]
+            cleaned.append(f"{name}: {'; '.join(dict.fromkeys(verdicts))}")
+        return cleaned
+
+    def reconcile(self) -> list[str]:
+        """At daemon start: finish what a crashed or stopped run left, captures first, then
+        disarm every router the state store says is armed."""
+        cleaned = self.salvage_captures()
+        cleaned += self.retry_disarms()
         for record in self.store.incidents(states=["armed", "capturing"]):
             self.store.update_incident(record.incident_id, state="failed", reason="agent restarted; disarmed at start-up")
         return cleaned

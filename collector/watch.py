@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 # Hints waiting for the agent: a datagram is at most 8 KiB, so this caps the queue near
 # 16 MiB under a flood; anything dropped is still found by the next SSH log poll.
 SYSLOG_QUEUE = 2000
+# A disarm that could not reach a router is tried again this often (the on-box dead-man
+# applet is the last resort if the router stays unreachable).
+DISARM_RETRY_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,11 @@ def run_once(inventory: Inventory, playbook: Playbook, options: WatchOptions, re
     with StateLock(options.state_dir), StateStore(options.state_dir / "state.db") as store, \
             SessionPool(KnownHosts.default(), max_sessions=options.workers, keep_open=True) as pool:
         agent = open_agent(inventory, playbook, options, pool, store, report)
+        for line in agent.salvage_captures():
+            report(f"start-up: {line}")
         agent.resume()
+        for line in agent.retry_disarms():
+            report(f"left armed by an earlier run, disarmed: {line}")
         if playbook.sources.qfp.enabled:
             agent.poll_qfp()
         agent.poll_all()
@@ -83,6 +90,8 @@ def run_daemon(inventory: Inventory, playbook: Playbook, options: WatchOptions, 
                               id="poll-qfp", next_run_time=_now())
         tick = max(0.5, min(5.0, playbook.within.total_seconds() / 20))
         scheduler.add_job(agent.expire, "interval", seconds=tick, id="expire-windows")
+        scheduler.add_job(lambda: [report(f"disarm retry: {line}") for line in agent.retry_disarms()],
+                          "interval", seconds=DISARM_RETRY_SECONDS, id="retry-disarms")
         receiver = None
         if options.syslog and sources.syslog.enabled:
             receiver = SyslogReceiver(options.syslog[0], options.syslog[1], _owner_lookup(inventory),
