@@ -108,7 +108,9 @@ def incident_states(state_dir: Path) -> list[tuple[str, str]]:
 
 def bundles(root: Path) -> list[Path]:
     """Bundles presented as finished: final names only (a `.partial` folder is hidden)."""
-    return sorted(p for p in root.glob("*_invalid-spi_*") if p.is_dir()) if root.is_dir() else []
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.glob("*_invalid-spi_*") if p.is_dir() and not p.name.startswith("."))
 
 
 def manifest(bundle: Path) -> dict:
