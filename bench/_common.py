@@ -1,0 +1,288 @@
+"""Helpers shared by the benchmarks: a lab in its own process, CPU/RSS readings, stats, output.
+
+Every benchmark talks only to 127.0.0.0/8 and stops by itself. Labs run as separate
+processes (`collector lab up --detach`) so their CPU is read from /proc apart from the
+agent's (the benchmark process is the agent).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # `python bench/x.py` from anywhere uses this checkout
+    sys.path.insert(0, str(REPO))
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def isolate_state() -> Path:
+    """Point the agent's state (known_hosts above all) at a throw-away folder, before any
+    collector import reads $COLLECTOR_STATE: a benchmark must not touch the user's files."""
+    folder = Path(tempfile.mkdtemp(prefix="collector-bench-"))
+    os.environ["COLLECTOR_STATE"] = str(folder / "state")
+    return folder
+
+
+def raise_fd_limit() -> int:
+    """Thousands of kept-open sessions need thousands of descriptors (agent and lab)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+# --------------------------------------------------------------------------- machine
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_kib = 0
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_kib = int(line.split()[1])
+    except OSError:
+        pass
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": model or platform.processor(),
+        "memory_gib": round(mem_kib / 1024 / 1024, 1),
+        "python": platform.python_version(),
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+    }
+
+
+def print_machine() -> dict[str, Any]:
+    info = machine()
+    print(f"machine: {info['nproc']} cores, {info['cpu']}, {info['memory_gib']} GiB, "
+          f"Python {info['python']}, {info['date']}")
+    return info
+
+
+# --------------------------------------------------------------------------- process readings
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """user + system CPU seconds of a process (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def proc_rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def self_cpu() -> float:
+    """CPU seconds of this process, every thread (paramiko runs one per session)."""
+    return time.process_time()
+
+
+def self_rss() -> int:
+    return proc_rss_bytes(os.getpid())
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def pct(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of a non-empty sequence."""
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def verdict(ok: bool) -> str:
+    return "MET" if ok else "MISSED"
+
+
+def save_json(path: str | None, data: dict[str, Any]) -> None:
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(data, indent=2, default=str) + "\n")
+        print(f"results written to {path}")
+
+
+# --------------------------------------------------------------------------- ports
+
+
+def free_port_base(count: int, *, start: int = 24001, stop: int = 32000) -> int:
+    """A base port with `count` + 1 free ports (control port first) on 127.0.0.1, below the
+    ephemeral range so our own client sockets never sit on a router's port."""
+    base = start
+    while base + count < stop:
+        clash = _first_busy(base - 1, base + count)
+        if clash is None:
+            return base
+        base = clash + 2
+    raise RuntimeError(f"no {count + 1} free consecutive ports between {start} and {stop}")
+
+
+def _first_busy(first: int, last: int) -> int | None:
+    for port in range(first, last + 1):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                return port
+    return None
+
+
+# --------------------------------------------------------------------------- lab process
+
+
+@dataclass
+class LabProcess:
+    """`collector lab up --detach` in its own process; `lab down` on exit."""
+
+    routers: int
+    scenarios: Sequence[str] = ()
+    time_scale: float = 1.0
+    syslog_to: str | None = None
+    seed: int = 0
+    state_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="collector-bench-lab-")))
+    base_port: int | None = None
+    pid: int = 0
+    control_port: int = 0
+
+    @property
+    def inventory_path(self) -> Path:
+        return self.state_dir / "inventory.yaml"
+
+    def start(self) -> "LabProcess":
+        last = ""
+        for _attempt in range(5):  # another lab (a test run) may grab ports between check and bind
+            base = self.base_port or free_port_base(self.routers)
+            args = [sys.executable, "-m", "collector", "lab", "up", "--detach",
+                    "--routers", str(self.routers), "--base-port", str(base),
+                    "--time-scale", repr(self.time_scale), "--seed", str(self.seed),
+                    "--state-dir", str(self.state_dir)]
+            for spec in self.scenarios:
+                args += ["--scenario", spec]
+            if self.syslog_to:
+                args += ["--syslog-to", self.syslog_to]
+            done = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=180)
+            if done.returncode == 0:
+                info = json.loads((self.state_dir / "control.json").read_text())
+                self.pid, self.control_port, self.base_port = int(info["pid"]), int(info["control_port"]), base
+                return self
+            last = (done.stderr or done.stdout).strip()
+            if "in use" not in last.lower():
+                break
+        raise RuntimeError(f"lab did not start: {last}")
+
+    def stop(self) -> None:
+        if self.pid:
+            subprocess.run([sys.executable, "-m", "collector", "lab", "down", "--state-dir", str(self.state_dir)],
+                           cwd=REPO, capture_output=True, text=True, timeout=60)
+            self.pid = 0
+        shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    def __enter__(self) -> "LabProcess":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def cpu(self) -> float:
+        return proc_cpu_seconds(self.pid)
+
+    def rss(self) -> int:
+        return proc_rss_bytes(self.pid)
+
+    def control(self):
+        from collector.lab.control import LabControl
+
+        return LabControl("127.0.0.1", self.control_port, timeout=120)
+
+
+class LabCpu:
+    """CPU seconds spent by a set of lab processes between two readings."""
+
+    def __init__(self, labs: Iterable[LabProcess]):
+        self.labs = list(labs)
+        self.start = self._read()
+
+    def _read(self) -> float:
+        return sum(lab.cpu() for lab in self.labs)
+
+    def seconds(self) -> float:
+        return self._read() - self.start
+
+
+# --------------------------------------------------------------------------- host keys
+
+
+def seed_known_hosts(endpoints: Iterable[tuple[str, int]], path: Path, workers: int = 16) -> int:
+    """Record every lab router's host key in `path` in one write.
+
+    The agent's trust-on-first-use writes known_hosts once per new router and re-parses the
+    whole file each time (quadratic in fleet size, measured separately by watch_loop.py
+    --cold); the steady-state benchmarks start from a known_hosts that already holds the
+    fleet, as on the second day of a real deployment."""
+    import paramiko
+
+    from collector.hostkeys import host_key_name
+
+    def fetch(endpoint: tuple[str, int]) -> str:
+        host, port = endpoint
+        transport = paramiko.Transport((host, port))
+        try:
+            transport.start_client(timeout=30)
+            key = transport.get_remote_server_key()
+        finally:
+            transport.close()
+        return f"{host_key_name(host, port)} {key.get_name()} {key.get_base64()}\n"
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        lines = list(pool.map(fetch, sorted(set(endpoints))))
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.write_text("".join(lines))
+    path.chmod(0o600)
+    return len(lines)
+
+
+def known_hosts_path() -> Path:
+    from collector.hostkeys import default_known_hosts_path
+
+    return default_known_hosts_path()
+
+
+def quiet_logs() -> None:
+    """paramiko/netmiko/collector chatter off; the benchmark prints its own figures."""
+    import logging
+
+    logging.basicConfig(level=logging.ERROR)
+    for name in ("paramiko", "netmiko", "collector", "apscheduler", "asyncssh", "nornir"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)  # emulator shutdown noise
