@@ -38,6 +38,10 @@ log = logging.getLogger(__name__)
 # What IOS prints when it refuses a command line; the output is kept, the command failed.
 _REFUSED = re.compile(r"^% (Invalid input detected|Incomplete command|Ambiguous command|Unknown command)", re.M)
 _PAGER = "--More--"
+# What IOS sends to wipe the pager marker: spaces and backspaces ending on a backspace.
+# The marker stands at the start of a line, so after the wipe the next line (or the
+# prompt) starts there.
+_ERASE = re.compile(r"[ \x08]+\x08")
 _TAIL = 512  # bytes of the buffer end searched for the prompt
 
 
@@ -275,7 +279,7 @@ class DeviceSession:
                     piece = piece.replace(_PAGER, "")
                     tail = tail.replace(_PAGER, "")
                 chunks.append(piece)
-                if self._prompt.search(tail.replace("\r", "")) and not channel.recv_ready():
+                if self._prompt.search(_ERASE.sub("", tail.replace("\r", ""))) and not channel.recv_ready():
                     break
         except (OSError, EOFError, paramiko.SSHException) as exc:
             self.close()
@@ -284,7 +288,7 @@ class DeviceSession:
 
     def _clean(self, command: str, raw: str) -> str:
         text = raw.replace("\r\n", "\n").replace("\r", "")
-        text = re.sub(r"[ \x08]+\x08", "", text)  # pager erase sequences
+        text = _ERASE.sub("", text.replace(_PAGER, ""))  # a marker split over two reads is whole only here
         first, sep, rest = text.partition("\n")
         if command.strip() and first.strip().endswith(command.strip()[-40:]):
             text = rest  # the router's echo of the command line
