@@ -598,3 +598,77 @@ def test_profile_reader_survives_any_output(text):
     assert profile.os_family in ("ios", "iosxe")
     assert all(isinstance(a, (IPv4Address, IPv6Address)) for a in profile.addresses)
     assert profile.ike_toward(ip_address("192.0.2.3")) in ("isakmp", "ikev2")
+
+
+# -- on the lab: hostile lines in a router's log and on the syslog port ------------------------
+
+
+@pytest.mark.e2e
+def test_hostile_lines_on_the_lab_never_reach_a_router_command(tmp_path, monkeypatch):
+    """Hostile invalid-SPI lines are written into the receiver's own log buffer (so the SSH
+    poll reads them) and also arrive as syslog datagrams from its address; the real
+    desync flow is handled at the same time. Every command the agent sends is recorded."""
+    from collector.lab.runner import running_lab
+
+    from reliability_lab import agent_running, both_armed, bundles, desync_ends, first_line, repeat_line, wait_for
+
+    sent: list[tuple[str, str]] = []
+    read: list[str] = []
+    original = sessions.DeviceSession.run
+
+    def spy(self, command, **kwargs):
+        sent.append((self.host.name, command))
+        out = original(self, command, **kwargs)
+        if command == "show logging":
+            read.append(out.text)
+        return out
+
+    monkeypatch.setattr(sessions.DeviceSession, "run", spy)
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    # The message part, without the time stamp. A line with a newline in it would become
+    # two records in the router's buffer, the first of them a well-formed line: left out.
+    hostile = [line.split(": ", 1)[1] for line in HOSTILE[:17] if "\n" not in line]
+    with running_lab(routers=6, scenarios=["desync"], state_dir=tmp_path / "lab", syslog_to=("127.0.0.1", port)) as lab:
+        receiver, sender = desync_ends(lab)
+        model = lab.fleet.routers[receiver]
+
+        def log_hostile() -> None:
+            for text in hostile:
+                model.log.emit(model.at(model.now()), 4, text)
+
+        with agent_running(lab, tmp_path, syslog=("127.0.0.1", port)) as agent:
+            assert wait_for(lambda: any("syslog receiver on" in m for m in agent.messages), 30)
+            lab.call(log_hostile)
+            udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            udp.bind((model.syslog_source, 0))
+            for line in HOSTILE:
+                udp.sendto(("<164>99: " + line).encode("utf-8", "replace")[:60000], ("127.0.0.1", port))
+            udp.close()
+            first_line(lab)
+            assert wait_for(lambda: both_armed(tmp_path / "state"), 60), agent.messages
+            lab.call(log_hostile)
+            repeat_line(lab)
+            assert wait_for(lambda: bundles(tmp_path / "bundles"), 60), agent.messages
+        assert agent.error is None
+    assert any("srcaddr=$(reload)" in text and "9" * 200 in text for text in read), "the poll never read them"
+    peers = {str(a) for name in (receiver, sender) for a in lab.fleet.routers[name].addresses}
+    for router, command in sent:
+        assert "reload" not in command and "$(" not in command and "9" * 20 not in command, command
+        assert ";" not in command and "\x00" not in command, command
+        if "condition peer" in command:
+            assert command.split()[-1].strip('"') in peers, command
+        if not command.startswith(("show ", "configure terminal", "end")):
+            assert COMMAND_GRAMMAR.fullmatch(command), command
+    with StateStoreFor(tmp_path) as store:
+        keys = {i.key for i in store.incidents()}
+        assert len(keys) == 1, keys  # only the real flow
+        assert all("10.0.0.1" not in e.key and "999" not in e.key for e in store.events())
+
+
+def StateStoreFor(tmp_path: Path):
+    from collector.state import StateStore
+
+    return StateStore(tmp_path / "state" / "state.db")
