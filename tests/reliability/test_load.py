@@ -1,0 +1,190 @@
+"""Load: 200 lab routers with 50 desynchronised tunnels at once, and a syslog flood.
+
+The agent runs as its own process (`collector watch`), so its memory is its own; the lab
+runs in the test process and is sampled all along: which routers have a crypto debug,
+a debug condition or a dead-man applet (the armed-router cap), how many SSH sessions
+each router has open (one per router from the tool), and the agent's resident memory.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from collector.detect.logline import parse_invalid_spi
+from collector.detect.tracker import decode_key
+from collector.lab.runner import running_lab
+from collector.playbook import load_playbook
+
+from reliability_lab import (
+    both_armed,
+    bundles,
+    desync_ends,
+    fast_playbook,
+    first_line,
+    manifest,
+    repeat_line,
+    rss_mib,
+    start_watch,
+    store_at,
+    wait_for,
+    watch_args,
+)
+
+pytestmark = pytest.mark.e2e
+
+ROUTERS, FLOWS = 200, 50
+RSS_LIMIT_MIB = 250  # resident memory the agent must stay under, whatever the load
+FD_GROWTH = 60  # file descriptors the agent may add after its first full poll (sockets come and go)
+
+
+def open_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+class Sampler(threading.Thread):
+    """Samples the lab and the agent process every `every` seconds until stopped."""
+
+    def __init__(self, lab, pid: int, every: float = 0.5):
+        super().__init__(daemon=True)
+        self.lab, self.pid, self.every = lab, pid, every
+        self.max_armed = 0
+        self.armed_seen: set[str] = set()
+        self.max_sessions: dict[str, int] = {}
+        self.rss: list[float] = []
+        self.fds: list[int] = []
+        self.samples = 0
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            self.sample()
+            self._halt.wait(self.every)
+
+    def sample(self) -> None:
+        armed = self.lab.call(_armed_routers, self.lab.fleet)
+        self.max_armed = max(self.max_armed, len(armed))
+        self.armed_seen |= set(armed)
+        for name in self.lab.routers:
+            used = self.lab.listener_stats(name).sessions_in_use
+            self.max_sessions[name] = max(self.max_sessions.get(name, 0), used)
+        try:
+            self.rss.append(rss_mib(self.pid))
+            self.fds.append(open_fds(self.pid))
+        except (OSError, AssertionError):
+            pass
+        self.samples += 1
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(timeout=30)
+
+
+def _armed_routers(fleet) -> list[str]:
+    """Runs on the lab's loop: routers with anything of ours on them."""
+    return [name for name, r in fleet.routers.items()
+            if r.debug.flags or r.debug.peers or any(a.startswith("COLLECTOR_DEADMAN") for a in r.state.applets)]
+
+
+def _inv_spi_lines(fleet, names: list[str]) -> dict[str, list[str]]:
+    return {name: [line for line in fleet.routers[name].log.lines() if "RECVD_PKT_INV_SPI" in line] for name in names}
+
+
+def _polled_since(state: Path, moment: datetime, routers: list[str]) -> bool:
+    with store_at(state) as store:
+        return all((c := store.log_cursor(r)) is not None and c.read_at > moment for r in routers)
+
+
+def test_200_routers_50_flows_caps_hold_and_no_event_is_lost(tmp_path):
+    playbook = fast_playbook(tmp_path)
+    cap = load_playbook(playbook).guards.max_armed_routers
+    state = tmp_path / "state"
+    with running_lab(routers=ROUTERS, scenarios=[f"desync:{FLOWS}"], state_dir=tmp_path / "lab") as lab:
+        flows = [p for p in lab.control.pairs() if p["scenario"] == "desync"]
+        assert len(flows) == FLOWS
+        receivers = sorted({p["receiver"] for p in flows})
+        agent = start_watch(watch_args(lab, tmp_path, playbook), tmp_path, tmp_path / "agent.log")
+        sampler = Sampler(lab, agent.pid)
+        sampler.start()
+        try:
+            assert wait_for(lambda: (state / "state.db").exists() and _polled_since(
+                state, datetime(2000, 1, 1, tzinfo=timezone.utc), lab.routers), 180), \
+                (tmp_path / "agent.log").read_text()[-2000:]
+            warm_rss, warm_fds = rss_mib(agent.pid), open_fds(agent.pid)
+            first_line(lab)
+            assert wait_for(lambda: len(_incidents(state)) >= FLOWS // 2, 120)
+            repeat_line(lab)
+            assert wait_for(lambda: len(bundles(tmp_path / "bundles")) >= cap // 2, 120), \
+                (tmp_path / "agent.log").read_text()[-3000:]
+            # Ground truth: every invalid-SPI line now in a receiver's buffer; then wait
+            # for a full poll round that started after this moment.
+            moment = datetime.now(timezone.utc)
+            truth = lab.call(_inv_spi_lines, lab.fleet, receivers)
+            assert wait_for(lambda: _polled_since(state, moment, lab.routers), 120)
+            assert agent.poll() is None, "the agent died under load"
+        finally:
+            agent.send_signal(signal.SIGTERM)
+            agent.wait(timeout=180)
+            sampler.stop()
+        assert agent.returncode == 0, (tmp_path / "agent.log").read_text()[-3000:]
+        left = lab.call(_armed_routers, lab.fleet)
+    log = (tmp_path / "agent.log").read_text()
+    assert "Traceback" not in log, log[-3000:]
+
+    # Caps: never more armed routers than the playbook allows, one session per router.
+    assert sampler.samples >= 10
+    assert 0 < sampler.max_armed <= cap, sampler.max_armed
+    assert max(sampler.max_sessions.values()) <= 1, {k: v for k, v in sampler.max_sessions.items() if v > 1}
+    assert left == []
+
+    # No event lost: each line a receiver logged is in the state store.
+    with store_at(state) as store:
+        recorded = {e.raw for e in store.events() if e.source == "poll"}
+        incidents = store.incidents()
+        assert store.armed_routers() == []
+    lines = [line for found in truth.values() for line in found]
+    assert len(lines) >= FLOWS // 2, len(lines)  # the two captured receivers had their buffer reset by the disarm
+    missing = [line for line in lines if line not in recorded]
+    assert not missing, missing[:5]
+
+    # Every flow is accounted for: captured or armed within the cap, the rest skipped
+    # with the reason said, none silently dropped.
+    flows_with_incident = {(f.router, f.spi) for f in (decode_key(i.key) for i in incidents)}
+    logged_flows = {(name, _spi(line)) for name, found in truth.items() for line in found}
+    assert logged_flows <= flows_with_incident, logged_flows - flows_with_incident
+    skipped = [i for i in incidents if i.state == "skipped"]
+    assert skipped and all(("cap reached" in i.reason or "already armed" in i.reason) for i in skipped)
+    captured = [i for i in incidents if i.state == "captured"]
+    assert captured and all(Path(i.bundle_path).is_dir() for i in captured)
+    for incident in captured:  # their receivers' buffers were reset at disarm: the bundle has the lines
+        trigger = manifest(Path(incident.bundle_path))["trigger_lines"]
+        assert len(trigger) >= 2 and set(trigger) <= recorded
+    assert len({r for i in captured for r in i.routers}) <= len(captured) * 2
+
+    # Memory stays bounded: under the limit, and no resource piling up poll after poll
+    # (each poll round used to leave a state-store connection per worker thread behind).
+    assert max(sampler.rss) < RSS_LIMIT_MIB, max(sampler.rss)
+    assert max(sampler.fds) - warm_fds < FD_GROWTH, (warm_fds, max(sampler.fds))
+    print(f"agent RSS: after first poll {warm_rss:.0f} MiB, max {max(sampler.rss):.0f} MiB, fds {warm_fds}->"
+          f"{max(sampler.fds)}, "
+          f"{len(lines)} lines, {len(incidents)} incidents, {len(captured)} captured, {len(skipped)} skipped")
+
+
+def _spi(line: str) -> int:
+    event = parse_invalid_spi(line, router="x", source="poll", received_at=datetime.now(timezone.utc))
+    assert event is not None, line
+    return event.flow.spi
+
+
+def _incidents(state: Path) -> list:
+    with store_at(state) as store:
+        return store.incidents()
