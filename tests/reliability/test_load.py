@@ -8,7 +8,9 @@ each router has open (one per router from the tool), and the agent's resident me
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -188,3 +190,135 @@ def _spi(line: str) -> int:
 def _incidents(state: Path) -> list:
     with store_at(state) as store:
         return store.incidents()
+
+
+# -- syslog flood ------------------------------------------------------------------------------
+
+FLOOD_RATE, FLOOD_SECONDS = 10_000, 10
+_FLOOD = r'''
+import json, random, socket, sys, time
+port, rate, seconds = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+sources = sys.argv[4].split(",")
+socks = []
+for source in sources + ["127.0.0.99"]:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+    s.bind((source, 0))
+    socks.append(s)
+rng = random.Random(7)
+def line(n):
+    kind = n % 10
+    if kind < 4:  # well-formed invalid-SPI lines for flows that do not exist
+        spi = rng.getrandbits(32)
+        return (f"<164>{n}: *Nov 27 10:00:00.000: %CRYPTO-4-RECVD_PKT_INV_SPI: decaps: rec'd IPSEC packet has "
+                f"invalid spi for destaddr=198.51.100.{rng.randrange(1, 250)}, prot=50, spi=0x{spi:08X}({spi}), "
+                f"srcaddr=203.0.113.{rng.randrange(1, 250)}").encode()
+    if kind < 6:  # hostile or binary, with the marker in it
+        return b"<164>RECVD_PKT_INV_SPI srcaddr=10.0.0.1; reload " + rng.randbytes(rng.randrange(0, 1500))
+    return f"<189>{n}: *Nov 27 10:00:00.000: %LINK-3-UPDOWN: Interface GigabitEthernet0/{n % 4}, changed state to up".encode()
+batch = max(1, rate // 100)
+sent, start = 0, time.monotonic()
+while time.monotonic() - start < seconds:
+    for _ in range(batch):
+        sock = socks[sent % len(socks)]
+        try:
+            sock.sendto(line(sent), ("127.0.0.1", port))
+        except OSError:
+            pass
+        sent += 1
+    ahead = start + sent / rate - time.monotonic()
+    if ahead > 0:
+        time.sleep(ahead)
+print(json.dumps({"sent": sent, "seconds": time.monotonic() - start}))
+'''
+_STATS = re.compile(r"syslog receiver: (\d+) datagrams, (\d+) from unknown senders, (\d+) not invalid-SPI, "
+                    r"(\d+) queued, (\d+) dropped \(queue full\)")
+
+
+def _count_log_reads(monkeypatch) -> dict[str, int]:
+    """Count `show logging` commands each lab router executes (the lab runs in this process)."""
+    from collector.lab import shell
+
+    counts: dict[str, int] = {}
+    original = shell.CliSession.execute
+
+    def execute(self, line: str) -> str:
+        if line.strip() == "show logging":
+            name = self.router.name
+            counts[name] = counts.get(name, 0) + 1
+        return original(self, line)
+
+    monkeypatch.setattr(shell.CliSession, "execute", execute)
+    return counts
+
+
+def _free_udp_port() -> int:
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    return port
+
+
+def test_syslog_flood_is_survived_and_a_real_repeat_inside_it_is_captured(tmp_path, monkeypatch):
+    playbook = fast_playbook(tmp_path)
+    reads = _count_log_reads(monkeypatch)
+    port = _free_udp_port()
+    state = tmp_path / "state"
+    with running_lab(routers=6, scenarios=["desync"], state_dir=tmp_path / "lab", syslog_to=("127.0.0.1", port)) as lab:
+        receiver, sender = desync_ends(lab)
+        sources = ",".join(lab.fleet.routers[name].syslog_source for name in lab.routers)
+        agent = start_watch(watch_args(lab, tmp_path, playbook) + ["--syslog", f"127.0.0.1:{port}"], tmp_path,
+                            tmp_path / "agent.log")
+        sampler = Sampler(lab, agent.pid)
+        try:
+            assert wait_for(lambda: "syslog receiver on" in (tmp_path / "agent.log").read_text(), 60)
+            assert wait_for(lambda: (state / "state.db").exists() and _polled_since(
+                state, datetime(2000, 1, 1, tzinfo=timezone.utc), lab.routers), 60)
+            sampler.start()
+            flood = subprocess.Popen([sys.executable, "-c", _FLOOD, str(port), str(FLOOD_RATE), str(FLOOD_SECONDS),
+                                      sources], stdout=subprocess.PIPE, text=True)
+            time.sleep(1)  # the flood is on
+            reads_before, flood_started = dict(reads), time.monotonic()
+            first_line(lab)
+            assert wait_for(lambda: both_armed(state), 60), (tmp_path / "agent.log").read_text()[-3000:]
+            repeat_line(lab)
+            assert wait_for(lambda: bundles(tmp_path / "bundles"), 60), (tmp_path / "agent.log").read_text()[-3000:]
+            captured_during_flood = flood.poll() is None
+            out, _ = flood.communicate(timeout=120)
+            flood_reads = {name: reads.get(name, 0) - reads_before.get(name, 0) for name in lab.routers}
+            flood_wall = time.monotonic() - flood_started
+            assert agent.poll() is None, "the agent died in the flood"
+        finally:
+            agent.send_signal(signal.SIGTERM)
+            agent.wait(timeout=120)
+            sampler.stop()
+    log = (tmp_path / "agent.log").read_text()
+    assert agent.returncode == 0 and "Traceback" not in log, log[-3000:]
+    sent = json.loads(out)
+    rate = sent["sent"] / sent["seconds"]
+    received, foreign, ignored, queued, dropped = map(int, _STATS.search(log).groups())
+    print(f"flood: {sent['sent']} datagrams in {sent['seconds']:.1f} s ({rate:.0f}/s); agent received {received}, "
+          f"{foreign} foreign, {ignored} ignored, {queued} queued, {dropped} dropped; "
+          f"RSS max {max(sampler.rss):.0f} MiB; repeat captured while flooding: {captured_during_flood}")
+    assert rate >= 0.8 * FLOOD_RATE, rate  # the machine really produced the flood
+    assert received >= sent["sent"] // 2  # most of it reached the agent's socket
+    assert foreign > 0 and ignored > 0 and dropped > 0  # the queue filled up and was held at its cap
+    assert queued + dropped + ignored + foreign <= received
+    assert max(sampler.rss) < RSS_LIMIT_MIB, max(sampler.rss)
+    # The flood does not turn into SSH log reads: per router, the 1 s poll plus at most one
+    # syslog confirmation every 5 s (and a few reads for the capture itself).
+    allowed = flood_wall * (1 + 1 / 5) + 8
+    assert max(flood_reads.values()) <= allowed, (flood_reads, allowed)
+
+    # The real flow, detected and captured in the middle of it, both ends disarmed.
+    assert captured_during_flood
+    (bundle,) = bundles(tmp_path / "bundles")
+    data = manifest(bundle)
+    assert data["flow"]["receiver"] == receiver and data["armed_before_repeat"] is True
+    assert {r["name"] for r in data["routers"]} == {receiver, sender}
+    with store_at(state) as store:
+        assert store.armed_routers() == []
+        keys = {i.key for i in store.incidents()}
+        assert len(keys) == 1  # none of the flood's made-up flows armed anything
+        assert any(e.source == "syslog" for e in store.events())
