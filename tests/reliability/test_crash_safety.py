@@ -194,3 +194,34 @@ def test_dead_man_applet_disarms_a_router_the_agent_cannot_reach(tmp_path):
         assert armed_by_router(state) == {}
         for router in (receiver, sender):
             assert router_leftovers(lab, router) == []
+
+
+def test_cron_run_killed_during_capture_is_captured_by_the_next_run(tmp_path):
+    playbook = fast_playbook(tmp_path, **{"within: 10m": "within: 20m", "window: 10m": "window: 20m"})
+    state, out = tmp_path / "state", tmp_path / "bundles"
+    with running_lab(routers=6, scenarios=["desync"], state_dir=tmp_path / "lab") as lab:
+        receiver, sender = desync_ends(lab)
+        args = ["--once", *watch_args(lab, tmp_path, playbook)]
+        first_line(lab)
+        armed = run_cli("watch", *args, cwd=tmp_path)  # cron run 1: sees the first line, arms both ends
+        assert armed.returncode == 0 and both_armed(state), armed.stderr
+        lab.control.fault(sender, slow_seconds=0.4)
+        repeat_line(lab)
+        agent = start_watch(args, tmp_path, tmp_path / "agent.log")  # cron run 2: the repeat, a slow capture
+        try:
+            assert wait_for(lambda: any(s == "capturing" for s, _ in incident_states(state)), 60), \
+                (tmp_path / "agent.log").read_text()
+        finally:
+            _kill(agent)
+        _store_is_sound(state)
+        assert not bundles(out)
+        lab.control.fault(sender, slow_seconds=0.0)
+        nxt = run_cli("watch", *args, cwd=tmp_path)  # cron run 3
+        assert nxt.returncode == 0, nxt.stderr
+        assert "stopped during capture, captured again at start-up" in nxt.stderr, nxt.stderr
+        (bundle,) = bundles(out)
+        assert bundle.name in nxt.stdout
+        assert any("captured again" in note for note in manifest(bundle)["notes"])
+        assert armed_by_router(state) == {}
+        for router in (receiver, sender):
+            assert router_leftovers(lab, router) == []

@@ -242,3 +242,25 @@ def test_dropped_session_is_reported_as_dropped_and_the_next_one_is_fresh(quiet_
         assert dropped.value.output  # what arrived before the cut is kept
         with pool.session(host) as session:
             assert "Building configuration" in session.run("show running-config").text
+
+
+def test_a_disarm_that_cannot_reach_the_router_is_retried_until_it_can(tmp_path):
+    """The sender cuts every output longer than 20 bytes: its capture and its disarm both
+    fail. Once it answers normally again, the daemon's disarm retry finishes the job."""
+    with running_lab(routers=6, scenarios=["desync"], state_dir=tmp_path / "lab") as lab:
+        receiver, sender = desync_ends(lab)
+        with agent_running(lab, tmp_path) as agent:
+            first_line(lab)
+            assert wait_for(lambda: both_armed(tmp_path / "state"), 60), agent.messages
+            lab.control.fault(sender, drop_after_bytes=20)
+            repeat_line(lab)
+            assert wait_for(lambda: bundles(tmp_path / "bundles"), 90), agent.messages
+            data = manifest(bundles(tmp_path / "bundles")[0])
+            assert data["disarm_verification"][sender].startswith("disarm incomplete"), data["disarm_verification"]
+            assert sender in armed_by_router(tmp_path / "state")  # owed, and the store knows it
+            lab.control.fault(sender, drop_after_bytes=None)
+            assert wait_for(lambda: armed_by_router(tmp_path / "state") == {}, 60), agent.messages
+            assert any(m.startswith(f"disarm retry: {sender}: clean") for m in agent.messages), agent.messages
+        assert agent.error is None
+        for router in (receiver, sender):
+            assert router_leftovers(lab, router) == []
