@@ -110,6 +110,11 @@ redaction_patterns: tuple[RedactionPattern, ...] = (
     _p("block-key", "key",
        rf"(?:pac{_SP})?key{_SP}{_TYPE}{_REST}",
        " key 7 045802150C2E1D1C5A", parent=_SERVER_BLOCKS),
+    # The same line cut from its block (`show running-config | include key`, a line quoted
+    # alone): any indented `key` line is a secret, except a key chain's bare key number.
+    _p("orphan-block-key", "key",
+       rf"\s+key{_SP}(?!\d+\s*$){_TYPE}{_TOKEN}{_END}",
+       " key 7 045802150C2E1D1C5A", parent=r"^(?!router\s|key chain\s)"),
     _p("typed-key", "key",
        rf"key{_SP}[0-9]{_SP}{_TOKEN}{_END}",
        " key 6 FFMD_ZFDdDVJc]SAUdB\\gEWfBMK^NcAAB"),

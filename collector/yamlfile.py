@@ -107,7 +107,11 @@ def load_yaml(path: Path) -> LocatedYaml:
     except OSError as exc:
         raise YamlError(path, None, f"cannot read: {exc.strerror or exc}") from None
 
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)  # the reader already rejects control characters here
+    except yaml.reader.ReaderError as exc:
+        line = text[: exc.position].count("\n") + 1
+        raise YamlError(path, line, f"control character {exc.character!r} is not allowed in YAML") from None
     try:
         root = loader.get_single_node()
         if root is None:

@@ -218,8 +218,6 @@ def test_inventory_check_command_never_prints_a_traceback(work, edits):
         assert code == 2 and len(err.strip().splitlines()) == 1 and err.startswith("collector: error: "), err
 
 
-@pytest.mark.xfail(strict=True, reason="collector/yamlfile.py builds yaml.SafeLoader(text) outside its try block: "
-                   "a control character (NUL, BEL, ESC...) raises yaml.reader.ReaderError, a traceback")
 @pytest.mark.parametrize("char", ["\x00", "\x07", "\x1b", "\x7f"], ids=["NUL", "BEL", "ESC", "DEL"])
 @pytest.mark.parametrize("kind", ["inventory", "playbook"])
 def test_a_control_character_in_a_file_is_one_clear_line(work, kind, char):

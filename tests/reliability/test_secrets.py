@@ -79,9 +79,6 @@ def test_every_secret_form_of_every_lab_config_type_is_redacted():
         assert len(redact(config).splitlines()) == len(config.splitlines())
 
 
-@pytest.mark.xfail(strict=True, reason="collector/redact.py: an indented ` key <token>` line that has lost its "
-                   "block (`show running-config | include key`, or a config line stored on its own) is not redacted: "
-                   "TACACS/RADIUS server keys and EzVPN group keys leak")
 def test_server_and_group_keys_are_redacted_without_their_block():
     fleet = Fleet.build(50, ["mix", "mix"], seed=3)
     leaked = []

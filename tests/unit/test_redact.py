@@ -438,3 +438,11 @@ def test_redact_values_never_raises_and_removes_long_values(text, secrets):
     for secret in secrets:
         if len(secret) >= 4:
             assert secret not in result.replace(REDACTED, "\x00")
+
+
+def test_block_keys_cut_from_their_block_are_redacted():
+    # `show running-config | include key` drops the block headers
+    text = "crypto isakmp key <removed> address 0.0.0.0 0.0.0.0\n key 7 0822455D0A16\n key GroupKey123\n key 1\n"
+    assert redact(text) == (
+        "crypto isakmp key <removed> address 0.0.0.0 0.0.0.0\n key 7 <removed>\n key <removed>\n key 1\n"
+    )

@@ -210,3 +210,11 @@ def test_located_yaml_is_frozen(tmp_path):
     assert isinstance(doc, LocatedYaml)
     with pytest.raises(AttributeError):
         doc.data = {}  # type: ignore[misc]
+
+
+def test_control_character_is_one_line_with_its_line(tmp_path):
+    path = tmp_path / "ctl.yaml"
+    path.write_text("hosts:\n  r1\x07: {}\n")
+    with pytest.raises(YamlError) as err:
+        load_yaml(path)
+    assert str(err.value).startswith(f"{path}:2: control character")
