@@ -347,7 +347,11 @@ class Agent:
         except Exception:  # an unexpected error must still leave the routers disarmed
             log.exception("incident %s failed", incident.incident_id)
             with incident.lock:
-                self._close(incident, "failed", "internal error; see the agent log")
+                try:
+                    self._disarm_incident(incident, "failed", "internal error; see the agent log")
+                except Exception:  # the retry job and the dead-man applet remain
+                    log.exception("incident %s: disarm after the error failed too", incident.incident_id)
+                    self._close(incident, "failed", "internal error; disarm left to the retry and the dead-man applet")
 
     def _ends(self, incident: ActiveIncident) -> list[tuple[Host, object, str]]:
         flow = incident.flow
