@@ -195,6 +195,7 @@ class LabProcess:
             if done.returncode == 0:
                 info = json.loads((self.state_dir / "control.json").read_text())
                 self.pid, self.control_port, self.base_port = int(info["pid"]), int(info["control_port"]), base
+                _LABS_RUNNING.append(self)
                 return self
             last = (done.stderr or done.stdout).strip()
             if "in use" not in last.lower():
@@ -203,6 +204,10 @@ class LabProcess:
 
     def stop(self) -> None:
         if self.pid:
+            try:
+                _LAB_CPU_DONE.append(self.cpu())
+            except OSError:
+                pass
             subprocess.run([sys.executable, "-m", "collector", "lab", "down", "--state-dir", str(self.state_dir)],
                            cwd=REPO, capture_output=True, text=True, timeout=60)
             self.pid = 0
@@ -224,6 +229,22 @@ class LabProcess:
         from collector.lab.control import LabControl
 
         return LabControl("127.0.0.1", self.control_port, timeout=120)
+
+
+_LAB_CPU_DONE: list[float] = []  # lifetime CPU of the labs this run has stopped
+_LABS_RUNNING: list[LabProcess] = []
+
+
+def labs_lifetime_cpu() -> float:
+    """CPU of every lab process this benchmark started, over their whole lives."""
+    running = 0.0
+    for lab in _LABS_RUNNING:
+        if lab.pid:
+            try:
+                running += lab.cpu()
+            except OSError:
+                pass
+    return sum(_LAB_CPU_DONE) + running
 
 
 class LabCpu:
@@ -286,3 +307,35 @@ def quiet_logs() -> None:
     for name in ("paramiko", "netmiko", "collector", "apscheduler", "asyncssh", "nornir"):
         logging.getLogger(name).setLevel(logging.ERROR)
     logging.getLogger("asyncio").setLevel(logging.CRITICAL)  # emulator shutdown noise
+
+
+# --------------------------------------------------------------------------- other load
+
+
+def _machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has been busy (every core), from /proc/stat."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / _TICK
+
+
+class OtherLoad:
+    """CPU used by processes other than this one and its labs while a benchmark runs: other
+    work on a 2-core machine skews every figure, so each run says how much there was."""
+
+    def __init__(self) -> None:
+        self.t0 = time.perf_counter()
+        self.busy0 = _machine_busy_seconds()
+        self.self0 = self_cpu()
+
+    def report(self) -> dict[str, float]:
+        """Print and return the other processes' CPU; call after the labs have stopped."""
+        wall = time.perf_counter() - self.t0
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)  # `lab up` / `lab down` commands
+        mine = (self_cpu() - self.self0) + children.ru_utime + children.ru_stime + labs_lifetime_cpu()
+        other = (_machine_busy_seconds() - self.busy0) - mine
+        other = max(0.0, other)
+        share = other / (wall * (os.cpu_count() or 1)) if wall > 0 else 0.0
+        print(f"other processes used {other:.1f} CPU s during this {wall:.0f} s run "
+              f"({share:.0%} of the machine){'  <- figures may be skewed' if share > 0.1 else ''}")
+        return {"other_cpu_s": round(other, 1), "wall_s": round(wall, 1), "other_share": round(share, 3)}

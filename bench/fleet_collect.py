@@ -8,12 +8,13 @@
     use_textfsm=True) per command (ntc-templates parses where it has a template:
     here only `show version`), connections closed at the end
 The runs alternate (collector, Nornir, collector, Nornir ...); the figure is the median of
-the rounds. Both sides start from a known_hosts that holds the lab's keys (collector) /
+the rounds. The collector side uses the SessionPool as `collector collect` does (sessions
+kept open, all closed when the pool closes); --close-each is an experiment. Both sides start from a known_hosts that holds the lab's keys (collector) /
 AutoAddPolicy (netmiko's default); lab CPU is read from the lab process.
 
 Target: collector wall time at most 0.6 of Nornir's, every result complete.
 
-    .venv/bin/python bench/fleet_collect.py [--routers 200] [--workers 20] [--rounds 2] [--json FILE]
+    .venv/bin/python bench/fleet_collect.py [--routers 200] [--workers 20] [--rounds 2] [--close-each] [--json FILE]
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import yaml
 
-from _common import (LabCpu, LabProcess, isolate_state, known_hosts_path, median, print_machine, quiet_logs,
+from _common import (OtherLoad, LabCpu, LabProcess, isolate_state, known_hosts_path, median, print_machine, quiet_logs,
                      raise_fd_limit, save_json, seed_known_hosts, self_cpu, verdict)
 
 COMMANDS = ("show version", "show crypto session", "show crypto ipsec sa")
@@ -51,7 +52,7 @@ def nornir_inventory(inventory, folder: Path) -> Path:
     return folder
 
 
-def run_collector(hosts, workers: int) -> dict:
+def run_collector(hosts, workers: int, keep_open: bool = True) -> dict:
     from collector.collect import collect
     from collector.hostkeys import KnownHosts
     from collector.parsing import default_registry
@@ -59,7 +60,7 @@ def run_collector(hosts, workers: int) -> dict:
 
     registry = default_registry()
     t0, c0 = time.perf_counter(), self_cpu()
-    with SessionPool(KnownHosts.default(), max_sessions=workers) as pool:
+    with SessionPool(KnownHosts.default(), max_sessions=workers, keep_open=keep_open) as pool:
         run = collect(hosts, COMMANDS, pool=pool, registry=registry, workers=workers)
     wall, cpu = time.perf_counter() - t0, self_cpu() - c0
     results = [r for o in run.outcomes for r in o.results]
@@ -113,8 +114,12 @@ def main() -> int:
     parser.add_argument("--routers", type=int, default=200)
     parser.add_argument("--workers", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds per side")
+    parser.add_argument("--close-each", action="store_true",
+                        help="experiment: SessionPool(keep_open=False), each session closed by its worker "
+                             "(`collector collect` keeps them open and closes all at the end)")
     parser.add_argument("--json", help="write the figures to this JSON file")
     args = parser.parse_args()
+    load = OtherLoad()
     work = isolate_state()
     quiet_logs()
     raise_fd_limit()
@@ -127,6 +132,9 @@ def main() -> int:
         hosts = list(inventory.hosts.values())
         print(f"lab: {len(hosts)} routers in pid {lab.pid} (RSS {lab.rss() / 2**20:.0f} MiB); "
               f"{args.workers} workers each side; commands: {', '.join(COMMANDS)}")
+        if args.close_each:
+            print("EXPERIMENT: collector side with SessionPool(keep_open=False) (shipped `collector collect`: "
+                  "sessions kept open, closed one after the other at the end)")
         seeded = seed_known_hosts(((h.hostname, h.port) for h in hosts), known_hosts_path())
         print(f"known_hosts seeded with {seeded} lab host keys (steady state, not first contact)")
         folder = nornir_inventory(inventory, Path(tempfile.mkdtemp(prefix="nornir-", dir=work)))
@@ -134,7 +142,8 @@ def main() -> int:
         for rnd in range(1, args.rounds + 1):
             for side in ("collector", "nornir"):
                 lab_cpu = LabCpu([lab])
-                out = run_collector(hosts, args.workers) if side == "collector" else run_nornir(folder, args.workers)
+                out = run_collector(hosts, args.workers, not args.close_each) if side == "collector" \
+                    else run_nornir(folder, args.workers)
                 out["lab_cpu"] = lab_cpu.seconds()
                 runs[side].append(out)
                 print(f"  round {rnd} {side:<9} wall {out['wall']:6.2f} s  agent CPU {out['cpu']:6.2f} s  "
@@ -153,6 +162,7 @@ def main() -> int:
           f"of wall time with {args.workers} workers")
     results.update(runs=runs, collector_wall=ours, nornir_wall=theirs, ratio=ratio, complete=complete,
                    verdict=verdict(ok))
+    results["other_load"] = load.report()
     save_json(args.json, results)
     return 0 if ok else 1
 

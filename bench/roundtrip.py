@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import (LabCpu, LabProcess, isolate_state, median, pct, print_machine, quiet_logs, save_json,
+from _common import (OtherLoad, LabCpu, LabProcess, isolate_state, median, pct, print_machine, quiet_logs, save_json,
                      verdict)
 
 TARGET_MS = 15.0
@@ -122,6 +122,7 @@ def main() -> int:
     parser.add_argument("--long-kib", type=int, default=1024, help="size of the long `show logging` output")
     parser.add_argument("--json", help="write the figures to this JSON file")
     args = parser.parse_args()
+    load = OtherLoad()
     isolate_state()
     quiet_logs()
     from netmiko import ConnectHandler
@@ -196,6 +197,7 @@ def main() -> int:
           f"({default / lean:.0f}x); target <= {TARGET_MS:.0f} ms, long output whole, prompt inside kept whole "
           f"-> {verdict(ok)}")
     results["verdict"] = verdict(ok)
+    results["other_load"] = load.report()
     save_json(args.json, results)
     return 0 if ok else 1
 

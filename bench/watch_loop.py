@@ -30,7 +30,7 @@ from pathlib import Path
 
 import yaml
 
-from _common import (LabCpu, LabProcess, isolate_state, known_hosts_path, print_machine, quiet_logs, raise_fd_limit,
+from _common import (OtherLoad, LabCpu, LabProcess, isolate_state, known_hosts_path, print_machine, quiet_logs, raise_fd_limit,
                      save_json, seed_known_hosts, self_cpu, self_rss, verdict)
 
 TARGET_CORE = 0.5
@@ -129,6 +129,7 @@ def main() -> int:
     parser.add_argument("--paramiko-check-timeout", type=float, help="experiment; see the module doc")
     parser.add_argument("--json", help="write the figures to this JSON file")
     args = parser.parse_args()
+    load = OtherLoad()
     work = isolate_state()
     quiet_logs()
     fds = raise_fd_limit()
@@ -186,6 +187,7 @@ def main() -> int:
               f"core (target < {TARGET_CORE}), {out['mb_per_router']:.3f} MiB per router (target <= "
               f"{TARGET_MB_PER_ROUTER}), poll {out['poll_wall']:.1f} s, failures {out['failures']}{extra} -> "
               f"{verdict(ok)}")
+    results["other_load"] = load.report()
     save_json(args.json, results)
     return 0 if ok_any else 1
 
