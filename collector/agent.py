@@ -23,15 +23,14 @@ import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from ipaddress import ip_address
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from collector.bundle import slug
 from collector.detect.cursor import LogCursor, fingerprint, new_lines
 from collector.detect.events import Flow, InvalidSpiEvent
 from collector.detect.logline import parse_invalid_spi, parse_syslog_datagram
-from collector.detect.syslog_receiver import SyslogHint, SyslogReceiver
+from collector.detect.syslog_receiver import SyslogHint
 from collector.detect.tracker import Decision, FlowTracker, encode_key, decode_key
 from collector.inventory import Host, Inventory
 from collector.parsing import TemplateRegistry
@@ -39,13 +38,14 @@ from collector.playbook import Playbook
 from collector.respond.evidence import CaptureResult, write_incident_bundle
 from collector.respond.plan import PlanError, render_dry_run
 from collector.respond.responder import Responder, utcnow
-from collector.respond.facts import parse_logging_settings
+from collector.respond.facts import interface_addresses, parse_logging_settings
 from collector.sessions import SessionError, SessionPool
 from collector.state import EventRecord, IncidentRecord, LogCursorRecord, StateStore
 
 log = logging.getLogger(__name__)
 
 _QFP_NAMES = ("IN_US_V4_PKT_SA_NOT_FOUND_SPI", "IN_US_V6_PKT_SA_NOT_FOUND_SPI", "IpsecInput")
+ADDRESS_REFRESH = timedelta(hours=1)  # how long addresses learnt from `show ip interface brief` are trusted
 SYSLOG_CONFIRM_INTERVAL = 5.0  # seconds between syslog-triggered SSH log reads of one router
 
 
@@ -137,6 +137,9 @@ class Agent:
         """Read the router's log; new invalid-SPI lines become events (recorded, returned)."""
         with self.pool.session(host) as session:
             output = session.run(self.playbook.sources.poll.command, read_timeout=max(host.options.read_timeout, 120.0))
+            if self._addresses_stale(host.name):  # so a flow's sender is found beyond inventory `addresses`
+                brief = session.run("show ip interface brief").text
+                self.store.save_addresses(host.name, interface_addresses(self.registry, host.platform, brief), utcnow())
         received = utcnow()
         lines = [line for line in output.text.splitlines() if "RECVD_PKT_INV_SPI" in line]
         record = self.store.log_cursor(host.name)
@@ -160,6 +163,10 @@ class Agent:
             last_device_time=None, last_line_hash=fingerprint(lines[-1]) if lines else None,
             buffer_size=settings_size, messages_logged=None, read_at=received))
         return events
+
+    def _addresses_stale(self, router: str) -> bool:
+        known = self.store.addresses(router)
+        return not known or utcnow() - min(a.seen_at for a in known) > ADDRESS_REFRESH
 
     @staticmethod
     def _event_id(event: InvalidSpiEvent) -> str:

@@ -111,13 +111,7 @@ def read_profile(session: DeviceSession, registry: TemplateRegistry, *, platform
     record = version.records[0] if version.records else {}
     family = str(record.get("os_family") or ("IOS-XE" if platform == "cisco_xe" else "IOS"))
     config = session.run("show running-config", read_timeout=120).text
-    brief = registry.parse(platform, "show ip interface brief", session.run("show ip interface brief").text)
-    addresses = []
-    for row in brief.records:
-        try:
-            addresses.append(ip_address(str(row.get("ip_address") or row.get("ipaddr") or "")))
-        except ValueError:
-            continue
+    addresses = interface_addresses(registry, platform, session.run("show ip interface brief").text)
     return DeviceProfile(
         name=session.host.name,
         os_family="iosxe" if family.upper().replace("_", "-") == "IOS-XE" else "ios",
@@ -126,8 +120,19 @@ def read_profile(session: DeviceSession, registry: TemplateRegistry, *, platform
         is_asr1000=bool(record.get("is_asr1000")),
         crypto=classify_config(config),
         running_config=config,
-        addresses=tuple(addresses),
+        addresses=addresses,
     )
+
+
+def interface_addresses(registry: TemplateRegistry, platform: str, brief: str) -> tuple[PeerAddress, ...]:
+    """The router's own addresses from `show ip interface brief` (unassigned ones skipped)."""
+    found = []
+    for row in registry.parse(platform, "show ip interface brief", brief).records:
+        try:
+            found.append(ip_address(str(row.get("ip_address") or row.get("ipaddr") or "")))
+        except ValueError:
+            continue
+    return tuple(found)
 
 
 def _first(record: dict, *names: str) -> str | None:

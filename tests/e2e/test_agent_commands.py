@@ -93,3 +93,26 @@ def test_disarm_command_sweeps_a_router_left_armed(tmp_path):
 
         nothing = cli("disarm", "-i", str(lab.inventory_path), "--state", str(tmp_path / "state"), cwd=tmp_path)
         assert nothing.returncode == 2 and "--hosts" in nothing.stderr
+
+
+def test_sender_found_from_discovered_interface_addresses(tmp_path):
+    with running_lab(routers=6, scenarios=["desync"], time_scale=10, state_dir=tmp_path / "lab") as lab:
+        data = yaml.safe_load(lab.inventory_path.read_text())
+        for entry in data["hosts"].values():
+            entry.pop("addresses", None)  # nothing says which router owns which address
+        bare = tmp_path / "bare.yaml"
+        bare.write_text(yaml.safe_dump(data))
+        options = WatchOptions(state_dir=tmp_path / "state", bundle_root=tmp_path / "bundles", workers=4,
+                               max_seconds=90)
+        stop = threading.Event()
+        messages: list[str] = []
+        thread = threading.Thread(target=run_daemon,
+                                  args=(load_inventory(bare), demo_playbook(), options, messages.append, stop))
+        thread.start()
+        try:
+            assert wait_for(lambda: bundles(tmp_path / "bundles"), 80), messages
+        finally:
+            stop.set()
+            thread.join(timeout=60)
+        manifest = json.loads((bundles(tmp_path / "bundles")[0] / "manifest.json").read_text())
+        assert {r["role"]: r["name"] for r in manifest["routers"]} == {"receiver": "hub1", "sender": "spoke1"}
