@@ -146,7 +146,7 @@ class KnownHosts:
     def __init__(self, path: Path):
         self.path = Path(path).expanduser()
         self._lock = _lock_for(Path(os.path.abspath(self.path)))
-        self._cache: paramiko.HostKeys | None = None
+        self._cache: _KeyIndex | None = None
         self._cache_stamp: tuple[int, int] | None = None
 
     @classmethod
@@ -165,7 +165,7 @@ class KnownHosts:
             return None
         return (st.st_mtime_ns, st.st_size)
 
-    def _keys(self) -> paramiko.HostKeys:
+    def _keys(self) -> "_KeyIndex":
         with self._lock:
             stamp = self._stamp()
             if self._cache is None or stamp != self._cache_stamp:
@@ -180,8 +180,8 @@ class KnownHosts:
             return ""
 
     @staticmethod
-    def _parse(text: str) -> paramiko.HostKeys:
-        keys = paramiko.HostKeys()
+    def _parse(text: str) -> "_KeyIndex":
+        index = _KeyIndex()
         for lineno, raw in enumerate(text.splitlines(), 1):
             line = raw.strip()
             if not line or line.startswith(("#", "@")):  # @cert-authority / @revoked: not ours
@@ -193,13 +193,12 @@ class KnownHosts:
             if entry is None:  # key type paramiko cannot load
                 continue
             for name in entry.hostnames:
-                keys.add(name, entry.key.get_name(), entry.key)
-        return keys
+                index.add(name, entry.key)
+        return index
 
     def lookup(self, host: str, port: int) -> dict[str, paramiko.PKey]:
         """Recorded keys for the router, by key type (empty when unknown)."""
-        found = self._keys().lookup(host_key_name(host, port))
-        return dict(found.items()) if found is not None else {}
+        return self._keys().lookup(host_key_name(host, port))
 
     # -- writing ----------------------------------------------------------------------
 
@@ -209,20 +208,23 @@ class KnownHosts:
         silently)."""
         name = host_key_name(host, port)
         with self._lock, self._file_lock():
+            # The cached index is re-read only when the file changed on disk, so recording
+            # the keys of a whole fleet on first contact stays linear, not quadratic.
+            index = self._keys()
+            same_type = index.lookup(name).get(key.get_name())
+            if same_type is not None:
+                if same_type == key:
+                    return
+                raise HostKeyChangedError(host, port, fingerprint(same_type), fingerprint(key),
+                                          known_type=same_type.get_name(), offered_type=key.get_name(),
+                                          known_hosts=self.path)
             text = self._read_text()
-            known = self._parse(text).lookup(name)
-            if known is not None:
-                same_type = known.get(key.get_name())
-                if same_type is not None:
-                    if same_type == key:
-                        return
-                    raise HostKeyChangedError(host, port, fingerprint(same_type), fingerprint(key),
-                                              known_type=same_type.get_name(), offered_type=key.get_name(),
-                                              known_hosts=self.path)
             if text and not text.endswith("\n"):
                 text += "\n"
             text += f"{name} {key.get_name()} {key.get_base64()}\n"
             self._replace(text)
+            index.add(name, key)
+            self._cache, self._cache_stamp = index, self._stamp()
 
     def remove(self, host: str, port: int) -> int:
         """Forget every plainly written key of the router (after a legitimate key
@@ -383,3 +385,26 @@ def explain_bad_host_key(exc: paramiko.BadHostKeyException, host: str, port: int
     return HostKeyChangedError(host, port, fingerprint(exc.expected_key), fingerprint(exc.key),
                                known_type=exc.expected_key.get_name(), offered_type=exc.key.get_name(),
                                known_hosts=store.path if store else None)
+
+
+class _KeyIndex:
+    """known_hosts entries by name. Plain names are a dict lookup; hashed (`|1|...`)
+    entries, rare in a tool-owned file, are matched one by one by paramiko."""
+
+    def __init__(self) -> None:
+        self._plain: dict[str, dict[str, paramiko.PKey]] = {}
+        self._hashed = paramiko.HostKeys()
+
+    def add(self, name: str, key: paramiko.PKey) -> None:
+        if name.startswith("|1|"):
+            self._hashed.add(name, key.get_name(), key)
+        else:
+            self._plain.setdefault(name, {})[key.get_name()] = key
+
+    def lookup(self, name: str) -> dict[str, paramiko.PKey]:
+        found = dict(self._plain.get(name, {}))
+        if len(self._hashed):
+            hashed = self._hashed.lookup(name)
+            if hashed is not None:
+                found = {**dict(hashed.items()), **found}
+        return found
