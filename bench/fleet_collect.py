@@ -8,13 +8,14 @@
     use_textfsm=True) per command (ntc-templates parses where it has a template:
     here only `show version`), connections closed at the end
 The runs alternate (collector, Nornir, collector, Nornir ...); the figure is the median of
-the rounds. The collector side uses the SessionPool as `collector collect` does (sessions
-kept open, all closed when the pool closes); --close-each is an experiment. Both sides start from a known_hosts that holds the lab's keys (collector) /
+the rounds. The collector side uses the SessionPool as `collector collect` does (each
+router's session closed by its worker when done); --keep-open is the other mode, for
+comparison. Both sides start from a known_hosts that holds the lab's keys (collector) /
 AutoAddPolicy (netmiko's default); lab CPU is read from the lab process.
 
 Target: collector wall time at most 0.6 of Nornir's, every result complete.
 
-    .venv/bin/python bench/fleet_collect.py [--routers 200] [--workers 20] [--rounds 2] [--close-each] [--json FILE]
+    .venv/bin/python bench/fleet_collect.py [--routers 200] [--workers 20] [--rounds 2] [--keep-open] [--json FILE]
 """
 
 from __future__ import annotations
@@ -114,9 +115,9 @@ def main() -> int:
     parser.add_argument("--routers", type=int, default=200)
     parser.add_argument("--workers", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds per side")
-    parser.add_argument("--close-each", action="store_true",
-                        help="experiment: SessionPool(keep_open=False), each session closed by its worker "
-                             "(`collector collect` keeps them open and closes all at the end)")
+    parser.add_argument("--keep-open", action="store_true",
+                        help="comparison: SessionPool(keep_open=True), all sessions closed one after the other "
+                             "at the end (`collector collect` closes each in its worker)")
     parser.add_argument("--json", help="write the figures to this JSON file")
     args = parser.parse_args()
     load = OtherLoad()
@@ -132,9 +133,9 @@ def main() -> int:
         hosts = list(inventory.hosts.values())
         print(f"lab: {len(hosts)} routers in pid {lab.pid} (RSS {lab.rss() / 2**20:.0f} MiB); "
               f"{args.workers} workers each side; commands: {', '.join(COMMANDS)}")
-        if args.close_each:
-            print("EXPERIMENT: collector side with SessionPool(keep_open=False) (shipped `collector collect`: "
-                  "sessions kept open, closed one after the other at the end)")
+        if args.keep_open:
+            print("COMPARISON: collector side with SessionPool(keep_open=True) (shipped `collector collect` "
+                  "closes each router's session in its worker)")
         seeded = seed_known_hosts(((h.hostname, h.port) for h in hosts), known_hosts_path())
         print(f"known_hosts seeded with {seeded} lab host keys (steady state, not first contact)")
         folder = nornir_inventory(inventory, Path(tempfile.mkdtemp(prefix="nornir-", dir=work)))
@@ -142,7 +143,7 @@ def main() -> int:
         for rnd in range(1, args.rounds + 1):
             for side in ("collector", "nornir"):
                 lab_cpu = LabCpu([lab])
-                out = run_collector(hosts, args.workers, not args.close_each) if side == "collector" \
+                out = run_collector(hosts, args.workers, args.keep_open) if side == "collector" \
                     else run_nornir(folder, args.workers)
                 out["lab_cpu"] = lab_cpu.seconds()
                 runs[side].append(out)

@@ -353,7 +353,9 @@ def _fix_years(records: list[LogLine], shift_all: bool) -> None:
             offset -= 1
         next_month = ts.month
         if offset:
-            records[i] = replace(record, timestamp=_with_year(ts, ts.year + offset))
+            # The records are still being built here and not yet shared: set the field in
+            # place (dataclasses.replace per record halved throughput on a year-spanning log).
+            object.__setattr__(record, "timestamp", _with_year(ts, ts.year + offset))
 
 
 # --------------------------------------------------------------------------- invalid SPI
