@@ -63,6 +63,8 @@ def repeat_line(lab) -> None:
 def router_leftovers(lab, router: str) -> list[str]:
     """What a router still has armed (debugs, conditions, dead-man applet), read over SSH."""
     lab.control.fault(router, **CLEAR_FAULTS)
+    # A router whose vty lines were full listens again a moment after they are freed.
+    assert wait_for(lambda: lab.listener_stats(router).listening, 10)
     with ConnectHandler(**lab.connect_params(router)) as conn:
         conn.enable()
         debugging = conn.send_command("show debugging")
