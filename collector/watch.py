@@ -16,6 +16,7 @@ from pathlib import Path
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from collector.agent import Agent, StateLock
+from collector.respond.responder import utcnow
 from collector.detect.syslog_receiver import SyslogReceiver
 from collector.hostkeys import KnownHosts
 from collector.inventory import Inventory
@@ -84,10 +85,10 @@ def run_daemon(inventory: Inventory, playbook: Playbook, options: WatchOptions, 
         sources = playbook.sources
         if sources.poll.enabled:
             scheduler.add_job(agent.poll_all, "interval", seconds=sources.poll.interval.total_seconds(),
-                              id="poll-logs", next_run_time=_now())
+                              id="poll-logs", next_run_time=utcnow())
         if sources.qfp.enabled:
             scheduler.add_job(agent.poll_qfp, "interval", seconds=sources.qfp.interval.total_seconds(),
-                              id="poll-qfp", next_run_time=_now())
+                              id="poll-qfp", next_run_time=utcnow())
         tick = max(0.5, min(5.0, playbook.within.total_seconds() / 20))
         scheduler.add_job(agent.expire, "interval", seconds=tick, id="expire-windows")
         scheduler.add_job(lambda: [report(f"disarm retry: {line}") for line in agent.retry_disarms()],
@@ -120,9 +121,3 @@ def _owner_lookup(inventory: Inventory):
         return host.name if host is not None else None
 
     return owner
-
-
-def _now():
-    from datetime import datetime, timezone
-
-    return datetime.now(timezone.utc)

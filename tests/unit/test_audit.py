@@ -41,7 +41,7 @@ def outcome(host: str, config: str | None, *, session: str | None = "", version:
             config_error: tuple[str, str] | None = None, error: str | None = None) -> HostOutcome:
     results = []
     if config is not None or config_error is not None:
-        err, kind = config_error or (f"parse: no template for 'show running-config' on platform 'cisco_ios'", "parse")
+        err, kind = config_error or ("parse: no template for 'show running-config' on platform 'cisco_ios'", "parse")
         results.append(result(host, "show running-config", config, err, kind))
     if session is not None:
         results.append(result(host, "show crypto session", session))
