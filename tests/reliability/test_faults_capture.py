@@ -104,7 +104,7 @@ def test_router_refusing_new_sessions_is_left_out_and_named(tmp_path):
 def test_slow_router_is_waited_for_and_the_capture_is_complete(tmp_path):
     with running_lab(routers=6, scenarios=["desync"], state_dir=tmp_path / "lab") as lab:
         receiver, sender = desync_ends(lab)
-        lab.control.fault(sender, slow_seconds=0.3)  # every output 0.3 s late, from the first login on
+        lab.control.fault(sender, slow_seconds=0.2)  # every output 0.2 s late, from the first login on
         with agent_running(lab, tmp_path) as agent:
             first_line(lab)
             assert wait_for(lambda: both_armed(tmp_path / "state"), 90), agent.messages
