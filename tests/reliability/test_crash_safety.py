@@ -15,16 +15,11 @@ dead-man applet disarms it by itself.
 from __future__ import annotations
 
 import hashlib
-import json
 import signal
 import sqlite3
-import time
 from pathlib import Path
 
 import pytest
-
-from collector.lab.runner import running_lab
-
 from reliability_lab import (
     armed_by_router,
     both_armed,
@@ -42,6 +37,8 @@ from reliability_lab import (
     wait_for,
     watch_args,
 )
+
+from collector.lab.runner import running_lab
 
 pytestmark = pytest.mark.e2e
 

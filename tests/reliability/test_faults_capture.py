@@ -12,6 +12,19 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from reliability_lab import (
+    agent_running,
+    armed_by_router,
+    both_armed,
+    bundles,
+    desync_ends,
+    first_line,
+    incident_states,
+    manifest,
+    repeat_line,
+    router_leftovers,
+    wait_for,
+)
 
 from collector.demo import demo_playbook
 from collector.hostkeys import KnownHosts
@@ -24,21 +37,6 @@ from collector.sessions import (
     LinesBusy,
     SessionDropped,
     SessionPool,
-)
-
-from reliability_lab import (
-    agent_running,
-    armed_by_router,
-    both_armed,
-    bundles,
-    desync_ends,
-    first_line,
-    incident_states,
-    manifest,
-    repeat_line,
-    router_leftovers,
-    store_at,
-    wait_for,
 )
 
 pytestmark = pytest.mark.e2e

@@ -18,7 +18,6 @@ import io
 import re
 import socket
 import sys
-import threading
 import time
 from datetime import datetime, timedelta, timezone
 from ipaddress import IPv4Address, IPv6Address, ip_address
@@ -31,17 +30,37 @@ from hypothesis import strategies as st
 
 from collector import sessions
 from collector.demo import demo_playbook
-from collector.detect.logline import parse_invalid_spi, parse_log_line, parse_syslog_datagram
+from collector.detect.logline import (
+    parse_invalid_spi,
+    parse_log_line,
+    parse_syslog_datagram,
+)
 from collector.detect.syslog_receiver import MAX_DATAGRAM, SyslogReceiver
 from collector.hostkeys import KnownHosts
 from collector.inventory import InventoryError, load_inventory
 from collector.parsing import default_registry
 from collector.playbook import PlaybookError, load_playbook
 from collector.resources import playbooks_dir
-from collector.respond.facts import PreflightRefused, parse_logging_settings, preflight, read_profile
-from collector.respond.plan import LEVELS, PlanError, RouterFacts, build_arm_plan, logging_steps
+from collector.respond.facts import (
+    PreflightRefused,
+    parse_logging_settings,
+    preflight,
+    read_profile,
+)
+from collector.respond.plan import (
+    LEVELS,
+    PlanError,
+    RouterFacts,
+    build_arm_plan,
+    logging_steps,
+)
 from collector.respond.responder import clock_offset
-from collector.sessions import CommandOutput, CommandTimeout, SessionDropped, SessionError
+from collector.sessions import (
+    CommandOutput,
+    CommandTimeout,
+    SessionDropped,
+    SessionError,
+)
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 NOW = datetime(2024, 11, 27, 10, 0, tzinfo=timezone.utc)
@@ -76,13 +95,13 @@ _LEVEL = "(?:" + "|".join(LEVELS) + ")"
 _IP = r"[0-9A-Fa-f.:]+"
 COMMAND_GRAMMAR = re.compile(
     "|".join((
-        rf"logging buffered \d+ {_LEVEL}", rf"no logging buffered", rf"(?:no )?logging (?:console|monitor)(?: {_LEVEL})?",
+        rf"logging buffered \d+ {_LEVEL}", r"no logging buffered", rf"(?:no )?logging (?:console|monitor)(?: {_LEVEL})?",
         r"event manager applet COLLECTOR_DEADMAN_[A-Z0-9]{1,8}",
         r" event timer countdown time \d+ maxrun \d+",
         r' action \d{3} cli command "(?:enable|configure terminal|end|no event manager applet COLLECTOR_DEADMAN_[A-Z0-9]{1,8}'
         rf'|logging buffered \d+ {_LEVEL}|no logging buffered|logging (?:console|monitor) {_LEVEL}'
         rf'|no debug crypto (?:isakmp|ikev2|ipsec)|no debug crypto condition peer ipv[46] {_IP})"',
-        rf"no event manager applet COLLECTOR_DEADMAN_[A-Z0-9]{{1,8}}",
+        r"no event manager applet COLLECTOR_DEADMAN_[A-Z0-9]{1,8}",
         rf"(?:no )?debug crypto condition peer ipv[46] {_IP}", r"(?:no )?debug crypto (?:isakmp|ikev2|ipsec)",
     ))
 )
@@ -606,9 +625,17 @@ def test_hostile_lines_on_the_lab_never_reach_a_router_command(tmp_path, monkeyp
     """Hostile invalid-SPI lines are written into the receiver's own log buffer (so the SSH
     poll reads them) and also arrive as syslog datagrams from its address; the real
     desync flow is handled at the same time. Every command the agent sends is recorded."""
-    from collector.lab.runner import running_lab
+    from reliability_lab import (
+        agent_running,
+        both_armed,
+        bundles,
+        desync_ends,
+        first_line,
+        repeat_line,
+        wait_for,
+    )
 
-    from reliability_lab import agent_running, both_armed, bundles, desync_ends, first_line, repeat_line, wait_for
+    from collector.lab.runner import running_lab
 
     sent: list[tuple[str, str]] = []
     read: list[str] = []

@@ -14,11 +14,10 @@ import os
 from pathlib import Path
 
 import pytest
+from reliability_lab import fast_playbook, run_cli
 
 from collector.lab.runner import running_lab
 from collector.lab.sshserver import derive_host_key
-
-from reliability_lab import fast_playbook, run_cli
 
 pytestmark = pytest.mark.e2e
 

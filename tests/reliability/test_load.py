@@ -21,12 +21,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-
-from collector.detect.logline import parse_invalid_spi
-from collector.detect.tracker import decode_key
-from collector.lab.runner import running_lab
-from collector.playbook import load_playbook
-
 from reliability_lab import (
     both_armed,
     bundles,
@@ -41,6 +35,11 @@ from reliability_lab import (
     wait_for,
     watch_args,
 )
+
+from collector.detect.logline import parse_invalid_spi
+from collector.detect.tracker import decode_key
+from collector.lab.runner import running_lab
+from collector.playbook import load_playbook
 
 pytestmark = pytest.mark.e2e
 

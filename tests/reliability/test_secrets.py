@@ -13,17 +13,9 @@ import io
 import os
 import stat
 import tarfile
-import time
 from pathlib import Path
 
 import pytest
-
-from collector.bundle import BundleWriter
-from collector.inventory import load_inventory
-from collector.lab.fleet import Fleet
-from collector.lab.runner import running_lab
-from collector.redact import REDACTED, redact
-
 from reliability_lab import (
     both_armed,
     bundles,
@@ -36,6 +28,11 @@ from reliability_lab import (
     wait_for,
     watch_args,
 )
+
+from collector.bundle import BundleWriter
+from collector.lab.fleet import Fleet
+from collector.lab.runner import running_lab
+from collector.redact import REDACTED, redact
 
 SHOW_WITH_SECRETS = ("show running-config", "show startup-config", "show crypto isakmp key",
                      "show running-config | section crypto", "show running-config | section server")
