@@ -160,10 +160,14 @@ def collect_cmd(inventory_path, hosts, group, platform, commands, playbook, work
     bundle = write_collection_bundle(run, out_root=out, inventory=inv)
 
     if as_json:
+        from collector.redact import redact_data
+
+        secrets = inv.secret_values()  # stdout is often piped to a file: same redaction as the bundle
         for outcome in run.outcomes:
             for r in outcome.results:
-                click.echo(json.dumps({"host": r.host, "command": r.command, "raw": r.raw, "parsed": r.parsed,
-                                       "error": r.error, "seconds": round(r.seconds, 4)}, default=str))
+                row = {"host": r.host, "command": r.command, "raw": r.raw, "parsed": r.parsed,
+                       "error": r.error, "seconds": round(r.seconds, 4)}
+                click.echo(json.dumps(redact_data(row, secrets), default=str))
     else:
         _print_collection(run)
     _print_failures(run)

@@ -90,7 +90,7 @@ def collect_host(host: Host, commands: Sequence[str], *, pool: SessionPool, regi
                 if error is None:
                     result = registry.parse(host.platform, command, text)
                     parsed, template = result.records if result.template else None, result.template
-                    if result.error:
+                    if result.error and result.template:  # no template at all is not a failure: raw kept
                         error, kind = f"parse: {result.error}", "parse"
                 results.append(CommandResult(host.name, command, text, parsed, template, error, kind, time.perf_counter() - c0))
     except SessionError as exc:

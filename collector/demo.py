@@ -72,4 +72,4 @@ def demo_cmd(out: Path, timeout: float) -> None:
 def _bundles(root: Path) -> list[Path]:
     if not root.is_dir():
         return []
-    return sorted(p for p in root.glob("*_invalid-spi_*") if p.is_dir())
+    return sorted(p for p in root.glob("*_invalid-spi_*") if p.is_dir() and not p.name.startswith("."))

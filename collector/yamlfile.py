@@ -117,6 +117,7 @@ def load_yaml(path: Path) -> LocatedYaml:
         if root is None:
             return LocatedYaml(path, None, None)
         _reject_duplicate_keys(path, loader, root)
+        _bound_expansion(path, root)
         data = loader.construct_document(root)
     except yaml.MarkedYAMLError as exc:
         raise _syntax_error(path, exc) from None
@@ -127,6 +128,33 @@ def load_yaml(path: Path) -> LocatedYaml:
     finally:
         loader.dispose()
     return LocatedYaml(path, data, root)
+
+
+MAX_EXPANDED_NODES = 200_000  # far above any real inventory; stops "billion laughs" aliases
+
+
+def _bound_expansion(path: Path, root: Node) -> None:
+    """Aliases are shared in memory but expand when the data is printed or walked: refuse a
+    document that refers to itself or whose expansion would be unreasonably large."""
+    seen = 0
+    on_path: set[int] = set()
+    stack: list[tuple[Node, bool]] = [(root, False)]
+    while stack:
+        node, leaving = stack.pop()
+        if leaving:
+            on_path.discard(id(node))
+            continue
+        if id(node) in on_path:
+            raise YamlError(path, node.start_mark.line + 1, "an alias refers to the value that contains it")
+        seen += 1
+        if seen > MAX_EXPANDED_NODES:
+            raise YamlError(path, node.start_mark.line + 1,
+                            f"more than {MAX_EXPANDED_NODES} values once aliases are expanded")
+        if isinstance(node, (MappingNode, SequenceNode)):
+            on_path.add(id(node))
+            stack.append((node, True))
+            children = [v for kv in node.value for v in kv] if isinstance(node, MappingNode) else node.value
+            stack.extend((child, False) for child in children)
 
 
 def _line_of_byte(path: Path, offset: int) -> int | None:

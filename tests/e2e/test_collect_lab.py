@@ -73,3 +73,20 @@ def test_collect_names_failed_hosts_and_keeps_the_rest(fleet50, tmp_path):
     assert "authentication failed" in proc.stderr
     assert "refused" in proc.stderr
     assert "5 of 50 hosts failed" in proc.stderr
+
+
+def test_command_without_a_template_is_kept_raw_and_not_a_failure(fleet50, tmp_path):
+    lab, _ = fleet50
+    first = lab.routers[0]
+    proc = run_cli("collect", "-i", str(lab.inventory_path), "--hosts", first, "--command", "show running-config",
+                   "--json", "--out", str(tmp_path / "b"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    (row,) = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert row["error"] is None and row["parsed"] is None
+    secrets = lab.fleet.routers[first].secrets()
+    assert "crypto" in row["raw"] and "<removed>" in row["raw"]
+    bundle = next((tmp_path / "b").iterdir())
+    saved = next(bundle.rglob("*_show_running_config.txt")).read_text()
+    assert "<removed>" in saved
+    for secret in secrets:  # neither the bundle nor stdout (often piped to a file) carries one
+        assert secret not in saved and secret not in proc.stdout

@@ -142,9 +142,9 @@ def test_two_documents_are_rejected(tmp_path):
         load_yaml(path)
 
 
-def test_recursive_anchor_does_not_hang(tmp_path):
-    doc = load_yaml(write(tmp_path, "a: &x [1, *x]\n"))
-    assert doc.data["a"][1] is doc.data["a"]
+def test_recursive_anchor_is_refused_not_hung(tmp_path):
+    with pytest.raises(YamlError, match=r":1: an alias refers to the value that contains it"):
+        load_yaml(write(tmp_path, "a: &x [1, *x]\n"))
 
 
 def test_unknown_tag_is_an_error_not_code(tmp_path):
@@ -218,3 +218,19 @@ def test_control_character_is_one_line_with_its_line(tmp_path):
     with pytest.raises(YamlError) as err:
         load_yaml(path)
     assert str(err.value).startswith(f"{path}:2: control character")
+
+
+def test_alias_bomb_is_refused(tmp_path):
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, 9):
+        lines.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i-1}"] * 10) + "]")
+    path = tmp_path / "bomb.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(YamlError, match="aliases are expanded"):
+        load_yaml(path)
+
+
+def test_ordinary_aliases_still_load(tmp_path):
+    path = tmp_path / "alias.yaml"
+    path.write_text("base: &base {port: 22}\nhosts:\n  r1: *base\n  r2: *base\n")
+    assert load_yaml(path).data["hosts"]["r2"] == {"port": 22}
