@@ -64,6 +64,8 @@ class ActiveIncident:
     notes: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     closed: bool = False
+    joined: set[str] = field(default_factory=set)  # routers another incident had armed already
+    released: set[str] = field(default_factory=set)  # routers this incident has disarmed or handed over
 
     @property
     def routers(self) -> list[str]:
@@ -120,6 +122,7 @@ class Agent:
             self.tracker.restore(snapshot)
         self._lock = threading.RLock()
         self._active: dict[Flow, ActiveIncident] = {}
+        self._router_locks: dict[str, threading.Lock] = {}
         # Long-lived pools: a thread per call would open a new state-store connection per
         # thread (the store keeps one per thread until it is closed), so a daemon polling
         # every minute would grow without bound.
@@ -320,17 +323,19 @@ class Agent:
         if sender is None:
             incident.notes.append(f"srcaddr {flow.src} is not a router of the inventory: only the receiving end "
                                   f"({flow.router}) is captured")
-        if armed_late:
+        if armed_late:  # the earlier lines of the flow are in the state store: keep them as evidence
+            earlier = [e.raw for e in self.store.events(key=encode_key(flow)) if e.source == "poll"]
+            incident.trigger_lines = list(dict.fromkeys(earlier + [event.raw]))
             incident.notes.append("the first line of this flow was not seen by the agent: debugs were armed after "
                                   "the repeat, so the capture holds the aftermath, not the cause (note 116005)")
-        busy = {name for other in self._active.values() for name in other.routers}
-        clash = busy.intersection(incident.routers)
+        busy = {name for other in self._active.values() for name in other.routers if name not in other.released}
+        # A router already armed for another flow (a hub with several desynchronised
+        # spokes) is joined: this flow only adds its own debug condition there.
+        incident.joined = busy.intersection(incident.routers)
         armed_now = len(busy)
         cap = self.playbook.guards.max_armed_routers
         reason = None
-        if clash:
-            reason = f"router(s) {', '.join(sorted(clash))} already armed for another incident"
-        elif armed_now + len(incident.routers) > cap:
+        if armed_now + len(set(incident.routers) - busy) > cap:
             reason = f"armed-router cap reached ({armed_now} of {cap} armed)"
         state = "skipped" if reason else "armed"
         self.store.create_incident(incident.incident_id, encode_key(flow), self.playbook.name, state,
@@ -381,8 +386,12 @@ class Agent:
             self.report("dry run: nothing was changed on any router; this is what would run:\n" + render_dry_run(plans))
             return
         # both ends as close together as possible
-        outcomes = list(self._ends_pool.map(lambda end: self.responder.arm(end[0], end[1], incident.incident_id, window),
-                                            self._ends(incident)))
+        def arm(end):
+            host, peer, _role = end
+            act = self.responder.join if host.name in incident.joined else self.responder.arm
+            return act(host, peer, incident.incident_id, window)
+
+        outcomes = list(self._ends_pool.map(arm, self._ends(incident)))
         incident.armed_at = utcnow()
         for outcome in outcomes:
             if not outcome.armed:
@@ -403,8 +412,7 @@ class Agent:
         pool = self._ends_pool
         captures = tuple(pool.map(lambda end: self.responder.capture(end[0], end[1], end[2], incident.incident_id),
                                   self._ends(incident)))
-        disarms = list(pool.map(lambda end: (end[0].name, self.responder.disarm(end[0], incident.incident_id)),
-                                self._ends(incident)))
+        disarms = list(pool.map(lambda end: (end[0].name, self._release(incident, end)), self._ends(incident)))
         actions = [a for _name, (acts, _v) in disarms for a in acts]
         verdicts = {name: verdict for name, (_acts, verdict) in disarms}
         incomplete = [f"{c.router}: {c.error}" for c in captures if c.error]
@@ -423,8 +431,32 @@ class Agent:
         self._close(incident, "captured", "; ".join(incomplete) or "complete", bundle)
         self.report(f"captured {incident.flow.router} {incident.flow.spi_hex} from {incident.flow.src}: bundle {bundle}")
 
+    def _release(self, incident: ActiveIncident, end) -> tuple[list[dict], str]:
+        """Disarm this incident on one router, or, when another active incident still
+        needs the router, undo only this flow's own steps and hand the rest over to it.
+        One router at a time, so two incidents ending together cannot both hand over."""
+        host, peer, _role = end
+        with self._router_lock(host.name):
+            with self._lock:
+                heir = next((other for other in self._active.values()
+                             if other is not incident and not other.closed and host.name in other.routers
+                             and host.name not in other.released), None)
+            incident.released.add(host.name)
+            if heir is None:
+                return self.responder.disarm(host, incident.incident_id)
+            own = [s.index for s in self.store.armed_steps(host.name, incident.incident_id)
+                   if s.step.mode == "exec" and any(str(peer) in c.split() for c in s.step.do)]
+            moved = self.store.transfer_steps(host.name, incident.incident_id, heir.incident_id, keep=own)
+            actions, _verdict = self.responder.disarm(host, incident.incident_id, verify=False)
+            return actions, (f"clean for this flow; {moved} shared step(s) handed over to incident "
+                             f"{heir.incident_id}, still armed for it")
+
+    def _router_lock(self, name: str) -> threading.Lock:
+        with self._lock:
+            return self._router_locks.setdefault(name, threading.Lock())
+
     def _disarm_incident(self, incident: ActiveIncident, state: str, reason: str) -> None:
-        results = list(self._ends_pool.map(lambda end: (end[0].name, self.responder.disarm(end[0], incident.incident_id)),
+        results = list(self._ends_pool.map(lambda end: (end[0].name, self._release(incident, end)),
                                            self._ends(incident)))
         verdicts = "; ".join(f"{name}: {verdict}" for name, (_a, verdict) in results)
         self._close(incident, state, f"{reason}; {verdicts}")

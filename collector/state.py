@@ -714,6 +714,29 @@ class StateStore:
             for r in rows
         ]
 
+    def transfer_steps(self, router: str, from_incident: str, to_incident: str, keep: Iterable[int] = ()) -> int:
+        """Hand a router's not-yet-undone steps (all but `keep`) from one incident to another
+        that still needs them (two flows sharing a router: the debugs stay until the last one
+        ends). The moved steps get indexes below the receiver's own, so its disarm, which runs
+        indexes in reverse, undoes them after its own steps. Returns how many moved."""
+        kept = set(keep)
+        with self._write() as conn:
+            rows = conn.execute(
+                "SELECT step_index FROM armed_steps WHERE incident_id = ? AND router = ? AND status != 'undone'",
+                (from_incident, router)).fetchall()
+            moving = [r[0] for r in rows if r[0] not in kept]
+            if not moving:
+                return 0
+            low = conn.execute("SELECT MIN(step_index) FROM armed_steps WHERE incident_id = ? AND router = ?",
+                               (to_incident, router)).fetchone()[0]
+            shift = min(low if low is not None else 0, 0) - max(moving) - 1
+            for index in sorted(moving):
+                conn.execute(
+                    "UPDATE armed_steps SET incident_id = ?, step_index = ?, updated_at = ?"
+                    " WHERE incident_id = ? AND router = ? AND step_index = ?",
+                    (to_incident, index + shift, _ts(_now()), from_incident, router, index))
+            return len(moving)
+
     def armed_routers(self) -> list[str]:
         """Routers with at least one step not undone: to disarm (reconcile) at start-up."""
         return [r[0] for r in self._read("SELECT DISTINCT router FROM armed_steps WHERE status != 'undone' ORDER BY router")]

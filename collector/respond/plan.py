@@ -316,8 +316,11 @@ def build_arm_plan(
         protected = list(before) + arm
         countdown = math.ceil((window + playbook.guards.deadman_grace).total_seconds())
         try:
+            # Last, a condition reset: other flows sharing this router add their own peer
+            # conditions later, and the applet must leave none behind either.
             deadman = build_applet(
-                applet, countdown, [(s.mode, s.undo) for s in reversed(protected)]
+                applet, countdown,
+                [(s.mode, s.undo) for s in reversed(protected)] + [("exec", ("debug crypto condition reset",))],
             )
         except DeadmanError as exc:
             raise PlanError(str(exc)) from None

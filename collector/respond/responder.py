@@ -208,7 +208,32 @@ class Responder:
 
     # -- disarm ---------------------------------------------------------------------------
 
-    def disarm(self, host: Host, incident_id: str | None = None) -> tuple[list[dict], str]:
+    def join(self, host: Host, peer: PeerAddress, incident_id: str, window: timedelta) -> ArmOutcome:
+        """Arm a router that another incident has already armed: only this flow's
+        peer-specific steps (its `debug crypto condition peer`); the debugs, logging and the
+        dead-man applet are already there and are handed over when that incident ends."""
+        try:
+            profile = self.profile(host)
+            plan = self.plan_for(host, peer, incident_id, window, profile, LoggingSettings())
+            own = [(i, s) for i, s in enumerate(plan.steps)
+                   if s.mode == "exec" and any(str(peer) in c.split() for c in s.do)]
+            with self.pool.session(host) as session:
+                for index, step in own:
+                    self.store.begin_step(incident_id, host.name, index, step)
+                    try:
+                        for command in step.do:
+                            session.run(command)
+                    except SessionError as exc:
+                        self.store.set_step_status(incident_id, host.name, index, "failed", exc.reason)
+                        raise
+                    self.store.set_step_status(incident_id, host.name, index, "applied")
+            return ArmOutcome(host.name, plan, True)
+        except PlanError as exc:
+            return ArmOutcome(host.name, None, False, f"not armed: {exc}")
+        except SessionError as exc:
+            return ArmOutcome(host.name, None, False, f"arming failed: {exc.reason}")
+
+    def disarm(self, host: Host, incident_id: str | None = None, *, verify: bool = True) -> tuple[list[dict], str]:
         """Undo every recorded step of this router (one incident, or all), newest first,
         then verify. Returns the actions taken and a one-line verification result.
 
@@ -221,7 +246,7 @@ class Responder:
             return actions, "nothing armed"
         for attempt in range(1, DISARM_ATTEMPTS + 1):
             try:
-                return actions, self._disarm_once(host, incident_id, actions)
+                return actions, self._disarm_once(host, incident_id, actions, verify)
             except SessionError as exc:
                 for armed in self.store.armed_steps(host.name, incident_id):
                     self.store.note_step_error(armed.incident_id, host.name, armed.index, exc.reason)
@@ -231,7 +256,7 @@ class Responder:
                 log.warning("%s: disarm attempt %d failed (%s); trying again", host.name, attempt, exc.reason)
         raise AssertionError("unreachable")
 
-    def _disarm_once(self, host: Host, incident_id: str | None, actions: list[dict]) -> str:
+    def _disarm_once(self, host: Host, incident_id: str | None, actions: list[dict], verify: bool = True) -> str:
         steps = self.store.armed_steps(host.name, incident_id)
         steps.sort(key=lambda s: (s.incident_id, s.index), reverse=True)
         with self.pool.session(host) as session:
@@ -252,7 +277,7 @@ class Responder:
                 actions.append({"router": host.name, "incident": armed.incident_id, "step": armed.index,
                                 "why": armed.step.why, "do": list(armed.step.do), "undo": list(armed.step.undo),
                                 "status": status, "at": started.isoformat()})
-            return self._verify(session, host)
+            return self._verify(session, host) if verify else "own steps undone; debugs kept for another incident"
 
     def _verify(self, session, host: Host) -> str:
         leftovers = []

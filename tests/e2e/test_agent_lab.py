@@ -78,3 +78,35 @@ def test_desync_arms_both_ends_first_captures_on_repeat_and_disarms(tmp_path):
             assert router_leftovers(lab, router) == []
         for action in manifest["router_changes"]:
             assert action["status"].startswith("undone"), action
+
+
+def test_two_flows_on_one_hub_are_both_armed_and_the_hub_ends_clean(tmp_path):
+    with running_lab(routers=12, scenarios=["desync:3"], time_scale=10, state_dir=tmp_path / "lab") as lab:
+        flows = [p for p in lab.control.pairs() if p["scenario"] == "desync"]
+        receivers = [p["receiver"] for p in flows]
+        shared = next(r for r in receivers if receivers.count(r) > 1)  # two spokes' flows end on one hub
+        inventory = load_inventory(lab.inventory_path)
+        out = tmp_path / "bundles"
+        options = WatchOptions(state_dir=tmp_path / "state", bundle_root=out, workers=8, max_seconds=120)
+        stop = threading.Event()
+        messages: list[str] = []
+        book = demo_playbook()
+        book = book.model_copy(update={"guards": book.guards.model_copy(update={"max_armed_routers": 10})})
+        thread = threading.Thread(target=run_daemon, args=(inventory, book, options, messages.append, stop))
+        thread.start()
+        deadline = time.monotonic() + 100
+        while len(bundles(out)) < len(flows) and time.monotonic() < deadline and thread.is_alive():
+            time.sleep(0.5)
+        stop.set()
+        thread.join(timeout=60)
+        manifests = [json.loads((b / "manifest.json").read_text()) for b in bundles(out)]
+        on_shared = [m for m in manifests if m["flow"]["receiver"] == shared]
+        assert len(on_shared) == 2, messages
+        for manifest in on_shared:
+            assert manifest["armed_before_repeat"] is True
+            assert manifest["complete"] is True, manifest["incomplete_reasons"]
+        # the hub was handed from the first incident to the second, and disarmed by the last
+        verdicts = [m["disarm_verification"][shared] for m in on_shared]
+        assert any(v.startswith("clean: no crypto debug") for v in verdicts), verdicts
+        for router in {r["name"] for m in manifests for r in m["routers"]}:
+            assert router_leftovers(lab, router) == []

@@ -100,7 +100,8 @@ COMMAND_GRAMMAR = re.compile(
         r" event timer countdown time \d+ maxrun \d+",
         r' action \d{3} cli command "(?:enable|configure terminal|end|no event manager applet COLLECTOR_DEADMAN_[A-Z0-9]{1,8}'
         rf'|logging buffered \d+ {_LEVEL}|no logging buffered|logging (?:console|monitor) {_LEVEL}'
-        rf'|no debug crypto (?:isakmp|ikev2|ipsec)|no debug crypto condition peer ipv[46] {_IP})"',
+        rf'|no debug crypto (?:isakmp|ikev2|ipsec)|no debug crypto condition peer ipv[46] {_IP}'
+        r'|debug crypto condition reset)"',
         r"no event manager applet COLLECTOR_DEADMAN_[A-Z0-9]{1,8}",
         rf"(?:no )?debug crypto condition peer ipv[46] {_IP}", r"(?:no )?debug crypto (?:isakmp|ikev2|ipsec)",
     ))

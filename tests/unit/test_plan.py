@@ -87,7 +87,9 @@ def test_deadman_replays_every_other_undo_in_disarm_order(spi):
     commands = [line.split('"')[1] for line in plan.deadman.config_lines if " action " in line]
     expected_undo = [c for b in disarm_commands(plan) if b.step_index != 2 for c in b.commands]
     replayed = [c for c in commands if c not in ("enable", "configure terminal", "end")]
-    assert replayed[:-1] == expected_undo
+    assert replayed[:-2] == expected_undo
+    # then every peer condition, also those other flows added to this router later
+    assert replayed[-2] == "debug crypto condition reset"
     assert replayed[-1] == "no event manager applet COLLECTOR_DEADMAN_1A2B3C4D"
     assert plan.deadman.countdown_seconds == (10 + 2) * 60
 

@@ -335,3 +335,23 @@ def test_process_killed_mid_write_leaves_a_consistent_database(tmp_path):
         assert store.armed_routers() == ["hub1"]
         # and the store is writable again
         store.record_event(EventRecord("after", "hub1", "", "poll", "x", None, T0))
+
+
+def test_transfer_steps_hands_shared_steps_to_the_next_incident(tmp_path):
+    from collector.respond.plan import Step
+
+    store = StateStore(tmp_path / "state.db")
+    base = [Step(("logging buffered 1000000 debugging",), ("no logging buffered",), "config", "log"),
+            Step(("debug crypto condition peer ipv4 192.0.2.3",), ("no debug crypto condition peer ipv4 192.0.2.3",), "exec", "cond A"),
+            Step(("debug crypto isakmp",), ("no debug crypto isakmp",), "exec", "debug")]
+    for i, step in enumerate(base):
+        store.begin_step("A", "hub1", i, step)
+    store.begin_step("B", "hub1", 1, Step(("debug crypto condition peer ipv4 192.0.2.4",),
+                                          ("no debug crypto condition peer ipv4 192.0.2.4",), "exec", "cond B"))
+    assert store.transfer_steps("hub1", "A", "B", keep=[1]) == 2
+    assert [(s.incident_id, s.index, s.step.why) for s in store.armed_steps("hub1", "A")] == [("A", 1, "cond A")]
+    moved = sorted(store.armed_steps("hub1", "B"), key=lambda s: s.index, reverse=True)
+    # B's disarm (indexes in reverse) undoes its own condition first, then the shared steps in their order
+    assert [s.step.why for s in moved] == ["cond B", "debug", "log"]
+    assert store.transfer_steps("hub1", "A", "B", keep=[1]) == 0
+    store.close()
