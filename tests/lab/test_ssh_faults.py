@@ -110,6 +110,7 @@ def test_a_session_waiting_at_login_holds_a_vty_line(lab: RunningLab, router: st
 
 def test_raising_vty_limit_at_runtime_reopens_the_listener(lab: RunningLab, router: str) -> None:
     lab.control.fault(router, vty_limit=0)
+    _wait_for(lambda: not lab.listener_stats(router).listening)  # closing the listener is asynchronous
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", lab.ports[router]), timeout=5)
     lab.control.fault(router, vty_limit=5)
