@@ -199,7 +199,10 @@ class DeviceSession:
         if "busy" in low or "session limit" in low:
             return LinesBusy(name, "all vty lines busy (session limit reached)")
         if "connection refused" in low or "tcp connection to device failed" in low:
-            return ConnectFailed(name, f"connection refused or unreachable at {self.host.hostname}:{self.host.port}")
+            # IOS answers an SSH login with a reset when every vty line is in use, exactly as
+            # a closed port does: say both.
+            return ConnectFailed(name, f"connection refused at {self.host.hostname}:{self.host.port} "
+                                       "(port closed, or all vty lines busy)")
         if "timed out" in low or "timeout" in low:
             return ConnectFailed(name, f"timed out connecting to {self.host.hostname}:{self.host.port}")
         # A session closed right after login, before any prompt, is what a router with all
