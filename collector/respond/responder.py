@@ -23,6 +23,7 @@ from collector.respond.plan import (
     LoggingSettings,
     PlanError,
     RouterFacts,
+    Step,
     build_arm_plan,
     capture_commands,
     verify_commands,
@@ -100,18 +101,7 @@ class Responder:
                 checked = preflight(session, cpu_max_percent=guards.cpu_max_percent,
                                     cpu_measure=guards.cpu_measure, refuse_foreign=guards.refuse_if_foreign_debugs)
                 plan = self.plan_for(host, peer, incident_id, window, profile, checked.logging)
-                for index, step in enumerate(plan.steps):
-                    self.store.begin_step(incident_id, host.name, index, step)
-                    try:
-                        if step.mode == "config":
-                            session.configure(step.do)
-                        else:
-                            for command in step.do:
-                                session.run(command)
-                    except SessionError as exc:
-                        self.store.set_step_status(incident_id, host.name, index, "failed", exc.reason)
-                        raise
-                    self.store.set_step_status(incident_id, host.name, index, "applied")
+                self._apply(session, host, incident_id, list(enumerate(plan.steps)))
             return ArmOutcome(host.name, plan, True)
         except PreflightRefused as exc:
             return ArmOutcome(host.name, None, False, f"not armed: {exc}")
@@ -208,6 +198,21 @@ class Responder:
 
     # -- disarm ---------------------------------------------------------------------------
 
+    def _apply(self, session, host: Host, incident_id: str, steps: list[tuple[int, Step]]) -> None:
+        """Run steps in order, each recorded as pending BEFORE it is sent, applied after."""
+        for index, step in steps:
+            self.store.begin_step(incident_id, host.name, index, step)
+            try:
+                if step.mode == "config":
+                    session.configure(step.do)
+                else:
+                    for command in step.do:
+                        session.run(command)
+            except SessionError as exc:
+                self.store.set_step_status(incident_id, host.name, index, "failed", exc.reason)
+                raise
+            self.store.set_step_status(incident_id, host.name, index, "applied")
+
     def join(self, host: Host, peer: PeerAddress, incident_id: str, window: timedelta) -> ArmOutcome:
         """Arm a router that another incident has already armed: only this flow's
         peer-specific steps (its `debug crypto condition peer`); the debugs, logging and the
@@ -218,15 +223,7 @@ class Responder:
             own = [(i, s) for i, s in enumerate(plan.steps)
                    if s.mode == "exec" and any(str(peer) in c.split() for c in s.do)]
             with self.pool.session(host) as session:
-                for index, step in own:
-                    self.store.begin_step(incident_id, host.name, index, step)
-                    try:
-                        for command in step.do:
-                            session.run(command)
-                    except SessionError as exc:
-                        self.store.set_step_status(incident_id, host.name, index, "failed", exc.reason)
-                        raise
-                    self.store.set_step_status(incident_id, host.name, index, "applied")
+                self._apply(session, host, incident_id, own)
             return ArmOutcome(host.name, plan, True)
         except PlanError as exc:
             return ArmOutcome(host.name, None, False, f"not armed: {exc}")
