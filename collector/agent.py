@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 
 _QFP_NAMES = ("IN_US_V4_PKT_SA_NOT_FOUND_SPI", "IN_US_V6_PKT_SA_NOT_FOUND_SPI", "IpsecInput")
 ADDRESS_REFRESH = timedelta(hours=1)  # how long addresses learnt from `show ip interface brief` are trusted
+EVENT_RETENTION = timedelta(days=30)  # events older than this are pruned (bundles keep the evidence)
 SYSLOG_CONFIRM_INTERVAL = 5.0  # seconds between syslog-triggered SSH log reads of one router
 
 
@@ -486,6 +487,10 @@ class Agent:
         for incident in overdue:
             self._submit(lambda inc: self._disarm_incident(inc, "failed", "max_window reached"), incident)
         return [k for k in keys if isinstance(k, Flow)]
+
+    def prune(self) -> int:
+        """Keep the state store bounded: a syslog flood records thousands of events a second."""
+        return self.store.prune_events(utcnow() - EVENT_RETENTION)
 
     def _save_tracker(self) -> None:
         self.store.save_tracker(self.playbook.name, self.tracker.snapshot())

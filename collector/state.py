@@ -470,6 +470,16 @@ class StateStore:
             for r in self._read(sql, params)
         ]
 
+    def prune_events(self, before: datetime) -> int:
+        """Forget events received before `before`, except those of incidents still open
+        (armed or capturing): the evidence of a finished incident is in its bundle."""
+        with self._write() as conn:
+            cur = conn.execute(
+                "DELETE FROM events WHERE received_at < ? AND (incident_id IS NULL OR incident_id NOT IN"
+                " (SELECT incident_id FROM incidents WHERE state IN ('armed', 'capturing')))",
+                (_ts(before),))
+            return cur.rowcount
+
     def link_events(self, incident_id: str, key: str, since: datetime) -> int:
         """Attach the still unlinked events of `key` received since `since` to an incident."""
         with self._write() as conn:

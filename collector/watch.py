@@ -67,6 +67,7 @@ def run_once(inventory: Inventory, playbook: Playbook, options: WatchOptions, re
         agent.poll_all()
         agent.expire()
         agent.drain()
+        agent.prune()
         agent.close()
         return agent
 
@@ -91,6 +92,7 @@ def run_daemon(inventory: Inventory, playbook: Playbook, options: WatchOptions, 
                               id="poll-qfp", next_run_time=utcnow())
         tick = max(0.5, min(5.0, playbook.within.total_seconds() / 20))
         scheduler.add_job(agent.expire, "interval", seconds=tick, id="expire-windows")
+        scheduler.add_job(agent.prune, "interval", hours=1, id="prune-events", next_run_time=utcnow())
         scheduler.add_job(lambda: [report(f"disarm retry: {line}") for line in agent.retry_disarms()],
                           "interval", seconds=DISARM_RETRY_SECONDS, id="retry-disarms")
         receiver = None

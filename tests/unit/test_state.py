@@ -355,3 +355,23 @@ def test_transfer_steps_hands_shared_steps_to_the_next_incident(tmp_path):
     assert [s.step.why for s in moved] == ["cond B", "debug", "log"]
     assert store.transfer_steps("hub1", "A", "B", keep=[1]) == 0
     store.close()
+
+
+def test_prune_events_keeps_recent_ones_and_those_of_open_incidents(tmp_path):
+    from datetime import timedelta
+
+    store = StateStore(tmp_path / "state.db")
+    now = datetime.now(timezone.utc)
+    old, recent = now - timedelta(days=40), now - timedelta(days=1)
+
+    def event(event_id: str, at: datetime, incident: str | None = None) -> EventRecord:
+        return EventRecord(event_id=event_id, router="hub1", key="k", source="poll", raw=event_id,
+                           device_time=None, received_at=at, incident_id=incident)
+
+    store.create_incident("open1", "k", "invalid-spi", "armed")
+    store.create_incident("done1", "k", "invalid-spi", "captured")
+    store.record_events([event("old", old), event("old-open", old, "open1"), event("old-done", old, "done1"),
+                         event("recent", recent)])
+    assert store.prune_events(now - timedelta(days=30)) == 2
+    assert sorted(e.event_id for e in store.events()) == ["old-open", "recent"]
+    store.close()
