@@ -387,13 +387,24 @@ class Agent:
             self.report("dry run: nothing was changed on any router; this is what would run:\n" + render_dry_run(plans))
             return
         # both ends as close together as possible
+        unread: list[InvalidSpiEvent] = []
+
         def arm(end):
             host, peer, _role = end
-            act = self.responder.join if host.name in incident.joined else self.responder.arm
-            return act(host, peer, incident.incident_id, window)
+            if host.name in incident.joined:
+                return self.responder.join(host, peer, incident.incident_id, window)
+            # Arming may resize the log buffer, which empties it on IOS: first take in the
+            # lines of other flows that the last poll has not seen yet.
+            try:
+                unread.extend(self.poll_router(host))
+            except SessionError as exc:
+                log.warning("%s: log read before arming failed: %s", host.name, exc.reason)
+            return self.responder.arm(host, peer, incident.incident_id, window)
 
         outcomes = list(self._ends_pool.map(arm, self._ends(incident)))
         incident.armed_at = utcnow()
+        for event in unread:
+            self.handle(event)
         for outcome in outcomes:
             if not outcome.armed:
                 incident.notes.append(f"{outcome.router}: {outcome.error}")
