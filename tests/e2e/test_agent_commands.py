@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 
 import pytest
 import yaml
@@ -12,10 +11,9 @@ from netmiko import ConnectHandler
 from collector.demo import demo_playbook
 from collector.inventory import load_inventory
 from collector.lab.runner import running_lab
-from collector.watch import WatchOptions, run_daemon
 
-from test_agent_lab import bundles, router_leftovers
-from test_agent_modes import cli, fast_playbook, wait_for
+from test_agent_lab import bundles, router_leftovers, run_agent_until_bundles
+from test_agent_modes import cli, fast_playbook
 
 pytestmark = pytest.mark.e2e
 
@@ -46,18 +44,8 @@ def test_peer_outside_inventory_captures_the_local_side_and_says_so(tmp_path):
         del data["hosts"]["spoke1"]  # the sender of the desync flow
         partial = tmp_path / "partial.yaml"
         partial.write_text(yaml.safe_dump(data))
-        options = WatchOptions(state_dir=tmp_path / "state", bundle_root=tmp_path / "bundles", workers=4,
-                               max_seconds=90)
-        stop = threading.Event()
-        messages: list[str] = []
-        thread = threading.Thread(target=run_daemon,
-                                  args=(load_inventory(partial), demo_playbook(), options, messages.append, stop))
-        thread.start()
-        try:
-            assert wait_for(lambda: bundles(tmp_path / "bundles"), 80), messages
-        finally:
-            stop.set()
-            thread.join(timeout=60)
+        messages = run_agent_until_bundles(load_inventory(partial), demo_playbook(), tmp_path, seconds=80)
+        assert bundles(tmp_path / "bundles"), messages
         bundle = bundles(tmp_path / "bundles")[0]
         manifest = json.loads((bundle / "manifest.json").read_text())
         assert [r["name"] for r in manifest["routers"]] == ["hub1"]
@@ -100,17 +88,7 @@ def test_sender_found_from_discovered_interface_addresses(tmp_path):
             entry.pop("addresses", None)  # nothing says which router owns which address
         bare = tmp_path / "bare.yaml"
         bare.write_text(yaml.safe_dump(data))
-        options = WatchOptions(state_dir=tmp_path / "state", bundle_root=tmp_path / "bundles", workers=4,
-                               max_seconds=90)
-        stop = threading.Event()
-        messages: list[str] = []
-        thread = threading.Thread(target=run_daemon,
-                                  args=(load_inventory(bare), demo_playbook(), options, messages.append, stop))
-        thread.start()
-        try:
-            assert wait_for(lambda: bundles(tmp_path / "bundles"), 80), messages
-        finally:
-            stop.set()
-            thread.join(timeout=60)
+        messages = run_agent_until_bundles(load_inventory(bare), demo_playbook(), tmp_path, seconds=80)
+        assert bundles(tmp_path / "bundles"), messages
         manifest = json.loads((bundles(tmp_path / "bundles")[0] / "manifest.json").read_text())
         assert {r["role"]: r["name"] for r in manifest["routers"]} == {"receiver": "hub1", "sender": "spoke1"}

@@ -24,6 +24,25 @@ def bundles(root: Path) -> list[Path]:
         if root.is_dir() else []
 
 
+def run_agent_until_bundles(inventory, book, tmp_path: Path, count: int = 1, seconds: float = 100) -> list[str]:
+    """Run the daemon on the lab until `count` sealed bundles exist (or time runs out);
+    returns what it reported. Bundles go to tmp_path/bundles, state to tmp_path/state."""
+    out = tmp_path / "bundles"
+    options = WatchOptions(state_dir=tmp_path / "state", bundle_root=out, workers=8, max_seconds=seconds + 20)
+    stop = threading.Event()
+    messages: list[str] = []
+    thread = threading.Thread(target=run_daemon, args=(inventory, book, options, messages.append, stop))
+    thread.start()
+    deadline = time.monotonic() + seconds
+    try:
+        while len(bundles(out)) < count and time.monotonic() < deadline and thread.is_alive():
+            time.sleep(0.5)
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+    return messages
+
+
 def router_leftovers(lab, router: str) -> list[str]:
     """What a router still has armed, read over SSH like an engineer would."""
     with ConnectHandler(**lab.connect_params(router)) as conn:
@@ -39,19 +58,8 @@ def router_leftovers(lab, router: str) -> list[str]:
 
 def test_desync_arms_both_ends_first_captures_on_repeat_and_disarms(tmp_path):
     with running_lab(routers=6, scenarios=["desync"], time_scale=10, state_dir=tmp_path / "lab") as lab:
-        inventory = load_inventory(lab.inventory_path)
-        out = tmp_path / "bundles"
-        options = WatchOptions(state_dir=tmp_path / "state", bundle_root=out, workers=8, max_seconds=120)
-        stop = threading.Event()
-        messages: list[str] = []
-        thread = threading.Thread(target=run_daemon, args=(inventory, demo_playbook(), options, messages.append, stop))
-        thread.start()
-        deadline = time.monotonic() + 100
-        while not bundles(out) and time.monotonic() < deadline and thread.is_alive():
-            time.sleep(0.5)
-        stop.set()
-        thread.join(timeout=60)
-        found = bundles(out)
+        messages = run_agent_until_bundles(load_inventory(lab.inventory_path), demo_playbook(), tmp_path)
+        found = bundles(tmp_path / "bundles")
         assert found, messages
         bundle = found[0]
         manifest = json.loads((bundle / "manifest.json").read_text())
@@ -85,21 +93,10 @@ def test_two_flows_on_one_hub_are_both_armed_and_the_hub_ends_clean(tmp_path):
         flows = [p for p in lab.control.pairs() if p["scenario"] == "desync"]
         receivers = [p["receiver"] for p in flows]
         shared = next(r for r in receivers if receivers.count(r) > 1)  # two spokes' flows end on one hub
-        inventory = load_inventory(lab.inventory_path)
-        out = tmp_path / "bundles"
-        options = WatchOptions(state_dir=tmp_path / "state", bundle_root=out, workers=8, max_seconds=120)
-        stop = threading.Event()
-        messages: list[str] = []
         book = demo_playbook()
         book = book.model_copy(update={"guards": book.guards.model_copy(update={"max_armed_routers": 10})})
-        thread = threading.Thread(target=run_daemon, args=(inventory, book, options, messages.append, stop))
-        thread.start()
-        deadline = time.monotonic() + 100
-        while len(bundles(out)) < len(flows) and time.monotonic() < deadline and thread.is_alive():
-            time.sleep(0.5)
-        stop.set()
-        thread.join(timeout=60)
-        manifests = [json.loads((b / "manifest.json").read_text()) for b in bundles(out)]
+        messages = run_agent_until_bundles(load_inventory(lab.inventory_path), book, tmp_path, count=len(flows))
+        manifests = [json.loads((b / "manifest.json").read_text()) for b in bundles(tmp_path / "bundles")]
         on_shared = [m for m in manifests if m["flow"]["receiver"] == shared]
         assert len(on_shared) == 2, messages
         for manifest in on_shared:
