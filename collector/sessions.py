@@ -22,14 +22,16 @@ import socket
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Protocol
 
 import paramiko
 from netmiko.cisco.cisco_ios import CiscoIosSSH
 from netmiko.exceptions import NetmikoAuthenticationException, NetmikoTimeoutException
 
+from collector.errors import DeviceError
 from collector.hostkeys import HostKeyError, KnownHosts, apply_host_key_policy, explain_bad_host_key
 from collector.inventory import Host
 
@@ -45,7 +47,7 @@ _ERASE = re.compile(r"[ \x08]+\x08")
 _TAIL = 512  # bytes of the buffer end searched for the prompt
 
 
-class SessionError(Exception):
+class SessionError(DeviceError):
     """A failure talking to one router. `kind` is a short stable tag for reports."""
 
     kind = "error"
@@ -95,6 +97,40 @@ class CommandOutput:
     @property
     def seconds(self) -> float:
         return (self.ended - self.started).total_seconds()
+
+
+class RouterSession(Protocol):
+    """The device boundary: one open CLI session to one router, used by one thread at a time.
+
+    `DeviceSession` is the real one (SSH); tests use a scripted fake (tests/fakes.py).
+    Everything that talks to a router (agent, responder, pre-flight, facts, collect) is
+    typed against this, never against SSH."""
+
+    host: Host
+
+    def run(self, command: str, *, read_timeout: float | None = None, check: bool = True) -> CommandOutput:
+        """Run one exec command; returns its output without echo and prompt.
+
+        Raises:
+            CommandRefused: with `check`, the router refused the line (output on the exception).
+            CommandTimeout, SessionDropped: the session is unusable afterwards."""
+
+    def configure(self, lines: Sequence[str], *, read_timeout: float | None = None) -> list[CommandOutput]:
+        """`configure terminal`, the lines, `end` (even on failure).
+
+        Raises:
+            CommandRefused: a line was refused; the lines after it were not sent."""
+
+
+class SessionSource(Protocol):
+    """Hands out sessions by host: `with source.session(host) as s: s.run(...)`."""
+
+    def session(self, host: Host) -> AbstractContextManager[RouterSession]:
+        """A session to `host`, opened (or reused) and held by the caller until exit.
+
+        Raises:
+            AuthenticationFailed, HostKeyRejected: never retried.
+            ConnectFailed, LinesBusy: after the host's retries with backoff."""
 
 
 def _utcnow() -> datetime:

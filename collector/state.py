@@ -39,19 +39,19 @@ from collector.detect.tracker import (
     encode_key,
     encode_pair,
 )
-from collector.respond.plan import Step
+from collector.core.states import IncidentState, StepScope, StepStatus, sql_check
+from collector.core.steps import Step
+from collector.errors import StateStoreError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 EventSource = Literal["poll", "syslog", "qfp"]
-IncidentState = Literal["armed", "capturing", "captured", "transient", "failed", "skipped"]
-StepStatus = Literal["pending", "applied", "undone", "failed"]
-INCIDENT_STATES: tuple[str, ...] = ("armed", "capturing", "captured", "transient", "failed", "skipped")
-STEP_STATUSES: tuple[str, ...] = ("pending", "applied", "undone", "failed")
+INCIDENT_STATES: tuple[str, ...] = tuple(IncidentState)
+STEP_STATUSES: tuple[str, ...] = tuple(StepStatus)
 EVENT_SOURCES: tuple[str, ...] = ("poll", "syslog", "qfp")
 
 
-class StateError(RuntimeError):
+class StateError(StateStoreError, RuntimeError):
     """The state file cannot be used (newer schema, not a database, bad value)."""
 
 
@@ -119,6 +119,7 @@ class IncidentRecord:
     routers: tuple[str, ...]
     created_at: datetime
     updated_at: datetime
+    armed_late: bool = False  # armed only after the flow had repeated: capture holds the aftermath
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,8 +253,33 @@ CREATE TABLE addresses (
 CREATE INDEX addresses_by_address ON addresses (address);
 """
 
-# Future schema changes: add `N: "ALTER ..."` here; `_migrate` applies them in order.
-_MIGRATIONS: dict[int, str] = {1: _SCHEMA}
+# Version 2: incident states and step statuses come from the enums of collector.core.states
+# (SQLite cannot alter a CHECK, so the incidents table is rebuilt); an incident says
+# whether it was armed only after its flow had repeated (`armed_late`), and a step whom it
+# serves (`scope`), so nothing has to be recognised by reading prose or command text.
+_SCHEMA_2 = f"""
+CREATE TABLE incidents_v2 (
+    incident_id TEXT PRIMARY KEY,
+    key TEXT NOT NULL,
+    playbook TEXT NOT NULL,
+    state TEXT NOT NULL {sql_check("state", IncidentState)},
+    reason TEXT NOT NULL,
+    bundle_path TEXT,
+    routers TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    armed_late INTEGER NOT NULL DEFAULT 0
+);
+INSERT INTO incidents_v2 (incident_id, key, playbook, state, reason, bundle_path, routers, created_at, updated_at)
+    SELECT incident_id, key, playbook, state, reason, bundle_path, routers, created_at, updated_at FROM incidents;
+DROP TABLE incidents;
+ALTER TABLE incidents_v2 RENAME TO incidents;
+CREATE INDEX incidents_by_state ON incidents (state);
+ALTER TABLE armed_steps ADD COLUMN scope TEXT NOT NULL DEFAULT 'router' {sql_check("scope", StepScope)};
+"""
+
+# Each schema change is one entry; `_migrate` applies them in order.
+_MIGRATIONS: dict[int, str] = {1: _SCHEMA, 2: _SCHEMA_2}
 
 
 def _ts(value: datetime) -> str:
@@ -574,19 +600,22 @@ class StateStore:
         incident_id: str,
         key: str,
         playbook: str,
-        state: IncidentState = "armed",
+        state: IncidentState = IncidentState.ARMED,
         *,
         routers: Iterable[str] = (),
         reason: str = "",
         at: datetime | None = None,
+        armed_late: bool = False,
     ) -> IncidentRecord:
         _check(state, INCIDENT_STATES, "incident state")
         when = _ts(at or _now())
         with self._write() as conn:
             try:
                 conn.execute(
-                    "INSERT INTO incidents VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?)",
-                    (incident_id, key, playbook, state, reason, json.dumps(list(routers)), when, when),
+                    "INSERT INTO incidents (incident_id, key, playbook, state, reason, bundle_path, routers,"
+                    " created_at, updated_at, armed_late) VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?, ?)",
+                    (incident_id, key, playbook, str(state), reason, json.dumps(list(routers)), when, when,
+                     int(armed_late)),
                 )
             except sqlite3.IntegrityError:
                 raise StateError(f"incident {incident_id} already exists") from None
@@ -654,7 +683,8 @@ class StateStore:
         enough on disk to undo it."""
         with self._write() as conn:
             conn.execute(
-                "INSERT OR REPLACE INTO armed_steps VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', NULL, ?)",
+                "INSERT OR REPLACE INTO armed_steps (incident_id, router, step_index, mode, do, undo, why,"
+                " status, error, updated_at, scope) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', NULL, ?, ?)",
                 (
                     incident_id,
                     router,
@@ -664,6 +694,7 @@ class StateStore:
                     json.dumps(list(step.undo)),
                     step.why,
                     _ts(_now()),
+                    str(step.scope),
                 ),
             )
 
@@ -716,8 +747,9 @@ class StateStore:
                     undo=tuple(json.loads(r["undo"])),
                     mode=r["mode"],
                     why=r["why"],
+                    scope=StepScope(r["scope"]),
                 ),
-                status=r["status"],
+                status=StepStatus(r["status"]),
                 error=r["error"],
                 updated_at=datetime.fromisoformat(r["updated_at"]),
             )
@@ -808,10 +840,11 @@ def _incident(r: sqlite3.Row) -> IncidentRecord:
         incident_id=r["incident_id"],
         key=r["key"],
         playbook=r["playbook"],
-        state=r["state"],
+        state=IncidentState(r["state"]),
         reason=r["reason"],
         bundle_path=r["bundle_path"],
         routers=tuple(json.loads(r["routers"])),
         created_at=datetime.fromisoformat(r["created_at"]),
         updated_at=datetime.fromisoformat(r["updated_at"]),
+        armed_late=bool(r["armed_late"]),
     )

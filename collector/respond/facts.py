@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address, ip_address
 
+from collector.errors import SafetyRefusal
 from collector.diagnose.classify import CryptoProfile, classify_config
 from collector.parsing import TemplateRegistry
 from collector.respond.plan import LEVELS, LoggingSettings
@@ -27,7 +28,7 @@ _DEBUG_ON = re.compile(r"^\s*(.+?) debugging is on\s*$", re.M | re.I)
 _OUR_DEBUGS = re.compile(r"^Crypto (ISAKMP|IKEv2|IPSEC)$", re.I)
 
 
-class PreflightRefused(Exception):
+class PreflightRefused(SafetyRefusal):
     """A guard says no: the router must not be armed now (the message says why)."""
 
 

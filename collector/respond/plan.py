@@ -23,6 +23,7 @@ checked again here. No `clear ...` command can enter a plan (`RemediationRefused
 from __future__ import annotations
 
 import math
+import string
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -38,15 +39,17 @@ from collector.playbook import (
     platform_tag,
     validate_field,
 )
+from collector.core.states import StepScope
+from collector.errors import SafetyRefusal
+from collector.core.steps import Mode, Step
 from collector.respond.deadman import DeadmanApplet, DeadmanError, applet_name, build_applet
 
-Mode = Literal["exec", "config"]
 PeerAddress = IPv4Address | IPv6Address
 
 LEVELS: tuple[str, ...] = get_args(LoggingLevel)  # index = syslog severity number
 
 
-class PlanError(ValueError):
+class PlanError(SafetyRefusal, ValueError):
     """A plan cannot be built safely (bad value, unknown setting, missing placeholder)."""
 
 
@@ -102,16 +105,6 @@ class RouterFacts:
 
 
 # ---------------------------------------------------------------------- plan values
-
-
-@dataclass(frozen=True, slots=True)
-class Step:
-    """One change to a router and the commands that take it back."""
-
-    do: tuple[str, ...]
-    undo: tuple[str, ...]
-    mode: Mode  # exec, or config (sent inside configure terminal ... end)
-    why: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +197,13 @@ def _values(
             raise PlanError(f"{name!r} is set by the planner, not by trigger fields")
         values[name] = _field_text(playbook, name, value)
     return values
+
+
+def _scope_of(*commands: Iterable[str]) -> StepScope:
+    """A step whose commands name the peer serves one flow; every other step the router."""
+    names = {name for group in commands for command in group
+             for _text, name, _spec, _conv in string.Formatter().parse(command) if name}
+    return StepScope.FLOW if "peer" in names else StepScope.ROUTER
 
 
 def _render(command: str, values: Mapping[str, str]) -> str:
@@ -306,6 +306,7 @@ def build_arm_plan(
                 undo=tuple(_render(c, values) for c in spec.undo),
                 mode=spec.mode,
                 why=spec.why or "playbook arm step",
+                scope=_scope_of(spec.do, spec.undo),
             )
         )
 

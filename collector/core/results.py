@@ -1,0 +1,86 @@
+"""What acting on a router produced, as values: arm, disarm and each change made.
+
+The worker returns these; the decision code and the observers read their fields, never a
+sentence. `summary()` is for people only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from collector.core.states import StepStatus
+
+
+@dataclass(frozen=True, slots=True)
+class RouterChange:
+    """One change sent to (or taken back from) a router, as the bundle's manifest lists it."""
+
+    router: str
+    incident_id: str
+    step: int
+    why: str
+    do: tuple[str, ...]
+    undo: tuple[str, ...]
+    status: StepStatus
+    at: datetime
+    note: str | None = None  # what the router said, when it said more than its prompt
+
+    def to_json(self) -> dict:
+        return {"router": self.router, "incident": self.incident_id, "step": self.step, "why": self.why,
+                "do": list(self.do), "undo": list(self.undo), "status": str(self.status),
+                "at": self.at.isoformat(), "note": self.note}
+
+
+@dataclass(frozen=True, slots=True)
+class LogSnapshot:
+    """A router's log as read at one moment (just before arming: arming may empty it)."""
+
+    router: str
+    text: str
+    read_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ArmResult:
+    """Arming (or joining) one router for one incident."""
+
+    router: str
+    armed: bool
+    joined: bool = False  # the router was already armed for another incident
+    refused: bool = False  # a safety rule said no (pre-flight, authorization, plan): nothing was sent
+    error: str | None = None
+    changes: tuple[RouterChange, ...] = ()
+    armed_at: datetime | None = None  # agent clock when the last step was acknowledged
+    pre_arm_log: LogSnapshot | None = None
+
+    def summary(self) -> str:
+        if self.armed:
+            return f"{self.router}: {'joined' if self.joined else 'armed'}"
+        return f"{self.router}: not armed: {self.error or 'unknown reason'}"
+
+
+@dataclass(frozen=True, slots=True)
+class DisarmResult:
+    """Taking an incident's changes back from one router, and what was checked after."""
+
+    router: str
+    clean: bool  # verified: none of the tool's own debugs or conditions left (or handed over)
+    leftovers: tuple[str, ...] = ()  # the tool's own debugs/conditions still on
+    changes: tuple[RouterChange, ...] = ()
+    handed_over_to: str | None = None  # incident that keeps the router's shared steps
+    nothing_armed: bool = False
+    error: str | None = None  # why it could not finish (the dead-man applet will)
+    foreign: tuple[str, ...] = field(default=())  # debugs/conditions someone else set: left alone
+
+    def summary(self) -> str:
+        if self.nothing_armed:
+            return "nothing armed"
+        if self.error:
+            return f"disarm incomplete: {self.error}"
+        if self.handed_over_to:
+            return f"clean for this flow; shared steps handed over to incident {self.handed_over_to}"
+        if self.clean:
+            kept = f"; left someone else's: {', '.join(self.foreign)}" if self.foreign else ""
+            return "clean: none of the tool's debugs or conditions left" + kept
+        return "NOT clean: " + ", ".join(self.leftovers)
