@@ -292,10 +292,13 @@ def logging_steps(playbook: Playbook, recorded: LoggingSettings) -> tuple[Step, 
         # Never shrink the buffer or log less than the router already does.
         target_size = max(recorded.buffered_size, policy.buffered_size)
         target_level = _more_verbose(recorded.buffered_level, policy.buffered_level)
-        own = tuple(line for line in recorded.buffered_config if not line.startswith("no "))
-        # The exact running-config lines (size, level, discriminator, xml) when there are
-        # some; a router on the default has none, so the header's values are re-entered.
-        restore = own or (f"logging buffered {recorded.buffered_size} {recorded.buffered_level}",)
+        lines = [line for line in recorded.buffered_config if not line.startswith("no ")]
+        plain = tuple(line for line in lines if not line.startswith("logging buffered xml"))
+        xml = tuple(line for line in lines if line.startswith("logging buffered xml"))
+        # The exact running-config lines (size, level, discriminator) when there are some;
+        # a router on the default has none, so the header's values are re-entered. An
+        # `xml` line is re-entered as it was, after.
+        restore = (plain or (f"logging buffered {recorded.buffered_size} {recorded.buffered_level}",)) + xml
     if (recorded.buffered_level, recorded.buffered_size) != (target_level, target_size):
         steps.append(
             Step(
@@ -337,6 +340,7 @@ def build_arm_plan(
     already_on: DebugState | None = None,
     authorization_bypass: bool = False,
     with_deadman: bool = True,
+    include_logging: bool = True,
 ) -> ArmPlan:
     """The full plan for one router: logging -> dead-man applet -> playbook arm steps.
 
@@ -347,7 +351,8 @@ def build_arm_plan(
     debug or condition is already on is left out (and so is its undo: the tool never
     switches off what it did not switch on). `authorization_bypass` goes on the applet
     header; `with_deadman=False` (only when the playbook allows arming without it) leaves
-    the applet out.
+    the applet out. `include_logging=False` (a flow joining an armed router) leaves the
+    logging steps out: the router's first incident made them.
 
     Raises:
         PlanError: a value cannot be used safely, the window is out of range, or the
@@ -387,7 +392,7 @@ def build_arm_plan(
     steps: tuple[Step, ...] = ()
     deadman: DeadmanApplet | None = None
     if arm:  # nothing to arm: no logging change and no applet either
-        before = logging_steps(playbook, facts.logging)
+        before = logging_steps(playbook, facts.logging) if include_logging else ()
         protected = list(before) + arm
         if not with_deadman:
             steps = (*before, *arm)
