@@ -108,6 +108,8 @@ def applet_actions(running_config: str, name: str) -> tuple[str, ...]:
 
 
 def validate_name(name: str) -> str:
+    """Raises:
+        DeadmanError: not a letter followed by up to 31 letters, digits or '_'."""
     if not _NAME_RE.fullmatch(name):
         raise DeadmanError(
             f"applet name {name!r} must be a letter followed by up to 31 letters, digits or '_'"
@@ -116,7 +118,10 @@ def validate_name(name: str) -> str:
 
 
 def validate_command(command: str) -> str:
-    """A command that can sit inside `cli command "..."` without changing meaning."""
+    """A command that can sit inside `cli command "..."` without changing meaning.
+
+    Raises:
+        DeadmanError: empty, or a quote, '$' or control character in it."""
     if not command.strip():
         raise DeadmanError("empty command in the dead-man applet")
     if '"' in command:
@@ -188,5 +193,8 @@ def build_applet(
 
 
 def removal_commands(name: str) -> tuple[str, ...]:
-    """Config-mode lines that delete the applet (a normal disarm does this first)."""
+    """Config-mode lines that delete the applet (a normal disarm does this first).
+
+    Raises:
+        DeadmanError: a bad name."""
     return (f"no event manager applet {validate_name(name)}",)

@@ -116,6 +116,10 @@ def parse_cpu(text: str) -> dict[str, int]:
 
 
 def read_profile(session: RouterSession, registry: TemplateRegistry, *, platform: str) -> DeviceProfile:
+    """Version, running-config and interface addresses of one router (cached by the caller).
+
+    Raises:
+        SessionError: the session failed or a command was refused."""
     version_text = session.run("show version").text
     version = registry.parse(platform, "show version", version_text)
     record = version.records[0] if version.records else {}

@@ -194,7 +194,10 @@ class DisarmBatch:
 
 
 def check_peer(peer: object) -> PeerAddress:
-    """The peer as it may appear in a command; PlanError for anything else."""
+    """The peer as it may appear in a command.
+
+    Raises:
+        PlanError: not an ipaddress object, scoped, unspecified or multicast."""
     if not isinstance(peer, (IPv4Address, IPv6Address)):
         raise PlanError(f"peer must be an ipaddress IPv4Address/IPv6Address, not {type(peer).__name__}")
     if isinstance(peer, IPv6Address) and peer.scope_id is not None:
@@ -280,7 +283,12 @@ def _more_verbose(a: str, b: str) -> str:
 
 
 def logging_steps(playbook: Playbook, recorded: LoggingSettings) -> tuple[Step, ...]:
-    """Logging changes for arming, each undone to exactly what `recorded` says."""
+    """Logging changes for arming, each undone to exactly what `recorded` says: the
+    running-config `logging buffered` lines when known, else the header's size and level.
+    Nothing changes when the buffer is already as large and as verbose as the policy.
+
+    Raises:
+        PlanError: the buffer size is unknown (the change could not be restored)."""
     steps: list[Step] = []
     policy = playbook.logging
     if recorded.buffered_level is None:
@@ -460,7 +468,10 @@ def capture_commands(
     peer: PeerAddress | None = None,
     fields: Mapping[str, FieldValue] | None = None,
 ) -> tuple[str, ...]:
-    """The capture list for this router: conditions applied, placeholders filled."""
+    """The capture list for this router: conditions applied, placeholders filled.
+
+    Raises:
+        PlanError: a placeholder cannot be filled with a validated value."""
     values = _values(playbook, facts, peer, fields)
     return tuple(
         _render(spec.command, values)
@@ -484,7 +495,11 @@ def remediation_commands(
     peer: PeerAddress | None = None,
     fields: Mapping[str, FieldValue] | None = None,
 ) -> tuple[str, ...]:
-    """The remediate steps, rendered. RemediationRefused unless remediate.enabled is true."""
+    """The remediate steps, rendered.
+
+    Raises:
+        RemediationRefused: remediate.enabled is not true.
+        PlanError: a placeholder cannot be filled."""
     if not playbook.remediate.enabled:
         raise RemediationRefused(
             f"playbook {playbook.name}: remediate is not enabled; no clear command will run"

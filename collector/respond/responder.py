@@ -18,12 +18,12 @@ import math
 import re
 import threading
 from datetime import datetime, timedelta, timezone
-from ipaddress import ip_address
+from ipaddress import IPv6Address, ip_address
 
 from collector.core.results import ArmResult, DisarmResult, RouterChange
 from collector.core.states import StepScope, StepStatus
 from collector.core.steps import Step
-from collector.detect.debugstate import DebugState, parse_debug_state
+from collector.detect.debugstate import parse_debug_state
 from collector.inventory import Host
 from collector.parsing import TemplateRegistry
 from collector.playbook import Playbook
@@ -48,6 +48,7 @@ from collector.respond.facts import (
 )
 from collector.respond.plan import (
     BUFFERED_CONFIG_LINE,
+    LEVELS,
     ArmPlan,
     LoggingSettings,
     PlanError,
@@ -75,8 +76,8 @@ _MONTHS = {m: i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct N
 _DEBUG_CHECK = object()  # capture-list marker: ask whether the armed crypto debugs are still on
 _APPLET_HEADER = "event manager applet "
 # What an orphan applet may replay at `collector disarm`: the tool's own undo commands only.
-_REPLAYABLE_EXEC = re.compile(r"^no debug crypto (?:isakmp|ikev2|ipsec|condition peer (?:ipv4|ipv6) \S+)$")
-_REPLAYABLE_CONFIG = re.compile(r"^(?:no logging (?:console|monitor|buffered)|logging (?:console|monitor) [a-z]+)$")
+_REPLAYABLE_CONFIG = re.compile(r"^(?:no logging (?:console|monitor|buffered)|logging (?:console|monitor) (?:"
+                                + "|".join(LEVELS) + r"))$")
 _CURRENT_PEER = re.compile(r"^\s*current_peer (\S+)", re.M)
 _CURRENT_SPI = re.compile(r"^\s*current outbound spi: 0x([0-9A-Fa-f]+)", re.M)
 _VERIFY_DEBUGS = "show debugging"
@@ -582,13 +583,17 @@ class Responder:
         exec_lines: list[str] = []
         config_lines: list[str] = []
         for command in actions:
-            if _REPLAYABLE_EXEC.match(command):
-                exec_lines.append(command)
-                debug = debug_named_by(command[3:])
-                peer = condition_named_by(command[3:])
-                own.debugs.update([debug] if debug else [])
-                own.conditions.update([peer] if peer else [])
-            elif _REPLAYABLE_CONFIG.match(command) or BUFFERED_CONFIG_LINE.fullmatch(command):
+            # Device text goes back only rebuilt from parsed values (a name, an address).
+            undone = command[3:] if command.startswith("no ") else ""
+            debug, peer = debug_named_by(undone), condition_named_by(undone)
+            if debug is not None:
+                exec_lines.append(f"no debug crypto {debug}")
+                own.debugs.add(debug)
+            elif peer is not None:
+                family = "ipv6" if isinstance(ip_address(peer), IPv6Address) else "ipv4"
+                exec_lines.append(f"no debug crypto condition peer {family} {peer}")
+                own.conditions.add(peer)
+            elif _REPLAYABLE_CONFIG.fullmatch(command) or BUFFERED_CONFIG_LINE.fullmatch(command):
                 config_lines.append(command)
         step = Step(do=(), undo=tuple(exec_lines) + tuple(config_lines) + removal_commands(name), mode="config",
                     why=f"orphan dead-man applet {name}: its undo replayed, then removed")
