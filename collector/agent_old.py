@@ -116,7 +116,7 @@ class Agent:
         self.bundle_root = bundle_root
         self.dry_run = dry_run
         self.report = report or (lambda message: log.warning("%s", message))
-        self.responder = Responder(playbook=playbook, store=store, pool=pool, registry=registry)
+        self.responder = Responder(playbook=playbook, store=store, sessions=pool, registry=registry)
         self.tracker = FlowTracker(playbook.occurs, playbook.within, playbook.cooldown.flow, playbook.cooldown.pair)
         snapshot = store.load_tracker(playbook.name)
         if snapshot is not None:
@@ -392,7 +392,11 @@ class Agent:
         def arm(end):
             host, peer, _role = end
             if host.name in incident.joined:
-                return self.responder.join(host, peer, incident.incident_id, window)
+                with self._lock:
+                    holder = next((other.incident_id for other in self._active.values()
+                                   if other is not incident and host.name in other.routers
+                                   and host.name not in other.released), incident.incident_id)
+                return self.responder.join(host, peer, incident.incident_id, window, holder_incident_id=holder)
             # Arming may resize the log buffer, which empties it on IOS: first take in the
             # lines of other flows that the last poll has not seen yet.
             try:
@@ -425,10 +429,10 @@ class Agent:
         captures = tuple(pool.map(lambda end: self.responder.capture(end[0], end[1], end[2], incident.incident_id),
                                   self._ends(incident)))
         disarms = list(pool.map(lambda end: (end[0].name, self._release(incident, end)), self._ends(incident)))
-        actions = [a for _name, (acts, _v) in disarms for a in acts]
-        verdicts = {name: verdict for name, (_acts, verdict) in disarms}
+        actions = [change.to_json() for _name, result in disarms for change in result.changes]
+        verdicts = {name: result.summary() for name, result in disarms}
         incomplete = [f"{c.router}: {c.error}" for c in captures if c.error]
-        incomplete += [f"{n}: {v}" for n, v in verdicts.items() if not v.startswith(("clean", "nothing"))]
+        incomplete += [f"{n}: {r.summary()}" for n, r in disarms if not (r.clean or r.nothing_armed) or r.error]
         result = CaptureResult(
             incident_id=incident.incident_id, flow=incident.flow, trigger_lines=tuple(incident.trigger_lines),
             captures=captures, armed_at=incident.armed_at, captured_at=utcnow(),
@@ -443,7 +447,7 @@ class Agent:
         self._close(incident, "captured", "; ".join(incomplete) or "complete", bundle)
         self.report(f"captured {incident.flow.router} {incident.flow.spi_hex} from {incident.flow.src}: bundle {bundle}")
 
-    def _release(self, incident: ActiveIncident, end) -> tuple[list[dict], str]:
+    def _release(self, incident: ActiveIncident, end):
         """Disarm this incident on one router, or, when another active incident still
         needs the router, undo only this flow's own steps and hand the rest over to it.
         One router at a time, so two incidents ending together cannot both hand over."""
@@ -456,12 +460,7 @@ class Agent:
             incident.released.add(host.name)
             if heir is None:
                 return self.responder.disarm(host, incident.incident_id)
-            own = [s.index for s in self.store.armed_steps(host.name, incident.incident_id)
-                   if s.step.mode == "exec" and any(str(peer) in c.split() for c in s.step.do)]
-            moved = self.store.transfer_steps(host.name, incident.incident_id, heir.incident_id, keep=own)
-            actions, _verdict = self.responder.disarm(host, incident.incident_id, verify=False)
-            return actions, (f"clean for this flow; {moved} shared step(s) handed over to incident "
-                             f"{heir.incident_id}, still armed for it")
+            return self.responder.hand_over(host, incident.incident_id, heir.incident_id)
 
     def _router_lock(self, name: str) -> threading.Lock:
         with self._lock:
@@ -470,7 +469,7 @@ class Agent:
     def _disarm_incident(self, incident: ActiveIncident, state: str, reason: str) -> None:
         results = list(self._ends_pool.map(lambda end: (end[0].name, self._release(incident, end)),
                                            self._ends(incident)))
-        verdicts = "; ".join(f"{name}: {verdict}" for name, (_a, verdict) in results)
+        verdicts = "; ".join(f"{name}: {result.summary()}" for name, result in results)
         self._close(incident, state, f"{reason}; {verdicts}")
 
     def _close(self, incident: ActiveIncident, state: str, reason: str, bundle: Path | None = None) -> None:
@@ -581,7 +580,7 @@ class Agent:
             if host is None:
                 cleaned.append(f"{name}: armed in state but not in the inventory; disarm it by hand")
                 continue
-            verdicts = [self.responder.disarm(host, incident_id)[1] for incident_id in left]
+            verdicts = [self.responder.disarm(host, incident_id).summary() for incident_id in left]
             cleaned.append(f"{name}: {'; '.join(dict.fromkeys(verdicts))}")
         return cleaned
 

@@ -296,7 +296,7 @@ def watch_cmd(inventory_path, playbook, once, syslog_at, state_dir, out, dry_run
 @click.option("--state", "state_dir", type=click.Path(path_type=Path), default=Path("state"), show_default=True)
 @click.option("--playbook", type=click.Path(path_type=Path), default=None)
 def disarm_cmd(inventory_path, hosts, all_hosts, state_dir, playbook) -> None:
-    """Emergency undo: recorded undo steps, then undebug all, condition reset, dead-man applet removal."""
+    """Emergency undo: recorded undo steps, then the tool's leftover dead-man applets (their undo, then removal)."""
     from collector.hostkeys import KnownHosts
     from collector.parsing import default_registry
     from collector.playbook import load_playbook
@@ -311,11 +311,11 @@ def disarm_cmd(inventory_path, hosts, all_hosts, state_dir, playbook) -> None:
     book = load_playbook(playbook or _default_playbook())
     failed = 0
     with StateStore(state_dir / "state.db") as store, SessionPool(KnownHosts.default()) as pool:
-        responder = Responder(playbook=book, store=store, pool=pool, registry=default_registry())
+        responder = Responder(playbook=book, store=store, sessions=pool, registry=default_registry())
         for host in selected:
-            _actions, verdict = responder.emergency_disarm(host)
-            failed += not verdict.startswith("clean")
-            click.echo(f"{host.name}: {verdict}")
+            result = responder.emergency_disarm(host)
+            failed += not result.clean
+            click.echo(f"{host.name}: {result.summary()}")
     sys.exit(EXIT_PARTIAL if failed else EXIT_OK)
 
 

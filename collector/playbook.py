@@ -37,6 +37,7 @@ Format (every key optional unless marked; durations are text such as "90s", "10m
       cpu_measure: five_minutes       # five_seconds | one_minute | five_minutes
       refuse_if_foreign_debugs: true  # refuse to arm when someone else's debugs are on
       deadman_grace: 2m               # the on-box applet fires at window + grace
+      allow_arm_without_deadman: false  # arm where the applet cannot run under AAA
 
     logging: {buffered_size: 1000000, buffered_level: debugging}
 
@@ -523,6 +524,9 @@ class Guards(_Model):
     cpu_measure: Literal["five_seconds", "one_minute", "five_minutes"] = "five_minutes"
     refuse_if_foreign_debugs: bool = True
     deadman_grace: PositiveDuration = timedelta(minutes=2)
+    # Arm even when the on-box dead-man applet could not run (AAA without bypass): then
+    # only the agent itself can disarm. Off: such a router is not armed.
+    allow_arm_without_deadman: bool = False
 
 
 LoggingLevel: TypeAlias = Literal[

@@ -53,6 +53,9 @@ class ArmResult:
     changes: tuple[RouterChange, ...] = ()
     armed_at: datetime | None = None  # agent clock when the last step was acknowledged
     pre_arm_log: LogSnapshot | None = None
+    skipped: tuple[str, ...] = ()  # arm steps not sent: that debug/condition was already on (not ours)
+    stale_applets: tuple[str, ...] = ()  # the tool's dead-man applets found on the router, of no armed step
+    notes: tuple[str, ...] = ()  # what pre-flight could not check, or allowed with a warning
 
     def summary(self) -> str:
         if self.armed:

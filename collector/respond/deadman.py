@@ -25,6 +25,7 @@ Labels are zero-padded because EEM orders actions by comparing labels as strings
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ Mode = Literal["exec", "config"]
 
 NAME_PREFIX = "COLLECTOR_DEADMAN_"
 _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
+_NAME_ROOM = 32 - len(NAME_PREFIX)  # characters left for the incident part
 _LABEL_WIDTH = 3
 MAX_ACTIONS = 10**_LABEL_WIDTH - 1
 MAX_COUNTDOWN_SECONDS = 7 * 24 * 3600  # a dead-man should be minutes, never weeks
@@ -53,19 +55,61 @@ class DeadmanApplet:
     config_lines: tuple[str, ...]  # send in config mode, in order
 
     @property
+    def action_count(self) -> int:
+        return sum(1 for line in self.config_lines if line.startswith(" action "))
+
+    @property
     def removal_commands(self) -> tuple[str, ...]:
         return removal_commands(self.name)
 
 
 def applet_name(incident_id: str) -> str:
-    """`COLLECTOR_DEADMAN_<first 8 alphanumerics of the incident id, upper case>`."""
-    short = re.sub(r"[^A-Za-z0-9]", "", incident_id)[:8].upper()
+    """One applet name per incident: `COLLECTOR_DEADMAN_<id>`.
+
+    The id's letters and digits (upper case) when they fit the 14 characters left after
+    the prefix; otherwise their last 8 plus 6 hex digits of a hash of the whole id, so two
+    incidents never share an applet (an `event manager applet NAME` with an existing NAME
+    edits that applet: a shared name would let one arm rewrite another's dead-man).
+
+    Raises:
+        DeadmanError: the id has no letter or digit."""
+    short = re.sub(r"[^A-Za-z0-9]", "", incident_id).upper()
     if not short:
         raise DeadmanError(f"incident id {incident_id!r} has no letters or digits to name an applet")
+    if len(short) > _NAME_ROOM:
+        digest = hashlib.sha1(incident_id.encode()).hexdigest()[:6].upper()
+        short = short[-(_NAME_ROOM - 6):] + digest
     return validate_name(NAME_PREFIX + short)
 
 
+def applet_names(running_config: str) -> tuple[str, ...]:
+    """Names of the tool's applets (prefix `COLLECTOR_DEADMAN_`) in running-config text."""
+    found = re.findall(r"^event manager applet (" + NAME_PREFIX + r"[A-Za-z0-9_]+)\b", running_config or "", re.M)
+    return tuple(dict.fromkeys(name for name in found if _NAME_RE.fullmatch(name)))
+
+
+def applet_actions(running_config: str, name: str) -> tuple[str, ...]:
+    """The `cli command "..."` strings of applet `name`, in label order, from running-config
+    text (`show running-config | section event manager applet`)."""
+    validate_name(name)
+    actions: list[tuple[str, str]] = []
+    inside = False
+    for line in (running_config or "").splitlines():
+        if line.startswith("event manager applet "):
+            inside = line.split()[3:4] == [name]
+            continue
+        if inside and line and not line[0].isspace():
+            inside = False
+        if inside:
+            match = re.match(r'^\s*action (\S+) cli command "([^"]*)"', line)
+            if match:
+                actions.append((match.group(1), match.group(2)))
+    return tuple(command for _label, command in sorted(actions))
+
+
 def validate_name(name: str) -> str:
+    """Raises:
+        DeadmanError: not a letter followed by up to 31 letters, digits or '_'."""
     if not _NAME_RE.fullmatch(name):
         raise DeadmanError(
             f"applet name {name!r} must be a letter followed by up to 31 letters, digits or '_'"
@@ -74,7 +118,10 @@ def validate_name(name: str) -> str:
 
 
 def validate_command(command: str) -> str:
-    """A command that can sit inside `cli command "..."` without changing meaning."""
+    """A command that can sit inside `cli command "..."` without changing meaning.
+
+    Raises:
+        DeadmanError: empty, or a quote, '$' or control character in it."""
     if not command.strip():
         raise DeadmanError("empty command in the dead-man applet")
     if '"' in command:
@@ -93,12 +140,19 @@ def build_applet(
     *,
     maxrun_seconds: int = DEFAULT_MAXRUN_SECONDS,
     authorization_bypass: bool = False,
+    replaces_actions: int = 0,
 ) -> DeadmanApplet:
     """Build the applet that runs `undo` (already in disarm order) and removes itself.
 
     `undo` is a list of (mode, commands): exec commands run as they are; consecutive
     config commands share one `configure terminal` ... `end` block.
     `authorization_bypass` adds the keyword needed where AAA command authorization is on.
+    `replaces_actions`: how many actions the applet of the same name already on the router
+    has; re-entering an applet edits it and keeps actions not re-entered, so the labels
+    beyond the new list are deleted (`no action NNN`).
+
+    Raises:
+        DeadmanError: a bad name, countdown, maxrun or command, or too many actions.
     """
     validate_name(name)
     if not 1 <= countdown_seconds <= MAX_COUNTDOWN_SECONDS:
@@ -134,9 +188,13 @@ def build_applet(
         f' action {index:0{_LABEL_WIDTH}d} cli command "{command}"'
         for index, command in enumerate(commands, start=1)
     ]
+    lines += [f" no action {index:0{_LABEL_WIDTH}d}" for index in range(len(commands) + 1, replaces_actions + 1)]
     return DeadmanApplet(name=name, countdown_seconds=countdown_seconds, config_lines=tuple(lines))
 
 
 def removal_commands(name: str) -> tuple[str, ...]:
-    """Config-mode lines that delete the applet (a normal disarm does this first)."""
+    """Config-mode lines that delete the applet (a normal disarm does this first).
+
+    Raises:
+        DeadmanError: a bad name."""
     return (f"no event manager applet {validate_name(name)}",)

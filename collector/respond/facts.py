@@ -11,11 +11,14 @@ import re
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address, ip_address
 
-from collector.errors import SafetyRefusal
+from collector.core.results import LogSnapshot
+from collector.detect.debugstate import DebugState, parse_debug_state
 from collector.diagnose.classify import CryptoProfile, classify_config
+from collector.errors import SafetyRefusal
 from collector.parsing import TemplateRegistry
-from collector.respond.plan import LEVELS, LoggingSettings
-from collector.sessions import DeviceSession
+from collector.respond.deadman import applet_names
+from collector.respond.plan import LEVELS, LoggingSettings, check_buffered_config
+from collector.sessions import CommandOutput, CommandRefused, RouterSession
 
 PeerAddress = IPv4Address | IPv6Address
 
@@ -24,8 +27,6 @@ _MONITOR = re.compile(r"^\s*Monitor logging:\s*(?:level (\w+)|disabled)", re.M)
 _BUFFER = re.compile(r"^\s*Buffer logging:\s*(?:level (\w+)|disabled)", re.M)
 _BUFFER_SIZE = re.compile(r"^Log Buffer \((\d+) bytes\):", re.M)
 _CPU = re.compile(r"CPU utilization for five seconds: (\d+)%(?:/(\d+)%)?; one minute: (\d+)%; five minutes: (\d+)%")
-_DEBUG_ON = re.compile(r"^\s*(.+?) debugging is on\s*$", re.M | re.I)
-_OUR_DEBUGS = re.compile(r"^Crypto (ISAKMP|IKEv2|IPSEC)$", re.I)
 
 
 class PreflightRefused(SafetyRefusal):
@@ -64,9 +65,27 @@ def _same(peer: PeerAddress, text: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Preflight:
+    """Fresh facts read right before arming, and what they allow.
+
+    `debug_state` is the router's debugs and conditions as read; `foreign_*` are those the
+    tool did not set (the caller says which are its own); `stale_applets` are dead-man
+    applets of this tool on the router that no armed step accounts for."""
+
     logging: LoggingSettings
     cpu_percent: dict[str, int]
     foreign_debugs: tuple[str, ...]
+    debug_state: DebugState = DebugState(frozenset(), frozenset(), ())
+    foreign_conditions: tuple[str, ...] = ()
+    stale_applets: tuple[str, ...] = ()
+    command_authorization: bool = False  # `aaa authorization commands ...` configured
+    eem_cli_username: str | None = None  # `event manager session cli username NAME`
+    eem_version: float | None = None  # from `show event manager version` (read under AAA only)
+    vty_lines: int | None = None  # from the `line vty` ranges
+    vty_in_use: int | None = None  # from `show users` (our own session included)
+    with_deadman: bool = True  # False only when the applet cannot run and the playbook allows that
+    authorization_bypass: bool = False  # put `authorization bypass` on the applet
+    log: LogSnapshot | None = None  # the whole `show logging`, read last (just before changes)
+    notes: tuple[str, ...] = ()  # what was not known or not checked
 
 
 def parse_logging_settings(header: str) -> LoggingSettings:
@@ -96,17 +115,11 @@ def parse_cpu(text: str) -> dict[str, int]:
     return {"five_seconds": int(match.group(1)), "one_minute": int(match.group(3)), "five_minutes": int(match.group(4))}
 
 
-def parse_foreign_debugs(show_debugging: str) -> tuple[str, ...]:
-    """Debugs that are on and are not the crypto debugs this tool arms."""
-    found = []
-    for match in _DEBUG_ON.finditer(show_debugging):
-        name = match.group(1).strip()
-        if not _OUR_DEBUGS.match(name):
-            found.append(name)
-    return tuple(found)
+def read_profile(session: RouterSession, registry: TemplateRegistry, *, platform: str) -> DeviceProfile:
+    """Version, running-config and interface addresses of one router (cached by the caller).
 
-
-def read_profile(session: DeviceSession, registry: TemplateRegistry, *, platform: str) -> DeviceProfile:
+    Raises:
+        SessionError: the session failed or a command was refused."""
     version_text = session.run("show version").text
     version = registry.parse(platform, "show version", version_text)
     record = version.records[0] if version.records else {}
@@ -146,16 +159,160 @@ def _first(record: dict, *names: str) -> str | None:
     return None
 
 
-def preflight(session: DeviceSession, *, cpu_max_percent: int, cpu_measure: str, refuse_foreign: bool) -> Preflight:
-    """Fresh facts right before arming; PreflightRefused when a guard says no."""
-    cpu = parse_cpu(session.run("show processes cpu | include CPU").text)
+# One read of the running-config lines pre-flight needs (IOS `include` takes a regex).
+CONFIG_LINES_COMMAND = ("show running-config | include ^logging buffered|^aaa authorization commands"
+                        "|^event manager applet|^event manager session cli username|^line vty")
+_VTY_RANGE = re.compile(r"^line vty (\d+)(?: (\d+))?\s*$", re.M)
+_USERS_VTY = re.compile(r"^\s*\*?\s*\d*\s*vty \d+\b", re.M | re.I)
+_CLI_USERNAME = re.compile(r"^event manager session cli username (\S+)", re.M)
+_AAA_COMMANDS = re.compile(r"^aaa authorization commands \d+ ", re.M)
+_EEM_VERSION = re.compile(r"Embedded Event Manager Version (\d+\.\d+)", re.I)
+AUTHORIZATION_FAILED = "Command authorization failed"
+EEM_BYPASS_SINCE = 3.1  # `authorization bypass` on applets (real-routers.md, EEM)
+
+
+def refusal_in(text: str) -> str | None:
+    """The router's refusal in an output that did not raise: AAA command authorization
+    prints `Command authorization failed.` without the `%` that CommandRefused keys on."""
+    for line in (text or "").splitlines():
+        if AUTHORIZATION_FAILED.lower() in line.lower():
+            return line.strip()
+    return None
+
+
+def run_checked(session: RouterSession, command: str, **kwargs) -> CommandOutput:
+    """`session.run` that also counts `Command authorization failed.` as a refusal.
+
+    Raises:
+        CommandRefused: the router refused or AAA denied the command.
+        SessionError: as `RouterSession.run`."""
+    out = session.run(command, **kwargs)
+    refused = refusal_in(out.text)
+    if refused:
+        raise CommandRefused(session.host.name, f"router refused {command!r}: {refused}", output=out.text)
+    return out
+
+
+def _read(session: RouterSession, command: str) -> str | None:
+    """A read that may fail without stopping pre-flight: None when the router refused it."""
+    try:
+        return run_checked(session, command)
+    except CommandRefused:
+        return None
+
+
+def count_vty_lines(config_lines: str) -> int | None:
+    """vty lines configured (`line vty 0 4` = 5), None when no `line vty` is there."""
+    total = 0
+    for match in _VTY_RANGE.finditer(config_lines or ""):
+        first, last = int(match.group(1)), int(match.group(2) or match.group(1))
+        total += max(0, last - first + 1)
+    return total or None
+
+
+def count_vty_in_use(show_users: str) -> int | None:
+    """vty lines in use in `show users` (the line table; the interface table is not lines)."""
+    if not show_users or "Line" not in show_users:
+        return None
+    table = show_users.split("Interface")[0]
+    return len(_USERS_VTY.findall(table))
+
+
+def preflight(
+    session: RouterSession,
+    *,
+    cpu_max_percent: int,
+    cpu_measure: str,
+    refuse_foreign: bool,
+    own_debugs: frozenset[str] = frozenset(),
+    own_conditions: frozenset[str] = frozenset(),
+    own_applets: frozenset[str] = frozenset(),
+    allow_without_deadman: bool = False,
+    read_log: bool = False,
+    enforce: bool = True,
+) -> Preflight:
+    """Fresh facts right before arming, in this order: CPU, debugs and conditions, the
+    running-config lines (logging buffered, AAA, EEM, vty), `show users`, and last the log
+    (`read_log`: the whole `show logging`, which arming may empty; otherwise its header).
+
+    `own_*` are what the tool itself has on this router (from the state store): they are not
+    foreign. `enforce=False` (dry run) reports instead of refusing.
+
+    Raises:
+        PreflightRefused: a guard says no (CPU, foreign debugs with `refuse_foreign`, no
+            free vty line for the applet, an applet that cannot run under AAA).
+        PlanError: a `logging buffered` line that this tool could not restore.
+        SessionError: the session failed, or a read the guards need was refused."""
+    notes: list[str] = []
+    refusals: list[str] = []
+    cpu = parse_cpu(run_checked(session, "show processes cpu | include CPU").text)
     if not cpu:
         raise PreflightRefused("could not read CPU utilisation")
     if cpu.get(cpu_measure, 0) > cpu_max_percent:
-        raise PreflightRefused(f"CPU {cpu_measure.replace('_', ' ')} at {cpu[cpu_measure]}% is above the {cpu_max_percent}% guard")
-    debugging = session.run("show debugging").text
-    foreign = parse_foreign_debugs(debugging)
-    if foreign and refuse_foreign:
-        raise PreflightRefused(f"other debugs are running ({', '.join(foreign)}): not adding crypto debugs on top")
-    header = session.run("show logging | include [Ll]og").text  # header lines only, not the buffer
-    return Preflight(parse_logging_settings(header), cpu, foreign)
+        refusals.append(f"CPU {cpu_measure.replace('_', ' ')} at {cpu[cpu_measure]}% is above the {cpu_max_percent}% guard")
+    debugging = run_checked(session, "show debugging").text
+    condition_text = _read(session, "show crypto debug-condition")
+    if condition_text is None:
+        notes.append("`show crypto debug-condition` refused: conditions set by others cannot be seen")
+    state = parse_debug_state(debugging, condition_text.text if condition_text else None)
+    foreign = tuple(sorted(state.debugs - own_debugs))
+    foreign_conditions = tuple(sorted(state.conditions - own_conditions))
+    if (foreign or foreign_conditions) and refuse_foreign:
+        what = [f"debug {d}" for d in foreign] + [f"condition peer {c}" for c in foreign_conditions]
+        refusals.append(f"someone else's debugs are on ({', '.join(what)}): not adding crypto debugs on top "
+                        "(refuse_if_foreign_debugs)")
+
+    config_out = _read(session, CONFIG_LINES_COMMAND)
+    config = config_out.text if config_out else ""
+    if config_out is None:
+        notes.append("running-config lines refused: logging, AAA and vty settings unknown")
+    buffered_config = tuple(check_buffered_config(line) for line in config.splitlines()
+                            if line.startswith(("logging buffered", "no logging buffered")))
+    authorization = bool(_AAA_COMMANDS.search(config))
+    username = _CLI_USERNAME.search(config)
+    stale = tuple(name for name in applet_names(config) if name not in own_applets)
+
+    eem_version = None
+    with_deadman, bypass = True, False
+    if authorization and username is None:
+        version = _read(session, "show event manager version")
+        match = _EEM_VERSION.search(version.text) if version else None
+        eem_version = float(match.group(1)) if match else None
+        if eem_version is not None and eem_version < EEM_BYPASS_SINCE:
+            problem = (f"AAA command authorization is on, EEM {eem_version} has no `authorization bypass` and no "
+                       "`event manager session cli username` is set: the dead-man applet could not run")
+            if allow_without_deadman:
+                with_deadman = False
+                notes.append(problem + "; arming without it (allow_arm_without_deadman)")
+            else:
+                refusals.append(problem + " (allow_arm_without_deadman is off)")
+        else:
+            bypass = True  # refused at install time if the image lacks it: arming then stops
+            if eem_version is None:
+                notes.append("EEM version unknown: `authorization bypass` tried on the applet")
+
+    vty_total = count_vty_lines(config)
+    users = _read(session, "show users")
+    in_use = count_vty_in_use(users.text) if users else None
+    if with_deadman:
+        if vty_total is None or in_use is None:
+            notes.append("free vty lines not counted (no `line vty` or `show users` read)")
+        elif vty_total - in_use < 1:
+            refusals.append(f"{in_use} of {vty_total} vty lines in use: the dead-man applet needs a free one")
+
+    if refusals and enforce:
+        raise PreflightRefused("; ".join(refusals))
+    notes += refusals
+    if read_log:
+        log_out = run_checked(session, "show logging", read_timeout=300.0)
+        snapshot = LogSnapshot(session.host.name, log_out.text, log_out.ended)
+        header = log_out.text
+    else:
+        snapshot = None
+        header = run_checked(session, "show logging | include [Ll]og").text  # header lines only
+    settings = parse_logging_settings(header)
+    settings = LoggingSettings(settings.console_level, settings.monitor_level, settings.buffered_level,
+                               settings.buffered_size, buffered_config)
+    return Preflight(settings, cpu, foreign, state, foreign_conditions, stale, authorization,
+                     username.group(1) if username else None, eem_version, vty_total, in_use,
+                     with_deadman, bypass, snapshot, tuple(notes))

@@ -23,6 +23,7 @@ checked again here. No `clear ...` command can enter a plan (`RemediationRefused
 from __future__ import annotations
 
 import math
+import re
 import string
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ from collector.playbook import (
 from collector.core.states import StepScope
 from collector.errors import SafetyRefusal
 from collector.core.steps import Mode, Step
+from collector.detect.debugstate import DebugState
 from collector.respond.deadman import DeadmanApplet, DeadmanError, applet_name, build_applet
 
 PeerAddress = IPv4Address | IPv6Address
@@ -57,6 +59,52 @@ class RemediationRefused(PlanError):
     """A state-changing `clear ...` command was asked for outside an enabled remediate."""
 
 
+# `logging buffered [discriminator NAME | xml] [SIZE] [LEVEL]` exactly as IOS writes it in
+# running-config: a line read from the device goes back into a command only when it
+# matches this (docs/domain.md §2.11; real-routers.md: a discriminator would be lost by a
+# reconstructed restore).
+_LEVEL_WORDS = "|".join(get_args(LoggingLevel))
+BUFFERED_CONFIG_LINE = re.compile(
+    r"^(?:no )?logging buffered"
+    r"(?: xml| discriminator [A-Za-z0-9_\-]{1,32})?"
+    r"(?: (?:409[6-9]|[5-9]\d{3}|[1-9]\d{4,9}))?"
+    r"(?: (?:" + _LEVEL_WORDS + r"|[0-7]))?$"
+)
+_DEBUG_COMMAND = re.compile(r"^debug crypto (isakmp|ikev2|ipsec)$")
+_CONDITION_COMMAND = re.compile(r"^debug crypto condition peer (?:ipv4|ipv6) (\S+)$")
+
+
+def debug_named_by(command: str) -> str | None:
+    """The debug a `debug crypto isakmp|ikev2|ipsec` command turns on (its `show debugging`
+    name), None for any other command."""
+    match = _DEBUG_COMMAND.match(command.strip())
+    return match.group(1) if match else None
+
+
+def condition_named_by(command: str) -> str | None:
+    """The peer address a `debug crypto condition peer ipv4|ipv6 X` command sets (normal
+    form), None for any other command."""
+    match = _CONDITION_COMMAND.match(command.strip())
+    if not match:
+        return None
+    try:
+        return str(ip_address(match.group(1)))
+    except ValueError:
+        return None
+
+
+def check_buffered_config(line: str) -> str:
+    """A `logging buffered ...` line from running-config, checked before it is reused as a
+    restore command.
+
+    Raises:
+        PlanError: the line is not the IOS syntax this tool knows."""
+    text = " ".join(line.split())
+    if not BUFFERED_CONFIG_LINE.fullmatch(text):
+        raise PlanError(f"running-config line {line!r} is not a `logging buffered` line this tool can restore")
+    return text
+
+
 # ---------------------------------------------------------------------- facts
 
 
@@ -68,8 +116,13 @@ class LoggingSettings:
     monitor_level: str | None = None
     buffered_level: str | None = None
     buffered_size: int | None = None  # bytes, from `Log Buffer (N bytes):`
+    # The `logging buffered ...` lines of running-config, verbatim (checked): the restore
+    # re-enters them. Empty when the router runs the default or they were not read.
+    buffered_config: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        for line in self.buffered_config:
+            check_buffered_config(line)
         # These values come from device output and go back into commands: check them.
         for name in ("console_level", "monitor_level", "buffered_level"):
             level = getattr(self, name)
@@ -117,9 +170,10 @@ class ArmPlan:
     window: timedelta
     facts: RouterFacts
     steps: tuple[Step, ...]  # run in order; empty when the playbook arms nothing here
-    deadman: DeadmanApplet | None  # None only when there is nothing to arm
+    deadman: DeadmanApplet | None  # None when there is nothing to arm (or arming without it was allowed)
     capture: tuple[str, ...]  # on the repeat, before disarming
     verify: tuple[str, ...]  # after disarming
+    skipped: tuple[str, ...] = ()  # arm steps not sent: their debug or condition was already on
 
     @property
     def is_empty(self) -> bool:
@@ -140,7 +194,10 @@ class DisarmBatch:
 
 
 def check_peer(peer: object) -> PeerAddress:
-    """The peer as it may appear in a command; PlanError for anything else."""
+    """The peer as it may appear in a command.
+
+    Raises:
+        PlanError: not an ipaddress object, scoped, unspecified or multicast."""
     if not isinstance(peer, (IPv4Address, IPv6Address)):
         raise PlanError(f"peer must be an ipaddress IPv4Address/IPv6Address, not {type(peer).__name__}")
     if isinstance(peer, IPv6Address) and peer.scope_id is not None:
@@ -226,7 +283,12 @@ def _more_verbose(a: str, b: str) -> str:
 
 
 def logging_steps(playbook: Playbook, recorded: LoggingSettings) -> tuple[Step, ...]:
-    """Logging changes for arming, each undone to exactly what `recorded` says."""
+    """Logging changes for arming, each undone to exactly what `recorded` says: the
+    running-config `logging buffered` lines when known, else the header's size and level.
+    Nothing changes when the buffer is already as large and as verbose as the policy.
+
+    Raises:
+        PlanError: the buffer size is unknown (the change could not be restored)."""
     steps: list[Step] = []
     policy = playbook.logging
     if recorded.buffered_level is None:
@@ -238,7 +300,13 @@ def logging_steps(playbook: Playbook, recorded: LoggingSettings) -> tuple[Step, 
         # Never shrink the buffer or log less than the router already does.
         target_size = max(recorded.buffered_size, policy.buffered_size)
         target_level = _more_verbose(recorded.buffered_level, policy.buffered_level)
-        restore = (f"logging buffered {recorded.buffered_size} {recorded.buffered_level}",)
+        lines = [line for line in recorded.buffered_config if not line.startswith("no ")]
+        plain = tuple(line for line in lines if not line.startswith("logging buffered xml"))
+        xml = tuple(line for line in lines if line.startswith("logging buffered xml"))
+        # The exact running-config lines (size, level, discriminator) when there are some;
+        # a router on the default has none, so the header's values are re-entered. An
+        # `xml` line is re-entered as it was, after.
+        restore = (plain or (f"logging buffered {recorded.buffered_size} {recorded.buffered_level}",)) + xml
     if (recorded.buffered_level, recorded.buffered_size) != (target_level, target_size):
         steps.append(
             Step(
@@ -276,12 +344,27 @@ def build_arm_plan(
     incident_id: str,
     window: timedelta | None = None,
     fields: Mapping[str, FieldValue] | None = None,
+    *,
+    already_on: DebugState | None = None,
+    authorization_bypass: bool = False,
+    with_deadman: bool = True,
+    include_logging: bool = True,
 ) -> ArmPlan:
     """The full plan for one router: logging -> dead-man applet -> playbook arm steps.
 
     `peer` is the other tunnel end as seen from this router (an ipaddress object).
     `window` defaults to the playbook's arm window and may not exceed max_window.
     `fields` are validated trigger fields, only meaningful on the router that logged.
+    `already_on`: the router's debugs and conditions before arming; an arm step whose
+    debug or condition is already on is left out (and so is its undo: the tool never
+    switches off what it did not switch on). `authorization_bypass` goes on the applet
+    header; `with_deadman=False` (only when the playbook allows arming without it) leaves
+    the applet out. `include_logging=False` (a flow joining an armed router) leaves the
+    logging steps out: the router's first incident made them.
+
+    Raises:
+        PlanError: a value cannot be used safely, the window is out of range, or the
+            applet cannot be built.
     """
     if not playbook.is_watch:
         raise PlanError(f"playbook {playbook.name} has no trigger: nothing to arm")
@@ -297,41 +380,47 @@ def build_arm_plan(
     values = _values(playbook, facts, peer, fields)
 
     arm: list[Step] = []
+    skipped: list[str] = []
     for spec in playbook.arm:
         if not spec.applies_to(facts.platform_tag, facts.ike):
             continue
-        arm.append(
-            Step(
-                do=tuple(_render(c, values) for c in spec.do),
-                undo=tuple(_render(c, values) for c in spec.undo),
-                mode=spec.mode,
-                why=spec.why or "playbook arm step",
-                scope=_scope_of(spec.do, spec.undo),
-            )
+        step = Step(
+            do=tuple(_render(c, values) for c in spec.do),
+            undo=tuple(_render(c, values) for c in spec.undo),
+            mode=spec.mode,
+            why=spec.why or "playbook arm step",
+            scope=_scope_of(spec.do, spec.undo),
         )
+        already = already_set(step, already_on)
+        if already:
+            skipped.append(f"{' / '.join(step.do)}: {already} already on before arming; left as it is")
+            continue
+        arm.append(step)
 
     steps: tuple[Step, ...] = ()
     deadman: DeadmanApplet | None = None
     if arm:  # nothing to arm: no logging change and no applet either
-        before = logging_steps(playbook, facts.logging)
+        before = logging_steps(playbook, facts.logging) if include_logging else ()
         protected = list(before) + arm
-        countdown = math.ceil((window + playbook.guards.deadman_grace).total_seconds())
-        try:
-            # Last, a condition reset: other flows sharing this router add their own peer
-            # conditions later, and the applet must leave none behind either.
-            deadman = build_applet(
-                applet, countdown,
-                [(s.mode, s.undo) for s in reversed(protected)] + [("exec", ("debug crypto condition reset",))],
+        if not with_deadman:
+            steps = (*before, *arm)
+        else:
+            countdown = math.ceil((window + playbook.guards.deadman_grace).total_seconds())
+            try:
+                # Only the tool's own undo, conditions included (never a condition reset:
+                # someone else's condition may be set). Flows joining later re-enter the
+                # applet with their own condition's undo (Responder.join).
+                deadman = build_applet(applet, countdown, [(s.mode, s.undo) for s in reversed(protected)],
+                                       authorization_bypass=authorization_bypass)
+            except DeadmanError as exc:
+                raise PlanError(str(exc)) from None
+            install = Step(
+                do=deadman.config_lines,
+                undo=deadman.removal_commands,
+                mode="config",
+                why=f"dead-man switch: undo everything on the router after {format_duration(window + playbook.guards.deadman_grace)}",
             )
-        except DeadmanError as exc:
-            raise PlanError(str(exc)) from None
-        install = Step(
-            do=deadman.config_lines,
-            undo=deadman.removal_commands,
-            mode="config",
-            why=f"dead-man switch: undo everything on the router after {format_duration(window + playbook.guards.deadman_grace)}",
-        )
-        steps = (*before, install, *arm)
+            steps = (*before, install, *arm)
 
     return ArmPlan(
         router=facts.name,
@@ -343,7 +432,23 @@ def build_arm_plan(
         deadman=deadman,
         capture=capture_commands(playbook, facts, peer, fields),
         verify=verify_commands(playbook, facts),
+        skipped=tuple(skipped),
     )
+
+
+def already_set(step: Step, state: DebugState | None) -> str | None:
+    """What of `step` is already on the router (`debug crypto ipsec`, `condition peer X`),
+    or None when the step would change something."""
+    if state is None or step.mode != "exec":
+        return None
+    for command in step.do:
+        debug = debug_named_by(command)
+        if debug is not None and debug in state.debugs:
+            return f"debug crypto {debug}"
+        condition = condition_named_by(command)
+        if condition is not None and condition in state.conditions:
+            return f"condition peer {condition}"
+    return None
 
 
 def disarm_commands(plan: ArmPlan, applied: Iterable[int] | None = None) -> tuple[DisarmBatch, ...]:
@@ -363,7 +468,10 @@ def capture_commands(
     peer: PeerAddress | None = None,
     fields: Mapping[str, FieldValue] | None = None,
 ) -> tuple[str, ...]:
-    """The capture list for this router: conditions applied, placeholders filled."""
+    """The capture list for this router: conditions applied, placeholders filled.
+
+    Raises:
+        PlanError: a placeholder cannot be filled with a validated value."""
     values = _values(playbook, facts, peer, fields)
     return tuple(
         _render(spec.command, values)
@@ -387,7 +495,11 @@ def remediation_commands(
     peer: PeerAddress | None = None,
     fields: Mapping[str, FieldValue] | None = None,
 ) -> tuple[str, ...]:
-    """The remediate steps, rendered. RemediationRefused unless remediate.enabled is true."""
+    """The remediate steps, rendered.
+
+    Raises:
+        RemediationRefused: remediate.enabled is not true.
+        PlanError: a placeholder cannot be filled."""
     if not playbook.remediate.enabled:
         raise RemediationRefused(
             f"playbook {playbook.name}: remediate is not enabled; no clear command will run"

@@ -1,45 +1,87 @@
-"""The only code that changes a router: arm, capture, disarm, verify.
+"""The only code that changes a router: arm, join, capture, disarm, hand over, verify.
 
 Every change follows the plan (`collector.respond.plan`): each step is written to the
 state store as `pending` BEFORE it is sent, `applied` after; disarm replays the undo
 lists recorded in the store (not an in-memory plan), so the same code disarms after a
 normal capture, a timeout, SIGTERM, or a crash found at the next start.
+
+Whose is what: the tool switches off only what it switched on. Pre-flight reads the
+router's debugs and crypto conditions; an arm step whose debug or condition is already on
+is not sent (so it has no undo), and the disarm verification counts only the tool's own
+debugs and conditions as leftovers (others are reported as `foreign`, untouched).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import re
-from dataclasses import dataclass
+import threading
 from datetime import datetime, timedelta, timezone
+from ipaddress import IPv6Address, ip_address
 
+from collector.core.results import ArmResult, DisarmResult, RouterChange
+from collector.core.states import StepScope, StepStatus
+from collector.core.steps import Step
+from collector.detect.debugstate import parse_debug_state
 from collector.inventory import Host
 from collector.parsing import TemplateRegistry
 from collector.playbook import Playbook
+from collector.respond.deadman import (
+    DeadmanError,
+    applet_actions,
+    applet_names,
+    build_applet,
+    removal_commands,
+)
 from collector.respond.evidence import CommandRecord, RouterCapture
-from collector.respond.facts import DeviceProfile, PeerAddress, PreflightRefused, preflight, read_profile
+from collector.respond.facts import (
+    CONFIG_LINES_COMMAND,
+    DeviceProfile,
+    PeerAddress,
+    Preflight,
+    PreflightRefused,
+    preflight,
+    read_profile,
+    refusal_in,
+    run_checked,
+)
 from collector.respond.plan import (
+    BUFFERED_CONFIG_LINE,
+    LEVELS,
     ArmPlan,
     LoggingSettings,
     PlanError,
     RouterFacts,
-    Step,
     build_arm_plan,
     capture_commands,
-    verify_commands,
+    condition_named_by,
+    debug_named_by,
 )
-from collector.sessions import AuthenticationFailed, CommandRefused, HostKeyRejected, SessionError, SessionPool
+from collector.sessions import (
+    AuthenticationFailed,
+    CommandRefused,
+    HostKeyRejected,
+    RouterSession,
+    SessionError,
+    SessionSource,
+)
 from collector.state import StateStore
 
 log = logging.getLogger(__name__)
 
-_CRYPTO_DEBUG_ON = re.compile(r"^\s*Crypto (ISAKMP|IKEv2|IPSEC) debugging is on", re.M | re.I)
-_CONDITION_ON = re.compile(r"IKE peer IP address filters:\s*\n\s*(\S+)", re.I)
 _SHOW_CLOCK = re.compile(r"(\d{1,2}):(\d{2}):(\d{2})(?:\.(\d{1,3}))?\s+\S+\s+\w{3}\s+(\w{3})\s+(\d{1,2})\s+(\d{4})")
 _NO_LOGGING = LoggingSettings()  # capture needs the IKE version and platform, not logging
 _MONTHS = {m: i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), start=1)}
-_ARMS_CRYPTO_DEBUG = re.compile(r"^debug crypto (isakmp|ikev2|ipsec)\b", re.I)
 _DEBUG_CHECK = object()  # capture-list marker: ask whether the armed crypto debugs are still on
+_APPLET_HEADER = "event manager applet "
+# What an orphan applet may replay at `collector disarm`: the tool's own undo commands only.
+_REPLAYABLE_CONFIG = re.compile(r"^(?:no logging (?:console|monitor|buffered)|logging (?:console|monitor) (?:"
+                                + "|".join(LEVELS) + r"))$")
+_CURRENT_PEER = re.compile(r"^\s*current_peer (\S+)", re.M)
+_CURRENT_SPI = re.compile(r"^\s*current outbound spi: 0x([0-9A-Fa-f]+)", re.M)
+_VERIFY_DEBUGS = "show debugging"
+_VERIFY_CONDITIONS = "show crypto debug-condition"
 CAPTURE_RECONNECTS = 8  # session reopenings per router per capture (each command is tried twice at most)
 DISARM_ATTEMPTS = 3  # sessions tried per disarm before leaving it to the dead-man applet
 
@@ -48,67 +90,267 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-@dataclass(frozen=True, slots=True)
-class ArmOutcome:
-    router: str
-    plan: ArmPlan | None
-    armed: bool
-    error: str | None = None
+class _ArmStopped(Exception):
+    """A step failed while arming: the changes so far and why."""
+
+    def __init__(self, changes: list[RouterChange], reason: str):
+        super().__init__(reason)
+        self.changes = changes
+        self.reason = reason
+
+
+class _Own:
+    """What the tool itself has on one router, from the state store's recorded steps."""
+
+    def __init__(self, steps) -> None:
+        self.debugs: set[str] = set()
+        self.conditions: set[str] = set()
+        self.applets: set[str] = set()
+        for armed in steps:
+            for command in armed.step.do:
+                name = debug_named_by(command)
+                if name:
+                    self.debugs.add(name)
+                peer = condition_named_by(command)
+                if peer:
+                    self.conditions.add(peer)
+            if armed.step.do and armed.step.do[0].startswith(_APPLET_HEADER):
+                self.applets.add(armed.step.do[0].split()[3])
+
+
+def _is_applet_step(step: Step) -> bool:
+    return bool(step.do) and step.do[0].startswith(_APPLET_HEADER)
 
 
 class Responder:
-    def __init__(self, *, playbook: Playbook, store: StateStore, pool: SessionPool, registry: TemplateRegistry):
+    """Acts on routers for the agent: arm, join, capture, disarm, hand over, emergency.
+
+    Threads: the agent calls it from worker threads; calls for different routers may run
+    at once, calls for ONE router must not (the agent serialises them per router). The
+    profile cache and the dead-man deadlines are guarded by one lock; the state store is
+    safe across threads.
+
+    Invariants: a step is recorded `pending` before it is sent; an arm that fails half-way
+    undoes what it applied before it returns; nothing the tool did not switch on is ever
+    switched off; results are values (`ArmResult`, `DisarmResult`), never sentences to parse.
+    """
+
+    def __init__(self, *, playbook: Playbook, store: StateStore, sessions: SessionSource, registry: TemplateRegistry):
         self.playbook = playbook
         self.store = store
-        self.pool = pool
+        self.sessions = sessions
         self.registry = registry
         self._profiles: dict[str, DeviceProfile] = {}
+        self._deadlines: dict[str, datetime] = {}  # router -> when its dead-man applet fires
+        self._lock = threading.Lock()
 
     # -- facts --------------------------------------------------------------------------
 
     def profile(self, host: Host, *, refresh: bool = False) -> DeviceProfile:
-        cached = self._profiles.get(host.name)
+        """The router's slow-changing facts (version, config, addresses), cached.
+
+        Raises:
+            SessionError: the router could not be read."""
+        with self._lock:
+            cached = self._profiles.get(host.name)
         if cached is None or refresh:
-            with self.pool.session(host) as session:
+            with self.sessions.session(host) as session:
                 cached = read_profile(session, self.registry, platform=host.platform)
-            self._profiles[host.name] = cached
+            with self._lock:
+                self._profiles[host.name] = cached
             if cached.addresses:
                 self.store.save_addresses(host.name, cached.addresses, utcnow())
         return cached
 
-    def plan_for(self, host: Host, peer: PeerAddress, incident_id: str, window: timedelta,
-                 profile: DeviceProfile, logging_settings) -> ArmPlan:
-        facts = RouterFacts(name=host.name, platform=host.platform, os_family=profile.os_family,
-                            ike=profile.ike_toward(peer), logging=logging_settings)
-        return build_arm_plan(self.playbook, facts, peer, incident_id, window)
+    def _facts(self, host: Host, peer: PeerAddress, profile: DeviceProfile, logging_settings: LoggingSettings) -> RouterFacts:
+        return RouterFacts(name=host.name, platform=host.platform, os_family=profile.os_family,
+                           ike=profile.ike_toward(peer), logging=logging_settings)
+
+    def _own(self, host: Host) -> _Own:
+        return _Own(self.store.armed_steps(host.name))
+
+    def _preflight(self, session: RouterSession, own: _Own, *, read_log: bool, enforce: bool) -> Preflight:
+        guards = self.playbook.guards
+        return preflight(session, cpu_max_percent=guards.cpu_max_percent if enforce else 100,
+                         cpu_measure=guards.cpu_measure,
+                         refuse_foreign=guards.refuse_if_foreign_debugs and enforce,
+                         own_debugs=frozenset(own.debugs), own_conditions=frozenset(own.conditions),
+                         own_applets=frozenset(own.applets),
+                         allow_without_deadman=guards.allow_arm_without_deadman,
+                         read_log=read_log, enforce=enforce)
+
+    def _plan(self, host: Host, peer: PeerAddress, incident_id: str, window: timedelta, profile: DeviceProfile,
+              checked: Preflight) -> ArmPlan:
+        return build_arm_plan(self.playbook, self._facts(host, peer, profile, checked.logging), peer, incident_id,
+                              window, already_on=checked.debug_state,
+                              authorization_bypass=checked.authorization_bypass, with_deadman=checked.with_deadman)
 
     def plan_only(self, host: Host, peer: PeerAddress, incident_id: str, window: timedelta) -> ArmPlan:
-        """The exact plan `arm` would run, from read-only commands (for --dry-run)."""
-        guards = self.playbook.guards
+        """The exact plan `arm` would run, from read-only commands (for --dry-run); guards
+        report instead of refusing.
+
+        Raises:
+            SessionError: the router could not be read.
+            PlanError: no safe plan can be built."""
         profile = self.profile(host)
-        with self.pool.session(host) as session:
-            checked = preflight(session, cpu_max_percent=100, cpu_measure=guards.cpu_measure, refuse_foreign=False)
-        return self.plan_for(host, peer, incident_id, window, profile, checked.logging)
+        with self.sessions.session(host) as session:
+            checked = self._preflight(session, self._own(host), read_log=False, enforce=False)
+        return self._plan(host, peer, incident_id, window, profile, checked)
 
     # -- arm ------------------------------------------------------------------------------
 
-    def arm(self, host: Host, peer: PeerAddress, incident_id: str, window: timedelta) -> ArmOutcome:
-        """Pre-flight, then every step of the plan, each recorded before it runs."""
-        guards = self.playbook.guards
+    def arm(self, host: Host, peer: PeerAddress, incident_id: str, window: timedelta) -> ArmResult:
+        """Pre-flight, the whole `show logging` (arming may empty the buffer: it is returned
+        as `pre_arm_log`), then every step of the plan, each recorded before it runs.
+
+        A refused step (`% ...` or `Command authorization failed.`) or a lost session stops
+        the arming and undoes what was applied: `armed` False with the reason. Never raises
+        for a router problem; `refused` True means a safety rule said no and nothing was sent."""
+        own = self._own(host)
+        checked: Preflight | None = None
         try:
             profile = self.profile(host)
-            with self.pool.session(host) as session:
-                checked = preflight(session, cpu_max_percent=guards.cpu_max_percent,
-                                    cpu_measure=guards.cpu_measure, refuse_foreign=guards.refuse_if_foreign_debugs)
-                plan = self.plan_for(host, peer, incident_id, window, profile, checked.logging)
-                self._apply(session, host, incident_id, list(enumerate(plan.steps)))
-            return ArmOutcome(host.name, plan, True)
-        except PreflightRefused as exc:
-            return ArmOutcome(host.name, None, False, f"not armed: {exc}")
-        except PlanError as exc:
-            return ArmOutcome(host.name, None, False, f"not armed: {exc}")
+            with self.sessions.session(host) as session:
+                checked = self._preflight(session, own, read_log=True, enforce=True)
+                plan = self._plan(host, peer, incident_id, window, profile, checked)
+                changes = self._apply(session, host, incident_id, list(enumerate(plan.steps)))
+        except (PreflightRefused, PlanError) as exc:
+            return ArmResult(host.name, False, refused=True, error=f"not armed: {exc}",
+                             pre_arm_log=checked.log if checked else None)
+        except _ArmStopped as exc:
+            return self._arm_failed(host, incident_id, exc.reason, exc.changes, checked)
         except SessionError as exc:
-            return ArmOutcome(host.name, None, False, f"arming failed: {exc.reason}")
+            return self._arm_failed(host, incident_id, exc.reason, [], checked)
+        if plan.deadman is not None:
+            with self._lock:
+                self._deadlines[host.name] = utcnow() + timedelta(seconds=plan.deadman.countdown_seconds)
+        return ArmResult(host.name, True, changes=tuple(changes), armed_at=utcnow(), pre_arm_log=checked.log,
+                         skipped=plan.skipped, stale_applets=checked.stale_applets, notes=checked.notes)
+
+    def _arm_failed(self, host: Host, incident_id: str, reason: str, changes: list[RouterChange],
+                    checked: Preflight | None) -> ArmResult:
+        """Undo what a failed arm applied; the result says both."""
+        error = f"arming failed: {reason}"
+        if self.store.armed_steps(host.name, incident_id):
+            undo = self.disarm(host, incident_id, verify=False)
+            changes = changes + list(undo.changes)
+            error += "; what was applied is undone" if undo.error is None else f"; undo incomplete: {undo.error}"
+        return ArmResult(host.name, False, error=error, changes=tuple(changes),
+                         pre_arm_log=checked.log if checked else None,
+                         stale_applets=checked.stale_applets if checked else ())
+
+    def _apply(self, session: RouterSession, host: Host, incident_id: str,
+               steps: list[tuple[int, Step]]) -> list[RouterChange]:
+        """Run steps in order, each recorded as pending BEFORE it is sent, applied after.
+
+        Raises:
+            _ArmStopped: a step was refused or its session failed (it is marked failed:
+                possibly half-applied, so its undo still runs)."""
+        changes: list[RouterChange] = []
+        for index, step in steps:
+            self.store.begin_step(incident_id, host.name, index, step)
+            try:
+                note = self._send(session, step.mode, step.do)
+            except SessionError as exc:
+                self.store.set_step_status(incident_id, host.name, index, StepStatus.FAILED, exc.reason)
+                changes.append(_change(host, incident_id, index, step, StepStatus.FAILED, exc.reason))
+                raise _ArmStopped(changes, exc.reason) from None
+            self.store.set_step_status(incident_id, host.name, index, StepStatus.APPLIED)
+            changes.append(_change(host, incident_id, index, step, StepStatus.APPLIED, note))
+        return changes
+
+    def _send(self, session: RouterSession, mode: str, commands: tuple[str, ...]) -> str | None:
+        """Send one step's commands; what the router said beyond its prompt, if anything.
+
+        Raises:
+            CommandRefused: a `% ...` refusal, or AAA's `Command authorization failed.`
+            SessionError: the session failed."""
+        if not commands:
+            return None
+        if mode == "config":
+            outputs = session.configure(commands)
+            for out in outputs:
+                refused = refusal_in(out.text)
+                if refused:
+                    raise CommandRefused(session.host.name, f"router refused {out.command!r}: {refused}", output=out.text)
+            said = [o.text.strip() for o in outputs if o.text.strip()]
+        else:
+            said = [run_checked(session, command).text.strip() for command in commands]
+            said = [text for text in said if text]
+        return "; ".join(said)[:500] or None
+
+    # -- join -----------------------------------------------------------------------------
+
+    def join(self, host: Host, peer: PeerAddress, incident_id: str, window: timedelta, *,
+             holder_incident_id: str) -> ArmResult:
+        """Arm a router that incident `holder_incident_id` already armed, for one more flow.
+
+        Sends only what this flow lacks: its `debug crypto condition peer` and the IKE
+        debug of its tunnel when the router was armed for the other IKE version (ikev2 on
+        a hub armed for isakmp, and the reverse). First the dead-man applet is re-entered
+        with a countdown that covers this flow's window and with the undo of the new steps
+        (re-entering `event manager applet NAME` edits it and re-registers the countdown).
+        Failure undoes this flow's steps; never raises for a router problem."""
+        grace = self.playbook.guards.deadman_grace
+        try:
+            profile = self.profile(host)
+            with self.sessions.session(host) as session:
+                debugging = run_checked(session, _VERIFY_DEBUGS).text
+                conditions = self._read_conditions(session)
+                state = parse_debug_state(debugging, conditions)
+                facts = self._facts(host, peer, profile, _NO_LOGGING)
+                plan = build_arm_plan(self.playbook, facts, peer, incident_id, window, already_on=state,
+                                      with_deadman=False, include_logging=False)
+                steps = list(plan.steps)
+                applet = self._reentered_applet(host, steps, window + grace) if steps else None
+                if applet is not None:
+                    steps.insert(0, applet)
+                changes = self._apply(session, host, incident_id, list(enumerate(steps)))
+        except PlanError as exc:
+            return ArmResult(host.name, False, joined=True, refused=True, error=f"not armed: {exc}")
+        except _ArmStopped as exc:
+            failed = self._arm_failed(host, incident_id, exc.reason, exc.changes, None)
+            return ArmResult(host.name, False, joined=True, error=failed.error, changes=failed.changes)
+        except SessionError as exc:
+            failed = self._arm_failed(host, incident_id, exc.reason, [], None)
+            return ArmResult(host.name, False, joined=True, error=failed.error, changes=failed.changes)
+        notes = () if applet is not None or not plan.steps else (
+            f"no dead-man applet of incident {holder_incident_id} recorded on {host.name}: countdown not extended",)
+        return ArmResult(host.name, True, joined=True, changes=tuple(changes), armed_at=utcnow(),
+                         skipped=plan.skipped, notes=notes)
+
+    def _reentered_applet(self, host: Host, new_steps: list[Step], cover: timedelta) -> Step | None:
+        """The step that re-enters the router's dead-man applet: a countdown lasting until
+        the later of its current deadline and now + `cover`, and the undo of `new_steps`
+        first, then that of every step recorded on the router. None when no applet is
+        recorded (armed without one). Its undo is empty: removing the applet is the
+        original install step's undo.
+
+        Raises:
+            PlanError: the applet cannot be built."""
+        recorded = self.store.armed_steps(host.name)
+        applets = [a for a in recorded if _is_applet_step(a.step)]
+        if not applets:
+            return None
+        latest = max(applets, key=lambda a: a.updated_at)
+        header = latest.step.do[0]
+        name = header.split()[3]
+        previous_actions = sum(1 for line in latest.step.do if line.startswith(" action "))
+        others = sorted((a for a in recorded if not _is_applet_step(a.step) and a.step.undo),
+                        key=lambda a: (a.incident_id, a.index), reverse=True)
+        undo = [(s.mode, s.undo) for s in reversed(new_steps)] + [(a.step.mode, a.step.undo) for a in others]
+        now = utcnow()
+        with self._lock:
+            deadline = max(self._deadlines.get(host.name, now), now + cover)
+            self._deadlines[host.name] = deadline
+        countdown = math.ceil((deadline - now).total_seconds())
+        try:
+            applet = build_applet(name, countdown, undo, authorization_bypass=header.endswith("authorization bypass"),
+                                  replaces_actions=previous_actions)
+        except DeadmanError as exc:
+            raise PlanError(str(exc)) from None
+        return Step(do=applet.config_lines, undo=(), mode="config", scope=StepScope.ROUTER,
+                    why=f"dead-man switch re-entered: fires in {countdown}s, also undoes this flow's steps")
 
     # -- capture --------------------------------------------------------------------------
 
@@ -118,9 +360,11 @@ class Responder:
         A session lost in the middle of an output (router reload, flaky path) is reopened
         and the command tried once more; at most `CAPTURE_RECONNECTS` reopenings per
         router, so a router that drops every session cannot hold the incident forever.
+        For the sender under NAT-T, `peer` is the address it uses itself
+        (`find_sender_peer`): its conditions and queries name that address.
         With `incident_id`, the router is also asked whether the crypto debugs this
         incident armed are still on: a reload or someone's `undebug all` loses the debug
-        trail, and the capture must say so."""
+        trail, and the capture must say so. Never raises for a router problem."""
         records: list[CommandRecord] = []
         offset = None
         problems: list[str] = []
@@ -132,10 +376,11 @@ class Responder:
         except (SessionError, PlanError) as exc:
             reason = exc.reason if isinstance(exc, SessionError) else str(exc)
             return RouterCapture(host.name, role, host.platform, str(peer), (), None, error=reason)
-        expects_debugs = incident_id is not None and any(
-            _ARMS_CRYPTO_DEBUG.match(command)
-            for armed in self.store.armed_steps(host.name, incident_id) if armed.status == "applied"
-            for command in armed.step.do)
+        # The debugs this incident relies on: its own and those of the incident it joined.
+        expected: set[str] = set()
+        if incident_id is not None and self.store.armed_steps(host.name, incident_id):
+            expected = _Own(a for a in self.store.armed_steps(host.name) if a.status == StepStatus.APPLIED).debugs
+        expects_debugs = bool(expected)
         pending = list(commands) + ([_DEBUG_CHECK] if expects_debugs else [])
         attempts: dict[int, int] = {}
         reconnects = 0
@@ -143,15 +388,17 @@ class Responder:
         while position < len(pending):
             opened = False
             try:
-                with self.pool.session(host) as session:
+                with self.sessions.session(host) as session:
                     opened = True
                     while position < len(pending):
                         command = pending[position]
                         attempts[position] = attempts.get(position, 0) + 1
                         if command is _DEBUG_CHECK:
-                            text = session.run("show debugging", check=False).text
-                            if not _CRYPTO_DEBUG_ON.search(text):
-                                problems.append("the crypto debugs armed for this incident were no longer on at capture "
+                            text = session.run(_VERIFY_DEBUGS, check=False).text
+                            missing = expected - parse_debug_state(text).debugs
+                            if missing:
+                                problems.append(f"the crypto debugs armed for this incident ({', '.join(sorted(missing))}) "
+                                                "were no longer on at capture "
                                                 "(router reloaded, or debugs cleared by someone): the debug trail is missing")
                         else:
                             records.append(self._run_recorded(session, host, command))
@@ -186,10 +433,10 @@ class Responder:
         error = "; ".join(problems) if problems else None
         return RouterCapture(host.name, role, host.platform, str(peer), tuple(records), offset, error=error)
 
-    def _run_recorded(self, session, host: Host, command: str) -> CommandRecord:
+    def _run_recorded(self, session: RouterSession, host: Host, command: str) -> CommandRecord:
         started = utcnow()
         try:
-            out = session.run(command, read_timeout=max(host.options.read_timeout, 300.0))
+            out = run_checked(session, command, read_timeout=max(host.options.read_timeout, 300.0))
         except CommandRefused as exc:
             return CommandRecord(host.name, command, exc.output, None, None, exc.reason, started, utcnow())
         parsed = self.registry.parse(host.platform, command, out.text)
@@ -198,112 +445,212 @@ class Responder:
 
     # -- disarm ---------------------------------------------------------------------------
 
-    def _apply(self, session, host: Host, incident_id: str, steps: list[tuple[int, Step]]) -> None:
-        """Run steps in order, each recorded as pending BEFORE it is sent, applied after."""
-        for index, step in steps:
-            self.store.begin_step(incident_id, host.name, index, step)
-            try:
-                if step.mode == "config":
-                    session.configure(step.do)
-                else:
-                    for command in step.do:
-                        session.run(command)
-            except SessionError as exc:
-                self.store.set_step_status(incident_id, host.name, index, "failed", exc.reason)
-                raise
-            self.store.set_step_status(incident_id, host.name, index, "applied")
-
-    def join(self, host: Host, peer: PeerAddress, incident_id: str, window: timedelta) -> ArmOutcome:
-        """Arm a router that another incident has already armed: only this flow's
-        peer-specific steps (its `debug crypto condition peer`); the debugs, logging and the
-        dead-man applet are already there and are handed over when that incident ends."""
-        try:
-            profile = self.profile(host)
-            plan = self.plan_for(host, peer, incident_id, window, profile, LoggingSettings())
-            own = [(i, s) for i, s in enumerate(plan.steps)
-                   if s.mode == "exec" and any(str(peer) in c.split() for c in s.do)]
-            with self.pool.session(host) as session:
-                self._apply(session, host, incident_id, own)
-            return ArmOutcome(host.name, plan, True)
-        except PlanError as exc:
-            return ArmOutcome(host.name, None, False, f"not armed: {exc}")
-        except SessionError as exc:
-            return ArmOutcome(host.name, None, False, f"arming failed: {exc.reason}")
-
-    def disarm(self, host: Host, incident_id: str | None = None, *, verify: bool = True) -> tuple[list[dict], str]:
+    def disarm(self, host: Host, incident_id: str | None = None, *, verify: bool = True) -> DisarmResult:
         """Undo every recorded step of this router (one incident, or all), newest first,
-        then verify. Returns the actions taken and a one-line verification result.
+        then verify that none of the tool's own debugs or conditions is left (those another
+        incident still holds are not leftovers; someone else's are listed in `foreign`).
 
         A session lost half-way is reopened (up to `DISARM_ATTEMPTS` sessions); steps
-        already undone are marked in the store, so a retry only sends what is left.
-        A refused password or a changed host key is not retried."""
-        actions: list[dict] = []
+        already undone are marked in the store, so a retry only sends what is left. A
+        refused password or a changed host key is not retried. Never raises for a router
+        problem: `error` says why it could not finish (the dead-man applet will)."""
         steps = self.store.armed_steps(host.name, incident_id)
         if not steps:
-            return actions, "nothing armed"
+            return DisarmResult(host.name, clean=True, nothing_armed=True)
+        changes: list[RouterChange] = []
         for attempt in range(1, DISARM_ATTEMPTS + 1):
             try:
-                return actions, self._disarm_once(host, incident_id, actions, verify)
+                with self.sessions.session(host) as session:
+                    self._undo(session, host, incident_id, changes)
+                    if not verify:
+                        return DisarmResult(host.name, clean=not self._not_undone(host, incident_id),
+                                            changes=tuple(changes))
+                    own = _Own(steps)
+                    still_held = self._own(host)  # other incidents' steps keep theirs on
+                    leftovers, foreign = self._verify(session, own.debugs - still_held.debugs,
+                                                      own.conditions - still_held.conditions)
+                failed = self._not_undone(host, incident_id)
+                return DisarmResult(host.name, clean=not leftovers and not failed,
+                                    leftovers=tuple(leftovers) + failed, changes=tuple(changes), foreign=foreign)
             except SessionError as exc:
                 for armed in self.store.armed_steps(host.name, incident_id):
                     self.store.note_step_error(armed.incident_id, host.name, armed.index, exc.reason)
                 final = attempt == DISARM_ATTEMPTS or isinstance(exc, (AuthenticationFailed, HostKeyRejected))
                 if final:
-                    return actions, f"disarm incomplete: {exc.reason} (the on-box dead-man applet will finish it)"
+                    return DisarmResult(host.name, clean=False, changes=tuple(changes),
+                                        error=f"{exc.reason} (the on-box dead-man applet will finish it)")
                 log.warning("%s: disarm attempt %d failed (%s); trying again", host.name, attempt, exc.reason)
         raise AssertionError("unreachable")
 
-    def _disarm_once(self, host: Host, incident_id: str | None, actions: list[dict], verify: bool = True) -> str:
+    def _not_undone(self, host: Host, incident_id: str | None) -> tuple[str, ...]:
+        return tuple(f"step {a.index} of {a.incident_id} not undone: {a.error}"
+                     for a in self.store.armed_steps(host.name, incident_id))
+
+    def _undo(self, session: RouterSession, host: Host, incident_id: str | None, changes: list[RouterChange]) -> None:
+        """Each recorded step's undo, newest first.
+
+        A `%` refusal of an undo counts as done (e.g. the applet already fired and deleted
+        itself). An AAA denial of the undo of an APPLIED step does not: the change is still
+        on, the step stays recorded with the error. The undo of a step whose do was refused
+        may be refused too; that step changed nothing.
+
+        Raises:
+            SessionError: the session failed (the caller retries)."""
         steps = self.store.armed_steps(host.name, incident_id)
         steps.sort(key=lambda s: (s.incident_id, s.index), reverse=True)
-        with self.pool.session(host) as session:
-            for armed in steps:
-                started = utcnow()
-                try:
-                    if armed.step.mode == "config":
-                        session.configure(armed.step.undo)
-                    else:
-                        for command in armed.step.undo:
-                            session.run(command)
-                    self.store.set_step_status(armed.incident_id, host.name, armed.index, "undone")
-                    status = "undone"
-                except CommandRefused as exc:
-                    # e.g. the applet is already gone because it fired: nothing left to undo
-                    self.store.set_step_status(armed.incident_id, host.name, armed.index, "undone", exc.reason)
-                    status = f"undone (router said: {exc.reason})"
-                actions.append({"router": host.name, "incident": armed.incident_id, "step": armed.index,
-                                "why": armed.step.why, "do": list(armed.step.do), "undo": list(armed.step.undo),
-                                "status": status, "at": started.isoformat()})
-            return self._verify(session, host) if verify else "own steps undone; debugs kept for another incident"
+        for armed in steps:
+            status, note = StepStatus.UNDONE, None
+            try:
+                said = self._send(session, armed.step.mode, armed.step.undo)
+                if said and armed.step.mode == "exec":
+                    note = said
+            except CommandRefused as exc:
+                denied = refusal_in(exc.output or "") is not None
+                if denied and armed.status == StepStatus.APPLIED:
+                    self.store.note_step_error(armed.incident_id, host.name, armed.index, exc.reason)
+                    changes.append(_change(host, armed.incident_id, armed.index, armed.step, armed.status, exc.reason))
+                    continue
+                note = f"router said: {exc.reason}"
+            self.store.set_step_status(armed.incident_id, host.name, armed.index, status, note)
+            changes.append(_change(host, armed.incident_id, armed.index, armed.step, status, note))
 
-    def _verify(self, session, host: Host) -> str:
-        leftovers = []
-        for command in verify_commands(self.playbook):
-            text = session.run(command, check=False).text
-            leftovers += [f"{m.group(1)} debug" for m in _CRYPTO_DEBUG_ON.finditer(text)]
-            leftovers += [f"condition peer {m.group(1)}" for m in _CONDITION_ON.finditer(text)]
-        if leftovers:
-            return "NOT clean: " + ", ".join(leftovers)
-        return "clean: no crypto debug, no debug condition"
-
-    def emergency_disarm(self, host: Host) -> tuple[list[dict], str]:
-        """`collector disarm`: the recorded undo steps, then a blunt sweep."""
-        actions, verdict = self.disarm(host)
+    def _read_conditions(self, session: RouterSession) -> str | None:
         try:
-            with self.pool.session(host) as session:
-                for command in ("undebug all", "debug crypto condition reset"):
-                    session.run(command, check=False)
-                    actions.append({"router": host.name, "do": [command], "status": "sent"})
-                config = session.run("show running-config | include ^event manager applet COLLECTOR_DEADMAN_", check=False).text
-                names = re.findall(r"^event manager applet (COLLECTOR_DEADMAN_[A-Za-z0-9_]+)", config, re.M)
-                if names:
-                    session.configure([f"no event manager applet {n}" for n in names])
-                    actions.append({"router": host.name, "do": [f"no event manager applet {n}" for n in names], "status": "sent"})
-                verdict = self._verify(session, host)
-        except SessionError as exc:
-            verdict = f"sweep failed: {exc.reason}"
-        return actions, verdict
+            return run_checked(session, _VERIFY_CONDITIONS).text
+        except CommandRefused:
+            return None
 
+    def _verify(self, session: RouterSession, own_debugs: set[str],
+                own_conditions: set[str]) -> tuple[list[str], tuple[str, ...]]:
+        """(the tool's own debugs/conditions still on, everyone else's that are on).
+
+        Conditions are recognised by the peer address anywhere in `show crypto
+        debug-condition` (no public capture of its wording exists); if that command is
+        refused while the tool had set conditions, they count as not verified."""
+        debugging = session.run(_VERIFY_DEBUGS, check=False).text
+        conditions = self._read_conditions(session)
+        state = parse_debug_state(debugging, conditions)
+        leftovers = [f"debug crypto {name}" for name in sorted(own_debugs & state.debugs)]
+        leftovers += [f"condition peer {peer}" for peer in sorted(own_conditions & state.conditions)]
+        if refusal_in(debugging):
+            leftovers.append("`show debugging` refused: debugs not verified")
+        if conditions is None and own_conditions:
+            leftovers.append("`show crypto debug-condition` refused: conditions not verified")
+        foreign = tuple([f"debug {name}" for name in sorted(state.debugs - own_debugs)]
+                        + [f"condition peer {peer}" for peer in sorted(state.conditions - own_conditions)])
+        return leftovers, foreign
+
+    def hand_over(self, host: Host, incident_id: str, heir_incident_id: str) -> DisarmResult:
+        """End one flow on a router another incident still needs: undo this incident's
+        FLOW-scoped steps (its condition), give its ROUTER-scoped ones (debugs, logging,
+        the applet) to `heir_incident_id`, and verify that this flow's own condition is gone.
+        Never raises for a router problem (see `disarm`)."""
+        steps = self.store.armed_steps(host.name, incident_id)
+        own_flow = [a.index for a in steps if a.step.scope == StepScope.FLOW]
+        self.store.transfer_steps(host.name, incident_id, heir_incident_id, keep=own_flow)
+        result = self.disarm(host, incident_id, verify=True)
+        return DisarmResult(host.name, clean=result.clean and not result.error, leftovers=result.leftovers,
+                            changes=result.changes, handed_over_to=heir_incident_id,
+                            nothing_armed=result.nothing_armed, error=result.error, foreign=result.foreign)
+
+    def emergency_disarm(self, host: Host) -> DisarmResult:
+        """`collector disarm`: every recorded undo step, then the tool's dead-man applets
+        still on the router (left by a run whose state was lost): the undo commands each
+        one holds are replayed (only the tool's own kinds of command, checked) and the
+        applet removed. No `undebug all`, no condition reset: someone else's debugs stay.
+        Never raises for a router problem."""
+        recorded = self.store.armed_steps(host.name)
+        first = self.disarm(host, verify=False) if recorded else DisarmResult(host.name, clean=True, nothing_armed=True)
+        changes = list(first.changes)
+        own = _Own(recorded)
+        try:
+            with self.sessions.session(host) as session:
+                config = session.run(CONFIG_LINES_COMMAND, check=False).text
+                for name in applet_names(config):
+                    section = session.run(f"show running-config | section {_APPLET_HEADER}{name}", check=False).text
+                    changes += self._replay_orphan(session, host, name, applet_actions(section, name), own)
+                leftovers, foreign = self._verify(session, own.debugs, own.conditions)
+        except SessionError as exc:
+            return DisarmResult(host.name, clean=False, changes=tuple(changes), error=f"sweep failed: {exc.reason}")
+        left = tuple(leftovers) + self._not_undone(host, None)
+        return DisarmResult(host.name, clean=not left and first.error is None, leftovers=left,
+                            changes=tuple(changes), error=first.error, foreign=foreign,
+                            nothing_armed=first.nothing_armed and not changes)
+
+    def _replay_orphan(self, session: RouterSession, host: Host, name: str, actions: tuple[str, ...],
+                       own: _Own) -> list[RouterChange]:
+        """Run what an orphan applet would run when it fires, then remove it."""
+        exec_lines: list[str] = []
+        config_lines: list[str] = []
+        for command in actions:
+            # Device text goes back only rebuilt from parsed values (a name, an address).
+            undone = command[3:] if command.startswith("no ") else ""
+            debug, peer = debug_named_by(undone), condition_named_by(undone)
+            if debug is not None:
+                exec_lines.append(f"no debug crypto {debug}")
+                own.debugs.add(debug)
+            elif peer is not None:
+                family = "ipv6" if isinstance(ip_address(peer), IPv6Address) else "ipv4"
+                exec_lines.append(f"no debug crypto condition peer {family} {peer}")
+                own.conditions.add(peer)
+            elif _REPLAYABLE_CONFIG.fullmatch(command) or BUFFERED_CONFIG_LINE.fullmatch(command):
+                config_lines.append(command)
+        step = Step(do=(), undo=tuple(exec_lines) + tuple(config_lines) + removal_commands(name), mode="config",
+                    why=f"orphan dead-man applet {name}: its undo replayed, then removed")
+        note = None
+        for command in exec_lines:
+            try:
+                run_checked(session, command)
+            except CommandRefused as exc:
+                note = exc.reason
+        try:
+            self._send(session, "config", tuple(config_lines) + removal_commands(name))
+        except CommandRefused as exc:
+            note = exc.reason
+        return [_change(host, "-", 0, step, StepStatus.UNDONE, note)]
+
+    # -- NAT-T ----------------------------------------------------------------------------
+
+    def find_sender_peer(self, host: Host, spi_hex: str) -> PeerAddress | None:
+        """The peer address the sender (`host`) itself uses for the flow whose SPI the
+        receiver logged: the `current_peer` of the SA whose current outbound SPI is
+        `spi_hex`. Under NAT-T the receiver logs its inside address as destaddr, which the
+        sender does not know; this is the address to condition, query and advise by.
+        None when no SA has that SPI.
+
+        Raises:
+            ValueError: `spi_hex` is not a 32-bit hex number.
+            SessionError: the sender could not be read."""
+        spi = int(spi_hex, 16)
+        if not 0 <= spi <= 0xFFFFFFFF:
+            raise ValueError(f"SPI {spi_hex!r} does not fit 32 bits")
+        with self.sessions.session(host) as session:
+            text = run_checked(session, "show crypto ipsec sa", read_timeout=max(host.options.read_timeout, 120.0)).text
+        return peer_of_outbound_spi(text, spi)
+
+
+def _change(host: Host, incident_id: str, index: int, step: Step, status: StepStatus,
+            note: str | None) -> RouterChange:
+    return RouterChange(router=host.name, incident_id=incident_id, step=index, why=step.why, do=step.do,
+                        undo=step.undo, status=status, at=utcnow(), note=note)
+
+
+def peer_of_outbound_spi(show_crypto_ipsec_sa: str, spi: int) -> PeerAddress | None:
+    """The `current_peer` of the SA block whose `current outbound spi` is `spi` (docs/domain.md
+    §2.5); the address is parsed, never passed on as text."""
+    peer_text = None
+    for line in show_crypto_ipsec_sa.splitlines():
+        peer = _CURRENT_PEER.match(line)
+        if peer:
+            peer_text = peer.group(1)
+            continue
+        current = _CURRENT_SPI.match(line)
+        if current and peer_text and int(current.group(1), 16) == spi:
+            try:
+                return ip_address(peer_text)
+            except ValueError:
+                return None
+    return None
 
 
 def clock_offset(show_clock: str, before: datetime, after: datetime) -> float | None:

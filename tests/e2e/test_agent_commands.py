@@ -63,19 +63,26 @@ def test_peer_outside_inventory_captures_the_local_side_and_says_so(tmp_path):
 
 def test_disarm_command_sweeps_a_router_left_armed(tmp_path):
     with running_lab(routers=6, state_dir=tmp_path / "lab") as lab:
-        with ConnectHandler(**lab.connect_params("hub2")) as conn:  # someone left hub2 armed by hand
+        with ConnectHandler(**lab.connect_params("hub2")) as conn:
             conn.enable()
+            # a run whose state was lost left hub2 armed: its dead-man applet holds the undo
             for command in ("debug crypto condition peer ipv4 192.0.2.4", "debug crypto isakmp", "debug crypto ipsec"):
                 conn.send_command(command)
-            conn.send_config_set(["event manager applet COLLECTOR_DEADMAN_old1",
+            conn.send_config_set(["event manager applet COLLECTOR_DEADMAN_OLD1",
                                   " event timer countdown time 86400",
-                                  ' action 001 cli command "enable"'])
+                                  ' action 001 cli command "enable"',
+                                  ' action 002 cli command "no debug crypto isakmp"',
+                                  ' action 003 cli command "no debug crypto condition peer ipv4 192.0.2.4"',
+                                  ' action 004 cli command "configure terminal"',
+                                  ' action 005 cli command "no event manager applet COLLECTOR_DEADMAN_OLD1"',
+                                  ' action 006 cli command "end"'])
+        # `debug crypto ipsec` is in no applet of the tool: an operator's, which must survive
         assert router_leftovers(lab, "hub2")
         proc = cli("disarm", "-i", str(lab.inventory_path), "--hosts", "hub2", "--state", str(tmp_path / "state"),
                    cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr
-        assert "hub2: clean" in proc.stdout
-        assert router_leftovers(lab, "hub2") == []
+        assert "hub2: clean" in proc.stdout and "debug ipsec" in proc.stdout
+        assert router_leftovers(lab, "hub2") == ["Crypto IPSEC debugging is on"]
 
         nothing = cli("disarm", "-i", str(lab.inventory_path), "--state", str(tmp_path / "state"), cwd=tmp_path)
         assert nothing.returncode == 2 and "--hosts" in nothing.stderr

@@ -6,7 +6,9 @@ import pytest
 
 from collector.respond.deadman import (
     DeadmanError,
+    applet_actions,
     applet_name,
+    applet_names,
     build_applet,
     removal_commands,
 )
@@ -84,10 +86,46 @@ def test_too_many_actions_are_refused():
 
 
 def test_applet_name_from_incident_id():
-    assert applet_name("1a2b3c4d-5e6f-7788-99aa-bbccddeeff00") == "COLLECTOR_DEADMAN_1A2B3C4D"
-    assert applet_name("inc-20240312-01") == "COLLECTOR_DEADMAN_INC20240"
+    # a short id is used whole
+    assert applet_name("inc-20240312-01") == "COLLECTOR_DEADMAN_INC2024031201"
     with pytest.raises(DeadmanError):
         applet_name("---")
+
+
+def test_applet_names_are_unique_per_incident_even_on_one_day():
+    # the agent's ids: second + 6 random hex; the old name (first 8 characters) was the date
+    ids = ["20261206T003500abc123", "20261206T003500abc124", "20261206T235959000000", "20261206"]
+    names = [applet_name(i) for i in ids]
+    assert len(set(names)) == len(ids)
+    assert all(len(n) <= 32 and n.startswith("COLLECTOR_DEADMAN_") for n in names)
+    assert applet_name(ids[0]) == applet_name(ids[0])  # the same incident always finds its applet
+    # a long id keeps its readable tail (time and random part)
+    assert names[0].startswith("COLLECTOR_DEADMAN_00ABC123")
+
+
+def test_applet_names_and_actions_from_running_config():
+    config = "\n".join([
+        "event manager applet OPERATOR_ONE",
+        ' action 1 cli command "no debug crypto ipsec"',
+        "event manager applet COLLECTOR_DEADMAN_INC1 authorization bypass",
+        " event timer countdown time 720 maxrun 120",
+        ' action 010 cli command "end"',
+        ' action 001 cli command "enable"',
+        ' action 002 cli command "no debug crypto isakmp"',
+        "event manager applet COLLECTOR_DEADMAN_INC2",
+        "line vty 0 4",
+    ])
+    assert applet_names(config) == ("COLLECTOR_DEADMAN_INC1", "COLLECTOR_DEADMAN_INC2")
+    assert applet_actions(config, "COLLECTOR_DEADMAN_INC1") == ("enable", "no debug crypto isakmp", "end")
+    assert applet_actions(config, "COLLECTOR_DEADMAN_INC2") == ()
+
+
+def test_reentering_a_shorter_applet_deletes_the_old_extra_actions():
+    applet = build_applet("COLLECTOR_DEADMAN_AB", 60, [("exec", ["no debug crypto ipsec"])], replaces_actions=7)
+    assert applet.action_count == 5  # enable, undo, configure terminal, no applet, end
+    assert applet.config_lines[-2:] == (" no action 006", " no action 007")
+    longer = build_applet("COLLECTOR_DEADMAN_AB", 60, [("exec", ["no debug crypto ipsec"])], replaces_actions=3)
+    assert not any("no action" in line for line in longer.config_lines)
 
 
 def test_authorization_bypass_keyword():

@@ -6,9 +6,12 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 import pytest
 
 from collector.playbook import Playbook, load_playbook
+from collector.detect.debugstate import parse_debug_state
 from collector.resources import playbooks_dir
+from collector.respond.deadman import applet_name
 from collector.respond.plan import (
     LoggingSettings,
+    check_buffered_config,
     PlanError,
     RemediationRefused,
     RouterFacts,
@@ -23,6 +26,7 @@ from collector.respond.plan import (
 
 PEER = ip_address("11.1.1.3")
 INCIDENT = "1a2b3c4d-5e6f-7788-99aa-bbccddeeff00"
+APPLET = applet_name(INCIDENT)
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +64,7 @@ def test_order_logging_then_deadman_then_condition_then_debugs(spi):
     assert whats == [
         "logging buffered 1000000 debugging",
         "no logging console",
-        "event manager applet COLLECTOR_DEADMAN_1A2B3C4D",
+        f"event manager applet {APPLET}",
         "debug crypto condition peer ipv4 11.1.1.3",
         "debug crypto ikev2",
         "debug crypto ipsec",
@@ -77,7 +81,7 @@ def test_disarm_is_the_undo_list_in_reverse(spi):
     assert [b.commands for b in batches] == [s.undo for s in reversed(plan.steps)]
     assert batches[0].commands == ("no debug crypto ipsec",)
     assert batches[2].commands == ("no debug crypto condition peer ipv4 11.1.1.3",)
-    assert batches[3].commands == ("no event manager applet COLLECTOR_DEADMAN_1A2B3C4D",)
+    assert batches[3].commands == (f"no event manager applet {APPLET}",)
     # after a crash, only the steps the state store says were started
     assert [b.step_index for b in disarm_commands(plan, applied=[0, 1, 2])] == [2, 1, 0]
 
@@ -87,10 +91,11 @@ def test_deadman_replays_every_other_undo_in_disarm_order(spi):
     commands = [line.split('"')[1] for line in plan.deadman.config_lines if " action " in line]
     expected_undo = [c for b in disarm_commands(plan) if b.step_index != 2 for c in b.commands]
     replayed = [c for c in commands if c not in ("enable", "configure terminal", "end")]
-    assert replayed[:-2] == expected_undo
-    # then every peer condition, also those other flows added to this router later
-    assert replayed[-2] == "debug crypto condition reset"
-    assert replayed[-1] == "no event manager applet COLLECTOR_DEADMAN_1A2B3C4D"
+    assert replayed[:-1] == expected_undo
+    # never a condition reset: someone else's conditions may be set (flows joining later
+    # re-enter the applet with their own condition's undo)
+    assert not any("condition reset" in c for c in commands)
+    assert replayed[-1] == f"no event manager applet {APPLET}"
     assert plan.deadman.countdown_seconds == (10 + 2) * 60
 
 
@@ -166,6 +171,76 @@ def test_console_and_monitor_only_where_they_were_on(spi, console, monitor):
         [f"logging monitor {monitor}"] if monitor else []
     )
     assert undo == expected_undo
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "logging buffered 100000 informational",
+        "logging buffered discriminator KEEPCRYPTO 100000 debugging",
+        "logging buffered xml 16384",
+        "logging buffered 4096",
+        "logging buffered warnings",
+        "logging buffered 10000000 7",
+    ],
+)
+def test_restore_is_the_exact_running_config_line(spi, line):
+    recorded = LoggingSettings(None, None, "informational", 16384, (line,))
+    steps = logging_steps(spi, recorded)
+    if " xml" in line:  # the xml buffer is separate: the plain one is restored from the header, then it
+        assert [c for s in steps for c in s.undo] == ["logging buffered 16384 informational", line]
+    else:
+        assert [c for s in steps for c in s.undo] == [line]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "logging buffered 100000 debugging\nreload",
+        "logging buffered discriminator A;B 100000",
+        "logging buffered 100000 loud",
+        "logging buffered 100 debugging",  # below the IOS minimum of 4096
+        "logging buffered 100000 debugging extra",
+        "logging host 10.0.0.1",
+    ],
+)
+def test_running_config_logging_lines_are_validated_before_reuse(line):
+    with pytest.raises(PlanError):
+        check_buffered_config(line)
+    with pytest.raises(PlanError):
+        LoggingSettings(None, None, "debugging", 16384, (line,))
+
+
+def test_large_enough_buffer_at_debugging_is_not_resized(spi):
+    recorded = LoggingSettings(None, None, "debugging", 10_000_000, ("logging buffered 10000000 debugging",))
+    assert logging_steps(spi, recorded) == ()
+
+
+def test_debugs_and_conditions_already_on_are_not_armed_nor_undone(spi):
+    state = parse_debug_state("Cryptographic Subsystem:\n  Crypto IPSEC debugging is on\n",
+                              "IKE peer IP address filters:\n11.1.1.3\n")
+    plan = build_arm_plan(spi, facts(), PEER, INCIDENT, already_on=state)
+    do = all_do(plan)
+    undo = [c for s in plan.steps for c in s.undo]
+    assert "debug crypto ipsec" not in do and "no debug crypto ipsec" not in undo
+    assert not any("condition peer" in c for c in do + undo)
+    assert "debug crypto ikev2" in do
+    applet = " ".join(plan.deadman.config_lines)
+    assert "no debug crypto ipsec" not in applet and "condition" not in applet
+    assert len(plan.skipped) == 2
+
+
+def test_ikev2_default_debug_on_is_seen_as_ikev2(spi):
+    state = parse_debug_state("IKEv2 default debugging is on\n")
+    plan = build_arm_plan(spi, facts(ike="ikev2"), PEER, INCIDENT, already_on=state)
+    assert "debug crypto ikev2" not in all_do(plan)
+
+
+def test_without_deadman_no_applet_and_bypass_on_header(spi):
+    plan = build_arm_plan(spi, facts(), PEER, INCIDENT, with_deadman=False)
+    assert plan.deadman is None and not any(c.startswith("event manager") for c in all_do(plan))
+    plan = build_arm_plan(spi, facts(), PEER, INCIDENT, authorization_bypass=True)
+    assert plan.deadman.config_lines[0].endswith(" authorization bypass")
 
 
 def test_unknown_buffer_size_is_refused(spi):

@@ -1,0 +1,504 @@
+"""The Responder through scripted routers (tests/fakes.py): no socket, milliseconds each.
+
+`Box` is a small stateful router model on top of FakeRouters: it keeps debugs, crypto
+conditions, dead-man applets and the log buffer line, so what the Responder leaves behind
+can be checked, not only what it sent.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from ipaddress import ip_address
+
+import pytest
+
+from collector.inventory import Host, SshOptions
+from collector.parsing import default_registry
+from collector.playbook import load_playbook
+from collector.resources import playbooks_dir
+from collector.respond.facts import CONFIG_LINES_COMMAND
+from collector.respond.responder import Responder, peer_of_outbound_spi
+from collector.sessions import SessionDropped
+from collector.state import StateStore
+from tests.fakes import FakeRouters
+
+PEER_A = ip_address("10.0.0.2")
+PEER_B = ip_address("10.0.0.3")
+WINDOW = timedelta(minutes=10)
+_LABEL = {"isakmp": "Crypto ISAKMP debugging is on", "ipsec": "Crypto IPSEC debugging is on",
+          "ikev2": "IKEv2 default debugging is on"}
+AUTH_FAILED = "Command authorization failed.\n"
+
+
+class Box:
+    """One router's crypto debug state, answering through FakeRouters."""
+
+    def __init__(self, routers: FakeRouters, name: str, *, debugs=(), conditions=(), other_debugs=(),
+                 buffered_line="logging buffered 16384 informational", buffer_size=16384, buffer_level="informational",
+                 aaa=False, eem_version="4.00", cli_username=None, vty=(0, 4), vty_used=1, deny=(),
+                 applets=None, log_lines=("*Dec  6 10:00:00.000: %CRYPTO-4-RECVD_PKT_INV_SPI: decaps: rec'd IPSEC "
+                                          "packet has invalid spi for destaddr=10.0.0.1, prot=50, spi=0x1234ABCD(305441741), "
+                                          "srcaddr=10.0.0.2, input interface=Tunnel0",)):
+        self.name = name
+        self.debugs = set(debugs)
+        self.other_debugs = set(other_debugs)
+        self.conditions = [str(c) for c in conditions]
+        self.buffered_line = buffered_line
+        self.buffer_size, self.buffer_level = buffer_size, buffer_level
+        self.aaa, self.eem_version, self.cli_username = aaa, eem_version, cli_username
+        self.vty, self.vty_used = vty, vty_used
+        self.deny = [re.compile(d) for d in deny]
+        self.applets: dict[str, list[str]] = dict(applets or {})
+        self.log_lines = list(log_lines)
+        self.condition_removal_works = True
+        self._applet: str | None = None
+        routers.router(name).default = self.answer
+
+    # -- rendering -----------------------------------------------------------------------
+
+    def show_debugging(self) -> str:
+        lines = []
+        if self.debugs:
+            lines.append("Cryptographic Subsystem:")
+            lines += [f"  {_LABEL[d]}" for d in sorted(self.debugs)]
+        lines += [f"{d} debugging is on" for d in sorted(self.other_debugs)]
+        return "\n".join(lines) + "\n"
+
+    def show_condition(self) -> str:
+        # a made-up wording: the Responder must find the addresses whatever the text around them
+        head = f"Crypto conditional debug is {'ON' if self.conditions else 'OFF'}\n"
+        return head + "".join(f"  peer filter -> {c} (set)\n" for c in self.conditions)
+
+    def config_lines(self) -> str:
+        lines = [self.buffered_line] if self.buffered_line else []
+        if self.aaa:
+            lines.append("aaa authorization commands 15 default group tacacs+ local")
+        for name, body in self.applets.items():
+            lines.append(body[0] if body else f"event manager applet {name}")
+        if self.cli_username:
+            lines.append(f"event manager session cli username {self.cli_username}")
+        lines.append(f"line vty {self.vty[0]} {self.vty[1]}")
+        return "\n".join(lines) + "\n"
+
+    def show_users(self) -> str:
+        rows = ["    Line       User       Host(s)              Idle       Location"]
+        rows += [f"{'*' if i == 0 else ' '}{866 + i:>3} vty {i}     admin      idle                 00:00:00 10.9.0.{i}"
+                 for i in range(self.vty_used)]
+        rows += ["", "  Interface    User               Mode         Idle     Peer Address"]
+        return "\n".join(rows) + "\n"
+
+    def header(self) -> str:
+        return ("Syslog logging: enabled (0 messages dropped, 0 messages rate-limited)\n"
+                "    Console logging: disabled\n    Monitor logging: disabled\n"
+                f"    Buffer logging:  level {self.buffer_level}, 10 messages logged, xml disabled,\n"
+                f"Log Buffer ({self.buffer_size} bytes):\n")
+
+    # -- the router ----------------------------------------------------------------------
+
+    def answer(self, command: str) -> str:
+        if any(d.search(command) for d in self.deny):
+            return AUTH_FAILED
+        if command.startswith(" ") and self._applet:
+            body = self.applets[self._applet]
+            if command.startswith(" event "):  # one event per applet: a new one replaces it
+                body[:] = [line for line in body if not line.startswith(" event ")]
+            body.append(command)
+            return ""
+        self._applet = None
+        fixed = {
+            "show processes cpu | include CPU": "CPU utilization for five seconds: 5%/0%; one minute: 4%; five minutes: 3%\n",
+            "show debugging": self.show_debugging(),
+            "show crypto debug-condition": self.show_condition(),
+            CONFIG_LINES_COMMAND: self.config_lines(),
+            "show users": self.show_users(),
+            "show event manager version": f"Embedded Event Manager Version {self.eem_version}\nComponent Versions:\n",
+            "show logging": self.header() + "\n" + "\n".join(self.log_lines) + "\n",
+            "show logging | include [Ll]og": self.header(),
+            "configure terminal": "", "end": "",
+            "show clock": "*10:00:05.000 UTC Sun Dec 6 2026\n",
+        }
+        if command in fixed:
+            return fixed[command]
+        if m := re.fullmatch(r"(no )?debug crypto (isakmp|ikev2|ipsec)", command):
+            (self.debugs.discard if m.group(1) else self.debugs.add)(m.group(2))
+            return "" if m.group(1) else _LABEL[m.group(2)] + "\n"
+        if m := re.fullmatch(r"(no )?debug crypto condition peer ipv4 (\S+)", command):
+            if not m.group(1):
+                self.conditions.append(m.group(2))
+            elif self.condition_removal_works and m.group(2) in self.conditions:
+                self.conditions.remove(m.group(2))
+            return ""
+        if m := re.fullmatch(r"event manager applet (\S+)( authorization bypass)?", command):
+            self._applet = m.group(1)
+            body = self.applets.setdefault(self._applet, [command])
+            body[0] = command
+            return ""
+        if m := re.fullmatch(r"no event manager applet (\S+)", command):
+            return "" if self.applets.pop(m.group(1), None) is not None else "% applet not found\n"
+        if m := re.fullmatch(r"show running-config \| section event manager applet (\S+)", command):
+            return "\n".join(self.applets.get(m.group(1), [])) + "\n"
+        if m := re.fullmatch(r"logging buffered (\d+) (\w+)", command):
+            self.buffer_size, self.buffer_level = int(m.group(1)), m.group(2)
+            self.buffered_line = command
+            return ""
+        if command.startswith("logging buffered"):
+            self.buffered_line = command
+            return ""
+        if command.startswith("show "):
+            return ""
+        return "% Invalid input detected at '^' marker.\n"
+
+    def applet_countdown(self, name: str) -> int:
+        line = next(line for line in self.applets[name] if "countdown" in line)
+        return int(re.search(r"time (\d+)", line).group(1))
+
+    def applet_commands(self, name: str) -> list[str]:
+        commands = {}
+        for line in self.applets[name]:
+            if m := re.match(r'^ action (\d+) cli command "(.*)"$', line):
+                commands[m.group(1)] = m.group(2)
+            elif m := re.match(r"^ no action (\d+)$", line):
+                commands.pop(m.group(1), None)
+        return [commands[k] for k in sorted(commands)]
+
+
+class StubProfile:
+    """The cached router facts the Responder uses: OS family and the IKE version per peer."""
+
+    def __init__(self, ike=None, os_family="iosxe"):
+        self.os_family = os_family
+        self._ike = {str(k): v for k, v in (ike or {}).items()}
+
+    def ike_toward(self, peer) -> str:
+        return self._ike.get(str(peer), "isakmp")
+
+
+def host(name="hub1") -> Host:
+    return Host(name=name, hostname="127.0.0.1", port=22, platform="cisco_xe", username="u", password=None,
+                secret=None, groups=(), site=None, data={}, addresses=(), options=SshOptions())
+
+
+@pytest.fixture(scope="module")
+def registry():
+    return default_registry()
+
+
+@pytest.fixture
+def store(tmp_path):
+    with StateStore(tmp_path / "state.db") as s:
+        for incident in ("inc-1", "inc-2"):
+            s.create_incident(incident, f"key-{incident}", "invalid-spi", routers=["hub1"])
+        yield s
+
+
+def playbook(**guards):
+    book = load_playbook(playbooks_dir() / "invalid-spi.yaml")
+    return book.model_copy(update={"guards": book.guards.model_copy(update=guards)}) if guards else book
+
+
+def responder(store, routers, registry, *, book=None, ike=None) -> Responder:
+    r = Responder(playbook=book or playbook(), store=store, sessions=routers, registry=registry)
+    r._profiles["hub1"] = StubProfile(ike)
+    return r
+
+
+def changes_sent(routers: FakeRouters, name="hub1") -> list[str]:
+    return [c for c in routers.sent(name) if not c.startswith("show ")]
+
+
+# ---------------------------------------------------------------------- arm / disarm
+
+
+def test_arm_reads_the_whole_log_before_any_change_then_disarm_is_clean(store, registry):
+    routers = FakeRouters()
+    box = Box(routers, "hub1")
+    r = responder(store, routers, registry)
+    result = r.arm(host(), PEER_A, "inc-1", WINDOW)
+    assert result.armed and not result.refused and result.error is None
+    assert result.pre_arm_log is not None and "RECVD_PKT_INV_SPI" in result.pre_arm_log.text
+    sent = routers.sent("hub1")
+    assert sent.index("show logging") < sent.index("configure terminal")
+    assert box.debugs == {"isakmp", "ipsec"} and box.conditions == ["10.0.0.2"]
+    assert len(box.applets) == 1 and box.buffer_size == 1_000_000
+    assert [str(c.status) for c in result.changes] == ["applied"] * len(result.changes)
+    done = r.disarm(host(), "inc-1")
+    assert done.clean and not done.leftovers and not done.foreign and done.error is None
+    assert box.debugs == set() and box.conditions == [] and box.applets == {}
+    assert box.buffered_line == "logging buffered 16384 informational"
+
+
+def test_restore_reenters_the_exact_running_config_line_with_its_discriminator(store, registry):
+    routers = FakeRouters()
+    line = "logging buffered discriminator KEEPCRYPTO 16384 informational"
+    box = Box(routers, "hub1", buffered_line=line)
+    r = responder(store, routers, registry)
+    assert r.arm(host(), PEER_A, "inc-1", WINDOW).armed
+    assert r.disarm(host(), "inc-1").clean
+    assert box.buffered_line == line
+    assert line in routers.sent("hub1")
+
+
+def test_a_large_buffer_at_debugging_is_not_resized(store, registry):
+    routers = FakeRouters()
+    Box(routers, "hub1", buffered_line="logging buffered 10000000 debugging", buffer_size=10_000_000,
+        buffer_level="debugging")
+    r = responder(store, routers, registry)
+    assert r.arm(host(), PEER_A, "inc-1", WINDOW).armed
+    assert not any(c.startswith("logging buffered") for c in routers.sent("hub1"))
+
+
+def test_an_invalid_logging_line_from_the_device_refuses_the_arm(store, registry):
+    routers = FakeRouters()
+    box = Box(routers, "hub1", buffered_line="logging buffered 16384 informational ; reload")
+    result = responder(store, routers, registry).arm(host(), PEER_A, "inc-1", WINDOW)
+    assert not result.armed and result.refused and "logging buffered" in result.error
+    assert changes_sent(routers) == [] and box.debugs == set()
+
+
+# ---------------------------------------------------------------------- someone else's debugs
+
+
+def test_foreign_debug_refuses_when_the_guard_is_on(store, registry):
+    routers = FakeRouters()
+    box = Box(routers, "hub1", debugs={"ipsec"})
+    result = responder(store, routers, registry).arm(host(), PEER_A, "inc-1", WINDOW)
+    assert result.refused and not result.armed and "debug ipsec" in result.error
+    assert changes_sent(routers) == [] and box.debugs == {"ipsec"}
+
+
+def test_ikev2_default_form_is_seen_as_a_foreign_debug(store, registry):
+    routers = FakeRouters()
+    Box(routers, "hub1", debugs={"ikev2"})
+    result = responder(store, routers, registry).arm(host(), PEER_A, "inc-1", WINDOW)
+    assert result.refused and "debug ikev2" in result.error
+
+
+def test_foreign_debugs_and_conditions_survive_arm_and_disarm(store, registry):
+    routers = FakeRouters()
+    box = Box(routers, "hub1", debugs={"ipsec"}, conditions=["10.9.9.9"], other_debugs={"IP packet"})
+    r = responder(store, routers, registry, book=playbook(refuse_if_foreign_debugs=False))
+    result = r.arm(host(), PEER_A, "inc-1", WINDOW)
+    assert result.armed and any("debug crypto ipsec" in s for s in result.skipped)
+    assert "debug crypto ipsec" not in routers.sent("hub1")
+    applet = box.applet_commands(next(iter(box.applets)))
+    assert "no debug crypto ipsec" not in applet
+    assert not any("condition reset" in c for c in applet)
+    assert "no debug crypto condition peer ipv4 10.0.0.2" in applet
+    done = r.disarm(host(), "inc-1")
+    assert done.clean
+    assert set(done.foreign) == {"debug ipsec", "debug ip packet", "condition peer 10.9.9.9"}
+    assert box.debugs == {"ipsec"} and box.conditions == ["10.9.9.9"]
+    sent = routers.sent("hub1")
+    assert "no debug crypto ipsec" not in sent and "undebug all" not in sent
+    assert not any("condition reset" in c for c in sent)
+
+
+def test_our_condition_left_on_is_a_leftover_whatever_the_wording(store, registry):
+    routers = FakeRouters()
+    box = Box(routers, "hub1")
+    r = responder(store, routers, registry)
+    assert r.arm(host(), PEER_A, "inc-1", WINDOW).armed
+    box.condition_removal_works = False  # the router ignores the removal
+    done = r.disarm(host(), "inc-1")
+    assert not done.clean and done.leftovers == ("condition peer 10.0.0.2",)
+
+
+# ---------------------------------------------------------------------- AAA
+
+
+def test_a_denied_condition_stops_the_arm_and_undoes_what_was_applied(store, registry):
+    routers = FakeRouters()
+    box = Box(routers, "hub1", aaa=True, deny=[r"^debug crypto condition"])
+    r = responder(store, routers, registry)
+    result = r.arm(host(), PEER_A, "inc-1", WINDOW)
+    assert not result.armed and not result.refused
+    assert "authorization failed" in result.error and "undone" in result.error
+    sent = routers.sent("hub1")
+    assert "debug crypto isakmp" not in sent and "debug crypto ipsec" not in sent
+    assert box.debugs == set() and box.applets == {} and box.buffered_line == "logging buffered 16384 informational"
+    assert store.armed_steps("hub1") == []
+    assert "failed" in [str(c.status) for c in result.changes]
+
+
+def test_applet_gets_authorization_bypass_under_aaa(store, registry):
+    routers = FakeRouters()
+    box = Box(routers, "hub1", aaa=True, eem_version="4.00")
+    assert responder(store, routers, registry).arm(host(), PEER_A, "inc-1", WINDOW).armed
+    (body,) = box.applets.values()
+    assert body[0].endswith(" authorization bypass")
+
+
+def test_no_arm_when_the_applet_could_not_run_under_aaa(store, registry):
+    routers = FakeRouters()
+    Box(routers, "hub1", aaa=True, eem_version="2.40")
+    result = responder(store, routers, registry).arm(host(), PEER_A, "inc-1", WINDOW)
+    assert result.refused and "dead-man applet could not run" in result.error
+    assert "allow_arm_without_deadman" in result.error and changes_sent(routers) == []
+
+
+def test_arm_without_the_applet_when_the_playbook_allows_it(store, registry):
+    routers = FakeRouters()
+    box = Box(routers, "hub1", aaa=True, eem_version="2.40")
+    r = responder(store, routers, registry, book=playbook(allow_arm_without_deadman=True))
+    result = r.arm(host(), PEER_A, "inc-1", WINDOW)
+    assert result.armed and box.applets == {} and any("without it" in n for n in result.notes)
+    assert r.disarm(host(), "inc-1").clean
+
+
+def test_a_cli_username_lets_the_applet_run_without_bypass(store, registry):
+    routers = FakeRouters()
+    box = Box(routers, "hub1", aaa=True, eem_version="2.40", cli_username="eemuser")
+    assert responder(store, routers, registry).arm(host(), PEER_A, "inc-1", WINDOW).armed
+    (body,) = box.applets.values()
+    assert not body[0].endswith("bypass")
+
+
+# ---------------------------------------------------------------------- the dead-man applet
+
+
+def test_no_arm_without_a_free_vty_line_for_the_applet(store, registry):
+    routers = FakeRouters()
+    Box(routers, "hub1", vty=(0, 4), vty_used=5)
+    result = responder(store, routers, registry).arm(host(), PEER_A, "inc-1", WINDOW)
+    assert result.refused and "5 of 5 vty lines in use" in result.error
+
+
+def test_stale_applets_are_reported_and_emergency_replays_and_removes_them(store, registry):
+    routers = FakeRouters()
+    stale = "COLLECTOR_DEADMAN_OLDRUN"
+    body = [f"event manager applet {stale}", " event timer countdown time 720 maxrun 120",
+            ' action 001 cli command "enable"', ' action 002 cli command "no debug crypto isakmp"',
+            ' action 003 cli command "no debug crypto condition peer ipv4 10.0.0.7"',
+            ' action 004 cli command "configure terminal"',
+            ' action 005 cli command "logging buffered 16384 informational"',
+            f' action 006 cli command "no event manager applet {stale}"', ' action 007 cli command "end"']
+    box = Box(routers, "hub1", debugs={"isakmp"}, conditions=["10.0.0.7"], applets={stale: body,
+              "OPERATOR_APPLET": ["event manager applet OPERATOR_APPLET"]},
+              other_debugs={"IP packet"})
+    r = responder(store, routers, registry, book=playbook(refuse_if_foreign_debugs=False))
+    plan = r.plan_only(host(), PEER_A, "inc-1", WINDOW)
+    assert plan.steps and changes_sent(routers) == []  # a dry run sends nothing
+    result = r.emergency_disarm(host())
+    assert result.clean and stale not in box.applets and "OPERATOR_APPLET" in box.applets
+    assert box.debugs == set() and box.conditions == []
+    assert result.foreign == ("debug ip packet",) and box.other_debugs == {"IP packet"}
+    assert "undebug all" not in routers.sent("hub1")
+
+
+def test_stale_applet_is_listed_by_arm(store, registry):
+    routers = FakeRouters()
+    Box(routers, "hub1", applets={"COLLECTOR_DEADMAN_OLDRUN": ["event manager applet COLLECTOR_DEADMAN_OLDRUN"]})
+    result = responder(store, routers, registry).arm(host(), PEER_A, "inc-1", WINDOW)
+    assert result.armed and result.stale_applets == ("COLLECTOR_DEADMAN_OLDRUN",)
+
+
+def test_join_extends_the_countdown_adds_the_other_ike_debug_and_hand_over_keeps_the_router(store, registry):
+    routers = FakeRouters()
+    box = Box(routers, "hub1")
+    r = responder(store, routers, registry, ike={PEER_B: "ikev2"})
+    assert r.arm(host(), PEER_A, "inc-1", timedelta(minutes=2)).armed
+    (name,) = box.applets
+    first = box.applet_countdown(name)
+    joined = r.join(host(), PEER_B, "inc-2", WINDOW, holder_incident_id="inc-1")
+    assert joined.armed and joined.joined
+    assert box.debugs == {"isakmp", "ikev2", "ipsec"} and box.conditions == ["10.0.0.2", "10.0.0.3"]
+    assert "debug crypto ipsec" not in changes_sent(routers)[-5:]  # already on: not sent again
+    assert list(box.applets) == [name] and box.applet_countdown(name) > first
+    commands = box.applet_commands(name)
+    for undo in ("no debug crypto ikev2", "no debug crypto condition peer ipv4 10.0.0.3",
+                 "no debug crypto isakmp", "no debug crypto condition peer ipv4 10.0.0.2"):
+        assert undo in commands
+    assert commands[-2:] == [f"no event manager applet {name}", "end"]
+
+    over = r.hand_over(host(), "inc-1", "inc-2")
+    assert over.clean and over.handed_over_to == "inc-2"
+    assert box.conditions == ["10.0.0.3"] and box.debugs == {"isakmp", "ikev2", "ipsec"} and name in box.applets
+    assert store.armed_steps("hub1", "inc-1") == []
+    done = r.disarm(host(), "inc-2")
+    assert done.clean and box.debugs == set() and box.conditions == [] and box.applets == {}
+    assert box.buffered_line == "logging buffered 16384 informational"
+
+
+def test_a_failed_join_undoes_only_the_joiners_steps(store, registry):
+    routers = FakeRouters()
+    box = Box(routers, "hub1")
+    r = responder(store, routers, registry, ike={PEER_B: "ikev2"})
+    assert r.arm(host(), PEER_A, "inc-1", WINDOW).armed
+    box.deny = [re.compile(r"^debug crypto ikev2")]
+    joined = r.join(host(), PEER_B, "inc-2", WINDOW, holder_incident_id="inc-1")
+    assert not joined.armed and "authorization failed" in joined.error
+    assert box.conditions == ["10.0.0.2"] and box.debugs == {"isakmp", "ipsec"}
+    assert store.armed_steps("hub1", "inc-2") == [] and store.armed_steps("hub1", "inc-1")
+
+
+# ---------------------------------------------------------------------- sessions failing
+
+
+def test_disarm_retries_after_a_dropped_session(store, registry):
+    routers = FakeRouters()
+    box = Box(routers, "hub1")
+    r = responder(store, routers, registry)
+    assert r.arm(host(), PEER_A, "inc-1", WINDOW).armed
+    drops = {"left": 1}
+    normal = box.answer
+
+    def flaky(command):
+        if command == "no debug crypto isakmp" and drops["left"]:
+            drops["left"] -= 1
+            return SessionDropped("hub1", "session lost")
+        return normal(command)
+
+    routers.router("hub1").default = flaky
+    done = r.disarm(host(), "inc-1")
+    assert done.clean and box.debugs == set() and box.applets == {}
+
+
+def test_disarm_that_cannot_connect_reports_and_keeps_the_steps(store, registry):
+    routers = FakeRouters()
+    Box(routers, "hub1")
+    r = responder(store, routers, registry)
+    assert r.arm(host(), PEER_A, "inc-1", WINDOW).armed
+    routers.router("hub1").open_error = SessionDropped("hub1", "no route")
+    done = r.disarm(host(), "inc-1")
+    assert not done.clean and "dead-man" in done.error and store.armed_steps("hub1", "inc-1")
+
+
+def test_nothing_armed(store, registry):
+    done = responder(store, FakeRouters(), registry).disarm(host(), "inc-1")
+    assert done.nothing_armed and done.clean
+
+
+# ---------------------------------------------------------------------- capture and NAT-T
+
+
+def test_capture_records_commands_and_notices_debugs_switched_off(store, registry):
+    routers = FakeRouters()
+    box = Box(routers, "hub1")
+    r = responder(store, routers, registry)
+    assert r.arm(host(), PEER_A, "inc-1", WINDOW).armed
+    capture = r.capture(host(), PEER_A, "receiver", "inc-1")
+    assert capture.error is None and capture.output("show logging") is not None
+    assert capture.clock_offset is not None
+    box.debugs.clear()  # someone's `undebug all`
+    capture = r.capture(host(), PEER_A, "receiver", "inc-1")
+    assert "no longer on" in capture.error and "isakmp" in capture.error
+
+
+SA_TEXT = """interface: Tunnel1
+    Crypto map tag: Tunnel1-head-0, local addr 192.0.2.1
+
+   current_peer 198.51.100.7 port 4500
+     current outbound spi: 0xAAAA0001(2863267841)
+   current_peer 203.0.113.9 port 4500
+     current outbound spi: 0x1234ABCD(305441741)
+"""
+
+
+def test_find_sender_peer_by_current_outbound_spi(store, registry):
+    routers = FakeRouters({"spoke1": {"show crypto ipsec sa": SA_TEXT}})
+    r = responder(store, routers, registry)
+    assert r.find_sender_peer(host("spoke1"), "0x1234ABCD") == ip_address("203.0.113.9")
+    assert r.find_sender_peer(host("spoke1"), "1234abcd") == ip_address("203.0.113.9")
+    assert r.find_sender_peer(host("spoke1"), "0xDEADBEEF") is None
+    assert peer_of_outbound_spi("   current_peer not-an-address port 500\n current outbound spi: 0x1(1)\n", 1) is None
