@@ -19,6 +19,7 @@ import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from ipaddress import IPv4Address, IPv6Address, ip_address
 from pathlib import Path
 
 from collector.core.decide import Arm, ArmDone, Capture, CaptureDone, Close, Event, LineSeen, Release, ReleaseDone
@@ -38,6 +39,8 @@ from collector.timeutil import utcnow
 from collector.agent.reader import LogReader
 
 log = logging.getLogger(__name__)
+
+Address = IPv4Address | IPv6Address
 
 
 @dataclass
@@ -90,9 +93,9 @@ class Worker:
         sender = self.inventory.hosts.get(action.sender) if action.sender else None
         if sender is not None:
             context.sender_peer = self._sender_peer(sender, action.flow)
-        ends = [(receiver, str(action.flow.src), "receiver")]
+        ends = [(receiver, action.flow.src, "receiver")]
         if sender is not None:
-            ends.append((sender, context.sender_peer, "sender"))
+            ends.append((sender, ip_address(context.sender_peer), "sender"))
         if self.dry_run:
             return self._dry_run(action, ends)
         joins = dict(action.joins)
@@ -116,7 +119,7 @@ class Worker:
         self._save(context)
         return events + [ArmDone(action.incident_id, context.armed_at, armed, failed, refused, mark)] + marked_lines
 
-    def _arm_one(self, action: Arm, end: tuple[Host, str, str], holder: str | None) -> tuple[ArmResult, list[LineSeen]]:
+    def _arm_one(self, action: Arm, end: tuple[Host, Address, str], holder: str | None) -> tuple[ArmResult, list[LineSeen]]:
         host, peer, _role = end
         window = self.playbook.arm_window
         if holder is not None:
@@ -153,9 +156,9 @@ class Worker:
 
     def capture(self, action: Capture) -> list[Event]:
         context = self.context(action.incident_id)
-        ends = [(context.receiver, str(context.flow.src), "receiver")]
+        ends = [(context.receiver, context.flow.src, "receiver")]
         if context.sender:
-            ends.append((context.sender, context.sender_peer or str(context.flow.dst), "sender"))
+            ends.append((context.sender, ip_address(context.sender_peer or str(context.flow.dst)), "sender"))
 
         def one(end):
             name, peer, role = end
