@@ -664,8 +664,9 @@ def _from_relay_header(rest: str, raw: str, year: int, pri: int | None) -> LogLi
     seq_match = _LEADING_SEQ.match(body)
     seq = int(seq_match.group(1)) if seq_match is not None else None
     message = body[seq_match.end():] if seq_match is not None else body
-    return LogLine(raw=raw, seq=seq, authoritative=True, tz=None, hostname=host, pri=pri,
-                   mnemonic=None, message=message, **stamp_of(mb, year))
+    fields: dict[str, object] = {"tz": None, **stamp_of(mb, year)}
+    return LogLine(raw=raw, seq=seq, authoritative=True, hostname=host, pri=pri,
+                   mnemonic=None, message=message, **fields)
 
 
 def _bsd_stamp(m: re.Match[str], year: int) -> dict[str, object]:
