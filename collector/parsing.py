@@ -206,9 +206,9 @@ class TemplateRegistry:
             return ParseResult([], found.label, f"output is {type(text).__name__}, not text")
         try:
             if len(found.names) == 1:
-                header, rows = self._run(found.directory / found.names[0], text)
+                header, rows, list_names = self._run(found.directory / found.names[0], text)
             else:
-                header, rows = _run_merged(found, text)
+                (header, rows), list_names = _run_merged(found, text), frozenset()
         except (textfsm.TextFSMError, textfsm.TextFSMTemplateError, clitable.CliTableError) as exc:
             return ParseResult([], found.label, f"{found.label}: {exc}")
         except Exception as exc:  # noqa: BLE001
@@ -221,13 +221,15 @@ class TemplateRegistry:
                 records = [enrich(r) for r in records]
             expand = _EXPANDERS.get(found.names[0])
             if expand is not None:
+                if not records:  # keep the template's fields, empty, for the expander to carry
+                    records = [{n: [] if n.upper() in list_names else "" for n in names}]
                 try:
                     records = expand(records, text)
                 except Exception as exc:  # noqa: BLE001 - device text never raises
                     return ParseResult(records, found.label, f"{found.label}: {type(exc).__name__}: {exc}")
         return ParseResult(records, found.label, None)
 
-    def _run(self, path: Path, text: str) -> tuple[list[str], list[list[object]]]:
+    def _run(self, path: Path, text: str) -> tuple[list[str], list[list[object]], frozenset[str]]:
         fsms: dict[Path, textfsm.TextFSM] | None = getattr(self._local, "fsms", None)
         if fsms is None:
             fsms = self._local.fsms = {}
@@ -238,7 +240,8 @@ class TemplateRegistry:
             fsm.Reset()
         # After a TextFSMError the FSM is mid-state; the Reset() above on next use clears it.
         rows = fsm.ParseText(text)
-        return list(fsm.header), rows
+        list_names = frozenset(v.name for v in fsm.values if "List" in v.OptionNames())
+        return list(fsm.header), rows, list_names
 
     def _source(self, path: Path) -> str:
         source = self._sources.get(path)
@@ -350,6 +353,8 @@ def _show_logging_records(header_records: list[dict[str, object]], text: str) ->
         record.update(_log_fields(line, invalid_spi_fields(line)))
         out.append(record)
     if not out:
+        if not any(header.values()):
+            return []  # neither a header nor a record: not a `show logging` output
         empty = dict(header)
         empty.update(dict.fromkeys(LOG_RECORD_FIELDS, ""))
         out.append(empty)
