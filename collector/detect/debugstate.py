@@ -89,6 +89,15 @@ class DebugState:
 def parse_debug_state(show_debugging_text: str, debug_condition_text: str | None = None) -> DebugState:
     """The debug state printed by `show debugging` (and `show crypto debug-condition` when
     given). Never raises: unreadable text ends up in `unknown_lines`."""
+    try:
+        return _parse(show_debugging_text, debug_condition_text)
+    except Exception:  # noqa: BLE001 - device text never raises; nothing is called clean
+        lines = f"{show_debugging_text}\n{debug_condition_text or ''}" if isinstance(show_debugging_text, str) else ""
+        return DebugState(frozenset(), (), (), (), None,
+                          tuple(ln.strip() for ln in lines.splitlines() if ln.strip()) or ("(unreadable)",))
+
+
+def _parse(show_debugging_text: str, debug_condition_text: str | None) -> DebugState:
     from collector.parsing import default_registry  # noqa: PLC0415 - parsing imports TextFSM
 
     text = show_debugging_text if isinstance(show_debugging_text, str) else ""
