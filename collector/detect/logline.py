@@ -581,6 +581,10 @@ _ISO_HEADER = re.compile(
     r"(?P<host>[A-Za-z0-9][A-Za-z0-9._:-]{0,254}) "
 )
 _LEADING_SEQ = re.compile(r"(\d{1,12}):\s+")
+_ORIGIN_PREFIX = re.compile(
+    r"(?:(?P<seq>\d{1,12})?:\s*)?(?:(?P<host>[A-Za-z][A-Za-z0-9._-]{0,62}):\s+)?"
+    r"(?=[*.]?(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) )"
+)
 # C0 controls (except TAB) and DEL: a text protocol line never carries them.
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
@@ -642,6 +646,20 @@ def _parse_relayed(line: str, year: int) -> LogLine | None:
     return _from_relay_header(line, line, year, None)
 
 
+def _from_origin_prefix(rest: str, raw: str, year: int, pri: int | None) -> LogLine | None:
+    """`124: CORE-RTR1: Sep 23 10:15:33.456 UTC: %...` (`logging origin-id hostname`) and
+    `<133>: *Mar  1 ...` (an empty sequence field): a stamped router line after them."""
+    m = _ORIGIN_PREFIX.match(rest)
+    if m is None or m.end() == 0:
+        return None
+    inner = _parse(rest[m.end():], year)
+    if inner is None or inner.timestamp_text is None:
+        return None
+    seq = m.group("seq")
+    return replace(inner, raw=raw, pri=pri if pri is not None else inner.pri,
+                   seq=int(seq) if seq is not None else inner.seq, hostname=m.group("host") or inner.hostname)
+
+
 def _from_relay_header(rest: str, raw: str, year: int, pri: int | None) -> LogLine | None:
     mb = _BSD_HEADER.match(rest)
     if mb is not None:
@@ -649,11 +667,13 @@ def _from_relay_header(rest: str, raw: str, year: int, pri: int | None) -> LogLi
     else:
         mb = _ISO_HEADER.match(rest)
         if mb is None:
-            return None
+            return _from_origin_prefix(rest, raw, year, pri)
         stamp_of = _iso_stamp
     body = rest[mb.end():]
     host = mb.group("host").rstrip(":")
     inner = _parse(body, year) if body else None
+    if inner is None and body:
+        inner = _from_origin_prefix(body, body, year, None)
     if inner is not None:
         # The router's own stamp, when it printed one, is the event's time; the relay's is
         # only when it received the line.

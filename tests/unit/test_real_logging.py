@@ -302,3 +302,22 @@ def test_ios_isakmp_debug_with_utc_stamps() -> None:
     assert records[0].timestamp_text == "Mar 13 15:29:24.294 UTC" and records[0].tz == "UTC"
     assert records[0].message.startswith("ISAKMP (0): received packet from 86.183.x.y dport 500")
     assert all(r.mnemonic is None for r in records)
+
+
+@pytest.mark.parametrize(("line", "pri", "seq", "host", "stamp"), [
+    # `logging origin-id hostname`: the host after the sequence number, before the stamp
+    ("<189>124: CORE-RTR1: Sep 23 10:15:33.456 UTC: %SYS-5-CONFIG_I: Configured from console by admin on vty0 "
+     "(10.1.0.5)", 189, 124, "CORE-RTR1", "Sep 23 10:15:33.456 UTC"),
+    ("CORE-RTR1: *Sep 23 10:15:34.789: %LINEPROTO-5-UPDOWN: Line protocol on Interface Gi0/1, changed state to up",
+     None, None, "CORE-RTR1", "Sep 23 10:15:34.789"),
+    # an empty sequence field after the PRI
+    ("<133>: *Mar  1 18:48:50.483 UTC: %SYS-5-CONFIG_I: Configured from console by vty2 (10.34.195.36)",
+     133, None, None, "Mar  1 18:48:50.483 UTC"),
+    # a relay's header in front of all that
+    ("Dec  6 00:12:07 rtr1.example.net 123: rtr1: Dec  6 00:12:06: %SYS-5-CONFIG_I: Configured from console",
+     None, 123, "rtr1", "Dec  6 00:12:06"),
+])
+def test_hostname_prefix_forms(line: str, pri, seq, host, stamp) -> None:
+    record = parse_log_line(line, year=2026)
+    assert record is not None and record.mnemonic is not None
+    assert (record.pri, record.seq, record.hostname, record.timestamp_text) == (pri, seq, host, stamp)
