@@ -87,6 +87,14 @@ IPSEC = {
 }
 
 
+IPSEC["show_crypto_ipsec_sa/xe_ipv6_detailed_2.txt"] = ("show crypto ipsec sa ipv6 detail", [
+    ("Tunnel1", "2001:DB8:1202::123", "500", "inbound", "0x7D6FAAB9", "0x6064CAD7"),
+    ("Tunnel1", "2001:DB8:1202::123", "500", "outbound", "0x6064CAD7", "0x6064CAD7"),
+    ("Tunnel1", "2001:DB8:1201::122", "500", "inbound", "0x6236E68", "0x3F4B6DE0"),
+    ("Tunnel1", "2001:DB8:1201::122", "500", "outbound", "0x3F4B6DE0", "0x3F4B6DE0"),
+])
+
+
 @pytest.mark.parametrize("name", sorted(IPSEC))
 def test_ipsec_sa(name: str) -> None:
     command, expected = IPSEC[name]
@@ -256,3 +264,17 @@ def test_show_clock(name: str) -> None:
     assert (rec["flag"], rec["time"], rec["timezone"], rec["month"], rec["day"], rec["year"]) == CLOCK[name]
     (theirs,) = ntc("show clock", name)
     assert (theirs["time"], theirs["timezone"], theirs["year"]) == (rec["time"], rec["timezone"], rec["year"])
+
+
+def test_ipsec_sa_ipv6_spi_not_available() -> None:
+    # `spi: [Not Available]` SAs, endpoints on two lines, `ipv6 mtu idb`, `, initiator : False`
+    records = parse("show crypto ipsec sa ipv6 detail", "show_crypto_ipsec_sa/xe_ipv6_detailed.txt")
+    assert len(records) == 14 and {r["spi"] for r in records} == {""}
+    first = records[0]
+    assert (first["current_peer"], first["current_peer_port"], first["direction"], first["current_outbound_spi"],
+            first["local_crypto_endpt"], first["remote_crypto_endpt"], first["ip_mtu_idb"], first["conn_id"],
+            first["in_use_settings"], first["status"]) == (
+        "4180::151:0:1", "12426", "inbound", "0x11C", "4180::56:0:1", "4180::151:0:1", "Tunnel2002", "2071",
+        "Transport UDP-Encaps, esn", "ACTIVE(ACTIVE)")
+    assert [r["current_peer"] for r in records[::2]] == [
+        "4180::151:0:1", "4180::60:0:1", "4180::11:0:1", "4180::2:0:1", "4180::226:0:1", "4180::221:0:1", "4180::20:0:1"]
