@@ -7,6 +7,12 @@ a substring pre-check before the expensive patterns; no TextFSM here.
 Every timestamp prefix of domain.md §2.1 is accepted: `<PRI>`, the `NNNNNN:` sequence
 number, `*`/`.` (clock not authoritative), month-day with or without year and msec, a time
 zone, the doubled `: :` of IOS-XE 17, a hostname before `%`, uptime stamps, or no stamp.
+A line that is none of these is tried, off the hot path, as a syslog archive line: a
+relay's RFC 3164 or ISO 8601 stamp and host, RFC 5424, `logging origin-id` hostnames
+(`iter_archive_records` also undoes what a mail or PDF copy does to log text).
+
+The invalid-SPI message is recognised only as itself: the record's own mnemonic, at its
+own place, never the same text inside another message (an EEM `%HA_EM-6-LOG` line).
 
 Values taken from a line can end up in router commands (`debug crypto condition peer ...`),
 so `parse_invalid_spi` validates strictly and returns None for anything doubtful; nothing
@@ -445,7 +451,16 @@ def parse_invalid_spi_record(
             return None
         if len(record.message) > MAX_INV_SPI_LINE_CHARS:
             return None
-        return _event_from_record(record, record.raw, router, source, received_at)
+        event = _event_from_record(record, record.raw, router, source, received_at)
+        if event is None and "\n" in record.raw:
+            # A PDF or mail copy may also break inside a value (`srcaddr=11.1.\n1.3`): join
+            # the pieces without a separator and validate again (as strictly).
+            first, *rest = record.raw.split("\n")
+            head = _parse_or_relayed(first, record.timestamp.year if record.timestamp else 2000)
+            if head is not None and head.mnemonic == _INV_SPI_MNEMONIC:
+                joined = replace(record, message=head.message.rstrip() + "".join(part.strip() for part in rest))
+                event = _event_from_record(joined, record.raw, router, source, received_at)
+        return event
     except Exception:  # noqa: BLE001
         return None
 

@@ -321,3 +321,16 @@ def test_hostname_prefix_forms(line: str, pri, seq, host, stamp) -> None:
     record = parse_log_line(line, year=2026)
     assert record is not None and record.mnemonic is not None
     assert (record.pri, record.seq, record.hostname, record.timestamp_text) == (pri, seq, host, stamp)
+
+
+def test_pdf_copy_broken_inside_values_is_joined() -> None:
+    line = _variant_lines()[0]  # ... srcaddr=11.1.1.3, input interface=Ethernet0/0
+    cut1, cut2 = line.index("srcaddr=11.1.") + len("srcaddr=11.1."), line.index("Ethernet0/") + len("Ethernet0/")
+    wrapped = "\n".join([line[:cut1], line[cut1:cut2], line[cut2:]])
+    (record,) = list(iter_archive_records(wrapped, year=2025))
+    event = parse_invalid_spi_record(record, router="r", source="archive", received_at=RECEIVED)
+    assert event is not None and str(event.flow.src) == "11.1.1.3" and event.interface == "Ethernet0/0"
+    # a break that joins into a different, invalid value is still refused
+    bad = "\n".join([line[:cut1], "x" + line[cut1:]])
+    (record,) = list(iter_archive_records(bad, year=2025))
+    assert parse_invalid_spi_record(record, router="r", source="archive", received_at=RECEIVED) is None
