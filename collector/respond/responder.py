@@ -531,13 +531,13 @@ class Responder:
         conditions = self._read_conditions(session)
         state = parse_debug_state(debugging, conditions)
         leftovers = [f"debug crypto {name}" for name in sorted(own_debugs & state.debugs)]
-        leftovers += [f"condition peer {peer}" for peer in sorted(own_conditions & state.conditions)]
+        leftovers += [f"condition peer {peer}" for peer in sorted(own_conditions & state.peer_conditions)]
         if refusal_in(debugging):
             leftovers.append("`show debugging` refused: debugs not verified")
         if conditions is None and own_conditions:
             leftovers.append("`show crypto debug-condition` refused: conditions not verified")
         foreign = tuple([f"debug {name}" for name in sorted(state.debugs - own_debugs)]
-                        + [f"condition peer {peer}" for peer in sorted(state.conditions - own_conditions)])
+                        + [f"condition peer {peer}" for peer in sorted(state.peer_conditions - own_conditions)])
         return leftovers, foreign
 
     def hand_over(self, host: Host, incident_id: str, heir_incident_id: str) -> DisarmResult:

@@ -272,9 +272,26 @@ def test_trailing_newline_is_tolerated() -> None:
     assert ev is not None and ev.raw == GOOD
 
 
-def test_unknown_prefix_still_yields_event_without_time() -> None:
-    ev = inv("router-7 some relay junk: " + GOOD[GOOD.index("%"):])
-    assert ev is not None and ev.device_time is None and ev.seq is None
+def test_unknown_prefix_is_not_an_event() -> None:
+    # The message is recognised only at its own place: after a prefix we cannot read, the
+    # same text is just text (issue 14 point 4).
+    assert inv("router-7 some relay junk: " + GOOD[GOOD.index("%"):]) is None
+
+
+@pytest.mark.parametrize("prefix", [
+    # the real EEM form `%HA_EM-6-LOG: <applet>: <msg>` (fixtures/real/show_logging/eem_*),
+    # with a forged invalid-SPI text as the applet's message
+    "*Apr 27 06:12:00.010: %HA_EM-6-LOG: HEARTBEAT: ",
+    "07:02:19: %HA_EM-6-LOG: ISP_A_down: ",
+    "<189>12: *Apr 27 06:12:00.010: %HA_EM-6-LOG: x: ",
+    "Sep  6 09:13:00 RouterName 82: Sep  6 14:12:56.872: %SYS-5-CONFIG_I: Configured from console by ",
+    "%SYS-5-CONFIG_I: ",
+])
+def test_invalid_spi_text_inside_another_message_is_not_an_event(prefix: str) -> None:
+    line = prefix + GOOD[GOOD.index("%"):]
+    assert inv(line) is None
+    record = parse_log_line(line, year=2025)
+    assert record is not None and record.mnemonic != "CRYPTO-4-RECVD_PKT_INV_SPI"
 
 
 def test_year_from_received_at_with_dec_to_jan() -> None:
