@@ -30,14 +30,14 @@ ANY_USER = "*"
 class AaaConfig:
     """The command-authorization part of the running configuration."""
 
-    commands: dict[int, str] = field(default_factory=dict)  # level -> "default group tacacs+ ..."
+    commands: dict[int, str] = field(default_factory=dict)  # level -> methods of the default list: "group tacacs+ none"
     config_commands: bool = False
 
     def copy(self) -> AaaConfig:
         return AaaConfig(dict(self.commands), self.config_commands)
 
     def config_lines(self) -> list[str]:
-        lines = [f"aaa authorization commands {level} {methods}" for level, methods in sorted(self.commands.items())]
+        lines = [f"aaa authorization commands {level} default {methods}" for level, methods in sorted(self.commands.items())]
         if self.config_commands:
             lines.append("aaa authorization config-commands")
         return lines
@@ -45,7 +45,7 @@ class AaaConfig:
     def asks_server(self, level: int) -> bool:
         """True when commands of `level` go to the TACACS+ server (`group tacacs+` first in the list)."""
         methods = self.commands.get(level, "").split()
-        return methods[1:3] == ["group", "tacacs+"]
+        return methods[:2] == ["group", "tacacs+"]
 
     def authorizes_config(self) -> bool:
         return self.config_commands and self.asks_server(15)

@@ -303,6 +303,7 @@ class Router:
 
     def state_snapshot(self) -> dict[str, Any]:
         with self.lock:
+            self._vty_sync()
             return {
                 "name": self.name,
                 "debug": self.debug.snapshot(),
