@@ -523,7 +523,7 @@ class Router:
     def config_session_done(self, session: CliSession) -> None:
         who = f"console by {session.user} on {session.line} ({session.source})"
         if session.internal:
-            who = f"console by  on {session.line} (EEM:{session.internal})"
+            who = f"console by {session.user} on {session.line} (EEM:{session.internal})"
         self.log_message(self.now(), 5, f"%SYS-5-CONFIG_I: Configured from {who}")
 
     def config_submode_done(self, session: CliSession) -> None:

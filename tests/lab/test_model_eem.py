@@ -123,3 +123,79 @@ def test_an_applets_own_messages_do_not_trigger_syslog_applets() -> None:
     )  # leaving config mode logs CONFIG_I, which fires the applet once
     step(fleet, 1)
     assert sum("%HA_EM-6-LOG: LOOP: again" in ln for ln in r.log.lines()) == 1
+
+
+# -- EEM under AAA command authorization --------------------------------------------------
+
+DENIED = "Command authorization failed.\n\n"
+
+
+def _armed_hub_under_aaa(policy: dict) -> tuple:
+    fleet = build()
+    r = fleet.routers["hub1"]
+    s = priv(r)
+    s.execute("debug crypto condition peer ipv4 192.0.2.3")
+    s.execute("debug crypto isakmp")
+    configure(r, "aaa new-model", "aaa authorization commands 15 default group tacacs+")
+    r.faults.tacacs = policy
+    return fleet, r, s
+
+
+def _deadman(header: str = "event manager applet COLLECTOR_DEADMAN_1A2B3C4D") -> list[str]:
+    return [header, *DEADMAN[1:5], ' action 009 syslog msg "dead-man fired"']
+
+
+def test_applet_without_bypass_or_username_is_refused_and_changes_nothing() -> None:
+    fleet, r, s = _armed_hub_under_aaa({r_user: {} for r_user in ("lab", "admin")})
+    configure(r, *_deadman())
+    step(fleet, 121)
+    assert "Crypto ISAKMP debugging is on" in s.execute("show debugging")
+    assert "192.0.2.3" in s.execute("show crypto debug-condition")
+    run = r.eem_runs[-1]
+    assert run["applet"] == "COLLECTOR_DEADMAN_1A2B3C4D"
+    outputs = {a["cli"]: a["output"] for a in run["actions"] if "cli" in a}
+    assert outputs == {"enable": "", "undebug all": DENIED, "debug crypto condition reset": DENIED}
+
+
+def test_authorization_bypass_lets_the_applet_run() -> None:
+    fleet, r, s = _armed_hub_under_aaa({"lab": {}})
+    configure(r, *_deadman("event manager applet COLLECTOR_DEADMAN_1A2B3C4D authorization bypass"))
+    assert "event manager applet COLLECTOR_DEADMAN_1A2B3C4D authorization bypass" in s.execute(
+        "show running-config | include event manager"
+    )
+    step(fleet, 121)
+    assert "debugging is on" not in s.execute("show debugging")
+    assert "192.0.2.3" not in s.execute("show crypto debug-condition")
+
+
+def test_session_cli_username_is_authorized_by_its_policy() -> None:
+    fleet, r, s = _armed_hub_under_aaa({"eem-svc": {"permit": ["undebug all"]}, "lab": {}})
+    configure(r, "event manager session cli username eem-svc", *_deadman())
+    step(fleet, 121)
+    assert "debugging is on" not in s.execute("show debugging")  # `undebug all` permitted
+    assert "192.0.2.3" in s.execute("show crypto debug-condition")  # the reset was refused
+    outputs = {a["cli"]: a["output"] for a in r.eem_runs[-1]["actions"] if "cli" in a}
+    assert outputs["debug crypto condition reset"] == DENIED
+    # a user the server does not know is refused everything
+    r.faults.tacacs = {"lab": {}}
+    s.execute("debug crypto isakmp")
+    configure(r, *_deadman())
+    step(fleet, 121)
+    assert "Crypto ISAKMP debugging is on" in s.execute("show debugging")
+
+
+def test_applet_session_starts_in_user_exec() -> None:
+    fleet = build()
+    r = fleet.routers["spoke1"]
+    s = priv(r)
+    s.execute("debug crypto ipsec")
+    configure(
+        r,
+        "event manager applet NOENABLE",
+        " event timer countdown time 10",
+        ' action 1 cli command "undebug all"',
+    )
+    step(fleet, 11)
+    assert "Crypto IPSEC debugging is on" in s.execute("show debugging")
+    output = r.eem_runs[-1]["actions"][0]["output"]
+    assert "% Invalid input detected at '^' marker." in output

@@ -43,3 +43,42 @@ def test_a_bad_policy_is_refused_by_the_control_api(lab: RunningLab) -> None:
     with pytest.raises(LabControlError, match="tacacs"):
         lab.control.fault("hub1", tacacs={"lab": {"permit": "show"}})
     assert lab.control.state("hub1")["faults"]["tacacs"] is None
+
+
+def _deadman(name: str, header_options: str = "") -> list[str]:
+    return [
+        f"event manager applet {name} {header_options}".rstrip(),
+        " event timer countdown time 60",
+        ' action 001 cli command "enable"',
+        ' action 002 cli command "undebug all"',
+        f' action 003 cli command "no debug crypto condition peer ipv4 {PEER}"',
+    ]
+
+
+@pytest.mark.parametrize(
+    ("header_options", "username", "runs"),
+    [("", None, False), ("authorization bypass", None, True), ("", "eem-svc", True), ("", "contractor", False)],
+)
+def test_deadman_applet_under_aaa_over_ssh(
+    lab: RunningLab, header_options: str, username: str | None, runs: bool
+) -> None:
+    lab.control.config("hub1", AAA_LINES)
+    user = _lab_user(lab)
+    lab.control.fault("hub1", tacacs={user: {}, "eem-svc": {"permit": ["undebug", "no debug crypto condition"]}})
+    with ConnectHandler(**lab.connect_params("hub1", "cisco_ios")) as conn:
+        conn.enable()
+        conn.send_command(f"debug crypto condition peer ipv4 {PEER}")
+        conn.send_command("debug crypto ipsec")
+        lines = _deadman("DEADMAN_T1", header_options)
+        if username:
+            lines.insert(0, f"event manager session cli username {username}")
+        conn.send_config_set(lines)
+        lab.control.step(61)
+        debugging = conn.send_command("show debugging")
+        conditions = conn.send_command("show crypto debug-condition")
+    assert ("Crypto IPSEC debugging is on" not in debugging) == runs, debugging
+    assert (PEER not in conditions) == runs, conditions
+    run = lab.control.state("hub1")["eem_runs"][-1]
+    assert run["applet"] == "DEADMAN_T1"
+    refused = [a["cli"] for a in run["actions"] if a.get("output") == "Command authorization failed.\n\n"]
+    assert refused == ([] if runs else ["undebug all", f"no debug crypto condition peer ipv4 {PEER}"])
