@@ -797,6 +797,7 @@ class Router:
                             self._eem_cli_failed(t, applet, action.label, run)
                             return
                         session = CliSession(self, user=user, line=f"vty{line}", internal=applet.name)
+                        run["vty_line"] = line
                         self.vty_pool.lines[line].session = session
                     output = session.execute(action.argument)
                     run["actions"].append({"label": action.label, "cli": action.argument, "output": output})

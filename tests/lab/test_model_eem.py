@@ -199,3 +199,80 @@ def test_applet_session_starts_in_user_exec() -> None:
     assert "Crypto IPSEC debugging is on" in s.execute("show debugging")
     output = r.eem_runs[-1]["actions"][0]["output"]
     assert "% Invalid input detected at '^' marker." in output
+
+
+# -- EEM and the vty pool -----------------------------------------------------------------
+
+
+def _countdown_applet(name: str) -> list[str]:
+    return [
+        f"event manager applet {name}",
+        " event timer countdown time 30",
+        ' action 1.0 cli command "enable"',
+        ' action 2.0 cli command "undebug all"',
+        ' action 3.0 syslog msg "cleanup done"',
+    ]
+
+
+def test_applet_cli_fails_when_every_vty_line_is_held() -> None:
+    fleet = build()
+    r = fleet.routers["hub2"]
+    s = priv(r)
+    s.execute("debug crypto ipsec")
+    configure(r, *_countdown_applet("CLEANUP"))
+    r.faults.vty_held = 5  # other people's sessions on vty 0-4
+    step(fleet, 31)
+    assert "Crypto IPSEC debugging is on" in s.execute("show debugging")
+    assert r.eem_runs[-1]["error"] == "no vty line free" and r.eem_runs[-1]["actions"] == []
+    log = "\n".join(r.log.lines())
+    assert "%HA_EM-3-FMPD_CLI_CONNECT: Unable to establish CLI session: no tty lines available" in log
+    assert "%HA_EM-3-FMPD_ERROR: Error executing applet CLEANUP statement 1.0" in log
+    assert "cleanup done" not in log  # the applet stopped at its first cli action
+    # one line free again: the next run takes it, runs, and gives it back
+    r.faults.vty_held = 4
+    configure(r, *_countdown_applet("CLEANUP"))
+    step(fleet, 31)
+    assert "debugging is on" not in s.execute("show debugging")
+    assert r.eem_runs[-1]["error"] is None
+    assert r.eem_runs[-1]["vty_line"] == 4  # the one line the held sessions left
+    assert r.vty_free() == 1
+
+
+def test_line_vty_range_sets_the_pool_and_shows_in_running_config() -> None:
+    fleet = build()
+    r = fleet.routers["spoke2"]
+    s = priv(r)
+    assert "\nline vty 0 4\n" in s.execute("show running-config")
+    assert r.vty_free() == 5
+    configure(r, "line vty 0 15", " transport input ssh")
+    assert "\nline vty 0 15\n" in s.execute("show running-config")
+    r.faults.vty_held = 5
+    assert r.vty_free() == 11
+    configure(r, *_countdown_applet("CLEANUP"))
+    s.execute("debug crypto ipsec")
+    step(fleet, 31)
+    assert "debugging is on" not in s.execute("show debugging")
+
+
+def test_show_users_lists_held_lines_in_the_ios_layout() -> None:
+    from ntc_templates.parse import parse_output
+
+    r = build().routers["spoke1"]
+    r.faults.vty_held = 2
+    line = r.vty_take("ssh")
+    session = r.open_session(user="lab", source="127.0.0.1", vty_line=line)
+    session.execute("enable")
+    session.execute(r.enable_secret)
+    text = session.execute("show users")
+    lines = text.splitlines()
+    assert lines[0] == "    Line       User       Host(s)              Idle       Location"
+    assert lines[3] == "*  4 vty 2     lab        idle                 00:00:00 127.0.0.1"
+    assert lines[5] == "  Interface    User               Mode         Idle     Peer Address"
+    rows = parse_output(platform="cisco_ios", command="show users", data=text)
+    assert [(row["line"], row["user"]) for row in rows] == [
+        ("2 vty 0", "noc"),
+        ("3 vty 1", "noc"),
+        ("*  4 vty 2", "lab"),
+    ]
+    r.vty_release(line)
+    assert r.vty_free() == 3
