@@ -25,7 +25,7 @@ from collector.lab.config import (
     render_running_config,
 )
 from collector.lab.debug import DebugState
-from collector.lab.eem import Applet, parse_action, parse_event
+from collector.lab.eem import Applet, parse_action, parse_event, run_variable_action, substitute
 from collector.lab.logbuf import LEVELS, RouterLog, TimestampFormat
 from collector.lab.shell import CliSession, InvalidToken
 from collector.lab.topology import Credentials, DpdSetting, RouterSpec
@@ -69,7 +69,8 @@ class Router:
         self.lock: threading.RLock = fleet.lock
         self.tunnels: list[tuple[TunnelRuntime, int]] = []
         self.ends: list[EndView] = []
-        self.flash: dict[str, str] = {}
+        self.flash: dict[str, str] = {}  # flash:NAME -> content (`| append flash:NAME`, more, dir, delete)
+        self.flash_written: dict[str, datetime] = {}
         self._sessions: weakref.WeakSet[CliSession] = weakref.WeakSet()
         self._vty = 0
         self.vty_pool = vty.VtyPool()
@@ -347,6 +348,28 @@ class Router:
     def write_file(self, path: str, text: str, append: bool) -> None:
         path = _flash_path(path)
         self.flash[path] = (self.flash.get(path, "") if append else "") + text
+        self.flash_written[path] = self.at(self.now())
+
+    def delete_file(self, session: CliSession, force: bool, path: str) -> str:
+        name = _flash_path(path)
+        if name not in self.flash:
+            return f"%Error deleting {path} (No such file or directory)\n"
+
+        def do() -> str:
+            self.flash.pop(name, None)
+            self.flash_written.pop(name, None)
+            return ""
+
+        if force:
+            return do()
+        short = name.removeprefix("flash:")
+
+        def confirm_file() -> str:
+            session.confirm(f"Delete flash:/{short}? [confirm]", do)
+            return ""
+
+        session.confirm(f"Delete filename [{short}]? ", confirm_file)
+        return ""
 
     # -- ids --------------------------------------------------------------------------
 
@@ -648,9 +671,10 @@ class Router:
 
     def dir_flash(self, session: CliSession) -> str:
         files = sorted(self.flash.items())
-        stamp = self.at(self.now()).strftime("%b %d %Y %H:%M:%S") + " +00:00"
         out = ["Directory of flash:/", ""]
         for n, (name, text) in enumerate(files, 1):
+            written = self.flash_written.get(name) or self.at(self.now())
+            stamp = f"{written:%b} {written.day} {written:%Y %H:%M:%S} +00:00"
             out.append(f"{n:>5}  -rw-{len(text.encode()):>12}  {stamp}  {name.removeprefix('flash:')}")
         used = sum(len(t.encode()) for _, t in files)
         out += ["", f"{FLASH_BYTES} bytes total ({FLASH_BYTES - used} bytes free)", ""]
@@ -773,15 +797,16 @@ class Router:
                 applet.matches = [m for m in applet.matches if m > t - event.period]
             if len(applet.matches) >= event.occurs:
                 applet.matches.clear()
-                self.run_applet(t, applet)
+                self.run_applet(t, applet, {"_syslog_msg": text})
 
-    def run_applet(self, t: float, applet: Applet) -> None:
+    def run_applet(self, t: float, applet: Applet, variables: dict[str, str] | None = None) -> None:
         """Run the actions in label order; cli actions share one session on a vty line of the pool.
 
         The session starts in user EXEC as `event manager session cli username` (or nobody);
         with no vty line free the first cli action fails and the applet stops there.
         """
         user = self.state.eem_cli_username or ""
+        variables = dict(variables or {})
         session: CliSession | None = None
         line: int | None = None
         run: dict[str, Any] = {"applet": applet.name, "at": self.at(t).isoformat(), "actions": [], "error": None}
@@ -799,11 +824,16 @@ class Router:
                         session = CliSession(self, user=user, line=f"vty{line}", internal=applet.name)
                         run["vty_line"] = line
                         self.vty_pool.lines[line].session = session
-                    output = session.execute(action.argument)
-                    run["actions"].append({"label": action.label, "cli": action.argument, "output": output})
+                    command = substitute(action.argument, variables)
+                    output = session.execute(command)
+                    variables["_cli_result"] = output
+                    run["actions"].append({"label": action.label, "cli": command, "output": output})
                 elif action.kind == "syslog" and action.argument is not None:
-                    self.log_message(t, 6, f"%HA_EM-6-LOG: {applet.name}: {action.argument}")
-                    run["actions"].append({"label": action.label, "syslog": action.argument})
+                    message = substitute(action.argument, variables)
+                    self.log_message(t, 6, f"%HA_EM-6-LOG: {applet.name}: {message}")
+                    run["actions"].append({"label": action.label, "syslog": message})
+                else:
+                    run_variable_action(action, variables)
             if session is not None and session.mode.startswith("config"):
                 session.leave_config()
         finally:

@@ -265,6 +265,8 @@ def _priv_grammar(xe: bool) -> Grammar:
     g.add("copy running-config startup-config", _router_call("copy_run_start"))
     g.add("more <word>", _router_call("more_file"))
     g.add("dir flash:", _router_call("dir_flash"))
+    g.add("delete <word>", _router_call("delete_file", False))
+    g.add("delete /force <word>", _router_call("delete_file", True))
     return g
 
 

@@ -276,3 +276,72 @@ def test_show_users_lists_held_lines_in_the_ios_layout() -> None:
     ]
     r.vty_release(line)
     assert r.vty_free() == 3
+
+
+# -- on-box capture: syslog trigger, `| append flash:`, variables, dir/more --------------
+
+CAPTURE = [
+    "event manager applet INV_SPI_RX",
+    ' event syslog pattern "%CRYPTO-4-RECVD_PKT_INV_SPI" occurs 2 period 300',
+    ' action 1.0 cli command "enable"',
+    ' action 1.1 regexp "srcaddr=([0-9.]+)" "$_syslog_msg" found peer',
+    ' action 2.0 cli command "show clock | append flash:inv_spi_rx.txt"',
+    ' action 2.1 cli command "show crypto ipsec sa peer $peer | append flash:inv_spi_rx.txt"',
+    ' action 2.2 cli command "show logging | include RECVD_PKT_INV_SPI | append flash:inv_spi_rx.txt"',
+    ' action 4.0 syslog msg "INV_SPI data collected for peer $peer"',
+]
+
+
+def test_capture_applet_appends_show_output_to_flash() -> None:
+    fleet = build(scenarios=["desync"])
+    info = next(p for p in fleet.pairs() if p.scenario == "desync")
+    r = fleet.routers[info.receiver]
+    configure(r, *CAPTURE)
+    s = priv(r)
+    assert "inv_spi_rx.txt" not in s.execute("dir flash:")
+    step(fleet, 120)
+    log = "\n".join(r.log.lines())
+    assert f"%HA_EM-6-LOG: INV_SPI_RX: INV_SPI data collected for peer {info.sender_addr}" in log
+    text = s.execute("more flash:inv_spi_rx.txt")
+    ran = [a["cli"] for a in r.eem_runs[-1]["actions"] if "cli" in a]
+    assert f"show crypto ipsec sa peer {info.sender_addr} | append flash:inv_spi_rx.txt" in ran  # $peer filled in
+    assert text.startswith("*10:42:00.000 UTC ")  # show clock first
+    assert sum("RECVD_PKT_INV_SPI" in ln for ln in text.splitlines()) == 2
+    assert text == r.flash["flash:inv_spi_rx.txt"]
+    listing = s.execute("dir flash:").splitlines()
+    assert listing[0] == "Directory of flash:/"
+    assert listing[2].split()[-1] == "inv_spi_rx.txt"
+    assert int(listing[2].split()[2]) == len(text.encode())
+    assert listing[-1].endswith("bytes free)")
+    # a second trigger appends below the first capture
+    step(fleet, 120)
+    again = s.execute("more flash:/inv_spi_rx.txt")
+    assert again.startswith(text) and sum("RECVD_PKT_INV_SPI" in ln for ln in again.splitlines()) > 2
+    s.execute("delete /force flash:inv_spi_rx.txt")
+    assert s.execute("more flash:inv_spi_rx.txt") == "%Error opening flash:inv_spi_rx.txt (File not found)\n"
+
+
+def test_capture_applet_under_aaa_writes_only_what_was_authorized() -> None:
+    fleet = build(scenarios=["desync"])
+    info = next(p for p in fleet.pairs() if p.scenario == "desync")
+    r = fleet.routers[info.receiver]
+    configure(r, "aaa new-model", "aaa authorization commands 15 default group tacacs+", *CAPTURE)
+    r.faults.tacacs = {"lab": {}}
+    step(fleet, 120)
+    # `show clock` is a level-1 command, not sent for authorization under `commands 15`
+    assert list(r.flash) == ["flash:inv_spi_rx.txt"]
+    assert r.flash["flash:inv_spi_rx.txt"].splitlines() == ["*10:42:00.000 UTC Fri Nov 27 2026"]
+    outputs = [a["output"] for a in r.eem_runs[-1]["actions"] if "cli" in a]
+    assert outputs[2:] == ["Command authorization failed.\n\n"] * 2
+
+
+def test_delete_asks_twice_like_ios() -> None:
+    r = build().routers["hub1"]
+    s = priv(r)
+    s.execute("show clock | append flash:x.txt")
+    assert s.execute("delete flash:x.txt") == ""
+    assert s.prompt == "Delete filename [x.txt]? "
+    s.execute("")
+    assert s.prompt == "Delete flash:/x.txt? [confirm]"
+    s.execute("")
+    assert r.flash == {} and s.prompt == "hub1#"
