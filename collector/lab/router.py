@@ -41,7 +41,7 @@ class Faults:
     changed_host_key: bool = False  # present a different host key (transport)
     slow_seconds: float = 0.0  # delay before each command's output (transport)
     drop_after_bytes: int | None = None  # close the channel after N bytes of one command's output (transport)
-    vty_limit: int = 5  # concurrent SSH sessions; beyond -> refused like IOS (transport)
+    vty_limit: int = 5  # usable vty lines (set to the `line vty` count at start; lower takes lines away)
     high_cpu: bool = False  # `show processes cpu` reports ~95% (model)
     wrong_password: bool = False  # reject the correct password too (transport)
     vty_held: int = 0  # vty lines held by other people's idle sessions (model, see vty.py)
@@ -189,6 +189,11 @@ class Router:
         self.fleet.tick()
 
     @property
+    def hostname(self) -> str:
+        """The device's `hostname` (prompts, running-config); `name` stays the lab's key for it."""
+        return self.state.hostname or self.name
+
+    @property
     def is_xe(self) -> bool:
         return self.spec.platform.is_xe
 
@@ -217,10 +222,6 @@ class Router:
             return session
 
     # -- vty lines -------------------------------------------------------------------
-
-    @property
-    def hostname(self) -> str:
-        return self.state.hostname or self.name
 
     def vty_capacity(self) -> int:
         """Lines usable now: `line vty 0 N`, fewer if the vty_limit fault says so."""

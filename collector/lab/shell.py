@@ -270,7 +270,8 @@ def _priv_grammar(xe: bool) -> Grammar:
     return g
 
 
-def _config_grammar() -> Grammar:
+def _config_grammar(eem_bypass: bool = True) -> Grammar:
+    """Global configuration; `eem_bypass`: EEM 3.1 or later (`authorization bypass` on applets)."""
     g = Grammar()
     g.add("end", _free(_end))
     g.add("exit", _free(_exit_config))
@@ -320,10 +321,11 @@ def _config_grammar() -> Grammar:
         )
     g.add("no crypto isakmp keepalive", _router_call("cfg_keepalive_off"))
     g.add("event manager applet <word>", _cmd(_applet))
-    g.add(
-        "event manager applet <word> authorization bypass",
-        Command(lambda s, a: _applet(s, (a[0], "authorization", "bypass"))),
-    )
+    if eem_bypass:
+        g.add(
+            "event manager applet <word> authorization bypass",
+            Command(lambda s, a: _applet(s, (a[0], "authorization", "bypass"))),
+        )
     g.add("no event manager applet <word>", _router_call("applet_remove"))
     g.add("event manager session cli username <word>", _router_call("cfg_eem_username"))
     g.add("no event manager session cli username", Command(lambda s, a: s.router.cfg_eem_username(s, None)))
@@ -372,6 +374,8 @@ _GRAMMARS: dict[str, Grammar] = {
     "priv-xe": _priv_grammar(True),
     "priv-ios": _priv_grammar(False),
     "config": _config_grammar(),
+    # 12.4(24)T has EEM 3.0: no `authorization bypass` (EEM 3.1 and later, docs/real-routers.md)
+    "config-eem30": _config_grammar(eem_bypass=False),
     "config-applet": _applet_grammar(),
     "config-if": _interface_grammar(),
     "config-line": _line_grammar(),
@@ -489,12 +493,12 @@ class CliSession:
         stripped = line.strip()
         if not stripped or stripped.startswith("!"):
             return ""
-        grammar = _GRAMMARS[self.mode]
+        grammar = _GRAMMARS[self._config_grammar_name(self.mode)]
         tokens = tokenize(line)
         result = parse(grammar, line, tokens)
         if isinstance(result, ParseError) and self.mode != "config":
             # IOS falls back to global configuration for lines the sub-mode does not know
-            fallback = parse(_GRAMMARS["config"], line, tokens)
+            fallback = parse(_GRAMMARS[self._config_grammar_name("config")], line, tokens)
             if isinstance(fallback, Match):
                 self.router.config_submode_done(self)
                 self.mode, self.submode_target = "config", None
@@ -504,6 +508,9 @@ class CliSession:
         if result.action.authorize and not self.router.authorized(self, result.expanded, None):
             return AUTHORIZATION_FAILED
         return self._run(result, tokens, line)
+
+    def _config_grammar_name(self, mode: str) -> str:
+        return "config-eem30" if mode == "config" and self.router.family == "ios124" else mode
 
     def _authorized(self, match: Match, command: str) -> bool:
         """EXEC commands: level 1 if user EXEC has them, else 15 (what IOS sends for each)."""

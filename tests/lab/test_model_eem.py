@@ -345,3 +345,19 @@ def test_delete_asks_twice_like_ios() -> None:
     assert s.prompt == "Delete flash:/x.txt? [confirm]"
     s.execute("")
     assert r.flash == {} and s.prompt == "hub1#"
+
+
+def test_eem_30_image_has_no_authorization_bypass() -> None:
+    fleet = build()
+    old = next(r for r in fleet.routers.values() if r.spec.platform.version.startswith("12.4"))
+    s = priv(old)
+    s.execute("configure terminal")
+    out = s.execute("event manager applet DEADMAN authorization bypass")
+    prompt = f"{old.hostname}(config)#"
+    assert out == " " * len(prompt + "event manager applet DEADMAN ") + "^\n% Invalid input detected at '^' marker.\n\n"
+    assert s.prompt == prompt and "DEADMAN" not in old.state.applets
+    assert s.execute("event manager session cli username eem-svc") == ""  # the way left on EEM 3.0
+    new = fleet.routers["spoke1"]
+    s = priv(new)
+    s.execute("configure terminal")
+    assert s.execute("event manager applet DEADMAN authorization bypass") == ""
