@@ -188,6 +188,7 @@ def _user_grammar() -> Grammar:
     for word in ("exit", "logout", "quit"):
         g.add(word, _free(_exit_exec))
     g.add("show users", _router_call("show_users"))
+    g.add("show privilege", _cmd(lambda s, a: f"Current privilege level is {1 if s.mode == 'user' else 15}\n"))
     g.add("terminal length <int:0-512>", _cmd(_terminal_length))
     g.add("terminal width <int:0-512>", _cmd(_terminal_width))
     g.add("terminal monitor", _terminal_monitor(True))

@@ -264,3 +264,12 @@ def test_hostname_survives_write_and_reload_only_when_saved() -> None:
     s.execute("write memory")
     r.reboot()
     assert r.open_session().prompt == "rtr-ams-dc1-asr1001x-wan01>"
+
+
+def test_show_privilege_follows_enable() -> None:
+    r = build(routers=2).routers["hub1"]
+    s = r.open_session()
+    assert s.execute("show privilege") == "Current privilege level is 1\n"
+    s.execute("enable")
+    s.execute(r.enable_secret)
+    assert s.execute("sh priv") == "Current privilege level is 15\n"
