@@ -37,7 +37,7 @@ class AaaConfig:
         return AaaConfig(dict(self.commands), self.config_commands)
 
     def config_lines(self) -> list[str]:
-        lines = [f"aaa authorization commands {level} default {methods}" for level, methods in sorted(self.commands.items())]
+        lines = [f"aaa authorization commands {level} default {m}" for level, m in sorted(self.commands.items())]
         if self.config_commands:
             lines.append("aaa authorization config-commands")
         return lines

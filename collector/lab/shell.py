@@ -280,7 +280,10 @@ def _config_grammar(eem_bypass: bool = True) -> Grammar:
     g.add("hostname <word>", _router_call("cfg_hostname"))
     g.add("no hostname", Command(lambda s, a: s.router.cfg_hostname(s, "Router")))
     g.add("aaa authorization commands <int:0-15> default <line>", _router_call("cfg_aaa_commands"))
-    g.add("no aaa authorization commands <int:0-15> default", Command(lambda s, a: s.router.cfg_aaa_commands(s, a[0], None)))
+    g.add(
+        "no aaa authorization commands <int:0-15> default",
+        Command(lambda s, a: s.router.cfg_aaa_commands(s, a[0], None)),
+    )
     g.add("aaa new-model", Command(lambda s, a: ""))
     g.add("aaa authorization config-commands", _router_call("cfg_aaa_config_commands", True))
     g.add("no aaa authorization config-commands", _router_call("cfg_aaa_config_commands", False))

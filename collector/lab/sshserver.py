@@ -59,7 +59,6 @@ class _Faults(Protocol):
     changed_host_key: bool
     slow_seconds: float
     drop_after_bytes: int | None
-    vty_limit: int
     wrong_password: bool
 
 
@@ -223,7 +222,7 @@ class RouterListener:
             self._server = None
 
     def refresh(self) -> None:
-        """Re-read vty_limit: stop or resume listening to match the free lines."""
+        """Re-read the free vty lines (faults, sessions, EEM): stop or resume listening to match."""
         if self._closing:
             return
         if self.router.vty_free() <= 0:

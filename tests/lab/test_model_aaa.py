@@ -108,3 +108,17 @@ def test_policy_format_is_checked() -> None:
     r = build(routers=2).routers["hub1"]
     with pytest.raises(BadFault, match="tacacs"):
         checked_faults(r.faults, {"tacacs": {"lab": {"permit": "show"}}})
+
+
+def test_no_aaa_authorization_commands_stops_asking(hub) -> None:
+    s = priv(hub)
+    assert s.execute("configure terminal") == DENIED
+    hub.faults.tacacs = {**hub.faults.tacacs, "netops": {}}  # a user who may run anything
+    ops = hub.open_session(user="netops")
+    ops.execute("enable")
+    ops.execute(hub.enable_secret)
+    assert ops.execute("configure terminal").startswith("Enter configuration commands")
+    ops.execute("no aaa authorization commands 15 default")
+    ops.execute("end")
+    assert "aaa authorization commands" not in s.execute("show running-config")
+    assert s.execute("debug crypto condition peer ipv4 10.0.0.9") != DENIED
