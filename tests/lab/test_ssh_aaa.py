@@ -82,3 +82,32 @@ def test_deadman_applet_under_aaa_over_ssh(
     assert run["applet"] == "DEADMAN_T1"
     refused = [a["cli"] for a in run["actions"] if a.get("output") == "Command authorization failed.\n\n"]
     assert refused == ([] if runs else ["undebug all", f"no debug crypto condition peer ipv4 {PEER}"])
+
+
+def test_refusal_bytes_on_the_wire_in_exec_and_config_mode(lab: RunningLab) -> None:
+    from test_ssh_sessions import RawShell
+
+    lab.control.config("hub1", [*AAA_LINES, "aaa authorization config-commands"])
+    lab.control.fault("hub1", tacacs={_lab_user(lab): {"deny": ["debug crypto condition", "event manager"]}})
+    secret = lab.fleet.routers["hub1"].enable_secret
+    shell = RawShell(lab, "hub1")
+    try:
+        shell.read_until(b"hub1>")
+        shell.chan.sendall(b"enable\r")
+        shell.read_until(b"Password: ")
+        shell.chan.sendall(secret.encode() + b"\r")
+        shell.read_until(b"hub1#")
+        shell.chan.sendall(f"deb cry cond peer ipv4 {PEER}\r".encode())
+        reply = shell.read_until(b"hub1#")
+        assert reply == f"deb cry cond peer ipv4 {PEER}\r\nCommand authorization failed.\r\n\r\nhub1#".encode()
+        shell.chan.sendall(b"configure terminal\r")
+        shell.read_until(b"hub1(config)#")
+        shell.chan.sendall(b"event manager applet DEADMAN_T2 authorization bypass\r")
+        reply = shell.read_until(b"hub1(config)#")
+        assert reply.endswith(b"\r\nCommand authorization failed.\r\n\r\nhub1(config)#"), reply
+        shell.chan.sendall(b"logging buffered 100000\r")  # permitted: back at the config prompt, silent
+        assert shell.read_until(b"hub1(config)#") == b"logging buffered 100000\r\nhub1(config)#"
+    finally:
+        shell.close()
+    state = lab.control.state("hub1")
+    assert state["applets"] == [] and PEER not in state["debug"]["peers"]
