@@ -69,8 +69,10 @@ class ConfigState:
             log_format=fmt,
             debug_format=fmt,
             sequence_numbers=spec.sequence_numbers,
+            # optional plan fields (topology may set them): device hostname, vty count, AAA lines
             hostname=getattr(spec, "hostname", None) or spec.name,
             vty_lines=getattr(spec, "vty_lines", 5),
+            aaa=AaaConfig(dict(getattr(spec, "aaa_commands", None) or {}), getattr(spec, "aaa_config_commands", False)),
         )
 
     def copy(self) -> ConfigState:

@@ -122,3 +122,21 @@ def test_no_aaa_authorization_commands_stops_asking(hub) -> None:
     ops.execute("end")
     assert "aaa authorization commands" not in s.execute("show running-config")
     assert s.execute("debug crypto condition peer ipv4 10.0.0.9") != DENIED
+
+
+def test_a_plan_can_start_a_router_under_aaa() -> None:
+    import dataclasses
+
+    from collector.lab.config import ConfigState
+
+    spec = build(routers=2).routers["hub1"].spec
+    assert ConfigState.initial(spec).aaa.config_lines() == []
+    fields = {"aaa_commands": {15: "group tacacs+"}, "aaa_config_commands": True, "vty_lines": 16,
+              "hostname": "rtr-ams-dc1-asr1001x-wan01"}
+    planned = type("PlannedSpec", (), {**{f.name: getattr(spec, f.name) for f in dataclasses.fields(spec)}, **fields})
+    state = ConfigState.initial(planned())
+    assert state.aaa.config_lines() == [
+        "aaa authorization commands 15 default group tacacs+",
+        "aaa authorization config-commands",
+    ]
+    assert state.vty_lines == 16 and state.hostname == "rtr-ams-dc1-asr1001x-wan01"
