@@ -275,18 +275,26 @@ def watch_cmd(inventory_path, playbook, once, syslog_at, state_dir, out, dry_run
     options = WatchOptions(state_dir=state_dir, bundle_root=out, once=once, dry_run=dry_run,
                            syslog=_host_port(syslog_at), workers=workers, max_seconds=max_seconds)
     report = lambda message: click.echo(f"collector: {message}", err=True)  # noqa: E731
+    signals: dict[int, int] = {}
     try:
         if once:
             agent = run_once(inv, book, options, report)
         else:
             stop = threading.Event()
-            install_signal_handlers(stop)
+            signals = install_signal_handlers(stop)
             report(f"watching {len(inv.hosts)} routers with playbook {book.name} (Ctrl-C to stop)")
             agent = run_daemon(inv, book, options, report, stop)
     except AgentBusy as exc:
         raise UserError(str(exc)) from None
     for bundle in agent.bundles:
         click.echo(str(bundle))
+    if signals:  # the usual shell codes: 128 + the signal that stopped us
+        import signal as _signal
+        sys.exit(128 + (_signal.SIGTERM if _signal.SIGTERM in signals else _signal.SIGINT))
+    if agent.unreadable:
+        for name, why in sorted(agent.unreadable.items()):
+            click.echo(f"collector: {name}: could not be read: {why}", err=True)
+        sys.exit(1)
 
 
 @cli.command("disarm")

@@ -24,6 +24,7 @@ from collector.agent.reader import LogReader
 from collector.agent.worker import Worker
 from collector.core.decide import (
     Arm,
+    Armed,
     Capture,
     Close,
     CoreState,
@@ -165,6 +166,9 @@ class Agent:
         elif isinstance(action, Arm):
             self._open(action)
             self._work(self.worker.arm, action)
+        elif isinstance(action, Armed):
+            if not self.dry_run:
+                self.store.update_incident(action.incident_id, armed_at=action.at)
         elif isinstance(action, Capture):
             self.store.update_incident(action.incident_id, state=IncidentState.CAPTURING)
             self._work(self.worker.capture, action)
