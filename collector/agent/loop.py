@@ -62,7 +62,7 @@ def rules_of(playbook: Playbook) -> Rules:
     return Rules(occurs=playbook.occurs, within=playbook.within, arm_window=playbook.arm_window,
                  max_window=playbook.max_window, cooldown_flow=playbook.cooldown.flow,
                  cooldown_pair=playbook.cooldown.pair, max_armed_routers=guards.max_armed_routers,
-                 arm_unknown_sources=getattr(guards, "arm_unknown_sources", False))
+                 arm_unknown_sources=guards.arm_unknown_sources)
 
 
 class _Printer:

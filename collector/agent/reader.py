@@ -17,7 +17,8 @@ import threading
 import time
 import uuid
 from datetime import datetime, timedelta
-from ipaddress import IPv4Address, IPv6Address, ip_address
+import re
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 
 from collector.core.decide import LineSeen, SourceKind
 from collector.core.observers import AgentEvents
@@ -62,7 +63,7 @@ class LogReader:
         self._run = uuid.uuid4().hex[:8]  # event ids must not collide with an earlier run's
         self._lock = threading.Lock()
         self._reads: dict[str, int] = {}
-        self._peers: dict[str, tuple[datetime, frozenset[Address]]] = {}
+        self._peers: dict[str, tuple] = {}
         self._confirm_after: dict[str, float] = {}
         self._confirm_due: set[str] = set()
 
@@ -136,7 +137,8 @@ class LogReader:
             return SourceKind.INVENTORY, next(iter(others)), dst_owned
         if len(others) > 1:
             return SourceKind.AMBIGUOUS, None, dst_owned
-        if flow.src in self._peers_of(flow.router):
+        peers, networks = self._peers_of(flow.router)
+        if flow.src in peers or any(flow.src in net for net in networks):
             return SourceKind.PEER, None, dst_owned
         return SourceKind.UNKNOWN, None, dst_owned
 
@@ -152,15 +154,17 @@ class LogReader:
             found |= {ip_address(a) for a in host.addresses if _is_ip(a)}
         return found
 
-    def _peers_of(self, router: str) -> frozenset[Address]:
+    def _peers_of(self, router: str) -> tuple[frozenset[Address], tuple[IPv4Network | IPv6Network, ...]]:
         """Configured peers (crypto map `set peer`, tunnel destinations, static NHRP, IKEv2
-        peers) and peers with a crypto session now, read once per PEER_REFRESH per router."""
+        peers), peers with a crypto session now, and the networks of its pre-shared keys
+        and keyrings, read once per PEER_REFRESH per router."""
         now = utcnow()
         cached = self._peers.get(router)
         if cached is not None and now - cached[0] < PEER_REFRESH:
-            return cached[1]
+            return cached[1], cached[2]
         host = self.inventory.hosts.get(router)
         peers: set[Address] = set()
+        networks: tuple = ()
         if host is not None:
             try:
                 with self.sessions.session(host) as session:
@@ -169,11 +173,12 @@ class LogReader:
                 for tunnel in classify_config(config.text).tunnels:
                     peers |= {ip_address(p) for p in tunnel.peers if _is_ip(p)}
                 peers |= {ip_address(s.peer) for s in parse_crypto_sessions(sessions.text) if _is_ip(s.peer)}
+                networks = keyed_networks(config.text)
             except SessionError as exc:
                 log.warning("%s: could not read its configured peers: %s", router, exc.reason)
-                return frozenset()  # not cached: asked again at the next line
-        self._peers[router] = (now, frozenset(peers))
-        return self._peers[router][1]
+                return frozenset(), ()  # not cached: asked again at the next line
+        self._peers[router] = (now, frozenset(peers), networks)
+        return self._peers[router][1], networks
 
     # -- syslog hints ---------------------------------------------------------------
 
@@ -242,6 +247,26 @@ class LogReader:
                                             source="qfp", raw=text, device_time=None, received_at=now))
         self.observers.event_seen(host.name, "qfp", known_source=True)
         return text
+
+
+# `crypto isakmp key K address A [MASK]`, keyring `pre-shared-key address A [MASK] key K`,
+# IKEv2 keyring peer ` address A [MASK]`, ISAKMP/IKEv2 profile `match identity address A [MASK]`.
+_KEYED = re.compile(r"^\s*(?:crypto isakmp key \S+ address|pre-shared-key address|address|"
+                    r"match identity (?:remote )?address(?: ipv4)?)\s+([0-9A-Fa-f:.]+)(?:[ /]([0-9.]+))?", re.M)
+
+
+def keyed_networks(running_config: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    """Addresses and networks the router holds a key or identity match for. A wildcard
+    (`0.0.0.0 0.0.0.0`) names no peer: it would make every scanner a peer."""
+    found = []
+    for address, mask in _KEYED.findall(running_config):
+        try:
+            network = ip_network(f"{address}/{mask}" if mask else address, strict=False)
+        except ValueError:
+            continue
+        if network.prefixlen > 0 and not network.network_address.is_unspecified:
+            found.append(network)
+    return tuple(found)
 
 
 def _is_ip(text: str) -> bool:
