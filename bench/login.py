@@ -67,7 +67,7 @@ def main() -> int:
             t0 = time.perf_counter()
             session.open()
             took = time.perf_counter() - t0
-            assert session._last_prompt == f"{session.prompt_name}#", session._last_prompt
+            assert session.prompt == f"{session.prompt_name}#", session.prompt
             session.close()
             return took
 
@@ -145,7 +145,7 @@ def main() -> int:
             control.close()
         session = DeviceSession(hosts[1], known)
         session.open()
-        cases["enable with secret: privileged prompt"] = session._last_prompt.endswith("#")
+        cases["enable with secret: privileged prompt"] = session.prompt.endswith("#")
         session.close()
         for name, ok in cases.items():
             print(f"  {verdict(ok)}: {name}")

@@ -22,7 +22,7 @@ from collector.bundle import BundleWriter, slug
 from collector.errors import SafetyRefusal, UserInputError
 from collector.inventory import Host, Inventory
 from collector.parsing import TemplateRegistry
-from collector.sessions import CommandRefused, SessionDropped, SessionError, SessionSource
+from collector.sessions import CommandRefused, CommandTimeout, SessionError, SessionSource
 
 
 class CommandNotReadOnly(UserInputError, SafetyRefusal):
@@ -130,10 +130,10 @@ def collect_host(host: Host, commands: Sequence[str], *, pool: SessionSource, re
                     text, error, kind = output.text, None, None
                 except CommandRefused as exc:
                     text, error, kind = exc.output, exc.reason, exc.kind
-                except SessionDropped as exc:
+                except CommandTimeout as exc:  # the next command first waits for the prompt to return
                     results.append(CommandResult(host.name, command, exc.output, None, None, exc.reason, exc.kind, time.perf_counter() - c0))
-                    raise
-                except SessionError as exc:  # a timeout: the channel is unusable now
+                    continue
+                except SessionError as exc:  # dropped: the session is gone
                     results.append(CommandResult(host.name, command, exc.output, None, None, exc.reason, exc.kind, time.perf_counter() - c0))
                     raise
                 parsed, template = None, None

@@ -402,6 +402,11 @@ class DeviceSession:
         return ConnectFailed(name, _first_line(text))
 
     @property
+    def prompt(self) -> str:
+        """The prompt line that ended the last exchange (`name#`, `name(config)#`, ...)."""
+        return self._last_prompt
+
+    @property
     def is_open(self) -> bool:
         ch = self._channel
         return ch is not None and not ch.closed and ch.get_transport() is not None and ch.get_transport().is_active()

@@ -222,14 +222,14 @@ def test_enable_with_secret_and_without(tmp_path):
     with tiny_ios(TinyIos(hostname="rtr-enable")) as router:
         session = opened(router, tmp_path)
         try:
-            assert session._last_prompt == "rtr-enable#"
+            assert session.prompt == "rtr-enable#"
             assert "en-secret" not in router.received  # never echoed, and not a command either
             session.configure(["logging buffered 64000"])  # only possible in enable mode
         finally:
             session.close()
         session = opened(router, tmp_path, secret=None)
         try:
-            assert session._last_prompt == "rtr-enable>"
+            assert session.prompt == "rtr-enable>"
         finally:
             session.close()
 

@@ -1,4 +1,4 @@
-"""`collect()` runs read-only show commands only, whoever calls it."""
+"""`collect()`: read-only show commands only, whoever calls it; timeouts and dropped sessions per host."""
 
 from __future__ import annotations
 
@@ -71,3 +71,26 @@ def test_collect_runs_read_only_commands_through_any_session_source():
     run = collect([host("r1")], ["show clock"], pool=routers, registry=default_registry())
     assert routers.sent("r1") == ["show clock"]
     assert run.outcomes[0].ok and run.outcomes[0].results[0].raw.startswith("*10:00:00.000")
+
+
+def test_a_timed_out_command_does_not_stop_the_next_ones():
+    from collector.sessions import CommandTimeout
+
+    routers = FakeRouters({"r1": {"show slow": CommandTimeout("r1", "no prompt after 30s", output="partial"),
+                                  "show clock": "clock\n"}})
+    run = collect([host("r1")], ["show slow", "show clock"], pool=routers, registry=default_registry())
+    slow, clock = run.outcomes[0].results
+    assert slow.error_kind == "timeout" and slow.raw == "partial"
+    assert clock.error is None and clock.raw == "clock\n"
+    assert routers.sent("r1") == ["show slow", "show clock"]
+
+
+def test_a_dropped_session_skips_the_rest_of_that_host_only():
+    from collector.sessions import SessionDropped
+
+    routers = FakeRouters({"r1": {"show a": SessionDropped("r1", "session closed")}, "r2": {"show a": "a\n"}})
+    run = collect([host("r1"), host("r2")], ["show a", "show b"], pool=routers, registry=default_registry())
+    r1, r2 = run.outcomes
+    assert r1.error_kind == "dropped" and [r.error_kind for r in r1.results] == ["dropped", "skipped"]
+    assert routers.sent("r1") == ["show a"]
+    assert r2.ok and routers.sent("r2") == ["show a", "show b"]
