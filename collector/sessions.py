@@ -187,6 +187,9 @@ CONFIG_PROMPT_CHARS = 20
 _MODE = r"\([A-Za-z0-9_.:/ -]+\)"
 # Any last line that ends like a prompt: used only at login, before the name is known.
 _ANY_PROMPT = re.compile(r"(?:^|\n)[^\n]{1,120}[>#] ?$")
+# The answer to `terminal width 511`: its echo, then a prompt at the end.
+_WIDTH_ANSWER = re.compile(r"width 511[^\n]*\n(?:[^\n]*\n)*?[^\n]*[>#] ?$")
+FIRST_PROMPT_NUDGE_SECONDS = 2.0  # no prompt by then: send a Return, as a person would
 _ENABLE_ASK = re.compile(r"(?:^|\n)[^\n]*[Pp]assword: ?$")
 _HOSTNAME_LINE = re.compile(r"^\s*(no\s+)?hostname(?:\s+(\S+))?\s*$", re.I)
 IOS_DEFAULT_HOSTNAME = "Router"
@@ -343,10 +346,14 @@ class DeviceSession:
         taken for it."""
         name, timeout = self.host.name, self.host.options.read_timeout
         try:
-            self._read(_ANY_PROMPT, timeout, "the first prompt")
+            try:
+                self._read(_ANY_PROMPT, min(FIRST_PROMPT_NUDGE_SECONDS, timeout), "the first prompt")
+            except CommandTimeout:  # some images print the prompt only after a Return
+                self._unsettled = None
+                self._channel.sendall(b"\n")  # type: ignore[union-attr]
+                self._read(_ANY_PROMPT, timeout, "the first prompt")
             self._channel.sendall(b"terminal width 511\n")  # type: ignore[union-attr]
-            answer = _screen(self._read(re.compile(r"width 511[ \t]*\n(?:[^\n]*\n)*?[^\n]*[>#] ?$"), timeout,
-                                        "terminal width 511"))
+            answer = _screen(self._read(_WIDTH_ANSWER, timeout, "terminal width 511"))
         except SessionDropped:
             raise LinesBusy(name, "session closed before a prompt (all vty lines busy?)") from None
         except CommandTimeout:
@@ -395,8 +402,10 @@ class DeviceSession:
                                        "(port closed, or all vty lines busy)")
         if "timed out" in low or "timeout" in low:
             return ConnectFailed(name, f"timed out connecting to {self.host.hostname}:{self.host.port}")
-        # A session closed right after login, before any prompt, is what a router with all
-        # vty lines in use does to an extra SSH login.
+        # A connection reset or closed right after login, before any prompt, is what a
+        # router with all vty lines in use does to an extra SSH login.
+        if "reset by peer" in low:
+            return LinesBusy(name, "connection reset before a prompt (all vty lines busy?)")
         if "eof" in low or "socket is closed" in low or "not open" in low or "no existing session" in low:
             return LinesBusy(name, "session closed before a prompt (all vty lines busy?)")
         return ConnectFailed(name, _first_line(text))

@@ -326,3 +326,27 @@ def test_after_a_refused_password_the_next_try_waits_for_the_backoff(tmp_path):
                 with pool.session(ios_host(router)):
                     pass
             assert router.logins == tried
+
+
+def test_a_router_that_waits_for_a_return_before_its_first_prompt(tmp_path):
+    with tiny_ios(TinyIos(hostname="rtr-quiet", prompt_after_return=True)) as router:
+        session = opened(router, tmp_path)
+        try:
+            assert session.prompt == "rtr-quiet#"
+            assert session.run("show clock").text == "output of show clock\n"
+        finally:
+            session.close()
+
+
+def test_a_timed_out_configuration_line_is_not_resent_and_config_mode_is_left(tmp_path):
+    with tiny_ios(TinyIos(hostname="rtr-slow-config")) as router:
+        session = opened(router, tmp_path)
+        try:
+            with pytest.raises(CommandTimeout) as err:
+                session.configure(["logging buffered 64000", "show slow 1", "logging buffered 8192"], read_timeout=0.3)
+            assert err.value.command == "show slow 1"
+            assert router.received[-3:] == ["logging buffered 64000", "show slow 1", "end"]
+            assert session.prompt == "rtr-slow-config#"
+            assert session.run("show clock").text == "output of show clock\n"
+        finally:
+            session.close()

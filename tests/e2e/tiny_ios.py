@@ -30,6 +30,7 @@ class TinyIos:
     banner: str = ""
     banner_pause: float = 0.0  # seconds between the banner and the prompt
     denied: tuple[str, ...] = ()  # regexes of lines AAA refuses
+    prompt_after_return: bool = False  # print the first prompt only once a Return is typed
     received: list[str] = field(default_factory=list)
     logins: int = 0  # password attempts
     port: int = 0
@@ -98,8 +99,15 @@ async def _shell(router: TinyIos, process: asyncssh.SSHServerProcess) -> None:
         if router.banner_pause:
             await asyncio.sleep(router.banner_pause)
     mode = "user"
-    out.write("\r\n" + router.prompt(mode))
     buffer = ""
+    if router.prompt_after_return:
+        while "\r" not in buffer and "\n" not in buffer:
+            data = await process.stdin.read(4096)
+            if not data:
+                return
+            buffer += data
+        buffer = buffer.lstrip("\r\n")
+    out.write("\r\n" + router.prompt(mode))
     while True:
         try:
             data = await process.stdin.read(4096)
