@@ -1,16 +1,21 @@
 """SSH sessions to routers: the only code that talks to a device.
 
-netmiko does what it is good at (connect, authenticate, `enable`, terminal set-up, jump
-hosts through ssh_config). Commands then go through a lean reader on the same paramiko
-channel: write the command, read until the device prompt stands at the very end of the
-buffer. That keeps a command round trip near the floor (netmiko's `send_command` spends
-tens of milliseconds per command in pattern searches and sleeps) and never mistakes a
-prompt-looking line inside a long output for the end, because the prompt only counts
-when it is the last thing received and nothing more is waiting on the channel.
+netmiko does what it is good at (device-type knowledge, the SSH client with ssh_config and
+jump hosts, the host-key policy hook, its mapping of connect errors). Everything after the
+shell opens goes through a lean reader on the same paramiko channel: the first prompt,
+`terminal width 511`, `terminal length 0`, `enable`, then every command: write the line,
+read until the device prompt stands at the very end of the buffer and nothing more is
+waiting. No fixed sleeps anywhere, so opening a session costs about the SSH handshake, and
+a prompt-looking line inside a long output never ends it.
 
-Errors are distinct types so a caller can tell an authentication failure (never retried:
-retry storms lock accounts on TACACS) from a timeout, a changed host key, all vty lines
-busy, a dropped session or a command the router refused.
+The prompt is learned from what the router prints after login, never from netmiko's base
+prompt (cut to 16 characters for IOS): the whole hostname (up to 63 characters) in exec
+mode, its first 20 characters before `(config...)#`, relearned after a `hostname` line.
+
+Errors are distinct types so a caller can tell an authentication failure (never retried
+at once, bounded per router by the pool: retry storms lock accounts on TACACS) from a
+timeout, a changed host key, an unusable known_hosts file, all vty lines busy, a dropped
+session, a command IOS refused, or one AAA command authorization refused.
 """
 
 from __future__ import annotations
@@ -642,7 +647,8 @@ class SessionPool:
         self._sessions: dict[str, DeviceSession] = {}
         self._max_auth_failures = max(1, max_auth_failures)
         self._auth_backoff = auth_backoff
-        self._auth_failures: dict[str, tuple[int, float]] = {}  # name -> (refusals in a row, next try allowed at)
+        # name -> (logins refused in a row, next try allowed at, the last refusal)
+        self._auth_failures: dict[str, tuple[int, float, str]] = {}
 
     def _host_lock(self, name: str) -> threading.Lock:
         with self._lock:
@@ -686,22 +692,21 @@ class SessionPool:
                     session.close()
 
     def _check_auth_budget(self, name: str) -> None:
-        failures, next_try = self._auth_failures.get(name, (0, 0.0))
+        failures, next_try, reason = self._auth_failures.get(name, (0, 0.0, ""))
         if failures >= self._max_auth_failures:
-            raise AuthenticationFailed(name, f"not tried: login refused {failures} times in a row (limit "
-                                             f"{self._max_auth_failures}, accounts lock); fix the credentials "
-                                             "and restart")
+            raise AuthenticationFailed(name, f"{reason}, {failures} times in a row; not tried again (accounts lock "
+                                             "after a few failures): fix the credentials and restart")
         wait = next_try - time.monotonic()
         if failures and wait > 0:
-            raise AuthenticationFailed(name, f"not tried: login refused {failures} of {self._max_auth_failures} "
-                                             f"allowed times; next try in {wait:.0f}s")
+            raise AuthenticationFailed(name, f"{reason}, {failures} of {self._max_auth_failures} tries used; "
+                                             f"not tried again for {wait:.0f}s")
 
     def _auth_refused(self, name: str, exc: AuthenticationFailed) -> AuthenticationFailed:
-        failures = self._auth_failures.get(name, (0, 0.0))[0] + 1
+        failures = self._auth_failures.get(name, (0, 0.0, ""))[0] + 1
         pause = self._auth_backoff * 2 ** (failures - 1)
-        self._auth_failures[name] = (failures, time.monotonic() + pause)
+        self._auth_failures[name] = (failures, time.monotonic() + pause, exc.reason)
         if failures >= self._max_auth_failures:
-            then = "no more tries (accounts lock); fix the credentials and restart"
+            then = "no more tries (accounts lock after a few failures): fix the credentials and restart"
         else:
             then = f"next try not before {pause:.0f}s"
         return AuthenticationFailed(name, f"{exc.reason}; try {failures} of {self._max_auth_failures}, {then}",
