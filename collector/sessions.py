@@ -155,14 +155,18 @@ class RouterSession(Protocol):
         """Run one exec command; returns its output without echo and prompt.
 
         Raises:
-            CommandRefused: with `check`, the router refused the line (output on the exception).
-            CommandTimeout, SessionDropped: the session is unusable afterwards."""
+            CommandUnauthorized: with `check`, AAA command authorization refused the line.
+            CommandRefused: with `check`, IOS refused the line (output on the exception).
+            CommandTimeout: no prompt in time; the session reads its prompt back before
+                the next command (and is closed if it does not come).
+            SessionDropped: the session is gone."""
 
     def configure(self, lines: Sequence[str], *, read_timeout: float | None = None) -> list[CommandOutput]:
         """`configure terminal`, the lines, `end` (even on failure).
 
         Raises:
-            CommandRefused: a line was refused; the lines after it were not sent."""
+            CommandUnauthorized, CommandRefused: a line was refused; the lines after it were
+                not sent, `end` was (the exception's `command` names the line)."""
 
 
 class SessionSource(Protocol):
@@ -172,7 +176,8 @@ class SessionSource(Protocol):
         """A session to `host`, opened (or reused) and held by the caller until exit.
 
         Raises:
-            AuthenticationFailed, HostKeyRejected: never retried.
+            AuthenticationFailed: refused (a few tries per router, with a pause between).
+            HostKeyRejected, KnownHostsUnusable: never retried.
             ConnectFailed, LinesBusy: after the host's retries with backoff."""
 
 
