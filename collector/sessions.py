@@ -360,35 +360,35 @@ class DeviceSession:
                 self._read(_ANY_PROMPT, min(FIRST_PROMPT_NUDGE_SECONDS, timeout), "the first prompt")
             except CommandTimeout:  # some images print the prompt only after a Return
                 self._unsettled = None
-                self._channel.sendall(b"\n")  # type: ignore[union-attr]
+                self._send(b"\n", "login")
                 self._read(_ANY_PROMPT, timeout, "the first prompt")
-            self._channel.sendall(b"terminal width 511\n")  # type: ignore[union-attr]
+            self._send(b"terminal width 511\n", "terminal width 511")
             answer = _screen(self._read(_WIDTH_ANSWER, timeout, "terminal width 511"))
+            last_line = answer.rsplit("\n", 1)[-1]
+            learned = prompt_name(last_line)
+            if learned is None:
+                raise ConnectFailed(name, f"unrecognised prompt after login: {last_line[-80:]!r}")
+            self._set_prompt_name(learned)
+            self._exchange("terminal length 0", timeout)
+            if self.host.secret and self._last_prompt.endswith(">"):
+                self._enable(timeout)
         except SessionDropped:
             raise LinesBusy(name, "session closed before a prompt (all vty lines busy?)") from None
-        except CommandTimeout:
-            raise ConnectFailed(name, f"no prompt within {timeout:.0f}s after login") from None
-        learned = prompt_name(answer.rsplit("\n", 1)[-1])
-        if learned is None:
-            raise ConnectFailed(name, f"unrecognised prompt after login: {answer.rsplit(chr(10), 1)[-1][-80:]!r}")
-        self._set_prompt_name(learned)
-        self._exchange("terminal length 0", timeout)
-        if self.host.secret and self._last_prompt.endswith(">"):
-            self._enable(timeout)
+        except CommandTimeout as exc:
+            raise ConnectFailed(name, f"no prompt within {timeout:.0f}s after login ({exc.reason})") from None
 
     def _enable(self, timeout: float) -> None:
+        """Only a refused secret is an AuthenticationFailed; a timeout or a drop here is a
+        transient failure of the login like any other."""
         name = self.host.name
         asked = re.compile(f"{_ENABLE_ASK.pattern}|{self._prompt.pattern}")  # type: ignore[union-attr]
-        try:
-            self._channel.sendall(b"enable\n")  # type: ignore[union-attr]
-            reply = _screen(self._read(asked, timeout, "enable"))
-            if _ENABLE_ASK.search(reply):
-                self._channel.sendall(self.host.secret.reveal().encode() + b"\n")  # type: ignore[union-attr]
-                reply = _screen(self._read(asked, timeout, "enable secret"))
-                if _ENABLE_ASK.search(reply):  # asked again: the secret was refused
-                    raise AuthenticationFailed(name, "enable failed (enable secret refused)")
-        except (CommandTimeout, SessionDropped) as exc:
-            raise AuthenticationFailed(name, f"enable failed ({exc.reason})") from None
+        self._send(b"enable\n", "enable")
+        reply = _screen(self._read(asked, timeout, "enable"))
+        if _ENABLE_ASK.search(reply):
+            self._send(self.host.secret.reveal().encode() + b"\n", "the enable secret")  # type: ignore[union-attr]
+            reply = _screen(self._read(asked, timeout, "the enable secret"))
+            if _ENABLE_ASK.search(reply):  # asked again: the secret was refused
+                raise AuthenticationFailed(name, "enable failed (enable secret refused)")
         last = reply.rsplit("\n", 1)[-1].strip()
         if not last.endswith("#"):
             raise AuthenticationFailed(name, f"enable failed (prompt still {last[-40:]!r})")
@@ -532,13 +532,16 @@ class DeviceSession:
         self._unsettled = None
         return _screen(late)
 
-    def _exchange(self, command: str, timeout: float) -> str:
+    def _send(self, data: bytes, what: str, command: str | None = None) -> None:
         try:
-            self._channel.sendall((command + "\n").encode())  # type: ignore[union-attr]
+            self._channel.sendall(data)  # type: ignore[union-attr]
         except (OSError, EOFError, paramiko.SSHException) as exc:
             self.close()
-            raise SessionDropped(self.host.name, f"session lost during {command!r}: {exc or type(exc).__name__}",
+            raise SessionDropped(self.host.name, f"session lost during {what}: {exc or type(exc).__name__}",
                                  command=command) from None
+
+    def _exchange(self, command: str, timeout: float) -> str:
+        self._send((command + "\n").encode(), repr(command), command)
         raw = self._read(self._prompt, timeout, repr(command), command=command)  # type: ignore[arg-type]
         return self._clean(command, raw)
 
