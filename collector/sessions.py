@@ -653,6 +653,7 @@ class SessionPool:
         self._lock = threading.Lock()
         self._host_locks: dict[str, threading.Lock] = {}
         self._sessions: dict[str, DeviceSession] = {}
+        self._reached: set[str] = set()  # routers this pool has logged into at least once
         self._max_auth_failures = max(1, max_auth_failures)
         self._auth_backoff = auth_backoff
         # name -> (logins refused in a row, next try allowed at, the last refusal)
@@ -682,7 +683,15 @@ class SessionPool:
                     session.open()
                 except AuthenticationFailed as exc:
                     raise self._auth_refused(host.name, exc) from None
+                except ConnectFailed as exc:
+                    if host.name in self._reached and exc.reason.startswith("connection refused"):
+                        # IOS refuses the TCP connection when every vty line is in use; a
+                        # router that took a session from us before most likely says that.
+                        raise LinesBusy(host.name, f"{exc.reason}; it accepted SSH before, so most likely all "
+                                                   "vty lines are busy") from None
+                    raise
                 self._auth_failures.pop(host.name, None)
+                self._reached.add(host.name)
             healthy = False
             try:
                 yield session

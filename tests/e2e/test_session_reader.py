@@ -350,3 +350,19 @@ def test_a_timed_out_configuration_line_is_not_resent_and_config_mode_is_left(tm
             assert session.run("show clock").text == "output of show clock\n"
         finally:
             session.close()
+
+
+def test_a_refused_connection_to_a_router_reached_before_is_lines_busy(tmp_path):
+    from collector.sessions import ConnectFailed, LinesBusy
+
+    with SessionPool(KnownHosts(tmp_path / "kh"), keep_open=False) as pool:
+        with tiny_ios(TinyIos(hostname="rtr-full")) as router:
+            host = ios_host(router)
+            with pool.session(host) as session:
+                session.run("show clock")
+        with pytest.raises(LinesBusy, match="vty lines are busy"):  # its port now refuses connections
+            with pool.session(host):
+                pass
+        with pytest.raises(ConnectFailed, match="port closed, or all vty lines busy"):  # never reached: both said
+            with pool.session(Host(**{**host.__dict__, "name": "never-reached"})):
+                pass
