@@ -521,6 +521,9 @@ class DeviceSession:
             SessionDropped: the prompt did not come back in time; the session is closed."""
         if self._unsettled is None:
             return ""
+        if self._channel is None:
+            self._unsettled = None
+            raise SessionDropped(self.host.name, "session is not open")
         tail, default_timeout = self._unsettled
         timeout = default_timeout if timeout is None else timeout
         try:
