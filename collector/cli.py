@@ -343,8 +343,10 @@ def main() -> None:
     from collector.demo import demo_cmd
     from collector.diagnose.commands import audit_cmd, report_cmd
     from collector.lab.commands import lab_group
+    from collector.scan_command import scan_cmd
 
-    for command, name in ((lab_group, "lab"), (demo_cmd, "demo"), (audit_cmd, "audit"), (report_cmd, "report")):
+    for command, name in ((lab_group, "lab"), (demo_cmd, "demo"), (audit_cmd, "audit"), (report_cmd, "report"),
+                          (scan_cmd, "scan")):
         cli.add_command(command, name)
     try:
         cli.main(standalone_mode=False)
