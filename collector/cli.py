@@ -8,7 +8,6 @@ never a traceback. Exit 1 means some routers failed; 0 means everything worked.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
 from pathlib import Path
@@ -54,15 +53,17 @@ def _load_inventory(path: Path, **kwargs):
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="collector")
-@click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv for debug).")
-def cli(verbose: int) -> None:
+@click.option("-v", "--verbose", count=True,
+              help="More log output on stderr (-vv for debug); also accepted after the subcommand.")
+@click.option("--log-format", type=click.Choice(["text", "json"]), envvar="COLLECTOR_LOG_FORMAT", default="text",
+              show_default=True, help="json: one object per line with router, incident and flow fields (journald, "
+              "log pipelines).")
+def cli(verbose: int, log_format: str) -> None:
     """Catch repeated IPsec invalid-SPI flows on Cisco routers, debug both tunnel ends
     safely, and bundle the evidence."""
-    level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if verbose < 2:
-        logging.getLogger("paramiko").setLevel(logging.CRITICAL)
-        logging.getLogger("netmiko").setLevel(logging.WARNING)
+    from collector.logfmt import configure_logging
+
+    configure_logging(verbose, log_format)
 
 
 # -- inventory --------------------------------------------------------------------------
@@ -349,7 +350,9 @@ def main() -> None:
                           (scan_cmd, "scan")):
         cli.add_command(command, name)
     try:
-        cli.main(standalone_mode=False)
+        from collector.logfmt import hoist_global_options
+
+        cli.main(args=hoist_global_options(sys.argv[1:]), standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("collector: aborted", err=True)
         sys.exit(130)

@@ -27,6 +27,7 @@ archive ends (see `_quiet_allowance`) is still going.
 from __future__ import annotations
 
 import gzip
+import logging
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -36,6 +37,8 @@ from pathlib import Path
 from collector.detect.logline import parse_invalid_spi, parse_log_line
 
 __all__ = ["ScanError", "FlowSummary", "ScanResult", "scan_files", "TRANSIENT", "REPEATED", "STILL_GOING"]
+
+log = logging.getLogger(__name__)
 
 TRANSIENT, REPEATED, STILL_GOING = "transient", "repeated", "still going"
 
@@ -294,8 +297,18 @@ def scan_files(
             summary.peer_name = peer
         result.append(summary)
     result.sort(key=lambda s: (s.first or datetime.min, s.receiver, s.src, s.spi))
+    for summary in result:
+        log.debug("flow %s %s -> %s: %d lines, %s", summary.spi_hex, summary.src, summary.dst, summary.count,
+                  summary.verdict, extra={"router": summary.receiver, "flow": _flow_key(summary)})
+    log.info("scanned %d files, %d lines: %d invalid-SPI lines, %d rejected, %d flows", len(names), total,
+             matched, rejected, len(result), extra={"files": names})
     return ScanResult(flows=result, lines=total, matched=matched, rejected=rejected, untimed=untimed,
                       end=end, files=names)
+
+
+def _flow_key(s: FlowSummary) -> str:
+    """The agent's flow key (collector.detect.events.Flow.key) for log and JSON output."""
+    return f"{s.receiver}|{s.src}|{s.dst}|{s.spi_hex}|{s.prot}"
 
 
 def _verdict(times: list[datetime], count: int, occurs: int, within: timedelta, end: datetime | None) -> str:
