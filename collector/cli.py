@@ -75,10 +75,17 @@ def cli(verbose: int, log_format: str) -> None:
 @click.option("--check", is_flag=True, help="Only validate; exit 0 when valid, 2 otherwise.")
 def inventory_cmd(inventory_path: Path, as_json: bool, check: bool) -> None:
     """Show the resolved inventory (secrets masked) or validate it."""
-    inv = _load_inventory(inventory_path, resolve_credentials=not check, prompt=None)
     if check:
-        click.echo(f"{inventory_path}: ok, {len(inv.hosts)} hosts, {len(inv.groups)} groups")
+        # Resolve every credential the agent would (environment, keyring) so an unset
+        # variable fails here and not at 3 a.m.; a `prompt` is only listed, never asked.
+        asked: list[str] = []
+        inv = _load_inventory(inventory_path, resolve_credentials=True,
+                              prompt=lambda message: asked.append(message.rstrip(": ")) or "")
+        prompts = f"; asked at start: {', '.join(asked)}" if asked else ""
+        click.echo(f"{inventory_path}: ok, {len(inv.hosts)} hosts, {len(inv.groups)} groups, "
+                   f"credentials resolved{prompts}")
         return
+    inv = _load_inventory(inventory_path, resolve_credentials=True, prompt=None)
     data = inv.masked()
     if as_json:
         click.echo(json.dumps(data, indent=2, default=str))
