@@ -194,7 +194,7 @@ def _timeline_svg(d: IncidentDiagnosis, marks: Sequence[TimelineMark], offsets: 
         out.append(f'<g class="mark" data-kind="{m.kind}" data-router="{_e(m.router or "")}" '
                    f'data-time="{m.at.isoformat()}"><line x1="{x(m.at)}" y1="{y1}" x2="{x(m.at)}" y2="{y2}" '
                    f'stroke="{colour}" stroke-width="2" stroke-dasharray="5,3"/>'
-                   f'<text x="{x(m.at) + 3}" y="{y1 + 10}" font-size="11" fill="{colour}">{_e(m.label)}</text></g>')
+                   f'{_label(x(m.at), y1 + 10, m.label, colour)}</g>')
     # axis: start, middle, end (UTC, agent clock)
     for t in (start, start + (end - start) / 2, end):
         out.append(f'<text class="tick" x="{x(t)}" y="{bottom + 18}" font-size="11" text-anchor="middle" '
@@ -205,6 +205,13 @@ def _timeline_svg(d: IncidentDiagnosis, marks: Sequence[TimelineMark], offsets: 
     legend = "".join(f'<span><i class="swatch" style="background:{c}"></i>{k}</span>'
                      for k, c in (*_KIND_COLOUR.items(), *_MARK_COLOUR.items()))
     return "\n".join(out) + f'\n<p class="legend">{legend}</p>'
+
+
+def _label(x: float, y: float, text: str, colour: str) -> str:
+    """A mark's label beside its line; on the left of it near the right edge (not clipped)."""
+    if x > _WIDTH - _RIGHT - 110:
+        return f'<text x="{x - 3}" y="{y}" font-size="11" fill="{colour}" text-anchor="end">{_e(text)}</text>'
+    return f'<text x="{x + 3}" y="{y}" font-size="11" fill="{colour}">{_e(text)}</text>'
 
 
 def _side_by_side_lines(d: IncidentDiagnosis) -> str:
