@@ -137,8 +137,10 @@ def _select_hosts(inv, hosts: str | None, group: str | None, platform: str | Non
 @click.option("--playbook", type=click.Path(path_type=Path, exists=False), help="A playbook whose command list to run.")
 @click.option("--workers", default=20, show_default=True, type=click.IntRange(1, 500), help="Routers talked to at once.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per host and command on stdout.")
+@click.option("--print", "print_mode", type=click.Choice(["raw", "parsed"]), default=None, is_flag=False,
+              flag_value="raw", help="Show each output as Nornir's print_result does (--print=parsed: the records).")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("bundles"), show_default=True, help="Bundle root folder.")
-def collect_cmd(inventory_path, hosts, group, platform, commands, playbook, workers, as_json, out) -> None:
+def collect_cmd(inventory_path, hosts, group, platform, commands, playbook, workers, as_json, print_mode, out) -> None:
     """Run show commands on routers and keep raw + parsed output in a bundle."""
     from collector.collect import collect, write_collection_bundle
     from collector.hostkeys import KnownHosts
@@ -176,6 +178,12 @@ def collect_cmd(inventory_path, hosts, group, platform, commands, playbook, work
                 row = {"host": r.host, "command": r.command, "raw": r.raw, "parsed": r.parsed,
                        "error": r.error, "seconds": round(r.seconds, 4)}
                 click.echo(json.dumps(redact_data(row, secrets), default=str))
+    elif print_mode:
+        from collector.print_result import result_lines
+
+        for line in result_lines(run, parsed=print_mode == "parsed", secrets=inv.secret_values(),
+                                 color=sys.stdout.isatty()):
+            click.echo(line)
     else:
         _print_collection(run)
     _print_failures(run)
