@@ -125,7 +125,7 @@ def is_ansible_inventory(path: Path) -> bool:
     if not isinstance(data, dict) or not data or set(data) & {"defaults", "groups"}:
         return False
     if "hosts" in data and not set(data) - {"hosts", "vars", "children"}:
-        return False  # a collector/Nornir one-file inventory with only hosts:
+        return False  # a one-file inventory (ours or Nornir's) with only hosts:
     return all(v is None or (isinstance(v, dict) and set(v) <= _ANSIBLE_KEYS and v) for v in data.values()) \
         and any(isinstance(v, dict) for v in data.values())
 
