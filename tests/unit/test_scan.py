@@ -14,9 +14,10 @@ import pytest
 
 from collector.scan import REPEATED, STILL_GOING, TRANSIENT, ScanError, format_table, scan_files
 
-REAL = Path("/work/shared/real/syslog")
-if not REAL.is_dir():  # the repository's own copy when the shared folder is not mounted
-    REAL = Path(__file__).resolve().parents[1] / "fixtures" / "real" / "syslog"
+# The repository's copy of the public captures; the shared folder before that copy is merged.
+REAL = Path(__file__).resolve().parents[1] / "fixtures" / "real" / "syslog"
+if not REAL.is_dir():
+    REAL = Path("/work/shared/real/syslog")
 
 MSG = ("%CRYPTO-4-RECVD_PKT_INV_SPI: decaps: rec'd IPSEC packet has invalid spi for destaddr={dst}, "
        "prot=50, spi=0x{spi:08X}({spi}), srcaddr={src}, input interface=GigabitEthernet0/0/0")
