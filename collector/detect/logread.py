@@ -330,13 +330,17 @@ def _full_read(previous: LogPosition | None, header: LogHeader, lines: Sequence[
     else:
         delta = n - previous.logged
         resized = previous.buffer_bytes is not None and header.buffer_bytes != previous.buffer_bytes
-        # Sequence numbers decide only after a full read: a filtered read's `seq` is that of
-        # the watched lines, lower than the buffer's last number.
-        if not resized and previous.tail and previous.seq is not None and records and records[-1].seq is not None:
-            first = next((i for i, r in enumerate(records) if r.seq is not None and r.seq > previous.seq), k)
-            method = "seq"
-            # Records with a number at or below the last one seen but after `first` would be
-            # continuations the grouping split off; the boundary is the first higher number.
+        # Sequence numbers decide only after a full read (a filtered read's `seq` is that of
+        # the watched lines, lower than the buffer's last number), and only where a numbered
+        # old record is there to prove the boundary (the head record may have lost its number
+        # to the wrap).
+        first_seq = None
+        if not resized and previous.tail and previous.seq is not None:
+            first_seq = next((i for i, r in enumerate(records) if r.seq is not None and r.seq > previous.seq), k)
+            if first_seq == 0 or records[first_seq - 1].seq is None:
+                first_seq = None
+        if first_seq is not None:
+            first, method = first_seq, "seq"
         else:
             first, method = max(0, k - delta), "count"
             if not resized and previous.tail:
@@ -443,9 +447,8 @@ def _filtered_read(previous: LogPosition | None, header: LogHeader, lines: Seque
 
     old = previous.watched
     if records and records[-1].seq is not None and previous.seq is not None:
-        seqs = [r.seq for r in records if r.seq is not None]
-        if max(seqs) < previous.seq:
-            return defer("sequence numbers went back (reload)")
+        # (A reload shows as the count going down, checked above; the watched lines' numbers
+        # may all be old, so they prove nothing about it.)
         first = next((i for i, r in enumerate(records) if r.seq is not None and r.seq > previous.seq), len(records))
         # Old lines still shown are the newest remembered ones (the buffer drops from its head).
         kept = list(old[len(old) - first:]) if 0 < first <= len(old) else []
