@@ -95,20 +95,33 @@ def split_show_logging(text: str) -> tuple[LogHeader, list[str]]:
     lines = text.splitlines()
     marker = next((i for i, ln in enumerate(lines) if _LOG_BUFFER_LINE.match(ln)), None)
     head = lines if marker is None else lines[:marker]
-    body = [] if marker is None else [ln for ln in lines[marker + 1:] if ln.strip()]
-    enabled = marker is not None
     logged = level = None
+    disabled = False
     for ln in head:
         m = _BUFFER_LOGGING.match(ln)
         if m is None:
             continue
         if m.group("disabled"):
-            enabled = False
+            disabled = True
         else:
             level, logged = m.group("level"), int(m.group("logged"))
         break
-    size = int(_LOG_BUFFER_LINE.match(lines[marker]).group(1)) if marker is not None else None
-    return LogHeader(buffer_enabled=enabled, buffer_bytes=size, logged=logged if enabled else None,
+    if marker is None:
+        if disabled:
+            return LogHeader(buffer_enabled=False, buffer_bytes=None, logged=None), []
+        # No header at all (a bare `| include` of messages only): every line is a buffer line.
+        return LogHeader(buffer_enabled=True, buffer_bytes=None, logged=None), [ln for ln in lines if ln.strip()]
+    # A capture indented as a whole (some tools do that): indentation counts from the marker's.
+    indent = len(lines[marker]) - len(lines[marker].lstrip())
+    body = []
+    for ln in lines[marker + 1:]:
+        if not ln.strip():
+            continue
+        if indent and len(ln) - len(ln.lstrip()) >= indent:
+            ln = ln[indent:]
+        body.append(ln)
+    size = int(_LOG_BUFFER_LINE.match(lines[marker]).group(1))
+    return LogHeader(buffer_enabled=not disabled, buffer_bytes=size, logged=None if disabled else logged,
                      level=level), body
 
 
@@ -411,7 +424,7 @@ def _realign(records: list[_Record], expected: int, tail: tuple[str, ...], notes
 
     if ends_at(expected):
         return expected, "count", False
-    candidates = [j for j in range(n + 1, len(fps) + 1) if ends_at(j)]
+    candidates = [j for j in range(2, len(fps) + 1) if ends_at(j)]  # j >= 2: one real record compared
     if candidates:
         j = min(candidates, key=lambda c: abs(c - expected))
         notes.append(f"last read's tail found {j - expected:+d} records from where the count put it")
