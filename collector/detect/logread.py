@@ -58,8 +58,6 @@ POSITION_VERSION = 1
 TAIL_RECORDS = 4  # newest records remembered for realignment: enough to be distinctive
 MAX_MATCHED = 5_000  # watched lines remembered for the filtered read's alignment
 MIN_RECORD_BOUND = 512  # bytes: the smallest bound assumed for one record when sizing capacity
-# A filtered read trusts "nothing lost" only while fewer messages than this share of the
-# buffer's estimated capacity were logged since the line it relies on.
 _MNEMONIC_TOKEN = re.compile(r"[A-Z0-9_-]{1,64}")
 
 _LOG_BUFFER_LINE = re.compile(r"^\s*Log Buffer \((\d{1,12}) bytes\):\s*$")
@@ -338,8 +336,9 @@ def _full_read(previous: LogPosition | None, header: LogHeader, lines: Sequence[
     elif n < previous.logged or _seq_went_back(previous, records):
         epoch += 1
         first, method = 0, "reset"
-        gap = (f"messages-logged count went from {previous.logged} to {n}: the router reloaded (or its "
-               "counters were reset); what it logged between the last read and the reset is gone")
+        gap = (f"messages-logged count went from {previous.logged} to {n}"
+               f"{'' if n < previous.logged else ' and the sequence numbers restarted'}: the router reloaded "
+               "(or its counters were reset); what it logged between the last read and the reset is gone")
     else:
         delta = n - previous.logged
         resized = previous.buffer_bytes is not None and header.buffer_bytes != previous.buffer_bytes
@@ -364,16 +363,21 @@ def _full_read(previous: LogPosition | None, header: LogHeader, lines: Sequence[
                            f"still be in the buffer (count {previous.logged} -> {n}): taken as a counter "
                            "reset (reload); everything in the buffer is reported")
         present = k - first
-        if gap is None and delta > present:
+        if gap is None and delta > present and first == 0:
+            # Nothing of the last read is left: the difference is what the buffer lost.
             lost = delta - present
             if resized:
                 why = (f"the buffer was resized from {previous.buffer_bytes} to {header.buffer_bytes} bytes, "
                        "which empties it")
-            elif k and present == k:
-                why = "the buffer wrapped past the last read (or was cleared)"
+            elif k:
+                why = "the buffer wrapped past the last read, or was cleared"
             else:
                 why = "the buffer was cleared"
             gap = f"{lost} of {delta} messages logged since the last read are no longer in the buffer: {why}"
+        elif delta > present and method != "reset":
+            # An old record is still there, so (first in, first out) nothing after it was lost:
+            # the router's count and our grouping of lines into records disagree.
+            notes.append(f"the count grew by {delta} but {present} records follow the last read's")
         elif present > delta and method != "reset":
             notes.append(f"{present} records after the last read's tail but the count grew by {delta}")
 
