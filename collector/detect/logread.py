@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 from collector.detect.cursor import LogCursor, fingerprint, new_lines as fingerprint_new_lines
@@ -531,3 +531,29 @@ def _fingerprint_read(previous: LogPosition | None, lines: Sequence[str], watch:
     position = replace(base, logged=None, tail=(), watched=(), fallback=cursor.to_text(), counted=counted)
     return LogRead(tuple(new), position, method="fingerprint",
                    notes=("no messages-logged count in the header: identical lines are matched by text",))
+
+
+# --------------------------------------------------------------------------- one poll
+
+
+FULL_COMMAND = "show logging"
+
+
+def poll_log(run: Callable[[str], str], previous: LogPosition | None, watch: Sequence[str], *,
+             full: bool = False) -> LogRead:
+    """One poll of a router's log: the filtered command, then the whole buffer only when the
+    filtered read cannot be exact (or `full` asks for it: the first read, every Nth poll).
+
+    `run(command) -> output text` is the caller's session. Persist `result.position.to_text()`
+    after handling `result.new_lines`; report `result.gap` when it is set."""
+    if not full and previous is not None:
+        header, lines = split_show_logging(run(poll_command(watch)))
+        result = read_new_lines(previous, header, lines, watch=watch, filtered=True)
+        if result.full_read_needed is None:
+            return result
+        why = result.full_read_needed
+    else:
+        why = None
+    header, lines = split_show_logging(run(FULL_COMMAND))
+    result = read_new_lines(previous, header, lines, watch=watch)
+    return replace(result, notes=(*result.notes, f"whole buffer read: {why}")) if why else result

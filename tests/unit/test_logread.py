@@ -401,3 +401,35 @@ def test_position_text_round_trip_and_bad_text():
     assert LogPosition.from_text(result.position.to_text()) == result.position
     for bad in (None, "", "abc:1,def:2", "{}", '{"v": 1, "logged": "x"}', "[1]"):
         assert LogPosition.from_text(bad) is None
+
+
+# --------------------------------------------------------------------------- one poll
+
+
+def test_poll_log_reads_whole_only_when_it_must():
+    from collector.detect.logread import poll_log
+    from tests.unit.logbuffer_sim import BODIES, SimRouter
+
+    router = SimRouter(capacity=100_000, stamp="uptime")
+    commands: list[str] = []
+
+    def run(command: str) -> str:
+        commands.append(command)
+        return router.show_logging() if command == "show logging" else router.show_logging_include(command)
+
+    for body in BODIES:
+        router.log(body)
+    first = poll_log(run, None, WATCH)
+    assert commands == ["show logging"] and len(first.new_lines) == len(BODIES)
+    router.log(BODIES[0])
+    router.log(BODIES[3])
+    router.log(BODIES[0])
+    second = poll_log(run, first.position, WATCH)
+    assert commands[1:] == [poll_command(WATCH)]
+    assert [n.text for n in second.new_lines] == [f"8w0d: {BODIES[0]}"] * 2
+    router.resize(50_000)
+    router.log(BODIES[0])
+    third = poll_log(run, second.position, WATCH)
+    assert commands[2:] == [poll_command(WATCH), "show logging"]
+    assert [n.ordinal for n in third.new_lines] == [router.logged]
+    assert "resized" in third.notes[-1] or "size changed" in third.notes[-1]
