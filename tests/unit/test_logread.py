@@ -433,3 +433,27 @@ def test_poll_log_reads_whole_only_when_it_must():
     assert commands[2:] == [poll_command(WATCH), "show logging"]
     assert [n.ordinal for n in third.new_lines] == [router.logged]
     assert "resized" in third.notes[-1] or "size changed" in third.notes[-1]
+
+
+# ntc-templates tests/cisco_ios/show_logging/cisco_ios_show_logging_5.raw (buffer part): a
+# fragment at the head, and a message whose second line is indented and followed by a blank line
+NTC_5_BUFFER = """Log Buffer (100000 bytes):
+rtual-PPP2, changed state to down
+*Sep 14 05:59:54.113: %LINEPROTO-5-UPDOWN: Line protocol on Interface Virtual-PPP2, changed state to up
+*Sep 14 06:00:45.693: %CRYPTO-4-PKT_REPLAY_ERR: decrypt: replay check failed
+        connection id=29, sequence number=219
+
+*Sep 14 06:07:26.245: %LINEPROTO-5-UPDOWN: Line protocol on Interface Virtual-PPP2, changed state to down
+"""
+
+
+def test_real_multi_line_message_is_one_record():
+    header_line = "    Buffer logging:  level informational, 10048 messages logged, xml disabled,\n"
+    result = read(None, header_line + NTC_5_BUFFER)
+    assert [n.ordinal for n in result.new_lines] == [10045, 10046, 10047, 10048]
+    assert result.new_lines[0].text == "rtual-PPP2, changed state to down"
+    assert result.new_lines[2].text.endswith("replay check failed\n        connection id=29, sequence number=219")
+    # one more message: only it is new, the two-line one is not counted twice
+    later = NTC_5_BUFFER + "*Sep 14 06:08:00.000: %LINK-3-UPDOWN: Interface Virtual-PPP2, changed state to up\n"
+    second = read(result.position, header_line.replace("10048", "10049") + later)
+    assert [n.ordinal for n in second.new_lines] == [10049] and second.gap is None
