@@ -1,7 +1,8 @@
 """Which log records are new since the last read of a router's buffer, by the router's own counters.
 
-A line's text is not its identity: with `service timestamps log uptime` (`8w0d:` once a router
-has been up a week) or no time stamps, every line of one flow is byte-identical. What
+A line's text is not its identity: with `service timestamps log uptime` (`1d02h:` changes once
+an hour after the first day, `8w0d:` once a day after the first week) or no time stamps,
+the lines of one flow are byte-identical. What
 identifies a record is its place in the router's numbering:
 
 * the header's `Buffer logging: level L, N messages logged` count. Assumption (checked
@@ -11,9 +12,13 @@ identifies a record is its place in the router's numbering:
   reset it, a reload does. Evidence: ntc-templates `cisco_ios_show_logging_1.raw` shows
   `22860 messages logged` in a 16 KB buffer whose visible lines carry sequence numbers
   022701-022703 with the rest of the buffer (about 150 lines) elided: the count runs one
-  per buffered message, in step with the sequence numbers. The lab (collector/lab/logbuf.py)
-  models the same. So, with the buffer read whole, the newest record has ordinal N, the
-  one before it N-1, ...; records with an ordinal above the last read's N are new.
+  per buffered message, in step with the sequence numbers; `..._5.raw` (buffer at level
+  informational, 10048 logged, console at debugging, 10027) shows the count is the
+  buffer's own, and a real two-line message (`%CRYPTO-4-PKT_REPLAY_ERR` with an indented
+  `connection id=...` line). Not confirmed on a router: whether `clear logging` leaves
+  the count alone (`collector probe --self-test` should check it). The lab
+  (collector/lab/logbuf.py) models the same. So, with the buffer read whole, the newest
+  record has ordinal N, the one before it N-1, ...; records above the last read's N are new.
 * `service sequence-numbers` (`000123:` before the stamp): numbers every message the
   router produces (also those below the buffer's level, so they may skip); restarts at a
   reload. Where present, a record is new when its number is above the last one seen.
@@ -34,10 +39,15 @@ Two read forms:
   watched line carries its ordinal (exact after a full read, a range after a filtered
   one), and a line whose ordinal is less than `capacity` messages old is surely still in
   the buffer (capacity = buffer bytes / a bound on record bytes). Whatever stays
-  ambiguous (identical lines near the buffer's head, a cleared buffer, more messages since
-  the last read than the buffer surely holds, a resize, a count gone down) is not
-  guessed: the read returns `full_read_needed` with the position unchanged, and the
-  caller reads the whole buffer, which is exact by counts.
+  ambiguous (identical lines near the buffer's head, the last read's lines gone, more
+  messages since the last read than the buffer surely holds, a resize, a count gone down)
+  is not guessed: the read returns `full_read_needed` with the position unchanged, and the
+  caller reads the whole buffer, which is exact by counts. Not seen by a filtered read
+  without sequence numbers: `clear logging` followed by as many identical watched lines as
+  it removed (the count does not show a clear); a periodic full read bounds that.
+
+The agent calls `poll_log(run, previous, watch)` once per router and poll (it runs the
+filtered command, and the whole buffer only when needed) and persists `position.to_text()`.
 
 Fingerprints (collector.detect.cursor) remain only as the fallback for output without a
 `messages logged` count (a platform that does not print it); there N identical lines
