@@ -455,7 +455,7 @@ def flows(draw):
     return draw(addr), draw(addr), draw(st.integers(1, 2**32 - 1)), draw(st.sampled_from([50, 51]))
 
 
-@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(flows(), st.sampled_from(PREFIXES), st.sampled_from(STAMPS), st.sampled_from(["", ", input interface=Tunnel7"]))
 def test_property_valid_flows_round_trip(flow, prefix, stamp, tail) -> None:
     src, dst, spi, prot = flow
