@@ -108,6 +108,9 @@ class Box:
         }
         if command in fixed:
             return fixed[command]
+        if command.startswith("show logging | include "):  # IOS `include` takes a regex, as Python's here
+            pattern = re.compile(command.removeprefix("show logging | include "))
+            return "".join(f"{ln}\n" for ln in fixed["show logging"].splitlines() if pattern.search(ln))
         if m := re.fullmatch(r"(no )?debug crypto (isakmp|ikev2|ipsec)", command):
             (self.debugs.discard if m.group(1) else self.debugs.add)(m.group(2))
             return "" if m.group(1) else _LABEL[m.group(2)] + "\n"

@@ -22,7 +22,8 @@ from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_add
 
 from collector.core.decide import LineSeen, SourceKind
 from collector.core.observers import AgentEvents
-from collector.detect.cursor import LogCursor, fingerprint, new_lines
+from collector.detect.cursor import fingerprint
+from collector.detect.logread import LogPosition, poll_log
 from collector.detect.events import Flow
 from collector.detect.logline import parse_invalid_spi, parse_syslog_datagram
 from collector.detect.syslog_receiver import SyslogHint
@@ -41,6 +42,10 @@ QFP_COUNTERS = ("IN_US_V4_PKT_SA_NOT_FOUND_SPI", "IN_US_V6_PKT_SA_NOT_FOUND_SPI"
 ADDRESS_REFRESH = timedelta(hours=1)  # addresses learnt from `show ip interface brief` are trusted this long
 PEER_REFRESH = timedelta(minutes=10)  # a receiver's configured and active peers, read when needed
 SYSLOG_CONFIRM_INTERVAL = 5.0  # seconds between syslog-triggered SSH log reads of one router
+WATCHED = ("CRYPTO-4-RECVD_PKT_INV_SPI",)  # the messages a poll reads (besides the header)
+# Every N-th poll reads the whole buffer: a filtered read cannot see a `clear logging`
+# followed by as many identical watched lines as it removed (collector.detect.logread).
+FULL_READ_EVERY = 10
 
 Address = IPv4Address | IPv6Address
 
@@ -72,14 +77,22 @@ class LogReader:
     def poll(self, host: Host) -> tuple[list[LineSeen], int]:
         """Read `host`'s log now: its new invalid-SPI lines and the number of this read.
 
+        New lines are found by the router's own counters and buffer order
+        (collector.detect.logread): N identical lines are N events. Most polls read only
+        the header and the watched lines; the whole buffer when that cannot be exact, at
+        the first read and every FULL_READ_EVERY-th.
+
         Raises:
             SessionError: the router could not be read (nothing is changed then)."""
         started = time.monotonic()
+        timeout = max(host.options.read_timeout, 120.0)
         try:
             with self.sessions.session(host) as session:
-                output = session.run(self.playbook.sources.poll.command,
-                                     read_timeout=max(host.options.read_timeout, 120.0))
+                record = self.store.log_cursor(host.name)
+                previous = LogPosition.from_text(record.fingerprints) if record else None
                 number = self._next_read(host.name)
+                read = poll_log(lambda command: session.run(command, read_timeout=timeout).text, previous, WATCHED,
+                                full=previous is None or number % FULL_READ_EVERY == 0)
                 if self._addresses_stale(host.name):  # a flow's sender is found beyond inventory `addresses`
                     brief = session.run("show ip interface brief").text
                     self.store.save_addresses(host.name, interface_addresses(self.registry, host.platform, brief),
@@ -88,31 +101,26 @@ class LogReader:
             self.observers.polled(host.name, ok=False, lines=0, seconds=time.monotonic() - started,
                                   error_kind=exc.kind)
             raise
-        lines = self.ingest(host, output.text, number, utcnow())
-        self.observers.polled(host.name, ok=True, lines=len(lines), seconds=time.monotonic() - started)
-        return lines, number
-
-    def ingest(self, host: Host, text: str, number: int, received: datetime) -> list[LineSeen]:
-        """The new invalid-SPI lines of one read of `host`'s log (the cursor moves on)."""
-        matching = [line for line in text.splitlines() if "RECVD_PKT_INV_SPI" in line]
-        record = self.store.log_cursor(host.name)
-        cursor = LogCursor.from_text(record.fingerprints if record else None)
-        fresh, cursor = new_lines(cursor, matching)
+        received = utcnow()
         seen = []
-        for index, raw in enumerate(fresh):
-            event = parse_invalid_spi(raw, router=host.name, source="poll", received_at=received, year=received.year)
+        for new in read.new_lines:
+            event = parse_invalid_spi(new.text, router=host.name, source="poll", received_at=received,
+                                      year=received.year)
             if event is None:
                 continue
             kind, sender, dst_owned = self.classify(event.flow)
             self.observers.event_seen(host.name, "poll", known_source=kind is not SourceKind.UNKNOWN)
-            seen.append(LineSeen(
-                flow=event.flow, event_id=f"{host.name}|{self._run}|{number}|{index}", at=received, read=number,
-                raw=event.raw, sender=sender, source=kind, dst_owned=dst_owned))
+            seen.append(LineSeen(flow=event.flow, event_id=f"{host.name}|{new.key}", at=received, read=number,
+                                 raw=event.raw, sender=sender, source=kind, dst_owned=dst_owned))
+        position = read.position
         self.store.save_log_cursor(LogCursorRecord(
-            router=host.name, fingerprints=cursor.to_text(), last_seq=None, last_device_time=None,
-            last_line_hash=fingerprint(matching[-1]) if matching else None, buffer_size=None,
-            messages_logged=None, read_at=received))
-        return seen
+            router=host.name, fingerprints=position.to_text(), last_seq=position.seq, last_device_time=None,
+            last_line_hash=position.tail[-1] if position.tail else None, buffer_size=position.buffer_bytes,
+            messages_logged=position.logged, read_at=received))
+        if read.gap:
+            self.observers.problem(host.name, f"log lines may have been lost since the last read: {read.gap}")
+        self.observers.polled(host.name, ok=True, lines=len(seen), seconds=time.monotonic() - started)
+        return seen, number
 
     def _next_read(self, router: str) -> int:
         with self._lock:

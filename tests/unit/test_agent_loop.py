@@ -212,3 +212,20 @@ def test_stop_disarms_an_armed_incident_and_records_it_stopped(world_factory):
     w.agent.stop()
     assert w.incidents()[0].state is IncidentState.STOPPED
     assert w.hub.debugs == set() and w.spoke.debugs == set()
+
+
+@pytest.mark.parametrize("stamp", ["8w0d: ", "1d02h: ", ""])
+def test_identical_lines_are_separate_events_and_a_new_identical_line_captures(world_factory, stamp):
+    """With uptime stamps (or none) every line of a flow is byte-identical: the router's
+    own count of logged messages tells the repeat from the old line."""
+    same = stamp + line(0).split(": ", 1)[1]
+    w = world_factory(hub_lines=[same, same])
+    w.poll()
+    assert w.incidents()[0].armed_late  # two lines already: it had repeated before arming
+    w.poll()
+    assert w.agent.bundles == []  # read again, nothing new: no capture on the old lines
+    w.hub.log(same)
+    w.poll()
+    assert len(w.agent.bundles) == 1
+    m = manifest(w.agent.bundles[0])
+    assert len(m["trigger_lines"]) == 3 and m["armed_before_repeat"] is False

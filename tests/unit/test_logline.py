@@ -465,7 +465,7 @@ def test_property_valid_flows_round_trip(flow, prefix, stamp, tail) -> None:
     assert (ev.flow.src, ev.flow.dst, ev.flow.spi, ev.flow.prot) == (src, dst, spi, prot)
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(flows(), st.text(min_size=1, max_size=30).filter(lambda s: s.strip() and not s.isspace()))
 def test_property_trailing_text_is_rejected(flow, junk) -> None:
     src, dst, spi, prot = flow
@@ -474,7 +474,7 @@ def test_property_trailing_text_is_rejected(flow, junk) -> None:
     assert inv(line + " " + junk.strip()) is None
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(flows(), st.integers(0, 10**200))
 def test_property_mismatched_decimal_is_rejected(flow, dec) -> None:
     src, dst, spi, prot = flow
@@ -484,7 +484,7 @@ def test_property_mismatched_decimal_is_rejected(flow, dec) -> None:
     assert (ev is not None) == (dec == spi)
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(st.text(max_size=400))
 def test_property_text_never_raises(text: str) -> None:
     for line in (text, "*Mar  1 00:00:00.000: " + text, "%CRYPTO-4-RECVD_PKT_INV_SPI: " + text):
@@ -495,7 +495,7 @@ def test_property_text_never_raises(text: str) -> None:
     assert all(isinstance(r, LogLine) for r in iter_log_records(text))
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=600))
 def test_property_bytes_never_raise(data: bytes) -> None:
     for blob in (data, b"<13>" + data, b"<13>1 " + data):

@@ -222,7 +222,7 @@ def test_property_garbage_text_never_raises(text: str) -> None:
         assert isinstance(result.records, list)
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(st.text(max_size=120), st.sampled_from(["cisco_ios", "cisco_xe", "", "x" * 50]))
 def test_property_any_command_lookup_never_raises(command: str, platform: str) -> None:
     reg = default_registry()
