@@ -251,12 +251,12 @@ def _print_failures(run) -> None:
 # -- watch, disarm, incidents ---------------------------------------------------------------
 
 
-def _host_port(text: str | None) -> tuple[str, int] | None:
+def _host_port(text: str | None, option: str = "--syslog") -> tuple[str, int] | None:
     if not text:
         return None
     host, _, port = text.rpartition(":")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise UserError(f"--syslog wants HOST:PORT, not {text!r}")
+        raise UserError(f"{option} wants HOST:PORT, not {text!r}")
     return host.strip("[]"), int(port)
 
 
@@ -276,7 +276,9 @@ def _default_playbook() -> Path:
 @click.option("--dry-run", is_flag=True, help="Print the per-router command plan (do and undo); change nothing.")
 @click.option("--workers", default=20, show_default=True, type=click.IntRange(1, 500))
 @click.option("--max-seconds", type=float, default=None, hidden=True)
-def watch_cmd(inventory_path, playbook, once, syslog_at, state_dir, out, dry_run, workers, max_seconds) -> None:
+@click.option("--metrics", "metrics_at", metavar="HOST:PORT", help="Serve Prometheus metrics on this address.")
+def watch_cmd(inventory_path, playbook, once, syslog_at, state_dir, out, dry_run, workers, max_seconds,
+              metrics_at) -> None:
     """Watch routers for repeated invalid-SPI flows; arm, capture, disarm, bundle."""
     import threading
 
@@ -288,8 +290,18 @@ def watch_cmd(inventory_path, playbook, once, syslog_at, state_dir, out, dry_run
     if not book.is_watch:
         raise UserError(f"{playbook}: playbook {book.name} has no trigger; use `collector collect --playbook`")
     inv = _load_inventory(inventory_path)
+    observers = None
+    if metrics_at:
+        from collector.metrics import serve_metrics
+
+        where = _host_port(metrics_at, "--metrics")
+        try:
+            observers = serve_metrics(where[0], where[1], window_seconds=book.arm_window.total_seconds())
+        except OSError as exc:
+            raise UserError(f"--metrics {metrics_at}: cannot listen there: {exc.strerror or exc}") from None
     options = WatchOptions(state_dir=state_dir, bundle_root=out, once=once, dry_run=dry_run,
-                           syslog=_host_port(syslog_at), workers=workers, max_seconds=max_seconds)
+                           syslog=_host_port(syslog_at), workers=workers, max_seconds=max_seconds,
+                           observers=observers)
     report = lambda message: click.echo(f"collector: {message}", err=True)  # noqa: E731
     signals: dict[int, int] = {}
     try:
@@ -355,12 +367,21 @@ def incidents_cmd(state_dir, as_json) -> None:
     with StateStore(state_dir / "state.db") as store:
         rows = [{"incident": r.incident_id, "state": r.state, "flow": r.key, "routers": list(r.routers),
                  "created": r.created_at.isoformat(), "updated": r.updated_at.isoformat(),
-                 "reason": r.reason, "bundle": r.bundle_path} for r in store.incidents()]
+                 "reason": r.reason, "bundle": r.bundle_path, "armed_late": r.armed_late,
+                 "armed_at": r.armed_at.isoformat() if r.armed_at else None} for r in store.incidents()]
+        # Lines from sources that are no inventory router and no configured peer: never armed.
+        unknown = [{"incident": None, "state": "unknown-source", "flow": None, "routers": [u["router"]],
+                    "created": u["first_seen"], "updated": u["last_seen"], "reason": u["reason"], "bundle": None,
+                    "src": u["src"], "lines": u["lines"]} for u in store.unknown_sources()]
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        click.echo(json.dumps(rows + unknown, indent=2))
         return
     for r in rows:
-        click.echo(f"{r['created']}  {r['state']:<10} {r['flow']}  {r['bundle'] or '-'}  {r['reason']}")
+        click.echo(f"{r['created']}  {r['state']:<12} {r['flow']}  {r['bundle'] or '-'}  {r['reason']}")
+    if unknown:
+        click.echo("\nUnknown sources (never armed):")
+        for u in unknown:
+            click.echo(f"{u['updated']}  {u['routers'][0]}  srcaddr {u['src']}  {u['lines']} line(s)  {u['reason']}")
 
 
 def main() -> None:
