@@ -32,7 +32,7 @@ from collector.detect.tracker import decode_key
 from collector.diagnose.report_html import render_capture_html
 from collector.inventory import Host, Inventory
 from collector.playbook import Playbook
-from collector.respond.evidence import CaptureResult, RouterCapture, write_incident_bundle
+from collector.evidence import CaptureResult, RouterCapture, write_incident_bundle
 from collector.respond.plan import PlanError, render_dry_run
 from collector.respond.responder import Responder
 from collector.sessions import SessionError
