@@ -31,11 +31,28 @@ class UserError(click.ClickException):
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
+    """What ends in one line and exit 2: the user-input branch of the error root, and a
+    state store that cannot be trusted (the line says what to do)."""
+    from collector.errors import StateStoreError, UserInputError
     from collector.inventory import InventoryError
     from collector.playbook import PlaybookError
     from collector.yamlfile import YamlError
 
-    return (InventoryError, PlaybookError, YamlError)
+    return (UserInputError, StateStoreError, InventoryError, PlaybookError, YamlError)
+
+
+def _default_state_dir() -> str:
+    from collector.state import default_state_dir
+
+    return str(default_state_dir())
+
+
+def _state_option(f):
+    return click.option(
+        "--state", "state_dir", type=click.Path(path_type=Path), default=_default_state_dir,
+        show_default="$COLLECTOR_STATE, else ~/.local/state/collector",
+        help="The agent's state folder (state.db, lock file, known_hosts).",
+    )(f)
 
 
 def _inventory_option(f):
@@ -255,7 +272,7 @@ def _default_playbook() -> Path:
 @click.option("--playbook", type=click.Path(path_type=Path), default=None, help="Default: the shipped invalid-spi.yaml.")
 @click.option("--once", is_flag=True, help="One pass and exit (for cron); state carries over to the next run.")
 @click.option("--syslog", "syslog_at", metavar="HOST:PORT", help="Also receive syslog on this UDP address.")
-@click.option("--state", "state_dir", type=click.Path(path_type=Path), default=Path("state"), show_default=True)
+@_state_option
 @click.option("--out", type=click.Path(path_type=Path), default=Path("bundles"), show_default=True, help="Bundle root folder.")
 @click.option("--dry-run", is_flag=True, help="Print the per-router command plan (do and undo); change nothing.")
 @click.option("--workers", default=20, show_default=True, type=click.IntRange(1, 500))
@@ -293,7 +310,7 @@ def watch_cmd(inventory_path, playbook, once, syslog_at, state_dir, out, dry_run
 @_inventory_option
 @click.option("--hosts", help="Comma-separated host names.")
 @click.option("--all", "all_hosts", is_flag=True, help="Every router of the inventory.")
-@click.option("--state", "state_dir", type=click.Path(path_type=Path), default=Path("state"), show_default=True)
+@_state_option
 @click.option("--playbook", type=click.Path(path_type=Path), default=None)
 def disarm_cmd(inventory_path, hosts, all_hosts, state_dir, playbook) -> None:
     """Emergency undo: recorded undo steps, then undebug all, condition reset, dead-man applet removal."""
@@ -320,15 +337,15 @@ def disarm_cmd(inventory_path, hosts, all_hosts, state_dir, playbook) -> None:
 
 
 @cli.command("incidents")
-@click.option("--state", "state_dir", type=click.Path(path_type=Path), default=Path("state"), show_default=True)
+@_state_option
 @click.option("--json", "as_json", is_flag=True)
 def incidents_cmd(state_dir, as_json) -> None:
     """List incidents with their state and bundle path."""
-    from collector.state import StateStore
+    from collector.state import STATE_FILE, open_state_store
 
-    if not (state_dir / "state.db").exists():
+    if not (state_dir / STATE_FILE).exists():
         raise UserError(f"{state_dir}: no state here yet (run `collector watch` first)")
-    with StateStore(state_dir / "state.db") as store:
+    with open_state_store(state_dir / STATE_FILE, create=False) as store:
         rows = [{"incident": r.incident_id, "state": r.state, "flow": r.key, "routers": list(r.routers),
                  "created": r.created_at.isoformat(), "updated": r.updated_at.isoformat(),
                  "reason": r.reason, "bundle": r.bundle_path} for r in store.incidents()]
