@@ -72,9 +72,15 @@ def _load_inventory(path: Path, **kwargs):
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="collector")
 @click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv for debug).")
-def cli(verbose: int) -> None:
+@click.option("--env-file", type=click.Path(path_type=Path), default=None,
+              help="Load variables from a systemd EnvironmentFile first (what cron needs to see what the service sees).")
+def cli(verbose: int, env_file: Path | None) -> None:
     """Catch repeated IPsec invalid-SPI flows on Cisco routers, debug both tunnel ends
     safely, and bundle the evidence."""
+    if env_file is not None:
+        from collector.envfile import read_env_file
+
+        os.environ.update(read_env_file(env_file))
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if verbose < 2:
