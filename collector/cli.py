@@ -318,27 +318,58 @@ def watch_cmd(inventory_path, playbook, once, syslog_at, state_dir, out, dry_run
 @click.option("--all", "all_hosts", is_flag=True, help="Every router of the inventory.")
 @_state_option
 @click.option("--playbook", type=click.Path(path_type=Path), default=None)
-def disarm_cmd(inventory_path, hosts, all_hosts, state_dir, playbook) -> None:
-    """Emergency undo: recorded undo steps, then undebug all, condition reset, dead-man applet removal."""
+@click.option("--from-routers", is_flag=True,
+              help="Ignore the state store: restore each router from the tool's own dead-man applets on it.")
+@click.option("--workers", default=20, show_default=True, type=click.IntRange(1, 500), help="Routers talked to at once.")
+def disarm_cmd(inventory_path, hosts, all_hosts, state_dir, playbook, from_routers, workers) -> None:
+    """Emergency undo: the recorded undo steps when the state store is usable, then (or,
+    without a usable store, only) a restore from the tool's COLLECTOR_DEADMAN_* applets on
+    each router; says per router what it restored and what it could not."""
+    from collector.errors import StateStoreError
     from collector.hostkeys import KnownHosts
-    from collector.parsing import default_registry
-    from collector.playbook import load_playbook
-    from collector.respond.responder import Responder
-    from collector.sessions import SessionPool
-    from collector.state import StateStore
+    from collector.respond.sweep import sweep_router, sweep_routers
+    from collector.sessions import SessionError, SessionPool
+    from collector.state import STATE_FILE, open_state_store
 
     if not hosts and not all_hosts:
         raise UserError("say which routers: --hosts a,b or --all")
     inv = _load_inventory(inventory_path)
     selected = list(inv.hosts.values()) if all_hosts else _select_hosts(inv, hosts, None, None)
-    book = load_playbook(playbook or _default_playbook())
+    if not selected:
+        raise UserError("no host matches the selection")
+    store = None
+    if not from_routers:
+        try:  # never create one: a missing store means "ask the routers"
+            store = open_state_store(state_dir / STATE_FILE, create=False)
+        except StateStoreError as exc:
+            click.echo(f"collector: state store not usable ({exc}); restoring from the routers' own applets", err=True)
     failed = 0
-    with StateStore(state_dir / "state.db") as store, SessionPool(KnownHosts.default()) as pool:
-        responder = Responder(playbook=book, store=store, pool=pool, registry=default_registry())
-        for host in selected:
-            _actions, verdict = responder.emergency_disarm(host)
-            failed += not verdict.startswith("clean")
-            click.echo(f"{host.name}: {verdict}")
+    with SessionPool(KnownHosts.default(), max_sessions=workers) as pool:
+        if store is None:
+            results = sweep_routers(pool, selected, workers=workers)
+            for result in results:
+                failed += not result.clean
+                click.echo(f"{result.router}: {result.line()}")
+        else:
+            from collector.parsing import default_registry
+            from collector.playbook import load_playbook
+            from collector.respond.responder import Responder
+
+            book = load_playbook(playbook or _default_playbook())
+            with store:
+                responder = Responder(playbook=book, store=store, pool=pool, registry=default_registry())
+                for host in selected:
+                    _actions, recorded = responder.disarm(host, verify=False)
+                    recorded = "undone" if recorded.startswith("own steps undone") else recorded
+                    try:  # then whatever the store did not know: the applets still on the router
+                        with pool.session(host) as session:
+                            result = sweep_router(session, host.name)
+                    except SessionError as exc:
+                        from collector.respond.sweep import SweepResult
+
+                        result = SweepResult(host.name, error=exc.reason)
+                    failed += not result.clean
+                    click.echo(f"{host.name}: recorded steps: {recorded}; {result.line()}")
     sys.exit(EXIT_PARTIAL if failed else EXIT_OK)
 
 
