@@ -81,8 +81,11 @@ def cli(verbose: int, env_file: Path | None) -> None:
         from collector.envfile import read_env_file
 
         os.environ.update(read_env_file(env_file))
+    from collector.redact import install_secret_filter
+
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_secret_filter()  # every credential the inventory resolves, in every escaped form
     if verbose < 2:
         logging.getLogger("paramiko").setLevel(logging.CRITICAL)
         logging.getLogger("netmiko").setLevel(logging.WARNING)
