@@ -47,9 +47,26 @@ def _default_state_dir() -> str:
     return str(default_state_dir())
 
 
+def _checked_state_dir(_ctx, _param, value) -> Path:
+    """--state must be a folder this user may use (or one that can be made): a device, a
+    FIFO or a file there would otherwise fail deep inside with a traceback."""
+    path = Path(value)
+    if path.exists() or path.is_symlink():
+        if not path.is_dir():
+            raise UserError(f"--state {path}: not a folder (give the folder that holds state.db)")
+        if not os.access(path, os.R_OK | os.W_OK | os.X_OK):
+            raise UserError(f"--state {path}: not readable and writable by uid {os.getuid()}")
+    else:
+        parent = next((p for p in path.parents if p.exists()), None)
+        if parent is not None and not parent.is_dir():
+            raise UserError(f"--state {path}: {parent} is not a folder")
+    return path
+
+
 def _state_option(f):
     return click.option(
-        "--state", "state_dir", type=click.Path(path_type=Path), default=_default_state_dir,
+        "--state", "state_dir", type=click.Path(path_type=Path, readable=False), default=_default_state_dir,
+        callback=_checked_state_dir,
         show_default="$COLLECTOR_STATE, else ~/.local/state/collector",
         help="The agent's state folder (state.db, lock file, known_hosts).",
     )(f)
@@ -408,6 +425,10 @@ def main() -> None:
     except click.exceptions.Abort:
         click.echo("collector: aborted", err=True)
         sys.exit(130)
+    except click.UsageError as exc:  # one line too, naming the command; `-h` shows the usage
+        where = f"{exc.ctx.info_name}: " if exc.ctx is not None and exc.ctx.parent is not None else ""
+        click.echo(f"collector: error: {where}{exc.format_message()}", err=True)
+        sys.exit(EXIT_USAGE)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code if exc.exit_code else EXIT_USAGE)
