@@ -54,6 +54,7 @@ import pydantic
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from collector.credentials import MASK, CredentialError, CredentialResolver, Secret
+from collector.errors import UserInputError
 from collector.yamlfile import LocatedYaml, YamlError, load_yaml, validation_error
 
 __all__ = [
@@ -96,7 +97,7 @@ _EXTRAS_TO_OPTIONS = {
 _SECRET_WORDS = ("pass", "secret", "key")  # extras whose values masked() hides
 
 
-class InventoryError(Exception):
+class InventoryError(UserInputError):
     """A mistake in the inventory; `str()` is one line: `path:line: message` or
     `host NAME: message`."""
 
