@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import sqlite3
 import stat
@@ -54,6 +55,8 @@ from collector.detect.tracker import (
 from collector.core.states import IncidentState, StepScope, StepStatus, sql_check
 from collector.core.steps import Step
 from collector.errors import StateStoreError
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 3
 STATE_FILE = "state.db"
@@ -440,7 +443,10 @@ class StateStore:
             try:
                 _write_small_file(self.commits_path, f"{commits}\n")
             except OSError as exc:
-                raise StateError(_os_problem(self.commits_path, exc)) from None
+                # The record itself is committed: raising would make a caller retry a write
+                # that succeeded. The copy lags (weaker lost-WAL detection) until a later write.
+                log.warning("%s", _os_problem(self.commits_path, exc))
+                return
             self._commits_written = commits
 
     def _read(self, sql: str, params: Iterable[object] = ()) -> list[sqlite3.Row]:

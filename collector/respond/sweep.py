@@ -267,13 +267,22 @@ def crypto_debugs_on(show_debugging: str, show_conditions: str) -> list[str]:
 # ---------------------------------------------------------------------- the sweep
 
 
+def applets_on(session) -> list[Applet]:
+    """The tool's dead-man applets on a router, read only (nothing is changed): a restart
+    that lost its store can learn from them which routers the tool left armed.
+
+    Raises:
+        SessionError: the router could not be read."""
+    return parse_applets(session.run(APPLETS_COMMAND, check=False).text)
+
+
 def sweep_router(session, router: str) -> SweepResult:
     """Restore one router from its own applets through an open session (`RouterSession`).
 
     Never raises for the router's sake: a session failure ends in `SweepResult.error`."""
     result = SweepResult(router)
     try:
-        applets = parse_applets(session.run(APPLETS_COMMAND, check=False).text)
+        applets = applets_on(session)
         result.applets = [a.name for a in applets]
         for applet in applets:
             result.refused += [f"{line!r} in {applet.name}" for line in applet.refused]

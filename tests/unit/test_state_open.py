@@ -266,3 +266,13 @@ def test_a_full_database_is_a_state_store_error_and_keeps_earlier_records(tmp_pa
                 store.create_incident(f"more-{i}", "x" * 3000, "invalid-spi")
         assert "the disk is full" in str(caught.value)
         assert store.armed_routers() == ["hub1"]
+
+
+def test_a_counter_copy_that_cannot_be_written_does_not_fail_a_committed_write(tmp_path, caplog):
+    path = _filled(tmp_path / "state.db", 1)
+    with open_state_store(path) as store:
+        commits_path(path).unlink()
+        commits_path(path).mkdir()  # the rename onto it fails
+        store.create_incident("after", "k", "invalid-spi")  # committed: no raise, a warning
+        assert store.incident("after") is not None
+    assert "state.db.commits" in caplog.text

@@ -231,3 +231,14 @@ def test_a_session_lost_half_way_says_what_was_restored_before():
     assert result.line().startswith("NOT clean: session dropped; before that restored: no debug crypto ipsec")
     assert router.applets  # the applet is still there: its countdown will finish the job
 
+
+
+def test_applets_on_reads_without_changing_anything():
+    from collector.respond.sweep import applets_on
+
+    router = Router(applet_text())
+    routers = FakeRouters()
+    router.install(routers, "hub1")
+    with routers.session(SimpleNamespace(name="hub1")) as session:
+        (applet,) = applets_on(session)
+    assert applet.name == NAME and router.sent == [APPLETS_COMMAND]
