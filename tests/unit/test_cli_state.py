@@ -39,8 +39,8 @@ def test_incidents_with_a_damaged_store_is_one_line_exit_2(tmp_path, damage):
     state = tmp_path / "state"
     db = state / "state.db"
     with StateStore(db) as store:
-        for i in range(200):
-            store.create_incident(f"i{i}", "k" * 300, "invalid-spi")
+        for i in range(40):
+            store.create_incident(f"i{i}", "k" * 3000, "invalid-spi")
     if damage == "garbage":
         db.write_bytes(os.urandom(20000))
     elif damage == "truncated":
