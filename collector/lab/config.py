@@ -44,6 +44,8 @@ class ConfigState:
     log_format: TimestampFormat
     debug_format: TimestampFormat
     sequence_numbers: bool
+    hostname: str = ""  # `hostname NAME` (the prompt reads it); the plan's device hostname
+    discriminator: str | None = None  # `logging buffered ... discriminator NAME`
     applets: dict[str, Applet] = field(default_factory=dict)
     eem_cli_username: str | None = None
     descriptions: dict[str, str] = field(default_factory=dict)
@@ -54,6 +56,8 @@ class ConfigState:
     def initial(cls, spec: RouterSpec) -> ConfigState:
         fmt = TimestampFormat("datetime", msec=True, localtime=spec.show_timezone, show_timezone=spec.show_timezone)
         return cls(
+            hostname=spec.hostname or spec.name,
+            discriminator=spec.logging.discriminator,
             invalid_spi_recovery=spec.invalid_spi_recovery,
             isakmp_keepalive=spec.isakmp_keepalive,
             buffered_size=spec.logging.buffered_size,
@@ -62,8 +66,8 @@ class ConfigState:
             monitor_level=spec.logging.monitor_level,
             trap_level=spec.logging.trap_level,
             hosts=[(h, 514) for h in spec.logging.hosts],
-            log_format=fmt,
-            debug_format=fmt,
+            log_format=spec.log_format or fmt,
+            debug_format=spec.debug_format or fmt,
             sequence_numbers=spec.sequence_numbers,
         )
 
@@ -138,7 +142,7 @@ def render_running_config(
         add("platform qfp utilization monitor load 80")
         add("platform punt-keepalive disable-kernel-core")
     add("!")
-    add(f"hostname {spec.name}")
+    add(f"hostname {state.hostname or spec.name}")
     add("!")
     add("boot-start-marker")
     if not p.is_xe:

@@ -86,9 +86,13 @@ class Fleet:
         seed: int = 0,
         time_scale: float = 1.0,
         start: datetime | None = None,
+        realism: str | frozenset[str] | None = None,
     ) -> Fleet:
-        """Plan and build a lab. ValueError (one clear line) for impossible requests."""
-        plan = build_plan(routers, list(scenarios or []), seed)
+        """Plan and build a lab. ValueError (one clear line) for impossible requests.
+
+        `realism`: None = topology.DEFAULT_REALISM; "all", "none" or a comma list.
+        """
+        plan = build_plan(routers, list(scenarios or []), seed, realism)
         return cls(plan, LabClock(start, time_scale))
 
     # -- running -----------------------------------------------------------------

@@ -21,6 +21,7 @@ import random
 import string
 from dataclasses import dataclass, field, replace
 
+from collector.lab.logbuf import TimestampFormat
 from collector.lab.platforms import HUB_PLATFORMS, PLATFORMS, SPOKE_PLATFORMS, Platform
 
 # -- config types (docs/domain.md §3) ----------------------------------------------------
@@ -50,12 +51,58 @@ RECOVERY_APPLIES: dict[str, bool | None] = {
     EZVPN_CLIENT: None,
 }
 
-SCENARIOS = ("desync", "rekey-transient", "asr-silent", "nat-t-silent", "healthy")
+SCENARIOS = ("desync", "desync-under-way", "rekey-transient", "asr-silent", "nat-t-silent", "healthy")
 MIX = ("desync", "rekey-transient", "asr-silent", "nat-t-silent", "healthy")
 
 # Lab seconds after start at which scenario events happen.
 DESYNC_AT = 30.0
 REKEY_TRANSIENT_AT = 90.0
+
+
+# -- realism (issue 11) --------------------------------------------------------------------
+# Production traits a router of the lab can have. The default lab uses DEFAULT_REALISM;
+# `realism="all"` (or a list) asks for more. Each is described in docs/lab-fidelity.md.
+REALISM_FEATURES = (
+    "hostnames",  # device hostnames of real shape and length (up to 63), not the inventory key
+    "timestamps",  # `service timestamps` variants: year, no msec/year, uptime, debug without any
+    "big-buffers",  # `logging buffered 10000000` and more, pre-filled with a busy router's traffic
+    "discriminator",  # `logging buffered SIZE LEVEL discriminator NAME` on some routers
+    "operator-debug",  # someone's own `debug crypto ipsec` and peer condition already on
+    "nat-t-receivers",  # receivers behind NAT that log their inside address as destaddr
+    "scanners",  # internet sources sending ESP with random SPIs to public addresses
+    "background",  # ordinary traffic of a busy router keeps the buffer moving
+)
+# Traits the agent copes with today (see the report of branch lab-realism); the others
+# are asked for with `realism="all"` / COLLECTOR_LAB_REALISM=all.
+DEFAULT_REALISM: frozenset[str] = frozenset(REALISM_FEATURES)
+
+
+def parse_realism(value: str | frozenset[str] | tuple[str, ...] | list[str] | None) -> frozenset[str]:
+    """"all", "none", "default" or a comma list (a leading "-" removes a trait from the default)."""
+    if value is None:
+        return DEFAULT_REALISM
+    if isinstance(value, frozenset | set | tuple | list):
+        words = [str(w) for w in value]
+    else:
+        words = [w.strip() for w in str(value).split(",") if w.strip()]
+    out: set[str] = set()
+    base_used = False
+    for word in words:
+        if word in ("all", "default", "none"):
+            out |= set(REALISM_FEATURES if word == "all" else DEFAULT_REALISM if word == "default" else ())
+            base_used = True
+        elif word.startswith("-") and word[1:] in REALISM_FEATURES:
+            if not base_used:
+                out |= DEFAULT_REALISM
+                base_used = True
+            out.discard(word[1:])
+        elif word in REALISM_FEATURES:
+            out.add(word)
+        else:
+            raise ValueError(
+                f"unknown realism trait {word!r}: expected all, none, default or one of {', '.join(REALISM_FEATURES)}"
+            )
+    return frozenset(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +157,8 @@ class LoggingDefaults:
     monitor_level: str | None
     trap_level: str
     hosts: tuple[str, ...]  # configured `logging host` entries (modelled, not loopback)
+    discriminator: str | None = None  # `logging buffered SIZE LEVEL discriminator NAME`
+    prefill_bytes: int = 0  # ordinary history written into the buffer before the lab starts
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +202,13 @@ class RouterSpec:
     ipsec_lifetime: int
     ike_lifetime: int
     secrets: RouterSecrets
+    hostname: str = ""  # the device's own `hostname` (the inventory key is `name`)
+    log_format: TimestampFormat | None = None  # None: derived from show_timezone (legacy)
+    debug_format: TimestampFormat | None = None
+    operator_debugs: tuple[str, ...] = ()  # `debug crypto ...` someone left on (issue 16 item 4)
+    operator_conditions: tuple[str, ...] = ()  # `debug crypto condition peer ipv4 ...` they set
+    scanned: bool = False  # internet scanners send ESP with random SPIs to its public address
+    background: bool = False  # a busy router: LINEPROTO/BGP/OSPF/NHRP/AAA messages keep coming
 
     @property
     def addresses(self) -> list[str]:
@@ -241,6 +297,7 @@ class FleetPlan:
     routers: tuple[RouterSpec, ...]
     tunnels: tuple[TunnelSpec, ...]
     by_name: dict[str, RouterSpec] = field(compare=False, hash=False)
+    realism: frozenset[str] = frozenset()
 
 
 # -- scenario specs -----------------------------------------------------------------------
@@ -366,6 +423,7 @@ def _router_spec(seed: int, index: int, name: str, role: str, number: int, platf
     )
     console = rng.choice((None, "debugging", "informational", "critical"))
     return RouterSpec(
+        hostname=name,
         index=index,
         name=name,
         role=role,
@@ -410,6 +468,96 @@ def _router_spec(seed: int, index: int, name: str, role: str, number: int, platf
             nhrp_key="nh" + _token(rng, 6),
         ),
     )
+
+
+# -- realism: device hostnames, timestamps, buffers, operator debugs ------------------------
+
+_CITIES = ("ams", "fra", "lon", "par", "nyc", "sin", "syd", "tyo", "sfo", "chi", "mad", "waw")
+_REGIONS = ("emea", "emea", "emea", "emea", "amer", "apac", "apac", "apac", "amer", "amer", "emea", "emea")
+HOSTNAME_MAX = 63  # IOS `hostname` limit
+
+
+def _model_slug(platform: Platform) -> str:
+    model = platform.model.lower().split("/")[0].replace("-", "")
+    return model.replace("cisco", "c")
+
+
+def device_hostname(spec: RouterSpec, routers: int) -> str:
+    """A hostname of the shapes operators use: site codes, model, role, dots and dashes.
+
+    Every sixth router (and the last of a fleet under six) gets exactly HOSTNAME_MAX
+    characters; the others range from 20 to 40+, all longer than netmiko's 16.
+    """
+    k = spec.index
+    city = _CITIES[k % len(_CITIES)]
+    region = _REGIONS[k % len(_REGIONS)]
+    model = _model_slug(spec.platform)
+    site = spec.site
+    unit = "wan" if spec.role == "hub" else "ce"
+    longest = k % 6 == 5 or (routers < 6 and k == routers - 1)
+    if longest:
+        head = f"rtr-{city}-{site}-{model}-{unit}{k + 1:02d}"
+        tail = f".{region}.corp.example.net"
+        room = HOSTNAME_MAX - len(head) - len(tail)
+        middle = ("-inet-ipsec-dmvpn-backup-path-via-isp2-lte-fallback-managed-noc" * 2)[: max(room, 0)]
+        name = (head + middle)[: HOSTNAME_MAX - len(tail)]
+        if name.endswith("-"):
+            name = name[:-1] + "1"
+        return name + tail
+    shape = k % 6
+    if shape == 0:
+        return f"rtr-{city}-{site}-{model}-{unit}{k + 1:02d}"  # rtr-ams-dc1-isr4451x-wan01
+    if shape == 1:
+        return f"{city}-{site}-{model}-{'vpnhub' if spec.role == 'hub' else 'cpe'}{k + 1:02d}.core"
+    if shape == 2:
+        return f"br{k + 1:04d}-{city}-{model}-r1"
+    if shape == 3:
+        return f"rtr-{city}-{site}-{model}-{unit}{k + 1:02d}.{region}.corp"
+    return f"{city}{k + 1:03d}-{model}-{unit}01.{region}"
+
+
+# `service timestamps` per router (Cisco command reference: `service timestamps [debug |
+# log] datetime [msec] [localtime] [show-timezone] [year]` or `uptime`). Each row is
+# (log, debug, sequence numbers); rows cycle over the fleet so six routers show them all.
+_TS = TimestampFormat
+TIMESTAMP_STYLES: tuple[tuple[TimestampFormat, TimestampFormat, bool], ...] = (
+    (_TS("datetime", msec=True, localtime=True, show_timezone=True), _TS("datetime", msec=True, localtime=True, show_timezone=True), False),
+    (_TS("datetime", msec=True, localtime=True, show_timezone=True, year=True), _TS("datetime", msec=True, localtime=True, show_timezone=True, year=True), True),
+    (_TS("datetime", msec=True), _TS("none"), True),  # debug lines print no timestamp at all
+    (_TS("datetime", msec=True, localtime=True, show_timezone=True, year=True), _TS("none"), False),
+    (_TS("datetime", msec=True), _TS("datetime", msec=True), False),
+    (_TS("uptime"), _TS("uptime"), True),  # `8w0d: ` / `1d02h: ` / `00:39:24: `
+)
+
+BIG_BUFFER = 10_000_000
+BIGGER_BUFFER = 50_000_000
+DISCRIMINATOR = "NOCRYPTODBG"  # the operator's filter; its name is all the agent can restore
+# a discriminator line of the shape Cisco's "Message Discriminator" guide documents
+DISCRIMINATOR_LINE = f"logging discriminator {DISCRIMINATOR} severity drops 7 facility drops SNMP"
+
+
+def _realistic(spec: RouterSpec, routers: int, realism: frozenset[str], seed: int) -> RouterSpec:
+    k = spec.index
+    changes: dict[str, object] = {}
+    if "hostnames" in realism:
+        changes["hostname"] = device_hostname(spec, routers)
+    if "timestamps" in realism:
+        log_fmt, debug_fmt, seq = TIMESTAMP_STYLES[k % len(TIMESTAMP_STYLES)]
+        changes.update(log_format=log_fmt, debug_format=debug_fmt, sequence_numbers=seq)
+        changes["show_timezone"] = log_fmt.show_timezone
+    logging = spec.logging
+    if "big-buffers" in realism and k % 3 == 0 and k < 60:
+        # hubs and every third router: 10 MB (one in four 50 MB), nearly full of history
+        size = BIGGER_BUFFER if k % 12 == 9 else BIG_BUFFER
+        logging = replace(logging, buffered_size=size, buffered_level="debugging", prefill_bytes=int(size * 0.97))
+    if "discriminator" in realism and k % 4 == 1:
+        logging = replace(logging, discriminator=DISCRIMINATOR, buffered_level="debugging")
+    if "background" in realism and logging.prefill_bytes == 0:
+        logging = replace(logging, prefill_bytes=min(logging.buffered_size, 64000) // 2)
+    changes["logging"] = logging
+    changes["background"] = "background" in realism
+    changes["scanned"] = "scanners" in realism and spec.public_ip == spec.wan_ip and k % 2 == 0
+    return replace(spec, **changes)
 
 
 # -- tunnels --------------------------------------------------------------------------------
@@ -824,10 +972,13 @@ def tunnel_info(t: TunnelSpec, by_name: dict[str, RouterSpec]) -> TunnelInfo:
 # -- the plan -----------------------------------------------------------------------------
 
 
-def build_plan(routers: int, scenarios: list[str], seed: int = 0) -> FleetPlan:
+def build_plan(
+    routers: int, scenarios: list[str], seed: int = 0, realism: str | frozenset[str] | None = None
+) -> FleetPlan:
     if isinstance(routers, bool) or not isinstance(routers, int) or routers < 2:
         raise ValueError(f"a lab needs at least 2 routers (one hub, one spoke), not {routers!r}")
     specs = parse_scenarios(list(scenarios))
+    traits = parse_realism(realism)
     hubs = hub_count(routers)
     router_specs: list[RouterSpec] = []
     for h in range(1, hubs + 1):
@@ -836,6 +987,7 @@ def build_plan(routers: int, scenarios: list[str], seed: int = 0) -> FleetPlan:
     for k in range(1, routers - hubs + 1):
         platform = PLATFORMS[SPOKE_PLATFORMS[(k - 1) % len(SPOKE_PLATFORMS)]]
         router_specs.append(_router_spec(seed, len(router_specs), f"spoke{k}", "spoke", k, platform))
+    router_specs = [_realistic(r, routers, traits, seed) for r in router_specs]
     by_name = {r.name: r for r in router_specs}
 
     ords = _Ordinals()
@@ -851,7 +1003,7 @@ def build_plan(routers: int, scenarios: list[str], seed: int = 0) -> FleetPlan:
 
     tunnels = assign_scenarios(specs, tunnels, by_name, routers)
     tunnels = [_shape_for_scenario(t) for t in tunnels]
-    return FleetPlan(seed, lab_credentials(seed), tuple(router_specs), tuple(tunnels), by_name)
+    return FleetPlan(seed, lab_credentials(seed), tuple(router_specs), tuple(tunnels), by_name, traits)
 
 
 def _shape_for_scenario(t: TunnelSpec) -> TunnelSpec:
