@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from collector.lab.eem import Applet
-from collector.lab.logbuf import TimestampFormat
+from collector.lab.logbuf import DISCRIMINATORS, TimestampFormat
 from collector.lab.topology import (
     DVTI,
     DYNAMIC_MAP,
@@ -150,12 +150,18 @@ def render_running_config(
     add("boot-end-marker")
     add("!")
     # logging lines: IOS omits the defaults (console/monitor debugging, trap informational)
+    if state.discriminator:
+        # `logging discriminator NAME mnemonics drops WORD` (Cisco Message Discriminator guide)
+        add(f"logging discriminator {state.discriminator} mnemonics drops {DISCRIMINATORS.get(state.discriminator, '')}")
+    # `logging buffered [discriminator NAME] [SIZE] [LEVEL]`: keyword order of the Cisco command
+    # reference ("logging buffered discriminator buffer1 critical"); level omitted when the default
+    md = f"discriminator {state.discriminator} " if state.discriminator else ""
     if state.buffered_level is None:
         add("no logging buffered")
     elif state.buffered_level == "debugging":
-        add(f"logging buffered {state.buffered_size}")
+        add(f"logging buffered {md}{state.buffered_size}")
     else:
-        add(f"logging buffered {state.buffered_size} {state.buffered_level}")
+        add(f"logging buffered {md}{state.buffered_size} {state.buffered_level}")
     if state.console_level is None:
         add("no logging console")
     elif state.console_level != "debugging":

@@ -20,6 +20,7 @@ from collector.lab.clock import LabClock
 from collector.lab.config import EndView
 from collector.lab.ipsec import TunnelRuntime
 from collector.lab.router import Faults, Router
+from collector.lab.traffic import Traffic
 from collector.lab.topology import (
     FleetPlan,
     ScenarioSpec,
@@ -64,6 +65,7 @@ class Fleet:
         self.syslog_targets: list[tuple[str, int]] = []
         self._ticking = False
         self.routers: dict[str, Router] = {}
+        self.traffic: dict[str, Traffic] = {}
         for spec in plan.routers:
             self.routers[spec.name] = Router(spec, plan.credentials, self)
         self.tunnels: dict[str, TunnelRuntime] = {}
@@ -75,6 +77,7 @@ class Fleet:
                 router.tunnels.append((runtime, end))
                 router.ends.append(EndView(t, end))
         for router in self.routers.values():
+            self.traffic[router.name] = Traffic(router.spec, [(t.spec, e) for t, e in router.tunnels], plan.seed)
             router.seed_history()
 
     @classmethod

@@ -24,7 +24,7 @@ from collector.lab.config import (
 )
 from collector.lab.debug import DebugState
 from collector.lab.eem import Applet, parse_action, parse_event
-from collector.lab.logbuf import LEVELS, RouterLog, TimestampFormat
+from collector.lab.logbuf import DISCRIMINATORS, LEVELS, RouterLog, TimestampFormat
 from collector.lab.shell import CliSession, InvalidToken
 from collector.lab.topology import Credentials, DpdSetting, RouterSpec
 
@@ -72,6 +72,11 @@ class Router:
         self.reloads = 0
         self._boot(-spec.boot_age, ConfigState.initial(spec))
         self.startup = self.state.copy()
+        # someone's own debugging, left on before the lab started (realism "operator-debug")
+        for kind in spec.operator_debugs:
+            self.debug.on(kind)
+        for peer in spec.operator_conditions:
+            self.debug.add_peer(peer)
 
     # -- life cycle --------------------------------------------------------------
 
@@ -104,6 +109,7 @@ class Router:
             doubled_colon=self.spec.platform.is_xe and self.spec.platform.xe_major >= 17 and s.log_format.show_timezone,
             boot_time=self.fleet.clock.at(self.boot_at),
             xe=self.spec.platform.is_xe,
+            discriminator=s.discriminator,
         )
 
     def seed_history(self) -> None:
@@ -143,9 +149,26 @@ class Router:
         change = -3600.0 * (2 + self.spec.index % 40)
         if change > b + 120:
             events.append((change, 5, "%SYS-5-CONFIG_I: Configured from console by admin on vty0 (10.255.255.5)"))
+        if self.spec.logging.prefill_bytes:
+            # weeks of a busy router's ordinary traffic (traffic.py), up to a few seconds before start
+            span_start = max(b + 300.0, -14 * 86400.0)
+            events += self.fleet.traffic[self.name].history(span_start, -5.0, self.spec.logging.prefill_bytes, self.at)
         for t, severity, text in sorted(events):
             self.log.emit(self.at(t), severity, text)
         self.log.drain_syslog()  # history was sent long ago, not to this lab's collectors
+        if self.spec.background:
+            self._schedule_background(0.0)
+
+    def _schedule_background(self, t: float) -> None:
+        traffic = self.fleet.traffic[self.name]
+        when = t + traffic.interval()
+        self.fleet.scheduler.at(when, self._background)
+
+    def _background(self, t: float) -> None:
+        """One ordinary event (a flap, a BGP/OSPF change, a login...), then the next one."""
+        for offset, severity, text in self.fleet.traffic[self.name].event(self.at(t)):
+            self.fleet.scheduler.at(t + offset, lambda t2, sv=severity, tx=text: self.log_message(t2, sv, tx))
+        self._schedule_background(t)
 
     def reboot(self) -> None:
         """Reload: running-config back to startup, debugs/conditions/log gone, all SAs renegotiate."""
@@ -475,8 +498,15 @@ class Router:
         log.debug_format = s.debug_format
         log.sequence_numbers = s.sequence_numbers
 
-    def cfg_logging_buffered(self, session: CliSession, size: int | None, level: str | None) -> str:
+    def cfg_logging_buffered(
+        self, session: CliSession, size: int | None, level: str | None, discriminator: str | None = None
+    ) -> str:
+        """`logging buffered [discriminator NAME] [SIZE] [LEVEL]`: the line is replaced whole,
+        so a command without `discriminator` drops the filter (as IOS does)."""
         self.log.set_buffered(size, level)
+        self.log.discriminator = discriminator
+        self.log.discriminator_drops = DISCRIMINATORS.get(discriminator or "")
+        self.state.discriminator = discriminator
         self.state.buffered_size = self.log.buffer_size
         self.state.buffered_level = level or "debugging"
         self._changed(session)

@@ -531,9 +531,7 @@ TIMESTAMP_STYLES: tuple[tuple[TimestampFormat, TimestampFormat, bool], ...] = (
 
 BIG_BUFFER = 10_000_000
 BIGGER_BUFFER = 50_000_000
-DISCRIMINATOR = "NOCRYPTODBG"  # the operator's filter; its name is all the agent can restore
-# a discriminator line of the shape Cisco's "Message Discriminator" guide documents
-DISCRIMINATOR_LINE = f"logging discriminator {DISCRIMINATOR} severity drops 7 facility drops SNMP"
+DISCRIMINATOR = "NOFLAP"  # keeps interface flaps out of the buffer (logbuf.DISCRIMINATORS)
 
 
 def _realistic(spec: RouterSpec, routers: int, realism: frozenset[str], seed: int) -> RouterSpec:
@@ -546,10 +544,13 @@ def _realistic(spec: RouterSpec, routers: int, realism: frozenset[str], seed: in
         changes.update(log_format=log_fmt, debug_format=debug_fmt, sequence_numbers=seq)
         changes["show_timezone"] = log_fmt.show_timezone
     logging = spec.logging
-    if "big-buffers" in realism and k % 3 == 0 and k < 60:
-        # hubs and every third router: 10 MB (one in four 50 MB), nearly full of history
-        size = BIGGER_BUFFER if k % 12 == 9 else BIG_BUFFER
-        logging = replace(logging, buffered_size=size, buffered_level="debugging", prefill_bytes=int(size * 0.97))
+    if "big-buffers" in realism and k in (0, 3, 9):
+        # 10 MB on the first hub (full: weeks of traffic) and on a spoke, 50 MB on a tenth
+        # router; the spokes' buffers hold ~1 MB (resized some days ago). Filling costs
+        # about 1.5 s of lab start per 10 MB, so the full one is the first hub only.
+        size = BIGGER_BUFFER if k == 9 else BIG_BUFFER
+        fill = int(size * 0.97) if k == 0 else 1_000_000
+        logging = replace(logging, buffered_size=size, buffered_level="debugging", prefill_bytes=fill)
     if "discriminator" in realism and k % 4 == 1:
         logging = replace(logging, discriminator=DISCRIMINATOR, buffered_level="debugging")
     if "background" in realism and logging.prefill_bytes == 0:
