@@ -561,6 +561,19 @@ def _realistic(spec: RouterSpec, routers: int, realism: frozenset[str], seed: in
     return replace(spec, **changes)
 
 
+def _operator_debug(spec: RouterSpec, tunnels: list[TunnelSpec]) -> RouterSpec:
+    """Someone is already debugging one of this router's peers (every sixth router from the
+    second: `debug crypto ipsec` + a condition), or left a condition behind (from the fifth)."""
+    peers = [t.ends[1 - i].public_addr for t in tunnels for i in (0, 1) if t.ends[i].router == spec.name]
+    if not peers:
+        return spec
+    if spec.index % 6 == 1:
+        return replace(spec, operator_debugs=("ipsec",), operator_conditions=(peers[-1],))
+    if spec.index % 6 == 4:
+        return replace(spec, operator_conditions=(peers[0],))
+    return spec
+
+
 # -- tunnels --------------------------------------------------------------------------------
 
 _ANY = ("0.0.0.0", "0.0.0.0", 0)
@@ -1004,6 +1017,9 @@ def build_plan(
 
     tunnels = assign_scenarios(specs, tunnels, by_name, routers)
     tunnels = [_shape_for_scenario(t) for t in tunnels]
+    if "operator-debug" in traits:
+        router_specs = [_operator_debug(r, tunnels) for r in router_specs]
+        by_name = {r.name: r for r in router_specs}
     return FleetPlan(seed, lab_credentials(seed), tuple(router_specs), tuple(tunnels), by_name, traits)
 
 
