@@ -79,6 +79,11 @@ class Fleet:
         for router in self.routers.values():
             self.traffic[router.name] = Traffic(router.spec, [(t.spec, e) for t, e in router.tunnels], plan.seed)
             router.seed_history()
+        # what happened in the minutes before start (a desync under way, ordinary traffic)
+        # is in the buffers now; its syslog was sent back then, not to this lab's collectors
+        self.tick()
+        for router in self.routers.values():
+            router.log.drain_syslog()
 
     @classmethod
     def build(

@@ -26,7 +26,7 @@ from collector.lab.debug import DebugState
 from collector.lab.eem import Applet, parse_action, parse_event
 from collector.lab.logbuf import DISCRIMINATORS, LEVELS, RouterLog, TimestampFormat
 from collector.lab.shell import CliSession, InvalidToken
-from collector.lab.topology import Credentials, DpdSetting, RouterSpec
+from collector.lab.topology import UNDER_WAY_SECONDS, Credentials, DpdSetting, RouterSpec
 
 if TYPE_CHECKING:
     from collector.lab.fleet import Fleet
@@ -151,13 +151,26 @@ class Router:
             events.append((change, 5, "%SYS-5-CONFIG_I: Configured from console by admin on vty0 (10.255.255.5)"))
         if self.spec.logging.prefill_bytes:
             # weeks of a busy router's ordinary traffic (traffic.py), up to a few seconds before start
+            # (it ends before a desync-under-way began; the fleet's scheduler writes the rest in order)
             span_start = max(b + 300.0, -14 * 86400.0)
-            events += self.fleet.traffic[self.name].history(span_start, -5.0, self.spec.logging.prefill_bytes, self.at)
+            span_end = -UNDER_WAY_SECONDS - 60.0
+            events += self.fleet.traffic[self.name].history(span_start, span_end, self.spec.logging.prefill_bytes, self.at)
         for t, severity, text in sorted(events):
             self.log.emit(self.at(t), severity, text)
         self.log.drain_syslog()  # history was sent long ago, not to this lab's collectors
         if self.spec.background:
-            self._schedule_background(0.0)
+            self._schedule_background(-UNDER_WAY_SECONDS - 50.0)
+        if self.spec.scanned:
+            self._schedule_scan(-UNDER_WAY_SECONDS - 50.0)
+
+    def _schedule_scan(self, t: float) -> None:
+        self.fleet.scheduler.at(t + self.fleet.traffic[self.name].scan_interval(), self._scan)
+
+    def _scan(self, t: float) -> None:
+        """Internet scanners hit the public address: RECVD_PKT_INV_SPI from sources that are no peer."""
+        for offset, severity, text in self.fleet.traffic[self.name].scan():
+            self.fleet.scheduler.at(t + offset, lambda t2, sv=severity, tx=text: self.log_message(t2, sv, tx))
+        self._schedule_scan(t)
 
     def _schedule_background(self, t: float) -> None:
         traffic = self.fleet.traffic[self.name]
@@ -270,7 +283,7 @@ class Router:
             return
         step = 0
         for kind, text in lines:
-            if self.debug.wants(kind, peer):
+            if self.debug.wants(kind, peer, text):
                 self.log.emit(self.at(t + step * 0.001), 7, text, debug=True)
                 step += 1
 

@@ -51,7 +51,21 @@ RECOVERY_APPLIES: dict[str, bool | None] = {
     EZVPN_CLIENT: None,
 }
 
-SCENARIOS = ("desync", "desync-under-way", "rekey-transient", "asr-silent", "nat-t-silent", "healthy")
+SCENARIOS = (
+    "desync",
+    "desync-under-way",  # began UNDER_WAY_SECONDS before the lab started: lines already in the buffer
+    "desync-nat-t",  # the receiver sits behind NAT: destaddr is its inside address
+    "desync-expiring",  # stops by itself when the sender's SA reaches its rekey time
+    "desync-hub",  # every spoke of one hub (IKEv1 and IKEv2 tunnels) broken at once
+    "rekey-transient",
+    "asr-silent",
+    "nat-t-silent",
+    "healthy",
+)
+DESYNC_VARIANTS = frozenset(("desync", "desync-under-way", "desync-nat-t", "desync-expiring", "desync-hub"))
+FAULT_SCENARIOS = DESYNC_VARIANTS | {"asr-silent", "nat-t-silent"}
+UNDER_WAY_SECONDS = 300.0  # a desync-under-way began this long before lab start (5 lines logged)
+EXPIRING_AFTER = 200.0  # a desync-expiring stops this long after it began (sender's rekey)
 MIX = ("desync", "rekey-transient", "asr-silent", "nat-t-silent", "healthy")
 
 # Lab seconds after start at which scenario events happen.
@@ -537,6 +551,12 @@ DISCRIMINATOR = "NOFLAP"  # keeps interface flaps out of the buffer (logbuf.DISC
 def _realistic(spec: RouterSpec, routers: int, realism: frozenset[str], seed: int) -> RouterSpec:
     k = spec.index
     changes: dict[str, object] = {}
+    if "nat-t-receivers" in realism and spec.role == "spoke" and k % 4 == 3 and spec.public_ip == spec.wan_ip:
+        # a branch behind a NAT box (not the 12.4 EzVPN client, which never logs under NAT-T):
+        # it logs its inside address as destaddr while its peers know the public one (port 4500)
+        number = int(spec.name[5:])
+        inside = f"10.251.{(number - 1) // 250}.{(number - 1) % 250 + 2}"
+        changes.update(wan_ip=inside, wan_gateway=inside.rsplit(".", 1)[0] + ".1", nat_t=True)
     if "hostnames" in realism:
         changes["hostname"] = device_hostname(spec, routers)
     if "timestamps" in realism:
@@ -557,7 +577,7 @@ def _realistic(spec: RouterSpec, routers: int, realism: frozenset[str], seed: in
         logging = replace(logging, prefill_bytes=min(logging.buffered_size, 64000) // 2)
     changes["logging"] = logging
     changes["background"] = "background" in realism
-    changes["scanned"] = "scanners" in realism and spec.public_ip == spec.wan_ip and k % 2 == 0
+    changes["scanned"] = "scanners" in realism and not changes.get("nat_t", spec.nat_t) and k % 2 == 0
     return replace(spec, **changes)
 
 
@@ -855,7 +875,9 @@ def _build_tunnel(
         ike_version=kind.ike_version,
         ends=(e0, e1),
         psk=_psk(seed, kind, s, h, rng),
-        nat_t=kind.nat_t and (s.nat_t or h.nat_t),
+        # NAT-T on the EzVPN kind (the 12.4 client behind NAT) and on any tunnel of a branch
+        # that realism "nat-t-receivers" put behind NAT
+        nat_t=(kind.nat_t and (s.nat_t or h.nat_t)) or any(r.nat_t and r.platform.family != "ios124" for r in (s, h)),
         transform=_transform(kind, s, h),
         mode=mode,
         rate_pps=(round(rng.uniform(2, 40), 1), round(rng.uniform(2, 40), 1)),
@@ -910,9 +932,13 @@ def _candidates(name: str, tunnel: TunnelSpec, by_name: dict[str, RouterSpec]) -
         return [i for i in ends if rx[i].platform.is_asr]
     if name == "nat-t-silent":
         return [i for i in ends if rx[i].platform.family == "ios124" and tunnel.nat_t]
-    if name in ("desync", "rekey-transient"):
+    if name == "desync-nat-t":
+        return [i for i in ends if rx[i].nat_t and _receiver_logs(tunnel, rx[i])]
+    if name == "desync-hub":
+        return [1] if _receiver_logs(tunnel, rx[1]) and rx[1].role == "hub" and rx[0].role == "spoke" else []
+    if name in DESYNC_VARIANTS or name == "rekey-transient":
         usable = [i for i in ends if _receiver_logs(tunnel, rx[i])]
-        if name == "desync":
+        if name in DESYNC_VARIANTS:
             usable.sort(key=lambda i: not _persistent(tunnel, by_name, i))
         return usable
     return ends
@@ -927,9 +953,10 @@ def assign_scenarios(
     cannot take the only ASR1000 receiver; desync prefers tunnels where it repeats
     (no applicable recovery at the receiver, no DPD at the sender).
     """
-    priority = {"asr-silent": 0, "nat-t-silent": 1, "desync": 2, "rekey-transient": 3, "healthy": 4}
+    priority = {"asr-silent": 0, "nat-t-silent": 1, "desync-nat-t": 1, "desync-hub": 1, "rekey-transient": 3}
+    priority |= {"healthy": 4}
     claimed: dict[str, TunnelSpec] = {}
-    for spec in sorted(specs, key=lambda s: priority[s.name]):
+    for spec in sorted(specs, key=lambda s: priority.get(s.name, 2)):
         options: list[tuple[bool, int, TunnelSpec, int]] = []
         for t in tunnels:
             if t.id in claimed:
@@ -937,24 +964,39 @@ def assign_scenarios(
             cands = _candidates(spec.name, t, by_name)
             if cands:
                 best = cands[0]
-                rank = not _persistent(t, by_name, best) if spec.name == "desync" else False
+                rank = not _persistent(t, by_name, best) if spec.name in DESYNC_VARIANTS else False
                 options.append((rank, t.index, t, best))
         options.sort(key=lambda o: (o[0], o[1]))
+        count = spec.count
+        if spec.name == "desync-hub":
+            options = _one_hub(options, spec.count)
+            count = max(len(options), 1)
         if len(options) < spec.count:
             need = {
                 "asr-silent": "whose receiver is an ASR1000",
                 "nat-t-silent": "to an IOS 12.4 router under NAT-T",
-                "desync": "whose receiver logs invalid SPIs",
-                "rekey-transient": "whose receiver logs invalid SPIs",
+                "desync-nat-t": "whose receiver sits behind NAT and logs invalid SPIs",
+                "desync-hub": "from spokes to one hub that logs invalid SPIs",
                 "healthy": "",
-            }[spec.name]
+            }.get(spec.name, "whose receiver logs invalid SPIs")
             raise ValueError(
                 f"scenario {spec.name}:{spec.count} needs {spec.count} free tunnel(s) {need}".rstrip()
                 + f"; a fleet of {routers} routers has {len(options)} left"
             )
-        for _, _, t, rx_end in options[: spec.count]:
+        for _, _, t, rx_end in options[:count]:
             claimed[t.id] = replace(t, scenario=spec.name, receiver=rx_end, sender=1 - rx_end)
     return [claimed.get(t.id, t) for t in tunnels]
+
+
+def _one_hub(options: list[tuple[bool, int, TunnelSpec, int]], count: int) -> list[tuple[bool, int, TunnelSpec, int]]:
+    """desync-hub: `count` (at least 2) spoke tunnels of the same hub, the hub with most first."""
+    by_hub: dict[str, list[tuple[bool, int, TunnelSpec, int]]] = {}
+    for o in options:
+        by_hub.setdefault(o[2].ends[1].router, []).append(o)
+    if not by_hub:
+        return []
+    best = max(by_hub.values(), key=len)
+    return best if len(best) >= max(2, count) else []
 
 
 def tunnel_info(t: TunnelSpec, by_name: dict[str, RouterSpec]) -> TunnelInfo:
@@ -1029,8 +1071,14 @@ def _shape_for_scenario(t: TunnelSpec) -> TunnelSpec:
         # the first rekey (at 90 % of the lifetime) happens REKEY_TRANSIENT_AT after start
         age = 0.9 * t.ipsec_lifetime - REKEY_TRANSIENT_AT
         return replace(t, ipsec_age=age, ike_age=max(t.ike_age, age))
-    if t.scenario in ("desync", "asr-silent", "nat-t-silent"):
+    if t.scenario == "desync-expiring":
+        # the sender's rekey (at 90 % of its lifetime) comes EXPIRING_AFTER into the fault
+        age = 0.9 * t.ipsec_lifetime - DESYNC_AT - EXPIRING_AFTER
+        return replace(t, ipsec_age=age, ike_age=max(t.ike_age, age))
+    if t.scenario in FAULT_SCENARIOS:
         # leave the sender's SA well inside its lifetime so the fault can repeat
         age = min(t.ipsec_age, 0.3 * t.ipsec_lifetime)
+        if t.scenario == "desync-under-way":
+            age = max(age, UNDER_WAY_SECONDS + 60.0)
         return replace(t, ipsec_age=age, ike_age=max(t.ike_age, age))
     return t

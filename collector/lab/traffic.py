@@ -21,6 +21,16 @@ OPERATORS = ("admin", "netops", "noc-ro")
 SSH_CIPHER = "using crypto cipher 'aes256-ctr', hmac 'hmac-sha2-256'"
 
 
+def scanner_address(rng: random.Random) -> str:
+    """A public unicast IPv4 address outside every range the lab uses (text only: the lab
+    sends nothing to it)."""
+    while True:
+        a = rng.randrange(1, 224)
+        if a in (10, 100, 127, 169, 172, 192, 198, 203):
+            continue
+        return f"{a}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+
+
 def _spare_interface(lan_if: str, n: int) -> str:
     """A physical port that carries no tunnel: the LAN port's neighbour (Gi0/0/1 -> Gi0/0/2)."""
     head, _, last = lan_if.rpartition("/") if "/" in lan_if else ("", "", lan_if)
@@ -137,6 +147,29 @@ class Traffic:
             )
         ]
 
+    def _scan(self, when: datetime) -> list[tuple[float, int, str]]:
+        return self.scan()
+
+    def scan(self) -> list[tuple[float, int, str]]:
+        """ESP with a random SPI from internet sources that are no peer: one or two sources,
+        the same SPI, 3 s apart (real/syslog/pastebin_f2b1tc77_scan.txt)."""
+        spi = self.rng.getrandbits(16) << 16  # the capture's SPI ends in 0000 (0x77B40000)
+        out = []
+        for i in range(self.rng.choice((1, 1, 2))):
+            src = scanner_address(self.rng)
+            text = (
+                "%CRYPTO-4-RECVD_PKT_INV_SPI: decaps: rec'd IPSEC packet has invalid spi for "
+                f"destaddr={self.spec.wan_ip}, prot=50, spi=0x{spi:08X}({spi}), srcaddr={src}"
+            )
+            if self.spec.inv_spi_interface:
+                text += f", input interface={self.spec.platform.wan_if}"
+            out.append((3.0 * i, 4, text))
+        return out
+
+    def scan_interval(self) -> float:
+        """Lab seconds to the next scan of this router's public address (about every 10 min)."""
+        return self.rng.expovariate(1 / 600.0)
+
     # -- streams ------------------------------------------------------------------------
 
     def history(
@@ -145,6 +178,7 @@ class Traffic:
         """About `target_bytes` of messages spread over lab seconds [start, end), in time order."""
         per_event = 330  # bytes of one event, prefix included, on average
         events = max(1, target_bytes // per_event)
+        start = max(start, end - events * 20.0)  # a busy router: an event every 20 s or so
         gap = (end - start) / events
         t = start
         pending: list[tuple[float, int, str]] = []
@@ -154,6 +188,8 @@ class Traffic:
                 break
             for offset, severity, text in self.event(at(t)):
                 pending.append((t + offset, severity, text))
+            if self.spec.scanned and self.rng.random() < gap / 7200.0:  # a scan every two hours or so
+                pending += [(t + 1.0 + offset, sv, tx) for offset, sv, tx in self.scan()]
             if len(pending) > 64:
                 pending.sort()
                 cut = [p for p in pending if p[0] <= t]
