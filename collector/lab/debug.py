@@ -127,6 +127,7 @@ class DebugState:
 
 
 # -- debug line text ------------------------------------------------------------------------
+# Source of each line (real capture, domain.md section, or "reconstructed"): docs/lab-fidelity.md.
 # Each function returns [(kind, message)], kind being the debug that prints it; a message
 # may hold continuation lines ("\n"), printed without a timestamp as IOS does.
 

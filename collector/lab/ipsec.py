@@ -371,6 +371,7 @@ class TunnelRuntime:
         rx_spec = self.spec.ends[self.receiver]
         tx_spec = self.spec.ends[self.sender]
         router = self.routers[self.receiver]
+        # real/syslog/inv_spi_variants.txt 1-3, 6: `input interface=` on some images only
         text = (
             "%CRYPTO-4-RECVD_PKT_INV_SPI: decaps: rec'd IPSEC packet has invalid spi for "
             f"destaddr={rx_spec.local_addr}, prot=50, spi=0x{spi:08X}({spi}), srcaddr={tx_spec.public_addr}"
