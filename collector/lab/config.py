@@ -459,6 +459,8 @@ def _interfaces(spec: RouterSpec, state: ConfigState, ends: list[EndView]) -> li
             out.append(" ip nhrp network-id 1")
             if ct == MGRE_STATIC:
                 out.append(f" ip nhrp nhs {hub_tunnel_ip}")
+            # DMVPN phase 3 as deployed: the hub redirects, spokes take shortcuts (sclabs, domain.md §3)
+            out.append(" ip nhrp redirect" if ct == MGRE_DYNAMIC else " ip nhrp shortcut")
             out += [
                 " ip tcp adjust-mss 1360",
                 f" tunnel source {p.wan_if}",
