@@ -78,7 +78,8 @@ REKEY_TRANSIENT_AT = 90.0
 # `realism="all"` (or a list) asks for more. Each is described in docs/lab-fidelity.md.
 REALISM_FEATURES = (
     "hostnames",  # device hostnames of real shape and length (up to 63), not the inventory key
-    "timestamps",  # `service timestamps` variants: year, no msec/year, uptime, debug without any
+    "timestamps",  # `service timestamps` variants: with and without year/time zone, sequence numbers
+    "timestamps-harsh",  # `uptime` stamps and debug lines with no timestamp at all
     "big-buffers",  # `logging buffered 10000000` and more, pre-filled with a busy router's traffic
     "discriminator",  # `logging buffered SIZE LEVEL discriminator NAME` on some routers
     "operator-debug",  # someone's own `debug crypto ipsec` and peer condition already on
@@ -88,7 +89,14 @@ REALISM_FEATURES = (
 )
 # Traits the agent copes with today (see the report of branch lab-realism); the others
 # are asked for with `realism="all"` / COLLECTOR_LAB_REALISM=all.
-DEFAULT_REALISM: frozenset[str] = frozenset(REALISM_FEATURES)
+DEFAULT_REALISM: frozenset[str] = frozenset(REALISM_FEATURES) - {
+    "timestamps-harsh",  # the agent orders debug lines by their device time (issue 16 item 1)
+    "scanners",  # the agent arms for any repeating source (issue 16 item 9)
+    "operator-debug",  # the agent switches off debugs it did not set (issue 16 item 4)
+    "nat-t-receivers",  # the agent queries the sender by the receiver's inside address (issue 16 item 8)
+}
+# A scenario that needs a trait turns it on (desync-nat-t needs a receiver behind NAT).
+SCENARIO_TRAITS = {"desync-nat-t": "nat-t-receivers"}
 
 
 def parse_realism(value: str | frozenset[str] | tuple[str, ...] | list[str] | None) -> frozenset[str]:
@@ -559,8 +567,13 @@ def _realistic(spec: RouterSpec, routers: int, realism: frozenset[str], seed: in
         changes.update(wan_ip=inside, wan_gateway=inside.rsplit(".", 1)[0] + ".1", nat_t=True)
     if "hostnames" in realism:
         changes["hostname"] = device_hostname(spec, routers)
-    if "timestamps" in realism:
+    if "timestamps" in realism or "timestamps-harsh" in realism:
         log_fmt, debug_fmt, seq = TIMESTAMP_STYLES[k % len(TIMESTAMP_STYLES)]
+        if "timestamps-harsh" not in realism:
+            # the same variety without uptime stamps or unstamped debug lines
+            if log_fmt.kind == "uptime":
+                log_fmt = _TS("datetime", msec=True, localtime=True, show_timezone=True)
+            debug_fmt = log_fmt
         changes.update(log_format=log_fmt, debug_format=debug_fmt, sequence_numbers=seq)
         changes["show_timezone"] = log_fmt.show_timezone
     logging = spec.logging
@@ -1034,7 +1047,7 @@ def build_plan(
     if isinstance(routers, bool) or not isinstance(routers, int) or routers < 2:
         raise ValueError(f"a lab needs at least 2 routers (one hub, one spoke), not {routers!r}")
     specs = parse_scenarios(list(scenarios))
-    traits = parse_realism(realism)
+    traits = parse_realism(realism) | {SCENARIO_TRAITS[s.name] for s in specs if s.name in SCENARIO_TRAITS}
     hubs = hub_count(routers)
     router_specs: list[RouterSpec] = []
     for h in range(1, hubs + 1):
