@@ -190,6 +190,8 @@ class Worker:
             result = self.responder.hand_over(host, action.incident_id, action.heir)
         else:
             result = self.responder.disarm(host, action.incident_id)
+        if any("logging buffered" in " ".join(change.undo) for change in result.changes):
+            self.reader.read_whole_buffer_next(action.router)
         self.context(action.incident_id).releases.append(result)
         return [ReleaseDone(action.incident_id, action.router, utcnow(), clean=result.clean or result.nothing_armed,
                             summary=result.summary())]
