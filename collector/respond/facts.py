@@ -1,8 +1,11 @@
 """What the agent must know about a router before it may arm it, read over SSH.
 
 `read_profile` is slow-changing (show version, running-config, interface addresses) and
-cached by the agent; `preflight` is read fresh right before arming: logging settings (to
-restore them exactly), CPU headroom, and debugs someone else left running.
+cached by the agent; `preflight` is read fresh right before arming: CPU headroom, the
+debugs and crypto conditions already on (someone else's are never the tool's to switch
+off), the running-config's `logging buffered` lines (restored verbatim), AAA command
+authorization and EEM (can the dead-man applet run?), free vty lines (the applet's CLI
+actions take one), the tool's own applets left behind, and last the log itself.
 """
 
 from __future__ import annotations

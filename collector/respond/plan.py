@@ -529,6 +529,7 @@ def render_dry_run(plans: Sequence[ArmPlan]) -> str:
             f"== {plan.router} ({facts.os_family}, {facts.ike}) peer {plan.peer or '-'} "
             f"incident {plan.incident_id} window {format_duration(plan.window)}"
         )
+        out.extend(f"not sent (already on): {s}" for s in plan.skipped)
         if plan.is_empty:
             out.append("arm: nothing to arm on this router")
         else:

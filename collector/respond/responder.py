@@ -466,9 +466,12 @@ class Responder:
                         return DisarmResult(host.name, clean=not self._not_undone(host, incident_id),
                                             changes=tuple(changes))
                     own = _Own(steps)
-                    still_held = self._own(host)  # other incidents' steps keep theirs on
-                    leftovers, foreign = self._verify(session, own.debugs - still_held.debugs,
-                                                      own.conditions - still_held.conditions)
+                    # other incidents' steps keep theirs on: not leftovers, not foreign either
+                    held = _Own(a for a in self.store.armed_steps(host.name)
+                                if incident_id is not None and a.incident_id != incident_id)
+                    leftovers, foreign = self._verify(session, own.debugs - held.debugs,
+                                                      own.conditions - held.conditions,
+                                                      also_ours=(held.debugs, held.conditions))
                 failed = self._not_undone(host, incident_id)
                 return DisarmResult(host.name, clean=not leftovers and not failed,
                                     leftovers=tuple(leftovers) + failed, changes=tuple(changes), foreign=foreign)
@@ -520,9 +523,10 @@ class Responder:
         except CommandRefused:
             return None
 
-    def _verify(self, session: RouterSession, own_debugs: set[str],
-                own_conditions: set[str]) -> tuple[list[str], tuple[str, ...]]:
+    def _verify(self, session: RouterSession, own_debugs: set[str], own_conditions: set[str],
+                also_ours: tuple[set[str], set[str]] = (set(), set())) -> tuple[list[str], tuple[str, ...]]:
         """(the tool's own debugs/conditions still on, everyone else's that are on).
+        `also_ours` are the tool's too but expected on (other incidents hold them).
 
         Conditions are recognised by the peer address anywhere in `show crypto
         debug-condition` (no public capture of its wording exists); if that command is
@@ -536,8 +540,8 @@ class Responder:
             leftovers.append("`show debugging` refused: debugs not verified")
         if conditions is None and own_conditions:
             leftovers.append("`show crypto debug-condition` refused: conditions not verified")
-        foreign = tuple([f"debug {name}" for name in sorted(state.debugs - own_debugs)]
-                        + [f"condition peer {peer}" for peer in sorted(state.conditions - own_conditions)])
+        foreign = tuple([f"debug {name}" for name in sorted(state.debugs - own_debugs - also_ours[0])]
+                        + [f"condition peer {peer}" for peer in sorted(state.conditions - own_conditions - also_ours[1])])
         return leftovers, foreign
 
     def hand_over(self, host: Host, incident_id: str, heir_incident_id: str) -> DisarmResult:

@@ -412,7 +412,7 @@ def test_join_extends_the_countdown_adds_the_other_ike_debug_and_hand_over_keeps
     assert commands[-2:] == [f"no event manager applet {name}", "end"]
 
     over = r.hand_over(host(), "inc-1", "inc-2")
-    assert over.clean and over.handed_over_to == "inc-2"
+    assert over.clean and over.handed_over_to == "inc-2" and over.foreign == ()  # the heir's are ours
     assert box.conditions == ["10.0.0.3"] and box.debugs == {"isakmp", "ikev2", "ipsec"} and name in box.applets
     assert store.armed_steps("hub1", "inc-1") == []
     done = r.disarm(host(), "inc-2")
@@ -502,3 +502,16 @@ def test_find_sender_peer_by_current_outbound_spi(store, registry):
     assert r.find_sender_peer(host("spoke1"), "1234abcd") == ip_address("203.0.113.9")
     assert r.find_sender_peer(host("spoke1"), "0xDEADBEEF") is None
     assert peer_of_outbound_spi("   current_peer not-an-address port 500\n current outbound spi: 0x1(1)\n", 1) is None
+
+
+def test_a_denied_undo_keeps_the_step_and_says_not_clean(store, registry):
+    routers = FakeRouters()
+    box = Box(routers, "hub1")
+    r = responder(store, routers, registry)
+    assert r.arm(host(), PEER_A, "inc-1", WINDOW).armed
+    box.deny = [re.compile(r"^no debug crypto isakmp$")]  # the TACACS policy changed meanwhile
+    done = r.disarm(host(), "inc-1")
+    assert not done.clean and "debug crypto isakmp" in done.leftovers
+    (left,) = store.armed_steps("hub1", "inc-1")
+    assert left.step.do == ("debug crypto isakmp",) and "authorization failed" in left.error
+    assert box.debugs == {"isakmp"} and box.conditions == [] and box.applets == {}
