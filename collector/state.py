@@ -120,6 +120,7 @@ class IncidentRecord:
     created_at: datetime
     updated_at: datetime
     armed_late: bool = False  # armed only after the flow had repeated: capture holds the aftermath
+    armed_at: datetime | None = None  # every end armed and the receiver's log marked
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,7 +269,8 @@ CREATE TABLE incidents_v2 (
     routers TEXT NOT NULL,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
-    armed_late INTEGER NOT NULL DEFAULT 0
+    armed_late INTEGER NOT NULL DEFAULT 0,
+    armed_at TEXT                        -- every end armed (and the receiver's log marked) at
 );
 INSERT INTO incidents_v2 (incident_id, key, playbook, state, reason, bundle_path, routers, created_at, updated_at)
     SELECT incident_id, key, playbook, state, reason, bundle_path, routers, created_at, updated_at FROM incidents;
@@ -276,6 +278,15 @@ DROP TABLE incidents;
 ALTER TABLE incidents_v2 RENAME TO incidents;
 CREATE INDEX incidents_by_state ON incidents (state);
 ALTER TABLE armed_steps ADD COLUMN scope TEXT NOT NULL DEFAULT 'router' {sql_check("scope", StepScope)};
+CREATE TABLE unknown_sources (           -- invalid-SPI lines from no inventory router or peer
+    router TEXT NOT NULL,
+    src TEXT NOT NULL,
+    lines INTEGER NOT NULL,
+    first_seen TEXT NOT NULL,
+    last_seen TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    PRIMARY KEY (router, src)
+);
 """
 
 # Each schema change is one entry; `_migrate` applies them in order.
@@ -630,8 +641,16 @@ class StateStore:
         bundle_path: str | Path | None = None,
         routers: Iterable[str] | None = None,
         at: datetime | None = None,
+        armed_at: datetime | None = None,
+        armed_late: bool | None = None,
     ) -> IncidentRecord:
         sets, params = ["updated_at = ?"], [_ts(at or _now())]
+        if armed_at is not None:
+            sets.append("armed_at = ?")
+            params.append(_ts(armed_at))
+        if armed_late is not None:
+            sets.append("armed_late = ?")
+            params.append(int(armed_late))
         if state is not None:
             _check(state, INCIDENT_STATES, "incident state")
             sets.append("state = ?")
@@ -779,6 +798,22 @@ class StateStore:
                     (to_incident, index + shift, _ts(_now()), from_incident, router, index))
             return len(moving)
 
+    # -- unknown sources -----------------------------------------------------------
+
+    def note_unknown_source(self, router: str, src: str, reason: str, at: datetime) -> None:
+        """Count a line whose srcaddr is no inventory router and no configured peer."""
+        src = str(ip_address(src))
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO unknown_sources VALUES (?, ?, 1, ?, ?, ?) ON CONFLICT (router, src) DO UPDATE"
+                " SET lines = lines + 1, last_seen = excluded.last_seen, reason = excluded.reason",
+                (router, src, _ts(at), _ts(at), reason))
+
+    def unknown_sources(self) -> list[dict]:
+        rows = self._read("SELECT * FROM unknown_sources ORDER BY last_seen DESC, router, src")
+        return [{"router": r["router"], "src": r["src"], "lines": r["lines"], "first_seen": r["first_seen"],
+                 "last_seen": r["last_seen"], "reason": r["reason"]} for r in rows]
+
     def armed_routers(self) -> list[str]:
         """Routers with at least one step not undone: to disarm (reconcile) at start-up."""
         return [r[0] for r in self._read("SELECT DISTINCT router FROM armed_steps WHERE status != 'undone' ORDER BY router")]
@@ -847,4 +882,5 @@ def _incident(r: sqlite3.Row) -> IncidentRecord:
         created_at=datetime.fromisoformat(r["created_at"]),
         updated_at=datetime.fromisoformat(r["updated_at"]),
         armed_late=bool(r["armed_late"]),
+        armed_at=_dt(r["armed_at"]),
     )

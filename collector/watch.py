@@ -2,21 +2,29 @@
 
 Jobs are built from the playbook at start (the scheduler's job store is memory, never
 shared: APScheduler 3.x must not share a store between processes). Every job coalesces
-missed runs and never overlaps itself. A lock file in the state folder keeps a cron run
-and the daemon, or two cron runs, from working on the same routers at once.
+missed runs and never overlaps itself; jobs only read routers and put events in the
+agent's inbox, and the agent's loop (this thread) decides. A lock file in the state folder
+keeps a cron run and the daemon, or two cron runs, from working on the same routers.
+
+`--dry-run` works on a scratch copy of the state store, thrown away at the end: it reads
+the routers and prints the plan, and a real run after it behaves as if it never happened.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import sqlite3
+import tempfile
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from collector.agent import Agent, StateLock
-from collector.respond.responder import utcnow
+from collector.core.observers import AgentEvents
 from collector.detect.syslog_receiver import SyslogReceiver
 from collector.hostkeys import KnownHosts
 from collector.inventory import Inventory
@@ -24,14 +32,15 @@ from collector.parsing import default_registry
 from collector.playbook import Playbook
 from collector.sessions import SessionPool
 from collector.state import StateStore
+from collector.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
 # Hints waiting for the agent: a datagram is at most 8 KiB, so this caps the queue near
 # 16 MiB under a flood; anything dropped is still found by the next SSH log poll.
 SYSLOG_QUEUE = 2000
-# A disarm that could not reach a router is tried again this often (the on-box dead-man
-# applet is the last resort if the router stays unreachable).
+# Steps of ended incidents that could not be undone are tried again this often (the on-box
+# dead-man applet is the last resort if the router stays unreachable).
 DISARM_RETRY_SECONDS = 30
 
 
@@ -44,41 +53,66 @@ class WatchOptions:
     syslog: tuple[str, int] | None = None
     workers: int = 20
     max_seconds: float | None = None  # stop a daemon after this long (demo, tests)
+    observers: AgentEvents | None = None
 
 
-def open_agent(inventory: Inventory, playbook: Playbook, options: WatchOptions, pool: SessionPool,
-               store: StateStore, report) -> Agent:
-    return Agent(inventory, playbook, store, pool=pool, registry=default_registry(), bundle_root=options.bundle_root,
-                 dry_run=options.dry_run, workers=options.workers, report=report)
+@contextlib.contextmanager
+def _state(options: WatchOptions) -> Iterator[StateStore]:
+    path = options.state_dir / "state.db"
+    if not options.dry_run:
+        with StateStore(path) as store:
+            yield store
+        return
+    with tempfile.TemporaryDirectory(prefix="collector-dry-run-") as scratch:
+        copy = Path(scratch) / "state.db"
+        if path.exists():  # the real store is read, never written
+            source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            target = sqlite3.connect(copy)
+            try:
+                source.backup(target)
+            finally:
+                source.close()
+                target.close()
+        with StateStore(copy) as store:
+            yield store
+
+
+@contextlib.contextmanager
+def open_agent(inventory: Inventory, playbook: Playbook, options: WatchOptions, report) -> Iterator[Agent]:
+    with StateLock(options.state_dir), _state(options) as store, \
+            SessionPool(KnownHosts.default(), max_sessions=options.workers, keep_open=True) as pool:
+        agent = Agent(inventory, playbook, store, sessions=pool, registry=default_registry(),
+                      bundle_root=options.bundle_root, dry_run=options.dry_run, workers=options.workers,
+                      report=report, observers=options.observers)
+        try:
+            yield agent
+        finally:
+            agent.close()
 
 
 def run_once(inventory: Inventory, playbook: Playbook, options: WatchOptions, report) -> Agent:
-    """One pass for cron: adopt what the last run armed, poll, expire, wait for router work."""
-    with StateLock(options.state_dir), StateStore(options.state_dir / "state.db") as store, \
-            SessionPool(KnownHosts.default(), max_sessions=options.workers, keep_open=True) as pool:
-        agent = open_agent(inventory, playbook, options, pool, store, report)
-        for line in agent.salvage_captures():
+    """One pass for cron: adopt what the last run armed, poll, decide, act, wait for it."""
+    with open_agent(inventory, playbook, options, report) as agent:
+        for line in agent.resume():
             report(f"start-up: {line}")
-        agent.resume()
-        for line in agent.retry_disarms():
-            report(f"left armed by an earlier run, disarmed: {line}")
+        agent.run_until_idle()
         if playbook.sources.qfp.enabled:
             agent.poll_qfp()
         agent.poll_all()
-        agent.expire()
-        agent.drain()
+        agent.run_until_idle()
+        agent.tick()
+        agent.run_until_idle()
+        if options.dry_run:  # nothing stays open after a dry run: end what it opened
+            agent.stop("dry run")
         agent.prune()
-        agent.close()
         return agent
 
 
 def run_daemon(inventory: Inventory, playbook: Playbook, options: WatchOptions, report,
                stop: threading.Event) -> Agent:
     """Until `stop` is set (SIGTERM/SIGINT): scheduled polls, syslog hints, window expiry.
-    On the way out everything armed is disarmed."""
-    with StateLock(options.state_dir), StateStore(options.state_dir / "state.db") as store, \
-            SessionPool(KnownHosts.default(), max_sessions=options.workers, keep_open=True) as pool:
-        agent = open_agent(inventory, playbook, options, pool, store, report)
+    On the way out everything armed is disarmed, and each router's verdict reported."""
+    with open_agent(inventory, playbook, options, report) as agent:
         for line in agent.reconcile():
             report(f"start-up reconcile: {line}")
         scheduler = BackgroundScheduler(job_defaults={"coalesce": True, "max_instances": 1,
@@ -91,9 +125,9 @@ def run_daemon(inventory: Inventory, playbook: Playbook, options: WatchOptions, 
             scheduler.add_job(agent.poll_qfp, "interval", seconds=sources.qfp.interval.total_seconds(),
                               id="poll-qfp", next_run_time=utcnow())
         tick = max(0.5, min(5.0, playbook.within.total_seconds() / 20))
-        scheduler.add_job(agent.expire, "interval", seconds=tick, id="expire-windows")
+        scheduler.add_job(agent.tick, "interval", seconds=tick, id="expire-windows")
         scheduler.add_job(agent.prune, "interval", hours=1, id="prune-events", next_run_time=utcnow())
-        scheduler.add_job(lambda: [report(f"disarm retry: {line}") for line in agent.retry_disarms()],
+        scheduler.add_job(lambda: [report(f"disarm retry: {line}") for line in agent.sweep_orphans()],
                           "interval", seconds=DISARM_RETRY_SECONDS, id="retry-disarms")
         receiver = None
         if options.syslog and sources.syslog.enabled:
@@ -102,18 +136,26 @@ def run_daemon(inventory: Inventory, playbook: Playbook, options: WatchOptions, 
             scheduler.add_job(agent.confirm_pending, "interval", seconds=1, id="confirm-syslog")
             report(f"syslog receiver on {receiver.address[0]}:{receiver.address[1]}")
         scheduler.start()
+        timer = threading.Timer(options.max_seconds, stop.set) if options.max_seconds else None
+        if timer is not None:
+            timer.daemon = True
+            timer.start()
         try:
-            stop.wait(timeout=options.max_seconds)
+            agent.serve(stop)
         finally:
             scheduler.shutdown(wait=True)
+            if timer is not None:
+                timer.cancel()
             if receiver is not None:
                 receiver.stop()
                 stats = receiver.stats
                 report(f"syslog receiver: {stats.received} datagrams, {stats.foreign} from unknown senders, "
                        f"{stats.ignored} not invalid-SPI, {stats.queued} queued, {stats.dropped_full} dropped (queue full)")
-            agent.drain()
-            agent.disarm_all("agent stopped")
-            agent.close()
+            agent.run_until_idle()
+            open_before = len(agent.core.incidents)
+            agent.stop("agent stopped")
+            if open_before:
+                report(f"stopped: {open_before} open incident(s) ended and their routers disarmed")
         return agent
 
 

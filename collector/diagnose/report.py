@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from collector.respond.evidence import NO_DEBUG_AFTER_ARMING
 from collector.diagnose.checks import DiagnosisInputs, RouterSide, tunnels_toward
 from collector.diagnose.classify import Recovery, TunnelConfig
 from collector.diagnose.findings import EvidenceRef, Finding, Severity
@@ -557,7 +558,10 @@ def render_markdown(d: IncidentDiagnosis) -> str:
     inputs, meta = d.inputs, d.meta
     flow = inputs.flow
     v = verdict(d.findings, inputs)
-    lines = [
+    missing = [r for r in meta.incomplete_reasons if r.startswith(NO_DEBUG_AFTER_ARMING)]
+    lines = [f"**INCOMPLETE: {md_prose(missing[0])}: this bundle holds no debug trail of the fault.**", ""] \
+        if missing else []
+    lines += [
         f"# Invalid SPI incident on {md_text(inputs.receiver.name)}: {flow.src} → {flow.dst}, SPI {flow.spi_hex}",
         "",
         f"**Verdict: {md_prose(v.headline)}**",

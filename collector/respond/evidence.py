@@ -15,9 +15,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import re
+from collections import Counter
+
 from collector.bundle import BundleWriter, slug
+from collector.core.results import LogSnapshot
 from collector.detect.events import Flow
 from collector.detect.logline import iter_log_records
+
+# A crypto debug line as IOS and IOS-XE print it (after any timestamp): the real forms in
+# shared/real/debug (`ISAKMP: ...`, `ISAKMP-ERROR: (0):...`, `IKEv2:(SESSION ID = ...`,
+# `IPSEC(update_current_outbound_sa): ...`, `Crypto mapdb ...`).
+_DEBUG_LINE = re.compile(r"(?:^|[:.\d]\s)(ISAKMP|IKEv2|IPSEC|CRYPTO_SS|Crypto mapdb|crypto_engine)[\w-]*\s*[:(]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,10 +77,40 @@ class CaptureResult:
     actions: tuple[dict, ...] = ()  # every change made to a router: do/undo/status/times
     disarm: dict[str, str] = field(default_factory=dict)  # router -> verification result
     incomplete: tuple[str, ...] = ()  # reasons; empty means complete
+    pre_arm: tuple[LogSnapshot, ...] = ()  # each router's log as read just before arming
 
     @property
     def complete(self) -> bool:
-        return not self.incomplete
+        return not self.incomplete and self.debug_lines_after_arming().get(self.flow.router, 0) > 0
+
+    def debug_lines_after_arming(self) -> dict[str, int]:
+        """Crypto debug lines in each router's captured log that its pre-arm log did not
+        hold: what the armed debugs printed (arming may empty the buffer; a line in both
+        reads was there before)."""
+        before = {s.router: Counter(_debug_lines(s.text)) for s in self.pre_arm}
+        counts = {}
+        for capture in self.captures:
+            record = capture.output("show logging")
+            if record is None:
+                continue
+            after = Counter(_debug_lines(record.text or ""))
+            counts[capture.router] = sum((after - before.get(capture.router, Counter())).values())
+        return counts
+
+    def problems(self) -> tuple[str, ...]:
+        """Why the bundle is incomplete: the recorded reasons, and no debug line after arming."""
+        reasons = list(self.incomplete)
+        missing = f"{NO_DEBUG_AFTER_ARMING} on the receiver ({self.flow.router})"
+        if self.debug_lines_after_arming().get(self.flow.router, 0) == 0 and missing not in reasons:
+            reasons.insert(0, missing)
+        return tuple(reasons)
+
+
+NO_DEBUG_AFTER_ARMING = "no debug line was logged after arming"
+
+
+def _debug_lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if _DEBUG_LINE.search(line)]
 
 
 def bundle_name(result: CaptureResult) -> str:
@@ -79,29 +118,52 @@ def bundle_name(result: CaptureResult) -> str:
     return f"{stamp}_invalid-spi_{slug(result.flow.router, 40)}_{result.flow.spi_hex.lower()}"
 
 
-def build_timeline(captures: tuple[RouterCapture, ...], *, year: int) -> list[dict]:
-    """Both routers' `show logging` records in one order, on the agent's clock.
+def build_timeline(captures: tuple[RouterCapture, ...], *, year: int, pre_arm: tuple[LogSnapshot, ...] = (),
+                   trigger_lines: tuple[str, ...] = (), receiver: str | None = None) -> list[dict]:
+    """Every line the incident saw, in one order on the agent's clock, each saying where it
+    came from: `trigger` (the flow's lines as the agent read them), `pre-arm read` (a
+    router's log just before arming), `capture` (its log at capture).
 
     Each router's timestamps are shifted by its measured clock offset so lines from two
-    boxes whose clocks disagree still interleave as they happened."""
-    rows: list[tuple[datetime, int, dict]] = []
-    for index, capture in enumerate(captures):
+    boxes whose clocks disagree still interleave as they happened. A line read twice (in
+    the pre-arm read and again at capture) is listed once, from the earlier read."""
+    rows: list[tuple[datetime, int, int, dict]] = []
+    roles = {c.router: c.role for c in captures}
+    offsets = {c.router: c.clock_offset for c in captures}
+
+    def add(order: int, router: str, text: str, source: str, skip: Counter | None = None) -> Counter:
+        shift = timedelta(seconds=offsets.get(router) or 0.0)
+        taken: Counter = Counter()
+        for n, line in enumerate(iter_log_records(text, year=year)):
+            key = line.raw.strip()
+            if skip is not None and skip[key] > 0:
+                skip[key] -= 1
+                continue
+            taken[key] += 1
+            agent_time = (line.timestamp - shift) if line.timestamp else None
+            rows.append((agent_time or datetime.min.replace(tzinfo=timezone.utc), order, n,
+                         {"router": router, "role": roles.get(router, "receiver" if router == receiver else "sender"),
+                          "source": source, "device_time": line.timestamp_text,
+                          "agent_time": agent_time.isoformat() if agent_time else None,
+                          "mnemonic": line.mnemonic, "line": line.raw}))
+        return taken
+
+    seen: dict[str, Counter] = {}
+    if receiver is not None and trigger_lines:
+        seen.setdefault(receiver, Counter()).update(add(0, receiver, "\n".join(trigger_lines), "trigger"))
+    for snapshot in pre_arm:
+        seen.setdefault(snapshot.router, Counter()).update(
+            add(1, snapshot.router, snapshot.text, "pre-arm read", Counter(seen.get(snapshot.router, Counter()))))
+    for capture in captures:
         record = capture.output("show logging")
-        if record is None:
-            continue
-        shift = timedelta(seconds=capture.clock_offset or 0.0)
-        for n, line in enumerate(iter_log_records(record.text or "", year=year)):
-            device_time = line.timestamp
-            agent_time = (device_time - shift) if device_time else None
-            rows.append((
-                agent_time or datetime.min,
-                n,
-                {"router": capture.router, "role": capture.role,
-                 "device_time": line.timestamp_text, "agent_time": agent_time.isoformat() if agent_time else None,
-                 "mnemonic": line.mnemonic, "line": line.raw},
-            ))
-    rows.sort(key=lambda r: (r[0], r[1]))
-    return [r[2] for r in rows]
+        if record is not None:
+            add(2, capture.router, record.text or "", "capture", Counter(seen.get(capture.router, Counter())))
+    rows.sort(key=lambda r: (_aware(r[0]), r[1], r[2]))
+    return [r[3] for r in rows]
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
 
 
 def write_incident_bundle(result: CaptureResult, root: Path, *, secrets: tuple[str, ...] = (),
@@ -119,7 +181,11 @@ def write_incident_bundle(result: CaptureResult, root: Path, *, secrets: tuple[s
                 writer.write_json(f"{stem}.json", record.parsed)
                 entry["parsed"] = f"{stem}.json"
             commands.append(entry)
-    writer.write_jsonl("timeline.jsonl", build_timeline(result.captures, year=result.captured_at.year))
+    for snapshot in result.pre_arm:
+        writer.write_text(f"{snapshot.router}/00_pre-arm_show_logging.txt", snapshot.text)
+    writer.write_jsonl("timeline.jsonl", build_timeline(result.captures, year=result.captured_at.year,
+                                                        pre_arm=result.pre_arm, trigger_lines=result.trigger_lines,
+                                                        receiver=result.flow.router))
     if report is not None:
         markdown, data = report
         writer.write_text("report.md", markdown)
@@ -129,7 +195,10 @@ def write_incident_bundle(result: CaptureResult, root: Path, *, secrets: tuple[s
         "kind": "invalid-spi",
         "incident": result.incident_id,
         "complete": result.complete,
-        "incomplete_reasons": list(result.incomplete),
+        "incomplete_reasons": list(result.problems()),
+        "debug_lines_after_arming": result.debug_lines_after_arming(),
+        "pre_arm_reads": [{"router": s.router, "read_at": s.read_at.isoformat(),
+                           "file": f"{s.router}/00_pre-arm_show_logging.txt"} for s in result.pre_arm],
         "trigger_lines": list(result.trigger_lines),
         "flow": {"receiver": flow.router, "srcaddr": str(flow.src), "destaddr": str(flow.dst),
                  "spi": flow.spi_hex, "spi_decimal": flow.spi, "prot": flow.prot},

@@ -1,0 +1,256 @@
+"""Reading: every way a line reaches the agent ends as `LineSeen` values for `decide`.
+
+A poll over SSH, a syslog hint confirmed over SSH, a QFP counter that grew, and the reads
+around arming all go through `LogReader.poll`: read the router's log, keep only the lines
+not read before (the cursor in the state store), parse the invalid-SPI ones and say who
+their source is (an inventory router, a configured peer, the receiver itself, nobody we
+know). Each read of a router gets a number, taken while the router's session is held, so
+"read after the arming mark" is an order the decision core can rely on.
+
+Nothing here decides or changes a router; the reader writes only cursors and addresses.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from datetime import datetime, timedelta
+from ipaddress import IPv4Address, IPv6Address, ip_address
+
+from collector.core.decide import LineSeen, SourceKind
+from collector.core.observers import AgentEvents
+from collector.detect.cursor import LogCursor, fingerprint, new_lines
+from collector.detect.events import Flow
+from collector.detect.logline import parse_invalid_spi, parse_syslog_datagram
+from collector.detect.syslog_receiver import SyslogHint
+from collector.diagnose.classify import classify_config, parse_crypto_sessions
+from collector.inventory import Host, Inventory
+from collector.parsing import TemplateRegistry
+from collector.playbook import Playbook
+from collector.respond.facts import interface_addresses
+from collector.sessions import SessionError, SessionSource
+from collector.state import EventRecord, LogCursorRecord, StateStore
+from collector.timeutil import utcnow
+
+log = logging.getLogger(__name__)
+
+QFP_COUNTERS = ("IN_US_V4_PKT_SA_NOT_FOUND_SPI", "IN_US_V6_PKT_SA_NOT_FOUND_SPI", "IpsecInput")
+ADDRESS_REFRESH = timedelta(hours=1)  # addresses learnt from `show ip interface brief` are trusted this long
+PEER_REFRESH = timedelta(minutes=10)  # a receiver's configured and active peers, read when needed
+SYSLOG_CONFIRM_INTERVAL = 5.0  # seconds between syslog-triggered SSH log reads of one router
+
+Address = IPv4Address | IPv6Address
+
+
+class LogReader:
+    """Reads routers' logs and QFP counters into `LineSeen` events.
+
+    Thread-safe: polls of different routers run in parallel; reads of one router are
+    serialised by its session (the session source hands a router to one thread at a
+    time), and the read number is taken inside that session."""
+
+    def __init__(self, inventory: Inventory, playbook: Playbook, store: StateStore, sessions: SessionSource,
+                 registry: TemplateRegistry, observers: AgentEvents):
+        self.inventory = inventory
+        self.playbook = playbook
+        self.store = store
+        self.sessions = sessions
+        self.registry = registry
+        self.observers = observers
+        self._run = uuid.uuid4().hex[:8]  # event ids must not collide with an earlier run's
+        self._lock = threading.Lock()
+        self._reads: dict[str, int] = {}
+        self._peers: dict[str, tuple[datetime, frozenset[Address]]] = {}
+        self._confirm_after: dict[str, float] = {}
+        self._confirm_due: set[str] = set()
+
+    # -- reading a log ------------------------------------------------------------
+
+    def poll(self, host: Host) -> tuple[list[LineSeen], int]:
+        """Read `host`'s log now: its new invalid-SPI lines and the number of this read.
+
+        Raises:
+            SessionError: the router could not be read (nothing is changed then)."""
+        started = time.monotonic()
+        try:
+            with self.sessions.session(host) as session:
+                output = session.run(self.playbook.sources.poll.command,
+                                     read_timeout=max(host.options.read_timeout, 120.0))
+                number = self._next_read(host.name)
+                if self._addresses_stale(host.name):  # a flow's sender is found beyond inventory `addresses`
+                    brief = session.run("show ip interface brief").text
+                    self.store.save_addresses(host.name, interface_addresses(self.registry, host.platform, brief),
+                                              utcnow())
+        except SessionError as exc:
+            self.observers.polled(host.name, ok=False, lines=0, seconds=time.monotonic() - started,
+                                  error_kind=exc.kind)
+            raise
+        lines = self.ingest(host, output.text, number, utcnow())
+        self.observers.polled(host.name, ok=True, lines=len(lines), seconds=time.monotonic() - started)
+        return lines, number
+
+    def ingest(self, host: Host, text: str, number: int, received: datetime) -> list[LineSeen]:
+        """The new invalid-SPI lines of one read of `host`'s log (the cursor moves on)."""
+        matching = [line for line in text.splitlines() if "RECVD_PKT_INV_SPI" in line]
+        record = self.store.log_cursor(host.name)
+        cursor = LogCursor.from_text(record.fingerprints if record else None)
+        fresh, cursor = new_lines(cursor, matching)
+        seen = []
+        for index, raw in enumerate(fresh):
+            event = parse_invalid_spi(raw, router=host.name, source="poll", received_at=received, year=received.year)
+            if event is None:
+                continue
+            kind, sender, dst_owned = self.classify(event.flow)
+            self.observers.event_seen(host.name, "poll", known_source=kind is not SourceKind.UNKNOWN)
+            seen.append(LineSeen(
+                flow=event.flow, event_id=f"{host.name}|{self._run}|{number}|{index}", at=received, read=number,
+                raw=event.raw, sender=sender, source=kind, dst_owned=dst_owned))
+        self.store.save_log_cursor(LogCursorRecord(
+            router=host.name, fingerprints=cursor.to_text(), last_seq=None, last_device_time=None,
+            last_line_hash=fingerprint(matching[-1]) if matching else None, buffer_size=None,
+            messages_logged=None, read_at=received))
+        return seen
+
+    def _next_read(self, router: str) -> int:
+        with self._lock:
+            self._reads[router] = self._reads.get(router, 0) + 1
+            return self._reads[router]
+
+    def _addresses_stale(self, router: str) -> bool:
+        known = self.store.addresses(router)
+        return not known or utcnow() - min(a.seen_at for a in known) > ADDRESS_REFRESH
+
+    # -- who sent it --------------------------------------------------------------
+
+    def classify(self, flow: Flow) -> tuple[SourceKind, str | None, bool | None]:
+        """(what srcaddr is, the sender's inventory name, whether destaddr is the receiver's)."""
+        owners = self._owners(flow.src)
+        mine = self._addresses_of(flow.router)
+        dst_owned = (flow.dst in mine) if mine else None
+        if owners == {flow.router} or flow.src in mine:
+            return SourceKind.SELF, None, dst_owned
+        others = owners - {flow.router}
+        if len(others) == 1:
+            return SourceKind.INVENTORY, next(iter(others)), dst_owned
+        if len(others) > 1:
+            return SourceKind.AMBIGUOUS, None, dst_owned
+        if flow.src in self._peers_of(flow.router):
+            return SourceKind.PEER, None, dst_owned
+        return SourceKind.UNKNOWN, None, dst_owned
+
+    def _owners(self, address: Address) -> set[str]:
+        owners = {h.name for h in self.inventory.hosts.values() if _owns(h.addresses, address)}
+        owners |= set(self.store.routers_with_address(address))
+        return {name for name in owners if name in self.inventory.hosts}
+
+    def _addresses_of(self, router: str) -> set[Address]:
+        host = self.inventory.hosts.get(router)
+        found = {a.address for a in self.store.addresses(router)}
+        if host is not None:
+            found |= {ip_address(a) for a in host.addresses if _is_ip(a)}
+        return found
+
+    def _peers_of(self, router: str) -> frozenset[Address]:
+        """Configured peers (crypto map `set peer`, tunnel destinations, static NHRP, IKEv2
+        peers) and peers with a crypto session now, read once per PEER_REFRESH per router."""
+        now = utcnow()
+        cached = self._peers.get(router)
+        if cached is not None and now - cached[0] < PEER_REFRESH:
+            return cached[1]
+        host = self.inventory.hosts.get(router)
+        peers: set[Address] = set()
+        if host is not None:
+            try:
+                with self.sessions.session(host) as session:
+                    config = session.run("show running-config", read_timeout=max(host.options.read_timeout, 120.0))
+                    sessions = session.run("show crypto session", check=False)
+                for tunnel in classify_config(config.text).tunnels:
+                    peers |= {ip_address(p) for p in tunnel.peers if _is_ip(p)}
+                peers |= {ip_address(s.peer) for s in parse_crypto_sessions(sessions.text) if _is_ip(s.peer)}
+            except SessionError as exc:
+                log.warning("%s: could not read its configured peers: %s", router, exc.reason)
+                return frozenset()  # not cached: asked again at the next line
+        self._peers[router] = (now, frozenset(peers))
+        return self._peers[router][1]
+
+    # -- syslog hints ---------------------------------------------------------------
+
+    def syslog_hint(self, hint: SyslogHint) -> Host | None:
+        """Record a UDP line as evidence; return the router to read over SSH now, if any.
+
+        A datagram is only a hint: it is confirmed by reading the router's own log, at most
+        once per SYSLOG_CONFIRM_INTERVAL per router (a flood must not become a burst of
+        SSH reads); hints inside the interval are read by `due_confirmations`."""
+        line = parse_syslog_datagram(hint.data)
+        if line is None:
+            return None
+        now = utcnow()
+        event = parse_invalid_spi(line.raw, router=hint.router, source="syslog", received_at=now, year=now.year)
+        if event is None:
+            return None
+        self.store.record_event(EventRecord.from_invalid_spi(event, f"syslog|{fingerprint(line.raw)}"))
+        self.observers.event_seen(hint.router, "syslog", known_source=self.classify(event.flow)[0]
+                                  is not SourceKind.UNKNOWN)
+        host = self.inventory.hosts.get(hint.router)
+        return host if host is not None and self._claim_confirmation(host.name) else None
+
+    def _claim_confirmation(self, name: str) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            if now < self._confirm_after.get(name, 0.0):
+                self._confirm_due.add(name)
+                return False
+            self._confirm_after[name] = now + SYSLOG_CONFIRM_INTERVAL
+            self._confirm_due.discard(name)
+            return True
+
+    def due_confirmations(self) -> list[Host]:
+        now = time.monotonic()
+        with self._lock:
+            due = [n for n in self._confirm_due if now >= self._confirm_after.get(n, 0.0)]
+        return [self.inventory.hosts[n] for n in due if n in self.inventory.hosts and self._claim_confirmation(n)]
+
+    # -- QFP drop counters ------------------------------------------------------------
+
+    def qfp_growth(self, host: Host) -> str | None:
+        """Read the IOS-XE invalid-SPI drop counters; a text of what grew, or None.
+
+        Raises:
+            SessionError: the router could not be read."""
+        counters: dict[str, int] = {}
+        with self.sessions.session(host) as session:
+            for spec in self.playbook.sources.qfp.commands:
+                for line in session.run(spec.command).text.splitlines():
+                    parts = line.split()
+                    for name in QFP_COUNTERS:
+                        if name in parts:
+                            numbers = [p for p in parts[parts.index(name) + 1:] if p.isdigit()]
+                            if numbers:
+                                counters[name] = int(numbers[0])
+        now = utcnow()
+        before = self.store.qfp_counters(host.name)
+        self.store.save_qfp_counters(host.name, counters, now)
+        if before is None:
+            return None
+        grown = {k: v - before.counters.get(k, 0) for k, v in counters.items() if v > before.counters.get(k, 0)}
+        if not grown:
+            return None
+        text = ", ".join(f"{k} +{v}" for k, v in grown.items())
+        self.store.record_event(EventRecord(event_id=f"{host.name}|qfp|{now.isoformat()}", router=host.name, key="",
+                                            source="qfp", raw=text, device_time=None, received_at=now))
+        self.observers.event_seen(host.name, "qfp", known_source=True)
+        return text
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ip_address(str(text))
+    except ValueError:
+        return False
+    return True
+
+
+def _owns(addresses: tuple[str, ...], address: Address) -> bool:
+    return any(_is_ip(a) and ip_address(a) == address for a in addresses)
