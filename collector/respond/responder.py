@@ -20,7 +20,7 @@ import threading
 from datetime import datetime, timedelta, timezone
 from ipaddress import IPv6Address, ip_address
 
-from collector.core.results import ArmResult, DisarmResult, RouterChange
+from collector.core.results import ArmResult, DisarmResult, LogSnapshot, RouterChange
 from collector.core.states import StepScope, StepStatus
 from collector.core.steps import Step
 from collector.detect.debugstate import parse_debug_state
@@ -41,6 +41,7 @@ from collector.respond.facts import (
     PeerAddress,
     Preflight,
     PreflightRefused,
+    ike_from_session,
     preflight,
     read_profile,
     refusal_in,
@@ -142,6 +143,7 @@ class Responder:
         self.registry = registry
         self._profiles: dict[str, DeviceProfile] = {}
         self._deadlines: dict[str, datetime] = {}  # router -> when its dead-man applet fires
+        self._ike_seen: dict[tuple[str, str], str] = {}  # (router, peer) -> IKE version read live
         self._lock = threading.Lock()
 
     # -- facts --------------------------------------------------------------------------
@@ -162,9 +164,29 @@ class Responder:
                 self.store.save_addresses(host.name, cached.addresses, utcnow())
         return cached
 
-    def _facts(self, host: Host, peer: PeerAddress, profile: DeviceProfile, logging_settings: LoggingSettings) -> RouterFacts:
+    def _facts(self, host: Host, peer: PeerAddress, profile: DeviceProfile, logging_settings: LoggingSettings,
+               session: RouterSession | None = None) -> RouterFacts:
         return RouterFacts(name=host.name, platform=host.platform, os_family=profile.os_family,
-                           ike=profile.ike_toward(peer), logging=logging_settings)
+                           ike=self._ike(host, peer, profile, session), logging=logging_settings)
+
+    def _ike(self, host: Host, peer: PeerAddress, profile: DeviceProfile, session: RouterSession | None) -> str:
+        """The IKE version toward `peer`: from the configuration when it names the tunnel;
+        otherwise (a DMVPN hub with both versions) from the live session to that peer,
+        remembered for the capture; the configuration's guess when neither tells."""
+        if profile.knows_ike_toward(peer):
+            return profile.ike_toward(peer)
+        key = (host.name, str(peer))
+        with self._lock:
+            seen = self._ike_seen.get(key)
+        if seen is None and session is not None:
+            try:
+                seen = ike_from_session(run_checked(session, f"show crypto session remote {peer}").text)
+            except CommandRefused:
+                seen = None
+            if seen is not None:
+                with self._lock:
+                    self._ike_seen[key] = seen
+        return seen or profile.ike_toward(peer)
 
     def _own(self, host: Host) -> _Own:
         return _Own(self.store.armed_steps(host.name))
@@ -180,8 +202,8 @@ class Responder:
                          read_log=read_log, enforce=enforce)
 
     def _plan(self, host: Host, peer: PeerAddress, incident_id: str, window: timedelta, profile: DeviceProfile,
-              checked: Preflight) -> ArmPlan:
-        return build_arm_plan(self.playbook, self._facts(host, peer, profile, checked.logging), peer, incident_id,
+              checked: Preflight, session: RouterSession) -> ArmPlan:
+        return build_arm_plan(self.playbook, self._facts(host, peer, profile, checked.logging, session), peer, incident_id,
                               window, already_on=checked.debug_state,
                               authorization_bypass=checked.authorization_bypass, with_deadman=checked.with_deadman)
 
@@ -195,7 +217,7 @@ class Responder:
         profile = self.profile(host)
         with self.sessions.session(host) as session:
             checked = self._preflight(session, self._own(host), read_log=False, enforce=False)
-        return self._plan(host, peer, incident_id, window, profile, checked)
+            return self._plan(host, peer, incident_id, window, profile, checked, session)
 
     # -- arm ------------------------------------------------------------------------------
 
@@ -212,7 +234,7 @@ class Responder:
             profile = self.profile(host)
             with self.sessions.session(host) as session:
                 checked = self._preflight(session, own, read_log=True, enforce=True)
-                plan = self._plan(host, peer, incident_id, window, profile, checked)
+                plan = self._plan(host, peer, incident_id, window, profile, checked, session)
                 changes = self._apply(session, host, incident_id, list(enumerate(plan.steps)))
         except (PreflightRefused, PlanError) as exc:
             return ArmResult(host.name, False, refused=True, error=f"not armed: {exc}",
@@ -290,15 +312,20 @@ class Responder:
         a hub armed for isakmp, and the reverse). First the dead-man applet is re-entered
         with a countdown that covers this flow's window and with the undo of the new steps
         (re-entering `event manager applet NAME` edits it and re-registers the countdown).
+        The log is read first (`pre_arm_log`): debug lines already there were printed for
+        the other flow, before this one was armed.
         Failure undoes this flow's steps; never raises for a router problem."""
         grace = self.playbook.guards.deadman_grace
+        snapshot = None
         try:
             profile = self.profile(host)
             with self.sessions.session(host) as session:
+                log_out = run_checked(session, "show logging", read_timeout=max(host.options.read_timeout, 300.0))
+                snapshot = LogSnapshot(host.name, log_out.text, log_out.ended)
                 debugging = run_checked(session, _VERIFY_DEBUGS).text
                 conditions = self._read_conditions(session)
                 state = parse_debug_state(debugging, conditions)
-                facts = self._facts(host, peer, profile, _NO_LOGGING)
+                facts = self._facts(host, peer, profile, _NO_LOGGING, session)
                 plan = build_arm_plan(self.playbook, facts, peer, incident_id, window, already_on=state,
                                       with_deadman=False, include_logging=False)
                 steps = list(plan.steps)
@@ -307,17 +334,20 @@ class Responder:
                     steps.insert(0, applet)
                 changes = self._apply(session, host, incident_id, list(enumerate(steps)))
         except PlanError as exc:
-            return ArmResult(host.name, False, joined=True, refused=True, error=f"not armed: {exc}")
+            return ArmResult(host.name, False, joined=True, refused=True, error=f"not armed: {exc}",
+                             pre_arm_log=snapshot)
         except _ArmStopped as exc:
             failed = self._arm_failed(host, incident_id, exc.reason, exc.changes, None)
-            return ArmResult(host.name, False, joined=True, error=failed.error, changes=failed.changes)
+            return ArmResult(host.name, False, joined=True, error=failed.error, changes=failed.changes,
+                             pre_arm_log=snapshot)
         except SessionError as exc:
             failed = self._arm_failed(host, incident_id, exc.reason, [], None)
-            return ArmResult(host.name, False, joined=True, error=failed.error, changes=failed.changes)
+            return ArmResult(host.name, False, joined=True, error=failed.error, changes=failed.changes,
+                             pre_arm_log=snapshot)
         notes = () if applet is not None or not plan.steps else (
             f"no dead-man applet of incident {holder_incident_id} recorded on {host.name}: countdown not extended",)
         return ArmResult(host.name, True, joined=True, changes=tuple(changes), armed_at=utcnow(),
-                         skipped=plan.skipped, notes=notes)
+                         skipped=plan.skipped, notes=notes, pre_arm_log=snapshot)
 
     def _reentered_applet(self, host: Host, new_steps: list[Step], cover: timedelta) -> Step | None:
         """The step that re-enters the router's dead-man applet: a countdown lasting until
@@ -370,8 +400,7 @@ class Responder:
         problems: list[str] = []
         try:
             profile = self.profile(host)
-            facts = RouterFacts(name=host.name, platform=host.platform, os_family=profile.os_family,
-                                ike=profile.ike_toward(peer), logging=_NO_LOGGING)
+            facts = self._facts(host, peer, profile, _NO_LOGGING)
             commands = capture_commands(self.playbook, facts, peer)
         except (SessionError, PlanError) as exc:
             reason = exc.reason if isinstance(exc, SessionError) else str(exc)

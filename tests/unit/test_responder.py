@@ -17,7 +17,7 @@ from collector.inventory import Host, SshOptions
 from collector.parsing import default_registry
 from collector.playbook import load_playbook
 from collector.resources import playbooks_dir
-from collector.respond.facts import CONFIG_LINES_COMMAND
+from collector.respond.facts import CONFIG_LINES_COMMAND, ike_from_session
 from collector.respond.responder import Responder, peer_of_outbound_spi
 from collector.sessions import SessionDropped
 from collector.state import StateStore
@@ -166,9 +166,13 @@ class Box:
 class StubProfile:
     """The cached router facts the Responder uses: OS family and the IKE version per peer."""
 
-    def __init__(self, ike=None, os_family="iosxe"):
+    def __init__(self, ike=None, os_family="iosxe", configured=True):
         self.os_family = os_family
         self._ike = {str(k): v for k, v in (ike or {}).items()}
+        self.configured = configured  # False: a DMVPN hub whose config names no spoke
+
+    def knows_ike_toward(self, peer) -> bool:
+        return self.configured
 
     def ike_toward(self, peer) -> str:
         return self._ike.get(str(peer), "isakmp")
@@ -197,9 +201,9 @@ def playbook(**guards):
     return book.model_copy(update={"guards": book.guards.model_copy(update=guards)}) if guards else book
 
 
-def responder(store, routers, registry, *, book=None, ike=None) -> Responder:
+def responder(store, routers, registry, *, book=None, ike=None, configured=True) -> Responder:
     r = Responder(playbook=book or playbook(), store=store, sessions=routers, registry=registry)
-    r._profiles["hub1"] = StubProfile(ike)
+    r._profiles["hub1"] = StubProfile(ike, configured=configured)
     return r
 
 
@@ -402,6 +406,10 @@ def test_join_extends_the_countdown_adds_the_other_ike_debug_and_hand_over_keeps
     first = box.applet_countdown(name)
     joined = r.join(host(), PEER_B, "inc-2", WINDOW, holder_incident_id="inc-1")
     assert joined.armed and joined.joined
+    assert joined.pre_arm_log is not None and "Log Buffer" in joined.pre_arm_log.text
+    sent = routers.sent("hub1")
+    last_read = len(sent) - 1 - sent[::-1].index("show logging")
+    assert "debug crypto condition peer ipv4 10.0.0.3" in sent[last_read:]  # read before the join's changes
     assert box.debugs == {"isakmp", "ikev2", "ipsec"} and box.conditions == ["10.0.0.2", "10.0.0.3"]
     assert "debug crypto ipsec" not in changes_sent(routers)[-5:]  # already on: not sent again
     assert list(box.applets) == [name] and box.applet_countdown(name) > first
@@ -515,3 +523,28 @@ def test_a_denied_undo_keeps_the_step_and_says_not_clean(store, registry):
     (left,) = store.armed_steps("hub1", "inc-1")
     assert left.step.do == ("debug crypto isakmp",) and "authorization failed" in left.error
     assert box.debugs == {"isakmp"} and box.conditions == [] and box.applets == {}
+
+
+def test_a_hub_whose_config_names_no_spoke_reads_the_ike_version_live(store, registry):
+    routers = FakeRouters()
+    box = Box(routers, "hub1")
+    routers.router("hub1").script["show crypto session remote 10.0.0.3"] = (
+        "Interface: Tunnel0\nSession status: UP-ACTIVE\nPeer: 10.0.0.3 port 500\n"
+        "  Session ID: 7\n  IKEv2 SA: local 10.0.0.1/500 remote 10.0.0.3/500 Active\n")
+    r = responder(store, routers, registry, configured=False)  # the config would guess isakmp
+    assert r.arm(host(), PEER_A, "inc-1", WINDOW).armed
+    assert box.debugs == {"isakmp", "ipsec"}  # no session to 10.0.0.2 tells: the config's guess
+    assert r.join(host(), PEER_B, "inc-2", WINDOW, holder_incident_id="inc-1").armed
+    assert box.debugs == {"isakmp", "ikev2", "ipsec"}
+    capture = r.capture(host(), PEER_B, "receiver", "inc-2")
+    assert any(c.command == "show crypto ikev2 sa detailed" for c in capture.commands)
+
+
+@pytest.mark.parametrize(("text", "ike"), [
+    ("  IKEv1 SA: local 10.0.0.1/500 remote 10.0.0.3/500 Active\n", "isakmp"),
+    ("  IKEv2 SA: local 10.0.0.1/4500 remote 10.0.0.3/4500 Active\n", "ikev2"),
+    ("  IKE SA: local 10.0.0.1/500 remote 10.0.0.3/500 Active\n", None),  # old images: no version
+    ("Session status: DOWN\n", None),
+])
+def test_ike_version_from_crypto_session(text, ike):
+    assert ike_from_session(text) == ike
