@@ -314,7 +314,20 @@ class Responder:
         (re-entering `event manager applet NAME` edits it and re-registers the countdown).
         The log is read first (`pre_arm_log`): debug lines already there were printed for
         the other flow, before this one was armed.
+        When nothing of the holder's is recorded on the router, it arms fully (`arm`) and
+        says so in `notes` (`joined` False). The caller must not run an arm and a join of
+        one router at the same time.
         Failure undoes this flow's steps; never raises for a router problem."""
+        if not self.store.armed_steps(host.name, holder_incident_id):
+            # Nothing of the holder's is recorded here (its arm failed, was refused, or has
+            # not started): joining would arm debugs without the logging change and the
+            # dead-man applet. Arm fully instead.
+            result = self.arm(host, peer, incident_id, window)
+            note = f"{host.name} was not armed by incident {holder_incident_id}: armed for this flow on its own"
+            return ArmResult(result.router, result.armed, joined=False, refused=result.refused, error=result.error,
+                             changes=result.changes, armed_at=result.armed_at, pre_arm_log=result.pre_arm_log,
+                             skipped=result.skipped, stale_applets=result.stale_applets,
+                             notes=result.notes + (note,))
         grace = self.playbook.guards.deadman_grace
         snapshot = None
         try:

@@ -548,3 +548,13 @@ def test_a_hub_whose_config_names_no_spoke_reads_the_ike_version_live(store, reg
 ])
 def test_ike_version_from_crypto_session(text, ike):
     assert ike_from_session(text) == ike
+
+
+def test_a_join_without_the_holders_steps_arms_fully(store, registry):
+    routers = FakeRouters()
+    box = Box(routers, "hub1")
+    r = responder(store, routers, registry)
+    result = r.join(host(), PEER_B, "inc-2", WINDOW, holder_incident_id="inc-1")  # inc-1 never armed hub1
+    assert result.armed and not result.joined and any("not armed by incident inc-1" in n for n in result.notes)
+    assert box.buffer_size == 1_000_000 and len(box.applets) == 1  # logging and the dead-man, like an arm
+    assert r.disarm(host(), "inc-2").clean and box.applets == {} and box.debugs == set()
