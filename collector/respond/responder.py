@@ -165,16 +165,22 @@ class Responder:
         return cached
 
     def _facts(self, host: Host, peer: PeerAddress, profile: DeviceProfile, logging_settings: LoggingSettings,
-               session: RouterSession | None = None) -> RouterFacts:
+               session: RouterSession | None = None) -> tuple[RouterFacts, tuple[str, ...]]:
+        """The router's facts toward `peer`, and the IKE versions to arm as well (when
+        the version is not known: both)."""
+        ike, also = self._ike(host, peer, profile, session)
         return RouterFacts(name=host.name, platform=host.platform, os_family=profile.os_family,
-                           ike=self._ike(host, peer, profile, session), logging=logging_settings)
+                           ike=ike, logging=logging_settings), also
 
-    def _ike(self, host: Host, peer: PeerAddress, profile: DeviceProfile, session: RouterSession | None) -> str:
+    def _ike(self, host: Host, peer: PeerAddress, profile: DeviceProfile,
+             session: RouterSession | None) -> tuple[str, tuple[str, ...]]:
         """The IKE version toward `peer`: from the configuration when it names the tunnel;
         otherwise (a DMVPN hub with both versions) from the live session to that peer,
-        remembered for the capture; the configuration's guess when neither tells."""
+        remembered for the capture. When neither tells (a desynchronised tunnel often has
+        no IKE SA), the configuration's guess plus the other version: both debugs, each
+        conditioned on the peer, rather than a capture without the IKE trail."""
         if profile.knows_ike_toward(peer):
-            return profile.ike_toward(peer)
+            return profile.ike_toward(peer), ()
         key = (host.name, str(peer))
         with self._lock:
             seen = self._ike_seen.get(key)
@@ -186,7 +192,10 @@ class Responder:
             if seen is not None:
                 with self._lock:
                     self._ike_seen[key] = seen
-        return seen or profile.ike_toward(peer)
+        if seen is not None:
+            return seen, ()
+        guess = profile.ike_toward(peer)
+        return guess, ("ikev2",) if guess == "isakmp" else ("isakmp",)
 
     def _own(self, host: Host) -> _Own:
         return _Own(self.store.armed_steps(host.name))
@@ -203,9 +212,10 @@ class Responder:
 
     def _plan(self, host: Host, peer: PeerAddress, incident_id: str, window: timedelta, profile: DeviceProfile,
               checked: Preflight, session: RouterSession) -> ArmPlan:
-        return build_arm_plan(self.playbook, self._facts(host, peer, profile, checked.logging, session), peer, incident_id,
-                              window, already_on=checked.debug_state,
-                              authorization_bypass=checked.authorization_bypass, with_deadman=checked.with_deadman)
+        facts, also = self._facts(host, peer, profile, checked.logging, session)
+        return build_arm_plan(self.playbook, facts, peer, incident_id, window, already_on=checked.debug_state,
+                              authorization_bypass=checked.authorization_bypass, with_deadman=checked.with_deadman,
+                              also_ike=also)
 
     def plan_only(self, host: Host, peer: PeerAddress, incident_id: str, window: timedelta) -> ArmPlan:
         """The exact plan `arm` would run, from read-only commands (for --dry-run); guards
@@ -338,9 +348,9 @@ class Responder:
                 debugging = run_checked(session, _VERIFY_DEBUGS).text
                 conditions = self._read_conditions(session)
                 state = parse_debug_state(debugging, conditions)
-                facts = self._facts(host, peer, profile, _NO_LOGGING, session)
+                facts, also = self._facts(host, peer, profile, _NO_LOGGING, session)
                 plan = build_arm_plan(self.playbook, facts, peer, incident_id, window, already_on=state,
-                                      with_deadman=False, include_logging=False)
+                                      with_deadman=False, include_logging=False, also_ike=also)
                 steps = list(plan.steps)
                 applet = self._reentered_applet(host, steps, window + grace) if steps else None
                 if applet is not None:
@@ -413,8 +423,8 @@ class Responder:
         problems: list[str] = []
         try:
             profile = self.profile(host)
-            facts = self._facts(host, peer, profile, _NO_LOGGING)
-            commands = capture_commands(self.playbook, facts, peer)
+            facts, also = self._facts(host, peer, profile, _NO_LOGGING)
+            commands = capture_commands(self.playbook, facts, peer, also_ike=also)
         except (SessionError, PlanError) as exc:
             reason = exc.reason if isinstance(exc, SessionError) else str(exc)
             return RouterCapture(host.name, role, host.platform, str(peer), (), None, error=reason)

@@ -531,13 +531,27 @@ def test_a_hub_whose_config_names_no_spoke_reads_the_ike_version_live(store, reg
     routers.router("hub1").script["show crypto session remote 10.0.0.3"] = (
         "Interface: Tunnel0\nSession status: UP-ACTIVE\nPeer: 10.0.0.3 port 500\n"
         "  Session ID: 7\n  IKEv2 SA: local 10.0.0.1/500 remote 10.0.0.3/500 Active\n")
+    routers.router("hub1").script["show crypto session remote 10.0.0.2"] = (
+        "Peer: 10.0.0.2 port 500\n  IKEv1 SA: local 10.0.0.1/500 remote 10.0.0.2/500 Active\n")
     r = responder(store, routers, registry, configured=False)  # the config would guess isakmp
     assert r.arm(host(), PEER_A, "inc-1", WINDOW).armed
-    assert box.debugs == {"isakmp", "ipsec"}  # no session to 10.0.0.2 tells: the config's guess
+    assert box.debugs == {"isakmp", "ipsec"}
     assert r.join(host(), PEER_B, "inc-2", WINDOW, holder_incident_id="inc-1").armed
     assert box.debugs == {"isakmp", "ikev2", "ipsec"}
     capture = r.capture(host(), PEER_B, "receiver", "inc-2")
-    assert any(c.command == "show crypto ikev2 sa detailed" for c in capture.commands)
+    commands = [c.command for c in capture.commands]
+    assert "show crypto ikev2 sa detailed" in commands and "show crypto isakmp sa detail" not in commands
+
+
+def test_an_unknown_ike_version_arms_and_captures_both(store, registry):
+    routers = FakeRouters()
+    box = Box(routers, "hub1")  # no crypto session to the peer (desynchronised, no IKE SA)
+    r = responder(store, routers, registry, configured=False)
+    assert r.arm(host(), PEER_A, "inc-1", WINDOW).armed
+    assert box.debugs == {"isakmp", "ikev2", "ipsec"}
+    commands = [c.command for c in r.capture(host(), PEER_A, "receiver", "inc-1").commands]
+    assert "show crypto ikev2 sa detailed" in commands and "show crypto isakmp sa detail" in commands
+    assert r.disarm(host(), "inc-1").clean and box.debugs == set()
 
 
 @pytest.mark.parametrize(("text", "ike"), [
