@@ -8,7 +8,6 @@ never a traceback. Exit 1 means some routers failed; 0 means everything worked.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
 from pathlib import Path
@@ -54,15 +53,17 @@ def _load_inventory(path: Path, **kwargs):
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="collector")
-@click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv for debug).")
-def cli(verbose: int) -> None:
+@click.option("-v", "--verbose", count=True,
+              help="More log output on stderr (-vv for debug); also accepted after the subcommand.")
+@click.option("--log-format", type=click.Choice(["text", "json"]), envvar="COLLECTOR_LOG_FORMAT", default="text",
+              show_default=True, help="json: one object per line with router, incident and flow fields (journald, "
+              "log pipelines).")
+def cli(verbose: int, log_format: str) -> None:
     """Catch repeated IPsec invalid-SPI flows on Cisco routers, debug both tunnel ends
     safely, and bundle the evidence."""
-    level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if verbose < 2:
-        logging.getLogger("paramiko").setLevel(logging.CRITICAL)
-        logging.getLogger("netmiko").setLevel(logging.WARNING)
+    from collector.logfmt import configure_logging
+
+    configure_logging(verbose, log_format)
 
 
 # -- inventory --------------------------------------------------------------------------
@@ -74,10 +75,17 @@ def cli(verbose: int) -> None:
 @click.option("--check", is_flag=True, help="Only validate; exit 0 when valid, 2 otherwise.")
 def inventory_cmd(inventory_path: Path, as_json: bool, check: bool) -> None:
     """Show the resolved inventory (secrets masked) or validate it."""
-    inv = _load_inventory(inventory_path, resolve_credentials=not check, prompt=None)
     if check:
-        click.echo(f"{inventory_path}: ok, {len(inv.hosts)} hosts, {len(inv.groups)} groups")
+        # Resolve every credential the agent would (environment, keyring) so an unset
+        # variable fails here and not at 3 a.m.; a `prompt` is only listed, never asked.
+        asked: list[str] = []
+        inv = _load_inventory(inventory_path, resolve_credentials=True,
+                              prompt=lambda message: asked.append(message.rstrip(": ")) or "")
+        prompts = f"; asked at start: {', '.join(asked)}" if asked else ""
+        click.echo(f"{inventory_path}: ok, {len(inv.hosts)} hosts, {len(inv.groups)} groups, "
+                   f"credentials resolved{prompts}")
         return
+    inv = _load_inventory(inventory_path, resolve_credentials=True, prompt=None)
     data = inv.masked()
     if as_json:
         click.echo(json.dumps(data, indent=2, default=str))
@@ -129,8 +137,10 @@ def _select_hosts(inv, hosts: str | None, group: str | None, platform: str | Non
 @click.option("--playbook", type=click.Path(path_type=Path, exists=False), help="A playbook whose command list to run.")
 @click.option("--workers", default=20, show_default=True, type=click.IntRange(1, 500), help="Routers talked to at once.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per host and command on stdout.")
+@click.option("--print", "print_mode", type=click.Choice(["raw", "parsed"]), default=None, is_flag=False,
+              flag_value="raw", help="Show each output as Nornir's print_result does (--print=parsed: the records).")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("bundles"), show_default=True, help="Bundle root folder.")
-def collect_cmd(inventory_path, hosts, group, platform, commands, playbook, workers, as_json, out) -> None:
+def collect_cmd(inventory_path, hosts, group, platform, commands, playbook, workers, as_json, print_mode, out) -> None:
     """Run show commands on routers and keep raw + parsed output in a bundle."""
     from collector.collect import collect, write_collection_bundle
     from collector.hostkeys import KnownHosts
@@ -168,6 +178,12 @@ def collect_cmd(inventory_path, hosts, group, platform, commands, playbook, work
                 row = {"host": r.host, "command": r.command, "raw": r.raw, "parsed": r.parsed,
                        "error": r.error, "seconds": round(r.seconds, 4)}
                 click.echo(json.dumps(redact_data(row, secrets), default=str))
+    elif print_mode:
+        from collector.print_result import result_lines
+
+        for line in result_lines(run, parsed=print_mode == "parsed", secrets=inv.secret_values(),
+                                 color=sys.stdout.isatty()):
+            click.echo(line)
     else:
         _print_collection(run)
     _print_failures(run)
@@ -235,12 +251,12 @@ def _print_failures(run) -> None:
 # -- watch, disarm, incidents ---------------------------------------------------------------
 
 
-def _host_port(text: str | None) -> tuple[str, int] | None:
+def _host_port(text: str | None, option: str = "--syslog") -> tuple[str, int] | None:
     if not text:
         return None
     host, _, port = text.rpartition(":")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise UserError(f"--syslog wants HOST:PORT, not {text!r}")
+        raise UserError(f"{option} wants HOST:PORT, not {text!r}")
     return host.strip("[]"), int(port)
 
 
@@ -260,7 +276,9 @@ def _default_playbook() -> Path:
 @click.option("--dry-run", is_flag=True, help="Print the per-router command plan (do and undo); change nothing.")
 @click.option("--workers", default=20, show_default=True, type=click.IntRange(1, 500))
 @click.option("--max-seconds", type=float, default=None, hidden=True)
-def watch_cmd(inventory_path, playbook, once, syslog_at, state_dir, out, dry_run, workers, max_seconds) -> None:
+@click.option("--metrics", "metrics_at", metavar="HOST:PORT", help="Serve Prometheus metrics on this address.")
+def watch_cmd(inventory_path, playbook, once, syslog_at, state_dir, out, dry_run, workers, max_seconds,
+              metrics_at) -> None:
     """Watch routers for repeated invalid-SPI flows; arm, capture, disarm, bundle."""
     import threading
 
@@ -272,21 +290,39 @@ def watch_cmd(inventory_path, playbook, once, syslog_at, state_dir, out, dry_run
     if not book.is_watch:
         raise UserError(f"{playbook}: playbook {book.name} has no trigger; use `collector collect --playbook`")
     inv = _load_inventory(inventory_path)
+    observers = None
+    if metrics_at:
+        from collector.metrics import serve_metrics
+
+        where = _host_port(metrics_at, "--metrics")
+        try:
+            observers = serve_metrics(where[0], where[1], window_seconds=book.arm_window.total_seconds())
+        except OSError as exc:
+            raise UserError(f"--metrics {metrics_at}: cannot listen there: {exc.strerror or exc}") from None
     options = WatchOptions(state_dir=state_dir, bundle_root=out, once=once, dry_run=dry_run,
-                           syslog=_host_port(syslog_at), workers=workers, max_seconds=max_seconds)
+                           syslog=_host_port(syslog_at), workers=workers, max_seconds=max_seconds,
+                           observers=observers)
     report = lambda message: click.echo(f"collector: {message}", err=True)  # noqa: E731
+    signals: dict[int, int] = {}
     try:
         if once:
             agent = run_once(inv, book, options, report)
         else:
             stop = threading.Event()
-            install_signal_handlers(stop)
+            signals = install_signal_handlers(stop)
             report(f"watching {len(inv.hosts)} routers with playbook {book.name} (Ctrl-C to stop)")
             agent = run_daemon(inv, book, options, report, stop)
     except AgentBusy as exc:
         raise UserError(str(exc)) from None
     for bundle in agent.bundles:
         click.echo(str(bundle))
+    if signals:  # the usual shell codes: 128 + the signal that stopped us
+        import signal as _signal
+        sys.exit(128 + (_signal.SIGTERM if _signal.SIGTERM in signals else _signal.SIGINT))
+    if agent.unreadable:
+        for name, why in sorted(agent.unreadable.items()):
+            click.echo(f"collector: {name}: could not be read: {why}", err=True)
+        sys.exit(1)
 
 
 @cli.command("disarm")
@@ -331,23 +367,36 @@ def incidents_cmd(state_dir, as_json) -> None:
     with StateStore(state_dir / "state.db") as store:
         rows = [{"incident": r.incident_id, "state": r.state, "flow": r.key, "routers": list(r.routers),
                  "created": r.created_at.isoformat(), "updated": r.updated_at.isoformat(),
-                 "reason": r.reason, "bundle": r.bundle_path} for r in store.incidents()]
+                 "reason": r.reason, "bundle": r.bundle_path, "armed_late": r.armed_late,
+                 "armed_at": r.armed_at.isoformat() if r.armed_at else None} for r in store.incidents()]
+        # Lines from sources that are no inventory router and no configured peer: never armed.
+        unknown = [{"incident": None, "state": "unknown-source", "flow": None, "routers": [u["router"]],
+                    "created": u["first_seen"], "updated": u["last_seen"], "reason": u["reason"], "bundle": None,
+                    "src": u["src"], "lines": u["lines"]} for u in store.unknown_sources()]
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        click.echo(json.dumps(rows + unknown, indent=2))
         return
     for r in rows:
-        click.echo(f"{r['created']}  {r['state']:<10} {r['flow']}  {r['bundle'] or '-'}  {r['reason']}")
+        click.echo(f"{r['created']}  {r['state']:<12} {r['flow']}  {r['bundle'] or '-'}  {r['reason']}")
+    if unknown:
+        click.echo("\nUnknown sources (never armed):")
+        for u in unknown:
+            click.echo(f"{u['updated']}  {u['routers'][0]}  srcaddr {u['src']}  {u['lines']} line(s)  {u['reason']}")
 
 
 def main() -> None:
     from collector.demo import demo_cmd
     from collector.diagnose.commands import audit_cmd, report_cmd
     from collector.lab.commands import lab_group
+    from collector.scan_command import scan_cmd
 
-    for command, name in ((lab_group, "lab"), (demo_cmd, "demo"), (audit_cmd, "audit"), (report_cmd, "report")):
+    for command, name in ((lab_group, "lab"), (demo_cmd, "demo"), (audit_cmd, "audit"), (report_cmd, "report"),
+                          (scan_cmd, "scan")):
         cli.add_command(command, name)
     try:
-        cli.main(standalone_mode=False)
+        from collector.logfmt import hoist_global_options
+
+        cli.main(args=hoist_global_options(sys.argv[1:]), standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("collector: aborted", err=True)
         sys.exit(130)

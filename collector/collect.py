@@ -3,10 +3,14 @@
 A host's failure never stops the others; a command's failure never stops the host's next
 command, unless the session itself died. Every result keeps the raw text, so a parse
 failure or a refused command is still evidence.
+
+Only read-only commands are run: `collect()` refuses anything else before it talks to any
+router, whoever calls it (the command line, a playbook, the audit).
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -15,9 +19,54 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from collector.bundle import BundleWriter, slug
+from collector.errors import SafetyRefusal, UserInputError
 from collector.inventory import Host, Inventory
 from collector.parsing import TemplateRegistry
-from collector.sessions import CommandRefused, SessionDropped, SessionError, SessionPool
+from collector.sessions import CommandRefused, CommandTimeout, SessionError, SessionSource
+
+
+class CommandNotReadOnly(UserInputError, SafetyRefusal):
+    """A command given to `collect` could change the router or write a file on it."""
+
+
+# Output filters that only select lines. Modifiers that write files (`redirect`,
+# `append`, `tee`) or run something (`format`, `utility`) are refused, abbreviated or not.
+_LINE_FILTERS = ("include", "exclude", "begin", "section", "count")
+_WRITING_MODIFIERS = ("redirect", "append", "tee", "format", "utility")
+_PIPE = re.compile(r"\|\s*(\S*)")
+
+
+def read_only_refusal(command: str) -> str | None:
+    """Why `command` is not a read-only show command, or None when it is.
+
+    `show` may be abbreviated down to `sh`; every `|` is looked at, also a `|` inside an
+    include regex, so no abbreviation of a writing modifier slips through anywhere."""
+    if not isinstance(command, str) or not command.strip():
+        return "an empty command"
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in command):
+        return "a line break or control character in the command"
+    words = command.split()
+    first = words[0].lower()
+    if len(first) < 2 or not "show".startswith(first):
+        return f"{words[0]!r} is not 'show' (collect runs read-only show commands only)"
+    head, _, _ = command.partition("|")
+    if ">" in head:
+        return "output redirection with '>' writes a file on the router"
+    for index, match in enumerate(_PIPE.finditer(command)):
+        verb = match.group(1).lower()
+        if verb and any(m.startswith(verb) for m in _WRITING_MODIFIERS):
+            return f"'| {match.group(1)}' writes or runs something on the router"
+        if index == 0 and (not verb or not any(f.startswith(verb) for f in _LINE_FILTERS)):
+            return f"'| {match.group(1)}' is not an output filter collect allows ({', '.join(_LINE_FILTERS)})"
+    return None
+
+
+def require_read_only(commands: Sequence[str]) -> None:
+    """Raises CommandNotReadOnly naming the first command that is not read-only."""
+    for command in commands:
+        reason = read_only_refusal(command)
+        if reason is not None:
+            raise CommandNotReadOnly(f"refusing to run {command!r}: {reason}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +116,9 @@ class CollectionRun:
         return [o for o in self.outcomes if not o.ok]
 
 
-def collect_host(host: Host, commands: Sequence[str], *, pool: SessionPool, registry: TemplateRegistry) -> HostOutcome:
-    """Run `commands` on one router through the pool; never raises for a device problem."""
+def collect_host(host: Host, commands: Sequence[str], *, pool: SessionSource, registry: TemplateRegistry) -> HostOutcome:
+    """Run `commands` on one router through the pool; never raises for a device problem.
+    The commands must have passed `require_read_only` (`collect` does it)."""
     t0 = time.perf_counter()
     results: list[CommandResult] = []
     try:
@@ -80,10 +130,10 @@ def collect_host(host: Host, commands: Sequence[str], *, pool: SessionPool, regi
                     text, error, kind = output.text, None, None
                 except CommandRefused as exc:
                     text, error, kind = exc.output, exc.reason, exc.kind
-                except SessionDropped as exc:
+                except CommandTimeout as exc:  # the next command first waits for the prompt to return
                     results.append(CommandResult(host.name, command, exc.output, None, None, exc.reason, exc.kind, time.perf_counter() - c0))
-                    raise
-                except SessionError as exc:  # a timeout: the channel is unusable now
+                    continue
+                except SessionError as exc:  # dropped: the session is gone
                     results.append(CommandResult(host.name, command, exc.output, None, None, exc.reason, exc.kind, time.perf_counter() - c0))
                     raise
                 parsed, template = None, None
@@ -106,11 +156,16 @@ def collect(
     hosts: Sequence[Host],
     commands: Sequence[str],
     *,
-    pool: SessionPool,
+    pool: SessionSource,
     registry: TemplateRegistry,
     workers: int = 10,
     on_host_done: Callable[[HostOutcome], None] | None = None,
 ) -> CollectionRun:
+    """Run `commands` on every host, `workers` at a time.
+
+    Raises:
+        CommandNotReadOnly: a command is not a read-only show command; nothing was sent."""
+    require_read_only(commands)
     run = CollectionRun(tuple(commands), datetime.now(timezone.utc))
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="collect") as executor:
         futures = {executor.submit(collect_host, h, commands, pool=pool, registry=registry): h for h in hosts}

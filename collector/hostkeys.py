@@ -39,6 +39,7 @@ __all__ = [
     "HostKeyError",
     "HostKeyChangedError",
     "HostKeyUnknownError",
+    "KnownHostsFileError",
     "KnownHosts",
     "default_state_dir",
     "default_known_hosts_path",
@@ -125,6 +126,22 @@ class HostKeyUnknownError(HostKeyError):
         )
 
 
+class KnownHostsFileError(HostKeyError):
+    """The tool's known_hosts file (or its folder) cannot be read or written.
+
+    Not an OSError on purpose: netmiko turns every OSError raised during connect into
+    "TCP connection to device failed", which the session layer would report as a refused
+    connection."""
+
+    def __init__(self, path: Path, action: str, error: OSError):
+        self.path, self.action = path, action
+        reason = error.strerror or type(error).__name__
+        super().__init__(
+            f"known_hosts file {path} cannot be {action}: {reason} (fix the permissions of the state "
+            "folder, or point COLLECTOR_STATE at a writable one)"
+        )
+
+
 # One lock per file for the whole process, whatever KnownHosts objects point at it.
 _LOCKS: dict[Path, threading.RLock] = {}
 _LOCKS_GUARD = threading.Lock()
@@ -161,8 +178,10 @@ class KnownHosts:
     def _stamp(self) -> tuple[int, int] | None:
         try:
             st = self.path.stat()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # absent: the first write says why it fails
             return None
+        except OSError as exc:
+            raise KnownHostsFileError(self.path, "read", exc) from None
         return (st.st_mtime_ns, st.st_size)
 
     def _keys(self) -> "_KeyIndex":
@@ -176,8 +195,10 @@ class KnownHosts:
     def _read_text(self) -> str:
         try:
             return self.path.read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return ""
+        except OSError as exc:
+            raise KnownHostsFileError(self.path, "read", exc) from None
 
     @staticmethod
     def _parse(text: str) -> "_KeyIndex":
@@ -222,7 +243,10 @@ class KnownHosts:
             if text and not text.endswith("\n"):
                 text += "\n"
             text += f"{name} {key.get_name()} {key.get_base64()}\n"
-            self._replace(text)
+            try:
+                self._replace(text)
+            except OSError as exc:
+                raise KnownHostsFileError(self.path, "written", exc) from None
             index.add(name, key)
             self._cache, self._cache_stamp = index, self._stamp()
 
@@ -278,8 +302,11 @@ class _FileLock:
         self._fd: int | None = None
 
     def __enter__(self) -> "_FileLock":
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise KnownHostsFileError(self.path.with_name(self.path.name.removesuffix(".lock")), "written", exc) from None
         fcntl.flock(self._fd, fcntl.LOCK_EX)
         return self
 

@@ -6,7 +6,13 @@ they are. Three ways to give it:
 * one file with top-level `defaults:`, `groups:` and `hosts:` sections;
 * a folder with `hosts.yaml` (required), `groups.yaml` and `defaults.yaml` (optional),
   or the path of such a `hosts.yaml` (its neighbours are picked up);
-* explicit paths, with `load_inventory_files(hosts, groups, defaults)`.
+* explicit paths, with `load_inventory_files(hosts, groups, defaults)`;
+* an Ansible inventory (INI or YAML, with its group_vars/ and host_vars/), or a folder
+  holding one: read by `collector.inventory_sources` into this same shape.
+
+`platform` (or netmiko's `device_type`) also takes the names Nornir, NAPALM, netmiko and
+Ansible users write (`ios`, `iosxe`, `cisco_ios_ssh`, `cisco_iosxe`, `cisco.ios.ios`, ...):
+see PLATFORM_ALIASES.
 
 Keys of a host (groups and defaults take the same keys, except `addresses` which is
 per host, and `groups` which defaults do not have):
@@ -68,12 +74,25 @@ __all__ = [
 
 PLATFORMS = ("cisco_ios", "cisco_xe")
 HOST_KEY_POLICIES = ("tofu", "strict", "accept-any")
-_PLATFORM_HINTS = {
-    "ios": "cisco_ios (or cisco_xe for IOS-XE)",
+# Platform names as Nornir, NAPALM, netmiko and Ansible users write them. NAPALM's `ios`
+# driver serves IOS and IOS-XE alike; it is taken as cisco_ios (write iosxe/cisco_xe for
+# IOS-XE routers: some commands differ).
+PLATFORM_ALIASES = {
+    "ios": "cisco_ios",
+    "cisco_ios_ssh": "cisco_ios",
+    "cisco.ios.ios": "cisco_ios",
     "iosxe": "cisco_xe",
     "ios-xe": "cisco_xe",
     "ios_xe": "cisco_xe",
     "cisco_iosxe": "cisco_xe",
+    "cisco_ios_xe": "cisco_xe",
+    "cisco_xe_ssh": "cisco_xe",
+    # NetBox platform slugs as commonly created (nornir_netbox with use_platform_slug)
+    "cisco-ios": "cisco_ios",
+    "cisco-ios-xe": "cisco_xe",
+    "cisco-iosxe": "cisco_xe",
+}
+_PLATFORM_HINTS = {
     "asr1000": "cisco_xe",
     "asr1k": "cisco_xe",
     "csr1000v": "cisco_xe",
@@ -200,6 +219,7 @@ class DefaultsEntry(_Strict):
     password: Text | None = None
     secret: Text | None = None
     platform: str | None = None
+    device_type: str | None = None  # netmiko's name for the platform; wins over platform on one level
     site: Text | None = None
     data: dict[str, Any] | None = None
     connection_options: ConnectionOptionsEntry | None = None
@@ -387,6 +407,9 @@ def load_inventory(
     `state_dir` receives the ssh config files generated for `proxy_jump` (default
     $COLLECTOR_STATE or ~/.local/state/collector)."""
     path = Path(path)
+    ansible = _ansible_file(path)
+    if ansible is not None:
+        return _load_ansible(ansible, resolve_credentials, prompt, environ, state_dir)
     if path.is_dir():
         hosts = _first_existing(path, "hosts")
         if hosts is None:
@@ -422,6 +445,43 @@ def load_inventory(
     if not parsed.hosts:
         raise InventoryError("no hosts defined", path=path, line=doc.line_of(("hosts",)))
     return _build(hosts, groups, defaults, [path], resolve_credentials, prompt, environ, state_dir)
+
+
+def _ansible_file(path: Path) -> Path | None:
+    """The Ansible inventory file `path` is (or, for a folder, holds), if any."""
+    from collector.inventory_sources import is_ansible_inventory
+
+    if path.is_dir():
+        if _first_existing(path, "hosts") is not None and not is_ansible_inventory(_first_existing(path, "hosts")):
+            return None
+        for name in ("hosts", "hosts.ini", "inventory", "inventory.ini", "hosts.yml", "hosts.yaml", "inventory.yml",
+                     "inventory.yaml"):
+            candidate = path / name
+            if candidate.is_file() and is_ansible_inventory(candidate):
+                return candidate
+        return None
+    return path if is_ansible_inventory(path) else None
+
+
+def _load_ansible(path, resolve_credentials, prompt, environ, state_dir) -> Inventory:
+    from collector.inventory_sources import AnsibleInventoryError, load_ansible
+
+    try:
+        doc = load_ansible(path)
+    except AnsibleInventoryError as exc:
+        raise InventoryError(exc.message, path=exc.path, line=exc.line) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InventoryError(f"cannot read: {exc}", path=path) from None
+    try:
+        parsed = InventoryFile.model_validate(doc.data)
+    except pydantic.ValidationError as exc:
+        raise _from_yaml(validation_error(doc, exc)) from None
+    if not parsed.hosts:
+        raise InventoryError("no hosts in this Ansible inventory", path=path)
+    hosts = _Section(doc, ("hosts",), parsed.hosts)
+    groups = _Section(doc, ("groups",), parsed.groups or {})
+    defaults = _Level("defaults", "defaults", parsed.defaults or DefaultsEntry(), doc, ("defaults",))
+    return _build(hosts, groups, defaults, [path, *doc.sources], resolve_credentials, prompt, environ, state_dir)
 
 
 def load_inventory_files(
@@ -564,7 +624,7 @@ def _build(
             name=gname,
             groups=tuple(entry.groups or ()) if entry else (),
             site=entry.site if entry else None,
-            platform=entry.platform if entry else None,
+            platform=_platform_name(entry.device_type or entry.platform) if entry else None,
             data=dict(entry.data or {}) if entry else {},
         )
         for gname, entry in groups.entries.items()
@@ -673,9 +733,19 @@ def _resolve_host(
     def pick(*found: _Found | None) -> _Found | None:
         return next((f for f in found if f is not None), None)
 
+    def platform_key() -> _Found | None:
+        for level in chain:
+            for key in ("device_type", "platform"):
+                value = getattr(level.entry, key, None)
+                if value is not None:
+                    return _Found(value, level, (key,))
+        return None
+
     hostname = pick(netmiko("hostname"), plain("hostname"))
     port = pick(netmiko("port"), plain("port"))
-    platform = pick(netmiko("platform"), plain("platform"))
+    platform = pick(netmiko("platform"), platform_key())
+    if platform is not None:
+        platform = _Found(_platform_name(platform.value), platform.level, platform.loc)
     username = pick(netmiko("username"), plain("username"))
     password = pick(netmiko("password"), plain("password"))
     secret = pick(extra("secret"), plain("secret"))
@@ -726,6 +796,12 @@ def _resolve_host(
         options=options,
         member_of=tuple(member_of),
     )
+
+
+def _platform_name(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    return PLATFORM_ALIASES.get(value.strip().lower(), value)
 
 
 def _hostname_value(name: str, found: _Found | None, host_level: _Level) -> str:

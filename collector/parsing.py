@@ -206,21 +206,30 @@ class TemplateRegistry:
             return ParseResult([], found.label, f"output is {type(text).__name__}, not text")
         try:
             if len(found.names) == 1:
-                header, rows = self._run(found.directory / found.names[0], text)
+                header, rows, list_names = self._run(found.directory / found.names[0], text)
             else:
-                header, rows = _run_merged(found, text)
+                (header, rows), list_names = _run_merged(found, text), frozenset()
         except (textfsm.TextFSMError, textfsm.TextFSMTemplateError, clitable.CliTableError) as exc:
             return ParseResult([], found.label, f"{found.label}: {exc}")
         except Exception as exc:  # noqa: BLE001
             return ParseResult([], found.label, f"{found.label}: {type(exc).__name__}: {exc}")
         names = [h.lower() for h in header]
         records = [dict(zip(names, row)) for row in rows]
-        enrich = _ENRICHERS.get(found.names[0])
-        if enrich is not None and found.directory == self.own_dir:
-            records = [enrich(r) for r in records]
+        if found.directory == self.own_dir:
+            enrich = _ENRICHERS.get(found.names[0])
+            if enrich is not None:
+                records = [enrich(r) for r in records]
+            expand = _EXPANDERS.get(found.names[0])
+            if expand is not None:
+                if not records:  # keep the template's fields, empty, for the expander to carry
+                    records = [{n: [] if n.upper() in list_names else "" for n in names}]
+                try:
+                    records = expand(records, text)
+                except Exception as exc:  # noqa: BLE001 - device text never raises
+                    return ParseResult(records, found.label, f"{found.label}: {type(exc).__name__}: {exc}")
         return ParseResult(records, found.label, None)
 
-    def _run(self, path: Path, text: str) -> tuple[list[str], list[list[object]]]:
+    def _run(self, path: Path, text: str) -> tuple[list[str], list[list[object]], frozenset[str]]:
         fsms: dict[Path, textfsm.TextFSM] | None = getattr(self._local, "fsms", None)
         if fsms is None:
             fsms = self._local.fsms = {}
@@ -231,7 +240,8 @@ class TemplateRegistry:
             fsm.Reset()
         # After a TextFSMError the FSM is mid-state; the Reset() above on next use clears it.
         rows = fsm.ParseText(text)
-        return list(fsm.header), rows
+        list_names = frozenset(v.name for v in fsm.values if "List" in v.OptionNames())
+        return list(fsm.header), rows, list_names
 
     def _source(self, path: Path) -> str:
         source = self._sources.get(path)
@@ -312,6 +322,81 @@ def _enrich_show_version(record: dict[str, object]) -> dict[str, object]:
 
 _ENRICHERS: dict[str, Callable[[dict[str, object]], dict[str, object]]] = {
     "cisco_ios_show_version_family.textfsm": _enrich_show_version,
+}
+
+
+# --------------------------------------------------------------------------- show logging
+# The header comes from the TextFSM template; the records of the buffer from
+# collector.detect.logline, the detector's own reader (every stamp form, continuation
+# lines joined, years filled in), so `collector parse`, `collect` and the agent see the
+# same records. A 10 MB buffer is ~100,000 records: TextFSM would take ten times longer.
+
+LOG_RECORD_FIELDS = (
+    "sequence", "flag", "timestamp", "month", "day", "year", "time", "timezone", "uptime",
+    "hostname", "facility", "severity", "mnemonic", "message", "raw",
+    "destaddr", "prot", "spi", "spi_dec", "srcaddr", "interface",
+)
+_MONTH_NAMES = frozenset(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"))
+
+
+def _show_logging_records(header_records: list[dict[str, object]], text: str) -> list[dict[str, object]]:
+    """One record per log record of the buffer, each carrying the header's fields (as
+    TextFSM's Filldown would) and LOG_RECORD_FIELDS ("" when absent; the invalid-SPI
+    fields only on a `%CRYPTO-4-RECVD_PKT_INV_SPI` record, unvalidated). An empty buffer
+    gives the header alone, with every log field "", so the header is never lost."""
+    from collector.detect.logline import invalid_spi_fields, iter_log_records  # noqa: PLC0415
+
+    header = header_records[0] if header_records else {}
+    out = []
+    for line in iter_log_records(text):
+        record = dict(header)
+        record.update(_log_fields(line, invalid_spi_fields(line)))
+        out.append(record)
+    if not out:
+        if not any(header.values()):
+            return []  # neither a header nor a record: not a `show logging` output
+        empty = dict(header)
+        empty.update(dict.fromkeys(LOG_RECORD_FIELDS, ""))
+        out.append(empty)
+    return out
+
+
+def _log_fields(line, spi_fields: dict[str, str] | None) -> dict[str, object]:
+    fields: dict[str, object] = dict.fromkeys(LOG_RECORD_FIELDS, "")
+    stamp = line.timestamp_text or ""
+    if stamp:
+        fields["timestamp"] = stamp
+        at = line.raw.find(stamp)
+        if at > 0 and line.raw[at - 1] in "*.":
+            fields["flag"] = line.raw[at - 1]
+        words = stamp.split()
+        if words[0] in _MONTH_NAMES and len(words) >= 3:
+            fields["month"], fields["day"] = words[0], words[1]
+            rest = words[2:]
+            if rest and len(rest[0]) == 4 and rest[0].isdigit():
+                fields["year"], rest = rest[0], rest[1:]
+            if rest:
+                fields["time"], rest = rest[0], rest[1:]
+            if rest:
+                fields["timezone"] = rest[0]
+        elif ":" in stamp or stamp[-1:] in "wdh" and len(words) == 1:
+            fields["uptime"] = stamp
+    if line.seq is not None:
+        fields["sequence"] = str(line.seq)
+    if line.hostname:
+        fields["hostname"] = line.hostname
+    if line.mnemonic:
+        facility, severity, name = line.mnemonic.rsplit("-", 2)
+        fields["facility"], fields["severity"], fields["mnemonic"] = facility, severity, name
+    fields["message"] = line.message
+    fields["raw"] = line.raw
+    if spi_fields:
+        fields.update(spi_fields)
+    return fields
+
+
+_EXPANDERS: dict[str, Callable[[list[dict[str, object]], str], list[dict[str, object]]]] = {
+    "cisco_ios_show_logging_header.textfsm": _show_logging_records,
 }
 
 

@@ -38,6 +38,7 @@ Format (every key optional unless marked; durations are text such as "90s", "10m
       refuse_if_foreign_debugs: true  # refuse to arm when someone else's debugs are on
       deadman_grace: 2m               # the on-box applet fires at window + grace
       allow_arm_without_deadman: false  # arm where the applet cannot run under AAA
+      arm_unknown_sources: false      # arm for a srcaddr that is no inventory router and no configured peer
 
     logging: {buffered_size: 1000000, buffered_level: debugging}
 
@@ -527,6 +528,7 @@ class Guards(_Model):
     # Arm even when the on-box dead-man applet could not run (AAA without bypass): then
     # only the agent itself can disarm. Off: such a router is not armed.
     allow_arm_without_deadman: bool = False
+    arm_unknown_sources: bool = False
 
 
 LoggingLevel: TypeAlias = Literal[

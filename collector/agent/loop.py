@@ -14,6 +14,7 @@ arm step), and router work reports back only through the inbox.
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import threading
@@ -24,6 +25,7 @@ from collector.agent.reader import LogReader
 from collector.agent.worker import Worker
 from collector.core.decide import (
     Arm,
+    Armed,
     Capture,
     Close,
     CoreState,
@@ -61,7 +63,7 @@ def rules_of(playbook: Playbook) -> Rules:
     return Rules(occurs=playbook.occurs, within=playbook.within, arm_window=playbook.arm_window,
                  max_window=playbook.max_window, cooldown_flow=playbook.cooldown.flow,
                  cooldown_pair=playbook.cooldown.pair, max_armed_routers=guards.max_armed_routers,
-                 arm_unknown_sources=getattr(guards, "arm_unknown_sources", False))
+                 arm_unknown_sources=guards.arm_unknown_sources)
 
 
 class _Printer:
@@ -114,7 +116,7 @@ class Agent:
         self.responder = Responder(playbook=playbook, store=store, sessions=sessions, registry=registry)
         self.worker = Worker(inventory=inventory, playbook=playbook, store=store, responder=self.responder,
                              reader=self.reader, bundle_root=bundle_root, ends=self._ends, dry_run=dry_run,
-                             report=self.report)
+                             report=self.report, observers=self.observers)
         self.bundles: list[Path] = []
         self.unreadable: dict[str, str] = {}  # router -> why its last read failed
         self.closed: dict[str, IncidentState] = {}  # incidents this run ended, and how
@@ -125,8 +127,10 @@ class Agent:
         """Decide on one event and act on what it asks (loop thread only)."""
         for action in decide(self.core, event):
             self._act(action)
-        if isinstance(event, (LineSeen, Tick)) and not self.dry_run:
-            self.store.save_tracker(self.playbook.name, self.core.tracker.snapshot())
+        if isinstance(event, (LineSeen, Tick)):
+            self.observers.flows_tracked(len(self.core.tracker.open_windows()))
+            if not self.dry_run:
+                self.store.save_tracker(self.playbook.name, self.core.tracker.snapshot())
 
     def run_until_idle(self, timeout: float | None = None) -> None:
         """Process the inbox until it is empty and no router work is in flight."""
@@ -165,6 +169,9 @@ class Agent:
         elif isinstance(action, Arm):
             self._open(action)
             self._work(self.worker.arm, action)
+        elif isinstance(action, Armed):
+            if not self.dry_run:
+                self.store.update_incident(action.incident_id, armed_at=action.at)
         elif isinstance(action, Capture):
             self.store.update_incident(action.incident_id, state=IncidentState.CAPTURING)
             self._work(self.worker.capture, action)
@@ -221,8 +228,18 @@ class Agent:
         """Seal the bundle (when there was a capture), then record the end (worker thread)."""
         trigger = tuple(e.raw for e in self.store.events(key=self._key_of(close.incident_id))
                         if e.incident_id == close.incident_id and e.source == "poll")
+        try:
+            context = self.worker.context(close.incident_id)
+            releases, opened = list(context.releases), context.armed_at
+        except KeyError:
+            releases, opened = [], None
         bundle = self.worker.seal(close, trigger_lines=trigger, secrets=tuple(self.inventory.secret_values()),
                                   diagnose=_diagnose)
+        since = (utcnow() - opened).total_seconds() if opened else 0.0
+        self.observers.disarmed(close.incident_id, releases, close.state, since)
+        if bundle is not None:
+            complete = json.loads((bundle / "manifest.json").read_text()).get("complete", False)
+            self.observers.captured(close.incident_id, bundle, complete=complete, seconds=since)
         reason = close.reason
         if close.state is IncidentState.CAPTURED and bundle is None:
             reason = f"{reason}; the bundle could not be written"

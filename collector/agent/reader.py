@@ -17,15 +17,17 @@ import threading
 import time
 import uuid
 from datetime import datetime, timedelta
-from ipaddress import IPv4Address, IPv6Address, ip_address
+import re
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 
 from collector.core.decide import LineSeen, SourceKind
 from collector.core.observers import AgentEvents
-from collector.detect.cursor import LogCursor, fingerprint, new_lines
+from collector.detect.cursor import fingerprint
+from collector.detect.logread import LogPosition, poll_log
 from collector.detect.events import Flow
 from collector.detect.logline import parse_invalid_spi, parse_syslog_datagram
 from collector.detect.syslog_receiver import SyslogHint
-from collector.diagnose.classify import classify_config, parse_crypto_sessions
+from collector.cryptoconfig import classify_config, parse_crypto_sessions
 from collector.inventory import Host, Inventory
 from collector.parsing import TemplateRegistry
 from collector.playbook import Playbook
@@ -40,6 +42,10 @@ QFP_COUNTERS = ("IN_US_V4_PKT_SA_NOT_FOUND_SPI", "IN_US_V6_PKT_SA_NOT_FOUND_SPI"
 ADDRESS_REFRESH = timedelta(hours=1)  # addresses learnt from `show ip interface brief` are trusted this long
 PEER_REFRESH = timedelta(minutes=10)  # a receiver's configured and active peers, read when needed
 SYSLOG_CONFIRM_INTERVAL = 5.0  # seconds between syslog-triggered SSH log reads of one router
+WATCHED = ("CRYPTO-4-RECVD_PKT_INV_SPI",)  # the messages a poll reads (besides the header)
+# Every N-th poll reads the whole buffer: a filtered read cannot see a `clear logging`
+# followed by as many identical watched lines as it removed (collector.detect.logread).
+FULL_READ_EVERY = 10
 
 Address = IPv4Address | IPv6Address
 
@@ -62,7 +68,7 @@ class LogReader:
         self._run = uuid.uuid4().hex[:8]  # event ids must not collide with an earlier run's
         self._lock = threading.Lock()
         self._reads: dict[str, int] = {}
-        self._peers: dict[str, tuple[datetime, frozenset[Address]]] = {}
+        self._peers: dict[str, tuple] = {}
         self._confirm_after: dict[str, float] = {}
         self._confirm_due: set[str] = set()
 
@@ -71,14 +77,22 @@ class LogReader:
     def poll(self, host: Host) -> tuple[list[LineSeen], int]:
         """Read `host`'s log now: its new invalid-SPI lines and the number of this read.
 
+        New lines are found by the router's own counters and buffer order
+        (collector.detect.logread): N identical lines are N events. Most polls read only
+        the header and the watched lines; the whole buffer when that cannot be exact, at
+        the first read and every FULL_READ_EVERY-th.
+
         Raises:
             SessionError: the router could not be read (nothing is changed then)."""
         started = time.monotonic()
+        timeout = max(host.options.read_timeout, 120.0)
         try:
             with self.sessions.session(host) as session:
-                output = session.run(self.playbook.sources.poll.command,
-                                     read_timeout=max(host.options.read_timeout, 120.0))
+                record = self.store.log_cursor(host.name)
+                previous = LogPosition.from_text(record.fingerprints) if record else None
                 number = self._next_read(host.name)
+                read = poll_log(lambda command: session.run(command, read_timeout=timeout).text, previous, WATCHED,
+                                full=previous is None or number % FULL_READ_EVERY == 0)
                 if self._addresses_stale(host.name):  # a flow's sender is found beyond inventory `addresses`
                     brief = session.run("show ip interface brief").text
                     self.store.save_addresses(host.name, interface_addresses(self.registry, host.platform, brief),
@@ -87,31 +101,26 @@ class LogReader:
             self.observers.polled(host.name, ok=False, lines=0, seconds=time.monotonic() - started,
                                   error_kind=exc.kind)
             raise
-        lines = self.ingest(host, output.text, number, utcnow())
-        self.observers.polled(host.name, ok=True, lines=len(lines), seconds=time.monotonic() - started)
-        return lines, number
-
-    def ingest(self, host: Host, text: str, number: int, received: datetime) -> list[LineSeen]:
-        """The new invalid-SPI lines of one read of `host`'s log (the cursor moves on)."""
-        matching = [line for line in text.splitlines() if "RECVD_PKT_INV_SPI" in line]
-        record = self.store.log_cursor(host.name)
-        cursor = LogCursor.from_text(record.fingerprints if record else None)
-        fresh, cursor = new_lines(cursor, matching)
+        received = utcnow()
         seen = []
-        for index, raw in enumerate(fresh):
-            event = parse_invalid_spi(raw, router=host.name, source="poll", received_at=received, year=received.year)
+        for new in read.new_lines:
+            event = parse_invalid_spi(new.text, router=host.name, source="poll", received_at=received,
+                                      year=received.year)
             if event is None:
                 continue
             kind, sender, dst_owned = self.classify(event.flow)
             self.observers.event_seen(host.name, "poll", known_source=kind is not SourceKind.UNKNOWN)
-            seen.append(LineSeen(
-                flow=event.flow, event_id=f"{host.name}|{self._run}|{number}|{index}", at=received, read=number,
-                raw=event.raw, sender=sender, source=kind, dst_owned=dst_owned))
+            seen.append(LineSeen(flow=event.flow, event_id=f"{host.name}|{new.key}", at=received, read=number,
+                                 raw=event.raw, sender=sender, source=kind, dst_owned=dst_owned))
+        position = read.position
         self.store.save_log_cursor(LogCursorRecord(
-            router=host.name, fingerprints=cursor.to_text(), last_seq=None, last_device_time=None,
-            last_line_hash=fingerprint(matching[-1]) if matching else None, buffer_size=None,
-            messages_logged=None, read_at=received))
-        return seen
+            router=host.name, fingerprints=position.to_text(), last_seq=position.seq, last_device_time=None,
+            last_line_hash=position.tail[-1] if position.tail else None, buffer_size=position.buffer_bytes,
+            messages_logged=position.logged, read_at=received))
+        if read.gap:
+            self.observers.problem(host.name, f"log lines may have been lost since the last read: {read.gap}")
+        self.observers.polled(host.name, ok=True, lines=len(seen), seconds=time.monotonic() - started)
+        return seen, number
 
     def _next_read(self, router: str) -> int:
         with self._lock:
@@ -136,7 +145,8 @@ class LogReader:
             return SourceKind.INVENTORY, next(iter(others)), dst_owned
         if len(others) > 1:
             return SourceKind.AMBIGUOUS, None, dst_owned
-        if flow.src in self._peers_of(flow.router):
+        peers, networks = self._peers_of(flow.router)
+        if flow.src in peers or any(flow.src in net for net in networks):
             return SourceKind.PEER, None, dst_owned
         return SourceKind.UNKNOWN, None, dst_owned
 
@@ -152,15 +162,17 @@ class LogReader:
             found |= {ip_address(a) for a in host.addresses if _is_ip(a)}
         return found
 
-    def _peers_of(self, router: str) -> frozenset[Address]:
+    def _peers_of(self, router: str) -> tuple[frozenset[Address], tuple[IPv4Network | IPv6Network, ...]]:
         """Configured peers (crypto map `set peer`, tunnel destinations, static NHRP, IKEv2
-        peers) and peers with a crypto session now, read once per PEER_REFRESH per router."""
+        peers), peers with a crypto session now, and the networks of its pre-shared keys
+        and keyrings, read once per PEER_REFRESH per router."""
         now = utcnow()
         cached = self._peers.get(router)
         if cached is not None and now - cached[0] < PEER_REFRESH:
-            return cached[1]
+            return cached[1], cached[2]
         host = self.inventory.hosts.get(router)
         peers: set[Address] = set()
+        networks: tuple = ()
         if host is not None:
             try:
                 with self.sessions.session(host) as session:
@@ -169,11 +181,12 @@ class LogReader:
                 for tunnel in classify_config(config.text).tunnels:
                     peers |= {ip_address(p) for p in tunnel.peers if _is_ip(p)}
                 peers |= {ip_address(s.peer) for s in parse_crypto_sessions(sessions.text) if _is_ip(s.peer)}
+                networks = keyed_networks(config.text)
             except SessionError as exc:
                 log.warning("%s: could not read its configured peers: %s", router, exc.reason)
-                return frozenset()  # not cached: asked again at the next line
-        self._peers[router] = (now, frozenset(peers))
-        return self._peers[router][1]
+                return frozenset(), ()  # not cached: asked again at the next line
+        self._peers[router] = (now, frozenset(peers), networks)
+        return self._peers[router][1], networks
 
     # -- syslog hints ---------------------------------------------------------------
 
@@ -242,6 +255,26 @@ class LogReader:
                                             source="qfp", raw=text, device_time=None, received_at=now))
         self.observers.event_seen(host.name, "qfp", known_source=True)
         return text
+
+
+# `crypto isakmp key K address A [MASK]`, keyring `pre-shared-key address A [MASK] key K`,
+# IKEv2 keyring peer ` address A [MASK]`, ISAKMP/IKEv2 profile `match identity address A [MASK]`.
+_KEYED = re.compile(r"^\s*(?:crypto isakmp key \S+ address|pre-shared-key address|address|"
+                    r"match identity (?:remote )?address(?: ipv4)?)\s+([0-9A-Fa-f:.]+)(?:[ /]([0-9.]+))?", re.M)
+
+
+def keyed_networks(running_config: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    """Addresses and networks the router holds a key or identity match for. A wildcard
+    (`0.0.0.0 0.0.0.0`) names no peer: it would make every scanner a peer."""
+    found = []
+    for address, mask in _KEYED.findall(running_config):
+        try:
+            network = ip_network(f"{address}/{mask}" if mask else address, strict=False)
+        except ValueError:
+            continue
+        if network.prefixlen > 0 and not network.network_address.is_unspecified:
+            found.append(network)
+    return tuple(found)
 
 
 def _is_ip(text: str) -> bool:

@@ -155,6 +155,15 @@ class Arm:
 
 
 @dataclass(frozen=True, slots=True)
+class Armed:
+    """Record that every end of the incident is armed (and the receiver's log marked)."""
+
+    incident_id: str
+    at: datetime
+    routers: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
 class Capture:
     incident_id: str
     armed_before_repeat: bool  # the flow's first repeat was logged after both ends were armed
@@ -206,7 +215,7 @@ class MarkArmedLate:
     incident_id: str
 
 
-Action = Arm | Capture | Release | Close | Count | Skip | MarkArmedLate
+Action = Arm | Armed | Capture | Release | Close | Count | Skip | MarkArmedLate
 
 
 # ---------------------------------------------------------------------- state
@@ -317,7 +326,8 @@ def _line(state: CoreState, line: LineSeen) -> list[Action]:
     incident = _open_incident_of(state, flow)
     if incident is not None:
         return _line_of_incident(state, incident, line)
-    actions: list[Action] = [Count(flow, line.event_id, line.raw, None, after_arming=False)]
+    unlinked: list[Action] = [Count(flow, line.event_id, line.raw, None, after_arming=False)]
+    actions = unlinked
     refusal = _refusal(state, line)
     if refusal is not None and refusal.unknown:
         key = (flow.router, str(flow.src))
@@ -331,7 +341,8 @@ def _line(state: CoreState, line: LineSeen) -> list[Action]:
         return actions
     window = state.tracker.window(flow)
     repeated = window is not None and window.count >= state.rules.occurs
-    return actions + _open(state, line, repeated=repeated)
+    opened = _open(state, line, repeated=repeated)
+    return opened if any(isinstance(a, Arm) for a in opened) else unlinked + opened  # Arm counts the line itself
 
 
 def _open_incident_of(state: CoreState, flow: Flow) -> Incident | None:
@@ -450,7 +461,7 @@ def _arm_done(state: CoreState, done: ArmDone) -> list[Action]:
     incident.phase = Phase.ARMED
     incident.armed_at = done.at
     incident.mark = done.mark
-    return []
+    return [Armed(incident.incident_id, done.at, done.armed)]
 
 
 def _capture_done(state: CoreState, done: CaptureDone) -> list[Action]:

@@ -1,16 +1,13 @@
-"""Which log lines are new since the last read of a router's buffer.
+"""Fallback only: which log lines are new, by their text, where the router gives no counter.
 
-Sequence numbers and timestamps cannot be trusted alone: not every router prints
-sequence numbers, `clear logging` and a reload restart them, the buffer wraps, and clocks
-jump (NTP, a `*` unsynchronised clock after boot). What is reliable is the text of the
-lines themselves: each line carries its own timestamp (and sequence number where
-configured), so the same text seen again is the same event. The cursor therefore keeps
-fingerprints of the matching lines present in the buffer at the last read; a line whose
-fingerprint is not among them is new. Wrap drops old fingerprints naturally; a cleared
-buffer makes every line new, which is right.
+The reader is collector/detect/logread.py: it identifies records by the buffer's
+`messages logged` count, sequence numbers and buffer order. This module is used there only
+for output whose header carries no count (a platform that does not print one).
 
-One subtle case: a line with no timestamp and no sequence number repeats verbatim. Lines
-are counted per fingerprint, so a second identical line is still reported as new.
+Text is a weak identity: with `service timestamps log uptime` or no time stamps every line
+of one flow is byte-identical. Fingerprints are therefore kept with their multiplicity: a
+line is new when the buffer now holds more copies of it than at the last read. What this
+cannot see: a wrap that drops k copies while k identical ones arrive reports nothing new.
 """
 
 from __future__ import annotations

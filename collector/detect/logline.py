@@ -7,6 +7,12 @@ a substring pre-check before the expensive patterns; no TextFSM here.
 Every timestamp prefix of domain.md §2.1 is accepted: `<PRI>`, the `NNNNNN:` sequence
 number, `*`/`.` (clock not authoritative), month-day with or without year and msec, a time
 zone, the doubled `: :` of IOS-XE 17, a hostname before `%`, uptime stamps, or no stamp.
+A line that is none of these is tried, off the hot path, as a syslog archive line: a
+relay's RFC 3164 or ISO 8601 stamp and host, RFC 5424, `logging origin-id` hostnames
+(`iter_archive_records` also undoes what a mail or PDF copy does to log text).
+
+The invalid-SPI message is recognised only as itself: the record's own mnemonic, at its
+own place, never the same text inside another message (an EEM `%HA_EM-6-LOG` line).
 
 Values taken from a line can end up in router commands (`debug crypto condition peer ...`),
 so `parse_invalid_spi` validates strictly and returns None for anything doubtful; nothing
@@ -75,7 +81,9 @@ _UNSTAMPED = re.compile(
 
 _INV_SPI_TAG = "RECVD_PKT_INV_SPI"
 _INV_SPI_BODY = re.compile(
-    r"decaps:\s*rec'?d IPSEC packet has invalid spi for\s*"
+    # `decaps rec'd` without the colon (a forum transcript) and a typographic backtick in
+    # ``rec`d`` (a lab book) are the same message; neither changes what is validated.
+    r"decaps:?\s*rec['`]?d IPSEC packet has invalid spi for\s*"
     r"destaddr=\s*(?P<dst>[0-9A-Fa-f:.]{2,45})\s*,\s*"
     r"prot=\s*(?P<prot>\d{1,3})\s*,\s*"
     r"spi=\s*0x(?P<hex>[0-9A-Fa-f]{1,8})\s*\(\s*(?P<dec>\d{1,10})\s*\)\s*,\s*"
@@ -83,7 +91,14 @@ _INV_SPI_BODY = re.compile(
     r"(?:\s*,\s*input interface=\s*(?P<ifc>[A-Za-z][A-Za-z0-9/._:-]{0,63}))?"
     r"\s*",  # fullmatch: nothing may trail the last field
 )
-_INV_SPI_MARK = re.compile(r"%CRYPTO-4-RECVD_PKT_INV_SPI:\s?")
+_INV_SPI_MNEMONIC = "CRYPTO-4-RECVD_PKT_INV_SPI"
+# The same fields, unvalidated and tolerant of what an archive does to them (for display).
+_INV_SPI_FIELDS = re.compile(
+    r"decaps:?\s*rec.?d IPSEC packet has invalid spi for\s*"
+    r"destaddr=\s*(?P<dst>\S+?)\s*,\s*prot=\s*(?P<prot>\d+)\s*,\s*"
+    r"spi=\s*0x(?P<hex>[0-9A-Fa-f]+)\s*\(\s*(?P<dec>\d+)\s*\)\s*,\s*srcaddr=\s*(?P<src>[^\s,]+)"
+    r"(?:\s*,\s*input interface=\s*(?P<ifc>[^\s,]+))?"
+)
 
 _DELETE_NOTIFY_TAG = "ignoring request to send delete notify"
 _DELETE_NOTIFY = re.compile(
@@ -152,11 +167,20 @@ def parse_log_line(line: str, *, year: int | None = None) -> LogLine | None:
     try:
         if year is None:
             now = datetime.now(timezone.utc).replace(tzinfo=None)
-            record = _parse(line, now.year)
+            record = _parse_or_relayed(line, now.year)
             return _roll_back_if_future(record, now) if record is not None else None
-        return _parse(line, year)
+        return _parse_or_relayed(line, year)
     except Exception:  # noqa: BLE001 - a parser of untrusted text never raises
         return None
+
+
+def _parse_or_relayed(line: str, year: int) -> LogLine | None:
+    """The router's own forms first (the hot path); only a line that is none of them is
+    tried as a syslog archive line (`<PRI>`, a relay's stamp and host, RFC 5424)."""
+    record = _parse(line, year)
+    if record is not None or not line or line[0] in " \t" or len(line) > MAX_LINE_CHARS:
+        return record
+    return _parse_relayed(line.rstrip("\r\n"), year)
 
 
 def _parse(line: str, year: int) -> LogLine | None:
@@ -274,7 +298,7 @@ def _collect_records(text: str, year: int | None) -> list[LogLine]:
 
     lines = text.splitlines()
     start, indent = _buffer_start(text, lines)
-    parse = _parse
+    parse = _parse_or_relayed
     records: list[LogLine] = []
     open_record: LogLine | None = None
     extra: list[str] = []
@@ -313,6 +337,43 @@ def _collect_records(text: str, year: int | None) -> list[LogLine]:
     if rollover or shift_all:
         _fix_years(records, shift_all)
     return records
+
+
+def iter_archive_records(text: str, *, year: int | None = None) -> Iterator[LogLine]:
+    """The log records of a syslog archive or of a copy of one (a mail, a PDF, a web page).
+
+    Every form `parse_log_line` reads (the router's own, `<PRI>`, a relay's stamp and host,
+    RFC 5424), plus what copying does to log text: a record wrapped over several lines is
+    joined back (as by `iter_log_records`), records run together on one line are split
+    where the next one's stamp and `%MNEMONIC` begin, and a mail quote marker between `%`
+    and the mnemonic (`%>CRYPTO-...`, a wrap that the archive re-joined) is dropped. Not
+    for `show logging` output: router text never needs this, and it costs a scan per line."""
+    if not text:
+        return iter(())
+    try:
+        lines = []
+        for line in text.splitlines():
+            line = line.replace("%>", "%")
+            lines.extend(_split_run_together(line))
+        return iter(_collect_records("\n".join(lines), year))
+    except Exception:  # noqa: BLE001 - never raise on archive text
+        return iter(())
+
+
+# A record starting inside a line: white space, then a month-day stamp (or a bare mnemonic
+# after a sequence number) followed by `: %MNEMONIC`.
+_RECORD_START_INSIDE = re.compile(
+    r"\s+(?=(?:\d{1,12}:\s*)?[*.]?(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +\d{1,2}"
+    r"(?: +\d{4})? +\d{1,2}:\d\d:\d\d(?:\.\d{1,6})?(?: +[A-Za-z][A-Za-z0-9_+-]{0,15})?:\s*(?::\s*)?"
+    r"(?:[A-Za-z0-9][A-Za-z0-9._-]{0,252} +)?%[A-Za-z0-9_]+-)"
+)
+
+
+def _split_run_together(line: str) -> list[str]:
+    if line.count("%") < 2:
+        return [line]
+    parts = _RECORD_START_INSIDE.split(line)
+    return [part for part in parts if part]
 
 
 def _buffer_start(text: str, lines: list[str]) -> tuple[int, int]:
@@ -366,14 +427,58 @@ def parse_invalid_spi(
 ) -> InvalidSpiEvent | None:
     """A validated `%CRYPTO-4-RECVD_PKT_INV_SPI` event, or None.
 
-    Accepts a `show logging` line or a syslog datagram text (`<PRI>...`). The body must be
-    exactly the IOS message (nothing may trail `srcaddr=` / `input interface=`); addresses
-    must be valid IPv4/IPv6 unicast of one family, prot 50 (ESP) or 51 (AH), and the SPI's
-    hex and decimal forms must agree and fit 32 bits (SPI 0 is invalid in ESP/AH)."""
+    Accepts a `show logging` line, a syslog datagram text (`<PRI>...`) or a line of a syslog
+    archive (a relay's stamp and host before the router's line, RFC 5424). The message is
+    recognised only as itself: the line must parse as a log record whose own mnemonic is
+    `CRYPTO-4-RECVD_PKT_INV_SPI`; the same text inside another message (an EEM
+    `%HA_EM-6-LOG: applet: %CRYPTO-4-...`, an unknown prefix) is not an event. The body
+    must be exactly the IOS message (nothing may trail `srcaddr=` / `input interface=`);
+    addresses must be valid IPv4/IPv6 unicast of one family, prot 50 (ESP) or 51 (AH), and
+    the SPI's hex and decimal forms must agree and fit 32 bits (SPI 0 is invalid in ESP/AH)."""
     try:
         return _invalid_spi(line, router, source, received_at, year)
     except Exception:  # noqa: BLE001 - validation failures of any kind mean "not an event"
         return None
+
+
+def parse_invalid_spi_record(
+    record: LogLine, *, router: str, source: str, received_at: datetime
+) -> InvalidSpiEvent | None:
+    """The same validation as `parse_invalid_spi`, for a record already read by
+    `iter_log_records` / `iter_archive_records` (a wrapped message arrives joined)."""
+    try:
+        if not isinstance(record, LogLine) or record.mnemonic != _INV_SPI_MNEMONIC:
+            return None
+        if len(record.message) > MAX_INV_SPI_LINE_CHARS:
+            return None
+        event = _event_from_record(record, record.raw, router, source, received_at)
+        if event is None and "\n" in record.raw:
+            # A PDF or mail copy may also break inside a value (`srcaddr=11.1.\n1.3`): join
+            # the pieces without a separator and validate again (as strictly).
+            first, *rest = record.raw.split("\n")
+            head = _parse_or_relayed(first, record.timestamp.year if record.timestamp else 2000)
+            if head is not None and head.mnemonic == _INV_SPI_MNEMONIC:
+                joined = replace(record, message=head.message.rstrip() + "".join(part.strip() for part in rest))
+                event = _event_from_record(joined, record.raw, router, source, received_at)
+        return event
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def invalid_spi_fields(record: LogLine) -> dict[str, str] | None:
+    """The fields of an invalid-SPI record as printed (`destaddr`, `prot`, `spi` as `0x..`,
+    `spi_dec`, `srcaddr`, `interface`, "" when absent), or None when the record is not one.
+    NOT validated: for display and parsing output only; anything that may reach a router
+    command must come from `parse_invalid_spi` / `parse_invalid_spi_record`."""
+    if record.mnemonic != _INV_SPI_MNEMONIC:
+        return None
+    m = _INV_SPI_FIELDS.match(record.message)
+    if m is None:
+        return None
+    return {
+        "destaddr": m.group("dst"), "prot": m.group("prot"), "spi": "0x" + m.group("hex"),
+        "spi_dec": m.group("dec"), "srcaddr": m.group("src"), "interface": m.group("ifc") or "",
+    }
 
 
 def _invalid_spi(
@@ -391,17 +496,16 @@ def _invalid_spi(
             record = _roll_back_if_future(record, ref)
     else:
         record = _parse_any(line, year)
+    # Its own mnemonic at its own place: no search for the text anywhere else in the line.
+    if record is None or record.mnemonic != _INV_SPI_MNEMONIC:
+        return None
+    return _event_from_record(record, line, router, source, received_at)
 
-    if record is not None and record.mnemonic == "CRYPTO-4-RECVD_PKT_INV_SPI":
-        body = record.message
-    else:
-        # An unknown prefix (a relay's header, an origin-id we do not know): the body is
-        # still validated strictly below, the prefix just gives no time or sequence.
-        mark = _INV_SPI_MARK.search(line)
-        if mark is None:
-            return None
-        body, record = line[mark.end():], None
-    m = _INV_SPI_BODY.fullmatch(body)
+
+def _event_from_record(
+    record: LogLine, raw: str, router: str, source: str, received_at: datetime
+) -> InvalidSpiEvent | None:
+    m = _INV_SPI_BODY.fullmatch(record.message)
     if m is None:
         return None
     prot = int(m.group("prot"))
@@ -416,9 +520,9 @@ def _invalid_spi(
         return None
     return InvalidSpiEvent(
         flow=Flow(router=router, src=src, dst=dst, spi=spi, prot=prot),
-        raw=line,
-        device_time=record.timestamp if record is not None else None,
-        seq=record.seq if record is not None else None,
+        raw=raw,
+        device_time=record.timestamp,
+        seq=record.seq,
         interface=m.group("ifc"),
         source=source,
         received_at=received_at,
@@ -426,9 +530,7 @@ def _invalid_spi(
 
 
 def _parse_any(line: str, year: int) -> LogLine | None:
-    if line.startswith("<"):
-        return _parse_datagram_text(line, year)
-    return _parse(line, year)
+    return _parse_or_relayed(line, year)
 
 
 def _unicast(text: str) -> IPv4Address | IPv6Address | None:
@@ -487,6 +589,17 @@ _BSD_HEADER = re.compile(
     r"(?P<mon>Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +(?P<day>\d{1,2}) "
     r"(?P<hh>\d\d):(?P<mi>\d\d):(?P<ss>\d\d) (?P<host>[A-Za-z0-9][A-Za-z0-9._:-]{0,254}) "
 )
+# ISO 8601 stamp and host, as rsyslog (RSYSLOG_FileFormat) and syslog-ng (ts-format(iso))
+# write archive lines: "2026-12-06T00:12:07.123456+00:00 10.0.0.1 ".
+_ISO_HEADER = re.compile(
+    r"(?P<iso>\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:Z|[+-]\d\d:?\d\d)?) "
+    r"(?P<host>[A-Za-z0-9][A-Za-z0-9._:-]{0,254}) "
+)
+_LEADING_SEQ = re.compile(r"(\d{1,12}):\s+")
+_ORIGIN_PREFIX = re.compile(
+    r"(?:(?P<seq>\d{1,12})?:\s*)?(?:(?P<host>[A-Za-z][A-Za-z0-9._-]{0,62}):\s+)?"
+    r"(?=[*.]?(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) )"
+)
 # C0 controls (except TAB) and DEL: a text protocol line never carries them.
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
@@ -515,7 +628,7 @@ def parse_syslog_datagram(data: bytes) -> LogLine | None:
 def _parse_datagram_text(text: str, year: int) -> LogLine | None:
     m = _PRI.match(text)
     if m is None:
-        return _parse(text, year)  # a relay that stripped the PRI
+        return _parse_or_relayed(text, year)  # a relay that stripped the PRI
     pri = int(m.group(1))
     if pri > 191:
         return None
@@ -529,21 +642,66 @@ def _parse_datagram_text(text: str, year: int) -> LogLine | None:
     inner = _parse(rest, year)
     if inner is not None and inner.timestamp_text is not None:
         return replace(inner, raw=text, pri=pri)
-
-    mb = _BSD_HEADER.match(rest)
-    if mb is not None:
-        body = rest[mb.end():]
-        inner = _parse(body, year) if body else None
-        host = mb.group("host").rstrip(":")
-        if inner is not None:
-            stamp = {} if inner.timestamp_text is not None else _bsd_stamp(mb, year)
-            return replace(inner, raw=text, pri=pri, hostname=inner.hostname or host, **stamp)
-        return LogLine(raw=text, seq=None, authoritative=True, tz=None, hostname=host, pri=pri,
-                       mnemonic=None, message=body, **_bsd_stamp(mb, year))
-
+    relayed = _from_relay_header(rest, text, year, pri)
+    if relayed is not None:
+        return relayed
     if inner is None:
         return None
     return replace(inner, raw=text, pri=pri)
+
+
+def _parse_relayed(line: str, year: int) -> LogLine | None:
+    """A line as a syslog archive stores it: `<PRI>` and/or a relay's header (RFC 3164
+    `Mmm dd hh:mm:ss HOST `, an ISO 8601 stamp and host as rsyslog and syslog-ng write
+    them, RFC 5424) before the router's own line. None when it is none of these."""
+    if not line:
+        return None
+    if line[0] == "<":
+        return _parse_datagram_text(line, year)
+    return _from_relay_header(line, line, year, None)
+
+
+def _from_origin_prefix(rest: str, raw: str, year: int, pri: int | None) -> LogLine | None:
+    """`124: CORE-RTR1: Sep 23 10:15:33.456 UTC: %...` (`logging origin-id hostname`) and
+    `<133>: *Mar  1 ...` (an empty sequence field): a stamped router line after them."""
+    m = _ORIGIN_PREFIX.match(rest)
+    if m is None or m.end() == 0:
+        return None
+    inner = _parse(rest[m.end():], year)
+    if inner is None or inner.timestamp_text is None:
+        return None
+    seq = m.group("seq")
+    return replace(inner, raw=raw, pri=pri if pri is not None else inner.pri,
+                   seq=int(seq) if seq is not None else inner.seq, hostname=m.group("host") or inner.hostname)
+
+
+def _from_relay_header(rest: str, raw: str, year: int, pri: int | None) -> LogLine | None:
+    mb = _BSD_HEADER.match(rest)
+    if mb is not None:
+        stamp_of = _bsd_stamp
+    else:
+        mb = _ISO_HEADER.match(rest)
+        if mb is None:
+            return _from_origin_prefix(rest, raw, year, pri)
+        stamp_of = _iso_stamp
+    body = rest[mb.end():]
+    host = mb.group("host").rstrip(":")
+    inner = _parse(body, year) if body else None
+    if inner is None and body:
+        inner = _from_origin_prefix(body, body, year, None)
+    if inner is not None:
+        # The router's own stamp, when it printed one, is the event's time; the relay's is
+        # only when it received the line.
+        stamp = {} if inner.timestamp_text is not None else stamp_of(mb, year)
+        return replace(inner, raw=raw, pri=pri, hostname=inner.hostname or host, **stamp)
+    # The relay's header makes it a record even when the router's text is no form we know
+    # (`93: SSH2 0: Unexpected message received`).
+    seq_match = _LEADING_SEQ.match(body)
+    seq = int(seq_match.group(1)) if seq_match is not None else None
+    message = body[seq_match.end():] if seq_match is not None else body
+    fields: dict[str, object] = {"tz": None, **stamp_of(mb, year)}
+    return LogLine(raw=raw, seq=seq, authoritative=True, hostname=host, pri=pri,
+                   mnemonic=None, message=message, **fields)
 
 
 def _bsd_stamp(m: re.Match[str], year: int) -> dict[str, object]:
@@ -554,6 +712,24 @@ def _bsd_stamp(m: re.Match[str], year: int) -> dict[str, object]:
         ts = None
     text = m.group(0)[: m.start("host")].strip()
     return {"timestamp": ts, "timestamp_text": text}
+
+
+def _iso_stamp(m: re.Match[str], year: int) -> dict[str, object]:
+    text = m.group("iso")
+    try:
+        aware = datetime.fromisoformat(text.replace("Z", "+00:00")[:32])
+    except ValueError:
+        try:  # more than 6 fractional digits
+            head, _, tail = text.partition(".")
+            digits = "".join(ch for ch in tail if ch.isdigit())
+            aware = datetime.fromisoformat(head + "." + digits[:6] + tail[len(digits):].replace("Z", "+00:00"))
+        except ValueError:
+            return {"timestamp": None, "timestamp_text": text}
+    tz = None
+    if aware.tzinfo is not None:
+        offset = aware.utcoffset()
+        tz = "UTC" if offset == timedelta(0) else aware.strftime("%z")
+    return {"timestamp": aware.replace(tzinfo=None), "timestamp_text": text, "tz": tz}
 
 
 def _from_rfc5424(text: str, pri: int, m: re.Match[str], year: int) -> LogLine | None:

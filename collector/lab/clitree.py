@@ -159,6 +159,7 @@ class Match:
     action: Any
     args: tuple[Any, ...]
     words: tuple[str, ...]  # the full keywords matched, in order
+    expanded: str = ""  # the command with every keyword spelled out (what IOS sends to TACACS+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +174,7 @@ def parse(grammar: Grammar, line: str, tokens: list[Token] | None = None) -> Mat
     node = grammar.root
     args: list[Any] = []
     words: list[str] = []
+    spelled: list[str] = []  # each token, keywords in full
     for index, token in enumerate(tokens):
         lower = token.text.lower()
         nxt: Node | None = None
@@ -193,7 +195,8 @@ def parse(grammar: Grammar, line: str, tokens: list[Token] | None = None) -> Mat
                     args.append(line[token.start :].rstrip())
                     if child.action is None:
                         return ParseError("incomplete", len(line), index)
-                    return Match(child.action, tuple(args), tuple(words))
+                    spelled.append(args[-1])
+                    return Match(child.action, tuple(args), tuple(words), " ".join(spelled))
                 try:
                     value = arg.accept(token)
                 except Ambiguous:
@@ -202,12 +205,16 @@ def parse(grammar: Grammar, line: str, tokens: list[Token] | None = None) -> Mat
                     nxt = child
                     args.append(value)
                     break
+        else:
+            spelled.append(words[-1])
         if nxt is None:
             return ParseError("invalid", token.start + _matched_prefix(node, lower, token), index)
+        if len(spelled) == index:
+            spelled.append(f'"{token.text}"' if token.quoted else token.text)
         node = nxt
     if node.action is None:
         return ParseError("incomplete", len(line), len(tokens))
-    return Match(node.action, tuple(args), tuple(words))
+    return Match(node.action, tuple(args), tuple(words), " ".join(spelled))
 
 
 def _matched_prefix(node: Node, lower: str, token: Token) -> int:

@@ -12,6 +12,7 @@ import copy
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from collector.lab.aaa import AaaConfig
 from collector.lab.eem import Applet
 from collector.lab.logbuf import TimestampFormat
 from collector.lab.topology import (
@@ -49,6 +50,9 @@ class ConfigState:
     descriptions: dict[str, str] = field(default_factory=dict)
     last_change: datetime | None = None
     last_change_by: str = ""
+    hostname: str = ""  # `hostname NAME`; "" until initial() sets the router's name
+    aaa: AaaConfig = field(default_factory=AaaConfig)  # `aaa authorization commands|config-commands`
+    vty_lines: int = 5  # `line vty 0 N` -> N + 1
 
     @classmethod
     def initial(cls, spec: RouterSpec) -> ConfigState:
@@ -65,6 +69,10 @@ class ConfigState:
             log_format=fmt,
             debug_format=fmt,
             sequence_numbers=spec.sequence_numbers,
+            # optional plan fields (topology may set them): device hostname, vty count, AAA lines
+            hostname=getattr(spec, "hostname", None) or spec.name,
+            vty_lines=getattr(spec, "vty_lines", 5),
+            aaa=AaaConfig(dict(getattr(spec, "aaa_commands", None) or {}), getattr(spec, "aaa_config_commands", False)),
         )
 
     def copy(self) -> ConfigState:
@@ -72,6 +80,7 @@ class ConfigState:
         clone.hosts = list(self.hosts)
         clone.applets = {k: v.copy() for k, v in self.applets.items()}
         clone.descriptions = dict(self.descriptions)
+        clone.aaa = self.aaa.copy()
         return clone
 
 
@@ -138,7 +147,7 @@ def render_running_config(
         add("platform qfp utilization monitor load 80")
         add("platform punt-keepalive disable-kernel-core")
     add("!")
-    add(f"hostname {spec.name}")
+    add(f"hostname {state.hostname or spec.name}")
     add("!")
     add("boot-start-marker")
     if not p.is_xe:
@@ -166,6 +175,7 @@ def render_running_config(
     add("!")
     add("aaa authentication login default local")
     add("aaa authorization exec default local")
+    out.extend(state.aaa.config_lines())
     if spec.role == "hub" and EZVPN_SERVER in types:
         add("aaa authorization network EZVPN-AUTHOR local")
     add("!")
@@ -211,7 +221,7 @@ def render_running_config(
     add("line con 0")
     add(" logging synchronous")
     add(" stopbits 1")
-    add("line vty 0 4")
+    add(f"line vty 0 {state.vty_lines - 1}")
     add(" transport input ssh")
     add("!")
     if spec.ntp_synced:

@@ -65,6 +65,16 @@ def _flag(name: str, value: Any) -> bool:
     return value
 
 
+def _tacacs_policy(name: str, value: Any) -> Any:
+    from collector.lab.aaa import BadPolicy, parse_policy
+
+    try:
+        parse_policy(value)
+    except BadPolicy as exc:
+        raise BadFault(f"fault {name}: {exc}") from None
+    return value
+
+
 _FAULT_VALUES: dict[str, Callable[[str, Any], Any]] = {
     "refuse_connections": _flag,
     "changed_host_key": _flag,
@@ -73,6 +83,8 @@ _FAULT_VALUES: dict[str, Callable[[str, Any], Any]] = {
     "vty_limit": _non_negative_int,
     "high_cpu": _flag,
     "wrong_password": _flag,
+    "vty_held": _non_negative_int,
+    "tacacs": _tacacs_policy,
 }
 
 

@@ -198,3 +198,32 @@ def parse_action(text: str) -> Action:
         trailing = " ".join(f'"{t.text}"' if t.quoted else t.text for t in tokens[4:])
         body = f'{kind} {sub} "{argument}"' + (f" {trailing}" if trailing else "")
     return Action(label, kind, body, argument)
+
+
+# -- variables: `$_syslog_msg`, `regexp ... match VAR`, `set VAR VALUE` ------------------
+
+_VARIABLE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def substitute(text: str, variables: dict[str, str]) -> str:
+    """`$name` -> its value; names not set are left as typed (EEM would fail the action)."""
+    return _VARIABLE.sub(lambda m: variables.get(m.group(1), m.group(0)), text)
+
+
+def run_variable_action(action: Action, variables: dict[str, str]) -> None:
+    """Apply a `regexp` or `set` action to the applet's variables (other kinds: nothing)."""
+    tokens = tokenize(action.text)
+    if action.kind == "set" and len(tokens) >= 3:
+        variables[tokens[1].text] = substitute(action.text[tokens[2].start :].strip().strip('"'), variables)
+    elif action.kind == "regexp" and len(tokens) >= 3:
+        pattern, subject = tokens[1].text, substitute(tokens[2].text, variables)
+        try:
+            found = re.search(pattern, subject)
+        except re.error:
+            found = None
+        variables["_regexp_result"] = "1" if found else "0"
+        # `regexp PATTERN INPUT [MATCH [SUB1 [SUB2 ...]]]`: the whole match, then the groups
+        if found:
+            groups = [found.group(0), *found.groups()]
+            for name, value in zip((t.text for t in tokens[3:]), groups, strict=False):
+                variables[name] = value or ""

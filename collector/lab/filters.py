@@ -48,7 +48,7 @@ def split_filters(line: str) -> tuple[str, list[OutputFilter]]:
         after = line[nxt + 1 :].lstrip()
         word = after.split(" ", 1)[0].lower() if after else ""
         if word and any(k.startswith(word) for k in FILTER_KEYWORDS) and line[nxt - 1 : nxt] == " ":
-            pieces.append((line[current_start:nxt], current_start))
+            pieces.append((line[current_start:nxt].rstrip(), current_start))  # the blank before `|` separates
             current_start = nxt + 1
         pos = nxt + 1
     for text, offset in pieces:

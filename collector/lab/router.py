@@ -16,6 +16,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from collector.lab import debug as dbg
+from collector.lab import vty
+from collector.lab.aaa import TacacsPolicy, parse_policy
 from collector.lab.config import (
     ConfigState,
     EndView,
@@ -23,7 +25,7 @@ from collector.lab.config import (
     render_running_config,
 )
 from collector.lab.debug import DebugState
-from collector.lab.eem import Applet, parse_action, parse_event
+from collector.lab.eem import Applet, parse_action, parse_event, run_variable_action, substitute
 from collector.lab.logbuf import LEVELS, RouterLog, TimestampFormat
 from collector.lab.shell import CliSession, InvalidToken
 from collector.lab.topology import Credentials, DpdSetting, RouterSpec
@@ -39,9 +41,11 @@ class Faults:
     changed_host_key: bool = False  # present a different host key (transport)
     slow_seconds: float = 0.0  # delay before each command's output (transport)
     drop_after_bytes: int | None = None  # close the channel after N bytes of one command's output (transport)
-    vty_limit: int = 5  # concurrent SSH sessions; beyond -> refused like IOS (transport)
+    vty_limit: int = 5  # usable vty lines (set to the `line vty` count at start; lower takes lines away)
     high_cpu: bool = False  # `show processes cpu` reports ~95% (model)
     wrong_password: bool = False  # reject the correct password too (transport)
+    vty_held: int = 0  # vty lines held by other people's idle sessions (model, see vty.py)
+    tacacs: dict[str, Any] | None = None  # the TACACS+ server's policy (aaa.parse_policy); None: permit all
 
 
 _IF_TYPES = ("GigabitEthernet", "FastEthernet", "Tunnel", "Loopback", "Virtual-Template", "TenGigabitEthernet")
@@ -65,13 +69,18 @@ class Router:
         self.lock: threading.RLock = fleet.lock
         self.tunnels: list[tuple[TunnelRuntime, int]] = []
         self.ends: list[EndView] = []
-        self.flash: dict[str, str] = {}
+        self.flash: dict[str, str] = {}  # flash:NAME -> content (`| append flash:NAME`, more, dir, delete)
+        self.flash_written: dict[str, datetime] = {}
         self._sessions: weakref.WeakSet[CliSession] = weakref.WeakSet()
         self._vty = 0
+        self.vty_pool = vty.VtyPool()
+        self._policy_cache: tuple[Any, TacacsPolicy | None] = (None, None)
+        self.eem_runs: list[dict[str, Any]] = []  # what each applet run did (tests, control `state`)
         self._extra_targets: list[tuple[str, int]] = []
         self.reloads = 0
         self._boot(-spec.boot_age, ConfigState.initial(spec))
         self.startup = self.state.copy()
+        self.faults.vty_limit = self.state.vty_lines  # the fault can only take lines away
 
     # -- life cycle --------------------------------------------------------------
 
@@ -180,6 +189,11 @@ class Router:
         self.fleet.tick()
 
     @property
+    def hostname(self) -> str:
+        """The device's `hostname` (prompts, running-config); `name` stays the lab's key for it."""
+        return self.state.hostname or self.name
+
+    @property
     def is_xe(self) -> bool:
         return self.spec.platform.is_xe
 
@@ -189,12 +203,83 @@ class Router:
 
     # -- contract API -------------------------------------------------------------
 
-    def open_session(self, *, user: str | None = None, source: str = "127.0.0.1") -> CliSession:
+    def open_session(
+        self, *, user: str | None = None, source: str = "127.0.0.1", vty_line: int | None = None
+    ) -> CliSession:
+        """A CLI session; `vty_line` is the line the transport took with vty_take (else none is held)."""
         with self.lock:
-            session = CliSession(self, user=user, line=f"vty{self._vty}", source=source)
-            self._vty = (self._vty + 1) % 5
+            if vty_line is None:
+                name = f"vty{self._vty}"
+                self._vty = (self._vty + 1) % 5
+            else:
+                name = f"vty{vty_line}"
+            session = CliSession(self, user=user, line=name, source=source)
+            holder = self.vty_pool.lines.get(vty_line) if vty_line is not None else None
+            if holder is not None:
+                holder.user, holder.location, holder.session = session.user, source, session
+                holder.last_input = self.now()
             self._sessions.add(session)
             return session
+
+    # -- vty lines -------------------------------------------------------------------
+
+    def vty_capacity(self) -> int:
+        """Lines usable now: `line vty 0 N`, fewer if the vty_limit fault says so."""
+        return max(0, min(self.state.vty_lines, self.faults.vty_limit))
+
+    def _vty_sync(self) -> int:
+        capacity = self.vty_capacity()
+        self.vty_pool.sync_held(capacity, self.faults.vty_held, self.now())
+        return capacity
+
+    def vty_take(self, kind: str, user: str = "", location: str = "") -> int | None:
+        """Hold a free vty line (SSH accept, EEM cli); None when every line is held."""
+        with self.lock:
+            capacity = self._vty_sync()
+            return self.vty_pool.take(capacity, vty.Holder(kind, user, location, self.now()))
+
+    def vty_release(self, line: int) -> None:
+        with self.lock:
+            self.vty_pool.release(line)
+            self._vty_sync()
+
+    def vty_free(self) -> int:
+        with self.lock:
+            return self.vty_pool.free(self._vty_sync())
+
+    def show_users(self, session: CliSession) -> str:
+        self._vty_sync()
+        return vty.show_users(self.vty_pool, session, self.now())
+
+    def command_started(self, session: CliSession) -> None:
+        """Idle time in `show users` counts from a session's last command."""
+        for holder in self.vty_pool.lines.values():
+            if holder.session is session:
+                holder.last_input = self.now()
+
+    # -- AAA ----------------------------------------------------------------------------
+
+    def tacacs_policy(self) -> TacacsPolicy | None:
+        raw = self.faults.tacacs
+        cached_raw, policy = self._policy_cache
+        if raw is not cached_raw:
+            policy = parse_policy(raw)
+            self._policy_cache = (raw, policy)
+        return policy
+
+    def authorized(self, session: CliSession, command: str, level: int | None) -> bool:
+        """Would the TACACS+ server let this session run `command` (level None: a config command)?"""
+        aaa = self.state.aaa
+        if not (aaa.authorizes_config() if level is None else aaa.asks_server(level)):
+            return True
+        if session.internal:
+            applet = self.state.applets.get(session.internal)
+            if applet is not None and "bypass" in applet.header_options.split():
+                return True
+        if not session.user:
+            return False  # EEM with no `event manager session cli username`: nobody to authorize
+        policy = self.tacacs_policy()
+        return policy is None or policy.permits(session.user, command)
 
     def syslog_targets(self) -> list[tuple[str, int]]:
         """Loopback `logging host` entries plus targets the lab added; never anything else."""
@@ -220,6 +305,7 @@ class Router:
 
     def state_snapshot(self) -> dict[str, Any]:
         with self.lock:
+            self._vty_sync()
             return {
                 "name": self.name,
                 "debug": self.debug.snapshot(),
@@ -227,6 +313,11 @@ class Router:
                 "invalid_spi_recovery": self.state.invalid_spi_recovery,
                 "isakmp_keepalive": self.state.isakmp_keepalive,
                 "applets": sorted(self.state.applets),
+                "hostname": self.hostname,
+                "vty_lines": self.state.vty_lines,
+                "vty_in_use": sorted(self.vty_pool.lines),
+                "eem_runs": list(self.eem_runs[-20:]),
+                "flash": sorted(self.flash),
                 "reloads": self.reloads,
             }
 
@@ -256,7 +347,30 @@ class Router:
         self.log.monitor_sinks = sinks
 
     def write_file(self, path: str, text: str, append: bool) -> None:
+        path = _flash_path(path)
         self.flash[path] = (self.flash.get(path, "") if append else "") + text
+        self.flash_written[path] = self.at(self.now())
+
+    def delete_file(self, session: CliSession, force: bool, path: str) -> str:
+        name = _flash_path(path)
+        if name not in self.flash:
+            return f"%Error deleting {path} (No such file or directory)\n"
+
+        def do() -> str:
+            self.flash.pop(name, None)
+            self.flash_written.pop(name, None)
+            return ""
+
+        if force:
+            return do()
+        short = name.removeprefix("flash:")
+
+        def confirm_file() -> str:
+            session.confirm(f"Delete flash:/{short}? [confirm]", do)
+            return ""
+
+        session.confirm(f"Delete filename [{short}]? ", confirm_file)
+        return ""
 
     # -- ids --------------------------------------------------------------------------
 
@@ -412,9 +526,9 @@ class Router:
         return ""
 
     def more_file(self, session: CliSession, path: str) -> str:
-        if path not in self.flash:
+        if _flash_path(path) not in self.flash:
             return f"%Error opening {path} (File not found)\n"
-        return self.flash[path]
+        return self.flash[_flash_path(path)]
 
     def running_config(self) -> str:
         return render_running_config(self.spec, self.state, self.ends, username=self.username, now=self.at(self.now()))
@@ -433,7 +547,7 @@ class Router:
     def config_session_done(self, session: CliSession) -> None:
         who = f"console by {session.user} on {session.line} ({session.source})"
         if session.internal:
-            who = f"console by  on {session.line} (EEM:{session.internal})"
+            who = f"console by {session.user} on {session.line} (EEM:{session.internal})"
         self.log_message(self.now(), 5, f"%SYS-5-CONFIG_I: Configured from {who}")
 
     def config_submode_done(self, session: CliSession) -> None:
@@ -525,6 +639,47 @@ class Router:
         self.state.isakmp_keepalive = None
         self._changed(session)
         return ""
+
+    def cfg_hostname(self, session: CliSession, name: str) -> str:
+        if len(name) > MAX_HOSTNAME:
+            raise InvalidToken(1)  # reconstructed: no public capture of a too-long name
+        self.state.hostname = name
+        self._changed(session)
+        # Real captures (`host 1`, `hostname IT@L3`): IOS warns and still takes the name.
+        return "" if HOSTNAME_RE.fullmatch(name) else "% Hostname contains one or more illegal characters.\n\n"
+
+    def cfg_aaa_commands(self, session: CliSession, level: int, methods: str | None) -> str:
+        if methods is None:
+            self.state.aaa.commands.pop(level, None)
+        else:
+            self.state.aaa.commands[level] = " ".join(methods.split())
+        self._changed(session)
+        return ""
+
+    def cfg_aaa_config_commands(self, session: CliSession, on: bool) -> str:
+        self.state.aaa.config_commands = on
+        self._changed(session)
+        return ""
+
+    def cfg_line_vty(self, session: CliSession, first: int, last: int) -> str:
+        # `line vty 0 N` adds lines; IOS never removes lines this way, and neither does the lab
+        if first == 0 and last + 1 > self.state.vty_lines:
+            if self.faults.vty_limit == self.state.vty_lines:
+                self.faults.vty_limit = last + 1
+            self.state.vty_lines = last + 1
+            self._changed(session)
+        return ""
+
+    def dir_flash(self, session: CliSession) -> str:
+        files = sorted(self.flash.items())
+        out = ["Directory of flash:/", ""]
+        for n, (name, text) in enumerate(files, 1):
+            written = self.flash_written.get(name) or self.at(self.now())
+            stamp = f"{written:%b} {written.day} {written:%Y %H:%M:%S} +00:00"
+            out.append(f"{n:>5}  -rw-{len(text.encode()):>12}  {stamp}  {name.removeprefix('flash:')}")
+        used = sum(len(t.encode()) for _, t in files)
+        out += ["", f"{FLASH_BYTES} bytes total ({FLASH_BYTES - used} bytes free)", ""]
+        return "\n".join(out)
 
     def cfg_eem_username(self, session: CliSession, user: str | None) -> str:
         self.state.eem_cli_username = user
@@ -643,23 +798,71 @@ class Router:
                 applet.matches = [m for m in applet.matches if m > t - event.period]
             if len(applet.matches) >= event.occurs:
                 applet.matches.clear()
-                self.run_applet(t, applet)
+                self.run_applet(t, applet, {"_syslog_msg": text})
 
-    def run_applet(self, t: float, applet: Applet) -> None:
-        """Run the actions in label order; cli actions share one fresh session."""
-        session = CliSession(self, user="", line="vty0", internal=applet.name)
+    def run_applet(self, t: float, applet: Applet, variables: dict[str, str] | None = None) -> None:
+        """Run the actions in label order; cli actions share one session on a vty line of the pool.
+
+        The session starts in user EXEC as `event manager session cli username` (or nobody);
+        with no vty line free the first cli action fails and the applet stops there.
+        """
+        user = self.state.eem_cli_username or ""
+        variables = dict(variables or {})
+        session: CliSession | None = None
+        line: int | None = None
+        run: dict[str, Any] = {"applet": applet.name, "at": self.at(t).isoformat(), "actions": [], "error": None}
+        self.eem_runs.append(run)
+        del self.eem_runs[:-100]
         self._eem_depth += 1
         try:
             for action in applet.ordered_actions():
                 if action.kind == "cli" and action.argument is not None:
-                    session.execute(action.argument)
+                    if session is None:
+                        line = self.vty_take("eem", user, "")
+                        if line is None:
+                            self._eem_cli_failed(t, applet, action.label, run)
+                            return
+                        session = CliSession(self, user=user, line=f"vty{line}", internal=applet.name)
+                        run["vty_line"] = line
+                        self.vty_pool.lines[line].session = session
+                    command = substitute(action.argument, variables)
+                    output = session.execute(command)
+                    variables["_cli_result"] = output
+                    run["actions"].append({"label": action.label, "cli": command, "output": output})
                 elif action.kind == "syslog" and action.argument is not None:
-                    self.log_message(t, 6, f"%HA_EM-6-LOG: {applet.name}: {action.argument}")
-            if session.mode.startswith("config"):
+                    message = substitute(action.argument, variables)
+                    self.log_message(t, 6, f"%HA_EM-6-LOG: {applet.name}: {message}")
+                    run["actions"].append({"label": action.label, "syslog": message})
+                else:
+                    run_variable_action(action, variables)
+            if session is not None and session.mode.startswith("config"):
                 session.leave_config()
         finally:
             self._eem_depth -= 1
+            if line is not None:
+                self.vty_release(line)
+
+    def _eem_cli_failed(self, t: float, applet: Applet, label: str, run: dict[str, Any]) -> None:
+        # Reconstructed wording (no public capture): the CLI library could not get a tty line.
+        run["error"] = "no vty line free"
+        self.log_message(
+            t, 3, "%HA_EM-3-FMPD_CLI_CONNECT: Unable to establish CLI session: no tty lines available"
+        )
+        self.log_message(t, 3, f"%HA_EM-3-FMPD_ERROR: Error executing applet {applet.name} statement {label}")
 
 
 def _lvl(name: str) -> int:
     return LEVELS[name]
+
+
+MAX_HOSTNAME = 63
+# letters, digits, dashes and dots; a letter first (a digit first draws IOS's warning: `host 1`)
+HOSTNAME_RE = re.compile(r"[A-Za-z]([A-Za-z0-9.-]*[A-Za-z0-9])?")
+FLASH_BYTES = 256_487_424
+
+
+def _flash_path(path: str) -> str:
+    """`flash:x`, `flash:/x` and `flash:/x` are one file."""
+    if path.lower().startswith("flash:"):
+        return "flash:" + path[6:].lstrip("/")
+    return path

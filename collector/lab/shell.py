@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from collector.lab import render
+from collector.lab.aaa import AUTHORIZATION_FAILED
 from collector.lab.clitree import Grammar, Match, ParseError, parse, tokenize
 from collector.lab.eem import AppletSyntaxError
 from collector.lab.filters import FilterError, apply_filters, split_filters
@@ -23,15 +24,23 @@ if TYPE_CHECKING:
     from collector.lab.router import Router
 
 MAX_ENABLE_TRIES = 3
+# IOS shows the hostname whole in EXEC mode, its first 20 characters in configuration modes
+CONFIG_PROMPT_HOSTNAME = 20
 
 
 @dataclass(frozen=True, slots=True)
 class Command:
     handler: Callable[[CliSession, tuple], str]
+    authorize: bool = True  # False: mode changes (enable, exit, end) and `do`, whose line is authorized itself
 
 
 def _cmd(fn: Callable[[CliSession, tuple], str]) -> Command:
     return Command(fn)
+
+
+def _free(fn: Callable[[CliSession, tuple], str]) -> Command:
+    """A command never sent for authorization."""
+    return Command(fn, authorize=False)
 
 
 # -- handlers --------------------------------------------------------------------------
@@ -147,6 +156,15 @@ def _applet_description(s: CliSession, a: tuple) -> str:
     return ""
 
 
+def _line_vty(s: CliSession, a: tuple) -> str:
+    if a[1] < a[0]:
+        raise InvalidToken(3)
+    s.router.cfg_line_vty(s, a[0], a[1])
+    s.mode = "config-line"
+    s.submode_target = f"vty {a[0]} {a[1]}"
+    return ""
+
+
 def _if_description(s: CliSession, a: tuple) -> str:
     s.router.set_description(s, s.submode_target, a[0] if a else None)
     return ""
@@ -165,10 +183,12 @@ class InvalidToken(Exception):
 
 def _user_grammar() -> Grammar:
     g = Grammar()
-    g.add("enable", _cmd(_enable))
-    g.add("disable", _cmd(_disable))
+    g.add("enable", _free(_enable))
+    g.add("disable", _free(_disable))
     for word in ("exit", "logout", "quit"):
-        g.add(word, _cmd(_exit_exec))
+        g.add(word, _free(_exit_exec))
+    g.add("show users", _router_call("show_users"))
+    g.add("show privilege", _cmd(lambda s, a: f"Current privilege level is {1 if s.mode == 'user' else 15}\n"))
     g.add("terminal length <int:0-512>", _cmd(_terminal_length))
     g.add("terminal width <int:0-512>", _cmd(_terminal_width))
     g.add("terminal monitor", _terminal_monitor(True))
@@ -245,14 +265,29 @@ def _priv_grammar(xe: bool) -> Grammar:
     g.add("write memory", _router_call("write_memory"))
     g.add("copy running-config startup-config", _router_call("copy_run_start"))
     g.add("more <word>", _router_call("more_file"))
+    g.add("dir flash:", _router_call("dir_flash"))
+    g.add("delete <word>", _router_call("delete_file", False))
+    g.add("delete /force <word>", _router_call("delete_file", True))
     return g
 
 
-def _config_grammar() -> Grammar:
+def _config_grammar(eem_bypass: bool = True) -> Grammar:
+    """Global configuration; `eem_bypass`: EEM 3.1 or later (`authorization bypass` on applets)."""
     g = Grammar()
-    g.add("end", _cmd(_end))
-    g.add("exit", _cmd(_exit_config))
-    g.add("do <line>", _cmd(_do))
+    g.add("end", _free(_end))
+    g.add("exit", _free(_exit_config))
+    g.add("do <line>", _free(_do))
+    g.add("hostname <word>", _router_call("cfg_hostname"))
+    g.add("no hostname", Command(lambda s, a: s.router.cfg_hostname(s, "Router")))
+    g.add("aaa authorization commands <int:0-15> default <line>", _router_call("cfg_aaa_commands"))
+    g.add(
+        "no aaa authorization commands <int:0-15> default",
+        Command(lambda s, a: s.router.cfg_aaa_commands(s, a[0], None)),
+    )
+    g.add("aaa new-model", Command(lambda s, a: ""))
+    g.add("aaa authorization config-commands", _router_call("cfg_aaa_config_commands", True))
+    g.add("no aaa authorization config-commands", _router_call("cfg_aaa_config_commands", False))
+    g.add("line vty <int:0-98> <int:0-98>", _cmd(_line_vty))
     g.add("logging buffered", _router_call("cfg_logging_buffered", None, None))
     g.add("logging buffered <int:4096-2147483647>", Command(lambda s, a: s.router.cfg_logging_buffered(s, a[0], None)))
     g.add("logging buffered <level>", Command(lambda s, a: s.router.cfg_logging_buffered(s, None, a[0])))
@@ -290,10 +325,11 @@ def _config_grammar() -> Grammar:
         )
     g.add("no crypto isakmp keepalive", _router_call("cfg_keepalive_off"))
     g.add("event manager applet <word>", _cmd(_applet))
-    g.add(
-        "event manager applet <word> authorization bypass",
-        Command(lambda s, a: _applet(s, (a[0], "authorization", "bypass"))),
-    )
+    if eem_bypass:
+        g.add(
+            "event manager applet <word> authorization bypass",
+            Command(lambda s, a: _applet(s, (a[0], "authorization", "bypass"))),
+        )
     g.add("no event manager applet <word>", _router_call("applet_remove"))
     g.add("event manager session cli username <word>", _router_call("cfg_eem_username"))
     g.add("no event manager session cli username", Command(lambda s, a: s.router.cfg_eem_username(s, None)))
@@ -308,23 +344,32 @@ def _config_grammar() -> Grammar:
 
 def _applet_grammar() -> Grammar:
     g = Grammar()
-    g.add("end", _cmd(_end))
-    g.add("exit", _cmd(_exit_config))
+    g.add("end", _free(_end))
+    g.add("exit", _free(_exit_config))
     g.add("event <line>", _cmd(_applet_event))
     g.add("action <line>", _cmd(_applet_action))
     g.add("no action <word>", _cmd(_applet_no_action))
     g.add("description <line>", _cmd(_applet_description))
-    g.add("do <line>", _cmd(_do))
+    g.add("do <line>", _free(_do))
     return g
 
 
 def _interface_grammar() -> Grammar:
     g = Grammar()
-    g.add("end", _cmd(_end))
-    g.add("exit", _cmd(_exit_config))
+    g.add("end", _free(_end))
+    g.add("exit", _free(_exit_config))
     g.add("description <line>", _cmd(_if_description))
     g.add("no description", _cmd(_if_description))
-    g.add("do <line>", _cmd(_do))
+    g.add("do <line>", _free(_do))
+    return g
+
+
+def _line_grammar() -> Grammar:
+    g = Grammar()
+    g.add("end", _free(_end))
+    g.add("exit", _free(_exit_config))
+    g.add("transport input ssh", Command(lambda s, a: ""))
+    g.add("do <line>", _free(_do))
     return g
 
 
@@ -333,8 +378,11 @@ _GRAMMARS: dict[str, Grammar] = {
     "priv-xe": _priv_grammar(True),
     "priv-ios": _priv_grammar(False),
     "config": _config_grammar(),
+    # 12.4(24)T has EEM 3.0: no `authorization bypass` (EEM 3.1 and later, docs/real-routers.md)
+    "config-eem30": _config_grammar(eem_bypass=False),
     "config-applet": _applet_grammar(),
     "config-if": _interface_grammar(),
+    "config-line": _line_grammar(),
 }
 
 _PROMPT_SUFFIX = {
@@ -343,6 +391,7 @@ _PROMPT_SUFFIX = {
     "config": "(config)#",
     "config-if": "(config-if)#",
     "config-applet": "(config-applet)#",
+    "config-line": "(config-line)#",
 }
 
 
@@ -381,7 +430,10 @@ class CliSession:
     def prompt(self) -> str:
         if self._pending is not None:
             return self._pending_prompt
-        return self.router.name + _PROMPT_SUFFIX[self.mode]
+        hostname = self.router.hostname
+        if self.mode.startswith("config"):
+            hostname = hostname[:CONFIG_PROMPT_HOSTNAME]
+        return hostname + _PROMPT_SUFFIX[self.mode]
 
     @property
     def echo(self) -> bool:
@@ -400,6 +452,7 @@ class CliSession:
             return ""
         with self.router.lock:
             self.router.advance()
+            self.router.command_started(self)
             if self._pending is not None:
                 handler, self._pending = self._pending, None
                 return handler(line)
@@ -433,6 +486,8 @@ class CliSession:
                     "% Unknown command or computer name, or unable to find computer address\n"
                 )
             return self._error(result.kind, result.column, line)
+        if not self._authorized(result, command):
+            return AUTHORIZATION_FAILED
         output = self._run(result, tokens, line)
         if filters:
             output = apply_filters(output, filters, self.router.write_file)
@@ -442,19 +497,31 @@ class CliSession:
         stripped = line.strip()
         if not stripped or stripped.startswith("!"):
             return ""
-        grammar = _GRAMMARS[self.mode]
+        grammar = _GRAMMARS[self._config_grammar_name(self.mode)]
         tokens = tokenize(line)
         result = parse(grammar, line, tokens)
         if isinstance(result, ParseError) and self.mode != "config":
             # IOS falls back to global configuration for lines the sub-mode does not know
-            fallback = parse(_GRAMMARS["config"], line, tokens)
+            fallback = parse(_GRAMMARS[self._config_grammar_name("config")], line, tokens)
             if isinstance(fallback, Match):
                 self.router.config_submode_done(self)
                 self.mode, self.submode_target = "config", None
                 result = fallback
         if isinstance(result, ParseError):
             return self._error(result.kind, result.column, line)
+        if result.action.authorize and not self.router.authorized(self, result.expanded, None):
+            return AUTHORIZATION_FAILED
         return self._run(result, tokens, line)
+
+    def _config_grammar_name(self, mode: str) -> str:
+        return "config-eem30" if mode == "config" and self.router.family == "ios124" else mode
+
+    def _authorized(self, match: Match, command: str) -> bool:
+        """EXEC commands: level 1 if user EXEC has them, else 15 (what IOS sends for each)."""
+        if not match.action.authorize:
+            return True
+        level = 1 if self.mode == "user" or isinstance(parse(_GRAMMARS["user"], command), Match) else 15
+        return self.router.authorized(self, match.expanded, level)
 
     def _run(self, match: Match, tokens: list, line: str) -> str:
         try:
@@ -503,7 +570,7 @@ class CliSession:
         self._pending_echo = True
 
     def leave_config(self) -> None:
-        if self.mode in ("config-if", "config-applet"):
+        if self.mode in ("config-if", "config-applet", "config-line"):
             self.router.config_submode_done(self)
         if self.mode.startswith("config"):
             self.mode = "priv"

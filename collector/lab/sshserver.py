@@ -13,8 +13,10 @@ be changed at runtime:
 - refuse_connections: the TCP connection is accepted and closed at once (FIN) before
   any SSH banner. paramiko reports "Error reading SSH protocol banner"; netmiko wraps
   it as NetmikoTimeoutException("A paramiko SSHException occurred ...").
-- vty_limit (default 5): every TCP connection holds one vty line from accept until it
-  closes, also while it sits at authentication, as on IOS. A real IOS router with all
+- vty lines: every TCP connection holds one of the router's vty lines (router.vty_take,
+  the pool of `line vty 0 N`, less any the vty_limit fault takes away or the vty_held
+  fault gives to other people) from accept until it closes, also while it sits at
+  authentication, as on IOS. EEM applets take lines from the same pool. A real IOS router with all
   vty lines busy answers new connections with "Connection refused" (TCP RST to the
   SYN). The lab does the same by closing the router's listening socket while its
   lines are full and reopening it when one frees, so the client gets
@@ -57,7 +59,6 @@ class _Faults(Protocol):
     changed_host_key: bool
     slow_seconds: float
     drop_after_bytes: int | None
-    vty_limit: int
     wrong_password: bool
 
 
@@ -78,7 +79,15 @@ class _Router(Protocol):
     password: str
     faults: _Faults
 
-    def open_session(self, *, user: str | None = None, source: str = "127.0.0.1") -> _CliSession: ...
+    def open_session(
+        self, *, user: str | None = None, source: str = "127.0.0.1", vty_line: int | None = None
+    ) -> _CliSession: ...
+
+    def vty_take(self, kind: str, user: str = "", location: str = "") -> int | None: ...
+
+    def vty_release(self, line: int) -> None: ...
+
+    def vty_free(self) -> int: ...
 
 
 class PortInUseError(OSError):
@@ -182,6 +191,7 @@ class RouterListener:
         self._options = self._make_options(derive_host_key(seed, router.name))
         self._changed_options: asyncssh.SSHServerConnectionOptions | None = None
         self._connections: set[asyncssh.SSHServerConnection] = set()
+        self._lines: dict[asyncssh.SSHServerConnection, int] = {}  # the vty line each connection holds
         self.shells: set[_VtyShell] = set()  # interactive sessions, for `terminal monitor` output
         self._sessions_in_use = 0  # vty lines held, counted from accept to close
         self._accepted = 0
@@ -212,10 +222,10 @@ class RouterListener:
             self._server = None
 
     def refresh(self) -> None:
-        """Re-read vty_limit: stop or resume listening to match the free lines."""
+        """Re-read the free vty lines (faults, sessions, EEM): stop or resume listening to match."""
         if self._closing:
             return
-        if self._sessions_in_use >= self.router.faults.vty_limit:
+        if self.router.vty_free() <= 0:
             self._pause_listening()
         elif self._server is None and (self._resume_task is None or self._resume_task.done()):
             self._resume_task = self._loop.create_task(self._resume())
@@ -223,7 +233,7 @@ class RouterListener:
     async def _resume(self) -> None:
         # Another process may briefly hold the port; keep trying while lines are free.
         while not self._closing and self._server is None:
-            if self._sessions_in_use >= self.router.faults.vty_limit:
+            if self.router.vty_free() <= 0:
                 return
             try:
                 await self.open()
@@ -264,18 +274,24 @@ class RouterListener:
         if faults.refuse_connections:
             self._refused += 1
             return _ClosingProtocol()
-        if self._sessions_in_use >= faults.vty_limit:
+        line = self.router.vty_take("ssh")
+        if line is None:
             self._refused += 1
             self._loop.call_soon(self.refresh)
             return _ResettingProtocol()
         self._accepted += 1
         self._sessions_in_use += 1
-        if self._sessions_in_use >= faults.vty_limit:
+        if self.router.vty_free() <= 0:
             # Not now: asyncio still attaches this very connection to the server object.
             self._loop.call_soon(self.refresh)
         # What asyncssh.listen() does per connection, done here so the host key and the
         # vty accounting can be decided per connection at accept time.
-        return asyncssh.SSHServerConnection(self._loop, self._connection_options())
+        conn = asyncssh.SSHServerConnection(self._loop, self._connection_options())
+        self._lines[conn] = line
+        return conn
+
+    def line_of(self, conn: asyncssh.SSHServerConnection) -> int | None:
+        return self._lines.get(conn)
 
     def _line_taken(self, conn: asyncssh.SSHServerConnection) -> None:
         self._connections.add(conn)
@@ -283,6 +299,9 @@ class RouterListener:
     def _line_freed(self, conn: asyncssh.SSHServerConnection) -> None:
         self._connections.discard(conn)
         self._sessions_in_use -= 1
+        line = self._lines.pop(conn, None)
+        if line is not None:
+            self.router.vty_release(line)
         self.refresh()
 
     def flush_monitor(self) -> None:
@@ -374,7 +393,9 @@ class _VtyShell(asyncssh.SSHServerSession[bytes]):
         conn = self._conn
         peer = conn.get_extra_info("peername") or ("127.0.0.1", 0)
         # user and source show up in the model's messages (`Configured from console by lab on vty0 (127.0.0.1)`)
-        self._cli = self._router.open_session(user=conn.get_extra_info("username"), source=peer[0])
+        self._cli = self._router.open_session(
+            user=conn.get_extra_info("username"), source=peer[0], vty_line=self._listener.line_of(conn)
+        )
         if self._exec_command is not None:
             self._before_command()
             output = self._execute(self._exec_command)

@@ -16,7 +16,7 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 
 from collector.core.results import LogSnapshot
 from collector.detect.debugstate import DebugState, parse_debug_state
-from collector.diagnose.classify import CryptoProfile, classify_config
+from collector.cryptoconfig import CryptoProfile, classify_config
 from collector.errors import SafetyRefusal
 from collector.parsing import TemplateRegistry
 from collector.respond.deadman import applet_names
@@ -84,7 +84,7 @@ class Preflight:
     logging: LoggingSettings
     cpu_percent: dict[str, int]
     foreign_debugs: tuple[str, ...]
-    debug_state: DebugState = DebugState(frozenset(), frozenset(), ())
+    debug_state: DebugState = parse_debug_state("")
     foreign_conditions: tuple[str, ...] = ()
     stale_applets: tuple[str, ...] = ()
     command_authorization: bool = False  # `aaa authorization commands ...` configured
@@ -278,7 +278,7 @@ def preflight(
         notes.append("`show crypto debug-condition` refused: conditions set by others cannot be seen")
     state = parse_debug_state(debugging, condition_text.text if condition_text else None)
     foreign = tuple(sorted(state.debugs - own_debugs))
-    foreign_conditions = tuple(sorted(state.conditions - own_conditions))
+    foreign_conditions = tuple(sorted(state.peer_conditions - own_conditions))
     if (foreign or foreign_conditions) and refuse_foreign:
         what = [f"debug {d}" for d in foreign] + [f"condition peer {c}" for c in foreign_conditions]
         refusals.append(f"someone else's debugs are on ({', '.join(what)}): not adding crypto debugs on top "

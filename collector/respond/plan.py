@@ -459,7 +459,7 @@ def already_set(step: Step, state: DebugState | None) -> str | None:
         if debug is not None and debug in state.debugs:
             return f"debug crypto {debug}"
         condition = condition_named_by(command)
-        if condition is not None and condition in state.conditions:
+        if condition is not None and condition in state.peer_conditions:
             return f"condition peer {condition}"
     return None
 

@@ -34,7 +34,7 @@ from collector.respond.deadman import (
     build_applet,
     removal_commands,
 )
-from collector.respond.evidence import CommandRecord, RouterCapture
+from collector.evidence import CommandRecord, RouterCapture
 from collector.respond.facts import (
     CONFIG_LINES_COMMAND,
     DeviceProfile,
@@ -587,13 +587,14 @@ class Responder:
         conditions = self._read_conditions(session)
         state = parse_debug_state(debugging, conditions)
         leftovers = [f"debug crypto {name}" for name in sorted(own_debugs & state.debugs)]
-        leftovers += [f"condition peer {peer}" for peer in sorted(own_conditions & state.conditions)]
+        leftovers += [f"condition peer {peer}" for peer in sorted(own_conditions & state.peer_conditions)]
         if refusal_in(debugging):
             leftovers.append("`show debugging` refused: debugs not verified")
         if conditions is None and own_conditions:
             leftovers.append("`show crypto debug-condition` refused: conditions not verified")
         foreign = tuple([f"debug {name}" for name in sorted(state.debugs - own_debugs - also_ours[0])]
-                        + [f"condition peer {peer}" for peer in sorted(state.conditions - own_conditions - also_ours[1])])
+                        + [f"condition peer {peer}"
+                           for peer in sorted(state.peer_conditions - own_conditions - also_ours[1])])
         return leftovers, foreign
 
     def hand_over(self, host: Host, incident_id: str, heir_incident_id: str) -> DisarmResult:

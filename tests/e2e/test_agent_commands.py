@@ -42,9 +42,13 @@ def test_peer_outside_inventory_captures_the_local_side_and_says_so(tmp_path):
     with running_lab(routers=6, scenarios=["desync"], time_scale=10, state_dir=tmp_path / "lab") as lab:
         data = yaml.safe_load(lab.inventory_path.read_text())
         del data["hosts"]["spoke1"]  # the sender of the desync flow
+        # hub1 answers any peer (dynamic map, wildcard key), so a spoke outside the
+        # inventory is an unknown source to it: armed only with the playbook's switch
+        book = demo_playbook()
+        book = book.model_copy(update={"guards": book.guards.model_copy(update={"arm_unknown_sources": True})})
         partial = tmp_path / "partial.yaml"
         partial.write_text(yaml.safe_dump(data))
-        messages = run_agent_until_bundles(load_inventory(partial), demo_playbook(), tmp_path, seconds=80)
+        messages = run_agent_until_bundles(load_inventory(partial), book, tmp_path, seconds=80)
         assert bundles(tmp_path / "bundles"), messages
         bundle = bundles(tmp_path / "bundles")[0]
         manifest = json.loads((bundle / "manifest.json").read_text())

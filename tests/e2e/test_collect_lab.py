@@ -16,9 +16,9 @@ from collector.lab.runner import running_lab
 pytestmark = pytest.mark.e2e
 
 
-def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "collector", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=600, env={**os.environ, "COLUMNS": "200"})
+                          timeout=600, env={**os.environ, "COLUMNS": "200", **(env or {})})
 
 
 @pytest.fixture(scope="module")
@@ -90,3 +90,16 @@ def test_command_without_a_template_is_kept_raw_and_not_a_failure(fleet50, tmp_p
     assert "<removed>" in saved
     for secret in secrets:  # neither the bundle nor stdout (often piped to a file) carries one
         assert secret not in saved and secret not in proc.stdout
+
+
+def test_a_known_hosts_file_that_cannot_be_written_is_reported_as_that(fleet50, tmp_path):
+    lab, _ = fleet50
+    first = lab.routers[0]
+    not_a_folder = tmp_path / "state"
+    not_a_folder.write_text("a file where the state folder should be\n")
+    proc = run_cli("collect", "-i", str(lab.inventory_path), "--hosts", first, "--command", "show version",
+                   "--out", str(tmp_path / "b"), cwd=tmp_path, env={"COLLECTOR_STATE": str(not_a_folder)})
+    assert proc.returncode == 1, proc.stderr
+    assert f"known_hosts file {not_a_folder / 'known_hosts'} cannot be written" in proc.stderr
+    assert "connection refused" not in proc.stderr.lower()
+    assert "Traceback" not in proc.stderr

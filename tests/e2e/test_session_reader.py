@@ -130,3 +130,239 @@ def test_refused_command_is_a_distinct_error_and_keeps_the_session(tiny_router, 
         assert "% Invalid input detected" in refused.value.output
         with pool.session(host(tiny_router)) as again:
             assert again is session and again.is_open
+
+
+# -- IOS prompts, banners, enable, AAA: a tiny IOS-like router -----------------------
+
+from tiny_ios import TinyIos, tiny_ios  # noqa: E402
+
+from collector.sessions import (AuthenticationFailed, CommandTimeout, CommandUnauthorized,  # noqa: E402
+                                DeviceSession, SessionDropped)
+
+
+def ios_host(router: TinyIos, *, secret: str | None = "en-secret", password: str = "pw", read_timeout: float = 10.0,
+             retries: int = 0) -> Host:
+    return Host(name="tiny", hostname="127.0.0.1", port=router.port, platform="cisco_ios", username="u",
+                password=Secret(password), secret=Secret(secret) if secret else None, groups=(), site=None, data={},
+                addresses=(), options=SshOptions(read_timeout=read_timeout, retries=retries, host_key_policy="accept-any"),
+                member_of=())
+
+
+def opened(router: TinyIos, tmp_path, **kwargs) -> DeviceSession:
+    session = DeviceSession(ios_host(router, **kwargs), KnownHosts(tmp_path / "kh"))
+    session.open()
+    return session
+
+
+NAMES = {
+    16: "core-rtr-par-001",
+    17: "core-rtr-par-0001",
+    20: "edge.rtr-paris-00001",
+    21: "edge.rtr-paris-000001",
+    30: "dc1-wan-edge-router.paris-0042",
+    63: "a" * 20 + "-very.long-hostname-of-a-router." + "b" * 11,
+}
+
+
+@pytest.mark.parametrize("length", sorted(NAMES))
+def test_any_hostname_length_works_in_exec_and_config_mode(length, tmp_path):
+    name = NAMES[length]
+    assert len(name) == length
+    with tiny_ios(TinyIos(hostname=name)) as router:
+        session = opened(router, tmp_path)
+        try:
+            assert session.prompt_name == name
+            assert session.run("show clock").text == "output of show clock\n"
+            outputs = session.configure(["interface Loopback0", "description x", "exit", "logging buffered 64000"])
+            assert [o.command for o in outputs] == ["configure terminal", "interface Loopback0", "description x",
+                                                    "exit", "logging buffered 64000", "end"]
+            assert session.run("show version").text == "output of show version\n"
+        finally:
+            session.close()
+
+
+def test_a_prompt_like_line_of_a_short_prefix_does_not_end_an_exec_output(tmp_path):
+    name = NAMES[30]
+    with tiny_ios(TinyIos(hostname=name)) as router:
+        session = opened(router, tmp_path)
+        try:
+            # The 20-character form only counts with a mode in parentheses.
+            assert not session._prompt.search("\n" + name[:20] + "#")
+            assert session._prompt.search("\n" + name[:20] + "(config-if)#")
+            assert not session._prompt.search("\n" + name[:16] + "#")
+        finally:
+            session.close()
+
+
+@pytest.mark.parametrize("new_name", ["short", "a-new-name-longer-than-twenty.example"])
+def test_hostname_change_in_configure_is_followed(new_name, tmp_path):
+    with tiny_ios(TinyIos(hostname="old-name-of-the-router-01")) as router:
+        session = opened(router, tmp_path)
+        try:
+            session.configure([f"hostname {new_name}", "logging buffered 64000"])
+            assert session.prompt_name == new_name
+            assert session.run("show clock").text == "output of show clock\n"
+            session.configure(["logging buffered 64000"])
+        finally:
+            session.close()
+
+
+def test_banner_with_prompt_like_lines_is_not_taken_for_the_prompt(tmp_path):
+    banner = "\n" + "#" * 40 + "\n# Authorised access only #\n" + "#" * 40 + "\n"
+    with tiny_ios(TinyIos(hostname="rtr-with-banner", banner=banner, banner_pause=0.3)) as router:
+        session = opened(router, tmp_path)
+        try:
+            assert session.prompt_name == "rtr-with-banner"
+            assert session.run("show clock").text == "output of show clock\n"
+        finally:
+            session.close()
+
+
+def test_enable_with_secret_and_without(tmp_path):
+    with tiny_ios(TinyIos(hostname="rtr-enable")) as router:
+        session = opened(router, tmp_path)
+        try:
+            assert session.prompt == "rtr-enable#"
+            assert "en-secret" not in router.received  # never echoed, and not a command either
+            session.configure(["logging buffered 64000"])  # only possible in enable mode
+        finally:
+            session.close()
+        session = opened(router, tmp_path, secret=None)
+        try:
+            assert session.prompt == "rtr-enable>"
+        finally:
+            session.close()
+
+
+def test_a_wrong_enable_secret_is_an_authentication_failure(tmp_path):
+    with tiny_ios(TinyIos(hostname="rtr-enable")) as router:
+        with pytest.raises(AuthenticationFailed, match="enable secret refused"):
+            opened(router, tmp_path, secret="wrong")
+
+
+def test_aaa_refusal_is_unauthorized_and_stops_configure(tmp_path):
+    denied = (r"^debug crypto condition",)
+    with tiny_ios(TinyIos(hostname="hub-with-tacacs", denied=denied)) as router:
+        session = opened(router, tmp_path)
+        try:
+            with pytest.raises(CommandUnauthorized) as err:
+                session.configure(["logging buffered 64000", "debug crypto condition peer ipv4 192.0.2.1",
+                                   "debug crypto isakmp"])
+            assert err.value.kind == "unauthorized" and err.value.command.startswith("debug crypto condition")
+            assert "Command authorization failed" in err.value.reason
+            sent = router.received[router.received.index("configure terminal"):]
+            assert sent == ["configure terminal", "logging buffered 64000",
+                            "debug crypto condition peer ipv4 192.0.2.1", "end"]  # isakmp never sent
+            with pytest.raises(CommandUnauthorized):
+                session.run("debug crypto condition peer ipv4 192.0.2.1")
+            assert session.run("show clock").text == "output of show clock\n"  # still in exec mode, usable
+        finally:
+            session.close()
+
+
+@pytest.mark.parametrize("line, refusal", [("bogus line", "Invalid input detected"),
+                                           ("incomplete", "Incomplete command")])
+def test_config_mode_refusals_stop_configure(line, refusal, tmp_path):
+    with tiny_ios(TinyIos(hostname="rtr-cfg")) as router:
+        session = opened(router, tmp_path)
+        try:
+            with pytest.raises(CommandRefused, match=refusal) as err:
+                session.configure(["logging buffered 64000", line, "logging buffered 8192"])
+            assert not isinstance(err.value, CommandUnauthorized)
+            assert router.received[-2:] == [line, "end"]
+        finally:
+            session.close()
+
+
+def test_a_timed_out_command_is_settled_before_the_next_one(tmp_path):
+    with tiny_ios(TinyIos(hostname="rtr-slow")) as router:
+        session = opened(router, tmp_path)
+        try:
+            with pytest.raises(CommandTimeout):
+                session.run("show slow 1.5", read_timeout=0.5)
+            # Not resent, not mixed with the next output: the late answer is read first.
+            assert session.run("show clock").text == "output of show clock\n"
+            assert router.received.count("show slow 1.5") == 1
+            with pytest.raises(CommandTimeout):
+                session.run("show slow 3", read_timeout=0.3)
+            assert "output of show slow 3" in session.settle(timeout=10)
+        finally:
+            session.close()
+
+
+def test_a_timed_out_command_that_never_settles_closes_the_session(tmp_path):
+    with tiny_ios(TinyIos(hostname="rtr-stuck")) as router:
+        session = opened(router, tmp_path)
+        with pytest.raises(CommandTimeout):
+            session.run("show slow 5", read_timeout=0.2)
+        with pytest.raises(SessionDropped, match="after a timed-out command"):
+            session.settle(timeout=0.3)
+        assert not session.is_open
+
+
+def test_refused_password_is_tried_a_bounded_number_of_times(tmp_path):
+    with tiny_ios(TinyIos(hostname="rtr-auth")) as router:
+        host = ios_host(router, password="wrong")
+        with SessionPool(KnownHosts(tmp_path / "kh"), max_auth_failures=2, auth_backoff=0.0) as pool:
+            for attempt in (1, 2):
+                with pytest.raises(AuthenticationFailed, match=f"try {attempt} of 2"):
+                    with pool.session(host):
+                        pass
+            tried = router.logins
+            with pytest.raises(AuthenticationFailed, match=r"authentication failed \(username or password refused\), 2 times in a row; not tried again"):
+                with pool.session(host):
+                    pass
+            assert router.logins == tried  # no further login attempt reached the router
+
+
+def test_after_a_refused_password_the_next_try_waits_for_the_backoff(tmp_path):
+    with tiny_ios(TinyIos(hostname="rtr-auth")) as router:
+        with SessionPool(KnownHosts(tmp_path / "kh"), max_auth_failures=3, auth_backoff=60.0) as pool:
+            with pytest.raises(AuthenticationFailed, match="try 1 of 3, next try not before 60s"):
+                with pool.session(ios_host(router, password="wrong")):
+                    pass
+            tried = router.logins
+            with pytest.raises(AuthenticationFailed, match=r"authentication failed .*, 1 of 3 tries used; not tried again for \d+s"):
+                with pool.session(ios_host(router)):
+                    pass
+            assert router.logins == tried
+
+
+def test_a_router_that_waits_for_a_return_before_its_first_prompt(tmp_path):
+    with tiny_ios(TinyIos(hostname="rtr-quiet", prompt_after_return=True)) as router:
+        session = opened(router, tmp_path)
+        try:
+            assert session.prompt == "rtr-quiet#"
+            assert session.run("show clock").text == "output of show clock\n"
+        finally:
+            session.close()
+
+
+def test_a_timed_out_configuration_line_is_not_resent_and_config_mode_is_left(tmp_path):
+    with tiny_ios(TinyIos(hostname="rtr-slow-config")) as router:
+        session = opened(router, tmp_path)
+        try:
+            with pytest.raises(CommandTimeout) as err:
+                session.configure(["logging buffered 64000", "show slow 1", "logging buffered 8192"], read_timeout=0.3)
+            assert err.value.command == "show slow 1"
+            assert router.received[-3:] == ["logging buffered 64000", "show slow 1", "end"]
+            assert session.prompt == "rtr-slow-config#"
+            assert session.run("show clock").text == "output of show clock\n"
+        finally:
+            session.close()
+
+
+def test_a_refused_connection_to_a_router_reached_before_is_lines_busy(tmp_path):
+    from collector.sessions import ConnectFailed, LinesBusy
+
+    with SessionPool(KnownHosts(tmp_path / "kh"), keep_open=False) as pool:
+        with tiny_ios(TinyIos(hostname="rtr-full")) as router:
+            host = ios_host(router)
+            with pool.session(host) as session:
+                session.run("show clock")
+        with pytest.raises(LinesBusy, match="vty lines are busy"):  # its port now refuses connections
+            with pool.session(host):
+                pass
+        with pytest.raises(ConnectFailed, match="port closed, or all vty lines busy"):  # never reached: both said
+            with pool.session(Host(**{**host.__dict__, "name": "never-reached"})):
+                pass

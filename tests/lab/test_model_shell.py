@@ -198,3 +198,78 @@ def test_grammar_prefix_matching_is_a_tree_not_string_checks() -> None:
     assert isinstance(bad_ip, ParseError) and bad_ip.kind == "invalid" and bad_ip.column == len("sh cr ips sa peer ")
     amb = parse(g, "sh cr i sa")
     assert isinstance(amb, ParseError) and amb.kind == "ambiguous"
+
+
+# -- hostnames and prompts (IOS: whole name in EXEC, first 20 characters in config modes) ----
+
+
+def long_hostname(length: int) -> str:
+    """A realistic name of exactly `length` characters (dots and dashes, alphanumeric at the end)."""
+    base = "rtr-ams-dc1.asr1001x-wan01.core.example.net-"
+    name = (base * 3)[:length]
+    return name[:-1] + "7" if not name[-1].isalnum() else name
+
+
+@pytest.mark.parametrize("length", [16, 17, 20, 21, 30, 63])
+def test_hostname_sets_every_prompt_at_once(length: int) -> None:
+    r = build(routers=2).routers["hub1"]
+    name = long_hostname(length)
+    s = priv(r)
+    s.execute("configure terminal")
+    assert s.execute(f"hostname {name}") == ""
+    assert s.prompt == f"{name[:20]}(config)#"  # the very next prompt
+    s.execute("event manager applet T1")
+    assert s.prompt == f"{name[:20]}(config-applet)#"
+    s.execute("interface GigabitEthernet0/0/1")
+    assert s.prompt == f"{name[:20]}(config-if)#"
+    s.execute("line vty 0 4")
+    assert s.prompt == f"{name[:20]}(config-line)#"
+    s.execute("end")
+    assert s.prompt == f"{name}#"
+    s.execute("disable")
+    assert s.prompt == f"{name}>"
+    s.execute("enable")
+    s.execute(r.enable_secret)
+    assert f"\nhostname {name}\n" in s.execute("show running-config")
+
+
+def test_hostname_is_checked_like_ios() -> None:
+    r = build(routers=2).routers["hub1"]
+    s = priv(r)
+    s.execute("configure terminal")
+    too_long = long_hostname(63) + "x"
+    out = s.execute(f"hostname {too_long}")
+    assert "% Invalid input detected at '^' marker." in out
+    assert s.prompt == "hub1(config)#"
+    # IOS warns about a bad name and still takes it (real captures: `host 1`, `hostname IT@L3`)
+    assert s.execute("hostname 1") == "% Hostname contains one or more illegal characters.\n\n"
+    assert s.prompt == "1(config)#"
+    assert s.execute("hostname rtr_lab") == "% Hostname contains one or more illegal characters.\n\n"
+    assert s.execute("hostname rtr-ams.dc1-wan01") == ""
+    assert s.prompt == "rtr-ams.dc1-wan01(config)#"
+
+
+def test_hostname_survives_write_and_reload_only_when_saved() -> None:
+    r = build(routers=2).routers["hub1"]
+    s = priv(r)
+    s.execute("configure terminal")
+    s.execute("hostname rtr-ams-dc1-asr1001x-wan01")
+    s.execute("end")
+    r.reboot()
+    assert r.open_session().prompt == "hub1>"
+    s = priv(r)
+    s.execute("configure terminal")
+    s.execute("hostname rtr-ams-dc1-asr1001x-wan01")
+    s.execute("end")
+    s.execute("write memory")
+    r.reboot()
+    assert r.open_session().prompt == "rtr-ams-dc1-asr1001x-wan01>"
+
+
+def test_show_privilege_follows_enable() -> None:
+    r = build(routers=2).routers["hub1"]
+    s = r.open_session()
+    assert s.execute("show privilege") == "Current privilege level is 1\n"
+    s.execute("enable")
+    s.execute(r.enable_secret)
+    assert s.execute("sh priv") == "Current privilege level is 15\n"

@@ -167,6 +167,24 @@ def test_faults_file_errors_name_file_and_line(tmp_path: Path) -> None:
     assert line.startswith(f"Error: {faults}:1: spoke1: fault vty_limit must be an integer")
 
 
+def test_faults_file_tacacs_policy_is_checked(tmp_path: Path) -> None:
+    base = _free_base(2)
+    faults = tmp_path / "faults.yaml"
+    faults.write_text("hub1:\n  vty_held: 1\nspoke1:\n  tacacs:\n    lab:\n      permit: show\n")
+    args = ["up", "--routers", "2", "--base-port", str(base), "--faults", str(faults), "--state-dir", str(tmp_path)]
+    line = _one_line_error(args)
+    assert line.startswith(f"Error: {faults}:3: spoke1: fault tacacs: tacacs policy 'lab' permit must be a list")
+
+
+def test_faults_file_sets_tacacs_policy_and_held_lines(tmp_path: Path) -> None:
+    policy = {"lab": {"permit": ["show"], "deny": ["debug crypto condition"]}}
+    with running_lab(routers=2, faults={"hub1": {"tacacs": policy, "vty_held": 2}}) as lab:
+        state = lab.control.state("hub1")
+        assert state["faults"]["tacacs"] == policy
+        assert state["faults"]["vty_held"] == 2
+        assert len(state["vty_in_use"]) == 2
+
+
 def test_faults_file_applies_at_start(tmp_path: Path) -> None:
     with running_lab(routers=2, faults={"spoke1": {"slow_seconds": 0.5, "vty_limit": 2}}) as lab:
         assert lab.control.state("spoke1")["faults"]["vty_limit"] == 2

@@ -18,6 +18,7 @@ from collector.hostkeys import (
     HostKeyChangedError,
     HostKeyUnknownError,
     KnownHosts,
+    KnownHostsFileError,
     apply_host_key_policy,
     default_known_hosts_path,
     explain_bad_host_key,
@@ -299,3 +300,26 @@ def test_store_path_is_created_on_first_write(tmp_path):
     assert store.lookup("x", 22) == {}
     store.add("x", 22, ed25519_key())
     assert Path(tmp_path / "a" / "b" / "known_hosts").is_file()
+
+
+def test_a_state_folder_that_cannot_hold_the_file_is_named_as_such(tmp_path):
+    blocker = tmp_path / "state"
+    blocker.write_text("a file where the state folder should be\n")
+    store = KnownHosts(blocker / "known_hosts")
+    with pytest.raises(KnownHostsFileError) as err:
+        store.add("x", 22, ed25519_key())
+    assert not isinstance(err.value, OSError)  # netmiko would turn an OSError into "TCP connection failed"
+    assert str(blocker / "known_hosts") in str(err.value) and "cannot be written" in str(err.value)
+
+
+def test_a_known_hosts_path_that_is_a_folder_cannot_be_read(tmp_path):
+    (tmp_path / "known_hosts").mkdir()
+    with pytest.raises(KnownHostsFileError, match="cannot be read"):
+        KnownHosts(tmp_path / "known_hosts").lookup("x", 22)
+
+
+def test_tofu_on_an_unwritable_store_fails_the_connection_with_that_reason(tmp_path):
+    blocker = tmp_path / "state"
+    blocker.write_text("")
+    with pytest.raises(KnownHostsFileError, match="cannot be written"):
+        handshake(ed25519_key(), KnownHosts(blocker / "known_hosts"), "tofu")

@@ -257,8 +257,30 @@ def test_bad_platform(tmp_path):
     assert "ASR1000" in str(err)
 
 
-def test_napalm_platform_name_gets_a_hint(tmp_path):
-    path = write(tmp_path, MINIMAL + "    platform: iosxe\n")
+@pytest.mark.parametrize("written, platform", [
+    ("ios", "cisco_ios"), ("cisco_ios_ssh", "cisco_ios"), ("IOSXE", "cisco_xe"), ("iosxe", "cisco_xe"),
+    ("cisco_xe", "cisco_xe"), ("cisco_iosxe", "cisco_xe"), ("ios-xe", "cisco_xe"), ("cisco.ios.ios", "cisco_ios"),
+])
+def test_platform_names_of_nornir_napalm_netmiko_users_are_aliases(tmp_path, written, platform):
+    path = write(tmp_path, MINIMAL + f"    platform: {written}\n")
+    assert load_inventory(path).hosts["r1"].platform == platform
+
+
+def test_device_type_key_wins_over_platform_on_one_level(tmp_path):
+    # NAPALM's `platform: ios` and netmiko's `device_type: cisco_xe` side by side
+    path = write(tmp_path, MINIMAL + "    platform: ios\n    device_type: cisco_xe\n    groups: [g]\n"
+                 "groups:\n  g:\n    device_type: cisco_ios\n")
+    inv = load_inventory(path)
+    assert inv.hosts["r1"].platform == "cisco_xe" and inv.groups["g"].platform == "cisco_ios"
+
+
+def test_device_type_of_another_vendor_is_refused_with_its_line(tmp_path):
+    path = write(tmp_path, MINIMAL + "    device_type: juniper_junos\n")
+    assert str(error_of(path)).startswith(f"{path}:8: host r1: platform 'juniper_junos' is not supported")
+
+
+def test_asr_model_name_gets_a_hint(tmp_path):
+    path = write(tmp_path, MINIMAL + "    platform: asr1000\n")
     assert "use cisco_xe" in str(error_of(path))
 
 

@@ -37,7 +37,7 @@ def test_conditions_are_addresses_whatever_the_wording():
     text = ("Crypto conditional debug currently is turned ON\nIKE debug context unmatched flag:OFF\n\n"
             "IKE peer IP address filters:\n10.1.1.1 \n2001:db8::1\nconnid 5, spi 0x1234\n")
     state = parse_debug_state("", text)
-    assert state.conditions == {"10.1.1.1", "2001:db8::1"}
+    assert state.peer_conditions == {"10.1.1.1", "2001:db8::1"}
     assert addresses_in("peer filter -> 192.0.2.7 (set).") == {"192.0.2.7"}
     assert addresses_in("Crypto Engine debug context unmatched flag:OFF") == frozenset()
 

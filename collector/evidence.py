@@ -120,44 +120,47 @@ def bundle_name(result: CaptureResult) -> str:
 
 def build_timeline(captures: tuple[RouterCapture, ...], *, year: int, pre_arm: tuple[LogSnapshot, ...] = (),
                    trigger_lines: tuple[str, ...] = (), receiver: str | None = None) -> list[dict]:
-    """Every line the incident saw, in one order on the agent's clock, each saying where it
-    came from: `trigger` (the flow's lines as the agent read them), `pre-arm read` (a
-    router's log just before arming), `capture` (its log at capture).
+    """Every line the incident saw, once, in one order on the agent's clock.
 
-    Each router's timestamps are shifted by its measured clock offset so lines from two
-    boxes whose clocks disagree still interleave as they happened. A line read twice (in
-    the pre-arm read and again at capture) is listed once, from the earlier read."""
+    `source` says where a line was first seen: `trigger` (the flow's lines as the agent
+    read them), `pre-arm read` (a router's log just before arming), `capture` (its log at
+    capture); `seen_in` lists every one of those reads that held it (a line still in the
+    buffer at capture was there before arming too). Each router's timestamps are shifted
+    by its measured clock offset so two boxes whose clocks disagree still interleave."""
     rows: list[tuple[datetime, int, int, dict]] = []
     roles = {c.router: c.role for c in captures}
     offsets = {c.router: c.clock_offset for c in captures}
+    by_text: dict[tuple[str, str], list[dict]] = {}  # (router, line) -> its rows, oldest first
 
-    def add(order: int, router: str, text: str, source: str, skip: Counter | None = None) -> Counter:
+    def add(order: int, router: str, text: str, source: str) -> None:
         shift = timedelta(seconds=offsets.get(router) or 0.0)
-        taken: Counter = Counter()
+        used: Counter = Counter()
         for n, line in enumerate(iter_log_records(text, year=year)):
-            key = line.raw.strip()
-            if skip is not None and skip[key] > 0:
-                skip[key] -= 1
+            key = (router, line.raw.strip())
+            earlier = by_text.setdefault(key, [])
+            if used[key] < len(earlier):  # the same line, already listed from an earlier read
+                row = earlier[used[key]]
+                used[key] += 1
+                if source not in row["seen_in"]:
+                    row["seen_in"].append(source)
                 continue
-            taken[key] += 1
             agent_time = (line.timestamp - shift) if line.timestamp else None
-            rows.append((agent_time or datetime.min.replace(tzinfo=timezone.utc), order, n,
-                         {"router": router, "role": roles.get(router, "receiver" if router == receiver else "sender"),
-                          "source": source, "device_time": line.timestamp_text,
-                          "agent_time": agent_time.isoformat() if agent_time else None,
-                          "mnemonic": line.mnemonic, "line": line.raw}))
-        return taken
+            row = {"router": router, "role": roles.get(router, "receiver" if router == receiver else "sender"),
+                   "source": source, "seen_in": [source], "device_time": line.timestamp_text,
+                   "agent_time": agent_time.isoformat() if agent_time else None,
+                   "mnemonic": line.mnemonic, "line": line.raw}
+            earlier.append(row)
+            used[key] += 1
+            rows.append((agent_time or datetime.min.replace(tzinfo=timezone.utc), order, n, row))
 
-    seen: dict[str, Counter] = {}
     if receiver is not None and trigger_lines:
-        seen.setdefault(receiver, Counter()).update(add(0, receiver, "\n".join(trigger_lines), "trigger"))
+        add(0, receiver, "\n".join(trigger_lines), "trigger")
     for snapshot in pre_arm:
-        seen.setdefault(snapshot.router, Counter()).update(
-            add(1, snapshot.router, snapshot.text, "pre-arm read", Counter(seen.get(snapshot.router, Counter()))))
+        add(1, snapshot.router, snapshot.text, "pre-arm read")
     for capture in captures:
         record = capture.output("show logging")
         if record is not None:
-            add(2, capture.router, record.text or "", "capture", Counter(seen.get(capture.router, Counter())))
+            add(2, capture.router, record.text or "", "capture")
     rows.sort(key=lambda r: (_aware(r[0]), r[1], r[2]))
     return [r[3] for r in rows]
 
@@ -167,7 +170,8 @@ def _aware(value: datetime) -> datetime:
 
 
 def write_incident_bundle(result: CaptureResult, root: Path, *, secrets: tuple[str, ...] = (),
-                          report: tuple[str, dict] | None = None, tool_context: dict | None = None) -> Path:
+                          report: tuple[str, dict] | None = None, tool_context: dict | None = None,
+                          html: str | None = None) -> Path:
     writer = BundleWriter(root, bundle_name(result), secrets=secrets)
     commands = []
     for capture in result.captures:
@@ -190,6 +194,8 @@ def write_incident_bundle(result: CaptureResult, root: Path, *, secrets: tuple[s
         markdown, data = report
         writer.write_text("report.md", markdown)
         writer.write_json("report.json", data)
+    if html is not None:
+        writer.write_text("report.html", html)
     flow = result.flow
     manifest = {
         "kind": "invalid-spi",

@@ -1,0 +1,569 @@
+"""Which log records are new since the last read of a router's buffer, by the router's own counters.
+
+A line's text is not its identity: with `service timestamps log uptime` (`1d02h:` changes once
+an hour after the first day, `8w0d:` once a day after the first week) or no time stamps,
+the lines of one flow are byte-identical. What
+identifies a record is its place in the router's numbering:
+
+* the header's `Buffer logging: level L, N messages logged` count. Assumption (checked
+  against the public captures, not documented by Cisco): N counts every message written
+  to the buffer since the router booted, one per message (a multi-line debug record is
+  one message); `clear logging` and a buffer resize (which empties the buffer) do not
+  reset it, a reload does. Evidence: ntc-templates `cisco_ios_show_logging_1.raw` shows
+  `22860 messages logged` in a 16 KB buffer whose visible lines carry sequence numbers
+  022701-022703 with the rest of the buffer (about 150 lines) elided: the count runs one
+  per buffered message, in step with the sequence numbers; `..._5.raw` (buffer at level
+  informational, 10048 logged, console at debugging, 10027) shows the count is the
+  buffer's own, and a real two-line message (`%CRYPTO-4-PKT_REPLAY_ERR` with an indented
+  `connection id=...` line). Not confirmed on a router: whether `clear logging` leaves
+  the count alone (`collector probe --self-test` should check it). The lab
+  (collector/lab/logbuf.py) models the same. So, with the buffer read whole, the newest
+  record has ordinal N, the one before it N-1, ...; records above the last read's N are new.
+* `service sequence-numbers` (`000123:` before the stamp): numbers every message the
+  router produces (also those below the buffer's level, so they may skip); restarts at a
+  reload. Where present, a record is new when its number is above the last one seen.
+* buffer order: the buffer is first-in first-out, so what follows the last read's tail is
+  new, and if the newest record seen last time is still there, nothing logged since has
+  been lost.
+
+Two read forms:
+
+* full (`show logging`): exact by counts. The last read's tail (fingerprints of its newest
+  records) is looked for where the count says it should be; when those lines are distinct
+  and sit elsewhere (a record grouped differently, a line logged while the router printed
+  its header) the reader realigns on them; when they are gone although the count says
+  they should be there, the counters were reset (reload) and everything is new.
+* filtered (`show logging | include <header>|<watched mnemonics>`, see `poll_command`):
+  the header's count plus the watched lines only. Exact with sequence numbers. Without
+  them the watched lines are aligned on the last read's watched lines; each remembered
+  watched line carries its ordinal (exact after a full read, a range after a filtered
+  one), and a line whose ordinal is less than `capacity` messages old is surely still in
+  the buffer (capacity = buffer bytes / a bound on record bytes). Whatever stays
+  ambiguous (identical lines near the buffer's head, the last read's lines gone, more
+  messages since the last read than the buffer surely holds, a resize, a count gone down)
+  is not guessed: the read returns `full_read_needed` with the position unchanged, and the
+  caller reads the whole buffer, which is exact by counts. Not seen by a filtered read
+  without sequence numbers: `clear logging` followed by as many identical watched lines as
+  it removed (the count does not show a clear); a periodic full read bounds that.
+
+The agent calls `poll_log(run, previous, watch)` once per router and poll (it runs the
+filtered command, and the whole buffer only when needed) and persists `position.to_text()`.
+
+Fingerprints (collector.detect.cursor) remain only as the fallback for output without a
+`messages logged` count (a platform that does not print it); there N identical lines
+are only told apart by how many of them the buffer holds.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+
+from collector.detect.cursor import LogCursor, fingerprint, new_lines as fingerprint_new_lines
+from collector.detect.logline import parse_log_line
+
+POSITION_VERSION = 1
+TAIL_RECORDS = 4  # newest records remembered for realignment: enough to be distinctive
+MAX_MATCHED = 5_000  # watched lines remembered for the filtered read's alignment
+MIN_RECORD_BOUND = 512  # bytes: the smallest bound assumed for one record when sizing capacity
+_MNEMONIC_TOKEN = re.compile(r"[A-Z0-9_-]{1,64}")
+
+_LOG_BUFFER_LINE = re.compile(r"^\s*Log Buffer \((\d{1,12}) bytes\):\s*$")
+_BUFFER_LOGGING = re.compile(
+    r"^\s*Buffer logging:\s+(?:level (?P<level>[a-z]+), (?P<logged>\d{1,15}) messages? logged"
+    r"|(?P<disabled>disabled))"
+)
+_SEQ = re.compile(r"^(?:<\d{1,3}>)?(\d{1,12}): ")
+
+
+# --------------------------------------------------------------------------- header
+
+
+@dataclass(frozen=True, slots=True)
+class LogHeader:
+    """What the `show logging` header says about the buffer.
+
+    `logged` is the `N messages logged` of the `Buffer logging:` line (None when the line is
+    absent or the buffer is disabled); `buffer_bytes` the `Log Buffer (N bytes):` size."""
+
+    buffer_enabled: bool
+    buffer_bytes: int | None
+    logged: int | None
+    level: str | None = None
+
+
+def split_show_logging(text: str) -> tuple[LogHeader, list[str]]:
+    """The header and the buffer lines of a `show logging` output, whole or `| include`-filtered.
+
+    The header is read only above the first `Log Buffer (N bytes):` line and the buffer only
+    below it, so a logged message that imitates a header line (an EEM `action syslog msg`,
+    a forged syslog) can neither move the counters nor hide lines."""
+    lines = text.splitlines()
+    marker = next((i for i, ln in enumerate(lines) if _LOG_BUFFER_LINE.match(ln)), None)
+    head = lines if marker is None else lines[:marker]
+    logged = level = None
+    disabled = False
+    for ln in head:
+        m = _BUFFER_LOGGING.match(ln)
+        if m is None:
+            continue
+        if m.group("disabled"):
+            disabled = True
+        else:
+            level, logged = m.group("level"), int(m.group("logged"))
+        break
+    if marker is None:
+        if disabled:
+            return LogHeader(buffer_enabled=False, buffer_bytes=None, logged=None), []
+        # No header at all (a bare `| include` of messages only): every line is a buffer line.
+        return LogHeader(buffer_enabled=True, buffer_bytes=None, logged=None), [ln for ln in lines if ln.strip()]
+    # A capture indented as a whole (some tools do that): indentation counts from the marker's.
+    indent = len(lines[marker]) - len(lines[marker].lstrip())
+    body = []
+    for ln in lines[marker + 1:]:
+        if not ln.strip():
+            continue
+        if indent and len(ln) - len(ln.lstrip()) >= indent:
+            ln = ln[indent:]
+        body.append(ln)
+    size = int(_LOG_BUFFER_LINE.match(lines[marker]).group(1))
+    return LogHeader(buffer_enabled=not disabled, buffer_bytes=size, logged=None if disabled else logged,
+                     level=level), body
+
+
+# --------------------------------------------------------------------------- poll command
+
+
+class WatchError(ValueError):
+    """A watched mnemonic that cannot be put into a router command."""
+
+
+def _check_mnemonics(mnemonics: Iterable[str]) -> list[str]:
+    out: list[str] = []
+    for m in mnemonics:
+        if not isinstance(m, str) or not _MNEMONIC_TOKEN.fullmatch(m):
+            raise WatchError(f"watched message {m!r}: only A-Z, 0-9, '_' and '-' (1-64 characters) are allowed")
+        if m not in out:
+            out.append(m)
+    if not out:
+        raise WatchError("no watched message given")
+    return out
+
+
+def _ios_literal(token: str) -> str:
+    # In the IOS CLI regex `_` is special (it matches a space, comma, brace, parenthesis or
+    # the start/end of the line), so it is written as `.`; `-` is special only inside [].
+    # The reader re-checks every line with the exact text in Python.
+    return token.replace("_", ".")
+
+
+def poll_command(mnemonics: Sequence[str]) -> str:
+    """`show logging | include Log.Buffer|Buffer.logging|<m1>|<m2>...`: the header's size and
+    count lines plus the watched messages' lines. Mnemonics are validated ([A-Z0-9_-])."""
+    tokens = _check_mnemonics(mnemonics)
+    alternatives = ["Log.Buffer", "Buffer.logging", *(_ios_literal(t) for t in tokens)]
+    return "show logging | include " + "|".join(alternatives)
+
+
+def watch_matcher(mnemonics: Sequence[str]) -> re.Pattern[str]:
+    """The Python test for a watched line (a record whose text holds one of the mnemonics);
+    what the router's `include` keeps is a superset, so filtered lines are checked again."""
+    tokens = _check_mnemonics(mnemonics)
+    return re.compile("|".join(re.escape(t) for t in tokens))
+
+
+# --------------------------------------------------------------------------- position
+
+
+@dataclass(frozen=True, slots=True)
+class Watched:
+    """A watched line remembered from an earlier read: its fingerprint and the range its
+    ordinal lies in (lo == hi when a full read placed it exactly)."""
+
+    fp: str
+    lo: int
+    hi: int
+
+
+@dataclass(frozen=True, slots=True)
+class LogPosition:
+    """Where the last read of one router's buffer ended; persist `to_text()` per router.
+
+    `epoch` counts counter resets seen (reloads), so that `NewLine.key` stays unique."""
+
+    logged: int | None = None
+    buffer_bytes: int | None = None
+    seq: int | None = None
+    epoch: int = 0
+    tail: tuple[str, ...] = ()
+    watched: tuple[Watched, ...] = ()
+    record_bytes: int | None = None  # longest record (bytes) seen at the last full read
+    counted: int = 0  # watched lines reported without an ordinal (their keys)
+    top: int = 0  # highest ordinal handed out in this epoch (keys stay unique after a realignment)
+    fallback: str | None = None  # fingerprint cursor, used only when the header has no count
+
+    def to_text(self) -> str:
+        return json.dumps({
+            "v": POSITION_VERSION, "logged": self.logged, "bytes": self.buffer_bytes, "seq": self.seq,
+            "epoch": self.epoch, "tail": list(self.tail),
+            "watched": [[w.fp, w.lo, w.hi] for w in self.watched],
+            "record_bytes": self.record_bytes, "counted": self.counted, "top": self.top,
+            "fallback": self.fallback,
+        }, separators=(",", ":"))
+
+    @classmethod
+    def from_text(cls, text: str | None) -> "LogPosition | None":
+        """None for no text, or text that is not a position (an old fingerprint cursor, a
+        damaged row): the next read is then a first read."""
+        if not text:
+            return None
+        try:
+            d = json.loads(text)
+            if not isinstance(d, dict) or d.get("v") != POSITION_VERSION:
+                return None
+            return cls(
+                logged=_opt_int(d.get("logged")), buffer_bytes=_opt_int(d.get("bytes")), seq=_opt_int(d.get("seq")),
+                epoch=int(d.get("epoch", 0)), tail=tuple(str(x) for x in d.get("tail", ())),
+                watched=tuple(Watched(str(f), int(lo), int(hi)) for f, lo, hi in d.get("watched", ())),
+                record_bytes=_opt_int(d.get("record_bytes")), counted=int(d.get("counted", 0)),
+                top=int(d.get("top", 0)),
+                fallback=d.get("fallback") if isinstance(d.get("fallback"), str) else None,
+            )
+        except (ValueError, TypeError):
+            return None
+
+
+def _opt_int(v: object) -> int | None:
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise TypeError("not an int")
+    return v
+
+
+# --------------------------------------------------------------------------- result
+
+
+@dataclass(frozen=True, slots=True)
+class NewLine:
+    """One record logged since the last read. `ordinal` is its number in the buffer's
+    `messages logged` count (None when a filtered read cannot know it); `key` is unique per
+    logged message of this router (same record read twice -> same key), for event ids."""
+
+    text: str  # the record; continuation lines joined with "\n"
+    ordinal: int | None
+    seq: int | None
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class LogRead:
+    new_lines: tuple[NewLine, ...]
+    position: LogPosition  # persist this (to_text) once the new lines are handled
+    gap: str | None = None  # lines were (or may have been) lost since the last read, and why
+    full_read_needed: str | None = None  # filtered read only: why the whole buffer must be read now
+    method: str = "count"  # count | seq | realigned | reset | first | align | fingerprint | none
+    notes: tuple[str, ...] = field(default=())
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True, slots=True)
+class _Record:
+    text: str
+    fp: str
+    seq: int | None
+    size: int  # bytes it takes in the buffer (text + newline per line)
+
+
+def group_records(lines: Sequence[str]) -> list[_Record]:
+    """Buffer lines to records, oldest first. A record starts at a line that logline
+    recognises as the start of one (stamp, sequence number, %MNEMONIC or a known debug
+    family) or at the first line (the oldest record, possibly cut by the wrap); other lines
+    (indented, or unstamped continuations such as `Payload contents:`) belong to the record
+    before them."""
+    groups: list[list[str]] = []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        if not groups or (line[0] not in " \t" and parse_log_line(line, year=2000) is not None):
+            groups.append([line])
+        else:
+            groups[-1].append(line)
+    out = []
+    for g in groups:
+        text = "\n".join(g)
+        m = _SEQ.match(g[0])
+        out.append(_Record(text, fingerprint(text), int(m.group(1)) if m else None, len(text) + 1))
+    return out
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def read_new_lines(previous: LogPosition | None, header: LogHeader, lines: Sequence[str], *,
+                   watch: Sequence[str] = (), filtered: bool = False,
+                   record_bound: int | None = None) -> LogRead:
+    """The records logged since `previous`, and the position to persist.
+
+    `lines` are the buffer lines of `split_show_logging` (all of them for a full read; for a
+    filtered read, what the `include` kept). `watch` lists the watched mnemonics: the
+    position remembers their lines so that later filtered reads can align on them; a
+    filtered read must pass the same list it built its command from. `record_bound`
+    overrides the bytes-per-record bound used to size the buffer (tests)."""
+    if not header.buffer_enabled:
+        position = previous or LogPosition()
+        return LogRead((), position, gap=None, method="none", notes=("buffer logging is disabled",))
+    if header.logged is None:
+        return _fingerprint_read(previous, lines, watch, filtered)
+    if filtered:
+        return _filtered_read(previous, header, lines, watch, record_bound)
+    return _full_read(previous, header, lines, watch)
+
+
+def _key(epoch: int, ordinal: int | None, seq: int | None, counted: int) -> str:
+    if ordinal is not None:
+        return f"{epoch}:n{ordinal}"
+    if seq is not None:
+        return f"{epoch}:s{seq}"
+    return f"{epoch}:w{counted}"
+
+
+def _full_read(previous: LogPosition | None, header: LogHeader, lines: Sequence[str],
+               watch: Sequence[str]) -> LogRead:
+    records = group_records(lines)
+    k, n = len(records), header.logged
+    assert n is not None
+    epoch = previous.epoch if previous else 0
+    notes: list[str] = []
+    gap: str | None = None
+
+    if previous is None or previous.logged is None:
+        first, method = 0, "first"
+    elif n < previous.logged or _seq_went_back(previous, records):
+        epoch += 1
+        first, method = 0, "reset"
+        gap = (f"messages-logged count went from {previous.logged} to {n}"
+               f"{'' if n < previous.logged else ' and the sequence numbers restarted'}: the router reloaded "
+               "(or its counters were reset); what it logged between the last read and the reset is gone")
+    else:
+        delta = n - previous.logged
+        resized = previous.buffer_bytes is not None and header.buffer_bytes != previous.buffer_bytes
+        # Sequence numbers decide only after a full read (a filtered read's `seq` is that of
+        # the watched lines, lower than the buffer's last number), and only where a numbered
+        # old record is there to prove the boundary (the head record may have lost its number
+        # to the wrap).
+        first_seq = None
+        if not resized and previous.tail and previous.seq is not None:
+            first_seq = next((i for i, r in enumerate(records) if r.seq is not None and r.seq > previous.seq), k)
+            if first_seq == 0 or records[first_seq - 1].seq is None:
+                first_seq = None
+        if first_seq is not None:
+            first, method = first_seq, "seq"
+        else:
+            first, method = max(0, k - delta), "count"
+            if not resized and previous.tail:
+                first, method, reset = _realign(records, first, previous.tail, notes)
+                if reset:
+                    epoch += 1
+                    gap = ("the last read's newest lines are gone although the count says they should "
+                           f"still be in the buffer (count {previous.logged} -> {n}): taken as a counter "
+                           "reset (reload); everything in the buffer is reported")
+        present = k - first
+        if gap is None and delta > present and first == 0:
+            # Nothing of the last read is left: the difference is what the buffer lost.
+            lost = delta - present
+            if resized:
+                why = (f"the buffer was resized from {previous.buffer_bytes} to {header.buffer_bytes} bytes, "
+                       "which empties it")
+            elif k:
+                why = "the buffer wrapped past the last read, or was cleared"
+            else:
+                why = "the buffer was cleared"
+            gap = f"{lost} of {delta} messages logged since the last read are no longer in the buffer: {why}"
+        elif delta > present and method != "reset":
+            # An old record is still there, so (first in, first out) nothing after it was lost:
+            # the router's count and our grouping of lines into records disagree.
+            notes.append(f"the count grew by {delta} but {present} records follow the last read's")
+        elif present > delta and method != "reset":
+            notes.append(f"{present} records after the last read's tail but the count grew by {delta}")
+
+    base = n - (k - 1)  # ordinal of records[0] by the count
+    if method in ("realigned", "seq") and first > 0 and previous is not None and previous.logged is not None:
+        # The last read's tail is in the buffer: number on from it (past any ordinal handed
+        # out already, so that keys stay unique).
+        base = max(previous.logged, previous.top) + 1 - first
+    new = tuple(
+        NewLine(r.text, base + i, r.seq, _key(epoch, base + i, r.seq, 0))
+        for i, r in enumerate(records) if i >= first
+    )
+    matcher = watch_matcher(watch) if watch else None
+    watched = tuple(
+        Watched(r.fp, base + i, base + i) for i, r in enumerate(records) if matcher and matcher.search(r.text)
+    )[-MAX_MATCHED:]
+    seqs = [r.seq for r in records if r.seq is not None]
+    position = LogPosition(
+        logged=n, buffer_bytes=header.buffer_bytes,
+        seq=max(seqs) if seqs else (previous.seq if previous and method not in ("reset",) else None),
+        epoch=epoch, tail=tuple(r.fp for r in records[-TAIL_RECORDS:]), watched=watched,
+        record_bytes=max((r.size for r in records), default=previous.record_bytes if previous else None),
+        counted=previous.counted if previous else 0,
+        top=max(n, base + k - 1, previous.top if previous and method != "reset" else 0),
+    )
+    return LogRead(new, position, gap=gap, method=method, notes=tuple(notes))
+
+
+def _seq_went_back(previous: LogPosition, records: list[_Record]) -> bool:
+    if previous.seq is None:
+        return False
+    seqs = [r.seq for r in records if r.seq is not None]
+    return bool(seqs) and max(seqs) < previous.seq
+
+
+def _realign(records: list[_Record], expected: int, tail: tuple[str, ...], notes: list[str]) -> tuple[int, str, bool]:
+    """Check the last read's tail sits just before `expected`; realign on it when its lines are
+    distinct and sit elsewhere. Returns (first new index, method, counter reset?)."""
+    if expected == 0 or len(set(tail)) == 1:
+        return expected, "count", False  # nothing old expected, or identical lines: counts decide
+    fps = [r.fp for r in records]
+    n = len(tail)
+
+    def ends_at(j: int) -> bool:  # tail ends just before index j
+        # records[0] may be cut by the wrap: never compare it.
+        m = min(n, j - 1)
+        return m <= 0 or fps[j - m:j] == list(tail[n - m:])
+
+    if ends_at(expected):
+        return expected, "count", False
+    candidates = [j for j in range(2, len(fps) + 1) if ends_at(j)]  # j >= 2: one real record compared
+    if candidates:
+        j = min(candidates, key=lambda c: abs(c - expected))
+        notes.append(f"last read's tail found {j - expected:+d} records from where the count put it")
+        return j, "realigned", False
+    if any(f in fps[1:] for f in tail):
+        return expected, "count", False  # partly there: a grouping difference, keep the count
+    return 0, "reset", True
+
+
+def _filtered_read(previous: LogPosition | None, header: LogHeader, lines: Sequence[str],
+                   watch: Sequence[str], record_bound: int | None) -> LogRead:
+    def defer(why: str) -> LogRead:
+        return LogRead((), previous or LogPosition(), full_read_needed=why, method="none")
+
+    if not watch:
+        raise WatchError("a filtered read needs the watched mnemonics its command was built from")
+    n = header.logged
+    assert n is not None
+    if previous is None or previous.logged is None:
+        return defer("no position yet: the first read must see the whole buffer")
+    if previous.buffer_bytes != header.buffer_bytes:
+        return defer(f"buffer size changed ({previous.buffer_bytes} -> {header.buffer_bytes} bytes)")
+    if n < previous.logged:
+        return defer(f"messages-logged count went down ({previous.logged} -> {n})")
+    matcher = watch_matcher(watch)
+    records = [r for r in group_records(lines) if matcher.search(r.text)]
+    delta = n - previous.logged
+    bound = record_bound or max(MIN_RECORD_BOUND, 2 * (previous.record_bytes or MIN_RECORD_BOUND))
+    capacity = (header.buffer_bytes or 0) // bound  # messages the buffer surely holds
+
+    def surely_present(w: Watched) -> bool:
+        return n - w.lo < capacity
+
+    old = previous.watched
+    if records and records[-1].seq is not None and previous.seq is not None:
+        # (A reload shows as the count going down, checked above; the watched lines' numbers
+        # may all be old, so they prove nothing about it.)
+        first = next((i for i, r in enumerate(records) if r.seq is not None and r.seq > previous.seq), len(records))
+        # Old lines still shown are the newest remembered ones (the buffer drops from its head).
+        kept = list(old[len(old) - first:]) if 0 < first <= len(old) else []
+        if [w.fp for w in kept] != [r.fp for r in records[:first]]:
+            kept = [Watched(r.fp, 0, previous.logged) for r in records[:first]]  # place unknown
+        newest_old_shown = bool(old) and first > 0 and records[first - 1].fp == old[-1].fp
+        if not newest_old_shown and delta >= capacity:
+            return defer(f"{delta} messages since the last read: more than the buffer surely holds")
+        return _filtered_result(previous, n, records[first:], kept, "seq")
+
+    fps = [r.fp for r in records]
+    p = [w.fp for w in old]
+    # Lines before the first surely-present one may have left the buffer; that one has not.
+    pinned = next((i for i, w in enumerate(old) if surely_present(w)), len(old))
+    valid = [
+        d for d in range(0, pinned + 1)
+        if 0 <= len(fps) - (len(p) - d) <= delta and p[d:] == fps[:len(p) - d]
+    ]
+    if not valid:
+        return defer("the watched lines do not continue the last read's (buffer cleared?)")
+    if len(valid) > 1:
+        return defer(f"{len(valid)} ways to align identical watched lines on the last read's")
+    d = valid[0]
+    if d == len(p) and delta >= capacity:
+        # None of the last read's watched lines is left to show that nothing was lost.
+        return defer(f"{delta} messages since the last read: more than the buffer surely holds")
+    return _filtered_result(previous, n, records[len(p) - d:], list(old[d:]), "align")
+
+
+def _filtered_result(previous: LogPosition, n: int, fresh_records: list[_Record], kept: list[Watched],
+                     method: str) -> LogRead:
+    assert previous.logged is not None
+    counted = previous.counted
+    new: list[NewLine] = []
+    fresh: list[Watched] = []
+    for r in fresh_records:
+        counted += 1
+        new.append(NewLine(r.text, None, r.seq, _key(previous.epoch, None, r.seq, counted)))
+        fresh.append(Watched(r.fp, previous.logged + 1, n))
+    seqs = [r.seq for r in fresh_records if r.seq is not None]
+    position = replace(previous, logged=n, seq=max(seqs) if seqs else previous.seq, tail=(),
+                       watched=tuple(kept + fresh)[-MAX_MATCHED:], counted=counted)
+    return LogRead(tuple(new), position, method=method)
+
+
+def _fingerprint_read(previous: LogPosition | None, lines: Sequence[str], watch: Sequence[str],
+                      filtered: bool) -> LogRead:
+    """No `messages logged` count: fall back to fingerprints with multiplicity (cursor.py).
+    Identical lines are told apart only by how many the buffer holds; a wrap that drops
+    some while as many identical ones arrive goes unseen."""
+    records = group_records(lines)
+    if filtered and watch:
+        matcher = watch_matcher(watch)
+        records = [r for r in records if matcher.search(r.text)]
+    cursor = LogCursor.from_text(previous.fallback if previous else None)
+    fresh, cursor = fingerprint_new_lines(cursor, [r.text for r in records])
+    base = previous or LogPosition()
+    counted = base.counted
+    new = []
+    for text in fresh:
+        counted += 1
+        new.append(NewLine(text, None, None, f"{base.epoch}:f{counted}"))
+    position = replace(base, logged=None, tail=(), watched=(), fallback=cursor.to_text(), counted=counted)
+    return LogRead(tuple(new), position, method="fingerprint",
+                   notes=("no messages-logged count in the header: identical lines are matched by text",))
+
+
+# --------------------------------------------------------------------------- one poll
+
+
+FULL_COMMAND = "show logging"
+
+
+def poll_log(run: Callable[[str], str], previous: LogPosition | None, watch: Sequence[str], *,
+             full: bool = False) -> LogRead:
+    """One poll of a router's log: the filtered command, then the whole buffer only when the
+    filtered read cannot be exact (or `full` asks for it: the first read, every Nth poll).
+
+    `run(command) -> output text` is the caller's session. Persist `result.position.to_text()`
+    after handling `result.new_lines`; report `result.gap` when it is set."""
+    if not full and previous is not None:
+        header, lines = split_show_logging(run(poll_command(watch)))
+        result = read_new_lines(previous, header, lines, watch=watch, filtered=True)
+        if result.full_read_needed is None:
+            return result
+        why = result.full_read_needed
+    else:
+        why = None
+    header, lines = split_show_logging(run(FULL_COMMAND))
+    result = read_new_lines(previous, header, lines, watch=watch)
+    return replace(result, notes=(*result.notes, f"whole buffer read: {why}")) if why else result

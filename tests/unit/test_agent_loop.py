@@ -1,0 +1,249 @@
+"""The whole agent (reader, decision core, worker, responder, bundle) through scripted routers.
+
+No socket: routers are `tests/scripted_router.Box` instances behind the session fake, so
+each test runs in milliseconds to a second and checks what the routers are left with and
+what the bundle says, against the lines the routers logged.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from collector.agent import Agent
+from collector.core.states import IncidentState
+from collector.inventory import Host, Inventory, SshOptions
+from collector.parsing import default_registry
+from collector.playbook import load_playbook
+from collector.resources import playbooks_dir
+from collector.state import StateStore
+from collector.timeutil import utcnow
+from tests.fakes import FakeRouters
+from tests.scripted_router import Box, StubProfile
+
+HUB, SPOKE = "10.0.0.1", "10.0.0.2"
+
+
+def line(n: int, src: str = SPOKE, spi: str = "0x1234ABCD(305441741)") -> str:
+    return (f"*Dec  6 10:{n:02d}:00.000: %CRYPTO-4-RECVD_PKT_INV_SPI: decaps: rec'd IPSEC packet has invalid spi "
+            f"for destaddr={HUB}, prot=50, spi={spi}, srcaddr={src}, input interface=Tunnel0")
+
+
+def host(name: str, address: str) -> Host:
+    return Host(name=name, hostname="127.0.0.1", port=22, platform="cisco_xe", username="u", password=None,
+                secret=None, groups=(), site=None, data={}, addresses=(address,), options=SshOptions())
+
+
+class World:
+    def __init__(self, tmp_path: Path, *, hub_lines=(), dry_run=False, observers=None, **box):
+        self.routers = FakeRouters()
+        self.hub = Box(self.routers, "hub1", log_lines=list(hub_lines), **box)
+        self.spoke = Box(self.routers, "spoke1", log_lines=[])
+        self.inventory = Inventory(hosts={"hub1": host("hub1", HUB), "spoke1": host("spoke1", SPOKE)}, groups={},
+                                   source=[], digest="")
+        book = load_playbook(playbooks_dir() / "invalid-spi.yaml")
+        self.book = book.model_copy(update={"sources": book.sources.model_copy(
+            update={"qfp": book.sources.qfp.model_copy(update={"enabled": False})})})
+        self.store = StateStore(tmp_path / "state.db")
+        self.bundles = tmp_path / "bundles"
+        self.messages: list[str] = []
+        self.tmp_path = tmp_path
+        self.dry_run = dry_run
+        self.observers = observers
+        self.agent = self.new_agent()
+
+    def new_agent(self) -> Agent:
+        agent = Agent(self.inventory, self.book, self.store, sessions=self.routers, registry=default_registry(),
+                      bundle_root=self.bundles, dry_run=self.dry_run, workers=4, report=self.messages.append,
+                      observers=self.observers)
+        for name in ("hub1", "spoke1"):
+            agent.responder._profiles[name] = StubProfile()
+        return agent
+
+    def poll(self) -> None:
+        self.agent.poll_all()
+        self.agent.run_until_idle()
+
+    def later(self, minutes: float) -> None:
+        """Let the windows of open incidents run out (as if `minutes` had passed)."""
+        from collector.core.decide import Tick
+        self.agent.submit(Tick(utcnow() + timedelta(minutes=minutes)))
+        self.agent.run_until_idle()
+
+    def incidents(self):
+        return self.store.incidents()
+
+    def changes(self, box: Box) -> list[str]:
+        return [c for c in self.routers.sent(box.name) if not c.startswith("show ")]
+
+    def close(self):
+        self.agent.close()
+        self.store.close()
+
+
+@pytest.fixture
+def world_factory(tmp_path):
+    made = []
+
+    def make(**kw) -> World:
+        made.append(World(tmp_path, **kw))
+        return made[-1]
+
+    yield make
+    for world in made:
+        world.close()
+
+
+def manifest(bundle: Path) -> dict:
+    return json.loads((bundle / "manifest.json").read_text())
+
+
+def test_first_line_arms_both_ends_and_a_repeat_logged_after_arming_is_captured(world_factory):
+    w = world_factory(hub_lines=[line(0)])
+    w.poll()
+    assert w.hub.debugs == {"isakmp", "ipsec"} and w.spoke.debugs == {"isakmp", "ipsec"}
+    assert [i.state for i in w.incidents()] == [IncidentState.ARMED]
+    w.hub.log(line(1))
+    w.poll()
+    assert len(w.agent.bundles) == 1
+    m = manifest(w.agent.bundles[0])
+    assert m["armed_before_repeat"] is True and m["complete"] is True
+    assert m["debug_lines_after_arming"]["hub1"] >= 1
+    assert w.hub.debugs == set() and w.hub.conditions == [] and w.hub.applets == {}
+    assert w.spoke.debugs == set() and w.spoke.applets == {}
+    assert [i.state for i in w.incidents()] == [IncidentState.CAPTURED]
+
+
+def test_a_flow_already_repeating_at_start_waits_for_a_line_logged_after_arming(world_factory):
+    w = world_factory(hub_lines=[line(0), line(1), line(2)])
+    w.poll()
+    assert w.agent.bundles == []  # three old lines: armed, nothing captured yet
+    record = w.incidents()[0]
+    assert record.state is IncidentState.ARMED and record.armed_late and record.armed_at is not None
+    w.hub.log(line(3))
+    w.poll()
+    m = manifest(w.agent.bundles[0])
+    assert m["armed_before_repeat"] is False
+    assert m["debug_lines_after_arming"]["hub1"] >= 1
+    timeline = [json.loads(x) for x in (w.agent.bundles[0] / "timeline.jsonl").read_text().splitlines()]
+    triggers = [row for row in timeline if row["source"] == "trigger"]
+    assert len(triggers) == 4  # three logged before the agent started, one after arming
+    assert sum("pre-arm read" in row["seen_in"] for row in triggers) == 3  # the pre-arm read held the old three
+    assert any(row["source"] == "capture" and row["mnemonic"] is None for row in timeline)  # a debug line
+    report = (w.agent.bundles[0] / "report.md").read_text()
+    assert "after the repeat (they show the aftermath only)" in report
+    assert "before the repeat" not in report
+
+
+def test_a_flow_already_repeating_with_no_new_line_ends_not_captured_and_disarmed(world_factory):
+    w = world_factory(hub_lines=[line(0), line(1)])
+    w.poll()
+    w.later(w.book.arm_window.total_seconds() / 60 + 1)
+    record = w.incidents()[0]
+    assert record.state is IncidentState.NOT_CAPTURED and "stopped before a capture" in record.reason
+    assert w.hub.debugs == set() and w.spoke.debugs == set() and w.hub.applets == {}
+    assert w.agent.bundles == []
+
+
+def test_a_single_line_never_repeated_is_a_transient(world_factory):
+    w = world_factory(hub_lines=[line(0)])
+    w.poll()
+    w.later(w.book.arm_window.total_seconds() / 60 + 1)
+    assert w.incidents()[0].state is IncidentState.TRANSIENT
+    assert w.hub.debugs == set() and w.spoke.debugs == set()
+
+
+def test_a_cron_run_after_the_arming_run_captures_the_next_line(world_factory):
+    w = world_factory(hub_lines=[line(0), line(1), line(2)])
+    w.poll()
+    w.agent.close()  # the first cron run ends; its routers stay armed
+    w.hub.log(line(3))
+    w.agent = w.new_agent()
+    w.agent.resume()
+    w.poll()
+    assert len(w.agent.bundles) == 1
+    m = manifest(w.agent.bundles[0])
+    assert m["armed_before_repeat"] is False and m["pre_arm_reads"]
+    assert (w.agent.bundles[0] / "hub1" / "00_pre-arm_show_logging.txt").exists()
+    assert w.hub.debugs == set() and w.spoke.debugs == set()
+
+
+def test_a_dry_run_changes_no_router(world_factory):
+    w = world_factory(hub_lines=[line(0), line(1)], dry_run=True)
+    w.poll()
+    w.agent.stop("dry run")
+    assert w.changes(w.hub) == [] and w.changes(w.spoke) == []
+    assert any("dry run: nothing was changed" in m for m in w.messages)
+
+
+def test_an_operators_debug_survives_an_incident(world_factory):
+    w = world_factory(hub_lines=[line(0)], debugs={"ipsec"}, conditions=["192.0.2.99"])
+    w.agent.playbook = w.book  # the shipped playbook refuses foreign debugs; allow them here
+    w.agent.responder.playbook = w.book.model_copy(update={"guards": w.book.guards.model_copy(
+        update={"refuse_if_foreign_debugs": False})})
+    w.poll()
+    w.hub.log(line(1))
+    w.poll()
+    assert w.agent.bundles
+    assert w.hub.debugs == {"ipsec"} and w.hub.conditions == ["192.0.2.99"]
+
+
+def test_a_refused_condition_arms_nothing_and_leaves_nothing(world_factory):
+    w = world_factory(hub_lines=[line(0)], deny=[r"^debug crypto condition"])
+    w.poll()
+    record = next(i for i in w.incidents())
+    assert record.state in (IncidentState.SKIPPED, IncidentState.FAILED)
+    assert "Command authorization failed" in record.reason
+    assert w.hub.debugs == set() and w.spoke.debugs == set() and w.hub.applets == {} and w.spoke.applets == {}
+
+
+def test_a_scanner_arms_nothing_and_is_listed(world_factory):
+    w = world_factory(hub_lines=[line(0, src="125.240.132.86", spi="0x77B40000(2008285184)"),
+                                 line(1, src="125.240.132.86", spi="0x77B40000(2008285184)")])
+    w.poll()
+    assert w.changes(w.hub) == [] and w.changes(w.spoke) == []
+    assert [(u["src"], u["lines"]) for u in w.store.unknown_sources()] == [("125.240.132.86", 2)]
+
+
+def test_stop_disarms_an_armed_incident_and_records_it_stopped(world_factory):
+    w = world_factory(hub_lines=[line(0)])
+    w.poll()
+    w.agent.stop()
+    assert w.incidents()[0].state is IncidentState.STOPPED
+    assert w.hub.debugs == set() and w.spoke.debugs == set()
+
+
+@pytest.mark.parametrize("stamp", ["8w0d: ", "1d02h: ", ""])
+def test_identical_lines_are_separate_events_and_a_new_identical_line_captures(world_factory, stamp):
+    """With uptime stamps (or none) every line of a flow is byte-identical: the router's
+    own count of logged messages tells the repeat from the old line."""
+    same = stamp + line(0).split(": ", 1)[1]
+    w = world_factory(hub_lines=[same, same])
+    w.poll()
+    assert w.incidents()[0].armed_late  # two lines already: it had repeated before arming
+    w.poll()
+    assert w.agent.bundles == []  # read again, nothing new: no capture on the old lines
+    w.hub.log(same)
+    w.poll()
+    assert len(w.agent.bundles) == 1
+    m = manifest(w.agent.bundles[0])
+    assert len(m["trigger_lines"]) == 3 and m["armed_before_repeat"] is False
+
+
+def test_metrics_follow_an_incident_from_arm_to_bundle(world_factory):
+    from collector.metrics import PrometheusEvents
+
+    events = PrometheusEvents(window_seconds=600)
+    w = world_factory(hub_lines=[line(0)], observers=events)
+    value = events.registry.get_sample_value
+    w.poll()
+    assert value("collector_routers_armed") == 2
+    assert value("collector_invalid_spi_events_total", {"source": "poll"}) == 1
+    w.hub.log(line(1))
+    w.poll()
+    assert value("collector_routers_armed") == 0
+    assert value("collector_bundles_total", {"complete": "true"}) == 1
+    assert value("collector_incidents_total", {"state": "captured"}) == 1

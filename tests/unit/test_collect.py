@@ -1,0 +1,96 @@
+"""`collect()`: read-only show commands only, whoever calls it; timeouts and dropped sessions per host."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from fakes import FakeRouters  # noqa: E402
+
+from collector.collect import CommandNotReadOnly, collect, read_only_refusal  # noqa: E402
+from collector.errors import SafetyRefusal, UserInputError  # noqa: E402
+from collector.inventory import Host, SshOptions  # noqa: E402
+from collector.parsing import default_registry  # noqa: E402
+
+
+def host(name: str) -> Host:
+    return Host(name=name, hostname="127.0.0.1", port=22, platform="cisco_ios", username="u", password=None,
+                secret=None, groups=(), site=None, data={}, addresses=(), options=SshOptions(), member_of=())
+
+
+@pytest.mark.parametrize("command", [
+    "show version", "sh run", "sho crypto session", "show logging | include CRYPTO|ISAKMP",
+    "show running-config | section crypto", "show logging | i SPI", "show ip int brief | exclude unassigned",
+    "show crypto ipsec sa | count spi", "show run | begin line vty",
+])
+def test_read_only_commands_pass(command):
+    assert read_only_refusal(command) is None
+
+
+@pytest.mark.parametrize("command, why", [
+    ("show run | redirect flash:x", "redirect"),
+    ("show run | red flash:x", "red"),
+    ("show run | append flash:x", "append"),
+    ("show run | tee flash:x", "tee"),
+    ("show run | t flash:x", "| t"),
+    ("show run | include hostname | redirect tftp://192.0.2.1/x", "redirect"),
+    ("show tech | format flash:spec.odm", "format"),
+    ("show run > flash:x", "'>'"),
+    ("show run | frobnicate", "not an output filter"),
+    ("show run |", "not an output filter"),
+    ("copy running-config flash:x", "'copy' is not 'show'"),
+    ("clear crypto sa", "'clear' is not 'show'"),
+    ("debug crypto isakmp", "is not 'show'"),
+    ("configure terminal", "is not 'show'"),
+    ("reload", "is not 'show'"),
+    ("s run", "is not 'show'"),
+    ("show run\nreload", "control character"),
+    ("   ", "empty"),
+])
+def test_anything_else_is_refused_with_the_reason(command, why):
+    reason = read_only_refusal(command)
+    assert reason is not None and why in reason
+
+
+def test_collect_refuses_before_talking_to_any_router():
+    routers = FakeRouters()
+    with pytest.raises(CommandNotReadOnly) as err:
+        collect([host("r1"), host("r2")], ["show version", "show run | redirect flash:x"], pool=routers,
+                registry=default_registry())
+    message = str(err.value)
+    assert "\n" not in message and "'show run | redirect flash:x'" in message
+    assert isinstance(err.value, UserInputError) and isinstance(err.value, SafetyRefusal)
+    assert routers.sent("r1") == [] and routers.router("r1").opened == 0
+
+
+def test_collect_runs_read_only_commands_through_any_session_source():
+    routers = FakeRouters({"r1": {"show clock": "*10:00:00.000 UTC Sun Dec 6 2026\n"}})
+    run = collect([host("r1")], ["show clock"], pool=routers, registry=default_registry())
+    assert routers.sent("r1") == ["show clock"]
+    assert run.outcomes[0].ok and run.outcomes[0].results[0].raw.startswith("*10:00:00.000")
+
+
+def test_a_timed_out_command_does_not_stop_the_next_ones():
+    from collector.sessions import CommandTimeout
+
+    routers = FakeRouters({"r1": {"show slow": CommandTimeout("r1", "no prompt after 30s", output="partial"),
+                                  "show clock": "clock\n"}})
+    run = collect([host("r1")], ["show slow", "show clock"], pool=routers, registry=default_registry())
+    slow, clock = run.outcomes[0].results
+    assert slow.error_kind == "timeout" and slow.raw == "partial"
+    assert clock.error is None and clock.raw == "clock\n"
+    assert routers.sent("r1") == ["show slow", "show clock"]
+
+
+def test_a_dropped_session_skips_the_rest_of_that_host_only():
+    from collector.sessions import SessionDropped
+
+    routers = FakeRouters({"r1": {"show a": SessionDropped("r1", "session closed")}, "r2": {"show a": "a\n"}})
+    run = collect([host("r1"), host("r2")], ["show a", "show b"], pool=routers, registry=default_registry())
+    r1, r2 = run.outcomes
+    assert r1.error_kind == "dropped" and [r.error_kind for r in r1.results] == ["dropped", "skipped"]
+    assert routers.sent("r1") == ["show a"]
+    assert r2.ok and routers.sent("r2") == ["show a", "show b"]

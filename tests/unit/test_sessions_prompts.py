@@ -1,0 +1,75 @@
+"""The prompt and refusal rules of the session layer, as pure functions."""
+
+from __future__ import annotations
+
+import pytest
+
+from collector.sessions import _hostname_set_by, prompt_name, prompt_pattern, refusal_in
+
+LONG = "dc1-wan-edge-router.paris-0042.example.net-with-63-characters-x"
+
+
+def test_the_long_name_is_the_ios_maximum():
+    assert len(LONG) == 63
+
+
+@pytest.mark.parametrize("name", ["R1", "core-rtr-par-001", "core-rtr-par-0001", "edge.rtr-paris-00001",
+                                  "edge.rtr-paris-000001", LONG])
+def test_exec_and_config_prompts_match_as_ios_prints_them(name):
+    pattern = prompt_pattern(name)
+    assert pattern.search(f"output\n{name}>")
+    assert pattern.search(f"output\n{name}#")
+    assert pattern.search(f"{name}# ")
+    for mode in ("config", "config-if", "config-applet", "config-isakmp", "cfg-crypto-trans", "config-ikev2-profile"):
+        assert pattern.search(f"\n{name[:20]}({mode})#"), mode
+
+
+@pytest.mark.parametrize("text", [
+    "\n" + LONG[:16] + "#",          # netmiko's 16-character base prompt
+    "\n" + LONG[:20] + "#",          # the 20-character form without a mode is not a prompt
+    "\nother-router#",
+    "\n" + LONG + "#\nmore output",  # a prompt-looking line inside an output
+    "\nx" + LONG + "#",              # a longer name ending the same way
+])
+def test_other_lines_are_not_the_prompt(text):
+    assert not prompt_pattern(LONG).search(text)
+
+
+def test_a_pattern_for_two_names_accepts_both():
+    pattern = prompt_pattern("old", "new-name-longer-than-twenty")
+    assert pattern.search("\nold(config)#") and pattern.search("\nnew-name-longer-than(config)#")
+    assert pattern.search("\nnew-name-longer-than-twenty#")
+
+
+def test_dots_in_names_are_literal():
+    assert not prompt_pattern("a.b").search("\naXb#")
+
+
+@pytest.mark.parametrize("line, name", [
+    ("R1>", "R1"), ("R1#", "R1"), ("R1# ", "R1"), (LONG + "#", LONG), ("edge.rtr-1(config)#", "edge.rtr-1"),
+    ("####", None), ("# Authorised access only #", None), ("Password:", None), ("a" * 64 + "#", None), ("", None),
+    ("-bad#", None),
+])
+def test_prompt_name_learns_only_valid_ios_hostnames(line, name):
+    assert prompt_name(line) == name
+
+
+@pytest.mark.parametrize("line, name", [
+    ("hostname new-hub.paris", "new-hub.paris"), ("  hostname X1 ", "X1"), ("no hostname", "Router"),
+    ("hostname", None), ("hostname a;b", None), ("ip host hostname 1.2.3.4", None), ("logging host 1.2.3.4", None),
+])
+def test_hostname_lines_are_recognised(line, name):
+    assert _hostname_set_by(line) == name
+
+
+@pytest.mark.parametrize("output, refusal", [
+    ("Command authorization failed.\n", "Command authorization failed"),
+    ("foo\n  ^\n% Invalid input detected at '^' marker.\n", "Invalid input detected"),
+    ("% Incomplete command.\n", "Incomplete command"),
+    ('% Ambiguous command:  "sh cr"\n', "Ambiguous command"),
+    ("% Unknown command or computer name, or unable to find computer address\n", "Unknown command"),
+    ("interface up\n", None),
+    ("description Command authorization failed. is not at a line start here\n", None),
+])
+def test_refusals_are_found(output, refusal):
+    assert refusal_in(output) == refusal
