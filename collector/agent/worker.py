@@ -142,7 +142,7 @@ class Worker:
         inside address, which the sender never sees; its SA with the logged SPI says."""
         try:
             found = self.responder.find_sender_peer(sender, flow.spi_hex)
-        except (SessionError, PlanError) as exc:
+        except (SessionError, PlanError, ValueError) as exc:
             log.warning("%s: could not look up its SA for %s: %s", sender.name, flow.spi_hex, exc)
             found = None
         return str(found) if found is not None else str(flow.dst)
