@@ -82,7 +82,7 @@ def test_up_detach_then_down(tmp_path: Path) -> None:
                             username=defaults["username"], password=defaults["password"],
                             secret=defaults["secret"]) as conn:
             # the realistic default lab: the device hostname (not the inventory name) is the prompt
-            hostname = conn.send_command("show running-config | include ^hostname").split()[-1]
+            hostname = conn.send_command("show version | include uptime is").split()[0]
             assert hostname != name and conn.find_prompt() == f"{hostname}>"
 
         ctl = CliRunner().invoke(lab_group, ["ctl", "--state-dir", str(state), "routers"])
