@@ -401,10 +401,17 @@ class Agent:
         return said
 
     def reconcile(self) -> list[str]:
-        """At a daemon's start: adopt, then end every adopted incident (disarmed now)."""
+        """At a daemon's start: adopt, then end every adopted incident (disarmed now), and
+        say per router what its disarm found."""
         said = self.resume()
+        adopted = set(self.core.incidents)
         self.process(Stop(utcnow(), "agent restarted; disarmed at start-up", state=IncidentState.FAILED))
-        return said
+        self.run_until_idle()
+        return said + self.verdicts(adopted)
+
+    def verdicts(self, incidents: set[str]) -> list[str]:
+        """`router: verdict` for each router released for one of `incidents`."""
+        return [f"{router}: {verdict}" for incident, router, verdict in self.worker.released if incident in incidents]
 
     def _incident_from(self, record: IncidentRecord) -> Incident | None:
         try:

@@ -86,6 +86,7 @@ class Worker:
         self.report = report
         self.observers = observers or NullEvents()
         self._contexts: dict[str, IncidentContext] = {}
+        self.released: list[tuple[str, str, str]] = []  # (incident, router, verdict), for what the agent says
 
     # -- arm ---------------------------------------------------------------------------
 
@@ -193,6 +194,7 @@ class Worker:
         if any("logging buffered" in " ".join(change.undo) for change in result.changes):
             self.reader.read_whole_buffer_next(action.router)
         self.context(action.incident_id).releases.append(result)
+        self.released.append((action.incident_id, action.router, result.summary()))
         return [ReleaseDone(action.incident_id, action.router, utcnow(), clean=result.clean or result.nothing_armed,
                             summary=result.summary())]
 
