@@ -43,9 +43,10 @@ ADDRESS_REFRESH = timedelta(hours=1)  # addresses learnt from `show ip interface
 PEER_REFRESH = timedelta(minutes=10)  # a receiver's configured and active peers, read when needed
 SYSLOG_CONFIRM_INTERVAL = 5.0  # seconds between syslog-triggered SSH log reads of one router
 WATCHED = ("CRYPTO-4-RECVD_PKT_INV_SPI",)  # the messages a poll reads (besides the header)
-# Every N-th poll reads the whole buffer: a filtered read cannot see a `clear logging`
-# followed by as many identical watched lines as it removed (collector.detect.logread).
-FULL_READ_EVERY = 10
+# A router's whole buffer is read at least this often: a filtered read cannot see a `clear
+# logging` followed by as many identical watched lines as it removed (detect/logread). Time,
+# not a poll count: a 10 MB buffer every tenth one-second poll would be a read a second.
+FULL_READ_INTERVAL = 600.0
 
 Address = IPv4Address | IPv6Address
 
@@ -72,6 +73,7 @@ class LogReader:
         self._confirm_after: dict[str, float] = {}
         self._confirm_due: set[str] = set()
         self._full_next: set[str] = set()  # routers whose next read must be the whole buffer
+        self._full_at: dict[str, float] = {}  # router -> monotonic time of its last whole-buffer read
 
     # -- reading a log ------------------------------------------------------------
 
@@ -81,7 +83,8 @@ class LogReader:
         New lines are found by the router's own counters and buffer order
         (collector.detect.logread): N identical lines are N events. Most polls read only
         the header and the watched lines; the whole buffer when that cannot be exact, at
-        the first read and every FULL_READ_EVERY-th.
+        a router's first read in this process, after the agent resized its buffer, and
+        every FULL_READ_INTERVAL.
 
         Raises:
             SessionError: the router could not be read (nothing is changed then)."""
@@ -93,8 +96,11 @@ class LogReader:
                 previous = LogPosition.from_text(record.fingerprints) if record else None
                 number = self._next_read(host.name)
                 with self._lock:
-                    full = previous is None or number % FULL_READ_EVERY == 0 or host.name in self._full_next
+                    due = time.monotonic() - self._full_at.get(host.name, float("-inf")) >= FULL_READ_INTERVAL
+                    full = previous is None or due or host.name in self._full_next
                     self._full_next.discard(host.name)
+                    if full:
+                        self._full_at[host.name] = time.monotonic()
                 read = poll_log(lambda command: session.run(command, read_timeout=timeout).text, previous, WATCHED,
                                 full=full)
                 if self._addresses_stale(host.name):  # a flow's sender is found beyond inventory `addresses`
