@@ -344,10 +344,13 @@ class Agent:
                 continue
             for line in lines:
                 self.submit(line)
-            if not lines:
-                self.observers.problem(host.name, f"invalid-SPI drops in QFP counters ({grown}) with no new log "
-                                       "line: this image may not log RECVD_PKT_INV_SPI (ASR1000 before XE 2.3.2, "
-                                       "NAT-T before CSCsq59183)")
+            recent = [e for e in self.store.events(router=host.name, since=utcnow() - self.playbook.within)
+                      if e.source == "poll"]
+            if not lines and not recent:  # the log is rate-limited to a line a minute per flow
+                self.observers.problem(host.name, f"invalid-SPI drops in QFP counters ({grown}) with no log line "
+                                       f"within {int(self.playbook.within.total_seconds() // 60)} min: this image "
+                                       "may not log RECVD_PKT_INV_SPI (ASR1000 before XE 2.3.2, NAT-T before "
+                                       "CSCsq59183)")
 
     def on_syslog_hint(self, hint) -> None:
         host = self.reader.syslog_hint(hint)

@@ -119,7 +119,10 @@ def apply_filters(text: str, filters: list[OutputFilter], write_file: Callable[[
             continue
         rx = re.compile(f.argument)
         if f.keyword == "include":
-            lines = [ln for ln in lines if rx.search(ln)]
+            # one C-speed scan of the whole text, not a Python loop over 100,000 lines of a
+            # 10 MB buffer: the first line holding a match, then the next, ...
+            body = "\n".join(lines)
+            lines = [m.group(0) for m in re.finditer(r"^.*?(?:" + f.argument + r").*$", body, re.M)]
         elif f.keyword == "exclude":
             lines = [ln for ln in lines if not rx.search(ln)]
         elif f.keyword == "begin":

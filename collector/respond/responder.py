@@ -491,6 +491,10 @@ class Responder:
             out = run_checked(session, command, read_timeout=max(host.options.read_timeout, 300.0))
         except CommandRefused as exc:
             return CommandRecord(host.name, command, exc.output, None, None, exc.reason, started, utcnow())
+        if command.startswith("show logging"):
+            # A 10 MB buffer parses into 100,000 records: the bundle's timeline.jsonl already
+            # holds them, one per line, with where each came from. Keep the raw text only.
+            return CommandRecord(host.name, command, out.text, None, None, None, out.started, out.ended)
         parsed = self.registry.parse(host.platform, command, out.text)
         return CommandRecord(host.name, command, out.text, parsed.records if parsed.template else None,
                              parsed.template, None, out.started, out.ended)
