@@ -77,7 +77,9 @@ def run_process(argv: list[str], stdout: Path, stderr: Path) -> tuple[float, flo
     """Wall seconds from spawn to exit, CPU of the process and its reaped children, exit code."""
     with stdout.open("wb") as out, stderr.open("wb") as err:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=out, stderr=err, cwd=REPO)
+        # this checkout's collector, whatever the venv's editable install points at
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+        proc = subprocess.Popen(argv, stdout=out, stderr=err, cwd=REPO, env=env)
         _pid, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)

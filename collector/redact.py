@@ -24,6 +24,7 @@ command, so free text and JSON are never partially rewritten by accident.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -212,6 +213,7 @@ _EMBEDDED = (
 #
 #   default      192.0.2.1                                   cisco123
 _ISAKMP_KEY_HEADER = re.compile(r"^[ \t]*Keyring[ \t]+Hostname/Address[ \t]+Preshared Key[ \t]*$", re.IGNORECASE)
+_NEEDLES = tuple(sorted({pattern.needle for pattern in redaction_patterns}))
 _PROMPT = re.compile(r"^[\w.\-/:()]+[#>]")
 _NEWLINES = re.compile(r"(\r\n|\n|\r)")
 
@@ -219,6 +221,11 @@ _NEWLINES = re.compile(r"(\r\n|\n|\r)")
 def redact(text: str) -> str:
     """`text` with every known IOS secret token replaced by `<removed>`."""
     if not text:
+        return text
+    lower = text.lower()
+    # Every pattern needs its needle in the line and the key table its header: a text with
+    # none of them has nothing to remove (most outputs and nearly every parsed value).
+    if "preshared" not in lower and not any(needle in lower for needle in _NEEDLES):
         return text
     parts = _NEWLINES.split(text)  # content, newline, content, newline, ...
     header = ""  # the last top-level line: the config block we are in
@@ -315,9 +322,22 @@ def redact_values(text: str, secrets: Iterable[str]) -> str:
     Longer values are replaced first (a password that contains another is removed
     whole). Values shorter than 4 characters are removed only where they stand as a
     word of their own, so a password like `ab` does not shred the text."""
-    values = sorted({s for s in secrets if isinstance(s, str) and s and s != REDACTED}, key=lambda s: (-len(s), s))
-    if not text or not values:
+    if not text:
         return text
+    values = _values_key(secrets)
+    # No value in the text: nothing to replace (the usual case, and the cheap one: a bundle
+    # calls this for every string it writes).
+    if not any(value in text for value in values):
+        return text
+    return _values_pattern(values).sub(REDACTED, text)
+
+
+def _values_key(secrets: Iterable[str]) -> tuple[str, ...]:
+    return tuple(sorted({s for s in secrets if isinstance(s, str) and s and s != REDACTED}, key=lambda s: (-len(s), s)))
+
+
+@functools.lru_cache(maxsize=32)
+def _values_pattern(values: tuple[str, ...]) -> re.Pattern[str]:
     alternatives = [re.escape(REDACTED)]
     for value in values:
         escaped = re.escape(value)
@@ -325,13 +345,13 @@ def redact_values(text: str, secrets: Iterable[str]) -> str:
             escaped = rf"(?<![^{_WORD_EDGE}]){escaped}(?![^{_WORD_EDGE}])"
         alternatives.append(escaped)
     # The marker comes first, so text that was already redacted stays as it is.
-    return re.sub("|".join(alternatives), REDACTED, text)
+    return re.compile("|".join(alternatives))
 
 
 def redact_data(obj: object, secrets: Iterable[str] = ()) -> object:
     """A copy of JSON-like data (dicts, lists, tuples, strings, numbers) with `redact`
     and `redact_values` applied to every string, keys included."""
-    values = tuple(secrets)
+    values = _values_key(secrets)
 
     def clean(value: object) -> object:
         if isinstance(value, str):

@@ -1,0 +1,153 @@
+"""Benchmark 9: what writing the bundle costs in a 200-router collect, and where the rest goes.
+
+One lab (own process). Each round, alternated:
+  in-process  the steps of `collector collect --json` one after the other, timed apart:
+              `collect()` (sessions closed by their workers, as the CLI does), then
+              `write_collection_bundle()` (redaction, files, hashes, fsyncs, the rename),
+              then the --json lines (redacted) written to a file
+  process     the whole command, `collector collect --json` (start-up and exit included)
+`os.fsync` is wrapped during the in-process bundle write to count the calls and their time.
+`--bundle-root` on a tmpfs (/dev/shm) shows what the disk itself costs.
+
+Target: writing the bundle takes at most 5 % of the whole command's wall time.
+
+    .venv/bin/python bench/bundle_write.py [--routers 200] [--rounds 3] [--workers 20]
+        [--bundle-root DIR] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _common import (OtherLoad, LabProcess, isolate_state, known_hosts_path, median, print_machine, quiet_logs,
+                     raise_fd_limit, save_json, seed_known_hosts, self_cpu, verdict)
+from anchors import run_process
+from fleet_collect import COMMANDS
+
+TARGET_SHARE = 0.05
+
+
+class FsyncMeter:
+    """Counts os.fsync calls and their wall time while installed."""
+
+    def __init__(self) -> None:
+        self.calls, self.seconds, self._real = 0, 0.0, os.fsync
+
+    def __enter__(self) -> "FsyncMeter":
+        def timed(fd: int) -> None:
+            t0 = time.perf_counter()
+            try:
+                self._real(fd)
+            finally:
+                self.calls += 1
+                self.seconds += time.perf_counter() - t0
+
+        os.fsync = timed
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        os.fsync = self._real
+
+
+def in_process(inventory, out_root: Path, json_out: Path, workers: int) -> dict:
+    from collector.collect import collect, write_collection_bundle
+    from collector.hostkeys import KnownHosts
+    from collector.parsing import default_registry
+    from collector.redact import redact_data
+    from collector.sessions import SessionPool
+
+    hosts = list(inventory.hosts.values())
+    t0, c0 = time.perf_counter(), self_cpu()
+    with SessionPool(KnownHosts.default(), max_sessions=workers, keep_open=False) as pool:
+        run = collect(hosts, COMMANDS, pool=pool, registry=default_registry(), workers=workers)
+    t1, c1 = time.perf_counter(), self_cpu()
+    with FsyncMeter() as fsyncs:
+        bundle = write_collection_bundle(run, out_root=out_root, inventory=inventory)
+    t2, c2 = time.perf_counter(), self_cpu()
+    secrets = inventory.secret_values()
+    with json_out.open("w") as out:
+        for outcome in run.outcomes:
+            for r in outcome.results:
+                row = {"host": r.host, "command": r.command, "raw": r.raw, "parsed": r.parsed, "error": r.error,
+                       "seconds": round(r.seconds, 4)}
+                out.write(json.dumps(redact_data(row, secrets), default=str) + "\n")
+    t3, c3 = time.perf_counter(), self_cpu()
+    files = [p for p in bundle.rglob("*") if p.is_file()]
+    result = {"collect": t1 - t0, "collect_cpu": c1 - c0, "bundle": t2 - t1, "bundle_cpu": c2 - c1,
+              "json": t3 - t2, "json_cpu": c3 - c2, "fsync_calls": fsyncs.calls, "fsync_s": fsyncs.seconds,
+              "files": len(files), "bytes": sum(p.stat().st_size for p in files),
+              "failed": len(run.failed)}
+    shutil.rmtree(bundle, ignore_errors=True)
+    return result
+
+
+def whole_process(inventory_path: Path, out_root: Path, work: Path, workers: int) -> dict:
+    argv = [str(Path(sys.executable).parent / "collector"), "collect", "-i", str(inventory_path),
+            *[p for c in COMMANDS for p in ("-c", c)], "--workers", str(workers), "--json", "--out", str(out_root)]
+    wall, cpu, code = run_process(argv, work / "collect.out", work / "collect.err")
+    shutil.rmtree(out_root, ignore_errors=True)
+    return {"wall": wall, "cpu": cpu, "exit": code}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--routers", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=20)
+    parser.add_argument("--bundle-root", help="where bundles go (default: a folder under /tmp)")
+    parser.add_argument("--json", help="write the figures to this JSON file")
+    args = parser.parse_args()
+    load = OtherLoad()
+    work = isolate_state()
+    quiet_logs()
+    raise_fd_limit()
+    from collector.inventory import load_inventory
+
+    root = Path(args.bundle_root) if args.bundle_root else work
+    root.mkdir(parents=True, exist_ok=True)
+    results: dict = {"benchmark": "bundle_write", "machine": print_machine(), "args": vars(args),
+                     "bundle_filesystem": os.statvfs(root).f_fsid, "rounds": []}
+    with LabProcess(routers=args.routers) as lab:
+        inventory = load_inventory(lab.inventory_path)
+        seed_known_hosts(((h.hostname, h.port) for h in inventory.hosts.values()), known_hosts_path())
+        print(f"lab: {args.routers} routers in pid {lab.pid}; bundles under {root}; {args.rounds} alternated rounds")
+        for rnd in range(args.rounds):
+            steps = ("in_process", "process") if rnd % 2 == 0 else ("process", "in_process")
+            entry: dict = {"load1": os.getloadavg()[0]}
+            for step in steps:
+                out_root = Path(tempfile.mkdtemp(prefix="bundles-", dir=root))
+                if step == "in_process":
+                    entry[step] = in_process(inventory, out_root, work / "rows.jsonl", args.workers)
+                else:
+                    entry[step] = whole_process(lab.inventory_path, out_root, work, args.workers)
+                shutil.rmtree(out_root, ignore_errors=True)
+            ip, pr = entry["in_process"], entry["process"]
+            entry["share"] = ip["bundle"] / pr["wall"]
+            results["rounds"].append(entry)
+            print(f"  round {rnd + 1}: process {pr['wall']:5.2f} s wall ({pr['cpu']:.2f} s CPU, exit {pr['exit']}); "
+                  f"in-process collect {ip['collect']:5.2f} s ({ip['collect_cpu']:.2f} CPU), bundle {ip['bundle']:5.3f} s "
+                  f"({ip['bundle_cpu']:.3f} CPU; {ip['files']} files, {ip['bytes'] / 2**20:.1f} MiB; fsync "
+                  f"{ip['fsync_calls']} calls {ip['fsync_s']:.3f} s), --json lines {ip['json']:5.3f} s; "
+                  f"bundle = {entry['share']:.1%} of the command; load {entry['load1']:.1f}")
+    share = median([r["share"] for r in results["rounds"]])
+    wall = median([r["process"]["wall"] for r in results["rounds"]])
+    bundle = median([r["in_process"]["bundle"] for r in results["rounds"]])
+    ok = share <= TARGET_SHARE and all(r["process"]["exit"] == 0 and not r["in_process"]["failed"]
+                                       for r in results["rounds"])
+    print(f"\nresult: writing the bundle {bundle:.3f} s of a {wall:.2f} s `collector collect --json` "
+          f"({args.routers} routers x {len(COMMANDS)} commands): {share:.1%} (target <= {TARGET_SHARE:.0%}) -> {verdict(ok)}")
+    results.update(share=share, process_wall=wall, bundle_s=bundle, verdict=verdict(ok))
+    results["other_load"] = load.report()
+    save_json(args.json, results)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
