@@ -64,7 +64,7 @@ def lab_show_logging(lines_wanted: int, sparse: bool = False) -> tuple[str, str]
 
 def ours(text: str, router: str, year: int) -> dict:
     from collector.detect.logline import parse_invalid_spi
-    from collector.respond.evidence import CommandRecord, RouterCapture, build_timeline
+    from collector.evidence import CommandRecord, RouterCapture, build_timeline
 
     t0 = time.perf_counter()
     now = datetime.now(timezone.utc)

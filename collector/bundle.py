@@ -4,14 +4,24 @@ Files are written into a hidden `.NAME.*.partial` folder beside the final one, e
 redacted, 0600 and fsynced; `finish()` adds `manifest.json` (sha256 of every file) and
 renames the folder into place in one step, so a reader never sees a half-written bundle
 under its final name. A `.tar.gz` of the finished folder is written the same way.
+
+A writer holds an exclusive `flock` on its `.partial` folder until it is sealed, so the
+next start can tell a bundle abandoned by a killed or failed run (no lock) from one being
+written by another process (locked): `recover_partial_bundles()` seals the abandoned ones
+as incomplete bundles (the evidence already written is kept, marked `complete: false`)
+and removes half-written tarballs. Before arming, `check_bundle_room()` says whether the
+bundle folder can take a capture at all (writable, enough free bytes and inodes).
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
 import json
 import os
 import re
+import shutil
 import tarfile
 import tempfile
 from collections.abc import Iterable
@@ -72,6 +82,7 @@ class BundleWriter:
         self.name = name
         self._secrets = tuple(s for s in secrets if s)
         self.work = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".partial", dir=root))  # 0700
+        self._lock_fd: int | None = _lock_folder(self.work)
         self.files: list[str] = []
 
     def _target(self, relpath: str) -> Path:
@@ -116,20 +127,19 @@ class BundleWriter:
                        (json.dumps(redact_data(body, self._secrets), indent=2, default=str) + "\n").encode())
         for folder in {self.work, *(p.parent for p in self.work.rglob("*") if p.is_file())}:
             _fsync_dir(folder)
-        final = self._free_name()
+        final = _free_name(self.root, self.name)
         os.rename(self.work, final)
         _fsync_dir(self.root)
+        self.release()
         if tarball:
             self._tarball(final)
         return final
 
-    def _free_name(self) -> Path:
-        final = self.root / self.name
-        n = 1
-        while final.exists():
-            n += 1
-            final = self.root / f"{self.name}_{n}"
-        return final
+    def release(self) -> None:
+        """Drop the folder lock (done by `finish`; call it when giving a bundle up)."""
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     @staticmethod
     def _tarball(folder: Path) -> Path:
@@ -147,3 +157,153 @@ class BundleWriter:
             Path(tmp).unlink(missing_ok=True)
             raise
         return target
+
+
+def _free_name(root: Path, name: str) -> Path:
+    final = root / name
+    n = 1
+    while final.exists():
+        n += 1
+        final = root / f"{name}_{n}"
+    return final
+
+
+def _lock_folder(folder: Path) -> int:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return fd
+
+
+# ---------------------------------------------------------------------- room and recovery
+
+CAPTURE_BYTES = 64 * 1024 * 1024  # what one incident's bundle may need: two routers' outputs, a 1 MB
+#                                   log buffer each, parsed JSON, report and tarball, with margin
+_MIN_INODES = 200
+
+
+def check_bundle_room(root: str | Path, need_bytes: int = CAPTURE_BYTES) -> str | None:
+    """None when `root` can take a bundle of `need_bytes`, else the reason (one line).
+
+    Creates `root` if it is missing and writes (then removes) a small probe file: a folder
+    that only looks writable (read-only mount, full quota) is found here, before arming."""
+    root = Path(root)
+    try:
+        root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not root.is_dir():
+            return f"bundle folder {root}: not a folder"
+        fd, probe = tempfile.mkstemp(prefix=".room-check.", suffix=".partial", dir=root)
+        try:
+            _write_all(fd, b"x" * 4096)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            os.unlink(probe)
+        info = os.statvfs(root)
+    except FileExistsError:
+        return f"bundle folder {root}: not a folder"
+    except OSError as exc:
+        return f"bundle folder {root}: {_why(exc)}"
+    free = info.f_bavail * info.f_frsize
+    if free < need_bytes:
+        return (f"bundle folder {root}: {free / 1e6:.1f} MB free, a capture needs {need_bytes / 1e6:.0f} MB; "
+                "free space or give --out another folder")
+    if info.f_files and info.f_favail < _MIN_INODES:
+        return f"bundle folder {root}: only {info.f_favail} inodes free; free some or give --out another folder"
+    return None
+
+
+def _why(exc: OSError) -> str:
+    if exc.errno == errno.ENOSPC:
+        return "the disk is full"
+    if exc.errno == errno.EDQUOT:
+        return "the disk quota is used up"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return f"not writable by uid {os.getuid()}"
+    if exc.errno == errno.EROFS:
+        return "on a read-only file system"
+    return exc.strerror or str(exc)
+
+
+_PARTIAL_FOLDER = re.compile(r"^\.(?P<name>.+)\.[A-Za-z0-9_]{8}\.partial$")
+_PARTIAL_TARBALL = re.compile(r"^\.(?P<name>.+)\.[A-Za-z0-9_]{8}\.tar\.gz\.partial$")
+RECOVERED_REASON = ("the agent stopped (killed, crashed or out of disk) while writing this bundle; "
+                    "sealed at the next start with the files written until then")
+
+
+def recover_partial_bundles(root: str | Path) -> list[str]:
+    """Seal or remove what failed runs left in `root`; one line per item, for the operator.
+
+    A `.NAME.*.partial` folder nobody holds becomes bundle NAME (or NAME_2...) with a
+    manifest saying `complete: false` and why; an empty one is removed. A half-written
+    `.tar.gz.partial` is removed and the tarball of its finished folder written again.
+    Folders still locked by a live writer are left alone. Never raises for one item: a
+    failure (disk still full) is reported and the item left for the next start."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    said: list[str] = []
+    for path in sorted(root.iterdir()):
+        folder, tarball = _PARTIAL_FOLDER.match(path.name), _PARTIAL_TARBALL.match(path.name)
+        try:
+            if tarball and path.is_file():
+                said.append(_redo_tarball(root, path, tarball.group("name")))
+            elif folder and path.is_dir() and _SAFE_PART.match(folder.group("name")):
+                line = _seal_abandoned(root, path, folder.group("name"))
+                if line:
+                    said.append(line)
+        except OSError as exc:
+            said.append(f"{path}: could not recover ({_why(exc)}); left for the next start")
+    return said
+
+
+def _redo_tarball(root: Path, path: Path, name: str) -> str:
+    path.unlink()
+    finished = root / name
+    if finished.is_dir() and (finished / "manifest.json").is_file():
+        BundleWriter._tarball(finished)
+        return f"{path.name}: half-written tarball removed, {finished.name}.tar.gz written again"
+    return f"{path.name}: half-written tarball removed"
+
+
+def _sealed(path: Path) -> bool:
+    """The folder holds a manifest whose every file is there with its hash."""
+    try:
+        manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+        return all(sha256_file(path / e["path"]) == e["sha256"] for e in manifest["files"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def _seal_abandoned(root: Path, path: Path, name: str) -> str | None:
+    fd: int | None
+    try:
+        fd = _lock_folder(path)
+    except BlockingIOError:
+        return None  # a live writer holds it
+    try:
+        files = sorted(p for p in path.rglob("*") if p.is_file())
+        if not files:
+            shutil.rmtree(path)
+            return f"{path.name}: empty unfinished bundle removed"
+        if _sealed(path):  # `finish` wrote the manifest; only the rename was missing
+            final = _free_name(root, name)
+            os.rename(path, final)
+            _fsync_dir(root)
+            os.close(fd)
+            fd = None
+            BundleWriter._tarball(final)
+            return f"{path.name}: finished bundle moved into place as {final}"
+        entries = [{"path": p.relative_to(path).as_posix(), "bytes": p.stat().st_size, "sha256": sha256_file(p)}
+                   for p in files if p.name != "manifest.json"]
+        body = {"tool": "collector", "tool_version": __version__, "complete": False,
+                "incomplete_reasons": [RECOVERED_REASON], "recovered_from": path.name, "files": entries}
+        _write_private(path / "manifest.json", (json.dumps(body, indent=2) + "\n").encode())
+        _fsync_dir(path)
+        final = _free_name(root, name)
+        os.rename(path, final)
+        _fsync_dir(root)
+    finally:
+        if fd is not None:
+            os.close(fd)
+    BundleWriter._tarball(final)
+    return f"{path.name}: unfinished bundle sealed as {final} (complete: false, {len(entries)} files)"

@@ -30,11 +30,45 @@ class UserError(click.ClickException):
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
+    """What ends in one line and exit 2: the user-input branch of the error root, and a
+    state store that cannot be trusted (the line says what to do)."""
+    from collector.errors import StateStoreError, UserInputError
     from collector.inventory import InventoryError
     from collector.playbook import PlaybookError
     from collector.yamlfile import YamlError
 
-    return (InventoryError, PlaybookError, YamlError)
+    return (UserInputError, StateStoreError, InventoryError, PlaybookError, YamlError)
+
+
+def _default_state_dir() -> str:
+    from collector.state import default_state_dir
+
+    return str(default_state_dir())
+
+
+def _checked_state_dir(_ctx, _param, value) -> Path:
+    """--state must be a folder this user may use (or one that can be made): a device, a
+    FIFO or a file there would otherwise fail deep inside with a traceback."""
+    path = Path(value)
+    if path.exists() or path.is_symlink():
+        if not path.is_dir():
+            raise UserError(f"--state {path}: not a folder (give the folder that holds state.db)")
+        if not os.access(path, os.R_OK | os.W_OK | os.X_OK):
+            raise UserError(f"--state {path}: not readable and writable by uid {os.getuid()}")
+    else:
+        parent = next((p for p in path.parents if p.exists()), None)
+        if parent is not None and not parent.is_dir():
+            raise UserError(f"--state {path}: {parent} is not a folder")
+    return path
+
+
+def _state_option(f):
+    return click.option(
+        "--state", "state_dir", type=click.Path(path_type=Path, readable=False), default=_default_state_dir,
+        callback=_checked_state_dir,
+        show_default="$COLLECTOR_STATE, else ~/.local/state/collector",
+        help="The agent's state folder (state.db, lock file, known_hosts).",
+    )(f)
 
 
 def _inventory_option(f):
@@ -79,12 +113,20 @@ class _LazyGroup(click.Group):
 @click.option("--log-format", type=click.Choice(["text", "json"]), envvar="COLLECTOR_LOG_FORMAT", default="text",
               show_default=True, help="json: one object per line with router, incident and flow fields (journald, "
               "log pipelines).")
-def cli(verbose: int, log_format: str) -> None:
+@click.option("--env-file", type=click.Path(path_type=Path), default=None,
+              help="Load variables from a systemd EnvironmentFile first (what cron needs to see what the service sees).")
+def cli(verbose: int, log_format: str, env_file: Path | None) -> None:
     """Catch repeated IPsec invalid-SPI flows on Cisco routers, debug both tunnel ends
     safely, and bundle the evidence."""
+    if env_file is not None:
+        from collector.envfile import read_env_file
+
+        os.environ.update(read_env_file(env_file))
     from collector.logfmt import configure_logging
+    from collector.redact import install_secret_filter
 
     configure_logging(verbose, log_format)
+    install_secret_filter()  # every credential the inventory resolves, in every escaped form
 
 
 # -- inventory --------------------------------------------------------------------------
@@ -272,12 +314,12 @@ def _print_failures(run) -> None:
 # -- watch, disarm, incidents ---------------------------------------------------------------
 
 
-def _host_port(text: str | None) -> tuple[str, int] | None:
+def _host_port(text: str | None, option: str = "--syslog") -> tuple[str, int] | None:
     if not text:
         return None
     host, _, port = text.rpartition(":")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise UserError(f"--syslog wants HOST:PORT, not {text!r}")
+        raise UserError(f"{option} wants HOST:PORT, not {text!r}")
     return host.strip("[]"), int(port)
 
 
@@ -292,12 +334,14 @@ def _default_playbook() -> Path:
 @click.option("--playbook", type=click.Path(path_type=Path), default=None, help="Default: the shipped invalid-spi.yaml.")
 @click.option("--once", is_flag=True, help="One pass and exit (for cron); state carries over to the next run.")
 @click.option("--syslog", "syslog_at", metavar="HOST:PORT", help="Also receive syslog on this UDP address.")
-@click.option("--state", "state_dir", type=click.Path(path_type=Path), default=Path("state"), show_default=True)
+@_state_option
 @click.option("--out", type=click.Path(path_type=Path), default=Path("bundles"), show_default=True, help="Bundle root folder.")
 @click.option("--dry-run", is_flag=True, help="Print the per-router command plan (do and undo); change nothing.")
 @click.option("--workers", default=20, show_default=True, type=click.IntRange(1, 500))
 @click.option("--max-seconds", type=float, default=None, hidden=True)
-def watch_cmd(inventory_path, playbook, once, syslog_at, state_dir, out, dry_run, workers, max_seconds) -> None:
+@click.option("--metrics", "metrics_at", metavar="HOST:PORT", help="Serve Prometheus metrics on this address.")
+def watch_cmd(inventory_path, playbook, once, syslog_at, state_dir, out, dry_run, workers, max_seconds,
+              metrics_at) -> None:
     """Watch routers for repeated invalid-SPI flows; arm, capture, disarm, bundle."""
     import threading
 
@@ -309,8 +353,18 @@ def watch_cmd(inventory_path, playbook, once, syslog_at, state_dir, out, dry_run
     if not book.is_watch:
         raise UserError(f"{playbook}: playbook {book.name} has no trigger; use `collector collect --playbook`")
     inv = _load_inventory(inventory_path)
+    observers = None
+    if metrics_at:
+        from collector.metrics import serve_metrics
+
+        where = _host_port(metrics_at, "--metrics")
+        try:
+            observers = serve_metrics(where[0], where[1], window_seconds=book.arm_window.total_seconds())
+        except OSError as exc:
+            raise UserError(f"--metrics {metrics_at}: cannot listen there: {exc.strerror or exc}") from None
     options = WatchOptions(state_dir=state_dir, bundle_root=out, once=once, dry_run=dry_run,
-                           syslog=_host_port(syslog_at), workers=workers, max_seconds=max_seconds)
+                           syslog=_host_port(syslog_at), workers=workers, max_seconds=max_seconds,
+                           observers=observers)
     report = lambda message: click.echo(f"collector: {message}", err=True)  # noqa: E731
     signals: dict[int, int] = {}
     try:
@@ -338,50 +392,91 @@ def watch_cmd(inventory_path, playbook, once, syslog_at, state_dir, out, dry_run
 @_inventory_option
 @click.option("--hosts", help="Comma-separated host names.")
 @click.option("--all", "all_hosts", is_flag=True, help="Every router of the inventory.")
-@click.option("--state", "state_dir", type=click.Path(path_type=Path), default=Path("state"), show_default=True)
+@_state_option
 @click.option("--playbook", type=click.Path(path_type=Path), default=None)
-def disarm_cmd(inventory_path, hosts, all_hosts, state_dir, playbook) -> None:
-    """Emergency undo: recorded undo steps, then the tool's leftover dead-man applets (their undo, then removal)."""
+@click.option("--from-routers", is_flag=True,
+              help="Ignore the state store: restore each router from the tool's own dead-man applets on it.")
+@click.option("--workers", default=20, show_default=True, type=click.IntRange(1, 500), help="Routers talked to at once.")
+def disarm_cmd(inventory_path, hosts, all_hosts, state_dir, playbook, from_routers, workers) -> None:
+    """Emergency undo: the recorded undo steps when the state store is usable, then (or,
+    without a usable store, only) a restore from the tool's COLLECTOR_DEADMAN_* applets on
+    each router; says per router what it restored and what it could not."""
+    from collector.errors import StateStoreError
     from collector.hostkeys import KnownHosts
-    from collector.parsing import default_registry
-    from collector.playbook import load_playbook
-    from collector.respond.responder import Responder
-    from collector.sessions import SessionPool
-    from collector.state import StateStore
+    from collector.respond.sweep import sweep_router, sweep_routers
+    from collector.sessions import SessionError, SessionPool
+    from collector.state import STATE_FILE, open_state_store
 
     if not hosts and not all_hosts:
         raise UserError("say which routers: --hosts a,b or --all")
     inv = _load_inventory(inventory_path)
     selected = list(inv.hosts.values()) if all_hosts else _select_hosts(inv, hosts, None, None)
-    book = load_playbook(playbook or _default_playbook())
+    if not selected:
+        raise UserError("no host matches the selection")
+    store = None
+    if not from_routers:
+        try:  # never create one: a missing store means "ask the routers"
+            store = open_state_store(state_dir / STATE_FILE, create=False)
+        except StateStoreError as exc:
+            click.echo(f"collector: state store not usable ({exc}); restoring from the routers' own applets", err=True)
     failed = 0
-    with StateStore(state_dir / "state.db") as store, SessionPool(KnownHosts.default()) as pool:
-        responder = Responder(playbook=book, store=store, sessions=pool, registry=default_registry())
-        for host in selected:
-            result = responder.emergency_disarm(host)
-            failed += not result.clean
-            click.echo(f"{host.name}: {result.summary()}")
+    with SessionPool(KnownHosts.default(), max_sessions=workers) as pool:
+        if store is None:
+            results = sweep_routers(pool, selected, workers=workers)
+            for result in results:
+                failed += not result.clean
+                click.echo(f"{result.router}: {result.line()}")
+        else:
+            from collector.parsing import default_registry
+            from collector.playbook import load_playbook
+            from collector.respond.responder import Responder
+
+            book = load_playbook(playbook or _default_playbook())
+            with store:
+                responder = Responder(playbook=book, store=store, sessions=pool, registry=default_registry())
+                for host in selected:
+                    undone = responder.disarm(host, verify=False)
+                    recorded = "nothing recorded" if undone.nothing_armed else (
+                        f"incomplete: {undone.error}" if undone.error else "undone")
+                    try:  # then whatever the store did not know: the applets still on the router
+                        with pool.session(host) as session:
+                            result = sweep_router(session, host.name)
+                    except SessionError as exc:
+                        from collector.respond.sweep import SweepResult
+
+                        result = SweepResult(host.name, error=exc.reason)
+                    failed += not result.clean
+                    click.echo(f"{host.name}: recorded steps: {recorded}; {result.line()}")
     sys.exit(EXIT_PARTIAL if failed else EXIT_OK)
 
 
 @cli.command("incidents")
-@click.option("--state", "state_dir", type=click.Path(path_type=Path), default=Path("state"), show_default=True)
+@_state_option
 @click.option("--json", "as_json", is_flag=True)
 def incidents_cmd(state_dir, as_json) -> None:
     """List incidents with their state and bundle path."""
-    from collector.state import StateStore
+    from collector.state import STATE_FILE, open_state_store
 
-    if not (state_dir / "state.db").exists():
+    if not (state_dir / STATE_FILE).exists():
         raise UserError(f"{state_dir}: no state here yet (run `collector watch` first)")
-    with StateStore(state_dir / "state.db") as store:
+    with open_state_store(state_dir / STATE_FILE, create=False) as store:
         rows = [{"incident": r.incident_id, "state": r.state, "flow": r.key, "routers": list(r.routers),
                  "created": r.created_at.isoformat(), "updated": r.updated_at.isoformat(),
-                 "reason": r.reason, "bundle": r.bundle_path} for r in store.incidents()]
+                 "reason": r.reason, "bundle": r.bundle_path, "armed_late": r.armed_late,
+                 "armed_at": r.armed_at.isoformat() if r.armed_at else None} for r in store.incidents()]
+        # Lines from sources that are no inventory router and no configured peer: never armed.
+        unknown = [{"incident": None, "state": "unknown-source", "flow": None, "routers": [u["router"]],
+                    "created": u["first_seen"], "updated": u["last_seen"], "reason": u["reason"], "bundle": None,
+                    "src": u["src"], "lines": u["lines"]} for u in store.unknown_sources()]
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        click.echo(json.dumps(rows + unknown, indent=2))
         return
     for r in rows:
-        click.echo(f"{r['created']}  {r['state']:<10} {r['flow']}  {r['bundle'] or '-'}  {r['reason']}")
+        click.echo(f"{r['created']}  {r['state']:<12} {r['flow']}  {r['bundle'] or '-'}  {r['reason']}")
+    if unknown:
+        click.echo("\nUnknown sources (never armed):")
+        for u in unknown:
+            click.echo(f"{u['updated']}  {u['routers'][0]}  srcaddr {u['src']}  {u['lines']} line(s)  {u['reason']}")
 
 
 def main() -> None:
@@ -392,6 +487,10 @@ def main() -> None:
     except click.exceptions.Abort:
         click.echo("collector: aborted", err=True)
         sys.exit(130)
+    except click.UsageError as exc:  # one line too, naming the command; `-h` shows the usage
+        where = f"{exc.ctx.info_name}: " if exc.ctx is not None and exc.ctx.parent is not None else ""
+        click.echo(f"collector: error: {where}{exc.format_message()}", err=True)
+        sys.exit(EXIT_USAGE)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code if exc.exit_code else EXIT_USAGE)

@@ -11,7 +11,10 @@ A credential value in the inventory (username, password, secret) is one of:
   with echo off for passwords. Needs a TTY; under cron or systemd it is an error.
 
 Resolved values are wrapped in `Secret`, whose repr/str/format show `********`; only
-`.reveal()` gives the text, so a secret cannot end up in a log line by accident.
+`.reveal()` gives the text, so a secret cannot end up in a log line by accident. Making a
+`Secret` also registers its text with the log filter of `collector.redact`, whatever the
+source (plain, environment, keyring, prompt): a library that logs what it sends (netmiko
+at debug level prints the enable secret as a bytes literal) is cleaned too.
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+
+from collector.errors import UserInputError
+from collector.redact import register_secret
 
 __all__ = [
     "MASK",
@@ -50,6 +56,7 @@ class Secret:
         if not isinstance(value, str):
             raise TypeError("Secret wraps a str")
         self._value = value
+        register_secret(value)
 
     def reveal(self) -> str:
         return self._value
@@ -78,7 +85,7 @@ class Secret:
         return hash((Secret, self._value))
 
 
-class CredentialError(Exception):
+class CredentialError(UserInputError):
     """A credential could not be obtained. One line, without the secret itself."""
 
 

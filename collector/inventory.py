@@ -45,6 +45,8 @@ Every mistake is one line naming the file and line, or the host.
 
 from __future__ import annotations
 
+import functools
+
 import hashlib
 import ipaddress
 import os
@@ -58,6 +60,7 @@ import pydantic
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from collector.credentials import MASK, CredentialError, CredentialResolver, Secret
+from collector.errors import UserInputError
 from collector.yamlfile import LocatedYaml, YamlError, load_yaml, validation_error
 
 __all__ = [
@@ -113,7 +116,7 @@ _EXTRAS_TO_OPTIONS = {
 _SECRET_WORDS = ("pass", "secret", "key")  # extras whose values masked() hides
 
 
-class InventoryError(Exception):
+class InventoryError(UserInputError):
     """A mistake in the inventory; `str()` is one line: `path:line: message` or
     `host NAME: message`."""
 
@@ -813,6 +816,11 @@ def _hostname_value(name: str, found: _Found | None, host_level: _Level) -> str:
         raise host_level.error(f"host {name}: no hostname, and the name is not a usable address") from None
 
 
+@functools.cache
+def _seconds_adapter() -> "pydantic.TypeAdapter":
+    return pydantic.TypeAdapter(Seconds)  # building one costs about a millisecond: once, not per host
+
+
 def _resolve_options(
     name: str,
     hostname: str,
@@ -823,7 +831,7 @@ def _resolve_options(
     state_dir: Path | None,
 ) -> SshOptions:
     values: dict[str, Any] = {}
-    seconds = pydantic.TypeAdapter(Seconds)
+    seconds = _seconds_adapter()
     for key in ("conn_timeout", "read_timeout", "banner_timeout", "auth_timeout", "ssh_config_file"):
         extra_key = next((k for k, v in _EXTRAS_TO_OPTIONS.items() if v == key), None)
         found = (extra(extra_key) if extra_key else None) or option(key)

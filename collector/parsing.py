@@ -85,7 +85,9 @@ class _TemplateIndex:
             rows.append(_IndexRow(
                 platform=re.compile(platform, re.I) if platform else None,
                 # IOS keywords are case-insensitive; arguments keep their case in `text`.
-                command=re.compile(command, re.I),
+                # The match must end where a word ends: `sh[[ow]] st[[andby]]` matches the
+                # `show st` of `show startup-config`, which is not `show standby`.
+                command=re.compile(f"(?:{command})(?=\\s|$)", re.I),
                 templates=tuple(t.strip() for t in row["Template"].split(":") if t.strip()),
             ))
         return tuple(rows)

@@ -133,6 +133,7 @@ class _Problem(ValueError):
 
 # ---------------------------------------------------------------------- durations
 
+MAX_DURATION_SECONDS = 366 * 86400  # no window, interval or cooldown of this tool is a year long
 _DURATION_RE = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
 
@@ -144,6 +145,8 @@ def parse_duration(value: object) -> timedelta:
         match = _DURATION_RE.fullmatch(value.strip())
         if match and any(match.groups()):
             hours, mins, secs = (int(g) if g else 0 for g in match.groups())
+            if hours * 3600 + mins * 60 + secs > MAX_DURATION_SECONDS:  # timedelta overflows near 2.7e6 years
+                raise ValueError(f"{value!r} is longer than {MAX_DURATION_SECONDS // 86400} days")
             return timedelta(hours=hours, minutes=mins, seconds=secs)
     raise ValueError(f"{value!r} is not a duration: write it like 90s, 10m, 1h or 1h30m")
 

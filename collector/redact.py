@@ -25,11 +25,17 @@ command, so free text and JSON are never partially rewritten by accident.
 from __future__ import annotations
 
 import functools
+import json
+import logging
 import re
+import shlex
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
+from urllib.parse import quote, quote_plus
 
-__all__ = ["REDACTED", "RedactionPattern", "redaction_patterns", "redact", "redact_values", "redact_data"]
+__all__ = ["REDACTED", "RedactionPattern", "redaction_patterns", "redact", "redact_values", "redact_data",
+           "secret_forms", "register_secret", "redact_log_text", "SecretLogFilter", "install_secret_filter"]
 
 REDACTED = "<removed>"
 
@@ -365,3 +371,133 @@ def redact_data(obj: object, secrets: Iterable[str] = ()) -> object:
         return value
 
     return clean(obj)
+
+
+# ---------------------------------------------------------------------------------------
+# Secrets in logs. A library's debug line prints what it sends as Python shows it: netmiko
+# logs `write_channel: b'...\n'` (bytes repr: `\` doubled, a quote escaped when both kinds
+# occur), JSON loggers escape `"` and `\`, a shell-ish line quotes with `'"'"'`, a URL
+# percent-encodes. Every credential the tool resolves is registered here, and a logging
+# filter removes each of those forms from every record before any handler sees it.
+
+_registered: set[str] = set()
+_registered_forms: tuple[str, ...] = ()
+_registry_lock = threading.Lock()
+
+
+def _escaped(value: str, mark: str) -> str:
+    """The inside of a Python string or bytes literal of `value` delimited by `mark`."""
+    out = []
+    for ch in value:
+        if ch == "\\":
+            out.append("\\\\")
+        elif ch == mark:
+            out.append("\\" + ch)
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\r":
+            out.append("\\r")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ord(ch) < 32 or ord(ch) == 127:
+            out.append(f"\\x{ord(ch):02x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def secret_forms(value: str) -> set[str]:
+    """Every way `value` may be printed by a logger: as is, escaped inside either kind of
+    Python quotes (str or bytes repr, once or twice), JSON-escaped, shell-quoted, and
+    percent-encoded."""
+    forms = {value}
+    for mark in ("'", '"'):
+        once = _escaped(value, mark)
+        forms.add(once)
+        forms.add(_escaped(once, mark))  # a repr of a repr (a dict of bytes, a logged exception)
+        forms.add(_escaped(once, "'" if mark == '"' else '"'))
+    forms.add(json.dumps(value)[1:-1])
+    forms.add(json.dumps(value, ensure_ascii=False)[1:-1])
+    forms.add(repr(value.encode("utf-8", "backslashreplace"))[2:-1])
+    forms.add(shlex.quote(value))
+    forms.add(quote(value, safe=""))
+    forms.add(quote_plus(value, safe=""))
+    return {f for f in forms if f}
+
+
+def register_secret(value: str) -> None:
+    """Make the log filter remove `value` (and its escaped forms) from now on."""
+    global _registered_forms
+    if not isinstance(value, str) or not value or value == REDACTED:
+        return
+    with _registry_lock:
+        if value in _registered:
+            return
+        _registered.add(value)
+        forms = set(_registered_forms)
+        for secret in (value,):
+            forms |= secret_forms(secret)
+        _registered_forms = tuple(sorted(forms, key=lambda s: (-len(s), s)))
+
+
+def registered_secret_forms() -> tuple[str, ...]:
+    return _registered_forms
+
+
+def redact_log_text(text: str) -> str:
+    """`text` with every registered secret form removed."""
+    forms = _registered_forms
+    if not forms or not text:
+        return text
+    return redact_values(text, forms)
+
+
+class SecretLogFilter(logging.Filter):
+    """Removes every registered secret, in every escaped or quoted form, from a record's
+    message, arguments, exception text and stack. Never drops a record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not _registered_forms:
+            return True
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string: keep the parts, redacted
+            message = f"{record.msg} {record.args}"
+        cleaned = redact_log_text(message)
+        if cleaned != message or record.args:
+            record.msg, record.args = cleaned, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact_log_text(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact_log_text(record.stack_info)
+        return True
+
+
+_FILTER = SecretLogFilter()
+_factory_installed = False
+
+
+def install_secret_filter(logger: logging.Logger | None = None) -> SecretLogFilter:
+    """Put the filter on `logger` (the root logger by default) and on each of its handlers,
+    and clean every record when it is made, so that records of any library's logger and
+    handlers added later are covered too. Idempotent."""
+    global _factory_installed
+    target = logger or logging.getLogger()
+    if _FILTER not in target.filters:
+        target.addFilter(_FILTER)
+    for handler in target.handlers:
+        if _FILTER not in handler.filters:
+            handler.addFilter(_FILTER)
+    if not _factory_installed:
+        previous = logging.getLogRecordFactory()
+
+        def make_record(*args, **kwargs):
+            record = previous(*args, **kwargs)
+            _FILTER.filter(record)
+            return record
+
+        logging.setLogRecordFactory(make_record)
+        _factory_installed = True
+    return _FILTER

@@ -14,13 +14,26 @@ is an implementation detail, so Redis or PostgreSQL can replace it later. It is 
 for a daemon's threads: one connection per thread, writes in `BEGIN IMMEDIATE`
 transactions, a busy timeout for the rare writer collision. The folder is created
 0700 and the file 0600 (it holds raw log lines and addresses).
+
+A store that cannot be trusted must stop the agent, not make it forget armed routers:
+`open_state_store()` refuses a file that is not a regular file, is corrupt (`PRAGMA
+quick_check`), has a foreign schema, is locked by another process, or has lost commits
+(its write-ahead log deleted). Lost commits are found two ways: the `-shm` index still
+names WAL frames that are gone, or the commit counter kept beside the database
+(`state.db.commits`, rewritten after every write that records an armed step or an
+incident) is ahead of the counter inside it. Every SQLite failure, a full disk included,
+becomes a one-line `StateStoreError` naming the file and what to do.
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
 import os
 import sqlite3
+import stat
+import struct
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -43,7 +56,15 @@ from collector.core.states import IncidentState, StepScope, StepStatus, sql_chec
 from collector.core.steps import Step
 from collector.errors import StateStoreError
 
-SCHEMA_VERSION = 2
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 3
+STATE_FILE = "state.db"
+COMMITS_SUFFIX = ".commits"  # the commit counter beside the database (see the module docstring)
+OPEN_LOCK_TIMEOUT = 2.0  # seconds open_state_store waits for another process's write lock
+# What to do when the store cannot be used: the routers themselves know what the tool armed.
+RECOVER_HINT = ("put routers back without it with `collector disarm --all --from-routers`, "
+                "then move the file aside to start afresh")
 
 EventSource = Literal["poll", "syslog", "qfp"]
 INCIDENT_STATES: tuple[str, ...] = tuple(IncidentState)
@@ -289,8 +310,17 @@ CREATE TABLE unknown_sources (           -- invalid-SPI lines from no inventory 
 );
 """
 
+# Version 3: a commit counter, compared at open with the copy kept beside the file.
+_SCHEMA_3 = """
+CREATE TABLE meta (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+INSERT INTO meta VALUES ('commits', 0);
+"""
+
 # Each schema change is one entry; `_migrate` applies them in order.
-_MIGRATIONS: dict[int, str] = {1: _SCHEMA, 2: _SCHEMA_2}
+_MIGRATIONS: dict[int, str] = {1: _SCHEMA, 2: _SCHEMA_2, 3: _SCHEMA_3}
 
 
 def _ts(value: datetime) -> str:
@@ -313,76 +343,164 @@ def _now() -> datetime:
 class StateStore:
     """All persistent state of the agent. One instance per process; share it between threads."""
 
-    def __init__(self, path: str | Path, *, timeout_seconds: float = 30.0):
+    def __init__(self, path: str | Path, *, timeout_seconds: float = 30.0, create: bool = True,
+                 open_timeout_seconds: float | None = None):
+        """Open (and with `create`, create) the store and bring its schema up to date.
+
+        `open_timeout_seconds` bounds the wait for another process's lock while opening
+        (the first transaction); `timeout_seconds` is the busy timeout afterwards.
+
+        Raises:
+            StateStoreError: the file cannot be opened, read or migrated (one line).
+        """
         self.path = Path(path)
         self._timeout = timeout_seconds
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
+        self._commits_lock = threading.Lock()
+        self._commits_written = -1
         self._closed = False
-        self._prepare_files()
-        self._migrate()
+        if not create and not self.path.is_file():
+            raise StateError(f"{self.path}: no state store here")
+        self._prepare_files(create)
+        try:
+            self._migrate(open_timeout_seconds)
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def commits_path(self) -> Path:
+        return commits_path(self.path)
 
     # -- plumbing ------------------------------------------------------------
 
-    def _prepare_files(self) -> None:
+    def _prepare_files(self, create: bool) -> None:
         folder = self.path.parent
-        if not folder.exists():
-            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-            os.chmod(folder, 0o700)  # mkdir's mode is filtered by the umask
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        os.close(fd)
-        os.chmod(self.path, 0o600)  # SQLite gives -wal and -shm the file's mode
+        try:
+            if not folder.exists() and create:
+                folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+                os.chmod(folder, 0o700)  # mkdir's mode is filtered by the umask
+            flags = os.O_RDWR | (os.O_CREAT if create else 0) | os.O_NONBLOCK  # a FIFO must not block
+            fd = os.open(self.path, flags, 0o600)
+            try:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    raise StateError(f"{self.path}: not a regular file; give --state a folder of your own")
+            finally:
+                os.close(fd)
+            os.chmod(self.path, 0o600)  # SQLite gives -wal and -shm the file's mode
+        except OSError as exc:
+            raise StateError(_os_problem(self.path, exc)) from None
 
     def _connection(self) -> sqlite3.Connection:
         if self._closed:
             raise StateError("state store is closed")
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(
-                self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
-            )
-            conn.row_factory = sqlite3.Row
             try:
+                conn = sqlite3.connect(
+                    self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
+                )
+                conn.row_factory = sqlite3.Row
                 conn.execute("PRAGMA journal_mode=WAL")
-            except sqlite3.DatabaseError as exc:
-                conn.close()
-                raise StateError(f"{self.path}: not a usable state database ({exc})") from None
-            conn.execute("PRAGMA synchronous=FULL")  # an armed step must survive power loss
-            conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute(f"PRAGMA busy_timeout={int(self._timeout * 1000)}")
+                conn.execute("PRAGMA synchronous=FULL")  # an armed step must survive power loss
+                conn.execute("PRAGMA foreign_keys=ON")
+                conn.execute(f"PRAGMA busy_timeout={int(self._timeout * 1000)}")
+            except sqlite3.Error as exc:
+                if conn is not None:
+                    conn.close()
+                raise StateError(_sqlite_problem(self.path, exc)) from None
             self._local.conn = conn
             with self._connections_lock:
                 self._connections.append(conn)
         return conn
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self, *, critical: bool = False) -> Iterator[sqlite3.Connection]:
+        """One write transaction. Every transaction counts one commit in `meta`; a
+        `critical` one (armed steps, incidents) then copies the count beside the file,
+        so a lost write-ahead log is noticed at the next open."""
         conn = self._connection()
-        conn.execute("BEGIN IMMEDIATE")  # take the write lock now: no upgrade deadlocks
+        commits = None
         try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        else:
+            conn.execute("BEGIN IMMEDIATE")  # take the write lock now: no upgrade deadlocks
+            try:
+                yield conn
+                if self._counting:
+                    conn.execute("UPDATE meta SET value = value + 1 WHERE name = 'commits'")
+                    commits = conn.execute("SELECT value FROM meta WHERE name = 'commits'").fetchone()[0]
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
             conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+            raise StateError(_sqlite_problem(self.path, exc)) from None
+        if critical and commits is not None:
+            self._save_commits(int(commits))
+
+    _counting = False  # set once the schema has the `meta` table
+
+    def _save_commits(self, commits: int) -> None:
+        with self._commits_lock:
+            if commits <= self._commits_written:
+                return
+            try:
+                _write_small_file(self.commits_path, f"{commits}\n")
+            except OSError as exc:
+                # The record itself is committed: raising would make a caller retry a write
+                # that succeeded. The copy lags (weaker lost-WAL detection) until a later write.
+                log.warning("%s", _os_problem(self.commits_path, exc))
+                return
+            self._commits_written = commits
 
     def _read(self, sql: str, params: Iterable[object] = ()) -> list[sqlite3.Row]:
-        return self._connection().execute(sql, tuple(params)).fetchall()
+        try:
+            return self._connection().execute(sql, tuple(params)).fetchall()
+        except sqlite3.Error as exc:
+            raise StateError(_sqlite_problem(self.path, exc)) from None
 
-    def _migrate(self) -> None:
-        with self._write() as conn:
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise StateError(
-                    f"{self.path}: schema version {version} is newer than this collector ({SCHEMA_VERSION})"
-                )
-            for target in range(version + 1, SCHEMA_VERSION + 1):
-                for statement in _MIGRATIONS[target].split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-                conn.execute(f"PRAGMA user_version={target}")
+    def _migrate(self, open_timeout_seconds: float | None = None) -> None:
+        conn = self._connection()
+        if open_timeout_seconds is not None:
+            conn.execute(f"PRAGMA busy_timeout={int(open_timeout_seconds * 1000)}")
+        try:
+            with self._write() as conn:
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                if version > SCHEMA_VERSION:
+                    raise StateError(
+                        f"{self.path}: schema version {version} is newer than this collector ({SCHEMA_VERSION});"
+                        " use the newer collector, or a --state folder of its own"
+                    )
+                for target in range(version + 1, SCHEMA_VERSION + 1):
+                    for statement in _MIGRATIONS[target].split(";"):
+                        if statement.strip():
+                            conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version={target}")
+        finally:
+            if open_timeout_seconds is not None and not self._closed:
+                conn.execute(f"PRAGMA busy_timeout={int(self._timeout * 1000)}")
+        self._counting = True
+
+    def commits(self) -> int:
+        """How many write transactions this database has committed (schema 3 on)."""
+        return int(self._read("SELECT value FROM meta WHERE name = 'commits'")[0][0])
+
+    def quick_check(self) -> list[str]:
+        """`PRAGMA quick_check`: ["ok"] for a sound file, else the problems found."""
+        return [str(r[0]) for r in self._read("PRAGMA quick_check")]
+
+    def tables(self) -> dict[str, tuple[str, ...]]:
+        """Table name -> column names, as the file has them."""
+        names = [r[0] for r in self._read("SELECT name FROM sqlite_master WHERE type = 'table'"
+                                          " AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+        return {n: tuple(r[1] for r in self._read(f'PRAGMA table_info("{n}")')) for n in names}
 
     @property
     def schema_version(self) -> int:
@@ -620,7 +738,7 @@ class StateStore:
     ) -> IncidentRecord:
         _check(state, INCIDENT_STATES, "incident state")
         when = _ts(at or _now())
-        with self._write() as conn:
+        with self._write(critical=True) as conn:
             try:
                 conn.execute(
                     "INSERT INTO incidents (incident_id, key, playbook, state, reason, bundle_path, routers,"
@@ -664,7 +782,7 @@ class StateStore:
         if routers is not None:
             sets.append("routers = ?")
             params.append(json.dumps(list(routers)))
-        with self._write() as conn:
+        with self._write(critical=True) as conn:
             cur = conn.execute(f"UPDATE incidents SET {', '.join(sets)} WHERE incident_id = ?", (*params, incident_id))
             if cur.rowcount == 0:
                 raise StateError(f"no incident {incident_id}")
@@ -700,7 +818,7 @@ class StateStore:
     def begin_step(self, incident_id: str, router: str, index: int, step: Step) -> None:
         """Record a step as `pending` BEFORE sending it: a crash after this line leaves
         enough on disk to undo it."""
-        with self._write() as conn:
+        with self._write(critical=True) as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO armed_steps (incident_id, router, step_index, mode, do, undo, why,"
                 " status, error, updated_at, scope) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', NULL, ?, ?)",
@@ -723,7 +841,7 @@ class StateStore:
         """applied (the do ran), failed (the do failed: may be half-applied, still undo it),
         undone (the undo ran). A failed undo keeps the status and records `error`."""
         _check(status, STEP_STATUSES, "step status")
-        with self._write() as conn:
+        with self._write(critical=True) as conn:
             cur = conn.execute(
                 "UPDATE armed_steps SET status = ?, error = ?, updated_at = ?"
                 " WHERE incident_id = ? AND router = ? AND step_index = ?",
@@ -734,7 +852,7 @@ class StateStore:
 
     def note_step_error(self, incident_id: str, router: str, index: int, error: str) -> None:
         """Record an error (e.g. an undo that failed) without changing the status."""
-        with self._write() as conn:
+        with self._write(critical=True) as conn:
             conn.execute(
                 "UPDATE armed_steps SET error = ?, updated_at = ? WHERE incident_id = ? AND router = ? AND step_index = ?",
                 (error, _ts(_now()), incident_id, router, index),
@@ -781,7 +899,7 @@ class StateStore:
         ends). The moved steps get indexes below the receiver's own, so its disarm, which runs
         indexes in reverse, undoes them after its own steps. Returns how many moved."""
         kept = set(keep)
-        with self._write() as conn:
+        with self._write(critical=True) as conn:
             rows = conn.execute(
                 "SELECT step_index FROM armed_steps WHERE incident_id = ? AND router = ? AND status != 'undone'",
                 (from_incident, router)).fetchall()
@@ -884,3 +1002,220 @@ def _incident(r: sqlite3.Row) -> IncidentRecord:
         armed_late=bool(r["armed_late"]),
         armed_at=_dt(r["armed_at"]),
     )
+
+
+# ---------------------------------------------------------------------- opening safely
+
+
+def default_state_dir() -> Path:
+    """Where the agent keeps its memory when `--state` is not given: `$COLLECTOR_STATE`,
+    else `$XDG_STATE_HOME/collector`, else `~/.local/state/collector`. Never the current
+    folder: a second agent started elsewhere must meet the first one's lock."""
+    from collector.hostkeys import default_state_dir as shared
+
+    return shared()
+
+
+def commits_path(db_path: str | Path) -> Path:
+    db_path = Path(db_path)
+    return db_path.with_name(db_path.name + COMMITS_SUFFIX)
+
+
+def open_state_store(path: str | Path, *, create: bool = True,
+                     lock_timeout_seconds: float = OPEN_LOCK_TIMEOUT) -> StateStore:
+    """Open the state store only if it can be trusted; the agent calls this at start.
+
+    `path` is the database file (`<state dir>/state.db`). With `create=False` a missing
+    file is an error and nothing is created (the emergency tools use this).
+
+    Raises:
+        StateStoreError: one line naming the file and what to do, when the path is not a
+            regular file or cannot be read, the file is corrupt or truncated, its schema is
+            not this tool's, another process holds its lock longer than
+            `lock_timeout_seconds`, or commits recorded beside it are missing from it.
+    """
+    path = Path(path)
+    _check_path(path, create)
+    _check_wal_not_lost(path)
+    store = StateStore(path, create=create, open_timeout_seconds=lock_timeout_seconds)
+    try:
+        problems = store.quick_check()
+        if problems != ["ok"]:
+            raise StateError(f"{path}: the database is damaged ({problems[0]}); {RECOVER_HINT}")
+        _check_schema(store)
+        _check_commits(store)
+    except BaseException:
+        store.close()
+        raise
+    return store
+
+
+def _check_path(path: Path, create: bool) -> None:
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        if not create:
+            raise StateError(f"{path}: no state store here") from None
+        parent = next((p for p in path.parents if p.exists()), None)
+        if parent is not None and not parent.is_dir():
+            raise StateError(f"{path}: {parent} is not a folder; give --state a folder") from None
+        return
+    except OSError as exc:
+        raise StateError(_os_problem(path, exc)) from None
+    if stat.S_ISDIR(info.st_mode):
+        raise StateError(f"{path}: is a folder, not a state database; give --state the folder that holds {STATE_FILE}")
+    if not stat.S_ISREG(info.st_mode):
+        raise StateError(f"{path}: not a regular file (a device, FIFO or socket); give --state a folder of your own")
+    if not os.access(path, os.R_OK | os.W_OK):
+        raise StateError(f"{path}: not readable and writable by this user (uid {os.getuid()}); "
+                         "run as the user that owns it, or fix its mode")
+
+
+_SHM_HEADER = struct.Struct("=IIIBBHI")  # iVersion, unused, iChange, isInit, bigEndCksum, szPage, mxFrame
+_WAL_HEADER_BYTES, _WAL_FRAME_HEADER_BYTES = 32, 24
+
+
+def _check_wal_not_lost(path: Path) -> None:
+    """A `-shm` index that names WAL frames while the `-wal` file is gone (or shorter)
+    means committed transactions were deleted with it: SQLite would silently open the
+    older database. Checked before any connection, which would rebuild the index."""
+    shm, wal = Path(f"{path}-shm"), Path(f"{path}-wal")
+    try:
+        with open(shm, "rb") as f:
+            header = f.read(_SHM_HEADER.size)
+    except OSError:
+        return  # no index: nothing to compare (the commit counter still is)
+    if len(header) < _SHM_HEADER.size:
+        return
+    version, _unused, _change, is_init, _big_end, page_size, frames = _SHM_HEADER.unpack(header)
+    if version != 3007000 or not is_init or frames == 0:
+        return
+    page_size = 65536 if page_size == 1 else page_size
+    needed = _WAL_HEADER_BYTES + frames * (_WAL_FRAME_HEADER_BYTES + page_size)
+    try:
+        have = wal.stat().st_size
+    except FileNotFoundError:
+        have = -1
+    if have < needed:
+        lost = "is gone" if have < 0 else f"is cut short ({have} of {needed} bytes)"
+        raise StateError(f"{path}: its write-ahead log {wal.name} {lost}, so recent commits (armed routers) "
+                         f"are lost; {RECOVER_HINT}")
+
+
+_REFERENCE_TABLES: dict[str, tuple[str, ...]] | None = None
+
+
+def _reference_tables() -> dict[str, tuple[str, ...]]:
+    global _REFERENCE_TABLES
+    if _REFERENCE_TABLES is None:
+        conn = sqlite3.connect(":memory:")
+        for target in range(1, SCHEMA_VERSION + 1):
+            for statement in _MIGRATIONS[target].split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+        names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"
+                                            " AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+        _REFERENCE_TABLES = {n: tuple(r[1] for r in conn.execute(f'PRAGMA table_info("{n}")')) for n in names}
+        conn.close()
+    return _REFERENCE_TABLES
+
+
+def _check_schema(store: StateStore) -> None:
+    have, want = store.tables(), _reference_tables()
+    for table, columns in want.items():
+        if table not in have:
+            raise StateError(f"{store.path}: not a collector state database (no table {table}); "
+                             "give --state a folder of its own")
+        missing = [c for c in columns if c not in have[table]]
+        if missing:
+            raise StateError(f"{store.path}: table {table} lacks column {missing[0]}: not this collector's schema; "
+                             "give --state a folder of its own")
+
+
+def _check_commits(store: StateStore) -> None:
+    try:
+        text = store.commits_path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        return  # first use, or the file was copied alone: nothing to compare
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StateError(f"{store.commits_path}: unreadable ({exc}); remove it if {store.path} is sound") from None
+    if not text.isdigit():
+        raise StateError(f"{store.commits_path}: not a commit count ({text[:20]!r}); remove it if {store.path} is sound")
+    recorded, inside = int(text), store.commits()
+    if inside < recorded:
+        raise StateError(
+            f"{store.path}: {recorded - inside} recorded commits are missing (its write-ahead log "
+            f"{store.path.name}-wal was lost, or an older copy was put back), so armed routers may be "
+            f"forgotten; {RECOVER_HINT} with {store.commits_path.name}")
+    store._commits_written = recorded
+
+
+def _write_small_file(path: Path, text: str) -> None:
+    """Replace `path` atomically and durably (temporary file, fsync, rename)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # writers never share one
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, text.encode("ascii"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def _os_problem(path: Path, exc: OSError) -> str:
+    if exc.errno == errno.ENOSPC:
+        return f"{path}: cannot write, the disk is full; free space there (nothing armed is forgotten while the agent runs)"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return f"{path}: permission denied for uid {os.getuid()}; run as the user that owns it, or fix its mode"
+    if exc.errno == errno.EROFS:
+        return f"{path}: the file system is read-only; give --state a writable folder"
+    if exc.errno == errno.ENOTDIR:
+        return f"{path}: a part of the path is not a folder; give --state a folder"
+    if exc.errno == errno.ENXIO:
+        return f"{path}: not a regular file (a FIFO without a writer); give --state a folder of your own"
+    return f"{path}: {exc.strerror or exc}"
+
+
+def _sqlite_problem(path: Path, exc: sqlite3.Error) -> str:
+    """One line for an SQLite failure: what happened to which file and what to do."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    text = str(exc)
+    if code == sqlite3.SQLITE_FULL or "disk is full" in text:
+        return f"{path}: cannot write, the disk is full; free space there (nothing armed is forgotten while the agent runs)"
+    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "locked" in text:
+        holders = _lock_holders(path)
+        who = f" (pid {', '.join(map(str, holders))})" if holders else ""
+        return (f"{path}: locked by another process{who}; stop it or wait, or run "
+                "`collector disarm --all --from-routers` to put routers back without the store")
+    if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB) or "malformed" in text or "not a database" in text:
+        return f"{path}: not a usable state database ({text}); {RECOVER_HINT}"
+    if code == sqlite3.SQLITE_READONLY or "readonly" in text:
+        return f"{path}: cannot be written ({text}); run as the user that owns it, or give --state a writable folder"
+    if code == sqlite3.SQLITE_CANTOPEN or "unable to open" in text:
+        return f"{path}: cannot be opened ({text}); check the folder exists and is writable"
+    if code == sqlite3.SQLITE_IOERR or "disk I/O" in text:
+        return f"{path}: input/output error ({text}); check the disk, then {RECOVER_HINT}"
+    return f"{path}: state database error ({text})"
+
+
+def _lock_holders(path: Path) -> list[int]:
+    """Process ids holding POSIX locks on the database or its -shm file (Linux /proc/locks)."""
+    ids = set()
+    for candidate in (path, Path(f"{path}-shm")):
+        try:
+            info = os.stat(candidate)
+        except OSError:
+            continue
+        ids.add(f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}:{info.st_ino}")
+    holders: set[int] = set()
+    try:
+        lines = Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        return []
+    for line in lines:
+        fields = line.split()
+        if "->" in fields:
+            continue  # a waiter, not a holder
+        if len(fields) >= 6 and fields[5] in ids and fields[4].isdigit() and int(fields[4]) != os.getpid():
+            holders.add(int(fields[4]))
+    return sorted(holders)

@@ -11,13 +11,17 @@ typo such as two `hosts:` sections).
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from collector.errors import UserInputError
 
 if TYPE_CHECKING:  # pydantic is only needed by callers that validate
     import pydantic
@@ -30,7 +34,7 @@ _MERGE_TAG = "tag:yaml.org,2002:merge"
 _PYDANTIC_STEP = re.compile(r"^[\w-]+\[.*\]$")
 
 
-class YamlError(Exception):
+class YamlError(UserInputError):
     """A problem in a YAML file; `str()` is one line: `path:line: message`."""
 
     def __init__(self, path: Path | str, line: int | None, message: str):
@@ -48,6 +52,9 @@ class LocatedYaml:
     path: Path
     data: object
     _root: Node | None = field(default=None, repr=False, compare=False)
+    # mapping node id -> {key text: (line, value node)}: line_of is asked once per host,
+    # and a linear scan of a 60,000-host mapping each time would be quadratic
+    _index: dict = field(default_factory=dict, repr=False, compare=False)
 
     def line_of(self, loc: tuple[str | int, ...]) -> int | None:
         """1-based line of the key (or list item) at `loc`, e.g. ("hosts", "r1", "port").
@@ -61,11 +68,25 @@ class LocatedYaml:
         for step in loc:
             if isinstance(step, str) and _PYDANTIC_STEP.match(step):
                 continue
-            found = _child(node, step)
+            found = self._child(node, step)
             if found is None:
                 break
             line, node = found
         return line
+
+    def _child(self, node: Node, step: str | int) -> tuple[int, Node] | None:
+        if isinstance(node, MappingNode):
+            index = self._index.get(id(node))
+            if index is None:
+                index = {}
+                # Last match wins: after `<<:` merging, the merged pairs come first and
+                # the mapping's own keys (which override them) after.
+                for key_node, value_node in node.value:
+                    if isinstance(key_node, ScalarNode):
+                        index[key_node.value] = (key_node.start_mark.line + 1, value_node)
+                self._index[id(node)] = index
+            return index.get(str(step))
+        return _child(node, step)
 
 
 def _child(node: Node, step: str | int) -> tuple[int, Node] | None:
@@ -94,7 +115,10 @@ def load_yaml(path: Path) -> LocatedYaml:
     there is one) for a missing or unreadable file, bad syntax, or a duplicate key."""
     path = Path(path)
     try:
-        text = path.read_bytes().decode("utf-8-sig")
+        raw = read_regular_file(path)
+        text = raw.decode("utf-8-sig")
+    except YamlError:
+        raise
     except FileNotFoundError:
         raise YamlError(path, None, "file not found") from None
     except IsADirectoryError:
@@ -102,23 +126,23 @@ def load_yaml(path: Path) -> LocatedYaml:
     except PermissionError:
         raise YamlError(path, None, "permission denied") from None
     except UnicodeDecodeError as exc:
-        line = _line_of_byte(path, exc.start)
-        raise YamlError(path, line, "not UTF-8 text") from None
+        raise YamlError(path, raw[: exc.start].count(b"\n") + 1, "not UTF-8 text") from None
     except OSError as exc:
         raise YamlError(path, None, f"cannot read: {exc.strerror or exc}") from None
 
     try:
-        loader = yaml.SafeLoader(text)  # the reader already rejects control characters here
+        yaml.reader.Reader(text)  # rejects control characters, with their position
     except yaml.reader.ReaderError as exc:
         line = text[: exc.position].count("\n") + 1
         raise YamlError(path, line, f"control character {exc.character!r} is not allowed in YAML") from None
+    loader = _LOADER(text)  # libyaml when present: a 60,000-host inventory parses in seconds
     try:
         root = loader.get_single_node()
         if root is None:
             return LocatedYaml(path, None, None)
         _reject_duplicate_keys(path, loader, root)
         _bound_expansion(path, root)
-        data = loader.construct_document(root)
+        data = _construct(path, loader, root)
     except yaml.MarkedYAMLError as exc:
         raise _syntax_error(path, exc) from None
     except yaml.YAMLError as exc:
@@ -130,13 +154,86 @@ def load_yaml(path: Path) -> LocatedYaml:
     return LocatedYaml(path, data, root)
 
 
-MAX_EXPANDED_NODES = 200_000  # far above any real inventory; stops "billion laughs" aliases
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+MAX_FILE_BYTES = 64 * 1024 * 1024  # an inventory of 100,000 hosts is a few MB
+MAX_ALIAS_EXPANSION = 200_000  # values added by expanding aliases; stops "billion laughs"
+
+
+def read_regular_file(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of `path`, which must be a regular file of at most `limit` bytes.
+
+    A FIFO is opened without blocking and a device (`/dev/zero`) is refused before any
+    read, so neither can hang or exhaust memory. Raises YamlError (one line) for those,
+    OSError for the usual failures (missing, permission)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError(path)
+        if not stat.S_ISREG(info.st_mode):
+            raise YamlError(path, None, "not a regular file (a device, FIFO or socket); give a YAML file")
+        if info.st_size > limit:
+            raise YamlError(path, None, f"{info.st_size} bytes is more than the {limit // (1024 * 1024)} MB a YAML "
+                            "file may have here")
+        chunks, total = [], 0
+        while True:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                break
+            total += len(chunk)
+            if total > limit:  # grew while being read
+                raise YamlError(path, None, f"more than the {limit // (1024 * 1024)} MB a YAML file may have here")
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _construct(path: Path, loader: yaml.SafeLoader, root: Node) -> object:
+    """`construct_document`, with the line of a value PyYAML cannot build (a timestamp
+    such as 2024-02-30 or 2024-13-01 raises a bare ValueError)."""
+    try:
+        return loader.construct_document(root)
+    except (ValueError, OverflowError) as exc:
+        for node in _scalars(root):
+            try:
+                _construct_scalar(node)
+            except (ValueError, OverflowError, yaml.YAMLError):
+                kind = node.tag.rsplit(":", 1)[-1]
+                raise YamlError(path, node.start_mark.line + 1,
+                                f"{node.value!r} is not a valid {kind} ({exc}); quote it to keep it as text") from None
+        raise YamlError(path, None, f"a value cannot be read ({exc})") from None
+
+
+def _construct_scalar(node: ScalarNode) -> object:
+    loader = yaml.SafeLoader("")
+    try:
+        return loader.construct_object(node)
+    finally:
+        loader.dispose()
+
+
+def _scalars(root: Node) -> Iterator[ScalarNode]:
+    stack, visited = [root], set()
+    while stack:
+        node = stack.pop()
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
+        if isinstance(node, ScalarNode):
+            yield node
+        elif isinstance(node, MappingNode):
+            stack.extend(v for kv in reversed(node.value) for v in reversed(kv))
+        elif isinstance(node, SequenceNode):
+            stack.extend(reversed(node.value))
 
 
 def _bound_expansion(path: Path, root: Node) -> None:
     """Aliases are shared in memory but expand when the data is printed or walked: refuse a
-    document that refers to itself or whose expansion would be unreasonably large."""
+    document that refers to itself or whose aliases would add unreasonably many values.
+    A large document without aliases is never refused here."""
     seen = 0
+    distinct: set[int] = set()
     on_path: set[int] = set()
     stack: list[tuple[Node, bool]] = [(root, False)]
     while stack:
@@ -147,22 +244,15 @@ def _bound_expansion(path: Path, root: Node) -> None:
         if id(node) in on_path:
             raise YamlError(path, node.start_mark.line + 1, "an alias refers to the value that contains it")
         seen += 1
-        if seen > MAX_EXPANDED_NODES:
+        distinct.add(id(node))
+        if seen - len(distinct) > MAX_ALIAS_EXPANSION:
             raise YamlError(path, node.start_mark.line + 1,
-                            f"more than {MAX_EXPANDED_NODES} values once aliases are expanded")
+                            f"aliases expand to more than {MAX_ALIAS_EXPANSION} extra values")
         if isinstance(node, (MappingNode, SequenceNode)):
             on_path.add(id(node))
             stack.append((node, True))
             children = [v for kv in node.value for v in kv] if isinstance(node, MappingNode) else node.value
             stack.extend((child, False) for child in children)
-
-
-def _line_of_byte(path: Path, offset: int) -> int | None:
-    """Line number of a byte offset (for decode errors)."""
-    try:
-        return path.read_bytes()[:offset].count(b"\n") + 1
-    except OSError:
-        return None
 
 
 def _syntax_error(path: Path, exc: yaml.MarkedYAMLError) -> YamlError:

@@ -14,6 +14,7 @@ arm step), and router work reports back only through the inbox.
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import threading
@@ -115,7 +116,7 @@ class Agent:
         self.responder = Responder(playbook=playbook, store=store, sessions=sessions, registry=registry)
         self.worker = Worker(inventory=inventory, playbook=playbook, store=store, responder=self.responder,
                              reader=self.reader, bundle_root=bundle_root, ends=self._ends, dry_run=dry_run,
-                             report=self.report)
+                             report=self.report, observers=self.observers)
         self.bundles: list[Path] = []
         self.unreadable: dict[str, str] = {}  # router -> why its last read failed
         self.closed: dict[str, IncidentState] = {}  # incidents this run ended, and how
@@ -126,8 +127,10 @@ class Agent:
         """Decide on one event and act on what it asks (loop thread only)."""
         for action in decide(self.core, event):
             self._act(action)
-        if isinstance(event, (LineSeen, Tick)) and not self.dry_run:
-            self.store.save_tracker(self.playbook.name, self.core.tracker.snapshot())
+        if isinstance(event, (LineSeen, Tick)):
+            self.observers.flows_tracked(len(self.core.tracker.open_windows()))
+            if not self.dry_run:
+                self.store.save_tracker(self.playbook.name, self.core.tracker.snapshot())
 
     def run_until_idle(self, timeout: float | None = None) -> None:
         """Process the inbox until it is empty and no router work is in flight."""
@@ -225,8 +228,18 @@ class Agent:
         """Seal the bundle (when there was a capture), then record the end (worker thread)."""
         trigger = tuple(e.raw for e in self.store.events(key=self._key_of(close.incident_id))
                         if e.incident_id == close.incident_id and e.source == "poll")
+        try:
+            context = self.worker.context(close.incident_id)
+            releases, opened = list(context.releases), context.armed_at
+        except KeyError:
+            releases, opened = [], None
         bundle = self.worker.seal(close, trigger_lines=trigger, secrets=tuple(self.inventory.secret_values()),
                                   diagnose=_diagnose)
+        since = (utcnow() - opened).total_seconds() if opened else 0.0
+        self.observers.disarmed(close.incident_id, releases, close.state, since)
+        if bundle is not None:
+            complete = json.loads((bundle / "manifest.json").read_text()).get("complete", False)
+            self.observers.captured(close.incident_id, bundle, complete=complete, seconds=since)
         reason = close.reason
         if close.state is IncidentState.CAPTURED and bundle is None:
             reason = f"{reason}; the bundle could not be written"

@@ -27,7 +27,7 @@ from collector.detect.logread import LogPosition, poll_log
 from collector.detect.events import Flow
 from collector.detect.logline import parse_invalid_spi, parse_syslog_datagram
 from collector.detect.syslog_receiver import SyslogHint
-from collector.diagnose.classify import classify_config, parse_crypto_sessions
+from collector.cryptoconfig import classify_config, parse_crypto_sessions
 from collector.inventory import Host, Inventory
 from collector.parsing import TemplateRegistry
 from collector.playbook import Playbook

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,13 +24,15 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 from pathlib import Path
 
 from collector.core.decide import Arm, ArmDone, Capture, CaptureDone, Close, Event, LineSeen, Release, ReleaseDone
+from collector.core.observers import AgentEvents, NullEvents
 from collector.core.results import ArmResult, DisarmResult, LogSnapshot
 from collector.core.states import IncidentState
 from collector.detect.events import Flow
 from collector.detect.tracker import decode_key
+from collector.diagnose.report_html import render_capture_html
 from collector.inventory import Host, Inventory
 from collector.playbook import Playbook
-from collector.respond.evidence import CaptureResult, RouterCapture, write_incident_bundle
+from collector.evidence import CaptureResult, RouterCapture, write_incident_bundle
 from collector.respond.plan import PlanError, render_dry_run
 from collector.respond.responder import Responder
 from collector.sessions import SessionError
@@ -71,7 +74,7 @@ class Worker:
 
     def __init__(self, *, inventory: Inventory, playbook: Playbook, store: StateStore, responder: Responder,
                  reader: LogReader, bundle_root: Path, ends: ThreadPoolExecutor, dry_run: bool = False,
-                 report=lambda message: None):
+                 report=lambda message: None, observers: AgentEvents | None = None):
         self.inventory = inventory
         self.playbook = playbook
         self.store = store
@@ -81,6 +84,7 @@ class Worker:
         self.ends = ends
         self.dry_run = dry_run
         self.report = report
+        self.observers = observers or NullEvents()
         self._contexts: dict[str, IncidentContext] = {}
 
     # -- arm ---------------------------------------------------------------------------
@@ -99,9 +103,11 @@ class Worker:
         if self.dry_run:
             return self._dry_run(action, ends)
         joins = dict(action.joins)
+        started = time.monotonic()
         outcomes = list(self.ends.map(lambda end: self._arm_one(action, end, joins.get(end[0].name)), ends))
         events: list[Event] = [line for _result, lines in outcomes for line in lines]
         results = [result for result, _lines in outcomes]
+        self.observers.armed(action.incident_id, results, time.monotonic() - started)
         context.pre_arm = {r.router: r.pre_arm_log for r in results if r.pre_arm_log is not None}
         armed = frozenset(r.router for r in results if r.armed)
         failed = tuple((r.router, r.error or "not armed") for r in results if not r.armed)
@@ -207,7 +213,8 @@ class Worker:
             actions=tuple(change.to_json() for r in context.releases for change in r.changes),
             disarm={r.router: r.summary() for r in context.releases}, incomplete=tuple(incomplete),
             pre_arm=tuple(context.pre_arm.values()))
-        bundle = write_incident_bundle(result, self.bundle_root, secrets=secrets, report=diagnose(result))
+        bundle = write_incident_bundle(result, self.bundle_root, secrets=secrets, report=diagnose(result),
+                                       html=render_capture_html(result))
         self.forget(close.incident_id)
         return bundle
 

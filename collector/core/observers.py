@@ -38,6 +38,9 @@ class AgentEvents(Protocol):
     def problem(self, router: str | None, message: str) -> None:
         """Something an operator should read: a failed poll, a refusal, a dry-run plan."""
 
+    def flows_tracked(self, count: int) -> None:
+        """How many flows the tracker holds open windows for, after each decision."""
+
 
 class NullEvents:
     """Every event ignored: subclass and override what you need."""
@@ -61,6 +64,9 @@ class NullEvents:
         pass
 
     def problem(self, router, message) -> None:
+        pass
+
+    def flows_tracked(self, count) -> None:
         pass
 
 

@@ -1,7 +1,7 @@
 """Fleet audit: which tunnels could use `crypto isakmp invalid-spi-recovery`, and do they?
 
 A read-only pass: `show running-config`, `show crypto session` and `show version` on each
-router (through `collect()`), each tunnel classified (classify.py, Cisco 115801's table),
+router (through `collect()`), each tunnel classified (collector/cryptoconfig.py, Cisco 115801's table),
 then one row per router and tunnel and a summary such as "12 of 40 tunnels could use
 invalid-spi-recovery and do not". Rendered as a text table, JSON, or a self-contained
 HTML page (no external assets, no scripts, every text escaped).
@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from collector.collect import CommandResult, HostOutcome, collect
-from collector.diagnose.classify import CryptoProfile, Recovery, TunnelKind, classify_config, refine_with_session
+from collector.cryptoconfig import CryptoProfile, Recovery, TunnelKind, classify_config, refine_with_session
 from collector.diagnose.incident import read_version
 from collector.diagnose.report import RECOVERY_LABEL
 

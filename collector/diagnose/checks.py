@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Callable, Iterable, Mapping, Sequence
 
 from collector.detect.events import Flow
-from collector.diagnose.classify import (
+from collector.cryptoconfig import (
     CryptoProfile,
     Evidence,
     Recovery,

@@ -37,7 +37,7 @@ from collector.bundle import slug
 from collector.detect.events import Flow, InvalidSpiEvent
 from collector.detect.logline import parse_invalid_spi, parse_log_line
 from collector.diagnose.checks import DiagnosisInputs, RouterSide, run_checks
-from collector.diagnose.classify import classify_config, refine_with_session
+from collector.cryptoconfig import classify_config, refine_with_session
 from collector.diagnose.findings import EvidenceRef
 from collector.diagnose.report import (
     IncidentDiagnosis,
@@ -48,7 +48,7 @@ from collector.diagnose.report import (
     failed_report,
     render_report,
 )
-from collector.respond.evidence import CaptureResult, CommandRecord, RouterCapture, build_timeline
+from collector.evidence import CaptureResult, CommandRecord, RouterCapture, build_timeline
 
 __all__ = [
     "BundleError",

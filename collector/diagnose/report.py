@@ -16,9 +16,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from collector.respond.evidence import NO_DEBUG_AFTER_ARMING
+from collector.evidence import NO_DEBUG_AFTER_ARMING
 from collector.diagnose.checks import DiagnosisInputs, RouterSide, tunnels_toward
-from collector.diagnose.classify import Recovery, TunnelConfig
+from collector.cryptoconfig import Recovery, TunnelConfig
 from collector.diagnose.findings import EvidenceRef, Finding, Severity
 
 REPORT_SCHEMA = "collector.incident-report/1"

@@ -14,7 +14,7 @@ from datetime import datetime
 
 from collector.lab.aaa import AaaConfig
 from collector.lab.eem import Applet
-from collector.lab.logbuf import TimestampFormat
+from collector.lab.logbuf import DISCRIMINATORS, TimestampFormat
 from collector.lab.topology import (
     DVTI,
     DYNAMIC_MAP,
@@ -45,6 +45,8 @@ class ConfigState:
     log_format: TimestampFormat
     debug_format: TimestampFormat
     sequence_numbers: bool
+    hostname: str = ""  # `hostname NAME` (the prompt reads it); the plan's device hostname
+    discriminator: str | None = None  # `logging buffered ... discriminator NAME`
     applets: dict[str, Applet] = field(default_factory=dict)
     eem_cli_username: str | None = None
     descriptions: dict[str, str] = field(default_factory=dict)
@@ -58,6 +60,8 @@ class ConfigState:
     def initial(cls, spec: RouterSpec) -> ConfigState:
         fmt = TimestampFormat("datetime", msec=True, localtime=spec.show_timezone, show_timezone=spec.show_timezone)
         return cls(
+            hostname=spec.hostname or spec.name,
+            discriminator=spec.logging.discriminator,
             invalid_spi_recovery=spec.invalid_spi_recovery,
             isakmp_keepalive=spec.isakmp_keepalive,
             buffered_size=spec.logging.buffered_size,
@@ -66,8 +70,8 @@ class ConfigState:
             monitor_level=spec.logging.monitor_level,
             trap_level=spec.logging.trap_level,
             hosts=[(h, 514) for h in spec.logging.hosts],
-            log_format=fmt,
-            debug_format=fmt,
+            log_format=spec.log_format or fmt,
+            debug_format=spec.debug_format or fmt,
             sequence_numbers=spec.sequence_numbers,
             # optional plan fields (topology may set them): device hostname, vty count, AAA lines
             hostname=getattr(spec, "hostname", None) or spec.name,
@@ -155,12 +159,18 @@ def render_running_config(
     add("boot-end-marker")
     add("!")
     # logging lines: IOS omits the defaults (console/monitor debugging, trap informational)
+    if state.discriminator:
+        # `logging discriminator NAME mnemonics drops WORD` (Cisco Message Discriminator guide)
+        add(f"logging discriminator {state.discriminator} mnemonics drops {DISCRIMINATORS.get(state.discriminator, '')}")
+    # `logging buffered [discriminator NAME] [SIZE] [LEVEL]`: keyword order of the Cisco command
+    # reference ("logging buffered discriminator buffer1 critical"); level omitted when the default
+    md = f"discriminator {state.discriminator} " if state.discriminator else ""
     if state.buffered_level is None:
         add("no logging buffered")
     elif state.buffered_level == "debugging":
-        add(f"logging buffered {state.buffered_size}")
+        add(f"logging buffered {md}{state.buffered_size}")
     else:
-        add(f"logging buffered {state.buffered_size} {state.buffered_level}")
+        add(f"logging buffered {md}{state.buffered_size} {state.buffered_level}")
     if state.console_level is None:
         add("no logging console")
     elif state.console_level != "debugging":
@@ -459,6 +469,8 @@ def _interfaces(spec: RouterSpec, state: ConfigState, ends: list[EndView]) -> li
             out.append(" ip nhrp network-id 1")
             if ct == MGRE_STATIC:
                 out.append(f" ip nhrp nhs {hub_tunnel_ip}")
+            # DMVPN phase 3 as deployed: the hub redirects, spokes take shortcuts (sclabs, domain.md §3)
+            out.append(" ip nhrp redirect" if ct == MGRE_DYNAMIC else " ip nhrp shortcut")
             out += [
                 " ip tcp adjust-mss 1360",
                 f" tunnel source {p.wan_if}",

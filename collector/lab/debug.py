@@ -9,8 +9,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-KINDS = ("isakmp", "ikev2", "ipsec")
-_LABEL = {"isakmp": "ISAKMP", "ikev2": "IKEv2", "ipsec": "IPSEC"}
+KINDS = ("isakmp", "ikev2", "ikev2-error", "ipsec")
+_LABEL = {"isakmp": "ISAKMP", "ikev2": "IKEv2", "ikev2-error": "IKEv2", "ipsec": "IPSEC"}
+
+
+def banner(kind: str, on: bool) -> str:
+    """What `debug crypto KIND` answers.
+
+    ISAKMP/IPsec: `Crypto ISAKMP debugging is on` (real/debug/xe_showdebug_crypto_ce2.txt
+    shows the same words in `show debugging`). IKEv2: `IKEv2 default debugging is on`,
+    `debug crypto ikev2 error` -> `IKEv2 error debugging is on` (real/debug/
+    xe16_ikev2_debug_excerpt.txt). The `off` forms are reconstructed from the `on` ones.
+    """
+    state = "on" if on else "off"
+    if kind == "ikev2":
+        return f"IKEv2 default debugging is {state}"
+    if kind == "ikev2-error":
+        return f"IKEv2 error debugging is {state}"
+    return f"Crypto {_LABEL[kind]} debugging is {state}"
 
 
 @dataclass
@@ -24,11 +40,13 @@ class DebugState:
 
     def on(self, kind: str) -> str:
         self.flags.add(kind)
-        return f"Crypto {_LABEL[kind]} debugging is on\n"
+        return banner(kind, True) + "\n"
 
     def off(self, kind: str) -> str:
         self.flags.discard(kind)
-        return f"Crypto {_LABEL[kind]} debugging is off\n"
+        if kind == "ikev2":  # `no debug crypto ikev2` also ends `debug crypto ikev2 error`
+            self.flags.discard("ikev2-error")
+        return banner(kind, False) + "\n"
 
     def all_off(self) -> str:
         """`undebug all`: debug flags only; conditions stay (docs/domain.md §2.10)."""
@@ -50,9 +68,15 @@ class DebugState:
         self.peers.clear()
         return ""
 
-    def wants(self, kind: str, peer: str) -> bool:
-        """Would a `kind` debug line about `peer` be printed? (unconditioned = every peer)"""
-        return kind in self.flags and (not self.peers or peer in self.peers)
+    def wants(self, kind: str, peer: str, text: str = "") -> bool:
+        """Would a `kind` debug line about `peer` be printed? (unconditioned = every peer)
+
+        `debug crypto ikev2 error` prints only the `IKEv2-ERROR:` lines.
+        """
+        wanted = kind in self.flags or (
+            kind == "ikev2" and "ikev2-error" in self.flags and text.startswith("IKEv2-ERROR")
+        )
+        return wanted and (not self.peers or peer in self.peers)
 
     def show_debugging(self, *, xe: bool) -> str:
         lines: list[str] = []
@@ -73,16 +97,21 @@ class DebugState:
                 "",
             ]
         if self.flags:
-            lines.append("Cryptographic Subsystem:")
+            # heading: `Cryptographic Subsystem:` on IOS-XE (real/debug/xe_showdebug_crypto_ce2.txt),
+            # `Cryptographic subsystems:` on IOS (real/debug/ios_showdebug_crypto_subsystems.txt)
+            lines.append("Cryptographic Subsystem:" if xe else "Cryptographic subsystems:")
             for kind in KINDS:
-                if kind in self.flags:
-                    lines.append(f"  Crypto {_LABEL[kind]} debugging is on")
+                if kind in self.flags and not (kind == "ikev2-error" and "ikev2" in self.flags):
+                    lines.append("  " + banner(kind, True))
             if self.peers:
+                # reconstructed: no public capture shows how conditions appear here
                 lines.append("  Crypto conditional debugging is on (peer filters set)")
             lines.append("")
         return "\n".join(lines) + ("\n" if lines else "")
 
     def show_condition(self) -> str:
+        # reconstructed: no public capture of `show crypto debug-condition` exists
+        # (docs/real-routers.md); the agent must not rest a safety check on these words alone
         lines = [
             f"Crypto conditional debug currently is turned {'ON' if self.peers else 'OFF'}",
             "IKE debug context unmatched flag:OFF",
@@ -98,6 +127,7 @@ class DebugState:
 
 
 # -- debug line text ------------------------------------------------------------------------
+# Source of each line (real capture, domain.md section, or "reconstructed"): docs/lab-fidelity.md.
 # Each function returns [(kind, message)], kind being the debug that prints it; a message
 # may hold continuation lines ("\n"), printed without a timestamp as IOS does.
 

@@ -20,6 +20,7 @@ from collector.lab.clock import LabClock
 from collector.lab.config import EndView
 from collector.lab.ipsec import TunnelRuntime
 from collector.lab.router import Faults, Router
+from collector.lab.traffic import Traffic
 from collector.lab.topology import (
     FleetPlan,
     ScenarioSpec,
@@ -64,6 +65,7 @@ class Fleet:
         self.syslog_targets: list[tuple[str, int]] = []
         self._ticking = False
         self.routers: dict[str, Router] = {}
+        self.traffic: dict[str, Traffic] = {}
         for spec in plan.routers:
             self.routers[spec.name] = Router(spec, plan.credentials, self)
         self.tunnels: dict[str, TunnelRuntime] = {}
@@ -75,7 +77,13 @@ class Fleet:
                 router.tunnels.append((runtime, end))
                 router.ends.append(EndView(t, end))
         for router in self.routers.values():
+            self.traffic[router.name] = Traffic(router.spec, [(t.spec, e) for t, e in router.tunnels], plan.seed)
             router.seed_history()
+        # what happened in the minutes before start (a desync under way, ordinary traffic)
+        # is in the buffers now; its syslog was sent back then, not to this lab's collectors
+        self.tick()
+        for router in self.routers.values():
+            router.log.drain_syslog()
 
     @classmethod
     def build(
@@ -86,9 +94,13 @@ class Fleet:
         seed: int = 0,
         time_scale: float = 1.0,
         start: datetime | None = None,
+        realism: str | frozenset[str] | None = None,
     ) -> Fleet:
-        """Plan and build a lab. ValueError (one clear line) for impossible requests."""
-        plan = build_plan(routers, list(scenarios or []), seed)
+        """Plan and build a lab. ValueError (one clear line) for impossible requests.
+
+        `realism`: None = topology.DEFAULT_REALISM; "all", "none" or a comma list.
+        """
+        plan = build_plan(routers, list(scenarios or []), seed, realism)
         return cls(plan, LabClock(start, time_scale))
 
     # -- running -----------------------------------------------------------------

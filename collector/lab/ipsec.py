@@ -22,7 +22,14 @@ import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from collector.lab.topology import DESYNC_AT, RECOVERY_APPLIES, DpdSetting, TunnelSpec
+from collector.lab.topology import (
+    DESYNC_AT,
+    FAULT_SCENARIOS,
+    RECOVERY_APPLIES,
+    UNDER_WAY_SECONDS,
+    DpdSetting,
+    TunnelSpec,
+)
 
 if TYPE_CHECKING:
     from collector.lab.router import Router
@@ -134,9 +141,11 @@ class TunnelRuntime:
             self.ends[e].decaps = RateCounter(spec.rate_pps[1 - e] * spec.ike_age * 0.6, 0.0, 0.0)
         self._update_rates(0.0)
         self._schedule_rekey(gen)
-        if spec.scenario in ("desync", "asr-silent", "nat-t-silent"):
-            # spread faults of different tunnels over the same second, as real flows are
-            sched.at(DESYNC_AT + (spec.index % 7) * 0.131, lambda t, ep=self.epoch: self._start_desync(t, ep))
+        if spec.scenario in FAULT_SCENARIOS:
+            # spread faults of different tunnels over the same second, as real flows are;
+            # a desync-under-way began before the lab did (its lines are in the buffer at start)
+            start = -UNDER_WAY_SECONDS if spec.scenario == "desync-under-way" else DESYNC_AT
+            sched.at(start + (spec.index % 7) * 0.131, lambda t, ep=self.epoch: self._start_desync(t, ep))
 
     # -- helpers -----------------------------------------------------------------
 
@@ -362,6 +371,7 @@ class TunnelRuntime:
         rx_spec = self.spec.ends[self.receiver]
         tx_spec = self.spec.ends[self.sender]
         router = self.routers[self.receiver]
+        # real/syslog/inv_spi_variants.txt 1-3, 6: `input interface=` on some images only
         text = (
             "%CRYPTO-4-RECVD_PKT_INV_SPI: decaps: rec'd IPSEC packet has invalid spi for "
             f"destaddr={rx_spec.local_addr}, prot=50, spi=0x{spi:08X}({spi}), srcaddr={tx_spec.public_addr}"

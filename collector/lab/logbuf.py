@@ -2,7 +2,9 @@
 
 Formats follow docs/domain.md §2.1 (line prefixes) and §2.11 (`show logging` header).
 The buffer is byte-accurate: once it wraps, the oldest line is cut mid-way, so the first
-line after `Log Buffer (N bytes):` can be a fragment, as on a real router.
+line after `Log Buffer (N bytes):` can be a fragment, as on a real router. Its text is
+kept in blocks of BLOCK_BYTES (not one object per line) so that a 10 MB or 50 MB buffer
+costs about its size in memory.
 """
 
 from __future__ import annotations
@@ -24,6 +26,10 @@ LEVELS: dict[str, int] = {
 LEVEL_NAMES = {v: k for k, v in LEVELS.items()}
 DEBUG_SEVERITY = 7
 DEFAULT_BUFFER_SIZE = 4096
+BLOCK_BYTES = 65536
+# The message discriminators the lab's routers define: name -> mnemonic substring dropped.
+# `logging discriminator NAME mnemonics drops WORD` (Cisco "Message Discriminator" guide).
+DISCRIMINATORS: dict[str, str] = {"NOFLAP": "UPDOWN"}
 SYSLOG_QUEUE_LIMIT = 20000  # lines kept for the UDP sender if nobody drains them
 
 
@@ -45,7 +51,8 @@ class TimestampFormat:
 
     def config_line(self, which: str) -> str:
         if self.kind == "none":
-            return f"no service timestamps {which}"
+            # IOS keeps the default's keyword in the `no` form (public router configs)
+            return f"no service timestamps {which} uptime"
         if self.kind == "uptime":
             return f"service timestamps {which} uptime"
         words = ["service timestamps", which, "datetime"]
@@ -53,17 +60,20 @@ class TimestampFormat:
             words.append("msec")
         if self.localtime:
             words.append("localtime")
-        if self.year:
-            words.append("year")
         if self.show_timezone:
             words.append("show-timezone")
+        if self.year:
+            words.append("year")  # keyword order of the Cisco command reference
         return " ".join(words)
 
 
 def uptime_text(seconds: float) -> str:
-    """IOS compact uptime: 00:39:24, 1d02h, 3w2d."""
+    """IOS compact uptime stamps: `00:39:24`, `1d02h`, `8w0d`, `1y2w` (Cisco, "Troubleshooting
+    with service timestamps"; forms seen in public IOS logs)."""
     s = int(seconds)
     days, rem = divmod(s, 86400)
+    if days >= 365:
+        return f"{days // 365}y{(days % 365) // 7}w"
     if days == 0:
         h, rem = divmod(rem, 3600)
         m, sec = divmod(rem, 60)
@@ -73,17 +83,33 @@ def uptime_text(seconds: float) -> str:
     return f"{days // 7}w{days % 7}d"
 
 
+_MONTHS = ("", "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
 def clock_text(when: datetime, *, msec: bool = True, year: bool = False, tz: str | None = None) -> str:
     """`Nov 27 10:41:07.123` (day padded to two columns, as IOS prints it)."""
-    text = f"{when:%b} {when.day:2d} "
-    if year:
-        text += f"{when.year} "
-    text += f"{when:%H:%M:%S}"
+    text = "%s %2d %s%02d:%02d:%02d" % (
+        _MONTHS[when.month],
+        when.day,
+        f"{when.year} " if year else "",
+        when.hour,
+        when.minute,
+        when.second,
+    )
     if msec:
-        text += f".{when.microsecond // 1000:03d}"
+        text += ".%03d" % (when.microsecond // 1000)
     if tz:
-        text += f" {tz}"
+        text += " " + tz
     return text
+
+
+def _mnemonic_has(text: str, word: str) -> bool:
+    """Does the message's `%FAC-SEV-MNEMONIC:` contain `word` (a discriminator's `mnemonics drops`)?"""
+    start = text.find("%")
+    if start < 0:
+        return False
+    end = text.find(":", start)
+    return end > start and word in text[start:end]
 
 
 @dataclass
@@ -111,6 +137,7 @@ class RouterLog:
         doubled_colon: bool,
         boot_time: datetime,
         xe: bool,
+        discriminator: str | None = None,
     ):
         self.buffer_size = buffer_size
         self.buffer = Destination(None if buffer_level is None else LEVELS[buffer_level])
@@ -127,9 +154,14 @@ class RouterLog:
         self.xe = xe
         self.sequence = 0
         self.syslog_counter = 0
-        self._lines: deque[str] = deque()
+        self._blocks: deque[str] = deque()  # full blocks of lines, each ending in "\n"
+        self._tail: list[str] = []  # newest lines, not yet packed into a block
+        self._tail_bytes = 0
         self._bytes = 0
-        self._cut = 0  # bytes already overwritten at the start of the oldest line
+        self._cut = 0  # bytes already overwritten at the start of the oldest block
+        self.discriminator = discriminator  # name on `logging buffered discriminator NAME`
+        self.discriminator_drops: str | None = DISCRIMINATORS.get(discriminator or "")  # mnemonic it drops
+        self.dropped_by_md = 0
         self._syslog: deque[str] = deque(maxlen=SYSLOG_QUEUE_LIMIT)
         self.monitor_sinks: list[deque[str]] = []
 
@@ -155,8 +187,11 @@ class RouterLog:
             head = f"{self.sequence:06d}: " + head
         line = head + text
         if self.buffer.level is not None and severity <= self.buffer.level:
-            self.buffer.logged += 1
-            self._append(line)
+            if self.discriminator and self.discriminator_drops and _mnemonic_has(text, self.discriminator_drops):
+                self.dropped_by_md += 1
+            else:
+                self.buffer.logged += 1
+                self._append(line)
         if self.console.level is not None and severity <= self.console.level:
             self.console.logged += 1
         if self.monitor.level is not None and severity <= self.monitor.level:
@@ -171,20 +206,54 @@ class RouterLog:
         return line
 
     def _append(self, line: str) -> None:
-        self._lines.append(line)
-        self._bytes += len(line) + 1
-        self._trim()
+        size = len(line) + 1
+        self._tail.append(line)
+        self._tail_bytes += size
+        self._bytes += size
+        if self._tail_bytes >= BLOCK_BYTES:
+            self._pack()
+        if self._bytes - self._cut > self.buffer_size:
+            self._trim()
+
+    def _pack(self) -> None:
+        if self._tail:
+            self._blocks.append("\n".join(self._tail) + "\n")
+            self._tail.clear()
+            self._tail_bytes = 0
 
     def _trim(self) -> None:
-        while self._lines and self._bytes - self._cut > self.buffer_size:
-            first = len(self._lines[0]) + 1
+        while self._bytes - self._cut > self.buffer_size:
+            if not self._blocks:
+                self._pack()
+            first = len(self._blocks[0])
             excess = self._bytes - self._cut - self.buffer_size
             if first - self._cut <= excess:
-                self._lines.popleft()
+                self._blocks.popleft()
                 self._bytes -= first
                 self._cut = 0
             else:
                 self._cut += excess
+
+    def prefill(self, lines: list[tuple[int, str]]) -> None:
+        """History the router logged before the lab started: (severity, full line with prefix).
+
+        Counted as logged (header counters, sequence numbers) but not sent to syslog.
+        """
+        for severity, line in lines:
+            self.sequence += 1
+            if self.console.level is not None and severity <= self.console.level:
+                self.console.logged += 1
+            if self.monitor.level is not None and severity <= self.monitor.level:
+                self.monitor.logged += 1
+            if severity <= self.trap.level:
+                self.trap.logged += 1
+                self.syslog_counter += 1
+            if self.buffer.level is not None and severity <= self.buffer.level:
+                if self.discriminator and self.discriminator_drops and _mnemonic_has(line, self.discriminator_drops):
+                    self.dropped_by_md += 1
+                    continue
+                self.buffer.logged += 1
+                self._append(line)
 
     # -- settings -------------------------------------------------------------------
 
@@ -199,22 +268,33 @@ class RouterLog:
         self.buffer.level = None
 
     def clear(self) -> None:
-        self._lines.clear()
+        self._blocks.clear()
+        self._tail.clear()
+        self._tail_bytes = 0
         self._bytes = 0
         self._cut = 0
 
     # -- reading --------------------------------------------------------------------
 
+    @property
+    def used_bytes(self) -> int:
+        return self._bytes - self._cut
+
     def lines(self) -> list[str]:
         """Buffer content as physical lines, oldest first (the first may be a fragment)."""
-        out: list[str] = []
-        for i, entry in enumerate(self._lines):
-            text = entry[self._cut :] if i == 0 and self._cut else entry
-            out.extend(text.split("\n"))
-        return out
+        text = self.buffer_text()
+        return text.split("\n") if text else []
 
     def buffer_text(self) -> str:
-        return "\n".join(self.lines())
+        parts = list(self._blocks)
+        if parts and self._cut:
+            parts[0] = parts[0][self._cut :]
+        if self._tail:
+            parts.append("\n".join(self._tail) + "\n")
+        elif not parts:
+            return ""
+        text = "".join(parts)
+        return text[:-1] if text.endswith("\n") else text
 
     def drain_syslog(self) -> list[str]:
         out = list(self._syslog)
@@ -234,14 +314,17 @@ class RouterLog:
             "Syslog logging: enabled (0 messages dropped, 0 messages rate-limited, 0 flushes, "
             "0 overruns, xml disabled, filtering disabled)",
             "",
-            "No Active Message Discriminator.",
-            "",
-            "",
-            "",
-            "No Inactive Message Discriminator.",
-            "",
-            "",
         ]
+        if self.discriminator:
+            # layout of the MD table: Cisco "Message Discriminator" guide, Genie's show logging data
+            lines += [
+                "Active Message Discriminator:",
+                f"{self.discriminator:<10}mnemonics      drops    {self.discriminator_drops or ''}",
+                "",
+            ]
+        else:
+            lines += ["No Active Message Discriminator.", "", ""]
+        lines += ["", "No Inactive Message Discriminator.", "", ""]
         lines += dest("Console logging:", self.console, " " * 21)
         lines += dest("Monitor logging:", self.monitor, " " * 21)
         lines += dest("Buffer logging: ", self.buffer, " " * 20)
@@ -263,7 +346,7 @@ class RouterLog:
                 "              link up),",
                 f"              {self.trap.logged} message lines logged, ",
                 "              0 message lines rate-limited, ",
-                "              0 message lines dropped-by-MD, ",
+                "              0 message lines dropped-by-MD, ",  # the discriminator is on the buffer only
                 f"              xml disabled, sequence number {'enabled' if self.sequence_numbers else 'disabled'}",
                 "              filtering disabled",
             ]

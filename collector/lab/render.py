@@ -110,7 +110,7 @@ def show_version(r: Router) -> str:
     if p.is_xe:
         lines += ["", _GPL.format(year=p.copyright_year), "", ""]
     lines += [f"ROM: {p.rom}", ""]
-    lines.append(f"{r.name} uptime is {_long_uptime(up)}")
+    lines.append(f"{r.state.hostname} uptime is {_long_uptime(up)}")
     if p.is_xe:
         lines.append(f"Uptime for this control processor is {_long_uptime(up + 95)}")
     lines.append(f"System returned to ROM by {'reload' if r.reloads else 'power-on'}")

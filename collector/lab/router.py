@@ -26,9 +26,9 @@ from collector.lab.config import (
 )
 from collector.lab.debug import DebugState
 from collector.lab.eem import Applet, parse_action, parse_event, run_variable_action, substitute
-from collector.lab.logbuf import LEVELS, RouterLog, TimestampFormat
+from collector.lab.logbuf import DISCRIMINATORS, LEVELS, RouterLog, TimestampFormat
 from collector.lab.shell import CliSession, InvalidToken
-from collector.lab.topology import Credentials, DpdSetting, RouterSpec
+from collector.lab.topology import UNDER_WAY_SECONDS, Credentials, DpdSetting, RouterSpec
 
 if TYPE_CHECKING:
     from collector.lab.fleet import Fleet
@@ -81,6 +81,11 @@ class Router:
         self._boot(-spec.boot_age, ConfigState.initial(spec))
         self.startup = self.state.copy()
         self.faults.vty_limit = self.state.vty_lines  # the fault can only take lines away
+        # someone's own debugging, left on before the lab started (realism "operator-debug")
+        for kind in spec.operator_debugs:
+            self.debug.on(kind)
+        for peer in spec.operator_conditions:
+            self.debug.add_peer(peer)
 
     # -- life cycle --------------------------------------------------------------
 
@@ -113,6 +118,7 @@ class Router:
             doubled_colon=self.spec.platform.is_xe and self.spec.platform.xe_major >= 17 and s.log_format.show_timezone,
             boot_time=self.fleet.clock.at(self.boot_at),
             xe=self.spec.platform.is_xe,
+            discriminator=s.discriminator,
         )
 
     def seed_history(self) -> None:
@@ -152,9 +158,39 @@ class Router:
         change = -3600.0 * (2 + self.spec.index % 40)
         if change > b + 120:
             events.append((change, 5, "%SYS-5-CONFIG_I: Configured from console by admin on vty0 (10.255.255.5)"))
+        if self.spec.logging.prefill_bytes:
+            # weeks of a busy router's ordinary traffic (traffic.py), up to a few seconds before start
+            # (it ends before a desync-under-way began; the fleet's scheduler writes the rest in order)
+            span_start = max(b + 300.0, -14 * 86400.0)
+            span_end = -UNDER_WAY_SECONDS - 60.0
+            events += self.fleet.traffic[self.name].history(span_start, span_end, self.spec.logging.prefill_bytes, self.at)
         for t, severity, text in sorted(events):
             self.log.emit(self.at(t), severity, text)
         self.log.drain_syslog()  # history was sent long ago, not to this lab's collectors
+        if self.spec.background:
+            self._schedule_background(-UNDER_WAY_SECONDS - 50.0)
+        if self.spec.scanned:
+            self._schedule_scan(-UNDER_WAY_SECONDS - 50.0)
+
+    def _schedule_scan(self, t: float) -> None:
+        self.fleet.scheduler.at(t + self.fleet.traffic[self.name].scan_interval(), self._scan)
+
+    def _scan(self, t: float) -> None:
+        """Internet scanners hit the public address: RECVD_PKT_INV_SPI from sources that are no peer."""
+        for offset, severity, text in self.fleet.traffic[self.name].scan():
+            self.fleet.scheduler.at(t + offset, lambda t2, sv=severity, tx=text: self.log_message(t2, sv, tx))
+        self._schedule_scan(t)
+
+    def _schedule_background(self, t: float) -> None:
+        traffic = self.fleet.traffic[self.name]
+        when = t + traffic.interval()
+        self.fleet.scheduler.at(when, self._background)
+
+    def _background(self, t: float) -> None:
+        """One ordinary event (a flap, a BGP/OSPF change, a login...), then the next one."""
+        for offset, severity, text in self.fleet.traffic[self.name].event(self.at(t)):
+            self.fleet.scheduler.at(t + offset, lambda t2, sv=severity, tx=text: self.log_message(t2, sv, tx))
+        self._schedule_background(t)
 
     def reboot(self) -> None:
         """Reload: running-config back to startup, debugs/conditions/log gone, all SAs renegotiate."""
@@ -338,7 +374,7 @@ class Router:
             return
         step = 0
         for kind, text in lines:
-            if self.debug.wants(kind, peer):
+            if self.debug.wants(kind, peer, text):
                 self.log.emit(self.at(t + step * 0.001), 7, text, debug=True)
                 step += 1
 
@@ -589,8 +625,15 @@ class Router:
         log.debug_format = s.debug_format
         log.sequence_numbers = s.sequence_numbers
 
-    def cfg_logging_buffered(self, session: CliSession, size: int | None, level: str | None) -> str:
+    def cfg_logging_buffered(
+        self, session: CliSession, size: int | None, level: str | None, discriminator: str | None = None
+    ) -> str:
+        """`logging buffered [discriminator NAME] [SIZE] [LEVEL]`: the line is replaced whole,
+        so a command without `discriminator` drops the filter (as IOS does)."""
         self.log.set_buffered(size, level)
+        self.log.discriminator = discriminator
+        self.log.discriminator_drops = DISCRIMINATORS.get(discriminator or "")
+        self.state.discriminator = discriminator
         self.state.buffered_size = self.log.buffer_size
         self.state.buffered_level = level or "debugging"
         self._changed(session)

@@ -73,7 +73,11 @@ class LabRuntime:
         settings = self.settings
         try:
             self.fleet = Fleet.build(
-                settings.routers, list(settings.scenarios), seed=settings.seed, time_scale=settings.time_scale
+                settings.routers,
+                list(settings.scenarios),
+                seed=settings.seed,
+                time_scale=settings.time_scale,
+                realism=settings.realism,
             )
         except ValueError as exc:
             raise LabError(str(exc)) from None
@@ -321,8 +325,12 @@ def running_lab(
     syslog_to: str | tuple[str, int] | None = None,
     state_dir: str | Path | None = None,
     faults: Mapping[str, Mapping[str, Any]] | None = None,
+    realism: str | None = None,
 ) -> Iterator[RunningLab]:
-    """Run a lab in a background thread for the duration of the `with` block."""
+    """Run a lab in a background thread for the duration of the `with` block.
+
+    `realism` None: the default traits (or COLLECTOR_LAB_REALISM); see topology.REALISM_FEATURES.
+    """
     own_dir = state_dir is None
     directory = Path(tempfile.mkdtemp(prefix="collector-lab-")) if own_dir else Path(state_dir)
     if isinstance(syslog_to, str):
@@ -338,6 +346,7 @@ def running_lab(
         syslog_to=syslog_to,
         state_dir=directory,
         faults=dict(faults or {}),
+        **({"realism": realism} if realism is not None else {}),
     )
     loop = asyncio.new_event_loop()
     runtime = LabRuntime(settings)

@@ -22,6 +22,9 @@ import yaml
 from collector.lab.control import LabControl
 
 DEFAULT_ROUTERS = 6
+# `collector lab up` / `demo` read the realism traits from here until the CLI has an option
+# (topology.parse_realism: "all", "none", "default" or a comma list, "-trait" removes one).
+REALISM_ENV = "COLLECTOR_LAB_REALISM"
 DEFAULT_BASE_PORT = 20001
 DEFAULT_STATE_DIR = Path(".lab")
 PID_FILE = "lab.pid"
@@ -47,6 +50,7 @@ class LabSettings:
     inventory_out: Path | None = None  # None: <state_dir>/inventory.yaml
     faults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     faults_where: Mapping[str, str] = field(default_factory=dict)  # router -> "FILE:LINE"
+    realism: str | None = field(default_factory=lambda: os.environ.get(REALISM_ENV) or None)
 
     @property
     def inventory_path(self) -> Path:

@@ -21,6 +21,7 @@ import random
 import string
 from dataclasses import dataclass, field, replace
 
+from collector.lab.logbuf import TimestampFormat
 from collector.lab.platforms import HUB_PLATFORMS, PLATFORMS, SPOKE_PLATFORMS, Platform
 
 # -- config types (docs/domain.md §3) ----------------------------------------------------
@@ -50,12 +51,80 @@ RECOVERY_APPLIES: dict[str, bool | None] = {
     EZVPN_CLIENT: None,
 }
 
-SCENARIOS = ("desync", "rekey-transient", "asr-silent", "nat-t-silent", "healthy")
+SCENARIOS = (
+    "desync",
+    "desync-under-way",  # began UNDER_WAY_SECONDS before the lab started: lines already in the buffer
+    "desync-nat-t",  # the receiver sits behind NAT: destaddr is its inside address
+    "desync-expiring",  # stops by itself when the sender's SA reaches its rekey time
+    "desync-hub",  # every spoke of one hub (IKEv1 and IKEv2 tunnels) broken at once
+    "rekey-transient",
+    "asr-silent",
+    "nat-t-silent",
+    "healthy",
+)
+DESYNC_VARIANTS = frozenset(("desync", "desync-under-way", "desync-nat-t", "desync-expiring", "desync-hub"))
+FAULT_SCENARIOS = DESYNC_VARIANTS | {"asr-silent", "nat-t-silent"}
+UNDER_WAY_SECONDS = 300.0  # a desync-under-way began this long before lab start (5 lines logged)
+EXPIRING_AFTER = 200.0  # a desync-expiring stops this long after it began (sender's rekey)
 MIX = ("desync", "rekey-transient", "asr-silent", "nat-t-silent", "healthy")
 
 # Lab seconds after start at which scenario events happen.
 DESYNC_AT = 30.0
 REKEY_TRANSIENT_AT = 90.0
+
+
+# -- realism (issue 11) --------------------------------------------------------------------
+# Production traits a router of the lab can have. The default lab uses DEFAULT_REALISM;
+# `realism="all"` (or a list) asks for more. Each is described in docs/lab-fidelity.md.
+REALISM_FEATURES = (
+    "hostnames",  # device hostnames of real shape and length (up to 63), not the inventory key
+    "timestamps",  # `service timestamps` variants: with and without year/time zone, sequence numbers
+    "timestamps-harsh",  # `uptime` stamps and debug lines with no timestamp at all
+    "big-buffers",  # `logging buffered 10000000` and more, pre-filled with a busy router's traffic
+    "discriminator",  # `logging buffered SIZE LEVEL discriminator NAME` on some routers
+    "operator-debug",  # someone's own `debug crypto ipsec` and peer condition already on
+    "nat-t-receivers",  # receivers behind NAT that log their inside address as destaddr
+    "scanners",  # internet sources sending ESP with random SPIs to public addresses
+    "background",  # ordinary traffic of a busy router keeps the buffer moving
+)
+# Traits the agent copes with today (see the report of branch lab-realism); the others
+# are asked for with `realism="all"` / COLLECTOR_LAB_REALISM=all.
+DEFAULT_REALISM: frozenset[str] = frozenset(REALISM_FEATURES) - {
+    "timestamps-harsh",  # the agent orders debug lines by their device time (issue 16 item 1)
+    "scanners",  # the agent arms for any repeating source (issue 16 item 9)
+    "operator-debug",  # the agent switches off debugs it did not set (issue 16 item 4)
+    "nat-t-receivers",  # the agent queries the sender by the receiver's inside address (issue 16 item 8)
+}
+# A scenario that needs a trait turns it on (desync-nat-t needs a receiver behind NAT).
+SCENARIO_TRAITS = {"desync-nat-t": "nat-t-receivers"}
+
+
+def parse_realism(value: str | frozenset[str] | tuple[str, ...] | list[str] | None) -> frozenset[str]:
+    """"all", "none", "default" or a comma list (a leading "-" removes a trait from the default)."""
+    if value is None:
+        return DEFAULT_REALISM
+    if isinstance(value, frozenset | set | tuple | list):
+        words = [str(w) for w in value]
+    else:
+        words = [w.strip() for w in str(value).split(",") if w.strip()]
+    out: set[str] = set()
+    base_used = False
+    for word in words:
+        if word in ("all", "default", "none"):
+            out |= set(REALISM_FEATURES if word == "all" else DEFAULT_REALISM if word == "default" else ())
+            base_used = True
+        elif word.startswith("-") and word[1:] in REALISM_FEATURES:
+            if not base_used:
+                out |= DEFAULT_REALISM
+                base_used = True
+            out.discard(word[1:])
+        elif word in REALISM_FEATURES:
+            out.add(word)
+        else:
+            raise ValueError(
+                f"unknown realism trait {word!r}: expected all, none, default or one of {', '.join(REALISM_FEATURES)}"
+            )
+    return frozenset(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +179,8 @@ class LoggingDefaults:
     monitor_level: str | None
     trap_level: str
     hosts: tuple[str, ...]  # configured `logging host` entries (modelled, not loopback)
+    discriminator: str | None = None  # `logging buffered SIZE LEVEL discriminator NAME`
+    prefill_bytes: int = 0  # ordinary history written into the buffer before the lab starts
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +224,13 @@ class RouterSpec:
     ipsec_lifetime: int
     ike_lifetime: int
     secrets: RouterSecrets
+    hostname: str = ""  # the device's own `hostname` (the inventory key is `name`)
+    log_format: TimestampFormat | None = None  # None: derived from show_timezone (legacy)
+    debug_format: TimestampFormat | None = None
+    operator_debugs: tuple[str, ...] = ()  # `debug crypto ...` someone left on (issue 16 item 4)
+    operator_conditions: tuple[str, ...] = ()  # `debug crypto condition peer ipv4 ...` they set
+    scanned: bool = False  # internet scanners send ESP with random SPIs to its public address
+    background: bool = False  # a busy router: LINEPROTO/BGP/OSPF/NHRP/AAA messages keep coming
 
     @property
     def addresses(self) -> list[str]:
@@ -241,6 +319,7 @@ class FleetPlan:
     routers: tuple[RouterSpec, ...]
     tunnels: tuple[TunnelSpec, ...]
     by_name: dict[str, RouterSpec] = field(compare=False, hash=False)
+    realism: frozenset[str] = frozenset()
 
 
 # -- scenario specs -----------------------------------------------------------------------
@@ -366,6 +445,7 @@ def _router_spec(seed: int, index: int, name: str, role: str, number: int, platf
     )
     console = rng.choice((None, "debugging", "informational", "critical"))
     return RouterSpec(
+        hostname=name,
         index=index,
         name=name,
         role=role,
@@ -410,6 +490,121 @@ def _router_spec(seed: int, index: int, name: str, role: str, number: int, platf
             nhrp_key="nh" + _token(rng, 6),
         ),
     )
+
+
+# -- realism: device hostnames, timestamps, buffers, operator debugs ------------------------
+
+_CITIES = ("ams", "fra", "lon", "par", "nyc", "sin", "syd", "tyo", "sfo", "chi", "mad", "waw")
+_REGIONS = ("emea", "emea", "emea", "emea", "amer", "apac", "apac", "apac", "amer", "amer", "emea", "emea")
+HOSTNAME_MAX = 63  # IOS `hostname` limit
+
+
+def _model_slug(platform: Platform) -> str:
+    model = platform.model.lower().split("/")[0].replace("-", "")
+    return model.replace("cisco", "c")
+
+
+def device_hostname(spec: RouterSpec, routers: int) -> str:
+    """A hostname of the shapes operators use: site codes, model, role, dots and dashes.
+
+    Every sixth router (and the last of a fleet under six) gets exactly HOSTNAME_MAX
+    characters; the others range from 20 to 40+, all longer than netmiko's 16.
+    """
+    k = spec.index
+    city = _CITIES[k % len(_CITIES)]
+    region = _REGIONS[k % len(_REGIONS)]
+    model = _model_slug(spec.platform)
+    site = spec.site
+    unit = "wan" if spec.role == "hub" else "ce"
+    longest = k % 6 == 5 or (routers < 6 and k == routers - 1)
+    if longest:
+        head = f"rtr-{city}-{site}-{model}-{unit}{k + 1:02d}"
+        tail = f".{region}.corp.example.net"
+        room = HOSTNAME_MAX - len(head) - len(tail)
+        middle = ("-inet-ipsec-dmvpn-backup-path-via-isp2-lte-fallback-managed-noc" * 2)[: max(room, 0)]
+        name = (head + middle)[: HOSTNAME_MAX - len(tail)]
+        if name.endswith("-"):
+            name = name[:-1] + "1"
+        return name + tail
+    shape = k % 6
+    if shape == 0:
+        return f"rtr-{city}-{site}-{model}-{unit}{k + 1:02d}"  # rtr-ams-dc1-isr4451x-wan01
+    if shape == 1:
+        return f"{city}-{site}-{model}-{'vpnhub' if spec.role == 'hub' else 'cpe'}{k + 1:02d}.core"
+    if shape == 2:
+        return f"br{k + 1:04d}-{city}-{model}-r1"
+    if shape == 3:
+        return f"rtr-{city}-{site}-{model}-{unit}{k + 1:02d}.{region}.corp"
+    return f"{city}{k + 1:03d}-{model}-{unit}01.{region}"
+
+
+# `service timestamps` per router (Cisco command reference: `service timestamps [debug |
+# log] datetime [msec] [localtime] [show-timezone] [year]` or `uptime`). Each row is
+# (log, debug, sequence numbers); rows cycle over the fleet so six routers show them all.
+_TS = TimestampFormat
+TIMESTAMP_STYLES: tuple[tuple[TimestampFormat, TimestampFormat, bool], ...] = (
+    (_TS("datetime", msec=True, localtime=True, show_timezone=True), _TS("datetime", msec=True, localtime=True, show_timezone=True), False),
+    (_TS("datetime", msec=True, localtime=True, show_timezone=True, year=True), _TS("datetime", msec=True, localtime=True, show_timezone=True, year=True), True),
+    (_TS("datetime", msec=True), _TS("none"), True),  # debug lines print no timestamp at all
+    (_TS("datetime", msec=True, localtime=True, show_timezone=True, year=True), _TS("none"), False),
+    (_TS("datetime", msec=True), _TS("datetime", msec=True), False),
+    (_TS("uptime"), _TS("uptime"), True),  # `8w0d: ` / `1d02h: ` / `00:39:24: `
+)
+
+BIG_BUFFER = 10_000_000
+BIGGER_BUFFER = 50_000_000
+DISCRIMINATOR = "NOFLAP"  # keeps interface flaps out of the buffer (logbuf.DISCRIMINATORS)
+
+
+def _realistic(spec: RouterSpec, routers: int, realism: frozenset[str], seed: int) -> RouterSpec:
+    k = spec.index
+    changes: dict[str, object] = {}
+    if "nat-t-receivers" in realism and spec.role == "spoke" and k % 4 == 3 and spec.public_ip == spec.wan_ip:
+        # a branch behind a NAT box (not the 12.4 EzVPN client, which never logs under NAT-T):
+        # it logs its inside address as destaddr while its peers know the public one (port 4500)
+        number = int(spec.name[5:])
+        inside = f"10.251.{(number - 1) // 250}.{(number - 1) % 250 + 2}"
+        changes.update(wan_ip=inside, wan_gateway=inside.rsplit(".", 1)[0] + ".1", nat_t=True)
+    if "hostnames" in realism:
+        changes["hostname"] = device_hostname(spec, routers)
+    if "timestamps" in realism or "timestamps-harsh" in realism:
+        log_fmt, debug_fmt, seq = TIMESTAMP_STYLES[k % len(TIMESTAMP_STYLES)]
+        if "timestamps-harsh" not in realism:
+            # the same variety without uptime stamps or unstamped debug lines
+            if log_fmt.kind == "uptime":
+                log_fmt = _TS("datetime", msec=True, localtime=True, show_timezone=True)
+            debug_fmt = log_fmt
+        changes.update(log_format=log_fmt, debug_format=debug_fmt, sequence_numbers=seq)
+        changes["show_timezone"] = log_fmt.show_timezone
+    logging = spec.logging
+    if "big-buffers" in realism and k in (0, 3, 9):
+        # 10 MB on the first hub (full: weeks of traffic) and on a spoke, 50 MB on a tenth
+        # router; the spokes' buffers hold ~1 MB (resized some days ago). Filling costs
+        # about 1.5 s of lab start per 10 MB, so the full one is the first hub only.
+        size = BIGGER_BUFFER if k == 9 else BIG_BUFFER
+        fill = int(size * 0.97) if k == 0 else 1_000_000
+        logging = replace(logging, buffered_size=size, buffered_level="debugging", prefill_bytes=fill)
+    if "discriminator" in realism and k % 4 == 1:
+        logging = replace(logging, discriminator=DISCRIMINATOR, buffered_level="debugging")
+    if "background" in realism and logging.prefill_bytes == 0:
+        logging = replace(logging, prefill_bytes=min(logging.buffered_size, 64000) // 2)
+    changes["logging"] = logging
+    changes["background"] = "background" in realism
+    changes["scanned"] = "scanners" in realism and not changes.get("nat_t", spec.nat_t) and k % 2 == 0
+    return replace(spec, **changes)
+
+
+def _operator_debug(spec: RouterSpec, tunnels: list[TunnelSpec]) -> RouterSpec:
+    """Someone is already debugging one of this router's peers (every sixth router from the
+    second: `debug crypto ipsec` + a condition), or left a condition behind (from the fifth)."""
+    peers = [t.ends[1 - i].public_addr for t in tunnels for i in (0, 1) if t.ends[i].router == spec.name]
+    if not peers:
+        return spec
+    if spec.index % 6 == 1:
+        return replace(spec, operator_debugs=("ipsec",), operator_conditions=(peers[-1],))
+    if spec.index % 6 == 4:
+        return replace(spec, operator_conditions=(peers[0],))
+    return spec
 
 
 # -- tunnels --------------------------------------------------------------------------------
@@ -693,7 +888,9 @@ def _build_tunnel(
         ike_version=kind.ike_version,
         ends=(e0, e1),
         psk=_psk(seed, kind, s, h, rng),
-        nat_t=kind.nat_t and (s.nat_t or h.nat_t),
+        # NAT-T on the EzVPN kind (the 12.4 client behind NAT) and on any tunnel of a branch
+        # that realism "nat-t-receivers" put behind NAT
+        nat_t=(kind.nat_t and (s.nat_t or h.nat_t)) or any(r.nat_t and r.platform.family != "ios124" for r in (s, h)),
         transform=_transform(kind, s, h),
         mode=mode,
         rate_pps=(round(rng.uniform(2, 40), 1), round(rng.uniform(2, 40), 1)),
@@ -748,9 +945,13 @@ def _candidates(name: str, tunnel: TunnelSpec, by_name: dict[str, RouterSpec]) -
         return [i for i in ends if rx[i].platform.is_asr]
     if name == "nat-t-silent":
         return [i for i in ends if rx[i].platform.family == "ios124" and tunnel.nat_t]
-    if name in ("desync", "rekey-transient"):
+    if name == "desync-nat-t":
+        return [i for i in ends if rx[i].nat_t and _receiver_logs(tunnel, rx[i])]
+    if name == "desync-hub":
+        return [1] if _receiver_logs(tunnel, rx[1]) and rx[1].role == "hub" and rx[0].role == "spoke" else []
+    if name in DESYNC_VARIANTS or name == "rekey-transient":
         usable = [i for i in ends if _receiver_logs(tunnel, rx[i])]
-        if name == "desync":
+        if name in DESYNC_VARIANTS:
             usable.sort(key=lambda i: not _persistent(tunnel, by_name, i))
         return usable
     return ends
@@ -765,9 +966,10 @@ def assign_scenarios(
     cannot take the only ASR1000 receiver; desync prefers tunnels where it repeats
     (no applicable recovery at the receiver, no DPD at the sender).
     """
-    priority = {"asr-silent": 0, "nat-t-silent": 1, "desync": 2, "rekey-transient": 3, "healthy": 4}
+    priority = {"asr-silent": 0, "nat-t-silent": 1, "desync-nat-t": 1, "desync-hub": 1, "rekey-transient": 3}
+    priority |= {"healthy": 4}
     claimed: dict[str, TunnelSpec] = {}
-    for spec in sorted(specs, key=lambda s: priority[s.name]):
+    for spec in sorted(specs, key=lambda s: priority.get(s.name, 2)):
         options: list[tuple[bool, int, TunnelSpec, int]] = []
         for t in tunnels:
             if t.id in claimed:
@@ -775,24 +977,39 @@ def assign_scenarios(
             cands = _candidates(spec.name, t, by_name)
             if cands:
                 best = cands[0]
-                rank = not _persistent(t, by_name, best) if spec.name == "desync" else False
+                rank = not _persistent(t, by_name, best) if spec.name in DESYNC_VARIANTS else False
                 options.append((rank, t.index, t, best))
         options.sort(key=lambda o: (o[0], o[1]))
+        count = spec.count
+        if spec.name == "desync-hub":
+            options = _one_hub(options, spec.count)
+            count = max(len(options), 1)
         if len(options) < spec.count:
             need = {
                 "asr-silent": "whose receiver is an ASR1000",
                 "nat-t-silent": "to an IOS 12.4 router under NAT-T",
-                "desync": "whose receiver logs invalid SPIs",
-                "rekey-transient": "whose receiver logs invalid SPIs",
+                "desync-nat-t": "whose receiver sits behind NAT and logs invalid SPIs",
+                "desync-hub": "from spokes to one hub that logs invalid SPIs",
                 "healthy": "",
-            }[spec.name]
+            }.get(spec.name, "whose receiver logs invalid SPIs")
             raise ValueError(
                 f"scenario {spec.name}:{spec.count} needs {spec.count} free tunnel(s) {need}".rstrip()
                 + f"; a fleet of {routers} routers has {len(options)} left"
             )
-        for _, _, t, rx_end in options[: spec.count]:
+        for _, _, t, rx_end in options[:count]:
             claimed[t.id] = replace(t, scenario=spec.name, receiver=rx_end, sender=1 - rx_end)
     return [claimed.get(t.id, t) for t in tunnels]
+
+
+def _one_hub(options: list[tuple[bool, int, TunnelSpec, int]], count: int) -> list[tuple[bool, int, TunnelSpec, int]]:
+    """desync-hub: `count` (at least 2) spoke tunnels of the same hub, the hub with most first."""
+    by_hub: dict[str, list[tuple[bool, int, TunnelSpec, int]]] = {}
+    for o in options:
+        by_hub.setdefault(o[2].ends[1].router, []).append(o)
+    if not by_hub:
+        return []
+    best = max(by_hub.values(), key=len)
+    return best if len(best) >= max(2, count) else []
 
 
 def tunnel_info(t: TunnelSpec, by_name: dict[str, RouterSpec]) -> TunnelInfo:
@@ -824,10 +1041,13 @@ def tunnel_info(t: TunnelSpec, by_name: dict[str, RouterSpec]) -> TunnelInfo:
 # -- the plan -----------------------------------------------------------------------------
 
 
-def build_plan(routers: int, scenarios: list[str], seed: int = 0) -> FleetPlan:
+def build_plan(
+    routers: int, scenarios: list[str], seed: int = 0, realism: str | frozenset[str] | None = None
+) -> FleetPlan:
     if isinstance(routers, bool) or not isinstance(routers, int) or routers < 2:
         raise ValueError(f"a lab needs at least 2 routers (one hub, one spoke), not {routers!r}")
     specs = parse_scenarios(list(scenarios))
+    traits = parse_realism(realism) | {SCENARIO_TRAITS[s.name] for s in specs if s.name in SCENARIO_TRAITS}
     hubs = hub_count(routers)
     router_specs: list[RouterSpec] = []
     for h in range(1, hubs + 1):
@@ -836,6 +1056,7 @@ def build_plan(routers: int, scenarios: list[str], seed: int = 0) -> FleetPlan:
     for k in range(1, routers - hubs + 1):
         platform = PLATFORMS[SPOKE_PLATFORMS[(k - 1) % len(SPOKE_PLATFORMS)]]
         router_specs.append(_router_spec(seed, len(router_specs), f"spoke{k}", "spoke", k, platform))
+    router_specs = [_realistic(r, routers, traits, seed) for r in router_specs]
     by_name = {r.name: r for r in router_specs}
 
     ords = _Ordinals()
@@ -851,7 +1072,10 @@ def build_plan(routers: int, scenarios: list[str], seed: int = 0) -> FleetPlan:
 
     tunnels = assign_scenarios(specs, tunnels, by_name, routers)
     tunnels = [_shape_for_scenario(t) for t in tunnels]
-    return FleetPlan(seed, lab_credentials(seed), tuple(router_specs), tuple(tunnels), by_name)
+    if "operator-debug" in traits:
+        router_specs = [_operator_debug(r, tunnels) for r in router_specs]
+        by_name = {r.name: r for r in router_specs}
+    return FleetPlan(seed, lab_credentials(seed), tuple(router_specs), tuple(tunnels), by_name, traits)
 
 
 def _shape_for_scenario(t: TunnelSpec) -> TunnelSpec:
@@ -860,8 +1084,14 @@ def _shape_for_scenario(t: TunnelSpec) -> TunnelSpec:
         # the first rekey (at 90 % of the lifetime) happens REKEY_TRANSIENT_AT after start
         age = 0.9 * t.ipsec_lifetime - REKEY_TRANSIENT_AT
         return replace(t, ipsec_age=age, ike_age=max(t.ike_age, age))
-    if t.scenario in ("desync", "asr-silent", "nat-t-silent"):
+    if t.scenario == "desync-expiring":
+        # the sender's rekey (at 90 % of its lifetime) comes EXPIRING_AFTER into the fault
+        age = 0.9 * t.ipsec_lifetime - DESYNC_AT - EXPIRING_AFTER
+        return replace(t, ipsec_age=age, ike_age=max(t.ike_age, age))
+    if t.scenario in FAULT_SCENARIOS:
         # leave the sender's SA well inside its lifetime so the fault can repeat
         age = min(t.ipsec_age, 0.3 * t.ipsec_lifetime)
+        if t.scenario == "desync-under-way":
+            age = max(age, UNDER_WAY_SECONDS + 60.0)
         return replace(t, ipsec_age=age, ike_age=max(t.ike_age, age))
     return t

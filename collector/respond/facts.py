@@ -13,7 +13,7 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 
 from collector.core.results import LogSnapshot
 from collector.detect.debugstate import DebugState, parse_debug_state
-from collector.diagnose.classify import CryptoProfile, classify_config
+from collector.cryptoconfig import CryptoProfile, classify_config
 from collector.errors import SafetyRefusal
 from collector.parsing import TemplateRegistry
 from collector.respond.deadman import applet_names

@@ -34,7 +34,7 @@ from collector.respond.deadman import (
     build_applet,
     removal_commands,
 )
-from collector.respond.evidence import CommandRecord, RouterCapture
+from collector.evidence import CommandRecord, RouterCapture
 from collector.respond.facts import (
     CONFIG_LINES_COMMAND,
     DeviceProfile,

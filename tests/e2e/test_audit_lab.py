@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from collector.collect import collect_host
 from collector.detect.events import Flow
 from collector.detect.logline import parse_invalid_spi
-from collector.diagnose.classify import TunnelKind
+from collector.cryptoconfig import TunnelKind
 from collector.diagnose.commands import audit_cmd, default_report_paths, report_cmd
 from collector.diagnose.incident import diagnose_capture
 from collector.hostkeys import KnownHosts
@@ -28,7 +28,7 @@ from collector.inventory import load_inventory
 from collector.lab.runner import running_lab
 from collector.lab.topology import RECOVERY_APPLIES
 from collector.parsing import default_registry
-from collector.respond.evidence import CaptureResult, CommandRecord, RouterCapture, write_incident_bundle
+from collector.evidence import CaptureResult, CommandRecord, RouterCapture, write_incident_bundle
 from collector.respond.responder import clock_offset
 from collector.sessions import SessionPool
 

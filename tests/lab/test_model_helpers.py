@@ -13,16 +13,20 @@ START = datetime(2026, 11, 27, 10, 40, 0)
 INV_SPI = "%CRYPTO-4-RECVD_PKT_INV_SPI"
 
 
-def build(routers: int = 6, scenarios: list[str] | None = None, seed: int = 0) -> Fleet:
-    """A frozen-clock fleet: only clock.step() moves lab time."""
-    return Fleet.build(routers, scenarios or [], seed=seed, time_scale=0.0, start=START)
+def build(routers: int = 6, scenarios: list[str] | None = None, seed: int = 0, realism: str = "none") -> Fleet:
+    """A frozen-clock fleet: only clock.step() moves lab time.
+
+    The model tests default to plain routers (realism "none") so that each checks one
+    mechanism; test_realism.py checks the realistic default fleet.
+    """
+    return Fleet.build(routers, scenarios or [], seed=seed, time_scale=0.0, start=START, realism=realism)
 
 
 def priv(router: Router) -> CliSession:
     s = router.open_session()
     s.execute("enable")
     s.execute(router.enable_secret)
-    assert s.prompt == f"{router.name}#"
+    assert s.prompt in (f"{router.name}#", f"{router.state.hostname}#")
     s.execute("terminal length 0")
     return s
 

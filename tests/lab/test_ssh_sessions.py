@@ -95,7 +95,7 @@ def test_every_router_answers_the_contract_commands(lab: RunningLab, device_type
             assert "% Invalid input" not in output, (router, command, output)
             assert "% Incomplete command" not in output, (router, command, output)
         assert "Cisco IOS" in outputs["show version"]
-        assert f"hostname {router}" in outputs["show running-config"]
+        assert f"hostname {lab.fleet.routers[router].state.hostname}" in outputs["show running-config"]
         assert outputs["show ip interface brief"].lstrip().startswith("Interface")
         assert re.search(r"\d\d:\d\d:\d\d\.\d{3} \S+ \w{3} \w{3} +\d+ \d{4}", outputs["show clock"])
         assert outputs["show processes cpu | include CPU"].startswith("CPU utilization for five seconds")

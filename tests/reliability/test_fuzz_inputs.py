@@ -698,3 +698,123 @@ def StateStoreFor(tmp_path: Path):
     from collector.state import StateStore
 
     return StateStore(tmp_path / "state" / "state.db")
+
+
+# -- special files, huge values, huge inventories: one line, exit 2, never a hang ------------------
+
+SIMPLE_INVENTORY = "defaults: {username: u, password: p, platform: cisco_ios}\nhosts:\n  r1: {hostname: 127.0.0.1, port: 9}\n"
+
+
+def _special(kind: str, folder: Path) -> Path:
+    """A path of the given kind: a device that never ends, a FIFO nobody writes, a path
+    this user may not read (root reads any file: then a /proc file the kernel refuses)."""
+    import os
+
+    if kind == "dev-zero":
+        return Path("/dev/zero")
+    if kind == "fifo":
+        path = folder / f"fifo-{time.monotonic_ns()}"
+        os.mkfifo(path)
+        return path
+    if kind == "folder":
+        path = folder / f"dir-{time.monotonic_ns()}"
+        path.mkdir()
+        return path
+    path = folder / f"unreadable-{time.monotonic_ns()}.yaml"
+    path.write_text(SIMPLE_INVENTORY)
+    path.chmod(0)
+    return path if not os.access(path, os.R_OK) else Path("/proc/1/mem")
+
+
+def _one_line_exit_2(argv: list[str], seconds: float = 30) -> str:
+    started = time.monotonic()
+    code, err = _cli(*argv)
+    assert time.monotonic() - started < seconds, "took too long: a hang on a special file?"
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+@pytest.mark.parametrize("kind", ["dev-zero", "fifo", "folder", "unreadable"])
+@pytest.mark.parametrize("role", ["inventory", "playbook"])
+def test_a_special_file_as_inventory_or_playbook_is_one_line(work, kind, role):
+    path = _special(kind, work)
+    inventory = _write(work, "simple.yaml", SIMPLE_INVENTORY)
+    argv = (["inventory", "--check", "-i", str(path)] if role == "inventory" else
+            ["watch", "--once", "--dry-run", "-i", str(inventory), "--playbook", str(path),
+             "--state", str(work / "st"), "--out", str(work / "out")])
+    line = _one_line_exit_2(argv)
+    assert str(path) in line
+    assert any(w in line for w in ("not a regular file", "directory", "permission denied", "no hosts.yaml")), line
+
+
+@pytest.mark.parametrize("kind", ["dev-zero", "fifo", "file", "unwritable"])
+@pytest.mark.parametrize("command", ["watch", "incidents", "disarm"])
+def test_a_state_path_that_is_not_a_usable_folder_is_one_line(work, kind, command):
+    import os
+
+    if kind == "file":
+        path = _write(work, "a-file", "x")
+    elif kind == "unwritable":
+        path = work / f"ro-{time.monotonic_ns()}"
+        path.mkdir()
+        path.chmod(0o500)
+        if os.access(path, os.W_OK):  # root: a folder the kernel will not let even root write
+            path = Path("/proc/1/fdinfo")
+    else:
+        path = _special(kind, work)
+    inventory = _write(work, "simple.yaml", SIMPLE_INVENTORY)
+    argv = {"watch": ["watch", "--once", "-i", str(inventory), "--state", str(path), "--out", str(work / "out")],
+            "incidents": ["incidents", "--state", str(path)],
+            "disarm": ["disarm", "--all", "-i", str(inventory), "--state", str(path)]}[command]
+    line = _one_line_exit_2(argv)
+    assert line.startswith(f"collector: error: --state {path}: not "), line
+
+
+@pytest.mark.parametrize("value", ["100000000000h", "99999999999999999999999m", "9000h", "31622401s",
+                                   "999999999999999999999999999999h59m59s"])
+@pytest.mark.parametrize("key", ["within", "window", "max_window"])
+def test_a_huge_duration_is_one_line_naming_its_line(work, key, value):
+    text = (playbooks_dir() / "invalid-spi.yaml").read_text()
+    text = re.sub(rf"^{key}: .*$", f"{key}: {value}", text, count=1, flags=re.M)
+    playbook = _write(work, f"huge-{key}.yaml", text)
+    line = _one_line_exit_2(["watch", "--once", "--dry-run", "-i", str(_write(work, "simple.yaml", SIMPLE_INVENTORY)),
+                             "--playbook", str(playbook), "--state", str(work / "st"), "--out", str(work / "out")])
+    assert line.startswith(f"collector: error: {playbook}:") and "longer than 366 days" in line, line
+
+
+@pytest.mark.parametrize("stamp", ["2024-02-30", "2024-13-01", "2023-02-29T10:00:00Z", "2024-01-01 25:00:00",
+                                   "0000-01-01", "2024-04-31t23:59:59.5+02:00"])
+@pytest.mark.parametrize("where", ["inventory", "playbook"])
+def test_a_malformed_yaml_timestamp_is_one_line_naming_its_line(work, stamp, where):
+    if where == "inventory":
+        path = _write(work, "ts-inv.yaml", SIMPLE_INVENTORY.replace("port: 9}", "port: 9, data: {since: " + stamp + "}}"))
+        argv, line_no = ["inventory", "--check", "-i", str(path)], 3
+    else:
+        text = (playbooks_dir() / "invalid-spi.yaml").read_text()
+        text = text.replace("name: invalid-spi\n", f"name: invalid-spi\nreviewed: {stamp}\n", 1)
+        path = _write(work, "ts-pb.yaml", text)
+        line_no = text.splitlines().index(f"reviewed: {stamp}") + 1
+        argv = ["watch", "--once", "--dry-run", "-i", str(_write(work, "simple.yaml", SIMPLE_INVENTORY)),
+                "--playbook", str(path), "--state", str(work / "st"), "--out", str(work / "out")]
+    line = _one_line_exit_2(argv)
+    assert line == f"collector: error: {path}:{line_no}: {stamp!r} is not a valid timestamp " + line.split("timestamp ", 1)[1]
+    assert "quote it to keep it as text" in line
+
+
+def test_a_60000_host_inventory_loads(work):
+    """No talk of aliases the file does not have, and no quadratic look-up of host lines."""
+    lines = ["defaults: {username: u, password: p, platform: cisco_ios}", "hosts:"]
+    lines += [f"  r{i}: {{hostname: 10.{i // 65536}.{i // 256 % 256}.{i % 256}}}" for i in range(60000)]
+    path = _write(work, "huge-inventory.yaml", "\n".join(lines) + "\n")
+    code, err = _cli("inventory", "--check", "-i", str(path))
+    assert code == 0, err
+
+
+def test_a_60000_host_inventory_with_an_error_names_its_line(work):
+    lines = ["defaults: {username: u, password: p, platform: cisco_ios}", "hosts:"]
+    lines += [f"  r{i}: {{hostname: 10.{i // 65536}.{i // 256 % 256}.{i % 256}}}" for i in range(60000)]
+    lines[59_000] = "  r58998: {hostname: 10.0.0.1, port: 99999}"
+    path = _write(work, "huge-bad-inventory.yaml", "\n".join(lines) + "\n")
+    line = _one_line_exit_2(["inventory", "--check", "-i", str(path)], seconds=120)
+    assert line.startswith(f"collector: error: {path}:59001: ") and "alias" not in line, line

@@ -38,7 +38,7 @@ def host(name: str, address: str) -> Host:
 
 
 class World:
-    def __init__(self, tmp_path: Path, *, hub_lines=(), dry_run=False, **box):
+    def __init__(self, tmp_path: Path, *, hub_lines=(), dry_run=False, observers=None, **box):
         self.routers = FakeRouters()
         self.hub = Box(self.routers, "hub1", log_lines=list(hub_lines), **box)
         self.spoke = Box(self.routers, "spoke1", log_lines=[])
@@ -52,11 +52,13 @@ class World:
         self.messages: list[str] = []
         self.tmp_path = tmp_path
         self.dry_run = dry_run
+        self.observers = observers
         self.agent = self.new_agent()
 
     def new_agent(self) -> Agent:
         agent = Agent(self.inventory, self.book, self.store, sessions=self.routers, registry=default_registry(),
-                      bundle_root=self.bundles, dry_run=self.dry_run, workers=4, report=self.messages.append)
+                      bundle_root=self.bundles, dry_run=self.dry_run, workers=4, report=self.messages.append,
+                      observers=self.observers)
         for name in ("hub1", "spoke1"):
             agent.responder._profiles[name] = StubProfile()
         return agent
@@ -229,3 +231,19 @@ def test_identical_lines_are_separate_events_and_a_new_identical_line_captures(w
     assert len(w.agent.bundles) == 1
     m = manifest(w.agent.bundles[0])
     assert len(m["trigger_lines"]) == 3 and m["armed_before_repeat"] is False
+
+
+def test_metrics_follow_an_incident_from_arm_to_bundle(world_factory):
+    from collector.metrics import PrometheusEvents
+
+    events = PrometheusEvents(window_seconds=600)
+    w = world_factory(hub_lines=[line(0)], observers=events)
+    value = events.registry.get_sample_value
+    w.poll()
+    assert value("collector_routers_armed") == 2
+    assert value("collector_invalid_spi_events_total", {"source": "poll"}) == 1
+    w.hub.log(line(1))
+    w.poll()
+    assert value("collector_routers_armed") == 0
+    assert value("collector_bundles_total", {"complete": "true"}) == 1
+    assert value("collector_incidents_total", {"state": "captured"}) == 1

@@ -22,7 +22,7 @@ from collector.diagnose.audit import (
     render_text,
     summarise,
 )
-from collector.diagnose.classify import Recovery, TunnelKind
+from collector.cryptoconfig import Recovery, TunnelKind
 from collector.diagnose.commands import audit_cmd
 
 CONFIGS = Path(__file__).resolve().parents[1] / "fixtures" / "configs"

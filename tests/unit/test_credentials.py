@@ -231,3 +231,37 @@ def test_inventory_with_keyring(tmp_path, memory_keyring):
     inv = load_inventory(path)
     assert inv.hosts["asr1"].password.reveal() == "from-keyring"
     assert inv.hosts["asr2"].secret.reveal() == "enable-from-keyring"
+
+
+# ---------------------------------------------------------------- every source registers its secret
+
+
+@pytest.mark.parametrize("source", ["plain", "env", "keyring", "prompt"])
+def test_a_secret_from_every_source_is_removed_from_logs(source, tmp_path, memory_keyring):
+    import io
+    import json
+
+    from collector.redact import REDACTED, install_secret_filter
+
+    secret = f"{source} 'p\\a\"ss $word"
+    memory_keyring.entries[("collector", "ops")] = secret
+    value = {"plain": secret, "env": "${ROUTER_SECRET}", "keyring": "keyring:collector/ops", "prompt": "prompt"}[source]
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(f"defaults: {{username: ops, platform: cisco_ios, password: {json.dumps(value)}}}\n"
+                         "hosts:\n  r1: {hostname: 127.0.0.1}\n")
+    inv = load_inventory(inventory, environ={"ROUTER_SECRET": secret}, prompt=lambda message: secret)
+    assert inv.hosts["r1"].password.reveal() == secret
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    library = logging.getLogger("paramiko.transport")
+    old_level, library.level = library.level, logging.DEBUG  # the CLI quiets paramiko below -vv
+    logging.getLogger().addHandler(handler)
+    try:
+        install_secret_filter()
+        library.debug("auth with %r / %s", secret.encode(), secret)
+    finally:
+        logging.getLogger().removeHandler(handler)
+        library.setLevel(old_level)
+    text = stream.getvalue()
+    assert secret not in text and repr(secret.encode())[2:-1] not in text
+    assert text.count(REDACTED) >= 2  # (other tests may have registered short secrets too)

@@ -31,7 +31,7 @@ from collector.diagnose.incident import (
     read_version,
 )
 from collector.parsing import default_registry
-from collector.respond.evidence import CaptureResult, CommandRecord, RouterCapture, write_incident_bundle
+from collector.evidence import CaptureResult, CommandRecord, RouterCapture, write_incident_bundle
 
 CONFIGS = Path(__file__).resolve().parents[1] / "fixtures" / "configs"
 
@@ -390,7 +390,7 @@ def test_context_fills_in_a_config_the_capture_lacks():
 
 
 def test_context_from_the_agents_device_profile():
-    from collector.diagnose.classify import classify_config
+    from collector.cryptoconfig import classify_config
     from collector.respond.facts import DeviceProfile
 
     profile = DeviceProfile(name="hub", os_family="iosxe", model="ASR1001-X", version="03.09.01.S", is_asr1000=True,

@@ -446,3 +446,70 @@ def test_block_keys_cut_from_their_block_are_redacted():
     assert redact(text) == (
         "crypto isakmp key <removed> address 0.0.0.0 0.0.0.0\n key 7 <removed>\n key <removed>\n key 1\n"
     )
+
+
+# ---------------------------------------------------------------- secrets in log records
+
+HOSTILE_SECRETS = ["it's", 'say "hi"', "back\\slash", "$9$dollar", "with spaces in", "all 'of' \"them\" \\ $x",
+                   "tab\there", "ünï cödé'\\"]
+
+
+def _log_lines(emit) -> str:
+    import io
+    import logging
+
+    from collector.redact import install_secret_filter
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    old_level = root.level
+    root.setLevel(logging.DEBUG)
+    try:
+        install_secret_filter()
+        emit(logging.getLogger("netmiko"))
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+    return stream.getvalue()
+
+
+@pytest.mark.parametrize("secret", HOSTILE_SECRETS)
+def test_no_escaped_or_quoted_form_of_a_secret_reaches_a_log(secret):
+    import shlex
+    from urllib.parse import quote, quote_plus
+
+    from collector.redact import register_secret
+
+    register_secret(secret)
+
+    def emit(log):
+        log.debug("write_channel: %s", str((secret + "\n").encode()))  # netmiko's own debug line
+        log.debug("sent %r", secret)
+        log.debug("kwargs %r", {"password": secret, "secret": secret.encode()})
+        log.debug("repr of repr %s", repr(repr(secret)))
+        log.debug("json %s", json.dumps({"p": secret}))
+        log.debug("json ascii-free %s", json.dumps({"p": secret}, ensure_ascii=False))
+        log.debug("shell: sshpass -p %s", shlex.quote(secret))
+        log.debug("url ssh://u:%s@h / %s", quote(secret, safe=""), quote_plus(secret, safe=""))
+        log.info(f"f-string {secret}")
+        try:
+            raise RuntimeError(f"auth failed for {secret!r}")
+        except RuntimeError:
+            log.exception("with traceback")
+
+    text = _log_lines(emit)
+    assert text.count(REDACTED) >= 12
+    forms = {secret, repr(secret)[1:-1], repr(secret.encode())[2:-1], json.dumps(secret)[1:-1],
+             json.dumps(secret, ensure_ascii=False)[1:-1], shlex.quote(secret), quote(secret, safe=""),
+             quote_plus(secret, safe=""), repr(repr(secret))[1:-1]}
+    leaks = [f for f in forms if len(f) >= 4 and f in text]
+    assert not leaks, (leaks, text)
+
+
+def test_the_filter_keeps_records_without_secrets_as_they_were():
+    def emit(log):
+        log.warning("poll of %s took %.1f s", "hub1", 1.25)
+
+    assert _log_lines(emit).strip() == "poll of hub1 took 1.2 s"

@@ -17,7 +17,7 @@ from test_incident_diagnosis import HUB_LOG, make_result  # noqa: E402  (the dia
 from collector.diagnose.incident import diagnose  # noqa: E402
 from collector.diagnose.report import timeline_summary  # noqa: E402
 from collector.diagnose.report_html import render_bundle_html, render_capture_html, render_html  # noqa: E402
-from collector.respond.evidence import write_incident_bundle  # noqa: E402
+from collector.evidence import write_incident_bundle  # noqa: E402
 
 VOID = {"meta", "br", "hr", "img", "input", "link", "col", "area", "base", "wbr"}
 

@@ -170,7 +170,8 @@ def _aware(value: datetime) -> datetime:
 
 
 def write_incident_bundle(result: CaptureResult, root: Path, *, secrets: tuple[str, ...] = (),
-                          report: tuple[str, dict] | None = None, tool_context: dict | None = None) -> Path:
+                          report: tuple[str, dict] | None = None, tool_context: dict | None = None,
+                          html: str | None = None) -> Path:
     writer = BundleWriter(root, bundle_name(result), secrets=secrets)
     commands = []
     for capture in result.captures:
@@ -193,6 +194,8 @@ def write_incident_bundle(result: CaptureResult, root: Path, *, secrets: tuple[s
         markdown, data = report
         writer.write_text("report.md", markdown)
         writer.write_json("report.json", data)
+    if html is not None:
+        writer.write_text("report.html", html)
     flow = result.flow
     manifest = {
         "kind": "invalid-spi",

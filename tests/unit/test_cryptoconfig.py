@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collector.diagnose.classify import (
+from collector.cryptoconfig import (
     CryptoProfile,
     Recovery,
     TunnelConfig,
