@@ -1,10 +1,17 @@
 """Benchmark 9: what writing the bundle costs in a 200-router collect, and where the rest goes.
 
 One lab (own process). Each round, alternated:
-  in-process  the steps of `collector collect --json` one after the other, timed apart:
-              `collect()` (sessions closed by their workers, as the CLI does), then
-              `write_collection_bundle()` (redaction, files, hashes, fsyncs, the rename),
-              then the --json lines (redacted) written to a file
+  in-process  the steps of `collector collect --json` as cli.py runs them, timed apart:
+              `collect()` (sessions closed by their workers) with each router's bundle
+              files written as it finishes (`CollectionBundle.add`: redaction, files,
+              hashes), then the sealing (results.json, manifest, one flush, the rename),
+              then the --json lines (redacted) written to a file. A checkout from before
+              CollectionBundle writes the whole bundle after the collection instead.
+  no_bundle   the same collection in-process without any bundle (the difference is what
+              writing the bundle while collecting adds to the wall time; noisy when shared)
+After each in-process round the same bundle is written again from the finished run with
+nothing else running (`write_collection_bundle`): that serial time is the bundle's cost,
+and its share of the whole command's wall time is the figure held against the target.
   process     the whole command, `collector collect --json` (start-up and exit included)
 `os.fsync` is wrapped during the in-process bundle write to count the calls and their time.
 `--bundle-root` on a tmpfs (/dev/shm) shows what the disk itself costs.
@@ -35,10 +42,15 @@ TARGET_SHARE = 0.05
 
 
 class FsyncMeter:
-    """Counts os.fsync calls and their wall time while installed."""
+    """Counts os.fsync calls and the bundle folder's flush at sealing (syncfs, when the
+    writer has one) and their wall time while installed."""
 
     def __init__(self) -> None:
-        self.calls, self.seconds, self._real = 0, 0.0, os.fsync
+        from collector import bundle
+
+        self.bundle = bundle
+        self.calls, self.seconds, self.flush_s = 0, 0.0, 0.0
+        self._real, self._real_flush = os.fsync, getattr(bundle, "_durable_folder", None)
 
     def __enter__(self) -> "FsyncMeter":
         def timed(fd: int) -> None:
@@ -49,28 +61,67 @@ class FsyncMeter:
                 self.calls += 1
                 self.seconds += time.perf_counter() - t0
 
+        def timed_flush(folder) -> None:
+            t0 = time.perf_counter()
+            try:
+                self._real_flush(folder)
+            finally:
+                self.flush_s += time.perf_counter() - t0
+
         os.fsync = timed
+        if self._real_flush is not None:
+            self.bundle._durable_folder = timed_flush
         return self
 
     def __exit__(self, *exc: object) -> None:
         os.fsync = self._real
+        if self._real_flush is not None:
+            self.bundle._durable_folder = self._real_flush
 
 
-def in_process(inventory, out_root: Path, json_out: Path, workers: int) -> dict:
-    from collector.collect import collect, write_collection_bundle
+def in_process(inventory, out_root: Path, json_out: Path, workers: int, with_bundle: bool = True) -> dict:
+    """The steps of `collector collect --json` as cli.py runs them, each timed: the bundle's
+    per-router files are written as routers finish (`CollectionBundle.add`, timed apart:
+    that time overlaps the other routers' network waits), then sealed."""
+    from collector.collect import collect
     from collector.hostkeys import KnownHosts
     from collector.parsing import default_registry
     from collector.redact import redact_data
     from collector.sessions import SessionPool
 
+    try:
+        from collector.collect import CollectionBundle
+    except ImportError:  # a checkout from before the streamed bundle: written after the collection
+        CollectionBundle = None
     hosts = list(inventory.hosts.values())
-    t0, c0 = time.perf_counter(), self_cpu()
-    with SessionPool(KnownHosts.default(), max_sessions=workers, keep_open=False) as pool:
-        run = collect(hosts, COMMANDS, pool=pool, registry=default_registry(), workers=workers)
-    t1, c1 = time.perf_counter(), self_cpu()
+    adds = {"wall": 0.0}
     with FsyncMeter() as fsyncs:
-        bundle = write_collection_bundle(run, out_root=out_root, inventory=inventory)
-    t2, c2 = time.perf_counter(), self_cpu()
+        writing = CollectionBundle(out_root, inventory) if CollectionBundle and with_bundle else None
+
+        def add(outcome) -> None:
+            a0 = time.perf_counter()
+            writing.add(outcome)
+            adds["wall"] += time.perf_counter() - a0
+
+        t0, c0 = time.perf_counter(), self_cpu()
+        with SessionPool(KnownHosts.default(), max_sessions=workers, keep_open=False) as pool:
+            run = collect(hosts, COMMANDS, pool=pool, registry=default_registry(), workers=workers,
+                          on_host_done=add if writing else None)
+        t1, c1 = time.perf_counter(), self_cpu()
+        if writing:
+            bundle = writing.seal(run)
+        elif with_bundle:
+            from collector.collect import write_collection_bundle
+
+            bundle = write_collection_bundle(run, out_root=out_root, inventory=inventory)
+        t2, c2 = time.perf_counter(), self_cpu()
+    serial = None
+    if with_bundle:  # the same bundle written again from the finished run, nothing else running
+        from collector.collect import write_collection_bundle
+
+        s0 = time.perf_counter()
+        shutil.rmtree(write_collection_bundle(run, out_root=out_root / "serial", inventory=inventory))
+        serial = time.perf_counter() - s0
     secrets = inventory.secret_values()
     with json_out.open("w") as out:
         for outcome in run.outcomes:
@@ -79,11 +130,13 @@ def in_process(inventory, out_root: Path, json_out: Path, workers: int) -> dict:
                        "seconds": round(r.seconds, 4)}
                 out.write(json.dumps(redact_data(row, secrets), default=str) + "\n")
     t3, c3 = time.perf_counter(), self_cpu()
+    if not with_bundle:
+        return {"collect": t1 - t0, "collect_cpu": c1 - c0, "json": t3 - t2, "failed": len(run.failed)}
     files = [p for p in bundle.rglob("*") if p.is_file()]
-    result = {"collect": t1 - t0, "collect_cpu": c1 - c0, "bundle": t2 - t1, "bundle_cpu": c2 - c1,
-              "json": t3 - t2, "json_cpu": c3 - c2, "fsync_calls": fsyncs.calls, "fsync_s": fsyncs.seconds,
-              "files": len(files), "bytes": sum(p.stat().st_size for p in files),
-              "failed": len(run.failed)}
+    result = {"collect": t1 - t0, "collect_cpu": c1 - c0, "adds": adds["wall"], "seal": t2 - t1, "serial": serial,
+              "bundle": adds["wall"] + (t2 - t1), "seal_cpu": c2 - c1, "json": t3 - t2, "json_cpu": c3 - c2,
+              "fsync_calls": fsyncs.calls, "fsync_s": fsyncs.seconds, "folder_flush_s": fsyncs.flush_s,
+              "files": len(files), "bytes": sum(p.stat().st_size for p in files), "failed": len(run.failed)}
     shutil.rmtree(bundle, ignore_errors=True)
     return result
 
@@ -119,31 +172,38 @@ def main() -> int:
         seed_known_hosts(((h.hostname, h.port) for h in inventory.hosts.values()), known_hosts_path())
         print(f"lab: {args.routers} routers in pid {lab.pid}; bundles under {root}; {args.rounds} alternated rounds")
         for rnd in range(args.rounds):
-            steps = ("in_process", "process") if rnd % 2 == 0 else ("process", "in_process")
+            steps = ("in_process", "no_bundle", "process")
+            steps = steps[rnd % 3:] + steps[:rnd % 3]
             entry: dict = {"load1": os.getloadavg()[0]}
             for step in steps:
                 out_root = Path(tempfile.mkdtemp(prefix="bundles-", dir=root))
-                if step == "in_process":
-                    entry[step] = in_process(inventory, out_root, work / "rows.jsonl", args.workers)
+                if step in ("in_process", "no_bundle"):
+                    entry[step] = in_process(inventory, out_root, work / "rows.jsonl", args.workers,
+                                             with_bundle=step == "in_process")
                 else:
                     entry[step] = whole_process(lab.inventory_path, out_root, work, args.workers)
                 shutil.rmtree(out_root, ignore_errors=True)
-            ip, pr = entry["in_process"], entry["process"]
-            entry["share"] = ip["bundle"] / pr["wall"]
+            ip, pr, nb = entry["in_process"], entry["process"], entry["no_bundle"]
+            entry["added"] = ip["collect"] + ip["seal"] - nb["collect"]
+            entry["share"] = ip["serial"] / pr["wall"]
             results["rounds"].append(entry)
             print(f"  round {rnd + 1}: process {pr['wall']:5.2f} s wall ({pr['cpu']:.2f} s CPU, exit {pr['exit']}); "
                   f"in-process collect {ip['collect']:5.2f} s ({ip['collect_cpu']:.2f} CPU), bundle {ip['bundle']:5.3f} s "
-                  f"({ip['bundle_cpu']:.3f} CPU; {ip['files']} files, {ip['bytes'] / 2**20:.1f} MiB; fsync "
-                  f"{ip['fsync_calls']} calls {ip['fsync_s']:.3f} s), --json lines {ip['json']:5.3f} s; "
-                  f"bundle = {entry['share']:.1%} of the command; load {entry['load1']:.1f}")
+                  f"(as routers finish {ip['adds']:.3f} s, sealing {ip['seal']:.3f} s; {ip['files']} files, {ip['bytes'] / 2**20:.1f} MiB; fsync "
+                  f"{ip['fsync_calls']} calls {ip['fsync_s']:.3f} s, folder flush {ip['folder_flush_s']:.3f} s), --json lines {ip['json']:5.3f} s; "
+                  f"without a bundle: collect {nb['collect']:5.2f} s; the same bundle written alone from the finished run "
+                  f"{ip['serial']:.3f} s = {entry['share']:.1%} of the command; load {entry['load1']:.1f}")
     share = median([r["share"] for r in results["rounds"]])
     wall = median([r["process"]["wall"] for r in results["rounds"]])
-    bundle = median([r["in_process"]["bundle"] for r in results["rounds"]])
+    bundle = median([r["in_process"]["serial"] for r in results["rounds"]])
+    added = median([r["added"] for r in results["rounds"]])
+    print(f"collect with the bundle written as routers finish + sealing, minus collect without a bundle "
+          f"(median of the rounds' differences): {added:+.3f} s")
     ok = share <= TARGET_SHARE and all(r["process"]["exit"] == 0 and not r["in_process"]["failed"]
                                        for r in results["rounds"])
     print(f"\nresult: writing the bundle {bundle:.3f} s of a {wall:.2f} s `collector collect --json` "
           f"({args.routers} routers x {len(COMMANDS)} commands): {share:.1%} (target <= {TARGET_SHARE:.0%}) -> {verdict(ok)}")
-    results.update(share=share, process_wall=wall, bundle_s=bundle, verdict=verdict(ok))
+    results.update(share=share, process_wall=wall, bundle_s=bundle, added_s=added, verdict=verdict(ok))
     results["other_load"] = load.report()
     save_json(args.json, results)
     return 0 if ok else 1

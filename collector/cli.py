@@ -205,7 +205,7 @@ def _select_hosts(inv, hosts: str | None, group: str | None, platform: str | Non
 @click.option("--out", type=click.Path(path_type=Path), default=Path("bundles"), show_default=True, help="Bundle root folder.")
 def collect_cmd(inventory_path, hosts, group, platform, commands, playbook, workers, as_json, print_mode, out) -> None:
     """Run show commands on routers and keep raw + parsed output in a bundle."""
-    from collector.collect import collect, write_collection_bundle
+    from collector.collect import CollectionBundle, collect
     from collector.hostkeys import KnownHosts
     from collector.parsing import default_registry
     from collector.sessions import SessionPool
@@ -227,10 +227,16 @@ def collect_cmd(inventory_path, hosts, group, platform, commands, playbook, work
     progress = _progress(len(selected), enabled=sys.stderr.isatty() and not as_json)
     # One pass: each router's session is closed by its own worker when its commands are
     # done, not kept for reuse (closing 200 sessions one by one at the end costs seconds).
-    with SessionPool(KnownHosts.default(), max_sessions=workers, keep_open=False) as pool, progress as bar:
-        run = collect(selected, command_list, pool=pool, registry=default_registry(), workers=workers,
-                      on_host_done=lambda o: bar.advance(o))
-    bundle = write_collection_bundle(run, out_root=out, inventory=inv)
+    # The bundle is written as routers finish, while the others are still being read.
+    writing = CollectionBundle(out, inv)
+    try:
+        with SessionPool(KnownHosts.default(), max_sessions=workers, keep_open=False) as pool, progress as bar:
+            run = collect(selected, command_list, pool=pool, registry=default_registry(), workers=workers,
+                          on_host_done=lambda o: (bar.advance(o), writing.add(o)))
+    except BaseException:
+        writing.abandon()
+        raise
+    bundle = writing.seal(run)
 
     if as_json:
         from collector.redact import redact_data

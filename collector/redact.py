@@ -219,7 +219,8 @@ _EMBEDDED = (
 #
 #   default      192.0.2.1                                   cisco123
 _ISAKMP_KEY_HEADER = re.compile(r"^[ \t]*Keyring[ \t]+Hostname/Address[ \t]+Preshared Key[ \t]*$", re.IGNORECASE)
-_NEEDLES = tuple(sorted({pattern.needle for pattern in redaction_patterns}))
+_NEEDLE = re.compile("|".join(re.escape(n) for n in sorted({p.needle for p in redaction_patterns} | {"preshared"},
+                                                         key=len, reverse=True)))
 _PROMPT = re.compile(r"^[\w.\-/:()]+[#>]")
 _NEWLINES = re.compile(r"(\r\n|\n|\r)")
 
@@ -231,7 +232,7 @@ def redact(text: str) -> str:
     lower = text.lower()
     # Every pattern needs its needle in the line and the key table its header: a text with
     # none of them has nothing to remove (most outputs and nearly every parsed value).
-    if "preshared" not in lower and not any(needle in lower for needle in _NEEDLES):
+    if _NEEDLE.search(lower) is None:
         return text
     parts = _NEWLINES.split(text)  # content, newline, content, newline, ...
     header = ""  # the last top-level line: the config block we are in
@@ -278,6 +279,8 @@ def _secret_spans(line: str, block: str) -> list[tuple[int, int]]:
     """Spans of secret tokens in one line; `block` is the header of the config block
     the line is indented under ("" for a top-level line)."""
     lower = line.lower()
+    if _NEEDLE.search(lower) is None:  # one search instead of a look per pattern
+        return []
     starts = [0]
     for marker in _EMBEDDED:
         found = marker.search(line)
@@ -328,12 +331,13 @@ def redact_values(text: str, secrets: Iterable[str]) -> str:
     Longer values are replaced first (a password that contains another is removed
     whole). Values shorter than 4 characters are removed only where they stand as a
     word of their own, so a password like `ab` does not shred the text."""
-    if not text:
-        return text
-    values = _values_key(secrets)
+    return _remove_values(text, _values_key(secrets))
+
+
+def _remove_values(text: str, values: tuple[str, ...]) -> str:
     # No value in the text: nothing to replace (the usual case, and the cheap one: a bundle
     # calls this for every string it writes).
-    if not any(value in text for value in values):
+    if not text or not any(value in text for value in values):
         return text
     return _values_pattern(values).sub(REDACTED, text)
 
@@ -358,10 +362,14 @@ def redact_data(obj: object, secrets: Iterable[str] = ()) -> object:
     """A copy of JSON-like data (dicts, lists, tuples, strings, numbers) with `redact`
     and `redact_values` applied to every string, keys included."""
     values = _values_key(secrets)
+    done: dict[str, str] = {}  # parsed tables repeat their values (states, flags, zeros)
 
     def clean(value: object) -> object:
         if isinstance(value, str):
-            return redact_values(redact(value), values)
+            cleaned = done.get(value)
+            if cleaned is None:
+                cleaned = done[value] = _remove_values(redact(value), values)
+            return cleaned
         if isinstance(value, dict):
             return {clean(k) if isinstance(k, str) else k: clean(v) for k, v in value.items()}
         if isinstance(value, list):
