@@ -149,6 +149,7 @@ class BundleWriter:
         self._lock_fd: int | None = _lock_folder(self.work)
         self.files: list[str] = []
         self._written: dict[str, tuple[int, str]] = {}  # relpath -> (bytes, sha256)
+        self._memo: dict[str, str] = {}  # redact_data's, shared by every JSON file of the bundle
 
     def _target(self, relpath: str) -> Path:
         parts = relpath.split("/")
@@ -169,10 +170,11 @@ class BundleWriter:
     # JSON escapes newlines, which hides config lines from the line-anchored patterns:
     # redact the values themselves before dumping.
     def write_json(self, relpath: str, obj: object) -> Path:
-        return self._write(relpath, (_json_text(redact_data(obj, self._secrets)),))
+        return self._write(relpath, (_json_text(redact_data(obj, self._secrets, memo=self._memo)),))
 
     def write_jsonl(self, relpath: str, rows: Iterable[object]) -> Path:
-        return self._write(relpath, (json.dumps(redact_data(r, self._secrets), default=str) + "\n" for r in rows))
+        return self._write(relpath, (json.dumps(redact_data(r, self._secrets, memo=self._memo), default=str) + "\n"
+                                     for r in rows))
 
     def _write_raw(self, relpath: str, text: str) -> Path:
         return self._write(relpath, (text,))

@@ -242,11 +242,12 @@ def collect_cmd(inventory_path, hosts, group, platform, commands, playbook, work
         from collector.redact import redact_data
 
         secrets = inv.secret_values()  # stdout is often piped to a file: same redaction as the bundle
+        memo: dict[str, str] = {}  # values repeat across routers: each is redacted once
         for outcome in run.outcomes:
             for r in outcome.results:
                 row = {"host": r.host, "command": r.command, "raw": r.raw, "parsed": r.parsed,
                        "error": r.error, "seconds": round(r.seconds, 4)}
-                click.echo(json.dumps(redact_data(row, secrets), default=str))
+                click.echo(json.dumps(redact_data(row, secrets, memo=memo), default=str))
     elif print_mode:
         from collector.print_result import result_lines
 

@@ -358,11 +358,13 @@ def _values_pattern(values: tuple[str, ...]) -> re.Pattern[str]:
     return re.compile("|".join(alternatives))
 
 
-def redact_data(obj: object, secrets: Iterable[str] = ()) -> object:
+def redact_data(obj: object, secrets: Iterable[str] = (), *, memo: dict[str, str] | None = None) -> object:
     """A copy of JSON-like data (dicts, lists, tuples, strings, numbers) with `redact`
     and `redact_values` applied to every string, keys included."""
     values = _values_key(secrets)
-    done: dict[str, str] = {}  # parsed tables repeat their values (states, flags, zeros)
+    # Parsed tables repeat their values (states, flags, zeros), across routers too: a caller
+    # redacting many objects with the same secrets may pass one `memo` for all of them.
+    done: dict[str, str] = {} if memo is None else memo
 
     def clean(value: object) -> object:
         if isinstance(value, str):
