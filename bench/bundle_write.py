@@ -115,13 +115,14 @@ def in_process(inventory, out_root: Path, json_out: Path, workers: int, with_bun
 
             bundle = write_collection_bundle(run, out_root=out_root, inventory=inventory)
         t2, c2 = time.perf_counter(), self_cpu()
-    serial = None
+    serial = serial_cpu = None
     if with_bundle:  # the same bundle written again from the finished run, nothing else running
         from collector.collect import write_collection_bundle
 
-        s0 = time.perf_counter()
-        shutil.rmtree(write_collection_bundle(run, out_root=out_root / "serial", inventory=inventory))
-        serial = time.perf_counter() - s0
+        s0, sc0 = time.perf_counter(), self_cpu()
+        again = write_collection_bundle(run, out_root=out_root / "serial", inventory=inventory)
+        serial, serial_cpu = time.perf_counter() - s0, self_cpu() - sc0
+        shutil.rmtree(again)
     secrets = inventory.secret_values()
     with json_out.open("w") as out:
         for outcome in run.outcomes:
@@ -133,7 +134,7 @@ def in_process(inventory, out_root: Path, json_out: Path, workers: int, with_bun
     if not with_bundle:
         return {"collect": t1 - t0, "collect_cpu": c1 - c0, "json": t3 - t2, "failed": len(run.failed)}
     files = [p for p in bundle.rglob("*") if p.is_file()]
-    result = {"collect": t1 - t0, "collect_cpu": c1 - c0, "adds": adds["wall"], "seal": t2 - t1, "serial": serial,
+    result = {"collect": t1 - t0, "collect_cpu": c1 - c0, "adds": adds["wall"], "seal": t2 - t1, "serial": serial, "serial_cpu": serial_cpu,
               "bundle": adds["wall"] + (t2 - t1), "seal_cpu": c2 - c1, "json": t3 - t2, "json_cpu": c3 - c2,
               "fsync_calls": fsyncs.calls, "fsync_s": fsyncs.seconds, "folder_flush_s": fsyncs.flush_s,
               "files": len(files), "bytes": sum(p.stat().st_size for p in files), "failed": len(run.failed)}
@@ -186,24 +187,29 @@ def main() -> int:
             ip, pr, nb = entry["in_process"], entry["process"], entry["no_bundle"]
             entry["added"] = ip["collect"] + ip["seal"] - nb["collect"]
             entry["share"] = ip["serial"] / pr["wall"]
+            entry["cpu_share"] = ip["serial_cpu"] / pr["cpu"]  # robust to other load: both CPU
             results["rounds"].append(entry)
             print(f"  round {rnd + 1}: process {pr['wall']:5.2f} s wall ({pr['cpu']:.2f} s CPU, exit {pr['exit']}); "
                   f"in-process collect {ip['collect']:5.2f} s ({ip['collect_cpu']:.2f} CPU), bundle {ip['bundle']:5.3f} s "
                   f"(as routers finish {ip['adds']:.3f} s, sealing {ip['seal']:.3f} s; {ip['files']} files, {ip['bytes'] / 2**20:.1f} MiB; fsync "
                   f"{ip['fsync_calls']} calls {ip['fsync_s']:.3f} s, folder flush {ip['folder_flush_s']:.3f} s), --json lines {ip['json']:5.3f} s; "
                   f"without a bundle: collect {nb['collect']:5.2f} s; the same bundle written alone from the finished run "
-                  f"{ip['serial']:.3f} s = {entry['share']:.1%} of the command; load {entry['load1']:.1f}")
+                  f"{ip['serial']:.3f} s ({ip['serial_cpu']:.3f} s CPU) = {entry['share']:.1%} of the command "
+                  f"({entry['cpu_share']:.1%} by CPU); load {entry['load1']:.1f}")
     share = median([r["share"] for r in results["rounds"]])
     wall = median([r["process"]["wall"] for r in results["rounds"]])
     bundle = median([r["in_process"]["serial"] for r in results["rounds"]])
     added = median([r["added"] for r in results["rounds"]])
+    cpu_share = median([r["cpu_share"] for r in results["rounds"]])
+    print(f"the bundle's CPU (written alone) / the whole command's CPU (median): {cpu_share:.1%}")
     print(f"collect with the bundle written as routers finish + sealing, minus collect without a bundle "
           f"(median of the rounds' differences): {added:+.3f} s")
     ok = share <= TARGET_SHARE and all(r["process"]["exit"] == 0 and not r["in_process"]["failed"]
                                        for r in results["rounds"])
     print(f"\nresult: writing the bundle {bundle:.3f} s of a {wall:.2f} s `collector collect --json` "
           f"({args.routers} routers x {len(COMMANDS)} commands): {share:.1%} (target <= {TARGET_SHARE:.0%}) -> {verdict(ok)}")
-    results.update(share=share, process_wall=wall, bundle_s=bundle, added_s=added, verdict=verdict(ok))
+    results.update(share=share, cpu_share=cpu_share, process_wall=wall, bundle_s=bundle, added_s=added,
+                   verdict=verdict(ok))
     results["other_load"] = load.report()
     save_json(args.json, results)
     return 0 if ok else 1
