@@ -149,7 +149,9 @@ class BundleWriter:
         self._lock_fd: int | None = _lock_folder(self.work)
         self.files: list[str] = []
         self._written: dict[str, tuple[int, str]] = {}  # relpath -> (bytes, sha256)
-        self._memo: dict[str, str] = {}  # redact_data's, shared by every JSON file of the bundle
+        # text -> its redacted form, for every text this bundle redacted: shared by all its files
+        # and lent to whoever prints the same results (collect --json), so each is redacted once
+        self.redaction_memo: dict[str, str] = {}
 
     def _target(self, relpath: str) -> Path:
         parts = relpath.split("/")
@@ -160,7 +162,13 @@ class BundleWriter:
         return target
 
     def scrub(self, text: str) -> str:
-        return redact_values(redact(text), self._secrets)
+        memo = getattr(self, "redaction_memo", None)
+        if memo is None:  # a writer made without __init__ (tests of the redaction alone)
+            return redact_values(redact(text), self._secrets)
+        cleaned = memo.get(text)
+        if cleaned is None:
+            cleaned = memo[text] = redact_values(redact(text), self._secrets)
+        return cleaned
 
     def write_text(self, relpath: str, text: str) -> Path:
         # Redacted whole (a pattern needs the config block a line sits in), written and
@@ -170,10 +178,10 @@ class BundleWriter:
     # JSON escapes newlines, which hides config lines from the line-anchored patterns:
     # redact the values themselves before dumping.
     def write_json(self, relpath: str, obj: object) -> Path:
-        return self._write(relpath, (_json_text(redact_data(obj, self._secrets, memo=self._memo)),))
+        return self._write(relpath, (_json_text(redact_data(obj, self._secrets, memo=self.redaction_memo)),))
 
     def write_jsonl(self, relpath: str, rows: Iterable[object]) -> Path:
-        return self._write(relpath, (json.dumps(redact_data(r, self._secrets, memo=self._memo), default=str) + "\n"
+        return self._write(relpath, (json.dumps(redact_data(r, self._secrets, memo=self.redaction_memo), default=str) + "\n"
                                      for r in rows))
 
     def _write_raw(self, relpath: str, text: str) -> Path:

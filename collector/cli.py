@@ -242,7 +242,7 @@ def collect_cmd(inventory_path, hosts, group, platform, commands, playbook, work
         from collector.redact import redact_data
 
         secrets = inv.secret_values()  # stdout is often piped to a file: same redaction as the bundle
-        memo: dict[str, str] = {}  # values repeat across routers: each is redacted once
+        memo = writing.redaction_memo  # the bundle redacted these texts already: each is redacted once
         for outcome in run.outcomes:
             for r in outcome.results:
                 row = {"host": r.host, "command": r.command, "raw": r.raw, "parsed": r.parsed,

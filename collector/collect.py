@@ -194,6 +194,11 @@ class CollectionBundle:
         self.inventory = inventory
         self.writer = BundleWriter(out_root, f"{stamp}_collect", secrets=inventory.secret_values())
 
+    @property
+    def redaction_memo(self) -> dict[str, str]:
+        """What the bundle redacted (text -> redacted), for printing the same results."""
+        return self.writer.redaction_memo
+
     def add(self, outcome: HostOutcome) -> None:
         for index, result in enumerate(outcome.results, start=1):
             stem = f"{outcome.host}/{index:02d}_{slug(result.command)}"
