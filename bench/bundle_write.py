@@ -124,12 +124,14 @@ def in_process(inventory, out_root: Path, json_out: Path, workers: int, with_bun
         serial, serial_cpu = time.perf_counter() - s0, self_cpu() - sc0
         shutil.rmtree(again)
     secrets = inventory.secret_values()
+    memo = getattr(writing, "redaction_memo", None)  # as the CLI: the bundle's redactions reused
     with json_out.open("w") as out:
         for outcome in run.outcomes:
             for r in outcome.results:
                 row = {"host": r.host, "command": r.command, "raw": r.raw, "parsed": r.parsed, "error": r.error,
                        "seconds": round(r.seconds, 4)}
-                out.write(json.dumps(redact_data(row, secrets), default=str) + "\n")
+                out.write(json.dumps(redact_data(row, secrets, **({"memo": memo} if memo is not None else {})),
+                                     default=str) + "\n")
     t3, c3 = time.perf_counter(), self_cpu()
     if not with_bundle:
         return {"collect": t1 - t0, "collect_cpu": c1 - c0, "json": t3 - t2, "failed": len(run.failed)}
