@@ -135,6 +135,7 @@ def build_timeline(captures: tuple[RouterCapture, ...], *, year: int, pre_arm: t
     def add(order: int, router: str, text: str, source: str) -> None:
         shift = timedelta(seconds=offsets.get(router) or 0.0)
         used: Counter = Counter()
+        previous: datetime | None = None  # the last stamped line above, in buffer order
         for n, line in enumerate(iter_log_records(text, year=year)):
             key = (router, line.raw.strip())
             earlier = by_text.setdefault(key, [])
@@ -145,9 +146,17 @@ def build_timeline(captures: tuple[RouterCapture, ...], *, year: int, pre_arm: t
                     row["seen_in"].append(source)
                 continue
             agent_time = (line.timestamp - shift) if line.timestamp else None
+            # A line printed without a stamp (`no service timestamps debug`, the default for
+            # debugs on many routers) was logged after the stamped line above it: it takes
+            # that time, marked as inferred, so it sorts where the buffer put it.
+            inferred = agent_time is None and previous is not None
+            if agent_time is not None:
+                previous = agent_time
+            elif inferred:
+                agent_time = previous
             row = {"router": router, "role": roles.get(router, "receiver" if router == receiver else "sender"),
                    "source": source, "seen_in": [source], "device_time": line.timestamp_text,
-                   "agent_time": agent_time.isoformat() if agent_time else None,
+                   "agent_time": agent_time.isoformat() if agent_time else None, "time_inferred": inferred,
                    "mnemonic": line.mnemonic, "line": line.raw}
             earlier.append(row)
             used[key] += 1

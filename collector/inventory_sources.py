@@ -403,7 +403,7 @@ def load_ansible(path: Path) -> LocatedData:
         for name, hvars in model.hosts.items():
             hvars.update(_side_vars(host_vars, name, read))
     doc = _to_collector(model)
-    return LocatedData(doc.path, doc.data, None, doc.lines, tuple(read))
+    return LocatedData(doc.path, doc.data, None, lines=doc.lines, sources=tuple(read))
 
 
 def _depths(model: _Model) -> dict[str, int]:
@@ -477,7 +477,7 @@ def _to_collector(model: _Model) -> LocatedData:
         data["groups"] = groups
     if defaults:
         data["defaults"] = defaults
-    return LocatedData(model.path, data, None, lines)
+    return LocatedData(model.path, data, None, lines=lines)
 
 
 def _effective(model: _Model, host: str, membership: dict[str, list[str]], parents: dict[str, list[str]],

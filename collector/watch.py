@@ -152,10 +152,10 @@ def run_daemon(inventory: Inventory, playbook: Playbook, options: WatchOptions, 
                 report(f"syslog receiver: {stats.received} datagrams, {stats.foreign} from unknown senders, "
                        f"{stats.ignored} not invalid-SPI, {stats.queued} queued, {stats.dropped_full} dropped (queue full)")
             agent.run_until_idle()
-            open_before = len(agent.core.incidents)
+            open_before = set(agent.core.incidents)
             agent.stop("agent stopped")
-            if open_before:
-                report(f"stopped: {open_before} open incident(s) ended and their routers disarmed")
+            for line in agent.verdicts(open_before):
+                report(f"stopped, disarmed {line}")
         return agent
 
 

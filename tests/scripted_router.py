@@ -167,9 +167,13 @@ class Box:
 class StubProfile:
     """The cached router facts the Responder uses: OS family and the IKE version per peer."""
 
-    def __init__(self, ike=None, os_family="iosxe"):
+    def __init__(self, ike=None, os_family="iosxe", configured=True):
         self.os_family = os_family
         self._ike = {str(k): v for k, v in (ike or {}).items()}
+        self.configured = configured  # False: a DMVPN hub whose config names no spoke
+
+    def knows_ike_toward(self, peer) -> bool:
+        return self.configured
 
     def ike_toward(self, peer) -> str:
         return self._ike.get(str(peer), "isakmp")

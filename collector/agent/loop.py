@@ -66,6 +66,51 @@ def rules_of(playbook: Playbook) -> Rules:
                  arm_unknown_sources=guards.arm_unknown_sources)
 
 
+class RouterTurns:
+    """Router work runs in the order the core asked for it, router by router.
+
+    The loop takes a ticket for each router an action touches when it submits the action;
+    the worker thread waits until each of its tickets is the oldest of its router. An arm
+    and a join of one hub, or a hand-over and the heir's disarm, never overlap or reorder.
+    Tickets are taken in one global order, so no two actions can wait on each other."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._queues: dict[str, list[int]] = {}
+        self._next = 0
+
+    def take(self, routers) -> tuple[int, tuple[str, ...]]:
+        with self._cond:
+            self._next += 1
+            names = tuple(sorted(set(routers)))
+            for name in names:
+                self._queues.setdefault(name, []).append(self._next)
+            return self._next, names
+
+    def wait(self, ticket: tuple[int, tuple[str, ...]]) -> None:
+        number, names = ticket
+        with self._cond:
+            self._cond.wait_for(lambda: all(self._queues[n][0] == number for n in names))
+
+    def done(self, ticket: tuple[int, tuple[str, ...]]) -> None:
+        number, names = ticket
+        with self._cond:
+            for name in names:
+                self._queues[name].remove(number)
+                if not self._queues[name]:
+                    del self._queues[name]
+            self._cond.notify_all()
+
+
+def _routers_of(action) -> tuple[str, ...]:
+    if isinstance(action, (Arm, Capture)):
+        incident = getattr(action, "receiver", None)
+        return tuple(r for r in (incident, getattr(action, "sender", None)) if r)
+    if isinstance(action, Release):
+        return (action.router,)
+    return ()
+
+
 class _Printer:
     """Observer that turns problems into the `report` callback's lines (CLI, demo)."""
 
@@ -112,6 +157,7 @@ class Agent:
         self._ends = ThreadPoolExecutor(max_workers=2 * max(2, workers), thread_name_prefix="end")
         self._pending = 0
         self._pending_lock = threading.Condition()
+        self._turns = RouterTurns()
         self.reader = LogReader(inventory, playbook, store, sessions, registry, self.observers)
         self.responder = Responder(playbook=playbook, store=store, sessions=sessions, registry=registry)
         self.worker = Worker(inventory=inventory, playbook=playbook, store=store, responder=self.responder,
@@ -183,8 +229,19 @@ class Agent:
     def _work(self, fn, action) -> None:
         with self._pending_lock:
             self._pending += 1
-        future = self._pool.submit(fn, action)
+        routers = _routers_of(action)
+        if isinstance(action, Capture) and action.incident_id in self.core.incidents:
+            routers = tuple(self.core.incidents[action.incident_id].routers)
+        ticket = self._turns.take(routers)
+        future = self._pool.submit(self._in_turn, ticket, fn, action)
         future.add_done_callback(lambda f, a=action: self._done(f, a))
+
+    def _in_turn(self, ticket, fn, action):
+        self._turns.wait(ticket)
+        try:
+            return fn(action)
+        finally:
+            self._turns.done(ticket)
 
     def _done(self, future: Future, action) -> None:
         try:
@@ -344,10 +401,17 @@ class Agent:
         return said
 
     def reconcile(self) -> list[str]:
-        """At a daemon's start: adopt, then end every adopted incident (disarmed now)."""
+        """At a daemon's start: adopt, then end every adopted incident (disarmed now), and
+        say per router what its disarm found."""
         said = self.resume()
+        adopted = set(self.core.incidents)
         self.process(Stop(utcnow(), "agent restarted; disarmed at start-up", state=IncidentState.FAILED))
-        return said
+        self.run_until_idle()
+        return said + self.verdicts(adopted)
+
+    def verdicts(self, incidents: set[str]) -> list[str]:
+        """`router: verdict` for each router released for one of `incidents`."""
+        return [f"{router}: {verdict}" for incident, router, verdict in self.worker.released if incident in incidents]
 
     def _incident_from(self, record: IncidentRecord) -> Incident | None:
         try:

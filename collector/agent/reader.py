@@ -71,6 +71,7 @@ class LogReader:
         self._peers: dict[str, tuple] = {}
         self._confirm_after: dict[str, float] = {}
         self._confirm_due: set[str] = set()
+        self._full_next: set[str] = set()  # routers whose next read must be the whole buffer
 
     # -- reading a log ------------------------------------------------------------
 
@@ -91,8 +92,11 @@ class LogReader:
                 record = self.store.log_cursor(host.name)
                 previous = LogPosition.from_text(record.fingerprints) if record else None
                 number = self._next_read(host.name)
+                with self._lock:
+                    full = previous is None or number % FULL_READ_EVERY == 0 or host.name in self._full_next
+                    self._full_next.discard(host.name)
                 read = poll_log(lambda command: session.run(command, read_timeout=timeout).text, previous, WATCHED,
-                                full=previous is None or number % FULL_READ_EVERY == 0)
+                                full=full)
                 if self._addresses_stale(host.name):  # a flow's sender is found beyond inventory `addresses`
                     brief = session.run("show ip interface brief").text
                     self.store.save_addresses(host.name, interface_addresses(self.registry, host.platform, brief),
@@ -121,6 +125,12 @@ class LogReader:
             self.observers.problem(host.name, f"log lines may have been lost since the last read: {read.gap}")
         self.observers.polled(host.name, ok=True, lines=len(seen), seconds=time.monotonic() - started)
         return seen, number
+
+    def read_whole_buffer_next(self, router: str) -> None:
+        """The router's buffer was resized (disarming restores its size, which empties it on
+        IOS): a filtered read could not tell, so the next read takes the whole buffer."""
+        with self._lock:
+            self._full_next.add(router)
 
     def _next_read(self, router: str) -> int:
         with self._lock:

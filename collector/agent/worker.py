@@ -86,6 +86,7 @@ class Worker:
         self.report = report
         self.observers = observers or NullEvents()
         self._contexts: dict[str, IncidentContext] = {}
+        self.released: list[tuple[str, str, str]] = []  # (incident, router, verdict), for what the agent says
 
     # -- arm ---------------------------------------------------------------------------
 
@@ -142,7 +143,7 @@ class Worker:
         inside address, which the sender never sees; its SA with the logged SPI says."""
         try:
             found = self.responder.find_sender_peer(sender, flow.spi_hex)
-        except (SessionError, PlanError) as exc:
+        except (SessionError, PlanError, ValueError) as exc:
             log.warning("%s: could not look up its SA for %s: %s", sender.name, flow.spi_hex, exc)
             found = None
         return str(found) if found is not None else str(flow.dst)
@@ -190,7 +191,10 @@ class Worker:
             result = self.responder.hand_over(host, action.incident_id, action.heir)
         else:
             result = self.responder.disarm(host, action.incident_id)
+        if any("logging buffered" in " ".join(change.undo) for change in result.changes):
+            self.reader.read_whole_buffer_next(action.router)
         self.context(action.incident_id).releases.append(result)
+        self.released.append((action.incident_id, action.router, result.summary()))
         return [ReleaseDone(action.incident_id, action.router, utcnow(), clean=result.clean or result.nothing_armed,
                             summary=result.summary())]
 

@@ -42,7 +42,10 @@ Two read forms:
   ambiguous (identical lines near the buffer's head, the last read's lines gone, more
   messages since the last read than the buffer surely holds, a resize, a count gone down)
   is not guessed: the read returns `full_read_needed` with the position unchanged, and the
-  caller reads the whole buffer, which is exact by counts. Not seen by a filtered read
+  caller reads the whole buffer, which is exact by counts. Blind spot: without sequence
+  numbers a filtered read cannot see a buffer emptied by `clear logging` or by a resize
+  and back to the same size (as arming and disarming do) when the count alone looks
+  plausible; read the whole buffer after such a change and every few polls. Not seen by a filtered read
   without sequence numbers: `clear logging` followed by as many identical watched lines as
   it removed (the count does not show a clear); a periodic full read bounds that.
 

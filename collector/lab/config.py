@@ -52,7 +52,6 @@ class ConfigState:
     descriptions: dict[str, str] = field(default_factory=dict)
     last_change: datetime | None = None
     last_change_by: str = ""
-    hostname: str = ""  # `hostname NAME`; "" until initial() sets the router's name
     aaa: AaaConfig = field(default_factory=AaaConfig)  # `aaa authorization commands|config-commands`
     vty_lines: int = 5  # `line vty 0 N` -> N + 1
 
@@ -73,8 +72,7 @@ class ConfigState:
             log_format=spec.log_format or fmt,
             debug_format=spec.debug_format or fmt,
             sequence_numbers=spec.sequence_numbers,
-            # optional plan fields (topology may set them): device hostname, vty count, AAA lines
-            hostname=getattr(spec, "hostname", None) or spec.name,
+            # optional plan fields (topology may set them): vty count, AAA lines
             vty_lines=getattr(spec, "vty_lines", 5),
             aaa=AaaConfig(dict(getattr(spec, "aaa_commands", None) or {}), getattr(spec, "aaa_config_commands", False)),
         )

@@ -89,12 +89,7 @@ REALISM_FEATURES = (
 )
 # Traits the agent copes with today (see the report of branch lab-realism); the others
 # are asked for with `realism="all"` / COLLECTOR_LAB_REALISM=all.
-DEFAULT_REALISM: frozenset[str] = frozenset(REALISM_FEATURES) - {
-    "timestamps-harsh",  # the agent orders debug lines by their device time (issue 16 item 1)
-    "scanners",  # the agent arms for any repeating source (issue 16 item 9)
-    "operator-debug",  # the agent switches off debugs it did not set (issue 16 item 4)
-    "nat-t-receivers",  # the agent queries the sender by the receiver's inside address (issue 16 item 8)
-}
+DEFAULT_REALISM: frozenset[str] = frozenset(REALISM_FEATURES)  # the harshest router by default
 # A scenario that needs a trait turns it on (desync-nat-t needs a receiver behind NAT).
 SCENARIO_TRAITS = {"desync-nat-t": "nat-t-receivers"}
 

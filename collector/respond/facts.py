@@ -1,8 +1,11 @@
 """What the agent must know about a router before it may arm it, read over SSH.
 
 `read_profile` is slow-changing (show version, running-config, interface addresses) and
-cached by the agent; `preflight` is read fresh right before arming: logging settings (to
-restore them exactly), CPU headroom, and debugs someone else left running.
+cached by the agent; `preflight` is read fresh right before arming: CPU headroom, the
+debugs and crypto conditions already on (someone else's are never the tool's to switch
+off), the running-config's `logging buffered` lines (restored verbatim), AAA command
+authorization and EEM (can the dead-man applet run?), free vty lines (the applet's CLI
+actions take one), the tool's own applets left behind, and last the log itself.
 """
 
 from __future__ import annotations
@@ -44,8 +47,15 @@ class DeviceProfile:
     running_config: str
     addresses: tuple[PeerAddress, ...]  # interface addresses from `show ip interface brief`
 
+    def knows_ike_toward(self, peer: PeerAddress) -> bool:
+        """Does the configuration alone say the IKE version toward `peer`? Not on a DMVPN
+        hub with both versions: its spokes are dynamic, named in no tunnel."""
+        named = any(_same(peer, p) for tunnel in self.crypto.tunnels for p in tunnel.peers)
+        return named or len({t.ike_version for t in self.crypto.tunnels}) <= 1
+
     def ike_toward(self, peer: PeerAddress) -> str:
-        """`isakmp` or `ikev2` for the tunnel to `peer`, from the configuration."""
+        """`isakmp` or `ikev2` for the tunnel to `peer`, from the configuration (a guess
+        when `knows_ike_toward` is False)."""
         for tunnel in self.crypto.tunnels:
             if any(_same(peer, p) for p in tunnel.peers) and tunnel.ike_version == "IKEv2":
                 return "ikev2"
@@ -169,6 +179,18 @@ _AAA_COMMANDS = re.compile(r"^aaa authorization commands \d+ ", re.M)
 _EEM_VERSION = re.compile(r"Embedded Event Manager Version (\d+\.\d+)", re.I)
 AUTHORIZATION_FAILED = "Command authorization failed"
 EEM_BYPASS_SINCE = 3.1  # `authorization bypass` on applets (real-routers.md, EEM)
+
+
+_SESSION_IKE = re.compile(r"^\s*IKEv([12]) SA:", re.M)
+
+
+def ike_from_session(show_crypto_session: str) -> str | None:
+    """`isakmp` or `ikev2` from `show crypto session remote X` (`IKEv1 SA:` / `IKEv2 SA:`,
+    docs/domain.md §2.6); None when it names neither (no IKE SA, or an old `IKE SA:`)."""
+    versions = set(_SESSION_IKE.findall(show_crypto_session or ""))
+    if len(versions) != 1:
+        return None
+    return "ikev2" if versions == {"2"} else "isakmp"
 
 
 def refusal_in(text: str) -> str | None:

@@ -256,6 +256,12 @@ def _values(
     return values
 
 
+def _check_ike(versions: tuple[str, ...]) -> None:
+    for version in versions:
+        if version not in ("isakmp", "ikev2"):
+            raise PlanError(f"ike {version!r} is not isakmp or ikev2")
+
+
 def _scope_of(*commands: Iterable[str]) -> StepScope:
     """A step whose commands name the peer serves one flow; every other step the router."""
     names = {name for group in commands for command in group
@@ -349,6 +355,7 @@ def build_arm_plan(
     authorization_bypass: bool = False,
     with_deadman: bool = True,
     include_logging: bool = True,
+    also_ike: tuple[str, ...] = (),
 ) -> ArmPlan:
     """The full plan for one router: logging -> dead-man applet -> playbook arm steps.
 
@@ -360,7 +367,8 @@ def build_arm_plan(
     switches off what it did not switch on). `authorization_bypass` goes on the applet
     header; `with_deadman=False` (only when the playbook allows arming without it) leaves
     the applet out. `include_logging=False` (a flow joining an armed router) leaves the
-    logging steps out: the router's first incident made them.
+    logging steps out: the router's first incident made them. `also_ike`: IKE versions
+    armed as well as `facts.ike` (when the version toward the peer is not known, both).
 
     Raises:
         PlanError: a value cannot be used safely, the window is out of range, or the
@@ -378,24 +386,29 @@ def build_arm_plan(
     except DeadmanError as exc:
         raise PlanError(str(exc)) from None
     values = _values(playbook, facts, peer, fields)
+    _check_ike(also_ike)
 
     arm: list[Step] = []
     skipped: list[str] = []
     for spec in playbook.arm:
-        if not spec.applies_to(facts.platform_tag, facts.ike):
-            continue
-        step = Step(
-            do=tuple(_render(c, values) for c in spec.do),
-            undo=tuple(_render(c, values) for c in spec.undo),
-            mode=spec.mode,
-            why=spec.why or "playbook arm step",
-            scope=_scope_of(spec.do, spec.undo),
-        )
-        already = already_set(step, already_on)
-        if already:
-            skipped.append(f"{' / '.join(step.do)}: {already} already on before arming; left as it is")
-            continue
-        arm.append(step)
+        for ike in (facts.ike, *also_ike):
+            if not spec.applies_to(facts.platform_tag, ike):
+                continue
+            by_version = {**values, "ike": ike}
+            step = Step(
+                do=tuple(_render(c, by_version) for c in spec.do),
+                undo=tuple(_render(c, by_version) for c in spec.undo),
+                mode=spec.mode,
+                why=spec.why or "playbook arm step",
+                scope=_scope_of(spec.do, spec.undo),
+            )
+            if step in arm:
+                continue
+            already = already_set(step, already_on)
+            if already:
+                skipped.append(f"{' / '.join(step.do)}: {already} already on before arming; left as it is")
+                continue
+            arm.append(step)
 
     steps: tuple[Step, ...] = ()
     deadman: DeadmanApplet | None = None
@@ -430,7 +443,7 @@ def build_arm_plan(
         facts=facts,
         steps=steps,
         deadman=deadman,
-        capture=capture_commands(playbook, facts, peer, fields),
+        capture=capture_commands(playbook, facts, peer, fields, also_ike),
         verify=verify_commands(playbook, facts),
         skipped=tuple(skipped),
     )
@@ -467,17 +480,23 @@ def capture_commands(
     facts: RouterFacts,
     peer: PeerAddress | None = None,
     fields: Mapping[str, FieldValue] | None = None,
+    also_ike: tuple[str, ...] = (),
 ) -> tuple[str, ...]:
-    """The capture list for this router: conditions applied, placeholders filled.
+    """The capture list for this router: conditions applied, placeholders filled; with
+    `also_ike`, the commands of those IKE versions too.
 
     Raises:
         PlanError: a placeholder cannot be filled with a validated value."""
     values = _values(playbook, facts, peer, fields)
-    return tuple(
-        _render(spec.command, values)
-        for spec in playbook.capture
-        if spec.applies_to(facts.platform_tag, facts.ike)
-    )
+    _check_ike(also_ike)
+    commands: list[str] = []
+    for spec in playbook.capture:
+        for ike in (facts.ike, *also_ike):
+            if spec.applies_to(facts.platform_tag, ike):
+                command = _render(spec.command, {**values, "ike": ike})
+                if command not in commands:
+                    commands.append(command)
+    return tuple(commands)
 
 
 def verify_commands(playbook: Playbook, facts: RouterFacts | None = None) -> tuple[str, ...]:
@@ -529,6 +548,7 @@ def render_dry_run(plans: Sequence[ArmPlan]) -> str:
             f"== {plan.router} ({facts.os_family}, {facts.ike}) peer {plan.peer or '-'} "
             f"incident {plan.incident_id} window {format_duration(plan.window)}"
         )
+        out.extend(f"not sent (already on): {s}" for s in plan.skipped)
         if plan.is_empty:
             out.append("arm: nothing to arm on this router")
         else:

@@ -20,7 +20,7 @@ import threading
 from datetime import datetime, timedelta, timezone
 from ipaddress import IPv6Address, ip_address
 
-from collector.core.results import ArmResult, DisarmResult, RouterChange
+from collector.core.results import ArmResult, DisarmResult, LogSnapshot, RouterChange
 from collector.core.states import StepScope, StepStatus
 from collector.core.steps import Step
 from collector.detect.debugstate import parse_debug_state
@@ -41,6 +41,7 @@ from collector.respond.facts import (
     PeerAddress,
     Preflight,
     PreflightRefused,
+    ike_from_session,
     preflight,
     read_profile,
     refusal_in,
@@ -142,6 +143,7 @@ class Responder:
         self.registry = registry
         self._profiles: dict[str, DeviceProfile] = {}
         self._deadlines: dict[str, datetime] = {}  # router -> when its dead-man applet fires
+        self._ike_seen: dict[tuple[str, str], str] = {}  # (router, peer) -> IKE version read live
         self._lock = threading.Lock()
 
     # -- facts --------------------------------------------------------------------------
@@ -162,9 +164,38 @@ class Responder:
                 self.store.save_addresses(host.name, cached.addresses, utcnow())
         return cached
 
-    def _facts(self, host: Host, peer: PeerAddress, profile: DeviceProfile, logging_settings: LoggingSettings) -> RouterFacts:
+    def _facts(self, host: Host, peer: PeerAddress, profile: DeviceProfile, logging_settings: LoggingSettings,
+               session: RouterSession | None = None) -> tuple[RouterFacts, tuple[str, ...]]:
+        """The router's facts toward `peer`, and the IKE versions to arm as well (when
+        the version is not known: both)."""
+        ike, also = self._ike(host, peer, profile, session)
         return RouterFacts(name=host.name, platform=host.platform, os_family=profile.os_family,
-                           ike=profile.ike_toward(peer), logging=logging_settings)
+                           ike=ike, logging=logging_settings), also
+
+    def _ike(self, host: Host, peer: PeerAddress, profile: DeviceProfile,
+             session: RouterSession | None) -> tuple[str, tuple[str, ...]]:
+        """The IKE version toward `peer`: from the configuration when it names the tunnel;
+        otherwise (a DMVPN hub with both versions) from the live session to that peer,
+        remembered for the capture. When neither tells (a desynchronised tunnel often has
+        no IKE SA), the configuration's guess plus the other version: both debugs, each
+        conditioned on the peer, rather than a capture without the IKE trail."""
+        if profile.knows_ike_toward(peer):
+            return profile.ike_toward(peer), ()
+        key = (host.name, str(peer))
+        with self._lock:
+            seen = self._ike_seen.get(key)
+        if seen is None and session is not None:
+            try:
+                seen = ike_from_session(run_checked(session, f"show crypto session remote {peer}").text)
+            except CommandRefused:
+                seen = None
+            if seen is not None:
+                with self._lock:
+                    self._ike_seen[key] = seen
+        if seen is not None:
+            return seen, ()
+        guess = profile.ike_toward(peer)
+        return guess, ("ikev2",) if guess == "isakmp" else ("isakmp",)
 
     def _own(self, host: Host) -> _Own:
         return _Own(self.store.armed_steps(host.name))
@@ -180,10 +211,11 @@ class Responder:
                          read_log=read_log, enforce=enforce)
 
     def _plan(self, host: Host, peer: PeerAddress, incident_id: str, window: timedelta, profile: DeviceProfile,
-              checked: Preflight) -> ArmPlan:
-        return build_arm_plan(self.playbook, self._facts(host, peer, profile, checked.logging), peer, incident_id,
-                              window, already_on=checked.debug_state,
-                              authorization_bypass=checked.authorization_bypass, with_deadman=checked.with_deadman)
+              checked: Preflight, session: RouterSession) -> ArmPlan:
+        facts, also = self._facts(host, peer, profile, checked.logging, session)
+        return build_arm_plan(self.playbook, facts, peer, incident_id, window, already_on=checked.debug_state,
+                              authorization_bypass=checked.authorization_bypass, with_deadman=checked.with_deadman,
+                              also_ike=also)
 
     def plan_only(self, host: Host, peer: PeerAddress, incident_id: str, window: timedelta) -> ArmPlan:
         """The exact plan `arm` would run, from read-only commands (for --dry-run); guards
@@ -195,7 +227,7 @@ class Responder:
         profile = self.profile(host)
         with self.sessions.session(host) as session:
             checked = self._preflight(session, self._own(host), read_log=False, enforce=False)
-        return self._plan(host, peer, incident_id, window, profile, checked)
+            return self._plan(host, peer, incident_id, window, profile, checked, session)
 
     # -- arm ------------------------------------------------------------------------------
 
@@ -212,7 +244,7 @@ class Responder:
             profile = self.profile(host)
             with self.sessions.session(host) as session:
                 checked = self._preflight(session, own, read_log=True, enforce=True)
-                plan = self._plan(host, peer, incident_id, window, profile, checked)
+                plan = self._plan(host, peer, incident_id, window, profile, checked, session)
                 changes = self._apply(session, host, incident_id, list(enumerate(plan.steps)))
         except (PreflightRefused, PlanError) as exc:
             return ArmResult(host.name, False, refused=True, error=f"not armed: {exc}",
@@ -290,34 +322,55 @@ class Responder:
         a hub armed for isakmp, and the reverse). First the dead-man applet is re-entered
         with a countdown that covers this flow's window and with the undo of the new steps
         (re-entering `event manager applet NAME` edits it and re-registers the countdown).
+        The log is read first (`pre_arm_log`): debug lines already there were printed for
+        the other flow, before this one was armed.
+        When nothing of the holder's is recorded on the router, it arms fully (`arm`) and
+        says so in `notes` (`joined` False). The caller must not run an arm and a join of
+        one router at the same time.
         Failure undoes this flow's steps; never raises for a router problem."""
+        if not self.store.armed_steps(host.name, holder_incident_id):
+            # Nothing of the holder's is recorded here (its arm failed, was refused, or has
+            # not started): joining would arm debugs without the logging change and the
+            # dead-man applet. Arm fully instead.
+            result = self.arm(host, peer, incident_id, window)
+            note = f"{host.name} was not armed by incident {holder_incident_id}: armed for this flow on its own"
+            return ArmResult(result.router, result.armed, joined=False, refused=result.refused, error=result.error,
+                             changes=result.changes, armed_at=result.armed_at, pre_arm_log=result.pre_arm_log,
+                             skipped=result.skipped, stale_applets=result.stale_applets,
+                             notes=result.notes + (note,))
         grace = self.playbook.guards.deadman_grace
+        snapshot = None
         try:
             profile = self.profile(host)
             with self.sessions.session(host) as session:
+                log_out = run_checked(session, "show logging", read_timeout=max(host.options.read_timeout, 300.0))
+                snapshot = LogSnapshot(host.name, log_out.text, log_out.ended)
                 debugging = run_checked(session, _VERIFY_DEBUGS).text
                 conditions = self._read_conditions(session)
                 state = parse_debug_state(debugging, conditions)
-                facts = self._facts(host, peer, profile, _NO_LOGGING)
+                facts, also = self._facts(host, peer, profile, _NO_LOGGING, session)
                 plan = build_arm_plan(self.playbook, facts, peer, incident_id, window, already_on=state,
-                                      with_deadman=False, include_logging=False)
+                                      with_deadman=False, include_logging=False, also_ike=also)
                 steps = list(plan.steps)
                 applet = self._reentered_applet(host, steps, window + grace) if steps else None
                 if applet is not None:
                     steps.insert(0, applet)
                 changes = self._apply(session, host, incident_id, list(enumerate(steps)))
         except PlanError as exc:
-            return ArmResult(host.name, False, joined=True, refused=True, error=f"not armed: {exc}")
+            return ArmResult(host.name, False, joined=True, refused=True, error=f"not armed: {exc}",
+                             pre_arm_log=snapshot)
         except _ArmStopped as exc:
             failed = self._arm_failed(host, incident_id, exc.reason, exc.changes, None)
-            return ArmResult(host.name, False, joined=True, error=failed.error, changes=failed.changes)
+            return ArmResult(host.name, False, joined=True, error=failed.error, changes=failed.changes,
+                             pre_arm_log=snapshot)
         except SessionError as exc:
             failed = self._arm_failed(host, incident_id, exc.reason, [], None)
-            return ArmResult(host.name, False, joined=True, error=failed.error, changes=failed.changes)
+            return ArmResult(host.name, False, joined=True, error=failed.error, changes=failed.changes,
+                             pre_arm_log=snapshot)
         notes = () if applet is not None or not plan.steps else (
             f"no dead-man applet of incident {holder_incident_id} recorded on {host.name}: countdown not extended",)
         return ArmResult(host.name, True, joined=True, changes=tuple(changes), armed_at=utcnow(),
-                         skipped=plan.skipped, notes=notes)
+                         skipped=plan.skipped, notes=notes, pre_arm_log=snapshot)
 
     def _reentered_applet(self, host: Host, new_steps: list[Step], cover: timedelta) -> Step | None:
         """The step that re-enters the router's dead-man applet: a countdown lasting until
@@ -370,9 +423,8 @@ class Responder:
         problems: list[str] = []
         try:
             profile = self.profile(host)
-            facts = RouterFacts(name=host.name, platform=host.platform, os_family=profile.os_family,
-                                ike=profile.ike_toward(peer), logging=_NO_LOGGING)
-            commands = capture_commands(self.playbook, facts, peer)
+            facts, also = self._facts(host, peer, profile, _NO_LOGGING)
+            commands = capture_commands(self.playbook, facts, peer, also_ike=also)
         except (SessionError, PlanError) as exc:
             reason = exc.reason if isinstance(exc, SessionError) else str(exc)
             return RouterCapture(host.name, role, host.platform, str(peer), (), None, error=reason)
@@ -466,9 +518,12 @@ class Responder:
                         return DisarmResult(host.name, clean=not self._not_undone(host, incident_id),
                                             changes=tuple(changes))
                     own = _Own(steps)
-                    still_held = self._own(host)  # other incidents' steps keep theirs on
-                    leftovers, foreign = self._verify(session, own.debugs - still_held.debugs,
-                                                      own.conditions - still_held.conditions)
+                    # other incidents' steps keep theirs on: not leftovers, not foreign either
+                    held = _Own(a for a in self.store.armed_steps(host.name)
+                                if incident_id is not None and a.incident_id != incident_id)
+                    leftovers, foreign = self._verify(session, own.debugs - held.debugs,
+                                                      own.conditions - held.conditions,
+                                                      also_ours=(held.debugs, held.conditions))
                 failed = self._not_undone(host, incident_id)
                 return DisarmResult(host.name, clean=not leftovers and not failed,
                                     leftovers=tuple(leftovers) + failed, changes=tuple(changes), foreign=foreign)
@@ -520,9 +575,10 @@ class Responder:
         except CommandRefused:
             return None
 
-    def _verify(self, session: RouterSession, own_debugs: set[str],
-                own_conditions: set[str]) -> tuple[list[str], tuple[str, ...]]:
+    def _verify(self, session: RouterSession, own_debugs: set[str], own_conditions: set[str],
+                also_ours: tuple[set[str], set[str]] = (set(), set())) -> tuple[list[str], tuple[str, ...]]:
         """(the tool's own debugs/conditions still on, everyone else's that are on).
+        `also_ours` are the tool's too but expected on (other incidents hold them).
 
         Conditions are recognised by the peer address anywhere in `show crypto
         debug-condition` (no public capture of its wording exists); if that command is
@@ -536,8 +592,9 @@ class Responder:
             leftovers.append("`show debugging` refused: debugs not verified")
         if conditions is None and own_conditions:
             leftovers.append("`show crypto debug-condition` refused: conditions not verified")
-        foreign = tuple([f"debug {name}" for name in sorted(state.debugs - own_debugs)]
-                        + [f"condition peer {peer}" for peer in sorted(state.peer_conditions - own_conditions)])
+        foreign = tuple([f"debug {name}" for name in sorted(state.debugs - own_debugs - also_ours[0])]
+                        + [f"condition peer {peer}"
+                           for peer in sorted(state.peer_conditions - own_conditions - also_ours[1])])
         return leftovers, foreign
 
     def hand_over(self, host: Host, incident_id: str, heir_incident_id: str) -> DisarmResult:

@@ -81,7 +81,9 @@ def test_up_detach_then_down(tmp_path: Path) -> None:
         with ConnectHandler(device_type=host["platform"], host=host["hostname"], port=host["port"],
                             username=defaults["username"], password=defaults["password"],
                             secret=defaults["secret"]) as conn:
-            assert conn.find_prompt() == f"{name}>"
+            # the realistic default lab: the device hostname (not the inventory name) is the prompt
+            hostname = conn.send_command("show version | include uptime is").split()[0]
+            assert hostname != name and conn.find_prompt() == f"{hostname}>"
 
         ctl = CliRunner().invoke(lab_group, ["ctl", "--state-dir", str(state), "routers"])
         assert ctl.exit_code == 0, ctl.output
@@ -178,7 +180,7 @@ def test_faults_file_tacacs_policy_is_checked(tmp_path: Path) -> None:
 
 def test_faults_file_sets_tacacs_policy_and_held_lines(tmp_path: Path) -> None:
     policy = {"lab": {"permit": ["show"], "deny": ["debug crypto condition"]}}
-    with running_lab(routers=2, faults={"hub1": {"tacacs": policy, "vty_held": 2}}) as lab:
+    with running_lab(routers=2, realism="none", faults={"hub1": {"tacacs": policy, "vty_held": 2}}) as lab:
         state = lab.control.state("hub1")
         assert state["faults"]["tacacs"] == policy
         assert state["faults"]["vty_held"] == 2
@@ -186,7 +188,7 @@ def test_faults_file_sets_tacacs_policy_and_held_lines(tmp_path: Path) -> None:
 
 
 def test_faults_file_applies_at_start(tmp_path: Path) -> None:
-    with running_lab(routers=2, faults={"spoke1": {"slow_seconds": 0.5, "vty_limit": 2}}) as lab:
+    with running_lab(routers=2, realism="none", faults={"spoke1": {"slow_seconds": 0.5, "vty_limit": 2}}) as lab:
         assert lab.control.state("spoke1")["faults"]["vty_limit"] == 2
         assert lab.control.state("hub1")["faults"]["slow_seconds"] == 0
 

@@ -16,7 +16,7 @@ PEER = "10.99.0.1"
 
 @pytest.fixture
 def lab() -> Iterator[RunningLab]:
-    with running_lab(routers=2, seed=0) as running:
+    with running_lab(routers=2, seed=0, realism="none") as running:
         yield running
 
 

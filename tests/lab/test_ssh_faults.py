@@ -1,4 +1,6 @@
 """Transport faults, set at runtime through the control API, seen by real SSH clients."""
+# Shell and SSH mechanics: routers keep their inventory names as hostnames here (realism "none");
+# realistic names, timestamps and buffers are tested in test_realism.py and test_ssh_prompts.py.
 
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ DEFAULT_FAULTS = {
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[RunningLab]:
-    with running_lab(routers=4, seed=0) as running:
+    with running_lab(routers=4, seed=0, realism="none") as running:
         yield running
 
 

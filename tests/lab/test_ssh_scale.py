@@ -17,7 +17,7 @@ SESSIONS = 50
 
 @pytest.fixture(scope="module")
 def big_lab() -> Iterator[RunningLab]:
-    with running_lab(routers=ROUTERS, seed=0) as running:
+    with running_lab(routers=ROUTERS, seed=0, realism="none") as running:
         yield running
 
 

@@ -1,4 +1,6 @@
 """The lab over real SSH: netmiko sessions, the vty line discipline, auth and host keys."""
+# Shell and SSH mechanics: routers keep their inventory names as hostnames here (realism "none");
+# realistic names, timestamps and buffers are tested in test_realism.py and test_ssh_prompts.py.
 
 from __future__ import annotations
 
@@ -36,7 +38,7 @@ CONTRACT_COMMANDS = [
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[RunningLab]:
-    with running_lab(routers=6, seed=0) as running:
+    with running_lab(routers=6, seed=0, realism="none") as running:
         yield running
 
 
@@ -225,7 +227,7 @@ def test_host_keys_are_per_router_and_stable_across_restarts(lab: RunningLab) ->
     for name, key in first.items():
         assert key.get_name() == "ssh-ed25519"
         assert key.get_base64() == _openssh_base64(derive_host_key(0, name))
-    with running_lab(routers=2, seed=0) as again:
+    with running_lab(routers=2, seed=0, realism="none") as again:
         for name, port in again.ports.items():
             assert _presented_key(port).get_base64() == first[name].get_base64()
     assert _openssh_base64(derive_host_key(1, "hub1")) != first["hub1"].get_base64()

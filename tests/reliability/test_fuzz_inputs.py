@@ -96,13 +96,13 @@ _IP = r"[0-9A-Fa-f.:]+"
 COMMAND_GRAMMAR = re.compile(
     "|".join((
         rf"logging buffered \d+ {_LEVEL}", r"no logging buffered", rf"(?:no )?logging (?:console|monitor)(?: {_LEVEL})?",
-        r"event manager applet COLLECTOR_DEADMAN_[A-Z0-9]{1,8}",
+        r"event manager applet COLLECTOR_DEADMAN_[A-Z0-9]{1,14}",
         r" event timer countdown time \d+ maxrun \d+",
-        r' action \d{3} cli command "(?:enable|configure terminal|end|no event manager applet COLLECTOR_DEADMAN_[A-Z0-9]{1,8}'
+        r' action \d{3} cli command "(?:enable|configure terminal|end|no event manager applet COLLECTOR_DEADMAN_[A-Z0-9]{1,14}'
         rf'|logging buffered \d+ {_LEVEL}|no logging buffered|logging (?:console|monitor) {_LEVEL}'
         rf'|no debug crypto (?:isakmp|ikev2|ipsec)|no debug crypto condition peer ipv[46] {_IP}'
-        r'|debug crypto condition reset)"',
-        r"no event manager applet COLLECTOR_DEADMAN_[A-Z0-9]{1,8}",
+        r')"',
+        r"no event manager applet COLLECTOR_DEADMAN_[A-Z0-9]{1,14}",
         rf"(?:no )?debug crypto condition peer ipv[46] {_IP}", r"(?:no )?debug crypto (?:isakmp|ikev2|ipsec)",
     ))
 )

@@ -81,7 +81,11 @@ def _watched(text: str) -> bool:
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(router_setup, st.lists(op.filter(lambda o: o[0] != "clear"), min_size=1, max_size=40))
+# Clears and resizes are left out: a filtered read without sequence numbers cannot see a
+# buffer emptied and refilled to the same count shape (a resize and back, as arming and
+# disarming do). The agent reads the whole buffer after it has disarmed a router, and every
+# FULL_READ_EVERY-th poll (collector/agent/reader.py); logread's docstring says so.
+@given(router_setup, st.lists(op.filter(lambda o: o[0] not in ("clear", "resize")), min_size=1, max_size=40))
 def test_filtered_reads_report_watched_lines_once_or_ask_for_a_full_read(setup, ops):
     capacity, stamp, seq_on = setup
     router = SimRouter(capacity=capacity, stamp=stamp, seq_on=seq_on)

@@ -463,15 +463,18 @@ def _log_lines(emit) -> str:
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     root = logging.getLogger()
+    library = logging.getLogger("netmiko")  # the CLI quietens it below -vv: this test wants every line
     root.addHandler(handler)
-    old_level = root.level
+    old_level, old_library = root.level, library.level
     root.setLevel(logging.DEBUG)
+    library.setLevel(logging.DEBUG)
     try:
         install_secret_filter()
-        emit(logging.getLogger("netmiko"))
+        emit(library)
     finally:
         root.removeHandler(handler)
         root.setLevel(old_level)
+        library.setLevel(old_library)
     return stream.getvalue()
 
 

@@ -17,16 +17,18 @@ from collector.inventory import Host, SshOptions
 from collector.parsing import default_registry
 from collector.playbook import load_playbook
 from collector.resources import playbooks_dir
-from collector.respond.facts import CONFIG_LINES_COMMAND
+from collector.respond.facts import ike_from_session
 from collector.respond.responder import Responder, peer_of_outbound_spi
 from collector.sessions import SessionDropped
 from collector.state import StateStore
 from tests.fakes import FakeRouters
-from tests.scripted_router import AUTH_FAILED, Box, StubProfile
+from tests.scripted_router import Box, StubProfile
 
 PEER_A = ip_address("10.0.0.2")
 PEER_B = ip_address("10.0.0.3")
 WINDOW = timedelta(minutes=10)
+
+
 def host(name="hub1") -> Host:
     return Host(name=name, hostname="127.0.0.1", port=22, platform="cisco_xe", username="u", password=None,
                 secret=None, groups=(), site=None, data={}, addresses=(), options=SshOptions())
@@ -50,9 +52,9 @@ def playbook(**guards):
     return book.model_copy(update={"guards": book.guards.model_copy(update=guards)}) if guards else book
 
 
-def responder(store, routers, registry, *, book=None, ike=None) -> Responder:
+def responder(store, routers, registry, *, book=None, ike=None, configured=True) -> Responder:
     r = Responder(playbook=book or playbook(), store=store, sessions=routers, registry=registry)
-    r._profiles["hub1"] = StubProfile(ike)
+    r._profiles["hub1"] = StubProfile(ike, configured=configured)
     return r
 
 
@@ -255,6 +257,10 @@ def test_join_extends_the_countdown_adds_the_other_ike_debug_and_hand_over_keeps
     first = box.applet_countdown(name)
     joined = r.join(host(), PEER_B, "inc-2", WINDOW, holder_incident_id="inc-1")
     assert joined.armed and joined.joined
+    assert joined.pre_arm_log is not None and "Log Buffer" in joined.pre_arm_log.text
+    sent = routers.sent("hub1")
+    last_read = len(sent) - 1 - sent[::-1].index("show logging")
+    assert "debug crypto condition peer ipv4 10.0.0.3" in sent[last_read:]  # read before the join's changes
     assert box.debugs == {"isakmp", "ikev2", "ipsec"} and box.conditions == ["10.0.0.2", "10.0.0.3"]
     assert "debug crypto ipsec" not in changes_sent(routers)[-5:]  # already on: not sent again
     assert list(box.applets) == [name] and box.applet_countdown(name) > first
@@ -265,7 +271,7 @@ def test_join_extends_the_countdown_adds_the_other_ike_debug_and_hand_over_keeps
     assert commands[-2:] == [f"no event manager applet {name}", "end"]
 
     over = r.hand_over(host(), "inc-1", "inc-2")
-    assert over.clean and over.handed_over_to == "inc-2"
+    assert over.clean and over.handed_over_to == "inc-2" and over.foreign == ()  # the heir's are ours
     assert box.conditions == ["10.0.0.3"] and box.debugs == {"isakmp", "ikev2", "ipsec"} and name in box.applets
     assert store.armed_steps("hub1", "inc-1") == []
     done = r.disarm(host(), "inc-2")
@@ -355,3 +361,65 @@ def test_find_sender_peer_by_current_outbound_spi(store, registry):
     assert r.find_sender_peer(host("spoke1"), "1234abcd") == ip_address("203.0.113.9")
     assert r.find_sender_peer(host("spoke1"), "0xDEADBEEF") is None
     assert peer_of_outbound_spi("   current_peer not-an-address port 500\n current outbound spi: 0x1(1)\n", 1) is None
+
+
+def test_a_denied_undo_keeps_the_step_and_says_not_clean(store, registry):
+    routers = FakeRouters()
+    box = Box(routers, "hub1")
+    r = responder(store, routers, registry)
+    assert r.arm(host(), PEER_A, "inc-1", WINDOW).armed
+    box.deny = [re.compile(r"^no debug crypto isakmp$")]  # the TACACS policy changed meanwhile
+    done = r.disarm(host(), "inc-1")
+    assert not done.clean and "debug crypto isakmp" in done.leftovers
+    (left,) = store.armed_steps("hub1", "inc-1")
+    assert left.step.do == ("debug crypto isakmp",) and "authorization failed" in left.error
+    assert box.debugs == {"isakmp"} and box.conditions == [] and box.applets == {}
+
+
+def test_a_hub_whose_config_names_no_spoke_reads_the_ike_version_live(store, registry):
+    routers = FakeRouters()
+    box = Box(routers, "hub1")
+    routers.router("hub1").script["show crypto session remote 10.0.0.3"] = (
+        "Interface: Tunnel0\nSession status: UP-ACTIVE\nPeer: 10.0.0.3 port 500\n"
+        "  Session ID: 7\n  IKEv2 SA: local 10.0.0.1/500 remote 10.0.0.3/500 Active\n")
+    routers.router("hub1").script["show crypto session remote 10.0.0.2"] = (
+        "Peer: 10.0.0.2 port 500\n  IKEv1 SA: local 10.0.0.1/500 remote 10.0.0.2/500 Active\n")
+    r = responder(store, routers, registry, configured=False)  # the config would guess isakmp
+    assert r.arm(host(), PEER_A, "inc-1", WINDOW).armed
+    assert box.debugs == {"isakmp", "ipsec"}
+    assert r.join(host(), PEER_B, "inc-2", WINDOW, holder_incident_id="inc-1").armed
+    assert box.debugs == {"isakmp", "ikev2", "ipsec"}
+    capture = r.capture(host(), PEER_B, "receiver", "inc-2")
+    commands = [c.command for c in capture.commands]
+    assert "show crypto ikev2 sa detailed" in commands and "show crypto isakmp sa detail" not in commands
+
+
+def test_an_unknown_ike_version_arms_and_captures_both(store, registry):
+    routers = FakeRouters()
+    box = Box(routers, "hub1")  # no crypto session to the peer (desynchronised, no IKE SA)
+    r = responder(store, routers, registry, configured=False)
+    assert r.arm(host(), PEER_A, "inc-1", WINDOW).armed
+    assert box.debugs == {"isakmp", "ikev2", "ipsec"}
+    commands = [c.command for c in r.capture(host(), PEER_A, "receiver", "inc-1").commands]
+    assert "show crypto ikev2 sa detailed" in commands and "show crypto isakmp sa detail" in commands
+    assert r.disarm(host(), "inc-1").clean and box.debugs == set()
+
+
+@pytest.mark.parametrize(("text", "ike"), [
+    ("  IKEv1 SA: local 10.0.0.1/500 remote 10.0.0.3/500 Active\n", "isakmp"),
+    ("  IKEv2 SA: local 10.0.0.1/4500 remote 10.0.0.3/4500 Active\n", "ikev2"),
+    ("  IKE SA: local 10.0.0.1/500 remote 10.0.0.3/500 Active\n", None),  # old images: no version
+    ("Session status: DOWN\n", None),
+])
+def test_ike_version_from_crypto_session(text, ike):
+    assert ike_from_session(text) == ike
+
+
+def test_a_join_without_the_holders_steps_arms_fully(store, registry):
+    routers = FakeRouters()
+    box = Box(routers, "hub1")
+    r = responder(store, routers, registry)
+    result = r.join(host(), PEER_B, "inc-2", WINDOW, holder_incident_id="inc-1")  # inc-1 never armed hub1
+    assert result.armed and not result.joined and any("not armed by incident inc-1" in n for n in result.notes)
+    assert box.buffer_size == 1_000_000 and len(box.applets) == 1  # logging and the dead-man, like an arm
+    assert r.disarm(host(), "inc-2").clean and box.applets == {} and box.debugs == set()
