@@ -136,7 +136,7 @@ def save_json(path: str | None, data: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------- ports
 
 
-def free_port_base(count: int, *, start: int = 24001, stop: int = 32000) -> int:
+def free_port_base(count: int, *, start: int = 10001, stop: int = 32000) -> int:
     """A base port with `count` + 1 free ports (control port first) on 127.0.0.1, below the
     ephemeral range so our own client sockets never sit on a router's port."""
     base = start

@@ -71,7 +71,7 @@ def run_mode(mode: str, inventory, labs: list[LabProcess], args, folder: Path) -
     failures: list[str] = []
     store = StateStore(folder / f"{mode}.db")
     pool = SessionPool(KnownHosts.default(), max_sessions=args.workers, keep_open=(mode == "kept"))
-    agent = Agent(inventory, load_playbook(playbooks_dir() / "invalid-spi.yaml"), store, pool=pool,
+    agent = Agent(inventory, load_playbook(playbooks_dir() / "invalid-spi.yaml"), store, sessions=pool,
                   registry=default_registry(), bundle_root=folder / "bundles", workers=args.workers,
                   report=failures.append)
     rss0 = self_rss()

@@ -85,7 +85,28 @@ def _load_inventory(path: Path, **kwargs):
     return load_inventory(path, **kwargs)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _LazyGroup(click.Group):
+    """Subcommands that live in other packages (lab, demo, audit, report, scan) are imported
+    when named, not at start-up: `collector collect` should not pay for the agent and the
+    lab (about 0.5 s of imports; docs/performance.md)."""
+
+    LAZY = {"lab": "collector.lab.commands:lab_group", "demo": "collector.demo:demo_cmd",
+            "audit": "collector.diagnose.commands:audit_cmd", "report": "collector.diagnose.commands:report_cmd",
+            "scan": "collector.scan_command:scan_cmd"}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.LAZY})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.LAZY and cmd_name not in self.commands:
+            import importlib
+
+            module, _, attr = self.LAZY[cmd_name].partition(":")
+            self.add_command(getattr(importlib.import_module(module), attr), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="collector")
 @click.option("-v", "--verbose", count=True,
               help="More log output on stderr (-vv for debug); also accepted after the subcommand.")
@@ -184,7 +205,7 @@ def _select_hosts(inv, hosts: str | None, group: str | None, platform: str | Non
 @click.option("--out", type=click.Path(path_type=Path), default=Path("bundles"), show_default=True, help="Bundle root folder.")
 def collect_cmd(inventory_path, hosts, group, platform, commands, playbook, workers, as_json, print_mode, out) -> None:
     """Run show commands on routers and keep raw + parsed output in a bundle."""
-    from collector.collect import collect, write_collection_bundle
+    from collector.collect import CollectionBundle, collect
     from collector.hostkeys import KnownHosts
     from collector.parsing import default_registry
     from collector.sessions import SessionPool
@@ -206,20 +227,27 @@ def collect_cmd(inventory_path, hosts, group, platform, commands, playbook, work
     progress = _progress(len(selected), enabled=sys.stderr.isatty() and not as_json)
     # One pass: each router's session is closed by its own worker when its commands are
     # done, not kept for reuse (closing 200 sessions one by one at the end costs seconds).
-    with SessionPool(KnownHosts.default(), max_sessions=workers, keep_open=False) as pool, progress as bar:
-        run = collect(selected, command_list, pool=pool, registry=default_registry(), workers=workers,
-                      on_host_done=lambda o: bar.advance(o))
-    bundle = write_collection_bundle(run, out_root=out, inventory=inv)
+    # The bundle is written as routers finish, while the others are still being read.
+    writing = CollectionBundle(out, inv)
+    try:
+        with SessionPool(KnownHosts.default(), max_sessions=workers, keep_open=False) as pool, progress as bar:
+            run = collect(selected, command_list, pool=pool, registry=default_registry(), workers=workers,
+                          on_host_done=lambda o: (bar.advance(o), writing.add(o)))
+    except BaseException:
+        writing.abandon()
+        raise
+    bundle = writing.seal(run)
 
     if as_json:
         from collector.redact import redact_data
 
         secrets = inv.secret_values()  # stdout is often piped to a file: same redaction as the bundle
+        memo = writing.redaction_memo  # the bundle redacted these texts already: each is redacted once
         for outcome in run.outcomes:
             for r in outcome.results:
                 row = {"host": r.host, "command": r.command, "raw": r.raw, "parsed": r.parsed,
                        "error": r.error, "seconds": round(r.seconds, 4)}
-                click.echo(json.dumps(redact_data(row, secrets), default=str))
+                click.echo(json.dumps(redact_data(row, secrets, memo=memo), default=str))
     elif print_mode:
         from collector.print_result import result_lines
 
@@ -459,14 +487,6 @@ def incidents_cmd(state_dir, as_json) -> None:
 
 
 def main() -> None:
-    from collector.demo import demo_cmd
-    from collector.diagnose.commands import audit_cmd, report_cmd
-    from collector.lab.commands import lab_group
-    from collector.scan_command import scan_cmd
-
-    for command, name in ((lab_group, "lab"), (demo_cmd, "demo"), (audit_cmd, "audit"), (report_cmd, "report"),
-                          (scan_cmd, "scan")):
-        cli.add_command(command, name)
     try:
         from collector.logfmt import hoist_global_options
 

@@ -180,30 +180,66 @@ def collect(
     return run
 
 
-def write_collection_bundle(run: CollectionRun, *, out_root: Path, inventory: Inventory) -> Path:
-    """raw and parsed output per host and command, results.json and manifest.json."""
-    stamp = run.started.strftime("%Y%m%dT%H%M%SZ")
-    writer = BundleWriter(out_root, f"{stamp}_collect", secrets=inventory.secret_values())
-    for outcome in run.outcomes:
+# results.json: each command's outcome without its texts (asdict would deep-copy them first)
+_RESULT_SUMMARY = ("command", "template", "error", "error_kind", "seconds")
+
+
+class CollectionBundle:
+    """A collect's bundle, written while the collection runs: each router's raw and parsed
+    files as soon as it is done (`add`, from `collect(on_host_done=...)`, while the other
+    routers are still being read), results.json and the manifest when sealed."""
+
+    def __init__(self, out_root: Path, inventory: Inventory, started: datetime | None = None):
+        stamp = (started or datetime.now(timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
+        self.inventory = inventory
+        self.writer = BundleWriter(out_root, f"{stamp}_collect", secrets=inventory.secret_values())
+
+    @property
+    def redaction_memo(self) -> dict[str, str]:
+        """What the bundle redacted (text -> redacted), for printing the same results."""
+        return self.writer.redaction_memo
+
+    def add(self, outcome: HostOutcome) -> None:
         for index, result in enumerate(outcome.results, start=1):
             stem = f"{outcome.host}/{index:02d}_{slug(result.command)}"
             if result.raw is not None:
-                writer.write_text(f"{stem}.txt", result.raw)
+                self.writer.write_text(f"{stem}.txt", result.raw)
             if result.parsed is not None:
-                writer.write_json(f"{stem}.json", result.parsed)
-    writer.write_json("results.json", [
-        {"host": o.host, "ok": o.ok, "error": o.error, "error_kind": o.error_kind, "seconds": round(o.seconds, 3),
-         "commands": [{k: v for k, v in r.to_dict().items() if k not in ("raw", "parsed", "host")} for r in o.results]}
-        for o in run.outcomes
-    ])
-    manifest = {
-        "kind": "collect",
-        "complete": not run.failed,
-        "incomplete_reasons": [f"{o.host}: {o.reason}" for o in run.failed],
-        "inventory": {"sources": [str(p) for p in inventory.source], "sha256": inventory.digest},
-        "commands": list(run.commands),
-        "hosts": [o.host for o in run.outcomes],
-        "started": run.started.isoformat(),
-        "ended": (run.ended or run.started).isoformat(),
-    }
-    return writer.finish(manifest, tarball=False)
+                self.writer.write_json(f"{stem}.json", result.parsed)
+
+    def seal(self, run: CollectionRun) -> Path:
+        """results.json and manifest.json; the folder moves into place."""
+        self.writer.write_json("results.json", [
+            {"host": o.host, "ok": o.ok, "error": o.error, "error_kind": o.error_kind, "seconds": round(o.seconds, 3),
+             "commands": [{k: getattr(r, k) for k in _RESULT_SUMMARY} for r in o.results]}
+            for o in run.outcomes
+        ])
+        inventory = self.inventory
+        manifest = {
+            "kind": "collect",
+            "complete": not run.failed,
+            "incomplete_reasons": [f"{o.host}: {o.reason}" for o in run.failed],
+            "inventory": {"sources": [str(p) for p in inventory.source], "sha256": inventory.digest},
+            "commands": list(run.commands),
+            "hosts": [o.host for o in run.outcomes],
+            "started": run.started.isoformat(),
+            "ended": (run.ended or run.started).isoformat(),
+        }
+        return self.writer.finish(manifest, tarball=False)
+
+    def abandon(self) -> None:
+        """The collection did not finish: drop the folder lock; an empty folder is removed,
+        one with files is left for `recover_partial_bundles` to seal as incomplete."""
+        self.writer.release()
+        try:
+            self.writer.work.rmdir()
+        except OSError:
+            pass
+
+
+def write_collection_bundle(run: CollectionRun, *, out_root: Path, inventory: Inventory) -> Path:
+    """raw and parsed output per host and command, results.json and manifest.json."""
+    bundle = CollectionBundle(out_root, inventory, run.started)
+    for outcome in run.outcomes:
+        bundle.add(outcome)
+    return bundle.seal(run)

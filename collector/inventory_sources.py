@@ -117,8 +117,8 @@ def is_ansible_inventory(path: Path) -> bool:
         return True
     if path.suffix.lower() not in (".yaml", ".yml"):
         return False
-    try:
-        data = yaml.safe_load(text)
+    try:  # libyaml when present: this look is made before every inventory load
+        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - safe loader
     except yaml.YAMLError:
         # `!vault` values make safe_load fail: the shape decides, read without tags
         data = _shape_only(text)

@@ -63,15 +63,36 @@ class _TemplateIndex:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self.rows: tuple[_IndexRow, ...] = ()
-        self.error: str | None = None
-        path = directory / INDEX_FILE
-        if not path.is_file():
-            return
-        try:
-            self.rows = self._read(path)
-        except Exception as exc:  # noqa: BLE001 - a bad index is reported by parse(), not raised
-            self.error = f"{path}: {type(exc).__name__}: {exc}"
+        # Read on first use: ntc-templates' index (a thousand rows of regexes, ~0.3 s) is
+        # only needed when the own templates have no match, often never in a `collect`.
+        self._rows: tuple[_IndexRow, ...] | None = None
+        self._error: str | None = None
+        self._lock = threading.Lock()
+
+    def _load(self) -> None:
+        with self._lock:
+            if self._rows is not None:
+                return
+            path = self.directory / INDEX_FILE
+            rows: tuple[_IndexRow, ...] = ()
+            if path.is_file():
+                try:
+                    rows = self._read(path)
+                except Exception as exc:  # noqa: BLE001 - a bad index is reported by parse(), not raised
+                    self._error = f"{path}: {type(exc).__name__}: {exc}"
+            self._rows = rows
+
+    @property
+    def rows(self) -> tuple[_IndexRow, ...]:
+        if self._rows is None:
+            self._load()
+        return self._rows  # type: ignore[return-value]
+
+    @property
+    def error(self) -> str | None:
+        if self._rows is None:
+            self._load()
+        return self._error
 
     @staticmethod
     def _read(path: Path) -> tuple[_IndexRow, ...]:

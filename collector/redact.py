@@ -24,6 +24,7 @@ command, so free text and JSON are never partially rewritten by accident.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -218,6 +219,8 @@ _EMBEDDED = (
 #
 #   default      192.0.2.1                                   cisco123
 _ISAKMP_KEY_HEADER = re.compile(r"^[ \t]*Keyring[ \t]+Hostname/Address[ \t]+Preshared Key[ \t]*$", re.IGNORECASE)
+_NEEDLE = re.compile("|".join(re.escape(n) for n in sorted({p.needle for p in redaction_patterns} | {"preshared"},
+                                                         key=len, reverse=True)))
 _PROMPT = re.compile(r"^[\w.\-/:()]+[#>]")
 _NEWLINES = re.compile(r"(\r\n|\n|\r)")
 
@@ -225,6 +228,11 @@ _NEWLINES = re.compile(r"(\r\n|\n|\r)")
 def redact(text: str) -> str:
     """`text` with every known IOS secret token replaced by `<removed>`."""
     if not text:
+        return text
+    lower = text.lower()
+    # Every pattern needs its needle in the line and the key table its header: a text with
+    # none of them has nothing to remove (most outputs and nearly every parsed value).
+    if _NEEDLE.search(lower) is None:
         return text
     parts = _NEWLINES.split(text)  # content, newline, content, newline, ...
     header = ""  # the last top-level line: the config block we are in
@@ -271,6 +279,8 @@ def _secret_spans(line: str, block: str) -> list[tuple[int, int]]:
     """Spans of secret tokens in one line; `block` is the header of the config block
     the line is indented under ("" for a top-level line)."""
     lower = line.lower()
+    if _NEEDLE.search(lower) is None:  # one search instead of a look per pattern
+        return []
     starts = [0]
     for marker in _EMBEDDED:
         found = marker.search(line)
@@ -321,9 +331,23 @@ def redact_values(text: str, secrets: Iterable[str]) -> str:
     Longer values are replaced first (a password that contains another is removed
     whole). Values shorter than 4 characters are removed only where they stand as a
     word of their own, so a password like `ab` does not shred the text."""
-    values = sorted({s for s in secrets if isinstance(s, str) and s and s != REDACTED}, key=lambda s: (-len(s), s))
-    if not text or not values:
+    return _remove_values(text, _values_key(secrets))
+
+
+def _remove_values(text: str, values: tuple[str, ...]) -> str:
+    # No value in the text: nothing to replace (the usual case, and the cheap one: a bundle
+    # calls this for every string it writes).
+    if not text or not any(value in text for value in values):
         return text
+    return _values_pattern(values).sub(REDACTED, text)
+
+
+def _values_key(secrets: Iterable[str]) -> tuple[str, ...]:
+    return tuple(sorted({s for s in secrets if isinstance(s, str) and s and s != REDACTED}, key=lambda s: (-len(s), s)))
+
+
+@functools.lru_cache(maxsize=32)
+def _values_pattern(values: tuple[str, ...]) -> re.Pattern[str]:
     alternatives = [re.escape(REDACTED)]
     for value in values:
         escaped = re.escape(value)
@@ -331,17 +355,23 @@ def redact_values(text: str, secrets: Iterable[str]) -> str:
             escaped = rf"(?<![^{_WORD_EDGE}]){escaped}(?![^{_WORD_EDGE}])"
         alternatives.append(escaped)
     # The marker comes first, so text that was already redacted stays as it is.
-    return re.sub("|".join(alternatives), REDACTED, text)
+    return re.compile("|".join(alternatives))
 
 
-def redact_data(obj: object, secrets: Iterable[str] = ()) -> object:
+def redact_data(obj: object, secrets: Iterable[str] = (), *, memo: dict[str, str] | None = None) -> object:
     """A copy of JSON-like data (dicts, lists, tuples, strings, numbers) with `redact`
     and `redact_values` applied to every string, keys included."""
-    values = tuple(secrets)
+    values = _values_key(secrets)
+    # Parsed tables repeat their values (states, flags, zeros), across routers too: a caller
+    # redacting many objects with the same secrets may pass one `memo` for all of them.
+    done: dict[str, str] = {} if memo is None else memo
 
     def clean(value: object) -> object:
         if isinstance(value, str):
-            return redact_values(redact(value), values)
+            cleaned = done.get(value)
+            if cleaned is None:
+                cleaned = done[value] = _remove_values(redact(value), values)
+            return cleaned
         if isinstance(value, dict):
             return {clean(k) if isinstance(k, str) else k: clean(v) for k, v in value.items()}
         if isinstance(value, list):

@@ -1,0 +1,225 @@
+"""Benchmark 9: what writing the bundle costs in a 200-router collect, and where the rest goes.
+
+One lab (own process). Each round, alternated:
+  in-process  the steps of `collector collect --json` as cli.py runs them, timed apart:
+              `collect()` (sessions closed by their workers) with each router's bundle
+              files written as it finishes (`CollectionBundle.add`: redaction, files,
+              hashes), then the sealing (results.json, manifest, one flush, the rename),
+              then the --json lines (redacted) written to a file. A checkout from before
+              CollectionBundle writes the whole bundle after the collection instead.
+  no_bundle   the same collection in-process without any bundle (the difference is what
+              writing the bundle while collecting adds to the wall time; noisy when shared)
+After each in-process round the same bundle is written again from the finished run with
+nothing else running (`write_collection_bundle`, the least of 3 writes): that serial time is the bundle's cost,
+and its share of the whole command's wall time is the figure held against the target.
+  process     the whole command, `collector collect --json` (start-up and exit included)
+`os.fsync` is wrapped during the in-process bundle write to count the calls and their time.
+`--bundle-root` on a tmpfs (/dev/shm) shows what the disk itself costs.
+
+Target: writing the bundle takes at most 5 % of the whole command's wall time.
+
+    .venv/bin/python bench/bundle_write.py [--routers 200] [--rounds 3] [--workers 20]
+        [--bundle-root DIR] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _common import (OtherLoad, LabProcess, isolate_state, known_hosts_path, median, print_machine, quiet_logs,
+                     raise_fd_limit, save_json, seed_known_hosts, self_cpu, verdict)
+from anchors import run_process
+from fleet_collect import COMMANDS
+
+TARGET_SHARE = 0.05
+
+
+class FsyncMeter:
+    """Counts os.fsync calls and the bundle folder's flush at sealing (syncfs, when the
+    writer has one) and their wall time while installed."""
+
+    def __init__(self) -> None:
+        from collector import bundle
+
+        self.bundle = bundle
+        self.calls, self.seconds, self.flush_s = 0, 0.0, 0.0
+        self._real, self._real_flush = os.fsync, getattr(bundle, "_durable_folder", None)
+
+    def __enter__(self) -> "FsyncMeter":
+        def timed(fd: int) -> None:
+            t0 = time.perf_counter()
+            try:
+                self._real(fd)
+            finally:
+                self.calls += 1
+                self.seconds += time.perf_counter() - t0
+
+        def timed_flush(folder) -> None:
+            t0 = time.perf_counter()
+            try:
+                self._real_flush(folder)
+            finally:
+                self.flush_s += time.perf_counter() - t0
+
+        os.fsync = timed
+        if self._real_flush is not None:
+            self.bundle._durable_folder = timed_flush
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        os.fsync = self._real
+        if self._real_flush is not None:
+            self.bundle._durable_folder = self._real_flush
+
+
+def in_process(inventory, out_root: Path, json_out: Path, workers: int, with_bundle: bool = True) -> dict:
+    """The steps of `collector collect --json` as cli.py runs them, each timed: the bundle's
+    per-router files are written as routers finish (`CollectionBundle.add`, timed apart:
+    that time overlaps the other routers' network waits), then sealed."""
+    from collector.collect import collect
+    from collector.hostkeys import KnownHosts
+    from collector.parsing import default_registry
+    from collector.redact import redact_data
+    from collector.sessions import SessionPool
+
+    try:
+        from collector.collect import CollectionBundle
+    except ImportError:  # a checkout from before the streamed bundle: written after the collection
+        CollectionBundle = None
+    hosts = list(inventory.hosts.values())
+    adds = {"wall": 0.0}
+    with FsyncMeter() as fsyncs:
+        writing = CollectionBundle(out_root, inventory) if CollectionBundle and with_bundle else None
+
+        def add(outcome) -> None:
+            a0 = time.perf_counter()
+            writing.add(outcome)
+            adds["wall"] += time.perf_counter() - a0
+
+        t0, c0 = time.perf_counter(), self_cpu()
+        with SessionPool(KnownHosts.default(), max_sessions=workers, keep_open=False) as pool:
+            run = collect(hosts, COMMANDS, pool=pool, registry=default_registry(), workers=workers,
+                          on_host_done=add if writing else None)
+        t1, c1 = time.perf_counter(), self_cpu()
+        if writing:
+            bundle = writing.seal(run)
+        elif with_bundle:
+            from collector.collect import write_collection_bundle
+
+            bundle = write_collection_bundle(run, out_root=out_root, inventory=inventory)
+        t2, c2 = time.perf_counter(), self_cpu()
+    serial = serial_cpu = None
+    if with_bundle:  # the same bundle written again from the finished run, nothing else running
+        from collector.collect import write_collection_bundle
+
+        walls, cpus = [], []
+        for _ in range(3):  # the least of three: other load only ever adds
+            s0, sc0 = time.perf_counter(), self_cpu()
+            again = write_collection_bundle(run, out_root=out_root / "serial", inventory=inventory)
+            walls.append(time.perf_counter() - s0)
+            cpus.append(self_cpu() - sc0)
+            shutil.rmtree(again)
+        serial, serial_cpu = min(walls), min(cpus)
+    secrets = inventory.secret_values()
+    memo = getattr(writing, "redaction_memo", None)  # as the CLI: the bundle's redactions reused
+    with json_out.open("w") as out:
+        for outcome in run.outcomes:
+            for r in outcome.results:
+                row = {"host": r.host, "command": r.command, "raw": r.raw, "parsed": r.parsed, "error": r.error,
+                       "seconds": round(r.seconds, 4)}
+                out.write(json.dumps(redact_data(row, secrets, **({"memo": memo} if memo is not None else {})),
+                                     default=str) + "\n")
+    t3, c3 = time.perf_counter(), self_cpu()
+    if not with_bundle:
+        return {"collect": t1 - t0, "collect_cpu": c1 - c0, "json": t3 - t2, "failed": len(run.failed)}
+    files = [p for p in bundle.rglob("*") if p.is_file()]
+    result = {"collect": t1 - t0, "collect_cpu": c1 - c0, "adds": adds["wall"], "seal": t2 - t1, "serial": serial, "serial_cpu": serial_cpu,
+              "bundle": adds["wall"] + (t2 - t1), "seal_cpu": c2 - c1, "json": t3 - t2, "json_cpu": c3 - c2,
+              "fsync_calls": fsyncs.calls, "fsync_s": fsyncs.seconds, "folder_flush_s": fsyncs.flush_s,
+              "files": len(files), "bytes": sum(p.stat().st_size for p in files), "failed": len(run.failed)}
+    shutil.rmtree(bundle, ignore_errors=True)
+    return result
+
+
+def whole_process(inventory_path: Path, out_root: Path, work: Path, workers: int) -> dict:
+    argv = [str(Path(sys.executable).parent / "collector"), "collect", "-i", str(inventory_path),
+            *[p for c in COMMANDS for p in ("-c", c)], "--workers", str(workers), "--json", "--out", str(out_root)]
+    wall, cpu, code = run_process(argv, work / "collect.out", work / "collect.err")
+    shutil.rmtree(out_root, ignore_errors=True)
+    return {"wall": wall, "cpu": cpu, "exit": code}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--routers", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=20)
+    parser.add_argument("--bundle-root", help="where bundles go (default: a folder under /tmp)")
+    parser.add_argument("--json", help="write the figures to this JSON file")
+    args = parser.parse_args()
+    load = OtherLoad()
+    work = isolate_state()
+    quiet_logs()
+    raise_fd_limit()
+    from collector.inventory import load_inventory
+
+    root = Path(args.bundle_root) if args.bundle_root else work
+    root.mkdir(parents=True, exist_ok=True)
+    results: dict = {"benchmark": "bundle_write", "machine": print_machine(), "args": vars(args),
+                     "bundle_filesystem": os.statvfs(root).f_fsid, "rounds": []}
+    with LabProcess(routers=args.routers) as lab:
+        inventory = load_inventory(lab.inventory_path)
+        seed_known_hosts(((h.hostname, h.port) for h in inventory.hosts.values()), known_hosts_path())
+        print(f"lab: {args.routers} routers in pid {lab.pid}; bundles under {root}; {args.rounds} alternated rounds")
+        for rnd in range(args.rounds):
+            steps = ("in_process", "no_bundle", "process")
+            steps = steps[rnd % 3:] + steps[:rnd % 3]
+            entry: dict = {"load1": os.getloadavg()[0]}
+            for step in steps:
+                out_root = Path(tempfile.mkdtemp(prefix="bundles-", dir=root))
+                if step in ("in_process", "no_bundle"):
+                    entry[step] = in_process(inventory, out_root, work / "rows.jsonl", args.workers,
+                                             with_bundle=step == "in_process")
+                else:
+                    entry[step] = whole_process(lab.inventory_path, out_root, work, args.workers)
+                shutil.rmtree(out_root, ignore_errors=True)
+            ip, pr, nb = entry["in_process"], entry["process"], entry["no_bundle"]
+            entry["added"] = ip["collect"] + ip["seal"] - nb["collect"]
+            entry["share"] = ip["serial"] / pr["wall"]
+            entry["cpu_share"] = ip["serial_cpu"] / pr["cpu"]  # robust to other load: both CPU
+            results["rounds"].append(entry)
+            print(f"  round {rnd + 1}: process {pr['wall']:5.2f} s wall ({pr['cpu']:.2f} s CPU, exit {pr['exit']}); "
+                  f"in-process collect {ip['collect']:5.2f} s ({ip['collect_cpu']:.2f} CPU), bundle {ip['bundle']:5.3f} s "
+                  f"(as routers finish {ip['adds']:.3f} s, sealing {ip['seal']:.3f} s; {ip['files']} files, {ip['bytes'] / 2**20:.1f} MiB; fsync "
+                  f"{ip['fsync_calls']} calls {ip['fsync_s']:.3f} s, folder flush {ip['folder_flush_s']:.3f} s), --json lines {ip['json']:5.3f} s; "
+                  f"without a bundle: collect {nb['collect']:5.2f} s; the same bundle written alone from the finished run "
+                  f"{ip['serial']:.3f} s ({ip['serial_cpu']:.3f} s CPU) = {entry['share']:.1%} of the command "
+                  f"({entry['cpu_share']:.1%} by CPU); load {entry['load1']:.1f}")
+    share = median([r["share"] for r in results["rounds"]])
+    wall = median([r["process"]["wall"] for r in results["rounds"]])
+    bundle = median([r["in_process"]["serial"] for r in results["rounds"]])
+    added = median([r["added"] for r in results["rounds"]])
+    cpu_share = median([r["cpu_share"] for r in results["rounds"]])
+    print(f"the bundle's CPU (written alone) / the whole command's CPU (median): {cpu_share:.1%}")
+    print(f"collect with the bundle written as routers finish + sealing, minus collect without a bundle "
+          f"(median of the rounds' differences): {added:+.3f} s")
+    ok = share <= TARGET_SHARE and all(r["process"]["exit"] == 0 and not r["in_process"]["failed"]
+                                       for r in results["rounds"])
+    print(f"\nresult: writing the bundle {bundle:.3f} s of a {wall:.2f} s `collector collect --json` "
+          f"({args.routers} routers x {len(COMMANDS)} commands): {share:.1%} (target <= {TARGET_SHARE:.0%}) -> {verdict(ok)}")
+    results.update(share=share, cpu_share=cpu_share, process_wall=wall, bundle_s=bundle, added_s=added,
+                   verdict=verdict(ok))
+    results["other_load"] = load.report()
+    save_json(args.json, results)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

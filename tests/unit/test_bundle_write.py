@@ -1,0 +1,58 @@
+"""The bundle write path: hashes taken while writing, one flush of the folder at sealing."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from collector import bundle
+from collector.bundle import BundleWriter, sha256_file
+
+
+def _sealed(tmp_path, monkeypatch, syncfs):
+    monkeypatch.setattr(bundle, "_syncfs", syncfs)
+    fsynced: list[int] = []
+    real = os.fsync
+    monkeypatch.setattr(bundle.os, "fsync", lambda fd: (fsynced.append(fd), real(fd))[1])
+    writer = BundleWriter(tmp_path, "b", secrets=["hunter2secret"])
+    big = "".join(f"line {i} password hunter2secret\n" for i in range(20000))  # > one write chunk
+    writer.write_text("r1/01_show_run.txt", big)
+    writer.write_json("r1/01_show_run.json", [{"k": "hunter2secret", "n": i} for i in range(3)])
+    writer.write_jsonl("timeline.jsonl", ({"i": i} for i in range(5)))
+    writer.write_text("r1/01_show_run.txt", big[:100])  # written again: one entry, the last text
+    final = writer.finish({"complete": True}, tarball=False)
+    return final, fsynced
+
+
+def test_manifest_hashes_and_sizes_are_those_of_the_files_on_disk(tmp_path, monkeypatch):
+    final, _ = _sealed(tmp_path, monkeypatch, None)
+    manifest = json.loads((final / "manifest.json").read_text())
+    paths = [e["path"] for e in manifest["files"]]
+    assert paths == ["r1/01_show_run.txt", "r1/01_show_run.json", "timeline.jsonl"]
+    for entry in manifest["files"]:
+        assert entry["sha256"] == sha256_file(final / entry["path"])
+        assert entry["bytes"] == (final / entry["path"]).stat().st_size
+    assert "hunter2secret" not in "".join(p.read_text() for p in final.rglob("*") if p.is_file())
+    parsed = (final / "r1/01_show_run.json").read_text()
+    assert json.loads(parsed) == [{"k": "<removed>", "n": i} for i in range(3)]
+    assert parsed.splitlines()[1] == '  {"k": "<removed>", "n": 0},'  # one record per line
+    assert (final / "timeline.jsonl").read_text() == "".join(json.dumps({"i": i}) + "\n" for i in range(5))
+    assert oct((final / "timeline.jsonl").stat().st_mode & 0o777) == "0o600"
+
+
+def test_sealing_flushes_the_folder_once_then_the_rename(tmp_path, monkeypatch):
+    calls: list[int] = []
+    _final, fsynced = _sealed(tmp_path, monkeypatch, lambda fd: calls.append(fd) or 0)
+    assert len(calls) == 1  # one syncfs for the whole folder, before the rename
+    assert len(fsynced) == 1  # and the bundle root's directory entry after it
+
+
+def test_without_syncfs_every_file_and_folder_is_fsynced_before_the_rename(tmp_path, monkeypatch):
+    _final, fsynced = _sealed(tmp_path, monkeypatch, None)
+    # 4 files (3 + manifest) and 2 folders (the bundle, r1), then the root after the rename
+    assert len(fsynced) == 4 + 2 + 1
+
+
+def test_a_failed_syncfs_falls_back_to_fsync_each(tmp_path, monkeypatch):
+    _final, fsynced = _sealed(tmp_path, monkeypatch, lambda fd: -1)
+    assert len(fsynced) == 4 + 2 + 1
