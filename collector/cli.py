@@ -276,7 +276,10 @@ def _default_playbook() -> Path:
 @click.option("--dry-run", is_flag=True, help="Print the per-router command plan (do and undo); change nothing.")
 @click.option("--workers", default=20, show_default=True, type=click.IntRange(1, 500))
 @click.option("--max-seconds", type=float, default=None, hidden=True)
-def watch_cmd(inventory_path, playbook, once, syslog_at, state_dir, out, dry_run, workers, max_seconds) -> None:
+@click.option("--broker", metavar="redis://HOST:PORT/N", default=None,
+              help="Correlator for several sites: send each router's work to its site's `collector worker`.")
+def watch_cmd(inventory_path, playbook, once, syslog_at, state_dir, out, dry_run, workers, max_seconds,
+              broker) -> None:
     """Watch routers for repeated invalid-SPI flows; arm, capture, disarm, bundle."""
     import threading
 
@@ -288,8 +291,16 @@ def watch_cmd(inventory_path, playbook, once, syslog_at, state_dir, out, dry_run
     if not book.is_watch:
         raise UserError(f"{playbook}: playbook {book.name} has no trigger; use `collector collect --playbook`")
     inv = _load_inventory(inventory_path)
+    if broker:
+        _check_broker(broker)
+        if dry_run:
+            raise UserError("--dry-run is not available with --broker: run it on the site's jump host")
+        missing = sorted(h.name for h in inv.hosts.values() if not h.site)
+        if missing:
+            raise UserError(f"{inventory_path}: with --broker every host needs a `site`; none for: "
+                            + ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else ""))
     options = WatchOptions(state_dir=state_dir, bundle_root=out, once=once, dry_run=dry_run,
-                           syslog=_host_port(syslog_at), workers=workers, max_seconds=max_seconds)
+                           syslog=_host_port(syslog_at), workers=workers, max_seconds=max_seconds, broker=broker)
     report = lambda message: click.echo(f"collector: {message}", err=True)  # noqa: E731
     signals: dict[int, int] = {}
     try:
@@ -311,6 +322,47 @@ def watch_cmd(inventory_path, playbook, once, syslog_at, state_dir, out, dry_run
         for name, why in sorted(agent.unreadable.items()):
             click.echo(f"collector: {name}: could not be read: {why}", err=True)
         sys.exit(1)
+
+
+def _check_broker(broker: str) -> None:
+    if not broker.startswith(("redis://", "rediss://", "unix://")):
+        raise UserError(f"--broker {broker}: expected redis://HOST:PORT/N")
+    try:
+        import celery  # noqa: F401
+        import redis  # noqa: F401
+    except ImportError:
+        raise UserError("--broker needs the scale extra: pip install 'collector[scale]'") from None
+
+
+@cli.command("worker")
+@_inventory_option
+@click.option("--site", required=True, help="The site this jump host serves (inventory `site`).")
+@click.option("--broker", required=True, metavar="redis://HOST:PORT/N", help="The Redis broker.")
+@click.option("--playbook", type=click.Path(path_type=Path), default=None, help="Default: the shipped invalid-spi.yaml.")
+@click.option("--state", "state_dir", type=click.Path(path_type=Path), default=None,
+              help="This worker's step ledger and log cursors. Default: state/site-NAME.")
+@click.option("--concurrency", default=8, show_default=True, type=click.IntRange(1, 200),
+              help="Tasks (routers) worked on at once.")
+@click.option("--logins-per-second", default=2.0, show_default=True, type=click.FloatRange(0.01, 1000),
+              help="New SSH logins per second for the whole site (shared by its workers).")
+@click.option("--login-burst", default=10, show_default=True, type=click.IntRange(1, 10000))
+def worker_cmd(inventory_path, site, broker, playbook, state_dir, concurrency, logins_per_second, login_burst) -> None:
+    """Serve one site's queue: SSH to its routers, poll, arm, capture, disarm, collect."""
+    from collector.agent import AgentBusy
+    from collector.playbook import load_playbook
+
+    inv = _load_inventory(inventory_path)
+    _check_broker(broker)
+    if not any(h.site == site for h in inv.hosts.values()):
+        raise UserError(f"{inventory_path}: no host has site {site!r}")
+    from collector.scaleout.site import run_worker
+
+    book = load_playbook(playbook or _default_playbook())
+    try:
+        run_worker(site, broker, inv, book, state_dir or Path("state") / f"site-{site}", concurrency=concurrency,
+                   logins_per_second=logins_per_second, login_burst=login_burst)
+    except AgentBusy as exc:
+        raise UserError(str(exc)) from None
 
 
 @cli.command("disarm")
