@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from contextlib import contextmanager
 from dataclasses import replace
@@ -58,7 +59,7 @@ class SiteClient:
         wait = timeout or self.timeout
         try:
             self.app.send_task(task_name(task), args=[*args, reply], queue=queue_of(host.site))
-            got = self.redis.blpop([reply], timeout=wait)
+            got = self._wait(reply, wait)
         except redis.RedisError as exc:
             raise SiteDark(host.name, f"broker unreachable: {exc}") from None
         if got is None:
@@ -73,7 +74,18 @@ class SiteClient:
         """Whether a worker of `site` answers within `timeout` seconds."""
         reply = f"collector:reply:{uuid.uuid4().hex}"
         self.app.send_task(task_name("ping"), args=[reply], queue=queue_of(site), expires=timeout)
-        return self.redis.blpop([reply], timeout=timeout) is not None
+        return self._wait(reply, timeout) is not None
+
+    def _wait(self, reply: str, timeout: float):
+        """BLPOP in short slices: the client's socket timeout (5 s) is shorter than a task."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            got = self.redis.blpop([reply], timeout=max(0.1, min(left, 2.0)))
+            if got is not None:
+                return got
 
     def close(self) -> None:
         self.redis.close()

@@ -51,6 +51,10 @@ DONE_KEEP_S = 86_400
 REPLY_KEEP_S = 3_600
 
 
+class StillRunning(Exception):
+    """The first delivery of this task is still running: deliver it again later."""
+
+
 class SitePool(SessionPool):
     """A session pool whose every new login first takes a token of the site's bucket."""
 
@@ -166,7 +170,7 @@ class SiteRuntime:
         if self.client.exists(DONE + task_id):
             return  # answered before; this is a redelivery after the answer went out
         if not self.client.set(RUNNING + task_id, "1", nx=True, px=RUNNING_LEASE_MS):
-            return  # the first delivery is still running (its worker is alive)
+            raise StillRunning(task_id)  # its worker is alive, or died less than a lease ago
         stop = threading.Event()
         keeper = threading.Thread(target=self._keep_running, args=(task_id, stop), daemon=True)
         keeper.start()
@@ -197,37 +201,43 @@ class SiteRuntime:
 
 def register_tasks(app, runtime: SiteRuntime) -> None:
     """The site's tasks; each runs its body once per task id (see SiteRuntime.answer)."""
-    options = {"bind": True, "acks_late": True, "reject_on_worker_lost": True, "ignore_result": True}
+    options = {"bind": True, "acks_late": True, "reject_on_worker_lost": True, "ignore_result": True,
+               "max_retries": None}
+
+    def run(task, reply, body):
+        try:
+            runtime.answer(task.request.id, reply, body)
+        except StillRunning:  # same task id again: answered once, by whichever delivery finishes
+            raise task.retry(countdown=RUNNING_LEASE_MS / 1000) from None
 
     @app.task(name=task_name("poll"), **options)
     def poll(task, router, reply):
-        runtime.answer(task.request.id, reply, lambda: runtime.poll(router))
+        run(task, reply, lambda: runtime.poll(router))
 
     @app.task(name=task_name("arm"), **options)
     def arm(task, incident_id, router, peer, window_seconds, holder, reply):
-        runtime.answer(task.request.id, reply, lambda: runtime.arm(router, incident_id, peer, window_seconds, holder))
+        run(task, reply, lambda: runtime.arm(router, incident_id, peer, window_seconds, holder))
 
     @app.task(name=task_name("capture"), **options)
     def capture(task, incident_id, router, peer, role, reply):
-        runtime.answer(task.request.id, reply, lambda: runtime.capture(router, peer, role, incident_id))
+        run(task, reply, lambda: runtime.capture(router, peer, role, incident_id))
 
     @app.task(name=task_name("release"), **options)
     def release(task, action, reply):
         release = from_json(action)
-        runtime.answer(task.request.id, reply,
-                       lambda: runtime.release(release.router, release.incident_id, release.heir))
+        run(task, reply, lambda: runtime.release(release.router, release.incident_id, release.heir))
 
     @app.task(name=task_name("find_peer"), **options)
     def find_peer(task, router, spi_hex, reply):
-        runtime.answer(task.request.id, reply, lambda: runtime.find_peer(router, spi_hex))
+        run(task, reply, lambda: runtime.find_peer(router, spi_hex))
 
     @app.task(name=task_name("ping"), **options)
     def ping(task, reply):
-        runtime.answer(task.request.id, reply, lambda: runtime.site)
+        run(task, reply, lambda: runtime.site)
 
     @app.task(name=task_name("collect"), **options)
     def collect(task, router, commands, reply):
-        runtime.answer(task.request.id, reply, lambda: runtime.collect(router, list(commands)))
+        run(task, reply, lambda: runtime.collect(router, list(commands)))
 
 
 def run_worker(site: str, broker: str, inventory: Inventory, playbook: Playbook, state_dir: Path, *,
