@@ -140,7 +140,10 @@ def _select_hosts(inv, hosts: str | None, group: str | None, platform: str | Non
 @click.option("--print", "print_mode", type=click.Choice(["raw", "parsed"]), default=None, is_flag=False,
               flag_value="raw", help="Show each output as Nornir's print_result does (--print=parsed: the records).")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("bundles"), show_default=True, help="Bundle root folder.")
-def collect_cmd(inventory_path, hosts, group, platform, commands, playbook, workers, as_json, print_mode, out) -> None:
+@click.option("--broker", metavar="redis://HOST:PORT/N", default=None,
+              help="Run each router's commands on its site's `collector worker`.")
+def collect_cmd(inventory_path, hosts, group, platform, commands, playbook, workers, as_json, print_mode, out,
+                broker) -> None:
     """Run show commands on routers and keep raw + parsed output in a bundle."""
     from collector.collect import collect, write_collection_bundle
     from collector.hostkeys import KnownHosts
@@ -164,9 +167,25 @@ def collect_cmd(inventory_path, hosts, group, platform, commands, playbook, work
     progress = _progress(len(selected), enabled=sys.stderr.isatty() and not as_json)
     # One pass: each router's session is closed by its own worker when its commands are
     # done, not kept for reuse (closing 200 sessions one by one at the end costs seconds).
-    with SessionPool(KnownHosts.default(), max_sessions=workers, keep_open=False) as pool, progress as bar:
-        run = collect(selected, command_list, pool=pool, registry=default_registry(), workers=workers,
-                      on_host_done=lambda o: bar.advance(o))
+    if broker:
+        _check_broker(broker)
+        missing = sorted(h.name for h in selected if not h.site)
+        if missing:
+            raise UserError(f"{inventory_path}: with --broker every host needs a `site`; none for: "
+                            + ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else ""))
+        from collector.scaleout.remote import SiteClient, collect_remote
+
+        client = SiteClient(broker)
+        try:
+            with progress as bar:
+                run = collect_remote(selected, command_list, client, workers=workers,
+                                     on_host_done=lambda o: bar.advance(o))
+        finally:
+            client.close()
+    else:
+        with SessionPool(KnownHosts.default(), max_sessions=workers, keep_open=False) as pool, progress as bar:
+            run = collect(selected, command_list, pool=pool, registry=default_registry(), workers=workers,
+                          on_host_done=lambda o: bar.advance(o))
     bundle = write_collection_bundle(run, out_root=out, inventory=inv)
 
     if as_json:

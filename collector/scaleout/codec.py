@@ -25,6 +25,7 @@ from collector.core.decide import (
     SourceKind,
 )
 from collector.core.results import ArmResult, DisarmResult, LogSnapshot, RouterChange
+from collector.collect import CommandResult, HostOutcome
 from collector.core.states import IncidentState, StepStatus
 from collector.detect.events import Flow
 from collector.respond.evidence import CommandRecord, RouterCapture
@@ -36,7 +37,7 @@ class CodecError(ValueError):
 
 _TYPES: dict[str, type] = {cls.__name__: cls for cls in (
     Flow, LineSeen, ArmDone, CaptureDone, ReleaseDone, Arm, Capture, Release,
-    ArmResult, DisarmResult, LogSnapshot, RouterChange, RouterCapture, CommandRecord,
+    ArmResult, DisarmResult, LogSnapshot, RouterChange, RouterCapture, CommandRecord, CommandResult, HostOutcome,
 )}
 _ENUMS: dict[str, type[Enum]] = {cls.__name__: cls for cls in (SourceKind, StepStatus, IncidentState)}
 

@@ -147,21 +147,11 @@ class SiteRuntime:
         found = self.responder.find_sender_peer(self.host(router), spi_hex)
         return str(found) if found is not None else None
 
-    def collect(self, router: str, commands: list[str]) -> list:
-        from collector.respond.evidence import CommandRecord
-        from collector.timeutil import utcnow
+    def collect(self, router: str, commands: list[str]):
+        from collector.collect import collect_host, require_read_only
 
-        host = self.host(router)
-        records = []
-        with self.responder.sessions.session(host) as session:
-            for command in commands:
-                started = utcnow()
-                try:
-                    text, error = session.run(command).text, None
-                except SessionError as exc:
-                    text, error = None, exc.reason
-                records.append(CommandRecord(router, command, text, None, None, error, started, utcnow()))
-        return records
+        require_read_only(commands)  # a site worker runs show commands only, whoever asks
+        return collect_host(self.host(router), commands, pool=self.responder.sessions, registry=self.reader.registry)
 
     # -- delivery ---------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from collector.collect import CommandResult, HostOutcome
 from collector.core.decide import Arm, ArmDone, Capture, CaptureDone, LineSeen, Release, ReleaseDone, SourceKind
 from collector.core.results import ArmResult, DisarmResult, LogSnapshot, RouterChange
 from collector.core.states import StepStatus
@@ -48,6 +49,8 @@ VALUES = [
     DisarmResult("hub1", clean=False, leftovers=("debug crypto ipsec",), changes=(CHANGE,), error="lost"),
     RouterCapture("hub1", "receiver", "cisco_xe", "192.0.2.3", (RECORD,), -0.25, error=None),
     {"lines": [T0], "read": 3},
+    HostOutcome("hub1", (CommandResult("hub1", "show ip interface brief", "raw", [{"intf": "Gi1", "ip": "1.2.3.4"}],
+                                       "tmpl", None, None, 0.25),), error=None, error_kind=None, seconds=0.5),
 ]
 
 

@@ -160,3 +160,32 @@ def test_two_correlators_arming_one_router_at_once_get_one_arm_and_one_refusal(t
         first.close()
         second.close()
     assert router_leftovers(lab, "spoke2") == []
+
+
+def bundle_files(bundle: Path) -> dict[str, str]:
+    """Every per-host output file of a collection bundle, by path inside it."""
+    return {str(p.relative_to(bundle)): p.read_text() for p in sorted(bundle.rglob("*"))
+            if p.is_file() and p.parent != bundle}
+
+
+def test_collect_through_the_sites_gives_the_same_bundle_as_a_local_collect(tmp_path, redis_url, two_sites):
+    import subprocess
+    import sys
+
+    _lab, inventory, _workers = two_sites
+    commands = ["-c", "show running-config", "-c", "show ip interface brief", "-c", "show crypto isakmp sa"]
+
+    def collect(out: Path, *extra: str) -> Path:
+        done = subprocess.run([sys.executable, "-m", "collector", "collect", "-i", str(inventory), *commands,
+                               "--out", str(out), *extra], capture_output=True, text=True, timeout=180)
+        assert done.returncode == 0, done.stderr[-2000:]
+        [bundle] = [p for p in out.iterdir() if p.is_dir() and p.name.endswith("_collect")]
+        return bundle
+
+    local = collect(tmp_path / "local")
+    remote = collect(tmp_path / "remote", "--broker", redis_url)
+    local_files, remote_files = bundle_files(local), bundle_files(remote)
+    assert len(local_files) >= 6 * 3  # raw output of 3 commands on 6 routers, at least
+    assert remote_files == local_files
+    manifest = json.loads((remote / "manifest.json").read_text())
+    assert manifest["complete"] is True and len(manifest["hosts"]) == 6
