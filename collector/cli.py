@@ -365,7 +365,10 @@ def _check_broker(broker: str) -> None:
 @click.option("--logins-per-second", default=2.0, show_default=True, type=click.FloatRange(0.01, 1000),
               help="New SSH logins per second for the whole site (shared by its workers).")
 @click.option("--login-burst", default=10, show_default=True, type=click.IntRange(1, 10000))
-def worker_cmd(inventory_path, site, broker, playbook, state_dir, concurrency, logins_per_second, login_burst) -> None:
+@click.option("--max-armed", type=click.IntRange(1, 100000), default=None,
+              help="Armed-router cap across all sites (default: the playbook's guards.max_armed_routers).")
+def worker_cmd(inventory_path, site, broker, playbook, state_dir, concurrency, logins_per_second, login_burst,
+               max_armed) -> None:
     """Serve one site's queue: SSH to its routers, poll, arm, capture, disarm, collect."""
     from collector.agent import AgentBusy
     from collector.playbook import load_playbook
@@ -379,7 +382,7 @@ def worker_cmd(inventory_path, site, broker, playbook, state_dir, concurrency, l
     book = load_playbook(playbook or _default_playbook())
     try:
         run_worker(site, broker, inv, book, state_dir or Path("state") / f"site-{site}", concurrency=concurrency,
-                   logins_per_second=logins_per_second, login_burst=login_burst)
+                   logins_per_second=logins_per_second, login_burst=login_burst, max_armed=max_armed)
     except AgentBusy as exc:
         raise UserError(str(exc)) from None
 

@@ -42,9 +42,12 @@ end
 if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[4]) then
   return {-1, tostring(redis.call('ZCARD', KEYS[2]))}
 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', lease)
+-- a join that arrives before its holder's own arm: the router is taken for the holder
+local taker = ARGV[1]
+if ARGV[5] ~= '' then taker = ARGV[5] end
+redis.call('SET', KEYS[1], taker, 'PX', lease)
 redis.call('ZADD', KEYS[2], now + lease, ARGV[6])
-return {1, ARGV[1]}
+return {1, taker}
 """
 
 _RENEW = """

@@ -232,13 +232,13 @@ def register_tasks(app, runtime: SiteRuntime) -> None:
 
 def run_worker(site: str, broker: str, inventory: Inventory, playbook: Playbook, state_dir: Path, *,
                concurrency: int = 8, logins_per_second: float = 2.0, login_burst: int = 10,
-               lease_seconds: float = 60.0) -> None:
+               lease_seconds: float = 60.0, max_armed: int | None = None) -> None:
     """Serve queue `site.<site>` until stopped (SIGTERM/SIGINT: Celery's warm shutdown)."""
     from collector.agent import StateLock
     from collector.parsing import default_registry
 
     client = redis.Redis.from_url(broker)
-    guards = RouterGuards(client, cap=playbook.guards.max_armed_routers, lease_seconds=lease_seconds)
+    guards = RouterGuards(client, cap=max_armed or playbook.guards.max_armed_routers, lease_seconds=lease_seconds)
     bucket = LoginBucket(client, site, rate=logins_per_second, burst=login_burst)
     with StateLock(state_dir), StateStore(state_dir / "state.db") as store, \
             SitePool(KnownHosts.default(), bucket, max_sessions=concurrency, keep_open=True) as pool:

@@ -62,6 +62,14 @@ def test_join_through_the_holder_and_retry_of_the_same_incident_are_allowed(redi
     assert g.armed_count() == 1
 
 
+def test_a_join_that_comes_before_its_holders_arm_takes_the_router_for_the_holder(redis_url):
+    g = guards(redis_url)
+    assert g.acquire("hub2", "incB", holder="incA").granted  # the two arm tasks raced
+    assert g.holder("hub2") == "incA"
+    assert g.acquire("hub2", "incA").granted  # the holder's own arm is not refused
+    assert not g.acquire("hub2", "incC").granted
+
+
 def test_only_the_holder_releases_and_a_hand_over_moves_the_lock(redis_url):
     g = guards(redis_url)
     g.acquire("hub1", "incA")
