@@ -220,3 +220,29 @@ def attach_remote(agent, client: SiteClient) -> None:
     agent.worker = Worker(inventory=agent.inventory, playbook=agent.playbook, store=agent.store,
                           responder=agent.responder, reader=agent.reader, bundle_root=agent.bundle_root,
                           ends=agent._ends, dry_run=agent.dry_run, report=agent.report)
+    agent.resume = _resume_through_sites(agent)
+
+
+def _resume_through_sites(agent):
+    """The agent's `resume`, plus: an incident the last correlator left while arming has its
+    steps in the sites' ledgers, not in this store, so its routers are released through
+    their sites here (on one host `sweep_orphans` finds them in the store)."""
+    from collector.core.states import IncidentState
+
+    local_resume = agent.resume
+
+    def resume() -> list[str]:
+        arming = [r for r in agent.store.incidents(states=[IncidentState.ARMED, IncidentState.CAPTURING])
+                  if r.armed_at is None]
+        said = local_resume()
+        for record in arming:
+            for name in record.routers:
+                host = agent.inventory.hosts.get(name)
+                if host is None:
+                    continue
+                result = agent.responder.disarm(host, record.incident_id)
+                said.append(f"{name}: incident {record.incident_id} was arming when the last correlator "
+                            f"stopped: {result.summary()}")
+        return said
+
+    return resume
