@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from ipaddress import ip_address
@@ -48,6 +49,8 @@ DONE = "collector:done:"  # task id -> answered (kept a day: redeliveries come w
 RUNNING = "collector:running:"  # task id -> running now (lease renewed while it runs)
 RUNNING_LEASE_MS = 10_000
 DONE_KEEP_S = 86_400
+ARM_FINISHED = "collector:arm-finished:"  # router:incident -> its arm or join of the router has finished
+JOIN_WAIT_S = 60.0  # a join waits this long at most for its holder's arm of the same router
 REPLY_KEEP_S = 3_600
 
 
@@ -108,13 +111,26 @@ class SiteRuntime:
         if not answer.granted:
             return ArmResult(router, False, refused=True, error=f"not armed: {answer.reason}")
         window = timedelta(seconds=window_seconds)
-        if holder is not None:
-            result = self.responder.join(host, ip_address(peer), incident_id, window, holder_incident_id=holder)
-        else:
-            result = self.responder.arm(host, ip_address(peer), incident_id, window)
+        try:
+            if holder is not None:
+                self._wait_for_arm(router, holder)
+                result = self.responder.join(host, ip_address(peer), incident_id, window, holder_incident_id=holder)
+            else:
+                result = self.responder.arm(host, ip_address(peer), incident_id, window)
+        finally:  # a later join through this incident may go ahead now
+            self.client.set(f"{ARM_FINISHED}{router}:{incident_id}", "1", ex=DONE_KEEP_S)
         if not result.armed and not self.store.armed_steps(router):
             self.guards.release(router, incident_id)
         return result
+
+    def _wait_for_arm(self, router: str, holder: str) -> None:
+        """Tasks of one router may run in any order (threads, several workers): a join must
+        not run before its holder's arm, whose pre-flight would take the joined flow's
+        debugs for someone else's and refuse."""
+        deadline = time.monotonic() + JOIN_WAIT_S
+        key = f"{ARM_FINISHED}{router}:{holder}"
+        while not self.client.exists(key) and time.monotonic() < deadline:
+            time.sleep(0.02)
 
     def _interrupted_arm(self, host: Host, incident_id: str) -> ArmResult:
         """The arm of this incident ran here before and did not finish (the worker died):

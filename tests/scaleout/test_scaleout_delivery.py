@@ -148,3 +148,29 @@ def test_every_new_login_takes_a_token_of_the_sites_bucket(redis_url):
         with pool.session(host("hub1", "east")):
             pass
     client.close()
+
+
+def test_a_join_waits_for_its_holders_arm_of_the_same_router(runtime):
+    """Tasks of one router run in any order: the join must not go before the holder's arm."""
+    import threading
+
+    order: list[str] = []
+    runtime.responder.join = lambda host, peer, incident_id, window, *, holder_incident_id: \
+        order.append("join") or ArmResult(host.name, True, joined=True)
+    arm = runtime.responder.arm
+
+    def slow_arm(host, peer, incident_id, window):
+        import time
+        time.sleep(0.3)
+        order.append("arm")
+        return arm(host, peer, incident_id, window)
+
+    runtime.responder.arm = slow_arm
+    joiner = threading.Thread(target=lambda: runtime.arm("hub1", "incB", "192.0.2.9", 600, "incA"))
+    joiner.start()  # the join task runs first
+    holder = threading.Thread(target=lambda: runtime.arm("hub1", "incA", "192.0.2.3", 600, None))
+    holder.start()
+    joiner.join(timeout=30)
+    holder.join(timeout=30)
+    assert order == ["arm", "join"]
+    assert runtime.guards.holder("hub1") == "incA"
