@@ -115,11 +115,17 @@ class RemoteReader(LogReader):
             return self._router_locks.setdefault(router, threading.Lock())
 
     def poll(self, host: Host) -> tuple[list[LineSeen], int]:
-        with self._router_lock(host.name):
-            answer = self.client.call(host, "poll", host.name)
-            number = self._next_read(host.name)
+        started = time.monotonic()
+        try:
+            with self._router_lock(host.name):
+                answer = self.client.call(host, "poll", host.name)
+                number = self._next_read(host.name)
+        except SessionError as exc:
+            self.observers.polled(host.name, ok=False, lines=0, seconds=time.monotonic() - started,
+                                  error_kind=exc.kind)
+            raise
         lines = [replace(line, read=number) for line in answer["lines"]]
-        self.observers.polled(host.name, ok=True, lines=len(lines), seconds=0.0)
+        self.observers.polled(host.name, ok=True, lines=len(lines), seconds=time.monotonic() - started)
         return lines, number
 
     def qfp_growth(self, host: Host) -> str | None:
