@@ -33,11 +33,46 @@ def ledger(state: Path) -> list[tuple[str, str, int, str]]:
         conn.close()
 
 
+def cursors(state: Path) -> set[str]:
+    """Routers whose log a worker has read (its log cursors)."""
+    if not (state / "state.db").exists():
+        return set()
+    conn = sqlite3.connect(f"file:{state / 'state.db'}?mode=ro", uri=True, timeout=10)
+    try:
+        return {row[0] for row in conn.execute("SELECT router FROM log_cursors")}
+    except sqlite3.OperationalError:
+        return set()
+    finally:
+        conn.close()
+
+
+class LabClock:
+    """Runs a frozen lab's clock at 10 x from when it is started: the flow begins only
+    once every process is up and has read the routers' logs (a slow machine must not
+    turn the flow's first line into an old one)."""
+
+    def __init__(self, lab):
+        self.lab = lab
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            self.lab.control.step(1.0)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
 @pytest.fixture
 def two_sites(tmp_path, redis_url):
-    """A lab with a desynchronised hub-spoke tunnel, its inventory split into two sites, a
-    worker process per site; yields (lab, inventory path, workers by site)."""
-    with running_lab(routers=6, scenarios=["desync"], time_scale=10, state_dir=tmp_path / "lab") as lab:
+    """A lab (clock frozen) with a desynchronised hub-spoke tunnel, its inventory split into
+    two sites, a worker process per site; yields (lab, inventory path, workers by site)."""
+    with running_lab(routers=6, scenarios=["desync"], time_scale=0, state_dir=tmp_path / "lab") as lab:
         inventory = split_inventory(lab.inventory_path, tmp_path / "inventory.yaml")
         workers = {site: WorkerProcess(site, redis_url, inventory, tmp_path).start() for site in ("east", "west")}
         try:
@@ -59,11 +94,16 @@ def test_desync_across_two_sites_is_armed_captured_and_disarmed_through_each_sit
     thread = threading.Thread(target=run_daemon, args=(load_inventory(inventory), demo_playbook(), options,
                                                        messages.append, stop))
     thread.start()
+    clock = LabClock(lab)
     deadline = time.monotonic() + 100
     try:
+        while sum(len(cursors(w.state)) for w in workers.values()) < 6 and time.monotonic() < deadline:
+            time.sleep(0.2)  # the correlator's start-up poll, through both sites
+        clock.start()
         while not bundles(out) and time.monotonic() < deadline and thread.is_alive():
             time.sleep(0.5)
     finally:
+        clock.stop()
         stop.set()
         thread.join(timeout=60)
     found = bundles(out)
