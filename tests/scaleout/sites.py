@@ -73,7 +73,6 @@ class WorkerProcess:
 
 def wait_for_workers(broker: str, sites: list[str], timeout: float = 60.0) -> None:
     """Until a worker consumes each site's queue (a `ping` task answered through it)."""
-    from collector.inventory import Host  # noqa: F401  (import cost paid before timing)
     from collector.scaleout.remote import SiteClient
 
     client = SiteClient(broker, timeout=2)
