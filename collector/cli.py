@@ -393,7 +393,9 @@ def worker_cmd(inventory_path, site, broker, playbook, state_dir, concurrency, l
 @click.option("--all", "all_hosts", is_flag=True, help="Every router of the inventory.")
 @click.option("--state", "state_dir", type=click.Path(path_type=Path), default=Path("state"), show_default=True)
 @click.option("--playbook", type=click.Path(path_type=Path), default=None)
-def disarm_cmd(inventory_path, hosts, all_hosts, state_dir, playbook) -> None:
+@click.option("--broker", metavar="redis://HOST:PORT/N", default=None,
+              help="Disarm through each router's site worker (it holds the router's step ledger).")
+def disarm_cmd(inventory_path, hosts, all_hosts, state_dir, playbook, broker) -> None:
     """Emergency undo: recorded undo steps, then the tool's leftover dead-man applets (their undo, then removal)."""
     from collector.hostkeys import KnownHosts
     from collector.parsing import default_registry
@@ -408,6 +410,20 @@ def disarm_cmd(inventory_path, hosts, all_hosts, state_dir, playbook) -> None:
     selected = list(inv.hosts.values()) if all_hosts else _select_hosts(inv, hosts, None, None)
     book = load_playbook(playbook or _default_playbook())
     failed = 0
+    if broker:
+        _check_broker(broker)
+        from collector.scaleout.remote import RemoteResponder, SiteClient
+
+        client = SiteClient(broker)
+        try:
+            remote = RemoteResponder(playbook=book, store=None, sessions=None, registry=None, client=client)
+            for host in selected:
+                result = remote.emergency_disarm(host)
+                failed += not result.clean
+                click.echo(f"{host.name}: {result.summary()}")
+        finally:
+            client.close()
+        sys.exit(EXIT_PARTIAL if failed else EXIT_OK)
     with StateStore(state_dir / "state.db") as store, SessionPool(KnownHosts.default()) as pool:
         responder = Responder(playbook=book, store=store, sessions=pool, registry=default_registry())
         for host in selected:

@@ -18,7 +18,7 @@ from celery import Celery
 # task (an arm on a slow router takes tens of seconds); tests shorten it.
 VISIBILITY_TIMEOUT = float(os.environ.get("COLLECTOR_VISIBILITY_TIMEOUT", "300"))
 
-TASKS = ("ping", "poll", "arm", "capture", "release", "find_peer", "collect")
+TASKS = ("ping", "poll", "arm", "capture", "release", "emergency_disarm", "find_peer", "collect")
 
 
 def queue_of(site: str) -> str:

@@ -178,8 +178,10 @@ class RemoteResponder(Responder):
         return self._release(host, incident_id, heir_incident_id)
 
     def emergency_disarm(self, host: Host) -> DisarmResult:
-        return DisarmResult(host.name, clean=False,
-                            error=f"run `collector disarm` on site {host.site}'s jump host (it holds the ledger)")
+        try:
+            return self.client.call(host, "emergency_disarm", host.name)
+        except SessionError as exc:
+            return DisarmResult(host.name, clean=False, error=f"through site {host.site}: {exc.reason}")
 
     def find_sender_peer(self, host: Host, spi_hex: str):
         found = self.client.call(host, "find_peer", host.name, spi_hex)

@@ -3,7 +3,7 @@
 The worker holds the SSH sessions to its site's routers (logins limited per site by a
 token bucket in Redis) and their step ledger (its own state store), and carries out
 one router's work per task: `poll`, `arm` (or join), `capture`, `release` (disarm or
-hand over), `find_peer`, `collect`. Arguments and answers are values
+hand over), `emergency_disarm`, `find_peer`, `collect`. Arguments and answers are values
 (collector.scaleout.codec); each answer goes onto the Redis list the sender named.
 
 Delivery is at-least-once, so every task is idempotent:
@@ -159,6 +159,18 @@ class SiteRuntime:
             self.guards.release(router, incident_id)
         return result
 
+    def emergency_disarm(self, router: str) -> DisarmResult:
+        """`collector disarm --broker`: every recorded undo step of the router, then the
+        tool's leftover dead-man applets; the router lock is freed when nothing is left."""
+        host = self.host(router)
+        holders = {s.incident_id for s in self.store.armed_steps(router)}
+        result = self.responder.emergency_disarm(host)
+        if not self.store.armed_steps(router):
+            for incident_id in holders | {self.guards.holder(router) or ""}:
+                if incident_id:
+                    self.guards.release(router, incident_id)
+        return result
+
     def find_peer(self, router: str, spi_hex: str) -> str | None:
         found = self.responder.find_sender_peer(self.host(router), spi_hex)
         return str(found) if found is not None else None
@@ -232,6 +244,10 @@ def register_tasks(app, runtime: SiteRuntime) -> None:
     def release(task, action, reply):
         release = from_json(action)
         run(task, reply, lambda: runtime.release(release.router, release.incident_id, release.heir))
+
+    @app.task(name=task_name("emergency_disarm"), **options)
+    def emergency_disarm(task, router, reply):
+        run(task, reply, lambda: runtime.emergency_disarm(router))
 
     @app.task(name=task_name("find_peer"), **options)
     def find_peer(task, router, spi_hex, reply):

@@ -229,3 +229,29 @@ def test_collect_through_the_sites_gives_the_same_bundle_as_a_local_collect(tmp_
     assert remote_files == local_files
     manifest = json.loads((remote / "manifest.json").read_text())
     assert manifest["complete"] is True and len(manifest["hosts"]) == 6
+
+
+def test_disarm_through_the_sites_undoes_what_a_site_worker_armed(tmp_path, redis_url, two_sites):
+    import subprocess
+    import sys
+
+    lab, inventory, _workers = two_sites
+    hosts = load_inventory(inventory).hosts
+    client = SiteClient(redis_url, timeout=120)
+    try:
+        for name, peer in (("hub1", "192.0.2.3"), ("spoke1", "198.51.100.1")):
+            assert client.call(hosts[name], "arm", f"inc-{name}", name, peer, 600.0, None).armed
+    finally:
+        client.close()
+    assert router_leftovers(lab, "hub1") and router_leftovers(lab, "spoke1")
+    done = subprocess.run([sys.executable, "-m", "collector", "disarm", "-i", str(inventory), "--all",
+                           "--broker", redis_url], capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr[-2000:]
+    assert "hub1: clean" in done.stdout and "spoke1: clean" in done.stdout
+    for name in ("hub1", "spoke1"):
+        assert router_leftovers(lab, name) == []
+    import redis
+
+    from collector.scaleout.guards import RouterGuards
+    guards = RouterGuards(redis.Redis.from_url(redis_url), cap=4)
+    assert guards.holder("hub1") is None and guards.holder("spoke1") is None and guards.armed_count() == 0
