@@ -203,7 +203,10 @@ def _select_hosts(inv, hosts: str | None, group: str | None, platform: str | Non
 @click.option("--print", "print_mode", type=click.Choice(["raw", "parsed"]), default=None, is_flag=False,
               flag_value="raw", help="Show each output as Nornir's print_result does (--print=parsed: the records).")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("bundles"), show_default=True, help="Bundle root folder.")
-def collect_cmd(inventory_path, hosts, group, platform, commands, playbook, workers, as_json, print_mode, out) -> None:
+@click.option("--broker", metavar="redis://HOST:PORT/N", default=None,
+              help="Run each router's commands on its site's `collector worker`.")
+def collect_cmd(inventory_path, hosts, group, platform, commands, playbook, workers, as_json, print_mode, out,
+                broker) -> None:
     """Run show commands on routers and keep raw + parsed output in a bundle."""
     from collector.collect import CollectionBundle, collect
     from collector.hostkeys import KnownHosts
@@ -227,16 +230,37 @@ def collect_cmd(inventory_path, hosts, group, platform, commands, playbook, work
     progress = _progress(len(selected), enabled=sys.stderr.isatty() and not as_json)
     # One pass: each router's session is closed by its own worker when its commands are
     # done, not kept for reuse (closing 200 sessions one by one at the end costs seconds).
-    # The bundle is written as routers finish, while the others are still being read.
-    writing = CollectionBundle(out, inv)
-    try:
-        with SessionPool(KnownHosts.default(), max_sessions=workers, keep_open=False) as pool, progress as bar:
-            run = collect(selected, command_list, pool=pool, registry=default_registry(), workers=workers,
-                          on_host_done=lambda o: (bar.advance(o), writing.add(o)))
-    except BaseException:
-        writing.abandon()
-        raise
-    bundle = writing.seal(run)
+    if broker:
+        _check_broker(broker)
+        missing = sorted(h.name for h in selected if not h.site)
+        if missing:
+            raise UserError(f"{inventory_path}: with --broker every host needs a `site`; none for: "
+                            + ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else ""))
+        from collector.scaleout.remote import SiteClient, collect_remote
+
+        client = SiteClient(broker)
+        writing = CollectionBundle(out, inv)
+        try:
+            with progress as bar:
+                run = collect_remote(selected, command_list, client, workers=workers,
+                                     on_host_done=lambda o: (bar.advance(o), writing.add(o)))
+        except BaseException:
+            writing.abandon()
+            raise
+        finally:
+            client.close()
+        bundle = writing.seal(run)
+    else:
+        # The bundle is written as routers finish, while the others are still being read.
+        writing = CollectionBundle(out, inv)
+        try:
+            with SessionPool(KnownHosts.default(), max_sessions=workers, keep_open=False) as pool, progress as bar:
+                run = collect(selected, command_list, pool=pool, registry=default_registry(), workers=workers,
+                              on_host_done=lambda o: (bar.advance(o), writing.add(o)))
+        except BaseException:
+            writing.abandon()
+            raise
+        bundle = writing.seal(run)
 
     if as_json:
         from collector.redact import redact_data
@@ -347,8 +371,10 @@ def _default_playbook() -> Path:
 @click.option("--workers", default=20, show_default=True, type=click.IntRange(1, 500))
 @click.option("--max-seconds", type=float, default=None, hidden=True)
 @click.option("--metrics", "metrics_at", metavar="HOST:PORT", help="Serve Prometheus metrics on this address.")
+@click.option("--broker", metavar="redis://HOST:PORT/N", default=None,
+              help="Correlator for several sites: send each router's work to its site's `collector worker`.")
 def watch_cmd(inventory_path, playbook, once, syslog_at, state_dir, out, dry_run, workers, max_seconds,
-              metrics_at) -> None:
+              metrics_at, broker) -> None:
     """Watch routers for repeated invalid-SPI flows; arm, capture, disarm, bundle."""
     import threading
 
@@ -360,6 +386,14 @@ def watch_cmd(inventory_path, playbook, once, syslog_at, state_dir, out, dry_run
     if not book.is_watch:
         raise UserError(f"{playbook}: playbook {book.name} has no trigger; use `collector collect --playbook`")
     inv = _load_inventory(inventory_path)
+    if broker:
+        _check_broker(broker)
+        if dry_run:
+            raise UserError("--dry-run is not available with --broker: run it on the site's jump host")
+        missing = sorted(h.name for h in inv.hosts.values() if not h.site)
+        if missing:
+            raise UserError(f"{inventory_path}: with --broker every host needs a `site`; none for: "
+                            + ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else ""))
     observers = None
     if metrics_at:
         from collector.metrics import serve_metrics
@@ -371,7 +405,7 @@ def watch_cmd(inventory_path, playbook, once, syslog_at, state_dir, out, dry_run
             raise UserError(f"--metrics {metrics_at}: cannot listen there: {exc.strerror or exc}") from None
     options = WatchOptions(state_dir=state_dir, bundle_root=out, once=once, dry_run=dry_run,
                            syslog=_host_port(syslog_at), workers=workers, max_seconds=max_seconds,
-                           observers=observers)
+                           observers=observers, broker=broker)
     report = lambda message: click.echo(f"collector: {message}", err=True)  # noqa: E731
     signals: dict[int, int] = {}
     try:
@@ -395,6 +429,50 @@ def watch_cmd(inventory_path, playbook, once, syslog_at, state_dir, out, dry_run
         sys.exit(1)
 
 
+def _check_broker(broker: str) -> None:
+    if not broker.startswith(("redis://", "rediss://", "unix://")):
+        raise UserError(f"--broker {broker}: expected redis://HOST:PORT/N")
+    try:
+        import celery  # noqa: F401
+        import redis  # noqa: F401
+    except ImportError:
+        raise UserError("--broker needs the scale extra: pip install 'collector[scale]'") from None
+
+
+@cli.command("worker")
+@_inventory_option
+@click.option("--site", required=True, help="The site this jump host serves (inventory `site`).")
+@click.option("--broker", required=True, metavar="redis://HOST:PORT/N", help="The Redis broker.")
+@click.option("--playbook", type=click.Path(path_type=Path), default=None, help="Default: the shipped invalid-spi.yaml.")
+@click.option("--state", "state_dir", type=click.Path(path_type=Path), default=None,
+              help="This worker's step ledger and log cursors. Default: state/site-NAME.")
+@click.option("--concurrency", default=8, show_default=True, type=click.IntRange(1, 200),
+              help="Tasks (routers) worked on at once.")
+@click.option("--logins-per-second", default=2.0, show_default=True, type=click.FloatRange(0.01, 1000),
+              help="New SSH logins per second for the whole site (shared by its workers).")
+@click.option("--login-burst", default=10, show_default=True, type=click.IntRange(1, 10000))
+@click.option("--max-armed", type=click.IntRange(1, 100000), default=None,
+              help="Armed-router cap across all sites (default: the playbook's guards.max_armed_routers).")
+def worker_cmd(inventory_path, site, broker, playbook, state_dir, concurrency, logins_per_second, login_burst,
+               max_armed) -> None:
+    """Serve one site's queue: SSH to its routers, poll, arm, capture, disarm, collect."""
+    from collector.agent import AgentBusy
+    from collector.playbook import load_playbook
+
+    inv = _load_inventory(inventory_path)
+    _check_broker(broker)
+    if not any(h.site == site for h in inv.hosts.values()):
+        raise UserError(f"{inventory_path}: no host has site {site!r}")
+    from collector.scaleout.site import run_worker
+
+    book = load_playbook(playbook or _default_playbook())
+    try:
+        run_worker(site, broker, inv, book, state_dir or Path("state") / f"site-{site}", concurrency=concurrency,
+                   logins_per_second=logins_per_second, login_burst=login_burst, max_armed=max_armed)
+    except AgentBusy as exc:
+        raise UserError(str(exc)) from None
+
+
 @cli.command("disarm")
 @_inventory_option
 @click.option("--hosts", help="Comma-separated host names.")
@@ -404,7 +482,9 @@ def watch_cmd(inventory_path, playbook, once, syslog_at, state_dir, out, dry_run
 @click.option("--from-routers", is_flag=True,
               help="Ignore the state store: restore each router from the tool's own dead-man applets on it.")
 @click.option("--workers", default=20, show_default=True, type=click.IntRange(1, 500), help="Routers talked to at once.")
-def disarm_cmd(inventory_path, hosts, all_hosts, state_dir, playbook, from_routers, workers) -> None:
+@click.option("--broker", metavar="redis://HOST:PORT/N", default=None,
+              help="Disarm through each router's site worker (it holds the router's step ledger).")
+def disarm_cmd(inventory_path, hosts, all_hosts, state_dir, playbook, from_routers, workers, broker) -> None:
     """Emergency undo: the recorded undo steps when the state store is usable, then (or,
     without a usable store, only) a restore from the tool's COLLECTOR_DEADMAN_* applets on
     each router; says per router what it restored and what it could not."""
@@ -427,6 +507,21 @@ def disarm_cmd(inventory_path, hosts, all_hosts, state_dir, playbook, from_route
         except StateStoreError as exc:
             click.echo(f"collector: state store not usable ({exc}); restoring from the routers' own applets", err=True)
     failed = 0
+    if broker:
+        _check_broker(broker)
+        from collector.playbook import load_playbook
+        from collector.scaleout.remote import RemoteResponder, SiteClient
+
+        client = SiteClient(broker)
+        try:
+            remote = RemoteResponder(playbook=load_playbook(playbook or _default_playbook()), store=None, sessions=None, registry=None, client=client)
+            for host in selected:
+                result = remote.emergency_disarm(host)
+                failed += not result.clean
+                click.echo(f"{host.name}: {result.summary()}")
+        finally:
+            client.close()
+        sys.exit(EXIT_PARTIAL if failed else EXIT_OK)
     with SessionPool(KnownHosts.default(), max_sessions=workers) as pool:
         if store is None:
             results = sweep_routers(pool, selected, workers=workers)

@@ -54,6 +54,7 @@ class WatchOptions:
     workers: int = 20
     max_seconds: float | None = None  # stop a daemon after this long (demo, tests)
     observers: AgentEvents | None = None
+    broker: str | None = None  # redis://...: router work goes to site workers (collector.scaleout)
 
 
 @contextlib.contextmanager
@@ -84,10 +85,17 @@ def open_agent(inventory: Inventory, playbook: Playbook, options: WatchOptions, 
         agent = Agent(inventory, playbook, store, sessions=pool, registry=default_registry(),
                       bundle_root=options.bundle_root, dry_run=options.dry_run, workers=options.workers,
                       report=report, observers=options.observers)
+        client = None
+        if options.broker:  # the correlator: every router's work goes to its site's worker
+            from collector.scaleout.remote import SiteClient, attach_remote
+            client = SiteClient(options.broker)
+            attach_remote(agent, client)
         try:
             yield agent
         finally:
             agent.close()
+            if client is not None:
+                client.close()
 
 
 def run_once(inventory: Inventory, playbook: Playbook, options: WatchOptions, report) -> Agent:

@@ -1,0 +1,203 @@
+"""Cluster-wide guards in Redis: per-router incident lock, armed-router cap, login rate.
+
+- Router lock `collector:lock:<router>`: the incident that holds the router (armed it,
+  or took it over in a hand-over). Another incident may only join it through its holder
+  (the correlator's own join), never arm it anew. The lock has a lease; the site worker
+  that armed the router renews it while the router's steps are in its ledger, so a
+  worker that died lets it lapse rather than blocking the router forever.
+- Armed-router cap: the sorted set `collector:armed` (member: router, score: lease end),
+  counted in the same script that takes a lock, so two correlators cannot both take the
+  last place.
+- Login rate per site: a token bucket `collector:logins:<site>`, taken before every new
+  SSH login, so a reconnect storm cannot lock accounts on the site's TACACS servers.
+
+Each operation is one Lua script: atomic on the Redis server, whoever calls.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import redis
+
+LOCK = "collector:lock:"
+ARMED = "collector:armed"
+LOGINS = "collector:logins:"
+
+_ACQUIRE = """
+local now = tonumber(ARGV[3])
+local lease = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+local owner = redis.call('GET', KEYS[1])
+if owner then
+  if owner == ARGV[1] or (ARGV[5] ~= '' and owner == ARGV[5]) then
+    redis.call('PEXPIRE', KEYS[1], lease)
+    redis.call('ZADD', KEYS[2], now + lease, ARGV[6])
+    return {1, owner}
+  end
+  return {0, owner}
+end
+if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[4]) then
+  return {-1, tostring(redis.call('ZCARD', KEYS[2]))}
+end
+-- a join that arrives before its holder's own arm: the router is taken for the holder
+local taker = ARGV[1]
+if ARGV[5] ~= '' then taker = ARGV[5] end
+redis.call('SET', KEYS[1], taker, 'PX', lease)
+redis.call('ZADD', KEYS[2], now + lease, ARGV[6])
+return {1, taker}
+"""
+
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  redis.call('ZADD', KEYS[2], tonumber(ARGV[3]) + tonumber(ARGV[2]), ARGV[4])
+  return 1
+end
+return 0
+"""
+
+_TRANSFER = """
+local owner = redis.call('GET', KEYS[1])
+if owner == ARGV[1] or owner == ARGV[2] or not owner then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  redis.call('ZADD', KEYS[2], tonumber(ARGV[4]) + tonumber(ARGV[3]), ARGV[5])
+  return 1
+end
+return 0
+"""
+
+_RELEASE = """
+local owner = redis.call('GET', KEYS[1])
+if owner == ARGV[1] or not owner then
+  redis.call('DEL', KEYS[1])
+  redis.call('ZREM', KEYS[2], ARGV[2])
+  return 1
+end
+return 0
+"""
+
+# tokens refill at ARGV[1] per second up to ARGV[2]; returns 0 (taken) or ms to wait
+_TAKE_TOKEN = """
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local now = tonumber(ARGV[3])
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = tonumber(state[1]) or burst
+local at = tonumber(state[2]) or now
+tokens = math.min(burst, tokens + (now - at) / 1000 * rate)
+local wait = 0
+if tokens >= 1 then
+  tokens = tokens - 1
+else
+  wait = math.ceil((1 - tokens) / rate * 1000)
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
+return wait
+"""
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class LockAnswer:
+    granted: bool
+    reason: str = ""  # why not: the holder, or the cap
+
+
+class RouterGuards:
+    """The per-router lock and the armed-router cap (shared by every site and correlator)."""
+
+    def __init__(self, client: redis.Redis, *, cap: int, lease_seconds: float = 60.0):
+        self.client = client
+        self.cap = cap
+        self.lease_ms = int(lease_seconds * 1000)
+        self._acquire = client.register_script(_ACQUIRE)
+        self._renew = client.register_script(_RENEW)
+        self._transfer = client.register_script(_TRANSFER)
+        self._release = client.register_script(_RELEASE)
+
+    def acquire(self, router: str, incident_id: str, *, holder: str | None = None) -> LockAnswer:
+        """Take `router` for `incident_id` (again: a retried task), or join it through
+        `holder`, the incident that holds it; refused when another incident holds it or
+        the cap is reached."""
+        code, said = self._acquire(keys=[LOCK + router, ARMED],
+                                   args=[incident_id, self.lease_ms, _now_ms(), self.cap, holder or "", router])
+        said = said.decode() if isinstance(said, bytes) else str(said)
+        if code == 1:
+            return LockAnswer(True)
+        if code == 0:
+            return LockAnswer(False, f"{router} is held by incident {said} (one incident at a time per router)")
+        return LockAnswer(False, f"armed-router cap reached across all sites ({said} of {self.cap} armed)")
+
+    def renew(self, router: str, incident_id: str) -> bool:
+        return bool(self._renew(keys=[LOCK + router, ARMED], args=[incident_id, self.lease_ms, _now_ms(), router]))
+
+    def transfer(self, router: str, incident_id: str, heir: str) -> bool:
+        return bool(self._transfer(keys=[LOCK + router, ARMED], args=[incident_id, heir, self.lease_ms, _now_ms(),
+                                                                     router]))
+
+    def release(self, router: str, incident_id: str) -> bool:
+        return bool(self._release(keys=[LOCK + router, ARMED], args=[incident_id, router]))
+
+    def holder(self, router: str) -> str | None:
+        value = self.client.get(LOCK + router)
+        return value.decode() if value is not None else None
+
+    def armed_count(self) -> int:
+        self.client.zremrangebyscore(ARMED, "-inf", _now_ms())
+        return int(self.client.zcard(ARMED))
+
+
+class LoginBucket:
+    """At most `rate` new logins per second per site, `burst` at once."""
+
+    def __init__(self, client: redis.Redis, site: str, *, rate: float, burst: int):
+        self.client = client
+        self.key = LOGINS + site
+        self.rate = rate
+        self.burst = burst
+        self._take = client.register_script(_TAKE_TOKEN)
+
+    def take(self, *, max_wait: float = 30.0) -> bool:
+        """Wait for a token; False when none came within `max_wait` seconds."""
+        deadline = time.monotonic() + max_wait
+        while True:
+            wait_ms = int(self._take(keys=[self.key], args=[self.rate, self.burst, _now_ms()]))
+            if wait_ms == 0:
+                return True
+            if time.monotonic() + wait_ms / 1000 > deadline:
+                return False
+            time.sleep(wait_ms / 1000)
+
+
+class LeaseKeeper:
+    """Renews the locks of the routers this worker armed, while their steps are held."""
+
+    def __init__(self, guards: RouterGuards, held, *, every: float | None = None):
+        self.guards = guards
+        self.held = held  # callable -> iterable of (router, incident_id) still in the ledger
+        self.every = every or max(0.2, guards.lease_ms / 3000)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lease-keeper", daemon=True)
+
+    def start(self) -> LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                for router, incident_id in self.held():
+                    self.guards.renew(router, incident_id)
+            except redis.RedisError:
+                continue  # the broker is back soon, or the lease lapses: both are safe

@@ -1,0 +1,256 @@
+"""The correlator's side: router work sent to the router's site queue.
+
+`attach_remote(agent, client)` gives an ordinary Agent a reader and a responder whose
+router calls become Celery tasks on `site.<host.site>`; the agent's Worker is rebuilt on
+them, so arming, capture, hand-over and the bundle are the same code as on one host.
+Both ends of an incident are worked on in parallel by the Worker (`ends` threads), each
+through its own site's queue. The correlator never logs into a router itself.
+
+A site that does not answer within `timeout` counts as dark: the call fails with the
+reason (`SiteDark`), which the Worker turns into a failed arm, an incomplete capture or
+an unclean disarm, as for an unreachable router; the router's dead-man applet disarms
+it if the site stays dark.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import timedelta
+from ipaddress import ip_address
+
+import redis
+
+from collector.agent.reader import LogReader
+from collector.agent.worker import Worker
+from collector.core.decide import LineSeen, Release
+from collector.core.results import ArmResult, DisarmResult
+from collector.inventory import Host
+from collector.respond.evidence import RouterCapture
+from collector.respond.plan import PlanError
+from collector.respond.responder import Responder
+from collector.scaleout.app import make_app, queue_of, task_name
+from collector.scaleout.codec import from_json, to_json
+from collector.sessions import SessionError
+
+
+class SiteDark(SessionError):
+    kind = "site-dark"
+
+
+class SiteClient:
+    """Sends one router's work to its site's queue and waits for the answer."""
+
+    def __init__(self, broker: str, *, timeout: float = 120.0):
+        self.broker = broker
+        self.timeout = timeout
+        self.app = make_app(broker)
+        self.redis = redis.Redis.from_url(broker)
+
+    def call(self, host: Host, task: str, *args, timeout: float | None = None):
+        """Run `task` on `host`'s site; its answer, or SessionError (SiteDark: no answer)."""
+        if not host.site:
+            raise SessionError(host.name, "has no `site` in the inventory: with --broker every router needs one")
+        reply = f"collector:reply:{uuid.uuid4().hex}"
+        wait = timeout or self.timeout
+        try:
+            self.app.send_task(task_name(task), args=[*args, reply], queue=queue_of(host.site))
+            got = self._wait(reply, wait)
+        except redis.RedisError as exc:
+            raise SiteDark(host.name, f"broker unreachable: {exc}") from None
+        if got is None:
+            raise SiteDark(host.name, f"site {host.site} did not answer {task} within {wait:.0f}s "
+                                      "(its worker is down or the site is dark)")
+        message = json.loads(got[1])
+        if "error" in message:
+            raise SessionError(host.name, message["error"]["reason"])
+        return from_json(message["ok"])
+
+    def ping(self, site: str, *, timeout: float = 5.0) -> bool:
+        """Whether a worker of `site` answers within `timeout` seconds."""
+        reply = f"collector:reply:{uuid.uuid4().hex}"
+        self.app.send_task(task_name("ping"), args=[reply], queue=queue_of(site), expires=timeout)
+        return self._wait(reply, timeout) is not None
+
+    def _wait(self, reply: str, timeout: float):
+        """BLPOP in short slices: the client's socket timeout (5 s) is shorter than a task."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            got = self.redis.blpop([reply], timeout=max(0.1, min(left, 2.0)))
+            if got is not None:
+                return got
+
+    def close(self) -> None:
+        self.redis.close()
+
+
+class _NoSessions:
+    """The correlator has no SSH sessions: anything that asks for one is a bug, said so."""
+
+    @contextmanager
+    def session(self, host: Host):
+        raise SessionError(host.name, "the correlator does not log into routers (--broker): a site worker does")
+        yield  # pragma: no cover
+
+
+class RemoteReader(LogReader):
+    """LogReader whose reads run on the router's site worker. Read numbers are the
+    correlator's own, taken under a per-router lock around the remote read, so "read
+    after the arming mark" keeps its meaning across worker restarts."""
+
+    def __init__(self, *args, client: SiteClient, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.client = client
+        self._router_locks: dict[str, threading.Lock] = {}
+
+    def _router_lock(self, router: str) -> threading.Lock:
+        with self._lock:
+            return self._router_locks.setdefault(router, threading.Lock())
+
+    def poll(self, host: Host) -> tuple[list[LineSeen], int]:
+        started = time.monotonic()
+        try:
+            with self._router_lock(host.name):
+                answer = self.client.call(host, "poll", host.name)
+                number = self._next_read(host.name)
+        except SessionError as exc:
+            self.observers.polled(host.name, ok=False, lines=0, seconds=time.monotonic() - started,
+                                  error_kind=exc.kind)
+            raise
+        lines = [replace(line, read=number) for line in answer["lines"]]
+        self.observers.polled(host.name, ok=True, lines=len(lines), seconds=time.monotonic() - started)
+        return lines, number
+
+    def qfp_growth(self, host: Host) -> str | None:
+        return None  # QFP counters are not read through the broker (yet): log polls and syslog are
+
+
+class RemoteResponder(Responder):
+    """Responder whose router work runs on the router's site worker."""
+
+    def __init__(self, *args, client: SiteClient, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.client = client
+
+    def profile(self, host: Host, *, refresh: bool = False):
+        raise SessionError(host.name, "device profiles are read by the site worker")
+
+    def _arm(self, host: Host, peer, incident_id: str, window: timedelta, holder: str | None) -> ArmResult:
+        try:
+            return self.client.call(host, "arm", incident_id, host.name, str(peer),
+                                    window.total_seconds(), holder)
+        except SessionError as exc:
+            return ArmResult(host.name, False, error=f"arming through site {host.site}: {exc.reason}")
+
+    def arm(self, host: Host, peer, incident_id: str, window: timedelta) -> ArmResult:
+        return self._arm(host, peer, incident_id, window, None)
+
+    def join(self, host: Host, peer, incident_id: str, window: timedelta, *, holder_incident_id: str) -> ArmResult:
+        return self._arm(host, peer, incident_id, window, holder_incident_id)
+
+    def plan_only(self, host: Host, peer, incident_id: str, window: timedelta):
+        raise PlanError("--dry-run is not available with --broker: run it on the site's jump host")
+
+    def capture(self, host: Host, peer, role: str, incident_id: str | None = None) -> RouterCapture:
+        try:
+            return self.client.call(host, "capture", incident_id or "", host.name, str(peer), role)
+        except SessionError as exc:
+            return RouterCapture(host.name, role, host.platform, str(peer), (), None,
+                                 error=f"capture through site {host.site}: {exc.reason}")
+
+    def _release(self, host: Host, incident_id: str | None, heir: str | None) -> DisarmResult:
+        try:
+            return self.client.call(host, "release", to_json(Release(incident_id or "", host.name, heir)))
+        except SessionError as exc:
+            return DisarmResult(host.name, clean=False, error=f"through site {host.site}: {exc.reason}")
+
+    def disarm(self, host: Host, incident_id: str | None = None, *, verify: bool = True) -> DisarmResult:
+        return self._release(host, incident_id, None)
+
+    def hand_over(self, host: Host, incident_id: str, heir_incident_id: str) -> DisarmResult:
+        return self._release(host, incident_id, heir_incident_id)
+
+    def emergency_disarm(self, host: Host) -> DisarmResult:
+        try:
+            return self.client.call(host, "emergency_disarm", host.name)
+        except SessionError as exc:
+            return DisarmResult(host.name, clean=False, error=f"through site {host.site}: {exc.reason}")
+
+    def find_sender_peer(self, host: Host, spi_hex: str):
+        found = self.client.call(host, "find_peer", host.name, spi_hex)
+        return ip_address(found) if found else None
+
+
+def collect_remote(hosts: list[Host], commands: list[str], client: SiteClient, *, workers: int = 20,
+                   on_host_done=None):
+    """`collector collect --broker`: each host's commands run on its site's worker; one
+    CollectionRun, written as one bundle by the caller like a local collect."""
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+    from datetime import datetime, timezone
+
+    from collector.collect import CollectionRun, HostOutcome, require_read_only
+
+    require_read_only(commands)
+    run = CollectionRun(tuple(commands), datetime.now(timezone.utc))
+
+    def one(host: Host) -> HostOutcome:
+        try:
+            return client.call(host, "collect", host.name, list(commands))
+        except SessionError as exc:
+            return HostOutcome(host.name, (), error=exc.reason, error_kind=exc.kind)
+
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="collect") as executor:
+        for future in as_completed([executor.submit(one, h) for h in hosts]):
+            outcome = future.result()
+            run.outcomes.append(outcome)
+            if on_host_done:
+                on_host_done(outcome)
+    order = {h.name: i for i, h in enumerate(hosts)}
+    run.outcomes.sort(key=lambda o: order[o.host])
+    run.ended = datetime.now(timezone.utc)
+    return run
+
+
+def attach_remote(agent, client: SiteClient) -> None:
+    """Make `agent` send all router work through `client` (before it reads anything)."""
+    registry = agent.reader.registry
+    agent.reader = RemoteReader(agent.inventory, agent.playbook, agent.store, _NoSessions(), registry,
+                                agent.observers, client=client)
+    agent.responder = RemoteResponder(playbook=agent.playbook, store=agent.store, sessions=_NoSessions(),
+                                      registry=registry, client=client)
+    agent.worker = Worker(inventory=agent.inventory, playbook=agent.playbook, store=agent.store,
+                          responder=agent.responder, reader=agent.reader, bundle_root=agent.bundle_root,
+                          ends=agent._ends, dry_run=agent.dry_run, report=agent.report)
+    agent.resume = _resume_through_sites(agent)
+
+
+def _resume_through_sites(agent):
+    """The agent's `resume`, plus: an incident the last correlator left while arming has its
+    steps in the sites' ledgers, not in this store, so its routers are released through
+    their sites here (on one host `sweep_orphans` finds them in the store)."""
+    from collector.core.states import IncidentState
+
+    local_resume = agent.resume
+
+    def resume() -> list[str]:
+        arming = [r for r in agent.store.incidents(states=[IncidentState.ARMED, IncidentState.CAPTURING])
+                  if r.armed_at is None]
+        said = local_resume()
+        for record in arming:
+            for name in record.routers:
+                host = agent.inventory.hosts.get(name)
+                if host is None:
+                    continue
+                result = agent.responder.disarm(host, record.incident_id)
+                said.append(f"{name}: incident {record.incident_id} was arming when the last correlator "
+                            f"stopped: {result.summary()}")
+        return said
+
+    return resume
