@@ -28,7 +28,7 @@ from collector.core.results import ArmResult, DisarmResult, LogSnapshot, RouterC
 from collector.collect import CommandResult, HostOutcome
 from collector.core.states import IncidentState, StepStatus
 from collector.detect.events import Flow
-from collector.respond.evidence import CommandRecord, RouterCapture
+from collector.evidence import CommandRecord, RouterCapture
 
 
 class CodecError(ValueError):

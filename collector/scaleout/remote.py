@@ -30,7 +30,7 @@ from collector.agent.worker import Worker
 from collector.core.decide import LineSeen, Release
 from collector.core.results import ArmResult, DisarmResult
 from collector.inventory import Host
-from collector.respond.evidence import RouterCapture
+from collector.evidence import RouterCapture
 from collector.respond.plan import PlanError
 from collector.respond.responder import Responder
 from collector.scaleout.app import make_app, queue_of, task_name

@@ -15,7 +15,7 @@ from collector.core.decide import Arm, ArmDone, Capture, CaptureDone, LineSeen, 
 from collector.core.results import ArmResult, DisarmResult, LogSnapshot, RouterChange
 from collector.core.states import StepStatus
 from collector.detect.events import Flow
-from collector.respond.evidence import CommandRecord, RouterCapture
+from collector.evidence import CommandRecord, RouterCapture
 from collector.scaleout.codec import CodecError, from_json, to_json
 
 T0 = datetime(2026, 12, 6, 1, 2, 3, 456789, tzinfo=timezone.utc)
