@@ -22,6 +22,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from collector.agent.reader import LogReader
+from collector.bundle import recover_partial_bundles
 from collector.agent.worker import Worker
 from collector.core.decide import (
     Arm,
@@ -401,6 +402,7 @@ class Agent:
                 else:
                     incident.phase = Phase.ARMED
         said += self.sweep_orphans()
+        said += recover_partial_bundles(self.bundle_root) if self.bundle_root.is_dir() else []
         return said
 
     def reconcile(self) -> list[str]:

@@ -24,6 +24,7 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 from pathlib import Path
 
 from collector.core.decide import Arm, ArmDone, Capture, CaptureDone, Close, Event, LineSeen, Release, ReleaseDone
+from collector.bundle import check_bundle_room
 from collector.core.observers import AgentEvents, NullEvents
 from collector.core.results import ArmResult, DisarmResult, LogSnapshot
 from collector.core.states import IncidentState
@@ -103,6 +104,10 @@ class Worker:
             ends.append((sender, ip_address(context.sender_peer), "sender"))
         if self.dry_run:
             return self._dry_run(action, ends)
+        room = check_bundle_room(self.bundle_root)
+        if room is not None:  # a capture that cannot be written is not worth a debugged router
+            return [ArmDone(action.incident_id, utcnow(), frozenset(),
+                            ((action.receiver, f"not armed: no room for the bundle: {room}"),), refused=True)]
         joins = dict(action.joins)
         started = time.monotonic()
         outcomes = list(self.ends.map(lambda end: self._arm_one(action, end, joins.get(end[0].name)), ends))

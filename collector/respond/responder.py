@@ -87,6 +87,9 @@ CAPTURE_RECONNECTS = 8  # session reopenings per router per capture (each comman
 DISARM_ATTEMPTS = 3  # sessions tried per disarm before leaving it to the dead-man applet
 
 
+VTY_KEEP_FREE = 1  # a router with this few free vty lines after arming gets its session closed
+
+
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -256,6 +259,12 @@ class Responder:
         if plan.deadman is not None:
             with self._lock:
                 self._deadlines[host.name] = utcnow() + timedelta(seconds=plan.deadman.countdown_seconds)
+        if checked.vty_lines is not None and checked.vty_in_use is not None \
+                and checked.vty_lines - checked.vty_in_use <= VTY_KEEP_FREE:
+            # The applet's CLI actions need a free line when it fires: do not sit on ours.
+            discard = getattr(self.sessions, "discard", None)
+            if discard is not None:
+                discard(host.name)
         return ArmResult(host.name, True, changes=tuple(changes), armed_at=utcnow(), pre_arm_log=checked.log,
                          skipped=plan.skipped, stale_applets=checked.stale_applets, notes=checked.notes)
 
