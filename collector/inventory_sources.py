@@ -122,6 +122,8 @@ def is_ansible_inventory(path: Path) -> bool:
     except yaml.YAMLError:
         # `!vault` values make safe_load fail: the shape decides, read without tags
         data = _shape_only(text)
+    except (ValueError, OverflowError):
+        return False  # a malformed timestamp and the like: the inventory loader names its line
     if not isinstance(data, dict) or not data or set(data) & {"defaults", "groups"}:
         return False
     if "hosts" in data and not set(data) - {"hosts", "vars", "children"}:

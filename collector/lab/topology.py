@@ -89,7 +89,14 @@ REALISM_FEATURES = (
 )
 # Traits the agent copes with today (see the report of branch lab-realism); the others
 # are asked for with `realism="all"` / COLLECTOR_LAB_REALISM=all.
-DEFAULT_REALISM: frozenset[str] = frozenset(REALISM_FEATURES)  # the harshest router by default
+DEFAULT_REALISM: frozenset[str] = frozenset(REALISM_FEATURES) - {
+    # On in tests/e2e/test_real_routers.py (realism "all") and with COLLECTOR_LAB_REALISM=all;
+    # not yet the default: older end-to-end tests assume quiet, debug-free, stamped routers.
+    "timestamps-harsh",
+    "scanners",
+    "operator-debug",
+    "nat-t-receivers",
+}
 # A scenario that needs a trait turns it on (desync-nat-t needs a receiver behind NAT).
 SCENARIO_TRAITS = {"desync-nat-t": "nat-t-receivers"}
 

@@ -52,7 +52,7 @@ def check_under_way_bundle(bundle: Path, receiver: str, *, lines_before: int) ->
 
 
 def test_a_flow_already_repeating_when_the_daemon_starts(tmp_path):
-    with running_lab(routers=6, scenarios=["desync-under-way"], time_scale=10, state_dir=tmp_path / "lab") as lab:
+    with running_lab(routers=6, scenarios=["desync-under-way"], time_scale=10, state_dir=tmp_path / "lab", realism="all") as lab:
         tunnel = the_tunnel(lab, "desync-under-way")
         messages = run_agent_until_bundles(load_inventory(lab.inventory_path), demo_playbook(), tmp_path, seconds=120)
         found = bundles(tmp_path / "bundles")
@@ -62,7 +62,7 @@ def test_a_flow_already_repeating_when_the_daemon_starts(tmp_path):
 
 
 def test_a_flow_already_repeating_across_two_cron_runs_five_lab_minutes_apart(tmp_path):
-    with running_lab(routers=6, scenarios=["desync-under-way"], time_scale=10, state_dir=tmp_path / "lab") as lab:
+    with running_lab(routers=6, scenarios=["desync-under-way"], time_scale=10, state_dir=tmp_path / "lab", realism="all") as lab:
         tunnel = the_tunnel(lab, "desync-under-way")
         env = {"COLLECTOR_STATE": str(tmp_path / "tool-state"), "PATH": "/usr/bin:/bin"}
         args = ("watch", "--once", "-i", str(lab.inventory_path), "--state", str(tmp_path / "state"),
@@ -84,7 +84,7 @@ def test_a_flow_already_repeating_across_two_cron_runs_five_lab_minutes_apart(tm
 
 
 def test_a_dry_run_then_a_real_run_arms_and_captures_normally(tmp_path):
-    with running_lab(routers=6, scenarios=["desync"], time_scale=10, state_dir=tmp_path / "lab") as lab:
+    with running_lab(routers=6, scenarios=["desync"], time_scale=10, state_dir=tmp_path / "lab", realism="all") as lab:
         env = {"COLLECTOR_STATE": str(tmp_path / "tool-state"), "PATH": "/usr/bin:/bin"}
         time.sleep(4)  # the desync logs its first line at 30 lab seconds
         dry = cli("watch", "--once", "--dry-run", "-i", str(lab.inventory_path), "--state", str(tmp_path / "state"),
@@ -101,7 +101,7 @@ def test_a_dry_run_then_a_real_run_arms_and_captures_normally(tmp_path):
 
 
 def test_an_operators_debug_and_condition_survive_an_incident(tmp_path):
-    with running_lab(routers=6, scenarios=["desync"], time_scale=10, state_dir=tmp_path / "lab") as lab:
+    with running_lab(routers=6, scenarios=["desync"], time_scale=10, state_dir=tmp_path / "lab", realism="all") as lab:
         tunnel = the_tunnel(lab, "desync")
         with ConnectHandler(**lab.connect_params(tunnel.receiver)) as conn:
             conn.enable()
@@ -120,7 +120,7 @@ def test_an_operators_debug_and_condition_survive_an_incident(tmp_path):
 
 @pytest.mark.parametrize("length", [30, 63])
 def test_routers_with_long_hostnames_are_armed_captured_and_disarmed(tmp_path, length):
-    with running_lab(routers=6, scenarios=["desync"], time_scale=10, state_dir=tmp_path / "lab") as lab:
+    with running_lab(routers=6, scenarios=["desync"], time_scale=10, state_dir=tmp_path / "lab", realism="all") as lab:
         tunnel = the_tunnel(lab, "desync")
         for router, prefix in ((tunnel.receiver, "rx"), (tunnel.sender, "tx")):
             name = (f"{prefix}-ams-dc1.wan." + "x" * 80)[:length]
@@ -139,7 +139,7 @@ def test_routers_with_long_hostnames_are_armed_captured_and_disarmed(tmp_path, l
 
 
 def test_a_router_whose_aaa_refuses_the_condition_arms_nothing_and_says_why(tmp_path):
-    with running_lab(routers=6, scenarios=["desync"], time_scale=10, state_dir=tmp_path / "lab") as lab:
+    with running_lab(routers=6, scenarios=["desync"], time_scale=10, state_dir=tmp_path / "lab", realism="all") as lab:
         tunnel = the_tunnel(lab, "desync")
         lab.control.fault(tunnel.receiver, tacacs={"*": {"deny": ["debug crypto condition"]}})
         lab.control.config(tunnel.receiver, ["aaa new-model", "aaa authorization commands 15 default group tacacs+"])
@@ -153,7 +153,7 @@ def test_a_router_whose_aaa_refuses_the_condition_arms_nothing_and_says_why(tmp_
 
 
 def test_a_natted_receiver_the_senders_bundle_holds_its_sa_with_the_logged_spi(tmp_path):
-    with running_lab(routers=6, scenarios=["desync-nat-t"], time_scale=10, state_dir=tmp_path / "lab") as lab:
+    with running_lab(routers=6, scenarios=["desync-nat-t"], time_scale=10, state_dir=tmp_path / "lab", realism="all") as lab:
         tunnel = the_tunnel(lab, "desync-nat-t")
         messages = run_agent_until_bundles(load_inventory(lab.inventory_path), demo_playbook(), tmp_path, seconds=100)
         found = bundles(tmp_path / "bundles")
@@ -168,7 +168,7 @@ def test_a_natted_receiver_the_senders_bundle_holds_its_sa_with_the_logged_spi(t
 
 
 def test_a_scanners_lines_arm_nothing_and_are_listed(tmp_path):
-    with running_lab(routers=6, scenarios=["healthy"], time_scale=60, state_dir=tmp_path / "lab") as lab:
+    with running_lab(routers=6, scenarios=["healthy"], time_scale=60, state_dir=tmp_path / "lab", realism="all") as lab:
         messages = run_agent_until_bundles(load_inventory(lab.inventory_path), demo_playbook(), tmp_path, seconds=25)
         rows = json.loads(cli("incidents", "--state", str(tmp_path / "state"), "--json", cwd=tmp_path).stdout)
         assert [r for r in rows if r["incident"]] == [], messages

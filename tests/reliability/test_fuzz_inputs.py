@@ -477,8 +477,16 @@ _CLOSE = object()
 
 
 def _scripted_session(monkeypatch, script, prompt_name: str = "R1"):
-    """A DeviceSession whose netmiko connection is replaced by a scripted channel."""
-    channel = _FakeChannel(script)
+    """A DeviceSession whose netmiko connection is replaced by a scripted channel. The login
+    (first prompt, `terminal width`, `terminal length`) is answered with the bare prompt;
+    every other command by `script`."""
+    def answer(command):
+        if command in ("terminal width 511", "terminal length 0"):
+            return [f"{prompt_name}#".encode()]
+        return script(command)
+
+    channel = _FakeChannel(answer)
+    channel.queue.append(f"\r\n{prompt_name}#".encode())  # the first prompt after login
 
     class _Driver:
         def __init__(self, *args, **kwargs):
@@ -487,6 +495,12 @@ def _scripted_session(monkeypatch, script, prompt_name: str = "R1"):
 
         def check_enable_mode(self):
             return True
+
+        def _modify_connection_params(self):  # the session opens the channel itself (no netmiko sleeps)
+            pass
+
+        def establish_connection(self):
+            pass
 
         def disconnect(self):
             channel.close()
