@@ -218,7 +218,9 @@ class Agent:
             self._work(self.worker.arm, action)
         elif isinstance(action, Armed):
             if not self.dry_run:
-                self.store.update_incident(action.incident_id, armed_at=action.at)
+                record = self.store.incident(action.incident_id)
+                notes = [n for n in ([record.reason] if record and record.reason else []) + list(action.notes) if n]
+                self.store.update_incident(action.incident_id, armed_at=action.at, reason="; ".join(notes))
         elif isinstance(action, Capture):
             self.store.update_incident(action.incident_id, state=IncidentState.CAPTURING)
             self._work(self.worker.capture, action)

@@ -161,6 +161,7 @@ class Armed:
     incident_id: str
     at: datetime
     routers: frozenset[str]
+    notes: tuple[str, ...] = ()  # ends that could not be armed, and why
 
 
 @dataclass(frozen=True, slots=True)
@@ -461,7 +462,7 @@ def _arm_done(state: CoreState, done: ArmDone) -> list[Action]:
     incident.phase = Phase.ARMED
     incident.armed_at = done.at
     incident.mark = done.mark
-    return [Armed(incident.incident_id, done.at, done.armed)]
+    return [Armed(incident.incident_id, done.at, done.armed, tuple(f"{r}: {why}" for r, why in done.failed))]
 
 
 def _capture_done(state: CoreState, done: CaptureDone) -> list[Action]:

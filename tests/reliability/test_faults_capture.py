@@ -124,7 +124,9 @@ def test_authentication_failure_on_one_end_is_not_retried_and_is_reported(tmp_pa
             repeat_line(lab)
             data = _finish(lab, tmp_path, agent, (receiver, sender))
     assert data["complete"] is False
-    assert f"{sender}: authentication failed (username or password refused)" in data["incomplete_reasons"]
+    # the reason says how many tries were used (bounded: accounts lock on TACACS)
+    assert any(r.startswith(f"{sender}: authentication failed (username or password refused)")
+               for r in data["incomplete_reasons"]), data["incomplete_reasons"]
     assert data["disarm_verification"][receiver].startswith("clean")
 
 
