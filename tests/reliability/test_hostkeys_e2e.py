@@ -68,7 +68,8 @@ def test_first_use_is_recorded_and_a_changed_key_is_refused_naming_both_fingerpr
         playbook = fast_playbook(tmp_path)
         watch = run_cli("watch", "--once", "-i", inventory, "--playbook", str(playbook), "--state",
                         str(tmp_path / "state"), "--out", str(tmp_path / "bundles"), cwd=tmp_path)
-        assert watch.returncode == 0, watch.stderr
+        assert watch.returncode == 1, watch.stderr  # a router could not be read: exit 1, named
+        assert any(l.startswith(f"collector: {router}: could not be read: host key") for l in watch.stderr.splitlines())
         refused = [l for l in watch.stderr.splitlines() if f"{router}: log poll failed" in l]
         assert refused and f"offered ssh-ed25519 {_fingerprint(offered)}" in refused[0], watch.stderr
         assert not [l for l in watch.stderr.splitlines() if "log poll failed" in l and router not in l]
