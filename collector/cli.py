@@ -538,7 +538,7 @@ def disarm_cmd(inventory_path, hosts, all_hosts, state_dir, playbook, from_route
                 responder = Responder(playbook=book, store=store, sessions=pool, registry=default_registry())
                 for host in selected:
                     undone = responder.disarm(host, verify=False)
-                    recorded = "nothing recorded" if undone.nothing_armed else (
+                    recorded = "nothing armed" if undone.nothing_armed else (
                         f"incomplete: {undone.error}" if undone.error else "undone")
                     try:  # then whatever the store did not know: the applets still on the router
                         with pool.session(host) as session:

@@ -84,12 +84,13 @@ def test_disarm_command_sweeps_a_router_left_armed(tmp_path):
         assert router_leftovers(lab, "hub2")
         proc = cli("disarm", "-i", str(lab.inventory_path), "--hosts", "hub2", "--state", str(tmp_path / "state"),
                    cwd=tmp_path)
-        # No store and an applet that records no undo: the applet goes, the debugs nothing
-        # says the tool set are left alone and named, and the router is not called clean.
+        # No store: the applet's own undo is replayed and the applet goes; the debug no applet
+        # says the tool set is left alone and named, so the router is not called clean.
         assert proc.returncode == 1, proc.stderr
-        assert proc.stdout.startswith("hub2: NOT clean: applets COLLECTOR_DEADMAN_old1; "
-                                      "restored: no event manager applet COLLECTOR_DEADMAN_old1; still on: ")
-        assert all("COLLECTOR_DEADMAN" not in line for line in router_leftovers(lab, "hub2"))
+        assert proc.stdout.startswith("hub2: NOT clean: applets COLLECTOR_DEADMAN_OLD1; restored: no debug crypto "
+                                      "isakmp; no debug crypto condition peer ipv4 192.0.2.4; no event manager "
+                                      "applet COLLECTOR_DEADMAN_OLD1; still on: IPSEC debug"), proc.stdout
+        assert router_leftovers(lab, "hub2") == ["Crypto IPSEC debugging is on"]
 
         nothing = cli("disarm", "-i", str(lab.inventory_path), "--state", str(tmp_path / "state"), cwd=tmp_path)
         assert nothing.returncode == 2 and "--hosts" in nothing.stderr
