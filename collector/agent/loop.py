@@ -104,9 +104,9 @@ class RouterTurns:
 
 
 def _routers_of(action) -> tuple[str, ...]:
-    if isinstance(action, (Arm, Capture)):
-        incident = getattr(action, "receiver", None)
-        return tuple(r for r in (incident, getattr(action, "sender", None)) if r)
+    """The routers an Arm or a Release touches (a Capture's come from its incident)."""
+    if isinstance(action, Arm):
+        return tuple(r for r in (action.receiver, action.sender) if r)
     if isinstance(action, Release):
         return (action.router,)
     return ()

@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from datetime import datetime, timedelta
 import re
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
@@ -66,7 +65,6 @@ class LogReader:
         self.sessions = sessions
         self.registry = registry
         self.observers = observers
-        self._run = uuid.uuid4().hex[:8]  # event ids must not collide with an earlier run's
         self._lock = threading.Lock()
         self._reads: dict[str, int] = {}
         self._peers: dict[str, tuple] = {}
