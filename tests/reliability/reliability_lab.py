@@ -26,6 +26,7 @@ from collector.demo import demo_playbook
 from collector.inventory import load_inventory
 from collector.playbook import Playbook
 from collector.resources import playbooks_dir
+from collector.core.states import IncidentState
 from collector.state import StateStore
 from collector.watch import WatchOptions, run_daemon
 
@@ -96,8 +97,16 @@ def armed_by_router(state_dir: Path) -> dict[str, list[str]]:
 
 
 def both_armed(state_dir: Path) -> bool:
+    """Both ends' steps applied and the agent's arming finished (its log mark taken).
+
+    Steps are recorded applied before the agent reads each end's log position; a line
+    logged in between counts as logged before arming, so a test that makes the flow
+    repeat on "steps applied" alone races the agent."""
     steps = armed_by_router(state_dir)
-    return len(steps) == 2 and all(s == "applied" for statuses in steps.values() for s in statuses)
+    if len(steps) != 2 or not all(s == "applied" for statuses in steps.values() for s in statuses):
+        return False
+    with StateStore(state_dir / "state.db") as store:
+        return any(i.armed_at is not None for i in store.incidents(states=[IncidentState.ARMED]))
 
 
 def incident_states(state_dir: Path) -> list[tuple[str, str]]:
