@@ -1,0 +1,213 @@
+"""The log side of the store: cursors per router, every event received, the flow tracker."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from collector.detect.tracker import FlowWindow, TrackerSnapshot, decode_key, decode_pair, encode_key, encode_pair
+from collector.state.database import Database
+from collector.state.records import EVENT_SOURCES, EventRecord, LogCursorRecord, StateError, now, ts, dt
+
+
+class LogTables(Database):
+    """Where each router's log was last read, what arrived, and what the tracker remembers."""
+
+    # -- log cursors -----------------------------------------------------------
+
+    def log_cursor(self, router: str) -> LogCursorRecord | None:
+        rows = self._read("SELECT * FROM log_cursors WHERE router = ?", (router,))
+        if not rows:
+            return None
+        r = rows[0]
+        return LogCursorRecord(
+            router=r["router"],
+            fingerprints=r["fingerprints"],
+            last_seq=r["last_seq"],
+            last_device_time=r["last_device_time"],
+            last_line_hash=r["last_line_hash"],
+            buffer_size=r["buffer_size"],
+            messages_logged=r["messages_logged"],
+            read_at=datetime.fromisoformat(r["read_at"]),
+        )
+
+    def save_log_cursor(self, cursor: LogCursorRecord) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO log_cursors VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    cursor.router,
+                    cursor.fingerprints,
+                    cursor.last_seq,
+                    cursor.last_device_time,
+                    cursor.last_line_hash,
+                    cursor.buffer_size,
+                    cursor.messages_logged,
+                    ts(cursor.read_at),
+                ),
+            )
+
+    # -- events ----------------------------------------------------------------
+
+    def record_event(self, event: EventRecord) -> int:
+        """Store one event verbatim (duplicates too: they are evidence); returns its row id."""
+        return self.record_events([event])[0]
+
+    def record_events(self, events: Iterable[EventRecord]) -> list[int]:
+        """Store several events in one transaction (all or none)."""
+        ids: list[int] = []
+        with self._write() as conn:
+            for e in events:
+                if e.source not in EVENT_SOURCES:
+                    raise StateError(f"unknown event source {e.source!r}")
+                cur = conn.execute(
+                    "INSERT INTO events (event_id, router, key, source, raw, device_time, received_at,"
+                    " incident_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        e.event_id,
+                        e.router,
+                        e.key,
+                        e.source,
+                        e.raw,
+                        # device clocks often carry no zone: kept as printed (naive allowed)
+                        None if e.device_time is None else e.device_time.isoformat(),
+                        ts(e.received_at),
+                        e.incident_id,
+                    ),
+                )
+                ids.append(int(cur.lastrowid))
+        return ids
+
+    def events(
+        self,
+        *,
+        router: str | None = None,
+        key: str | None = None,
+        incident_id: str | None = None,
+        since: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[EventRecord]:
+        """Events in arrival order, filtered by any of router, key, incident, received since."""
+        where, params = [], []
+        for column, value in (("router", router), ("key", key), ("incident_id", incident_id)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if since is not None:
+            where.append("received_at >= ?")
+            params.append(ts(since))
+        sql = "SELECT * FROM events" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY row_id"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [
+            EventRecord(
+                event_id=r["event_id"],
+                router=r["router"],
+                key=r["key"],
+                source=r["source"],
+                raw=r["raw"],
+                device_time=dt(r["device_time"]),
+                received_at=datetime.fromisoformat(r["received_at"]),
+                incident_id=r["incident_id"],
+                row_id=r["row_id"],
+            )
+            for r in self._read(sql, params)
+        ]
+
+    def prune_events(self, before: datetime) -> int:
+        """Forget events received before `before`, except those of incidents still open
+        (armed or capturing): the evidence of a finished incident is in its bundle."""
+        with self._write() as conn:
+            cur = conn.execute(
+                "DELETE FROM events WHERE received_at < ? AND (incident_id IS NULL OR incident_id NOT IN"
+                " (SELECT incident_id FROM incidents WHERE state IN ('armed', 'capturing')))",
+                (ts(before),))
+            return cur.rowcount
+
+    def link_events(self, incident_id: str, key: str, since: datetime) -> int:
+        """Attach the still unlinked events of `key` received since `since` to an incident."""
+        with self._write() as conn:
+            cur = conn.execute(
+                "UPDATE events SET incident_id = ? WHERE key = ? AND received_at >= ? AND incident_id IS NULL",
+                (incident_id, key, ts(since)),
+            )
+            return cur.rowcount
+
+    # -- tracker -----------------------------------------------------------------
+
+    def save_tracker(self, tracker: str, snapshot: TrackerSnapshot) -> None:
+        """Replace the stored state of tracker `tracker` (one per playbook) atomically."""
+        with self._write() as conn:
+            for table in ("flows", "cooldowns", "seen_events", "pending_transients"):
+                conn.execute(f"DELETE FROM {table} WHERE tracker = ?", (tracker,))
+            conn.executemany(
+                "INSERT INTO flows VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        tracker,
+                        encode_key(w.key),
+                        i,
+                        ts(w.first_seen),
+                        ts(w.last_seen),
+                        w.count,
+                        int(w.repeated),
+                        None if w.pair is None else encode_pair(w.pair),
+                    )
+                    for i, w in enumerate(snapshot.windows)
+                ],
+            )
+            conn.executemany(
+                "INSERT INTO cooldowns VALUES (?, 'flow', ?, ?)",
+                [(tracker, encode_key(k), ts(t)) for k, t in snapshot.flow_cooldowns],
+            )
+            conn.executemany(
+                "INSERT INTO cooldowns VALUES (?, 'pair', ?, ?)",
+                [(tracker, encode_pair(p), ts(t)) for p, t in snapshot.pair_cooldowns],
+            )
+            conn.executemany(
+                "INSERT INTO seen_events VALUES (?, ?, ?, ?)",
+                [(tracker, e, i, ts(t)) for i, (e, t) in enumerate(snapshot.seen_events)],
+            )
+            conn.executemany(
+                "INSERT INTO pending_transients VALUES (?, ?, ?)",
+                [(tracker, i, encode_key(k)) for i, k in enumerate(snapshot.pending_transients)],
+            )
+            conn.execute("INSERT OR REPLACE INTO trackers VALUES (?, ?)", (tracker, ts(now())))
+
+    def load_tracker(self, tracker: str) -> TrackerSnapshot | None:
+        """The last saved state of `tracker`, None if it was never saved."""
+        conn = self._connection()
+        conn.execute("BEGIN")  # one consistent read across the tables
+        try:
+            if not conn.execute("SELECT 1 FROM trackers WHERE tracker = ?", (tracker,)).fetchall():
+                return None
+            flows = conn.execute("SELECT * FROM flows WHERE tracker = ? ORDER BY ord", (tracker,)).fetchall()
+            cools = conn.execute("SELECT * FROM cooldowns WHERE tracker = ?", (tracker,)).fetchall()
+            seen = conn.execute("SELECT * FROM seen_events WHERE tracker = ? ORDER BY ord", (tracker,)).fetchall()
+            pending = conn.execute(
+                "SELECT key FROM pending_transients WHERE tracker = ? ORDER BY ord", (tracker,)
+            ).fetchall()
+        finally:
+            conn.execute("COMMIT")
+        return TrackerSnapshot(
+            windows=tuple(
+                FlowWindow(
+                    key=decode_key(r["key"]),
+                    first_seen=datetime.fromisoformat(r["first_seen"]),
+                    last_seen=datetime.fromisoformat(r["last_seen"]),
+                    count=r["count"],
+                    repeated=bool(r["repeated"]),
+                    pair=None if r["pair"] is None else decode_pair(r["pair"]),
+                )
+                for r in flows
+            ),
+            flow_cooldowns=tuple(
+                (decode_key(r["key"]), datetime.fromisoformat(r["until"])) for r in cools if r["kind"] == "flow"
+            ),
+            pair_cooldowns=tuple(
+                (decode_pair(r["key"]), datetime.fromisoformat(r["until"])) for r in cools if r["kind"] == "pair"
+            ),
+            seen_events=tuple((r["event_id"], datetime.fromisoformat(r["seen_at"])) for r in seen),
+            pending_transients=tuple(decode_key(r["key"]) for r in pending),
+        )
+
