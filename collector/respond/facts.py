@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address, ip_address
 
 from collector.core.results import LogSnapshot
-from collector.detect.debugstate import DebugState, parse_debug_state
+from collector.respond.debugstate import DebugState, parse_debug_state
 from collector.cryptoconfig import CryptoProfile, classify_config
 from collector.errors import SafetyRefusal
 from collector.parsing import TemplateRegistry

@@ -43,7 +43,7 @@ from collector.playbook import (
 from collector.core.states import StepScope
 from collector.errors import SafetyRefusal
 from collector.core.steps import Mode, Step
-from collector.detect.debugstate import DebugState
+from collector.respond.debugstate import DebugState
 from collector.respond.deadman import DeadmanApplet, DeadmanError, applet_name, build_applet
 
 PeerAddress = IPv4Address | IPv6Address

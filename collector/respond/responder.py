@@ -23,7 +23,7 @@ from ipaddress import IPv6Address, ip_address
 from collector.core.results import ArmResult, DisarmResult, LogSnapshot, RouterChange
 from collector.core.states import StepScope, StepStatus
 from collector.core.steps import Step
-from collector.detect.debugstate import parse_debug_state
+from collector.respond.debugstate import parse_debug_state
 from collector.inventory import Host
 from collector.parsing import TemplateRegistry
 from collector.playbook import Playbook

@@ -6,7 +6,7 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 import pytest
 
 from collector.playbook import Playbook, load_playbook
-from collector.detect.debugstate import parse_debug_state
+from collector.respond.debugstate import parse_debug_state
 from collector.resources import playbooks_dir
 from collector.respond.deadman import applet_name
 from collector.respond.plan import (

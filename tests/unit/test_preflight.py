@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from collector.detect.debugstate import addresses_in, parse_debug_state
+from collector.respond.debugstate import addresses_in, parse_debug_state
 from collector.respond.facts import count_vty_in_use, count_vty_lines, refusal_in
 
 # Verbatim public captures (shared/real/debug): IOS and IOS-XE `show debugging`, IOS-XE

@@ -1,4 +1,4 @@
-"""collector.detect.debugstate on the real `show debugging` captures and on every real
+"""collector.respond.debugstate on the real `show debugging` captures and on every real
 debug banner (tests/fixtures/real; sources in its README.md)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from collector.detect.debugstate import DebugCondition, DebugState, parse_debug_state
+from collector.respond.debugstate import DebugCondition, DebugState, parse_debug_state
 
 REAL = Path(__file__).resolve().parents[1] / "fixtures" / "real"
 OUTPUTS = Path(__file__).resolve().parents[1] / "fixtures" / "outputs"
