@@ -26,44 +26,53 @@ LOCK = "collector:lock:"
 ARMED = "collector:armed"
 LOGINS = "collector:logins:"
 
-_ACQUIRE = """
-local now = tonumber(ARGV[3])
+# Every script reads the Redis server's clock: workers and correlators on other hosts
+# disagree about the time, and a lease or a token must not depend on who asks.
+_NOW = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+"""
+
+# ARGV: incident, lease ms, cap, holder ('' when none), router
+_ACQUIRE = _NOW + """
 local lease = tonumber(ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
 local owner = redis.call('GET', KEYS[1])
 if owner then
-  if owner == ARGV[1] or (ARGV[5] ~= '' and owner == ARGV[5]) then
+  if owner == ARGV[1] or (ARGV[4] ~= '' and owner == ARGV[4]) then
     redis.call('PEXPIRE', KEYS[1], lease)
-    redis.call('ZADD', KEYS[2], now + lease, ARGV[6])
+    redis.call('ZADD', KEYS[2], now + lease, ARGV[5])
     return {1, owner}
   end
   return {0, owner}
 end
-if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[4]) then
+if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[3]) then
   return {-1, tostring(redis.call('ZCARD', KEYS[2]))}
 end
 -- a join that arrives before its holder's own arm: the router is taken for the holder
 local taker = ARGV[1]
-if ARGV[5] ~= '' then taker = ARGV[5] end
+if ARGV[4] ~= '' then taker = ARGV[4] end
 redis.call('SET', KEYS[1], taker, 'PX', lease)
-redis.call('ZADD', KEYS[2], now + lease, ARGV[6])
+redis.call('ZADD', KEYS[2], now + lease, ARGV[5])
 return {1, taker}
 """
 
-_RENEW = """
+# ARGV: incident, lease ms, router
+_RENEW = _NOW + """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  redis.call('ZADD', KEYS[2], tonumber(ARGV[3]) + tonumber(ARGV[2]), ARGV[4])
+  redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), ARGV[3])
   return 1
 end
 return 0
 """
 
-_TRANSFER = """
+# ARGV: incident, heir, lease ms, router
+_TRANSFER = _NOW + """
 local owner = redis.call('GET', KEYS[1])
 if owner == ARGV[1] or owner == ARGV[2] or not owner then
   redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-  redis.call('ZADD', KEYS[2], tonumber(ARGV[4]) + tonumber(ARGV[3]), ARGV[5])
+  redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), ARGV[4])
   return 1
 end
 return 0
@@ -79,15 +88,19 @@ end
 return 0
 """
 
+_COUNT = _NOW + """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+return redis.call('ZCARD', KEYS[1])
+"""
+
 # tokens refill at ARGV[1] per second up to ARGV[2]; returns 0 (taken) or ms to wait
-_TAKE_TOKEN = """
+_TAKE_TOKEN = _NOW + """
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
-local now = tonumber(ARGV[3])
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
 local tokens = tonumber(state[1]) or burst
 local at = tonumber(state[2]) or now
-tokens = math.min(burst, tokens + (now - at) / 1000 * rate)
+tokens = math.min(burst, tokens + math.max(0, now - at) / 1000 * rate)
 local wait = 0
 if tokens >= 1 then
   tokens = tokens - 1
@@ -98,10 +111,6 @@ redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
 return wait
 """
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,13 +130,14 @@ class RouterGuards:
         self._renew = client.register_script(_RENEW)
         self._transfer = client.register_script(_TRANSFER)
         self._release = client.register_script(_RELEASE)
+        self._count = client.register_script(_COUNT)
 
     def acquire(self, router: str, incident_id: str, *, holder: str | None = None) -> LockAnswer:
         """Take `router` for `incident_id` (again: a retried task), or join it through
         `holder`, the incident that holds it; refused when another incident holds it or
         the cap is reached."""
         code, said = self._acquire(keys=[LOCK + router, ARMED],
-                                   args=[incident_id, self.lease_ms, _now_ms(), self.cap, holder or "", router])
+                                   args=[incident_id, self.lease_ms, self.cap, holder or "", router])
         said = said.decode() if isinstance(said, bytes) else str(said)
         if code == 1:
             return LockAnswer(True)
@@ -136,11 +146,10 @@ class RouterGuards:
         return LockAnswer(False, f"armed-router cap reached across all sites ({said} of {self.cap} armed)")
 
     def renew(self, router: str, incident_id: str) -> bool:
-        return bool(self._renew(keys=[LOCK + router, ARMED], args=[incident_id, self.lease_ms, _now_ms(), router]))
+        return bool(self._renew(keys=[LOCK + router, ARMED], args=[incident_id, self.lease_ms, router]))
 
     def transfer(self, router: str, incident_id: str, heir: str) -> bool:
-        return bool(self._transfer(keys=[LOCK + router, ARMED], args=[incident_id, heir, self.lease_ms, _now_ms(),
-                                                                     router]))
+        return bool(self._transfer(keys=[LOCK + router, ARMED], args=[incident_id, heir, self.lease_ms, router]))
 
     def release(self, router: str, incident_id: str) -> bool:
         return bool(self._release(keys=[LOCK + router, ARMED], args=[incident_id, router]))
@@ -150,8 +159,7 @@ class RouterGuards:
         return value.decode() if value is not None else None
 
     def armed_count(self) -> int:
-        self.client.zremrangebyscore(ARMED, "-inf", _now_ms())
-        return int(self.client.zcard(ARMED))
+        return int(self._count(keys=[ARMED]))
 
 
 class LoginBucket:
@@ -168,7 +176,7 @@ class LoginBucket:
         """Wait for a token; False when none came within `max_wait` seconds."""
         deadline = time.monotonic() + max_wait
         while True:
-            wait_ms = int(self._take(keys=[self.key], args=[self.rate, self.burst, _now_ms()]))
+            wait_ms = int(self._take(keys=[self.key], args=[self.rate, self.burst]))
             if wait_ms == 0:
                 return True
             if time.monotonic() + wait_ms / 1000 > deadline:

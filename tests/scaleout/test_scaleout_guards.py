@@ -106,3 +106,19 @@ def test_login_bucket_is_shared_by_every_worker_of_the_site(redis_url):
     buckets = [LoginBucket(redis.Redis.from_url(redis_url), "east", rate=0.01, burst=5) for _ in range(10)]
     taken = race([lambda b=b: b.take(max_wait=0) for b in buckets])
     assert sum(taken) == 5
+
+
+def test_the_bucket_and_the_leases_keep_the_servers_time_not_the_callers(redis_url, monkeypatch):
+    """Workers on other hosts disagree about the time: a caller whose clock is an hour
+    behind neither loses tokens nor shortens a lease."""
+    client = redis.Redis.from_url(redis_url)
+    bucket = LoginBucket(client, "skewed", rate=0.5, burst=3)
+    assert bucket.take(max_wait=0) and bucket.take(max_wait=0)
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() - 3600)
+    assert bucket.take(max_wait=0)  # the third token of the burst is still there
+    skewed = guards(redis_url, cap=1, lease_seconds=60)
+    assert skewed.acquire("r-skew", "inc-1").granted
+    monkeypatch.setattr(time, "time", real)
+    assert guards(redis_url, cap=1).armed_count() == 1  # the lease did not end an hour ago
+    assert guards(redis_url, cap=1).release("r-skew", "inc-1")
