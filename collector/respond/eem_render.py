@@ -209,6 +209,7 @@ def _render_router(
         end_blocks = ([("exec", tuple(capture))] if role == "sender" else []) + [*undo, removal(names["END"])]
         lines += applet_lines(names["END"], f"timer countdown time {countdown} maxrun {RUN_MAXRUN}",
                               cli_sequence(end_blocks), authorization_bypass=bypass)
+        lines.append("exit")  # to global config, or the next header is read as an event line
         if pattern:
             period = math.ceil(playbook.within.total_seconds())
             event = f'syslog occurs {playbook.occurs} pattern "{pattern}"'
@@ -216,8 +217,10 @@ def _render_router(
             lines += applet_lines(names["CAP"], f"{event} maxrun {RUN_MAXRUN}",
                                   cli_sequence([("exec", tuple(capture)), *undo, removal(names["CAP"])]),
                                   authorization_bypass=bypass)
+            lines.append("exit")
         lines += applet_lines(names["ARM"], f"timer countdown time {ARM_DELAY_SECONDS} maxrun {ARM_MAXRUN}",
                               cli_sequence(arm), authorization_bypass=bypass)
+        lines.append("exit")
     except DeadmanError as exc:
         raise EemRenderError(f"{router.name}: {exc}") from None
     for line in lines:
