@@ -237,6 +237,10 @@ def _notes(playbook, router, role, options, plan, names, flash_file, pattern, co
     window = format_duration(timedelta(seconds=countdown))
     debugs = "; ".join(c for step in plan.steps for c in step.do if c.startswith("debug"))
     notes = [f"{names['ARM']} arms {ARM_DELAY_SECONDS}s after it is configured: {debugs}."]
+    if countdown > playbook.max_window.total_seconds():
+        notes.append(f"The debugs stay armed up to {window}, longer than the playbook's max_window "
+                     f"({format_duration(playbook.max_window)}), which bounds the agent's arming after a first "
+                     "line: armed ahead, they wait for the fault (116005).")
     if role == "receiver":
         notes.append(
             f"{names['CAP']} fires when {playbook.occurs} invalid-SPI lines from {router.peer} arrive within "
