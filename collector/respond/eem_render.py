@@ -223,12 +223,11 @@ def _render_router(
         lines.append("exit")
     except DeadmanError as exc:
         raise EemRenderError(f"{router.name}: {exc}") from None
-    for line in lines:
+    notes = _notes(playbook, router, role, options, plan, names, flash_file, pattern, countdown)
+    for line in [*lines, *notes, *capture_notes]:
         # `?` typed or pasted at the IOS prompt opens the help instead of entering the character
         if "?" in line:
-            raise EemRenderError(f"{router.name}: {line.strip()!r} contains '?', which IOS cannot take pasted")
-
-    notes = _notes(playbook, router, role, options, plan, names, flash_file, pattern, countdown)
+            raise EemRenderError(f"{router.name}: {line.strip()[:80]!r} contains '?', which IOS cannot take pasted")
     return RenderedRouter(router.name, role, tuple(lines), tuple(notes + capture_notes), flash_file,
                           tuple(names[p] for p in ("END", "CAP", "ARM") if names[p] in own))
 

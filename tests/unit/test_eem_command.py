@@ -75,6 +75,7 @@ def test_out_writes_one_pasteable_file_per_router(site, collector):
     assert "srcaddr=192\\.0\\.2\\.99" in hub1 and "debug crypto condition peer ipv4 203.0.113.7" in spoke1
     assert "debug crypto ikev2" in hub1 and "debug crypto isakmp" not in hub1
     assert hub1.endswith("exit\nend\n")
+    assert "?" not in hub1 + spoke1  # IOS takes `?` typed or pasted as a request for help, even in a comment
     assert all(ln.startswith(("!", "event manager", " event ", " action ", "exit", "end")) for ln in hub1.splitlines())
     assert "hub1 (receiver): " in proc.stderr
 
