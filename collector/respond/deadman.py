@@ -161,10 +161,24 @@ def build_applet(
         )
     if not 1 <= maxrun_seconds <= 3600:
         raise DeadmanError(f"maxrun of {maxrun_seconds}s is outside 1..3600s")
+    # the self-removal is a block of its own, after the undo's last `end`
+    commands = cli_sequence(undo) + ["configure terminal", f"no event manager applet {name}", "end"]
+    lines = applet_lines(name, f"timer countdown time {countdown_seconds} maxrun {maxrun_seconds}", commands,
+                         authorization_bypass=authorization_bypass, replaces_actions=replaces_actions)
+    return DeadmanApplet(name=name, countdown_seconds=countdown_seconds, config_lines=lines)
 
+
+def cli_sequence(blocks: Sequence[tuple[Mode, Sequence[str]]]) -> list[str]:
+    """The `cli command` strings an applet runs for `blocks` of (mode, commands), in order.
+
+    The applet's CLI session starts in user EXEC, so `enable` comes first; consecutive
+    config commands share one `configure terminal` ... `end` block.
+
+    Raises:
+        DeadmanError: an unknown mode or a command that cannot sit in an EEM string."""
     commands: list[str] = ["enable"]
     in_config = False
-    for mode, lines in undo:
+    for mode, lines in blocks:
         if mode not in ("exec", "config"):
             raise DeadmanError(f"unknown mode {mode!r}")
         for line in lines:
@@ -178,18 +192,33 @@ def build_applet(
             commands.append(line)
     if in_config:
         commands.append("end")
-    commands += ["configure terminal", f"no event manager applet {name}", "end"]
-    if len(commands) > MAX_ACTIONS:
-        raise DeadmanError(f"dead-man applet would need {len(commands)} actions (max {MAX_ACTIONS})")
+    return commands
 
+
+def applet_lines(
+    name: str,
+    event: str,
+    commands: Sequence[str],
+    *,
+    authorization_bypass: bool = False,
+    replaces_actions: int = 0,
+) -> tuple[str, ...]:
+    """Config-mode lines of applet `name`: the header, ` event {event}`, then one
+    zero-padded `cli command` action per command (options as in `build_applet`).
+
+    Raises:
+        DeadmanError: a bad name or command, or too many actions."""
+    validate_name(name)
+    if len(commands) > MAX_ACTIONS:
+        raise DeadmanError(f"applet {name} would need {len(commands)} actions (max {MAX_ACTIONS})")
     header = f"event manager applet {name}" + (" authorization bypass" if authorization_bypass else "")
-    lines = [header, f" event timer countdown time {countdown_seconds} maxrun {maxrun_seconds}"]
+    lines = [header, f" event {event}"]
     lines += [
-        f' action {index:0{_LABEL_WIDTH}d} cli command "{command}"'
+        f' action {index:0{_LABEL_WIDTH}d} cli command "{validate_command(command)}"'
         for index, command in enumerate(commands, start=1)
     ]
     lines += [f" no action {index:0{_LABEL_WIDTH}d}" for index in range(len(commands) + 1, replaces_actions + 1)]
-    return DeadmanApplet(name=name, countdown_seconds=countdown_seconds, config_lines=tuple(lines))
+    return tuple(lines)
 
 
 def removal_commands(name: str) -> tuple[str, ...]:
