@@ -92,7 +92,7 @@ class _LazyGroup(click.Group):
 
     LAZY = {"lab": "collector.lab.commands:lab_group", "demo": "collector.demo:demo_cmd",
             "audit": "collector.diagnose.commands:audit_cmd", "report": "collector.diagnose.commands:report_cmd",
-            "scan": "collector.scan_command:scan_cmd",
+            "scan": "collector.scan_command:scan_cmd", "probe": "collector.probe_command:probe_cmd",
             "eem": "collector.eem_command:eem_group"}
 
     def list_commands(self, ctx: click.Context) -> list[str]:

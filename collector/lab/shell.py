@@ -295,6 +295,14 @@ def _config_grammar(eem_bypass: bool = True) -> Grammar:
         "logging buffered <int:4096-2147483647> <level>",
         Command(lambda s, a: s.router.cfg_logging_buffered(s, a[0], a[1])),
     )
+    # `logging buffered discriminator NAME [SIZE] [LEVEL]` (keyword before the size: Cisco command
+    # reference, "logging buffered discriminator buffer1 critical"); how the running-config shows it
+    g.add("logging buffered discriminator <word>",
+          Command(lambda s, a: s.router.cfg_logging_buffered(s, None, None, discriminator=a[0])))
+    g.add("logging buffered discriminator <word> <int:4096-2147483647>",
+          Command(lambda s, a: s.router.cfg_logging_buffered(s, a[1], None, discriminator=a[0])))
+    g.add("logging buffered discriminator <word> <int:4096-2147483647> <level>",
+          Command(lambda s, a: s.router.cfg_logging_buffered(s, a[1], a[2], discriminator=a[0])))
     g.add("no logging buffered", _router_call("cfg_logging_off", "buffered"))
     for dest in ("console", "monitor"):
         g.add(f"logging {dest}", _router_call("cfg_logging_level", dest, "debugging"))

@@ -193,6 +193,23 @@ def ike_from_session(show_crypto_session: str) -> str | None:
     return "ikev2" if versions == {"2"} else "isakmp"
 
 
+def command_authorization_on(config_lines: str) -> bool:
+    """`aaa authorization commands LEVEL ...` is configured (commands go to the AAA server)."""
+    return bool(_AAA_COMMANDS.search(config_lines or ""))
+
+
+def eem_cli_username(config_lines: str) -> str | None:
+    """The user named by `event manager session cli username NAME`, if any."""
+    match = _CLI_USERNAME.search(config_lines or "")
+    return match.group(1) if match else None
+
+
+def parse_eem_version(show_event_manager_version: str | None) -> float | None:
+    """`Embedded Event Manager Version N.M` from `show event manager version`."""
+    match = _EEM_VERSION.search(show_event_manager_version or "")
+    return float(match.group(1)) if match else None
+
+
 def refusal_in(text: str) -> str | None:
     """The router's refusal in an output that did not raise: AAA command authorization
     prints `Command authorization failed.` without the `%` that CommandRefused keys on."""
@@ -290,16 +307,15 @@ def preflight(
         notes.append("running-config lines refused: logging, AAA and vty settings unknown")
     buffered_config = tuple(check_buffered_config(line) for line in config.splitlines()
                             if line.startswith(("logging buffered", "no logging buffered")))
-    authorization = bool(_AAA_COMMANDS.search(config))
-    username = _CLI_USERNAME.search(config)
+    authorization = command_authorization_on(config)
+    username = eem_cli_username(config)
     stale = tuple(name for name in applet_names(config) if name not in own_applets)
 
     eem_version = None
     with_deadman, bypass = True, False
     if authorization and username is None:
         version = _read(session, "show event manager version")
-        match = _EEM_VERSION.search(version.text) if version else None
-        eem_version = float(match.group(1)) if match else None
+        eem_version = parse_eem_version(version.text if version else None)
         if eem_version is not None and eem_version < EEM_BYPASS_SINCE:
             problem = (f"AAA command authorization is on, EEM {eem_version} has no `authorization bypass` and no "
                        "`event manager session cli username` is set: the dead-man applet could not run")
@@ -336,5 +352,5 @@ def preflight(
     settings = LoggingSettings(settings.console_level, settings.monitor_level, settings.buffered_level,
                                settings.buffered_size, buffered_config)
     return Preflight(settings, cpu, foreign, state, foreign_conditions, stale, authorization,
-                     username.group(1) if username else None, eem_version, vty_total, in_use,
+                     username, eem_version, vty_total, in_use,
                      with_deadman, bypass, snapshot, tuple(notes))
