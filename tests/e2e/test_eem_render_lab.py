@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from netmiko import ConnectHandler
 
-from collector.detect.debugstate import parse_debug_state
+from collector.respond.debugstate import parse_debug_state
 from collector.lab.runner import running_lab
 from collector.respond.facts import parse_logging_settings
 
