@@ -20,6 +20,8 @@ DEFAULT_INVENTORY = "inventory.yaml"
 _STATE_HELP = ("{role}'s logging before pasting: a file with the output of `show logging | include [Ll]og` "
                "and `show running-config | include ^logging buffered`; the applets change logging for the "
                "debugs and restore exactly this.")
+_DEBUGS_HELP = ("{role}'s `show debugging` (and `show crypto debug-condition`) before pasting: debugs and "
+                "conditions already on are left out of the applets, so their disarm leaves them on.")
 _HEADER_LINES = ("Console logging:", "Monitor logging:", "Buffer logging:")
 _BUFFERED_LINE = re.compile(r"^\s*(?:no )?logging buffered\b.*$", re.M)
 
@@ -69,6 +71,23 @@ def _logging(path: Path | None, keep: bool, option: str):
         raise UserInputError(f"{option} {path}: {exc}") from None
 
 
+def _debugs(path: Path | None, option: str):
+    """The router's debug state as saved before pasting; None when not given."""
+    if path is None:
+        return None
+    from collector.respond.debugstate import parse_debug_state
+
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise UserInputError(f"{option} {path}: {exc.strerror or exc}") from None
+    state = parse_debug_state(text)
+    if state.unknown_lines and not (state.crypto_lines or state.other_debugs or state.conditional_debug is not None):
+        raise UserInputError(f"{option} {path}: not `show debugging` output ({state.unknown_lines[0][:60]!r}); save "
+                             "the router's `show debugging` there")
+    return state
+
+
 def _spi(text: str | None) -> int | None:
     if text is None:
         return None
@@ -102,6 +121,8 @@ def eem_group() -> None:
               help="The countdown: how long the debugs stay armed at most (10m .. 7 days).")
 @click.option("--receiver-state", type=click.Path(path_type=Path, dir_okay=False), help=_STATE_HELP.format(role="The receiver"))
 @click.option("--sender-state", type=click.Path(path_type=Path, dir_okay=False), help=_STATE_HELP.format(role="The sender"))
+@click.option("--receiver-debugs", type=click.Path(path_type=Path, dir_okay=False), help=_DEBUGS_HELP.format(role="The receiver"))
+@click.option("--sender-debugs", type=click.Path(path_type=Path, dir_okay=False), help=_DEBUGS_HELP.format(role="The sender"))
 @click.option("--keep-logging", is_flag=True, help="Leave logging alone on a router whose --*-state is not given.")
 @click.option("--authorization-bypass", is_flag=True,
               help="Put `authorization bypass` on the applets (AAA command authorization; EEM 3.1 and later).")
@@ -110,8 +131,8 @@ def eem_group() -> None:
 @click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False),
               help="Write one file per router (ROUTER.eem.txt) here instead of printing.")
 def render_cmd(receiver, sender, inventory_path, playbook, sender_address, receiver_address, spi, ike, disarm_after,
-               receiver_state, sender_state, keep_logging, authorization_bypass, cli_username, filesystem,
-               out_dir) -> None:
+               receiver_state, sender_state, receiver_debugs, sender_debugs, keep_logging, authorization_bypass,
+               cli_username, filesystem, out_dir) -> None:
     """Print the EEM applets for both ends of one flow: peer-conditional debugs armed
     ahead, a capture into a flash file when the flow repeats, a countdown that disarms."""
     from collector.inventory import load_inventory
@@ -137,9 +158,11 @@ def render_cmd(receiver, sender, inventory_path, playbook, sender_address, recei
         filesystem=filesystem,
     )
     rx = EemRouter(receiver, inventory.hosts[receiver].platform, _peer(inventory, sender, sender_address,
-                   "--sender-address"), _logging(receiver_state, keep_logging, "--receiver-state"))
+                   "--sender-address"), _logging(receiver_state, keep_logging, "--receiver-state"),
+                   _debugs(receiver_debugs, "--receiver-debugs"))
     tx = EemRouter(sender, inventory.hosts[sender].platform, _peer(inventory, receiver, receiver_address,
-                   "--receiver-address"), _logging(sender_state, keep_logging, "--sender-state"))
+                   "--receiver-address"), _logging(sender_state, keep_logging, "--sender-state"),
+                   _debugs(sender_debugs, "--sender-debugs"))
     rendered = render_applets(book, rx, tx, options)
     if out_dir is None:
         click.echo("\n".join(r.text() for r in rendered), nl=False)

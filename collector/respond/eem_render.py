@@ -34,6 +34,7 @@ from ipaddress import IPv4Address
 from collector.errors import UserInputError
 from collector.playbook import Playbook, format_duration, platform_tag
 from collector.respond.deadman import DeadmanError, MAX_COUNTDOWN_SECONDS, applet_lines, cli_sequence
+from collector.respond.debugstate import DebugState
 from collector.respond.plan import LoggingSettings, PlanError, RouterFacts, build_arm_plan
 
 __all__ = [
@@ -69,6 +70,7 @@ class EemRouter:
     platform: str  # cisco_ios | cisco_xe (inventory)
     peer: IPv4Address  # the other end, as this router knows it
     logging: LoggingSettings | None  # as read on the router before pasting; None: leave logging alone
+    already_on: DebugState | None = None  # its debugs and conditions before pasting; None: not given
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +180,8 @@ def _plan(playbook: Playbook, router: EemRouter, options: EemOptions, tag: str):
     )
     try:
         return build_arm_plan(playbook, facts, router.peer, f"eem-{tag}", with_deadman=False,
-                              include_logging=router.logging is not None, also_ike=tuple(options.ike[1:]))
+                              include_logging=router.logging is not None, also_ike=tuple(options.ike[1:]),
+                              already_on=router.already_on)
     except PlanError as exc:
         raise EemRenderError(f"{router.name}: {exc}") from None
 
@@ -265,10 +268,18 @@ def _notes(playbook, router, role, options, plan, names, flash_file, pattern, co
     if len(options.ike) > 1:
         notes.append("Both IKE versions' debugs are armed (the tunnel's version was not given); a release "
                      "without IKEv2 rejects the ikev2 ones.")
-    notes.append(
-        f"Before pasting: `show debugging` and `show crypto debug-condition` must show no crypto debug and no "
-        f"condition for {router.peer}; the disarm switches these off even if someone else had set them."
-    )
+    if router.already_on is None:
+        notes.append(
+            f"Before pasting: `show debugging` and `show crypto debug-condition` must show no crypto debug and no "
+            f"condition for {router.peer}; the disarm switches these off even if someone else had set them "
+            "(render again with the router's `show debugging` saved in a --*-debugs file to leave them out)."
+        )
+    else:
+        if plan.skipped:
+            notes.append("Left out of the arming and of the disarm: " + "; ".join(plan.skipped) + ".")
+        if router.already_on.debugs and not router.already_on.peer_conditions:
+            notes.append("A crypto debug was on without a condition: while armed, the applets' peer condition "
+                         "limits its output to this flow's peer.")
     if options.authorization_bypass:
         notes.append("AAA: the applets carry `authorization bypass` (EEM 3.1 and later; `show event manager "
                      "version`): their commands are not sent for command authorization.")

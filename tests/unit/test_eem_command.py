@@ -122,3 +122,28 @@ def test_a_real_process_prints_one_line_and_no_traceback(site):
                           text=True, timeout=120)
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr == "collector: error: --sender-address '1.2.3' is not an IP address\n"
+
+
+def test_debugs_already_on_are_left_out_of_the_arming_and_of_the_disarm(site, collector):
+    """An operator's `debug crypto isakmp` (the real IOS banner) stays on: the applets
+    neither send it nor switch it off; the note says so, and that the condition narrows it."""
+    (site / "hub1.debugs").write_text("Cryptographic subsystems:\n  Crypto ISAKMP debugging is on\n")
+    proc = collector("eem", "render", "--receiver", "hub1", "--sender", "spoke1", "--keep-logging",
+                     "--ike", "isakmp", "--receiver-debugs", "hub1.debugs", cwd=site)
+    assert proc.returncode == 0, proc.stderr
+    hub1 = proc.stdout[:proc.stdout.index("! collector eem render: spoke1")]
+    spoke1 = proc.stdout[proc.stdout.index("! collector eem render: spoke1"):]
+    commands = [ln for ln in hub1.splitlines() if ln.startswith(" action ")]
+    assert not any('"debug crypto isakmp"' in c or '"no debug crypto isakmp"' in c for c in commands), commands
+    assert any('"debug crypto ipsec"' in c for c in commands) and any('"no debug crypto ipsec"' in c for c in commands)
+    assert "Left out of the arming and of the disarm: debug crypto isakmp" in hub1
+    assert "limits its output to this flow's peer" in hub1
+    # the sender was not described: it keeps both, and the warning to check by hand
+    assert '"no debug crypto isakmp"' in spoke1 and "--*-debugs file" in spoke1
+
+
+def test_a_debugs_file_that_is_not_show_debugging_is_refused(site, collector):
+    proc = collector("eem", "render", "--receiver", "hub1", "--sender", "spoke1", "--keep-logging",
+                     "--receiver-debugs", "inventory.yaml", cwd=site)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "--receiver-debugs inventory.yaml: not `show debugging` output" in proc.stderr
