@@ -19,9 +19,10 @@ import re
 from collections import Counter
 
 from collector.bundle import BundleWriter, slug
+from collector.clocks import clock_from_records
 from collector.core.results import LogSnapshot
 from collector.detect.events import Flow
-from collector.detect.logline import iter_log_records
+from collector.detect.logline import iter_log_records, year_printed
 
 # A crypto debug line as IOS and IOS-XE print it (after any timestamp): the real forms in
 # shared/real/debug (`ISAKMP: ...`, `ISAKMP-ERROR: (0):...`, `IKEv2:(SESSION ID = ...`,
@@ -125,18 +126,44 @@ def build_timeline(captures: tuple[RouterCapture, ...], *, year: int, pre_arm: t
     `source` says where a line was first seen: `trigger` (the flow's lines as the agent
     read them), `pre-arm read` (a router's log just before arming), `capture` (its log at
     capture); `seen_in` lists every one of those reads that held it (a line still in the
-    buffer at capture was there before arming too). Each router's timestamps are shifted
-    by its measured clock offset so two boxes whose clocks disagree still interleave."""
+    buffer at capture was there before arming too). Each router's stamps are put on the
+    agent's clock through that router's `show clock` and configuration (`collector.clocks`:
+    its zone, whether log and debug stamps are UTC or local, its skew), and stamps without
+    a year take the router's own year, so two boxes in different zones, or on either side
+    of New Year, still interleave. `year` is used only for a router whose clock is unknown."""
     rows: list[tuple[datetime, int, int, dict]] = []
     roles = {c.router: c.role for c in captures}
+    clocks = {c.router: clock_from_records((r.command, r.text, r.started, r.ended) for r in c.commands)
+              for c in captures}
     offsets = {c.router: c.clock_offset for c in captures}
     by_text: dict[tuple[str, str], list[dict]] = {}  # (router, line) -> its rows, oldest first
 
+    def on_agent_clock(router: str, line) -> datetime | None:
+        if line.timestamp is None:
+            return None
+        clock = clocks.get(router)
+        if clock is None:  # no `show clock`: the skew as recorded, stamps read as UTC
+            stamp = line.timestamp.replace(tzinfo=timezone.utc) if line.timestamp.tzinfo is None else line.timestamp
+            return stamp - timedelta(seconds=offsets.get(router) or 0.0)
+        return clock.to_agent(line.timestamp, line.tz, "log" if line.mnemonic else "debug",
+                              skew_seconds=offsets.get(router))
+
+    def records_of(router: str, text: str) -> list:
+        clock = clocks.get(router)
+        records = list(iter_log_records(text, year=clock.now_in(None).year if clock else year))
+        if clock is None:
+            return records
+        newest = next((r for r in reversed(records) if r.timestamp is not None and not year_printed(r)), None)
+        if newest is not None:
+            wanted = clock.year_of_newest(newest.timestamp, newest.tz, "log" if newest.mnemonic else "debug")
+            if wanted != newest.timestamp.year:
+                records = list(iter_log_records(text, year=wanted))
+        return records
+
     def add(order: int, router: str, text: str, source: str) -> None:
-        shift = timedelta(seconds=offsets.get(router) or 0.0)
         used: Counter = Counter()
         previous: datetime | None = None  # the last stamped line above, in buffer order
-        for n, line in enumerate(iter_log_records(text, year=year)):
+        for n, line in enumerate(records_of(router, text)):
             key = (router, line.raw.strip())
             earlier = by_text.setdefault(key, [])
             if used[key] < len(earlier):  # the same line, already listed from an earlier read
@@ -145,7 +172,7 @@ def build_timeline(captures: tuple[RouterCapture, ...], *, year: int, pre_arm: t
                 if source not in row["seen_in"]:
                     row["seen_in"].append(source)
                 continue
-            agent_time = (line.timestamp - shift) if line.timestamp else None
+            agent_time = on_agent_clock(router, line)
             # A line printed without a stamp (`no service timestamps debug`, the default for
             # debugs on many routers) was logged after the stamped line above it: it takes
             # that time, marked as inferred, so it sorts where the buffer put it.

@@ -250,14 +250,15 @@ def _new_logline(raw: str, seq: int | None, timestamp: datetime | None, timestam
     return obj
 
 
-def _year_printed(record: LogLine) -> bool:
+def year_printed(record: LogLine) -> bool:
+    """The stamp printed its own year (`service timestamps ... year`)."""
     text = record.timestamp_text or ""
     return any(len(tok) == 4 and tok.isdigit() for tok in text.split())
 
 
 def _roll_back_if_future(record: LogLine, now: datetime) -> LogLine:
     ts = record.timestamp
-    if ts is None or ts <= now + _FUTURE_SLACK or _year_printed(record):
+    if ts is None or ts <= now + _FUTURE_SLACK or year_printed(record):
         return record
     return replace(record, timestamp=_with_year(ts, ts.year - 1))
 
@@ -408,7 +409,7 @@ def _fix_years(records: list[LogLine], shift_all: bool) -> None:
     for i in range(len(records) - 1, -1, -1):
         record = records[i]
         ts = record.timestamp
-        if ts is None or _year_printed(record):
+        if ts is None or year_printed(record):
             continue
         if next_month is not None and ts.month > next_month + 5:
             offset -= 1

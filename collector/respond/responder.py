@@ -34,6 +34,7 @@ from collector.respond.deadman import (
     build_applet,
     removal_commands,
 )
+from collector.clocks import clock_from_records
 from collector.evidence import CommandRecord, RouterCapture
 from collector.respond.facts import (
     CONFIG_LINES_COMMAND,
@@ -71,9 +72,7 @@ from collector.state import StateStore
 
 log = logging.getLogger(__name__)
 
-_SHOW_CLOCK = re.compile(r"(\d{1,2}):(\d{2}):(\d{2})(?:\.(\d{1,3}))?\s+\S+\s+\w{3}\s+(\w{3})\s+(\d{1,2})\s+(\d{4})")
 _NO_LOGGING = LoggingSettings()  # capture needs the IKE version and platform, not logging
-_MONTHS = {m: i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), start=1)}
 _DEBUG_CHECK = object()  # capture-list marker: ask whether the armed crypto debugs are still on
 _APPLET_HEADER = "event manager applet "
 # What an orphan applet may replay at `collector disarm`: the tool's own undo commands only.
@@ -428,7 +427,6 @@ class Responder:
         incident armed are still on: a reload or someone's `undebug all` loses the debug
         trail, and the capture must say so. Never raises for a router problem."""
         records: list[CommandRecord] = []
-        offset = None
         problems: list[str] = []
         try:
             profile = self.profile(host)
@@ -463,8 +461,6 @@ class Responder:
                                                 "(router reloaded, or debugs cleared by someone): the debug trail is missing")
                         else:
                             records.append(self._run_recorded(session, host, command))
-                            if command == "show clock" and records[-1].text:
-                                offset = clock_offset(records[-1].text, records[-1].started, records[-1].ended)
                         position += 1
             except (AuthenticationFailed, HostKeyRejected) as exc:
                 problems.append(exc.reason)
@@ -492,6 +488,9 @@ class Responder:
                 reconnects += 1
                 log.warning("%s: %s; reconnecting (%d of %d)", host.name, exc.reason, reconnects, CAPTURE_RECONNECTS)
         error = "; ".join(problems) if problems else None
+        # zone-aware once the running configuration is in (`clock timezone`, `service timestamps`)
+        clock = clock_from_records((r.command, r.text, r.started, r.ended) for r in records)
+        offset = None if clock is None else clock.skew_seconds
         return RouterCapture(host.name, role, host.platform, str(peer), tuple(records), offset, error=error)
 
     def _run_recorded(self, session: RouterSession, host: Host, command: str) -> CommandRecord:
@@ -723,21 +722,3 @@ def peer_of_outbound_spi(show_crypto_ipsec_sa: str, spi: int) -> PeerAddress | N
     return None
 
 
-def clock_offset(show_clock: str, before: datetime, after: datetime) -> float | None:
-    """Router clock minus agent clock (seconds), from `show clock` and when it was asked.
-
-    The router's time zone is not known for sure, so the offset is reported as seen; the
-    timeline uses it only to line up two routers against each other."""
-    match = _SHOW_CLOCK.search(show_clock)
-    if not match:
-        return None
-    hh, mm, ss, ms, mon, day, year = match.groups()
-    if mon not in _MONTHS:
-        return None
-    try:
-        device = datetime(int(year), _MONTHS[mon], int(day), int(hh), int(mm), int(ss),
-                          int((ms or "0").ljust(3, "0")) * 1000, tzinfo=timezone.utc)
-    except ValueError:
-        return None
-    midpoint = before + (after - before) / 2
-    return round((device - midpoint).total_seconds(), 3)

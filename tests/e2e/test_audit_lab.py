@@ -29,7 +29,7 @@ from collector.lab.runner import running_lab
 from collector.lab.topology import RECOVERY_APPLIES
 from collector.parsing import default_registry
 from collector.evidence import CaptureResult, CommandRecord, RouterCapture, write_incident_bundle
-from collector.respond.responder import clock_offset
+from collector.clocks import clock_offset
 from collector.sessions import SessionPool
 
 pytestmark = pytest.mark.e2e

@@ -54,7 +54,7 @@ from collector.respond.plan import (
     build_arm_plan,
     logging_steps,
 )
-from collector.respond.responder import clock_offset
+from collector.clocks import clock_offset
 from collector.sessions import (
     CommandOutput,
     CommandTimeout,

@@ -1,0 +1,186 @@
+"""A router's clock against the agent's: the skew, and what each log stamp means.
+
+IOS keeps its clock in UTC and shows it in the zone of `clock timezone` (and of `clock
+summer-time` while that is in force): `show clock` prints local wall time and the zone's
+name. Log and debug stamps are in UTC unless `service timestamps log|debug datetime ...
+localtime` says local time, and name their zone only with `show-timezone`. So a router
+whose `show clock` says CET while its log stamps are UTC is normal, and lining its lines
+up with another router's needs both facts: the zone offsets from the configuration, and
+which clock each kind of stamp uses.
+
+Where the configuration is not known, stamps are taken to be in the zone `show clock`
+prints and that zone as UTC: the skew is then "as seen", consistent with the stamps.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+_MONTHS = {m: i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), start=1)}
+# `*18:22:10.123 CET Tue Mar 12 2024` (`*` or `.`: not synchronised; zone optional on some images)
+_SHOW_CLOCK = re.compile(
+    r"(\d{1,2}):(\d{2}):(\d{2})(?:\.(\d{1,3}))?\s+(?:([A-Za-z][A-Za-z0-9_+-]{0,15})\s+)?"
+    r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)\s+(\w{3})\s+(\d{1,2})\s+(\d{4})")
+# `clock timezone CET 1 0`, `clock timezone IST 5 30`, `clock timezone PST -8`
+_TIMEZONE = re.compile(r"^\s*clock timezone\s+(\S+)\s+(-?\d{1,2})(?:\s+(\d{1,2}))?\s*$", re.M)
+# `clock summer-time CEST recurring last Sun Mar 2:00 last Sun Oct 3:00 [60]`; `date ...` forms too
+_SUMMER = re.compile(r"^\s*clock summer-time\s+(\S+)\s+(recurring|date)\b(.*)$", re.M)
+_SERVICE = re.compile(r"^\s*service timestamps\s+(log|debug)\s+(datetime|uptime)\b(.*)$", re.M)
+_UTC_NAMES = ("UTC", "GMT", "Z")
+FUTURE_SLACK = timedelta(days=1)  # a stamp this far past the router's own "now" belongs to the year before
+
+
+@dataclass(frozen=True, slots=True)
+class RouterClock:
+    """What one router's clock said when the agent asked, and how its stamps relate to it.
+
+    `wall` is `show clock` as printed (naive), `zone` its zone name, `asked_at` the agent's
+    UTC time at the middle of the question. `zones` maps zone names to UTC offsets (from
+    the configuration, plus UTC/GMT). `local_stamps[kind]` (kind "log" or "debug") is True
+    for `localtime` stamps, False for UTC ones, None when not known."""
+
+    wall: datetime
+    zone: str | None
+    asked_at: datetime
+    zones: dict[str, timedelta] = field(default_factory=dict)
+    local_stamps: dict[str, bool | None] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, show_clock: str, before: datetime, after: datetime,
+             running_config: str | None = None) -> RouterClock | None:
+        """From `show clock` (asked between `before` and `after`, aware UTC) and, when
+        known, the running configuration. None when `show clock` cannot be read."""
+        parsed = parse_show_clock(show_clock)
+        if parsed is None:
+            return None
+        wall, zone = parsed
+        config = running_config or ""
+        return cls(wall, zone, before + (after - before) / 2, zone_offsets(config, wall_zone=zone),
+                   stamp_kinds(config))
+
+    @property
+    def wall_offset(self) -> timedelta | None:
+        """UTC offset of the zone `show clock` printed; None when it is not known."""
+        return self.zones.get(self.zone) if self.zone else timedelta(0)
+
+    @property
+    def skew_seconds(self) -> float:
+        """Router clock minus agent clock, seconds. With the zone unknown, the wall time
+        is taken as UTC (the offset "as seen")."""
+        utc = self.wall - (self.wall_offset or timedelta(0))
+        return round((utc.replace(tzinfo=timezone.utc) - self.asked_at).total_seconds(), 3)
+
+    @property
+    def zone_known(self) -> bool:
+        return self.wall_offset is not None
+
+    def stamp_offset(self, tz: str | None, kind: str = "log") -> timedelta:
+        """UTC offset of a stamp printed with zone `tz` (None: no zone printed)."""
+        if tz is not None:
+            known = self.zones.get(tz)
+            if known is not None:
+                return known
+            if tz == self.zone:
+                return self.wall_offset or timedelta(0)
+        local = self.local_stamps.get(kind)
+        if local is False:
+            return timedelta(0)
+        # localtime stamps, or nothing known: the stamps are read like the wall clock
+        return self.wall_offset or timedelta(0)
+
+    def to_agent(self, stamp: datetime, tz: str | None, kind: str = "log", *,
+                 skew_seconds: float | None = None) -> datetime:
+        """A router stamp (naive, as printed) on the agent's clock (aware UTC); the skew
+        is this clock's own unless one recorded with the capture is given."""
+        skew = self.skew_seconds if skew_seconds is None else skew_seconds
+        utc = stamp.replace(tzinfo=None) - self.stamp_offset(tz, kind)
+        return utc.replace(tzinfo=timezone.utc) - timedelta(seconds=skew)
+
+    def now_in(self, tz: str | None, kind: str = "log") -> datetime:
+        """The router's "now" as its stamps of that zone and kind print it (naive)."""
+        utc = self.wall - (self.wall_offset or timedelta(0))
+        return utc + self.stamp_offset(tz, kind)
+
+    def year_of_newest(self, newest: datetime, tz: str | None, kind: str = "log") -> int:
+        """The year of the buffer's newest stamp, which printed no year: the router's own
+        year in that stamp's zone, or the year before when the stamp would lie ahead of
+        the router's "now" (a January clock reading December lines)."""
+        now = self.now_in(tz, kind)
+        try:
+            candidate = newest.replace(year=now.year)
+        except ValueError:  # 29 February, and the router's year has none: a year before
+            return now.year - 1
+        return now.year - 1 if candidate > now + FUTURE_SLACK else now.year
+
+
+def parse_show_clock(text: str) -> tuple[datetime, str | None] | None:
+    """`show clock` as (naive wall time, zone name or None); None when unreadable."""
+    match = _SHOW_CLOCK.search(text or "")
+    if not match:
+        return None
+    hh, mm, ss, ms, zone, mon, day, year = match.groups()
+    if mon not in _MONTHS:
+        return None
+    try:
+        wall = datetime(int(year), _MONTHS[mon], int(day), int(hh), int(mm), int(ss),
+                        int((ms or "0").ljust(3, "0")) * 1000)
+    except ValueError:
+        return None
+    return wall, zone
+
+
+def zone_offsets(running_config: str, *, wall_zone: str | None = None) -> dict[str, timedelta]:
+    """Zone name -> UTC offset: UTC/GMT, `clock timezone NAME H [M]`, and the summer-time
+    name at the standard offset plus its own (60 minutes unless the line gives another).
+    Without a `clock timezone` line IOS keeps UTC, whatever `show clock` calls it."""
+    zones = {name: timedelta(0) for name in _UTC_NAMES}
+    standard = None
+    match = _TIMEZONE.search(running_config)
+    if match:
+        name, hours, minutes = match.group(1), int(match.group(2)), int(match.group(3) or 0)
+        standard = timedelta(hours=hours, minutes=minutes if hours >= 0 else -minutes)
+        zones[name] = standard
+    elif running_config.strip() and wall_zone:
+        zones.setdefault(wall_zone, timedelta(0))  # the configuration is known and sets no zone
+    summer = _SUMMER.search(running_config)
+    if summer:
+        extra = timedelta(minutes=60)
+        tail = summer.group(3).split()
+        if len(tail) == 9 and tail[-1].isdigit():  # start (4 words), end (4 words), offset in minutes
+            extra = timedelta(minutes=int(tail[-1]))
+        zones[summer.group(1)] = (standard or timedelta(0)) + extra
+    return zones
+
+
+def stamp_kinds(running_config: str) -> dict[str, bool | None]:
+    """For "log" and "debug": True when stamps are local time, False when UTC, None when
+    the configuration does not say (or is not known)."""
+    kinds: dict[str, bool | None] = {"log": None, "debug": None}
+    if not running_config.strip():
+        return kinds
+    for kind, style, options in _SERVICE.findall(running_config):
+        kinds[kind] = "localtime" in options.split() if style == "datetime" else None
+    return kinds
+
+
+def clock_offset(show_clock: str, before: datetime, after: datetime, running_config: str | None = None) -> float | None:
+    """Router clock minus agent clock (seconds), from `show clock` and when it was asked;
+    zone-aware when the running configuration is given."""
+    clock = RouterClock.read(show_clock, before, after, running_config)
+    return None if clock is None else clock.skew_seconds
+
+
+def clock_from_records(records: Iterable[tuple[str, str | None, datetime, datetime]]) -> RouterClock | None:
+    """The clock from a router's recorded commands: (command, text, started, ended)."""
+    clock_record = config_text = None
+    for command, text, started, ended in records:
+        if command == "show clock" and text and clock_record is None:
+            clock_record = (text, started, ended)
+        elif command.startswith("show running-config") and text and config_text is None:
+            config_text = text
+    if clock_record is None:
+        return None
+    return RouterClock.read(*clock_record, running_config=config_text)

@@ -1,0 +1,119 @@
+"""Router clocks against the agent's: zones from the configuration, UTC or local stamps,
+summer time, and buffers on either side of New Year (issue 14 item 8)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from collector.clocks import RouterClock, clock_offset, parse_show_clock, stamp_kinds, zone_offsets
+from collector.evidence import CommandRecord, RouterCapture, build_timeline
+
+UTC = timezone.utc
+CET_CONFIG = "hostname hub\nservice timestamps debug datetime msec\nservice timestamps log datetime msec\n" \
+             "clock timezone CET 1 0\nclock summer-time CEST recurring last Sun Mar 2:00 last Sun Oct 3:00\n"
+
+
+def asked(at: datetime) -> tuple[datetime, datetime]:
+    return at - timedelta(milliseconds=20), at + timedelta(milliseconds=20)
+
+
+def test_show_clock_forms():
+    assert parse_show_clock("*18:22:10.123 CET Tue Mar 12 2024") == (datetime(2024, 3, 12, 18, 22, 10, 123000), "CET")
+    assert parse_show_clock(".01:02:03 UTC Wed Jan 1 2025\n") == (datetime(2025, 1, 1, 1, 2, 3), "UTC")
+    assert parse_show_clock("10:00:00.5 Sat Dec 31 2022") == (datetime(2022, 12, 31, 10, 0, 0, 500000), None)
+    assert parse_show_clock("% Invalid input detected") is None
+
+
+def test_zones_from_the_configuration():
+    zones = zone_offsets(CET_CONFIG)
+    assert zones["CET"] == timedelta(hours=1) and zones["CEST"] == timedelta(hours=2) and zones["UTC"] == timedelta(0)
+    assert zone_offsets("clock timezone IST 5 30\n")["IST"] == timedelta(hours=5, minutes=30)
+    assert zone_offsets("clock timezone NST -3 30\n")["NST"] == -timedelta(hours=3, minutes=30)
+    assert zone_offsets("clock timezone PST -8\nclock summer-time PDT date Mar 10 2024 2:00 Nov 3 2024 2:00 30\n") \
+        == {"UTC": timedelta(0), "GMT": timedelta(0), "Z": timedelta(0), "PST": timedelta(hours=-8),
+            "PDT": timedelta(hours=-7, minutes=-30)}
+    # a known configuration with no `clock timezone`: IOS runs on UTC whatever the name
+    assert zone_offsets("hostname r1\n", wall_zone="XYZ")["XYZ"] == timedelta(0)
+    assert "XYZ" not in zone_offsets("", wall_zone="XYZ")
+
+
+def test_which_clock_each_kind_of_stamp_uses():
+    assert stamp_kinds(CET_CONFIG) == {"log": False, "debug": False}
+    assert stamp_kinds("service timestamps log datetime msec localtime show-timezone\n"
+                       "service timestamps debug uptime\n") == {"log": True, "debug": None}
+    assert stamp_kinds("") == {"log": None, "debug": None}
+
+
+def test_show_clock_in_local_time_and_log_stamps_in_utc():
+    """The router's clock is right; it shows CET (UTC+1) and stamps its log in UTC."""
+    agent_now = datetime(2024, 3, 12, 17, 22, 10, tzinfo=UTC)
+    clock = RouterClock.read("*18:22:10.000 CET Tue Mar 12 2024", *asked(agent_now), running_config=CET_CONFIG)
+    assert clock.skew_seconds == 0.0
+    # a UTC log stamp printed without zone 10 s ago is 10 s ago on the agent's clock
+    assert clock.to_agent(datetime(2024, 3, 12, 17, 22, 0), None, "log") == agent_now - timedelta(seconds=10)
+    # without the configuration the hour is taken as skew, and the stamps as the wall clock's
+    naive = RouterClock.read("*18:22:10.000 CET Tue Mar 12 2024", *asked(agent_now))
+    assert naive.skew_seconds == 3600.0 and not naive.zone_known
+    assert clock_offset("*18:22:10.000 CET Tue Mar 12 2024", *asked(agent_now), CET_CONFIG) == 0.0
+
+
+def test_summer_time_and_local_stamps_with_their_zone_printed():
+    agent_now = datetime(2024, 7, 1, 10, 0, 5, tzinfo=UTC)
+    config = CET_CONFIG.replace("log datetime msec", "log datetime msec localtime show-timezone")
+    clock = RouterClock.read("12:00:00.000 CEST Mon Jul 1 2024", *asked(agent_now), running_config=config)
+    assert clock.skew_seconds == -5.0  # the router is 5 s slow
+    # `Jul  1 11:59:55.000 CEST:` is 09:59:55 UTC on the router, 10:00:00 on the agent's clock
+    assert clock.to_agent(datetime(2024, 7, 1, 11, 59, 55), "CEST", "log") == agent_now - timedelta(seconds=5)
+    # the debug stamps of the same router are UTC (no localtime on the debug line)
+    assert clock.to_agent(datetime(2024, 7, 1, 9, 59, 55), None, "debug") == agent_now - timedelta(seconds=5)
+
+
+@pytest.mark.parametrize("wall, zone_line, newest, year", [
+    # the agent is in December; a router east of UTC is already in January: its Jan lines are next year's
+    ("08:59:50.000 JST Fri Jan 1 2027", "clock timezone JST 9 0", datetime(2000, 1, 1, 8, 59, 40), 2027),
+    # the agent is in January; a router west of UTC still prints December: those lines are last year's
+    ("19:00:10.000 EST Thu Dec 31 2026", "clock timezone EST -5 0", datetime(2000, 12, 31, 19, 0, 0), 2026),
+    # a router in January reading its December lines: the year before
+    ("00:00:30.000 UTC Fri Jan 1 2027", "", datetime(2000, 12, 31, 23, 59, 50), 2026),
+])
+def test_the_year_of_a_yearless_stamp_is_the_routers_own(wall, zone_line, newest, year):
+    config = f"{zone_line}\nservice timestamps log datetime msec localtime\n"
+    clock = RouterClock.read(wall, *asked(datetime(2026, 12, 31, 23, 59, 50, tzinfo=UTC)), running_config=config)
+    assert clock.year_of_newest(newest, None, "log") == year
+
+
+def _capture(router: str, role: str, show_clock: str, config: str, log: str, at: datetime) -> RouterCapture:
+    def rec(command, text):
+        return CommandRecord(router, command, text, None, None, None, *asked(at))
+    return RouterCapture(router, role, "cisco_ios", "192.0.2.1",
+                         (rec("show clock", show_clock), rec("show logging", log), rec("show running-config", config)),
+                         None)
+
+
+def test_a_timeline_across_new_year_and_three_zones_is_in_true_order():
+    """Agent at 2026-12-31 23:59:50 UTC. Tokyo (JST, local stamps) is in 2027, New York
+    (EST, UTC stamps) and a UTC router are still in 2026; each logs one line, 10, 6 and 2
+    seconds ago on the agent's clock. The timeline lists them in that order, each at the
+    right instant."""
+    agent_now = datetime(2026, 12, 31, 23, 59, 50, tzinfo=UTC)
+    header = "Log Buffer (8192 bytes):\n"
+    tokyo = _capture("tokyo", "receiver", "08:59:50.000 JST Fri Jan 1 2027",
+                     "clock timezone JST 9 0\nservice timestamps log datetime msec localtime\n",
+                     header + "Jan  1 08:59:40.000: %CRYPTO-4-RECVD_PKT_INV_SPI: decaps: rec'd IPSEC packet has "
+                     "invalid spi for destaddr=10.0.0.1, prot=50, spi=0x1(1), srcaddr=10.0.0.2, input interface=Gi1\n",
+                     agent_now)
+    newyork = _capture("newyork", "sender", "18:59:50.000 EST Thu Dec 31 2026",
+                       "clock timezone EST -5 0\nservice timestamps log datetime msec\n",
+                       header + "Dec 31 23:59:44.000: %SYS-5-CONFIG_I: Configured from console by lab on vty0\n",
+                       agent_now)
+    london = _capture("london", "sender", "23:59:50.000 UTC Thu Dec 31 2026",
+                      "service timestamps log datetime msec\n",
+                      header + "Dec 31 23:59:48.000: %LINK-3-UPDOWN: Interface Tunnel1, changed state to up\n",
+                      agent_now)
+    rows = build_timeline((tokyo, newyork, london), year=2026)
+    assert [r["router"] for r in rows] == ["tokyo", "newyork", "london"]
+    assert [r["agent_time"] for r in rows] == [
+        (agent_now - timedelta(seconds=s)).isoformat() for s in (10, 6, 2)]
+
