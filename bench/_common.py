@@ -339,3 +339,74 @@ class OtherLoad:
         print(f"other processes used {other:.1f} CPU s during this {wall:.0f} s run "
               f"({share:.0%} of the machine){'  <- figures may be skewed' if share > 0.1 else ''}")
         return {"other_cpu_s": round(other, 1), "wall_s": round(wall, 1), "other_share": round(share, 3)}
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class WatchedAgent:
+    """The agent `collector watch` opens, handed to a benchmark, each of its polls timed.
+
+    Use as a context manager around `watch.run_daemon` in a thread: it wraps
+    `collector.watch.open_agent` while active and puts it back after."""
+
+    def __init__(self) -> None:
+        import collector.watch as watch
+
+        self._watch = watch
+        self._real = watch.open_agent
+        self.agent = None
+        self.polls: list[tuple[float, float]] = []  # (started, ended), wall clock
+
+    def __enter__(self) -> "WatchedAgent":
+        import contextlib
+
+        real, polls = self._real, self.polls
+
+        @contextlib.contextmanager
+        def open_agent(*args, **kwargs):
+            with real(*args, **kwargs) as agent:
+                inner = agent.poll_all
+
+                def poll_all(hosts=None):
+                    started = time.time()
+                    try:
+                        return inner(hosts)
+                    finally:
+                        polls.append((started, time.time()))
+
+                agent.poll_all = poll_all
+                self.agent = agent
+                yield agent
+
+        self._watch.open_agent = open_agent
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._watch.open_agent = self._real
+
+    def first_poll(self, timeout: float, who: str = "agent") -> float:
+        """Wait for the start-up poll; its duration in seconds."""
+        deadline = time.monotonic() + timeout
+        while not self.polls and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if not self.polls:
+            raise RuntimeError(f"the {who}'s start-up poll did not finish within {timeout:.0f} s")
+        return self.polls[0][1] - self.polls[0][0]
+
+    def settle(self, seconds: float, quiet: float) -> None:
+        """Until every incident the agent opened has finished arming and no new one came
+        for `quiet` seconds (or `seconds` passed)."""
+        deadline = time.monotonic() + seconds
+        last, quiet_since = -1, time.monotonic()
+        while time.monotonic() < deadline:
+            records = self.agent.store.incidents()
+            arming = [i for i in list(self.agent.core.incidents.values()) if i.phase.value == "arming"]
+            if len(records) != last:
+                last, quiet_since = len(records), time.monotonic()
+            if records and not arming and time.monotonic() - quiet_since > quiet:
+                return
+            time.sleep(0.2)

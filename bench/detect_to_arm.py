@@ -27,13 +27,13 @@ from __future__ import annotations
 
 import argparse
 import random
-import socket
 import threading
 import time
-from datetime import timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 
-from _common import (OtherLoad, LabCpu, LabProcess, isolate_state, known_hosts_path, median, pct, print_machine, quiet_logs,
+from _common import (OtherLoad, LabCpu, LabProcess, WatchedAgent, free_udp_port, isolate_state, known_hosts_path, median,
+                     pct, print_machine, quiet_logs,
                      raise_fd_limit, save_json, seed_known_hosts, self_cpu, verdict)
 
 TARGET_MEDIAN = 1.0
@@ -54,12 +54,6 @@ def bench_playbook(poll_interval: float, cap: int):
     return book.model_copy(update={"sources": sources, "guards": guards})
 
 
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def run_mode(mode: str, args, work: Path) -> dict:
     import collector.watch as watch
     from collector.inventory import load_inventory
@@ -78,89 +72,49 @@ def run_mode(mode: str, args, work: Path) -> dict:
         print(f"  [{mode}] lab: {len(hosts)} routers (pid {lab.pid}), {len(flows)} desync flows over {len(ends)} "
               f"distinct routers, lab clock frozen")
 
-        captured: dict = {}
-        polls: list[tuple[float, float]] = []
-        real_open = watch.open_agent
-
-        def open_agent(*a, **kw):  # keep a handle on the agent and time its polls
-            agent = real_open(*a, **kw)
-            inner = agent.poll_all
-
-            def poll_all(hosts=None):
-                started = time.time()
-                try:
-                    return inner(hosts)
-                finally:
-                    polls.append((started, time.time()))
-
-            agent.poll_all = poll_all
-            captured["agent"] = agent
-            return agent
-
-        watch.open_agent = open_agent
         messages: list[str] = []
         stop = threading.Event()
         options = watch.WatchOptions(state_dir=work / mode / "state", bundle_root=work / mode / "bundles",
                                      workers=20, syslog=("127.0.0.1", syslog_port) if syslog_port else None,
                                      max_seconds=600)
         playbook = bench_playbook(interval, args.cap)
-        thread = threading.Thread(target=watch.run_daemon, args=(inventory, playbook, options, messages.append, stop),
-                                  name="agent", daemon=True)
-        thread.start()
-        try:
-            deadline = time.monotonic() + 300
-            while not polls and time.monotonic() < deadline:
-                time.sleep(0.1)
-            if not polls:
-                raise RuntimeError("the agent's first poll did not finish within 300 s")
-            print(f"  [{mode}] agent up: start-up poll of {len(hosts)} routers took {polls[0][1] - polls[0][0]:.1f} s")
-            agent = captured["agent"]
-            if mode == "poll":  # trigger at a random phase of the poll cycle, as in life
-                time.sleep(random.uniform(0, interval))
-            lab_cpu, agent_cpu = LabCpu([lab]), self_cpu()
-            t0 = time.time()
-            control.step(45)  # every desync receiver logs its first invalid-SPI line now
-            # Settle: every incident the agent opened is armed (or refused), and no new ones come.
-            deadline = time.monotonic() + SETTLE_SECONDS
-            last_count, quiet_since = -1, time.monotonic()
-            while time.monotonic() < deadline:
+        with WatchedAgent() as watched:
+            thread = threading.Thread(target=watch.run_daemon, args=(inventory, playbook, options, messages.append,
+                                                                     stop), name="agent", daemon=True)
+            thread.start()
+            try:
+                took = watched.first_poll(300)
+                print(f"  [{mode}] agent up: start-up poll of {len(hosts)} routers took {took:.1f} s")
+                agent = watched.agent
+                if mode == "poll":  # trigger at a random phase of the poll cycle, as in life
+                    time.sleep(random.uniform(0, interval))
+                lab_cpu, agent_cpu = LabCpu([lab]), self_cpu()
+                t0 = time.time()
+                control.step(45)  # every desync receiver logs its first invalid-SPI line now
+                # syslog: no later poll to wait for
+                watched.settle(SETTLE_SECONDS, quiet=(interval + 2.0) if mode == "poll" else 3.0)
+                settled = time.time() - t0
+                out["agent_cpu"] = self_cpu() - agent_cpu
+                out["lab_cpu"] = lab_cpu.seconds()
                 records = agent.store.incidents()
-                pending = [i for i in agent._active.values() if i.armed_at is None]
-                if len(records) != last_count:
-                    last_count, quiet_since = len(records), time.monotonic()
-                quiet_needed = (interval + 2.0) if mode == "poll" else 3.0  # syslog: no later poll to wait for
-                if records and not pending and time.monotonic() - quiet_since > quiet_needed:
-                    break
-                time.sleep(0.2)
-            settled = time.time() - t0
-            out["agent_cpu"] = self_cpu() - agent_cpu
-            out["lab_cpu"] = lab_cpu.seconds()
-            records = agent.store.incidents()
-            latencies, verified, refused = [], 0, {}
-            for record in records:
-                if record.state != "armed":
-                    refused[record.reason] = refused.get(record.reason, 0) + 1
-                    continue
-                steps = agent.store.armed_steps(incident_id=record.incident_id, include_undone=True)
-                routers = {s.router for s in steps}
-                if not steps or any(s.status != "applied" for s in steps) or routers != set(record.routers) \
-                        or len(routers) < 2:
-                    refused[f"not fully armed: {record.reason or 'steps missing'}"] = \
-                        refused.get(f"not fully armed: {record.reason or 'steps missing'}", 0) + 1
-                    continue
-                armed_at = max(s.updated_at for s in steps).astimezone(timezone.utc).timestamp()
-                latencies.append(armed_at - t0)
-                if all(_armed_on_lab(control.state(name)) for name in routers):
-                    verified += 1
-            first_read = [p for p in polls if p[1] >= t0]  # polls that ended after the trigger
-            out.update(flows=len(flows), incidents=len(records), armed=len(latencies), verified_on_lab=verified,
-                       not_armed=refused, latencies=sorted(latencies), settled_s=settled,
-                       polls_after_trigger=[(round(a - t0, 3), round(b - t0, 3)) for a, b in first_read[:3]])
-        finally:
-            stop.set()
-            thread.join(timeout=180)
-            watch.open_agent = real_open
-            control.close()
+                latencies, verified, refused = [], 0, {}
+                for record in records:
+                    # armed_at: every end armed and the receiver's log marked (the agent's own "armed")
+                    if record.armed_at is None or len(record.routers) < 2:
+                        reason = record.reason or f"state {record.state}"
+                        refused[reason] = refused.get(reason, 0) + 1
+                        continue
+                    latencies.append(record.armed_at.timestamp() - t0)
+                    if all(_armed_on_lab(control.state(name)) for name in record.routers):
+                        verified += 1
+                first_read = [p for p in watched.polls if p[1] >= t0]  # polls that ended after the trigger
+                out.update(flows=len(flows), incidents=len(records), armed=len(latencies), verified_on_lab=verified,
+                           not_armed=refused, latencies=sorted(latencies), settled_s=settled,
+                           polls_after_trigger=[(round(a - t0, 3), round(b - t0, 3)) for a, b in first_read[:3]])
+            finally:
+                stop.set()
+                thread.join(timeout=180)
+                control.close()
         left = sum(1 for name in ends if _armed_on_lab(_safe_state(lab, name)))
         out["left_armed_after_stop"] = left
     return out

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -32,7 +31,8 @@ from pathlib import Path
 
 import yaml
 
-from _common import (REPO, LabCpu, LabProcess, OtherLoad, isolate_state, known_hosts_path, median, pct,
+from _common import (REPO, LabCpu, LabProcess, OtherLoad, WatchedAgent, free_udp_port, isolate_state, known_hosts_path,
+                     median, pct,
                      print_machine, quiet_logs, raise_fd_limit, save_json, seed_known_hosts, self_cpu, verdict)
 
 TARGET_MEDIAN = 1.5
@@ -75,12 +75,6 @@ def split_inventory(source: Path, target: Path, site: dict[str, str]) -> Path:
         host["site"] = site[name]
     target.write_text(yaml.safe_dump(data, sort_keys=False))
     return target
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_worker(site: str, broker: str, inventory: Path, work: Path, cap: int, concurrency: int) -> subprocess.Popen:
@@ -127,86 +121,44 @@ def run(args, work: Path) -> dict:
                 while not client.ping(s, timeout=2):
                     if time.monotonic() > deadline:
                         raise RuntimeError(f"worker of site {s} did not come up: see {work}/worker-{s}.log")
-            captured: dict = {}
-            polls: list[tuple[float, float]] = []
-            real_open = watch.open_agent
-
-            def open_agent(*a, **kw):
-                context = real_open(*a, **kw)
-
-                class Wrapped:
-                    def __enter__(self):
-                        agent = context.__enter__()
-                        inner = agent.poll_all
-
-                        def poll_all(hosts=None):
-                            started = time.time()
-                            try:
-                                return inner(hosts)
-                            finally:
-                                polls.append((started, time.time()))
-
-                        agent.poll_all = poll_all
-                        captured["agent"] = agent
-                        return agent
-
-                    def __exit__(self, *exc):
-                        return context.__exit__(*exc)
-
-                return Wrapped()
-
-            watch.open_agent = open_agent
             stop = threading.Event()
             messages: list[str] = []
             options = watch.WatchOptions(state_dir=work / "state", bundle_root=work / "bundles", workers=40,
                                          syslog=("127.0.0.1", port), max_seconds=900, broker=broker)
-            thread = threading.Thread(target=watch.run_daemon, name="correlator", daemon=True,
-                                      args=(inventory, bench_playbook(args.cap), options, messages.append, stop))
-            thread.start()
-            try:
-                deadline = time.monotonic() + 600
-                while not polls and time.monotonic() < deadline:
-                    time.sleep(0.1)
-                if not polls:
-                    raise RuntimeError("the correlator's start-up poll did not finish within 600 s")
-                print(f"  correlator up: start-up poll of {len(hosts)} routers through {len(names)} sites took "
-                      f"{polls[0][1] - polls[0][0]:.1f} s")
-                agent = captured["agent"]
-                lab_cpu, own_cpu = LabCpu([lab]), self_cpu()
-                t0 = time.time()
-                control.step(45)
-                deadline = time.monotonic() + SETTLE_SECONDS
-                last, quiet_since = -1, time.monotonic()
-                while time.monotonic() < deadline:
-                    records = agent.store.incidents()
-                    arming = [i for i in list(agent.core.incidents.values()) if i.phase.value == "arming"]
-                    if len(records) != last:
-                        last, quiet_since = len(records), time.monotonic()
-                    if records and not arming and time.monotonic() - quiet_since > 3.0:
-                        break
-                    time.sleep(0.2)
-                out["settled_s"] = time.time() - t0
-                out["correlator_cpu"] = self_cpu() - own_cpu
-                out["lab_cpu"] = lab_cpu.seconds()
-                latencies, verified, not_armed, cross_latencies = [], 0, {}, []
-                for record in agent.store.incidents():
-                    if record.armed_at is None or len(record.routers) < 2:
-                        reason = record.reason or f"state {record.state}"
-                        not_armed[reason] = not_armed.get(reason, 0) + 1
-                        continue
-                    latency = record.armed_at.timestamp() - t0
-                    latencies.append(latency)
-                    if site[record.routers[0]] != site[record.routers[1]]:
-                        cross_latencies.append(latency)
-                    if all(armed_on_lab(control.state(name)) for name in record.routers):
-                        verified += 1
-                out.update(flows=len(flows), crossing=crossing, armed=len(latencies), verified_on_lab=verified,
-                           armed_across_sites=len(cross_latencies), not_armed=not_armed,
-                           latencies=sorted(latencies), cross_site_latencies=sorted(cross_latencies))
-            finally:
-                stop.set()
-                thread.join(timeout=300)
-                watch.open_agent = real_open
+            with WatchedAgent() as watched:
+                thread = threading.Thread(target=watch.run_daemon, name="correlator", daemon=True,
+                                          args=(inventory, bench_playbook(args.cap), options, messages.append, stop))
+                thread.start()
+                try:
+                    took = watched.first_poll(600, "correlator")
+                    print(f"  correlator up: start-up poll of {len(hosts)} routers through {len(names)} sites took "
+                          f"{took:.1f} s")
+                    agent = watched.agent
+                    lab_cpu, own_cpu = LabCpu([lab]), self_cpu()
+                    t0 = time.time()
+                    control.step(45)
+                    watched.settle(SETTLE_SECONDS, quiet=3.0)
+                    out["settled_s"] = time.time() - t0
+                    out["correlator_cpu"] = self_cpu() - own_cpu
+                    out["lab_cpu"] = lab_cpu.seconds()
+                    latencies, verified, not_armed, cross_latencies = [], 0, {}, []
+                    for record in agent.store.incidents():
+                        if record.armed_at is None or len(record.routers) < 2:
+                            reason = record.reason or f"state {record.state}"
+                            not_armed[reason] = not_armed.get(reason, 0) + 1
+                            continue
+                        latency = record.armed_at.timestamp() - t0
+                        latencies.append(latency)
+                        if site[record.routers[0]] != site[record.routers[1]]:
+                            cross_latencies.append(latency)
+                        if all(armed_on_lab(control.state(name)) for name in record.routers):
+                            verified += 1
+                    out.update(flows=len(flows), crossing=crossing, armed=len(latencies), verified_on_lab=verified,
+                               armed_across_sites=len(cross_latencies), not_armed=not_armed,
+                               latencies=sorted(latencies), cross_site_latencies=sorted(cross_latencies))
+                finally:
+                    stop.set()
+                    thread.join(timeout=300)
             ends = {n for f in flows for n in (f["sender"], f["receiver"])}
             out["left_armed_after_stop"] = sum(1 for n in ends if armed_on_lab(control.state(n)))
         finally:
