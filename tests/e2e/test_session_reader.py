@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import asyncssh
 import pytest
+from tiny_ios import typed_lines
 
 from collector.hostkeys import KnownHosts
 from collector.inventory import Host, SshOptions
@@ -49,21 +50,10 @@ class TinyRouter(asyncssh.SSHServer):
 
 async def shell(process: asyncssh.SSHServerProcess) -> None:
     process.stdout.write("\r\nR1#")
-    buffer = ""
-    while True:
-        try:
-            data = await process.stdin.read(4096)
-        except (asyncssh.BreakReceived, asyncssh.TerminalSizeChanged):
+    async for command in typed_lines(process.stdin):
+        if command.strip() == " ":
             continue
-        if not data:
-            break
-        buffer += data
-        while "\n" in buffer or "\r" in buffer:
-            cut = min(i for i in (buffer.find("\n"), buffer.find("\r")) if i >= 0)
-            command, buffer = buffer[:cut], buffer[cut + 1:].lstrip("\n")
-            if command.strip() == " ":
-                continue
-            process.stdout.write(command + "\r\n" + reply(command.strip()).replace("\n", "\r\n") + "R1#")
+        process.stdout.write(command + "\r\n" + reply(command.strip()).replace("\n", "\r\n") + "R1#")
     process.exit(0)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -92,6 +92,23 @@ class _Server(asyncssh.SSHServer):
         return password == self.router.password
 
 
+async def typed_lines(stdin: asyncssh.SSHReader) -> AsyncIterator[str]:
+    """Each line a client types (ended by CR, LF or CRLF), as it completes."""
+    buffer = ""
+    while True:
+        try:
+            data = await stdin.read(4096)
+        except (asyncssh.BreakReceived, asyncssh.TerminalSizeChanged):
+            continue
+        if not data:
+            return
+        buffer += data
+        while "\n" in buffer or "\r" in buffer:
+            cut = min(i for i in (buffer.find("\n"), buffer.find("\r")) if i >= 0)
+            line, buffer = buffer[:cut], buffer[cut + 1:].lstrip("\n")
+            yield line
+
+
 async def _shell(router: TinyIos, process: asyncssh.SSHServerProcess) -> None:
     out = process.stdout
     if router.banner:
@@ -99,43 +116,28 @@ async def _shell(router: TinyIos, process: asyncssh.SSHServerProcess) -> None:
         if router.banner_pause:
             await asyncio.sleep(router.banner_pause)
     mode = "user"
-    buffer = ""
-    if router.prompt_after_return:
-        while "\r" not in buffer and "\n" not in buffer:
-            data = await process.stdin.read(4096)
-            if not data:
-                return
-            buffer += data
-        buffer = buffer.lstrip("\r\n")
+    lines = typed_lines(process.stdin)
+    if router.prompt_after_return and await anext(lines, None) is None:
+        return
     out.write("\r\n" + router.prompt(mode))
-    while True:
-        try:
-            data = await process.stdin.read(4096)
-        except (asyncssh.BreakReceived, asyncssh.TerminalSizeChanged):
+    async for line in lines:
+        if mode == "ask-secret":
+            if line == router.secret:
+                mode = "priv"
+                out.write("\r\n" + router.prompt(mode))
+            else:
+                out.write("\r\n% Access denied\r\n\r\nPassword: ")
             continue
-        if not data:
-            break
-        buffer += data
-        while "\n" in buffer or "\r" in buffer:
-            cut = min(i for i in (buffer.find("\n"), buffer.find("\r")) if i >= 0)
-            line, buffer = buffer[:cut], buffer[cut + 1:].lstrip("\n")
-            if mode == "ask-secret":
-                if line == router.secret:
-                    mode = "priv"
-                    out.write("\r\n" + router.prompt(mode))
-                else:
-                    out.write("\r\n% Access denied\r\n\r\nPassword: ")
-                continue
-            out.write(line + "\r\n")
-            if line.strip() == "exit" and mode in ("user", "priv"):
-                process.exit(0)
-                return
-            slow = re.fullmatch(r"show slow (\d+(?:\.\d+)?)", line.strip())
-            if slow:
-                await asyncio.sleep(float(slow.group(1)))
-            output, mode = router.answer(mode, line.strip())
-            out.write(output.replace("\n", "\r\n"))
-            out.write("Password: " if mode == "ask-secret" else router.prompt(mode))
+        out.write(line + "\r\n")
+        if line.strip() == "exit" and mode in ("user", "priv"):
+            process.exit(0)
+            return
+        slow = re.fullmatch(r"show slow (\d+(?:\.\d+)?)", line.strip())
+        if slow:
+            await asyncio.sleep(float(slow.group(1)))
+        output, mode = router.answer(mode, line.strip())
+        out.write(output.replace("\n", "\r\n"))
+        out.write("Password: " if mode == "ask-secret" else router.prompt(mode))
     process.exit(0)
 
 
