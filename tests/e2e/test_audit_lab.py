@@ -21,7 +21,8 @@ from collector.collect import collect_host
 from collector.detect.events import Flow
 from collector.detect.logline import parse_invalid_spi
 from collector.cryptoconfig import TunnelKind
-from collector.diagnose.commands import audit_cmd, default_report_paths, report_cmd
+from collector.cli.diagnose import audit_cmd, report_cmd
+from collector.diagnose.report_files import default_report_paths
 from collector.diagnose.incident import diagnose_capture
 from collector.hostkeys import KnownHosts
 from collector.inventory import load_inventory

@@ -23,7 +23,7 @@ from collector.diagnose.audit import (
     summarise,
 )
 from collector.cryptoconfig import Recovery, TunnelKind
-from collector.diagnose.commands import audit_cmd
+from collector.cli.diagnose import audit_cmd
 
 CONFIGS = Path(__file__).resolve().parents[1] / "fixtures" / "configs"
 T0 = datetime(2024, 5, 1, 8, 0, tzinfo=timezone.utc)

@@ -14,7 +14,8 @@ from click.testing import CliRunner
 
 from collector.detect.events import Flow
 from collector.diagnose import incident as incident_module
-from collector.diagnose.commands import default_report_paths, report_cmd
+from collector.cli.diagnose import report_cmd
+from collector.diagnose.report_files import default_report_paths
 from collector.diagnose.incident import (
     BundleError,
     RouterContext,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from collector.collect import CollectionRun, CommandResult, HostOutcome
-from collector.print_result import result_lines
+from collector.cli.print_result import result_lines
 
 
 def run_of(*outcomes: HostOutcome) -> CollectionRun:
