@@ -5,12 +5,12 @@ command, unless the session itself died. Every result keeps the raw text, so a p
 failure or a refused command is still evidence.
 
 Only read-only commands are run: `collect()` refuses anything else before it talks to any
-router, whoever calls it (the command line, a playbook, the audit).
+router, whoever calls it (the command line, a playbook, the audit), by the one rule in
+collector/readonly.py that the playbook's checks use too.
 """
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -22,6 +22,7 @@ from collector.bundle import BundleWriter, slug
 from collector.errors import SafetyRefusal, UserInputError
 from collector.inventory import Host, Inventory
 from collector.parsing import TemplateRegistry
+from collector.readonly import read_only_refusal
 from collector.sessions import CommandRefused, CommandTimeout, SessionError, SessionSource
 
 
@@ -29,40 +30,11 @@ class CommandNotReadOnly(UserInputError, SafetyRefusal):
     """A command given to `collect` could change the router or write a file on it."""
 
 
-# Output filters that only select lines. Modifiers that write files (`redirect`,
-# `append`, `tee`) or run something (`format`, `utility`) are refused, abbreviated or not.
-_LINE_FILTERS = ("include", "exclude", "begin", "section", "count")
-_WRITING_MODIFIERS = ("redirect", "append", "tee", "format", "utility")
-_PIPE = re.compile(r"\|\s*(\S*)")
-
-
-def read_only_refusal(command: str) -> str | None:
-    """Why `command` is not a read-only show command, or None when it is.
-
-    `show` may be abbreviated down to `sh`; every `|` is looked at, also a `|` inside an
-    include regex, so no abbreviation of a writing modifier slips through anywhere."""
-    if not isinstance(command, str) or not command.strip():
-        return "an empty command"
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in command):
-        return "a line break or control character in the command"
-    words = command.split()
-    first = words[0].lower()
-    if len(first) < 2 or not "show".startswith(first):
-        return f"{words[0]!r} is not 'show' (collect runs read-only show commands only)"
-    head, _, _ = command.partition("|")
-    if ">" in head:
-        return "output redirection with '>' writes a file on the router"
-    for index, match in enumerate(_PIPE.finditer(command)):
-        verb = match.group(1).lower()
-        if verb and any(m.startswith(verb) for m in _WRITING_MODIFIERS):
-            return f"'| {match.group(1)}' writes or runs something on the router"
-        if index == 0 and (not verb or not any(f.startswith(verb) for f in _LINE_FILTERS)):
-            return f"'| {match.group(1)}' is not an output filter collect allows ({', '.join(_LINE_FILTERS)})"
-    return None
-
-
 def require_read_only(commands: Sequence[str]) -> None:
-    """Raises CommandNotReadOnly naming the first command that is not read-only."""
+    """Refuse the lot if any command is not read-only (the rule of collector.readonly).
+
+    Raises:
+        CommandNotReadOnly: naming the first command that is not read-only, and why."""
     for command in commands:
         reason = read_only_refusal(command)
         if reason is not None:

@@ -37,7 +37,7 @@ from collector.cli.common import (
 def collect_cmd(inventory_path, hosts, group, platform, commands, playbook, workers, as_json, print_mode, out,
                 broker) -> None:
     """Run show commands on routers and keep raw + parsed output in a bundle."""
-    from collector.collect import CollectionBundle, collect
+    from collector.collect import CollectionBundle, collect, require_read_only
     from collector.hostkeys import KnownHosts
     from collector.parsing import default_registry
     from collector.sessions import SessionPool
@@ -49,8 +49,9 @@ def collect_cmd(inventory_path, hosts, group, platform, commands, playbook, work
         command_list += list(load_playbook(playbook).collect_commands())
     if not command_list:
         raise UserError("nothing to run: give --command CMD (repeatable) or --playbook FILE")
-    for c in command_list:
-        _refuse_state_changing(c)
+    # collect() refuses anything not read-only; asked here first so a refusal costs nothing
+    # (no inventory read, no bundle folder). One rule: collector.readonly.
+    require_read_only(command_list)
     inv = load_inventory(inventory_path)
     selected = select_hosts(inv, hosts, group, platform)
     if not selected:
@@ -109,12 +110,6 @@ def collect_cmd(inventory_path, hosts, group, platform, commands, playbook, work
     _print_failures(run)
     click.echo(f"bundle: {bundle}", err=True)
     sys.exit(EXIT_PARTIAL if run.failed else EXIT_OK)
-
-
-def _refuse_state_changing(command: str) -> None:
-    word = command.strip().split()[0].lower() if command.strip() else ""
-    if len(word) < 2 or not "show".startswith(word):  # `sh`, `sho`, `show`
-        raise UserError(f"collect runs show commands only, not {command!r}")
 
 
 class _progress:
