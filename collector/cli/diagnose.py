@@ -39,7 +39,8 @@ def audit_cmd(inventory_path: Path, hosts: str | None, group: str | None, as_jso
     """Read-only fleet audit: per router and tunnel, the crypto configuration type, whether
     `crypto isakmp invalid-spi-recovery` applies (Cisco 115801) and is configured, DPD and
     IKE version, with a summary of the tunnels that could use recovery and do not."""
-    from collector.diagnose.audit import audit_hosts, render_html, render_text
+    from collector.audit import audit_hosts
+    from collector.diagnose.audit import render_html, render_text
     from collector.diagnose.report_files import write_file
     from collector.hostkeys import KnownHosts
     from collector.inventory import InventoryError

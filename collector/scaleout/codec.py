@@ -25,7 +25,7 @@ from collector.core.decide import (
     SourceKind,
 )
 from collector.core.results import ArmResult, DisarmResult, LogSnapshot, RouterChange
-from collector.collect import CommandResult, HostOutcome
+from collector.command_results import CommandResult, HostOutcome
 from collector.core.states import IncidentState, StepStatus
 from collector.detect.events import Flow
 from collector.evidence import CommandRecord, RouterCapture

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from collector.collect import CommandResult, HostOutcome
+from collector.command_results import CommandResult, HostOutcome
 from collector.core.decide import Arm, ArmDone, Capture, CaptureDone, LineSeen, Release, ReleaseDone, SourceKind
 from collector.core.results import ArmResult, DisarmResult, LogSnapshot, RouterChange
 from collector.core.states import StepStatus

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from collector.collect import CommandResult, HostOutcome
+from collector.command_results import CommandResult, HostOutcome
 from collector.diagnose.audit import (
     AUDIT_COMMANDS,
     FleetAudit,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from collector.collect import CollectionRun, CommandResult, HostOutcome
+from collector.command_results import CollectionRun, CommandResult, HostOutcome
 from collector.cli.print_result import result_lines
 
 
