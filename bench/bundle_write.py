@@ -132,7 +132,7 @@ def in_process(inventory, out_root: Path, json_out: Path, workers: int, with_bun
     with json_out.open("w") as out:
         for outcome in run.outcomes:
             for r in outcome.results:
-                row = {"host": r.host, "command": r.command, "raw": r.raw, "parsed": r.parsed, "error": r.error,
+                row = {"host": r.router, "command": r.command, "raw": r.text, "parsed": r.parsed, "error": r.error,
                        "seconds": round(r.seconds, 4)}
                 out.write(json.dumps(redact_data(row, secrets, **({"memo": memo} if memo is not None else {})),
                                      default=str) + "\n")

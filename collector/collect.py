@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from collector.inventory import Host, Inventory
 from collector.parsing import TemplateRegistry
 from collector.readonly import read_only_refusal
 from collector.sessions import CommandRefused, CommandTimeout, SessionError, SessionSource
+from collector.timeutil import utcnow
 
 
 class CommandNotReadOnly(UserInputError, SafetyRefusal):
@@ -46,33 +48,36 @@ def collect_host(host: Host, commands: Sequence[str], *, pool: SessionSource, re
     The commands must have passed `require_read_only` (`collect` does it)."""
     t0 = time.perf_counter()
     results: list[CommandResult] = []
+
+    def failed(command: str, started: datetime, exc: SessionError) -> CommandResult:
+        return CommandResult(host.name, command, exc.output, started, utcnow(), error=exc.reason, error_kind=exc.kind)
+
     try:
         with pool.session(host) as session:
             for command in commands:
-                c0 = time.perf_counter()
+                started = utcnow()
                 try:
                     output = session.run(command)
-                    text, error, kind = output.text, None, None
-                except CommandRefused as exc:
-                    text, error, kind = exc.output, exc.reason, exc.kind
+                except CommandRefused as exc:  # the router's answer is kept as evidence
+                    results.append(failed(command, started, exc))
+                    continue
                 except CommandTimeout as exc:  # the next command first waits for the prompt to return
-                    results.append(CommandResult(host.name, command, exc.output, None, None, exc.reason, exc.kind, time.perf_counter() - c0))
+                    results.append(failed(command, started, exc))
                     continue
                 except SessionError as exc:  # dropped: the session is gone
-                    results.append(CommandResult(host.name, command, exc.output, None, None, exc.reason, exc.kind, time.perf_counter() - c0))
+                    results.append(failed(command, started, exc))
                     raise
-                parsed, template = None, None
-                if error is None:
-                    result = registry.parse(host.platform, command, text)
-                    parsed, template = result.records if result.template else None, result.template
-                    if result.error and result.template:  # no template at all is not a failure: raw kept
-                        error, kind = f"parse: {result.error}", "parse"
-                results.append(CommandResult(host.name, command, text, parsed, template, error, kind, time.perf_counter() - c0))
+                parsed = registry.parse(host.platform, command, output.text)
+                error, kind = (f"parse: {parsed.error}", "parse") if parsed.error and parsed.template else (None, None)
+                # no template at all is not a failure: the raw text is kept
+                results.append(replace(output, parsed=parsed.records if parsed.template else None,
+                                       template=parsed.template, error=error, error_kind=kind))
     except SessionError as exc:
         done = {r.command for r in results}
-        skipped = [c for c in commands if c not in done]
-        for command in skipped:
-            results.append(CommandResult(host.name, command, None, None, None, f"not run: {exc.reason}", "skipped", 0.0))
+        now = utcnow()
+        for command in (c for c in commands if c not in done):
+            results.append(CommandResult(host.name, command, None, now, now, error=f"not run: {exc.reason}",
+                                         error_kind="skipped"))
         return HostOutcome(host.name, tuple(results), exc.reason, exc.kind, time.perf_counter() - t0)
     return HostOutcome(host.name, tuple(results), seconds=time.perf_counter() - t0)
 
@@ -127,8 +132,8 @@ class CollectionBundle:
     def add(self, outcome: HostOutcome) -> None:
         for index, result in enumerate(outcome.results, start=1):
             stem = f"{outcome.host}/{index:02d}_{slug(result.command)}"
-            if result.raw is not None:
-                self.writer.write_text(f"{stem}.txt", result.raw)
+            if result.text is not None:
+                self.writer.write_text(f"{stem}.txt", result.text)
             if result.parsed is not None:
                 self.writer.write_json(f"{stem}.json", result.parsed)
 

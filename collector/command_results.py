@@ -1,27 +1,42 @@
 """What running commands on routers produced, as values: one command's result, one
-router's outcome, one collection run. Pure data (no sessions): `collect` makes them,
-the audit, the printers and the bundle read them.
+router's outcome, one collection run. Pure data (no sessions): sessions, `collect` and
+the responder make them; the audit, the printers, the bundle and the report read them.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 
 
 @dataclass(frozen=True, slots=True)
 class CommandResult:
-    host: str
-    command: str
-    raw: str | None
-    parsed: list[dict] | None
-    template: str | None
-    error: str | None
-    error_kind: str | None
-    seconds: float
+    """One command on one router: the one result type of a session's `run`, of `collect`
+    and of the bundle (its manifest lists `summary()`).
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+    `text` is what came back without echo and prompt (partial output kept on an error,
+    None when nothing came back); `parsed` holds the template's records where a template
+    exists; `error_kind` says which failure (timeout, refused, skipped, parse, ...)."""
+
+    router: str
+    command: str
+    text: str | None
+    started: datetime
+    ended: datetime
+    parsed: list[dict] | None = None
+    template: str | None = None
+    error: str | None = None
+    error_kind: str | None = None
+
+    @property
+    def seconds(self) -> float:
+        return (self.ended - self.started).total_seconds()
+
+    def summary(self) -> dict:
+        """The bundle manifest's entry for this command (no texts: those are files)."""
+        return {"router": self.router, "command": self.command, "status": "ok" if self.error is None else "failed",
+                "error": self.error, "started": self.started.isoformat(), "ended": self.ended.isoformat(),
+                "template": self.template}
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,6 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Protocol
 
@@ -36,6 +35,7 @@ import paramiko
 from netmiko.cisco.cisco_ios import CiscoIosSSH
 from netmiko.exceptions import NetmikoAuthenticationException, NetmikoTimeoutException
 
+from collector.command_results import CommandResult
 from collector.errors import DeviceError
 from collector.hostkeys import (HostKeyError, KnownHosts, KnownHostsFileError, apply_host_key_policy,
                                 explain_bad_host_key)
@@ -130,18 +130,6 @@ class CommandUnauthorized(CommandRefused):
     kind = "unauthorized"
 
 
-@dataclass(frozen=True, slots=True)
-class CommandOutput:
-    command: str
-    text: str
-    started: datetime
-    ended: datetime
-
-    @property
-    def seconds(self) -> float:
-        return (self.ended - self.started).total_seconds()
-
-
 class RouterSession(Protocol):
     """The device boundary: one open CLI session to one router, used by one thread at a time.
 
@@ -151,7 +139,7 @@ class RouterSession(Protocol):
 
     host: Host
 
-    def run(self, command: str, *, read_timeout: float | None = None, check: bool = True) -> CommandOutput:
+    def run(self, command: str, *, read_timeout: float | None = None, check: bool = True) -> CommandResult:
         """Run one exec command; returns its output without echo and prompt.
 
         Raises:
@@ -161,7 +149,7 @@ class RouterSession(Protocol):
                 the next command (and is closed if it does not come).
             SessionDropped: the session is gone."""
 
-    def configure(self, lines: Sequence[str], *, read_timeout: float | None = None) -> list[CommandOutput]:
+    def configure(self, lines: Sequence[str], *, read_timeout: float | None = None) -> list[CommandResult]:
         """`configure terminal`, the lines, `end` (even on failure).
 
         Raises:
@@ -448,7 +436,7 @@ class DeviceSession:
 
     # -- commands ---------------------------------------------------------------------
 
-    def run(self, command: str, *, read_timeout: float | None = None, check: bool = True) -> CommandOutput:
+    def run(self, command: str, *, read_timeout: float | None = None, check: bool = True) -> CommandResult:
         """Run one command and return its output (echo and prompt removed).
 
         `read_timeout` is absolute for the whole output; a long `show logging` needs a
@@ -474,9 +462,9 @@ class DeviceSession:
             if refusal is not None:
                 kind = CommandUnauthorized if refusal.startswith("Command authorization") else CommandRefused
                 raise kind(self.host.name, f"router refused {command!r}: {refusal}", output=text, command=command)
-        return CommandOutput(command, text, started, ended)
+        return CommandResult(self.host.name, command, text, started, ended)
 
-    def configure(self, lines: Sequence[str], *, read_timeout: float | None = None) -> list[CommandOutput]:
+    def configure(self, lines: Sequence[str], *, read_timeout: float | None = None) -> list[CommandResult]:
         """`configure terminal`, the lines, `end` (sent even on failure). A refused line
         stops the run: the lines after it are not sent. A `hostname` line changes the
         prompt: both names are accepted until `end` shows which one the router took.
@@ -484,7 +472,7 @@ class DeviceSession:
         Raises:
             CommandUnauthorized, CommandRefused: a line was refused (the exception names it).
             CommandTimeout, SessionDropped: as for `run`."""
-        outputs: list[CommandOutput] = []
+        outputs: list[CommandResult] = []
         renamed = failed = False
         try:
             outputs.append(self.run("configure terminal", read_timeout=read_timeout))

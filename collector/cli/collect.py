@@ -96,7 +96,7 @@ def collect_cmd(inventory_path, hosts, group, platform, commands, playbook, work
         memo = writing.redaction_memo  # the bundle redacted these texts already: each is redacted once
         for outcome in run.outcomes:
             for r in outcome.results:
-                row = {"host": r.host, "command": r.command, "raw": r.raw, "parsed": r.parsed,
+                row = {"host": r.router, "command": r.command, "raw": r.text, "parsed": r.parsed,
                        "error": r.error, "seconds": round(r.seconds, 4)}
                 click.echo(json.dumps(redact_data(row, secrets, memo=memo), default=str))
     elif print_mode:
@@ -149,7 +149,7 @@ def _print_collection(run) -> None:
         for r in outcome.results:
             status = "ok" if r.error is None else f"[red]{r.error_kind}[/red]"
             records = str(len(r.parsed)) if r.parsed is not None else "-"
-            table.add_row(r.host, r.command, status, records, f"{r.seconds:.3f}")
+            table.add_row(r.router, r.command, status, records, f"{r.seconds:.3f}")
     Console(soft_wrap=True).print(table)
 
 

@@ -181,7 +181,7 @@ def _result(outcome: HostOutcome, command: str) -> CommandResult | None:
 
 
 def _usable(result: CommandResult | None) -> bool:
-    return result is not None and result.raw is not None and result.error_kind in _USABLE_KINDS
+    return result is not None and result.text is not None and result.error_kind in _USABLE_KINDS
 
 
 def tunnels_of(router: str, profile: CryptoProfile) -> tuple[TunnelAudit, ...]:
@@ -200,21 +200,21 @@ def audit_outcome(outcome: HostOutcome, platform: str = "") -> RouterAudit:
     if not _usable(config):
         reason = outcome.error or (config.error if config is not None else None) or "show running-config not read"
         return RouterAudit(outcome.host, platform, read=False, error=reason)
-    assert config is not None and config.raw is not None
+    assert config is not None and config.text is not None
     notes: list[str] = []
-    profile = classify_config(config.raw)
+    profile = classify_config(config.text)
     session = _result(outcome, SESSION_COMMAND)
     if _usable(session):
-        assert session is not None and session.raw is not None
-        profile = refine_with_session(profile, session.raw)
+        assert session is not None and session.text is not None
+        profile = refine_with_session(profile, session.text)
     else:
         notes.append(f"{SESSION_COMMAND} not read ({session.error if session else 'not run'}): "
                      "IKE versions and peers come from the config only")
     version_result = _result(outcome, VERSION_COMMAND)
     version = family = None
     if _usable(version_result):
-        assert version_result is not None and version_result.raw is not None
-        version, family = read_version(version_result.raw, version_result.parsed)
+        assert version_result is not None and version_result.text is not None
+        version, family = read_version(version_result.text, version_result.parsed)
     else:
         notes.append(f"{VERSION_COMMAND} not read ({version_result.error if version_result else 'not run'})")
     notes.extend(profile.notes)

@@ -17,9 +17,11 @@ import logging
 import math
 import re
 import threading
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from ipaddress import IPv6Address, ip_address
 
+from collector.command_results import CommandResult
 from collector.core.results import ArmResult, DisarmResult, LogSnapshot, RouterChange
 from collector.core.states import StepScope, StepStatus
 from collector.core.steps import Step
@@ -34,7 +36,7 @@ from collector.respond.deadman import (
     build_applet,
     removal_commands,
 )
-from collector.evidence import CommandRecord, RouterCapture
+from collector.evidence import RouterCapture
 from collector.respond.facts import (
     CONFIG_LINES_COMMAND,
     DeviceProfile,
@@ -427,7 +429,7 @@ class Responder:
         With `incident_id`, the router is also asked whether the crypto debugs this
         incident armed are still on: a reload or someone's `undebug all` loses the debug
         trail, and the capture must say so. Never raises for a router problem."""
-        records: list[CommandRecord] = []
+        records: list[CommandResult] = []
         offset = None
         problems: list[str] = []
         try:
@@ -479,9 +481,8 @@ class Responder:
                     problems.append(f"{label!r} failed: {exc.reason}")
                     if command is not _DEBUG_CHECK:
                         partial = exc.output.replace("\r\n", "\n").replace("\r", "") if exc.output else None
-                        records.append(CommandRecord(host.name, command, partial, None, None,
-                                                     f"{exc.reason} (output cut short)" if partial else exc.reason,
-                                                     utcnow(), utcnow()))
+                        records.append(CommandResult(host.name, command, partial, utcnow(), utcnow(),
+                                                     error=f"{exc.reason} (output cut short)" if partial else exc.reason))
                     position += 1
                 if reconnects >= CAPTURE_RECONNECTS:
                     if position < len(pending):
@@ -494,19 +495,18 @@ class Responder:
         error = "; ".join(problems) if problems else None
         return RouterCapture(host.name, role, host.platform, str(peer), tuple(records), offset, error=error)
 
-    def _run_recorded(self, session: RouterSession, host: Host, command: str) -> CommandRecord:
+    def _run_recorded(self, session: RouterSession, host: Host, command: str) -> CommandResult:
         started = utcnow()
         try:
             out = run_checked(session, command, read_timeout=max(host.options.read_timeout, 300.0))
         except CommandRefused as exc:
-            return CommandRecord(host.name, command, exc.output, None, None, exc.reason, started, utcnow())
+            return CommandResult(host.name, command, exc.output, started, utcnow(), error=exc.reason)
         if command.startswith("show logging"):
             # A 10 MB buffer parses into 100,000 records: the bundle's timeline.jsonl already
             # holds them, one per line, with where each came from. Keep the raw text only.
-            return CommandRecord(host.name, command, out.text, None, None, None, out.started, out.ended)
+            return out
         parsed = self.registry.parse(host.platform, command, out.text)
-        return CommandRecord(host.name, command, out.text, parsed.records if parsed.template else None,
-                             parsed.template, None, out.started, out.ended)
+        return replace(out, parsed=parsed.records if parsed.template else None, template=parsed.template)
 
     # -- disarm ---------------------------------------------------------------------------
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -34,7 +34,7 @@ VERSION_XE = ("Cisco IOS XE Software, Version 16.06.05\nCisco IOS Software [Ever
 
 
 def result(host: str, command: str, raw: str | None, error: str | None = None, kind: str | None = None) -> CommandResult:
-    return CommandResult(host, command, raw, None, None, error, kind, 0.1)
+    return CommandResult(host, command, raw, T0, T0 + timedelta(seconds=0.1), error=error, error_kind=kind)
 
 
 def outcome(host: str, config: str | None, *, session: str | None = "", version: str | None = VERSION_XE,

@@ -76,7 +76,7 @@ def test_collect_runs_read_only_commands_through_any_session_source():
     routers = FakeRouters({"r1": {"show clock": "*10:00:00.000 UTC Sun Dec 6 2026\n"}})
     run = collect([host("r1")], ["show clock"], pool=routers, registry=default_registry())
     assert routers.sent("r1") == ["show clock"]
-    assert run.outcomes[0].ok and run.outcomes[0].results[0].raw.startswith("*10:00:00.000")
+    assert run.outcomes[0].ok and run.outcomes[0].results[0].text.startswith("*10:00:00.000")
 
 
 def test_a_timed_out_command_does_not_stop_the_next_ones():
@@ -86,8 +86,8 @@ def test_a_timed_out_command_does_not_stop_the_next_ones():
                                   "show clock": "clock\n"}})
     run = collect([host("r1")], ["show slow", "show clock"], pool=routers, registry=default_registry())
     slow, clock = run.outcomes[0].results
-    assert slow.error_kind == "timeout" and slow.raw == "partial"
-    assert clock.error is None and clock.raw == "clock\n"
+    assert slow.error_kind == "timeout" and slow.text == "partial"
+    assert clock.error is None and clock.text == "clock\n"
     assert routers.sent("r1") == ["show slow", "show clock"]
 
 
@@ -126,3 +126,17 @@ def test_a_playbook_refuses_what_collect_refuses(tmp_path):
     with pytest.raises(PlaybookError, match="'>' writes a file"):
         load_playbook(path)
     assert read_only_refusal("show running-config > flash:x") is not None
+
+
+def test_one_result_type_from_the_session_to_the_bundle():
+    from collector.command_results import CommandResult
+
+    routers = FakeRouters({"r1": {"show clock": "*10:00:00.000 UTC Sun Dec 6 2026\n"}})
+    with routers.session(host("r1")) as session:
+        said = session.run("show clock")
+    run = collect([host("r1")], ["show clock"], pool=routers, registry=default_registry())
+    kept = run.outcomes[0].results[0]
+    assert type(said) is CommandResult and type(kept) is CommandResult
+    assert (kept.router, kept.command, kept.text) == ("r1", "show clock", said.text)
+    assert kept.started <= kept.ended and kept.seconds >= 0
+    assert set(kept.summary()) == {"router", "command", "status", "error", "started", "ended", "template"}
