@@ -195,7 +195,11 @@ IOS_DEFAULT_HOSTNAME = "Router"
 
 def prompt_pattern(*names: str) -> re.Pattern[str]:
     """The prompt of a router called any of `names`, in exec and configuration modes,
-    standing at the end of the text."""
+    standing at the end of the text.
+
+    Raises:
+        Nothing: names are escaped, any text makes a valid pattern.
+    """
     alternatives = []
     for name in dict.fromkeys(names):
         alternatives.append(re.escape(name) + f"(?:{_MODE})?")
@@ -207,7 +211,11 @@ def prompt_pattern(*names: str) -> re.Pattern[str]:
 
 def prompt_name(line: str) -> str | None:
     """The hostname in a prompt line (`name>`, `name#`, `name(config)#`), or None when
-    the line is not the prompt of a valid IOS hostname."""
+    the line is not the prompt of a valid IOS hostname.
+
+    Raises:
+        Nothing: a line that is no prompt gives None.
+    """
     line = line.strip()
     if not line or line[-1] not in ">#":
         return None
@@ -420,7 +428,12 @@ class DeviceSession:
 
     def close(self) -> None:
         """`exit` (frees the vty line at once on the router), then close the transport.
-        netmiko's own disconnect looks for config mode first, which costs sleeps."""
+        netmiko's own disconnect looks for config mode first, which costs sleeps.
+
+        Raises:
+            Nothing: a failure while closing a dead session is logged at debug level,
+                never raised over the error that killed it.
+        """
         conn, channel, self._conn, self._channel = self._conn, self._channel, None, None
         if conn is None:
             return
@@ -624,7 +637,11 @@ def _first_line(text: str) -> str:
 
 def refusal_in(output: str) -> str | None:
     """The refusal IOS printed in a command's output (`Invalid input detected`,
-    `Command authorization failed`, ...), or None when the line was accepted."""
+    `Command authorization failed`, ...), or None when the line was accepted.
+
+    Raises:
+        Nothing: an accepted line gives None.
+    """
     match = _REFUSED.search(output)
     return (match.group(1) or match.group(2)) if match else None
 
@@ -721,12 +738,22 @@ class SessionPool:
                                     output=exc.output)
 
     def discard(self, name: str) -> None:
+        """Close and forget the router's kept session, if there is one.
+
+        Raises:
+            Nothing: as `DeviceSession.close`.
+        """
         with self._host_lock(name):
             session = self._sessions.pop(name, None)
         if session is not None:
             session.close()
 
     def close_all(self) -> None:
+        """Close every kept session.
+
+        Raises:
+            Nothing: as `DeviceSession.close`.
+        """
         with self._lock:
             sessions, self._sessions = list(self._sessions.values()), {}
         for session in sessions:

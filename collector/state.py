@@ -117,6 +117,11 @@ class EventRecord:
     def from_invalid_spi(
         cls, event: InvalidSpiEvent, event_id: str, incident_id: str | None = None
     ) -> EventRecord:
+        """The stored form of a parsed invalid-SPI line.
+
+        Raises:
+            Nothing: the event's fields are copied as they are.
+        """
         return cls(
             event_id=event_id,
             router=event.flow.router,
@@ -489,15 +494,27 @@ class StateStore:
         self._counting = True
 
     def commits(self) -> int:
-        """How many write transactions this database has committed (schema 3 on)."""
+        """How many write transactions this database has committed (schema 3 on).
+
+        Raises:
+            StateStoreError: the file cannot be read (one line naming it).
+        """
         return int(self._read("SELECT value FROM meta WHERE name = 'commits'")[0][0])
 
     def quick_check(self) -> list[str]:
-        """`PRAGMA quick_check`: ["ok"] for a sound file, else the problems found."""
+        """`PRAGMA quick_check`: ["ok"] for a sound file, else the problems found.
+
+        Raises:
+            StateStoreError: the file cannot be read at all.
+        """
         return [str(r[0]) for r in self._read("PRAGMA quick_check")]
 
     def tables(self) -> dict[str, tuple[str, ...]]:
-        """Table name -> column names, as the file has them."""
+        """Table name -> column names, as the file has them.
+
+        Raises:
+            StateStoreError: the file cannot be read.
+        """
         names = [r[0] for r in self._read("SELECT name FROM sqlite_master WHERE type = 'table'"
                                           " AND name NOT LIKE 'sqlite_%' ORDER BY name")]
         return {n: tuple(r[1] for r in self._read(f'PRAGMA table_info("{n}")')) for n in names}
@@ -511,7 +528,11 @@ class StateStore:
         return str(self._read("PRAGMA journal_mode")[0][0])
 
     def close(self) -> None:
-        """Close every thread's connection. Call when no other thread uses the store."""
+        """Close every thread's connection. Call when no other thread uses the store.
+
+        Raises:
+            Nothing.
+        """
         self._closed = True
         with self._connections_lock:
             for conn in self._connections:
@@ -527,6 +548,11 @@ class StateStore:
     # -- log cursors -----------------------------------------------------------
 
     def log_cursor(self, router: str) -> LogCursorRecord | None:
+        """Where reading `router`'s log stopped last time, None before the first read.
+
+        Raises:
+            StateStoreError: the file cannot be read.
+        """
         rows = self._read("SELECT * FROM log_cursors WHERE router = ?", (router,))
         if not rows:
             return None
@@ -543,6 +569,11 @@ class StateStore:
         )
 
     def save_log_cursor(self, cursor: LogCursorRecord) -> None:
+        """Replace `cursor.router`'s log cursor.
+
+        Raises:
+            StateStoreError: the file cannot be written, or `read_at` has no time zone.
+        """
         with self._write() as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO log_cursors VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -561,11 +592,20 @@ class StateStore:
     # -- events ----------------------------------------------------------------
 
     def record_event(self, event: EventRecord) -> int:
-        """Store one event verbatim (duplicates too: they are evidence); returns its row id."""
+        """Store one event verbatim (duplicates too: they are evidence); returns its row id.
+
+        Raises:
+            StateStoreError: as `record_events`.
+        """
         return self.record_events([event])[0]
 
     def record_events(self, events: Iterable[EventRecord]) -> list[int]:
-        """Store several events in one transaction (all or none)."""
+        """Store several events in one transaction (all or none).
+
+        Raises:
+            StateStoreError: the file cannot be written, an event has an unknown source
+                or a `received_at` without time zone; then none is stored.
+        """
         ids: list[int] = []
         with self._write() as conn:
             for e in events:
@@ -598,7 +638,11 @@ class StateStore:
         since: datetime | None = None,
         limit: int | None = None,
     ) -> list[EventRecord]:
-        """Events in arrival order, filtered by any of router, key, incident, received since."""
+        """Events in arrival order, filtered by any of router, key, incident, received since.
+
+        Raises:
+            StateStoreError: the file cannot be read, or `since` has no time zone.
+        """
         where, params = [], []
         for column, value in (("router", router), ("key", key), ("incident_id", incident_id)):
             if value is not None:
@@ -627,7 +671,11 @@ class StateStore:
 
     def prune_events(self, before: datetime) -> int:
         """Forget events received before `before`, except those of incidents still open
-        (armed or capturing): the evidence of a finished incident is in its bundle."""
+        (armed or capturing): the evidence of a finished incident is in its bundle.
+
+        Raises:
+            StateStoreError: the file cannot be written, or `before` has no time zone.
+        """
         with self._write() as conn:
             cur = conn.execute(
                 "DELETE FROM events WHERE received_at < ? AND (incident_id IS NULL OR incident_id NOT IN"
@@ -636,7 +684,11 @@ class StateStore:
             return cur.rowcount
 
     def link_events(self, incident_id: str, key: str, since: datetime) -> int:
-        """Attach the still unlinked events of `key` received since `since` to an incident."""
+        """Attach the still unlinked events of `key` received since `since` to an incident.
+
+        Raises:
+            StateStoreError: the file cannot be written, or `since` has no time zone.
+        """
         with self._write() as conn:
             cur = conn.execute(
                 "UPDATE events SET incident_id = ? WHERE key = ? AND received_at >= ? AND incident_id IS NULL",
@@ -647,7 +699,12 @@ class StateStore:
     # -- tracker -----------------------------------------------------------------
 
     def save_tracker(self, tracker: str, snapshot: TrackerSnapshot) -> None:
-        """Replace the stored state of tracker `tracker` (one per playbook) atomically."""
+        """Replace the stored state of tracker `tracker` (one per playbook) atomically.
+
+        Raises:
+            StateStoreError: the file cannot be written, or a time has no time zone;
+                then the previous state stays.
+        """
         with self._write() as conn:
             for table in ("flows", "cooldowns", "seen_events", "pending_transients"):
                 conn.execute(f"DELETE FROM {table} WHERE tracker = ?", (tracker,))
@@ -686,7 +743,11 @@ class StateStore:
             conn.execute("INSERT OR REPLACE INTO trackers VALUES (?, ?)", (tracker, _ts(_now())))
 
     def load_tracker(self, tracker: str) -> TrackerSnapshot | None:
-        """The last saved state of `tracker`, None if it was never saved."""
+        """The last saved state of `tracker`, None if it was never saved.
+
+        Raises:
+            StateStoreError: the file cannot be read.
+        """
         conn = self._connection()
         conn.execute("BEGIN")  # one consistent read across the tables
         try:
@@ -736,6 +797,12 @@ class StateStore:
         at: datetime | None = None,
         armed_late: bool = False,
     ) -> IncidentRecord:
+        """Record a new incident (before anything is armed for it) and return it.
+
+        Raises:
+            StateStoreError: the incident already exists, `state` is not an incident
+                state, `at` has no time zone, or the file cannot be written.
+        """
         _check(state, INCIDENT_STATES, "incident state")
         when = _ts(at or _now())
         with self._write(critical=True) as conn:
@@ -762,6 +829,12 @@ class StateStore:
         armed_at: datetime | None = None,
         armed_late: bool | None = None,
     ) -> IncidentRecord:
+        """Change the fields given of an incident (always its `updated_at`) and return it.
+
+        Raises:
+            StateStoreError: there is no such incident, `state` is not an incident
+                state, or the file cannot be written.
+        """
         sets, params = ["updated_at = ?"], [_ts(at or _now())]
         if armed_at is not None:
             sets.append("armed_at = ?")
@@ -789,11 +862,21 @@ class StateStore:
         return self._incident_or_fail(incident_id)
 
     def incident(self, incident_id: str) -> IncidentRecord | None:
+        """One incident, None when there is no such incident.
+
+        Raises:
+            StateStoreError: the file cannot be read.
+        """
         rows = self._read("SELECT * FROM incidents WHERE incident_id = ?", (incident_id,))
         return _incident(rows[0]) if rows else None
 
     def incidents(self, states: Iterable[str] | None = None, key: str | None = None) -> list[IncidentRecord]:
-        """Incidents oldest first, optionally only in some states or for one key."""
+        """Incidents oldest first, optionally only in some states or for one key.
+
+        Raises:
+            StateStoreError: a state asked for is not an incident state, or the file
+                cannot be read.
+        """
         where, params = [], []
         if states is not None:
             wanted = list(states)
@@ -817,7 +900,11 @@ class StateStore:
 
     def begin_step(self, incident_id: str, router: str, index: int, step: Step) -> None:
         """Record a step as `pending` BEFORE sending it: a crash after this line leaves
-        enough on disk to undo it."""
+        enough on disk to undo it.
+
+        Raises:
+            StateStoreError: the file cannot be written: the step must then not be sent.
+        """
         with self._write(critical=True) as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO armed_steps (incident_id, router, step_index, mode, do, undo, why,"
@@ -839,7 +926,12 @@ class StateStore:
         self, incident_id: str, router: str, index: int, status: StepStatus, error: str | None = None
     ) -> None:
         """applied (the do ran), failed (the do failed: may be half-applied, still undo it),
-        undone (the undo ran). A failed undo keeps the status and records `error`."""
+        undone (the undo ran). A failed undo keeps the status and records `error`.
+
+        Raises:
+            StateStoreError: `status` is not a step status, there is no such step, or
+                the file cannot be written.
+        """
         _check(status, STEP_STATUSES, "step status")
         with self._write(critical=True) as conn:
             cur = conn.execute(
@@ -851,7 +943,11 @@ class StateStore:
                 raise StateError(f"no step {index} of incident {incident_id} on {router}")
 
     def note_step_error(self, incident_id: str, router: str, index: int, error: str) -> None:
-        """Record an error (e.g. an undo that failed) without changing the status."""
+        """Record an error (e.g. an undo that failed) without changing the status.
+
+        Raises:
+            StateStoreError: the file cannot be written.
+        """
         with self._write(critical=True) as conn:
             conn.execute(
                 "UPDATE armed_steps SET error = ?, updated_at = ? WHERE incident_id = ? AND router = ? AND step_index = ?",
@@ -862,7 +958,11 @@ class StateStore:
         self, router: str | None = None, incident_id: str | None = None, *, include_undone: bool = False
     ) -> list[ArmedStep]:
         """Steps still to undo (status pending/applied/failed), by router, incident, index.
-        Disarm runs them in reverse."""
+        Disarm runs them in reverse.
+
+        Raises:
+            StateStoreError: the file cannot be read.
+        """
         where, params = [], []
         if not include_undone:
             where.append("status != 'undone'")
@@ -897,7 +997,11 @@ class StateStore:
         """Hand a router's not-yet-undone steps (all but `keep`) from one incident to another
         that still needs them (two flows sharing a router: the debugs stay until the last one
         ends). The moved steps get indexes below the receiver's own, so its disarm, which runs
-        indexes in reverse, undoes them after its own steps. Returns how many moved."""
+        indexes in reverse, undoes them after its own steps. Returns how many moved.
+
+        Raises:
+            StateStoreError: the file cannot be written; then no step moved.
+        """
         kept = set(keep)
         with self._write(critical=True) as conn:
             rows = conn.execute(
@@ -919,7 +1023,12 @@ class StateStore:
     # -- unknown sources -----------------------------------------------------------
 
     def note_unknown_source(self, router: str, src: str, reason: str, at: datetime) -> None:
-        """Count a line whose srcaddr is no inventory router and no configured peer."""
+        """Count a line whose srcaddr is no inventory router and no configured peer.
+
+        Raises:
+            ValueError: `src` is not an IP address.
+            StateStoreError: the file cannot be written, or `at` has no time zone.
+        """
         src = str(ip_address(src))
         with self._write() as conn:
             conn.execute(
@@ -928,17 +1037,31 @@ class StateStore:
                 (router, src, _ts(at), _ts(at), reason))
 
     def unknown_sources(self) -> list[dict]:
+        """Sources of invalid-SPI lines that are no inventory router and no configured peer, latest first.
+
+        Raises:
+            StateStoreError: the file cannot be read.
+        """
         rows = self._read("SELECT * FROM unknown_sources ORDER BY last_seen DESC, router, src")
         return [{"router": r["router"], "src": r["src"], "lines": r["lines"], "first_seen": r["first_seen"],
                  "last_seen": r["last_seen"], "reason": r["reason"]} for r in rows]
 
     def armed_routers(self) -> list[str]:
-        """Routers with at least one step not undone: to disarm (reconcile) at start-up."""
+        """Routers with at least one step not undone: to disarm (reconcile) at start-up.
+
+        Raises:
+            StateStoreError: the file cannot be read.
+        """
         return [r[0] for r in self._read("SELECT DISTINCT router FROM armed_steps WHERE status != 'undone' ORDER BY router")]
 
     # -- QFP counters -----------------------------------------------------------------
 
     def qfp_counters(self, router: str) -> QfpReading | None:
+        """The router's last QFP drop counter values, None before the first reading.
+
+        Raises:
+            StateStoreError: the file cannot be read.
+        """
         rows = self._read("SELECT name, value, read_at FROM qfp_counters WHERE router = ?", (router,))
         if not rows:
             return None
@@ -949,7 +1072,11 @@ class StateStore:
         )
 
     def save_qfp_counters(self, router: str, counters: Mapping[str, int], at: datetime) -> None:
-        """Replace the router's last counter values (the baseline for the next delta)."""
+        """Replace the router's last counter values (the baseline for the next delta).
+
+        Raises:
+            StateStoreError: the file cannot be written, or `at` has no time zone.
+        """
         with self._write() as conn:
             conn.execute("DELETE FROM qfp_counters WHERE router = ?", (router,))
             conn.executemany(
@@ -960,13 +1087,23 @@ class StateStore:
     # -- discovered addresses -------------------------------------------------------------
 
     def save_addresses(self, router: str, addresses: Iterable[IPv4Address | IPv6Address], at: datetime) -> None:
-        """Replace what is known of `router`'s own addresses (used to find a flow's other end)."""
+        """Replace what is known of `router`'s own addresses (used to find a flow's other end).
+
+        Raises:
+            ValueError: one of `addresses` is not an IP address (nothing replaced).
+            StateStoreError: the file cannot be written, or `at` has no time zone.
+        """
         checked = sorted({str(ip_address(str(a))) for a in addresses})
         with self._write() as conn:
             conn.execute("DELETE FROM addresses WHERE router = ?", (router,))
             conn.executemany("INSERT INTO addresses VALUES (?, ?, ?)", [(router, a, _ts(at)) for a in checked])
 
     def addresses(self, router: str | None = None) -> list[RouterAddress]:
+        """What is known of the routers' own addresses (one router's, or all).
+
+        Raises:
+            StateStoreError: the file cannot be read.
+        """
         sql, params = "SELECT * FROM addresses", []
         if router is not None:
             sql, params = sql + " WHERE router = ?", [router]
@@ -976,7 +1113,12 @@ class StateStore:
         ]
 
     def routers_with_address(self, address: IPv4Address | IPv6Address) -> list[str]:
-        """Which routers own `address` (normally one; more means an overlap to report)."""
+        """Which routers own `address` (normally one; more means an overlap to report).
+
+        Raises:
+            ValueError: `address` is not an IP address.
+            StateStoreError: the file cannot be read.
+        """
         rows = self._read(
             "SELECT router FROM addresses WHERE address = ? ORDER BY router", (str(ip_address(str(address))),)
         )
@@ -1010,13 +1152,23 @@ def _incident(r: sqlite3.Row) -> IncidentRecord:
 def default_state_dir() -> Path:
     """Where the agent keeps its memory when `--state` is not given: `$COLLECTOR_STATE`,
     else `$XDG_STATE_HOME/collector`, else `~/.local/state/collector`. Never the current
-    folder: a second agent started elsewhere must meet the first one's lock."""
+    folder: a second agent started elsewhere must meet the first one's lock.
+
+    Raises:
+        RuntimeError: neither $COLLECTOR_STATE nor $XDG_STATE_HOME is set and no home folder
+            can be found (the folder is only named, not created).
+    """
     from collector.hostkeys import default_state_dir as shared
 
     return shared()
 
 
 def commits_path(db_path: str | Path) -> Path:
+    """The file beside the database that keeps a copy of its commit count.
+
+    Raises:
+        Nothing.
+    """
     db_path = Path(db_path)
     return db_path.with_name(db_path.name + COMMITS_SUFFIX)
 

@@ -242,7 +242,12 @@ class Responder:
 
         A refused step (`% ...` or `Command authorization failed.`) or a lost session stops
         the arming and undoes what was applied: `armed` False with the reason. Never raises
-        for a router problem; `refused` True means a safety rule said no and nothing was sent."""
+        for a router problem; `refused` True means a safety rule said no and nothing was sent.
+
+        Raises:
+            StateStoreError: the state store could not record a step before it was sent,
+                or could not be read; the caller stops (an armed router must not be forgotten).
+        """
         own = self._own(host)
         checked: Preflight | None = None
         try:
@@ -338,7 +343,11 @@ class Responder:
         When nothing of the holder's is recorded on the router, it arms fully (`arm`) and
         says so in `notes` (`joined` False). The caller must not run an arm and a join of
         one router at the same time.
-        Failure undoes this flow's steps; never raises for a router problem."""
+        Failure undoes this flow's steps; never raises for a router problem.
+
+        Raises:
+            StateStoreError: as `arm`.
+        """
         if not self.store.armed_steps(host.name, holder_incident_id):
             # Nothing of the holder's is recorded here (its arm failed, was refused, or has
             # not started): joining would arm debugs without the logging change and the
@@ -428,7 +437,11 @@ class Responder:
         (`find_sender_peer`): its conditions and queries name that address.
         With `incident_id`, the router is also asked whether the crypto debugs this
         incident armed are still on: a reload or someone's `undebug all` loses the debug
-        trail, and the capture must say so. Never raises for a router problem."""
+        trail, and the capture must say so. Never raises for a router problem.
+
+        Raises:
+            StateStoreError: the incident's armed steps could not be read from the store.
+        """
         records: list[CommandResult] = []
         offset = None
         problems: list[str] = []
@@ -518,7 +531,12 @@ class Responder:
         A session lost half-way is reopened (up to `DISARM_ATTEMPTS` sessions); steps
         already undone are marked in the store, so a retry only sends what is left. A
         refused password or a changed host key is not retried. Never raises for a router
-        problem: `error` says why it could not finish (the dead-man applet will)."""
+        problem: `error` says why it could not finish (the dead-man applet will).
+
+        Raises:
+            StateStoreError: the store could not be read, or an undone step could not be
+                marked in it (the next disarm starts again from what is recorded).
+        """
         steps = self.store.armed_steps(host.name, incident_id)
         if not steps:
             return DisarmResult(host.name, clean=True, nothing_armed=True)
@@ -614,7 +632,11 @@ class Responder:
         """End one flow on a router another incident still needs: undo this incident's
         FLOW-scoped steps (its condition), give its ROUTER-scoped ones (debugs, logging,
         the applet) to `heir_incident_id`, and verify that this flow's own condition is gone.
-        Never raises for a router problem (see `disarm`)."""
+        Never raises for a router problem (see `disarm`).
+
+        Raises:
+            StateStoreError: as `disarm`, or the steps could not be handed over.
+        """
         steps = self.store.armed_steps(host.name, incident_id)
         own_flow = [a.index for a in steps if a.step.scope == StepScope.FLOW]
         self.store.transfer_steps(host.name, incident_id, heir_incident_id, keep=own_flow)
@@ -628,7 +650,12 @@ class Responder:
         still on the router (left by a run whose state was lost): the undo commands each
         one holds are replayed (only the tool's own kinds of command, checked) and the
         applet removed. No `undebug all`, no condition reset: someone else's debugs stay.
-        Never raises for a router problem."""
+        Never raises for a router problem.
+
+        Raises:
+            StateStoreError: the recorded steps could not be read, or an undone step
+                could not be marked, in the store.
+        """
         recorded = self.store.armed_steps(host.name)
         first = self.disarm(host, verify=False) if recorded else DisarmResult(host.name, clean=True, nothing_armed=True)
         changes = list(first.changes)
@@ -707,7 +734,11 @@ def _change(host: Host, incident_id: str, index: int, step: Step, status: StepSt
 
 def peer_of_outbound_spi(show_crypto_ipsec_sa: str, spi: int) -> PeerAddress | None:
     """The `current_peer` of the SA block whose `current outbound spi` is `spi` (docs/domain.md
-    §2.5); the address is parsed, never passed on as text."""
+    §2.5); the address is parsed, never passed on as text.
+
+    Raises:
+        Nothing: no matching block, or a peer that is not an address, gives None.
+    """
     peer_text = None
     for line in show_crypto_ipsec_sa.splitlines():
         peer = _CURRENT_PEER.match(line)
@@ -727,7 +758,11 @@ def clock_offset(show_clock: str, before: datetime, after: datetime) -> float | 
     """Router clock minus agent clock (seconds), from `show clock` and when it was asked.
 
     The router's time zone is not known for sure, so the offset is reported as seen; the
-    timeline uses it only to line up two routers against each other."""
+    timeline uses it only to line up two routers against each other.
+
+    Raises:
+        Nothing: an unreadable `show clock` gives None.
+    """
     match = _SHOW_CLOCK.search(show_clock)
     if not match:
         return None
