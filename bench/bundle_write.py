@@ -1,7 +1,7 @@
 """Benchmark 9: what writing the bundle costs in a 200-router collect, and where the rest goes.
 
 One lab (own process). Each round, alternated:
-  in-process  the steps of `collector collect --json` as cli.py runs them, timed apart:
+  in-process  the steps of `collector collect --json` as cli/collect.py runs them, timed apart:
               `collect()` (sessions closed by their workers) with each router's bundle
               files written as it finishes (`CollectionBundle.add`: redaction, files,
               hashes), then the sealing (results.json, manifest, one flush, the rename),
@@ -80,7 +80,7 @@ class FsyncMeter:
 
 
 def in_process(inventory, out_root: Path, json_out: Path, workers: int, with_bundle: bool = True) -> dict:
-    """The steps of `collector collect --json` as cli.py runs them, each timed: the bundle's
+    """The steps of `collector collect --json` as cli/collect.py runs them, each timed: the bundle's
     per-router files are written as routers finish (`CollectionBundle.add`, timed apart:
     that time overlaps the other routers' network waits), then sealed."""
     from collector.collect import collect
@@ -132,7 +132,7 @@ def in_process(inventory, out_root: Path, json_out: Path, workers: int, with_bun
     with json_out.open("w") as out:
         for outcome in run.outcomes:
             for r in outcome.results:
-                row = {"host": r.host, "command": r.command, "raw": r.raw, "parsed": r.parsed, "error": r.error,
+                row = {"host": r.router, "command": r.command, "raw": r.text, "parsed": r.parsed, "error": r.error,
                        "seconds": round(r.seconds, 4)}
                 out.write(json.dumps(redact_data(row, secrets, **({"memo": memo} if memo is not None else {})),
                                      default=str) + "\n")

@@ -65,7 +65,7 @@ def run_collector(hosts, workers: int, keep_open: bool = True) -> dict:
         run = collect(hosts, COMMANDS, pool=pool, registry=registry, workers=workers)
     wall, cpu = time.perf_counter() - t0, self_cpu() - c0
     results = [r for o in run.outcomes for r in o.results]
-    complete = [r for r in results if r.error is None and r.raw and r.parsed]
+    complete = [r for r in results if r.error is None and r.text and r.parsed]
     problems = [f"{r.host} {r.command}: {r.error or 'no records'}" for r in results if r not in complete]
     return {"wall": wall, "cpu": cpu, "results": len(results), "complete": len(complete),
             "parsed": len(complete), "problems": problems[:5]}

@@ -64,7 +64,8 @@ def lab_show_logging(lines_wanted: int, sparse: bool = False) -> tuple[str, str]
 
 def ours(text: str, router: str, year: int) -> dict:
     from collector.detect.logline import parse_invalid_spi
-    from collector.evidence import CommandRecord, RouterCapture, build_timeline
+    from collector.command_results import CommandResult
+    from collector.evidence import RouterCapture, build_timeline
 
     t0 = time.perf_counter()
     now = datetime.now(timezone.utc)
@@ -75,7 +76,7 @@ def ours(text: str, router: str, year: int) -> dict:
             if event is not None:
                 events.append(event)
     t1 = time.perf_counter()
-    record = CommandRecord(router, "show logging", text, None, None, None, now, now)
+    record = CommandResult(router, "show logging", text, now, now)
     capture = RouterCapture(router, "receiver", "cisco_ios", "192.0.2.1", (record,), clock_offset=0.5)
     timeline = build_timeline((capture,), year=year)
     t2 = time.perf_counter()

@@ -5,115 +5,42 @@ command, unless the session itself died. Every result keeps the raw text, so a p
 failure or a refused command is still evidence.
 
 Only read-only commands are run: `collect()` refuses anything else before it talks to any
-router, whoever calls it (the command line, a playbook, the audit).
+router, whoever calls it (the command line, a playbook, the audit), by the one rule in
+collector/readonly.py that the playbook's checks use too.
 """
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 from collector.bundle import BundleWriter, slug
+from collector.command_results import CollectionRun, CommandResult, HostOutcome
 from collector.errors import SafetyRefusal, UserInputError
 from collector.inventory import Host, Inventory
 from collector.parsing import TemplateRegistry
+from collector.readonly import read_only_refusal
 from collector.sessions import CommandRefused, CommandTimeout, SessionError, SessionSource
+from collector.timeutil import utcnow
 
 
 class CommandNotReadOnly(UserInputError, SafetyRefusal):
     """A command given to `collect` could change the router or write a file on it."""
 
 
-# Output filters that only select lines. Modifiers that write files (`redirect`,
-# `append`, `tee`) or run something (`format`, `utility`) are refused, abbreviated or not.
-_LINE_FILTERS = ("include", "exclude", "begin", "section", "count")
-_WRITING_MODIFIERS = ("redirect", "append", "tee", "format", "utility")
-_PIPE = re.compile(r"\|\s*(\S*)")
-
-
-def read_only_refusal(command: str) -> str | None:
-    """Why `command` is not a read-only show command, or None when it is.
-
-    `show` may be abbreviated down to `sh`; every `|` is looked at, also a `|` inside an
-    include regex, so no abbreviation of a writing modifier slips through anywhere."""
-    if not isinstance(command, str) or not command.strip():
-        return "an empty command"
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in command):
-        return "a line break or control character in the command"
-    words = command.split()
-    first = words[0].lower()
-    if len(first) < 2 or not "show".startswith(first):
-        return f"{words[0]!r} is not 'show' (collect runs read-only show commands only)"
-    head, _, _ = command.partition("|")
-    if ">" in head:
-        return "output redirection with '>' writes a file on the router"
-    for index, match in enumerate(_PIPE.finditer(command)):
-        verb = match.group(1).lower()
-        if verb and any(m.startswith(verb) for m in _WRITING_MODIFIERS):
-            return f"'| {match.group(1)}' writes or runs something on the router"
-        if index == 0 and (not verb or not any(f.startswith(verb) for f in _LINE_FILTERS)):
-            return f"'| {match.group(1)}' is not an output filter collect allows ({', '.join(_LINE_FILTERS)})"
-    return None
-
-
 def require_read_only(commands: Sequence[str]) -> None:
-    """Raises CommandNotReadOnly naming the first command that is not read-only."""
+    """Refuse the lot if any command is not read-only (the rule of collector.readonly).
+
+    Raises:
+        CommandNotReadOnly: naming the first command that is not read-only, and why."""
     for command in commands:
         reason = read_only_refusal(command)
         if reason is not None:
             raise CommandNotReadOnly(f"refusing to run {command!r}: {reason}")
-
-
-@dataclass(frozen=True, slots=True)
-class CommandResult:
-    host: str
-    command: str
-    raw: str | None
-    parsed: list[dict] | None
-    template: str | None
-    error: str | None
-    error_kind: str | None
-    seconds: float
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-@dataclass(frozen=True, slots=True)
-class HostOutcome:
-    host: str
-    results: tuple[CommandResult, ...]
-    error: str | None = None  # connection-level failure: no or not all commands ran
-    error_kind: str | None = None
-    seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None and all(r.error is None for r in self.results)
-
-    @property
-    def reason(self) -> str | None:
-        if self.error:
-            return self.error
-        failed = [r for r in self.results if r.error]
-        return failed[0].error if failed else None
-
-
-@dataclass
-class CollectionRun:
-    commands: tuple[str, ...]
-    started: datetime
-    ended: datetime | None = None
-    outcomes: list[HostOutcome] = field(default_factory=list)
-
-    @property
-    def failed(self) -> list[HostOutcome]:
-        return [o for o in self.outcomes if not o.ok]
 
 
 def collect_host(host: Host, commands: Sequence[str], *, pool: SessionSource, registry: TemplateRegistry) -> HostOutcome:
@@ -121,33 +48,36 @@ def collect_host(host: Host, commands: Sequence[str], *, pool: SessionSource, re
     The commands must have passed `require_read_only` (`collect` does it)."""
     t0 = time.perf_counter()
     results: list[CommandResult] = []
+
+    def failed(command: str, started: datetime, exc: SessionError) -> CommandResult:
+        return CommandResult(host.name, command, exc.output, started, utcnow(), error=exc.reason, error_kind=exc.kind)
+
     try:
         with pool.session(host) as session:
             for command in commands:
-                c0 = time.perf_counter()
+                started = utcnow()
                 try:
                     output = session.run(command)
-                    text, error, kind = output.text, None, None
-                except CommandRefused as exc:
-                    text, error, kind = exc.output, exc.reason, exc.kind
+                except CommandRefused as exc:  # the router's answer is kept as evidence
+                    results.append(failed(command, started, exc))
+                    continue
                 except CommandTimeout as exc:  # the next command first waits for the prompt to return
-                    results.append(CommandResult(host.name, command, exc.output, None, None, exc.reason, exc.kind, time.perf_counter() - c0))
+                    results.append(failed(command, started, exc))
                     continue
                 except SessionError as exc:  # dropped: the session is gone
-                    results.append(CommandResult(host.name, command, exc.output, None, None, exc.reason, exc.kind, time.perf_counter() - c0))
+                    results.append(failed(command, started, exc))
                     raise
-                parsed, template = None, None
-                if error is None:
-                    result = registry.parse(host.platform, command, text)
-                    parsed, template = result.records if result.template else None, result.template
-                    if result.error and result.template:  # no template at all is not a failure: raw kept
-                        error, kind = f"parse: {result.error}", "parse"
-                results.append(CommandResult(host.name, command, text, parsed, template, error, kind, time.perf_counter() - c0))
+                parsed = registry.parse(host.platform, command, output.text)
+                error, kind = (f"parse: {parsed.error}", "parse") if parsed.error and parsed.template else (None, None)
+                # no template at all is not a failure: the raw text is kept
+                results.append(replace(output, parsed=parsed.records if parsed.template else None,
+                                       template=parsed.template, error=error, error_kind=kind))
     except SessionError as exc:
         done = {r.command for r in results}
-        skipped = [c for c in commands if c not in done]
-        for command in skipped:
-            results.append(CommandResult(host.name, command, None, None, None, f"not run: {exc.reason}", "skipped", 0.0))
+        now = utcnow()
+        for command in (c for c in commands if c not in done):
+            results.append(CommandResult(host.name, command, None, now, now, error=f"not run: {exc.reason}",
+                                         error_kind="skipped"))
         return HostOutcome(host.name, tuple(results), exc.reason, exc.kind, time.perf_counter() - t0)
     return HostOutcome(host.name, tuple(results), seconds=time.perf_counter() - t0)
 
@@ -202,8 +132,8 @@ class CollectionBundle:
     def add(self, outcome: HostOutcome) -> None:
         for index, result in enumerate(outcome.results, start=1):
             stem = f"{outcome.host}/{index:02d}_{slug(result.command)}"
-            if result.raw is not None:
-                self.writer.write_text(f"{stem}.txt", result.raw)
+            if result.text is not None:
+                self.writer.write_text(f"{stem}.txt", result.text)
             if result.parsed is not None:
                 self.writer.write_json(f"{stem}.json", result.parsed)
 

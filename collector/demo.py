@@ -1,9 +1,10 @@
-"""`collector demo`: the main job end to end on the built-in lab, in under a minute.
+"""The demo: the main job end to end on the built-in lab, in under a minute.
 
 Starts the default lab (2 hubs, 4 spokes) with one `desync` tunnel and a lab clock ten
 times faster than wall time, then runs the real agent (the shipped invalid-spi playbook,
 polling every second instead of every minute) until it has armed both ends on the first
 invalid-SPI line, captured them on the repeat, disarmed and written the bundle.
+`collector demo` (collector/cli/demo.py) is its face.
 """
 
 from __future__ import annotations
@@ -11,10 +12,9 @@ from __future__ import annotations
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-
-import click
 
 from collector.inventory import load_inventory
 from collector.playbook import load_playbook
@@ -34,24 +34,20 @@ def demo_playbook():
     return book.model_copy(update={"sources": sources})
 
 
-@click.command("demo")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("bundles"), show_default=True)
-@click.option("--timeout", default=90.0, show_default=True, help="Give up after this many seconds.")
-def demo_cmd(out: Path, timeout: float) -> None:
-    """Run the agent against the built-in lab with a desynchronised tunnel."""
+def run_demo(out: Path, timeout: float, say: Callable[[str], None]) -> list[Path]:
+    """Run the lab and the agent until the first bundle appears under `out` (or `timeout`
+    seconds pass); return the bundles written by this run, oldest first (empty: none)."""
     from collector.lab.runner import running_lab
 
-    say = lambda message: click.echo(f"collector: {message}", err=True)  # noqa: E731
     work = Path(tempfile.mkdtemp(prefix="collector-demo-"))
     say("starting the lab: 6 routers, scenario desync, lab clock x10")
     with running_lab(routers=6, scenarios=["desync"], time_scale=TIME_SCALE, state_dir=work / "lab") as lab:
         inventory = load_inventory(lab.inventory_path)
         options = WatchOptions(state_dir=work / "state", bundle_root=out, workers=8, max_seconds=timeout)
         stop = threading.Event()
-        result: dict = {}
 
         def watch() -> None:
-            result["agent"] = run_daemon(inventory, demo_playbook(), options, say, stop)
+            run_daemon(inventory, demo_playbook(), options, say, stop)
 
         before = set(_bundles(out))
         thread = threading.Thread(target=watch, name="demo-agent", daemon=True)
@@ -63,10 +59,7 @@ def demo_cmd(out: Path, timeout: float) -> None:
             time.sleep(0.5)
         stop.set()  # the agent disarms whatever is still armed on its way out
         thread.join(timeout=60)
-    bundles = sorted(set(_bundles(out)) - before)
-    if not bundles:
-        raise click.ClickException(f"no incident captured within {timeout:.0f}s")
-    click.echo(str(bundles[-1]))
+    return sorted(set(_bundles(out)) - before)
 
 
 def _bundles(root: Path) -> list[Path]:

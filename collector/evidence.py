@@ -20,6 +20,7 @@ from collections import Counter
 
 from collector.bundle import BundleWriter, slug
 from collector.clocks import clock_from_records
+from collector.command_results import CommandResult
 from collector.core.results import LogSnapshot
 from collector.detect.events import Flow
 from collector.detect.logline import iter_log_records, year_printed
@@ -31,33 +32,16 @@ _DEBUG_LINE = re.compile(r"(?:^|[:.\d]\s)(ISAKMP|IKEv2|IPSEC|CRYPTO_SS|Crypto ma
 
 
 @dataclass(frozen=True, slots=True)
-class CommandRecord:
-    router: str
-    command: str
-    text: str | None
-    parsed: list[dict] | None
-    template: str | None
-    error: str | None
-    started: datetime
-    ended: datetime
-
-    def summary(self) -> dict:
-        return {"router": self.router, "command": self.command, "status": "ok" if self.error is None else "failed",
-                "error": self.error, "started": self.started.isoformat(), "ended": self.ended.isoformat(),
-                "template": self.template}
-
-
-@dataclass(frozen=True, slots=True)
 class RouterCapture:
     router: str
     role: str  # "receiver" | "sender"
     platform: str
     peer: str  # the address its debugs were conditioned on
-    commands: tuple[CommandRecord, ...]
+    commands: tuple[CommandResult, ...]
     clock_offset: float | None  # router clock minus agent clock, seconds (from `show clock`)
     error: str | None = None
 
-    def output(self, prefix: str) -> CommandRecord | None:
+    def output(self, prefix: str) -> CommandResult | None:
         for record in self.commands:
             if record.command.startswith(prefix) and record.text is not None:
                 return record

@@ -93,6 +93,7 @@ from pydantic import (
     model_validator,
 )
 
+from collector.readonly import read_only_refusal
 from collector.yamlfile import YamlError, load_yaml, validation_error
 
 __all__ = [
@@ -257,7 +258,9 @@ def _single_line(command: str) -> str:
 
 
 def _read_only(command: str) -> str:
-    """Capture, verify and poll commands may only read: `show ...` with harmless filters."""
+    """Capture, verify and poll commands may only read: the read-only rule of `collect`
+    (collector.readonly), and stricter here: `show` in full (templates are found by the
+    command's full name) and every `|` segment one of the harmless filters."""
     command = _single_line(command)
     if not command.startswith("show "):
         raise ValueError(f"{command!r}: only 'show ...' commands may be used here (write 'show' in full)")
@@ -269,6 +272,9 @@ def _read_only(command: str) -> str:
                 f"{command!r}: output filter '| {verb}' is not allowed (only include, exclude, "
                 "begin, section, count; never write files on the router)"
             )
+    reason = read_only_refusal(command)  # what is left of the shared rule: `show run > flash:x`
+    if reason is not None:
+        raise ValueError(f"{command!r}: {reason}")
     return command
 
 

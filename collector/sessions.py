@@ -28,7 +28,6 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Protocol
 
@@ -36,6 +35,7 @@ import paramiko
 from netmiko.cisco.cisco_ios import CiscoIosSSH
 from netmiko.exceptions import NetmikoAuthenticationException, NetmikoTimeoutException
 
+from collector.command_results import CommandResult
 from collector.errors import DeviceError
 from collector.hostkeys import (HostKeyError, KnownHosts, KnownHostsFileError, apply_host_key_policy,
                                 explain_bad_host_key)
@@ -130,18 +130,6 @@ class CommandUnauthorized(CommandRefused):
     kind = "unauthorized"
 
 
-@dataclass(frozen=True, slots=True)
-class CommandOutput:
-    command: str
-    text: str
-    started: datetime
-    ended: datetime
-
-    @property
-    def seconds(self) -> float:
-        return (self.ended - self.started).total_seconds()
-
-
 class RouterSession(Protocol):
     """The device boundary: one open CLI session to one router, used by one thread at a time.
 
@@ -151,7 +139,7 @@ class RouterSession(Protocol):
 
     host: Host
 
-    def run(self, command: str, *, read_timeout: float | None = None, check: bool = True) -> CommandOutput:
+    def run(self, command: str, *, read_timeout: float | None = None, check: bool = True) -> CommandResult:
         """Run one exec command; returns its output without echo and prompt.
 
         Raises:
@@ -161,7 +149,7 @@ class RouterSession(Protocol):
                 the next command (and is closed if it does not come).
             SessionDropped: the session is gone."""
 
-    def configure(self, lines: Sequence[str], *, read_timeout: float | None = None) -> list[CommandOutput]:
+    def configure(self, lines: Sequence[str], *, read_timeout: float | None = None) -> list[CommandResult]:
         """`configure terminal`, the lines, `end` (even on failure).
 
         Raises:
@@ -207,7 +195,11 @@ IOS_DEFAULT_HOSTNAME = "Router"
 
 def prompt_pattern(*names: str) -> re.Pattern[str]:
     """The prompt of a router called any of `names`, in exec and configuration modes,
-    standing at the end of the text."""
+    standing at the end of the text.
+
+    Raises:
+        Nothing: names are escaped, any text makes a valid pattern.
+    """
     alternatives = []
     for name in dict.fromkeys(names):
         alternatives.append(re.escape(name) + f"(?:{_MODE})?")
@@ -219,7 +211,11 @@ def prompt_pattern(*names: str) -> re.Pattern[str]:
 
 def prompt_name(line: str) -> str | None:
     """The hostname in a prompt line (`name>`, `name#`, `name(config)#`), or None when
-    the line is not the prompt of a valid IOS hostname."""
+    the line is not the prompt of a valid IOS hostname.
+
+    Raises:
+        Nothing: a line that is no prompt gives None.
+    """
     line = line.strip()
     if not line or line[-1] not in ">#":
         return None
@@ -432,7 +428,12 @@ class DeviceSession:
 
     def close(self) -> None:
         """`exit` (frees the vty line at once on the router), then close the transport.
-        netmiko's own disconnect looks for config mode first, which costs sleeps."""
+        netmiko's own disconnect looks for config mode first, which costs sleeps.
+
+        Raises:
+            Nothing: a failure while closing a dead session is logged at debug level,
+                never raised over the error that killed it.
+        """
         conn, channel, self._conn, self._channel = self._conn, self._channel, None, None
         if conn is None:
             return
@@ -448,7 +449,7 @@ class DeviceSession:
 
     # -- commands ---------------------------------------------------------------------
 
-    def run(self, command: str, *, read_timeout: float | None = None, check: bool = True) -> CommandOutput:
+    def run(self, command: str, *, read_timeout: float | None = None, check: bool = True) -> CommandResult:
         """Run one command and return its output (echo and prompt removed).
 
         `read_timeout` is absolute for the whole output; a long `show logging` needs a
@@ -474,9 +475,9 @@ class DeviceSession:
             if refusal is not None:
                 kind = CommandUnauthorized if refusal.startswith("Command authorization") else CommandRefused
                 raise kind(self.host.name, f"router refused {command!r}: {refusal}", output=text, command=command)
-        return CommandOutput(command, text, started, ended)
+        return CommandResult(self.host.name, command, text, started, ended)
 
-    def configure(self, lines: Sequence[str], *, read_timeout: float | None = None) -> list[CommandOutput]:
+    def configure(self, lines: Sequence[str], *, read_timeout: float | None = None) -> list[CommandResult]:
         """`configure terminal`, the lines, `end` (sent even on failure). A refused line
         stops the run: the lines after it are not sent. A `hostname` line changes the
         prompt: both names are accepted until `end` shows which one the router took.
@@ -484,7 +485,7 @@ class DeviceSession:
         Raises:
             CommandUnauthorized, CommandRefused: a line was refused (the exception names it).
             CommandTimeout, SessionDropped: as for `run`."""
-        outputs: list[CommandOutput] = []
+        outputs: list[CommandResult] = []
         renamed = failed = False
         try:
             outputs.append(self.run("configure terminal", read_timeout=read_timeout))
@@ -636,7 +637,11 @@ def _first_line(text: str) -> str:
 
 def refusal_in(output: str) -> str | None:
     """The refusal IOS printed in a command's output (`Invalid input detected`,
-    `Command authorization failed`, ...), or None when the line was accepted."""
+    `Command authorization failed`, ...), or None when the line was accepted.
+
+    Raises:
+        Nothing: an accepted line gives None.
+    """
     match = _REFUSED.search(output)
     return (match.group(1) or match.group(2)) if match else None
 
@@ -733,12 +738,22 @@ class SessionPool:
                                     output=exc.output)
 
     def discard(self, name: str) -> None:
+        """Close and forget the router's kept session, if there is one.
+
+        Raises:
+            Nothing: as `DeviceSession.close`.
+        """
         with self._host_lock(name):
             session = self._sessions.pop(name, None)
         if session is not None:
             session.close()
 
     def close_all(self) -> None:
+        """Close every kept session.
+
+        Raises:
+            Nothing: as `DeviceSession.close`.
+        """
         with self._lock:
             sessions, self._sessions = list(self._sessions.values()), {}
         for session in sessions:

@@ -21,7 +21,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from collector.sessions import CommandOutput, CommandRefused, SessionError
+from collector.command_results import CommandResult
+from collector.sessions import CommandRefused, SessionError
 
 Answer = str | BaseException | Callable[[str], "str | BaseException"]
 
@@ -57,14 +58,14 @@ class FakeSession:
         self.host = host
         self._router = router
 
-    def run(self, command: str, *, read_timeout: float | None = None, check: bool = True) -> CommandOutput:
+    def run(self, command: str, *, read_timeout: float | None = None, check: bool = True) -> CommandResult:
         started = datetime.now(timezone.utc)
         text = self._router.answer(command)
         if check and _IOS_REFUSAL.search(text):
             raise CommandRefused(self.host.name, f"router refused {command!r}", output=text)
-        return CommandOutput(command, text, started, datetime.now(timezone.utc))
+        return CommandResult(self.host.name, command, text, started, datetime.now(timezone.utc))
 
-    def configure(self, lines: Sequence[str], *, read_timeout: float | None = None) -> list[CommandOutput]:
+    def configure(self, lines: Sequence[str], *, read_timeout: float | None = None) -> list[CommandResult]:
         outputs = [self.run("configure terminal")]
         try:
             for line in lines:

@@ -1,24 +1,24 @@
 """Fleet audit: which tunnels could use `crypto isakmp invalid-spi-recovery`, and do they?
 
 A read-only pass: `show running-config`, `show crypto session` and `show version` on each
-router (through `collect()`), each tunnel classified (collector/cryptoconfig.py, Cisco 115801's table),
+router (collected by collector/audit.py through `collect()`), each tunnel classified (collector/cryptoconfig.py, Cisco 115801's table),
 then one row per router and tunnel and a summary such as "12 of 40 tunnels could use
 invalid-spi-recovery and do not". Rendered as a text table, JSON, or a self-contained
 HTML page (no external assets, no scripts, every text escaped).
 
-Everything but `audit_hosts` is a pure function of collected outputs.
+Everything here is a pure function of collected outputs: nothing talks to a router.
 """
 
 from __future__ import annotations
 
 import html
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
-from collector.collect import CommandResult, HostOutcome, collect
+from collector.command_results import CollectionRun, CommandResult, HostOutcome
 from collector.cryptoconfig import CryptoProfile, Recovery, TunnelKind, classify_config, refine_with_session
 from collector.diagnose.incident import read_version
 from collector.diagnose.report import RECOVERY_LABEL
@@ -181,7 +181,7 @@ def _result(outcome: HostOutcome, command: str) -> CommandResult | None:
 
 
 def _usable(result: CommandResult | None) -> bool:
-    return result is not None and result.raw is not None and result.error_kind in _USABLE_KINDS
+    return result is not None and result.text is not None and result.error_kind in _USABLE_KINDS
 
 
 def tunnels_of(router: str, profile: CryptoProfile) -> tuple[TunnelAudit, ...]:
@@ -200,21 +200,21 @@ def audit_outcome(outcome: HostOutcome, platform: str = "") -> RouterAudit:
     if not _usable(config):
         reason = outcome.error or (config.error if config is not None else None) or "show running-config not read"
         return RouterAudit(outcome.host, platform, read=False, error=reason)
-    assert config is not None and config.raw is not None
+    assert config is not None and config.text is not None
     notes: list[str] = []
-    profile = classify_config(config.raw)
+    profile = classify_config(config.text)
     session = _result(outcome, SESSION_COMMAND)
     if _usable(session):
-        assert session is not None and session.raw is not None
-        profile = refine_with_session(profile, session.raw)
+        assert session is not None and session.text is not None
+        profile = refine_with_session(profile, session.text)
     else:
         notes.append(f"{SESSION_COMMAND} not read ({session.error if session else 'not run'}): "
                      "IKE versions and peers come from the config only")
     version_result = _result(outcome, VERSION_COMMAND)
     version = family = None
     if _usable(version_result):
-        assert version_result is not None and version_result.raw is not None
-        version, family = read_version(version_result.raw, version_result.parsed)
+        assert version_result is not None and version_result.text is not None
+        version, family = read_version(version_result.text, version_result.parsed)
     else:
         notes.append(f"{VERSION_COMMAND} not read ({version_result.error if version_result else 'not run'})")
     notes.extend(profile.notes)
@@ -253,14 +253,10 @@ def summarise(routers: Sequence[RouterAudit]) -> AuditSummary:
     )
 
 
-def audit_hosts(hosts: Sequence[Any], *, pool, registry, workers: int = 10,
-                on_host_done: Callable[[HostOutcome], None] | None = None, inventory: str | None = None) -> FleetAudit:
-    """Collect the audit commands from `hosts` (inventory Host objects) and audit them."""
-    started = datetime.now(timezone.utc)
-    run = collect(hosts, AUDIT_COMMANDS, pool=pool, registry=registry, workers=workers, on_host_done=on_host_done)
-    platforms = {h.name: h.platform for h in hosts}
+def audit_run(run: CollectionRun, platforms: Mapping[str, str], inventory: str | None = None) -> FleetAudit:
+    """The fleet audit of a collection of `AUDIT_COMMANDS` (`platforms`: router -> platform)."""
     routers = tuple(audit_outcome(o, platforms.get(o.host, "")) for o in run.outcomes)
-    return FleetAudit(routers, started, datetime.now(timezone.utc), inventory)
+    return FleetAudit(routers, run.started, run.ended or run.started, inventory)
 
 
 # --------------------------------------------------------------------------------------------

@@ -48,7 +48,8 @@ from collector.diagnose.report import (
     failed_report,
     render_report,
 )
-from collector.evidence import CaptureResult, CommandRecord, RouterCapture, build_timeline
+from collector.command_results import CommandResult
+from collector.evidence import CaptureResult, RouterCapture, build_timeline
 
 __all__ = [
     "BundleError",
@@ -701,13 +702,13 @@ def _read_bundle(path: Path, root: Path, manifest: dict[str, Any]) -> LoadedBund
     f = manifest["flow"]
     flow = Flow(router=str(f["receiver"]), src=ip_address(f["srcaddr"]), dst=ip_address(f["destaddr"]),
                 spi=int(f["spi_decimal"]), prot=int(f["prot"]))
-    per_router: dict[str, list[CommandRecord]] = {}
+    per_router: dict[str, list[CommandResult]] = {}
     files: dict[tuple[str, int], str] = {}
     captured_at = _time(manifest.get("captured_at")) or datetime.now(timezone.utc)
     for c in manifest.get("commands", []):
         router = str(c["router"])
         started = _time(c.get("started")) or captured_at
-        record = CommandRecord(router=router, command=str(c["command"]), text=read_text(c.get("raw")),
+        record = CommandResult(router=router, command=str(c["command"]), text=read_text(c.get("raw")),
                                parsed=read_json(c.get("parsed")), template=c.get("template"), error=c.get("error"),
                                started=started, ended=_time(c.get("ended")) or started)
         per_router.setdefault(router, []).append(record)

@@ -21,7 +21,8 @@ from collector.errors import SafetyRefusal
 from collector.parsing import TemplateRegistry
 from collector.respond.deadman import applet_names
 from collector.respond.plan import LEVELS, LoggingSettings, check_buffered_config
-from collector.sessions import CommandOutput, CommandRefused, RouterSession
+from collector.command_results import CommandResult
+from collector.sessions import CommandRefused, RouterSession
 
 PeerAddress = IPv4Address | IPv6Address
 
@@ -219,7 +220,7 @@ def refusal_in(text: str) -> str | None:
     return None
 
 
-def run_checked(session: RouterSession, command: str, **kwargs) -> CommandOutput:
+def run_checked(session: RouterSession, command: str, **kwargs) -> CommandResult:
     """`session.run` that also counts `Command authorization failed.` as a refusal.
 
     Raises:

@@ -76,14 +76,22 @@ _CONDITION_COMMAND = re.compile(r"^debug crypto condition peer (?:ipv4|ipv6) (\S
 
 def debug_named_by(command: str) -> str | None:
     """The debug a `debug crypto isakmp|ikev2|ipsec` command turns on (its `show debugging`
-    name), None for any other command."""
+    name), None for any other command.
+
+    Raises:
+        Nothing: any other command gives None.
+    """
     match = _DEBUG_COMMAND.match(command.strip())
     return match.group(1) if match else None
 
 
 def condition_named_by(command: str) -> str | None:
     """The peer address a `debug crypto condition peer ipv4|ipv6 X` command sets (normal
-    form), None for any other command."""
+    form), None for any other command.
+
+    Raises:
+        Nothing: any other command, or an address that does not parse, gives None.
+    """
     match = _CONDITION_COMMAND.match(command.strip())
     if not match:
         return None
@@ -451,7 +459,11 @@ def build_arm_plan(
 
 def already_set(step: Step, state: DebugState | None) -> str | None:
     """What of `step` is already on the router (`debug crypto ipsec`, `condition peer X`),
-    or None when the step would change something."""
+    or None when the step would change something.
+
+    Raises:
+        Nothing: an unknown debug state (None) gives None.
+    """
     if state is None or step.mode != "exec":
         return None
     for command in step.do:
@@ -466,7 +478,11 @@ def already_set(step: Step, state: DebugState | None) -> str | None:
 
 def disarm_commands(plan: ArmPlan, applied: Iterable[int] | None = None) -> tuple[DisarmBatch, ...]:
     """The undo of each step in reverse order. `applied` limits it to those step indexes
-    (e.g. the steps the state store shows as pending/applied after a crash)."""
+    (e.g. the steps the state store shows as pending/applied after a crash).
+
+    Raises:
+        Nothing: indexes in `applied` that the plan lacks are ignored.
+    """
     wanted = None if applied is None else set(applied)
     return tuple(
         DisarmBatch(step_index=i, mode=step.mode, commands=step.undo, why=step.why)
@@ -500,7 +516,11 @@ def capture_commands(
 
 
 def verify_commands(playbook: Playbook, facts: RouterFacts | None = None) -> tuple[str, ...]:
-    """Post-disarm checks (no placeholders); filtered by conditions when facts are known."""
+    """Post-disarm checks (no placeholders); filtered by conditions when facts are known.
+
+    Raises:
+        Nothing.
+    """
     return tuple(
         spec.command
         for spec in playbook.verify
@@ -540,7 +560,11 @@ def remediation_commands(
 
 def render_dry_run(plans: Sequence[ArmPlan]) -> str:
     """Per router, the exact commands in the order they would run: arm (do + undo),
-    capture, disarm, verify. Nothing here touches a router."""
+    capture, disarm, verify. Nothing here touches a router.
+
+    Raises:
+        Nothing.
+    """
     out: list[str] = []
     for plan in plans:
         facts = plan.facts

@@ -17,9 +17,11 @@ import logging
 import math
 import re
 import threading
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from ipaddress import IPv6Address, ip_address
 
+from collector.command_results import CommandResult
 from collector.core.results import ArmResult, DisarmResult, LogSnapshot, RouterChange
 from collector.core.states import StepScope, StepStatus
 from collector.core.steps import Step
@@ -35,7 +37,7 @@ from collector.respond.deadman import (
     removal_commands,
 )
 from collector.clocks import clock_from_records
-from collector.evidence import CommandRecord, RouterCapture
+from collector.evidence import RouterCapture
 from collector.respond.facts import (
     CONFIG_LINES_COMMAND,
     DeviceProfile,
@@ -239,7 +241,12 @@ class Responder:
 
         A refused step (`% ...` or `Command authorization failed.`) or a lost session stops
         the arming and undoes what was applied: `armed` False with the reason. Never raises
-        for a router problem; `refused` True means a safety rule said no and nothing was sent."""
+        for a router problem; `refused` True means a safety rule said no and nothing was sent.
+
+        Raises:
+            StateStoreError: the state store could not record a step before it was sent,
+                or could not be read; the caller stops (an armed router must not be forgotten).
+        """
         own = self._own(host)
         checked: Preflight | None = None
         try:
@@ -335,7 +342,11 @@ class Responder:
         When nothing of the holder's is recorded on the router, it arms fully (`arm`) and
         says so in `notes` (`joined` False). The caller must not run an arm and a join of
         one router at the same time.
-        Failure undoes this flow's steps; never raises for a router problem."""
+        Failure undoes this flow's steps; never raises for a router problem.
+
+        Raises:
+            StateStoreError: as `arm`.
+        """
         if not self.store.armed_steps(host.name, holder_incident_id):
             # Nothing of the holder's is recorded here (its arm failed, was refused, or has
             # not started): joining would arm debugs without the logging change and the
@@ -425,8 +436,12 @@ class Responder:
         (`find_sender_peer`): its conditions and queries name that address.
         With `incident_id`, the router is also asked whether the crypto debugs this
         incident armed are still on: a reload or someone's `undebug all` loses the debug
-        trail, and the capture must say so. Never raises for a router problem."""
-        records: list[CommandRecord] = []
+        trail, and the capture must say so. Never raises for a router problem.
+
+        Raises:
+            StateStoreError: the incident's armed steps could not be read from the store.
+        """
+        records: list[CommandResult] = []
         problems: list[str] = []
         try:
             profile = self.profile(host)
@@ -475,9 +490,8 @@ class Responder:
                     problems.append(f"{label!r} failed: {exc.reason}")
                     if command is not _DEBUG_CHECK:
                         partial = exc.output.replace("\r\n", "\n").replace("\r", "") if exc.output else None
-                        records.append(CommandRecord(host.name, command, partial, None, None,
-                                                     f"{exc.reason} (output cut short)" if partial else exc.reason,
-                                                     utcnow(), utcnow()))
+                        records.append(CommandResult(host.name, command, partial, utcnow(), utcnow(),
+                                                     error=f"{exc.reason} (output cut short)" if partial else exc.reason))
                     position += 1
                 if reconnects >= CAPTURE_RECONNECTS:
                     if position < len(pending):
@@ -493,19 +507,18 @@ class Responder:
         offset = None if clock is None else clock.skew_seconds
         return RouterCapture(host.name, role, host.platform, str(peer), tuple(records), offset, error=error)
 
-    def _run_recorded(self, session: RouterSession, host: Host, command: str) -> CommandRecord:
+    def _run_recorded(self, session: RouterSession, host: Host, command: str) -> CommandResult:
         started = utcnow()
         try:
             out = run_checked(session, command, read_timeout=max(host.options.read_timeout, 300.0))
         except CommandRefused as exc:
-            return CommandRecord(host.name, command, exc.output, None, None, exc.reason, started, utcnow())
+            return CommandResult(host.name, command, exc.output, started, utcnow(), error=exc.reason)
         if command.startswith("show logging"):
             # A 10 MB buffer parses into 100,000 records: the bundle's timeline.jsonl already
             # holds them, one per line, with where each came from. Keep the raw text only.
-            return CommandRecord(host.name, command, out.text, None, None, None, out.started, out.ended)
+            return out
         parsed = self.registry.parse(host.platform, command, out.text)
-        return CommandRecord(host.name, command, out.text, parsed.records if parsed.template else None,
-                             parsed.template, None, out.started, out.ended)
+        return replace(out, parsed=parsed.records if parsed.template else None, template=parsed.template)
 
     # -- disarm ---------------------------------------------------------------------------
 
@@ -517,7 +530,12 @@ class Responder:
         A session lost half-way is reopened (up to `DISARM_ATTEMPTS` sessions); steps
         already undone are marked in the store, so a retry only sends what is left. A
         refused password or a changed host key is not retried. Never raises for a router
-        problem: `error` says why it could not finish (the dead-man applet will)."""
+        problem: `error` says why it could not finish (the dead-man applet will).
+
+        Raises:
+            StateStoreError: the store could not be read, or an undone step could not be
+                marked in it (the next disarm starts again from what is recorded).
+        """
         steps = self.store.armed_steps(host.name, incident_id)
         if not steps:
             return DisarmResult(host.name, clean=True, nothing_armed=True)
@@ -613,7 +631,11 @@ class Responder:
         """End one flow on a router another incident still needs: undo this incident's
         FLOW-scoped steps (its condition), give its ROUTER-scoped ones (debugs, logging,
         the applet) to `heir_incident_id`, and verify that this flow's own condition is gone.
-        Never raises for a router problem (see `disarm`)."""
+        Never raises for a router problem (see `disarm`).
+
+        Raises:
+            StateStoreError: as `disarm`, or the steps could not be handed over.
+        """
         steps = self.store.armed_steps(host.name, incident_id)
         own_flow = [a.index for a in steps if a.step.scope == StepScope.FLOW]
         self.store.transfer_steps(host.name, incident_id, heir_incident_id, keep=own_flow)
@@ -627,7 +649,12 @@ class Responder:
         still on the router (left by a run whose state was lost): the undo commands each
         one holds are replayed (only the tool's own kinds of command, checked) and the
         applet removed. No `undebug all`, no condition reset: someone else's debugs stay.
-        Never raises for a router problem."""
+        Never raises for a router problem.
+
+        Raises:
+            StateStoreError: the recorded steps could not be read, or an undone step
+                could not be marked, in the store.
+        """
         recorded = self.store.armed_steps(host.name)
         first = self.disarm(host, verify=False) if recorded else DisarmResult(host.name, clean=True, nothing_armed=True)
         changes = list(first.changes)
@@ -706,7 +733,11 @@ def _change(host: Host, incident_id: str, index: int, step: Step, status: StepSt
 
 def peer_of_outbound_spi(show_crypto_ipsec_sa: str, spi: int) -> PeerAddress | None:
     """The `current_peer` of the SA block whose `current outbound spi` is `spi` (docs/domain.md
-    §2.5); the address is parsed, never passed on as text."""
+    §2.5); the address is parsed, never passed on as text.
+
+    Raises:
+        Nothing: no matching block, or a peer that is not an address, gives None.
+    """
     peer_text = None
     for line in show_crypto_ipsec_sa.splitlines():
         peer = _CURRENT_PEER.match(line)

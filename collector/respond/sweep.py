@@ -319,18 +319,19 @@ def _restore(session, applet: Applet, result: SweepResult) -> None:
         result.restored.append(c.command)
 
 
+def sweep_host(source, host) -> SweepResult:
+    """`sweep_router` on one host through a `SessionSource`. A router that cannot be
+    reached is a result with `error`, not a raise."""
+    try:
+        with source.session(host) as session:
+            return sweep_router(session, host.name)
+    except SessionError as exc:
+        return SweepResult(host.name, error=exc.reason)
+
+
 def sweep_routers(source, hosts: Sequence, *, workers: int = 20) -> list[SweepResult]:
-    """`sweep_router` on every host through a `SessionSource`, a few at a time, in the
-    hosts' order. A router that cannot be reached is a result with `error`, not a raise."""
-
-    def one(host) -> SweepResult:
-        try:
-            with source.session(host) as session:
-                return sweep_router(session, host.name)
-        except SessionError as exc:
-            return SweepResult(host.name, error=exc.reason)
-
+    """`sweep_host` on every host, a few at a time, in the hosts' order."""
     if not hosts:
         return []
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(hosts))), thread_name_prefix="sweep") as pool:
-        return list(pool.map(one, hosts))
+        return list(pool.map(lambda host: sweep_host(source, host), hosts))

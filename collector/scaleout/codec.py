@@ -25,10 +25,10 @@ from collector.core.decide import (
     SourceKind,
 )
 from collector.core.results import ArmResult, DisarmResult, LogSnapshot, RouterChange
-from collector.collect import CommandResult, HostOutcome
+from collector.command_results import CommandResult, HostOutcome
 from collector.core.states import IncidentState, StepStatus
 from collector.detect.events import Flow
-from collector.evidence import CommandRecord, RouterCapture
+from collector.evidence import RouterCapture
 
 
 class CodecError(ValueError):
@@ -37,7 +37,7 @@ class CodecError(ValueError):
 
 _TYPES: dict[str, type] = {cls.__name__: cls for cls in (
     Flow, LineSeen, ArmDone, CaptureDone, ReleaseDone, Arm, Capture, Release,
-    ArmResult, DisarmResult, LogSnapshot, RouterChange, RouterCapture, CommandRecord, CommandResult, HostOutcome,
+    ArmResult, DisarmResult, LogSnapshot, RouterChange, RouterCapture, CommandResult, HostOutcome,
 )}
 _ENUMS: dict[str, type[Enum]] = {cls.__name__: cls for cls in (SourceKind, StepStatus, IncidentState)}
 

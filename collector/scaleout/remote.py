@@ -195,7 +195,8 @@ def collect_remote(hosts: list[Host], commands: list[str], client: SiteClient, *
     from concurrent.futures import ThreadPoolExecutor, as_completed
     from datetime import datetime, timezone
 
-    from collector.collect import CollectionRun, HostOutcome, require_read_only
+    from collector.collect import require_read_only
+    from collector.command_results import CollectionRun, HostOutcome
 
     require_read_only(commands)
     run = CollectionRun(tuple(commands), datetime.now(timezone.utc))

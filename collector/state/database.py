@@ -23,6 +23,11 @@ COMMITS_SUFFIX = ".commits"  # the commit counter beside the database (see the p
 
 
 def commits_path(db_path: str | Path) -> Path:
+    """The file beside the database that keeps a copy of its commit count.
+
+    Raises:
+        Nothing.
+    """
     db_path = Path(db_path)
     return db_path.with_name(db_path.name + COMMITS_SUFFIX)
 
@@ -62,6 +67,11 @@ class Database:
 
     @property
     def commits_path(self) -> Path:
+        """The file beside the database that keeps a copy of its commit count.
+
+    Raises:
+        Nothing.
+    """
         return commits_path(self.path)
 
     # -- plumbing ------------------------------------------------------------
@@ -179,15 +189,27 @@ class Database:
         self._counting = True
 
     def commits(self) -> int:
-        """How many write transactions this database has committed (schema 3 on)."""
+        """How many write transactions this database has committed (schema 3 on).
+
+        Raises:
+            StateStoreError: the file cannot be read (one line naming it).
+        """
         return int(self._read("SELECT value FROM meta WHERE name = 'commits'")[0][0])
 
     def quick_check(self) -> list[str]:
-        """`PRAGMA quick_check`: ["ok"] for a sound file, else the problems found."""
+        """`PRAGMA quick_check`: ["ok"] for a sound file, else the problems found.
+
+        Raises:
+            StateStoreError: the file cannot be read at all.
+        """
         return [str(r[0]) for r in self._read("PRAGMA quick_check")]
 
     def tables(self) -> dict[str, tuple[str, ...]]:
-        """Table name -> column names, as the file has them."""
+        """Table name -> column names, as the file has them.
+
+        Raises:
+            StateStoreError: the file cannot be read.
+        """
         names = [r[0] for r in self._read("SELECT name FROM sqlite_master WHERE type = 'table'"
                                           " AND name NOT LIKE 'sqlite_%' ORDER BY name")]
         return {n: tuple(r[1] for r in self._read(f'PRAGMA table_info("{n}")')) for n in names}
@@ -201,7 +223,11 @@ class Database:
         return str(self._read("PRAGMA journal_mode")[0][0])
 
     def close(self) -> None:
-        """Close every thread's connection. Call when no other thread uses the store."""
+        """Close every thread's connection. Call when no other thread uses the store.
+
+        Raises:
+            Nothing.
+        """
         self._closed = True
         with self._connections_lock:
             for conn in self._connections:

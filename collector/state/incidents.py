@@ -42,6 +42,12 @@ class IncidentTables(Database):
         at: datetime | None = None,
         armed_late: bool = False,
     ) -> IncidentRecord:
+        """Record a new incident (before anything is armed for it) and return it.
+
+        Raises:
+            StateStoreError: the incident already exists, `state` is not an incident
+                state, `at` has no time zone, or the file cannot be written.
+        """
         check(state, INCIDENT_STATES, "incident state")
         when = ts(at or now())
         with self._write(critical=True) as conn:
@@ -68,6 +74,12 @@ class IncidentTables(Database):
         armed_at: datetime | None = None,
         armed_late: bool | None = None,
     ) -> IncidentRecord:
+        """Change the fields given of an incident (always its `updated_at`) and return it.
+
+        Raises:
+            StateStoreError: there is no such incident, `state` is not an incident
+                state, or the file cannot be written.
+        """
         sets, params = ["updated_at = ?"], [ts(at or now())]
         if armed_at is not None:
             sets.append("armed_at = ?")
@@ -95,11 +107,21 @@ class IncidentTables(Database):
         return self._incident_or_fail(incident_id)
 
     def incident(self, incident_id: str) -> IncidentRecord | None:
+        """One incident, None when there is no such incident.
+
+        Raises:
+            StateStoreError: the file cannot be read.
+        """
         rows = self._read("SELECT * FROM incidents WHERE incident_id = ?", (incident_id,))
         return _incident(rows[0]) if rows else None
 
     def incidents(self, states: Iterable[str] | None = None, key: str | None = None) -> list[IncidentRecord]:
-        """Incidents oldest first, optionally only in some states or for one key."""
+        """Incidents oldest first, optionally only in some states or for one key.
+
+        Raises:
+            StateStoreError: a state asked for is not an incident state, or the file
+                cannot be read.
+        """
         where, params = [], []
         if states is not None:
             wanted = list(states)
@@ -123,7 +145,11 @@ class IncidentTables(Database):
 
     def begin_step(self, incident_id: str, router: str, index: int, step: Step) -> None:
         """Record a step as `pending` BEFORE sending it: a crash after this line leaves
-        enough on disk to undo it."""
+        enough on disk to undo it.
+
+        Raises:
+            StateStoreError: the file cannot be written: the step must then not be sent.
+        """
         with self._write(critical=True) as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO armed_steps (incident_id, router, step_index, mode, do, undo, why,"
@@ -145,7 +171,12 @@ class IncidentTables(Database):
         self, incident_id: str, router: str, index: int, status: StepStatus, error: str | None = None
     ) -> None:
         """applied (the do ran), failed (the do failed: may be half-applied, still undo it),
-        undone (the undo ran). A failed undo keeps the status and records `error`."""
+        undone (the undo ran). A failed undo keeps the status and records `error`.
+
+        Raises:
+            StateStoreError: `status` is not a step status, there is no such step, or
+                the file cannot be written.
+        """
         check(status, STEP_STATUSES, "step status")
         with self._write(critical=True) as conn:
             cur = conn.execute(
@@ -157,7 +188,11 @@ class IncidentTables(Database):
                 raise StateError(f"no step {index} of incident {incident_id} on {router}")
 
     def note_step_error(self, incident_id: str, router: str, index: int, error: str) -> None:
-        """Record an error (e.g. an undo that failed) without changing the status."""
+        """Record an error (e.g. an undo that failed) without changing the status.
+
+        Raises:
+            StateStoreError: the file cannot be written.
+        """
         with self._write(critical=True) as conn:
             conn.execute(
                 "UPDATE armed_steps SET error = ?, updated_at = ? WHERE incident_id = ? AND router = ? AND step_index = ?",
@@ -168,7 +203,11 @@ class IncidentTables(Database):
         self, router: str | None = None, incident_id: str | None = None, *, include_undone: bool = False
     ) -> list[ArmedStep]:
         """Steps still to undo (status pending/applied/failed), by router, incident, index.
-        Disarm runs them in reverse."""
+        Disarm runs them in reverse.
+
+        Raises:
+            StateStoreError: the file cannot be read.
+        """
         where, params = [], []
         if not include_undone:
             where.append("status != 'undone'")
@@ -203,7 +242,11 @@ class IncidentTables(Database):
         """Hand a router's not-yet-undone steps (all but `keep`) from one incident to another
         that still needs them (two flows sharing a router: the debugs stay until the last one
         ends). The moved steps get indexes below the receiver's own, so its disarm, which runs
-        indexes in reverse, undoes them after its own steps. Returns how many moved."""
+        indexes in reverse, undoes them after its own steps. Returns how many moved.
+
+        Raises:
+            StateStoreError: the file cannot be written; then no step moved.
+        """
         kept = set(keep)
         with self._write(critical=True) as conn:
             rows = conn.execute(
@@ -223,7 +266,11 @@ class IncidentTables(Database):
             return len(moving)
 
     def armed_routers(self) -> list[str]:
-        """Routers with at least one step not undone: to disarm (reconcile) at start-up."""
+        """Routers with at least one step not undone: to disarm (reconcile) at start-up.
+
+        Raises:
+            StateStoreError: the file cannot be read.
+        """
         return [r[0] for r in self._read("SELECT DISTINCT router FROM armed_steps WHERE status != 'undone' ORDER BY router")]
 
 

@@ -16,6 +16,11 @@ class LogTables(Database):
     # -- log cursors -----------------------------------------------------------
 
     def log_cursor(self, router: str) -> LogCursorRecord | None:
+        """Where reading `router`'s log stopped last time, None before the first read.
+
+        Raises:
+            StateStoreError: the file cannot be read.
+        """
         rows = self._read("SELECT * FROM log_cursors WHERE router = ?", (router,))
         if not rows:
             return None
@@ -32,6 +37,11 @@ class LogTables(Database):
         )
 
     def save_log_cursor(self, cursor: LogCursorRecord) -> None:
+        """Replace `cursor.router`'s log cursor.
+
+        Raises:
+            StateStoreError: the file cannot be written, or `read_at` has no time zone.
+        """
         with self._write() as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO log_cursors VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -50,11 +60,20 @@ class LogTables(Database):
     # -- events ----------------------------------------------------------------
 
     def record_event(self, event: EventRecord) -> int:
-        """Store one event verbatim (duplicates too: they are evidence); returns its row id."""
+        """Store one event verbatim (duplicates too: they are evidence); returns its row id.
+
+        Raises:
+            StateStoreError: as `record_events`.
+        """
         return self.record_events([event])[0]
 
     def record_events(self, events: Iterable[EventRecord]) -> list[int]:
-        """Store several events in one transaction (all or none)."""
+        """Store several events in one transaction (all or none).
+
+        Raises:
+            StateStoreError: the file cannot be written, an event has an unknown source
+                or a `received_at` without time zone; then none is stored.
+        """
         ids: list[int] = []
         with self._write() as conn:
             for e in events:
@@ -87,7 +106,11 @@ class LogTables(Database):
         since: datetime | None = None,
         limit: int | None = None,
     ) -> list[EventRecord]:
-        """Events in arrival order, filtered by any of router, key, incident, received since."""
+        """Events in arrival order, filtered by any of router, key, incident, received since.
+
+        Raises:
+            StateStoreError: the file cannot be read, or `since` has no time zone.
+        """
         where, params = [], []
         for column, value in (("router", router), ("key", key), ("incident_id", incident_id)):
             if value is not None:
@@ -116,7 +139,11 @@ class LogTables(Database):
 
     def prune_events(self, before: datetime) -> int:
         """Forget events received before `before`, except those of incidents still open
-        (armed or capturing): the evidence of a finished incident is in its bundle."""
+        (armed or capturing): the evidence of a finished incident is in its bundle.
+
+        Raises:
+            StateStoreError: the file cannot be written, or `before` has no time zone.
+        """
         with self._write() as conn:
             cur = conn.execute(
                 "DELETE FROM events WHERE received_at < ? AND (incident_id IS NULL OR incident_id NOT IN"
@@ -125,7 +152,11 @@ class LogTables(Database):
             return cur.rowcount
 
     def link_events(self, incident_id: str, key: str, since: datetime) -> int:
-        """Attach the still unlinked events of `key` received since `since` to an incident."""
+        """Attach the still unlinked events of `key` received since `since` to an incident.
+
+        Raises:
+            StateStoreError: the file cannot be written, or `since` has no time zone.
+        """
         with self._write() as conn:
             cur = conn.execute(
                 "UPDATE events SET incident_id = ? WHERE key = ? AND received_at >= ? AND incident_id IS NULL",
@@ -136,7 +167,12 @@ class LogTables(Database):
     # -- tracker -----------------------------------------------------------------
 
     def save_tracker(self, tracker: str, snapshot: TrackerSnapshot) -> None:
-        """Replace the stored state of tracker `tracker` (one per playbook) atomically."""
+        """Replace the stored state of tracker `tracker` (one per playbook) atomically.
+
+        Raises:
+            StateStoreError: the file cannot be written, or a time has no time zone;
+                then the previous state stays.
+        """
         with self._write() as conn:
             for table in ("flows", "cooldowns", "seen_events", "pending_transients"):
                 conn.execute(f"DELETE FROM {table} WHERE tracker = ?", (tracker,))
@@ -175,7 +211,11 @@ class LogTables(Database):
             conn.execute("INSERT OR REPLACE INTO trackers VALUES (?, ?)", (tracker, ts(now())))
 
     def load_tracker(self, tracker: str) -> TrackerSnapshot | None:
-        """The last saved state of `tracker`, None if it was never saved."""
+        """The last saved state of `tracker`, None if it was never saved.
+
+        Raises:
+            StateStoreError: the file cannot be read.
+        """
         conn = self._connection()
         conn.execute("BEGIN")  # one consistent read across the tables
         try:

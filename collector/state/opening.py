@@ -19,7 +19,12 @@ OPEN_LOCK_TIMEOUT = 2.0  # seconds open_state_store waits for another process's 
 def default_state_dir() -> Path:
     """Where the agent keeps its memory when `--state` is not given: `$COLLECTOR_STATE`,
     else `$XDG_STATE_HOME/collector`, else `~/.local/state/collector`. Never the current
-    folder: a second agent started elsewhere must meet the first one's lock."""
+    folder: a second agent started elsewhere must meet the first one's lock.
+
+    Raises:
+        RuntimeError: neither $COLLECTOR_STATE nor $XDG_STATE_HOME is set and no home folder
+            can be found (the folder is only named, not created).
+    """
     from collector.hostkeys import default_state_dir as shared
 
     return shared()

@@ -63,6 +63,11 @@ class EventRecord:
     def from_invalid_spi(
         cls, event: InvalidSpiEvent, event_id: str, incident_id: str | None = None
     ) -> EventRecord:
+        """The stored form of a parsed invalid-SPI line.
+
+        Raises:
+            Nothing: the event's fields are copied as they are.
+        """
         return cls(
             event_id=event_id,
             router=event.flow.router,

@@ -16,7 +16,12 @@ class RouterTables(Database):
     # -- unknown sources -----------------------------------------------------------
 
     def note_unknown_source(self, router: str, src: str, reason: str, at: datetime) -> None:
-        """Count a line whose srcaddr is no inventory router and no configured peer."""
+        """Count a line whose srcaddr is no inventory router and no configured peer.
+
+        Raises:
+            ValueError: `src` is not an IP address.
+            StateStoreError: the file cannot be written, or `at` has no time zone.
+        """
         src = str(ip_address(src))
         with self._write() as conn:
             conn.execute(
@@ -25,6 +30,11 @@ class RouterTables(Database):
                 (router, src, ts(at), ts(at), reason))
 
     def unknown_sources(self) -> list[dict]:
+        """Sources of invalid-SPI lines that are no inventory router and no configured peer, latest first.
+
+        Raises:
+            StateStoreError: the file cannot be read.
+        """
         rows = self._read("SELECT * FROM unknown_sources ORDER BY last_seen DESC, router, src")
         return [{"router": r["router"], "src": r["src"], "lines": r["lines"], "first_seen": r["first_seen"],
                  "last_seen": r["last_seen"], "reason": r["reason"]} for r in rows]
@@ -32,6 +42,11 @@ class RouterTables(Database):
     # -- QFP counters -----------------------------------------------------------------
 
     def qfp_counters(self, router: str) -> QfpReading | None:
+        """The router's last QFP drop counter values, None before the first reading.
+
+        Raises:
+            StateStoreError: the file cannot be read.
+        """
         rows = self._read("SELECT name, value, read_at FROM qfp_counters WHERE router = ?", (router,))
         if not rows:
             return None
@@ -42,7 +57,11 @@ class RouterTables(Database):
         )
 
     def save_qfp_counters(self, router: str, counters: Mapping[str, int], at: datetime) -> None:
-        """Replace the router's last counter values (the baseline for the next delta)."""
+        """Replace the router's last counter values (the baseline for the next delta).
+
+        Raises:
+            StateStoreError: the file cannot be written, or `at` has no time zone.
+        """
         with self._write() as conn:
             conn.execute("DELETE FROM qfp_counters WHERE router = ?", (router,))
             conn.executemany(
@@ -53,13 +72,23 @@ class RouterTables(Database):
     # -- discovered addresses -------------------------------------------------------------
 
     def save_addresses(self, router: str, addresses: Iterable[IPv4Address | IPv6Address], at: datetime) -> None:
-        """Replace what is known of `router`'s own addresses (used to find a flow's other end)."""
+        """Replace what is known of `router`'s own addresses (used to find a flow's other end).
+
+        Raises:
+            ValueError: one of `addresses` is not an IP address (nothing replaced).
+            StateStoreError: the file cannot be written, or `at` has no time zone.
+        """
         checked = sorted({str(ip_address(str(a))) for a in addresses})
         with self._write() as conn:
             conn.execute("DELETE FROM addresses WHERE router = ?", (router,))
             conn.executemany("INSERT INTO addresses VALUES (?, ?, ?)", [(router, a, ts(at)) for a in checked])
 
     def addresses(self, router: str | None = None) -> list[RouterAddress]:
+        """What is known of the routers' own addresses (one router's, or all).
+
+        Raises:
+            StateStoreError: the file cannot be read.
+        """
         sql, params = "SELECT * FROM addresses", []
         if router is not None:
             sql, params = sql + " WHERE router = ?", [router]
@@ -69,7 +98,12 @@ class RouterTables(Database):
         ]
 
     def routers_with_address(self, address: IPv4Address | IPv6Address) -> list[str]:
-        """Which routers own `address` (normally one; more means an overlap to report)."""
+        """Which routers own `address` (normally one; more means an overlap to report).
+
+        Raises:
+            ValueError: `address` is not an IP address.
+            StateStoreError: the file cannot be read.
+        """
         rows = self._read(
             "SELECT router FROM addresses WHERE address = ? ORDER BY router", (str(ip_address(str(address))),)
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from dataclasses import replace
 from datetime import datetime, timezone
 from ipaddress import ip_address
 from pathlib import Path
@@ -21,14 +22,15 @@ from collector.collect import collect_host
 from collector.detect.events import Flow
 from collector.detect.logline import parse_invalid_spi
 from collector.cryptoconfig import TunnelKind
-from collector.diagnose.commands import audit_cmd, default_report_paths, report_cmd
+from collector.cli.diagnose import audit_cmd, report_cmd
+from collector.diagnose.report_files import default_report_paths
 from collector.diagnose.incident import diagnose_capture
 from collector.hostkeys import KnownHosts
 from collector.inventory import load_inventory
 from collector.lab.runner import running_lab
 from collector.lab.topology import RECOVERY_APPLIES
 from collector.parsing import default_registry
-from collector.evidence import CaptureResult, CommandRecord, RouterCapture, write_incident_bundle
+from collector.evidence import CaptureResult, RouterCapture, write_incident_bundle
 from collector.clocks import clock_offset
 from collector.sessions import SessionPool
 
@@ -156,8 +158,7 @@ def _capture(pool, host, role: str, peer: str) -> RouterCapture:
     started = datetime.now(timezone.utc)
     outcome = collect_host(host, commands, pool=pool, registry=default_registry())
     ended = datetime.now(timezone.utc)
-    records = tuple(CommandRecord(host.name, r.command, r.raw, r.parsed, r.template,
-                                  r.error if r.error_kind != "parse" else None, started, ended)
+    records = tuple(replace(r, started=started, ended=ended, error=r.error if r.error_kind != "parse" else None)
                     for r in outcome.results)
     offset = clock_offset(records[0].text or "", started, ended)
     return RouterCapture(host.name, role, host.platform, peer, records, offset, outcome.error)

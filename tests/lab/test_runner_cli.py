@@ -15,7 +15,7 @@ import yaml
 from click.testing import CliRunner
 from netmiko import ConnectHandler
 
-from collector.lab.commands import lab_group
+from collector.cli.lab import lab_group
 from collector.lab.inventory_file import inventory_text
 from collector.lab.runner import running_lab
 

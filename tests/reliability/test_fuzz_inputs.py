@@ -55,8 +55,8 @@ from collector.respond.plan import (
     logging_steps,
 )
 from collector.clocks import clock_offset
+from collector.command_results import CommandResult
 from collector.sessions import (
-    CommandOutput,
     CommandTimeout,
     SessionDropped,
     SessionError,
@@ -578,9 +578,9 @@ class _ScriptedShow:
         self.host = type("H", (), {"name": "hub1"})()
         self.sent: list[str] = []
 
-    def run(self, command: str, *, read_timeout=None, check: bool = True) -> CommandOutput:
+    def run(self, command: str, *, read_timeout=None, check: bool = True) -> CommandResult:
         self.sent.append(command)
-        return CommandOutput(command, self.text, NOW, NOW)
+        return CommandResult(self.host.name, command, self.text, NOW, NOW)
 
 
 _device_text = st.one_of(

@@ -10,12 +10,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from collector.collect import CommandResult, HostOutcome
+from collector.command_results import CommandResult, HostOutcome
 from collector.core.decide import Arm, ArmDone, Capture, CaptureDone, LineSeen, Release, ReleaseDone, SourceKind
 from collector.core.results import ArmResult, DisarmResult, LogSnapshot, RouterChange
 from collector.core.states import StepStatus
 from collector.detect.events import Flow
-from collector.evidence import CommandRecord, RouterCapture
+from collector.evidence import RouterCapture
 from collector.scaleout.codec import CodecError, from_json, to_json
 
 T0 = datetime(2026, 12, 6, 1, 2, 3, 456789, tzinfo=timezone.utc)
@@ -30,8 +30,8 @@ def wire(value):
 
 CHANGE = RouterChange("hub1", "inc1", 2, "ike debug", ("debug crypto isakmp",), ("no debug crypto isakmp",),
                       StepStatus.APPLIED, T0, note=None)
-RECORD = CommandRecord("hub1", "show debugging", "Crypto ISAKMP debugging is on", [{"a": "b"}], None, None, T0,
-                       T0 + timedelta(seconds=1))
+RECORD = CommandResult("hub1", "show debugging", "Crypto ISAKMP debugging is on", T0, T0 + timedelta(seconds=1),
+                       parsed=[{"a": "b"}])
 
 VALUES = [
     FLOW, FLOW6,
@@ -49,8 +49,9 @@ VALUES = [
     DisarmResult("hub1", clean=False, leftovers=("debug crypto ipsec",), changes=(CHANGE,), error="lost"),
     RouterCapture("hub1", "receiver", "cisco_xe", "192.0.2.3", (RECORD,), -0.25, error=None),
     {"lines": [T0], "read": 3},
-    HostOutcome("hub1", (CommandResult("hub1", "show ip interface brief", "raw", [{"intf": "Gi1", "ip": "1.2.3.4"}],
-                                       "tmpl", None, None, 0.25),), error=None, error_kind=None, seconds=0.5),
+    HostOutcome("hub1", (CommandResult("hub1", "show ip interface brief", "raw", T0, T0 + timedelta(seconds=0.25),
+                                       parsed=[{"intf": "Gi1", "ip": "1.2.3.4"}], template="tmpl", error="parse: x",
+                                       error_kind="parse"),), error=None, error_kind=None, seconds=0.5),
 ]
 
 

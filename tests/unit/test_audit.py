@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from collector.collect import CommandResult, HostOutcome
+from collector.command_results import CommandResult, HostOutcome
 from collector.diagnose.audit import (
     AUDIT_COMMANDS,
     FleetAudit,
@@ -23,7 +23,7 @@ from collector.diagnose.audit import (
     summarise,
 )
 from collector.cryptoconfig import Recovery, TunnelKind
-from collector.diagnose.commands import audit_cmd
+from collector.cli.diagnose import audit_cmd
 
 CONFIGS = Path(__file__).resolve().parents[1] / "fixtures" / "configs"
 T0 = datetime(2024, 5, 1, 8, 0, tzinfo=timezone.utc)
@@ -34,7 +34,7 @@ VERSION_XE = ("Cisco IOS XE Software, Version 16.06.05\nCisco IOS Software [Ever
 
 
 def result(host: str, command: str, raw: str | None, error: str | None = None, kind: str | None = None) -> CommandResult:
-    return CommandResult(host, command, raw, None, None, error, kind, 0.1)
+    return CommandResult(host, command, raw, T0, T0 + timedelta(seconds=0.1), error=error, error_kind=kind)
 
 
 def outcome(host: str, config: str | None, *, session: str | None = "", version: str | None = VERSION_XE,

@@ -8,7 +8,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from collector.clocks import RouterClock, clock_offset, parse_show_clock, stamp_kinds, zone_offsets
-from collector.evidence import CommandRecord, RouterCapture, build_timeline
+from collector.command_results import CommandResult
+from collector.evidence import RouterCapture, build_timeline
 
 UTC = timezone.utc
 CET_CONFIG = "hostname hub\nservice timestamps debug datetime msec\nservice timestamps log datetime msec\n" \
@@ -86,7 +87,8 @@ def test_the_year_of_a_yearless_stamp_is_the_routers_own(wall, zone_line, newest
 
 def _capture(router: str, role: str, show_clock: str, config: str, log: str, at: datetime) -> RouterCapture:
     def rec(command, text):
-        return CommandRecord(router, command, text, None, None, None, *asked(at))
+        started, ended = asked(at)
+        return CommandResult(router, command, text, started, ended)
     return RouterCapture(router, role, "cisco_ios", "192.0.2.1",
                          (rec("show clock", show_clock), rec("show logging", log), rec("show running-config", config)),
                          None)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -14,6 +17,9 @@ from collector.collect import CommandNotReadOnly, collect, read_only_refusal  # 
 from collector.errors import SafetyRefusal, UserInputError  # noqa: E402
 from collector.inventory import Host, SshOptions  # noqa: E402
 from collector.parsing import default_registry  # noqa: E402
+from collector.playbook import PlaybookError, load_playbook  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def host(name: str) -> Host:
@@ -70,7 +76,7 @@ def test_collect_runs_read_only_commands_through_any_session_source():
     routers = FakeRouters({"r1": {"show clock": "*10:00:00.000 UTC Sun Dec 6 2026\n"}})
     run = collect([host("r1")], ["show clock"], pool=routers, registry=default_registry())
     assert routers.sent("r1") == ["show clock"]
-    assert run.outcomes[0].ok and run.outcomes[0].results[0].raw.startswith("*10:00:00.000")
+    assert run.outcomes[0].ok and run.outcomes[0].results[0].text.startswith("*10:00:00.000")
 
 
 def test_a_timed_out_command_does_not_stop_the_next_ones():
@@ -80,8 +86,8 @@ def test_a_timed_out_command_does_not_stop_the_next_ones():
                                   "show clock": "clock\n"}})
     run = collect([host("r1")], ["show slow", "show clock"], pool=routers, registry=default_registry())
     slow, clock = run.outcomes[0].results
-    assert slow.error_kind == "timeout" and slow.raw == "partial"
-    assert clock.error is None and clock.raw == "clock\n"
+    assert slow.error_kind == "timeout" and slow.text == "partial"
+    assert clock.error is None and clock.text == "clock\n"
     assert routers.sent("r1") == ["show slow", "show clock"]
 
 
@@ -94,3 +100,43 @@ def test_a_dropped_session_skips_the_rest_of_that_host_only():
     assert r1.error_kind == "dropped" and [r.error_kind for r in r1.results] == ["dropped", "skipped"]
     assert routers.sent("r1") == ["show a"]
     assert r2.ok and routers.sent("r2") == ["show a", "show b"]
+
+
+@pytest.mark.parametrize("command", ["show run | redirect flash:x", "show run > flash:x", "conf t"])
+def test_the_collect_command_refuses_with_the_same_rule_before_any_router(tmp_path, command):
+    listener = socket.create_server(("127.0.0.1", 0))  # the "router": nothing may connect to it
+    listener.setblocking(False)
+    inventory = tmp_path / "inv.yaml"
+    inventory.write_text("defaults: {username: u, password: p, platform: cisco_ios}\n"
+                         f"hosts:\n  r1: {{hostname: 127.0.0.1, port: {listener.getsockname()[1]}}}\n")
+    with listener:
+        done = subprocess.run([sys.executable, "-m", "collector", "collect", "-i", str(inventory), "-c", "show version",
+                               "-c", command, "--out", str(tmp_path / "b")], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=120, env=dict(os.environ, PYTHONPATH=str(REPO)))
+        with pytest.raises(BlockingIOError):
+            listener.accept()
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [f"collector: error: refusing to run {command!r}: {read_only_refusal(command)}"]
+    assert not (tmp_path / "b").exists()
+
+
+def test_a_playbook_refuses_what_collect_refuses(tmp_path):
+    path = tmp_path / "book.yaml"
+    path.write_text("name: t\ncapture:\n  - show running-config > flash:x\n")
+    with pytest.raises(PlaybookError, match="'>' writes a file"):
+        load_playbook(path)
+    assert read_only_refusal("show running-config > flash:x") is not None
+
+
+def test_one_result_type_from_the_session_to_the_bundle():
+    from collector.command_results import CommandResult
+
+    routers = FakeRouters({"r1": {"show clock": "*10:00:00.000 UTC Sun Dec 6 2026\n"}})
+    with routers.session(host("r1")) as session:
+        said = session.run("show clock")
+    run = collect([host("r1")], ["show clock"], pool=routers, registry=default_registry())
+    kept = run.outcomes[0].results[0]
+    assert type(said) is CommandResult and type(kept) is CommandResult
+    assert (kept.router, kept.command, kept.text) == ("r1", "show clock", said.text)
+    assert kept.started <= kept.ended and kept.seconds >= 0
+    assert set(kept.summary()) == {"router", "command", "status", "error", "started", "ended", "template"}

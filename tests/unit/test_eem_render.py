@@ -195,7 +195,7 @@ def _session(router):
 
 
 def test_the_countdown_restores_logging_exactly_and_leaves_nothing_armed(tmp_path):
-    from collector.eem_command import _logging
+    from collector.cli.eem import _logging
 
     fleet = Fleet.build(6, [], seed=0, time_scale=0.0, start=datetime(2026, 11, 27, 10, 40), realism="none")
     router = fleet.routers["hub1"]

@@ -14,7 +14,8 @@ from click.testing import CliRunner
 
 from collector.detect.events import Flow
 from collector.diagnose import incident as incident_module
-from collector.diagnose.commands import default_report_paths, report_cmd
+from collector.cli.diagnose import report_cmd
+from collector.diagnose.report_files import default_report_paths
 from collector.diagnose.incident import (
     BundleError,
     RouterContext,
@@ -31,7 +32,8 @@ from collector.diagnose.incident import (
     read_version,
 )
 from collector.parsing import default_registry
-from collector.evidence import CaptureResult, CommandRecord, RouterCapture, write_incident_bundle
+from collector.command_results import CommandResult
+from collector.evidence import CaptureResult, RouterCapture, write_incident_bundle
 
 CONFIGS = Path(__file__).resolve().parents[1] / "fixtures" / "configs"
 
@@ -120,12 +122,12 @@ HUB_VERSION = ("Cisco IOS Software, C2900 Software (C2900-UNIVERSALK9-M), Versio
                "cisco CISCO2911/K9 (revision 1.0) with 491520K/32768K bytes of memory.\n")
 
 
-def record(router: str, command: str, text: str | None, error: str | None = None) -> CommandRecord:
-    return CommandRecord(router, command, text, None, None, error, CAPTURED, CAPTURED)
+def record(router: str, command: str, text: str | None, error: str | None = None) -> CommandResult:
+    return CommandResult(router, command, text, CAPTURED, CAPTURED, error=error)
 
 
 def router_capture(name: str, role: str, peer: str, *, config: str | None, sa: str | None, log: str | None,
-                   extra: tuple[CommandRecord, ...] = (), version: str | None = HUB_VERSION) -> RouterCapture:
+                   extra: tuple[CommandResult, ...] = (), version: str | None = HUB_VERSION) -> RouterCapture:
     commands = [record(name, "show clock", "13:30:00.000 UTC Mon Sep 2 2019\n"),
                 record(name, "show logging", log),
                 record(name, f"show crypto ipsec sa peer {peer} detail", sa),
@@ -143,7 +145,7 @@ def armed_actions(*routers: str) -> tuple[dict, ...]:
 def make_result(*, hub_config: str | None = STATIC_HUB, hub_sa: str | None = HUB_SA, branch_sa: str | None = BRANCH_SA,
                 hub_log: str | None = HUB_LOG, branch_log: str | None = BRANCH_LOG, sender: str | None = "branch",
                 actions: tuple[dict, ...] = armed_actions("hub", "branch"), trigger_lines: tuple[str, ...] = (),
-                hub_extra: tuple[CommandRecord, ...] = (), branch_config: str | None = None) -> CaptureResult:
+                hub_extra: tuple[CommandResult, ...] = (), branch_config: str | None = None) -> CaptureResult:
     captures = [router_capture("hub", "receiver", "10.1.1.1", config=hub_config, sa=hub_sa, log=hub_log,
                                extra=hub_extra)]
     if sender is not None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from collector.collect import CollectionRun, CommandResult, HostOutcome
-from collector.print_result import result_lines
+from collector.command_results import CollectionRun, CommandResult, HostOutcome
+from collector.cli.print_result import result_lines
+
+NOW = datetime(2026, 12, 6, 10, 0, tzinfo=timezone.utc)
 
 
 def run_of(*outcomes: HostOutcome) -> CollectionRun:
@@ -15,8 +17,8 @@ def run_of(*outcomes: HostOutcome) -> CollectionRun:
 
 def test_blocks_per_host_and_command_with_secrets_masked():
     config = "hostname r1\nusername admin secret 5 $1$abcd$xyz\ncrypto isakmp key S3cretKey address 0.0.0.0\n"
-    ok = HostOutcome("r1", (CommandResult("r1", "show running-config", config, [{"hostname": "r1"}], "t", None, None,
-                                          0.2),))
+    ok = HostOutcome("r1", (CommandResult("r1", "show running-config", config, NOW, NOW, parsed=[{"hostname": "r1"}],
+                                          template="t"),))
     lines = list(result_lines(run_of(ok), secrets=["S3cretKey"]))
     assert lines[0] == "collect " + "*" * 72
     assert lines[1] == "* r1 ** changed : False " + "*" * 56
@@ -30,7 +32,8 @@ def test_blocks_per_host_and_command_with_secrets_masked():
 
 
 def test_unreachable_host_is_one_error_block():
-    down = HostOutcome("r2", (CommandResult("r2", "show clock", None, None, None, "not run: timed out", "skipped", 0.0),),
+    down = HostOutcome("r2", (CommandResult("r2", "show clock", None, NOW, NOW, error="not run: timed out",
+                                            error_kind="skipped"),),
                        error="timed out after 10 s", error_kind="timeout")
     lines = list(result_lines(run_of(down)))
     assert lines[1].startswith("* r2 ** changed : False ** FAILED ***")

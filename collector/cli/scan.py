@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from collector.cli.common import UserError, inventory_option
+
 
 def _since(value: str | None):
     """An ISO date/time, or a duration back from the end of the archive (2h, 1d, 30m)."""
@@ -31,8 +33,8 @@ def _since(value: str | None):
 
 @click.command("scan")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
-@click.option("-i", "--inventory", "inventory_path", type=click.Path(path_type=Path),
-              help="Inventory: names receivers by their addresses and marks sources that are known peers.")
+@inventory_option(default=False,
+                  help="Inventory: names receivers by their addresses and marks sources that are known peers.")
 @click.option("--since", help="Only lines at or after this time (ISO), or this long before the archive's end (2h).")
 @click.option("--occurs", default=2, show_default=True, type=click.IntRange(1, 1000),
               help="Lines of one flow within --within that make it repeated (the playbook's rule).")
@@ -56,7 +58,7 @@ def scan_cmd(files, inventory_path, since, occurs, within, as_json) -> None:
     try:
         result = scan_files(files, inventory=inventory, since=_since(since), occurs=occurs, within=window)
     except ScanError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise UserError(str(exc)) from None
     if as_json:
         for flow in result.flows:
             click.echo(json.dumps(flow.as_dict()))

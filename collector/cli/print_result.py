@@ -61,6 +61,6 @@ def result_lines(run, *, parsed: bool = False, secrets: Sequence[str] = (), colo
                 yield paint(_bar(f"^^^^ END {r.command}", "^"), fg, bold=True)
                 continue
             else:
-                body = (r.raw or "").rstrip("\n")
+                body = (r.text or "").rstrip("\n")
             yield redact_text(body, list(secrets))
             yield paint(_bar(f"^^^^ END {r.command}", "^"), fg, bold=True)

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
 import click
 
+from collector.cli.common import inventory_option
+
 
 @click.command("probe")
 @click.argument("host")
-@click.option("-i", "--inventory", "inventory_path", type=click.Path(path_type=Path),
-              default=lambda: os.environ.get("COLLECTOR_INVENTORY", "inventory.yaml"), show_default="inventory.yaml",
-              help="Inventory file or Nornir folder.")
+@inventory_option
 @click.option("--self-test", is_flag=True,
               help="Also arm and remove a debug condition on an unused documentation address, try `undebug all` "
                    "(only when no one else's debug is on) and a buffer resize, undo all of it and verify.")

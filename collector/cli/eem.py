@@ -7,16 +7,15 @@ Nothing here connects to a router.
 
 from __future__ import annotations
 
-import os
 import re
 from ipaddress import IPv4Address, ip_address
 from pathlib import Path
 
 import click
 
+from collector.cli.common import inventory_option
 from collector.errors import UserInputError
 
-DEFAULT_INVENTORY = "inventory.yaml"
 _STATE_HELP = ("{role}'s logging before pasting: a file with the output of `show logging | include [Ll]og` "
                "and `show running-config | include ^logging buffered`; the applets change logging for the "
                "debugs and restore exactly this.")
@@ -107,9 +106,7 @@ def eem_group() -> None:
 @eem_group.command("render")
 @click.option("--receiver", required=True, help="Inventory name of the router that logs RECVD_PKT_INV_SPI.")
 @click.option("--sender", required=True, help="Inventory name of the peer that encrypts with the stale SA.")
-@click.option("-i", "--inventory", "inventory_path", type=click.Path(path_type=Path),
-              default=lambda: os.environ.get("COLLECTOR_INVENTORY", DEFAULT_INVENTORY), show_default=DEFAULT_INVENTORY,
-              help="Inventory: platforms and addresses of the two routers.")
+@inventory_option(help="Inventory: platforms and addresses of the two routers.")
 @click.option("--playbook", type=click.Path(path_type=Path), default=None, help="Default: the shipped invalid-spi.yaml.")
 @click.option("--sender-address", help="The sender as the receiver logs it (srcaddr). Default: its first inventory address.")
 @click.option("--receiver-address", help="The receiver as the sender knows it (its peer). Default: its first "

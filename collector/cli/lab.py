@@ -1,7 +1,9 @@
 """`collector lab ...`: start, stop and poke the simulated routers.
 
 `lab_group` is mounted by the main CLI as `collector lab`; `python -m collector.lab`
-runs it stand-alone. Errors are one line on stderr and a non-zero exit.
+runs it stand-alone. Errors are one line on stderr ("Error: ...", click's form, which the
+detached child's log is read for) and exit 1. Running the lab in the background lives in
+collector/lab/process.py.
 """
 
 from __future__ import annotations
@@ -9,10 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -20,23 +18,17 @@ import click
 import yaml
 
 from collector.lab.control import LabControlError
+from collector.lab.process import running_pid, start_detached, stop_lab
 from collector.lab.settings import (
-    CONTROL_FILE,
     DEFAULT_BASE_PORT,
     DEFAULT_ROUTERS,
     DEFAULT_STATE_DIR,
-    LOG_FILE,
-    PID_FILE,
     LabError,
     LabSettings,
     control_for,
     load_faults_file,
-    read_control_file,
 )
 from collector.lab.syslog import NonLoopbackDestination, parse_host_port
-
-_DETACH_READY_SECONDS = 120.0
-_DOWN_WAIT_SECONDS = 15.0
 
 
 def _check_scenarios(specs: tuple[str, ...]) -> None:
@@ -46,36 +38,6 @@ def _check_scenarios(specs: tuple[str, ...]) -> None:
         parse_scenarios(list(specs))
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
-
-
-def _alive(pid: int) -> bool:
-    """True while the process exists and is not a zombie waiting for its parent."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
-def _running_pid(state_dir: Path) -> int | None:
-    """The pid in the state dir's pid file if that process is alive and is a lab."""
-    try:
-        pid = int((state_dir / PID_FILE).read_text().strip())
-    except (OSError, ValueError):
-        return None
-    if not _alive(pid):
-        return None
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return pid  # no /proc: trust the pid file
-    # A recycled pid belongs to some other program: do not signal it.
-    return pid if b"collector" in cmdline else None
 
 
 @click.group("lab")
@@ -127,7 +89,7 @@ def up_command(
         raise click.ClickException(str(exc)) from None
     if base_port + routers - 1 > 65535:
         raise click.ClickException(f"--base-port {base_port} leaves no room for {routers} routers below 65536")
-    running = _running_pid(state_dir)
+    running = running_pid(state_dir)
     if running is not None:
         raise click.ClickException(
             f"a lab is already running from {state_dir} (pid {running}); stop it with `collector lab down`"
@@ -147,9 +109,12 @@ def up_command(
     )
     if detach:
         try:
-            _start_detached(settings, faults_file)
+            pid, port = start_detached(settings, faults_file)
+        except LabError as exc:
+            raise click.ClickException(str(exc)) from None
         except OSError as exc:
             raise click.ClickException(f"cannot start the lab in {state_dir}: {exc}") from None
+        click.echo(_summary(settings, port, pid))
         return
     _run_foreground(settings)
 
@@ -179,93 +144,19 @@ def _run_foreground(settings: LabSettings) -> None:
         pass
 
 
-def _child_args(settings: LabSettings, faults_file: Path | None) -> list[str]:
-    args = [sys.executable, "-m", "collector.lab", "up",
-            "--routers", str(settings.routers),
-            "--base-port", str(settings.base_port),
-            "--time-scale", repr(settings.time_scale),
-            "--seed", str(settings.seed),
-            "--state-dir", str(settings.state_dir.resolve()),
-            "--inventory-out", str(settings.inventory_path.resolve())]
-    for spec in settings.scenarios:
-        args += ["--scenario", spec]
-    if settings.control_port is not None:
-        args += ["--control-port", str(settings.control_port)]
-    if settings.syslog_to is not None:
-        host, port = settings.syslog_to
-        args += ["--syslog-to", f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
-    if faults_file is not None:
-        args += ["--faults", str(faults_file.resolve())]
-    return args
-
-
-def _last_error_line(log_path: Path) -> str:
-    try:
-        lines = [line.strip() for line in log_path.read_text(errors="replace").splitlines() if line.strip()]
-    except OSError:
-        return "the lab process exited before it was ready"
-    for line in reversed(lines):
-        if line.startswith("Error: "):
-            return line[len("Error: "):]
-    return lines[-1] if lines else "the lab process exited before it was ready"
-
-
-def _start_detached(settings: LabSettings, faults_file: Path | None) -> None:
-    state_dir = settings.state_dir
-    state_dir.mkdir(parents=True, exist_ok=True)
-    (state_dir / CONTROL_FILE).unlink(missing_ok=True)
-    log_path = state_dir / LOG_FILE
-    package_root = str(Path(__file__).resolve().parents[2])
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
-    with open(log_path, "ab") as log_file:
-        child = subprocess.Popen(
-            _child_args(settings, faults_file),
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=log_file,
-            start_new_session=True,  # the terminal's Ctrl-C must not reach the lab
-            env=env,
-        )
-    deadline = time.monotonic() + _DETACH_READY_SECONDS
-    while time.monotonic() < deadline:
-        code = child.poll()
-        if code is not None:
-            raise click.ClickException(_last_error_line(log_path))
-        info = read_control_file(state_dir)
-        if info is not None and info.get("pid") == child.pid:
-            click.echo(_summary(settings, info.get("control_port"), child.pid))
-            return
-        time.sleep(0.05)
-    child.terminate()
-    raise click.ClickException(f"the lab did not become ready within {_DETACH_READY_SECONDS:.0f}s; see {log_path}")
-
-
 @lab_group.command("down")
 @click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_STATE_DIR,
               show_default=True)
 def down_command(state_dir: Path) -> None:
     """Stop the lab started from STATE_DIR (SIGTERM, wait, remove the pid file)."""
-    pid_file = state_dir / PID_FILE
-    if not pid_file.exists():
-        raise click.ClickException(f"no lab running from {state_dir} (no {PID_FILE})")
-    pid = _running_pid(state_dir)
+    try:
+        pid = stop_lab(state_dir)
+    except LabError as exc:
+        raise click.ClickException(str(exc)) from None
     if pid is None:
-        for name in (PID_FILE, CONTROL_FILE):
-            (state_dir / name).unlink(missing_ok=True)
         click.echo(f"lab down: no lab process was running; removed stale files in {state_dir}")
-        return
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + _DOWN_WAIT_SECONDS
-    while time.monotonic() < deadline:
-        if not _alive(pid):
-            break
-        time.sleep(0.05)
     else:
-        raise click.ClickException(f"the lab (pid {pid}) did not stop within {_DOWN_WAIT_SECONDS:.0f}s")
-    for name in (PID_FILE, CONTROL_FILE):
-        (state_dir / name).unlink(missing_ok=True)
-    click.echo(f"lab down: stopped pid {pid}")
+        click.echo(f"lab down: stopped pid {pid}")
 
 
 # -- lab ctl ----------------------------------------------------------------------

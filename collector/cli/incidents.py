@@ -1,0 +1,38 @@
+"""`collector incidents`: the incidents of the state store, with their state and bundle."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from collector.cli.common import UserError, state_option
+
+
+@click.command("incidents")
+@state_option
+@click.option("--json", "as_json", is_flag=True)
+def incidents_cmd(state_dir, as_json) -> None:
+    """List incidents with their state and bundle path."""
+    from collector.state import STATE_FILE, open_state_store
+
+    if not (state_dir / STATE_FILE).exists():
+        raise UserError(f"{state_dir}: no state here yet (run `collector watch` first)")
+    with open_state_store(state_dir / STATE_FILE, create=False) as store:
+        rows = [{"incident": r.incident_id, "state": r.state, "flow": r.key, "routers": list(r.routers),
+                 "created": r.created_at.isoformat(), "updated": r.updated_at.isoformat(),
+                 "reason": r.reason, "bundle": r.bundle_path, "armed_late": r.armed_late,
+                 "armed_at": r.armed_at.isoformat() if r.armed_at else None} for r in store.incidents()]
+        # Lines from sources that are no inventory router and no configured peer: never armed.
+        unknown = [{"incident": None, "state": "unknown-source", "flow": None, "routers": [u["router"]],
+                    "created": u["first_seen"], "updated": u["last_seen"], "reason": u["reason"], "bundle": None,
+                    "src": u["src"], "lines": u["lines"]} for u in store.unknown_sources()]
+    if as_json:
+        click.echo(json.dumps(rows + unknown, indent=2))
+        return
+    for r in rows:
+        click.echo(f"{r['created']}  {r['state']:<12} {r['flow']}  {r['bundle'] or '-'}  {r['reason']}")
+    if unknown:
+        click.echo("\nUnknown sources (never armed):")
+        for u in unknown:
+            click.echo(f"{u['updated']}  {u['routers'][0]}  srcaddr {u['src']}  {u['lines']} line(s)  {u['reason']}")
