@@ -83,7 +83,7 @@ class CaptureStage:
     def _write(self, router: str | None, name: str, text: str, *, append: bool) -> None:
         folder = self.folder if router is None else self.folder / "captures" / _safe(router)
         try:
-            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            make_private(folder)
             path = folder / name
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC), 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -107,6 +107,19 @@ class CaptureStage:
 
     def releases(self) -> list[dict]:
         return _read_jsonl(self.folder / "releases.jsonl")
+
+
+def make_private(folder: Path) -> None:
+    """Create `folder` and each missing parent 0700 (`mkdir(parents=True)` would make the
+    parents 0755: the staging folder holds router outputs)."""
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        if folder.parent == folder:
+            break
+        folder = folder.parent
+    for path in reversed(missing):
+        path.mkdir(mode=0o700, exist_ok=True)
 
 
 def _read_capture(folder: Path) -> StagedCapture | None:

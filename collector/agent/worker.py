@@ -45,7 +45,7 @@ from collector.state import StateStore
 from collector.timeutil import utcnow
 
 from collector.agent.reader import LogReader
-from collector.agent.staging import CaptureStage, StagedCapture
+from collector.agent.staging import CaptureStage, StagedCapture, make_private
 
 log = logging.getLogger(__name__)
 
@@ -349,7 +349,7 @@ class Worker:
         if self.dry_run:
             return
         folder = self._staging(context.incident_id)
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_private(folder)
         data = {"flow": context.flow.key(), "receiver": context.receiver, "sender": context.sender,
                 "sender_peer": context.sender_peer, "notes": context.notes,
                 "armed_at": context.armed_at.isoformat() if context.armed_at else None,

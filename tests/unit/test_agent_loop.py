@@ -380,6 +380,7 @@ def test_a_run_killed_while_writing_the_bundle_is_sealed_whole_from_the_staging_
     (record,) = w.incidents()
     assert record.state is IncidentState.CAPTURED and "stopped" in record.reason
     assert not (_staging(w) / record.incident_id).exists()
+    assert oct(_staging(w).stat().st_mode & 0o777) == "0o700"  # it holds router outputs
 
 
 def test_staged_outputs_hold_no_secret(world_factory):
