@@ -21,6 +21,7 @@ import errno
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -32,6 +33,8 @@ from pathlib import Path
 
 from collector import __version__
 from collector.redact import redact, redact_data, redact_values
+
+log = logging.getLogger(__name__)
 
 _SAFE_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,120}$")
 
@@ -392,3 +395,28 @@ def _json_text(obj: object) -> str:
     if isinstance(obj, list) and obj:
         return "[\n" + ",\n".join("  " + json.dumps(item, default=str) for item in obj) + "\n]\n"
     return json.dumps(obj, indent=2, default=str) + "\n"
+
+
+def discard_abandoned_partial(root: str | Path, name: str) -> list[Path]:
+    """Remove the unfinished folders of bundle `name` that no live writer holds (a stopped
+    run's; its incident is being sealed again in full). Returns what was removed."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    removed = []
+    for path in sorted(root.glob(f".{name}.*.partial")):
+        match = _PARTIAL_FOLDER.match(path.name)
+        if not match or match.group("name") != name or not path.is_dir():
+            continue
+        try:
+            fd = _lock_folder(path)
+        except (BlockingIOError, OSError):
+            continue  # a live writer holds it, or it went away
+        try:
+            shutil.rmtree(path)
+            removed.append(path)
+        except OSError as exc:
+            log.warning("%s: could not remove an unfinished bundle: %s", path, _why(exc))
+        finally:
+            os.close(fd)
+    return removed

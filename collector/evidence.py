@@ -99,8 +99,12 @@ def _debug_lines(text: str) -> list[str]:
 
 
 def bundle_name(result: CaptureResult) -> str:
-    stamp = result.captured_at.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    return f"{stamp}_invalid-spi_{slug(result.flow.router, 40)}_{result.flow.spi_hex.lower()}"
+    return bundle_name_for(result.flow, result.captured_at)
+
+
+def bundle_name_for(flow: Flow, captured_at: datetime) -> str:
+    stamp = captured_at.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}_invalid-spi_{slug(flow.router, 40)}_{flow.spi_hex.lower()}"
 
 
 def build_timeline(captures: tuple[RouterCapture, ...], *, year: int, pre_arm: tuple[LogSnapshot, ...] = (),

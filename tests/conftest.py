@@ -14,22 +14,10 @@ def _isolated_tool_state(tmp_path_factory, monkeypatch):
 # named in the closing note of that session; they run, and are reported as XFAIL until
 # fixed (strict=False: one that starts passing shows as XPASS). Keep this list short.
 KNOWN_FAILING = {
-    "tests/reliability/test_crash_safety.py::test_dead_man_applet_disarms_a_router_the_agent_cannot_reach":
-        "the new agent's disarm retry path against an unreachable router is not yet what this test expects",
-    "tests/reliability/test_crash_safety.py::test_cron_run_killed_during_capture_is_captured_by_the_next_run":
-        "salvage of a capture cut by a kill: the new worker keeps captures in memory until the bundle is sealed",
-    "tests/reliability/test_crash_safety.py::test_sigkill_at_each_stage_then_restart_reconciles[writing-bundle]":
-        "same: a kill while the bundle is written is not yet recovered as the old agent did",
-    "tests/reliability/test_faults_capture.py::test_an_internal_error_after_arming_disarms_at_once":
-        "the test injects its fault into the old agent's internals",
-    "tests/reliability/test_faults_capture.py::test_reboot_while_armed_before_the_repeat_ends_disarmed":
-        "a router reloading right after arming: the mark read fails and the incident ends failed, not as expected",
     "tests/reliability/test_load.py::test_200_routers_50_flows_caps_hold_and_no_event_is_lost":
         "load on 200 routers with the realistic lab's buffers: not yet re-tuned for the new reader",
     "tests/reliability/test_load.py::test_syslog_flood_is_survived_and_a_real_repeat_inside_it_is_captured":
         "same as above",
-    "tests/reliability/test_secrets.py::test_after_a_full_run_no_secret_is_anywhere_and_modes_are_private":
-        "its bundle appears after the test's fixed wait on a loaded machine (seen before this session's changes too)",
     "tests/reliability/test_fuzz_inputs.py::test_hostile_lines_on_the_lab_never_reach_a_router_command":
         "not yet re-checked against the new reader's classification of sources",
     "tests/e2e/test_real_routers.py::test_a_scanners_lines_arm_nothing_and_are_listed":

@@ -250,9 +250,9 @@ class Agent:
         try:
             for event in future.result() or ():
                 self.inbox.put(event)
-        except Exception:  # the core waits for an answer: a crash in the worker is one too
+        except Exception as exc:  # the core waits for an answer: a crash in the worker is one too
             log.exception("router work %r failed", action)
-            for event in _failure_answer(action):
+            for event in _failure_answer(action, exc):
                 self.inbox.put(event)
         finally:
             with self._pending_lock:
@@ -395,12 +395,20 @@ class Agent:
                 said.append(f"incident {record.incident_id}: {reason}")
                 continue
             self.core.adopt(incident)
-            if incident.phase is Phase.CAPTURING:  # the repeat was seen; the evidence was not taken
-                if self.store.armed_steps(incident_id=record.incident_id):
-                    self.worker.context(record.incident_id).notes.append(
-                        "the agent was stopped during this capture; it was captured again at the next start")
+            if incident.phase is Phase.CAPTURING:  # the repeat was seen; its bundle was not sealed
+                armed = self.store.armed_steps(incident_id=record.incident_id)
+                staged = self.worker.staged_captures(record.incident_id)
+                if armed or staged:  # capture what is still armed, keep what the stopped run finished
+                    self.worker.context(record.incident_id).resumed = True
                     self._act(Capture(record.incident_id, armed_before_repeat=not record.armed_late))
-                    said.append(f"incident {record.incident_id}: stopped during capture, captured again")
+                    finished = {name for name, s in staged.items() if s.finished}
+                    if finished >= set(record.routers):
+                        self.worker.discard_stopped_bundle(record.incident_id)
+                        said.append(f"incident {record.incident_id}: stopped before its bundle was sealed; "
+                                    "sealed at start-up from the capture it had kept (NOT complete)")
+                    else:
+                        said.append(f"incident {record.incident_id}: stopped during capture, captured again at "
+                                    "start-up")
                 else:
                     incident.phase = Phase.ARMED
         said += self.sweep_orphans()
@@ -465,15 +473,17 @@ class Agent:
         self._ends.shutdown(wait=True)
 
 
-def _failure_answer(action) -> list[Event]:
+def _failure_answer(action, exc: BaseException) -> list[Event]:
+    """What the core is told when router work raised: an answer all the same, so the
+    incident moves on (and its routers are released) instead of waiting for ever."""
     from collector.core.decide import ArmDone, CaptureDone, ReleaseDone
     now = utcnow()
+    what = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     if isinstance(action, Arm):
-        routers = [action.receiver] + ([action.sender] if action.sender else [])
-        return [ArmDone(action.incident_id, now, frozenset(), tuple((r, "internal error while arming; see the "
-                                                                        "agent log") for r in routers))]
+        return [ArmDone(action.incident_id, now, frozenset(), internal_error=what)]
     if isinstance(action, Capture):
-        return [CaptureDone(action.incident_id, now, complete=False, problem="internal error during the capture")]
+        return [CaptureDone(action.incident_id, now, complete=False,
+                            problem=f"internal error during the capture ({what}), see the agent log")]
     if isinstance(action, Release):
         return [ReleaseDone(action.incident_id, action.router, now, clean=False,
                             summary="internal error while disarming; the dead-man applet and the next start remain")]

@@ -8,7 +8,11 @@ decision code; the agent's loop feeds what it returns.
 
 What an incident needs across actions (and across cron runs: arm in one process, capture
 in the next) is kept in a staging folder beside the bundles: the other end's address as
-the sender itself knows it, the notes, and each router's log as read just before arming.
+the sender itself knows it, the notes, each router's log as read just before arming, and
+(staging.py) each capture output and disarm result as it arrives. A run killed during a
+capture or before its bundle was sealed leaves them there; the next run keeps every
+router's finished capture, captures again only the others, and seals the bundle marked
+incomplete, saying what the kill cost.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 from pathlib import Path
 
 from collector.core.decide import Arm, ArmDone, Capture, CaptureDone, Close, Event, LineSeen, Release, ReleaseDone
-from collector.bundle import check_bundle_room
+from collector.bundle import check_bundle_room, discard_abandoned_partial
 from collector.core.observers import AgentEvents, NullEvents
 from collector.core.results import ArmResult, DisarmResult, LogSnapshot
 from collector.core.states import IncidentState
@@ -33,7 +37,7 @@ from collector.detect.tracker import decode_key
 from collector.diagnose.report_html import render_capture_html
 from collector.inventory import Host, Inventory
 from collector.playbook import Playbook
-from collector.evidence import CaptureResult, RouterCapture, write_incident_bundle
+from collector.evidence import CaptureResult, RouterCapture, bundle_name, bundle_name_for, write_incident_bundle
 from collector.respond.plan import PlanError, render_dry_run
 from collector.respond.responder import Responder
 from collector.sessions import SessionError
@@ -41,6 +45,7 @@ from collector.state import StateStore
 from collector.timeutil import utcnow
 
 from collector.agent.reader import LogReader
+from collector.agent.staging import CaptureStage, StagedCapture, make_private
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +68,8 @@ class IncidentContext:
     captured_at: datetime | None = None
     armed_before_repeat: bool = False
     releases: list[DisarmResult] = field(default_factory=list)
+    resumed: bool = False  # a stopped run left this incident capturing; this run finishes it
+    incomplete: list[str] = field(default_factory=list)  # what the bundle lacks, beyond capture errors
 
 
 class Worker:
@@ -168,23 +175,73 @@ class Worker:
 
     def capture(self, action: Capture) -> list[Event]:
         context = self.context(action.incident_id)
+        stage = self._stage(action.incident_id)
+        before = stage.captures() if context.resumed else {}  # what a stopped run left on disk
+        still_armed = {s.router for s in self.store.armed_steps(incident_id=action.incident_id)}
         ends = [(context.receiver, context.flow.src, "receiver")]
         if context.sender:
             ends.append((context.sender, ip_address(context.sender_peer or str(context.flow.dst)), "sender"))
+        kept = [name for name, _peer, _role in ends if name in before and before[name].finished]
 
         def one(end):
             name, peer, role = end
+            if name in kept:  # finished before the stop, while its debugs were on: better than a new one
+                return before[name].capture
             host = self.inventory.hosts.get(name)
             if host is None:
                 return RouterCapture(name, role, "unknown", peer, (), None, error="not in the inventory any more")
-            return self.responder.capture(host, peer, role, action.incident_id)
+            return self._capture_one(stage, host, peer, role, action.incident_id, before.get(name),
+                                     armed=name in still_armed, context=context)
 
         context.captures = tuple(self.ends.map(one, ends))
         context.captured_at = utcnow()
         context.armed_before_repeat = action.armed_before_repeat
+        if context.resumed:
+            again = [name for name, _peer, _role in ends if name not in kept]
+            if again:
+                context.notes.append("the agent was stopped during this capture; it was captured again at the next "
+                                     f"start ({', '.join(again)})"
+                                     + (f"; the capture of {', '.join(kept)} had finished and is kept" if kept else ""))
+            else:
+                context.notes.append("the agent was stopped after this capture, before its bundle was sealed; the "
+                                     "next start sealed it from the capture the stopped run had kept on disk")
+            context.incomplete.insert(0, "the agent was stopped (killed, crashed or timed out) during this incident; "
+                                         "the next start finished it")
+            staged_at = self._staged_captured_at(action.incident_id)
+            if not again and staged_at is not None:
+                context.captured_at = staged_at  # the stopped run's bundle name: its unfinished folder is replaced
+        self._save(context)
         problems = [f"{c.router}: {c.error}" for c in context.captures if c.error]
-        return [CaptureDone(action.incident_id, context.captured_at, complete=not problems,
-                            problem="; ".join(problems) or None)]
+        return [CaptureDone(action.incident_id, context.captured_at, complete=not problems and not context.incomplete,
+                            problem="; ".join(problems + context.incomplete) or None)]
+
+    def _capture_one(self, stage: CaptureStage, host: Host, peer, role: str, incident_id: str,
+                     earlier: StagedCapture | None, *, armed: bool, context: IncidentContext) -> RouterCapture:
+        """Capture one end, staging each output as it arrives. After a stop, an end whose new
+        capture fails keeps what the stopped run had got of it, and says what is missing."""
+        stage.clear(host.name)
+        staged: list[object] = []
+
+        def on_plan(commands) -> None:
+            stage.plan(host.name, role, host.platform, str(peer), commands)
+
+        def on_record(record) -> None:
+            staged.append(record)
+            stage.record(record)
+
+        fresh = self.responder.capture(host, peer, role, incident_id, on_plan=on_plan, on_record=on_record)
+        for record in fresh.commands[len(staged):]:  # a capture that did not report as it went (a site)
+            stage.record(record)
+        stage.done(fresh)
+        if context.resumed and not armed:
+            context.incomplete.append(f"{host.name}: captured again after its debugs had been removed: the debug "
+                                      "trail after the stop is missing")
+        if fresh.error and earlier is not None and earlier.capture.commands:
+            missing = f"; not run before the stop: {', '.join(earlier.not_run)}" if earlier.not_run else ""
+            context.incomplete.append(f"{host.name}: capturing it again failed ({fresh.error}); the bundle holds "
+                                      f"what the stopped run had captured of it{missing}")
+            return earlier.capture
+        return fresh
 
     # -- release ---------------------------------------------------------------------------
 
@@ -199,6 +256,8 @@ class Worker:
         if any("logging buffered" in " ".join(change.undo) for change in result.changes):
             self.reader.read_whole_buffer_next(action.router)
         self.context(action.incident_id).releases.append(result)
+        if not self.dry_run:
+            self._stage(action.incident_id).release(result)
         self.released.append((action.incident_id, action.router, result.summary()))
         return [ReleaseDone(action.incident_id, action.router, utcnow(), clean=result.clean or result.nothing_armed,
                             summary=result.summary())]
@@ -212,20 +271,39 @@ class Worker:
         if close.state is not IncidentState.CAPTURED or context.captured_at is None:
             self.forget(close.incident_id)
             return None
-        incomplete = [f"{c.router}: {c.error}" for c in context.captures if c.error]
+        incomplete = [f"{c.router}: {c.error}" for c in context.captures if c.error] + context.incomplete
         incomplete += [f"{r.router}: {r.summary()}" for r in context.releases if not (r.clean or r.nothing_armed)]
+        actions, disarm = self._release_record(context)
         result = CaptureResult(
             incident_id=close.incident_id, flow=context.flow, trigger_lines=trigger_lines, captures=context.captures,
             armed_at=context.armed_at, captured_at=context.captured_at,
             armed_before_repeat=context.armed_before_repeat and context.armed_at is not None,
-            sender=context.sender, notes=tuple(context.notes),
-            actions=tuple(change.to_json() for r in context.releases for change in r.changes),
-            disarm={r.router: r.summary() for r in context.releases}, incomplete=tuple(incomplete),
-            pre_arm=tuple(context.pre_arm.values()))
+            sender=context.sender, notes=tuple(context.notes), actions=actions, disarm=disarm,
+            incomplete=tuple(dict.fromkeys(incomplete)), pre_arm=tuple(context.pre_arm.values()))
+        for path in discard_abandoned_partial(self.bundle_root, bundle_name(result)):
+            log.info("%s: unfinished bundle of a stopped run removed; its incident is sealed again", path.name)
         bundle = write_incident_bundle(result, self.bundle_root, secrets=secrets, report=diagnose(result),
                                        html=render_capture_html(result))
         self.forget(close.incident_id)
         return bundle
+
+    def _release_record(self, context: IncidentContext) -> tuple[tuple[dict, ...], dict[str, str]]:
+        """Every change taken back and each router's disarm verdict: a stopped run's (from
+        the staging folder) first, then this run's (a "nothing armed" here does not hide
+        what the stopped run's own disarm found)."""
+        actions: list[dict] = []
+        disarm: dict[str, str] = {}
+        if context.resumed:
+            staged = self._stage(context.incident_id).releases()
+            mine = len(context.releases)
+            for row in staged[:max(0, len(staged) - mine)]:  # this run's own are staged too, at the end
+                actions += [a for a in row.get("actions", []) if isinstance(a, dict)]
+                disarm[str(row.get("router"))] = str(row.get("summary"))
+        for result in context.releases:
+            actions += [change.to_json() for change in result.changes]
+            if not (result.nothing_armed and result.router in disarm):
+                disarm[result.router] = result.summary()
+        return tuple(actions), disarm
 
     # -- contexts ------------------------------------------------------------------------------
 
@@ -244,14 +322,38 @@ class Worker:
     def _staging(self, incident_id: str) -> Path:
         return self.bundle_root / ".staging" / incident_id
 
+    def _stage(self, incident_id: str) -> CaptureStage:
+        return CaptureStage(self._staging(incident_id), tuple(self.inventory.secret_values()))
+
+    def staged_captures(self, incident_id: str) -> dict[str, StagedCapture]:
+        """What a stopped run captured of this incident, per router (nothing: {})."""
+        return self._stage(incident_id).captures()
+
+    def discard_stopped_bundle(self, incident_id: str) -> list[Path]:
+        """Remove the unfinished bundle folder a stopped run left for this incident: it is
+        sealed again in full from the staging folder (before start-up's recovery would seal
+        the cut-short folder as a bundle of its own)."""
+        at = self._staged_captured_at(incident_id)
+        if at is None:
+            return []
+        return discard_abandoned_partial(self.bundle_root, bundle_name_for(self.context(incident_id).flow, at))
+
+    def _staged_captured_at(self, incident_id: str) -> datetime | None:
+        try:
+            data = json.loads((self._staging(incident_id) / "context.json").read_text())
+            return datetime.fromisoformat(data["captured_at"]) if data.get("captured_at") else None
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
     def _save(self, context: IncidentContext) -> None:
         if self.dry_run:
             return
         folder = self._staging(context.incident_id)
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_private(folder)
         data = {"flow": context.flow.key(), "receiver": context.receiver, "sender": context.sender,
                 "sender_peer": context.sender_peer, "notes": context.notes,
                 "armed_at": context.armed_at.isoformat() if context.armed_at else None,
+                "captured_at": context.captured_at.isoformat() if context.captured_at else None,
                 "pre_arm": {name: {"read_at": s.read_at.isoformat(), "file": f"{name}.pre-arm.log"}
                             for name, s in context.pre_arm.items()}}
         for name, snapshot in context.pre_arm.items():

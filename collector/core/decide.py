@@ -103,6 +103,7 @@ class ArmDone:
     failed: tuple[tuple[str, str], ...] = ()  # (router, reason)
     refused: bool = False  # a safety rule said no (nothing was sent where refused)
     mark: int | None = None  # the receiver's read number taken after every end was armed
+    internal_error: str | None = None  # the arming code itself failed: what it did is unknown
 
 
 @dataclass(frozen=True, slots=True)
@@ -455,6 +456,9 @@ def _arm_done(state: CoreState, done: ArmDone) -> list[Action]:
     # released with the rest (its undo runs), but it no longer counts as armed.
     if state.stopping:
         return _end(state, incident, IncidentState.STOPPED, "agent stopped while arming")
+    if done.internal_error is not None:  # it may have armed anything: every router is released now
+        return _end(state, incident, IncidentState.FAILED,
+                    f"internal error while arming ({done.internal_error}), see the agent log; disarming at once")
     if incident.receiver not in done.armed:
         why = "; ".join(f"{r}: {reason}" for r, reason in done.failed) or "receiver not armed"
         final = IncidentState.SKIPPED if done.refused else IncidentState.FAILED
@@ -537,8 +541,8 @@ def _release_done(state: CoreState, done: ReleaseDone) -> list[Action]:
         return []
     incident.releasing.discard(done.router)
     incident.routers.discard(done.router)
-    if not done.clean:
-        incident.notes.append(f"{done.router}: {done.summary}")
+    if done.summary or not done.clean:  # the end reason says per router what its disarm found
+        incident.notes.append(f"{done.router}: {done.summary or 'disarm not verified'}")
     actions: list[Action] = []
     pending = state.handovers.get(done.router, [])
     finished = [h for h in pending if h[0] == done.incident_id]

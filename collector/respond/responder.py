@@ -426,7 +426,8 @@ class Responder:
 
     # -- capture --------------------------------------------------------------------------
 
-    def capture(self, host: Host, peer: PeerAddress, role: str, incident_id: str | None = None) -> RouterCapture:
+    def capture(self, host: Host, peer: PeerAddress, role: str, incident_id: str | None = None, *,
+                on_plan=None, on_record=None) -> RouterCapture:
         """Run the playbook's capture list; a failed command is recorded, not fatal.
 
         A session lost in the middle of an output (router reload, flaky path) is reopened
@@ -437,6 +438,8 @@ class Responder:
         With `incident_id`, the router is also asked whether the crypto debugs this
         incident armed are still on: a reload or someone's `undebug all` loses the debug
         trail, and the capture must say so. Never raises for a router problem.
+        `on_plan(commands)` and `on_record(record)`, when given, are told the command list
+        and each output as it arrives (the agent keeps them on disk: a kill loses less).
 
         Raises:
             StateStoreError: the incident's armed steps could not be read from the store.
@@ -450,6 +453,8 @@ class Responder:
         except (SessionError, PlanError) as exc:
             reason = exc.reason if isinstance(exc, SessionError) else str(exc)
             return RouterCapture(host.name, role, host.platform, str(peer), (), None, error=reason)
+        if on_plan is not None:
+            on_plan(commands)
         # The debugs this incident relies on: its own and those of the incident it joined.
         expected: set[str] = set()
         if incident_id is not None and self.store.armed_steps(host.name, incident_id):
@@ -476,6 +481,8 @@ class Responder:
                                                 "(router reloaded, or debugs cleared by someone): the debug trail is missing")
                         else:
                             records.append(self._run_recorded(session, host, command))
+                            if on_record is not None:
+                                on_record(records[-1])
                         position += 1
             except (AuthenticationFailed, HostKeyRejected) as exc:
                 problems.append(exc.reason)
@@ -492,6 +499,8 @@ class Responder:
                         partial = exc.output.replace("\r\n", "\n").replace("\r", "") if exc.output else None
                         records.append(CommandResult(host.name, command, partial, utcnow(), utcnow(),
                                                      error=f"{exc.reason} (output cut short)" if partial else exc.reason))
+                        if on_record is not None:
+                            on_record(records[-1])
                     position += 1
                 if reconnects >= CAPTURE_RECONNECTS:
                     if position < len(pending):

@@ -158,7 +158,9 @@ class RemoteResponder(Responder):
     def plan_only(self, host: Host, peer, incident_id: str, window: timedelta):
         raise PlanError("--dry-run is not available with --broker: run it on the site's jump host")
 
-    def capture(self, host: Host, peer, role: str, incident_id: str | None = None) -> RouterCapture:
+    def capture(self, host: Host, peer, role: str, incident_id: str | None = None, *,
+                on_plan=None, on_record=None) -> RouterCapture:
+        # The site runs the commands; the agent stages the whole capture when it returns.
         try:
             return self.client.call(host, "capture", incident_id or "", host.name, str(peer), role)
         except SessionError as exc:

@@ -148,12 +148,22 @@ def test_sigkill_at_each_stage_then_restart_reconciles(tmp_path, stage):
             assert {r["name"] for r in data["routers"]} == {receiver, sender}
             assert all(a["status"].startswith("undone") for a in data["router_changes"])
         if stage == "writing-bundle":
-            # The unfinished bundle is kept for inspection, still hidden, and named as such.
-            assert not bundles(out)
-            (partial,) = _partial_bundle(out)
-            assert f"unfinished bundle kept at {partial} (NOT complete)" in restart.stderr
-            (reason,) = [r for s, r in incident_states(state) if s == "failed"]
-            assert "NOT complete" in reason
+            # The killed run had staged every capture and disarm on disk: the restart seals the
+            # whole bundle from them (not the cut-short folder), marked incomplete, and says so.
+            assert "sealed at start-up from the capture it had kept (NOT complete)" in restart.stderr, restart.stderr
+            assert not _partial_bundle(out)
+            (bundle,) = bundles(out)
+            data = manifest(bundle)
+            assert data["complete"] is False
+            assert any("stopped" in reason for reason in data["incomplete_reasons"])
+            assert any("sealed it from the capture the stopped run had kept" in note for note in data["notes"])
+            assert {r["name"] for r in data["routers"]} == {receiver, sender}
+            assert all(r["error"] is None for r in data["routers"])
+            assert data["trigger_lines"] and data["debug_lines_after_arming"][receiver] > 0
+            assert data["router_changes"] and all(a["status"].startswith("undone") for a in data["router_changes"])
+            assert all(v.startswith("clean") for v in data["disarm_verification"].values()), data["disarm_verification"]
+            (record,) = [(s, r) for s, r in incident_states(state) if s == "captured"]
+            assert "stopped" in record[1]
 
 
 def test_dead_man_applet_disarms_a_router_the_agent_cannot_reach(tmp_path):
@@ -172,7 +182,10 @@ def test_dead_man_applet_disarms_a_router_the_agent_cannot_reach(tmp_path):
         # The receiver is now out of reach of the jump host.
         lab.control.fault(receiver, refuse_connections=True)
         restart = run_cli("watch", *args, "--max-seconds", "1", cwd=tmp_path)
-        assert restart.returncode == 0, restart.stderr
+        # exit 1: a router could not be read, and the run says which
+        assert restart.returncode == 1, restart.stderr
+        assert "Traceback" not in restart.stderr
+        assert f"collector: {receiver}: could not be read" in restart.stderr, restart.stderr
         assert f"start-up reconcile: {receiver}: disarm incomplete" in restart.stderr, restart.stderr
         assert "dead-man applet will finish it" in restart.stderr
         assert f"start-up reconcile: {sender}: clean" in restart.stderr

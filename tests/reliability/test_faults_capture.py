@@ -267,17 +267,18 @@ def test_a_disarm_that_cannot_reach_the_router_is_retried_until_it_can(tmp_path)
 
 
 def test_an_internal_error_after_arming_disarms_at_once(tmp_path, monkeypatch):
-    """A bug that raises after both ends were armed (here: right after `_arm`) must not
-    leave them armed until a retry or the dead-man applet: the incident disarms at once."""
-    from collector.agent import Agent
+    """A bug that raises after both ends were armed (here: right after the worker armed
+    them, before it answered the core) must not leave them armed until a retry or the
+    dead-man applet: the incident disarms at once."""
+    from collector.agent.worker import Worker
 
-    original = Agent._arm
+    original = Worker.arm
 
-    def arm_then_fail(self, incident):
-        original(self, incident)
+    def arm_then_fail(self, action):
+        original(self, action)
         raise RuntimeError("simulated bug after arming")
 
-    monkeypatch.setattr(Agent, "_arm", arm_then_fail)
+    monkeypatch.setattr(Worker, "arm", arm_then_fail)
     with running_lab(routers=6, scenarios=["desync"], state_dir=tmp_path / "lab") as lab:
         receiver, sender = desync_ends(lab)
         with agent_running(lab, tmp_path) as agent:
@@ -287,6 +288,7 @@ def test_an_internal_error_after_arming_disarms_at_once(tmp_path, monkeypatch):
         assert agent.error is None
         (reason,) = [r for s, r in incident_states(tmp_path / "state") if s == "failed"]
         assert reason.startswith("internal error") and f"{receiver}: clean" in reason and f"{sender}: clean" in reason
+        assert "simulated bug after arming" in reason
         assert not any(m.startswith("disarm retry:") for m in agent.messages)
         assert armed_by_router(tmp_path / "state") == {}
         for router in (receiver, sender):

@@ -247,3 +247,154 @@ def test_metrics_follow_an_incident_from_arm_to_bundle(world_factory):
     assert value("collector_routers_armed") == 0
     assert value("collector_bundles_total", {"complete": "true"}) == 1
     assert value("collector_incidents_total", {"state": "captured"}) == 1
+
+
+# -- a run stopped in the middle: internal errors, kills during the capture and the sealing ----
+
+
+def test_an_internal_error_after_arming_disarms_every_end_at_once(world_factory, monkeypatch):
+    w = world_factory(hub_lines=[line(0)])
+    original = w.agent.worker.arm
+
+    def arm_then_fail(action):
+        original(action)
+        raise RuntimeError("simulated bug after arming")
+
+    monkeypatch.setattr(w.agent.worker, "arm", arm_then_fail)
+    w.poll()
+    (record,) = w.incidents()
+    assert record.state is IncidentState.FAILED
+    assert record.reason.startswith("internal error while arming (RuntimeError: simulated bug after arming)")
+    assert "hub1: clean" in record.reason and "spoke1: clean" in record.reason
+    assert w.hub.debugs == set() and w.spoke.debugs == set() and w.hub.applets == {} and w.spoke.applets == {}
+    assert w.store.armed_steps() == []
+
+
+def test_an_ended_incident_says_what_each_routers_disarm_found(world_factory):
+    w = world_factory(hub_lines=[line(0)])
+    w.poll()
+    w.spoke.condition_removal_works = False  # the spoke keeps its condition: its disarm is not clean
+    w.later(w.book.arm_window.total_seconds() / 60 + 1)
+    (record,) = w.incidents()
+    assert record.state is IncidentState.TRANSIENT
+    assert "hub1: clean" in record.reason
+    assert "spoke1: NOT clean" in record.reason or "spoke1: disarm incomplete" in record.reason
+
+
+def _staging(w: World) -> Path:
+    return w.bundles / ".staging"
+
+
+def test_a_run_killed_during_the_capture_leaves_what_it_had_and_the_next_keeps_the_finished_end(world_factory):
+    """The receiver's capture finished, the sender's was cut by the kill: the next run keeps
+    the receiver's, captures the sender again, and the bundle says the run was stopped."""
+    import threading
+
+    w = world_factory(hub_lines=[line(0)])
+    w.poll()
+    gate, calls = threading.Event(), []
+
+    def slow_log(command: str) -> str:  # the killed run's sender capture hangs here
+        if threading.current_thread().name.startswith("end"):  # a capture (log polls run in "poll" threads)
+            calls.append(command)
+            if len(calls) == 1:
+                gate.wait(30)
+        return w.spoke.answer(command)
+
+    w.routers.on("spoke1", r"^show logging$", slow_log)
+    w.hub.log(line(1))
+    killed = w.agent
+    killed.poll_all()
+    while not calls:  # process until the capture is under way (the "kill" comes then)
+        try:
+            killed.process(killed.inbox.get(timeout=5))
+        except Exception:
+            break
+    (incident,) = [i for i in w.incidents() if i.state is IncidentState.CAPTURING]
+    folder = _staging(w) / incident.incident_id / "captures"
+    import time
+    deadline = time.monotonic() + 10
+    while not (folder / "hub1" / "done.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert (folder / "hub1" / "done.json").exists(), "the finished end is staged when it finishes"
+    assert not (folder / "spoke1" / "done.json").exists()
+    staged = (folder / "spoke1" / "records.jsonl").read_text().splitlines()
+    assert staged and "show logging" in (folder / "spoke1" / "plan.json").read_text()  # outputs as they arrive
+
+    w.agent = w.new_agent()  # the next run (cron): the killed one never answers
+    said = w.agent.resume()
+    w.agent.run_until_idle()
+    assert any("stopped during capture, captured again at start-up" in s for s in said), said
+    assert len(calls) == 2  # only the sender was captured again
+    (bundle,) = w.agent.bundles
+    m = manifest(bundle)
+    assert m["complete"] is False and any("stopped" in r for r in m["incomplete_reasons"])
+    assert any("captured again at the next start (spoke1)" in n and "hub1 had finished" in n for n in m["notes"])
+    assert {r["name"]: r["error"] for r in m["routers"]} == {"hub1": None, "spoke1": None}
+    assert m["debug_lines_after_arming"]["hub1"] >= 1
+    assert w.hub.debugs == set() and w.spoke.debugs == set() and w.hub.applets == {} and w.spoke.applets == {}
+    assert [i.state for i in w.incidents()] == [IncidentState.CAPTURED]
+    gate.set()
+    killed.close()
+
+
+class _Killed(BaseException):
+    """Stands for SIGKILL: nothing in the agent catches it."""
+
+
+def test_a_run_killed_while_writing_the_bundle_is_sealed_whole_from_the_staging_folder(world_factory, monkeypatch):
+    from collector.agent import worker as worker_module
+    from collector.bundle import BundleWriter
+    from collector.evidence import bundle_name
+
+    w = world_factory(hub_lines=[line(0)])
+    w.poll()
+
+    def write_then_die(result, root, **_kw):
+        writer = BundleWriter(root, bundle_name(result))
+        writer.write_text("hub1/01_show_clock.txt", "cut short")
+        writer.release()  # the kernel drops a killed writer's lock
+        raise _Killed()
+
+    monkeypatch.setattr(worker_module, "write_incident_bundle", write_then_die)
+    w.hub.log(line(1))
+    w.poll()
+    assert w.agent.bundles == [] and w.hub.debugs == set() and w.spoke.debugs == set()  # disarmed first
+    assert [i.state for i in w.incidents()] == [IncidentState.CAPTURING]
+    assert [p for p in w.bundles.iterdir() if p.name.endswith(".partial")]
+    monkeypatch.undo()
+
+    w.agent.close()
+    w.agent = w.new_agent()
+    said = w.agent.resume()
+    w.agent.run_until_idle()
+    assert any("sealed at start-up from the capture it had kept (NOT complete)" in s for s in said), said
+    assert not [p for p in w.bundles.iterdir() if p.name.endswith(".partial")]  # replaced, not sealed apart
+    (bundle,) = w.agent.bundles
+    m = manifest(bundle)
+    assert m["complete"] is False and any("stopped" in r for r in m["incomplete_reasons"])
+    assert {r["name"] for r in m["routers"]} == {"hub1", "spoke1"} and all(r["error"] is None for r in m["routers"])
+    # what the stopped run's disarm did and found, not this run's "nothing armed"
+    assert m["router_changes"] and all(a["status"].startswith("undone") for a in m["router_changes"])
+    assert all(v.startswith("clean") for v in m["disarm_verification"].values()), m["disarm_verification"]
+    (record,) = w.incidents()
+    assert record.state is IncidentState.CAPTURED and "stopped" in record.reason
+    assert not (_staging(w) / record.incident_id).exists()
+    assert oct(_staging(w).stat().st_mode & 0o777) == "0o700"  # it holds router outputs
+
+
+def test_staged_outputs_hold_no_secret(world_factory):
+    from collector.agent.staging import CaptureStage
+    from collector.command_results import CommandResult
+
+    w = world_factory()
+    stage = CaptureStage(w.tmp_path / "stage", ("S3cr3t-Value",))
+    now = utcnow()
+    stage.plan("hub1", "receiver", "cisco_xe", HUB, ["show running-config", "show clock"])
+    stage.record(CommandResult("hub1", "show running-config", "crypto isakmp key IsakmpKey-1 address 0.0.0.0\n"
+                               "username a password S3cr3t-Value\n", now, now))
+    text = (w.tmp_path / "stage" / "captures" / "hub1" / "records.jsonl").read_text()
+    assert "IsakmpKey-1" not in text and "S3cr3t-Value" not in text
+    staged = stage.captures()["hub1"]
+    assert not staged.finished and staged.capture.commands[0].command == "show running-config"
+    assert staged.not_run == ("show clock",)
