@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from ipaddress import IPv4Address, ip_address, ip_network
+from ipaddress import IPv4Address, ip_network
 
 from collector.collect import require_read_only
 from collector.respond.debugstate import DebugState, addresses_in, parse_debug_state
