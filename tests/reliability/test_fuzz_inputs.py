@@ -505,7 +505,7 @@ def _scripted_session(monkeypatch, script, prompt_name: str = "R1"):
         def disconnect(self):
             channel.close()
 
-    monkeypatch.setattr(sessions, "_HostKeyCheckedIos", _Driver)
+    monkeypatch.setattr(sessions.device, "_HostKeyCheckedIos", _Driver)
     inventory = load_inventory(_write(Path(_scripted_session.folder), "inv.yaml", VALID_INVENTORY))
     host = inventory.hosts["hub1"]
     session = sessions.DeviceSession(host, KnownHosts(Path(_scripted_session.folder) / "kh"))

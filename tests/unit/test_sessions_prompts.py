@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from collector.sessions import _hostname_set_by, prompt_name, prompt_pattern, refusal_in
+from collector.sessions import hostname_set_by, prompt_name, prompt_pattern, refusal_in
 
 LONG = "dc1-wan-edge-router.paris-0042.example.net-with-63-characters-x"
 
@@ -59,7 +59,7 @@ def test_prompt_name_learns_only_valid_ios_hostnames(line, name):
     ("hostname", None), ("hostname a;b", None), ("ip host hostname 1.2.3.4", None), ("logging host 1.2.3.4", None),
 ])
 def test_hostname_lines_are_recognised(line, name):
-    assert _hostname_set_by(line) == name
+    assert hostname_set_by(line) == name
 
 
 @pytest.mark.parametrize("output, refusal", [

@@ -1,0 +1,317 @@
+"""One interactive SSH session to one router: login, commands, configuration, close."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Sequence
+from datetime import datetime, timezone
+
+import paramiko
+from netmiko.cisco.cisco_ios import CiscoIosSSH
+from netmiko.exceptions import NetmikoAuthenticationException, NetmikoTimeoutException
+
+from collector.command_results import CommandResult
+from collector.hostkeys import (HostKeyError, KnownHosts, KnownHostsFileError, apply_host_key_policy,
+                                explain_bad_host_key)
+from collector.inventory import Host
+from collector.sessions.errors import (AuthenticationFailed, CommandRefused, CommandTimeout, CommandUnauthorized,
+                                       ConnectFailed, HostKeyRejected, KnownHostsUnusable, LinesBusy,
+                                       SessionDropped, SessionError)
+from collector.sessions.prompts import (_ANY_PROMPT, _ENABLE_ASK, _WIDTH_ANSWER, FIRST_PROMPT_NUDGE_SECONDS,
+                                        PromptReader, hostname_set_by, prompt_name, refusal_in, screen)
+
+log = logging.getLogger(__name__)
+
+# paramiko's transport thread wakes every 0.1 s on an idle connection to check for
+# closure and keepalives; with a session kept open to each of 2,000 routers that alone is
+# half a core. Data still wakes it at once; only idle checks become once a second.
+IDLE_WAKEUP_SECONDS = 1.0
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+
+class _HostKeyCheckedIos(CiscoIosSSH):
+    """netmiko's IOS driver with the tool's own host-key policy installed on its client."""
+
+    def __init__(self, *args, host_key_policy: str, known_hosts: KnownHosts, **kwargs):
+        self._collector_policy = host_key_policy
+        self._collector_known = known_hosts
+        super().__init__(*args, **kwargs)
+
+    def _build_ssh_client(self) -> paramiko.SSHClient:
+        client = super()._build_ssh_client()
+        apply_host_key_policy(client, self.host, self.port, self._collector_policy, self._collector_known)
+        return client
+
+
+class DeviceSession(PromptReader):
+    """One interactive SSH session to one router. Not thread-safe: the pool hands it to
+    one thread at a time.
+
+    Login: netmiko builds the SSH client (ssh_config, jump hosts, host-key policy, its
+    error mapping) and opens the shell; everything after that (the first prompt, terminal
+    set-up, `enable`) goes through the lean reader, which returns as soon as the prompt
+    stands at the end, instead of netmiko's session preparation with its fixed sleeps.
+
+    Reading the channel up to the prompt is `PromptReader`'s (prompts.py); this class
+    logs in, runs commands and configuration, and closes.
+
+    Invariants: `prompt_name` is the router's whole hostname as it printed it; after a
+    `CommandTimeout` the session is "unsettled" until `settle()` has read the prompt back
+    (done automatically before the next command)."""
+
+    def __init__(self, host: Host, known_hosts: KnownHosts):
+        self.host = host
+        self._known_hosts = known_hosts
+        self._conn: CiscoIosSSH | None = None
+        PromptReader.__init__(self)
+
+    # -- connecting -------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Connect, authenticate, enter enable mode. Retries transient failures with
+        backoff; never retries a refused password, a changed host key or an unusable
+        known_hosts file.
+
+        Raises:
+            AuthenticationFailed, HostKeyRejected, KnownHostsUnusable: at once.
+            ConnectFailed, LinesBusy: after the host's retries."""
+        opts = self.host.options
+        attempts = max(1, opts.retries + 1)
+        delay = 0.5
+        for attempt in range(1, attempts + 1):
+            try:
+                self._connect_once()
+                return
+            except (AuthenticationFailed, HostKeyRejected, KnownHostsUnusable):
+                raise
+            except SessionError as exc:
+                if attempt == attempts:
+                    raise
+                log.info("%s: connect attempt %d failed (%s); retrying in %.1fs", self.host.name, attempt, exc.reason, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 8.0)
+
+    def _connect_once(self) -> None:
+        host, opts = self.host, self.host.options
+        params = dict(
+            host=host.hostname,
+            port=host.port,
+            username=host.username or "",
+            password=host.password.reveal() if host.password else "",
+            secret=host.secret.reveal() if host.secret else "",
+            conn_timeout=opts.conn_timeout,
+            auth_timeout=opts.auth_timeout,
+            banner_timeout=opts.banner_timeout,
+            fast_cli=True,
+            allow_agent=False,
+            use_keys=False,
+            ssh_config_file=str(opts.ssh_config_file) if opts.ssh_config_file else None,
+            device_type=host.platform,
+            auto_connect=False,  # netmiko's session preparation sleeps; ours reads the prompt
+        )
+        try:
+            conn = _HostKeyCheckedIos(host_key_policy=opts.host_key_policy, known_hosts=self._known_hosts, **params)
+            conn._modify_connection_params()
+            conn.establish_connection()
+        except paramiko.BadHostKeyException as exc:
+            raise HostKeyRejected(host.name, str(explain_bad_host_key(exc, host.hostname, host.port))) from None
+        except KnownHostsFileError as exc:
+            raise KnownHostsUnusable(host.name, str(exc)) from None
+        except HostKeyError as exc:  # changed, or unknown under the strict policy
+            raise HostKeyRejected(host.name, str(exc)) from None
+        except NetmikoAuthenticationException:
+            raise AuthenticationFailed(host.name, "authentication failed (username or password refused)") from None
+        except NetmikoTimeoutException as exc:
+            raise connect_error(self.host, str(exc)) from None
+        except (EOFError, OSError, paramiko.SSHException, ValueError) as exc:
+            raise connect_error(self.host, str(exc) or type(exc).__name__) from None
+        self._conn = conn
+        self._channel = conn.remote_conn
+        try:
+            self._prepare_terminal()
+        except SessionError:
+            self.close()
+            raise
+        _quiet_idle_transport(conn.remote_conn)
+
+    def _prepare_terminal(self) -> None:
+        """First prompt, terminal width and length, enable: each answered as soon as the
+        prompt is back. The prompt is learned from the answer to `terminal width`, where
+        only the echo precedes it, so a login banner line ending in `#` or `>` is never
+        taken for it."""
+        name, timeout = self.host.name, self.host.options.read_timeout
+        try:
+            try:
+                self._read(_ANY_PROMPT, min(FIRST_PROMPT_NUDGE_SECONDS, timeout), "the first prompt")
+            except CommandTimeout:  # some images print the prompt only after a Return
+                self._unsettled = None
+                self._send(b"\n", "login")
+                self._read(_ANY_PROMPT, timeout, "the first prompt")
+            self._send(b"terminal width 511\n", "terminal width 511")
+            answer = screen(self._read(_WIDTH_ANSWER, timeout, "terminal width 511"))
+            last_line = answer.rsplit("\n", 1)[-1]
+            learned = prompt_name(last_line)
+            if learned is None:
+                raise ConnectFailed(name, f"unrecognised prompt after login: {last_line[-80:]!r}")
+            self._set_prompt_name(learned)
+            self._exchange("terminal length 0", timeout)
+            if self.host.secret and self._last_prompt.endswith(">"):
+                self._enable(timeout)
+        except SessionDropped:
+            raise LinesBusy(name, "session closed before a prompt (all vty lines busy?)") from None
+        except CommandTimeout as exc:
+            raise ConnectFailed(name, f"no prompt within {timeout:.0f}s after login ({exc.reason})") from None
+
+    def _enable(self, timeout: float) -> None:
+        """Only a refused secret is an AuthenticationFailed; a timeout or a drop here is a
+        transient failure of the login like any other."""
+        name = self.host.name
+        asked = re.compile(f"{_ENABLE_ASK.pattern}|{self._prompt.pattern}")  # type: ignore[union-attr]
+        self._send(b"enable\n", "enable")
+        reply = screen(self._read(asked, timeout, "enable"))
+        if _ENABLE_ASK.search(reply):
+            self._send(self.host.secret.reveal().encode() + b"\n", "the enable secret")  # type: ignore[union-attr]
+            reply = screen(self._read(asked, timeout, "the enable secret"))
+            if _ENABLE_ASK.search(reply):  # asked again: the secret was refused
+                raise AuthenticationFailed(name, "enable failed (enable secret refused)")
+        last = reply.rsplit("\n", 1)[-1].strip()
+        if not last.endswith("#"):
+            raise AuthenticationFailed(name, f"enable failed (prompt still {last[-40:]!r})")
+        self._last_prompt = last
+
+    @property
+    def prompt(self) -> str:
+        """The prompt line that ended the last exchange (`name#`, `name(config)#`, ...)."""
+        return self._last_prompt
+
+    @property
+    def is_open(self) -> bool:
+        ch = self._channel
+        return ch is not None and not ch.closed and ch.get_transport() is not None and ch.get_transport().is_active()
+
+    def close(self) -> None:
+        """`exit` (frees the vty line at once on the router), then close the transport.
+        netmiko's own disconnect looks for config mode first, which costs sleeps.
+
+        Raises:
+            Nothing: a failure while closing a dead session is logged at debug level,
+                never raised over the error that killed it.
+        """
+        conn, channel, self._conn, self._channel = self._conn, self._channel, None, None
+        if conn is None:
+            return
+        try:
+            if channel is not None and not channel.closed and self._unsettled is None:
+                channel.sendall(b"exit\n")
+        except Exception:  # closing a dead session must never mask the real error
+            log.debug("%s: error while closing", self.host.name, exc_info=True)
+        try:
+            conn.paramiko_cleanup()
+        except Exception:
+            log.debug("%s: error while closing", self.host.name, exc_info=True)
+
+    # -- commands ---------------------------------------------------------------------
+
+    def run(self, command: str, *, read_timeout: float | None = None, check: bool = True) -> CommandResult:
+        """Run one command and return its output (echo and prompt removed).
+
+        `read_timeout` is absolute for the whole output; a long `show logging` needs a
+        generous one.
+
+        Raises:
+            CommandUnauthorized: with `check`, AAA refused the line.
+            CommandRefused: with `check`, IOS refused the line (output on the exception).
+            CommandTimeout: no prompt in time; the next use settles the session first.
+            SessionDropped: the session is gone (also when a previous timeout never settled)."""
+        if "\n" in command or "\r" in command:
+            raise ValueError("one command line at a time")
+        if self._channel is None:
+            raise SessionDropped(self.host.name, "session is not open", command=command)
+        if self._unsettled is not None:
+            self.settle()
+        timeout = read_timeout if read_timeout is not None else self.host.options.read_timeout
+        started = _utcnow()
+        text = self._exchange(command, timeout)
+        ended = _utcnow()
+        if check:
+            refusal = refusal_in(text)
+            if refusal is not None:
+                kind = CommandUnauthorized if refusal.startswith("Command authorization") else CommandRefused
+                raise kind(self.host.name, f"router refused {command!r}: {refusal}", output=text, command=command)
+        return CommandResult(self.host.name, command, text, started, ended)
+
+    def configure(self, lines: Sequence[str], *, read_timeout: float | None = None) -> list[CommandResult]:
+        """`configure terminal`, the lines, `end` (sent even on failure). A refused line
+        stops the run: the lines after it are not sent. A `hostname` line changes the
+        prompt: both names are accepted until `end` shows which one the router took.
+
+        Raises:
+            CommandUnauthorized, CommandRefused: a line was refused (the exception names it).
+            CommandTimeout, SessionDropped: as for `run`."""
+        outputs: list[CommandResult] = []
+        renamed = failed = False
+        try:
+            outputs.append(self.run("configure terminal", read_timeout=read_timeout))
+            for line in lines:
+                new_name = hostname_set_by(line)
+                if new_name is not None:
+                    self._set_prompt_name(self.prompt_name, new_name)
+                    renamed = True
+                outputs.append(self.run(line, read_timeout=read_timeout))
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            try:
+                if self._channel is not None:  # `run` settles a timed-out line first
+                    outputs.append(self.run("end", read_timeout=read_timeout, check=False))
+                    if renamed:
+                        self._relearn_prompt()
+            except SessionError:
+                if not failed:  # otherwise the first failure is the one to report
+                    raise
+        return outputs
+
+
+def connect_error(host: Host, text: str) -> SessionError:
+    """The session error a failed login's text means (netmiko and paramiko say it in prose)."""
+    low = text.lower()
+    name = host.name
+    if "host key" in low and ("not match" in low or "changed" in low):
+        return HostKeyRejected(name, _first_line(text))
+    if "busy" in low or "session limit" in low:
+        return LinesBusy(name, "all vty lines busy (session limit reached)")
+    if "connection refused" in low or "tcp connection to device failed" in low:
+        # IOS answers an SSH login with a reset when every vty line is in use, exactly as
+        # a closed port does: say both.
+        return ConnectFailed(name, f"connection refused at {host.hostname}:{host.port} "
+                                   "(port closed, or all vty lines busy)")
+    if "timed out" in low or "timeout" in low:
+        return ConnectFailed(name, f"timed out connecting to {host.hostname}:{host.port}")
+    # A connection reset or closed right after login, before any prompt, is what a
+    # router with all vty lines in use does to an extra SSH login.
+    if "reset by peer" in low:
+        return LinesBusy(name, "connection reset before a prompt (all vty lines busy?)")
+    if "eof" in low or "socket is closed" in low or "not open" in low or "no existing session" in low:
+        return LinesBusy(name, "session closed before a prompt (all vty lines busy?)")
+    return ConnectFailed(name, _first_line(text))
+
+
+def _quiet_idle_transport(channel: paramiko.Channel) -> None:
+    transport = channel.get_transport()
+    sock = getattr(transport, "sock", None)
+    if sock is not None and hasattr(sock, "settimeout"):
+        sock.settimeout(IDLE_WAKEUP_SECONDS)
+
+
+def _first_line(text: str) -> str:
+    for line in text.strip().splitlines():
+        if line.strip():
+            return line.strip()[:200]
+    return "unknown error"

@@ -1,0 +1,231 @@
+"""Prompts and the lean reader: what ends an IOS command's output, read off the channel.
+
+Write a line, read until the device prompt stands at the very end of the buffer and
+nothing more is waiting: no fixed sleeps, and a prompt-looking line inside a long output
+never ends it. The prompt is learned from what the router prints (the whole hostname, up
+to 63 characters, in exec mode; its first 20 before `(config...)#`)."""
+
+from __future__ import annotations
+
+import codecs
+import re
+import socket
+import time
+
+import paramiko
+
+from collector.inventory import Host
+from collector.sessions.errors import CommandTimeout, SessionDropped
+
+# What IOS prints when it refuses a command line, in exec and configuration mode; AAA
+# command authorization prints its refusal without a `%`.
+_REFUSED = re.compile(
+    r"^(?:% ?(Invalid input detected|Incomplete command|Ambiguous command|Unknown command)"
+    r"|(Command authorization failed))", re.M)
+_PAGER = "--More--"
+# What IOS sends to wipe the pager marker: spaces and backspaces ending on a backspace.
+# The marker stands at the start of a line, so after the wipe the next line (or the
+# prompt) starts there.
+_ERASE = re.compile(r"[ \x08]+\x08")
+_TAIL = 512  # bytes of the buffer end searched for the prompt
+
+# A timed-out command is given at least this long (or twice its own timeout) to bring
+# the prompt back before the session is given up.
+MIN_SETTLE_SECONDS = 10.0
+
+# -- prompts ----------------------------------------------------------------------------
+
+# What IOS accepts as a hostname (letters, digits, dots, dashes; 63 at most). Only a
+# learned name of this shape is ever put into a pattern.
+_HOSTNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+# IOS prints the whole hostname in exec mode but only its first 20 characters before
+# `(config...)#` (netmiko cuts its base prompt to 16 for that reason, which then matches
+# no exec prompt of a longer name).
+CONFIG_PROMPT_CHARS = 20
+_MODE = r"\([A-Za-z0-9_.:/ -]+\)"
+# Any last line that ends like a prompt: used only at login, before the name is known.
+_ANY_PROMPT = re.compile(r"(?:^|\n)[^\n]{1,120}[>#] ?$")
+# The answer to `terminal width 511`: its echo, then a prompt at the end.
+_WIDTH_ANSWER = re.compile(r"width 511[^\n]*\n(?:[^\n]*\n)*?[^\n]*[>#] ?$")
+FIRST_PROMPT_NUDGE_SECONDS = 2.0  # no prompt by then: send a Return, as a person would
+_ENABLE_ASK = re.compile(r"(?:^|\n)[^\n]*[Pp]assword: ?$")
+_HOSTNAME_LINE = re.compile(r"^\s*(no\s+)?hostname(?:\s+(\S+))?\s*$", re.I)
+IOS_DEFAULT_HOSTNAME = "Router"
+
+
+def prompt_pattern(*names: str) -> re.Pattern[str]:
+    """The prompt of a router called any of `names`, in exec and configuration modes,
+    standing at the end of the text.
+
+    Raises:
+        Nothing: names are escaped, any text makes a valid pattern.
+    """
+    alternatives = []
+    for name in dict.fromkeys(names):
+        alternatives.append(re.escape(name) + f"(?:{_MODE})?")
+        short = name[:CONFIG_PROMPT_CHARS]
+        if short != name:
+            alternatives.append(re.escape(short) + _MODE)
+    return re.compile(r"(?:^|\n)(?:" + "|".join(alternatives) + r")[>#] ?$")
+
+
+def prompt_name(line: str) -> str | None:
+    """The hostname in a prompt line (`name>`, `name#`, `name(config)#`), or None when
+    the line is not the prompt of a valid IOS hostname.
+
+    Raises:
+        Nothing: a line that is no prompt gives None.
+    """
+    line = line.strip()
+    if not line or line[-1] not in ">#":
+        return None
+    name = re.sub(_MODE + "$", "", line[:-1])
+    return name if _HOSTNAME.fullmatch(name) else None
+
+
+def hostname_set_by(line: str) -> str | None:
+    """The hostname a configuration line sets (`hostname X`, `no hostname`), if any."""
+    match = _HOSTNAME_LINE.match(line)
+    if not match:
+        return None
+    if match.group(1):
+        return IOS_DEFAULT_HOSTNAME
+    name = match.group(2)
+    return name if name and _HOSTNAME.fullmatch(name) else None
+
+
+def screen(text: str) -> str:
+    """Text as the screen shows it: no CR, pager wipes applied."""
+    return _ERASE.sub("", text.replace("\r", ""))
+
+
+def refusal_in(output: str) -> str | None:
+    """The refusal IOS printed in a command's output (`Invalid input detected`,
+    `Command authorization failed`, ...), or None when the line was accepted.
+
+    Raises:
+        Nothing: an accepted line gives None.
+    """
+    match = _REFUSED.search(output)
+    return (match.group(1) or match.group(2)) if match else None
+
+
+class PromptReader:
+    """Reads one router's shell channel up to its prompt. The base of `DeviceSession`,
+    which owns the channel (`_channel`) and `close()`; not thread-safe, like the session.
+
+    State: `_prompt` the learned prompt pattern, `_last_prompt` the prompt line that
+    ended the last exchange, `prompt_name` the hostname, `_unsettled` (buffer tail,
+    settle timeout) after a `CommandTimeout` until `settle()` has read the prompt back."""
+
+    host: Host  # set by the session
+
+    def __init__(self) -> None:
+        self._channel: paramiko.Channel | None = None
+        self._prompt: re.Pattern[str] | None = None
+        self._last_prompt = ""  # the prompt line that ended the last exchange
+        self.prompt_name = ""
+        self._unsettled: tuple[str, float] | None = None  # (buffer tail, settle timeout) after a timeout
+
+    def close(self) -> None:  # the session's: a lost channel closes it
+        raise NotImplementedError
+
+    def _set_prompt_name(self, name: str, *also: str) -> None:
+        self.prompt_name = name
+        self._prompt = prompt_pattern(name, *also)
+
+    def _relearn_prompt(self) -> None:
+        learned = prompt_name(self._last_prompt)
+        if learned is not None:
+            self._set_prompt_name(learned)
+
+    def settle(self, timeout: float | None = None) -> str:
+        """After a CommandTimeout: read until the prompt returns, and return what came
+        (the late rest of the timed-out command's output). A no-op when settled.
+
+        Raises:
+            SessionDropped: the prompt did not come back in time; the session is closed."""
+        if self._unsettled is None:
+            return ""
+        if self._channel is None:
+            self._unsettled = None
+            raise SessionDropped(self.host.name, "session is not open")
+        tail, default_timeout = self._unsettled
+        timeout = default_timeout if timeout is None else timeout
+        try:
+            late = self._read(self._prompt, timeout, "the prompt after a timed-out command", tail=tail)  # type: ignore[arg-type]
+        except CommandTimeout:
+            self._unsettled = None
+            self.close()
+            raise SessionDropped(self.host.name, f"no prompt {timeout:.0f}s after a timed-out command; session closed") from None
+        self._unsettled = None
+        return screen(late)
+
+    def _send(self, data: bytes, what: str, command: str | None = None) -> None:
+        try:
+            self._channel.sendall(data)  # type: ignore[union-attr]
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            self.close()
+            raise SessionDropped(self.host.name, f"session lost during {what}: {exc or type(exc).__name__}",
+                                 command=command) from None
+
+    def _exchange(self, command: str, timeout: float) -> str:
+        self._send((command + "\n").encode(), repr(command), command)
+        raw = self._read(self._prompt, timeout, repr(command), command=command)  # type: ignore[arg-type]
+        return self._clean(command, raw)
+
+    def _read(self, done: re.Pattern[str], timeout: float, what: str, *, tail: str = "",
+              command: str | None = None) -> str:
+        """Read until `done` matches the end of what the screen shows and nothing more is
+        waiting. `tail` is text already received (when settling after a timeout)."""
+        channel = self._channel
+        assert channel is not None
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        chunks: list[str] = []
+        deadline = time.monotonic() + timeout
+        try:
+            if tail and done.search(screen(tail)) and not channel.recv_ready():
+                return ""
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    self._unsettled = (tail, max(2 * timeout, MIN_SETTLE_SECONDS))
+                    raise CommandTimeout(self.host.name, f"no prompt after {timeout:.0f}s for {what}",
+                                         output="".join(chunks), command=command)
+                channel.settimeout(remaining)
+                try:
+                    data = channel.recv(65536)
+                except socket.timeout:
+                    continue
+                if not data:
+                    self.close()
+                    raise SessionDropped(self.host.name, f"session closed during {what}", output="".join(chunks),
+                                         command=command)
+                piece = decoder.decode(data)
+                tail = (tail + piece)[-_TAIL:]
+                if _PAGER in tail:  # a pager despite `terminal length 0`: page on, drop the marker
+                    channel.sendall(b" ")
+                    piece = piece.replace(_PAGER, "")
+                    tail = tail.replace(_PAGER, "")
+                chunks.append(piece)
+                match = done.search(screen(tail))
+                if match and not channel.recv_ready():
+                    self._last_prompt = match.group(0).strip()
+                    break
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            self.close()
+            raise SessionDropped(self.host.name, f"session lost during {what}: {exc or type(exc).__name__}",
+                                 output="".join(chunks), command=command) from None
+        return "".join(chunks)
+
+    def _clean(self, command: str, raw: str) -> str:
+        text = raw.replace("\r\n", "\n").replace("\r", "")
+        text = _ERASE.sub("", text.replace(_PAGER, ""))  # a marker split over two reads is whole only here
+        first, sep, rest = text.partition("\n")
+        if command.strip() and first.strip().endswith(command.strip()[-40:]):
+            text = rest  # the router's echo of the command line
+        assert self._prompt is not None
+        match = self._prompt.search(text)
+        if match:
+            text = text[: match.start()] + ("\n" if match.group(0).startswith("\n") else "")
+        return text
