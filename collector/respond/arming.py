@@ -1,0 +1,241 @@
+"""Arming a router, and joining one already armed, through the step ledger: each step is
+recorded `pending` in the state store BEFORE it is sent and `applied` after, so whatever
+happens next (failure, SIGTERM, crash) the disarm finds every change to undo.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from collector.core.results import ArmResult, DisarmResult, LogSnapshot, RouterChange
+from collector.core.states import StepScope, StepStatus
+from collector.core.steps import Step
+from collector.inventory import Host
+from collector.respond.base import (
+    NO_LOGGING,
+    VERIFY_DEBUGS,
+    ResponderBase,
+    change_record,
+    is_applet_step,
+)
+from collector.respond.deadman import DeadmanError, build_applet
+from collector.respond.debugstate import parse_debug_state
+from collector.respond.facts import DeviceProfile, PeerAddress, Preflight, PreflightRefused, run_checked
+from collector.respond.plan import ArmPlan, PlanError, build_arm_plan
+from collector.sessions import RouterSession, SessionError
+from collector.timeutil import utcnow
+
+VTY_KEEP_FREE = 1  # a router with this few free vty lines after arming gets its session closed
+
+
+class ArmStopped(Exception):
+    """A step failed while arming: the changes so far and why."""
+
+    def __init__(self, changes: list[RouterChange], reason: str):
+        super().__init__(reason)
+        self.changes = changes
+        self.reason = reason
+
+
+class Arming(ResponderBase):
+    """The Responder's arm, join and dry-run plan (a mixin: `Responder` is the class to use).
+
+    Threads and locks: as `ResponderBase`; `_lock` is taken only to read or extend
+    `_deadlines`. The caller must not arm or join one router from two threads at once.
+
+    Invariants: every step is in the store as `pending` before its first command is sent;
+    an arm or join that stops half-way undoes what it applied (through `disarm`, from
+    `Disarming`) before it returns; a join re-enters the dead-man applet first, so its
+    countdown and undo list cover the new steps before they exist on the router.
+    """
+
+    if TYPE_CHECKING:  # provided by `Disarming` in the composed `Responder`
+        def disarm(self, host: Host, incident_id: str | None = None, *, verify: bool = True) -> DisarmResult: ...
+
+    def _plan(self, host: Host, peer: PeerAddress, incident_id: str, window: timedelta, profile: DeviceProfile,
+              checked: Preflight, session: RouterSession) -> ArmPlan:
+        facts, also = self._facts(host, peer, profile, checked.logging, session)
+        return build_arm_plan(self.playbook, facts, peer, incident_id, window, already_on=checked.debug_state,
+                              authorization_bypass=checked.authorization_bypass, with_deadman=checked.with_deadman,
+                              also_ike=also)
+
+    def plan_only(self, host: Host, peer: PeerAddress, incident_id: str, window: timedelta) -> ArmPlan:
+        """The exact plan `arm` would run, from read-only commands (for --dry-run); guards
+        report instead of refusing.
+
+        Raises:
+            SessionError: the router could not be read.
+            PlanError: no safe plan can be built."""
+        profile = self.profile(host)
+        with self.sessions.session(host) as session:
+            checked = self._preflight(session, self._own(host), read_log=False, enforce=False)
+            return self._plan(host, peer, incident_id, window, profile, checked, session)
+
+    def arm(self, host: Host, peer: PeerAddress, incident_id: str, window: timedelta) -> ArmResult:
+        """Pre-flight, the whole `show logging` (arming may empty the buffer: it is returned
+        as `pre_arm_log`), then every step of the plan, each recorded before it runs.
+
+        A refused step (`% ...` or `Command authorization failed.`) or a lost session stops
+        the arming and undoes what was applied: `armed` False with the reason. Never raises
+        for a router problem; `refused` True means a safety rule said no and nothing was sent.
+
+        Raises:
+            StateStoreError: the state store could not record a step before it was sent,
+                or could not be read; the caller stops (an armed router must not be forgotten).
+        """
+        own = self._own(host)
+        checked: Preflight | None = None
+        try:
+            profile = self.profile(host)
+            with self.sessions.session(host) as session:
+                checked = self._preflight(session, own, read_log=True, enforce=True)
+                plan = self._plan(host, peer, incident_id, window, profile, checked, session)
+                changes = self._apply(session, host, incident_id, list(enumerate(plan.steps)))
+        except (PreflightRefused, PlanError) as exc:
+            return ArmResult(host.name, False, refused=True, error=f"not armed: {exc}",
+                             pre_arm_log=checked.log if checked else None)
+        except ArmStopped as exc:
+            return self._arm_failed(host, incident_id, exc.reason, exc.changes, checked)
+        except SessionError as exc:
+            return self._arm_failed(host, incident_id, exc.reason, [], checked)
+        if plan.deadman is not None:
+            with self._lock:
+                self._deadlines[host.name] = utcnow() + timedelta(seconds=plan.deadman.countdown_seconds)
+        if checked.vty_lines is not None and checked.vty_in_use is not None \
+                and checked.vty_lines - checked.vty_in_use <= VTY_KEEP_FREE:
+            # The applet's CLI actions need a free line when it fires: do not sit on ours.
+            discard = getattr(self.sessions, "discard", None)
+            if discard is not None:
+                discard(host.name)
+        return ArmResult(host.name, True, changes=tuple(changes), armed_at=utcnow(), pre_arm_log=checked.log,
+                         skipped=plan.skipped, stale_applets=checked.stale_applets, notes=checked.notes)
+
+    def _arm_failed(self, host: Host, incident_id: str, reason: str, changes: list[RouterChange],
+                    checked: Preflight | None) -> ArmResult:
+        """Undo what a failed arm applied; the result says both."""
+        error = f"arming failed: {reason}"
+        if self.store.armed_steps(host.name, incident_id):
+            undo = self.disarm(host, incident_id, verify=False)
+            changes = changes + list(undo.changes)
+            error += "; what was applied is undone" if undo.error is None else f"; undo incomplete: {undo.error}"
+        return ArmResult(host.name, False, error=error, changes=tuple(changes),
+                         pre_arm_log=checked.log if checked else None,
+                         stale_applets=checked.stale_applets if checked else ())
+
+    def _apply(self, session: RouterSession, host: Host, incident_id: str,
+               steps: list[tuple[int, Step]]) -> list[RouterChange]:
+        """Run steps in order, each recorded as pending BEFORE it is sent, applied after.
+
+        Raises:
+            ArmStopped: a step was refused or its session failed (it is marked failed:
+                possibly half-applied, so its undo still runs)."""
+        changes: list[RouterChange] = []
+        for index, step in steps:
+            self.store.begin_step(incident_id, host.name, index, step)
+            try:
+                note = self._send(session, step.mode, step.do)
+            except SessionError as exc:
+                self.store.set_step_status(incident_id, host.name, index, StepStatus.FAILED, exc.reason)
+                changes.append(change_record(host, incident_id, index, step, StepStatus.FAILED, exc.reason))
+                raise ArmStopped(changes, exc.reason) from None
+            self.store.set_step_status(incident_id, host.name, index, StepStatus.APPLIED)
+            changes.append(change_record(host, incident_id, index, step, StepStatus.APPLIED, note))
+        return changes
+
+    def join(self, host: Host, peer: PeerAddress, incident_id: str, window: timedelta, *,
+             holder_incident_id: str) -> ArmResult:
+        """Arm a router that incident `holder_incident_id` already armed, for one more flow.
+
+        Sends only what this flow lacks: its `debug crypto condition peer` and the IKE
+        debug of its tunnel when the router was armed for the other IKE version (ikev2 on
+        a hub armed for isakmp, and the reverse). First the dead-man applet is re-entered
+        with a countdown that covers this flow's window and with the undo of the new steps
+        (re-entering `event manager applet NAME` edits it and re-registers the countdown).
+        The log is read first (`pre_arm_log`): debug lines already there were printed for
+        the other flow, before this one was armed.
+        When nothing of the holder's is recorded on the router, it arms fully (`arm`) and
+        says so in `notes` (`joined` False). The caller must not run an arm and a join of
+        one router at the same time.
+        Failure undoes this flow's steps; never raises for a router problem.
+
+        Raises:
+            StateStoreError: as `arm`.
+        """
+        if not self.store.armed_steps(host.name, holder_incident_id):
+            # Nothing of the holder's is recorded here (its arm failed, was refused, or has
+            # not started): joining would arm debugs without the logging change and the
+            # dead-man applet. Arm fully instead.
+            result = self.arm(host, peer, incident_id, window)
+            note = f"{host.name} was not armed by incident {holder_incident_id}: armed for this flow on its own"
+            return ArmResult(result.router, result.armed, joined=False, refused=result.refused, error=result.error,
+                             changes=result.changes, armed_at=result.armed_at, pre_arm_log=result.pre_arm_log,
+                             skipped=result.skipped, stale_applets=result.stale_applets,
+                             notes=result.notes + (note,))
+        grace = self.playbook.guards.deadman_grace
+        snapshot = None
+        try:
+            profile = self.profile(host)
+            with self.sessions.session(host) as session:
+                log_out = run_checked(session, "show logging", read_timeout=max(host.options.read_timeout, 300.0))
+                snapshot = LogSnapshot(host.name, log_out.text, log_out.ended)
+                debugging = run_checked(session, VERIFY_DEBUGS).text
+                conditions = self._read_conditions(session)
+                state = parse_debug_state(debugging, conditions)
+                facts, also = self._facts(host, peer, profile, NO_LOGGING, session)
+                plan = build_arm_plan(self.playbook, facts, peer, incident_id, window, already_on=state,
+                                      with_deadman=False, include_logging=False, also_ike=also)
+                steps = list(plan.steps)
+                applet = self._reentered_applet(host, steps, window + grace) if steps else None
+                if applet is not None:
+                    steps.insert(0, applet)
+                changes = self._apply(session, host, incident_id, list(enumerate(steps)))
+        except PlanError as exc:
+            return ArmResult(host.name, False, joined=True, refused=True, error=f"not armed: {exc}",
+                             pre_arm_log=snapshot)
+        except ArmStopped as exc:
+            failed = self._arm_failed(host, incident_id, exc.reason, exc.changes, None)
+            return ArmResult(host.name, False, joined=True, error=failed.error, changes=failed.changes,
+                             pre_arm_log=snapshot)
+        except SessionError as exc:
+            failed = self._arm_failed(host, incident_id, exc.reason, [], None)
+            return ArmResult(host.name, False, joined=True, error=failed.error, changes=failed.changes,
+                             pre_arm_log=snapshot)
+        notes = () if applet is not None or not plan.steps else (
+            f"no dead-man applet of incident {holder_incident_id} recorded on {host.name}: countdown not extended",)
+        return ArmResult(host.name, True, joined=True, changes=tuple(changes), armed_at=utcnow(),
+                         skipped=plan.skipped, notes=notes, pre_arm_log=snapshot)
+
+    def _reentered_applet(self, host: Host, new_steps: list[Step], cover: timedelta) -> Step | None:
+        """The step that re-enters the router's dead-man applet: a countdown lasting until
+        the later of its current deadline and now + `cover`, and the undo of `new_steps`
+        first, then that of every step recorded on the router. None when no applet is
+        recorded (armed without one). Its undo is empty: removing the applet is the
+        original install step's undo.
+
+        Raises:
+            PlanError: the applet cannot be built."""
+        recorded = self.store.armed_steps(host.name)
+        applets = [a for a in recorded if is_applet_step(a.step)]
+        if not applets:
+            return None
+        latest = max(applets, key=lambda a: a.updated_at)
+        header = latest.step.do[0]
+        name = header.split()[3]
+        previous_actions = sum(1 for line in latest.step.do if line.startswith(" action "))
+        others = sorted((a for a in recorded if not is_applet_step(a.step) and a.step.undo),
+                        key=lambda a: (a.incident_id, a.index), reverse=True)
+        undo = [(s.mode, s.undo) for s in reversed(new_steps)] + [(a.step.mode, a.step.undo) for a in others]
+        now = utcnow()
+        with self._lock:
+            deadline = max(self._deadlines.get(host.name, now), now + cover)
+            self._deadlines[host.name] = deadline
+        countdown = math.ceil((deadline - now).total_seconds())
+        try:
+            applet = build_applet(name, countdown, undo, authorization_bypass=header.endswith("authorization bypass"),
+                                  replaces_actions=previous_actions)
+        except DeadmanError as exc:
+            raise PlanError(str(exc)) from None
+        return Step(do=applet.config_lines, undo=(), mode="config", scope=StepScope.ROUTER,
+                    why=f"dead-man switch re-entered: fires in {countdown}s, also undoes this flow's steps")
