@@ -1,0 +1,190 @@
+"""DMVPN per flow: NHRP cache layouts (real captures) and the static/dynamic decision."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from collector.cryptoconfig import Recovery, TunnelKind, classify_config
+from collector.nhrp import flow_mapping, parse_nhrp, parse_show_dmvpn, parse_show_ip_nhrp
+
+REAL = Path(__file__).resolve().parents[1] / "fixtures" / "real"
+
+
+def _read(rel: str) -> str:
+    return (REAL / rel).read_text(encoding="utf-8")
+
+
+# -- layouts -----------------------------------------------------------------------------------
+
+
+def test_show_ip_nhrp_genie_xe_entries() -> None:
+    entries = parse_show_ip_nhrp(_read("show_ip_nhrp/xe_genie.txt"))
+    assert [(e.target, e.interface, e.type, e.nbma) for e in entries] == [
+        ("100.0.0.2/32", "Tunnel100", "dynamic", "103.1.1.1"),
+        ("100.0.0.100/32", "Tunnel100", "static", "101.1.1.1"),
+        ("123.1.1.0/24", "Tunnel100", "dynamic", "103.1.1.1"),
+        ("100.0.0.1/32", "Tunnel100", "dynamic", "102.1.1.1"),
+        ("111.0.0.100/32", "Tunnel111", "static", "111.1.1.1"),
+    ]
+    assert entries[0].flags == ("router", "nhop", "rib")
+    assert entries[1].flags == ()  # `Type: static, Flags:` with nothing after it
+    assert entries[1].lines == ((6, "100.0.0.100/32 via 100.0.0.100"), (7, "Tunnel100 created 10w2d, never expire"),
+                                (8, "Type: static, Flags:"), (9, "NBMA address: 101.1.1.1"))
+
+
+def test_show_ip_nhrp_phase3_spoke_and_hub_registrations() -> None:
+    spoke = parse_nhrp(_read("show_ip_nhrp/ios_phase3_spoke_excerpt.txt"))
+    assert [(e.target, e.type, e.nbma, " ".join(e.flags)) for e in spoke] == [
+        ("172.16.1.1/32", "dynamic", "202.100.2.1", "router unique local"),
+        ("172.16.1.2/32", "dynamic", "202.100.3.1", "router nhop rib"),
+        ("172.16.1.100/32", "static", "202.100.1.100", "used"),
+        ("192.168.2.0/24", "dynamic", "202.100.2.1", "router unique local"),
+        ("192.168.3.0/24", "dynamic", "202.100.3.1", "router used rib"),
+    ]
+    hub = parse_nhrp(_read("show_ip_nhrp/ios_hub_registered_excerpt.txt"))
+    assert [(e.target, e.interface, e.type, e.nbma, e.flags) for e in hub] == [
+        ("10.15.0.2/32", "Tunnel15", "dynamic", "100.4.0.27", ("unique", "registered", "used", "nhop")),
+        ("10.15.0.28/32", "Tunnel15", "dynamic", "100.5.0.28", ("unique", "registered", "used", "nhop")),
+    ]
+
+
+def test_claimed_nbma_behind_nat_and_one_line_header() -> None:
+    text = ("10.0.0.11/32 via 10.0.0.11, Tunnel0 created 00:00:08, expire 01:59:51\n"
+            "   Type: dynamic, Flags: unique registered used nhop\n"
+            "   NBMA address: 198.51.100.20\n"
+            "    (Claimed NBMA address: 10.251.0.3)\n")
+    (entry,) = parse_show_ip_nhrp(text)
+    assert (entry.interface, entry.nbma, entry.claimed_nbma) == ("Tunnel0", "198.51.100.20", "10.251.0.3")
+    assert entry.reaches("198.51.100.20") and entry.reaches("10.251.0.3") and not entry.reaches("10.0.0.11")
+
+
+def test_show_dmvpn_rows_continuations_and_wrapped_ipv6_nbma() -> None:
+    rows = parse_nhrp(_read("show_dmvpn/xe_genie1.txt"))
+    assert [(e.interface, e.nbma, e.target, e.type, e.flags) for e in rows] == [
+        ("Tunnel84", "172.30.84.1", "172.29.0.1", "static", ("SC",)),
+        ("Tunnel90", "172.29.0.1", "172.30.90.1", "static", ("S",)),
+        ("Tunnel90", "172.29.0.2", "172.30.90.2", "static", ("S",)),
+        ("Tunnel90", "172.29.0.2", "172.30.90.25", "static", ("S",)),
+        ("Tunnel90", "172.29.134.1", "172.30.72.72", "dynamic", ("DT2",)),
+        ("Tunnel90", "172.29.134.1", "172.30.72.72", "dynamic", ("DT1",)),
+    ]
+    hub = parse_show_dmvpn(_read("show_dmvpn/xe_genie3_hub_ipv6_nbma.txt"))
+    assert [(e.nbma, e.target, e.type) for e in hub] == [
+        ("2001:DB8:1201::122", "192.2.1.122", "dynamic"), ("2001:DB8:1202::123", "192.3.1.123", "dynamic")]
+    assert hub[0].lines[0][1] == "1 2001:DB8:1201::122"
+    ntc = parse_nhrp(_read("show_dmvpn/ios_spoke_ntc.txt"))
+    assert [(e.nbma, e.target, e.type) for e in ntc] == [
+        ("10.200.0.3", "10.253.0.1", "static"), ("10.202.0.170", "10.253.0.2", "static")]
+
+
+def test_odd_text_gives_no_entries() -> None:
+    for text in ("", "% Invalid input detected at '^' marker.", "Type: static, Flags:\nNBMA address: 1.2.3.4"):
+        assert parse_nhrp(text) == ()
+
+
+# -- the decision ------------------------------------------------------------------------------
+
+# R2 of the phase-3 capture, written to match it: hub 172.16.1.100 at NBMA 202.100.1.100.
+PHASE3_SPOKE = """hostname R2
+crypto isakmp policy 10
+ encr aes 256
+ authentication pre-share
+ group 14
+crypto isakmp key DmvpnKey address 0.0.0.0 0.0.0.0
+crypto ipsec transform-set TS esp-aes 256 esp-sha256-hmac
+ mode transport
+crypto ipsec profile DMVPN-PROF
+ set transform-set TS
+interface Tunnel0
+ ip address 172.16.1.1 255.255.255.0
+ ip nhrp map 172.16.1.100 202.100.1.100
+ ip nhrp map multicast 202.100.1.100
+ ip nhrp network-id 1
+ ip nhrp nhs 172.16.1.100
+ ip nhrp shortcut
+ tunnel source GigabitEthernet0/0
+ tunnel mode gre multipoint
+ tunnel protection ipsec profile DMVPN-PROF
+interface GigabitEthernet0/0
+ ip address 202.100.2.1 255.255.255.0
+"""
+
+# A dual-hub hub: spokes register (map multicast dynamic), the other hub is mapped statically.
+DUAL_HUB = """hostname R15
+crypto isakmp policy 10
+ authentication pre-share
+crypto isakmp key DmvpnKey address 0.0.0.0 0.0.0.0
+crypto ipsec profile DMVPN-PROF
+ set transform-set TS
+interface Tunnel15
+ ip address 10.15.0.1 255.255.255.0
+ ip nhrp map multicast dynamic
+ ip nhrp map 10.15.0.254 100.9.0.16
+ ip nhrp map multicast 100.9.0.16
+ ip nhrp network-id 15
+ ip nhrp redirect
+ tunnel source Ethernet0/1
+ tunnel mode gre multipoint
+ tunnel protection ipsec profile DMVPN-PROF
+"""
+
+
+def test_phase3_spoke_hub_flow_is_static_and_shortcut_flow_is_dynamic() -> None:
+    profile = classify_config(PHASE3_SPOKE)
+    entries = parse_nhrp(_read("show_ip_nhrp/ios_phase3_spoke_excerpt.txt"))
+    hub = flow_mapping(profile, "202.100.1.100", entries)
+    assert hub is not None and hub.mapping == "static"
+    assert (hub.tunnel.kind, hub.tunnel.recovery) == (TunnelKind.MGRE_STATIC_NHRP, Recovery.YES)
+    assert (13, "Type: static, Flags: used") in hub.nhrp_lines
+    assert "172.16.1.100/32" in hub.how and "static" in hub.how
+    spoke = flow_mapping(profile, "202.100.3.1", entries)
+    assert spoke is not None and spoke.mapping == "dynamic"
+    assert (spoke.tunnel.kind, spoke.tunnel.recovery) == (TunnelKind.MGRE_DYNAMIC_NHRP, Recovery.NO)
+    assert (9, "Type: dynamic, Flags: router nhop rib") in spoke.nhrp_lines
+    assert "Type: static" not in " ".join(t for _, t in spoke.nhrp_lines)
+
+
+def test_without_the_cache_the_config_decides() -> None:
+    profile = classify_config(PHASE3_SPOKE)
+    hub = flow_mapping(profile, "202.100.1.100", None)
+    assert hub is not None and hub.mapping == "static" and hub.nhrp_lines == ()
+    assert [e.text for e in hub.config_evidence] == ["ip nhrp map 172.16.1.100 202.100.1.100",
+                                                     "ip nhrp map multicast 202.100.1.100"]
+    other = flow_mapping(profile, "202.100.3.1", None)
+    assert other is not None and other.mapping == "dynamic" and other.tunnel.recovery is Recovery.NO
+    assert "no static NHRP mapping" in other.how
+
+
+def test_dual_hub_hub_decides_per_peer_not_per_interface() -> None:
+    profile = classify_config(DUAL_HUB)
+    # the interface alone reads as static (it has a static map): the bug this module fixes
+    assert [t.kind for t in profile.tunnels] == [TunnelKind.MGRE_STATIC_NHRP]
+    entries = parse_nhrp(_read("show_ip_nhrp/ios_hub_registered_excerpt.txt"))
+    spoke = flow_mapping(profile, "100.4.0.27", entries)
+    assert spoke is not None and spoke.mapping == "dynamic" and spoke.tunnel.recovery is Recovery.NO
+    assert "unique registered used nhop" in spoke.how
+    other_hub = flow_mapping(profile, "100.9.0.16", entries)
+    assert other_hub is not None and other_hub.mapping == "static" and other_hub.tunnel.recovery is Recovery.YES
+    assert "no entry for it now" in other_hub.how
+
+
+def test_not_a_dmvpn_flow() -> None:
+    static_map = (Path(__file__).resolve().parents[1] / "fixtures" / "configs" / "static_map.cfg").read_text()
+    assert flow_mapping(classify_config(static_map), "203.0.113.1", ()) is None
+    mixed = PHASE3_SPOKE + """crypto map VPN 10 ipsec-isakmp
+ set peer 192.0.2.50
+ set transform-set TS
+ match address 101
+interface GigabitEthernet0/1
+ crypto map VPN
+"""
+    assert flow_mapping(classify_config(mixed), "192.0.2.50", ()) is None
+    assert flow_mapping(classify_config(mixed), "202.100.3.1", ()).mapping == "dynamic"
+
+
+def test_ikev2_dmvpn_stays_unknown_even_when_static() -> None:
+    config = PHASE3_SPOKE.replace("crypto ipsec profile DMVPN-PROF\n set transform-set TS\n",
+                                  "crypto ikev2 profile IKEV2-PROF\n match identity remote address 0.0.0.0\n"
+                                  "crypto ipsec profile DMVPN-PROF\n set transform-set TS\n set ikev2-profile IKEV2-PROF\n")
+    hub = flow_mapping(classify_config(config), "202.100.1.100", None)
+    assert hub is not None and hub.mapping == "static" and hub.tunnel.recovery is Recovery.UNKNOWN_IKEV2
