@@ -118,10 +118,12 @@ _TABLE_REASON: dict[TunnelKind, str] = {
     "it has no configured peer to open an IKE SA to",
     TunnelKind.GRE_P2P_TUNNEL_PROTECTION: "GRE point-to-point with tunnel protection: the peer is "
     "the configured tunnel destination",
-    TunnelKind.MGRE_STATIC_NHRP: "mGRE with static NHRP mapping: the peers' NBMA addresses are "
-    "configured (spoke-to-spoke tunnels built from NHRP resolution are dynamic and not covered)",
-    TunnelKind.MGRE_DYNAMIC_NHRP: "mGRE with dynamic NHRP mapping: peers are learned from NHRP "
-    "registrations at run time, not configured",
+    TunnelKind.MGRE_STATIC_NHRP: "mGRE with static NHRP mapping: the peer's NBMA address is "
+    "configured (peers of the same interface learned from NHRP are dynamic and not covered; "
+    "collector/nhrp.py decides per flow)",
+    TunnelKind.MGRE_DYNAMIC_NHRP: "mGRE with dynamic NHRP mapping: the peer is learned from NHRP at "
+    "run time (a spoke's registration at its hub, or a resolution / phase-3 shortcut between "
+    "spokes), not configured",
     TunnelKind.SVTI: "static VTI: the peer is the configured tunnel destination",
     TunnelKind.DYNAMIC_VTI: "dynamic VTI (virtual template): sessions are cloned for peers that "
     "connect, like a dynamic crypto map (115801's table does not list it; treated as a dynamic map)",

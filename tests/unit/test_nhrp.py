@@ -188,3 +188,40 @@ def test_ikev2_dmvpn_stays_unknown_even_when_static() -> None:
                                   "crypto ipsec profile DMVPN-PROF\n set transform-set TS\n set ikev2-profile IKEV2-PROF\n")
     hub = flow_mapping(classify_config(config), "202.100.1.100", None)
     assert hub is not None and hub.mapping == "static" and hub.tunnel.recovery is Recovery.UNKNOWN_IKEV2
+
+
+# -- the diagnosis states the per-flow verdict with the NHRP entry as evidence ------------------
+
+
+def _recovery_findings(src: str, entries, recovery_line: str = ""):
+    from ipaddress import ip_address
+
+    from collector.detect.events import Flow
+    from collector.diagnose.checks import DiagnosisInputs, RouterSide, check_recovery
+
+    config = DUAL_HUB + recovery_line
+    rx = RouterSide("hub", config_text=config, nhrp_file="hub/09_show_ip_nhrp.txt", nhrp_entries=entries)
+    flow = Flow(router="hub", src=ip_address(src), dst=ip_address("100.9.0.15"), spi=0x1DB73BBB, prot=50)
+    return check_recovery(DiagnosisInputs(flow=flow, receiver=rx, sender=RouterSide("spoke"), occurrences=2))
+
+
+def test_check_recovery_on_a_dual_hub_hub_decides_per_flow() -> None:
+    entries = parse_nhrp(_read("show_ip_nhrp/ios_hub_registered_excerpt.txt"))
+    (spoke,) = _recovery_findings("100.4.0.27", entries)
+    assert spoke.id == "recovery-not-applicable"
+    assert spoke.title == "Invalid SPI recovery would not help for this flow (dynamic NHRP mapping)"
+    assert "NHRP entry 10.15.0.2/32" in spoke.detail and "dynamic" in spoke.detail
+    cited = [(r.file, r.line, r.text) for r in spoke.evidence]
+    assert ("hub/09_show_ip_nhrp.txt", 4, "Type: dynamic, Flags: unique registered used nhop") in cited
+    assert ("hub/09_show_ip_nhrp.txt", 5, "NBMA address: 100.4.0.27") in cited
+
+    (hub,) = _recovery_findings("100.9.0.16", entries)
+    assert hub.id == "recovery-missing"
+    assert hub.title.endswith("it would apply to this flow (static NHRP mapping)")
+    assert any(r.text == "ip nhrp map 10.15.0.254 100.9.0.16" for r in hub.evidence)
+
+    # configured: it helps the flow from the other hub, not the one from a spoke
+    (configured,) = _recovery_findings("100.9.0.16", entries, "crypto isakmp invalid-spi-recovery\n")
+    assert configured.id == "recovery-configured"
+    (no_effect,) = _recovery_findings("100.4.0.27", entries, "crypto isakmp invalid-spi-recovery\n")
+    assert no_effect.id == "recovery-cannot-help" and "dynamic NHRP mapping" in no_effect.title
