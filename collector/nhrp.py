@@ -200,24 +200,39 @@ def flow_mapping(profile: CryptoProfile, peer: str | ipaddress.IPv4Address | ipa
     entry = decided[0] if decided else None
     shown = f"NHRP entry {entry.target} (NBMA {peer}, {entry.interface or 'tunnel'}) is {entry.type}" if entry else ""
     if mapping == "static" and entry is not None:
-        how = f"{shown}: a static NHRP mapping"
+        how = f"{shown} (a static NHRP mapping)"
     elif mapping == "static":
         where = f" (config line {config_lines[0].line}: {config_lines[0].text})" if config_lines else ""
-        how = f"the configuration maps {peer} statically on {tunnel.name}{where}: a static NHRP mapping"
+        how = f"the configuration maps {peer} statically on {tunnel.name}{where} (a static NHRP mapping)"
         if entries is not None:
             how += "; the NHRP cache has no entry for it now"
     elif entry is not None:
         flags = f" (flags: {' '.join(entry.flags)})" if entry.flags else ""
-        how = (f"{shown}{flags}: learned by NHRP (a spoke's registration or a resolution/shortcut), "
-               "a dynamic mapping; no static mapping names it")
+        learned = ("a spoke's registration" if "registered" in entry.flags else
+                   "an NHRP resolution (a spoke-to-spoke shortcut)" if "router" in entry.flags else
+                   "a registration or a resolution")
+        how = f"{shown}{flags}, learned from {learned} and named by no static mapping (a dynamic NHRP mapping)"
     else:
         cache = "the NHRP cache has no entry for it and " if entries is not None else ""
-        how = (f"{cache}no static NHRP mapping in the configuration names {peer}: a peer of {tunnel.name} "
-               "that is not mapped statically is learned by NHRP, a dynamic mapping")
+        how = (f"{cache}no static NHRP mapping in the configuration names {peer}; a peer of {tunnel.name} "
+               "that is not mapped statically is learned by NHRP (a dynamic NHRP mapping)")
     kind = TunnelKind.MGRE_STATIC_NHRP if mapping == "static" else TunnelKind.MGRE_DYNAMIC_NHRP
     per_flow = replace(tunnel, kind=kind, recovery=recovery_for(kind, tunnel.ike_version),
-                       recovery_reason=recovery_reason(kind, tunnel.ike_version))
+                       recovery_reason=recovery_reason(kind, tunnel.ike_version),
+                       evidence=tuple(e for e in tunnel.evidence if not _about_another_peer(e, peer)))
     return FlowMapping(peer, mapping, per_flow, how, nhrp_lines, config_lines)
+
+
+def _about_another_peer(e: Evidence, peer: str) -> bool:
+    """A static NHRP map / NHS line or an ISAKMP key for some other address: true of the
+    interface, but no evidence about this flow's mapping."""
+    words = e.text.split()
+    if "nhrp" in words and ("map" in words or "nhs" in words) and "dynamic" not in words:
+        return not any(_same(peer, w) for w in words)
+    if words[:3] == ["crypto", "isakmp", "key"] and "address" in words:
+        after = words[words.index("address") + 1:]
+        return bool(after) and after[0] != "0.0.0.0" and not _same(peer, after[0])
+    return False
 
 
 def _tunnel_for(mgre: list[TunnelConfig], decided: Iterable[NhrpEntry], by_config: list[TunnelConfig]) -> TunnelConfig:

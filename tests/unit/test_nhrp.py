@@ -225,3 +225,13 @@ def test_check_recovery_on_a_dual_hub_hub_decides_per_flow() -> None:
     assert configured.id == "recovery-configured"
     (no_effect,) = _recovery_findings("100.4.0.27", entries, "crypto isakmp invalid-spi-recovery\n")
     assert no_effect.id == "recovery-cannot-help" and "dynamic NHRP mapping" in no_effect.title
+
+
+def test_a_flows_tunnel_cites_no_other_peers_mapping() -> None:
+    profile = classify_config(PHASE3_SPOKE)
+    shortcut = flow_mapping(profile, "202.100.3.1", None)
+    cited = [e.text for e in shortcut.tunnel.evidence]
+    assert "interface Tunnel0" in cited and "tunnel mode gre multipoint" in cited
+    assert not any("202.100.1.100" in t for t in cited)  # the hub's static map is not this flow's
+    hub = flow_mapping(profile, "202.100.1.100", None)
+    assert "ip nhrp map 172.16.1.100 202.100.1.100" in [e.text for e in hub.tunnel.evidence]
