@@ -71,6 +71,10 @@ class TunnelConfig:
     dpd_evidence: tuple[Evidence, ...] = ()  # the line(s) deciding DPD (a profile `no keepalive` too)
     gre_keepalive: Evidence | None = None  # ` keepalive` under a GRE tunnel: GRE-level, not DPD
     observed_peers: tuple[str, ...] = ()  # peers seen in `show crypto session` (refine_with_session)
+    # mGRE: the line that lets dynamic NHRP mappings in (`ip nhrp map multicast dynamic` on a
+    # hub, `ip nhrp shortcut` on a phase-3 spoke); one interface can hold static and dynamic
+    # mappings, and collector/nhrp.py decides per peer
+    dynamic_nhrp: Evidence | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(self)
@@ -288,6 +292,7 @@ class _Interface:
     protection: ConfigNode | None = None
     nhrp_static: list[tuple[str, ConfigNode]] = field(default_factory=list)
     nhrp_dynamic: ConfigNode | None = None
+    nhrp_shortcut: ConfigNode | None = None
     ezvpn: list[tuple[str, str, ConfigNode]] = field(default_factory=list)  # name, role, node
     gre_keepalive: ConfigNode | None = None
 
@@ -434,6 +439,8 @@ def _read_nhrp(ifc: _Interface, w: list[str], node: ConfigNode) -> None:
                 ifc.nhrp_static.append((w[2], node))
         elif len(w) >= 3:
             ifc.nhrp_static.append((w[2], node))
+    elif w[:1] == ["shortcut"]:
+        ifc.nhrp_shortcut = node
     elif w[:1] == ["nhs"]:
         nbma = _after(w, "nbma")
         if nbma:
@@ -737,7 +744,11 @@ def _protected_tunnel(facts: _Facts, ifc: _Interface) -> TunnelConfig | None:
     else:
         choice = _choose_ike(facts, peers, isakmp, ikev2)
     keepalive = ifc.gre_keepalive if kind is not TunnelKind.SVTI else None
-    return _tunnel(facts, kind, ifc.name, peers, evidence, [ifc.name], choice, keepalive)
+    tunnel = _tunnel(facts, kind, ifc.name, peers, evidence, [ifc.name], choice, keepalive)
+    learns = ifc.nhrp_dynamic or ifc.nhrp_shortcut
+    if kind in (TunnelKind.MGRE_STATIC_NHRP, TunnelKind.MGRE_DYNAMIC_NHRP) and learns is not None:
+        tunnel = replace(tunnel, dynamic_nhrp=learns.evidence())
+    return tunnel
 
 
 def _map_tunnels(facts: _Facts) -> list[tuple[int, TunnelConfig]]:

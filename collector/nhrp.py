@@ -243,3 +243,37 @@ def _tunnel_for(mgre: list[TunnelConfig], decided: Iterable[NhrpEntry], by_confi
     if by_config:
         return by_config[0]
     return mgre[0]
+
+
+def per_mapping(tunnel: TunnelConfig, entries: Sequence[NhrpEntry] | None = None) -> tuple[TunnelConfig, ...]:
+    """An mGRE tunnel as its mappings, for a fleet audit: the statically mapped peers
+    (recovery applies) and, where the interface learns peers (`ip nhrp map multicast
+    dynamic`, `ip nhrp shortcut`, or dynamic entries in its cache), the dynamic ones (it does
+    not). Any other tunnel is returned as it is."""
+    if tunnel.kind not in MGRE_KINDS:
+        return (tunnel,)
+    cache = [e for e in entries or () if e.interface is None or e.interface in tunnel.interfaces]
+    static_peers = tuple(p for p in tunnel.peers if p)
+    learned = [e.nbma for e in cache if e.type == "dynamic" and e.nbma and "local" not in e.flags
+               and not any(_same(e.nbma, p) for p in static_peers)]
+    seen = [p for p in tunnel.observed_peers if not any(_same(p, s) for s in static_peers)]
+    out: list[TunnelConfig] = []
+    if static_peers:
+        kind = TunnelKind.MGRE_STATIC_NHRP
+        out.append(replace(tunnel, kind=kind, recovery=recovery_for(kind, tunnel.ike_version),
+                           recovery_reason=recovery_reason(kind, tunnel.ike_version),
+                           observed_peers=tuple(p for p in tunnel.observed_peers if p in static_peers),
+                           evidence=tuple(e for e in tunnel.evidence
+                                          if not any(_about_another_peer(e, p) for p in static_peers)
+                                          or any(_same(p, w) for p in static_peers for w in e.text.split()))))
+    if not static_peers or tunnel.dynamic_nhrp is not None or learned:
+        kind = TunnelKind.MGRE_DYNAMIC_NHRP
+        extra = (tunnel.dynamic_nhrp,) if tunnel.dynamic_nhrp is not None else ()
+        evidence = tuple(e for e in tunnel.evidence if not any(_same(p, w) for p in static_peers
+                                                                 for w in e.text.split()))
+        out.append(replace(tunnel, kind=kind, peers=(), recovery=recovery_for(kind, tunnel.ike_version),
+                           recovery_reason=recovery_reason(kind, tunnel.ike_version),
+                           observed_peers=tuple(dict.fromkeys([*learned, *seen])),
+                           evidence=tuple(sorted({e.line: e for e in (*evidence, *extra)}.values(),
+                                                 key=lambda e: e.line))))
+    return tuple(out)

@@ -235,3 +235,42 @@ def test_a_flows_tunnel_cites_no_other_peers_mapping() -> None:
     assert not any("202.100.1.100" in t for t in cited)  # the hub's static map is not this flow's
     hub = flow_mapping(profile, "202.100.1.100", None)
     assert "ip nhrp map 172.16.1.100 202.100.1.100" in [e.text for e in hub.tunnel.evidence]
+
+
+# -- the fleet audit lists a DMVPN interface per mapping ---------------------------------------
+
+
+def test_audit_lists_a_dual_hub_interface_per_mapping() -> None:
+    from collector.collect import CommandResult, HostOutcome
+    from collector.diagnose.audit import Verdict, audit_outcome
+
+    nhrp = _read("show_ip_nhrp/ios_hub_registered_excerpt.txt").replace("R15>sh ip nhrp\n", "")
+    results = (CommandResult("hub", "show running-config", DUAL_HUB, None, None, "parse: no template", "parse", 0.1),
+               CommandResult("hub", "show ip nhrp", nhrp, None, None, "parse: no template", "parse", 0.1))
+    audit = audit_outcome(HostOutcome("hub", results, None, None))
+    rows = [(t.name, t.kind, t.peers, t.observed_peers, t.recovery, t.verdict) for t in audit.tunnels]
+    assert rows == [
+        ("Tunnel15", TunnelKind.MGRE_STATIC_NHRP, ("100.9.0.16",), (), Recovery.YES, Verdict.MISSING),
+        ("Tunnel15", TunnelKind.MGRE_DYNAMIC_NHRP, (), ("100.4.0.27", "100.5.0.28"), Recovery.NO,
+         Verdict.NOT_APPLICABLE),
+    ]
+    dynamic = audit.tunnels[1]
+    assert dynamic.recovery_reason.startswith("mGRE with dynamic NHRP mapping")
+    # without the cache the dynamic row still stands (map multicast dynamic), its peers unknown
+    audit = audit_outcome(HostOutcome("hub", results[:1], None, None))
+    assert [(t.kind, t.observed_peers) for t in audit.tunnels] == [
+        (TunnelKind.MGRE_STATIC_NHRP, ()), (TunnelKind.MGRE_DYNAMIC_NHRP, ())]
+    assert any("show ip nhrp not read" in n for n in audit.notes)
+
+
+def test_a_phase1_spoke_with_only_its_hub_map_is_one_static_row() -> None:
+    from collector.nhrp import per_mapping
+
+    config = PHASE3_SPOKE.replace(" ip nhrp shortcut\n", "")
+    (row,) = per_mapping(classify_config(config).tunnels[0], ())
+    assert (row.kind, row.peers, row.recovery) == (TunnelKind.MGRE_STATIC_NHRP, ("202.100.1.100",), Recovery.YES)
+    rows = per_mapping(classify_config(PHASE3_SPOKE).tunnels[0], parse_nhrp(
+        _read("show_ip_nhrp/ios_phase3_spoke_excerpt.txt")))
+    # the spoke's own `unique local` entries are not peers
+    assert [(r.kind, r.observed_peers) for r in rows] == [
+        (TunnelKind.MGRE_STATIC_NHRP, ()), (TunnelKind.MGRE_DYNAMIC_NHRP, ("202.100.3.1",))]
