@@ -274,3 +274,16 @@ def test_a_phase1_spoke_with_only_its_hub_map_is_one_static_row() -> None:
     # the spoke's own `unique local` entries are not peers
     assert [(r.kind, r.observed_peers) for r in rows] == [
         (TunnelKind.MGRE_STATIC_NHRP, ()), (TunnelKind.MGRE_DYNAMIC_NHRP, ("202.100.3.1",))]
+
+
+def test_ntc_templates_reads_the_same_show_dmvpn_rows() -> None:
+    # ntc's `show dmvpn` template (what `collector parse` uses) agrees with our reading on the
+    # rows it keeps: it skips continuation rows, which we keep (a second entry, same NBMA)
+    from ntc_templates.parse import parse_output
+
+    for name in ("show_dmvpn/ios_spoke_ntc.txt", "show_dmvpn/xe_genie1.txt"):
+        text = _read(name)
+        ntc_rows = {(r["peer_nbma"], r["peer_tunnel"], r["attribute"]) for r in
+                    parse_output(platform="cisco_ios", command="show dmvpn", data=text)}
+        ours = {(e.nbma, e.target, e.flags[0]) for e in parse_show_dmvpn(text)}
+        assert ntc_rows and ntc_rows <= ours, (name, ntc_rows - ours)
