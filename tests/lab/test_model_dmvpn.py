@@ -46,6 +46,13 @@ def test_spoke_to_spoke_entries_are_dynamic_and_the_hub_map_static() -> None:
     assert to_hub is not None and to_hub.mapping == "static" and to_hub.tunnel.recovery is Recovery.YES
     assert to_spoke is not None and to_spoke.mapping == "dynamic" and to_spoke.tunnel.recovery is Recovery.NO
 
+    # our TextFSM template (what `collect` stores) reads the lab's text as the parser does
+    from collector.parsing import default_registry
+
+    parsed = default_registry().parse("cisco_xe", "show ip nhrp", priv(spoke2).execute("show ip nhrp"))
+    assert parsed.error is None
+    assert [(r["target"], r["type"], r["nbma"]) for r in parsed.records] == [(e.target, e.type, e.nbma) for e in entries]
+
     hub_entries = parse_show_ip_nhrp(priv(hub2).execute("show ip nhrp"))
     registered = [e for e in hub_entries if e.nbma == spoke2.spec.public_ip]
     assert [(e.type, e.flags) for e in registered] == [("dynamic", ("unique", "registered", "used", "nhop"))]

@@ -287,3 +287,19 @@ def test_ntc_templates_reads_the_same_show_dmvpn_rows() -> None:
                     parse_output(platform="cisco_ios", command="show dmvpn", data=text)}
         ours = {(e.nbma, e.target, e.flags[0]) for e in parse_show_dmvpn(text)}
         assert ntc_rows and ntc_rows <= ours, (name, ntc_rows - ours)
+
+
+def test_our_textfsm_template_reads_the_real_captures_like_the_parser() -> None:
+    from collector.parsing import default_registry
+
+    for name in ("show_ip_nhrp/xe_genie.txt", "show_ip_nhrp/ios_phase3_spoke_excerpt.txt",
+                 "show_ip_nhrp/ios_hub_registered_excerpt.txt"):
+        text = _read(name)
+        result = default_registry().parse("cisco_ios", "show ip nhrp", text)
+        assert result.error is None and result.template == "cisco_ios_show_ip_nhrp.textfsm", result.error
+        records = [(r["target"], r["interface"], r["type"], r["nbma"], r["flags"]) for r in result.records]
+        assert records == [(e.target, e.interface, e.type, e.nbma, " ".join(e.flags))
+                           for e in parse_show_ip_nhrp(text)], name
+    phase3 = default_registry().parse("cisco_ios", "sh ip nh", _read("show_ip_nhrp/ios_phase3_spoke_excerpt.txt"))
+    assert [r["no_socket"] for r in phase3.records] == ["no-socket", "", "", "no-socket", ""]
+    assert phase3.records[2]["expire"] == "never expire" and phase3.records[0]["expire"] == "00:04:10"
