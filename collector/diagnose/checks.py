@@ -504,7 +504,9 @@ def check_no_ike_sa_for_notify(inputs: DiagnosisInputs) -> list[Finding]:
                       "negotiation with the sender — check the debug for it and why it failed (reachability, "
                       "IKE policy, the recovery rate limiter).")
         elif tunnels:
-            advice = ("Invalid SPI recovery cannot help this tunnel type; enable DPD on the sender so it detects "
+            what = ("this flow (its peer is a dynamic NHRP mapping)"
+                    if any(t.kind is TunnelKind.MGRE_DYNAMIC_NHRP for t in tunnels) else "this tunnel type")
+            advice = (f"Invalid SPI recovery cannot help {what}; enable DPD on the sender so it detects "
                       "the dead SA, and find the root cause with debugs on both ends.")
         else:
             advice = "Enable DPD on the sender; find the root cause with debugs on both ends."

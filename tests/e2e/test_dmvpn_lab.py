@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from collector.demo import demo_playbook
+from collector.diagnose.incident import diagnose_bundle
 from collector.inventory import load_inventory
 from collector.lab.runner import running_lab
 from test_agent_lab import bundles, run_agent_until_bundles
@@ -64,3 +65,6 @@ def test_static_and_dynamic_nhrp_flows_get_their_own_verdicts(tmp_path: Path) ->
             assert lines[e["line"] - 1].strip() == e["text"]
         text = (bundle / "report.md").read_text()
         assert f"mgre-{mapping}-nhrp" in text
+        # `collector report` on the sealed bundle reaches the same verdict from its files alone
+        _, again = diagnose_bundle(bundle)
+        assert _recovery_finding(again) == finding
