@@ -71,6 +71,10 @@ class TunnelConfig:
     dpd_evidence: tuple[Evidence, ...] = ()  # the line(s) deciding DPD (a profile `no keepalive` too)
     gre_keepalive: Evidence | None = None  # ` keepalive` under a GRE tunnel: GRE-level, not DPD
     observed_peers: tuple[str, ...] = ()  # peers seen in `show crypto session` (refine_with_session)
+    # mGRE: the line that lets dynamic NHRP mappings in (`ip nhrp map multicast dynamic` on a
+    # hub, `ip nhrp shortcut` on a phase-3 spoke); one interface can hold static and dynamic
+    # mappings, and collector/nhrp.py decides per peer
+    dynamic_nhrp: Evidence | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(self)
@@ -118,10 +122,12 @@ _TABLE_REASON: dict[TunnelKind, str] = {
     "it has no configured peer to open an IKE SA to",
     TunnelKind.GRE_P2P_TUNNEL_PROTECTION: "GRE point-to-point with tunnel protection: the peer is "
     "the configured tunnel destination",
-    TunnelKind.MGRE_STATIC_NHRP: "mGRE with static NHRP mapping: the peers' NBMA addresses are "
-    "configured (spoke-to-spoke tunnels built from NHRP resolution are dynamic and not covered)",
-    TunnelKind.MGRE_DYNAMIC_NHRP: "mGRE with dynamic NHRP mapping: peers are learned from NHRP "
-    "registrations at run time, not configured",
+    TunnelKind.MGRE_STATIC_NHRP: "mGRE with static NHRP mapping: the peer's NBMA address is "
+    "configured (peers of the same interface learned from NHRP are dynamic and not covered; "
+    "collector/nhrp.py decides per flow)",
+    TunnelKind.MGRE_DYNAMIC_NHRP: "mGRE with dynamic NHRP mapping: the peer is learned from NHRP at "
+    "run time (a spoke's registration at its hub, or a resolution / phase-3 shortcut between "
+    "spokes), not configured",
     TunnelKind.SVTI: "static VTI: the peer is the configured tunnel destination",
     TunnelKind.DYNAMIC_VTI: "dynamic VTI (virtual template): sessions are cloned for peers that "
     "connect, like a dynamic crypto map (115801's table does not list it; treated as a dynamic map)",
@@ -286,6 +292,7 @@ class _Interface:
     protection: ConfigNode | None = None
     nhrp_static: list[tuple[str, ConfigNode]] = field(default_factory=list)
     nhrp_dynamic: ConfigNode | None = None
+    nhrp_shortcut: ConfigNode | None = None
     ezvpn: list[tuple[str, str, ConfigNode]] = field(default_factory=list)  # name, role, node
     gre_keepalive: ConfigNode | None = None
 
@@ -432,6 +439,8 @@ def _read_nhrp(ifc: _Interface, w: list[str], node: ConfigNode) -> None:
                 ifc.nhrp_static.append((w[2], node))
         elif len(w) >= 3:
             ifc.nhrp_static.append((w[2], node))
+    elif w[:1] == ["shortcut"]:
+        ifc.nhrp_shortcut = node
     elif w[:1] == ["nhs"]:
         nbma = _after(w, "nbma")
         if nbma:
@@ -735,7 +744,11 @@ def _protected_tunnel(facts: _Facts, ifc: _Interface) -> TunnelConfig | None:
     else:
         choice = _choose_ike(facts, peers, isakmp, ikev2)
     keepalive = ifc.gre_keepalive if kind is not TunnelKind.SVTI else None
-    return _tunnel(facts, kind, ifc.name, peers, evidence, [ifc.name], choice, keepalive)
+    tunnel = _tunnel(facts, kind, ifc.name, peers, evidence, [ifc.name], choice, keepalive)
+    learns = ifc.nhrp_dynamic or ifc.nhrp_shortcut
+    if kind in (TunnelKind.MGRE_STATIC_NHRP, TunnelKind.MGRE_DYNAMIC_NHRP) and learns is not None:
+        tunnel = replace(tunnel, dynamic_nhrp=learns.evidence())
+    return tunnel
 
 
 def _map_tunnels(facts: _Facts) -> list[tuple[int, TunnelConfig]]:

@@ -55,6 +55,8 @@ Format (every key optional unless marked; durations are text such as "90s", "10m
       - show clock
       - command: show crypto ikev2 sa detailed
         ike: ikev2
+      - command: show ip nhrp
+        dmvpn: true                   # optional condition: only routers with an mGRE tunnel
 
     verify: [show debugging, show crypto debug-condition]   # after disarm, no placeholders
 
@@ -315,10 +317,13 @@ class _Model(BaseModel):
 class _Conditional(_Model):
     platforms: tuple[Platform, ...] = ()  # empty: every platform
     ike: Annotated[Ike | None, BeforeValidator(_ike_alias)] = None  # None: both
+    dmvpn: bool | None = None  # True: only routers with an mGRE (DMVPN) tunnel; None: all
 
-    def applies_to(self, platform: str, ike: str) -> bool:
-        """`platform` is a tag from `platform_tag`, `ike` is isakmp|ikev2."""
-        return (not self.platforms or platform in self.platforms) and (self.ike is None or self.ike == ike)
+    def applies_to(self, platform: str, ike: str, dmvpn: bool | None = None) -> bool:
+        """`platform` is a tag from `platform_tag`, `ike` is isakmp|ikev2, `dmvpn` whether
+        the router has an mGRE tunnel (None: not known, the condition does not filter)."""
+        return ((not self.platforms or platform in self.platforms) and (self.ike is None or self.ike == ike)
+                and (self.dmvpn is None or dmvpn is None or self.dmvpn == dmvpn))
 
 
 class CommandSpec(_Conditional):

@@ -1,9 +1,12 @@
 """Fleet audit: which tunnels could use `crypto isakmp invalid-spi-recovery`, and do they?
 
-A read-only pass: `show running-config`, `show crypto session` and `show version` on each
-router (collected by collector/audit.py through `collect()`), each tunnel classified (collector/cryptoconfig.py, Cisco 115801's table),
-then one row per router and tunnel and a summary such as "12 of 40 tunnels could use
-invalid-spi-recovery and do not". Rendered as a text table, JSON, or a self-contained
+A read-only pass: `show running-config`, `show crypto session`, `show version` and
+`show ip nhrp` on each router (collected by collector/audit.py through `collect()`), each tunnel classified
+(collector/cryptoconfig.py, Cisco 115801's table), then one row per router and tunnel and a
+summary such as "12 of 40 tunnels could use invalid-spi-recovery and do not". A DMVPN
+(mGRE) interface is listed per mapping (collector/nhrp.py): one row for its statically
+mapped peers (the hub, or the other hub of a dual-hub pair: recovery applies) and one for
+the peers it learns from NHRP (spokes registering, phase-3 shortcuts: it does not). Rendered as a text table, JSON, or a self-contained
 HTML page (no external assets, no scripts, every text escaped).
 
 Everything here is a pure function of collected outputs: nothing talks to a router.
@@ -22,13 +25,15 @@ from collector.command_results import CollectionRun, CommandResult, HostOutcome
 from collector.cryptoconfig import CryptoProfile, Recovery, TunnelKind, classify_config, refine_with_session
 from collector.diagnose.incident import read_version
 from collector.diagnose.report import RECOVERY_LABEL
+from collector.nhrp import NhrpEntry, parse_nhrp, per_mapping
 
 AUDIT_SCHEMA = "collector.audit/1"
 
 CONFIG_COMMAND = "show running-config"
 SESSION_COMMAND = "show crypto session"
 VERSION_COMMAND = "show version"
-AUDIT_COMMANDS = (CONFIG_COMMAND, SESSION_COMMAND, VERSION_COMMAND)  # read-only, nothing else is sent
+NHRP_COMMAND = "show ip nhrp"  # empty on a router without NHRP
+AUDIT_COMMANDS = (CONFIG_COMMAND, SESSION_COMMAND, VERSION_COMMAND, NHRP_COMMAND)  # read-only, nothing else is sent
 
 # A command result is usable when it ran; "parse" only means no template (running-config has none).
 _USABLE_KINDS = (None, "parse")
@@ -184,13 +189,15 @@ def _usable(result: CommandResult | None) -> bool:
     return result is not None and result.text is not None and result.error_kind in _USABLE_KINDS
 
 
-def tunnels_of(router: str, profile: CryptoProfile) -> tuple[TunnelAudit, ...]:
+def tunnels_of(router: str, profile: CryptoProfile,
+               nhrp: tuple[NhrpEntry, ...] | None = None) -> tuple[TunnelAudit, ...]:
+    """One row per tunnel; an mGRE tunnel gives one row per NHRP mapping kind it holds."""
     configured = profile.invalid_spi_recovery is not None
     return tuple(
         TunnelAudit(router=router, name=t.name, kind=t.kind, ike_version=t.ike_version, peers=t.peers,
                     observed_peers=t.observed_peers, interfaces=t.interfaces, recovery=t.recovery,
                     recovery_reason=t.recovery_reason, recovery_configured=configured, dpd=t.dpd)
-        for t in profile.tunnels
+        for tunnel in profile.tunnels for t in per_mapping(tunnel, nhrp)
     )
 
 
@@ -217,6 +224,13 @@ def audit_outcome(outcome: HostOutcome, platform: str = "") -> RouterAudit:
         version, family = read_version(version_result.text, version_result.parsed)
     else:
         notes.append(f"{VERSION_COMMAND} not read ({version_result.error if version_result else 'not run'})")
+    nhrp_result = _result(outcome, NHRP_COMMAND)
+    nhrp = None
+    if _usable(nhrp_result) and not (nhrp_result.text or "").lstrip().startswith("%"):
+        nhrp = parse_nhrp(nhrp_result.text or "")
+    elif any(t.kind in (TunnelKind.MGRE_STATIC_NHRP, TunnelKind.MGRE_DYNAMIC_NHRP) for t in profile.tunnels):
+        notes.append(f"{NHRP_COMMAND} not read ({nhrp_result.error if nhrp_result else 'not run'}): "
+                     "DMVPN peers learned from NHRP come from show crypto session only")
     notes.extend(profile.notes)
     return RouterAudit(
         host=outcome.host,
@@ -227,7 +241,7 @@ def audit_outcome(outcome: HostOutcome, platform: str = "") -> RouterAudit:
         software_version=version,
         platform_family=family,
         recovery_configured=profile.invalid_spi_recovery is not None,
-        tunnels=tunnels_of(outcome.host, profile),
+        tunnels=tunnels_of(outcome.host, profile, nhrp),
         notes=tuple(notes),
     )
 
@@ -369,7 +383,9 @@ def render_html(audit: FleetAudit) -> str:
         parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{e(h)}: {e(n)}</li>" for h, n in notes) + "</ul>")
     parts.append('<p class="muted">Recovery column: Cisco 115801\'s table (static crypto map, GRE P2P with '
                  "tunnel protection, mGRE with static NHRP and sVTI: yes; dynamic crypto map, mGRE with dynamic "
-                 "NHRP and dynamic VTI: no; EzVPN client: N/A). <code>crypto isakmp invalid-spi-recovery</code> is "
+                 "NHRP and dynamic VTI: no; EzVPN client: N/A). A DMVPN interface has one row per mapping: its "
+                 "statically mapped peers and the peers it learns from NHRP. "
+                 "<code>crypto isakmp invalid-spi-recovery</code> is "
                  "an ISAKMP command: its effect on IKEv2 tunnels is not confirmed. It only recovers from the "
                  "out-of-sync state; the root cause needs debugs on both tunnel ends.</p>")
     parts.append("</body></html>")

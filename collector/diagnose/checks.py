@@ -24,9 +24,11 @@ from collector.cryptoconfig import (
     Evidence,
     Recovery,
     TunnelConfig,
+    TunnelKind,
     classify_config,
 )
 from collector.diagnose.findings import EvidenceRef, Finding, Severity
+from collector.nhrp import NhrpEntry, flow_mapping
 
 # --------------------------------------------------------------------------------------------
 # Inputs
@@ -52,6 +54,8 @@ class RouterSide:
     qfp_before: Mapping[str, int] | None = None  # counter name -> value, both QFP drop commands
     qfp_after: Mapping[str, int] | None = None
     software_version: str | None = None  # e.g. "15.1(4)M4", "03.09.01.S", "16.06.05"
+    nhrp_file: str | None = None  # `show ip nhrp` / `show dmvpn` as captured (DMVPN routers)
+    nhrp_entries: tuple[NhrpEntry, ...] | None = None  # its entries; None: not captured
     platform_family: str | None = None  # "IOS", "IOS-XE", "ASR1000" (case-insensitive)
 
     def __post_init__(self) -> None:
@@ -78,6 +82,10 @@ class RouterSide:
     @property
     def qfp_label(self) -> str:
         return self.qfp_file or f"{self.name}: QFP drop counters"
+
+    @property
+    def nhrp_label(self) -> str:
+        return self.nhrp_file or f"{self.name}: show ip nhrp"
 
 
 @dataclass(frozen=True)
@@ -120,6 +128,24 @@ def tunnels_toward(
     if dynamic:
         return dynamic, f"no tunnel names peer {peer}; only the dynamic tunnel(s) can carry it"
     return profile.tunnels, f"no tunnel names peer {peer} (NAT or a hostname peer?); judging all tunnels"
+
+
+def side_tunnels(side: RouterSide, peer: ipaddress.IPv4Address | ipaddress.IPv6Address
+                 ) -> tuple[tuple[TunnelConfig, ...], str, tuple[EvidenceRef, ...]]:
+    """The tunnels of `side` that carry traffic with `peer`, how they were chosen, and the
+    lines that decided it. On DMVPN the answer is per flow (collector/nhrp.py): the one mGRE
+    tunnel, typed by the NHRP mapping of this peer (static or dynamic), whatever the rest of
+    the interface holds."""
+    profile = side.profile
+    if profile is None or not profile.tunnels:
+        return (), "no IPsec tunnel known", ()
+    mapping = flow_mapping(profile, peer, side.nhrp_entries)
+    if mapping is None:
+        tunnels, how = tunnels_toward(profile, peer)
+        return tunnels, how, ()
+    refs = tuple(EvidenceRef(side.nhrp_label, n, text) for n, text in mapping.nhrp_lines)
+    refs += _config_refs(side, mapping.config_evidence)
+    return (mapping.tunnel,), f"DMVPN peer {peer} on {mapping.tunnel.name}: {mapping.how}", refs
 
 
 def _config_refs(side: RouterSide, evidence: Iterable[Evidence | None], limit: int = 12) -> tuple[EvidenceRef, ...]:
@@ -333,22 +359,29 @@ def check_recovery(inputs: DiagnosisInputs) -> list[Finding]:
     profile = rx.profile
     if profile is None or not profile.tunnels:
         return []
-    tunnels, how = tunnels_toward(profile, inputs.flow.src)
+    tunnels, how, decided = side_tunnels(rx, inputs.flow.src)
     applies = [t for t in tunnels if t.recovery is Recovery.YES]
     cannot = [t for t in tunnels if t.recovery is not Recovery.YES]
     command = profile.invalid_spi_recovery
     out: list[Finding] = []
     reasons = "; ".join(f"{t.name}: {t.recovery_reason}" for t in cannot)
+    # DMVPN: the verdict is this flow's (its peer's NHRP mapping), not the interface's
+    scope = "this tunnel"
+    if decided or any(t.kind in (TunnelKind.MGRE_STATIC_NHRP, TunnelKind.MGRE_DYNAMIC_NHRP) for t in tunnels):
+        kinds = {t.kind for t in tunnels}
+        scope = ("this flow (static NHRP mapping)" if kinds == {TunnelKind.MGRE_STATIC_NHRP}
+                 else "this flow (dynamic NHRP mapping)")
     if command is None and applies:
         out.append(Finding(
             id="recovery-missing",
             severity=Severity.MEDIUM,
-            title=f"crypto isakmp invalid-spi-recovery is not configured on {rx.name}",
+            title=(f"crypto isakmp invalid-spi-recovery is not configured on {rx.name}"
+                   + (f"; it would apply to {scope}" if scope != "this tunnel" else "")),
             detail=(f"{how}: {_tunnel_list(applies)}. For these tunnel types Cisco 115801 says invalid SPI "
                     "recovery works: without it, a router that receives an unknown SPI and has no IKE SA with the "
                     "sender just drops the packets and cannot tell the sender."
                     + (f" Not covered: {reasons}." if cannot else "")),
-            evidence=_config_refs(rx, (e for t in applies for e in t.evidence)),
+            evidence=decided + _config_refs(rx, (e for t in applies for e in t.evidence)),
             recommendation=f"Add `crypto isakmp invalid-spi-recovery` (global configuration) on {rx.name}. "
                            + _RECOVERY_ONLY,
             router=rx.name,
@@ -357,9 +390,9 @@ def check_recovery(inputs: DiagnosisInputs) -> list[Finding]:
         out.append(Finding(
             id="recovery-not-applicable",
             severity=Severity.INFO,
-            title="Invalid SPI recovery would not help for this tunnel",
+            title=f"Invalid SPI recovery would not help for {scope}",
             detail=f"{how}. {reasons}.",
-            evidence=_config_refs(rx, (e for t in cannot for e in t.evidence)),
+            evidence=decided + _config_refs(rx, (e for t in cannot for e in t.evidence)),
             recommendation=("Rely on DPD on the sender to shorten the black hole; find the root cause with "
                             "debugs on both ends."),
             router=rx.name,
@@ -368,10 +401,10 @@ def check_recovery(inputs: DiagnosisInputs) -> list[Finding]:
         out.append(Finding(
             id="recovery-cannot-help",
             severity=Severity.LOW,
-            title="crypto isakmp invalid-spi-recovery is configured but cannot help this tunnel",
+            title=f"crypto isakmp invalid-spi-recovery is configured but cannot help {scope}",
             detail=(f"{how}. {reasons}. The command is present, but for this configuration type it does not "
                     "recover the SAs (Cisco 115801's table)."),
-            evidence=_config_refs(rx, [command, *(e for t in cannot for e in t.evidence)]),
+            evidence=decided + _config_refs(rx, [command, *(e for t in cannot for e in t.evidence)]),
             recommendation=("Do not count on it here: configure DPD on the sender and address the root cause "
                             "with debugs on both ends."),
             router=rx.name,
@@ -380,10 +413,10 @@ def check_recovery(inputs: DiagnosisInputs) -> list[Finding]:
         out.append(Finding(
             id="recovery-configured",
             severity=Severity.INFO,
-            title="crypto isakmp invalid-spi-recovery is configured and applies",
+            title=f"crypto isakmp invalid-spi-recovery is configured and applies to {scope}",
             detail=(f"{how}: {_tunnel_list(applies)}. The router should open an IKE SA to the sender and "
                     "notify it when it has none. " + _RECOVERY_ONLY),
-            evidence=_config_refs(rx, [command]),
+            evidence=decided + _config_refs(rx, [command]),
             router=rx.name,
         ))
     return out
@@ -399,7 +432,7 @@ def check_dpd(inputs: DiagnosisInputs) -> list[Finding]:
         profile = side.profile
         if profile is None or not profile.tunnels:
             continue
-        tunnels, how = tunnels_toward(profile, peer)
+        tunnels, how, _ = side_tunnels(side, peer)
         lacking = [t for t in tunnels if not t.dpd]
         if not lacking:
             continue
@@ -461,7 +494,7 @@ def check_no_ike_sa_for_notify(inputs: DiagnosisInputs) -> list[Finding]:
             else:
                 other.append(ref)
     if related:
-        tunnels = tunnels_toward(rx.profile, flow.src)[0] if rx.profile else ()
+        tunnels = side_tunnels(rx, flow.src)[0]
         recovery = rx.profile.invalid_spi_recovery if rx.profile else None
         if any(t.recovery is Recovery.YES for t in tunnels) and recovery is None:
             advice = ("Enable `crypto isakmp invalid-spi-recovery` on the receiver: it exists for exactly this case "
@@ -471,7 +504,9 @@ def check_no_ike_sa_for_notify(inputs: DiagnosisInputs) -> list[Finding]:
                       "negotiation with the sender — check the debug for it and why it failed (reachability, "
                       "IKE policy, the recovery rate limiter).")
         elif tunnels:
-            advice = ("Invalid SPI recovery cannot help this tunnel type; enable DPD on the sender so it detects "
+            what = ("this flow (its peer is a dynamic NHRP mapping)"
+                    if any(t.kind is TunnelKind.MGRE_DYNAMIC_NHRP for t in tunnels) else "this tunnel type")
+            advice = (f"Invalid SPI recovery cannot help {what}; enable DPD on the sender so it detects "
                       "the dead SA, and find the root cause with debugs on both ends.")
         else:
             advice = "Enable DPD on the sender; find the root cause with debugs on both ends."
@@ -708,7 +743,7 @@ def check_new_spi_deleted(inputs: DiagnosisInputs) -> list[Finding]:
     rx, flow = inputs.receiver, inputs.flow
     if not (_is_xe(rx) and inputs.rekey_near_event):
         return []
-    tunnels = tunnels_toward(rx.profile, flow.src)[0] if rx.profile else ()
+    tunnels = side_tunnels(rx, flow.src)[0]
     isakmp = any(t.ike_version == "IKEv1" for t in tunnels) or (
         not tunnels and any(_ISAKMP_DEBUG.search(r.text) for r in rx.debug_lines))
     if not isakmp:
@@ -737,7 +772,7 @@ _SPI_SIZE_0 = re.compile(r"spi\s*size\s*[:=]?\s*0\b", re.IGNORECASE)
 def check_ikev2_invalid_syntax(inputs: DiagnosisInputs) -> list[Finding]:
     out = []
     for side, peer in ((inputs.receiver, inputs.flow.src), (inputs.sender, inputs.flow.dst)):
-        tunnels = tunnels_toward(side.profile, peer)[0] if side.profile else ()
+        tunnels = side_tunnels(side, peer)[0]
         ikev2 = any(t.ike_version == "IKEv2" for t in tunnels) or any("IKEv2" in r.text for r in side.debug_lines)
         if not ikev2:
             continue

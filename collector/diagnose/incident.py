@@ -19,6 +19,7 @@ What is read from each end:
   show logging                 -> invalid-SPI occurrences (receiver) and debug lines (both)
   show platform ... qfp ...    -> drop counters (before/after when run twice)
   show version                 -> software version and platform family
+  show ip nhrp / show dmvpn    -> NHRP cache: a DMVPN flow's mapping, static or dynamic (nhrp.py)
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from collector.detect.events import Flow, InvalidSpiEvent
 from collector.detect.logline import parse_invalid_spi, parse_log_line
 from collector.diagnose.checks import DiagnosisInputs, RouterSide, run_checks
 from collector.cryptoconfig import classify_config, refine_with_session
+from collector.nhrp import NhrpEntry, parse_nhrp
 from collector.diagnose.findings import EvidenceRef
 from collector.diagnose.report import (
     IncidentDiagnosis,
@@ -505,6 +507,7 @@ def _side(name: str, capture: RouterCapture | None, peer: IPv4Address | IPv6Addr
         family = {"cisco_xe": "IOS-XE", "cisco_ios": "IOS"}.get(capture.platform)
 
     before, after, qfp_file = _qfp(outputs, context.qfp_baseline)
+    nhrp_out, nhrp_entries = _nhrp(outputs)
     side = RouterSide(
         name=name,
         config_text=config_text,
@@ -520,8 +523,25 @@ def _side(name: str, capture: RouterCapture | None, peer: IPv4Address | IPv6Addr
         qfp_after=after,
         software_version=version,
         platform_family=family,
+        nhrp_file=nhrp_out.file if nhrp_out is not None else None,
+        nhrp_entries=nhrp_entries,
     )
     return _SideFacts(side, sa_table, tuple(debug), log, session.text if session is not None else None)
+
+
+_DEVICE_REFUSAL = re.compile(r"^\s*(?:% |Command authorization failed)", re.M)
+
+
+def _nhrp(outputs: Sequence[_Output]) -> tuple[_Output | None, tuple[NhrpEntry, ...] | None]:
+    """The NHRP cache as captured: `show ip nhrp [detail]` or `show dmvpn`. An output the
+    router refused (`% Invalid input`, authorization failed) counts as not captured, so the
+    report never says "no entry" about a table it did not see."""
+    found = [o for o in outputs
+             if command_matches(o.command, "show ip nhrp") or command_matches(o.command, "show ip nhrp detail")
+             or command_matches(o.command, "show dmvpn")]
+    if not found or _DEVICE_REFUSAL.search(found[-1].text):
+        return None, None
+    return found[-1], parse_nhrp(found[-1].text)
 
 
 def _rekey_near(first: datetime | None, sides: Sequence[tuple[_SideFacts, float | None]],

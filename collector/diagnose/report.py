@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from collector.evidence import NO_DEBUG_AFTER_ARMING
-from collector.diagnose.checks import DiagnosisInputs, RouterSide, tunnels_toward
+from collector.diagnose.checks import DiagnosisInputs, RouterSide, side_tunnels
 from collector.cryptoconfig import Recovery, TunnelConfig
 from collector.diagnose.findings import EvidenceRef, Finding, Severity
 
@@ -470,7 +470,7 @@ def _config_rows(side: RouterSide, peer) -> tuple[list[list[str]], str]:
         return [], "running-config not captured"
     if not profile.tunnels:
         return [], "no IPsec tunnel found in the running-config"
-    tunnels, how = tunnels_toward(profile, peer)
+    tunnels, how, _ = side_tunnels(side, peer)
     configured = profile.invalid_spi_recovery is not None
     rows = [[md_text(side.name), md_text(t.name), md_text(t.kind.value), md_text(t.ike_version),
              RECOVERY_LABEL[t.recovery], "yes" if configured else "no", "yes" if t.dpd else "no"]
@@ -606,7 +606,7 @@ def _side_data(side: RouterSide, role: str, address: str, peer) -> dict[str, Any
     tunnels: list[TunnelConfig] = []
     how = None
     if side.profile is not None and side.profile.tunnels:
-        found, how = tunnels_toward(side.profile, peer)
+        found, how, _ = side_tunnels(side, peer)
         tunnels = list(found)
     return {
         "name": side.name,

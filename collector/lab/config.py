@@ -16,6 +16,7 @@ from collector.lab.aaa import AaaConfig
 from collector.lab.eem import Applet
 from collector.lab.logbuf import DISCRIMINATORS, TimestampFormat
 from collector.lab.topology import (
+    CONFIG_ONLY_KINDS,
     DVTI,
     DYNAMIC_MAP,
     EZVPN_CLIENT,
@@ -264,7 +265,8 @@ def _isakmp_section(spec: RouterSpec, state: ConfigState, ends: list[EndView], o
                 # one wildcard key for every spoke that comes in dynamically (crypto map and DMVPN)
                 out.append(f"crypto isakmp key {e.tunnel.psk} address 0.0.0.0 0.0.0.0")
                 wildcard_done = True
-        elif ct in (STATIC_MAP, GRE_P2P, SVTI, MGRE_STATIC):
+        elif ct in (STATIC_MAP, GRE_P2P, SVTI, MGRE_STATIC) and e.tunnel.kind not in CONFIG_ONLY_KINDS:
+            # (the hub pair's DMVPN map uses the key of their GRE link: one key per address)
             out.append(f"crypto isakmp key {e.tunnel.psk} address {e.peer.public_addr}")
     if state.invalid_spi_recovery:
         out.append("crypto isakmp invalid-spi-recovery")
@@ -293,7 +295,7 @@ def _isakmp_section(spec: RouterSpec, state: ConfigState, ends: list[EndView], o
 
 
 def _nhrp_key(e: EndView) -> str:
-    """NHRP authentication (8 characters at most), shared by the whole DMVPN cloud of a hub."""
+    """NHRP authentication (8 characters at most), shared by the whole DMVPN cloud."""
     return "nh" + e.tunnel.psk[4:10]
 
 
@@ -446,7 +448,7 @@ def _interfaces(spec: RouterSpec, state: ConfigState, ends: list[EndView]) -> li
         desc = state.descriptions.get(ifname)
         if desc:
             out.append(f" description {desc}")
-        elif ct == MGRE_DYNAMIC:
+        elif ct in (MGRE_STATIC, MGRE_DYNAMIC) and spec.role == "hub":
             out.append(" description DMVPN hub")
         elif ct in (GRE_P2P, SVTI):
             out.append(f" description to {e.peer.router}")
@@ -455,20 +457,25 @@ def _interfaces(spec: RouterSpec, state: ConfigState, ends: list[EndView]) -> li
         else:
             out.append(f" ip address {e.me.tunnel_ip} {e.me.tunnel_mask}")
         if ct in (MGRE_STATIC, MGRE_DYNAMIC):
-            hub_tunnel_ip = e.peer.tunnel_ip if ct == MGRE_STATIC else e.me.tunnel_ip
+            # One interface, several mappings: a hub accepts registrations (map multicast
+            # dynamic) and maps the other hub of its pair statically (dual hub); a spoke maps
+            # its hub statically and learns other spokes by resolution (phase-3 shortcuts,
+            # which add nothing to the config).
+            hub = spec.role == "hub"
+            statics = [x for x in group if x.me.config_type == MGRE_STATIC]
             out += [" no ip redirects", " ip mtu 1400", f" ip nhrp authentication {_nhrp_key(e)}"]
-            if ct == MGRE_DYNAMIC:
+            if hub:
                 out.append(" ip nhrp map multicast dynamic")
-            else:
+            for x in statics:
                 out += [
-                    f" ip nhrp map {hub_tunnel_ip} {e.peer.public_addr}",
-                    f" ip nhrp map multicast {e.peer.public_addr}",
+                    f" ip nhrp map {x.peer.tunnel_ip} {x.peer.public_addr}",
+                    f" ip nhrp map multicast {x.peer.public_addr}",
                 ]
             out.append(" ip nhrp network-id 1")
-            if ct == MGRE_STATIC:
-                out.append(f" ip nhrp nhs {hub_tunnel_ip}")
+            if not hub:
+                out += [f" ip nhrp nhs {x.peer.tunnel_ip}" for x in statics]
             # DMVPN phase 3 as deployed: the hub redirects, spokes take shortcuts (sclabs, domain.md §3)
-            out.append(" ip nhrp redirect" if ct == MGRE_DYNAMIC else " ip nhrp shortcut")
+            out.append(" ip nhrp redirect" if hub else " ip nhrp shortcut")
             out += [
                 " ip tcp adjust-mss 1360",
                 f" tunnel source {p.wan_if}",

@@ -22,6 +22,7 @@ from collector.lab.ipsec import TunnelRuntime
 from collector.lab.router import Faults, Router
 from collector.lab.traffic import Traffic
 from collector.lab.topology import (
+    CONFIG_ONLY_KINDS,
     FleetPlan,
     ScenarioSpec,
     TunnelInfo,
@@ -69,13 +70,20 @@ class Fleet:
         for spec in plan.routers:
             self.routers[spec.name] = Router(spec, plan.credentials, self)
         self.tunnels: dict[str, TunnelRuntime] = {}
+        config_only: list[tuple[str, EndView]] = []
         for t in plan.tunnels:
+            if t.kind in CONFIG_ONLY_KINDS:  # configuration and NHRP cache only, no SAs
+                config_only += [(e.router, EndView(t, end)) for end, e in enumerate(t.ends)]
+                continue
             a, b = (self.routers[e.router] for e in t.ends)
             runtime = TunnelRuntime(t, (a, b), self.scheduler, plan.seed)
             self.tunnels[t.id] = runtime
             for end, router in enumerate((a, b)):
                 router.tunnels.append((runtime, end))
                 router.ends.append(EndView(t, end))
+        # after every modelled end: `router.ends[:len(router.tunnels)]` pairs with `router.tunnels`
+        for name, view in config_only:
+            self.routers[name].ends.append(view)
         for router in self.routers.values():
             self.traffic[router.name] = Traffic(router.spec, [(t.spec, e) for t, e in router.tunnels], plan.seed)
             router.seed_history()
@@ -128,7 +136,7 @@ class Fleet:
     # -- for tests, the control API and the transport -------------------------------------
 
     def pairs(self) -> list[TunnelInfo]:
-        return [tunnel_info(t, self.plan.by_name) for t in self.plan.tunnels]
+        return [tunnel_info(t, self.plan.by_name) for t in self.plan.tunnels if t.kind not in CONFIG_ONLY_KINDS]
 
     def add_syslog_target(self, host: str, port: int) -> None:
         """A loopback UDP target every router sends its syslog to (lab --syslog-to)."""

@@ -210,7 +210,12 @@ def show_ip_interface_brief(r: Router) -> str:
         rows.append(("Loopback1", f"10.{150 + int(r.name[3:])}.0.1", "up", "up"))
     seen: set[str] = set()
     tunnel_rows: list[tuple[str, str, str, str]] = []
-    for (tunnel, end), view in zip(r.tunnels, r.ends, strict=True):
+    modelled = len(r.tunnels)  # config-only ends (the DMVPN hub pair) come after, without SAs
+    for view in r.ends[modelled:]:
+        if view.me.tunnel_if and view.me.tunnel_if not in seen:
+            seen.add(view.me.tunnel_if)
+            tunnel_rows.append((view.me.tunnel_if, view.me.tunnel_ip or r.spec.loopback_ip, "up", "up"))
+    for (tunnel, end), view in zip(r.tunnels, r.ends[:modelled], strict=True):
         me = view.me
         if me.config_type == DVTI:
             has_sa = tunnel.ends[end].sa is not None
@@ -807,3 +812,70 @@ def show_qfp_ipsec_drops(r: Router, all_rows: bool = False) -> str:
         if packets or all_rows:
             out.append(f"{number:>9}  {name}{str(packets).rjust(61 - len(name))}")
     return "\n".join(out) + "\n"
+
+
+# -- show ip nhrp ----------------------------------------------------------------------------
+# Layout of real captures (tests/fixtures/real/show_ip_nhrp: genie's IOS-XE golden output, a
+# phase-3 spoke and a hub from public lab write-ups): per entry `TARGET/LEN via ADDR`,
+# `   TunnelN created T, expire T|never expire`, `   Type: static|dynamic, Flags: ...`,
+# `   NBMA address: A`, and `    (Claimed NBMA address: A)` for a peer behind NAT. A router
+# without NHRP prints nothing (reconstructed: docs/lab-fidelity.md).
+
+NHRP_HOLDTIME = 7200  # IOS default `ip nhrp holdtime`; spokes re-register every third of it
+
+
+def show_ip_nhrp(r: Router) -> str:
+    t = r.now()
+    entries: list[tuple[tuple[int, ...], list[str]]] = []
+
+    def add(target: str, via: str, ifname: str, created: float, expire: float | None, kind: str, flags: str,
+            nbma: str, claimed: str | None = None, no_socket: bool = False) -> None:
+        life = "never expire" if expire is None else f"expire {_hms(int(expire))}"
+        lines = [f"{target} via {via}", f"   {ifname} created {uptime_text(max(created, 1.0))}, {life}",
+                 f"   Type: {kind}, Flags: {flags}".rstrip(), f"   NBMA address: {nbma}"]
+        if claimed:
+            lines.append(f"    (Claimed NBMA address: {claimed})")
+        if no_socket:
+            lines.append("    (no-socket)")
+        key = tuple(int(p) for p in target.split("/")[0].split(".")) + (int(target.split("/")[1]),)
+        entries.append((key, lines))
+
+    uptime = r.spec.boot_age + t
+    for v in r.ends:  # `ip nhrp map` in the config (the hub pair's too: it has no SAs modelled)
+        if v.me.config_type == MGRE_STATIC and v.peer.tunnel_ip is not None:
+            add(f"{v.peer.tunnel_ip}/32", v.peer.tunnel_ip, v.me.tunnel_if or "Tunnel0", uptime, None, "static",
+                "used", v.peer.public_addr)
+    local_done = False
+    for tunnel, end in r.tunnels:
+        me, peer = tunnel.spec.ends[end], tunnel.spec.ends[1 - end]
+        if me.config_type != MGRE_DYNAMIC or peer.tunnel_ip is None:
+            continue
+        ifname = me.tunnel_if or "Tunnel0"
+        age = max(1.0, t - tunnel.ends[end].up_since)
+        claimed = peer.local_addr if peer.local_addr != peer.public_addr else None
+        if r.role == "hub":  # a spoke's registration, refreshed every holdtime / 3
+            add(f"{peer.tunnel_ip}/32", peer.tunnel_ip, ifname, age, NHRP_HOLDTIME - age % (NHRP_HOLDTIME / 3),
+                "dynamic", "unique registered used nhop", peer.public_addr, claimed)
+        else:  # a phase-3 shortcut to another spoke: its tunnel address and its LAN
+            expire = NHRP_HOLDTIME - age % NHRP_HOLDTIME
+            add(f"{peer.tunnel_ip}/32", peer.tunnel_ip, ifname, age, expire, "dynamic", "router nhop rib",
+                peer.public_addr, claimed)
+            lan = _lan_of(tunnel, 1 - end)
+            if lan:
+                add(lan, peer.tunnel_ip, ifname, age, expire, "dynamic", "router used rib", peer.public_addr, claimed)
+            if not local_done:  # this spoke's own entries, answered to the other spoke
+                local_done = True
+                add(f"{me.tunnel_ip}/32", me.tunnel_ip, ifname, age, expire, "dynamic", "router unique local",
+                    me.public_addr, no_socket=True)
+                own = _lan_of(tunnel, end)
+                if own:
+                    add(own, me.tunnel_ip, ifname, age, expire, "dynamic", "router unique local", me.public_addr,
+                        no_socket=True)
+    return "".join("\n".join(lines) + "\n" for _, lines in sorted(entries))
+
+
+def _lan_of(tunnel: TunnelRuntime, end: int) -> str | None:
+    """`172.16.1.0/24` for the LAN behind one end of a tunnel (the router's plan)."""
+    spec = tunnel.routers[end].spec
+    bits = sum(bin(int(p)).count("1") for p in spec.lan_mask.split("."))
+    return f"{spec.lan_net}/{bits}"

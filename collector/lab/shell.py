@@ -197,6 +197,7 @@ def _user_grammar() -> Grammar:
     g.add("show clock", _show(render.show_clock))
     g.add("show clock detail", _show(lambda r: render.show_clock(r, detail=True)))
     g.add("show ip interface brief", _show(render.show_ip_interface_brief))
+    g.add("show ip nhrp", _show(render.show_ip_nhrp))  # a user-mode command too (real capture: `R15>sh ip nhrp`)
     g.add("show processes cpu", _show(render.show_processes_cpu))
     g.add("show processes cpu sorted", _show(lambda r: render.show_processes_cpu(r, sort=True)))
     return g

@@ -11,7 +11,12 @@ and 4 spokes, 500 routers give 10 hubs and 490 spokes.
 Tunnels: spoke k (1-based) connects to hub ((k-1 + (k-1) div 8) mod H)+1 with the tunnel
 kind of its slot ((k-1) mod 8, see SPOKE_SLOTS); consecutive hubs are linked by GRE P2P
 tunnels.
-Spoke tunnels come first (t1..tS), then the hub links.
+Spoke tunnels come first (t1..tS), then the hub links, then DMVPN as deployed: one cloud
+(10.100.0.0/16) whose hubs are paired (hub1+hub2, hub3+hub4...) by a static NHRP mapping
+to each other (dual hub), and phase-3 spoke-to-spoke tunnels between DMVPN spokes taken
+two by two, both ends learned from NHRP resolution (dynamic mappings). The hub pair's
+mapping is configuration and NHRP cache only (CONFIG_ONLY_KINDS): the two hubs already
+meet over their GRE link, and the model keeps one IPsec tunnel per pair of addresses.
 """
 
 from __future__ import annotations
@@ -57,12 +62,15 @@ SCENARIOS = (
     "desync-nat-t",  # the receiver sits behind NAT: destaddr is its inside address
     "desync-expiring",  # stops by itself when the sender's SA reaches its rekey time
     "desync-hub",  # every spoke of one hub (IKEv1 and IKEv2 tunnels) broken at once
+    "desync-dmvpn-static",  # DMVPN flow over a static NHRP mapping: a spoke receives from its hub
+    "desync-dmvpn-dynamic",  # DMVPN flow over a dynamic NHRP mapping: spoke-to-spoke shortcut
     "rekey-transient",
     "asr-silent",
     "nat-t-silent",
     "healthy",
 )
-DESYNC_VARIANTS = frozenset(("desync", "desync-under-way", "desync-nat-t", "desync-expiring", "desync-hub"))
+DESYNC_VARIANTS = frozenset(("desync", "desync-under-way", "desync-nat-t", "desync-expiring", "desync-hub",
+                             "desync-dmvpn-static", "desync-dmvpn-dynamic"))
 FAULT_SCENARIOS = DESYNC_VARIANTS | {"asr-silent", "nat-t-silent"}
 UNDER_WAY_SECONDS = 300.0  # a desync-under-way began this long before lab start (5 lines logged)
 EXPIRING_AFTER = 200.0  # a desync-expiring stops this long after it began (sender's rekey)
@@ -149,6 +157,22 @@ SPOKE_SLOTS: tuple[TunnelKind, ...] = (
     TunnelKind("svti-ikev2", 2, SVTI, SVTI),
 )
 HUB_LINK = TunnelKind("hub-gre-p2p", 1, GRE_P2P, GRE_P2P)
+# DMVPN as deployed (docs/lab-fidelity.md): the dual-hub pair maps each other statically;
+# a phase-3 shortcut between two spokes is dynamic at both ends.
+DMVPN_HUBS = TunnelKind("dmvpn-hubs", 1, MGRE_STATIC, MGRE_STATIC)
+DMVPN_SHORTCUT = TunnelKind("dmvpn-shortcut", 1, MGRE_DYNAMIC, MGRE_DYNAMIC)
+DMVPN_KINDS = ("dmvpn", "dmvpn-hubs", "dmvpn-shortcut")
+CONFIG_ONLY_KINDS = ("dmvpn-hubs",)  # in the config and `show ip nhrp`, no IPsec SAs modelled
+DMVPN_MASK = "255.255.0.0"
+
+
+def dmvpn_address(router: RouterSpec) -> str:
+    """The router's Tunnel0 address in the one DMVPN cloud: hub h 10.100.0.h, spoke k
+    10.100.(1 + (k-1) div 250).((k-1) mod 250 + 1)."""
+    if router.role == "hub":
+        return f"10.100.0.{int(router.name[3:])}"
+    k = int(router.name[5:]) - 1
+    return f"10.100.{1 + k // 250}.{k % 250 + 1}"
 
 
 # -- values ------------------------------------------------------------------------------
@@ -684,43 +708,14 @@ def _build_tunnel(
             None,
             seq_h,
         )
-    elif name == "dmvpn":
-        n = ords.next(h.name, "dmvpn")
-        hub_no = int(h.name[3:])
-        overlay = f"10.{100 + hub_no}.0.0"
-        e0 = EndSpec(
-            s.name,
-            MGRE_STATIC,
-            "Tunnel0",
-            "Tunnel0-head-0",
-            s.wan_ip,
-            s.public_ip,
-            _host(s.wan_ip),
-            _host(h.public_ip),
-            "Tunnel0",
-            _ip_add(overlay, n + 1),
-            "255.255.255.0",
-            None,
-            0,
-            None,
-            1,
-        )
-        e1 = EndSpec(
-            h.name,
-            MGRE_DYNAMIC,
-            "Tunnel0",
-            "Tunnel0-head-0",
-            h.wan_ip,
-            h.public_ip,
-            _host(h.wan_ip),
-            _host(s.public_ip),
-            "Tunnel0",
-            _ip_add(overlay, 1),
-            "255.255.255.0",
-            None,
-            0,
-            None,
-            n,
+    elif name in DMVPN_KINDS:
+        # end 0: the spoke (or the lower hub, or the first spoke of a shortcut); both ends'
+        # Tunnel0 sit in the one cloud, each router with its own address
+        e0, e1 = (
+            EndSpec(a.name, ctype, "Tunnel0", "Tunnel0-head-0", a.wan_ip, a.public_ip, _host(a.wan_ip),
+                    _host(b.public_ip), "Tunnel0", dmvpn_address(a), DMVPN_MASK, None, 0, None,
+                    ords.next(a.name, "dmvpn"))
+            for a, b, ctype in ((s, h, kind.spoke_type), (h, s, kind.hub_type))
         )
     elif name == "flexvpn":
         n = ords.next(h.name, "dvti")
@@ -882,7 +877,7 @@ def _build_tunnel(
     ike_lifetime = min(s.ike_lifetime, h.ike_lifetime)
     ipsec_age = rng.uniform(0.0, 0.8 * ipsec_lifetime)
     ike_age = rng.uniform(ipsec_age, max(ipsec_age, 0.85 * ike_lifetime))
-    mode = "Transport" if name in ("dmvpn", "gre-p2p", "hub-gre-p2p") else "Tunnel"
+    mode = "Transport" if name in (*DMVPN_KINDS, "gre-p2p", "hub-gre-p2p") else "Tunnel"
     return TunnelSpec(
         id=tid,
         index=index,
@@ -907,6 +902,10 @@ def _psk(seed: int, kind: TunnelKind, spoke: RouterSpec, hub: RouterSpec, rng: r
     """Per-tunnel key, except where the hub side is dynamic: then every spoke of that hub
     must share the hub's wildcard key (ISAKMP wildcard, EzVPN group, IKEv2 keyring)."""
     shared = {"crypto-map": "ikev1-wildcard", "dmvpn": "ikev1-wildcard", "ezvpn": "ezvpn", "flexvpn": "flex"}
+    if kind.name in DMVPN_KINDS or kind.name == "crypto-map":
+        # one DMVPN cloud: spokes meet spokes of the other hub (shortcuts) and the hubs each
+        # other, so every member shares the wildcard key (the crypto-map spokes use it too)
+        return "Psk-" + _token(_rng(seed, "hubkey", "dmvpn-cloud", "ikev1-wildcard"), 16)
     if kind.name in shared:
         return "Psk-" + _token(_rng(seed, "hubkey", hub.name, shared[kind.name]), 16)
     return "Psk-" + _token(rng, 16)
@@ -951,6 +950,11 @@ def _candidates(name: str, tunnel: TunnelSpec, by_name: dict[str, RouterSpec]) -
         return [i for i in ends if rx[i].nat_t and _receiver_logs(tunnel, rx[i])]
     if name == "desync-hub":
         return [1] if _receiver_logs(tunnel, rx[1]) and rx[1].role == "hub" and rx[0].role == "spoke" else []
+    if name == "desync-dmvpn-static":
+        # the spoke receives from its hub: the spoke's static map
+        ends = [0] if tunnel.kind == "dmvpn" else []
+    elif name == "desync-dmvpn-dynamic":
+        ends = [0, 1] if tunnel.kind == "dmvpn-shortcut" else []
     if name in DESYNC_VARIANTS or name == "rekey-transient":
         usable = [i for i in ends if _receiver_logs(tunnel, rx[i])]
         if name in DESYNC_VARIANTS:
@@ -974,7 +978,7 @@ def assign_scenarios(
     for spec in sorted(specs, key=lambda s: priority.get(s.name, 2)):
         options: list[tuple[bool, int, TunnelSpec, int]] = []
         for t in tunnels:
-            if t.id in claimed:
+            if t.id in claimed or t.kind in CONFIG_ONLY_KINDS:
                 continue
             cands = _candidates(spec.name, t, by_name)
             if cands:
@@ -992,6 +996,8 @@ def assign_scenarios(
                 "nat-t-silent": "to an IOS 12.4 router under NAT-T",
                 "desync-nat-t": "whose receiver sits behind NAT and logs invalid SPIs",
                 "desync-hub": "from spokes to one hub that logs invalid SPIs",
+                "desync-dmvpn-static": "over a static NHRP mapping (a DMVPN spoke receiving from its hub)",
+                "desync-dmvpn-dynamic": "between two DMVPN spokes (a fleet with two DMVPN spokes: 12 routers)",
                 "healthy": "",
             }.get(spec.name, "whose receiver logs invalid SPIs")
             raise ValueError(
@@ -1071,6 +1077,11 @@ def build_plan(
         tunnels.append(_build_tunnel(seed, len(tunnels) + 1, kind, spoke, hub, ords))
     for h in range(1, hubs):
         tunnels.append(_build_tunnel(seed, len(tunnels) + 1, HUB_LINK, router_specs[h - 1], router_specs[h], ords))
+    for h in range(1, hubs, 2):
+        tunnels.append(_build_tunnel(seed, len(tunnels) + 1, DMVPN_HUBS, router_specs[h - 1], router_specs[h], ords))
+    dmvpn_spokes = [t.ends[0].router for t in tunnels if t.kind == "dmvpn"]
+    for a, b in zip(dmvpn_spokes[::2], dmvpn_spokes[1::2]):
+        tunnels.append(_build_tunnel(seed, len(tunnels) + 1, DMVPN_SHORTCUT, by_name[a], by_name[b], ords))
 
     tunnels = assign_scenarios(specs, tunnels, by_name, routers)
     tunnels = [_shape_for_scenario(t) for t in tunnels]

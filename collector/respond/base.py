@@ -114,7 +114,7 @@ class ResponderBase:
         the version is not known: both)."""
         ike, also = self._ike(host, peer, profile, session)
         return RouterFacts(name=host.name, platform=host.platform, os_family=profile.os_family,
-                           ike=ike, logging=logging_settings), also
+                           ike=ike, logging=logging_settings, dmvpn=profile.dmvpn), also
 
     def _ike(self, host: Host, peer: PeerAddress, profile: DeviceProfile,
              session: RouterSession | None) -> tuple[str, tuple[str, ...]]:

@@ -16,7 +16,7 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 
 from collector.core.results import LogSnapshot
 from collector.respond.debugstate import DebugState, parse_debug_state
-from collector.cryptoconfig import CryptoProfile, classify_config
+from collector.cryptoconfig import CryptoProfile, TunnelKind, classify_config
 from collector.errors import SafetyRefusal
 from collector.parsing import TemplateRegistry
 from collector.respond.deadman import applet_names
@@ -47,6 +47,11 @@ class DeviceProfile:
     crypto: CryptoProfile
     running_config: str
     addresses: tuple[PeerAddress, ...]  # interface addresses from `show ip interface brief`
+
+    @property
+    def dmvpn(self) -> bool:
+        """The router has an mGRE tunnel (the playbook's `dmvpn:` captures, such as `show ip nhrp`)."""
+        return any(t.kind in (TunnelKind.MGRE_STATIC_NHRP, TunnelKind.MGRE_DYNAMIC_NHRP) for t in self.crypto.tunnels)
 
     def knows_ike_toward(self, peer: PeerAddress) -> bool:
         """Does the configuration alone say the IKE version toward `peer`? Not on a DMVPN

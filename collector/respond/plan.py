@@ -152,6 +152,7 @@ class RouterFacts:
     os_family: Literal["ios", "iosxe"]  # from `show version`; decides platform conditions
     ike: Literal["isakmp", "ikev2"]  # IKE version of the tunnel to the peer
     logging: LoggingSettings
+    dmvpn: bool | None = None  # has an mGRE tunnel (playbook `dmvpn:` conditions); None: unknown
 
     def __post_init__(self) -> None:
         if self.os_family not in ("ios", "iosxe"):
@@ -508,7 +509,7 @@ def capture_commands(
     commands: list[str] = []
     for spec in playbook.capture:
         for ike in (facts.ike, *also_ike):
-            if spec.applies_to(facts.platform_tag, ike):
+            if spec.applies_to(facts.platform_tag, ike, facts.dmvpn):
                 command = _render(spec.command, {**values, "ike": ike})
                 if command not in commands:
                     commands.append(command)

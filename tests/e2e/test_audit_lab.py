@@ -60,10 +60,14 @@ def expected_label(config_type: str, ike_version: int) -> str:
     return "yes" if applies else "no"
 
 
-def tunnel_for(router: dict, peer: str) -> dict:
+def tunnel_for(router: dict, peer: str, kind: str) -> dict:
     """The audited tunnel of `router` that carries traffic with `peer`: a configured peer
-    first, else one where show crypto session saw it."""
+    first, else one where show crypto session or the NHRP cache saw it. A dual-hub pair
+    names each other twice (their GRE link and the static NHRP map of their DMVPN
+    interface): then the row of the expected kind."""
     named = [t for t in router["tunnels"] if peer in t["peers"]]
+    if len(named) > 1:
+        named = [t for t in named if t["kind"] == kind]
     seen = [t for t in router["tunnels"] if not t["peers"] and peer in t["observed_peers"]]
     found = named or seen
     assert len(found) == 1, (router["host"], peer, router["tunnels"])
@@ -94,7 +98,7 @@ def test_audit_classifies_every_lab_tunnel(lab10, tmp_path):
     seen_types = set()
     for pair in pairs:
         for name, config_type, peer in ((pair.a, pair.a_type, pair.b_addr), (pair.b, pair.b_type, pair.a_addr)):
-            tunnel = tunnel_for(routers[name], peer)
+            tunnel = tunnel_for(routers[name], peer, LAB_KIND[config_type].value)
             assert tunnel["kind"] == LAB_KIND[config_type].value, (pair.id, name, tunnel)
             assert tunnel["ike_version"] == f"IKEv{pair.ike_version}", (pair.id, name, tunnel)
             assert tunnel["recovery_label"] == expected_label(config_type, pair.ike_version), (pair.id, name)
@@ -103,6 +107,14 @@ def test_audit_classifies_every_lab_tunnel(lab10, tmp_path):
             assert tunnel["recovery_configured"] is configured, (pair.id, name)
             seen_types.add(config_type)
     assert seen_types == set(LAB_KIND)
+
+    # DMVPN per mapping: hub2's Tunnel0 maps hub1 statically (dual hub) and learns spoke2
+    hub2 = [(t["tunnel"], t["kind"], t["peers"], t["recovery_label"]) for t in routers["hub2"]["tunnels"]
+            if t["tunnel"] == "Tunnel0"]
+    hub1_ip, spoke2_ip = (lab10.call(lambda n=n: lab10.fleet.routers[n].spec.public_ip) for n in ("hub1", "spoke2"))
+    assert hub2 == [("Tunnel0", "mgre-static-nhrp", [hub1_ip], "yes"), ("Tunnel0", "mgre-dynamic-nhrp", [], "no")]
+    learned = next(t for t in routers["hub2"]["tunnels"] if t["kind"] == "mgre-dynamic-nhrp")
+    assert spoke2_ip in learned["observed_peers"]
 
     tunnels = [t for r in routers.values() for t in r["tunnels"]]
     missing = sum(t["recovery_label"] == "yes" and not t["recovery_configured"] for t in tunnels)

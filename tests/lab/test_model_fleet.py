@@ -87,8 +87,9 @@ def test_parse_scenarios() -> None:
         parse_scenarios(["desynk"])
     with pytest.raises(ValueError, match="count 'x' is not a whole number"):
         parse_scenarios(["desync:x"])
-    with pytest.raises(ValueError, match=r"asr-silent:4 needs 4 free tunnel\(s\) whose receiver is an ASR1000"):
-        build(scenarios=["asr-silent:4"])
+    # hub2 (the ASR1000) receives on its spokes' tunnels, its GRE link and its DMVPN hub-pair map
+    with pytest.raises(ValueError, match=r"asr-silent:5 needs 5 free tunnel\(s\) whose receiver is an ASR1000"):
+        build(scenarios=["asr-silent:5"])
     with pytest.raises(ValueError, match="at least 2 routers"):
         Fleet.build(1, [])
 

@@ -405,3 +405,13 @@ def test_dry_run_lists_every_command_in_order(spi):
     assert "    undo: no logging buffered" in spoke_part
     assert "no logging monitor" in spoke_part and "no logging console" not in spoke_part
     assert "qfp" not in spoke_part
+
+
+def test_nhrp_table_is_captured_on_dmvpn_routers_only_when_known(spi):
+    from dataclasses import replace
+
+    base = facts(os_family="ios", ike="isakmp")
+    assert "show ip nhrp" in capture_commands(spi, replace(base, dmvpn=True), PEER)
+    assert "show ip nhrp" not in capture_commands(spi, replace(base, dmvpn=False), PEER)
+    # not known (a caller that does not say): captured, the router answers with an empty table
+    assert "show ip nhrp" in capture_commands(spi, base, PEER)

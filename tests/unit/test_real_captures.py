@@ -39,6 +39,7 @@ def pick(records: list[dict], *keys: str) -> list[tuple]:
 COVERED = {
     "show_crypto_ipsec_sa", "show_crypto_isakmp_sa", "show_crypto_ikev2_sa", "show_crypto_session",
     "show_platform_qfp", "show_debugging", "show_logging", "show_version", "show_clock", "debug", "syslog",
+    "show_ip_nhrp", "show_dmvpn",  # collector/nhrp.py: tests/unit/test_nhrp.py
 }
 
 
