@@ -30,14 +30,8 @@ KNOWN_FAILING = {
         "same as above",
     "tests/reliability/test_secrets.py::test_after_a_full_run_no_secret_is_anywhere_and_modes_are_private":
         "its bundle appears after the test's fixed wait on a loaded machine (seen before this session's changes too)",
-    "tests/reliability/test_fuzz_inputs.py::test_hostile_lines_on_the_lab_never_reach_a_router_command":
-        "not yet re-checked against the new reader's classification of sources",
     "tests/scaleout/test_scaleout_guards.py::test_login_bucket_is_shared_by_every_worker_of_the_site":
         "timing-dependent on a loaded machine: 4 of 5 logins counted once in a clean-clone run, passed in another",
-    "tests/e2e/test_real_routers.py::test_a_scanners_lines_arm_nothing_and_are_listed":
-        "issue 16 item 9 on the lab with every trait on: not yet passing",
-    "tests/e2e/test_real_routers.py::test_a_natted_receiver_the_senders_bundle_holds_its_sa_with_the_logged_spi":
-        "issue 16 item 8 on the lab's NAT-T receivers: not yet passing",
 }
 
 
