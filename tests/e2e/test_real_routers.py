@@ -165,6 +165,10 @@ def test_a_natted_receiver_the_senders_bundle_holds_its_sa_with_the_logged_spi(t
         assert sender["debug_condition_peer"] != manifest["flow"]["destaddr"]  # the public address, not the inside one
         sa_files = [p for p in (found[0] / tunnel.sender).glob("*show_crypto_ipsec_sa*.txt")]
         assert sa_files and any(spi in p.read_text().lower() for p in sa_files)
+        # the report reads and advises the sender by that address too
+        report = (found[0] / "report.md").read_text()
+        assert f"knows the receiver as {sender['debug_condition_peer']}" in report
+        assert "no SA with this peer" not in report
 
 
 def test_a_scanners_lines_arm_nothing_and_are_listed(tmp_path):
