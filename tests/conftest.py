@@ -18,12 +18,6 @@ KNOWN_FAILING = {
         "load on 200 routers with the realistic lab's buffers: not yet re-tuned for the new reader",
     "tests/reliability/test_load.py::test_syslog_flood_is_survived_and_a_real_repeat_inside_it_is_captured":
         "same as above",
-    "tests/reliability/test_fuzz_inputs.py::test_hostile_lines_on_the_lab_never_reach_a_router_command":
-        "not yet re-checked against the new reader's classification of sources",
-    "tests/e2e/test_real_routers.py::test_a_scanners_lines_arm_nothing_and_are_listed":
-        "issue 16 item 9 on the lab with every trait on: not yet passing",
-    "tests/e2e/test_real_routers.py::test_a_natted_receiver_the_senders_bundle_holds_its_sa_with_the_logged_spi":
-        "issue 16 item 8 on the lab's NAT-T receivers: not yet passing",
 }
 
 

@@ -24,7 +24,7 @@ class Box:
     def __init__(self, routers: FakeRouters, name: str, *, debugs=(), conditions=(), other_debugs=(),
                  buffered_line="logging buffered 16384 informational", buffer_size=16384, buffer_level="informational",
                  aaa=False, eem_version="4.00", cli_username=None, vty=(0, 4), vty_used=1, deny=(),
-                 applets=None, log_lines=("*Dec  6 10:00:00.000: %CRYPTO-4-RECVD_PKT_INV_SPI: decaps: rec'd IPSEC "
+                 applets=None, ipsec_sa="", log_lines=("*Dec  6 10:00:00.000: %CRYPTO-4-RECVD_PKT_INV_SPI: decaps: rec'd IPSEC "
                                           "packet has invalid spi for destaddr=10.0.0.1, prot=50, spi=0x1234ABCD(305441741), "
                                           "srcaddr=10.0.0.2, input interface=Tunnel0",)):
         self.name = name
@@ -40,6 +40,7 @@ class Box:
         self.log_lines = list(log_lines)
         self.logged = max(10, len(self.log_lines))  # the header's "N messages logged"
         self.condition_removal_works = True
+        self.ipsec_sa = ipsec_sa  # `show crypto ipsec sa` (the SA blocks; a NAT-T sender's current_peer)
         self._applet: str | None = None
         routers.router(name).default = self.answer
 
@@ -105,6 +106,7 @@ class Box:
             "show logging | include [Ll]og": self.header(),
             "configure terminal": "", "end": "",
             "show clock": "*10:00:05.000 UTC Sun Dec 6 2026\n",
+            "show crypto ipsec sa": self.ipsec_sa,
         }
         if command in fixed:
             return fixed[command]

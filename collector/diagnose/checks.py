@@ -100,6 +100,14 @@ class DiagnosisInputs:
     nat_t: bool | None = None  # UDP 4500 encapsulation in use on this tunnel
     armed_before_repeat: bool | None = None  # debugs were running before the repeat (116005)
     rekey_near_event: bool = False  # an IPsec rekey happened close to the first message
+    # the receiver's address as the sender knows it, when that is not destaddr: under NAT-T
+    # the receiver logs its inside address, the sender only knows the public one
+    sender_peer: ipaddress.IPv4Address | ipaddress.IPv6Address | None = None
+
+    @property
+    def peer_of_sender(self) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+        """The address the sender's tunnel, SAs and commands name the receiver by."""
+        return self.sender_peer or self.flow.dst
 
 
 # --------------------------------------------------------------------------------------------
@@ -275,7 +283,7 @@ def check_sa_sync(inputs: DiagnosisInputs) -> list[Finding]:
                         "until the sender's SA expires or DPD/recovery tears it down."),
                 evidence=refs,
                 recommendation=(f"To restore traffic now, clear the stale SA on {tx.name} (e.g. `clear crypto sa "
-                                f"peer {flow.dst}`) — only with operator approval. Keep the capture for the root "
+                                f"peer {inputs.peer_of_sender}`) — only with operator approval. Keep the capture for the root "
                                 "cause."),
                 router=tx.name,
             ))
@@ -310,7 +318,7 @@ def check_sa_sync(inputs: DiagnosisInputs) -> list[Finding]:
                 detail=(f"{rx.name}'s inbound SAs do not include {_hex(spi)}, consistent with out-of-sync SAs; "
                         f"{tx.name}'s outbound SPIs were not captured, so it is not confirmed that it still uses it."),
                 evidence=ref,
-                recommendation=f"Capture `show crypto ipsec sa peer {flow.dst}` on {tx.name}.",
+                recommendation=f"Capture `show crypto ipsec sa peer {inputs.peer_of_sender}` on {tx.name}.",
                 router=rx.name,
             ))
     elif tx_out is not None and spi in tx_out:
@@ -428,7 +436,8 @@ def check_recovery(inputs: DiagnosisInputs) -> list[Finding]:
 
 def check_dpd(inputs: DiagnosisInputs) -> list[Finding]:
     out: list[Finding] = []
-    for side, peer, role in ((inputs.sender, inputs.flow.dst, "sender"), (inputs.receiver, inputs.flow.src, "receiver")):
+    for side, peer, role in ((inputs.sender, inputs.peer_of_sender, "sender"),
+                             (inputs.receiver, inputs.flow.src, "receiver")):
         profile = side.profile
         if profile is None or not profile.tunnels:
             continue
@@ -771,7 +780,7 @@ _SPI_SIZE_0 = re.compile(r"spi\s*size\s*[:=]?\s*0\b", re.IGNORECASE)
 
 def check_ikev2_invalid_syntax(inputs: DiagnosisInputs) -> list[Finding]:
     out = []
-    for side, peer in ((inputs.receiver, inputs.flow.src), (inputs.sender, inputs.flow.dst)):
+    for side, peer in ((inputs.receiver, inputs.flow.src), (inputs.sender, inputs.peer_of_sender)):
         tunnels = side_tunnels(side, peer)[0]
         ikev2 = any(t.ike_version == "IKEv2" for t in tunnels) or any("IKEv2" in r.text for r in side.debug_lines)
         if not ikev2:

@@ -571,6 +571,16 @@ def _nat_t(tables: Iterable[SaTable | None], sessions: Iterable[str | None]) -> 
     return None
 
 
+def _sender_peer(capture: RouterCapture | None, flow: Flow) -> IPv4Address | IPv6Address | None:
+    """The receiver's address as the sender's capture named it, when it is not destaddr
+    (NAT-T: the agent found it from the sender's SA with the logged SPI)."""
+    try:
+        peer = ip_address(capture.peer) if capture is not None and capture.peer else None
+    except ValueError:
+        return None
+    return peer if peer is not None and peer != flow.dst else None
+
+
 def build_inputs(result: CaptureResult, *, contexts: Mapping[str, RouterContext] | None = None,
                  registry=None, files: Mapping[tuple[str, int], str] | None = None,
                  ) -> tuple[DiagnosisInputs, dict[str, SaTable | None]]:
@@ -587,8 +597,9 @@ def build_inputs(result: CaptureResult, *, contexts: Mapping[str, RouterContext]
     tx_name = result.sender or (tx_capture.router if tx_capture else f"{flow.src} (not in inventory)")
     rx = _side(rx_name, rx_capture, flow.src, armed=_armed(rx_name, result.actions), year=year, files=files,
                context=contexts.get(rx_name), registry=registry)
-    tx = _side(tx_name, tx_capture, flow.dst, armed=_armed(tx_name, result.actions), year=year, files=files,
-               context=contexts.get(tx_name), registry=registry)
+    sender_peer = _sender_peer(tx_capture, flow)
+    tx = _side(tx_name, tx_capture, sender_peer or flow.dst, armed=_armed(tx_name, result.actions), year=year,
+               files=files, context=contexts.get(tx_name), registry=registry)
     occ = _occurrences(flow, rx.log, result.trigger_lines, result.captured_at)
     offsets = {c.router: c.clock_offset for c in result.captures}
     inputs = DiagnosisInputs(
@@ -603,6 +614,7 @@ def build_inputs(result: CaptureResult, *, contexts: Mapping[str, RouterContext]
         armed_before_repeat=result.armed_before_repeat if result.armed_at is not None else None,
         rekey_near_event=_rekey_near(occ.times[0] if occ.times else None,
                                      ((rx, offsets.get(rx_name)), (tx, offsets.get(tx_name))), offsets.get(rx_name)),
+        sender_peer=sender_peer,
     )
     return inputs, {"receiver": rx.sa, "sender": tx.sa}
 

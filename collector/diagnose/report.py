@@ -248,6 +248,9 @@ def _what_happened(d: IncidentDiagnosis) -> list[str]:
     )
     if not meta.sender_in_inventory:
         lines.append(f"- The sender {flow.src} is not in the inventory: only the receiver was captured.")
+    elif inputs.peer_of_sender != flow.dst:
+        lines.append(f"- {md_text(tx.name)} knows the receiver as {inputs.peer_of_sender}, not {flow.dst} "
+                     "(NAT between them): its SAs and tunnel were read for that address.")
     if meta.armed_at:
         timing = ("before the repeat (they can show the cause)" if inputs.armed_before_repeat
                   else "after the repeat (they show the aftermath only)" if inputs.armed_before_repeat is False
@@ -482,7 +485,7 @@ def _config_section(d: IncidentDiagnosis) -> list[str]:
     flow = d.inputs.flow
     lines = ["## Configuration of the tunnel on both ends", ""]
     rows: list[list[str]] = []
-    for side, peer in ((d.inputs.receiver, flow.src), (d.inputs.sender, flow.dst)):
+    for side, peer in ((d.inputs.receiver, flow.src), (d.inputs.sender, d.inputs.peer_of_sender)):
         found, how = _config_rows(side, peer)
         rows += found
         lines.append(f"- {md_text(side.name)}: {md_text(how)}")
@@ -645,7 +648,7 @@ def render_json(d: IncidentDiagnosis) -> dict[str, Any]:
                     "sender_in_inventory": meta.sender_in_inventory, "capture_errors": dict(meta.capture_errors),
                     "integrity_problems": list(meta.integrity_problems), "disarm": dict(meta.disarm)},
         "receiver": _side_data(inputs.receiver, "receiver", str(flow.dst), flow.src),
-        "sender": _side_data(inputs.sender, "sender", str(flow.src), flow.dst),
+        "sender": _side_data(inputs.sender, "sender", str(flow.src), inputs.peer_of_sender),
         "sa_tables": {"receiver": _sa_table_data(d.sa_tables.get("receiver")),
                       "sender": _sa_table_data(d.sa_tables.get("sender"))},
         "sa_cross_check": [{key: value for key, value in c.items() if key != "verdict_md"} for c in sa_cross_check(d)],

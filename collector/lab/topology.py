@@ -1085,10 +1085,24 @@ def build_plan(
 
     tunnels = assign_scenarios(specs, tunnels, by_name, routers)
     tunnels = [_shape_for_scenario(t) for t in tunnels]
+    router_specs = _without_recovery_for_nat_t_desync(router_specs, tunnels)
+    by_name = {r.name: r for r in router_specs}
     if "operator-debug" in traits:
         router_specs = [_operator_debug(r, tunnels) for r in router_specs]
         by_name = {r.name: r for r in router_specs}
     return FleetPlan(seed, lab_credentials(seed), tuple(router_specs), tuple(tunnels), by_name, traits)
+
+
+def _without_recovery_for_nat_t_desync(router_specs: list[RouterSpec], tunnels: list[TunnelSpec]) -> list[RouterSpec]:
+    """A desync-nat-t receiver without `crypto isakmp invalid-spi-recovery`.
+
+    Only one spoke in four sits behind NAT, so the scenario has rarely a choice of tunnel;
+    where that receiver has recovery configured and it applies (a static NHRP mapping),
+    the first invalid SPI resyncs the tunnel and the flow never repeats: no desync. The
+    scenario is a flow that repeats, so its receiver is one whose operator did not turn
+    recovery on (as on most routers: it is off by default on IOS)."""
+    receivers = {t.ends[t.receiver].router for t in tunnels if t.scenario == "desync-nat-t"}
+    return [replace(r, invalid_spi_recovery=False) if r.name in receivers else r for r in router_specs]
 
 
 def _shape_for_scenario(t: TunnelSpec) -> TunnelSpec:

@@ -42,8 +42,11 @@ _DISCRIMINATOR = r"[A-Za-z][A-Za-z0-9_-]{0,7}"
 _FORMS: tuple[tuple[str, Mode, re.Pattern[str]], ...] = (
     ("condition", "exec", re.compile(r"^no debug crypto condition peer (ipv4|ipv6) (\S+)$")),
     ("debug", "exec", re.compile(r"^no debug crypto (?!condition\b)[a-z0-9-]+(?: [a-z0-9-]+){0,2}$")),
+    # the running-config line as it was (the responder restores it verbatim): size and level
+    # may each be absent (IOS omits defaults), `xml` or a discriminator may be there
     ("buffered", "config", re.compile(
-        rf"^logging buffered (?:discriminator ({_DISCRIMINATOR}) )?(\d{{4,10}}) ({_LEVEL})(?: discriminator ({_DISCRIMINATOR}))?$")),
+        rf"^logging buffered(?: xml| discriminator ({_DISCRIMINATOR}))?(?: (\d{{4,10}}))?(?: ({_LEVEL}))?"
+        rf"(?: discriminator ({_DISCRIMINATOR}))?$")),
     ("console", "config", re.compile(rf"^logging console ({_LEVEL})$")),
     ("monitor", "config", re.compile(rf"^logging monitor ({_LEVEL})$")),
     ("no-logging", "config", re.compile(r"^no logging (buffered|console|monitor)$")),
@@ -74,9 +77,10 @@ class Applet:
 
 @dataclass(frozen=True, slots=True)
 class ExpectedLogging:
-    """Logging as the applets say it was before arming (None = the applet does not say)."""
+    """Logging as the applets say it was before arming (None = the applet does not say;
+    a size of None: the line named none, so the platform's default, not compared)."""
 
-    buffered: tuple[int, str] | Literal["off"] | None = None
+    buffered: tuple[int | None, str] | Literal["off"] | None = None
     console: str | None = None  # a level, "off", or None
     monitor: str | None = None
 
@@ -138,7 +142,7 @@ def accept_command(command: str, mode: Mode) -> RestoreCommand | None:
             wanted = IPv4Address if family == "ipv4" else IPv6Address
             if not isinstance(address, wanted) or str(address) != text.lower():
                 return None
-        if kind == "buffered" and not 4096 <= int(match.group(2)) <= 2_147_483_647:
+        if kind == "buffered" and match.group(2) and not 4096 <= int(match.group(2)) <= 2_147_483_647:
             return None
         return RestoreCommand(command, mode, kind)
     return None
@@ -218,7 +222,8 @@ def _logging_value(c: RestoreCommand) -> tuple[str | None, object]:
     if c.kind == "buffered":
         match = _FORMS[2][2].fullmatch(c.command)
         assert match is not None
-        return "buffered", (int(match.group(2)), _level_name(match.group(3)))
+        size = int(match.group(2)) if match.group(2) else None
+        return "buffered", (size, _level_name(match.group(3) or "debugging"))  # IOS omits the default level
     if c.kind in ("console", "monitor"):
         return c.kind, _level_name(words[-1])
     if c.kind == "no-logging":
@@ -232,7 +237,7 @@ def _level_name(level: str) -> str:
 
 def _show(value: object) -> str:
     if isinstance(value, tuple):
-        return f"{value[0]} {value[1]}"
+        return f"{value[0]} {value[1]}" if value[0] is not None else f"default size {value[1]}"
     return str(value)
 
 
@@ -245,7 +250,10 @@ def logging_mismatches(show_logging: str, expected: ExpectedLogging) -> list[str
     found: list[str] = []
     if expected.buffered is not None:
         now = "off" if have.buffered_level is None else (have.buffered_size, have.buffered_level)
-        if now != expected.buffered:
+        want = expected.buffered
+        if want != "off" and now != "off" and want[0] is None:
+            now = (None, now[1])  # the applet's line named no size: only the level is known
+        if now != want:
             found.append(f"logging buffered is {_show(now)}, the applet says it was {_show(expected.buffered)}")
     for facility in ("console", "monitor"):
         want = getattr(expected, facility)

@@ -179,13 +179,16 @@ def _capture(pool, host, role: str, peer: str) -> RouterCapture:
 def _incident(lab, pair, tmp_path: Path) -> Path:
     inventory = load_inventory(lab.inventory_path)
     rx, tx = inventory.hosts[pair.receiver], inventory.hosts[pair.sender]
+    # the sender knows the receiver by its public address (under NAT-T receiver_addr, the
+    # destaddr it logs, is its inside one), as the agent finds it from the sender's SA
+    known_as = pair.a_addr if pair.receiver == pair.a else pair.b_addr
     with SessionPool(KnownHosts.default()) as pool:
         actions = []
-        for host, peer in ((rx, pair.sender_addr), (tx, pair.receiver_addr)):
+        for host, peer in ((rx, pair.sender_addr), (tx, known_as)):
             actions += [{"router": host.name, "do": [c], "status": "undone"} for c in _arm(pool, host, peer)]
         armed_at = datetime.now(timezone.utc)
         lab.control.step(200)  # a few lab minutes: the receiver logs the flow once a minute
-        captures = (_capture(pool, rx, "receiver", pair.sender_addr), _capture(pool, tx, "sender", pair.receiver_addr))
+        captures = (_capture(pool, rx, "receiver", pair.sender_addr), _capture(pool, tx, "sender", known_as))
         for host in (rx, tx):
             _disarm(pool, host)
     events = [e for e in (parse_invalid_spi(line, router=rx.name, source="poll", received_at=armed_at)

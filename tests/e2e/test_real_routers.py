@@ -165,14 +165,21 @@ def test_a_natted_receiver_the_senders_bundle_holds_its_sa_with_the_logged_spi(t
         assert sender["debug_condition_peer"] != manifest["flow"]["destaddr"]  # the public address, not the inside one
         sa_files = [p for p in (found[0] / tunnel.sender).glob("*show_crypto_ipsec_sa*.txt")]
         assert sa_files and any(spi in p.read_text().lower() for p in sa_files)
+        # the report reads and advises the sender by that address too
+        report = (found[0] / "report.md").read_text()
+        assert f"knows the receiver as {sender['debug_condition_peer']}" in report
+        assert "no SA with this peer" not in report
 
 
 def test_a_scanners_lines_arm_nothing_and_are_listed(tmp_path):
     with running_lab(routers=6, scenarios=["healthy"], time_scale=60, state_dir=tmp_path / "lab", realism="all") as lab:
+        # what operators already had on (realism "operator-debug"): left exactly as it was
+        before = {name: router_leftovers(lab, name) for name in lab.ports}
         messages = run_agent_until_bundles(load_inventory(lab.inventory_path), demo_playbook(), tmp_path, seconds=25)
         rows = json.loads(cli("incidents", "--state", str(tmp_path / "state"), "--json", cwd=tmp_path).stdout)
         assert [r for r in rows if r["incident"]] == [], messages
         unknown = [r for r in rows if r["state"] == "unknown-source"]
         assert unknown and all(r["lines"] >= 1 for r in unknown)
+        assert any(before.values())  # the check below would not see an operator's debug switched off otherwise
         for name in lab.ports:
-            assert router_leftovers(lab, name) == []
+            assert router_leftovers(lab, name) == before[name], name

@@ -246,6 +246,18 @@ def test_a_receiver_behind_nat_logs_its_inside_address() -> None:
     assert rx.spec.wan_ip not in sa
 
 
+def test_a_desync_behind_nat_repeats_as_a_desync_does() -> None:
+    # The only receiver behind NAT in a 6-router fleet has invalid-spi-recovery drawn on and
+    # a static NHRP mapping, where recovery applies: the first line would resync the tunnel.
+    # The scenario is a flow that repeats: its receiver is one without recovery configured.
+    fleet = default_fleet(["desync-nat-t"])
+    info = next(p for p in fleet.pairs() if p.scenario == "desync-nat-t")
+    rx = fleet.routers[info.receiver]
+    assert info.recovery is False and "invalid-spi-recovery" not in priv(rx).execute("show running-config")
+    step(fleet, 95)  # lines at 30 s and 90 s (one a minute per flow); the sender's DPD gives up later
+    assert sum(INV_SPI in ln and "srcaddr=" + info.sender_addr in ln for ln in rx.log.lines()) == 2
+
+
 def test_scanners_hit_public_addresses_from_sources_that_are_no_peer() -> None:
     fleet = harsh_fleet()
     step(fleet, 4 * 3600)

@@ -208,6 +208,41 @@ def test_a_scanner_arms_nothing_and_is_listed(world_factory):
     assert [(u["src"], u["lines"]) for u in w.store.unknown_sources()] == [("125.240.132.86", 2)]
 
 
+NAT_T_SA = """interface: Tunnel0
+    Crypto map tag: Tunnel0-head-0, local addr 10.0.0.2
+
+   current_peer 198.51.100.7 port 500
+     current outbound spi: 0xAAAA0001(2863267841)
+   current_peer 203.0.113.7 port 4500
+     current outbound spi: 0x1234ABCD(305441741)
+"""
+
+
+def test_a_natted_receivers_sender_is_conditioned_and_queried_by_the_address_it_uses(world_factory):
+    """The hub sits behind NAT: it logs its inside address (10.0.0.1) as destaddr, which the
+    spoke never sees; the spoke's SA whose current outbound SPI is the logged one names the
+    hub's public address, and that is what the spoke is conditioned and queried by."""
+    w = world_factory(hub_lines=[line(0)])
+    w.spoke.ipsec_sa = NAT_T_SA
+    w.poll()
+    assert w.spoke.conditions == ["203.0.113.7"] and w.hub.conditions == [SPOKE]
+    w.hub.log(line(1))
+    w.poll()
+    m = manifest(w.agent.bundles[0])
+    sender = next(r for r in m["routers"] if r["role"] == "sender")
+    assert sender["name"] == "spoke1" and sender["debug_condition_peer"] == "203.0.113.7"
+    queried = [c for c in w.routers.sent("spoke1") if c.startswith(("show crypto ipsec sa peer", "show crypto session remote"))]
+    assert queried and all("203.0.113.7" in c for c in queried), queried
+    assert w.spoke.conditions == [] and w.spoke.debugs == set()
+
+
+def test_a_sender_without_an_sa_of_the_logged_spi_is_conditioned_by_destaddr(world_factory):
+    w = world_factory(hub_lines=[line(0)])
+    w.spoke.ipsec_sa = NAT_T_SA.replace("0x1234ABCD(305441741)", "0xBBBB0002(3149594626)")
+    w.poll()
+    assert w.spoke.conditions == [HUB]
+
+
 def test_stop_disarms_an_armed_incident_and_records_it_stopped(world_factory):
     w = world_factory(hub_lines=[line(0)])
     w.poll()

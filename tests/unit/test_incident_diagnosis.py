@@ -309,6 +309,29 @@ def test_desync_with_static_receiver_is_confirmed_and_recommends_recovery():
     assert any(s["finding"] == "recovery-missing" for s in data["next_steps"])
 
 
+def test_a_natted_receivers_sender_is_read_and_advised_by_the_address_it_uses():
+    """The hub sits behind NAT and logs its inside address 10.10.1.2; the branch knows it as
+    203.0.113.20 (the agent found that from the branch's SA with the logged SPI, and
+    captured the branch by it): the branch's SAs and advice name that address."""
+    public = "203.0.113.20"
+    result = make_result()
+    branch = router_capture("branch", "sender", public, config=(CONFIGS / "static_map.cfg").read_text(),
+                            sa=sa_block(public, "10.1.1.1", outbound=SPI, inbound=[0x0A0B0C0D], port=4500, udp=True),
+                            log=BRANCH_LOG)
+    result = replace(result, captures=(result.captures[0], branch))
+    d = diagnose(result)
+    assert d.inputs.peer_of_sender == ip_address(public)
+    assert d.inputs.sender.outbound_spis == {SPI} and d.inputs.nat_t is True
+    assert "sa-out-of-sync" in ids(d)
+    markdown, data = diagnose_capture(result)
+    assert f"branch knows the receiver as {public}, not 10.10.1.2" in markdown
+    assert f"clear crypto sa peer {public}" in markdown and "clear crypto sa peer 10.10.1.2" not in markdown
+    assert "no SA with this peer" not in markdown
+    # without NAT the sender's capture names destaddr itself: nothing is said about it
+    plain, _ = diagnose_capture(make_result())
+    assert "knows the receiver as" not in plain
+
+
 def test_desync_with_dynamic_receiver_does_not_recommend_recovery():
     result = make_result(hub_config=(CONFIGS / "dynamic_map.cfg").read_text())
     d = diagnose(result)

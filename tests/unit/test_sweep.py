@@ -103,6 +103,37 @@ def test_never_clean_while_logging_differs_from_what_the_applet_says():
     assert "logging buffered is 1000000 debugging, the applet says it was 8192 warnings" in line
 
 
+def test_a_buffered_line_without_a_level_is_restored_and_checked_on_its_size():
+    """IOS omits the default level (debugging) from running-config: the responder restores
+    `logging buffered 100000` as it was, and the sweep must send it too, not refuse it."""
+    undo = [("exec", ("no debug crypto ipsec",)), ("config", ("logging buffered 100000",))]
+    router = Router(applet_text(undo=undo), debugs=("IPSEC",), conditions=())
+    router.answer = _also_bare_size(router)
+    result = _sweep(router)
+    assert result.clean, result.line()
+    assert router.buffered == (100000, "debugging") and "logging buffered 100000" in result.restored
+
+
+def test_a_buffered_line_without_a_size_is_checked_on_its_level_only():
+    undo = [("config", ("logging buffered warnings",))]
+    router = Router(applet_text(undo=undo), debugs=(), conditions=(), buffered=(1000000, "debugging"))
+    result = _sweep(router)  # the fake router ignores the level-only form: the level stays wrong
+    assert not result.clean
+    assert "the applet says it was default size warnings" in result.line()
+
+
+def _also_bare_size(router: Router):
+    answer = router.answer
+
+    def patched(command: str) -> str:
+        if m := re.fullmatch(r"logging buffered (\d+)", command):
+            router.sent.append(command)
+            router.buffered = (int(m.group(1)), "debugging")
+            return ""
+        return answer(command)
+    return patched
+
+
 def test_logging_switched_off_before_arming_is_switched_off_again():
     router = Router(applet_text(undo=[("config", ("no logging buffered",)), ("exec", ("no debug crypto ipsec",))]),
                     debugs=("IPSEC",), conditions=())
@@ -157,6 +188,9 @@ def test_anything_but_a_known_undo_form_is_refused(command):
     ("no debug crypto condition peer ipv4 192.0.2.7", "exec"), ("no debug crypto condition peer ipv6 2001:db8::7", "exec"),
     ("logging buffered 4096 debugging", "config"), ("logging buffered 65536 7", "config"),
     ("logging buffered 65536 informational discriminator CRYPTO", "config"),
+    # running-config lines restored verbatim: defaults omitted, a discriminator or xml kept
+    ("logging buffered 100000", "config"), ("logging buffered informational", "config"),
+    ("logging buffered discriminator NOFLAP 10000000 debugging", "config"), ("logging buffered xml 65536", "config"),
     ("logging console critical", "config"), ("logging monitor 6", "config"),
     ("no logging console", "config"), ("no logging monitor", "config"), ("no logging buffered", "config"),
     (f"no event manager applet {NAME}", "config"),
