@@ -40,8 +40,6 @@ from collector.sessions import SessionError
 from collector.state import StateStore
 from collector.timeutil import utcnow
 
-__all__ = ["IncidentContext", "Worker"]
-
 log = logging.getLogger(__name__)
 
 Address = IPv4Address | IPv6Address
