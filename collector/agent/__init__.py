@@ -1,5 +1,7 @@
-"""The watch agent: reading (reader.py), deciding (collector.core.decide), acting (worker.py),
-tied together by the loop (loop.py). See docs/architecture in the README's design section."""
+"""The watch agent: reading (reader.py), deciding (collector.core.decide), acting (dispatch.py
+runs the router work of worker.py in turn; records.py writes each action to the store;
+sealing.py writes the bundle), tied together by the loop (loop.py); startup.py takes over
+what an earlier run left. See docs/architecture in the README's design section."""
 
 from __future__ import annotations
 

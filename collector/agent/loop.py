@@ -1,28 +1,30 @@
 """The agent: read, decide, act, in one loop that owns the decision state.
 
-    readers (polls, syslog confirmations, QFP)  ──► inbox ──► decide() ──► actions
-    worker threads (arm, capture, release, seal) ──► inbox        │
-                                                                  ├─ record: store, observers (here)
-                                                                  └─ router work: worker pool
+    readers (reader.py: polls, syslog confirmations, QFP) ──► inbox ──► decide() ──► actions
+    router work (dispatch.py, worker.py)                  ──► inbox        │
+                                                                           ├─ record: records.py
+                                                                           └─ router work: dispatch.py
 
-Only `Agent.process` touches the decision state, one event at a time, in the thread that
-runs the loop (`run_until_idle` for a cron pass and the tests, `serve` for the daemon).
-Every other thread only puts events in the inbox. Actions are recorded before the
-router work they describe is started (an incident exists in the store before its first
-arm step), and router work reports back only through the inbox.
+Only the loop thread touches the decision state: `Agent.process`, one event at a time
+(`run_until_idle` for a cron pass and the tests, `serve` for the daemon), and, before the
+loop runs, start-up's adoption of what an earlier run left open (startup.py). Every other
+thread only puts events in the inbox. Actions are recorded before the router work they
+describe is started (an incident exists in the store before its first arm step), and
+router work reports back only through the inbox.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from collector.agent.dispatch import RouterWork, routers_of
 from collector.agent.reader import LogReader
-from collector.bundle import recover_partial_bundles
+from collector.agent.records import IncidentRecorder
+from collector.agent.startup import StartUp
 from collector.agent.worker import Worker
 from collector.core.decide import (
     Arm,
@@ -32,10 +34,8 @@ from collector.core.decide import (
     CoreState,
     Count,
     Event,
-    Incident,
     LineSeen,
     MarkArmedLate,
-    Phase,
     Release,
     Rules,
     Skip,
@@ -45,13 +45,12 @@ from collector.core.decide import (
 )
 from collector.core.observers import AgentEvents, FanOut
 from collector.core.states import IncidentState
-from collector.detect.tracker import decode_key, encode_key
 from collector.inventory import Host, Inventory
 from collector.parsing import TemplateRegistry
 from collector.playbook import Playbook
 from collector.respond.responder import Responder
 from collector.sessions import SessionError, SessionSource
-from collector.state import EventRecord, IncidentRecord, StateStore
+from collector.state import StateStore
 from collector.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -65,51 +64,6 @@ def rules_of(playbook: Playbook) -> Rules:
                  max_window=playbook.max_window, cooldown_flow=playbook.cooldown.flow,
                  cooldown_pair=playbook.cooldown.pair, max_armed_routers=guards.max_armed_routers,
                  arm_unknown_sources=guards.arm_unknown_sources)
-
-
-class RouterTurns:
-    """Router work runs in the order the core asked for it, router by router.
-
-    The loop takes a ticket for each router an action touches when it submits the action;
-    the worker thread waits until each of its tickets is the oldest of its router. An arm
-    and a join of one hub, or a hand-over and the heir's disarm, never overlap or reorder.
-    Tickets are taken in one global order, so no two actions can wait on each other."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._queues: dict[str, list[int]] = {}
-        self._next = 0
-
-    def take(self, routers) -> tuple[int, tuple[str, ...]]:
-        with self._cond:
-            self._next += 1
-            names = tuple(sorted(set(routers)))
-            for name in names:
-                self._queues.setdefault(name, []).append(self._next)
-            return self._next, names
-
-    def wait(self, ticket: tuple[int, tuple[str, ...]]) -> None:
-        number, names = ticket
-        with self._cond:
-            self._cond.wait_for(lambda: all(self._queues[n][0] == number for n in names))
-
-    def done(self, ticket: tuple[int, tuple[str, ...]]) -> None:
-        number, names = ticket
-        with self._cond:
-            for name in names:
-                self._queues[name].remove(number)
-                if not self._queues[name]:
-                    del self._queues[name]
-            self._cond.notify_all()
-
-
-def _routers_of(action) -> tuple[str, ...]:
-    """The routers an Arm or a Release touches (a Capture's come from its incident)."""
-    if isinstance(action, Arm):
-        return tuple(r for r in (action.receiver, action.sender) if r)
-    if isinstance(action, Release):
-        return (action.router,)
-    return ()
 
 
 class _Printer:
@@ -126,17 +80,27 @@ class _Printer:
 
 
 class Agent:
-    """One watch agent over one inventory and one playbook.
+    """One watch agent over one inventory and one playbook: the loop that decides and acts.
 
-    Threads: the loop thread owns `self.core` (the decision state); poll threads and
-    worker threads only put events in `self.inbox`. `self.pending` counts router work in
-    flight, so `run_until_idle` knows when a cron pass is done. The state store is shared
-    (it is thread-safe); the session source serialises each router.
+    Parts: `reader` (reads logs into events), `work` (runs router work in turn), `worker`
+    (the router work itself), `recorder` (the store's side of each action), `startup`
+    (what an earlier run left). `reader`, `responder` and `worker` are plain attributes
+    that scale-out replaces after the agent is built (`attach_remote`); the agent and its
+    start-up look them up at each use.
+
+    Threads: the loop thread (`run_until_idle`, `serve`, and the start-up and stop calls
+    that drive them) owns `self.core`, the decision state, and is the only caller of
+    `decide`. Poll threads (`_polls`) and the work threads of `work` (both ends of an
+    incident in parallel through `_ends`) only put events in `self.inbox`; `work.idle()`
+    tells `run_until_idle` when a cron pass is done. The state store is thread-safe; the
+    session source serialises each router. `bundles` and `closed` are appended to by work
+    threads and read once the loop is idle.
 
     Invariant: every router that an Arm touched is released by a later Release of the
     same incident (or of the incident it was handed over to), because the core ends every
     incident through `_end`; a crash leaves the steps in the store, and the next start
-    undoes them (`sweep_orphans`) or adopts the incident (`resume`)."""
+    undoes them (`sweep_orphans`) or adopts the incident (`resume`). Router work that
+    raises is answered all the same (`_failure_answer`), so no incident waits for ever."""
 
     def __init__(self, inventory: Inventory, playbook: Playbook, store: StateStore, *, sessions: SessionSource,
                  registry: TemplateRegistry, bundle_root: Path, dry_run: bool = False, workers: int = 20,
@@ -153,17 +117,16 @@ class Agent:
         if snapshot is not None:
             self.core.tracker.restore(snapshot)
         self.inbox: queue.Queue[Event] = queue.Queue()
-        self._pool = ThreadPoolExecutor(max_workers=max(2, workers), thread_name_prefix="work")
         self._polls = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="poll")
         self._ends = ThreadPoolExecutor(max_workers=2 * max(2, workers), thread_name_prefix="end")
-        self._pending = 0
-        self._pending_lock = threading.Condition()
-        self._turns = RouterTurns()
+        self.work = RouterWork(self.inbox, workers=max(2, workers))
         self.reader = LogReader(inventory, playbook, store, sessions, registry, self.observers)
         self.responder = Responder(playbook=playbook, store=store, sessions=sessions, registry=registry)
         self.worker = Worker(inventory=inventory, playbook=playbook, store=store, responder=self.responder,
                              reader=self.reader, bundle_root=bundle_root, ends=self._ends, dry_run=dry_run,
                              report=self.report, observers=self.observers)
+        self.recorder = IncidentRecorder(store=store, playbook=playbook, observers=self.observers, dry_run=dry_run)
+        self.startup = StartUp(self)
         self.bundles: list[Path] = []
         self.unreadable: dict[str, str] = {}  # router -> why its last read failed
         self.closed: dict[str, IncidentState] = {}  # incidents this run ended, and how
@@ -173,7 +136,7 @@ class Agent:
     def process(self, event: Event) -> None:
         """Decide on one event and act on what it asks (loop thread only)."""
         for action in decide(self.core, event):
-            self._act(action)
+            self.act(action)
         if isinstance(event, (LineSeen, Tick)):
             self.observers.flows_tracked(len(self.core.tracker.open_windows()))
             if not self.dry_run:
@@ -185,9 +148,8 @@ class Agent:
             try:
                 event = self.inbox.get(timeout=0.05)
             except queue.Empty:
-                with self._pending_lock:
-                    if self._pending == 0 and self.inbox.empty():
-                        return
+                if self.work.idle():
+                    return
                 continue
             self.process(event)
 
@@ -205,24 +167,21 @@ class Agent:
 
     # -- acting -------------------------------------------------------------------------
 
-    def _act(self, action) -> None:
+    def act(self, action) -> None:
+        """Record one action of the core and start the router work it asks for (loop thread)."""
         if isinstance(action, Count):
-            self._record_line(action)
+            self.recorder.line(action)
         elif isinstance(action, Skip):
-            self._record_skip(action)
+            self.recorder.skip(action)
         elif isinstance(action, MarkArmedLate):
-            if not self.dry_run:
-                self.store.update_incident(action.incident_id, armed_late=True)
+            self.recorder.armed_late(action)
         elif isinstance(action, Arm):
-            self._open(action)
+            self.recorder.opened(action, self.core.incidents[action.incident_id])
             self._work(self.worker.arm, action)
         elif isinstance(action, Armed):
-            if not self.dry_run:
-                record = self.store.incident(action.incident_id)
-                notes = [n for n in ([record.reason] if record and record.reason else []) + list(action.notes) if n]
-                self.store.update_incident(action.incident_id, armed_at=action.at, reason="; ".join(notes))
+            self.recorder.armed(action)
         elif isinstance(action, Capture):
-            self.store.update_incident(action.incident_id, state=IncidentState.CAPTURING)
+            self.recorder.capturing(action)
             self._work(self.worker.capture, action)
         elif isinstance(action, Release):
             self._work(self.worker.release, action)
@@ -230,64 +189,14 @@ class Agent:
             self._work(self._close, action)
 
     def _work(self, fn, action) -> None:
-        with self._pending_lock:
-            self._pending += 1
-        routers = _routers_of(action)
+        routers = routers_of(action)
         if isinstance(action, Capture) and action.incident_id in self.core.incidents:
             routers = tuple(self.core.incidents[action.incident_id].routers)
-        ticket = self._turns.take(routers)
-        future = self._pool.submit(self._in_turn, ticket, fn, action)
-        future.add_done_callback(lambda f, a=action: self._done(f, a))
-
-    def _in_turn(self, ticket, fn, action):
-        self._turns.wait(ticket)
-        try:
-            return fn(action)
-        finally:
-            self._turns.done(ticket)
-
-    def _done(self, future: Future, action) -> None:
-        try:
-            for event in future.result() or ():
-                self.inbox.put(event)
-        except Exception as exc:  # the core waits for an answer: a crash in the worker is one too
-            log.exception("router work %r failed", action)
-            for event in _failure_answer(action, exc):
-                self.inbox.put(event)
-        finally:
-            with self._pending_lock:
-                self._pending -= 1
-
-    def _open(self, action: Arm) -> None:
-        routers = [action.receiver] + ([action.sender] if action.sender else [])
-        incident = self.core.incidents[action.incident_id]
-        self.store.create_incident(action.incident_id, encode_key(action.flow), self.playbook.name,
-                                   IncidentState.ARMED, routers=routers, reason="; ".join(action.notes),
-                                   at=incident.opened_at, armed_late=incident.repeated_before_arming)
-        self.store.link_events(action.incident_id, encode_key(action.flow), incident.opened_at - self.playbook.within)
-        self.observers.incident_opened(action.incident_id, action.receiver, action.flow.key(),
-                                       state=IncidentState.ARMED)
-
-    def _record_line(self, count: Count) -> None:
-        received = utcnow()
-        self.store.record_event(EventRecord(event_id=count.event_id, router=count.flow.router,
-                                            key=encode_key(count.flow), source="poll", raw=count.raw,
-                                            device_time=None, received_at=received, incident_id=count.incident_id))
-
-    def _record_skip(self, skip: Skip) -> None:
-        flow = skip.flow
-        if skip.unknown_source:
-            self.store.note_unknown_source(flow.router, str(flow.src), skip.reason, utcnow())
-        if skip.record:
-            incident_id = f"{utcnow():%Y%m%dT%H%M%S}-skip-{abs(hash((flow, skip.reason))) % 10**6:06d}"
-            self.store.create_incident(incident_id, encode_key(flow), self.playbook.name, IncidentState.SKIPPED,
-                                       routers=[flow.router], reason=skip.reason)
-        self.observers.problem(flow.router, f"{flow.spi_hex} from {flow.src}: not arming: {skip.reason}")
+        self.work.submit(fn, action, routers)
 
     def _close(self, close: Close) -> list[Event]:
         """Seal the bundle (when there was a capture), then record the end (worker thread)."""
-        trigger = tuple(e.raw for e in self.store.events(key=self._key_of(close.incident_id))
-                        if e.incident_id == close.incident_id and e.source == "poll")
+        trigger = self.recorder.trigger_lines(close.incident_id)
         try:
             context = self.worker.context(close.incident_id)
             releases, opened = list(context.releases), context.armed_at
@@ -296,14 +205,7 @@ class Agent:
         bundle = self.worker.seal(close, trigger_lines=trigger, secrets=tuple(self.inventory.secret_values()),
                                   diagnose=_diagnose)
         since = (utcnow() - opened).total_seconds() if opened else 0.0
-        self.observers.disarmed(close.incident_id, releases, close.state, since)
-        if bundle is not None:
-            complete = json.loads((bundle / "manifest.json").read_text()).get("complete", False)
-            self.observers.captured(close.incident_id, bundle, complete=complete, seconds=since)
-        reason = close.reason
-        if close.state is IncidentState.CAPTURED and bundle is None:
-            reason = f"{reason}; the bundle could not be written"
-        self.store.update_incident(close.incident_id, state=close.state, reason=reason, bundle_path=bundle)
+        reason = self.recorder.ended(close, bundle, releases, since)
         self.closed[close.incident_id] = close.state
         if bundle is not None:
             self.bundles.append(bundle)
@@ -311,10 +213,6 @@ class Agent:
         else:
             self.report(f"incident {close.incident_id} ended {close.state.value}: {reason}")
         return []
-
-    def _key_of(self, incident_id: str) -> str | None:
-        record = self.store.incident(incident_id)
-        return record.key if record else None
 
     # -- sources -------------------------------------------------------------------------
 
@@ -385,35 +283,7 @@ class Agent:
     def resume(self) -> list[str]:
         """Adopt incidents an earlier run left open (cron: an incident spans runs), capture
         again what was being captured, and undo steps of incidents nobody holds any more."""
-        said = []
-        for record in self.store.incidents(states=[IncidentState.ARMED, IncidentState.CAPTURING]):
-            incident = self._incident_from(record)
-            if incident is None or record.armed_at is None:
-                reason = ("agent stopped while arming; disarmed at start-up" if incident is not None
-                          else "its routers are no longer in the inventory")
-                self.store.update_incident(record.incident_id, state=IncidentState.FAILED, reason=reason)
-                said.append(f"incident {record.incident_id}: {reason}")
-                continue
-            self.core.adopt(incident)
-            if incident.phase is Phase.CAPTURING:  # the repeat was seen; its bundle was not sealed
-                armed = self.store.armed_steps(incident_id=record.incident_id)
-                staged = self.worker.staged_captures(record.incident_id)
-                if armed or staged:  # capture what is still armed, keep what the stopped run finished
-                    self.worker.context(record.incident_id).resumed = True
-                    self._act(Capture(record.incident_id, armed_before_repeat=not record.armed_late))
-                    finished = {name for name, s in staged.items() if s.finished}
-                    if finished >= set(record.routers):
-                        self.worker.discard_stopped_bundle(record.incident_id)
-                        said.append(f"incident {record.incident_id}: stopped before its bundle was sealed; "
-                                    "sealed at start-up from the capture it had kept (NOT complete)")
-                    else:
-                        said.append(f"incident {record.incident_id}: stopped during capture, captured again at "
-                                    "start-up")
-                else:
-                    incident.phase = Phase.ARMED
-        said += self.sweep_orphans()
-        said += recover_partial_bundles(self.bundle_root) if self.bundle_root.is_dir() else []
-        return said
+        return self.startup.resume()
 
     def reconcile(self) -> list[str]:
         """At a daemon's start: adopt, then end every adopted incident (disarmed now), and
@@ -426,41 +296,12 @@ class Agent:
 
     def verdicts(self, incidents: set[str]) -> list[str]:
         """`router: verdict` for each router released for one of `incidents`."""
-        return [f"{router}: {verdict}" for incident, router, verdict in self.worker.released if incident in incidents]
-
-    def _incident_from(self, record: IncidentRecord) -> Incident | None:
-        try:
-            flow = decode_key(record.key)
-        except ValueError:
-            return None
-        if flow.router not in self.inventory.hosts:
-            return None
-        others = [r for r in record.routers if r != flow.router]
-        phase = Phase.CAPTURING if record.state is IncidentState.CAPTURING else Phase.ARMED
-        return Incident(record.incident_id, flow, flow.router, others[0] if others else None, record.created_at,
-                        phase=phase, routers=set(record.routers), armed_at=record.armed_at, mark=0,
-                        lines_before_arming=2 if record.armed_late else 1,
-                        repeated_before_arming=record.armed_late)
+        return self.startup.verdicts(incidents)
 
     def sweep_orphans(self) -> list[str]:
         """Undo steps recorded for incidents that are not open (a crash, a disarm that could
         not reach its router). Steps of open incidents are left alone."""
-        stale: dict[str, set[str]] = {}
-        for step in self.store.armed_steps():  # read before the open set: an incident is open first
-            stale.setdefault(step.router, set()).add(step.incident_id)
-        open_ids = set(self.core.incidents)
-        said = []
-        for name, incident_ids in sorted(stale.items()):
-            left = sorted(incident_ids - open_ids)
-            if not left:
-                continue
-            host = self.inventory.hosts.get(name)
-            if host is None:
-                said.append(f"{name}: armed in state but not in the inventory; disarm it by hand")
-                continue
-            results = [self.responder.disarm(host, incident_id) for incident_id in left]
-            said.append(f"{name}: {'; '.join(dict.fromkeys(r.summary() for r in results))}")
-        return said
+        return self.startup.sweep_orphans()
 
     def stop(self, reason: str = "agent stopped") -> None:
         """End every open incident (disarming its routers) and wait for it (loop thread)."""
@@ -469,25 +310,8 @@ class Agent:
 
     def close(self) -> None:
         self._polls.shutdown(wait=True)
-        self._pool.shutdown(wait=True)
+        self.work.shutdown()
         self._ends.shutdown(wait=True)
-
-
-def _failure_answer(action, exc: BaseException) -> list[Event]:
-    """What the core is told when router work raised: an answer all the same, so the
-    incident moves on (and its routers are released) instead of waiting for ever."""
-    from collector.core.decide import ArmDone, CaptureDone, ReleaseDone
-    now = utcnow()
-    what = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    if isinstance(action, Arm):
-        return [ArmDone(action.incident_id, now, frozenset(), internal_error=what)]
-    if isinstance(action, Capture):
-        return [CaptureDone(action.incident_id, now, complete=False,
-                            problem=f"internal error during the capture ({what}), see the agent log")]
-    if isinstance(action, Release):
-        return [ReleaseDone(action.incident_id, action.router, now, clean=False,
-                            summary="internal error while disarming; the dead-man applet and the next start remain")]
-    return []
 
 
 def _diagnose(result):

@@ -7,78 +7,60 @@ happened: `ArmDone`, `CaptureDone`, `ReleaseDone`, and any `LineSeen` read on th
 decision code; the agent's loop feeds what it returns.
 
 What an incident needs across actions (and across cron runs: arm in one process, capture
-in the next) is kept in a staging folder beside the bundles: the other end's address as
-the sender itself knows it, the notes, each router's log as read just before arming, and
-(staging.py) each capture output and disarm result as it arrives. A run killed during a
-capture or before its bundle was sealed leaves them there; the next run keeps every
-router's finished capture, captures again only the others, and seals the bundle marked
-incomplete, saying what the kill cost.
+in the next) is kept in a staging folder beside the bundles (contexts.py: the incident's
+ends, notes and pre-arm logs; staging.py: each capture output and disarm result as it
+arrives). A run killed during a capture or before its bundle was sealed leaves them
+there; the next run keeps every router's finished capture, captures again only the
+others, and the bundle (sealing.py) is marked incomplete, saying what the kill cost.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import datetime
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from pathlib import Path
 
+from collector.agent.contexts import IncidentContext, IncidentContexts
+from collector.agent.reader import LogReader
+from collector.agent.sealing import BundleSealer
+from collector.agent.staging import CaptureStage, StagedCapture
+from collector.bundle import check_bundle_room
 from collector.core.decide import Arm, ArmDone, Capture, CaptureDone, Close, Event, LineSeen, Release, ReleaseDone
-from collector.bundle import check_bundle_room, discard_abandoned_partial
 from collector.core.observers import AgentEvents, NullEvents
-from collector.core.results import ArmResult, DisarmResult, LogSnapshot
-from collector.core.states import IncidentState
+from collector.core.results import ArmResult, DisarmResult
 from collector.detect.events import Flow
-from collector.detect.tracker import decode_key
-from collector.diagnose.report_html import render_capture_html
+from collector.evidence import RouterCapture
 from collector.inventory import Host, Inventory
 from collector.playbook import Playbook
-from collector.evidence import CaptureResult, RouterCapture, bundle_name, bundle_name_for, write_incident_bundle
 from collector.respond.plan import PlanError, render_dry_run
 from collector.respond.responder import Responder
 from collector.sessions import SessionError
 from collector.state import StateStore
 from collector.timeutil import utcnow
 
-from collector.agent.reader import LogReader
-from collector.agent.staging import CaptureStage, StagedCapture, make_private
-
 log = logging.getLogger(__name__)
 
 Address = IPv4Address | IPv6Address
 
 
-@dataclass
-class IncidentContext:
-    """What the worker knows of one incident: its ends and what it has seen of them."""
-
-    incident_id: str
-    flow: Flow
-    receiver: str
-    sender: str | None
-    sender_peer: str | None = None  # the receiver's address as the sender knows it (NAT-T)
-    notes: list[str] = field(default_factory=list)
-    armed_at: datetime | None = None
-    pre_arm: dict[str, LogSnapshot] = field(default_factory=dict)
-    captures: tuple[RouterCapture, ...] = ()
-    captured_at: datetime | None = None
-    armed_before_repeat: bool = False
-    releases: list[DisarmResult] = field(default_factory=list)
-    resumed: bool = False  # a stopped run left this incident capturing; this run finishes it
-    incomplete: list[str] = field(default_factory=list)  # what the bundle lacks, beyond capture errors
-
-
 class Worker:
-    """Carries out Arm, Capture and Release on routers; seals bundles.
+    """Carries out Arm, Capture and Release on routers, and answers each with events.
 
-    Threads: each method runs in a worker thread of the agent; both ends of an incident
-    are worked on in parallel through `ends`. Contexts are per incident and only one
-    action of an incident runs at a time (the core asks for the next only after the
-    previous one answered), so they need no lock beyond the dict's own atomicity."""
+    Threads: each action runs in one of the agent's worker threads; both ends of an
+    incident are worked on in parallel through `ends`. Only one action of an incident
+    runs at a time (the core asks for the next only after the previous one answered), so
+    an incident's context (`contexts`) has one user at a time and needs no lock. The
+    agent's `RouterTurns` keeps two actions from working on one router at once.
+    `released` is appended to from several threads (list.append is atomic) and read by
+    the loop thread once the work is done.
+
+    Invariants: the worker never calls the decision code: whatever it learns (lines read
+    while arming, a failed end, a disarm's verdict) is returned as events for the loop.
+    Routers are changed only through the responder. Each step's outcome is staged on disk
+    as it arrives (not in a dry run), so a killed run's successor can finish the incident.
+    Sealing the bundle (`seal`) is the `BundleSealer`'s; it touches no router."""
 
     def __init__(self, *, inventory: Inventory, playbook: Playbook, store: StateStore, responder: Responder,
                  reader: LogReader, bundle_root: Path, ends: ThreadPoolExecutor, dry_run: bool = False,
@@ -93,15 +75,15 @@ class Worker:
         self.dry_run = dry_run
         self.report = report
         self.observers = observers or NullEvents()
-        self._contexts: dict[str, IncidentContext] = {}
+        self.contexts = IncidentContexts(inventory=inventory, store=store, bundle_root=bundle_root, dry_run=dry_run)
+        self.sealer = BundleSealer(self.contexts, bundle_root)
         self.released: list[tuple[str, str, str]] = []  # (incident, router, verdict), for what the agent says
 
     # -- arm ---------------------------------------------------------------------------
 
     def arm(self, action: Arm) -> list[Event]:
-        context = IncidentContext(action.incident_id, action.flow, action.receiver, action.sender,
-                                  notes=list(action.notes))
-        self._contexts[action.incident_id] = context
+        context = self.contexts.start(IncidentContext(action.incident_id, action.flow, action.receiver,
+                                                      action.sender, notes=list(action.notes)))
         receiver = self.inventory.hosts[action.receiver]
         sender = self.inventory.hosts.get(action.sender) if action.sender else None
         if sender is not None:
@@ -135,7 +117,7 @@ class Worker:
         context.armed_at = utcnow()
         for router, reason in failed:
             context.notes.append(f"{router}: {reason}")
-        self._save(context)
+        self.contexts.save(context)
         return events + [ArmDone(action.incident_id, context.armed_at, armed, failed, refused, mark)] + marked_lines
 
     def _arm_one(self, action: Arm, end: tuple[Host, Address, str], holder: str | None) -> tuple[ArmResult, list[LineSeen]]:
@@ -175,7 +157,7 @@ class Worker:
 
     def capture(self, action: Capture) -> list[Event]:
         context = self.context(action.incident_id)
-        stage = self._stage(action.incident_id)
+        stage = self.contexts.stage(action.incident_id)
         before = stage.captures() if context.resumed else {}  # what a stopped run left on disk
         still_armed = {s.router for s in self.store.armed_steps(incident_id=action.incident_id)}
         ends = [(context.receiver, context.flow.src, "receiver")]
@@ -207,10 +189,10 @@ class Worker:
                                      "next start sealed it from the capture the stopped run had kept on disk")
             context.incomplete.insert(0, "the agent was stopped (killed, crashed or timed out) during this incident; "
                                          "the next start finished it")
-            staged_at = self._staged_captured_at(action.incident_id)
+            staged_at = self.contexts.staged_captured_at(action.incident_id)
             if not again and staged_at is not None:
                 context.captured_at = staged_at  # the stopped run's bundle name: its unfinished folder is replaced
-        self._save(context)
+        self.contexts.save(context)
         problems = [f"{c.router}: {c.error}" for c in context.captures if c.error]
         return [CaptureDone(action.incident_id, context.captured_at, complete=not problems and not context.incomplete,
                             problem="; ".join(problems + context.incomplete) or None)]
@@ -257,134 +239,29 @@ class Worker:
             self.reader.read_whole_buffer_next(action.router)
         self.context(action.incident_id).releases.append(result)
         if not self.dry_run:
-            self._stage(action.incident_id).release(result)
+            self.contexts.stage(action.incident_id).release(result)
         self.released.append((action.incident_id, action.router, result.summary()))
         return [ReleaseDone(action.incident_id, action.router, utcnow(), clean=result.clean or result.nothing_armed,
                             summary=result.summary())]
 
-    # -- the bundle ---------------------------------------------------------------------------
+    # -- the incident's bundle and context (for the agent) -------------------------------------
 
     def seal(self, close: Close, *, trigger_lines: tuple[str, ...], secrets: tuple[str, ...],
              diagnose) -> Path | None:
         """Write the incident's bundle (a capture happened), then drop its staging folder."""
-        context = self.context(close.incident_id)
-        if close.state is not IncidentState.CAPTURED or context.captured_at is None:
-            self.forget(close.incident_id)
-            return None
-        incomplete = [f"{c.router}: {c.error}" for c in context.captures if c.error] + context.incomplete
-        incomplete += [f"{r.router}: {r.summary()}" for r in context.releases if not (r.clean or r.nothing_armed)]
-        actions, disarm = self._release_record(context)
-        result = CaptureResult(
-            incident_id=close.incident_id, flow=context.flow, trigger_lines=trigger_lines, captures=context.captures,
-            armed_at=context.armed_at, captured_at=context.captured_at,
-            armed_before_repeat=context.armed_before_repeat and context.armed_at is not None,
-            sender=context.sender, notes=tuple(context.notes), actions=actions, disarm=disarm,
-            incomplete=tuple(dict.fromkeys(incomplete)), pre_arm=tuple(context.pre_arm.values()))
-        for path in discard_abandoned_partial(self.bundle_root, bundle_name(result)):
-            log.info("%s: unfinished bundle of a stopped run removed; its incident is sealed again", path.name)
-        bundle = write_incident_bundle(result, self.bundle_root, secrets=secrets, report=diagnose(result),
-                                       html=render_capture_html(result))
-        self.forget(close.incident_id)
-        return bundle
-
-    def _release_record(self, context: IncidentContext) -> tuple[tuple[dict, ...], dict[str, str]]:
-        """Every change taken back and each router's disarm verdict: a stopped run's (from
-        the staging folder) first, then this run's (a "nothing armed" here does not hide
-        what the stopped run's own disarm found)."""
-        actions: list[dict] = []
-        disarm: dict[str, str] = {}
-        if context.resumed:
-            staged = self._stage(context.incident_id).releases()
-            mine = len(context.releases)
-            for row in staged[:max(0, len(staged) - mine)]:  # this run's own are staged too, at the end
-                actions += [a for a in row.get("actions", []) if isinstance(a, dict)]
-                disarm[str(row.get("router"))] = str(row.get("summary"))
-        for result in context.releases:
-            actions += [change.to_json() for change in result.changes]
-            if not (result.nothing_armed and result.router in disarm):
-                disarm[result.router] = result.summary()
-        return tuple(actions), disarm
-
-    # -- contexts ------------------------------------------------------------------------------
+        return self.sealer.seal(close, trigger_lines=trigger_lines, secrets=secrets, diagnose=diagnose)
 
     def context(self, incident_id: str) -> IncidentContext:
         """The incident's context, from memory or from its staging folder (an earlier run)."""
-        context = self._contexts.get(incident_id)
-        if context is None:
-            context = self._load(incident_id)
-            self._contexts[incident_id] = context
-        return context
+        return self.contexts.get(incident_id)
 
     def forget(self, incident_id: str) -> None:
-        self._contexts.pop(incident_id, None)
-        shutil.rmtree(self._staging(incident_id), ignore_errors=True)
-
-    def _staging(self, incident_id: str) -> Path:
-        return self.bundle_root / ".staging" / incident_id
-
-    def _stage(self, incident_id: str) -> CaptureStage:
-        return CaptureStage(self._staging(incident_id), tuple(self.inventory.secret_values()))
+        self.contexts.forget(incident_id)
 
     def staged_captures(self, incident_id: str) -> dict[str, StagedCapture]:
         """What a stopped run captured of this incident, per router (nothing: {})."""
-        return self._stage(incident_id).captures()
+        return self.contexts.staged_captures(incident_id)
 
     def discard_stopped_bundle(self, incident_id: str) -> list[Path]:
-        """Remove the unfinished bundle folder a stopped run left for this incident: it is
-        sealed again in full from the staging folder (before start-up's recovery would seal
-        the cut-short folder as a bundle of its own)."""
-        at = self._staged_captured_at(incident_id)
-        if at is None:
-            return []
-        return discard_abandoned_partial(self.bundle_root, bundle_name_for(self.context(incident_id).flow, at))
-
-    def _staged_captured_at(self, incident_id: str) -> datetime | None:
-        try:
-            data = json.loads((self._staging(incident_id) / "context.json").read_text())
-            return datetime.fromisoformat(data["captured_at"]) if data.get("captured_at") else None
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
-
-    def _save(self, context: IncidentContext) -> None:
-        if self.dry_run:
-            return
-        folder = self._staging(context.incident_id)
-        make_private(folder)
-        data = {"flow": context.flow.key(), "receiver": context.receiver, "sender": context.sender,
-                "sender_peer": context.sender_peer, "notes": context.notes,
-                "armed_at": context.armed_at.isoformat() if context.armed_at else None,
-                "captured_at": context.captured_at.isoformat() if context.captured_at else None,
-                "pre_arm": {name: {"read_at": s.read_at.isoformat(), "file": f"{name}.pre-arm.log"}
-                            for name, s in context.pre_arm.items()}}
-        for name, snapshot in context.pre_arm.items():
-            _write_private(folder / f"{name}.pre-arm.log", snapshot.text)
-        _write_private(folder / "context.json", json.dumps(data))
-
-    def _load(self, incident_id: str) -> IncidentContext:
-        record = self.store.incident(incident_id)
-        folder = self._staging(incident_id)
-        try:
-            data = json.loads((folder / "context.json").read_text())
-        except (OSError, ValueError):
-            data = {}
-        if record is not None:
-            flow = decode_key(record.key)
-            others = [r for r in record.routers if r != flow.router]
-            context = IncidentContext(incident_id, flow, flow.router, others[0] if others else None)
-            context.armed_at = record.armed_at
-        else:
-            raise KeyError(f"incident {incident_id} is unknown to the state store")
-        context.sender_peer = data.get("sender_peer")
-        context.notes = list(data.get("notes", []))
-        for name, item in data.get("pre_arm", {}).items():
-            try:
-                text = (folder / item["file"]).read_text()
-            except (OSError, KeyError):
-                continue
-            context.pre_arm[name] = LogSnapshot(name, text, datetime.fromisoformat(item["read_at"]))
-        return context
-
-
-def _write_private(path: Path, text: str) -> None:
-    path.touch(mode=0o600, exist_ok=True)
-    path.write_text(text)
+        """Remove the unfinished bundle folder a stopped run left for this incident."""
+        return self.contexts.discard_stopped_bundle(incident_id)

@@ -378,7 +378,7 @@ class _Killed(BaseException):
 
 
 def test_a_run_killed_while_writing_the_bundle_is_sealed_whole_from_the_staging_folder(world_factory, monkeypatch):
-    from collector.agent import worker as worker_module
+    from collector.agent import sealing as sealing_module
     from collector.bundle import BundleWriter
     from collector.evidence import bundle_name
 
@@ -391,7 +391,7 @@ def test_a_run_killed_while_writing_the_bundle_is_sealed_whole_from_the_staging_
         writer.release()  # the kernel drops a killed writer's lock
         raise _Killed()
 
-    monkeypatch.setattr(worker_module, "write_incident_bundle", write_then_die)
+    monkeypatch.setattr(sealing_module, "write_incident_bundle", write_then_die)
     w.hub.log(line(1))
     w.poll()
     assert w.agent.bundles == [] and w.hub.debugs == set() and w.spoke.debugs == set()  # disarmed first

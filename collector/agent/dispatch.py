@@ -1,0 +1,135 @@
+"""Router work off the loop thread: in turn per router, answered through the inbox.
+
+The loop hands each piece of router work (an Arm, a Capture, a Release, a Close) to
+`RouterWork`; a pool thread carries it out when every router it touches has finished
+the work asked for before it, and puts the events it returns in the loop's inbox. Work
+that raises is answered all the same, so the core never waits for ever.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from collector.core.decide import Arm, ArmDone, Capture, CaptureDone, Event, Release, ReleaseDone
+from collector.timeutil import utcnow
+
+log = logging.getLogger(__name__)
+
+
+class RouterTurns:
+    """Router work runs in the order the core asked for it, router by router.
+
+    The loop takes a ticket for each router an action touches when it submits the action;
+    the worker thread waits until each of its tickets is the oldest of its router. An arm
+    and a join of one hub, or a hand-over and the heir's disarm, never overlap or reorder.
+    Tickets are taken in one global order, so no two actions can wait on each other."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._queues: dict[str, list[int]] = {}
+        self._next = 0
+
+    def take(self, routers) -> tuple[int, tuple[str, ...]]:
+        with self._cond:
+            self._next += 1
+            names = tuple(sorted(set(routers)))
+            for name in names:
+                self._queues.setdefault(name, []).append(self._next)
+            return self._next, names
+
+    def wait(self, ticket: tuple[int, tuple[str, ...]]) -> None:
+        number, names = ticket
+        with self._cond:
+            self._cond.wait_for(lambda: all(self._queues[n][0] == number for n in names))
+
+    def done(self, ticket: tuple[int, tuple[str, ...]]) -> None:
+        number, names = ticket
+        with self._cond:
+            for name in names:
+                self._queues[name].remove(number)
+                if not self._queues[name]:
+                    del self._queues[name]
+            self._cond.notify_all()
+
+
+def routers_of(action) -> tuple[str, ...]:
+    """The routers an Arm or a Release touches (a Capture's come from its incident)."""
+    if isinstance(action, Arm):
+        return tuple(r for r in (action.receiver, action.sender) if r)
+    if isinstance(action, Release):
+        return (action.router,)
+    return ()
+
+
+class RouterWork:
+    """Runs router work in a thread pool, router by router, and posts its answers to the inbox.
+
+    Threads: `submit` and `idle` are called from the agent's loop thread; the work runs
+    in pool threads ("work-N"), which only put events in the inbox. `_pending` counts
+    work submitted and not yet answered, under `_pending_lock`.
+
+    Invariants: the count is raised before the work is queued and lowered only after its
+    answer is in the inbox, so `idle()` is never true while an answer is still to come.
+    Every piece of work gets an answer: its own events, or `_failure_answer` if it raised."""
+
+    def __init__(self, inbox: queue.Queue, *, workers: int):
+        self.inbox = inbox
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="work")
+        self._pending = 0
+        self._pending_lock = threading.Lock()
+        self._turns = RouterTurns()
+
+    def submit(self, fn, action, routers: tuple[str, ...]) -> None:
+        """Run `fn(action)` once each of `routers` is free of work asked for earlier."""
+        with self._pending_lock:
+            self._pending += 1
+        ticket = self._turns.take(routers)
+        future = self._pool.submit(self._in_turn, ticket, fn, action)
+        future.add_done_callback(lambda f, a=action: self._done(f, a))
+
+    def idle(self) -> bool:
+        """No work in flight and nothing in the inbox."""
+        with self._pending_lock:
+            return self._pending == 0 and self.inbox.empty()
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=True)
+
+    def _in_turn(self, ticket, fn, action):
+        self._turns.wait(ticket)
+        try:
+            return fn(action)
+        finally:
+            self._turns.done(ticket)
+
+    def _done(self, future: Future, action) -> None:
+        try:
+            for event in future.result() or ():
+                self.inbox.put(event)
+        except Exception as exc:  # the core waits for an answer: a crash in the worker is one too
+            log.exception("router work %r failed", action)
+            for event in _failure_answer(action, exc):
+                self.inbox.put(event)
+        finally:
+            with self._pending_lock:
+                self._pending -= 1
+
+
+def _failure_answer(action, exc: BaseException) -> list[Event]:
+    """What the core is told when router work raised: an answer all the same, so the
+    incident moves on (and its routers are released) instead of waiting for ever."""
+    now = utcnow()
+    what = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    if isinstance(action, Arm):
+        return [ArmDone(action.incident_id, now, frozenset(), internal_error=what)]
+    if isinstance(action, Capture):
+        return [CaptureDone(action.incident_id, now, complete=False,
+                            problem=f"internal error during the capture ({what}), see the agent log")]
+    if isinstance(action, Release):
+        return [ReleaseDone(action.incident_id, action.router, now, clean=False,
+                            summary="internal error while disarming; the dead-man applet and the next start remain")]
+    return []
+

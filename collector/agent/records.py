@@ -1,0 +1,98 @@
+"""Recording: what the decision core decided, written to the state store and told to the observers.
+
+Every action is recorded before the router work it describes is started (an incident
+exists in the store before its first arm step), so a crash at any point leaves a store
+that the next start can act on (startup.py).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from collector.core.decide import Arm, Armed, Capture, Close, Count, Incident, MarkArmedLate, Skip
+from collector.core.observers import AgentEvents
+from collector.core.results import DisarmResult
+from collector.core.states import IncidentState
+from collector.detect.tracker import encode_key
+from collector.playbook import Playbook
+from collector.state import EventRecord, StateStore
+from collector.timeutil import utcnow
+
+
+class IncidentRecorder:
+    """Writes the core's record-keeping actions and each incident's end to the store.
+
+    Threads: everything but `ended` runs in the agent's loop thread, in the order the core
+    decided; `ended` runs in a worker thread (it follows the bundle's sealing). The store
+    is thread-safe and the observers must be; the recorder keeps no state of its own.
+
+    Invariants: it touches no router and calls no decision code. An incident is created
+    in the store (`opened`) before any arm step of it can be recorded; in a dry run the
+    arm notes and the armed-late flag are not written (no incident was opened)."""
+
+    def __init__(self, *, store: StateStore, playbook: Playbook, observers: AgentEvents, dry_run: bool):
+        self.store = store
+        self.playbook = playbook
+        self.observers = observers
+        self.dry_run = dry_run
+
+    def opened(self, action: Arm, incident: Incident) -> None:
+        """An incident is about to be armed: create it and link the lines that opened it."""
+        routers = [action.receiver] + ([action.sender] if action.sender else [])
+        self.store.create_incident(action.incident_id, encode_key(action.flow), self.playbook.name,
+                                   IncidentState.ARMED, routers=routers, reason="; ".join(action.notes),
+                                   at=incident.opened_at, armed_late=incident.repeated_before_arming)
+        self.store.link_events(action.incident_id, encode_key(action.flow), incident.opened_at - self.playbook.within)
+        self.observers.incident_opened(action.incident_id, action.receiver, action.flow.key(),
+                                       state=IncidentState.ARMED)
+
+    def line(self, count: Count) -> None:
+        received = utcnow()
+        self.store.record_event(EventRecord(event_id=count.event_id, router=count.flow.router,
+                                            key=encode_key(count.flow), source="poll", raw=count.raw,
+                                            device_time=None, received_at=received, incident_id=count.incident_id))
+
+    def skip(self, skip: Skip) -> None:
+        flow = skip.flow
+        if skip.unknown_source:
+            self.store.note_unknown_source(flow.router, str(flow.src), skip.reason, utcnow())
+        if skip.record:
+            incident_id = f"{utcnow():%Y%m%dT%H%M%S}-skip-{abs(hash((flow, skip.reason))) % 10**6:06d}"
+            self.store.create_incident(incident_id, encode_key(flow), self.playbook.name, IncidentState.SKIPPED,
+                                       routers=[flow.router], reason=skip.reason)
+        self.observers.problem(flow.router, f"{flow.spi_hex} from {flow.src}: not arming: {skip.reason}")
+
+    def armed_late(self, action: MarkArmedLate) -> None:
+        if not self.dry_run:
+            self.store.update_incident(action.incident_id, armed_late=True)
+
+    def armed(self, action: Armed) -> None:
+        """Every end answered its arm: when, and what the arm noted beside the opening reason."""
+        if not self.dry_run:
+            record = self.store.incident(action.incident_id)
+            notes = [n for n in ([record.reason] if record and record.reason else []) + list(action.notes) if n]
+            self.store.update_incident(action.incident_id, armed_at=action.at, reason="; ".join(notes))
+
+    def capturing(self, action: Capture) -> None:
+        self.store.update_incident(action.incident_id, state=IncidentState.CAPTURING)
+
+    def trigger_lines(self, incident_id: str) -> tuple[str, ...]:
+        """The polled lines that belong to the incident (its bundle's trigger)."""
+        record = self.store.incident(incident_id)
+        key = record.key if record else None
+        return tuple(e.raw for e in self.store.events(key=key)
+                     if e.incident_id == incident_id and e.source == "poll")
+
+    def ended(self, close: Close, bundle: Path | None, releases: list[DisarmResult], since: float) -> str:
+        """The incident is over (its bundle sealed, if it had a capture): tell the observers
+        and store its end; returns the end reason as stored."""
+        self.observers.disarmed(close.incident_id, releases, close.state, since)
+        if bundle is not None:
+            complete = json.loads((bundle / "manifest.json").read_text()).get("complete", False)
+            self.observers.captured(close.incident_id, bundle, complete=complete, seconds=since)
+        reason = close.reason
+        if close.state is IncidentState.CAPTURED and bundle is None:
+            reason = f"{reason}; the bundle could not be written"
+        self.store.update_incident(close.incident_id, state=close.state, reason=reason, bundle_path=bundle)
+        return reason
