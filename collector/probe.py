@@ -32,10 +32,11 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from ipaddress import IPv4Address, ip_network
 
 from collector.collect import require_read_only
+from collector.timeutil import utcnow
 from collector.respond.debugstate import DebugState, addresses_in, parse_debug_state
 from collector.detect.logline import parse_log_line
 from collector.detect.logread import split_show_logging
@@ -456,10 +457,10 @@ class Transcript:
         try:
             outputs = self.session.configure(list(lines))
         except SessionError as exc:
-            self.exchanges.append(Exchange(_now(), "config", label, exc.output, exc.reason))
+            self.exchanges.append(Exchange(utcnow(), "config", label, exc.output, exc.reason))
             raise
         text = "".join(o.text for o in outputs)
-        self.exchanges.append(Exchange(_now(), "config", label, text))
+        self.exchanges.append(Exchange(utcnow(), "config", label, text))
         refused = refusal_in(text) or next((ln for ln in text.splitlines() if ln.lstrip().startswith("%")), None)
         if refused:
             raise CommandRefused(self.session.host.name, f"router refused {label!r}: {refused.strip()}", output=text)
@@ -469,9 +470,9 @@ class Transcript:
         try:
             text = call()
         except SessionError as exc:
-            self.exchanges.append(Exchange(_now(), mode, command, exc.output, exc.reason))
+            self.exchanges.append(Exchange(utcnow(), mode, command, exc.output, exc.reason))
             raise
-        self.exchanges.append(Exchange(_now(), mode, command, text))
+        self.exchanges.append(Exchange(utcnow(), mode, command, text))
         if mode == "read" and (refusal_in(text) or _invalid(text)):
             return None
         return text
@@ -488,10 +489,6 @@ class Transcript:
 
 def _invalid(text: str) -> bool:
     return bool(re.search(r"^% ?(Invalid input|Incomplete command|Ambiguous command|Unknown command)", text, re.M))
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 @dataclass

@@ -298,7 +298,7 @@ def _collect_records(text: str, year: int | None) -> list[LogLine]:
     base_year = year if year is not None else now.year
 
     lines = text.splitlines()
-    start, indent = _buffer_start(text, lines)
+    start, indent = buffer_start(text, lines)
     parse = _parse_or_relayed
     records: list[LogLine] = []
     open_record: LogLine | None = None
@@ -377,7 +377,7 @@ def _split_run_together(line: str) -> list[str]:
     return [part for part in parts if part]
 
 
-def _buffer_start(text: str, lines: list[str]) -> tuple[int, int]:
+def buffer_start(text: str, lines: list[str]) -> tuple[int, int]:
     """Index of the first line after the `Log Buffer (N bytes):` header (0 if there is no
     header) and that header's indentation."""
     pos = text.find(_LOG_BUFFER)

@@ -36,7 +36,7 @@ from typing import Any
 
 from collector.bundle import slug
 from collector.detect.events import Flow, InvalidSpiEvent
-from collector.detect.logline import parse_invalid_spi, parse_log_line
+from collector.detect.logline import buffer_start, parse_invalid_spi, parse_log_line
 from collector.diagnose.checks import DiagnosisInputs, RouterSide, run_checks
 from collector.cryptoconfig import classify_config, refine_with_session
 from collector.nhrp import NhrpEntry, parse_nhrp
@@ -412,7 +412,7 @@ def _debug_lines(log: _Output, year: int) -> list[tuple[EvidenceRef, datetime | 
     %MNEMONIC, and their continuation lines), numbered as in the file, with their stamps."""
     out: list[tuple[EvidenceRef, datetime | None]] = []
     lines = log.text.splitlines()
-    start = next((i + 1 for i, line in enumerate(lines) if "Log Buffer (" in line), 0)
+    start = buffer_start(log.text, lines)[0]
     in_debug = False
     stamp: datetime | None = None
     for n in range(start, len(lines)):

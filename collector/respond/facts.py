@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address, ip_address
 
 from collector.core.results import LogSnapshot
+from collector.detect.logread import split_show_logging
 from collector.respond.debugstate import DebugState, parse_debug_state
 from collector.cryptoconfig import CryptoProfile, TunnelKind, classify_config
 from collector.errors import SafetyRefusal
@@ -29,7 +30,6 @@ PeerAddress = IPv4Address | IPv6Address
 _CONSOLE = re.compile(r"^\s*Console logging:\s*(?:level (\w+)|disabled)", re.M)
 _MONITOR = re.compile(r"^\s*Monitor logging:\s*(?:level (\w+)|disabled)", re.M)
 _BUFFER = re.compile(r"^\s*Buffer logging:\s*(?:level (\w+)|disabled)", re.M)
-_BUFFER_SIZE = re.compile(r"^Log Buffer \((\d+) bytes\):", re.M)
 _CPU = re.compile(r"CPU utilization for five seconds: (\d+)%(?:/(\d+)%)?; one minute: (\d+)%; five minutes: (\d+)%")
 
 
@@ -114,13 +114,13 @@ def parse_logging_settings(header: str) -> LoggingSettings:
         value = match.group(1).lower()
         return value if value in LEVELS else None
 
-    size = _BUFFER_SIZE.search(header)
+    size = split_show_logging(header)[0].buffer_bytes  # the one reader of `Log Buffer (N bytes):`
     buffered = level(_BUFFER)
     return LoggingSettings(
         console_level=level(_CONSOLE),
         monitor_level=level(_MONITOR),
         buffered_level=buffered,
-        buffered_size=int(size.group(1)) if size and buffered else None,
+        buffered_size=size if buffered else None,
     )
 
 

@@ -6,7 +6,6 @@ import logging
 import re
 import time
 from collections.abc import Sequence
-from datetime import datetime, timezone
 
 import paramiko
 from netmiko.cisco.cisco_ios import CiscoIosSSH
@@ -19,6 +18,7 @@ from collector.inventory import Host
 from collector.sessions.errors import (AuthenticationFailed, CommandRefused, CommandTimeout, CommandUnauthorized,
                                        ConnectFailed, HostKeyRejected, KnownHostsUnusable, LinesBusy,
                                        SessionDropped, SessionError)
+from collector.timeutil import utcnow
 from collector.sessions.prompts import (_ANY_PROMPT, _ENABLE_ASK, _WIDTH_ANSWER, FIRST_PROMPT_NUDGE_SECONDS,
                                         PromptReader, hostname_set_by, prompt_name, refusal_in, screen)
 
@@ -28,10 +28,6 @@ log = logging.getLogger(__name__)
 # closure and keepalives; with a session kept open to each of 2,000 routers that alone is
 # half a core. Data still wakes it at once; only idle checks become once a second.
 IDLE_WAKEUP_SECONDS = 1.0
-
-
-def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 
@@ -236,9 +232,9 @@ class DeviceSession(PromptReader):
         if self._unsettled is not None:
             self.settle()
         timeout = read_timeout if read_timeout is not None else self.host.options.read_timeout
-        started = _utcnow()
+        started = utcnow()
         text = self._exchange(command, timeout)
-        ended = _utcnow()
+        ended = utcnow()
         if check:
             refusal = refusal_in(text)
             if refusal is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from ipaddress import IPv4Address, IPv6Address
 from typing import Literal
 
@@ -13,6 +13,7 @@ from collector.core.steps import Step
 from collector.detect.events import InvalidSpiEvent
 from collector.detect.tracker import encode_key
 from collector.errors import StateStoreError
+from collector.timeutil import utcnow
 
 EventSource = Literal["poll", "syslog", "qfp"]
 INCIDENT_STATES: tuple[str, ...] = tuple(IncidentState)
@@ -136,8 +137,7 @@ def dt(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text)
 
 
-def now() -> datetime:
-    return datetime.now(timezone.utc)
+now = utcnow  # the store's timestamps: aware UTC, like every other in the tool
 
 
 def check(value: str, allowed: tuple[str, ...], what: str) -> None:
