@@ -221,6 +221,7 @@ def write_incident_bundle(result: CaptureResult, root: Path, *, secrets: tuple[s
     if html is not None:
         writer.write_text("report.html", html)
     flow = result.flow
+    changed = {a.get("router") for a in result.actions}
     manifest = {
         "kind": "invalid-spi",
         "incident": result.incident_id,
@@ -232,7 +233,10 @@ def write_incident_bundle(result: CaptureResult, root: Path, *, secrets: tuple[s
         "trigger_lines": list(result.trigger_lines),
         "flow": {"receiver": flow.router, "srcaddr": str(flow.src), "destaddr": str(flow.dst),
                  "spi": flow.spi_hex, "spi_decimal": flow.spi, "prot": flow.prot},
-        "routers": [{"name": c.router, "role": c.role, "platform": c.platform, "debug_condition_peer": c.peer,
+        # `peer`: the address this router's queries named; `debug_condition_peer` only where
+        # this incident changed the router (a router refused arming was never conditioned)
+        "routers": [{"name": c.router, "role": c.role, "platform": c.platform, "peer": c.peer,
+                     "debug_condition_peer": c.peer if c.router in changed else None,
                      "clock_offset_seconds": c.clock_offset, "error": c.error} for c in result.captures],
         "sender_in_inventory": result.sender is not None,
         "clock_skew_seconds": _skew(result.captures),

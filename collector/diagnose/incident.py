@@ -753,7 +753,7 @@ def _read_bundle(path: Path, root: Path, manifest: dict[str, Any]) -> LoadedBund
         if r.get("role") == "sender":
             sender = name
         captures.append(RouterCapture(router=name, role=str(r.get("role", "")), platform=str(r.get("platform", "")),
-                                      peer=str(r.get("debug_condition_peer", "")),
+                                      peer=str(r.get("peer") or r.get("debug_condition_peer") or ""),
                                       commands=tuple(per_router.get(name, ())),
                                       clock_offset=r.get("clock_offset_seconds"), error=r.get("error")))
     result = CaptureResult(
