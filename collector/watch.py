@@ -80,6 +80,7 @@ def _state(options: WatchOptions) -> Iterator[StateStore]:
 
 @contextlib.contextmanager
 def open_agent(inventory: Inventory, playbook: Playbook, options: WatchOptions, report) -> Iterator[Agent]:
+    new_store = not (options.state_dir / "state.db").exists()
     with StateLock(options.state_dir), _state(options) as store, \
             SessionPool(KnownHosts.default(), max_sessions=options.workers, keep_open=True) as pool:
         agent = Agent(inventory, playbook, store, sessions=pool, registry=default_registry(),
@@ -91,6 +92,10 @@ def open_agent(inventory: Inventory, playbook: Playbook, options: WatchOptions, 
             client = SiteClient(options.broker)
             attach_remote(agent, client)
         try:
+            if new_store and not options.dry_run and not options.broker:
+                # a new store knows nothing armed: the routers' own dead-man applets may say otherwise
+                for line in agent.startup.applets_unknown_to_the_store():
+                    report(f"start-up: {line}")
             yield agent
         finally:
             agent.close()

@@ -130,7 +130,8 @@ class Box:
         if m := re.fullmatch(r"no event manager applet (\S+)", command):
             return "" if self.applets.pop(m.group(1), None) is not None else "% applet not found\n"
         if m := re.fullmatch(r"show running-config \| section event manager applet (\S+)", command):
-            return "\n".join(self.applets.get(m.group(1), [])) + "\n"
+            # `| section` keeps every section whose header matches: a name prefix finds them all
+            return "".join("\n".join(body) + "\n" for name, body in self.applets.items() if name.startswith(m.group(1)))
         if m := re.fullmatch(r"logging buffered (\d+) (\w+)", command):
             self.buffer_size, self.buffer_level = int(m.group(1)), m.group(2)
             self.buffered_line = command

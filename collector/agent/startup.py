@@ -114,6 +114,33 @@ class StartUp:
             said.append(f"{name}: {'; '.join(dict.fromkeys(r.summary() for r in results))}")
         return said
 
+    def applets_unknown_to_the_store(self) -> list[str]:
+        """Ask every router for the tool's own dead-man applets and name those this store
+        does not know (a lost or replaced store, or another agent's state folder): a new
+        store cannot hide an armed router. Read only: each is left to its countdown (the
+        other agent may be alive), and `collector disarm --from-routers` puts it back now.
+        A router that cannot be read is named too."""
+        from collector.respond.deadman import applet_name
+        from collector.respond.sweep import applets_on
+        from collector.sessions import SessionError
+
+        agent = self.agent
+        known = {applet_name(i.incident_id) for i in agent.store.incidents()}
+        said = []
+        for name, host in sorted(agent.inventory.hosts.items()):
+            try:
+                with agent.responder.sessions.session(host) as session:
+                    applets = applets_on(session)
+            except SessionError as exc:
+                said.append(f"{name}: could not check for the tool's dead-man applets ({exc.reason})")
+                continue
+            unknown = [a.name for a in applets if a.name not in known]
+            if unknown:
+                said.append(f"{name}: the tool's dead-man applet {', '.join(unknown)} is on the router but not in "
+                            "this state store (a lost store, or another agent's): left to its countdown; "
+                            f"`collector disarm --from-routers --hosts {name}` puts the router back now")
+        return said
+
     def verdicts(self, incidents: set[str]) -> list[str]:
         """`router: verdict` for each router released for one of `incidents`."""
         return [f"{router}: {verdict}" for incident, router, verdict in self.agent.worker.released

@@ -433,3 +433,24 @@ def test_staged_outputs_hold_no_secret(world_factory):
     staged = stage.captures()["hub1"]
     assert not staged.finished and staged.capture.commands[0].command == "show running-config"
     assert staged.not_run == ("show clock",)
+
+
+def test_a_new_store_is_told_of_the_tools_applets_left_on_routers(world_factory, tmp_path):
+    """A store that was lost (or another agent's folder) knows nothing armed: the routers'
+    own dead-man applets say otherwise, and the start-up names each, changing nothing."""
+    w = world_factory(hub_lines=[line(0)])
+    w.poll()
+    assert w.hub.applets and w.spoke.applets
+    assert w.agent.startup.applets_unknown_to_the_store() == []  # this store knows them
+    fresh = StateStore(tmp_path / "lost" / "state.db")
+    try:
+        other = Agent(w.inventory, w.book, fresh, sessions=w.routers, registry=default_registry(),
+                      bundle_root=tmp_path / "other-bundles", workers=2, report=w.messages.append)
+        said = other.startup.applets_unknown_to_the_store()
+        other.close()
+    finally:
+        fresh.close()
+    assert [line.split(":")[0] for line in said] == ["hub1", "spoke1"]
+    assert all(name in text for name, text in zip((next(iter(w.hub.applets)), next(iter(w.spoke.applets))), said))
+    assert all("left to its countdown" in text for text in said)
+    assert w.hub.debugs == {"isakmp", "ipsec"} and w.hub.applets  # read only: nothing was changed
