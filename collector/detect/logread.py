@@ -297,10 +297,16 @@ def group_records(lines: Sequence[str]) -> list[_Record]:
         else:
             groups[-1].append(line)
     out = []
+    widths = []
     for g in groups:
         text = "\n".join(g)
         m = _SEQ.match(g[0])
+        widths.append(len(m.group(1)) if m else 0)
         out.append(_Record(text, fingerprint(text), int(m.group(1)) if m else None, len(text) + 1))
+    if len(out) > 1 and out[0].seq is not None and widths[0] < widths[1]:
+        # The head record cut by the wrap: `0: %CRYPTO-...` is what is left of `000010: *Dec ...`.
+        # IOS pads sequence numbers to one width, so a shorter one is a fragment, not a number.
+        out[0] = replace(out[0], seq=None)
     return out
 
 
@@ -362,7 +368,8 @@ def _full_read(previous: LogPosition | None, header: LogHeader, lines: Sequence[
         first_seq = None
         if not resized and previous.tail and previous.seq is not None:
             first_seq = next((i for i, r in enumerate(records) if r.seq is not None and r.seq > previous.seq), k)
-            if first_seq == 0 or records[first_seq - 1].seq is None:
+            # the record just before must be the last read's newest, or records between were lost
+            if first_seq == 0 or records[first_seq - 1].seq != previous.seq:
                 first_seq = None
         if first_seq is not None:
             first, method = first_seq, "seq"
