@@ -102,6 +102,9 @@ def lab_group() -> None:
 @click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_STATE_DIR,
               show_default=True, help="Pid file, control.json, log and default inventory live here.")
 @click.option("--detach", is_flag=True, help="Run in the background; return once the routers accept connections.")
+@click.option("--serve", "serve", multiple=True, metavar="PATTERN",
+              help="Serve only the routers whose name matches (repeatable, shell style, e.g. 'hub*'): one site "
+                   "of a multi-site lab per process. The others are modelled as their tunnels' far ends only.")
 def up_command(
     routers: int,
     scenarios: tuple[str, ...],
@@ -114,6 +117,7 @@ def up_command(
     faults_file: Path | None,
     state_dir: Path,
     detach: bool,
+    serve: tuple[str, ...],
 ) -> None:
     """Start the lab and run until Ctrl-C / SIGTERM (or in the background with --detach)."""
     try:
@@ -144,6 +148,7 @@ def up_command(
         inventory_out=inventory_out,
         faults=faults.faults if faults else {},
         faults_where=faults.where if faults else {},
+        serve=serve,
     )
     if detach:
         try:
@@ -154,10 +159,12 @@ def up_command(
     _run_foreground(settings)
 
 
-def _summary(settings: LabSettings, control_port: int | None, pid: int) -> str:
-    top = (settings.base_port or 0) + settings.routers - 1
+def _summary(settings: LabSettings, control_port: int | None, pid: int, served: int | None = None) -> str:
+    served = settings.routers if served is None else served
+    top = (settings.base_port or 0) + served - 1
+    of = f" (of {settings.routers} modelled)" if served != settings.routers else ""
     return (
-        f"lab up: {settings.routers} routers on 127.0.0.1:{settings.base_port}-{top}, "
+        f"lab up: {served} routers{of} on 127.0.0.1:{settings.base_port}-{top}, "
         f"control 127.0.0.1:{control_port}, inventory {settings.inventory_path} (pid {pid})"
     )
 
@@ -169,7 +176,7 @@ def _run_foreground(settings: LabSettings) -> None:
     logging.getLogger("asyncssh").setLevel(logging.WARNING)
 
     def ready(runtime: LabRuntime) -> None:
-        click.echo(_summary(settings, runtime.control_port, os.getpid()), err=True)
+        click.echo(_summary(settings, runtime.control_port, os.getpid(), len(runtime.ports)), err=True)
 
     try:
         serve(settings, on_ready=ready)
@@ -189,6 +196,8 @@ def _child_args(settings: LabSettings, faults_file: Path | None) -> list[str]:
             "--inventory-out", str(settings.inventory_path.resolve())]
     for spec in settings.scenarios:
         args += ["--scenario", spec]
+    for pattern in settings.serve:
+        args += ["--serve", pattern]
     if settings.control_port is not None:
         args += ["--control-port", str(settings.control_port)]
     if settings.syslog_to is not None:
@@ -234,7 +243,7 @@ def _start_detached(settings: LabSettings, faults_file: Path | None) -> None:
             raise click.ClickException(_last_error_line(log_path))
         info = read_control_file(state_dir)
         if info is not None and info.get("pid") == child.pid:
-            click.echo(_summary(settings, info.get("control_port"), child.pid))
+            click.echo(_summary(settings, info.get("control_port"), child.pid, len(info.get("ports") or {}) or None))
             return
         time.sleep(0.05)
     child.terminate()
