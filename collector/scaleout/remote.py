@@ -24,6 +24,7 @@ from datetime import timedelta
 from ipaddress import ip_address
 
 import redis
+from kombu.exceptions import KombuError
 
 from collector.agent.reader import LogReader
 from collector.agent.worker import Worker
@@ -40,6 +41,10 @@ from collector.sessions import SessionError
 
 class SiteDark(SessionError):
     kind = "site-dark"
+
+
+# Publishing raises kombu's errors, waiting for the answer redis-py's.
+BROKER_ERRORS = (redis.RedisError, KombuError, OSError)
 
 
 class SiteClient:
@@ -60,7 +65,7 @@ class SiteClient:
         try:
             self.app.send_task(task_name(task), args=[*args, reply], queue=queue_of(host.site))
             got = self._wait(reply, wait)
-        except redis.RedisError as exc:
+        except BROKER_ERRORS as exc:  # down or restarting: this call fails, the next one reconnects
             raise SiteDark(host.name, f"broker unreachable: {exc}") from None
         if got is None:
             raise SiteDark(host.name, f"site {host.site} did not answer {task} within {wait:.0f}s "
@@ -73,8 +78,11 @@ class SiteClient:
     def ping(self, site: str, *, timeout: float = 5.0) -> bool:
         """Whether a worker of `site` answers within `timeout` seconds."""
         reply = f"collector:reply:{uuid.uuid4().hex}"
-        self.app.send_task(task_name("ping"), args=[reply], queue=queue_of(site), expires=timeout)
-        return self._wait(reply, timeout) is not None
+        try:
+            self.app.send_task(task_name("ping"), args=[reply], queue=queue_of(site), expires=timeout)
+            return self._wait(reply, timeout) is not None
+        except BROKER_ERRORS:
+            return False
 
     def _wait(self, reply: str, timeout: float):
         """BLPOP in short slices: the client's socket timeout (5 s) is shorter than a task."""
