@@ -264,10 +264,15 @@ def register_tasks(app, runtime: SiteRuntime) -> None:
 
 def run_worker(site: str, broker: str, inventory: Inventory, playbook: Playbook, state_dir: Path, *,
                concurrency: int = 8, logins_per_second: float = 2.0, login_burst: int = 10,
-               lease_seconds: float = 60.0, max_armed: int | None = None) -> None:
-    """Serve queue `site.<site>` until stopped (SIGTERM/SIGINT: Celery's warm shutdown)."""
+               lease_seconds: float = 60.0, max_armed: int | None = None,
+               syslog: tuple[str, int] | None = None) -> None:
+    """Serve queue `site.<site>` until stopped (SIGTERM/SIGINT: Celery's warm shutdown).
+    With `syslog` (host, port), also receive the site's routers' syslog there and forward
+    their invalid-SPI hints to the correlator (collector.scaleout.syslog_relay)."""
     from collector.agent import StateLock
+    from collector.errors import UserInputError
     from collector.parsing import default_registry
+    from collector.scaleout.syslog_relay import site_receiver
 
     client = redis.Redis.from_url(broker)
     guards = RouterGuards(client, cap=max_armed or playbook.guards.max_armed_routers, lease_seconds=lease_seconds)
@@ -277,6 +282,15 @@ def run_worker(site: str, broker: str, inventory: Inventory, playbook: Playbook,
         runtime = SiteRuntime(site, inventory, playbook, store, pool, default_registry(), client, guards)
         for router, incident_id in runtime.held():  # a restart: keep holding what the ledger holds
             guards.acquire(router, incident_id)
+        receiver = forwarder = None
+        if syslog is not None and playbook.sources.syslog.enabled:
+            try:
+                receiver, forwarder = site_receiver(syslog[0], syslog[1], inventory, site, client)
+            except (OSError, ValueError) as exc:
+                client.close()
+                raise UserInputError(f"--syslog {syslog[0]}:{syslog[1]}: cannot listen there: "
+                                     f"{getattr(exc, 'strerror', None) or exc}") from None
+            log.warning("site %s: receiving syslog on %s:%s", site, *receiver.address)
         app = make_app(broker)
         register_tasks(app, runtime)
         keeper = LeaseKeeper(guards, runtime.held).start()
@@ -286,4 +300,11 @@ def run_worker(site: str, broker: str, inventory: Inventory, playbook: Playbook,
                              "-l", "WARNING"])
         finally:
             keeper.stop()
+            if receiver is not None:
+                receiver.stop()
+                stats = receiver.stats
+                log.warning("site %s syslog: %d datagrams, %d not from a router of this site, %d not "
+                            "invalid-SPI, %d forwarded, %d not forwarded (broker down), %d dropped (queue full)",
+                            site, stats.received, stats.foreign, stats.ignored, forwarder.stats.forwarded,
+                            forwarder.stats.failed, stats.dropped_full)
             client.close()

@@ -125,12 +125,13 @@ class SiteLabs:
 
 
 @contextmanager
-def site_labs(folder: Path, **lab_options):
-    """A lab process per site (east: hubs, west: spokes) and the merged inventory."""
+def site_labs(folder: Path, *, syslog: dict[str, str] | None = None, **lab_options):
+    """A lab process per site (east: hubs, west: spokes) and the merged inventory; with
+    `syslog` (site -> HOST:PORT) each site's routers send their syslog there."""
     labs: dict[str, LabProcess] = {}
     try:
         for site in SITE_ROUTERS:
-            labs[site] = LabProcess(site, folder, **lab_options).start()
+            labs[site] = LabProcess(site, folder, syslog_to=(syslog or {}).get(site), **lab_options).start()
         base = yaml.safe_load((labs["east"].state / "inventory.yaml").read_text())
         base["hosts"] = {}
         for site, lab in labs.items():
