@@ -15,13 +15,15 @@ it if the site stays dark.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 import uuid
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from ipaddress import ip_address
+from typing import Any
 
 import redis
 from kombu.exceptions import KombuError
@@ -36,11 +38,24 @@ from collector.respond.plan import PlanError
 from collector.respond.responder import Responder
 from collector.scaleout.app import make_app, queue_of, task_name
 from collector.scaleout.codec import from_json, to_json
+from collector.errors import StateStoreError
 from collector.sessions import SessionError
+from collector.state import WorkRecord
+from collector.timeutil import utcnow
+
+log = logging.getLogger(__name__)
 
 
 class SiteDark(SessionError):
     kind = "site-dark"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkedBy:
+    """The site worker that answered a task (its own word, in the answer)."""
+
+    site: str
+    worker: str | None
 
 
 # Publishing raises kombu's errors, waiting for the answer redis-py's.
@@ -58,6 +73,10 @@ class SiteClient:
 
     def call(self, host: Host, task: str, *args, timeout: float | None = None):
         """Run `task` on `host`'s site; its answer, or SessionError (SiteDark: no answer)."""
+        return self.call_by(host, task, *args, timeout=timeout)[0]
+
+    def call_by(self, host: Host, task: str, *args, timeout: float | None = None) -> tuple[Any, WorkedBy]:
+        """`call`, and which worker answered; a SessionError it raised carries that in `by`."""
         if not host.site:
             raise SessionError(host.name, "has no `site` in the inventory: with --broker every router needs one")
         reply = f"collector:reply:{uuid.uuid4().hex}"
@@ -71,9 +90,12 @@ class SiteClient:
             raise SiteDark(host.name, f"site {host.site} did not answer {task} within {wait:.0f}s "
                                       "(its worker is down or the site is dark)")
         message = json.loads(got[1])
+        by = WorkedBy(str(message.get("by", {}).get("site", host.site)), message.get("by", {}).get("worker"))
         if "error" in message:
-            raise SessionError(host.name, message["error"]["reason"])
-        return from_json(message["ok"])
+            error = SessionError(host.name, message["error"]["reason"])
+            error.by = by
+            raise error
+        return from_json(message["ok"]), by
 
     def ping(self, site: str, *, timeout: float = 5.0) -> bool:
         """Whether a worker of `site` answers within `timeout` seconds."""
@@ -141,21 +163,41 @@ class RemoteReader(LogReader):
 
 
 class RemoteResponder(Responder):
-    """Responder whose router work runs on the router's site worker."""
+    """Responder whose router work runs on the router's site worker; each piece of work of
+    an incident is recorded in the correlator's store with the site and worker that did it."""
 
     def __init__(self, *args, client: SiteClient, **kwargs):
         super().__init__(*args, **kwargs)
         self.client = client
 
+    def _work(self, host: Host, task: str, *args):
+        """(answer or None, what went wrong or None, who answered) of one task."""
+        try:
+            answer, by = self.client.call_by(host, task, *args)
+            return answer, None, by
+        except SessionError as exc:
+            return None, exc.reason, getattr(exc, "by", None) or WorkedBy(host.site or "", None)
+
+    def _did(self, host: Host, incident_id: str | None, action: str, by: WorkedBy, ok: bool, detail: str) -> None:
+        if self.store is None or not incident_id:
+            return
+        try:
+            self.store.record_work(WorkRecord(incident_id, host.name, action, by.site, by.worker, ok, detail,
+                                              utcnow()))
+        except StateStoreError as exc:  # a report line lost; the work itself is in the site's ledger
+            log.warning("%s: %s of incident %s not recorded: %s", host.name, action, incident_id, exc)
+
     def profile(self, host: Host, *, refresh: bool = False):
         raise SessionError(host.name, "device profiles are read by the site worker")
 
     def _arm(self, host: Host, peer, incident_id: str, window: timedelta, holder: str | None) -> ArmResult:
-        try:
-            return self.client.call(host, "arm", incident_id, host.name, str(peer),
-                                    window.total_seconds(), holder)
-        except SessionError as exc:
-            return ArmResult(host.name, False, error=f"arming through site {host.site}: {exc.reason}")
+        action = "join" if holder else "arm"
+        result, error, by = self._work(host, "arm", incident_id, host.name, str(peer),
+                                       window.total_seconds(), holder)
+        if result is None:
+            result = ArmResult(host.name, False, error=f"arming through site {host.site}: {error}")
+        self._did(host, incident_id, action, by, result.armed, result.summary())
+        return result
 
     def arm(self, host: Host, peer, incident_id: str, window: timedelta) -> ArmResult:
         return self._arm(host, peer, incident_id, window, None)
@@ -167,17 +209,22 @@ class RemoteResponder(Responder):
         raise PlanError("--dry-run is not available with --broker: run it on the site's jump host")
 
     def capture(self, host: Host, peer, role: str, incident_id: str | None = None) -> RouterCapture:
-        try:
-            return self.client.call(host, "capture", incident_id or "", host.name, str(peer), role)
-        except SessionError as exc:
-            return RouterCapture(host.name, role, host.platform, str(peer), (), None,
-                                 error=f"capture through site {host.site}: {exc.reason}")
+        capture, error, by = self._work(host, "capture", incident_id or "", host.name, str(peer), role)
+        if capture is None:
+            capture = RouterCapture(host.name, role, host.platform, str(peer), (), None,
+                                    error=f"capture through site {host.site}: {error}")
+        capture = replace(capture, site=by.site, worker=by.worker)
+        self._did(host, incident_id, "capture", by, capture.error is None,
+                  capture.error or f"{len(capture.commands)} commands captured")
+        return capture
 
     def _release(self, host: Host, incident_id: str | None, heir: str | None) -> DisarmResult:
-        try:
-            return self.client.call(host, "release", to_json(Release(incident_id or "", host.name, heir)))
-        except SessionError as exc:
-            return DisarmResult(host.name, clean=False, error=f"through site {host.site}: {exc.reason}")
+        action = "hand-over" if heir else "disarm"
+        result, error, by = self._work(host, "release", to_json(Release(incident_id or "", host.name, heir)))
+        if result is None:
+            result = DisarmResult(host.name, clean=False, error=f"through site {host.site}: {error}")
+        self._did(host, incident_id, action, by, result.clean or result.nothing_armed, result.summary())
+        return result
 
     def disarm(self, host: Host, incident_id: str | None = None, *, verify: bool = True) -> DisarmResult:
         return self._release(host, incident_id, None)
@@ -186,10 +233,9 @@ class RemoteResponder(Responder):
         return self._release(host, incident_id, heir_incident_id)
 
     def emergency_disarm(self, host: Host) -> DisarmResult:
-        try:
-            return self.client.call(host, "emergency_disarm", host.name)
-        except SessionError as exc:
-            return DisarmResult(host.name, clean=False, error=f"through site {host.site}: {exc.reason}")
+        result, error, _by = self._work(host, "emergency_disarm", host.name)
+        return result if result is not None else DisarmResult(host.name, clean=False,
+                                                              error=f"through site {host.site}: {error}")
 
     def find_sender_peer(self, host: Host, spi_hex: str):
         found = self.client.call(host, "find_peer", host.name, spi_hex)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -79,6 +80,7 @@ class SiteRuntime:
     def __init__(self, site: str, inventory: Inventory, playbook: Playbook, store: StateStore, sessions: SessionPool,
                  registry: TemplateRegistry, client: redis.Redis, guards: RouterGuards):
         self.site = site
+        self.node = f"{site}@{socket.gethostname()}"  # as Celery names this worker: said in every answer
         self.inventory = inventory
         self.store = store
         self.client = client
@@ -200,6 +202,7 @@ class SiteRuntime:
             except Exception as exc:  # the correlator waits for an answer: a crash is one too
                 log.exception("task %s failed", task_id)
                 message = {"error": {"kind": "internal", "reason": f"internal error on the site worker: {exc}"}}
+            message["by"] = {"site": self.site, "worker": self.node}
             with self.client.pipeline(transaction=True) as pipe:
                 pipe.rpush(reply, json.dumps(message))
                 pipe.expire(reply, REPLY_KEEP_S)

@@ -17,6 +17,7 @@ from collector.state.records import (
     ArmedStep,
     IncidentRecord,
     StateError,
+    WorkRecord,
     check,
     dt,
     now,
@@ -226,6 +227,25 @@ class IncidentTables(Database):
         """Routers with at least one step not undone: to disarm (reconcile) at start-up."""
         return [r[0] for r in self._read("SELECT DISTINCT router FROM armed_steps WHERE status != 'undone' ORDER BY router")]
 
+
+
+    # -- work done through site workers -----------------------------------------------
+
+    def record_work(self, work: WorkRecord) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO incident_work (incident_id, router, action, site, worker, ok, detail, at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (work.incident_id, work.router, work.action, work.site, work.worker, int(work.ok), work.detail,
+                 ts(work.at)),
+            )
+
+    def work(self, incident_id: str | None = None) -> list[WorkRecord]:
+        """Router work done through site workers, oldest first (of one incident, or all)."""
+        where, params = ("WHERE incident_id = ?", (incident_id,)) if incident_id is not None else ("", ())
+        rows = self._read(f"SELECT * FROM incident_work {where} ORDER BY at, rowid", params)
+        return [WorkRecord(r["incident_id"], r["router"], r["action"], r["site"], r["worker"], bool(r["ok"]),
+                           r["detail"], dt(r["at"])) for r in rows]
 
 
 def _incident(r: sqlite3.Row) -> IncidentRecord:

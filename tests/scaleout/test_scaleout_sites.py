@@ -119,6 +119,25 @@ def test_desync_across_two_sites_is_armed_captured_and_disarmed_through_each_sit
     assert manifest["complete"] is True, manifest["incomplete_reasons"]
     assert manifest["armed_before_repeat"] is True
     assert all(r["error"] is None for r in manifest["routers"])
+    # the manifest says which site's worker captured each end
+    assert {r["name"]: r["site"] for r in manifest["routers"]} == {n: site_of(n) for n in roles.values()}
+    assert all(r["site_worker"].startswith(f"{r['site']}@") for r in manifest["routers"])
+
+    # `collector incidents` says which site did each step, as text and as JSON
+    from click.testing import CliRunner
+
+    from collector.cli import cli
+    listed = CliRunner().invoke(cli, ["incidents", "--state", str(tmp_path / "state"), "--json"])
+    assert listed.exit_code == 0, listed.output
+    [incident] = [i for i in json.loads(listed.output) if i["incident"] == manifest["incident"]]
+    steps = {(w["router"], w["action"]): w for w in incident["work"]}
+    assert set(steps) == {(n, a) for n in roles.values() for a in ("arm", "capture", "disarm")}, steps
+    for (router, _action), work in steps.items():
+        assert work["site"] == site_of(router) and work["worker"].startswith(f"{site_of(router)}@"), work
+        assert work["ok"] is True, work
+    text = CliRunner().invoke(cli, ["incidents", "--state", str(tmp_path / "state")]).output
+    for router in roles.values():
+        assert f"{router} arm: site {site_of(router)} ({site_of(router)}@" in text, text
 
     # Each end was armed and disarmed by its own site's worker: its steps are in that
     # worker's ledger only, all undone; and nothing is left on either router.
