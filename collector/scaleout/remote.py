@@ -31,6 +31,7 @@ from kombu.exceptions import KombuError
 from collector.agent.reader import LogReader
 from collector.agent.worker import Worker
 from collector.core.decide import LineSeen, Release
+from collector.core.observers import NullEvents
 from collector.core.results import ArmResult, DisarmResult
 from collector.inventory import Host
 from collector.evidence import RouterCapture
@@ -65,9 +66,10 @@ BROKER_ERRORS = (redis.RedisError, KombuError, OSError)
 class SiteClient:
     """Sends one router's work to its site's queue and waits for the answer."""
 
-    def __init__(self, broker: str, *, timeout: float = 120.0):
+    def __init__(self, broker: str, *, timeout: float = 120.0, observers=None):
         self.broker = broker
         self.timeout = timeout
+        self.observers = observers or NullEvents()  # per-site task counts (metrics)
         self.app = make_app(broker)
         self.redis = redis.Redis.from_url(broker)
 
@@ -77,6 +79,21 @@ class SiteClient:
 
     def call_by(self, host: Host, task: str, *args, timeout: float | None = None) -> tuple[Any, WorkedBy]:
         """`call`, and which worker answered; a SessionError it raised carries that in `by`."""
+        started = time.monotonic()
+        result = "dark"
+        try:
+            answer = self._call_by(host, task, *args, timeout=timeout)
+            result = "ok"
+            return answer
+        except SiteDark:
+            raise
+        except SessionError:
+            result = "error"
+            raise
+        finally:
+            self.observers.site_task(host.site or "", task, result=result, seconds=time.monotonic() - started)
+
+    def _call_by(self, host: Host, task: str, *args, timeout: float | None = None) -> tuple[Any, WorkedBy]:
         if not host.site:
             raise SessionError(host.name, "has no `site` in the inventory: with --broker every router needs one")
         reply = f"collector:reply:{uuid.uuid4().hex}"
@@ -274,6 +291,7 @@ def collect_remote(hosts: list[Host], commands: list[str], client: SiteClient, *
 
 def attach_remote(agent, client: SiteClient) -> None:
     """Make `agent` send all router work through `client` (before it reads anything)."""
+    client.observers = agent.observers
     registry = agent.reader.registry
     agent.reader = RemoteReader(agent.inventory, agent.playbook, agent.store, _NoSessions(), registry,
                                 agent.observers, client=client)

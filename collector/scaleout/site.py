@@ -53,6 +53,7 @@ DONE_KEEP_S = 86_400
 ARM_FINISHED = "collector:arm-finished:"  # router:incident -> its arm or join of the router has finished
 JOIN_WAIT_S = 60.0  # a join waits this long at most for its holder's arm of the same router
 REPLY_KEEP_S = 3_600
+RESTART_DELAY_S = 1.0  # before the Celery worker is started again after it stopped on an error
 
 
 class StillRunning(Exception):
@@ -294,13 +295,9 @@ def run_worker(site: str, broker: str, inventory: Inventory, playbook: Playbook,
                 raise UserInputError(f"--syslog {syslog[0]}:{syslog[1]}: cannot listen there: "
                                      f"{getattr(exc, 'strerror', None) or exc}") from None
             log.warning("site %s: receiving syslog on %s:%s", site, *receiver.address)
-        app = make_app(broker)
-        register_tasks(app, runtime)
         keeper = LeaseKeeper(guards, runtime.held).start()
         try:
-            app.worker_main(["worker", "-Q", queue_of(site), "-P", "threads", "-c", str(concurrency),
-                             "-n", f"{site}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat",
-                             "-l", "WARNING"])
+            _serve_until_asked_to_stop(site, broker, runtime, concurrency)
         finally:
             keeper.stop()
             if receiver is not None:
@@ -311,3 +308,36 @@ def run_worker(site: str, broker: str, inventory: Inventory, playbook: Playbook,
                             site, stats.received, stats.foreign, stats.ignored, forwarder.stats.forwarded,
                             forwarder.stats.failed, stats.dropped_full)
             client.close()
+
+
+def _serve_until_asked_to_stop(site: str, broker: str, runtime: SiteRuntime, concurrency: int) -> None:
+    """Run the Celery worker until SIGTERM/SIGINT. Celery's Redis transport can stop the
+    worker with an "unrecoverable error" when the broker goes away while a task is running
+    (it cannot acknowledge it); that is a broker restart, not a reason for the site to go
+    dark: start the worker again (with a fresh app), keeping the sessions, the ledger and
+    the lease keeper, as systemd would restart the process."""
+    from celery import signals
+
+    asked = threading.Event()
+
+    def shutting_down(**_kwargs) -> None:
+        asked.set()
+
+    signals.worker_shutting_down.connect(shutting_down, weak=False)
+    delay = RESTART_DELAY_S
+    while True:
+        app = make_app(broker)
+        register_tasks(app, runtime)
+        started = time.monotonic()
+        app.worker_main(["worker", "-Q", queue_of(site), "-P", "threads", "-c", str(concurrency),
+                         "-n", f"{site}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat",
+                         "-l", "WARNING"])
+        if asked.is_set():
+            return
+        if time.monotonic() - started > 60:  # it had been serving: not a crash loop
+            delay = RESTART_DELAY_S
+        log.warning("site %s: the Celery worker stopped on an error (above); starting it again in %.0fs",
+                    site, delay)
+        if asked.wait(delay):
+            return
+        delay = min(delay * 2, 30.0)

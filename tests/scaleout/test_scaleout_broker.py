@@ -18,7 +18,7 @@ from collector.demo import demo_playbook
 from collector.inventory import load_inventory
 from collector.scaleout.guards import RouterGuards
 from collector.scaleout.redis_server import free_port, running_redis
-from collector.scaleout.remote import SiteClient
+from collector.scaleout.remote import SiteClient, SiteDark
 from collector.watch import WatchOptions, run_daemon
 from tests.e2e.test_agent_lab import bundles, router_leftovers
 from tests.scaleout.sites import WorkerProcess, site_labs, wait_for_workers
@@ -83,50 +83,62 @@ def test_an_incident_armed_through_the_sites_survives_a_broker_restart(tmp_path)
     messages: list[str] = []
     with site_labs(tmp_path, routers=6, scenarios=("desync",), time_scale=0) as labs:
         workers = {site: WorkerProcess(site, url, labs.inventory_path, tmp_path).start() for site in ("east", "west")}
-        options = WatchOptions(state_dir=tmp_path / "state", bundle_root=out, workers=8, max_seconds=240,
+        options = WatchOptions(state_dir=tmp_path / "state", bundle_root=out, workers=8, max_seconds=400,
                                broker=url)
         thread = threading.Thread(target=run_daemon, args=(load_inventory(labs.inventory_path), demo_playbook(),
                                                            options, messages.append, stop))
         clock = LabClock(labs)
+
+        def until(condition, seconds: float, what: str) -> None:
+            deadline = time.monotonic() + seconds
+            while not condition():
+                assert thread.is_alive(), (what, messages)
+                assert time.monotonic() < deadline, (what, messages, workers["east"].output()[-1500:],
+                                                     workers["west"].output()[-1500:])
+                time.sleep(0.1)
+
         try:
             wait_for_workers(url, list(workers))
             thread.start()
-            deadline = time.monotonic() + 200
-            while sum(len(cursors(w.state)) for w in workers.values()) < 6:
-                assert time.monotonic() < deadline and thread.is_alive(), messages
-                time.sleep(0.2)
+            until(lambda: sum(len(cursors(w.state)) for w in workers.values()) >= 6, 120, "start-up poll")
             clock.start()
-            while not incidents(tmp_path / "state"):  # the flow's first line: arming begins
-                assert time.monotonic() < deadline and thread.is_alive(), messages
-                time.sleep(0.05)
+            until(lambda: incidents(tmp_path / "state"), 120, "the flow's first line")  # arming begins
             clock.stop()  # no repeat (no capture) until the broker has restarted
-            while not any(armed_at for _i, _s, armed_at in incidents(tmp_path / "state")):
-                assert time.monotonic() < deadline and thread.is_alive(), messages
-                time.sleep(0.2)
+            until(lambda: any(armed_at for _i, _s, armed_at in incidents(tmp_path / "state")), 120, "armed")
             [(incident, state, _at)] = incidents(tmp_path / "state")
             assert state == "armed"
             held = {router for w in workers.values() for _i, router, _n, status in ledger(w.state)
                     if status == "applied"}
             assert len(held) == 2, held  # both ends armed, one through each site's worker
 
+            # a task running on the east worker when the broker goes away (its answer and its
+            # acknowledgement are lost: Celery's Redis transport may stop the worker for it)
+            labs.labs["east"].control.fault("hub2", slow_seconds=2)
+            hub2 = load_inventory(labs.inventory_path).hosts["hub2"]
+            in_flight = SiteClient(url, timeout=30)
+            caller = threading.Thread(target=lambda: pytest.raises(SiteDark, in_flight.call, hub2, "poll", "hub2"))
+            caller.start()
+            time.sleep(1.5)
             broker.close()  # the broker goes away ...
+            caller.join(timeout=60)
+            in_flight.close()
             time.sleep(2)
             url = broker.enter_context(running_redis(port))  # ... and comes back empty
             guards = RouterGuards(redis.Redis.from_url(url), cap=10)
-            while {r for r in held if guards.holder(r) == incident} != held:
-                assert time.monotonic() < deadline, (workers["east"].output()[-2000:], messages)
-                time.sleep(0.2)  # each worker took its router's lock again, for this incident
+            # each worker takes its router's lock again, for this incident
+            until(lambda: {r for r in held if guards.holder(r) == incident} == held, 60, "locks taken again")
             assert guards.armed_count() == 2
+            for worker in workers.values():  # both workers still alive, serving their queues
+                assert worker.process.poll() is None, worker.output()[-2000:]
+            wait_for_workers(url, list(workers))
 
             clock = LabClock(labs)
             clock.start()  # the flow repeats: capture, disarm, bundle
-            while not bundles(out):
-                assert time.monotonic() < deadline and thread.is_alive(), messages
-                time.sleep(0.5)
+            until(lambda: bundles(out), 180, "the bundle")
         finally:
             clock.stop()
             stop.set()
-            if thread.is_alive() or thread.ident is not None:
+            if thread.ident is not None:
                 thread.join(timeout=60)
             for worker in workers.values():
                 worker.stop()
