@@ -87,7 +87,7 @@ class SiteClient:
             return answer
         except SiteDark:
             raise
-        except SessionError:
+        except Exception:  # the worker answered with a failure (or an answer we cannot read)
             result = "error"
             raise
         finally:

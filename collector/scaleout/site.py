@@ -287,7 +287,9 @@ def run_worker(site: str, broker: str, inventory: Inventory, playbook: Playbook,
         for router, incident_id in runtime.held():  # a restart: keep holding what the ledger holds
             guards.acquire(router, incident_id)
         receiver = forwarder = None
-        if syslog is not None and playbook.sources.syslog.enabled:
+        if syslog is not None and not playbook.sources.syslog.enabled:
+            log.warning("site %s: the playbook's syslog source is disabled: --syslog is not used", site)
+        elif syslog is not None:
             try:
                 receiver, forwarder = site_receiver(syslog[0], syslog[1], inventory, site, client)
             except (OSError, ValueError) as exc:
