@@ -40,6 +40,8 @@ class RouterCapture:
     commands: tuple[CommandResult, ...]
     clock_offset: float | None  # router clock minus agent clock, seconds (from `show clock`)
     error: str | None = None
+    site: str | None = None  # the site whose worker captured it (`--broker`); None: this agent itself
+    worker: str | None = None  # that worker's node name (site@host)
 
     def output(self, prefix: str) -> CommandResult | None:
         for record in self.commands:
@@ -237,7 +239,8 @@ def write_incident_bundle(result: CaptureResult, root: Path, *, secrets: tuple[s
         # this incident changed the router (a router refused arming was never conditioned)
         "routers": [{"name": c.router, "role": c.role, "platform": c.platform, "peer": c.peer,
                      "debug_condition_peer": c.peer if c.router in changed else None,
-                     "clock_offset_seconds": c.clock_offset, "error": c.error} for c in result.captures],
+                     "clock_offset_seconds": c.clock_offset, "error": c.error, "site": c.site,
+                     "site_worker": c.worker} for c in result.captures],
         "sender_in_inventory": result.sender is not None,
         "clock_skew_seconds": _skew(result.captures),
         "armed_at": result.armed_at.isoformat() if result.armed_at else None,

@@ -31,6 +31,8 @@ The names, for dashboards and alert rules (all prefixed `collector_`):
     session_opens_total{router}, session_failures_total{kind}   SSH sessions
     syslog_datagrams_total{result,reason}        datagrams accepted / dropped (reason of the drop)
     problems_total                               lines written for an operator to read
+    site_tasks_total{site,task,result}           tasks sent to site workers (--broker): ok, error, dark
+    site_task_duration_seconds{site}             histogram of one task, sent to answered
 """
 
 from __future__ import annotations
@@ -101,6 +103,10 @@ class PrometheusEvents(NullEvents):
         self.datagrams = Counter(p + "syslog_datagrams", "Syslog datagrams accepted and dropped.",
                                  ["result", "reason"], registry=r)
         self.problems = Counter(p + "problems", "Lines written for an operator to read.", registry=r)
+        self.site_tasks = Counter(p + "site_tasks", "Tasks sent to site workers, by result (ok, error, dark).",
+                                  ["site", "task", "result"], registry=r)
+        self.site_task_duration = Histogram(p + "site_task_duration_seconds", "One task on a site worker.",
+                                            ["site"], buckets=_STEP_BUCKETS, registry=r)
         if window_seconds is not None:
             self.window.set(window_seconds)
 
@@ -172,6 +178,10 @@ class PrometheusEvents(NullEvents):
 
     def problem(self, router, message) -> None:
         self.problems.inc()
+
+    def site_task(self, site, task, *, result, seconds) -> None:
+        self.site_tasks.labels(site, task, result).inc()
+        self.site_task_duration.labels(site).observe(max(0.0, seconds))
 
     # ------------------------------------------------------------------ beyond the protocol
 

@@ -148,6 +148,12 @@ def run_daemon(inventory: Inventory, playbook: Playbook, options: WatchOptions, 
                                       agent.on_syslog_hint, queue_size=SYSLOG_QUEUE).start()
             scheduler.add_job(agent.confirm_pending, "interval", seconds=1, id="confirm-syslog")
             report(f"syslog receiver on {receiver.address[0]}:{receiver.address[1]}")
+        relay = None
+        if options.broker and sources.syslog.enabled:  # what the site workers receive (`worker --syslog`)
+            from collector.scaleout.syslog_relay import SyslogRelay
+            relay = SyslogRelay(options.broker, inventory, agent.on_syslog_hint).start()
+            if receiver is None:
+                scheduler.add_job(agent.confirm_pending, "interval", seconds=1, id="confirm-syslog")
         scheduler.start()
         timer = threading.Timer(options.max_seconds, stop.set) if options.max_seconds else None
         if timer is not None:
@@ -159,6 +165,10 @@ def run_daemon(inventory: Inventory, playbook: Playbook, options: WatchOptions, 
             scheduler.shutdown(wait=True)
             if timer is not None:
                 timer.cancel()
+            if relay is not None:
+                relay.stop()
+                report(f"syslog from the sites: {relay.stats.delivered} hints taken, "
+                       f"{relay.stats.refused} refused (not from a router of the forwarding site)")
             if receiver is not None:
                 receiver.stop()
                 stats = receiver.stats

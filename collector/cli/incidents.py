@@ -22,7 +22,8 @@ def incidents_cmd(state_dir, as_json) -> None:
         rows = [{"incident": r.incident_id, "state": r.state, "flow": r.key, "routers": list(r.routers),
                  "created": r.created_at.isoformat(), "updated": r.updated_at.isoformat(),
                  "reason": r.reason, "bundle": r.bundle_path, "armed_late": r.armed_late,
-                 "armed_at": r.armed_at.isoformat() if r.armed_at else None} for r in store.incidents()]
+                 "armed_at": r.armed_at.isoformat() if r.armed_at else None,
+                 "work": [w.to_json() for w in store.work(r.incident_id)]} for r in store.incidents()]
         # Lines from sources that are no inventory router and no configured peer: never armed.
         unknown = [{"incident": None, "state": "unknown-source", "flow": None, "routers": [u["router"]],
                     "created": u["first_seen"], "updated": u["last_seen"], "reason": u["reason"], "bundle": None,
@@ -32,6 +33,9 @@ def incidents_cmd(state_dir, as_json) -> None:
         return
     for r in rows:
         click.echo(f"{r['created']}  {r['state']:<12} {r['flow']}  {r['bundle'] or '-'}  {r['reason']}")
+        for w in r["work"]:  # with --broker: which site's worker did each step
+            click.echo(f"    {w['at']}  {w['router']} {w['action']}: site {w['site']} "
+                       f"({w['worker'] or 'no worker answered'}): {w['detail']}")
     if unknown:
         click.echo("\nUnknown sources (never armed):")
         for u in unknown:

@@ -64,6 +64,9 @@ def lab_group() -> None:
 @click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_STATE_DIR,
               show_default=True, help="Pid file, control.json, log and default inventory live here.")
 @click.option("--detach", is_flag=True, help="Run in the background; return once the routers accept connections.")
+@click.option("--serve", "serve", multiple=True, metavar="PATTERN",
+              help="Serve only the routers whose name matches (repeatable, shell style, e.g. 'hub*'): one site "
+                   "of a multi-site lab per process. The others are modelled as their tunnels' far ends only.")
 def up_command(
     routers: int,
     scenarios: tuple[str, ...],
@@ -76,6 +79,7 @@ def up_command(
     faults_file: Path | None,
     state_dir: Path,
     detach: bool,
+    serve: tuple[str, ...],
 ) -> None:
     """Start the lab and run until Ctrl-C / SIGTERM (or in the background with --detach)."""
     try:
@@ -106,6 +110,7 @@ def up_command(
         inventory_out=inventory_out,
         faults=faults.faults if faults else {},
         faults_where=faults.where if faults else {},
+        serve=serve,
     )
     if detach:
         try:
@@ -119,10 +124,12 @@ def up_command(
     _run_foreground(settings)
 
 
-def _summary(settings: LabSettings, control_port: int | None, pid: int) -> str:
-    top = (settings.base_port or 0) + settings.routers - 1
+def _summary(settings: LabSettings, control_port: int | None, pid: int, served: int | None = None) -> str:
+    served = settings.routers if served is None else served
+    top = (settings.base_port or 0) + served - 1
+    of = f" (of {settings.routers} modelled)" if served != settings.routers else ""
     return (
-        f"lab up: {settings.routers} routers on 127.0.0.1:{settings.base_port}-{top}, "
+        f"lab up: {served} routers{of} on 127.0.0.1:{settings.base_port}-{top}, "
         f"control 127.0.0.1:{control_port}, inventory {settings.inventory_path} (pid {pid})"
     )
 
@@ -134,7 +141,7 @@ def _run_foreground(settings: LabSettings) -> None:
     logging.getLogger("asyncssh").setLevel(logging.WARNING)
 
     def ready(runtime: LabRuntime) -> None:
-        click.echo(_summary(settings, runtime.control_port, os.getpid()), err=True)
+        click.echo(_summary(settings, runtime.control_port, os.getpid(), len(runtime.ports)), err=True)
 
     try:
         serve(settings, on_ready=ready)

@@ -99,10 +99,13 @@ def watch_cmd(inventory_path, playbook, once, syslog_at, state_dir, out, dry_run
 @click.option("--login-burst", default=10, show_default=True, type=click.IntRange(1, 10000))
 @click.option("--max-armed", type=click.IntRange(1, 100000), default=None,
               help="Armed-router cap across all sites (default: the playbook's guards.max_armed_routers).")
+@click.option("--syslog", "syslog_at", metavar="HOST:PORT",
+              help="Receive this site's routers' syslog on this UDP address; hints go to the correlator.")
 def worker_cmd(inventory_path, site, broker, playbook, state_dir, concurrency, logins_per_second, login_burst,
-               max_armed) -> None:
+               max_armed, syslog_at) -> None:
     """Serve one site's queue: SSH to its routers, poll, arm, capture, disarm, collect."""
     from collector.agent import AgentBusy
+    from collector.errors import UserInputError
     from collector.playbook import load_playbook
 
     inv = load_inventory(inventory_path)
@@ -114,6 +117,7 @@ def worker_cmd(inventory_path, site, broker, playbook, state_dir, concurrency, l
     book = load_playbook(playbook or default_playbook())
     try:
         run_worker(site, broker, inv, book, state_dir or Path("state") / f"site-{site}", concurrency=concurrency,
-                   logins_per_second=logins_per_second, login_burst=login_burst, max_armed=max_armed)
-    except AgentBusy as exc:
+                   logins_per_second=logins_per_second, login_burst=login_burst, max_armed=max_armed,
+                   syslog=host_port(syslog_at))
+    except (AgentBusy, UserInputError) as exc:
         raise UserError(str(exc)) from None

@@ -41,6 +41,10 @@ class AgentEvents(Protocol):
     def flows_tracked(self, count: int) -> None:
         """How many flows the tracker holds open windows for, after each decision."""
 
+    def site_task(self, site: str, task: str, *, result: str, seconds: float) -> None:
+        """One task sent to a site's worker (`--broker`) ended: result `ok` (answered),
+        `error` (the worker answered with a failure) or `dark` (no answer)."""
+
 
 class NullEvents:
     """Every event ignored: subclass and override what you need."""
@@ -67,6 +71,9 @@ class NullEvents:
         pass
 
     def flows_tracked(self, count) -> None:
+        pass
+
+    def site_task(self, site, task, *, result, seconds) -> None:
         pass
 
 

@@ -755,7 +755,8 @@ def _read_bundle(path: Path, root: Path, manifest: dict[str, Any]) -> LoadedBund
         captures.append(RouterCapture(router=name, role=str(r.get("role", "")), platform=str(r.get("platform", "")),
                                       peer=str(r.get("peer") or r.get("debug_condition_peer") or ""),
                                       commands=tuple(per_router.get(name, ())),
-                                      clock_offset=r.get("clock_offset_seconds"), error=r.get("error")))
+                                      clock_offset=r.get("clock_offset_seconds"), error=r.get("error"),
+                                      site=r.get("site"), worker=r.get("site_worker")))
     result = CaptureResult(
         incident_id=str(manifest.get("incident", path.name)),
         flow=flow,

@@ -148,13 +148,16 @@ class Fleet:
     def inventory_data(
         self, host: str = "127.0.0.1", ports: dict[str, int] | None = None, base_port: int | None = None
     ) -> dict[str, dict[str, Any]]:
-        """Inventory entries per router name. Port rule: router i (0-based, insertion order) -> base_port + i."""
+        """Inventory entries per router name. Port rule: router i (0-based, insertion order) -> base_port + i.
+        With `ports`, only the routers it names (a lab process serving one site)."""
         if ports is None:
             if base_port is None:
                 raise ValueError("inventory_data needs ports or base_port")
             ports = {name: base_port + i for i, name in enumerate(self.routers)}
         out: dict[str, dict[str, Any]] = {}
         for name, r in self.routers.items():
+            if name not in ports:
+                continue
             out[name] = {
                 "hostname": host,
                 "port": ports[name],

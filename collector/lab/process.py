@@ -60,6 +60,8 @@ def child_args(settings: LabSettings, faults_file: Path | None) -> list[str]:
             "--inventory-out", str(settings.inventory_path.resolve())]
     for spec in settings.scenarios:
         args += ["--scenario", spec]
+    for pattern in settings.serve:
+        args += ["--serve", pattern]
     if settings.control_port is not None:
         args += ["--control-port", str(settings.control_port)]
     if settings.syslog_to is not None:

@@ -106,9 +106,12 @@ class LabRuntime:
             except BadFault as exc:
                 raise LabError(f"{where}: {name}: {exc}") from None
 
+    def served(self) -> list[str]:
+        return self.settings.served(list(self.fleet.routers))
+
     async def _bind(self) -> None:
         settings = self.settings
-        names = list(self.fleet.routers)
+        names = self.served()
         if settings.base_port is not None:
             await self._bind_at(settings.base_port, settings.control_port)
             return
@@ -126,7 +129,7 @@ class LabRuntime:
         raise LabError(f"no free port range found for {len(names)} routers: {last}")
 
     async def _bind_at(self, base_port: int, control_port: int | None) -> None:
-        names = list(self.fleet.routers)
+        names = self.served()
         top = base_port + len(names) - 1
         if base_port < 1 or top > 65535:
             raise LabError(f"ports {base_port}-{top} are outside 1-65535")
@@ -202,7 +205,10 @@ class LabRuntime:
 
     def pump_syslog(self) -> None:
         if self.syslog is not None:
-            self.syslog.pump(self.fleet.routers.values())
+            self.syslog.pump(self.fleet.routers[name] for name in self.ports)
+            for name, router in self.fleet.routers.items():
+                if name not in self.ports:  # not served here: another process sends its syslog
+                    router.drain_syslog()
 
     def _faults_changed(self, name: str) -> None:
         listener = self.listeners.get(name)
@@ -326,6 +332,7 @@ def running_lab(
     state_dir: str | Path | None = None,
     faults: Mapping[str, Mapping[str, Any]] | None = None,
     realism: str | None = None,
+    serve: Sequence[str] = (),
 ) -> Iterator[RunningLab]:
     """Run a lab in a background thread for the duration of the `with` block.
 
@@ -346,6 +353,7 @@ def running_lab(
         syslog_to=syslog_to,
         state_dir=directory,
         faults=dict(faults or {}),
+        serve=tuple(serve),
         **({"realism": realism} if realism is not None else {}),
     )
     loop = asyncio.new_event_loop()

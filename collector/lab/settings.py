@@ -10,6 +10,7 @@ lab.log (output of a detached lab) and, by default, inventory.yaml.
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import json
 import os
 from collections.abc import Mapping
@@ -51,6 +52,20 @@ class LabSettings:
     faults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     faults_where: Mapping[str, str] = field(default_factory=dict)  # router -> "FILE:LINE"
     realism: str | None = field(default_factory=lambda: os.environ.get(REALISM_ENV) or None)
+    # Name patterns (shell style) of the routers this process serves (SSH, syslog, inventory);
+    # empty: all. The others are still modelled, as the far ends of their tunnels: one site of
+    # a multi-site lab per process, each with the whole (seeded, identical) topology.
+    serve: tuple[str, ...] = ()
+
+    def served(self, names: list[str]) -> list[str]:
+        """The routers (of `names`, in order) this process serves; LabError for a pattern
+        that matches none."""
+        if not self.serve:
+            return list(names)
+        for pattern in self.serve:
+            if not fnmatch.filter(names, pattern):
+                raise LabError(f"--serve {pattern}: matches no router of this lab ({', '.join(names[:6])} ...)")
+        return [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in self.serve)]
 
     @property
     def inventory_path(self) -> Path:

@@ -16,15 +16,19 @@ Each operation is one Lua script: atomic on the Redis server, whoever calls.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass
 
 import redis
 
+log = logging.getLogger(__name__)
+
 LOCK = "collector:lock:"
 ARMED = "collector:armed"
 LOGINS = "collector:logins:"
+RETRY_SECONDS = 0.5  # the lease keeper's pace while the broker does not answer
 
 # Every script reads the Redis server's clock: workers and correlators on other hosts
 # disagree about the time, and a lease or a token must not depend on who asks.
@@ -185,7 +189,11 @@ class LoginBucket:
 
 
 class LeaseKeeper:
-    """Renews the locks of the routers this worker armed, while their steps are held."""
+    """Renews the locks of the routers this worker armed, while their steps are held.
+
+    A broker restarted without persistence has forgotten every lock and the armed set: the
+    keeper notices (the server's run_id changed) and takes its routers again at once, so the
+    guards hold across the restart as long as the steps are on the routers."""
 
     def __init__(self, guards: RouterGuards, held, *, every: float | None = None):
         self.guards = guards
@@ -193,8 +201,13 @@ class LeaseKeeper:
         self.every = every or max(0.2, guards.lease_ms / 3000)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="lease-keeper", daemon=True)
+        self._server: str | None = None  # run_id of the Redis server the locks were taken on
 
     def start(self) -> LeaseKeeper:
+        try:
+            self._server = self._run_id()
+        except redis.RedisError:
+            pass
         self._thread.start()
         return self
 
@@ -202,10 +215,33 @@ class LeaseKeeper:
         self._stop.set()
         self._thread.join(timeout=5)
 
+    def _run_id(self) -> str:
+        return str(self.guards.client.info("server").get("run_id", ""))
+
     def _run(self) -> None:
-        while not self._stop.wait(self.every):
+        wait = self.every
+        while not self._stop.wait(wait):
             try:
+                server = self._run_id()
+                if server != self._server:
+                    self.retake()
+                    self._server = server
                 for router, incident_id in self.held():
                     self.guards.renew(router, incident_id)
+                wait = self.every
             except redis.RedisError:
-                continue  # the broker is back soon, or the lease lapses: both are safe
+                wait = min(self.every, RETRY_SECONDS)  # down: look again soon, to retake at once
+
+    def retake(self) -> list[tuple[str, str]]:
+        """Take again the routers whose steps this worker holds (after a broker restart)."""
+        taken = []
+        for router, incident_id in self.held():
+            if self.guards.acquire(router, incident_id).granted:
+                taken.append((router, incident_id))
+        still = set(self.held())  # a disarm that finished meanwhile: do not keep its router
+        for router, incident_id in taken:
+            if (router, incident_id) not in still:
+                self.guards.release(router, incident_id)
+        if taken:
+            log.warning("broker restarted: took again the locks of %s", ", ".join(r for r, _i in taken))
+        return taken

@@ -15,19 +15,23 @@ it if the site stays dark.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 import uuid
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from ipaddress import ip_address
+from typing import Any
 
 import redis
+from kombu.exceptions import KombuError
 
 from collector.agent.reader import LogReader
 from collector.agent.worker import Worker
 from collector.core.decide import LineSeen, Release
+from collector.core.observers import NullEvents
 from collector.core.results import ArmResult, DisarmResult
 from collector.inventory import Host
 from collector.evidence import RouterCapture
@@ -35,24 +39,61 @@ from collector.respond.plan import PlanError
 from collector.respond.responder import Responder
 from collector.scaleout.app import make_app, queue_of, task_name
 from collector.scaleout.codec import from_json, to_json
+from collector.errors import StateStoreError
 from collector.sessions import SessionError
+from collector.state import WorkRecord
+from collector.timeutil import utcnow
+
+log = logging.getLogger(__name__)
 
 
 class SiteDark(SessionError):
     kind = "site-dark"
 
 
+@dataclass(frozen=True, slots=True)
+class WorkedBy:
+    """The site worker that answered a task (its own word, in the answer)."""
+
+    site: str
+    worker: str | None
+
+
+# Publishing raises kombu's errors, waiting for the answer redis-py's.
+BROKER_ERRORS = (redis.RedisError, KombuError, OSError)
+
+
 class SiteClient:
     """Sends one router's work to its site's queue and waits for the answer."""
 
-    def __init__(self, broker: str, *, timeout: float = 120.0):
+    def __init__(self, broker: str, *, timeout: float = 120.0, observers=None):
         self.broker = broker
         self.timeout = timeout
+        self.observers = observers or NullEvents()  # per-site task counts (metrics)
         self.app = make_app(broker)
         self.redis = redis.Redis.from_url(broker)
 
     def call(self, host: Host, task: str, *args, timeout: float | None = None):
         """Run `task` on `host`'s site; its answer, or SessionError (SiteDark: no answer)."""
+        return self.call_by(host, task, *args, timeout=timeout)[0]
+
+    def call_by(self, host: Host, task: str, *args, timeout: float | None = None) -> tuple[Any, WorkedBy]:
+        """`call`, and which worker answered; a SessionError it raised carries that in `by`."""
+        started = time.monotonic()
+        result = "dark"
+        try:
+            answer = self._call_by(host, task, *args, timeout=timeout)
+            result = "ok"
+            return answer
+        except SiteDark:
+            raise
+        except Exception:  # the worker answered with a failure (or an answer we cannot read)
+            result = "error"
+            raise
+        finally:
+            self.observers.site_task(host.site or "", task, result=result, seconds=time.monotonic() - started)
+
+    def _call_by(self, host: Host, task: str, *args, timeout: float | None = None) -> tuple[Any, WorkedBy]:
         if not host.site:
             raise SessionError(host.name, "has no `site` in the inventory: with --broker every router needs one")
         reply = f"collector:reply:{uuid.uuid4().hex}"
@@ -60,21 +101,27 @@ class SiteClient:
         try:
             self.app.send_task(task_name(task), args=[*args, reply], queue=queue_of(host.site))
             got = self._wait(reply, wait)
-        except redis.RedisError as exc:
+        except BROKER_ERRORS as exc:  # down or restarting: this call fails, the next one reconnects
             raise SiteDark(host.name, f"broker unreachable: {exc}") from None
         if got is None:
             raise SiteDark(host.name, f"site {host.site} did not answer {task} within {wait:.0f}s "
                                       "(its worker is down or the site is dark)")
         message = json.loads(got[1])
+        by = WorkedBy(str(message.get("by", {}).get("site", host.site)), message.get("by", {}).get("worker"))
         if "error" in message:
-            raise SessionError(host.name, message["error"]["reason"])
-        return from_json(message["ok"])
+            error = SessionError(host.name, message["error"]["reason"])
+            error.by = by
+            raise error
+        return from_json(message["ok"]), by
 
     def ping(self, site: str, *, timeout: float = 5.0) -> bool:
         """Whether a worker of `site` answers within `timeout` seconds."""
         reply = f"collector:reply:{uuid.uuid4().hex}"
-        self.app.send_task(task_name("ping"), args=[reply], queue=queue_of(site), expires=timeout)
-        return self._wait(reply, timeout) is not None
+        try:
+            self.app.send_task(task_name("ping"), args=[reply], queue=queue_of(site), expires=timeout)
+            return self._wait(reply, timeout) is not None
+        except BROKER_ERRORS:
+            return False
 
     def _wait(self, reply: str, timeout: float):
         """BLPOP in short slices: the client's socket timeout (5 s) is shorter than a task."""
@@ -133,21 +180,41 @@ class RemoteReader(LogReader):
 
 
 class RemoteResponder(Responder):
-    """Responder whose router work runs on the router's site worker."""
+    """Responder whose router work runs on the router's site worker; each piece of work of
+    an incident is recorded in the correlator's store with the site and worker that did it."""
 
     def __init__(self, *args, client: SiteClient, **kwargs):
         super().__init__(*args, **kwargs)
         self.client = client
 
+    def _work(self, host: Host, task: str, *args):
+        """(answer or None, what went wrong or None, who answered) of one task."""
+        try:
+            answer, by = self.client.call_by(host, task, *args)
+            return answer, None, by
+        except SessionError as exc:
+            return None, exc.reason, getattr(exc, "by", None) or WorkedBy(host.site or "", None)
+
+    def _did(self, host: Host, incident_id: str | None, action: str, by: WorkedBy, ok: bool, detail: str) -> None:
+        if self.store is None or not incident_id:
+            return
+        try:
+            self.store.record_work(WorkRecord(incident_id, host.name, action, by.site, by.worker, ok, detail,
+                                              utcnow()))
+        except StateStoreError as exc:  # a report line lost; the work itself is in the site's ledger
+            log.warning("%s: %s of incident %s not recorded: %s", host.name, action, incident_id, exc)
+
     def profile(self, host: Host, *, refresh: bool = False):
         raise SessionError(host.name, "device profiles are read by the site worker")
 
     def _arm(self, host: Host, peer, incident_id: str, window: timedelta, holder: str | None) -> ArmResult:
-        try:
-            return self.client.call(host, "arm", incident_id, host.name, str(peer),
-                                    window.total_seconds(), holder)
-        except SessionError as exc:
-            return ArmResult(host.name, False, error=f"arming through site {host.site}: {exc.reason}")
+        action = "join" if holder else "arm"
+        result, error, by = self._work(host, "arm", incident_id, host.name, str(peer),
+                                       window.total_seconds(), holder)
+        if result is None:
+            result = ArmResult(host.name, False, error=f"arming through site {host.site}: {error}")
+        self._did(host, incident_id, action, by, result.armed, result.summary())
+        return result
 
     def arm(self, host: Host, peer, incident_id: str, window: timedelta) -> ArmResult:
         return self._arm(host, peer, incident_id, window, None)
@@ -161,17 +228,22 @@ class RemoteResponder(Responder):
     def capture(self, host: Host, peer, role: str, incident_id: str | None = None, *,
                 on_plan=None, on_record=None) -> RouterCapture:
         # The site runs the commands; the agent stages the whole capture when it returns.
-        try:
-            return self.client.call(host, "capture", incident_id or "", host.name, str(peer), role)
-        except SessionError as exc:
-            return RouterCapture(host.name, role, host.platform, str(peer), (), None,
-                                 error=f"capture through site {host.site}: {exc.reason}")
+        capture, error, by = self._work(host, "capture", incident_id or "", host.name, str(peer), role)
+        if capture is None:
+            capture = RouterCapture(host.name, role, host.platform, str(peer), (), None,
+                                    error=f"capture through site {host.site}: {error}")
+        capture = replace(capture, site=by.site, worker=by.worker)
+        self._did(host, incident_id, "capture", by, capture.error is None,
+                  capture.error or f"{len(capture.commands)} commands captured")
+        return capture
 
     def _release(self, host: Host, incident_id: str | None, heir: str | None) -> DisarmResult:
-        try:
-            return self.client.call(host, "release", to_json(Release(incident_id or "", host.name, heir)))
-        except SessionError as exc:
-            return DisarmResult(host.name, clean=False, error=f"through site {host.site}: {exc.reason}")
+        action = "hand-over" if heir else "disarm"
+        result, error, by = self._work(host, "release", to_json(Release(incident_id or "", host.name, heir)))
+        if result is None:
+            result = DisarmResult(host.name, clean=False, error=f"through site {host.site}: {error}")
+        self._did(host, incident_id, action, by, result.clean or result.nothing_armed, result.summary())
+        return result
 
     def disarm(self, host: Host, incident_id: str | None = None, *, verify: bool = True) -> DisarmResult:
         return self._release(host, incident_id, None)
@@ -180,10 +252,9 @@ class RemoteResponder(Responder):
         return self._release(host, incident_id, heir_incident_id)
 
     def emergency_disarm(self, host: Host) -> DisarmResult:
-        try:
-            return self.client.call(host, "emergency_disarm", host.name)
-        except SessionError as exc:
-            return DisarmResult(host.name, clean=False, error=f"through site {host.site}: {exc.reason}")
+        result, error, _by = self._work(host, "emergency_disarm", host.name)
+        return result if result is not None else DisarmResult(host.name, clean=False,
+                                                              error=f"through site {host.site}: {error}")
 
     def find_sender_peer(self, host: Host, spi_hex: str):
         found = self.client.call(host, "find_peer", host.name, spi_hex)
@@ -223,6 +294,7 @@ def collect_remote(hosts: list[Host], commands: list[str], client: SiteClient, *
 
 def attach_remote(agent, client: SiteClient) -> None:
     """Make `agent` send all router work through `client` (before it reads anything)."""
+    client.observers = agent.observers
     registry = agent.reader.registry
     agent.reader = RemoteReader(agent.inventory, agent.playbook, agent.store, _NoSessions(), registry,
                                 agent.observers, client=client)

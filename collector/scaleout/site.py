@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -52,6 +53,7 @@ DONE_KEEP_S = 86_400
 ARM_FINISHED = "collector:arm-finished:"  # router:incident -> its arm or join of the router has finished
 JOIN_WAIT_S = 60.0  # a join waits this long at most for its holder's arm of the same router
 REPLY_KEEP_S = 3_600
+RESTART_DELAY_S = 1.0  # before the Celery worker is started again after it stopped on an error
 
 
 class StillRunning(Exception):
@@ -79,6 +81,7 @@ class SiteRuntime:
     def __init__(self, site: str, inventory: Inventory, playbook: Playbook, store: StateStore, sessions: SessionPool,
                  registry: TemplateRegistry, client: redis.Redis, guards: RouterGuards):
         self.site = site
+        self.node = f"{site}@{socket.gethostname()}"  # as Celery names this worker: said in every answer
         self.inventory = inventory
         self.store = store
         self.client = client
@@ -200,6 +203,7 @@ class SiteRuntime:
             except Exception as exc:  # the correlator waits for an answer: a crash is one too
                 log.exception("task %s failed", task_id)
                 message = {"error": {"kind": "internal", "reason": f"internal error on the site worker: {exc}"}}
+            message["by"] = {"site": self.site, "worker": self.node}
             with self.client.pipeline(transaction=True) as pipe:
                 pipe.rpush(reply, json.dumps(message))
                 pipe.expire(reply, REPLY_KEEP_S)
@@ -264,10 +268,15 @@ def register_tasks(app, runtime: SiteRuntime) -> None:
 
 def run_worker(site: str, broker: str, inventory: Inventory, playbook: Playbook, state_dir: Path, *,
                concurrency: int = 8, logins_per_second: float = 2.0, login_burst: int = 10,
-               lease_seconds: float = 60.0, max_armed: int | None = None) -> None:
-    """Serve queue `site.<site>` until stopped (SIGTERM/SIGINT: Celery's warm shutdown)."""
+               lease_seconds: float = 60.0, max_armed: int | None = None,
+               syslog: tuple[str, int] | None = None) -> None:
+    """Serve queue `site.<site>` until stopped (SIGTERM/SIGINT: Celery's warm shutdown).
+    With `syslog` (host, port), also receive the site's routers' syslog there and forward
+    their invalid-SPI hints to the correlator (collector.scaleout.syslog_relay)."""
     from collector.agent import StateLock
+    from collector.errors import UserInputError
     from collector.parsing import default_registry
+    from collector.scaleout.syslog_relay import site_receiver
 
     client = redis.Redis.from_url(broker)
     guards = RouterGuards(client, cap=max_armed or playbook.guards.max_armed_routers, lease_seconds=lease_seconds)
@@ -277,13 +286,60 @@ def run_worker(site: str, broker: str, inventory: Inventory, playbook: Playbook,
         runtime = SiteRuntime(site, inventory, playbook, store, pool, default_registry(), client, guards)
         for router, incident_id in runtime.held():  # a restart: keep holding what the ledger holds
             guards.acquire(router, incident_id)
-        app = make_app(broker)
-        register_tasks(app, runtime)
+        receiver = forwarder = None
+        if syslog is not None and not playbook.sources.syslog.enabled:
+            log.warning("site %s: the playbook's syslog source is disabled: --syslog is not used", site)
+        elif syslog is not None:
+            try:
+                receiver, forwarder = site_receiver(syslog[0], syslog[1], inventory, site, client)
+            except (OSError, ValueError) as exc:
+                client.close()
+                raise UserInputError(f"--syslog {syslog[0]}:{syslog[1]}: cannot listen there: "
+                                     f"{getattr(exc, 'strerror', None) or exc}") from None
+            log.warning("site %s: receiving syslog on %s:%s", site, *receiver.address)
         keeper = LeaseKeeper(guards, runtime.held).start()
         try:
-            app.worker_main(["worker", "-Q", queue_of(site), "-P", "threads", "-c", str(concurrency),
-                             "-n", f"{site}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat",
-                             "-l", "WARNING"])
+            _serve_until_asked_to_stop(site, broker, runtime, concurrency)
         finally:
             keeper.stop()
+            if receiver is not None:
+                receiver.stop()
+                stats = receiver.stats
+                log.warning("site %s syslog: %d datagrams, %d not from a router of this site, %d not "
+                            "invalid-SPI, %d forwarded, %d not forwarded (broker down), %d dropped (queue full)",
+                            site, stats.received, stats.foreign, stats.ignored, forwarder.stats.forwarded,
+                            forwarder.stats.failed, stats.dropped_full)
             client.close()
+
+
+def _serve_until_asked_to_stop(site: str, broker: str, runtime: SiteRuntime, concurrency: int) -> None:
+    """Run the Celery worker until SIGTERM/SIGINT. Celery's Redis transport can stop the
+    worker with an "unrecoverable error" when the broker goes away while a task is running
+    (it cannot acknowledge it); that is a broker restart, not a reason for the site to go
+    dark: start the worker again (with a fresh app), keeping the sessions, the ledger and
+    the lease keeper, as systemd would restart the process."""
+    from celery import signals
+
+    asked = threading.Event()
+
+    def shutting_down(**_kwargs) -> None:
+        asked.set()
+
+    signals.worker_shutting_down.connect(shutting_down, weak=False)
+    delay = RESTART_DELAY_S
+    while True:
+        app = make_app(broker)
+        register_tasks(app, runtime)
+        started = time.monotonic()
+        app.worker_main(["worker", "-Q", queue_of(site), "-P", "threads", "-c", str(concurrency),
+                         "-n", f"{site}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat",
+                         "-l", "WARNING"])
+        if asked.is_set():
+            return
+        if time.monotonic() - started > 60:  # it had been serving: not a crash loop
+            delay = RESTART_DELAY_S
+        log.warning("site %s: the Celery worker stopped on an error (above); starting it again in %.0fs",
+                    site, delay)
+        if asked.wait(delay):
+            return
+        delay = min(delay * 2, 30.0)

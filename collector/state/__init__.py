@@ -7,7 +7,8 @@ What lives here, and why it must survive a crash or a restart:
   * the flow tracker's state per playbook, so `--once` runs keep counting across runs;
   * armed steps per router, each written BEFORE it runs: at start-up `armed_routers()`
     says which routers a crashed run left armed, and `armed_steps()` what to undo;
-  * incidents and their outcome; QFP counter baselines; discovered addresses per router.
+  * incidents and their outcome; QFP counter baselines; discovered addresses per router;
+  * with `--broker`, which site's worker armed, captured and disarmed each router.
 
 `StateStore` is the whole interface; SQLite (stdlib `sqlite3`, WAL, synchronous=FULL)
 is an implementation detail, so Redis or PostgreSQL can replace it later. It is safe
@@ -40,6 +41,7 @@ from collector.state.records import (
     QfpReading,
     RouterAddress,
     StateError,
+    WorkRecord,
 )
 from collector.state.schema import SCHEMA_VERSION
 from collector.state.store import StateStore
@@ -47,6 +49,6 @@ from collector.state.store import StateStore
 __all__ = [
     "COMMITS_SUFFIX", "EVENT_SOURCES", "INCIDENT_STATES", "OPEN_LOCK_TIMEOUT", "RECOVER_HINT", "SCHEMA_VERSION",
     "STATE_FILE", "STEP_STATUSES", "ArmedStep", "EventRecord", "EventSource", "IncidentRecord", "LogCursorRecord",
-    "QfpReading", "RouterAddress", "StateError", "StateStore", "commits_path", "default_state_dir",
+    "QfpReading", "RouterAddress", "StateError", "StateStore", "WorkRecord", "commits_path", "default_state_dir",
     "open_state_store",
 ]

@@ -274,7 +274,6 @@ class IncidentTables(Database):
         return [r[0] for r in self._read("SELECT DISTINCT router FROM armed_steps WHERE status != 'undone' ORDER BY router")]
 
 
-
 def _incident(r: sqlite3.Row) -> IncidentRecord:
     return IncidentRecord(
         incident_id=r["incident_id"],

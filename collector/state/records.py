@@ -110,6 +110,24 @@ class ArmedStep:
 
 
 @dataclass(frozen=True, slots=True)
+class WorkRecord:
+    """One piece of router work of an incident done through a site worker (`--broker`)."""
+
+    incident_id: str
+    router: str
+    action: str  # arm, join, capture, disarm, hand-over, emergency-disarm
+    site: str  # the site whose worker did it, or was asked and did not answer
+    worker: str | None  # the worker's node name (site@host); None when no worker answered
+    ok: bool
+    detail: str
+    at: datetime
+
+    def to_json(self) -> dict:
+        return {"router": self.router, "action": self.action, "site": self.site, "worker": self.worker,
+                "ok": self.ok, "detail": self.detail, "at": self.at.isoformat()}
+
+
+@dataclass(frozen=True, slots=True)
 class QfpReading:
     router: str
     counters: Mapping[str, int]

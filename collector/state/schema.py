@@ -6,7 +6,7 @@ import sqlite3
 
 from collector.core.states import IncidentState, StepScope, sql_check
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _SCHEMA = """
 CREATE TABLE log_cursors (
@@ -154,8 +154,24 @@ CREATE TABLE meta (
 INSERT INTO meta VALUES ('commits', 0);
 """
 
+# Version 4: the router work of each incident done through site workers (`--broker`): which
+# site's worker armed, captured and disarmed which router, for `collector incidents`.
+_SCHEMA_4 = """
+CREATE TABLE incident_work (
+    incident_id TEXT NOT NULL,
+    router TEXT NOT NULL,
+    action TEXT NOT NULL,               -- arm, join, capture, disarm, hand-over, emergency-disarm
+    site TEXT NOT NULL,                 -- the site whose worker did it (or was asked and did not answer)
+    worker TEXT,                        -- that worker's node name, NULL when none answered
+    ok INTEGER NOT NULL,
+    detail TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+CREATE INDEX incident_work_by_incident ON incident_work (incident_id, at)
+"""
+
 # Each schema change is one entry; `_migrate` applies them in order.
-MIGRATIONS: dict[int, str] = {1: _SCHEMA, 2: _SCHEMA_2, 3: _SCHEMA_3}
+MIGRATIONS: dict[int, str] = {1: _SCHEMA, 2: _SCHEMA_2, 3: _SCHEMA_3, 4: _SCHEMA_4}
 
 
 _REFERENCE_TABLES: dict[str, tuple[str, ...]] | None = None

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collector.state.incidents import IncidentTables
 from collector.state.logs import LogTables
 from collector.state.routers import RouterTables
+from collector.state.sites import SiteWorkTables
 
 
-class StateStore(LogTables, IncidentTables, RouterTables):
+class StateStore(LogTables, IncidentTables, RouterTables, SiteWorkTables):
     """All persistent state of the agent. One instance per process; share it between threads.
 
-    Each base class owns its tables (logs, incidents and steps, router facts) and they
+    Each base class owns its tables (logs, incidents and steps, router facts, site work) and they
     share one `Database`: one connection per thread, one write transaction at a time."""

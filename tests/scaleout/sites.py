@@ -1,12 +1,15 @@
-"""Helpers for the scale-out tests: an inventory split into sites, worker processes."""
+"""Helpers for the scale-out tests: a lab process per site, worker processes."""
 
 from __future__ import annotations
 
 import os
+import random
 import signal
+import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
@@ -26,6 +29,124 @@ def split_inventory(lab_inventory: Path, target: Path) -> Path:
         host["site"] = site_of(name)
     target.write_text(yaml.safe_dump(data, sort_keys=False))
     return target
+
+
+SITE_ROUTERS = {"east": "hub*", "west": "spoke*"}  # the same split as `site_of`
+
+
+def _free_range(count: int) -> int:
+    """A base port with `count` free ports from it and a free control port just below."""
+    rng = random.Random()
+    for _ in range(50):
+        base = rng.randrange(10_000, 32_000 - count)
+        try:
+            for port in range(base - 1, base + count):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+    raise RuntimeError("no free port range")
+
+
+class LabProcess:
+    """`collector lab up --serve PATTERN` as its own process: one site's routers. Every lab
+    process models the whole seeded topology (a tunnel's traffic needs both of its ends in
+    one model) but serves SSH and syslog only for its own site's routers."""
+
+    def __init__(self, site: str, folder: Path, *, routers: int = 6, scenarios: tuple[str, ...] = ("desync",),
+                 time_scale: float = 0.0, seed: int = 0, syslog_to: str | None = None):
+        self.site = site
+        self.state = folder / f"lab-{site}"
+        self.args = [sys.executable, "-m", "collector", "lab", "up", "--routers", str(routers),
+                     "--time-scale", repr(time_scale), "--seed", str(seed), "--state-dir", str(self.state),
+                     "--serve", SITE_ROUTERS[site], *(a for s in scenarios for a in ("--scenario", s)),
+                     *(("--syslog-to", syslog_to) if syslog_to else ())]
+        self.process: subprocess.Popen | None = None
+        self.control = None
+
+    def start(self, timeout: float = 90.0) -> "LabProcess":
+        from collector.lab.settings import control_for, read_control_file
+
+        self.state.mkdir(parents=True, exist_ok=True)
+        for _attempt in range(3):  # a port taken between the probe and the bind: another range
+            args = [*self.args, "--base-port", str(_free_range(10))]
+            with (self.state / "lab-process.log").open("ab") as log:
+                self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and self.process.poll() is None:
+                info = read_control_file(self.state)
+                if info is not None and info.get("pid") == self.process.pid:
+                    self.control = control_for(self.state)
+                    return self
+                time.sleep(0.05)
+            if self.process.poll() is None:
+                self.stop()
+                break
+        raise AssertionError(f"lab process for {self.site} did not start: "
+                             + (self.state / "lab-process.log").read_text(errors="replace")[-2000:])
+
+    def stop(self) -> None:
+        if self.control is not None:
+            self.control.close()
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+class SiteLabs:
+    """The lab processes of every site, and one inventory with each host's `site`."""
+
+    def __init__(self, labs: dict[str, LabProcess], inventory: Path):
+        self.labs = labs
+        self.inventory_path = inventory
+        data = yaml.safe_load(inventory.read_text())
+        self._hosts = data["hosts"]
+        self._defaults = data["defaults"]
+
+    def lab_of(self, router: str) -> LabProcess:
+        return self.labs[self._hosts[router]["site"]]
+
+    def connect_params(self, router: str) -> dict:
+        """netmiko's ConnectHandler arguments for `router`, on its own site's lab process."""
+        host = {**self._defaults, **self._hosts[router]}
+        return {"device_type": host["platform"], "host": host["hostname"], "port": host["port"],
+                "username": host["username"], "password": host["password"], "secret": host["secret"]}
+
+    def step(self, seconds: float) -> None:
+        """Every site's lab clock forward by the same lab time."""
+        for lab in self.labs.values():
+            lab.control.step(seconds)
+
+
+@contextmanager
+def site_labs(folder: Path, *, syslog: dict[str, str] | None = None, **lab_options):
+    """A lab process per site (east: hubs, west: spokes) and the merged inventory; with
+    `syslog` (site -> HOST:PORT) each site's routers send their syslog there."""
+    labs: dict[str, LabProcess] = {}
+    try:
+        for site in SITE_ROUTERS:
+            labs[site] = LabProcess(site, folder, syslog_to=(syslog or {}).get(site), **lab_options).start()
+        base = yaml.safe_load((labs["east"].state / "inventory.yaml").read_text())
+        base["hosts"] = {}
+        for site, lab in labs.items():
+            data = yaml.safe_load((lab.state / "inventory.yaml").read_text())
+            base["groups"].update(data["groups"])
+            for name, host in data["hosts"].items():
+                assert site_of(name) == site, (name, site)  # each process serves only its own site
+                base["hosts"][name] = {**host, "site": site}
+        base["groups"]["lab"].pop("site", None)
+        inventory = folder / "inventory.yaml"
+        inventory.write_text(yaml.safe_dump(base, sort_keys=False))
+        yield SiteLabs(labs, inventory)
+    finally:
+        for lab in labs.values():
+            lab.stop()
 
 
 class WorkerProcess:

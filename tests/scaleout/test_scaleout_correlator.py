@@ -10,7 +10,7 @@ from collector.inventory import Host, Inventory, SshOptions
 from collector.parsing import default_registry
 from collector.playbook import load_playbook
 from collector.resources import playbooks_dir
-from collector.scaleout.remote import RemoteReader, RemoteResponder, attach_remote
+from collector.scaleout.remote import RemoteReader, RemoteResponder, WorkedBy, attach_remote
 from collector.state import StateStore
 
 
@@ -25,11 +25,14 @@ class RecordingClient:
     def __init__(self):
         self.calls: list[tuple] = []
 
-    def call(self, h, task, *args, timeout=None):
+    def call_by(self, h, task, *args, timeout=None):
         self.calls.append((h.site, task, args))
         if task == "release":
-            return DisarmResult(h.name, clean=True)
+            return DisarmResult(h.name, clean=True), WorkedBy(h.site, f"{h.site}@jump")
         raise AssertionError(f"unexpected task {task}")
+
+    def call(self, h, task, *args, timeout=None):
+        return self.call_by(h, task, *args, timeout=timeout)[0]
 
 
 def test_an_incident_left_arming_by_the_last_correlator_is_released_through_its_sites(tmp_path):
@@ -50,6 +53,9 @@ def test_an_incident_left_arming_by_the_last_correlator_is_released_through_its_
         finally:
             agent.close()
         assert store.incident("inc1").state == IncidentState.FAILED
+        # each release is recorded with the site and worker that did it
+        assert sorted((w.router, w.action, w.site, w.worker, w.ok) for w in store.work("inc1")) == [
+            ("hub1", "disarm", "east", "east@jump", True), ("spoke1", "disarm", "west", "west@jump", True)]
     releases = sorted((site, args[0]) for site, task, args in client.calls if task == "release")
     assert [site for site, _ in releases] == ["east", "west"]
     from collector.scaleout.codec import from_json

@@ -71,7 +71,8 @@ def test_a_task_delivered_twice_runs_once_and_answers_once(runtime):
     for _ in range(3):
         runtime.answer("task-1", "reply-1", lambda: runs.append(1) or "done")
     assert runs == [1]
-    assert replies(runtime, "reply-1") == [{"ok": "done"}]
+    assert replies(runtime, "reply-1") == [{"ok": "done", "by": {"site": "east", "worker": runtime.node}}]
+    assert runtime.node.startswith("east@")  # the worker names itself in every answer
 
 
 def test_a_redelivery_while_the_first_still_runs_is_deferred_not_dropped(runtime):
@@ -85,7 +86,8 @@ def test_a_router_failure_is_an_answer_with_its_reason(runtime):
     def fails():
         raise SessionError("hub1", "connection refused")
     runtime.answer("task-3", "reply-3", fails)
-    assert replies(runtime, "reply-3") == [{"error": {"kind": "error", "reason": "connection refused"}}]
+    assert replies(runtime, "reply-3") == [{"error": {"kind": "error", "reason": "connection refused"},
+                                            "by": {"site": "east", "worker": runtime.node}}]
 
 
 def test_only_the_sites_own_routers_are_worked_on(runtime):
@@ -120,7 +122,10 @@ def test_a_fresh_arm_takes_the_router_lock_and_a_second_incident_is_refused(runt
 
 
 def test_a_dark_site_is_a_failed_arm_and_an_incomplete_capture_with_the_reason(tmp_path, redis_url):
-    client = SiteClient(redis_url, timeout=0.5)  # no worker serves site `west`
+    from collector.metrics import PrometheusEvents
+
+    metrics = PrometheusEvents()
+    client = SiteClient(redis_url, timeout=0.5, observers=metrics)  # no worker serves site `west`
     book = load_playbook(playbooks_dir() / "invalid-spi.yaml")
     with StateStore(tmp_path / "state.db") as store:
         remote = RemoteResponder(playbook=book, store=store, sessions=None, registry=default_registry(),
@@ -129,6 +134,13 @@ def test_a_dark_site_is_a_failed_arm_and_an_incomplete_capture_with_the_reason(t
         armed = remote.arm(spoke, "198.51.100.1", "inc1", timedelta(minutes=10))
         captured = remote.capture(spoke, "198.51.100.1", "sender", "inc1")
         released = remote.disarm(spoke, "inc1")
+        # each step is recorded as asked of site west, which no worker answered
+        assert [(w.action, w.site, w.worker, w.ok) for w in store.work("inc1")] == [
+            ("arm", "west", None, False), ("capture", "west", None, False), ("disarm", "west", None, False)]
+    assert captured.site == "west" and captured.worker is None
+    for task in ("arm", "capture", "release"):  # the per-site metric counts the dark answers
+        assert metrics.registry.get_sample_value("collector_site_tasks_total",
+                                                 {"site": "west", "task": task, "result": "dark"}) == 1
     assert not armed.armed and "site west did not answer" in armed.error
     assert captured.error and "site west did not answer" in captured.error
     assert not released.clean and "did not answer" in released.error

@@ -1,6 +1,7 @@
-"""Two sites end to end: a real Redis server, two `collector worker` processes (one per
-site, each reaching only its own routers over SSH), the correlator (`watch --broker`),
-and the lab's routers split between the sites: hubs in `east`, spokes in `west`."""
+"""Two sites end to end: a real Redis server, two lab processes (`collector lab up
+--serve`, one per site: hubs in `east`, spokes in `west`), two `collector worker`
+processes (one per site, each reaching only its own site's lab over SSH) and the
+correlator (`watch --broker`)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from collector.lab.runner import running_lab
 from collector.scaleout.remote import SiteClient
 from collector.watch import WatchOptions, run_daemon
 from tests.e2e.test_agent_lab import bundles, router_leftovers
-from tests.scaleout.sites import WorkerProcess, site_of, split_inventory, wait_for_workers
+from tests.scaleout.sites import WorkerProcess, site_labs, site_of, split_inventory, wait_for_workers
 
 pytestmark = pytest.mark.e2e
 
@@ -47,12 +48,12 @@ def cursors(state: Path) -> set[str]:
 
 
 class LabClock:
-    """Runs a frozen lab's clock at 10 x from when it is started: the flow begins only
-    once every process is up and has read the routers' logs (a slow machine must not
-    turn the flow's first line into an old one)."""
+    """Runs the frozen clocks of every site's lab at 10 x from when it is started, in step:
+    the flow begins only once every process is up and has read the routers' logs (a slow
+    machine must not turn the flow's first line into an old one)."""
 
-    def __init__(self, lab):
-        self.lab = lab
+    def __init__(self, labs):
+        self.labs = labs
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -61,7 +62,7 @@ class LabClock:
 
     def _run(self) -> None:
         while not self._stop.wait(0.1):
-            self.lab.control.step(1.0)
+            self.labs.step(1.0)
 
     def stop(self) -> None:
         self._stop.set()
@@ -70,10 +71,10 @@ class LabClock:
 
 @pytest.fixture
 def two_sites(tmp_path, redis_url):
-    """A lab (clock frozen) with a desynchronised hub-spoke tunnel, its inventory split into
-    two sites, a worker process per site; yields (lab, inventory path, workers by site)."""
-    with running_lab(routers=6, scenarios=["desync"], time_scale=0, state_dir=tmp_path / "lab") as lab:
-        inventory = split_inventory(lab.inventory_path, tmp_path / "inventory.yaml")
+    """A lab process per site (clocks frozen) with a desynchronised hub-spoke tunnel between
+    the sites, a worker process per site; yields (the labs, inventory path, workers by site)."""
+    with site_labs(tmp_path, routers=6, scenarios=("desync",), time_scale=0) as lab:
+        inventory = lab.inventory_path
         workers = {site: WorkerProcess(site, redis_url, inventory, tmp_path).start() for site in ("east", "west")}
         try:
             wait_for_workers(redis_url, list(workers))
@@ -112,9 +113,31 @@ def test_desync_across_two_sites_is_armed_captured_and_disarmed_through_each_sit
     roles = {r["role"]: r["name"] for r in manifest["routers"]}
     assert set(roles) == {"receiver", "sender"}
     assert {site_of(roles["receiver"]), site_of(roles["sender"])} == {"east", "west"}  # one end per site
+    # ... each end on its own site's lab process, the only one that serves it
+    ends = {lab.lab_of(roles["receiver"]).process.pid, lab.lab_of(roles["sender"]).process.pid}
+    assert len(ends) == 2
     assert manifest["complete"] is True, manifest["incomplete_reasons"]
     assert manifest["armed_before_repeat"] is True
     assert all(r["error"] is None for r in manifest["routers"])
+    # the manifest says which site's worker captured each end
+    assert {r["name"]: r["site"] for r in manifest["routers"]} == {n: site_of(n) for n in roles.values()}
+    assert all(r["site_worker"].startswith(f"{r['site']}@") for r in manifest["routers"])
+
+    # `collector incidents` says which site did each step, as text and as JSON
+    from click.testing import CliRunner
+
+    from collector.cli import cli
+    listed = CliRunner().invoke(cli, ["incidents", "--state", str(tmp_path / "state"), "--json"])
+    assert listed.exit_code == 0, listed.output
+    [incident] = [i for i in json.loads(listed.output) if i["incident"] == manifest["incident"]]
+    steps = {(w["router"], w["action"]): w for w in incident["work"]}
+    assert set(steps) == {(n, a) for n in roles.values() for a in ("arm", "capture", "disarm")}, steps
+    for (router, _action), work in steps.items():
+        assert work["site"] == site_of(router) and work["worker"].startswith(f"{site_of(router)}@"), work
+        assert work["ok"] is True, work
+    text = CliRunner().invoke(cli, ["incidents", "--state", str(tmp_path / "state")]).output
+    for router in roles.values():
+        assert f"{router} arm: site {site_of(router)} ({site_of(router)}@" in text, text
 
     # Each end was armed and disarmed by its own site's worker: its steps are in that
     # worker's ledger only, all undone; and nothing is left on either router.
