@@ -101,6 +101,9 @@ def configure_logging(verbosity: int = 0, fmt: str = "text", *, stream: TextIO |
         logging.getLogger(name).setLevel(logging.NOTSET if verbosity >= 2 else logging.WARNING)
     if verbosity < 2:
         logging.getLogger("paramiko").setLevel(logging.CRITICAL)  # its tracebacks are ours to report
+        # "Execution of job ... skipped: maximum number of running instances reached" every
+        # second while a slow poll runs: the agent reports slow and failed polls itself
+        logging.getLogger("apscheduler").setLevel(logging.ERROR)
     return handler
 
 
