@@ -96,10 +96,17 @@ def collect(
     Raises:
         CommandNotReadOnly: a command is not a read-only show command; nothing was sent."""
     require_read_only(commands)
+    return run_per_host(hosts, commands, lambda h: collect_host(h, commands, pool=pool, registry=registry),
+                        workers=workers, on_host_done=on_host_done)
+
+
+def run_per_host(hosts: Sequence[Host], commands: Sequence[str], one: Callable[[Host], HostOutcome], *,
+                 workers: int, on_host_done: Callable[[HostOutcome], None] | None = None) -> CollectionRun:
+    """`one(host)` for every host, `workers` at a time, as one CollectionRun in inventory
+    order (a local collect, or one through the site workers)."""
     run = CollectionRun(tuple(commands), datetime.now(timezone.utc))
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="collect") as executor:
-        futures = {executor.submit(collect_host, h, commands, pool=pool, registry=registry): h for h in hosts}
-        for future in as_completed(futures):
+        for future in as_completed([executor.submit(one, h) for h in hosts]):
             outcome = future.result()
             run.outcomes.append(outcome)
             if on_host_done:

@@ -265,14 +265,10 @@ def collect_remote(hosts: list[Host], commands: list[str], client: SiteClient, *
                    on_host_done=None):
     """`collector collect --broker`: each host's commands run on its site's worker; one
     CollectionRun, written as one bundle by the caller like a local collect."""
-    from concurrent.futures import ThreadPoolExecutor, as_completed
-    from datetime import datetime, timezone
-
-    from collector.collect import require_read_only
-    from collector.command_results import CollectionRun, HostOutcome
+    from collector.collect import require_read_only, run_per_host
+    from collector.command_results import HostOutcome
 
     require_read_only(commands)
-    run = CollectionRun(tuple(commands), datetime.now(timezone.utc))
 
     def one(host: Host) -> HostOutcome:
         try:
@@ -280,16 +276,7 @@ def collect_remote(hosts: list[Host], commands: list[str], client: SiteClient, *
         except SessionError as exc:
             return HostOutcome(host.name, (), error=exc.reason, error_kind=exc.kind)
 
-    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="collect") as executor:
-        for future in as_completed([executor.submit(one, h) for h in hosts]):
-            outcome = future.result()
-            run.outcomes.append(outcome)
-            if on_host_done:
-                on_host_done(outcome)
-    order = {h.name: i for i, h in enumerate(hosts)}
-    run.outcomes.sort(key=lambda o: order[o.host])
-    run.ended = datetime.now(timezone.utc)
-    return run
+    return run_per_host(hosts, commands, one, workers=workers, on_host_done=on_host_done)
 
 
 def attach_remote(agent, client: SiteClient) -> None:
