@@ -89,14 +89,7 @@ class LabProcess:
     def stop(self) -> None:
         if self.control is not None:
             self.control.close()
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        terminate(self.process)
 
 
 class SiteLabs:
@@ -179,14 +172,7 @@ class WorkerProcess:
         self.process.wait(timeout=10)
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        terminate(self.process)
 
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
@@ -207,3 +193,15 @@ def wait_for_workers(broker: str, sites: list[str], timeout: float = 60.0) -> No
                     raise AssertionError(f"no worker answers on site {site}")
     finally:
         client.close()
+
+
+def terminate(process: subprocess.Popen | None) -> None:
+    """SIGTERM a child still running, SIGKILL after 20 s."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
