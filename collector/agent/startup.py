@@ -9,6 +9,7 @@ captured, and undoes what nobody holds any more.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from collector.bundle import recover_partial_bundles
@@ -126,20 +127,24 @@ class StartUp:
 
         agent = self.agent
         known = {applet_name(i.incident_id) for i in agent.store.incidents()}
-        said = []
-        for name, host in sorted(agent.inventory.hosts.items()):
+
+        def check(item) -> str | None:
+            name, host = item
             try:
                 with agent.responder.sessions.session(host) as session:
                     applets = applets_on(session)
             except SessionError as exc:
-                said.append(f"{name}: could not check for the tool's dead-man applets ({exc.reason})")
-                continue
+                return f"{name}: could not check for the tool's dead-man applets ({exc.reason})"
             unknown = [a.name for a in applets if a.name not in known]
-            if unknown:
-                said.append(f"{name}: the tool's dead-man applet {', '.join(unknown)} is on the router but not in "
-                            "this state store (a lost store, or another agent's): left to its countdown; "
-                            f"`collector disarm --from-routers --hosts {name}` puts the router back now")
-        return said
+            if not unknown:
+                return None
+            return (f"{name}: the tool's dead-man applet {', '.join(unknown)} is on the router but not in "
+                    "this state store (a lost store, or another agent's): left to its countdown; "
+                    f"`collector disarm --from-routers --hosts {name}` puts the router back now")
+
+        hosts = sorted(agent.inventory.hosts.items())
+        with ThreadPoolExecutor(max_workers=max(1, min(20, len(hosts))), thread_name_prefix="startup") as pool:
+            return [line for line in pool.map(check, hosts) if line]
 
     def verdicts(self, incidents: set[str]) -> list[str]:
         """`router: verdict` for each router released for one of `incidents`."""
