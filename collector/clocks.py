@@ -14,12 +14,14 @@ prints and that zone as UTC: the skew is then "as seen", consistent with the sta
 
 from __future__ import annotations
 
+import calendar
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 
 _MONTHS = {m: i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), start=1)}
+_DAYS = {d: i for i, d in enumerate("Mon Tue Wed Thu Fri Sat Sun".split())}
 # `*18:22:10.123 CET Tue Mar 12 2024` (`*` or `.`: not synchronised; zone optional on some images)
 _SHOW_CLOCK = re.compile(
     r"(\d{1,2}):(\d{2}):(\d{2})(?:\.(\d{1,3}))?\s+(?:([A-Za-z][A-Za-z0-9_+-]{0,15})\s+)?"
@@ -47,6 +49,7 @@ class RouterClock:
     asked_at: datetime
     zones: dict[str, timedelta] = field(default_factory=dict)
     local_stamps: dict[str, bool | None] = field(default_factory=dict)
+    summer: SummerTime | None = None
 
     @classmethod
     def read(cls, show_clock: str, before: datetime, after: datetime,
@@ -59,7 +62,7 @@ class RouterClock:
         wall, zone = parsed
         config = running_config or ""
         return cls(wall, zone, before + (after - before) / 2, zone_offsets(config, wall_zone=zone),
-                   stamp_kinds(config))
+                   stamp_kinds(config), SummerTime.read(config))
 
     @property
     def wall_offset(self) -> timedelta | None:
@@ -77,8 +80,10 @@ class RouterClock:
     def zone_known(self) -> bool:
         return self.wall_offset is not None
 
-    def stamp_offset(self, tz: str | None, kind: str = "log") -> timedelta:
-        """UTC offset of a stamp printed with zone `tz` (None: no zone printed)."""
+    def stamp_offset(self, tz: str | None, kind: str = "log", stamp: datetime | None = None) -> timedelta:
+        """UTC offset of a stamp printed with zone `tz` (None: no zone printed). Given the
+        stamp itself, a local stamp without its zone takes the offset in force at that
+        moment, so a buffer across a summer-time change stays in order."""
         if tz is not None:
             known = self.zones.get(tz)
             if known is not None:
@@ -89,6 +94,11 @@ class RouterClock:
         if local is False:
             return timedelta(0)
         # localtime stamps, or nothing known: the stamps are read like the wall clock
+        summer = self.summer
+        if (local and stamp is not None and summer is not None and self.zone in summer.zone_names
+                and summer.standard_name in self.zones):
+            standard = self.zones[summer.standard_name]
+            return standard + summer.extra if summer.in_force(stamp.replace(tzinfo=None)) else standard
         return self.wall_offset or timedelta(0)
 
     def to_agent(self, stamp: datetime, tz: str | None, kind: str = "log", *,
@@ -96,7 +106,7 @@ class RouterClock:
         """A router stamp (naive, as printed) on the agent's clock (aware UTC); the skew
         is this clock's own unless one recorded with the capture is given."""
         skew = self.skew_seconds if skew_seconds is None else skew_seconds
-        utc = stamp.replace(tzinfo=None) - self.stamp_offset(tz, kind)
+        utc = stamp.replace(tzinfo=None) - self.stamp_offset(tz, kind, stamp)
         return utc.replace(tzinfo=timezone.utc) - timedelta(seconds=skew)
 
     def now_in(self, tz: str | None, kind: str = "log") -> datetime:
@@ -114,6 +124,86 @@ class RouterClock:
         except ValueError:  # 29 February, and the router's year has none: a year before
             return now.year - 1
         return now.year - 1 if candidate > now + FUTURE_SLACK else now.year
+
+
+@dataclass(frozen=True, slots=True)
+class SummerTime:
+    """`clock summer-time`: when local time is `extra` ahead of the standard zone.
+
+    `recurring` rules are (week, weekday, month, minutes after midnight), week 1-4 or 5 for
+    `last`; a bare `recurring` means the US rules (second Sunday of March 2:00 to first
+    Sunday of November 2:00), as IOS documents. `date` rules give both instants of one
+    year. The start is read in standard time and the end in summer time, as IOS applies
+    them; in the hour repeated at the end a stamp is taken as still summer time."""
+
+    name: str
+    standard_name: str
+    extra: timedelta
+    start: tuple[int, int, int, int] | datetime
+    end: tuple[int, int, int, int] | datetime
+
+    @property
+    def zone_names(self) -> tuple[str, str]:
+        return self.standard_name, self.name
+
+    @classmethod
+    def read(cls, running_config: str) -> SummerTime | None:
+        summer, standard = _SUMMER.search(running_config), _TIMEZONE.search(running_config)
+        if summer is None:
+            return None
+        name, form, words = summer.group(1), summer.group(2), summer.group(3).split()
+        standard_name = standard.group(1) if standard else "UTC"
+        extra = timedelta(minutes=60)
+        try:
+            if form == "recurring":
+                if not words:
+                    return cls(name, standard_name, extra, (2, 6, 3, 120), (1, 6, 11, 120))
+            if len(words) not in (8, 9):
+                return None
+            if len(words) == 9:  # start (4 words), end (4 words), offset in minutes
+                extra = timedelta(minutes=int(words.pop()))
+            read = _recurring if form == "recurring" else _one_date
+            return cls(name, standard_name, extra, read(words[:4]), read(words[4:]))
+        except (ValueError, KeyError, IndexError):
+            return None  # a form this reader does not know: stamps keep the wall clock's offset
+
+    def in_force(self, local: datetime) -> bool:
+        """Whether summer time applies to a local wall time (naive, as a stamp prints it)."""
+        start, end = self._instant(self.start, local.year), self._instant(self.end, local.year)
+        if start <= end:  # northern hemisphere: summer inside the year
+            return start <= local < end
+        return local >= start or local < end  # southern: summer across New Year
+
+    @staticmethod
+    def _instant(rule: tuple[int, int, int, int] | datetime, year: int) -> datetime:
+        if isinstance(rule, datetime):
+            return rule.replace(year=year) if rule.year != year else rule
+        week, weekday, month, minutes = rule
+        days = [d for d in range(1, calendar.monthrange(year, month)[1] + 1)
+                if date(year, month, d).weekday() == weekday]
+        day = days[-1] if week == 5 else days[week - 1]
+        return datetime.combine(date(year, month, day), time()) + timedelta(minutes=minutes)
+
+
+def _clock_minutes(word: str) -> int:
+    hours, minutes = word.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+def _recurring(words: list[str]) -> tuple[int, int, int, int]:
+    """`last Sun Mar 2:00` / `2 Sunday March 02:00` -> (week, weekday, month, minutes)."""
+    week_word, day_word, month_word, clock = words
+    week = 5 if week_word.lower() == "last" else 1 if week_word.lower() == "first" else int(week_word)
+    if not 1 <= week <= 5:
+        raise ValueError(week_word)
+    return week, _DAYS[day_word[:3].title()], _MONTHS[month_word[:3].title()], _clock_minutes(clock)
+
+
+def _one_date(words: list[str]) -> datetime:
+    """`Mar 30 2025 2:00` or `30 Mar 2025 2:00` -> that local instant."""
+    first, second, year, clock = words[0], words[1], int(words[2]), _clock_minutes(words[3])
+    month_word, day = (first, int(second)) if not first.isdigit() else (second, int(first))
+    return datetime(year, _MONTHS[month_word[:3].title()], day) + timedelta(minutes=clock)
 
 
 def parse_show_clock(text: str) -> tuple[datetime, str | None] | None:
@@ -147,11 +237,8 @@ def zone_offsets(running_config: str, *, wall_zone: str | None = None) -> dict[s
         zones.setdefault(wall_zone, timedelta(0))  # the configuration is known and sets no zone
     summer = _SUMMER.search(running_config)
     if summer:
-        extra = timedelta(minutes=60)
-        tail = summer.group(3).split()
-        if len(tail) == 9 and tail[-1].isdigit():  # start (4 words), end (4 words), offset in minutes
-            extra = timedelta(minutes=int(tail[-1]))
-        zones[summer.group(1)] = (standard or timedelta(0)) + extra
+        rules = SummerTime.read(running_config)
+        zones[summer.group(1)] = (standard or timedelta(0)) + (rules.extra if rules else timedelta(minutes=60))
     return zones
 
 
