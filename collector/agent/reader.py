@@ -70,7 +70,7 @@ class LogReader:
         self._peers: dict[str, tuple] = {}
         self._confirm_after: dict[str, float] = {}
         self._confirm_due: set[str] = set()
-        self._full_next: set[str] = set()  # routers whose next read must be the whole buffer
+        self._full_next: set[str] = set()  # routers whose buffer the tool's disarm resized: read it whole next
         self._full_at: dict[str, float] = {}  # router -> monotonic time of its last whole-buffer read
 
     # -- reading a log ------------------------------------------------------------
@@ -95,7 +95,8 @@ class LogReader:
                 number = self._next_read(host.name)
                 with self._lock:
                     due = time.monotonic() - self._full_at.get(host.name, float("-inf")) >= FULL_READ_INTERVAL
-                    full = previous is None or due or host.name in self._full_next
+                    resized_by_us = host.name in self._full_next
+                    full = previous is None or due or resized_by_us
                     self._full_next.discard(host.name)
                     if full:
                         self._full_at[host.name] = time.monotonic()
@@ -126,7 +127,9 @@ class LogReader:
             last_line_hash=position.tail[-1] if position.tail else None, buffer_size=position.buffer_bytes,
             messages_logged=position.logged, read_at=received))
         if read.gap:
-            self.observers.problem(host.name, f"log lines may have been lost since the last read: {read.gap}")
+            # Restoring the buffer's size empties it on IOS: say so, or the operator hunts a cause that is ours.
+            ours = " (the tool's own disarm restored the buffer's size)" if resized_by_us else ""
+            self.observers.problem(host.name, f"log lines may have been lost since the last read: {read.gap}{ours}")
         self.observers.polled(host.name, ok=True, lines=len(seen), seconds=time.monotonic() - started)
         return seen, number
 

@@ -454,3 +454,25 @@ def test_a_new_store_is_told_of_the_tools_applets_left_on_routers(world_factory,
     assert all(name in text for name, text in zip((next(iter(w.hub.applets)), next(iter(w.spoke.applets))), said))
     assert all("left to its countdown" in text for text in said)
     assert w.hub.debugs == {"isakmp", "ipsec"} and w.hub.applets  # read only: nothing was changed
+
+
+def test_lines_lost_to_the_tools_own_restore_of_the_buffer_size_are_said_to_be_so(world_factory):
+    """Arming raises the 16 KB buffers and disarming restores them; IOS empties a buffer
+    whose size changes, so what the routers logged after the last read is gone. The next
+    read says the lines may be lost and that the tool's own restore did it, once."""
+    w = world_factory(hub_lines=[line(0)])
+    w.poll()
+    assert w.hub.buffer_size > 16384  # raised for the capture
+    w.hub.log(line(1))
+    w.poll()
+    assert len(w.agent.bundles) == 1 and w.hub.buffer_size == 16384
+    w.hub.log("*Dec  6 10:05:00.000: %SYS-5-CONFIG_I: Configured from console by admin on vty0")
+    w.messages.clear()
+    w.poll()
+    lost = [m for m in w.messages if "may have been lost" in m]
+    assert {m.split(":")[0] for m in lost} == {"hub1", "spoke1"}
+    assert all("resized from" in m and m.endswith("(the tool's own disarm restored the buffer's size)") for m in lost)
+    w.hub.log("*Dec  6 10:06:00.000: %SYS-5-CONFIG_I: Configured from console by admin on vty1")
+    w.messages.clear()
+    w.poll()
+    assert not [m for m in w.messages if "may have been lost" in m]
