@@ -17,7 +17,7 @@ from __future__ import annotations
 import calendar
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta, timezone
 
 _MONTHS = {m: i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), start=1)}
@@ -64,6 +64,18 @@ class RouterClock:
         return cls(wall, zone, before + (after - before) / 2, zone_offsets(config, wall_zone=zone),
                    stamp_kinds(config), SummerTime.read(config))
 
+    def reread(self, show_clock: str, before: datetime, after: datetime) -> RouterClock | None:
+        """Another reading of the same router's clock (same configuration)."""
+        parsed = parse_show_clock(show_clock)
+        if parsed is None:
+            return None
+        return replace(self, wall=parsed[0], zone=parsed[1], asked_at=before + (after - before) / 2)
+
+    @property
+    def router_utc(self) -> datetime:
+        """The router's "now" in UTC (naive) when the agent asked."""
+        return self.wall - (self.wall_offset or timedelta(0))
+
     @property
     def wall_offset(self) -> timedelta | None:
         """UTC offset of the zone `show clock` printed; None when it is not known."""
@@ -73,8 +85,7 @@ class RouterClock:
     def skew_seconds(self) -> float:
         """Router clock minus agent clock, seconds. With the zone unknown, the wall time
         is taken as UTC (the offset "as seen")."""
-        utc = self.wall - (self.wall_offset or timedelta(0))
-        return round((utc.replace(tzinfo=timezone.utc) - self.asked_at).total_seconds(), 3)
+        return round((self.router_utc.replace(tzinfo=timezone.utc) - self.asked_at).total_seconds(), 3)
 
     @property
     def zone_known(self) -> bool:
@@ -111,8 +122,7 @@ class RouterClock:
 
     def now_in(self, tz: str | None, kind: str = "log") -> datetime:
         """The router's "now" as its stamps of that zone and kind print it (naive)."""
-        utc = self.wall - (self.wall_offset or timedelta(0))
-        return utc + self.stamp_offset(tz, kind)
+        return self.router_utc + self.stamp_offset(tz, kind)
 
     def year_of_newest(self, newest: datetime, tz: str | None, kind: str = "log") -> int:
         """The year of the buffer's newest stamp, which printed no year: the router's own
@@ -204,6 +214,67 @@ def _one_date(words: list[str]) -> datetime:
     first, second, year, clock = words[0], words[1], int(words[2]), _clock_minutes(words[3])
     month_word, day = (first, int(second)) if not first.isdigit() else (second, int(first))
     return datetime(year, _MONTHS[month_word[:3].title()], day) + timedelta(minutes=clock)
+
+
+@dataclass(frozen=True, slots=True)
+class ClockTrack:
+    """One router's clock read twice in an incident: before arming and at capture.
+
+    A stamp after the later reading takes that reading's skew, one before the earlier
+    reading the earlier one's, and one between them is interpolated. Router clocks run at
+    the agent's rate, so the two readings agree to a few milliseconds and this changes
+    nothing; when they do not (the clock was stepped, or runs at another rate), each line
+    still lands between the moments the agent saw around it, in its true order against the
+    agent's own times (armed, captured)."""
+
+    earlier: RouterClock | None
+    latest: RouterClock
+    latest_skew: float | None = None  # a skew recorded with the capture, used instead of the latest's own
+
+    @property
+    def _ends(self) -> tuple[datetime, datetime, datetime, datetime] | None:
+        """(router UTC, agent UTC) at both readings, all naive; None with one reading."""
+        if self.earlier is None:
+            return None
+        skew = self.latest.skew_seconds if self.latest_skew is None else self.latest_skew
+        r0, r1 = self.earlier.router_utc, self.latest.router_utc
+        a0 = r0 - timedelta(seconds=self.earlier.skew_seconds)
+        return r0, r1, a0, r1 - timedelta(seconds=skew)
+
+    @property
+    def runs_forward(self) -> bool:
+        ends = self._ends
+        return ends is not None and ends[1] > ends[0] and ends[3] > ends[2]
+
+    def to_agent(self, stamp: datetime, tz: str | None, kind: str = "log") -> datetime:
+        """A router stamp (naive, as printed) on the agent's clock (aware UTC)."""
+        latest = self.latest.to_agent(stamp, tz, kind, skew_seconds=self.latest_skew)
+        if not self.runs_forward:
+            return latest
+        r0, r1, a0, a1 = self._ends  # type: ignore[misc]
+        router_utc = stamp.replace(tzinfo=None) - self.latest.stamp_offset(tz, kind, stamp)
+        if router_utc >= r1:
+            return latest
+        if router_utc <= r0:
+            return (router_utc - r0 + a0).replace(tzinfo=timezone.utc)
+        return (a0 + (router_utc - r0) * ((a1 - a0) / (r1 - r0))).replace(tzinfo=timezone.utc)
+
+    def disagreement(self) -> str | None:
+        """A sentence when the two readings disagree by more than a second (and 5 % of the
+        time between them), None otherwise."""
+        ends = self._ends
+        if ends is None:
+            return None
+        r0, r1, a0, a1 = ends
+        router_s, agent_s = (r1 - r0).total_seconds(), (a1 - a0).total_seconds()
+        if abs(router_s - agent_s) <= max(1.0, 0.05 * abs(agent_s)):
+            return None
+        if not self.runs_forward:
+            return (f"its clock moved {router_s:+.1f} s between the reading before arming and the capture's "
+                    f"while the agent's moved {agent_s:+.1f} s; its lines are placed by the capture's reading alone")
+        return (f"its clock advanced {router_s:.1f} s between the reading before arming and the capture's "
+                f"while the agent's advanced {agent_s:.1f} s (stepped, or running at another rate); its lines "
+                "between the two readings are placed by interpolation")
 
 
 def parse_show_clock(text: str) -> tuple[datetime, str | None] | None:

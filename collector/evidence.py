@@ -19,7 +19,7 @@ import re
 from collections import Counter
 
 from collector.bundle import BundleWriter, slug
-from collector.clocks import clock_from_records
+from collector.clocks import ClockTrack, clock_from_records
 from collector.command_results import CommandResult
 from collector.core.results import LogSnapshot
 from collector.detect.events import Flow
@@ -109,8 +109,24 @@ def bundle_name_for(flow: Flow, captured_at: datetime) -> str:
     return f"{stamp}_invalid-spi_{slug(flow.router, 40)}_{flow.spi_hex.lower()}"
 
 
+def clock_tracks(captures: tuple[RouterCapture, ...], pre_arm: tuple[LogSnapshot, ...] = ()) -> dict[str, ClockTrack]:
+    """Each captured router's clock: the capture's `show clock` (with its configuration),
+    and the reading taken before arming where there was one."""
+    earlier = {s.router: s for s in pre_arm if s.clock_text and s.clock_asked}
+    tracks = {}
+    for capture in captures:
+        latest = clock_from_records((r.command, r.text, r.started, r.ended) for r in capture.commands)
+        if latest is None:
+            continue
+        snapshot = earlier.get(capture.router)
+        first = latest.reread(snapshot.clock_text, *snapshot.clock_asked) if snapshot else None
+        tracks[capture.router] = ClockTrack(first, latest, capture.clock_offset)
+    return tracks
+
+
 def build_timeline(captures: tuple[RouterCapture, ...], *, year: int, pre_arm: tuple[LogSnapshot, ...] = (),
-                   trigger_lines: tuple[str, ...] = (), receiver: str | None = None) -> list[dict]:
+                   trigger_lines: tuple[str, ...] = (), receiver: str | None = None,
+                   pre_arm_lines: bool = True) -> list[dict]:
     """Every line the incident saw, once, in one order on the agent's clock.
 
     `source` says where a line was first seen: `trigger` (the flow's lines as the agent
@@ -120,11 +136,14 @@ def build_timeline(captures: tuple[RouterCapture, ...], *, year: int, pre_arm: t
     agent's clock through that router's `show clock` and configuration (`collector.clocks`:
     its zone, whether log and debug stamps are UTC or local, its skew), and stamps without
     a year take the router's own year, so two boxes in different zones, or on either side
-    of New Year, still interleave. `year` is used only for a router whose clock is unknown."""
+    of New Year, still interleave; where `show clock` was also read before arming, lines
+    between the two readings are interpolated (clocks.ClockTrack). `year` is used only for a
+    router whose clock is unknown. `pre_arm_lines` False: the pre-arm reads give their
+    clock readings only, not their lines."""
     rows: list[tuple[datetime, int, int, dict]] = []
     roles = {c.router: c.role for c in captures}
-    clocks = {c.router: clock_from_records((r.command, r.text, r.started, r.ended) for r in c.commands)
-              for c in captures}
+    tracks = clock_tracks(captures, pre_arm)
+    clocks = {router: track.latest for router, track in tracks.items()}
     offsets = {c.router: c.clock_offset for c in captures}
     by_text: dict[tuple[str, str], list[dict]] = {}  # (router, line) -> its rows, oldest first
 
@@ -135,8 +154,7 @@ def build_timeline(captures: tuple[RouterCapture, ...], *, year: int, pre_arm: t
         if clock is None:  # no `show clock`: the skew as recorded, stamps read as UTC
             stamp = line.timestamp.replace(tzinfo=timezone.utc) if line.timestamp.tzinfo is None else line.timestamp
             return stamp - timedelta(seconds=offsets.get(router) or 0.0)
-        return clock.to_agent(line.timestamp, line.tz, "log" if line.mnemonic else "debug",
-                              skew_seconds=offsets.get(router))
+        return tracks[router].to_agent(line.timestamp, line.tz, "log" if line.mnemonic else "debug")
 
     def records_of(router: str, text: str) -> list:
         clock = clocks.get(router)
@@ -181,7 +199,7 @@ def build_timeline(captures: tuple[RouterCapture, ...], *, year: int, pre_arm: t
 
     if receiver is not None and trigger_lines:
         add(0, receiver, "\n".join(trigger_lines), "trigger")
-    for snapshot in pre_arm:
+    for snapshot in pre_arm if pre_arm_lines else ():
         add(1, snapshot.router, snapshot.text, "pre-arm read")
     for capture in captures:
         record = capture.output("show logging")
@@ -231,7 +249,8 @@ def write_incident_bundle(result: CaptureResult, root: Path, *, secrets: tuple[s
         "incomplete_reasons": list(result.problems()),
         "debug_lines_after_arming": result.debug_lines_after_arming(),
         "pre_arm_reads": [{"router": s.router, "read_at": s.read_at.isoformat(),
-                           "file": f"{s.router}/00_pre-arm_show_logging.txt"} for s in result.pre_arm],
+                           "file": f"{s.router}/00_pre-arm_show_logging.txt", "clock": s.clock_json()}
+                          for s in result.pre_arm],
         "trigger_lines": list(result.trigger_lines),
         "flow": {"receiver": flow.router, "srcaddr": str(flow.src), "destaddr": str(flow.dst),
                  "spi": flow.spi_hex, "spi_decimal": flow.spi, "prot": flow.prot},

@@ -125,7 +125,8 @@ class IncidentContexts:
                 "sender_peer": context.sender_peer, "notes": context.notes,
                 "armed_at": context.armed_at.isoformat() if context.armed_at else None,
                 "captured_at": context.captured_at.isoformat() if context.captured_at else None,
-                "pre_arm": {name: {"read_at": s.read_at.isoformat(), "file": f"{name}.pre-arm.log"}
+                "pre_arm": {name: {"read_at": s.read_at.isoformat(), "file": f"{name}.pre-arm.log",
+                                   "clock": s.clock_json()}
                             for name, s in context.pre_arm.items()}}
         for name, snapshot in context.pre_arm.items():
             _write_private(folder / f"{name}.pre-arm.log", snapshot.text)
@@ -151,7 +152,8 @@ class IncidentContexts:
                 text = (folder / item["file"]).read_text()
             except (OSError, KeyError):
                 continue
-            context.pre_arm[name] = LogSnapshot(name, text, datetime.fromisoformat(item["read_at"]))
+            context.pre_arm[name] = LogSnapshot.read_back(name, text, datetime.fromisoformat(item["read_at"]),
+                                                          item.get("clock"))
         return context
 
 

@@ -51,7 +51,8 @@ from collector.diagnose.report import (
     render_report,
 )
 from collector.command_results import CommandResult
-from collector.evidence import CaptureResult, RouterCapture, build_timeline
+from collector.core.results import LogSnapshot
+from collector.evidence import CaptureResult, RouterCapture, build_timeline, clock_tracks
 
 __all__ = [
     "BundleError",
@@ -630,13 +631,16 @@ def diagnose(result: CaptureResult, *, source: str = "capture", contexts: Mappin
         armed_at=result.armed_at.isoformat() if result.armed_at else None,
         complete=result.complete,
         incomplete_reasons=tuple(result.problems()),
-        notes=tuple(result.notes),
+        notes=tuple(result.notes) + tuple(
+            f"{router}: {sentence}" for router, track in clock_tracks(result.captures, result.pre_arm).items()
+            if (sentence := track.disagreement())),
         sender_in_inventory=result.sender is not None,
         capture_errors={c.router: c.error for c in result.captures if c.error},
         integrity_problems=tuple(integrity_problems),
         disarm=dict(result.disarm),
     )
-    timeline = tuple(build_timeline(result.captures, year=result.captured_at.year))
+    timeline = tuple(build_timeline(result.captures, year=result.captured_at.year, pre_arm=result.pre_arm,
+                                    pre_arm_lines=False))
     return IncidentDiagnosis(inputs, tuple(run_checks(inputs)), tables, timeline, meta)
 
 
@@ -770,8 +774,20 @@ def _read_bundle(path: Path, root: Path, manifest: dict[str, Any]) -> LoadedBund
         actions=tuple(a for a in manifest.get("router_changes", []) if isinstance(a, dict)),
         disarm={str(k): str(v) for k, v in (manifest.get("disarm_verification") or {}).items()},
         incomplete=tuple(str(x) for x in manifest.get("incomplete_reasons", [])),
+        pre_arm=tuple(_pre_arm_reads(manifest, read_text)),
     )
     return LoadedBundle(path, result, files, tuple(problems))
+
+
+def _pre_arm_reads(manifest: dict[str, Any], read_text) -> list[LogSnapshot]:
+    """Each router's log (and clock) as read before arming, where the bundle holds it."""
+    snapshots = []
+    for item in manifest.get("pre_arm_reads") or []:
+        text = read_text(item.get("file")) if isinstance(item, dict) else None
+        read_at = _time(item.get("read_at")) if text is not None else None
+        if read_at is not None:
+            snapshots.append(LogSnapshot.read_back(str(item.get("router")), text, read_at, item.get("clock")))
+    return snapshots
 
 
 def diagnose_bundle(path: Path, *, registry=None) -> tuple[str, dict[str, Any]]:

@@ -339,8 +339,8 @@ def _timeline_section(summary: Mapping[str, Any], meta: IncidentMeta) -> list[st
     lines.append("")
     events = summary["key_events"]
     if events:
-        lines.append("Key lines, both routers merged in time order (agent clock, corrected by each router's "
-                     "measured clock offset):")
+        lines.append("Key lines, both routers merged in time order (agent clock, through each router's "
+                     "`show clock` readings):")
         lines.append("")
         rows = [[md_text(e["agent_time"] or e["device_time"] or "?"), md_text(e["router"]), md_code(e["line"][:200])]
                 for e in events]

@@ -200,7 +200,7 @@ def _timeline_svg(d: IncidentDiagnosis, marks: Sequence[TimelineMark], offsets: 
         out.append(f'<text class="tick" x="{x(t)}" y="{bottom + 18}" font-size="11" text-anchor="middle" '
                    f'fill="#424242">{t.strftime("%H:%M:%S")}</text>')
     out.append(f'<text x="{_LEFT}" y="{bottom + 34}" font-size="11" fill="#757575">agent clock (UTC), '
-               f'{start.strftime("%Y-%m-%d")}; each router\'s log shifted by its measured clock offset</text>')
+               f'{start.strftime("%Y-%m-%d")}; each router\'s log placed through its show clock readings</text>')
     out.append("</svg>")
     legend = "".join(f'<span><i class="swatch" style="background:{c}"></i>{k}</span>'
                      for k, c in (*_KIND_COLOUR.items(), *_MARK_COLOUR.items()))

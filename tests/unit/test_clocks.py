@@ -181,3 +181,46 @@ def test_a_timeline_across_the_spring_change_keeps_the_two_minutes_between_its_l
     rows = build_timeline((capture,), year=2024)
     assert [r["agent_time"] for r in rows] == [datetime(2024, 3, 31, 0, 59, tzinfo=UTC).isoformat(),
                                                datetime(2024, 3, 31, 1, 1, tzinfo=UTC).isoformat()]
+
+
+def _track(earlier_wall: str, earlier_at: datetime, latest_wall: str, latest_at: datetime):
+    from collector.clocks import ClockTrack
+    latest = RouterClock.read(latest_wall, *asked(latest_at), running_config="service timestamps log datetime msec\n")
+    return ClockTrack(latest.reread(earlier_wall, *asked(earlier_at)), latest)
+
+
+def test_two_readings_that_agree_change_nothing():
+    agent = datetime(2026, 12, 6, 6, 50, 0, tzinfo=UTC)
+    track = _track("06:50:03.000 UTC Sun Dec 6 2026", agent, "06:50:08.000 UTC Sun Dec 6 2026",
+                   agent + timedelta(seconds=5))
+    assert track.disagreement() is None
+    for stamp in (datetime(2026, 12, 6, 6, 40), datetime(2026, 12, 6, 6, 50, 5), datetime(2026, 12, 6, 6, 51)):
+        assert track.to_agent(stamp, None) == track.latest.to_agent(stamp, None) == \
+            stamp.replace(tzinfo=UTC) - timedelta(seconds=3)
+
+
+def test_a_clock_that_ran_ten_times_faster_between_the_readings_is_interpolated():
+    """The lab's clock runs ten times the agent's: 50 router seconds pass in 5 agent
+    seconds. A line stamped halfway between the readings lands halfway on the agent's
+    clock; lines outside take the nearer reading's skew; the order never changes."""
+    agent = datetime(2026, 12, 6, 6, 50, 0, tzinfo=UTC)
+    track = _track("06:51:00.000 UTC Sun Dec 6 2026", agent, "06:51:50.000 UTC Sun Dec 6 2026",
+                   agent + timedelta(seconds=5))
+    assert track.runs_forward
+    assert track.to_agent(datetime(2026, 12, 6, 6, 51, 25), None) == agent + timedelta(seconds=2.5)
+    assert track.to_agent(datetime(2026, 12, 6, 6, 50, 50), None) == agent - timedelta(seconds=10)
+    assert track.to_agent(datetime(2026, 12, 6, 6, 52, 0), None) == agent + timedelta(seconds=15)
+    assert track.disagreement() == (
+        "its clock advanced 50.0 s between the reading before arming and the capture's while the agent's "
+        "advanced 5.0 s (stepped, or running at another rate); its lines between the two readings are "
+        "placed by interpolation")
+
+
+def test_a_clock_stepped_back_between_the_readings_uses_the_capture_reading_alone():
+    agent = datetime(2026, 12, 6, 6, 50, 0, tzinfo=UTC)
+    track = _track("06:52:00.000 UTC Sun Dec 6 2026", agent, "06:50:05.000 UTC Sun Dec 6 2026",
+                   agent + timedelta(seconds=5))
+    assert not track.runs_forward
+    stamp = datetime(2026, 12, 6, 6, 51, 0)
+    assert track.to_agent(stamp, None) == track.latest.to_agent(stamp, None) == agent + timedelta(seconds=60)
+    assert track.disagreement().startswith("its clock moved -115.0 s between the reading before arming")
