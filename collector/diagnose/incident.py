@@ -28,7 +28,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from pathlib import Path
@@ -37,7 +37,7 @@ from typing import Any
 from collector.bundle import slug
 from collector.detect.events import Flow, InvalidSpiEvent
 from collector.detect.logline import buffer_start, parse_invalid_spi, parse_log_line
-from collector.diagnose.checks import DiagnosisInputs, RouterSide, run_checks
+from collector.diagnose.checks import DiagnosisInputs, RouterSide, run_checks, side_tunnels
 from collector.cryptoconfig import classify_config, refine_with_session
 from collector.nhrp import NhrpEntry, parse_nhrp
 from collector.diagnose.findings import EvidenceRef
@@ -603,10 +603,14 @@ def build_inputs(result: CaptureResult, *, contexts: Mapping[str, RouterContext]
                files=files, context=contexts.get(tx_name), registry=registry)
     occ = _occurrences(flow, rx.log, result.trigger_lines, result.captured_at)
     offsets = {c.router: c.clock_offset for c in result.captures}
+    over_gre = _over_gre(rx.sa, tx.sa)
+    rx_side, tx_side = replace(rx.side, flow_over_gre=over_gre), replace(tx.side, flow_over_gre=over_gre)
+    rx_side = replace(rx_side, peer_ike=_one_ike(side_tunnels(tx_side, sender_peer or flow.dst)[0]))
+    tx_side = replace(tx_side, peer_ike=_one_ike(side_tunnels(rx_side, flow.src)[0]))
     inputs = DiagnosisInputs(
         flow=flow,
-        receiver=rx.side,
-        sender=tx.side,
+        receiver=rx_side,
+        sender=tx_side,
         occurrences=occ.count,
         occurrence_times=occ.times,
         log_file=rx.log.file if rx.log is not None else None,
@@ -618,6 +622,19 @@ def build_inputs(result: CaptureResult, *, contexts: Mapping[str, RouterContext]
         sender_peer=sender_peer,
     )
     return inputs, {"receiver": rx.sa, "sender": tx.sa}
+
+
+def _one_ike(tunnels) -> str | None:
+    versions = {t.ike_version for t in tunnels} - {"unknown"}
+    return versions.pop() if len(versions) == 1 else None
+
+
+def _over_gre(*tables: SaTable | None) -> bool | None:
+    """Whether the SAs between the two ends protect GRE: the protocol field of their proxy
+    identities (`198.51.100.1/255.255.255.255/47/0`); None when no table shows one."""
+    protocols = [ident.split("/")[2] for table in tables if table is not None for block in table.blocks
+                 for ident in (block.local_ident, block.remote_ident) if ident and ident.count("/") == 3]
+    return ("47" in protocols) if protocols else None
 
 
 def diagnose(result: CaptureResult, *, source: str = "capture", contexts: Mapping[str, RouterContext] | None = None,
