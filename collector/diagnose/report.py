@@ -547,8 +547,9 @@ def _next_steps_section(steps: Sequence[Mapping[str, Any]]) -> list[str]:
         who = f"{md_text(s['router'])}: " if s.get("router") else ""
         lines.append(f"{n}. {who}{md_prose(s['text'])}")
     lines.append("")
-    lines.append("Nothing here was changed on any router by the tool; every `clear` command needs an operator's "
-                 "decision.")
+    lines.append("The tool carried out none of these steps (its own changes to routers, the debug steps, are "
+                 "listed in the manifest with their undo and status); every `clear` command needs an "
+                 "operator's decision.")
     lines.append("")
     return lines
 

@@ -381,8 +381,9 @@ def render_html(d: IncidentDiagnosis, *, actions: Iterable[Mapping[str, Any]] = 
     if steps:
         parts.append("<ol>" + "".join(f"<li>{_e(s['router'] + ': ' if s.get('router') else '')}{_e(s['text'])}</li>"
                                       for s in steps) + "</ol>")
-        parts.append('<p class="muted">Nothing here was changed on any router by the tool; every <code>clear</code> '
-                     "command needs an operator's decision.</p>")
+        parts.append('<p class="muted">The tool carried out none of these steps (its own changes to routers, '
+                     "the debug steps, are listed in the manifest with their undo and status); every "
+                     "<code>clear</code> command needs an operator's decision.</p>")
     else:
         parts.append('<p class="muted">Nothing to do from this capture.</p>')
     parts.append('<hr><p class="muted">Facts: Cisco 115801 (invalid SPI and the recovery table), 116005 (debugs on '
