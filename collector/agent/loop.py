@@ -78,6 +78,13 @@ class _Printer:
     def problem(self, router, message) -> None:
         self.report(f"{router}: {message}" if router else message)
 
+    def armed(self, incident_id, results, seconds) -> None:
+        # The tool has just changed production routers: the operator hears of it at once,
+        # not only when a bundle is sealed (a `--once` run may end with routers armed).
+        armed = [r.router for r in results if r.armed]
+        if armed:
+            self.report(f"incident {incident_id}: debugs armed on {', '.join(armed)}; waiting for a repeat")
+
 
 class Agent:
     """One watch agent over one inventory and one playbook: the loop that decides and acts.

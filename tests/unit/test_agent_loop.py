@@ -106,6 +106,9 @@ def test_first_line_arms_both_ends_and_a_repeat_logged_after_arming_is_captured(
     w.poll()
     assert w.hub.debugs == {"isakmp", "ipsec"} and w.spoke.debugs == {"isakmp", "ipsec"}
     assert [i.state for i in w.incidents()] == [IncidentState.ARMED]
+    # the operator hears at once that the tool changed routers
+    [incident] = w.incidents()
+    assert f"incident {incident.incident_id}: debugs armed on hub1, spoke1; waiting for a repeat" in w.messages
     w.hub.log(line(1))
     w.poll()
     assert len(w.agent.bundles) == 1
