@@ -82,8 +82,9 @@ REKEY_TRANSIENT_AT = 90.0
 
 
 # -- realism (issue 11) --------------------------------------------------------------------
-# Production traits a router of the lab can have. The default lab uses DEFAULT_REALISM;
-# `realism="all"` (or a list) asks for more. Each is described in docs/lab-fidelity.md.
+# Production traits a router of the lab can have. The default lab uses DEFAULT_REALISM
+# (all of them); `realism="none"`, a list, or "-trait" asks for less. Each is described
+# in docs/lab-fidelity.md.
 REALISM_FEATURES = (
     "hostnames",  # device hostnames of real shape and length (up to 63), not the inventory key
     "timestamps",  # `service timestamps` variants: with and without year/time zone, sequence numbers
@@ -95,16 +96,9 @@ REALISM_FEATURES = (
     "scanners",  # internet sources sending ESP with random SPIs to public addresses
     "background",  # ordinary traffic of a busy router keeps the buffer moving
 )
-# Traits the agent copes with today (see the report of branch lab-realism); the others
-# are asked for with `realism="all"` / COLLECTOR_LAB_REALISM=all.
-DEFAULT_REALISM: frozenset[str] = frozenset(REALISM_FEATURES) - {
-    # On in tests/e2e/test_real_routers.py (realism "all") and with COLLECTOR_LAB_REALISM=all;
-    # not yet the default: older end-to-end tests assume quiet, debug-free, stamped routers.
-    "timestamps-harsh",
-    "scanners",
-    "operator-debug",
-    "nat-t-receivers",
-}
+# Every trait is on by default: the default lab is the harshest router the agent will meet
+# (issue 11). A test that needs a plain router says so (`realism="none"`, or "-trait").
+DEFAULT_REALISM: frozenset[str] = frozenset(REALISM_FEATURES)
 # A scenario that needs a trait turns it on (desync-nat-t needs a receiver behind NAT).
 SCENARIO_TRAITS = {"desync-nat-t": "nat-t-receivers"}
 
