@@ -874,6 +874,67 @@ def show_ip_nhrp(r: Router) -> str:
     return "".join("\n".join(lines) + "\n" for _, lines in sorted(entries))
 
 
+# `show dmvpn`: the layout of the real captures in tests/fixtures/real/show_dmvpn (ntc's IOS
+# spoke raw, genie's IOS-XE golden outputs): the legend, then per mGRE interface its type
+# and a table of peers, one row per NHRP entry, rows of one NBMA peer grouped under it.
+_DMVPN_LEGEND = """Legend: Attrb --> S - Static, D - Dynamic, I - Incomplete
+        N - NATed, L - Local, X - No Socket
+        T1 - Route Installed, T2 - Nexthop-override
+        C - CTS Capable
+        # Ent --> Number of NHRP entries with same NBMA peer
+        NHS Status: E --> Expecting Replies, R --> Responding, W --> Waiting
+        UpDn Time --> Up or Down Time for a Tunnel
+==========================================================================
+"""
+
+
+def show_dmvpn(r: Router) -> str:
+    """The same NHRP cache as `show ip nhrp`, in the `show dmvpn` table. A static map is
+    `S`; a spoke registered with a hub `D`; a phase-3 shortcut two rows `DT2` (the peer's
+    tunnel address, next-hop override) and `DT1` (its LAN, route installed), as in genie's
+    golden output 1. Not printed (no capture at hand): the `N` (NATed) attribute and the
+    spoke's own `L`/`X` entries. A router without NHRP prints nothing."""
+    t = r.now()
+    uptime = r.spec.boot_age + t
+    peers: dict[str, dict[str, list[tuple[str, float, str]]]] = {}  # ifname -> nbma -> rows
+    up_since = {(tunnel.spec.ends[1 - end].public_addr): max(1.0, t - tunnel.ends[end].up_since)
+                for tunnel, end in r.tunnels}
+    for v in r.ends:
+        if v.me.config_type == MGRE_STATIC and v.peer.tunnel_ip is not None:
+            age = up_since.get(v.peer.public_addr, uptime)  # the hub pair: up since boot (GRE only)
+            peers.setdefault(v.me.tunnel_if or "Tunnel0", {}).setdefault(v.peer.public_addr, []).append(
+                (v.peer.tunnel_ip, age, "S"))
+    for tunnel, end in r.tunnels:
+        me, peer = tunnel.spec.ends[end], tunnel.spec.ends[1 - end]
+        if me.config_type != MGRE_DYNAMIC or peer.tunnel_ip is None:
+            continue
+        age = max(1.0, t - tunnel.ends[end].up_since)
+        rows = peers.setdefault(me.tunnel_if or "Tunnel0", {}).setdefault(peer.public_addr, [])
+        if r.role == "hub":
+            rows.append((peer.tunnel_ip, age, "D"))
+        else:
+            rows += [(peer.tunnel_ip, age, "DT2"), (peer.tunnel_ip, age, "DT1")]
+    if not peers:
+        return ""
+    out = [_DMVPN_LEGEND]
+    for ifname in sorted(peers):
+        table = peers[ifname]
+        out.append(f"\nInterface: {ifname}, IPv4 NHRP Details \n"
+                   f"Type:{'Hub' if r.role == 'hub' else 'Spoke'}, NHRP Peers:{len(table)}, \n\n"
+                   " # Ent  Peer NBMA Addr Peer Tunnel Add State  UpDn Tm Attrb\n"
+                   " ----- --------------- --------------- ----- -------- -----\n")
+        for nbma in sorted(table, key=_address_key):
+            rows = sorted(table[nbma], key=lambda row: _address_key(row[0]))
+            for n, (tunnel_ip, age, attrb) in enumerate(rows):
+                head = f"{len(rows):>6} {nbma:<15}" if n == 0 else " " * 22
+                out.append(f"{head} {tunnel_ip:>15} {'UP':>5} {uptime_text(age):>8} {attrb:>5}\n")
+    return "".join(out) + "\n"
+
+
+def _address_key(address: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in address.split("."))
+
+
 def _lan_of(tunnel: TunnelRuntime, end: int) -> str | None:
     """`172.16.1.0/24` for the LAN behind one end of a tunnel (the router's plan)."""
     spec = tunnel.routers[end].spec

@@ -207,6 +207,7 @@ def _priv_grammar(xe: bool) -> Grammar:
     g = _user_grammar()
     g.add("configure terminal", _cmd(_configure))
     g.add("show running-config", _show(render.show_running_config))
+    g.add("show dmvpn", _show(render.show_dmvpn))  # real captures in tests/fixtures/real/show_dmvpn
     g.add("show startup-config", _show(render.show_startup_config))
     g.add("show logging", _show(render.show_logging))
     g.add("show crypto isakmp sa", _show(render.show_crypto_isakmp_sa))
