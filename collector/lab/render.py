@@ -728,6 +728,34 @@ def show_crypto_debug_condition(r: Router) -> str:
     return r.debug.show_condition()
 
 
+# `show event manager version`: layout of the real capture in
+# tests/fixtures/real/show_event_manager_version (IOS 15, EEM 4.00). Versions by family:
+# IOS 15 and IOS-XE 16/17 EEM 4.00 (that capture; an ISR4K note: 4.00, `eem: (dev10)1.1.5`),
+# IOS 12.4(24)T EEM 3.00 (a public Tcl policy "tested on EEM 3.00, 12.4(24)T8"; no
+# `authorization bypass` before 3.1). The component lines other than the captured ones and
+# the detector table on IOS-XE and 12.4 are reconstructed (copied from the IOS 15 capture).
+_EEM_VERSIONS = {"ios124": "3.00", "ios15": "4.00", "xe": "4.00"}
+_EEM_COMPONENTS = {"xe": ("eem: (dev10)1.1.5",)}
+_EEM_COMPONENTS_IOS = ("eem: (rel9)1.2.21", "eem-gold: (rel1)1.0.2", "eem-call-home: (rel2)1.0.4")
+_EEM_DETECTORS = (
+    ("application", "01.00"), ("identity", "01.00"), ("mat", "01.00"), ("neighbor-discovery", "01.00"),
+    ("generic", "01.00"), ("routing", "03.00"), ("syslog", "01.00"), ("msp", "03.00"), ("cli", "01.00"),
+    ("config", "01.00"), ("counter", "01.00"), ("crash", "01.00"), ("ds", "01.00"), ("env", "01.00"),
+    ("gold", "01.00"), ("interface", "01.00"), ("ioswdsysmon", "01.00"), ("ipsla", "01.00"), ("none", "01.00"),
+    ("oir", "01.00"), ("rpc", "01.00"), ("snmp", "01.00"), ("snmp-object", "01.00"),
+    ("snmp-notification", "01.00"), ("test", "01.00"), ("timer", "01.00"),
+)
+
+
+def show_event_manager_version(r: Router) -> str:
+    family = r.spec.platform.family
+    out = [f"Embedded Event Manager Version {_EEM_VERSIONS[family]}", "Component Versions:",
+           *_EEM_COMPONENTS.get(family, _EEM_COMPONENTS_IOS), "Event Detectors:",
+           f"{'Name':<20}{'Version':<10}{'Node':<12}Type"]
+    out += [f"{name:<20}{version:<10}{'node0/0':<12}RP" for name, version in _EEM_DETECTORS]
+    return "\n".join(out) + "\n"
+
+
 def show_event_manager_policy_registered(r: Router) -> str:
     out = ["No.  Class     Type    Event Type          Trap  Time Registered           Name"]
     when = r.at(r.now())

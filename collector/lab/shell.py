@@ -236,6 +236,7 @@ def _priv_grammar(xe: bool) -> Grammar:
     g.add("show crypto debug-condition", _show(render.show_crypto_debug_condition))
     g.add("show debugging", _show(render.show_debugging))
     g.add("show event manager policy registered", _show(render.show_event_manager_policy_registered))
+    g.add("show event manager version", _show(render.show_event_manager_version))
     if xe:
         g.add("show platform hardware qfp active statistics drop", _show(render.show_qfp_drops))
         g.add(
