@@ -117,3 +117,24 @@ def test_show_dmvpn_reads_like_the_real_captures_and_agrees_with_show_ip_nhrp() 
         assert flow_mapping(profile, address, spoke2).mapping == flow_mapping(
             profile, address, parse_show_ip_nhrp(priv(fleet.routers["spoke2"]).execute("show ip nhrp"))).mapping
     assert priv(fleet.routers["spoke1"]).execute("show dmvpn") == ""
+
+
+def test_the_default_six_router_fleet_has_a_spoke_to_spoke_shortcut() -> None:
+    """`collector lab up`'s default size: spoke2 is the one DMVPN spoke of the slot table, so
+    spoke3 joins the cloud too (beside its FlexVPN tunnel to hub1, registered with hub2) and
+    the two have a phase-3 shortcut, dynamic at both ends; spoke1 stays plain."""
+    fleet = build(6)
+    kinds = {(p.kind, p.a, p.b) for p in fleet.pairs()}
+    assert {("dmvpn", "spoke2", "hub2"), ("dmvpn", "spoke3", "hub2"), ("dmvpn-shortcut", "spoke2", "spoke3"),
+            ("flexvpn", "spoke3", "hub1")} <= kinds
+    assert not any("spoke1" in (p.a, p.b) for p in fleet.pairs() if p.kind.startswith("dmvpn"))
+    spoke3 = priv(fleet.routers["spoke3"])
+    entries = parse_show_ip_nhrp(spoke3.execute("show ip nhrp"))
+    spoke2_ip, hub2_ip = fleet.routers["spoke2"].spec.public_ip, fleet.routers["hub2"].spec.public_ip
+    profile = classify_config(spoke3.execute("show running-config"))
+    assert flow_mapping(profile, spoke2_ip, entries).mapping == "dynamic"
+    assert flow_mapping(profile, hub2_ip, entries).mapping == "static"
+    # a 12-router fleet has two DMVPN spokes of its own: nothing added there
+    assert sum(p.kind == "dmvpn" for p in build(12).pairs()) == 2
+    (flow,) = [p for p in build(6, ["desync-dmvpn-dynamic"]).pairs() if p.scenario == "desync-dmvpn-dynamic"]
+    assert (flow.kind, {flow.sender, flow.receiver}) == ("dmvpn-shortcut", {"spoke2", "spoke3"})
