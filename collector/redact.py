@@ -30,8 +30,10 @@ import logging
 import re
 import shlex
 import threading
+from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import accumulate
 from urllib.parse import quote, quote_plus
 
 __all__ = ["REDACTED", "RedactionPattern", "redaction_patterns", "redact", "redact_values", "redact_data",
@@ -222,6 +224,75 @@ _ISAKMP_KEY_HEADER = re.compile(r"^[ \t]*Keyring[ \t]+Hostname/Address[ \t]+Pres
 _NEEDLE = re.compile("|".join(re.escape(n) for n in sorted({p.needle for p in redaction_patterns} | {"preshared"},
                                                          key=len, reverse=True)))
 _PROMPT = re.compile(r"^[\w.\-/:()]+[#>]")
+
+# What a line can start with, once its leading whitespace is stripped, for any pattern to
+# match it (lowercase; for ASCII lines, where IGNORECASE is lower()). Read off the patterns
+# themselves, so a new pattern needs nothing here; "" (no known start) makes every line a
+# candidate.
+try:  # the regex parser's own tree of a pattern: what it can begin with
+    from re import _constants as _sre, _parser as _sre_parser
+except ImportError:
+    _sre = _sre_parser = None
+_WHITESPACE = frozenset(" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f")  # what str.lstrip() and \s take, in ASCII
+_LEAD_CHARS = 8  # a pattern's first word or two; longer prefixes multiply (each optional part doubles them)
+
+
+def _starts(items: list, skip_space: bool, budget: int = _LEAD_CHARS) -> set[str]:
+    """Literal prefixes one of which every match of the parsed regex `items` begins with
+    ("" = unknown). With `skip_space`, whitespace at the match's start is not counted."""
+    c = _sre
+    if not items or budget == 0:
+        return {""}
+    (op, av), rest = items[0], list(items[1:])
+    if op is c.LITERAL:
+        char = chr(av).lower()
+        if skip_space and char in _WHITESPACE:
+            return _starts(rest, True, budget)
+        return {char + tail for tail in _starts(rest, False, budget - 1)}
+    if op in (c.AT, c.ASSERT, c.ASSERT_NOT):  # zero width
+        return _starts(rest, skip_space, budget)
+    if op is c.BRANCH:
+        return set().union(*(_starts(list(alt) + rest, skip_space, budget) for alt in av[1]))
+    if op is c.SUBPATTERN and not av[1] and not av[2]:  # a group without its own flags
+        return _starts(list(av[3]) + rest, skip_space, budget)
+    if op in (c.MAX_REPEAT, c.MIN_REPEAT):
+        low, high, sub = av
+        if skip_space and _only_space(sub):
+            return _starts(rest, True, budget)
+        once = _starts(list(sub) + rest, skip_space, budget) if high == 1 else _starts(list(sub), skip_space, budget)
+        return once | _starts(rest, skip_space, budget) if low == 0 else once
+    return {""}
+
+
+def _only_space(items) -> bool:
+    """The parsed regex matches whitespace only (`[ \\t]`, `\\s`)."""
+    c = _sre
+
+    def space(op, av) -> bool:
+        if op is c.LITERAL:
+            return chr(av) in _WHITESPACE
+        if op is c.CATEGORY:
+            return av is c.CATEGORY_SPACE
+        if op is c.IN:
+            return all(space(o, a) for o, a in av)
+        return False
+
+    return len(items) == 1 and space(*items[0])
+
+
+def _line_leads() -> tuple[str, ...]:
+    if _sre is None:  # a Python without this parser: every line is looked at
+        return ("",)
+    leads: set[str] = set()
+    for pattern in redaction_patterns:
+        leads |= _starts(list(_sre_parser.parse(pattern.regex.pattern, pattern.regex.flags)), True)
+    if "" in leads:
+        return ("",)
+    return tuple(sorted(lead for lead in leads if not any(lead.startswith(o) for o in leads if o != lead)))
+
+
+_LEADS = _line_leads()
+
 _NEWLINES = re.compile(r"(\r\n|\n|\r)")
 
 
@@ -234,6 +305,44 @@ def redact(text: str) -> str:
     # none of them has nothing to remove (most outputs and nearly every parsed value).
     if _NEEDLE.search(lower) is None:
         return text
+    if text.isascii() and "\r" not in text and "preshared" not in lower:
+        return _redact_needle_lines(text, lower)
+    return _redact_every_line(text)
+
+
+def _redact_needle_lines(text: str, lower: str) -> str:
+    """What `_redact_every_line` gives, for the usual text: ASCII, lines ending in `\n`, no
+    `show crypto isakmp key` table (its header says `Preshared`). Then only a line that can
+    start a secret form (`_LEADS`: crypto outputs mention `crypto`, `ipsec`, `key` on many
+    lines, almost none of which start one) or that echoes a command is looked at, with the
+    header of the config block it sits in."""
+    if "\n" not in text:  # one line: a parsed value, mostly
+        spans = _secret_spans(text, "")
+        return _replace_spans(text, spans) if spans else text
+    lines = text.split("\n")
+    echoes = "logged command:" in lower or ("@" in text and "|" in text)  # see _EMBEDDED
+    last, header, changed = -1, "", False  # the last line looked at; the last top-level line up to it
+    for i, low in enumerate(lower.split("\n")):
+        if not (low.lstrip().startswith(_LEADS) or echoes and ("logged command:" in low or "@" in low)):
+            continue
+        line = lines[i]
+        indented = line[:1] in (" ", "\t")
+        if indented:  # its block's header: the last top-level line since the line looked at before
+            for j in range(i - 1, last, -1):
+                if lines[j] and lines[j][:1] not in (" ", "\t"):
+                    header = lines[j]
+                    break
+        elif line:
+            header = line
+        last = i
+        spans = _secret_spans(line, header if indented else "")
+        if spans:
+            lines[i], changed = _replace_spans(line, spans), True
+    return "\n".join(lines) if changed else text
+
+
+def _redact_every_line(text: str) -> str:
+    """Walk every line: any line ending, any text (the key table needs every line)."""
     parts = _NEWLINES.split(text)  # content, newline, content, newline, ...
     header = ""  # the last top-level line: the config block we are in
     key_table = _KeyTable()
@@ -343,6 +452,15 @@ def _remove_values(text: str, values: tuple[str, ...]) -> str:
 
 
 def _values_key(secrets: Iterable[str]) -> tuple[str, ...]:
+    secrets = tuple(secrets)  # a bundle writer passes the same tuple for each of its files
+    try:
+        return _values_key_of(secrets)
+    except TypeError:  # something unhashable among them (not a secret value anyway)
+        return _values_key_of.__wrapped__(secrets)
+
+
+@functools.lru_cache(maxsize=32)
+def _values_key_of(secrets: tuple) -> tuple[str, ...]:
     return tuple(sorted({s for s in secrets if isinstance(s, str) and s and s != REDACTED}, key=lambda s: (-len(s), s)))
 
 
