@@ -13,10 +13,15 @@ One lab (own process). Each round, alternated (the order rotates from round to r
               that read it: redaction, files, hashes), then the sealing (results.json,
               manifest, one flush, the rename), then the --json lines (redacted) to a file
   no_bundle   the same collection in-process without any bundle
-After each in-process round the same bundle is written again from the finished run with
-nothing else running (`write_collection_bundle`, the least of 3 writes): all the bundle's
-work done serially, printed with its share of the command (what the share would be if none
-of it overlapped the network waits).
+After each in-process round (and its --json lines) the same bundle is written again from
+the finished run with nothing else running (`write_collection_bundle`, the least of 3
+writes): all the bundle's work done serially, printed with its share of the command (what
+the share would be if none of it overlapped the network waits).
+  fs_probe    at the start of each round: 201 folders and 1,202 files of 2.6 KB created
+              with nothing else (the file system's own cost at that moment). Bundles are
+              kept until the end: on an ext4 without a journal (this machine) a new inode
+              skips every inode freed in the last 30 s, so deleting a bundle makes the next
+              one dearer.
 `os.fsync` is wrapped during the in-process bundle write to count the calls and their time.
 `--bundle-root` on a tmpfs (/dev/shm) shows what the disk itself costs.
 
@@ -123,18 +128,6 @@ def in_process(inventory, out_root: Path, json_out: Path, workers: int, with_bun
 
             bundle = write_collection_bundle(run, out_root=out_root, inventory=inventory)
         t2, c2 = time.perf_counter(), self_cpu()
-    serial = serial_cpu = None
-    if with_bundle:  # the same bundle written again from the finished run, nothing else running
-        from collector.collect import write_collection_bundle
-
-        walls, cpus = [], []
-        for _ in range(3):  # the least of three: other load only ever adds
-            s0, sc0 = time.perf_counter(), self_cpu()
-            again = write_collection_bundle(run, out_root=out_root / "serial", inventory=inventory)
-            walls.append(time.perf_counter() - s0)
-            cpus.append(self_cpu() - sc0)
-            shutil.rmtree(again)
-        serial, serial_cpu = min(walls), min(cpus)
     secrets = inventory.secret_values()
     memo = getattr(writing, "redaction_memo", None)  # as the CLI: the bundle's redactions reused
     with json_out.open("w") as out:
@@ -147,13 +140,40 @@ def in_process(inventory, out_root: Path, json_out: Path, workers: int, with_bun
     t3, c3 = time.perf_counter(), self_cpu()
     if not with_bundle:
         return {"collect": t1 - t0, "collect_cpu": c1 - c0, "json": t3 - t2, "failed": len(run.failed)}
+    # the same bundle written again from the finished run, nothing else running
+    from collector.collect import write_collection_bundle
+
+    walls, cpus = [], []
+    for n in range(3):  # the least of three: other load only ever adds
+        s0, sc0 = time.perf_counter(), self_cpu()
+        write_collection_bundle(run, out_root=out_root / f"serial{n}", inventory=inventory)
+        walls.append(time.perf_counter() - s0)
+        cpus.append(self_cpu() - sc0)
+    serial, serial_cpu = min(walls), min(cpus)
     files = [p for p in bundle.rglob("*") if p.is_file()]
-    result = {"collect": t1 - t0, "collect_cpu": c1 - c0, "adds": adds["wall"], "seal": t2 - t1, "serial": serial, "serial_cpu": serial_cpu,
-              "bundle": adds["wall"] + (t2 - t1), "seal_cpu": c2 - c1, "json": t3 - t2, "json_cpu": c3 - c2,
-              "fsync_calls": fsyncs.calls, "fsync_s": fsyncs.seconds, "folder_flush_s": fsyncs.flush_s,
-              "files": len(files), "bytes": sum(p.stat().st_size for p in files), "failed": len(run.failed)}
-    shutil.rmtree(bundle, ignore_errors=True)
-    return result
+    return {"collect": t1 - t0, "collect_cpu": c1 - c0, "adds": adds["wall"], "seal": t2 - t1, "serial": serial,
+            "serial_cpu": serial_cpu, "bundle": adds["wall"] + (t2 - t1), "seal_cpu": c2 - c1, "json": t3 - t2,
+            "json_cpu": c3 - c2, "fsync_calls": fsyncs.calls, "fsync_s": fsyncs.seconds,
+            "folder_flush_s": fsyncs.flush_s, "files": len(files), "bytes": sum(p.stat().st_size for p in files),
+            "failed": len(run.failed)}
+
+
+def fs_probe(folder: Path, folders: int = 201, files: int = 1202, size: int = 2600) -> dict:
+    """What creating a bundle's worth of files costs the file system right now, Python
+    aside: 201 folders and 1,202 files of 2.6 KB (a 200-router bundle's shape). On an
+    ext4 without a journal (this machine's) each new inode skips those freed in the last
+    30 s (`recently_deleted`), so anyone's deletions make it dearer."""
+    folder.mkdir(parents=True)
+    data = b"x" * size
+    t0, c0 = time.perf_counter(), self_cpu()
+    subs = [folder / str(i) for i in range(folders)]
+    for sub in subs:
+        os.mkdir(sub)
+    for i in range(files):
+        fd = os.open(subs[i % folders] / f"{i}.txt", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.write(fd, data)
+        os.close(fd)
+    return {"wall": time.perf_counter() - t0, "cpu": self_cpu() - c0}
 
 
 def whole_process(inventory_path: Path, out_root: Path, work: Path, workers: int, ab: str | None = None) -> dict:
@@ -167,7 +187,6 @@ def whole_process(inventory_path: Path, out_root: Path, work: Path, workers: int
     rows = [json.loads(line) for line in (work / "collect.out").read_text().splitlines() if line.strip()]
     complete = sum(1 for r in rows if r.get("raw") and not r.get("error"))
     bundles = [p for p in out_root.iterdir() if p.is_dir()] if out_root.is_dir() else []
-    shutil.rmtree(out_root, ignore_errors=True)
     return {"wall": wall, "cpu": cpu, "exit": code, "rows": len(rows), "complete": complete, "bundles": len(bundles)}
 
 
@@ -198,6 +217,9 @@ def main() -> int:
             steps = ("in_process", "ab_bundle", "no_bundle", "process", "ab_none")
             steps = steps[rnd % len(steps):] + steps[:rnd % len(steps)]
             entry: dict = {"load1": os.getloadavg()[0]}
+            # every bundle is kept until the end: deleting 1,202 files makes the next ones
+            # dearer to create on this machine's file system (see fs_probe)
+            entry["fs_probe"] = fs_probe(Path(tempfile.mkdtemp(prefix="bundles-", dir=root)) / "probe")
             for step in steps:
                 out_root = Path(tempfile.mkdtemp(prefix="bundles-", dir=root))
                 if step in ("in_process", "no_bundle"):
@@ -206,7 +228,6 @@ def main() -> int:
                 else:
                     entry[step] = whole_process(lab.inventory_path, out_root, work, args.workers,
                                                 ab=step[3:] if step.startswith("ab_") else None)
-                shutil.rmtree(out_root, ignore_errors=True)
             ip, pr, nb, ab, an = (entry[k] for k in ("in_process", "process", "no_bundle", "ab_bundle", "ab_none"))
             entry["added"] = ip["collect"] + ip["seal"] - nb["collect"]
             entry["marginal"] = ab["wall"] - an["wall"]
@@ -225,7 +246,8 @@ def main() -> int:
                   f"folder flush {ip['folder_flush_s']:.3f} s; --json lines {ip['json']:5.3f} s; without a bundle: "
                   f"collect {nb['collect']:5.2f} s; the same bundle written alone from the finished run "
                   f"{ip['serial']:.3f} s ({ip['serial_cpu']:.3f} s CPU) = {entry['share']:.1%} of the command "
-                  f"({entry['cpu_share']:.1%} by CPU); load {entry['load1']:.1f}")
+                  f"({entry['cpu_share']:.1%} by CPU); the file system alone: 201 folders and 1,202 files "
+                  f"{entry['fs_probe']['cpu']:.3f} s CPU; load {entry['load1']:.1f}")
     rounds = results["rounds"]
     share = median([r["share"] for r in rounds])
     wall = median([r["process"]["wall"] for r in rounds])
@@ -238,6 +260,9 @@ def main() -> int:
     seal = median([r["in_process"]["seal"] for r in rounds])
     print(f"all the bundle's work done serially (written alone from a finished run): {bundle:.3f} s = {share:.1%} "
           f"of the command's wall time, {cpu_share:.1%} of its CPU (medians; what it would cost with no overlap)")
+    probe = median([r["fs_probe"]["cpu"] for r in rounds])
+    print(f"the file system alone: 201 folders and 1,202 files of 2.6 KB cost {probe:.3f} s CPU (median; tmpfs: "
+          "about 0.01 s)")
     print(f"in-process: collect with the bundle written in the workers + sealing ({seal:.3f} s), minus collect "
           f"without a bundle (median of the rounds' differences): {added:+.3f} s")
     print(f"whole process, with the bundle minus without (median of the rounds' differences): {marginal:+.3f} s wall, "
@@ -250,8 +275,10 @@ def main() -> int:
           f"({args.routers} routers x {len(COMMANDS)} commands): {marginal_share:+.1%} of its wall time "
           f"(target <= {TARGET_SHARE:.0%}){'' if runs_ok else '; NOT every run complete'} -> {verdict(ok)}")
     results.update(share=share, cpu_share=cpu_share, process_wall=wall, bundle_s=bundle, added_s=added,
-                   marginal_s=marginal, marginal_cpu_s=marginal_cpu, marginal_share=marginal_share,
+                   marginal_s=marginal, marginal_cpu_s=marginal_cpu, marginal_share=marginal_share, fs_probe_cpu_s=probe,
                    verdict=verdict(ok))
+    for folder in root.glob("bundles-*"):
+        shutil.rmtree(folder, ignore_errors=True)
     results["other_load"] = load.report()
     save_json(args.json, results)
     return 0 if ok else 1
