@@ -33,7 +33,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from collector import __version__
-from collector.redact import redact, redact_data, redact_values
+from collector.redact import redact, redact_values, redacted_view
 
 log = logging.getLogger(__name__)
 
@@ -188,10 +188,10 @@ class BundleWriter:
     # JSON escapes newlines, which hides config lines from the line-anchored patterns:
     # redact the values themselves before dumping.
     def write_json(self, relpath: str, obj: object) -> None:
-        self._write(relpath, (_json_text(redact_data(obj, self._secrets, memo=self.redaction_memo)),))
+        self._write(relpath, (_json_text(redacted_view(obj, self._secrets, memo=self.redaction_memo)),))
 
     def write_jsonl(self, relpath: str, rows: Iterable[object]) -> None:
-        self._write(relpath, (json.dumps(redact_data(r, self._secrets, memo=self.redaction_memo), default=str) + "\n"
+        self._write(relpath, (_encode(redacted_view(r, self._secrets, memo=self.redaction_memo)) + "\n"
                               for r in rows))
 
     def _write_raw(self, relpath: str, text: str) -> None:
@@ -211,7 +211,7 @@ class BundleWriter:
                    for relpath in self.files]
         body = {"tool": "collector", "tool_version": __version__, **manifest, "files": entries}
         _write_hashed(self.work / "manifest.json",
-                      (_manifest_text(redact_data(body, self._secrets, memo=self.redaction_memo)),))
+                      (_manifest_text(redacted_view(body, self._secrets, memo=self.redaction_memo)),))
         _durable_folder(self.work)  # before the rename: a crash cannot show torn files under the final name
         final = _free_name(self.root, self.name)
         os.rename(self.work, final)
@@ -395,12 +395,15 @@ def _seal_abandoned(root: Path, path: Path, name: str) -> str | None:
     return f"{path.name}: unfinished bundle sealed as {final} (complete: false, {len(entries)} files)"
 
 
+_encode = json.JSONEncoder(default=str).encode  # json.dumps(x, default=str), without a new encoder per call
+
+
 def _json_text(obj: object) -> str:
     """JSON for a bundle file. A list (parsed records, results) is written one item per
     line: as easy to read and diff as an indented dump, and encoded by json's C encoder
     (an indented dump goes through the pure-Python one, 5-10 times slower)."""
     if isinstance(obj, list) and obj:
-        return "[\n" + ",\n".join("  " + json.dumps(item, default=str) for item in obj) + "\n]\n"
+        return "[\n" + ",\n".join("  " + _encode(item) for item in obj) + "\n]\n"
     return json.dumps(obj, indent=2, default=str) + "\n"
 
 
