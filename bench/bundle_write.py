@@ -25,11 +25,12 @@ the share would be if none of it overlapped the network waits).
 `os.fsync` is wrapped during the in-process bundle write to count the calls and their time.
 `--bundle-root` on a tmpfs (/dev/shm) shows what the disk itself costs.
 
-Target: the bundle adds at most 5 % to the whole command's time. Held against the CPU the
-bundle adds (median of the rounds' ab_bundle - ab_none CPU, over the median `process` CPU):
-the command is CPU-bound (one interpreter; on a quiet machine about as many CPU seconds as
-wall seconds), and on a shared machine CPU seconds hold where wall times spread by a second.
-The wall-time difference is printed beside it.
+Target: writing the bundle takes at most 5 % of the whole command's wall time: the bundle's
+whole work done serially (the least of 3 writes) over the `process` wall time, median of the
+rounds (the measure of the earlier figures in docs/performance.md). The whole-process A/B
+(wall and CPU) is printed beside it: it is what the bundle adds net (its redactions serve
+the --json lines too), but on a shared 2-core machine its rounds spread by half a second of
+CPU and a second of wall, more than the 0.1 s it is after.
 
     .venv/bin/python bench/bundle_write.py [--routers 200] [--rounds 5] [--workers 20]
         [--bundle-root DIR] [--json FILE]
@@ -269,7 +270,8 @@ def main() -> int:
     print(f"in-process: collect with the bundle written in the workers + sealing ({seal:.3f} s), minus collect "
           f"without a bundle (median of the rounds' differences): {added:+.3f} s")
     print(f"whole process, with the bundle minus without (median of the rounds' differences): {marginal:+.3f} s wall, "
-          f"{marginal_cpu:+.3f} s CPU; rounds: " + ", ".join(f"{r['marginal']:+.3f}" for r in rounds))
+          f"{marginal_cpu:+.3f} s CPU; rounds (wall/CPU): "
+          + ", ".join(f"{r['marginal']:+.2f}/{r['marginal_cpu']:+.2f}" for r in rounds))
     runs_ok = all(r[k]["exit"] == 0 and r[k]["complete"] == expected for r in rounds
                   for k in ("process", "ab_bundle", "ab_none")) and not any(r["in_process"]["failed"] for r in rounds)
     runs_ok = runs_ok and all(r["ab_bundle"]["bundles"] == 1 and r["process"]["bundles"] == 1 for r in rounds)
@@ -278,13 +280,10 @@ def main() -> int:
     spread = max(r["marginal"] for r in rounds) - min(r["marginal"] for r in rounds)
     print(f"whole process: the bundle adds {marginal:+.3f} s = {marginal_share:+.1%} of the wall time (the rounds "
           f"spread over {spread:.2f} s: other load), {marginal_cpu:+.3f} s CPU = {cpu_marginal_share:+.1%} of its CPU")
-    # The verdict is on CPU: the command is CPU-bound (one interpreter, about as many CPU
-    # seconds as wall seconds on a quiet machine), so the CPU the bundle adds is the wall
-    # time it adds there, and CPU seconds hold up under other load where wall times do not.
-    ok = cpu_marginal_share <= TARGET_SHARE and runs_ok
-    print(f"\nresult: the bundle adds {marginal_cpu:+.3f} s of CPU to a {process_cpu:.2f} s-CPU, {wall:.2f} s "
-          f"`collector collect --json` ({args.routers} routers x {len(COMMANDS)} commands): {cpu_marginal_share:+.1%} "
-          f"(target <= {TARGET_SHARE:.0%} of its time){'' if runs_ok else '; NOT every run complete'} -> {verdict(ok)}")
+    ok = share <= TARGET_SHARE and runs_ok
+    print(f"\nresult: writing the bundle {bundle:.3f} s of a {wall:.2f} s `collector collect --json` "
+          f"({args.routers} routers x {len(COMMANDS)} commands): {share:.1%} (target <= {TARGET_SHARE:.0%})"
+          f"{'' if runs_ok else '; NOT every run complete'} -> {verdict(ok)}")
     results.update(share=share, cpu_share=cpu_share, process_wall=wall, bundle_s=bundle, added_s=added,
                    marginal_s=marginal, marginal_cpu_s=marginal_cpu, marginal_share=marginal_share, fs_probe_cpu_s=probe,
                    process_cpu=process_cpu, cpu_marginal_share=cpu_marginal_share,
