@@ -125,6 +125,8 @@ class Agent:
             self.core.tracker.restore(snapshot)
         self.inbox: queue.Queue[Event] = queue.Queue()
         self._polls = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="poll")
+        # a syslog line's confirmation must not queue behind a poll of the whole fleet
+        self._confirms = ThreadPoolExecutor(max_workers=max(2, workers // 4), thread_name_prefix="confirm")
         self._ends = ThreadPoolExecutor(max_workers=2 * max(2, workers), thread_name_prefix="end")
         self.work = RouterWork(self.inbox, workers=max(2, workers))
         self.reader = LogReader(inventory, playbook, store, sessions, registry, self.observers)
@@ -263,11 +265,11 @@ class Agent:
     def on_syslog_hint(self, hint) -> None:
         host = self.reader.syslog_hint(hint)
         if host is not None:
-            self._polls.submit(self._confirm, host)
+            self._confirms.submit(self._confirm, host)
 
     def confirm_pending(self) -> None:
         for host in self.reader.due_confirmations():
-            self._confirm(host)
+            self._confirms.submit(self._confirm, host)
 
     def _confirm(self, host: Host) -> None:
         try:
@@ -315,8 +317,14 @@ class Agent:
         self.process(Stop(utcnow(), reason))
         self.run_until_idle()
 
+    def holds(self, router: str) -> bool:
+        """`router` is armed (or being armed) for an open incident. Any thread: one copy of
+        the loop thread's incidents and set look-ups, each atomic under the GIL."""
+        return any(router in incident.routers for incident in list(self.core.incidents.values()))
+
     def close(self) -> None:
         self._polls.shutdown(wait=True)
+        self._confirms.shutdown(wait=True)
         self.work.shutdown()
         self._ends.shutdown(wait=True)
 

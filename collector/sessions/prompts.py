@@ -19,9 +19,13 @@ from collector.sessions.errors import CommandTimeout, SessionDropped
 
 # What IOS prints when it refuses a command line, in exec and configuration mode; AAA
 # command authorization prints its refusal without a `%`.
-_REFUSED = re.compile(
-    r"^(?:% ?(Invalid input detected|Incomplete command|Ambiguous command|Unknown command)"
-    r"|(Command authorization failed))", re.M)
+_REFUSAL = (r"(?:% ?(Invalid input detected|Incomplete command|Ambiguous command|Unknown command)"
+            r"|(Command authorization failed))")
+_REFUSED = re.compile("^" + _REFUSAL, re.M)
+# The same at a line start after the first: a search led by a literal newline, which the
+# regex engine scans for in C (a `^` in MULTILINE is tried at every offset: slow on a
+# whole `show logging`, read before every arming)
+_REFUSED_LATER = re.compile("\n" + _REFUSAL)
 _PAGER = "--More--"
 # What IOS sends to wipe the pager marker: spaces and backspaces ending on a backspace.
 # The marker stands at the start of a line, so after the wipe the next line (or the
@@ -106,7 +110,7 @@ def refusal_in(output: str) -> str | None:
     Raises:
         Nothing: an accepted line gives None.
     """
-    match = _REFUSED.search(output)
+    match = _REFUSED.match(output) or _REFUSED_LATER.search(output)
     return (match.group(1) or match.group(2)) if match else None
 
 
@@ -219,13 +223,16 @@ class PromptReader:
         return "".join(chunks)
 
     def _clean(self, command: str, raw: str) -> str:
-        text = raw.replace("\r\n", "\n").replace("\r", "")
-        text = _ERASE.sub("", text.replace(_PAGER, ""))  # a marker split over two reads is whole only here
+        text = raw.replace("\r\n", "\n").replace("\r", "").replace(_PAGER, "")
+        if "\x08" in text:  # a marker split over two reads is whole only here
+            text = _ERASE.sub("", text)
         first, sep, rest = text.partition("\n")
         if command.strip() and first.strip().endswith(command.strip()[-40:]):
             text = rest  # the router's echo of the command line
         assert self._prompt is not None
-        match = self._prompt.search(text)
+        # The prompt is one line at the end (or before a last newline): searched from the
+        # newline before that line, not across a whole 1 MB `show logging`.
+        match = self._prompt.search(text, max(0, text.rfind("\n", 0, len(text) - 1)))
         if match:
             text = text[: match.start()] + ("\n" if match.group(0).startswith("\n") else "")
         return text

@@ -120,6 +120,17 @@ def test_first_line_arms_both_ends_and_a_repeat_logged_after_arming_is_captured(
     assert [i.state for i in w.incidents()] == [IncidentState.CAPTURED]
 
 
+def test_an_armed_incident_holds_both_ends_until_it_ends(world_factory):
+    # what `collector watch` keeps sessions open for when its polls reconnect
+    w = world_factory(hub_lines=[line(0)])
+    assert not w.agent.holds("hub1") and not w.agent.holds("spoke1")
+    w.poll()
+    assert w.agent.holds("hub1") and w.agent.holds("spoke1") and not w.agent.holds("spoke9")
+    w.later(w.book.arm_window.total_seconds() / 60 + 1)
+    assert w.incidents()[0].state is IncidentState.TRANSIENT
+    assert not w.agent.holds("hub1") and not w.agent.holds("spoke1")
+
+
 def test_a_flow_already_repeating_at_start_waits_for_a_line_logged_after_arming(world_factory):
     w = world_factory(hub_lines=[line(0), line(1), line(2)])
     w.poll()

@@ -56,3 +56,13 @@ def test_without_syncfs_every_file_and_folder_is_fsynced_before_the_rename(tmp_p
 def test_a_failed_syncfs_falls_back_to_fsync_each(tmp_path, monkeypatch):
     _final, fsynced = _sealed(tmp_path, monkeypatch, lambda fd: -1)
     assert len(fsynced) == 4 + 2 + 1
+
+
+def test_the_manifest_is_the_indented_json_dump_byte_for_byte():
+    files = [{"path": f"rtr-{i}/01_show_version.txt", "bytes": 100 + i, "sha256": f"{i:064x}"} for i in range(3)]
+    body = {"tool": "collector", "complete": False, "incomplete_reasons": ['r1: "x"\n\u00e9'], "nested": {"a": [1, {}]},
+            "files": files}
+    assert bundle._manifest_text(body) == json.dumps(body, indent=2) + "\n"
+    for odd in ({**body, "files": []}, {"files": files}, {**body, "files": [{**files[0], "extra": 1}]},
+                {**body, "files": [{**files[0], "bytes": True}]}, {"files": files, "tool": "collector"}):
+        assert bundle._manifest_text(odd) == json.dumps(odd, indent=2) + "\n"
