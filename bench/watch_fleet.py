@@ -47,6 +47,7 @@ import ctypes
 import fnmatch
 import json
 import os
+import random
 import signal
 import sqlite3
 import subprocess
@@ -131,23 +132,32 @@ class ServedLab:
         self.state.mkdir(parents=True, exist_ok=True)
         self.args = [sys.executable, "-m", "collector", "lab", "up", "--routers", str(args.routers),
                      "--scenario", f"desync:{args.flows}", "--time-scale", "0", "--seed", str(SEED),
-                     "--base-port", str(base_port), "--state-dir", str(self.state),
+                     "--state-dir", str(self.state),
                      "--syslog-to", f"127.0.0.1:{syslog_port}", *(a for p in patterns for a in ("--serve", p))]
         self.process: subprocess.Popen | None = None
         self.pid = 0
 
     def spawn(self) -> "ServedLab":
-        self.process = _spawn(self.args, self.state / "lab-process.log")
+        self.process = _spawn([*self.args, "--base-port", str(self.base_port)], self.state / "lab-process.log")
         return self
 
-    def wait_ready(self, timeout: float) -> "ServedLab":
+    def wait_ready(self, timeout: float, tries: int = 5) -> "ServedLab":
+        """Until the lab answers; another range of ports when one was taken meanwhile (other
+        labs run on this machine)."""
         from collector.lab.settings import read_control_file
 
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"lab {self.index} exited {self.process.returncode}: "
-                                   + (self.state / "lab-process.log").read_text(errors="replace")[-1500:])
+                said = (self.state / "lab-process.log").read_text(errors="replace")
+                if "already in use" in said[-300:] and tries > 1:
+                    try:
+                        self.base_port = free_port_base(self.served, start=random.randrange(10_001, 31_000 - self.served))
+                    except RuntimeError:  # none above that start
+                        self.base_port = free_port_base(self.served)
+                    (self.state / "lab-process.log").write_text("")
+                    return self.spawn().wait_ready(deadline - time.monotonic(), tries - 1)
+                raise RuntimeError(f"lab {self.index} exited {self.process.returncode}: " + said[-1500:])
             info = read_control_file(self.state)
             if info is not None and info.get("pid") == self.process.pid:
                 self.pid, self.control_port = self.process.pid, int(info["control_port"])
