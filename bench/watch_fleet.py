@@ -74,7 +74,8 @@ SPLITS = {1: [()], 2: [("hub[12]*", "spoke[1-4]*"), ("hub[3-9]*", "spoke[5-9]*")
 
 SENDER = r"""
 import socket, sys, time
-port, rate, sources = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3].split(",")
+port, rate = int(sys.argv[1]), float(sys.argv[2])
+sources = open(sys.argv[3]).read().split()
 socks = []
 for source in sources:
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -385,8 +386,9 @@ def run(args, work: Path, out: dict) -> bool:
         playbook = write_playbook(work / "playbook.yaml", args.backstop, args.cap)
         state = work / "state"
         sources = sorted({h["addresses"][-1] for h in hosts.values() if h.get("addresses")})
-        sender = _spawn([sys.executable, "-c", SENDER, str(syslog_port), str(args.syslog_rate), ",".join(sources)],
-                        work / "sender.log")
+        (work / "sources.txt").write_text("\n".join(sources))  # 10,000 addresses: too long for one argument
+        sender = _spawn([sys.executable, "-c", SENDER, str(syslog_port), str(args.syslog_rate),
+                         str(work / "sources.txt")], work / "sender.log")
         env = {**os.environ, "COLLECTOR_STATE": str(state),
                "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
         t_agent = time.time()
