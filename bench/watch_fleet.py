@@ -47,6 +47,7 @@ import ctypes
 import fnmatch
 import json
 import os
+import random
 import signal
 import sqlite3
 import subprocess
@@ -73,7 +74,8 @@ SPLITS = {1: [()], 2: [("hub[12]*", "spoke[1-4]*"), ("hub[3-9]*", "spoke[5-9]*")
 
 SENDER = r"""
 import socket, sys, time
-port, rate, sources = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3].split(",")
+port, rate = int(sys.argv[1]), float(sys.argv[2])
+sources = open(sys.argv[3]).read().split()
 socks = []
 for source in sources:
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -131,23 +133,32 @@ class ServedLab:
         self.state.mkdir(parents=True, exist_ok=True)
         self.args = [sys.executable, "-m", "collector", "lab", "up", "--routers", str(args.routers),
                      "--scenario", f"desync:{args.flows}", "--time-scale", "0", "--seed", str(SEED),
-                     "--base-port", str(base_port), "--state-dir", str(self.state),
+                     "--state-dir", str(self.state),
                      "--syslog-to", f"127.0.0.1:{syslog_port}", *(a for p in patterns for a in ("--serve", p))]
         self.process: subprocess.Popen | None = None
         self.pid = 0
 
     def spawn(self) -> "ServedLab":
-        self.process = _spawn(self.args, self.state / "lab-process.log")
+        self.process = _spawn([*self.args, "--base-port", str(self.base_port)], self.state / "lab-process.log")
         return self
 
-    def wait_ready(self, timeout: float) -> "ServedLab":
+    def wait_ready(self, timeout: float, tries: int = 5) -> "ServedLab":
+        """Until the lab answers; another range of ports when one was taken meanwhile (other
+        labs run on this machine)."""
         from collector.lab.settings import read_control_file
 
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"lab {self.index} exited {self.process.returncode}: "
-                                   + (self.state / "lab-process.log").read_text(errors="replace")[-1500:])
+                said = (self.state / "lab-process.log").read_text(errors="replace")
+                if "already in use" in said[-300:] and tries > 1:
+                    try:
+                        self.base_port = free_port_base(self.served, start=random.randrange(10_001, 31_000 - self.served))
+                    except RuntimeError:  # none above that start
+                        self.base_port = free_port_base(self.served)
+                    (self.state / "lab-process.log").write_text("")
+                    return self.spawn().wait_ready(deadline - time.monotonic(), tries - 1)
+                raise RuntimeError(f"lab {self.index} exited {self.process.returncode}: " + said[-1500:])
             info = read_control_file(self.state)
             if info is not None and info.get("pid") == self.process.pid:
                 self.pid, self.control_port = self.process.pid, int(info["control_port"])
@@ -375,8 +386,9 @@ def run(args, work: Path, out: dict) -> bool:
         playbook = write_playbook(work / "playbook.yaml", args.backstop, args.cap)
         state = work / "state"
         sources = sorted({h["addresses"][-1] for h in hosts.values() if h.get("addresses")})
-        sender = _spawn([sys.executable, "-c", SENDER, str(syslog_port), str(args.syslog_rate), ",".join(sources)],
-                        work / "sender.log")
+        (work / "sources.txt").write_text("\n".join(sources))  # 10,000 addresses: too long for one argument
+        sender = _spawn([sys.executable, "-c", SENDER, str(syslog_port), str(args.syslog_rate),
+                         str(work / "sources.txt")], work / "sender.log")
         env = {**os.environ, "COLLECTOR_STATE": str(state),
                "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
         t_agent = time.time()

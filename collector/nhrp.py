@@ -169,6 +169,10 @@ class FlowMapping:
     config_evidence: tuple[Evidence, ...] = ()  # config lines that decided it (static maps)
 
 
+# Tunnels that accept a peer no line of the configuration names, beside dynamic NHRP.
+_ANY_PEER_KINDS = (TunnelKind.DYNAMIC_CRYPTO_MAP, TunnelKind.DYNAMIC_VTI)
+
+
 def _names(t: TunnelConfig, peer: str) -> bool:
     return any(_same(peer, p) for p in (*t.peers, *t.observed_peers))
 
@@ -192,6 +196,10 @@ def flow_mapping(profile: CryptoProfile, peer: str | ipaddress.IPv4Address | ipa
     found = [e for e in entries or () if e.reaches(peer) and e.type in ("static", "dynamic")]
     static_entries = [e for e in found if e.type == "static"]
     by_config = [t for t in mgre if any(_same(peer, p) for p in t.peers)]
+    if not found and not by_config and any(t.kind in _ANY_PEER_KINDS for t in profile.tunnels):
+        # nothing ties the peer to the mGRE tunnel, and a dynamic crypto map or virtual
+        # template on the same router takes any peer too (a hub with both): not decidable here
+        return None
     config_lines = tuple(e for t in by_config for e in _static_lines(t, peer))
     mapping: Mapping = "static" if static_entries or by_config else "dynamic"
     decided = static_entries if mapping == "static" else found

@@ -328,7 +328,7 @@ def _findings(d: IncidentDiagnosis) -> str:
 
 def _facts(d: IncidentDiagnosis, marks: Sequence[TimelineMark]) -> str:
     inputs, meta, flow = d.inputs, d.meta, d.inputs.flow
-    summary = timeline_summary(d.timeline)
+    summary = timeline_summary(d.timeline, flow)
     items = [
         f"<li><b>{_e(inputs.receiver.name)}</b> (receiver, {_e(flow.dst)}) logged "
         f"<code>%{INVALID_SPI_MNEMONIC}</code> {inputs.occurrences} time(s) for packets from "
