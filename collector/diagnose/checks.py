@@ -153,7 +153,8 @@ def side_tunnels(side: RouterSide, peer: ipaddress.IPv4Address | ipaddress.IPv6A
     profile = side.profile
     if profile is None or not profile.tunnels:
         return (), "no IPsec tunnel known", ()
-    mapping = flow_mapping(profile, peer, side.nhrp_entries) if side.flow_over_gre is not False else None
+    mapping = (flow_mapping(profile, peer, side.nhrp_entries, over_gre=side.flow_over_gre)
+               if side.flow_over_gre is not False else None)
     if mapping is None:
         tunnels, how = tunnels_toward(profile, peer)
         if side.flow_over_gre is False and any(t.kind in MGRE_KINDS for t in tunnels):

@@ -571,8 +571,10 @@ MIXED_HUB = "\n".join((CONFIGS / f"{name}.cfg").read_text()
 
 
 @pytest.mark.parametrize("over_gre, peer_ike, expected, said", [
-    # nothing known of the SAs: a peer no static mapping names is taken as a dynamic NHRP one
-    (None, None, [("Tunnel0", "mgre-dynamic-nhrp")], "DMVPN peer 192.0.2.3 on Tunnel0"),
+    # nothing known of the SAs and no NHRP entry: any of the three could carry it
+    (None, None, [("Tunnel0", "mgre-dynamic-nhrp"), ("map VPN-MAP 65535", "dynamic-crypto-map"),
+                  ("Virtual-Template1", "dynamic-vti")], "only the dynamic tunnel(s) can carry it"),
+    # the SAs carry GRE: DMVPN, with no NHRP entry now (a spoke that cannot re-register), dynamic
     (True, None, [("Tunnel0", "mgre-dynamic-nhrp")], "DMVPN peer 192.0.2.3 on Tunnel0"),
     # the SAs protect subnets, not GRE: not DMVPN, whatever the NHRP cache lacks
     (False, None, [("map VPN-MAP 65535", "dynamic-crypto-map"), ("Virtual-Template1", "dynamic-vti")],
