@@ -103,7 +103,7 @@ def test_desync_arms_both_ends_first_captures_on_repeat_and_disarms(tmp_path):
 
 
 def test_two_flows_on_one_hub_are_both_armed_and_the_hub_ends_clean(tmp_path):
-    with running_lab(routers=12, scenarios=["desync:3"], time_scale=10, state_dir=tmp_path / "lab") as lab:
+    with running_lab(routers=12, scenarios=["desync:3"], time_scale=5, state_dir=tmp_path / "lab") as lab:
         before = debugs_before(lab)
         assert any(v["debug"]["flags"] for v in before.values())  # the operator's, kept in place below
         flows = [p for p in lab.control.pairs() if p["scenario"] == "desync"]
