@@ -20,8 +20,11 @@ Measured, reading the agent's state store (read only) and /proc:
   phase 2     during the next backstop poll (about a third of the fleet read): the other
               lab process's clock is stepped: its flows, while the poll holds --workers
               sessions
-  detection -> armed: from the step to the incident's `armed_at` (both ends armed and the
-              receiver's log marked), per flow; the lab's own state confirms the debugs
+  detection -> armed: per flow, from the agent's receipt of the first invalid-SPI datagram
+              (its `received_at` in the store) to the incident's `armed_at` (both ends
+              armed and the receiver's log marked). Also printed from the step request:
+              that adds the lab's own time to run 45 s of the whole fleet's model, about
+              13 s at 10,000 routers, which no router would take
   cycle       agent CPU from the start of the first poll to the start of the next: one
               whole backstop cycle (a poll of every router, the idle time, syslog
               traffic, phase 1's incidents), over its wall time
@@ -35,6 +38,7 @@ p95 < 2 s) with every flow armed; no router left armed after the stop.
 
     .venv/bin/python bench/watch_fleet.py [--routers 10000] [--labs 2] [--flows 20]
         [--backstop 900] [--syslog-rate 167] [--workers 20] [--json FILE]
+    .venv/bin/python bench/watch_fleet.py --analyse RUN.json WORK/state/state.db   (a finished run again)
 
 Lab, agent and sender processes are children of this one and are stopped on the way out,
 on Ctrl-C too (and die with it if it is killed: PR_SET_PDEATHSIG).
@@ -275,6 +279,12 @@ class Store:
     def read_times(self) -> list[tuple[str, float]]:
         return [(r[0], _ts(r[1])) for r in self._rows("SELECT router, read_at FROM log_cursors")]
 
+    def syslog_arrivals(self) -> dict[str, float]:
+        """incident -> when the agent received its first invalid-SPI datagram."""
+        rows = self._rows("SELECT incident_id, min(received_at) FROM events WHERE source = 'syslog' "
+                          "AND incident_id IS NOT NULL GROUP BY incident_id")
+        return {r[0]: _ts(r[1]) for r in rows}
+
     def incidents(self) -> list[dict]:
         rows = self._rows("SELECT incident_id, routers, state, reason, created_at, armed_at FROM incidents")
         return [{"id": r[0], "routers": set(json.loads(r[1])), "state": r[2], "reason": r[3],
@@ -305,29 +315,61 @@ def wait_poll(store: Store, after: float, count: int, timeout: float, share: flo
     return (min(times), max(times), len(times)) if times else (after, after, 0)
 
 
-def trigger(name: str, lab: ServedLab, flows: list[dict], store: Store, timeout: float = 120.0) -> dict:
-    """Step `lab`'s clock; per flow, the time until its incident is armed on both ends."""
+def trigger(name: str, lab: ServedLab, flows: list[dict], store: Store, timeout: float = 180.0) -> dict:
+    """Step `lab`'s clock; per flow, the time until its incident is armed on both ends,
+    from the step and from the first invalid-SPI line's arrival at the agent."""
     pairs = [frozenset((f["receiver"], f["sender"])) for f in flows]
     with lab.control() as control:
         t0 = time.time()
         control.step(STEP)
-    armed: dict[frozenset, float] = {}
+        stepped = time.time() - t0
     deadline = time.time() + timeout
-    while time.time() < deadline and len(armed) < len(pairs):
-        for incident in store.incidents():
-            if incident["armed"] is not None and incident["created"] >= t0 - 1:
-                for pair in pairs:
-                    if pair <= incident["routers"] and pair not in armed:
-                        armed[pair] = incident["armed"] - t0
-        time.sleep(0.2)
-    latencies = sorted(armed.values())
-    out = {"phase": name, "t0": t0, "flows": len(pairs), "armed": len(latencies), "latencies": latencies,
-           "median_s": median(latencies) if latencies else None, "p95_s": pct(latencies, 95) if latencies else None,
-           "not_armed": [sorted(p) for p in pairs if p not in armed]}
-    said = (f"median {out['median_s']:.2f} s, p95 {out['p95_s']:.2f} s, max {latencies[-1]:.2f} s" if latencies
-            else "none armed")
-    print(f"  {name}: {len(latencies)} of {len(pairs)} flows armed on both ends; detection -> armed: {said}")
+    while time.time() < deadline and len(armed_times(store, pairs, t0)) < len(pairs):
+        time.sleep(0.5)
+    out = {"phase": name, "t0": t0, "step_s": stepped, "flows": len(pairs), "pairs": [sorted(p) for p in pairs]}
+    out.update(latencies_of(store, out))
+    print(f"  {name}: the lab took {stepped:.1f} s to run {STEP} lab seconds of its {len(lab_names(lab))} "
+          f"routers' model; {out['armed']} of {len(pairs)} flows armed on both ends")
+    say_latencies(out)
     return out
+
+
+def armed_times(store: Store, pairs: list[frozenset], t0: float) -> dict[frozenset, dict]:
+    """pair -> its incident (armed, and opened after `t0`)."""
+    found: dict[frozenset, dict] = {}
+    for incident in store.incidents():
+        if incident["armed"] is not None and incident["created"] >= t0 - 1:
+            for pair in pairs:
+                if pair <= incident["routers"] and pair not in found:
+                    found[pair] = incident
+    return found
+
+
+def latencies_of(store: Store, phase: dict) -> dict:
+    """Detection -> armed per flow: from the first invalid-SPI datagram's arrival at the
+    agent (the verdict: the lab's step, which runs the whole fleet's model, is not the
+    agent's) and from the step request."""
+    pairs = [frozenset(p) for p in phase["pairs"]]
+    found = armed_times(store, pairs, phase["t0"])
+    arrivals = store.syslog_arrivals()
+    from_line = sorted(i["armed"] - arrivals[i["id"]] for i in found.values() if i["id"] in arrivals)
+    from_step = sorted(i["armed"] - phase["t0"] for i in found.values())
+    return {"armed": len(found), "latencies": from_line, "latencies_from_step": from_step,
+            "median_s": median(from_line) if from_line else None, "p95_s": pct(from_line, 95) if from_line else None,
+            "not_armed": [sorted(p) for p in pairs if p not in found]}
+
+
+def say_latencies(phase: dict) -> None:
+    line, step = phase["latencies"], phase["latencies_from_step"]
+    if line:
+        print(f"    the line's arrival at the agent -> armed: median {median(line):.2f} s, p95 {pct(line, 95):.2f} s, "
+              f"max {line[-1]:.2f} s ({len(line)} flows)")
+    if step:
+        print(f"    the step request -> armed: median {median(step):.2f} s, max {step[-1]:.2f} s")
+
+
+def lab_names(lab: ServedLab) -> list[str]:
+    return list(yaml.safe_load(lab.inventory_path.read_text())["hosts"]) if lab.inventory_path.exists() else []
 
 
 def what_the_tool_touches(state: dict) -> dict:
@@ -472,12 +514,18 @@ def run(args, work: Path, out: dict) -> bool:
           f"conditions, applets, logging): "
           f"{len(left) if left is not None else 'not checked'}{' ' + ', '.join(left) if left else ''}")
     print(f"  agent peak RSS {peak / 2**20:.0f} MiB; labs RSS {max((s['lab_rss'] for s in samples), default=0) / 2**20:.0f} MiB")
+    return verdicts(out)
+
+
+def verdicts(out: dict) -> bool:
+    results, peak, left = out["phases"], out["agent_peak_rss"], out["left_armed"]
     lat = [x for r in results for x in r["latencies"]]
     flows_total = sum(r["flows"] for r in results)
+    armed = sum(r["armed"] for r in results)
     checks = {
         f"agent CPU over one backstop cycle < {TARGET_CORE} core": out["cycle"]["core"] < TARGET_CORE,
         "agent peak RSS < 1 GiB": 0 < peak < TARGET_RSS,
-        f"every flow armed on both ends ({len(lat)} of {flows_total})": bool(lat) and len(lat) == flows_total,
+        f"every flow armed on both ends ({armed} of {flows_total})": armed == flows_total > 0,
         f"detection -> armed median < {TARGET_MEDIAN:.0f} s": bool(lat) and median(lat) < TARGET_MEDIAN,
         f"detection -> armed p95 < {TARGET_P95:.0f} s": bool(lat) and pct(lat, 95) < TARGET_P95,
         "no router left armed (or changed) after the stop": left == [],
@@ -491,8 +539,31 @@ def run(args, work: Path, out: dict) -> bool:
     for what, ok in checks.items():
         print(f"result: {what} -> {verdict(ok)}")
     if lat:
-        print(f"detection -> armed over all {len(lat)} flows: median {median(lat):.2f} s, p95 {pct(lat, 95):.2f} s")
+        print(f"detection (the line at the agent) -> armed over all {len(lat)} flows: median {median(lat):.2f} s, "
+              f"p95 {pct(lat, 95):.2f} s")
     return all(checks.values())
+
+
+def analyse(json_path: Path, state_db: Path) -> int:
+    """The latencies and verdicts of a finished run again, from its JSON and the agent's
+    state store (kept in the run's work folder): for a run whose figures were taken from
+    the step request only."""
+    out = json.loads(json_path.read_text())
+    store = Store(state_db)
+    starts = sorted(phase["t0"] for phase in out["phases"])
+    for index, phase in enumerate(sorted(out["phases"], key=lambda p: p["t0"])):
+        if "pairs" not in phase:  # the flows whose incident opened in this phase
+            until = starts[index + 1] if index + 1 < len(starts) else float("inf")
+            phase["pairs"] = [sorted((f["receiver"], f["sender"])) for f in out["flows"]
+                              if any(frozenset((f["receiver"], f["sender"])) <= i["routers"]
+                                     and phase["t0"] - 1 <= i["created"] < until for i in store.incidents())]
+        phase.update(latencies_of(store, phase))
+        print(f"  {phase['phase']}: {phase['armed']} of {phase['flows']} flows armed on both ends")
+        say_latencies(phase)
+    ok = verdicts(out)
+    json_path.write_text(json.dumps(out, indent=2, default=str) + "\n")
+    print(f"results written to {json_path}")
+    return 0 if ok else 1
 
 
 def main() -> int:
@@ -505,7 +576,11 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=20)
     parser.add_argument("--cap", type=int, default=64, help="guards.max_armed_routers in the playbook copy")
     parser.add_argument("--json", help="write the figures to this JSON file")
+    parser.add_argument("--analyse", nargs=2, metavar=("JSON", "STATE_DB"),
+                        help="recompute the latencies and verdicts of a finished run from its JSON and state store")
     args = parser.parse_args()
+    if args.analyse:
+        return analyse(Path(args.analyse[0]), Path(args.analyse[1]))
     if args.routers > 10_000 or args.routers < 100:
         print(f"--routers {args.routers}: from 100 to 10,000 (the lab's limit)", file=sys.stderr)
         return 2

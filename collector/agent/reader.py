@@ -72,6 +72,7 @@ class LogReader:
         self._confirm_due: set[str] = set()
         self._full_next: set[str] = set()  # routers whose buffer the tool's disarm resized: read it whole next
         self._full_at: dict[str, float] = {}  # router -> monotonic time of its last whole-buffer read
+        self._by_address: dict[Address, frozenset[str]] | None = None  # the inventory does not change
 
     # -- reading a log ------------------------------------------------------------
 
@@ -168,9 +169,22 @@ class LogReader:
         return SourceKind.UNKNOWN, None, dst_owned
 
     def _owners(self, address: Address) -> set[str]:
-        owners = {h.name for h in self.inventory.hosts.values() if _owns(h.addresses, address)}
+        owners = set(self._inventory_owners().get(address, ()))
         owners |= set(self.store.routers_with_address(address))
         return {name for name in owners if name in self.inventory.hosts}
+
+    def _inventory_owners(self) -> dict[Address, frozenset[str]]:
+        """Inventory address -> its routers, built once: looking through every host for each
+        line cost 0.1-0.5 s at 10,000 routers (four addresses each, parsed on every look)."""
+        index = self._by_address
+        if index is None:
+            built: dict[Address, set[str]] = {}
+            for host in self.inventory.hosts.values():
+                for text in host.addresses:
+                    if _is_ip(text):
+                        built.setdefault(ip_address(text), set()).add(host.name)
+            index = self._by_address = {address: frozenset(names) for address, names in built.items()}
+        return index
 
     def _addresses_of(self, router: str) -> set[Address]:
         host = self.inventory.hosts.get(router)
@@ -300,7 +314,3 @@ def _is_ip(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _owns(addresses: tuple[str, ...], address: Address) -> bool:
-    return any(_is_ip(a) and ip_address(a) == address for a in addresses)
