@@ -71,7 +71,7 @@ def debug_state(lab, router: str) -> dict:
 
 
 def test_desync_arms_both_ends_first_captures_on_repeat_and_disarms(tmp_path):
-    with running_lab(routers=6, scenarios=["desync"], time_scale=10, state_dir=tmp_path / "lab") as lab:
+    with running_lab(routers=6, scenarios=["desync"], time_scale=5, state_dir=tmp_path / "lab") as lab:
         messages = run_agent_until_bundles(load_inventory(lab.inventory_path), demo_playbook(), tmp_path)
         found = bundles(tmp_path / "bundles")
         assert found, messages
