@@ -577,3 +577,25 @@ def poll_log(run: Callable[[str], str], previous: LogPosition | None, watch: Seq
     header, lines = split_show_logging(run(FULL_COMMAND))
     result = read_new_lines(previous, header, lines, watch=watch)
     return replace(result, notes=(*result.notes, f"whole buffer read: {why}")) if why else result
+
+
+# --------------------------------------------------------------------------- a past moment
+
+
+def log_as_of(text: str, logged: int) -> str | None:
+    """A whole `show logging` cut back to the moment its header counted `logged` messages:
+    the header, then the buffer's records without the newest (count now - `logged`) ones.
+
+    None when the output has no count, or a count below `logged` (the router reloaded or
+    its counters were reset in between: the records cannot be told apart)."""
+    header, lines = split_show_logging(text)
+    if header.logged is None or header.logged < logged:
+        return None
+    records = group_records(lines)
+    keep = max(0, len(records) - (header.logged - logged))
+    head: list[str] = []
+    for line in text.splitlines():
+        head.append(line)
+        if _LOG_BUFFER_LINE.match(line):
+            break
+    return "\n".join(head + [r.text for r in records[:keep]]) + "\n"
