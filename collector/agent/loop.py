@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -46,6 +47,7 @@ from collector.core.decide import (
 )
 from collector.core.observers import AgentEvents, FanOut
 from collector.core.states import IncidentState
+from collector.errors import StateStoreError
 from collector.inventory import Host, Inventory
 from collector.parsing import TemplateRegistry
 from collector.playbook import Playbook
@@ -57,6 +59,7 @@ from collector.timeutil import utcnow
 log = logging.getLogger(__name__)
 
 EVENT_RETENTION_DAYS = 30  # events older than this are pruned (bundles keep the evidence)
+TRACKER_SAVE_EVERY = 1.0  # seconds: the most the stored tracker lags the loop's while lines come
 
 
 def rules_of(playbook: Playbook) -> Rules:
@@ -68,6 +71,31 @@ def rules_of(playbook: Playbook) -> Rules:
 
 
 UNKNOWN_SOURCE_QUIET = timedelta(minutes=10)  # at most one printed line from unknown sources per this
+
+
+class TrackerWrites:
+    """When the tracker's state is written to the store (loop thread only).
+
+    Not after every line: a write replaces every open window, and with thousands open
+    (scanners' one-line flows on a large fleet) writing per line kept the loop busy for
+    minutes while arms waited. At most every TRACKER_SAVE_EVERY while lines come, and at
+    each `flush` (the loop calls it whenever its inbox runs dry, and when it ends)."""
+
+    def __init__(self, write):
+        self._write = write
+        self._dirty = False
+        self._written_at = float("-inf")
+
+    def changed(self) -> None:
+        self._dirty = True
+        if time.monotonic() - self._written_at >= TRACKER_SAVE_EVERY:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._dirty:
+            self._write()
+        self._dirty = False
+        self._written_at = time.monotonic()
 
 
 class _Printer:
@@ -166,6 +194,8 @@ class Agent:
         self.bundles: list[Path] = []
         self.unreadable: dict[str, str] = {}  # router -> why its last read failed
         self.closed: dict[str, IncidentState] = {}  # incidents this run ended, and how
+        self.tracker_writes = TrackerWrites(lambda: None if dry_run else
+                                            store.save_tracker(playbook.name, self.core.tracker.snapshot()))
 
     # -- the loop ---------------------------------------------------------------------
 
@@ -174,9 +204,8 @@ class Agent:
         for action in decide(self.core, event):
             self.act(action)
         if isinstance(event, (LineSeen, Tick)):
-            self.observers.flows_tracked(len(self.core.tracker.open_windows()))
-            if not self.dry_run:
-                self.store.save_tracker(self.playbook.name, self.core.tracker.snapshot())
+            self.observers.flows_tracked(self.core.tracker.open_count())
+            self.tracker_writes.changed()
 
     def run_until_idle(self, timeout: float | None = None) -> None:
         """Process the inbox until it is empty and no router work is in flight."""
@@ -184,6 +213,7 @@ class Agent:
             try:
                 event = self.inbox.get(timeout=0.05)
             except queue.Empty:
+                self.tracker_writes.flush()
                 if self.work.idle():
                     return
                 continue
@@ -195,8 +225,10 @@ class Agent:
             try:
                 event = self.inbox.get(timeout=0.2)
             except queue.Empty:
+                self.tracker_writes.flush()
                 continue
             self.process(event)
+        self.tracker_writes.flush()
 
     def submit(self, event: Event) -> None:
         self.inbox.put(event)
@@ -349,6 +381,10 @@ class Agent:
         return any(router in incident.routers for incident in list(self.core.incidents.values()))
 
     def close(self) -> None:
+        try:
+            self.tracker_writes.flush()
+        except StateStoreError as exc:  # closing after a store failure: that one was said already
+            log.warning("the tracker's last state was not written: %s", exc)
         self._polls.shutdown(wait=True)
         self._confirms.shutdown(wait=True)
         self.work.shutdown()

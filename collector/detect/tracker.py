@@ -168,6 +168,10 @@ class FlowTracker:
     def open_windows(self) -> tuple[FlowWindow, ...]:
         return tuple(self._windows.values())
 
+    def open_count(self) -> int:
+        """How many windows are open (without copying them)."""
+        return len(self._windows)
+
     # ------------------------------------------------------------------ ending windows
 
     def expire(self, now: datetime) -> list[TrackerKey]:
