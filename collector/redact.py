@@ -30,12 +30,13 @@ import logging
 import re
 import shlex
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from urllib.parse import quote, quote_plus
 
 __all__ = ["REDACTED", "RedactionPattern", "redaction_patterns", "redact", "redact_values", "redact_data",
-           "secret_forms", "register_secret", "redact_log_text", "SecretLogFilter", "install_secret_filter"]
+           "redact_pieces", "text_pieces", "secret_forms", "register_secret", "redact_log_text", "SecretLogFilter",
+           "install_secret_filter"]
 
 REDACTED = "<removed>"
 
@@ -235,19 +236,70 @@ def redact(text: str) -> str:
     if _NEEDLE.search(lower) is None:
         return text
     parts = _NEWLINES.split(text)  # content, newline, content, newline, ...
-    header = ""  # the last top-level line: the config block we are in
-    key_table = _KeyTable()
+    walk = _LineWalk()
     for i in range(0, len(parts), 2):
-        line = parts[i]
+        parts[i] = walk.line(parts[i])
+    return "".join(parts)
+
+
+class _LineWalk:
+    """`redact`'s walk over the lines of one text: the config block a line is indented
+    under and the key table it may be a row of carry over from one line to the next."""
+
+    __slots__ = ("header", "key_table")
+
+    def __init__(self) -> None:
+        self.header = ""  # the last top-level line: the config block we are in
+        self.key_table = _KeyTable()
+
+    def line(self, line: str) -> str:
         indented = line[:1] in (" ", "\t")
         if line and not indented:
-            header = line
-        spans = key_table.spans(line)
+            self.header = line
+        spans = self.key_table.spans(line)
         if line.strip():
-            spans.extend(_secret_spans(line, header if indented else ""))
-        if spans:
-            parts[i] = _replace_spans(line, spans)
-    return "".join(parts)
+            spans.extend(_secret_spans(line, self.header if indented else ""))
+        return _replace_spans(line, spans) if spans else line
+
+
+_PIECE = 1 << 16  # characters per piece when a big text is redacted piece by piece
+
+
+def text_pieces(text: str, size: int = _PIECE) -> Iterator[str]:
+    """`text` in slices of `size` characters (for `redact_pieces`)."""
+    for start in range(0, len(text), size):
+        yield text[start:start + size]
+
+
+def redact_pieces(pieces: Iterable[str], secrets: Iterable[str] = ()) -> Iterator[str]:
+    """`redact_values(redact(text), secrets)` of the text the pieces make up, given and
+    returned piece by piece (a whole line at a time): the same result, without holding a
+    big output (a 10 MB `show logging`, a report) and its redacted copy at once."""
+    values = _values_key(secrets)
+    if any("\n" in v or "\r" in v for v in values):  # a value spanning lines: only the whole text is exact
+        yield _remove_values(redact("".join(pieces)), values)
+        return
+    walk = _LineWalk()
+    pending = ""
+    for piece in pieces:
+        data = pending + piece if pending else piece
+        # Lines end at the last line break; a final "\r" may be the first half of "\r\n".
+        cut = max(data.rfind("\n"), data.rfind("\r", 0, len(data) - 1)) + 1
+        pending = data[cut:]
+        if cut:
+            yield _redact_lines(data[:cut], walk, values)
+    if pending:
+        yield _redact_lines(pending, walk, values)
+
+
+def _redact_lines(text: str, walk: _LineWalk, values: tuple[str, ...]) -> str:
+    parts = _NEWLINES.split(text)
+    # After a final line break split() gives an empty part that is no line of the text (the
+    # next piece goes on from there): not walked, as it would end a key table.
+    end = len(parts) - 1 if len(parts) > 1 and not parts[-1] else len(parts)
+    for i in range(0, end, 2):
+        parts[i] = walk.line(parts[i])
+    return _remove_values("".join(parts), values)
 
 
 class _KeyTable:

@@ -636,7 +636,7 @@ def diagnose(result: CaptureResult, *, source: str = "capture", contexts: Mappin
         integrity_problems=tuple(integrity_problems),
         disarm=dict(result.disarm),
     )
-    timeline = tuple(build_timeline(result.captures, year=result.captured_at.year))
+    timeline = build_timeline(result.captures, year=result.captured_at.year)
     return IncidentDiagnosis(inputs, tuple(run_checks(inputs)), tables, timeline, meta)
 
 
