@@ -52,15 +52,16 @@ class BundleSealer:
         if close.state is not IncidentState.CAPTURED or context.captured_at is None:
             self.contexts.forget(close.incident_id)
             return None
-        incomplete = [f"{c.router}: {c.error}" for c in context.captures if c.error] + context.incomplete
+        captures, pre_arm, lost = self.contexts.for_bundle(context)  # the logs, read back from the staging folder
+        incomplete = [f"{c.router}: {c.error}" for c in captures if c.error] + context.incomplete + lost
         incomplete += [f"{r.router}: {r.summary()}" for r in context.releases if not (r.clean or r.nothing_armed)]
         actions, disarm = self._release_record(context)
         result = CaptureResult(
-            incident_id=close.incident_id, flow=context.flow, trigger_lines=trigger_lines, captures=context.captures,
+            incident_id=close.incident_id, flow=context.flow, trigger_lines=trigger_lines, captures=captures,
             armed_at=context.armed_at, captured_at=context.captured_at,
             armed_before_repeat=context.armed_before_repeat and context.armed_at is not None,
             sender=context.sender, notes=tuple(context.notes), actions=actions, disarm=disarm,
-            incomplete=tuple(dict.fromkeys(incomplete)), pre_arm=tuple(context.pre_arm.values()))
+            incomplete=tuple(dict.fromkeys(incomplete)), pre_arm=pre_arm)
         for path in discard_abandoned_partial(self.bundle_root, bundle_name(result)):
             log.info("%s: unfinished bundle of a stopped run removed; its incident is sealed again", path.name)
         bundle = write_incident_bundle(result, self.bundle_root, secrets=secrets, reports=lambda: diagnose(result))

@@ -28,6 +28,7 @@ _PAGER = "--More--"
 # prompt) starts there.
 _ERASE = re.compile(r"[ \x08]+\x08")
 _TAIL = 512  # bytes of the buffer end searched for the prompt
+_PROMPT_WINDOW = 4096  # characters at the end of a finished output where its prompt is looked for
 
 # A timed-out command is given at least this long (or twice its own timeout) to bring
 # the prompt back before the session is given up.
@@ -171,13 +172,19 @@ class PromptReader:
 
     def _exchange(self, command: str, timeout: float) -> str:
         self._send((command + "\n").encode(), repr(command), command)
-        raw = self._read(self._prompt, timeout, repr(command), command=command)  # type: ignore[arg-type]
-        return self._clean(command, raw)
+        pieces = self._read_pieces(self._prompt, timeout, repr(command), command=command)  # type: ignore[arg-type]
+        return self._clean(command, pieces)
 
     def _read(self, done: re.Pattern[str], timeout: float, what: str, *, tail: str = "",
               command: str | None = None) -> str:
         """Read until `done` matches the end of what the screen shows and nothing more is
         waiting. `tail` is text already received (when settling after a timeout)."""
+        return "".join(self._read_pieces(done, timeout, what, tail=tail, command=command))
+
+    def _read_pieces(self, done: re.Pattern[str], timeout: float, what: str, *, tail: str = "",
+                     command: str | None = None) -> list[str]:
+        """`_read`'s text as the pieces it arrived in (a 10 MB output is joined once, by
+        `_clean`)."""
         channel = self._channel
         assert channel is not None
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -185,7 +192,7 @@ class PromptReader:
         deadline = time.monotonic() + timeout
         try:
             if tail and done.search(screen(tail)) and not channel.recv_ready():
-                return ""
+                return []
             while True:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -216,16 +223,32 @@ class PromptReader:
             self.close()
             raise SessionDropped(self.host.name, f"session lost during {what}: {exc or type(exc).__name__}",
                                  output="".join(chunks), command=command) from None
-        return "".join(chunks)
+        return chunks
 
-    def _clean(self, command: str, raw: str) -> str:
-        text = raw.replace("\r\n", "\n").replace("\r", "")
+    def _clean(self, command: str, pieces: list[str]) -> str:
+        """The output without CRs, pager marks, the echo of the command and the prompt.
+        Made with at most two copies of it alive at once (a `show logging` is 10 MB): each
+        step below rebinds `text`, and the echo and the prompt go in one slice."""
+        text = "".join(pieces)
+        pieces.clear()
+        if "\r" in text:
+            text = text.replace("\r\n", "\n").replace("\r", "")
         text = _ERASE.sub("", text.replace(_PAGER, ""))  # a marker split over two reads is whole only here
-        first, sep, rest = text.partition("\n")
-        if command.strip() and first.strip().endswith(command.strip()[-40:]):
-            text = rest  # the router's echo of the command line
+        start = 0
+        first, newline = text.find("\n"), "\n" in text
+        first_line = text[:first] if newline else text
+        if command.strip() and first_line.strip().endswith(command.strip()[-40:]):
+            start = first + 1 if newline else len(text)  # the router's echo of the command line
+        # The prompt ends the text: it is looked for in the last part only (the same match:
+        # a prompt line is far shorter than _PROMPT_WINDOW).
         assert self._prompt is not None
-        match = self._prompt.search(text)
+        window = len(text) - start <= _PROMPT_WINDOW
+        offset = start if window else len(text) - _PROMPT_WINDOW
+        match = self._prompt.search(text[offset:])
+        if match and not window and match.start() == 0 and not match.group(0).startswith("\n"):
+            offset = start  # `^` at the window's edge is no line start: look at the whole text
+            match = self._prompt.search(text[offset:])
+        end = len(text)
         if match:
-            text = text[: match.start()] + ("\n" if match.group(0).startswith("\n") else "")
-        return text
+            end = offset + match.start() + (1 if match.group(0).startswith("\n") else 0)
+        return text if (start, end) == (0, len(text)) else text[start:end]
