@@ -100,7 +100,7 @@ class LogReader:
                     if full:
                         self._full_at[host.name] = time.monotonic()
                 read = poll_log(lambda command: session.run(command, read_timeout=timeout).text, previous, WATCHED,
-                                full=full)
+                                full=full, only_watched=True)  # only invalid-SPI lines become events
                 if self._addresses_stale(host.name):  # a flow's sender is found beyond inventory `addresses`
                     brief = session.run("show ip interface brief").text
                     self.store.save_addresses(host.name, interface_addresses(self.registry, host.platform, brief),
