@@ -193,7 +193,9 @@ def _incidents(state: Path) -> list:
 
 # -- syslog flood ------------------------------------------------------------------------------
 
-FLOOD_RATE, FLOOD_SECONDS = 10_000, 10
+# 30 s: arming both ends (a full 10 MB pre-arm read of the receiver), the repeat and the
+# capture took 6-11 s under the flood on 2 shared cores; 10 s left the capture after it.
+FLOOD_RATE, FLOOD_SECONDS = 10_000, 30
 _FLOOD = r'''
 import json, random, socket, sys, time
 port, rate, seconds = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
@@ -283,7 +285,7 @@ def test_syslog_flood_is_survived_and_a_real_repeat_inside_it_is_captured(tmp_pa
             first_line(lab)
             assert wait_for(lambda: both_armed(state), 60), (tmp_path / "agent.log").read_text()[-3000:]
             repeat_line(lab)
-            # Sealing the bundle of a router with a full 10 MB buffer outlasts the 10 s flood;
+            # Sealing the bundle of a router with a full 10 MB buffer may outlast the flood;
             # what must happen inside the flood is the capture, whose moment the bundle keeps.
             assert wait_for(lambda: bundles(tmp_path / "bundles"), 120), (tmp_path / "agent.log").read_text()[-3000:]
             out, _ = flood.communicate(timeout=120)
