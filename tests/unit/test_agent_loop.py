@@ -117,6 +117,39 @@ def test_first_line_arms_both_ends_and_a_repeat_logged_after_arming_is_captured(
     assert [i.state for i in w.incidents()] == [IncidentState.CAPTURED]
 
 
+def test_router_logs_wait_for_the_seal_on_disk_not_in_memory(world_factory, monkeypatch):
+    """Armed and waiting for the repeat, the incident holds no router log in memory (each
+    end's pre-arm read is in the staging folder); after the capture it holds the commands
+    without their outputs; the bundle has every output whole."""
+    from collector.agent import contexts as contexts_module
+
+    w = world_factory(hub_lines=[line(0)])
+    w.poll()
+    (incident,) = w.incidents()
+    context = w.agent.worker.contexts.get(incident.incident_id)
+    assert context.pre_arm == {} and set(context.pre_arm_staged) == {"hub1", "spoke1"}
+    staged = w.agent.worker.contexts.folder(incident.incident_id)
+    assert line(0) in (staged / "hub1.pre-arm.log").read_text()
+
+    held = {}
+    real = contexts_module.IncidentContexts.for_bundle
+
+    def for_bundle(self, ctx):
+        held.update({c.router: [r.text for r in c.commands] for c in ctx.captures})
+        return real(self, ctx)
+
+    monkeypatch.setattr(contexts_module.IncidentContexts, "for_bundle", for_bundle)
+    w.hub.log(line(1))
+    w.poll()
+    assert set(held) == {"hub1", "spoke1"} and all(t is None for texts in held.values() for t in texts)
+    bundle = w.agent.bundles[0]
+    m = manifest(bundle)
+    assert m["complete"] is True and not m["incomplete_reasons"]
+    logging = next(c for c in m["commands"] if c["router"] == "hub1" and c["command"] == "show logging")
+    assert line(1) in (bundle / logging["raw"]).read_text()
+    assert line(0) in (bundle / "hub1" / "00_pre-arm_show_logging.txt").read_text()
+
+
 def test_a_flow_already_repeating_at_start_waits_for_a_line_logged_after_arming(world_factory):
     w = world_factory(hub_lines=[line(0), line(1), line(2)])
     w.poll()

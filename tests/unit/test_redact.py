@@ -516,3 +516,28 @@ def test_the_filter_keeps_records_without_secrets_as_they_were():
         log.warning("poll of %s took %.1f s", "hub1", 1.25)
 
     assert _log_lines(emit).strip() == "poll of hub1 took 1.2 s"
+
+
+# --------------------------------------------------------------------------------------
+# A big text redacted a piece at a time (bundle writer, staging) gives the whole text's
+# redaction: lines split over pieces, CRLF split between two pieces, key tables and
+# config blocks spanning pieces, values of any length.
+
+_PIECE_LINES = [p.example for p in redaction_patterns] + [
+    "Keyring      Hostname/Address                            Preshared Key", "",
+    "default      192.0.2.1                                   cisco123", "r1#", "crypto isakmp key 0 K address 1.1.1.1",
+    "tacacs server T1", " key 7 0822455D0A16", "username u password 0 pw", "a plain line", "hunter2 said ab",
+    "  indented ab and hunter2x"]
+
+
+@settings(max_examples=1500)
+@given(st.lists(st.tuples(st.sampled_from(_PIECE_LINES), st.sampled_from(["\n", "\r\n", "\r"])), max_size=30),
+       st.integers(1, 60), st.booleans())
+def test_a_text_redacted_in_pieces_is_redacted_as_the_whole_text(lines, size, final_newline):
+    from collector.redact import redact_pieces, text_pieces
+
+    text = "".join(line + end for line, end in lines)
+    if not final_newline:
+        text = text.rstrip("\r\n")
+    secrets = ("hunter2", "ab")
+    assert "".join(redact_pieces(text_pieces(text, size), secrets)) == redact_values(redact(text), secrets)
