@@ -487,3 +487,24 @@ def test_a_new_store_is_told_of_the_tools_applets_left_on_routers(world_factory,
     assert all(name in text for name, text in zip((next(iter(w.hub.applets)), next(iter(w.spoke.applets))), said))
     assert all("left to its countdown" in text for text in said)
     assert w.hub.debugs == {"isakmp", "ipsec"} and w.hub.applets  # read only: nothing was changed
+
+
+def test_one_flow_skipped_twice_in_a_second_is_two_skipped_incidents(tmp_path):
+    """Two lines of one flow in one poll while the armed-router cap is reached: two skips
+    within the same second (their ids once collided and stopped the agent)."""
+    from ipaddress import ip_address
+
+    from collector.agent.records import IncidentRecorder
+    from collector.core.decide import Skip
+    from collector.core.observers import NullEvents
+    from collector.detect.events import Flow
+
+    store = StateStore(tmp_path / "state.db")
+    recorder = IncidentRecorder(store=store, playbook=load_playbook(playbooks_dir() / "invalid-spi.yaml"),
+                                observers=NullEvents(), dry_run=False)
+    flow = Flow(router="hub1", src=ip_address(SPOKE), dst=ip_address(HUB), spi=0x1234ABCD, prot=50)
+    for _ in range(2):
+        recorder.skip(Skip(flow, "armed-router cap reached (4 of 4 armed)", record=True))
+    skipped = [i for i in store.incidents() if i.state is IncidentState.SKIPPED]
+    assert len(skipped) == 2 and len({i.incident_id for i in skipped}) == 2
+    store.close()
