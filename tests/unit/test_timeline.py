@@ -3,7 +3,11 @@ that held it named; rows read as dicts made anew each time."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timezone
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from collector.command_results import CommandResult
 from collector.core.results import LogSnapshot
@@ -47,3 +51,78 @@ def test_rows_are_made_anew_at_each_read():
     first["line"] = "changed"
     assert rows[0]["line"] == A and rows[0]["seen_in"] == ["capture"]
     assert len(rows) == 2 and [r["line"] for r in rows] == [A, C] and [r["line"] for r in rows[1:]] == [C]
+
+
+# --------------------------------------------------------------------------------------
+# Against the rule in plain steps (a dict per row, a list of rows per line: what the
+# timeline was before its rows became arrays), on random reads of two routers.
+
+def _plain_rows(captures, *, year, pre_arm=(), trigger_lines=(), receiver=None):
+    from collections import Counter
+    from datetime import timedelta
+
+    from collector.detect.logline import iter_log_records
+
+    rows, by_text = [], {}
+    roles = {c.router: c.role for c in captures}
+    offsets = {c.router: c.clock_offset for c in captures}
+
+    def add(order, router, text, source):
+        used, previous = Counter(), None
+        for n, line in enumerate(iter_log_records(text, year=year)):
+            key = (router, line.raw.strip())
+            earlier = by_text.setdefault(key, [])
+            if used[key] < len(earlier):
+                row = earlier[used[key]]
+                used[key] += 1
+                if source not in row["seen_in"]:
+                    row["seen_in"].append(source)
+                continue
+            agent_time = None
+            if line.timestamp is not None:
+                agent_time = line.timestamp.replace(tzinfo=timezone.utc) - timedelta(seconds=offsets.get(router) or 0)
+            inferred = agent_time is None and previous is not None
+            if agent_time is not None:
+                previous = agent_time
+            elif inferred:
+                agent_time = previous
+            row = {"router": router, "role": roles.get(router, "receiver" if router == receiver else "sender"),
+                   "source": source, "seen_in": [source], "device_time": line.timestamp_text,
+                   "agent_time": agent_time.isoformat() if agent_time else None, "time_inferred": inferred,
+                   "mnemonic": line.mnemonic, "line": line.raw}
+            earlier.append(row)
+            used[key] += 1
+            rows.append((agent_time or datetime.min.replace(tzinfo=timezone.utc), order, n, row))
+
+    if receiver is not None and trigger_lines:
+        add(0, receiver, "\n".join(trigger_lines), "trigger")
+    for snapshot in pre_arm:
+        add(1, snapshot.router, snapshot.text, "pre-arm read")
+    for capture in captures:
+        record = capture.output("show logging")
+        if record is not None:
+            add(2, capture.router, record.text or "", "capture")
+    rows.sort(key=lambda r: (r[0], r[1], r[2]))
+    return [r[3] for r in rows]
+
+
+_LOG_LINES = [A, B, C, "*Dec  6 10:00:02.000: %SYS-5-CONFIG_I: same second, another router or read",
+              "ISAKMP: (0):no stamp on this debug line", "   an indented continuation", "1d02h: %LINK-3-UPDOWN: uptime",
+              "*Dec  6 09:59:59.999: %CRYPTO-6-IKMP_MODE_FAILURE: older than the rest", ""]
+
+
+def _read(lines: list[int]) -> str:
+    return HEADER + "\n".join(_LOG_LINES[i] for i in lines) + "\n"
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.integers(0, len(_LOG_LINES) - 1), max_size=12), st.lists(st.integers(0, len(_LOG_LINES) - 1), max_size=12),
+       st.lists(st.integers(0, len(_LOG_LINES) - 1), max_size=12), st.lists(st.integers(0, 2), max_size=3),
+       st.floats(-5, 5))
+def test_the_timeline_is_the_plain_rule(hub_before, hub_after, branch_after, trigger, skew):
+    hub = replace(_capture(_read(hub_after)[len(HEADER):]), clock_offset=0.0)
+    branch = RouterCapture("branch", "sender", "cisco_ios", "10.0.0.1",
+                           (CommandResult("branch", "show logging", _read(branch_after), AT, AT),), skew)
+    args = dict(year=2026, pre_arm=(LogSnapshot("hub", _read(hub_before), AT), LogSnapshot("branch", _read([0]), AT)),
+                trigger_lines=tuple(_LOG_LINES[i] for i in trigger), receiver="hub")
+    assert list(build_timeline((hub, branch), **args)) == _plain_rows((hub, branch), **args)
