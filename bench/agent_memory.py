@@ -61,9 +61,25 @@ def fill_buffers(full: int, routers: int) -> list[int]:
 class Sampler(threading.Thread):
     def __init__(self, pid: int):
         super().__init__(daemon=True)
-        self.pid, self.phase = pid, "start"
+        self.pid, self._phase = pid, "start"
         self.samples: list[tuple[str, float]] = []
+        self.began: dict[str, float] = {"start": time.monotonic()}
         self._halt = threading.Event()
+
+    @property
+    def phase(self) -> str:
+        return self._phase
+
+    @phase.setter
+    def phase(self, name: str) -> None:
+        self._phase = name
+        self.began[name] = time.monotonic()
+
+    def seconds(self, phase: str) -> float:
+        names = list(self.began)
+        i = names.index(phase)
+        end = self.began[names[i + 1]] if i + 1 < len(names) else time.monotonic()
+        return end - self.began[phase]
 
     def run(self) -> None:
         while not self._halt.is_set():
@@ -157,13 +173,14 @@ def main() -> int:
     peak = sampler.peak()
     print(f"agent exit {agent.returncode}; first poll of every router: {'done' if first_ok else 'NOT done in 300 s'}")
     for phase in ("first poll", "idle", "arming", "capture and bundles", "stop (disarm)"):
-        print(f"  {phase:22s} RSS max {sampler.peak(phase):6.1f} MiB, at its end {sampler.last(phase):6.1f} MiB")
+        print(f"  {phase:22s} {sampler.seconds(phase):5.0f} s  RSS max {sampler.peak(phase):6.1f} MiB, "
+              f"at its end {sampler.last(phase):6.1f} MiB")
     print(f"bundles: {len(captured)} ({', '.join(captured)})")
     ok = first_ok and bool(captured) and peak < TARGET_MIB
     print(f"agent RSS max {peak:.1f} MiB over the whole run; target < {TARGET_MIB:.0f} MiB: {verdict(ok)}")
     save_json(args.json, {"machine": machine, "routers": args.routers, "full_10mb_buffers": len(full),
                           "flows": args.flows, "rss_max_mib": peak, "target_mib": TARGET_MIB,
-                          "phases": {p: {"max": sampler.peak(p), "end": sampler.last(p)}
+                          "phases": {p: {"max": sampler.peak(p), "end": sampler.last(p), "seconds": sampler.seconds(p)}
                                      for p in {p for p, _ in sampler.samples}},
                           "bundles": captured, "met": ok})
     return 0 if ok else 1

@@ -62,6 +62,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 
 from collector.detect.cursor import LogCursor, fingerprint, new_lines as fingerprint_new_lines
@@ -660,14 +661,17 @@ FULL_COMMAND = "show logging"
 
 
 def poll_log(run: Callable[[str], str], previous: LogPosition | None, watch: Sequence[str], *,
-             full: bool = False, only_watched: bool = False) -> LogRead:
+             full: bool = False, only_watched: bool = False,
+             whole_buffer: AbstractContextManager[object] | None = None) -> LogRead:
     """One poll of a router's log: the filtered command, then the whole buffer only when the
     filtered read cannot be exact (or `full` asks for it: the first read, every Nth poll).
 
     `run(command) -> output text` is the caller's session. Persist `result.position.to_text()`
     after handling `result.new_lines`; report `result.gap` when it is set. `only_watched`:
     report only the watched lines (the filtered read's kind) from a whole-buffer read too,
-    which then holds nothing of the other records but their fingerprints."""
+    which then holds nothing of the other records but their fingerprints. `whole_buffer`
+    is held while the whole buffer is read and walked (the caller's bound on how many such
+    reads, each a copy or two of a 10 MB buffer, run at once)."""
     if not full and previous is not None:
         header, lines = split_show_logging(run(poll_command(watch)))
         result = read_new_lines(previous, header, lines, watch=watch, filtered=True)
@@ -676,6 +680,7 @@ def poll_log(run: Callable[[str], str], previous: LogPosition | None, watch: Seq
         why = result.full_read_needed
     else:
         why = None
-    header, body = iter_show_logging(run(FULL_COMMAND))  # the whole buffer: walked, not split into a list
-    result = read_new_lines(previous, header, body, watch=watch, only_watched=only_watched)
+    with whole_buffer if whole_buffer is not None else nullcontext():
+        header, body = iter_show_logging(run(FULL_COMMAND))  # the whole buffer: walked, not split into a list
+        result = read_new_lines(previous, header, body, watch=watch, only_watched=only_watched)
     return replace(result, notes=(*result.notes, f"whole buffer read: {why}")) if why else result

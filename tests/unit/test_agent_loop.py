@@ -508,3 +508,41 @@ def test_one_flow_skipped_twice_in_a_second_is_two_skipped_incidents(tmp_path):
     skipped = [i for i in store.incidents() if i.state is IncidentState.SKIPPED]
     assert len(skipped) == 2 and len({i.incident_id for i in skipped}) == 2
     store.close()
+
+
+def test_whole_buffer_reads_run_a_few_at_a_time(tmp_path):
+    """At the first poll every router's whole buffer is read; the poll threads take them
+    at most WHOLE_READS_AT_ONCE at a time (each holds a copy or two of a buffer of up to
+    10 MB), and that many do run together."""
+    import threading
+    import time as _time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from collector.agent.reader import WHOLE_READS_AT_ONCE, LogReader
+    from collector.core.observers import NullEvents
+
+    names = [f"r{i}" for i in range(12)]
+    inventory = Inventory(hosts={n: host(n, f"10.1.0.{i + 1}") for i, n in enumerate(names)}, groups={}, source=[],
+                          digest="")
+    lock, running, most = threading.Lock(), [0], [0]
+
+    def whole(command: str) -> str:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        _time.sleep(0.2)
+        with lock:
+            running[0] -= 1
+        return "Buffer logging: level debugging, 1 messages logged\nLog Buffer (4096 bytes):\n" + line(0) + "\n"
+
+    routers = FakeRouters()
+    for name in names:
+        routers.router(name).script["show logging"] = whole
+    store = StateStore(tmp_path / "state.db")
+    reader = LogReader(inventory, load_playbook(playbooks_dir() / "invalid-spi.yaml"), store, routers,
+                       default_registry(), NullEvents())
+    with ThreadPoolExecutor(max_workers=len(names)) as pool:
+        results = list(pool.map(lambda n: reader.poll(inventory.hosts[n]), names))
+    store.close()
+    assert all(len(seen) == 1 for seen, _n in results)  # every router's line read
+    assert most[0] == WHOLE_READS_AT_ONCE
