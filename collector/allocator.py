@@ -12,12 +12,13 @@ things keep such memory in the process after it is freed:
 
 `limit_retained_memory()` fixes the threshold at 256 KiB (blocks that size or larger get
 pages of their own, unmapped when freed) and allows two arenas (Python allocates under
-its global lock: more arenas buy no speed). Measured in tests/reliability/test_load.py's
-lab (200 routers, three incidents on the router with a full 10 MB buffer): the agent's
-peak resident memory went from 244-259 MiB to 170-185 MiB with these two settings, the
-code otherwise unchanged. Call it once at the start, before any thread. A value the
-operator set in the environment (MALLOC_MMAP_THRESHOLD_, MALLOC_ARENA_MAX) is left as
-it is. Linux with glibc only: elsewhere nothing is changed.
+its global lock: more arenas buy no speed). Measured, the code otherwise the same: in
+tests/reliability/test_load.py's lab (200 routers, three incidents on the router with a
+full 10 MB buffer) the agent's peak resident memory was 232 MiB without these two
+settings and 142 MiB with them; with 20 full 10 MB routers (bench/agent_memory.py),
+328 MiB without and 191-194 MiB with. Call it once at the start, before any thread. A
+value the operator set in the environment (MALLOC_MMAP_THRESHOLD_, MALLOC_ARENA_MAX) is
+left as it is. Linux with glibc only: elsewhere nothing is changed.
 """
 
 from __future__ import annotations
