@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -28,6 +29,7 @@ from collector.detect.events import Flow
 from collector.detect.tracker import decode_key
 from collector.evidence import RouterCapture, bundle_name_for
 from collector.inventory import Inventory
+from collector.redact import redact_pieces, text_pieces
 from collector.state import StateStore
 
 
@@ -127,8 +129,11 @@ class IncidentContexts:
             return
         folder = self.folder(context.incident_id)
         make_private(folder)
+        secrets = tuple(self.inventory.secret_values())
         for name, snapshot in list(context.pre_arm.items()):
-            _write_private(folder / _pre_arm_file(name), snapshot.text)
+            # Redacted as the capture's outputs are (staging.py): the folder holds no
+            # secret, and the bundle compares the two reads line by line.
+            _write_private(folder / _pre_arm_file(name), redact_pieces(text_pieces(snapshot.text), secrets))
             context.pre_arm_staged[name] = snapshot.read_at
             del context.pre_arm[name]
         data = {"flow": context.flow.key(), "receiver": context.receiver, "sender": context.sender,
@@ -137,7 +142,7 @@ class IncidentContexts:
                 "captured_at": context.captured_at.isoformat() if context.captured_at else None,
                 "pre_arm": {name: {"read_at": at.isoformat(), "file": _pre_arm_file(name)}
                             for name, at in context.pre_arm_staged.items()}}
-        _write_private(folder / "context.json", json.dumps(data))
+        _write_private(folder / "context.json", (json.dumps(data),))
 
     def keep_on_disk(self, context: IncidentContext, capture: RouterCapture) -> RouterCapture:
         """The capture to hold in memory: without its outputs (`CaptureStage.without_outputs`),
@@ -201,9 +206,11 @@ def _pre_arm_file(router: str) -> str:
     return f"{router}.pre-arm.log"
 
 
-def _write_private(path: Path, text: str) -> None:
+def _write_private(path: Path, pieces: Iterable[str]) -> None:
     path.touch(mode=0o600, exist_ok=True)
-    path.write_text(text, encoding="utf-8", newline="")
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        for piece in pieces:
+            handle.write(piece)
 
 
 def _read_private(path: Path) -> str:

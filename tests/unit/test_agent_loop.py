@@ -150,6 +150,26 @@ def test_router_logs_wait_for_the_seal_on_disk_not_in_memory(world_factory, monk
     assert line(0) in (bundle / "hub1" / "00_pre-arm_show_logging.txt").read_text()
 
 
+def test_a_logged_secret_is_redacted_in_the_staged_pre_arm_log_and_listed_once_in_the_timeline(world_factory):
+    """A config change logged with its password sits in the buffer before arming and at
+    capture: the staged pre-arm read holds it redacted (as the staged capture does), and
+    the timeline lists it once, seen by both reads."""
+    logged = ("*Dec  6 09:59:00.000: %PARSER-5-CFGLOG_LOGGEDCMD: User:admin  logged command:username bob "
+              "password 0 Sesame-Pw1")
+    w = world_factory(hub_lines=[logged, line(0)])
+    w.poll()
+    (incident,) = w.incidents()
+    staged = w.agent.worker.contexts.folder(incident.incident_id) / "hub1.pre-arm.log"
+    assert "Sesame-Pw1" not in staged.read_text() and "logged command:username bob" in staged.read_text()
+    w.hub.log(line(1))
+    w.poll()
+    bundle = w.agent.bundles[0]
+    rows = [json.loads(x) for x in (bundle / "timeline.jsonl").read_text().splitlines()]
+    mine = [r for r in rows if "logged command" in r["line"]]
+    assert len(mine) == 1 and mine[0]["seen_in"] == ["pre-arm read", "capture"], mine
+    assert not any("Sesame-Pw1" in p.read_text() for p in bundle.rglob("*") if p.is_file())
+
+
 def test_a_flow_already_repeating_at_start_waits_for_a_line_logged_after_arming(world_factory):
     w = world_factory(hub_lines=[line(0), line(1), line(2)])
     w.poll()
