@@ -28,11 +28,12 @@ import shutil
 import sys
 import tarfile
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from collector import __version__
-from collector.redact import redact, redact_data, redact_pieces, redact_values, text_pieces
+from collector.redact import redact, redact_pieces, redact_values, redacted_view, text_pieces
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ _CHUNK = 1 << 16
 STREAM_CHARS = 1 << 20  # a text longer than this is redacted and written piece by piece
 
 
-def _write_hashed(path: Path, chunks: Iterable[str]) -> tuple[int, str]:
+def _write_hashed(path: str | Path, chunks: Iterable[str]) -> tuple[int, str]:
     """Write text chunks as UTF-8 to a new 0600 file, hashing as it goes; no fsync (the
     folder is flushed once when sealed). Returns (bytes, sha256)."""
     digest, size, pending, held = hashlib.sha256(), 0, [], 0
@@ -153,17 +154,23 @@ class BundleWriter:
         self._lock_fd: int | None = _lock_folder(self.work)
         self.files: list[str] = []
         self._written: dict[str, tuple[int, str]] = {}  # relpath -> (bytes, sha256)
+        self._work = str(self.work)
+        self._folders: set[str] = {self._work}  # made already: one mkdir per folder, not per file
+        self._lock = threading.Lock()  # files may be written from several threads (collect's workers)
         # text -> its redacted form, for every text this bundle redacted: shared by all its files
         # and lent to whoever prints the same results (collect --json), so each is redacted once
         self.redaction_memo: dict[str, str] = {}
 
-    def _target(self, relpath: str) -> Path:
+    def _target(self, relpath: str) -> str:
         parts = relpath.split("/")
         if not all(_SAFE_PART.match(p) for p in parts):
             raise ValueError(f"unsafe file name in bundle: {relpath!r}")
-        target = self.work.joinpath(*parts)
-        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        return target
+        # plain strings: a Path per file cost more than writing it (1,200 files a collect)
+        folder = os.path.join(self._work, *parts[:-1])
+        if folder not in self._folders:
+            os.makedirs(folder, mode=0o700, exist_ok=True)
+            self._folders.add(folder)
+        return os.path.join(folder, parts[-1])
 
     def scrub(self, text: str) -> str:
         memo = getattr(self, "redaction_memo", None)
@@ -174,13 +181,14 @@ class BundleWriter:
             cleaned = memo[text] = redact_values(redact(text), self._secrets)
         return cleaned
 
-    def write_text(self, relpath: str, text: str) -> Path:
+    def write_text(self, relpath: str, text: str) -> None:
         # Redacted with the config block each line sits in, written and hashed in chunks. A
         # big text (a 10 MB `show logging`) is redacted a piece at a time and not memoised:
         # neither a redacted copy of it nor the memo keeps it alive.
         if len(text) > STREAM_CHARS:
-            return self._write(relpath, redact_pieces(text_pieces(text), self._secrets))
-        return self._write(relpath, (self.scrub(text),))
+            self._write(relpath, redact_pieces(text_pieces(text), self._secrets))
+        else:
+            self._write(relpath, (self.scrub(text),))
 
     def write_pieces(self, relpath: str, pieces: Iterable[str], *, optional: bool = False) -> Path | None:
         """A text made piece by piece (a report rendered as it is written), redacted as
@@ -205,32 +213,35 @@ class BundleWriter:
         target = self._write(relpath, redact_pieces(guarded(), self._secrets))
         if failed:
             log.warning("%s: left out of bundle %s: %s", relpath, self.name, failed[0])
-            target.unlink(missing_ok=True)
-            self.files.remove(relpath)
-            del self._written[relpath]
+            Path(target).unlink(missing_ok=True)
+            with self._lock:
+                self.files.remove(relpath)
+                del self._written[relpath]
             return None
-        return target
+        return Path(target)
 
     # JSON escapes newlines, which hides config lines from the line-anchored patterns:
     # redact the values themselves before dumping.
-    def write_json(self, relpath: str, obj: object) -> Path:
-        return self._write(relpath, (_json_text(redact_data(obj, self._secrets, memo=self.redaction_memo)),))
+    def write_json(self, relpath: str, obj: object) -> None:
+        self._write(relpath, (_json_text(redacted_view(obj, self._secrets, memo=self.redaction_memo)),))
 
-    def write_jsonl(self, relpath: str, rows: Iterable[object]) -> Path:
+    def write_jsonl(self, relpath: str, rows: Iterable[object]) -> None:
         # Rows (a timeline of a 10 MB log: 69,000 of them) repeat their short values (router,
-        # role, source) but hardly ever a line: only the short ones are remembered.
+        # role, source) but hardly ever a line: only the short ones are remembered, in a memo
+        # of this file's own (the bundle's would keep every line until the bundle is done).
         memo = _ShortTextMemo()
-        return self._write(relpath, (json.dumps(redact_data(r, self._secrets, memo=memo), default=str) + "\n"
-                                     for r in rows))
+        self._write(relpath, (_encode(redacted_view(r, self._secrets, memo=memo)) + "\n" for r in rows))
 
-    def _write_raw(self, relpath: str, text: str) -> Path:
-        return self._write(relpath, (text,))
+    def _write_raw(self, relpath: str, text: str) -> None:
+        self._write(relpath, (text,))
 
-    def _write(self, relpath: str, chunks: Iterable[str]) -> Path:
+    def _write(self, relpath: str, chunks: Iterable[str]) -> str:
         target = self._target(relpath)
-        self._written[relpath] = _write_hashed(target, chunks)
-        if relpath not in self.files:
-            self.files.append(relpath)
+        written = _write_hashed(target, chunks)
+        with self._lock:
+            if relpath not in self._written:  # (a list look-up per file was quadratic)
+                self.files.append(relpath)
+            self._written[relpath] = written
         return target
 
     def finish(self, manifest: dict, *, tarball: bool = True) -> Path:
@@ -240,7 +251,7 @@ class BundleWriter:
                    for relpath in self.files]
         body = {"tool": "collector", "tool_version": __version__, **manifest, "files": entries}
         _write_hashed(self.work / "manifest.json",
-                      (json.dumps(redact_data(body, self._secrets), indent=2, default=str) + "\n",))
+                      (_manifest_text(redacted_view(body, self._secrets, memo=self.redaction_memo)),))
         _durable_folder(self.work)  # before the rename: a crash cannot show torn files under the final name
         final = _free_name(self.root, self.name)
         os.rename(self.work, final)
@@ -432,13 +443,35 @@ def _seal_abandoned(root: Path, path: Path, name: str) -> str | None:
     return f"{path.name}: unfinished bundle sealed as {final} (complete: false, {len(entries)} files)"
 
 
+_encode = json.JSONEncoder(default=str).encode  # json.dumps(x, default=str), without a new encoder per call
+
+
 def _json_text(obj: object) -> str:
     """JSON for a bundle file. A list (parsed records, results) is written one item per
     line: as easy to read and diff as an indented dump, and encoded by json's C encoder
     (an indented dump goes through the pure-Python one, 5-10 times slower)."""
     if isinstance(obj, list) and obj:
-        return "[\n" + ",\n".join("  " + json.dumps(item, default=str) for item in obj) + "\n]\n"
+        return "[\n" + ",\n".join("  " + _encode(item) for item in obj) + "\n]\n"
     return json.dumps(obj, indent=2, default=str) + "\n"
+
+
+_ENTRY_KEYS = ["path", "bytes", "sha256"]
+
+
+def _manifest_text(body: dict) -> str:
+    """`json.dumps(body, indent=2)` and a newline, byte for byte, with its last item, the
+    "files" list (1,202 entries in a 200-router collect), formatted here: an indented dump
+    runs json's pure-Python encoder, the slowest step of sealing (after the last router)."""
+    files = body.get("files")
+    if not files or len(body) < 2 or list(body)[-1] != "files" or any(
+            list(e) != _ENTRY_KEYS or type(e["bytes"]) is not int or type(e["path"]) is not str
+            or type(e["sha256"]) is not str for e in files):
+        return json.dumps(body, indent=2, default=str) + "\n"
+    head = json.dumps({k: v for k, v in body.items() if k != "files"}, indent=2, default=str)
+    quote = json.encoder.encode_basestring_ascii  # what json.dumps writes for a str
+    rows = ",\n".join(f'    {{\n      "path": {quote(e["path"])},\n      "bytes": {e["bytes"]},\n'
+                      f'      "sha256": {quote(e["sha256"])}\n    }}' for e in files)
+    return f'{head[:-2]},\n  "files": [\n{rows}\n  ]\n}}\n'
 
 
 def discard_abandoned_partial(root: str | Path, name: str) -> list[Path]:

@@ -14,12 +14,14 @@ prints and that zone as UTC: the skew is then "as seen", consistent with the sta
 
 from __future__ import annotations
 
+import calendar
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, time, timedelta, timezone
 
 _MONTHS = {m: i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), start=1)}
+_DAYS = {d: i for i, d in enumerate("Mon Tue Wed Thu Fri Sat Sun".split())}
 # `*18:22:10.123 CET Tue Mar 12 2024` (`*` or `.`: not synchronised; zone optional on some images)
 _SHOW_CLOCK = re.compile(
     r"(\d{1,2}):(\d{2}):(\d{2})(?:\.(\d{1,3}))?\s+(?:([A-Za-z][A-Za-z0-9_+-]{0,15})\s+)?"
@@ -47,6 +49,7 @@ class RouterClock:
     asked_at: datetime
     zones: dict[str, timedelta] = field(default_factory=dict)
     local_stamps: dict[str, bool | None] = field(default_factory=dict)
+    summer: SummerTime | None = None
 
     @classmethod
     def read(cls, show_clock: str, before: datetime, after: datetime,
@@ -59,7 +62,19 @@ class RouterClock:
         wall, zone = parsed
         config = running_config or ""
         return cls(wall, zone, before + (after - before) / 2, zone_offsets(config, wall_zone=zone),
-                   stamp_kinds(config))
+                   stamp_kinds(config), SummerTime.read(config))
+
+    def reread(self, show_clock: str, before: datetime, after: datetime) -> RouterClock | None:
+        """Another reading of the same router's clock (same configuration)."""
+        parsed = parse_show_clock(show_clock)
+        if parsed is None:
+            return None
+        return replace(self, wall=parsed[0], zone=parsed[1], asked_at=before + (after - before) / 2)
+
+    @property
+    def router_utc(self) -> datetime:
+        """The router's "now" in UTC (naive) when the agent asked."""
+        return self.wall - (self.wall_offset or timedelta(0))
 
     @property
     def wall_offset(self) -> timedelta | None:
@@ -70,15 +85,16 @@ class RouterClock:
     def skew_seconds(self) -> float:
         """Router clock minus agent clock, seconds. With the zone unknown, the wall time
         is taken as UTC (the offset "as seen")."""
-        utc = self.wall - (self.wall_offset or timedelta(0))
-        return round((utc.replace(tzinfo=timezone.utc) - self.asked_at).total_seconds(), 3)
+        return round((self.router_utc.replace(tzinfo=timezone.utc) - self.asked_at).total_seconds(), 3)
 
     @property
     def zone_known(self) -> bool:
         return self.wall_offset is not None
 
-    def stamp_offset(self, tz: str | None, kind: str = "log") -> timedelta:
-        """UTC offset of a stamp printed with zone `tz` (None: no zone printed)."""
+    def stamp_offset(self, tz: str | None, kind: str = "log", stamp: datetime | None = None) -> timedelta:
+        """UTC offset of a stamp printed with zone `tz` (None: no zone printed). Given the
+        stamp itself, a local stamp without its zone takes the offset in force at that
+        moment, so a buffer across a summer-time change stays in order."""
         if tz is not None:
             known = self.zones.get(tz)
             if known is not None:
@@ -89,6 +105,11 @@ class RouterClock:
         if local is False:
             return timedelta(0)
         # localtime stamps, or nothing known: the stamps are read like the wall clock
+        summer = self.summer
+        if (local and stamp is not None and summer is not None and self.zone in summer.zone_names
+                and summer.standard_name in self.zones):
+            standard = self.zones[summer.standard_name]
+            return standard + summer.extra if summer.in_force(stamp.replace(tzinfo=None)) else standard
         return self.wall_offset or timedelta(0)
 
     def to_agent(self, stamp: datetime, tz: str | None, kind: str = "log", *,
@@ -96,13 +117,12 @@ class RouterClock:
         """A router stamp (naive, as printed) on the agent's clock (aware UTC); the skew
         is this clock's own unless one recorded with the capture is given."""
         skew = self.skew_seconds if skew_seconds is None else skew_seconds
-        utc = stamp.replace(tzinfo=None) - self.stamp_offset(tz, kind)
+        utc = stamp.replace(tzinfo=None) - self.stamp_offset(tz, kind, stamp)
         return utc.replace(tzinfo=timezone.utc) - timedelta(seconds=skew)
 
     def now_in(self, tz: str | None, kind: str = "log") -> datetime:
         """The router's "now" as its stamps of that zone and kind print it (naive)."""
-        utc = self.wall - (self.wall_offset or timedelta(0))
-        return utc + self.stamp_offset(tz, kind)
+        return self.router_utc + self.stamp_offset(tz, kind)
 
     def year_of_newest(self, newest: datetime, tz: str | None, kind: str = "log") -> int:
         """The year of the buffer's newest stamp, which printed no year: the router's own
@@ -114,6 +134,147 @@ class RouterClock:
         except ValueError:  # 29 February, and the router's year has none: a year before
             return now.year - 1
         return now.year - 1 if candidate > now + FUTURE_SLACK else now.year
+
+
+@dataclass(frozen=True, slots=True)
+class SummerTime:
+    """`clock summer-time`: when local time is `extra` ahead of the standard zone.
+
+    `recurring` rules are (week, weekday, month, minutes after midnight), week 1-4 or 5 for
+    `last`; a bare `recurring` means the US rules (second Sunday of March 2:00 to first
+    Sunday of November 2:00), as IOS documents. `date` rules give both instants of one
+    year. The start is read in standard time and the end in summer time, as IOS applies
+    them; in the hour repeated at the end a stamp is taken as still summer time."""
+
+    name: str
+    standard_name: str
+    extra: timedelta
+    start: tuple[int, int, int, int] | datetime
+    end: tuple[int, int, int, int] | datetime
+
+    @property
+    def zone_names(self) -> tuple[str, str]:
+        return self.standard_name, self.name
+
+    @classmethod
+    def read(cls, running_config: str) -> SummerTime | None:
+        summer, standard = _SUMMER.search(running_config), _TIMEZONE.search(running_config)
+        if summer is None:
+            return None
+        name, form, words = summer.group(1), summer.group(2), summer.group(3).split()
+        standard_name = standard.group(1) if standard else "UTC"
+        extra = timedelta(minutes=60)
+        try:
+            if form == "recurring":
+                if not words:
+                    return cls(name, standard_name, extra, (2, 6, 3, 120), (1, 6, 11, 120))
+            if len(words) not in (8, 9):
+                return None
+            if len(words) == 9:  # start (4 words), end (4 words), offset in minutes
+                extra = timedelta(minutes=int(words.pop()))
+            read = _recurring if form == "recurring" else _one_date
+            return cls(name, standard_name, extra, read(words[:4]), read(words[4:]))
+        except (ValueError, KeyError, IndexError):
+            return None  # a form this reader does not know: stamps keep the wall clock's offset
+
+    def in_force(self, local: datetime) -> bool:
+        """Whether summer time applies to a local wall time (naive, as a stamp prints it)."""
+        start, end = self._instant(self.start, local.year), self._instant(self.end, local.year)
+        if start <= end:  # northern hemisphere: summer inside the year
+            return start <= local < end
+        return local >= start or local < end  # southern: summer across New Year
+
+    @staticmethod
+    def _instant(rule: tuple[int, int, int, int] | datetime, year: int) -> datetime:
+        if isinstance(rule, datetime):
+            return rule.replace(year=year) if rule.year != year else rule
+        week, weekday, month, minutes = rule
+        days = [d for d in range(1, calendar.monthrange(year, month)[1] + 1)
+                if date(year, month, d).weekday() == weekday]
+        day = days[-1] if week == 5 else days[week - 1]
+        return datetime.combine(date(year, month, day), time()) + timedelta(minutes=minutes)
+
+
+def _clock_minutes(word: str) -> int:
+    hours, minutes = word.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+def _recurring(words: list[str]) -> tuple[int, int, int, int]:
+    """`last Sun Mar 2:00` / `2 Sunday March 02:00` -> (week, weekday, month, minutes)."""
+    week_word, day_word, month_word, clock = words
+    week = 5 if week_word.lower() == "last" else 1 if week_word.lower() == "first" else int(week_word)
+    if not 1 <= week <= 5:
+        raise ValueError(week_word)
+    return week, _DAYS[day_word[:3].title()], _MONTHS[month_word[:3].title()], _clock_minutes(clock)
+
+
+def _one_date(words: list[str]) -> datetime:
+    """`Mar 30 2025 2:00` or `30 Mar 2025 2:00` -> that local instant."""
+    first, second, year, clock = words[0], words[1], int(words[2]), _clock_minutes(words[3])
+    month_word, day = (first, int(second)) if not first.isdigit() else (second, int(first))
+    return datetime(year, _MONTHS[month_word[:3].title()], day) + timedelta(minutes=clock)
+
+
+@dataclass(frozen=True, slots=True)
+class ClockTrack:
+    """One router's clock read twice in an incident: before arming and at capture.
+
+    A stamp after the later reading takes that reading's skew, one before the earlier
+    reading the earlier one's, and one between them is interpolated. Router clocks run at
+    the agent's rate, so the two readings agree to a few milliseconds and this changes
+    nothing; when they do not (the clock was stepped, or runs at another rate), each line
+    still lands between the moments the agent saw around it, in its true order against the
+    agent's own times (armed, captured)."""
+
+    earlier: RouterClock | None
+    latest: RouterClock
+    latest_skew: float | None = None  # a skew recorded with the capture, used instead of the latest's own
+
+    @property
+    def _ends(self) -> tuple[datetime, datetime, datetime, datetime] | None:
+        """(router UTC, agent UTC) at both readings, all naive; None with one reading."""
+        if self.earlier is None:
+            return None
+        skew = self.latest.skew_seconds if self.latest_skew is None else self.latest_skew
+        r0, r1 = self.earlier.router_utc, self.latest.router_utc
+        a0 = r0 - timedelta(seconds=self.earlier.skew_seconds)
+        return r0, r1, a0, r1 - timedelta(seconds=skew)
+
+    @property
+    def runs_forward(self) -> bool:
+        ends = self._ends
+        return ends is not None and ends[1] > ends[0] and ends[3] > ends[2]
+
+    def to_agent(self, stamp: datetime, tz: str | None, kind: str = "log") -> datetime:
+        """A router stamp (naive, as printed) on the agent's clock (aware UTC)."""
+        latest = self.latest.to_agent(stamp, tz, kind, skew_seconds=self.latest_skew)
+        if not self.runs_forward:
+            return latest
+        r0, r1, a0, a1 = self._ends  # type: ignore[misc]
+        router_utc = stamp.replace(tzinfo=None) - self.latest.stamp_offset(tz, kind, stamp)
+        if router_utc >= r1:
+            return latest
+        if router_utc <= r0:
+            return (router_utc - r0 + a0).replace(tzinfo=timezone.utc)
+        return (a0 + (router_utc - r0) * ((a1 - a0) / (r1 - r0))).replace(tzinfo=timezone.utc)
+
+    def disagreement(self) -> str | None:
+        """A sentence when the two readings disagree by more than a second (and 5 % of the
+        time between them), None otherwise."""
+        ends = self._ends
+        if ends is None:
+            return None
+        r0, r1, a0, a1 = ends
+        router_s, agent_s = (r1 - r0).total_seconds(), (a1 - a0).total_seconds()
+        if abs(router_s - agent_s) <= max(1.0, 0.05 * abs(agent_s)):
+            return None
+        if not self.runs_forward:
+            return (f"its clock moved {router_s:+.1f} s between the reading before arming and the capture's "
+                    f"while the agent's moved {agent_s:+.1f} s; its lines are placed by the capture's reading alone")
+        return (f"its clock advanced {router_s:.1f} s between the reading before arming and the capture's "
+                f"while the agent's advanced {agent_s:.1f} s (stepped, or running at another rate); its lines "
+                "between the two readings are placed by interpolation")
 
 
 def parse_show_clock(text: str) -> tuple[datetime, str | None] | None:
@@ -147,11 +308,8 @@ def zone_offsets(running_config: str, *, wall_zone: str | None = None) -> dict[s
         zones.setdefault(wall_zone, timedelta(0))  # the configuration is known and sets no zone
     summer = _SUMMER.search(running_config)
     if summer:
-        extra = timedelta(minutes=60)
-        tail = summer.group(3).split()
-        if len(tail) == 9 and tail[-1].isdigit():  # start (4 words), end (4 words), offset in minutes
-            extra = timedelta(minutes=int(tail[-1]))
-        zones[summer.group(1)] = (standard or timedelta(0)) + extra
+        rules = SummerTime.read(running_config)
+        zones[summer.group(1)] = (standard or timedelta(0)) + (rules.extra if rules else timedelta(minutes=60))
     return zones
 
 

@@ -103,14 +103,21 @@ def collect(
 def run_per_host(hosts: Sequence[Host], commands: Sequence[str], one: Callable[[Host], HostOutcome], *,
                  workers: int, on_host_done: Callable[[HostOutcome], None] | None = None) -> CollectionRun:
     """`one(host)` for every host, `workers` at a time, as one CollectionRun in inventory
-    order (a local collect, or one through the site workers)."""
+    order (a local collect, or one through the site workers).
+
+    `on_host_done(outcome)` runs in the worker thread that read the host, as soon as it is
+    done (so it must be thread-safe): its work (a bundle's files) overlaps the other
+    workers' network waits instead of queueing on one thread behind them."""
+    def one_and_done(host: Host) -> HostOutcome:
+        outcome = one(host)
+        if on_host_done:
+            on_host_done(outcome)
+        return outcome
+
     run = CollectionRun(tuple(commands), datetime.now(timezone.utc))
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="collect") as executor:
-        for future in as_completed([executor.submit(one, h) for h in hosts]):
-            outcome = future.result()
-            run.outcomes.append(outcome)
-            if on_host_done:
-                on_host_done(outcome)
+        for future in as_completed([executor.submit(one_and_done, h) for h in hosts]):
+            run.outcomes.append(future.result())
     order = {h.name: i for i, h in enumerate(hosts)}
     run.outcomes.sort(key=lambda o: order[o.host])
     run.ended = datetime.now(timezone.utc)
@@ -123,8 +130,9 @@ _RESULT_SUMMARY = ("command", "template", "error", "error_kind", "seconds")
 
 class CollectionBundle:
     """A collect's bundle, written while the collection runs: each router's raw and parsed
-    files as soon as it is done (`add`, from `collect(on_host_done=...)`, while the other
-    routers are still being read), results.json and the manifest when sealed."""
+    files as soon as it is done (`add`, from `collect(on_host_done=...)`: in the worker
+    thread that read it, while the others are still being read), results.json and the
+    manifest when sealed."""
 
     def __init__(self, out_root: Path, inventory: Inventory, started: datetime | None = None):
         stamp = (started or datetime.now(timezone.utc)).strftime("%Y%m%dT%H%M%SZ")

@@ -24,7 +24,7 @@ from collector.command_results import CommandResult
 from collector.core.results import LogSnapshot
 from collector.detect.events import Flow
 from collector.textlines import iter_lines
-from collector.timeline import build_timeline
+from collector.timeline import build_timeline, clock_tracks  # noqa: F401 - clock_tracks: the diagnosis's import
 
 # A crypto debug line as IOS and IOS-XE print it (after any timestamp): the real forms in
 # shared/real/debug (`ISAKMP: ...`, `ISAKMP-ERROR: (0):...`, `IKEv2:(SESSION ID = ...`,
@@ -164,7 +164,8 @@ def write_incident_bundle(result: CaptureResult, root: Path, *, secrets: tuple[s
         "incomplete_reasons": list(result.problems()),
         "debug_lines_after_arming": result.debug_lines_after_arming(),
         "pre_arm_reads": [{"router": s.router, "read_at": s.read_at.isoformat(),
-                           "file": f"{s.router}/00_pre-arm_show_logging.txt"} for s in result.pre_arm],
+                           "file": f"{s.router}/00_pre-arm_show_logging.txt", "clock": s.clock_json()}
+                          for s in result.pre_arm],
         "trigger_lines": list(result.trigger_lines),
         "flow": {"receiver": flow.router, "srcaddr": str(flow.src), "destaddr": str(flow.dst),
                  "spi": flow.spi_hex, "spi_decimal": flow.spi, "prot": flow.prot},

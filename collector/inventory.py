@@ -331,7 +331,13 @@ class Inventory:
         return self._owners().get(wanted)
 
     def _owners(self) -> dict[str, Host]:
-        return {a: h for h in self.hosts.values() for a in h.addresses}
+        # Built once (the hosts do not change once loaded): a syslog receiver asks for each
+        # new source address, and 10,000 routers have 40,000 addresses.
+        index = self.__dict__.get("_owner_index")
+        if index is None:
+            index = {a: h for h in self.hosts.values() for a in h.addresses}
+            object.__setattr__(self, "_owner_index", index)  # a cache, not a field of this frozen record
+        return index
 
     def secret_values(self) -> list[str]:
         """Every credential text (passwords, enable secrets), for redaction."""

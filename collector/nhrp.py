@@ -169,6 +169,10 @@ class FlowMapping:
     config_evidence: tuple[Evidence, ...] = ()  # config lines that decided it (static maps)
 
 
+# Tunnels that accept a peer no line of the configuration names, beside dynamic NHRP.
+_ANY_PEER_KINDS = (TunnelKind.DYNAMIC_CRYPTO_MAP, TunnelKind.DYNAMIC_VTI)
+
+
 def _names(t: TunnelConfig, peer: str) -> bool:
     return any(_same(peer, p) for p in (*t.peers, *t.observed_peers))
 
@@ -180,11 +184,12 @@ def _static_lines(t: TunnelConfig, peer: str) -> tuple[Evidence, ...]:
 
 
 def flow_mapping(profile: CryptoProfile, peer: str | ipaddress.IPv4Address | ipaddress.IPv6Address,
-                 entries: Sequence[NhrpEntry] | None = None) -> FlowMapping | None:
+                 entries: Sequence[NhrpEntry] | None = None, *, over_gre: bool | None = None) -> FlowMapping | None:
     """The NHRP mapping that carries traffic between this router and `peer`, or None when
     the flow is not on an mGRE tunnel (no mGRE tunnel, or another tunnel names the peer).
 
-    `entries`: the router's NHRP cache (parse_nhrp), None when it was not read."""
+    `entries`: the router's NHRP cache (parse_nhrp), None when it was not read. `over_gre`:
+    whether the flow's SAs protect GRE, None when not known."""
     peer = str(peer)
     mgre = [t for t in profile.tunnels if t.kind in MGRE_KINDS]
     if not mgre or any(_names(t, peer) for t in profile.tunnels if t.kind not in MGRE_KINDS):
@@ -192,6 +197,11 @@ def flow_mapping(profile: CryptoProfile, peer: str | ipaddress.IPv4Address | ipa
     found = [e for e in entries or () if e.reaches(peer) and e.type in ("static", "dynamic")]
     static_entries = [e for e in found if e.type == "static"]
     by_config = [t for t in mgre if any(_same(peer, p) for p in t.peers)]
+    if not found and not by_config and not over_gre and any(t.kind in _ANY_PEER_KINDS for t in profile.tunnels):
+        # nothing ties the peer to the mGRE tunnel (its SAs are not known to carry GRE), and
+        # a dynamic crypto map or virtual template on the same router takes any peer too (a
+        # hub with both): not decidable here
+        return None
     config_lines = tuple(e for t in by_config for e in _static_lines(t, peer))
     mapping: Mapping = "static" if static_entries or by_config else "dynamic"
     decided = static_entries if mapping == "static" else found

@@ -167,6 +167,12 @@ class TemplateRegistry:
         self._sources_lock = threading.Lock()
         self._local = threading.local()
 
+    def load_indexes(self) -> None:
+        """Read every template index now, for a long-running agent: its first incident must
+        not wait for ntc-templates' index (read on first use, 0.3-0.4 s)."""
+        for index in self._indexes:
+            index.rows  # noqa: B018 - the property reads the index
+
     # ---------------------------------------------------------------- lookup
 
     def find(self, platform: str, command: str) -> str | None:

@@ -39,6 +39,7 @@ Format (every key optional unless marked; durations are text such as "90s", "10m
       deadman_grace: 2m               # the on-box applet fires at window + grace
       allow_arm_without_deadman: false  # arm where the applet cannot run under AAA
       arm_unknown_sources: false      # arm for a srcaddr that is no inventory router and no configured peer
+                                      #   (once its flow repeats; one per receiver; half the cap at most)
 
     logging: {buffered_size: 1000000, buffered_level: debugging}
 

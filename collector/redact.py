@@ -34,7 +34,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from urllib.parse import quote, quote_plus
 
-__all__ = ["REDACTED", "RedactionPattern", "redaction_patterns", "redact", "redact_values", "redact_data",
+__all__ = ["REDACTED", "RedactionPattern", "redaction_patterns", "redact", "redact_values", "redact_data", "redacted_view",
            "redact_pieces", "text_pieces", "secret_forms", "register_secret", "redact_log_text", "SecretLogFilter",
            "install_secret_filter"]
 
@@ -223,6 +223,75 @@ _ISAKMP_KEY_HEADER = re.compile(r"^[ \t]*Keyring[ \t]+Hostname/Address[ \t]+Pres
 _NEEDLE = re.compile("|".join(re.escape(n) for n in sorted({p.needle for p in redaction_patterns} | {"preshared"},
                                                          key=len, reverse=True)))
 _PROMPT = re.compile(r"^[\w.\-/:()]+[#>]")
+
+# What a line can start with, once its leading whitespace is stripped, for any pattern to
+# match it (lowercase; for ASCII lines, where IGNORECASE is lower()). Read off the patterns
+# themselves, so a new pattern needs nothing here; "" (no known start) makes every line a
+# candidate.
+try:  # the regex parser's own tree of a pattern: what it can begin with
+    from re import _constants as _sre, _parser as _sre_parser
+except ImportError:
+    _sre = _sre_parser = None
+_WHITESPACE = frozenset(" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f")  # what str.lstrip() and \s take, in ASCII
+_LEAD_CHARS = 8  # a pattern's first word or two; longer prefixes multiply (each optional part doubles them)
+
+
+def _starts(items: list, skip_space: bool, budget: int = _LEAD_CHARS) -> set[str]:
+    """Literal prefixes one of which every match of the parsed regex `items` begins with
+    ("" = unknown). With `skip_space`, whitespace at the match's start is not counted."""
+    c = _sre
+    if not items or budget == 0:
+        return {""}
+    (op, av), rest = items[0], list(items[1:])
+    if op is c.LITERAL:
+        char = chr(av).lower()
+        if skip_space and char in _WHITESPACE:
+            return _starts(rest, True, budget)
+        return {char + tail for tail in _starts(rest, False, budget - 1)}
+    if op in (c.AT, c.ASSERT, c.ASSERT_NOT):  # zero width
+        return _starts(rest, skip_space, budget)
+    if op is c.BRANCH:
+        return set().union(*(_starts(list(alt) + rest, skip_space, budget) for alt in av[1]))
+    if op is c.SUBPATTERN and not av[1] and not av[2]:  # a group without its own flags
+        return _starts(list(av[3]) + rest, skip_space, budget)
+    if op in (c.MAX_REPEAT, c.MIN_REPEAT):
+        low, high, sub = av
+        if skip_space and _only_space(sub):
+            return _starts(rest, True, budget)
+        once = _starts(list(sub) + rest, skip_space, budget) if high == 1 else _starts(list(sub), skip_space, budget)
+        return once | _starts(rest, skip_space, budget) if low == 0 else once
+    return {""}
+
+
+def _only_space(items) -> bool:
+    """The parsed regex matches whitespace only (`[ \\t]`, `\\s`)."""
+    c = _sre
+
+    def space(op, av) -> bool:
+        if op is c.LITERAL:
+            return chr(av) in _WHITESPACE
+        if op is c.CATEGORY:
+            return av is c.CATEGORY_SPACE
+        if op is c.IN:
+            return all(space(o, a) for o, a in av)
+        return False
+
+    return len(items) == 1 and space(*items[0])
+
+
+def _line_leads() -> tuple[str, ...]:
+    if _sre is None:  # a Python without this parser: every line is looked at
+        return ("",)
+    leads: set[str] = set()
+    for pattern in redaction_patterns:
+        leads |= _starts(list(_sre_parser.parse(pattern.regex.pattern, pattern.regex.flags)), True)
+    if "" in leads:
+        return ("",)
+    return tuple(sorted(lead for lead in leads if not any(lead.startswith(o) for o in leads if o != lead)))
+
+
+_LEADS = _line_leads()
+
 _NEWLINES = re.compile(r"(\r\n|\n|\r)")
 
 
@@ -231,10 +300,52 @@ def redact(text: str) -> str:
     if not text:
         return text
     lower = text.lower()
+    if text.isascii() and "\r" not in text and "preshared" not in lower:
+        return _redact_leading_lines(text, lower)
     # Every pattern needs its needle in the line and the key table its header: a text with
-    # none of them has nothing to remove (most outputs and nearly every parsed value).
+    # none of them has nothing to remove.
     if _NEEDLE.search(lower) is None:
         return text
+    return _redact_every_line(text)
+
+
+def _redact_leading_lines(text: str, lower: str, header: str = "") -> str:
+    """What `_redact_every_line` gives, for the usual text: ASCII, lines ending in `\n`, no
+    `show crypto isakmp key` table (its header says `Preshared`). Then only a line that can
+    start a secret form (`_LEADS`) or that echoes a command is looked at, with the header of
+    the config block it sits in: crypto outputs mention `crypto`, `ipsec`, `key` on many
+    lines (a needle search finds them all), almost none of which start one. Cheaper than
+    the needle search itself, which scans every character. `header`: the config block the
+    text's first lines are indented under (a piece of a bigger text, `redact_pieces`)."""
+    echoes = "logged command:" in lower or ("@" in text and "|" in text)  # see _EMBEDDED
+    if "\n" not in text and not header:  # one line: a parsed value, mostly
+        if not (echoes or lower.lstrip().startswith(_LEADS)):
+            return text
+        spans = _secret_spans(text, "")
+        return _replace_spans(text, spans) if spans else text
+    lines = text.split("\n")
+    last, changed = -1, False  # the last line looked at; `header`: the last top-level line up to it
+    for i, low in enumerate(lower.split("\n")):
+        if not (low.lstrip().startswith(_LEADS) or echoes and ("logged command:" in low or "@" in low)):
+            continue
+        line = lines[i]
+        indented = line[:1] in (" ", "\t")
+        if indented:  # its block's header: the last top-level line since the line looked at before
+            for j in range(i - 1, last, -1):
+                if lines[j] and lines[j][:1] not in (" ", "\t"):
+                    header = lines[j]
+                    break
+        elif line:
+            header = line
+        last = i
+        spans = _secret_spans(line, header if indented else "")
+        if spans:
+            lines[i], changed = _replace_spans(line, spans), True
+    return "\n".join(lines) if changed else text
+
+
+def _redact_every_line(text: str) -> str:
+    """Walk every line: any line ending, any text (the key table needs every line)."""
     parts = _NEWLINES.split(text)  # content, newline, content, newline, ...
     walk = _LineWalk()
     for i in range(0, len(parts), 2):
@@ -293,6 +404,20 @@ def redact_pieces(pieces: Iterable[str], secrets: Iterable[str] = ()) -> Iterato
 
 
 def _redact_lines(text: str, walk: _LineWalk, values: tuple[str, ...]) -> str:
+    lower = text.lower()
+    if not walk.key_table.inside and text.isascii() and "\r" not in text and "preshared" not in lower:
+        # `redact`'s fast path, given the block the piece starts in; then the walk goes on
+        # from the piece's last top-level line (no key table can start without `Preshared`).
+        cleaned = _redact_leading_lines(text, lower, walk.header)
+        end = len(text)
+        while end > 0:
+            start = text.rfind("\n", 0, end - 1) + 1
+            line = text[start:end].rstrip("\n")
+            if line and line[:1] not in (" ", "\t"):
+                walk.header = line
+                break
+            end = start
+        return _remove_values(cleaned, values)
     parts = _NEWLINES.split(text)
     # After a final line break split() gives an empty part that is no line of the text (the
     # next piece goes on from there): not walked, as it would end a key table.
@@ -389,12 +514,23 @@ def redact_values(text: str, secrets: Iterable[str]) -> str:
 def _remove_values(text: str, values: tuple[str, ...]) -> str:
     # No value in the text: nothing to replace (the usual case, and the cheap one: a bundle
     # calls this for every string it writes).
-    if not text or not any(value in text for value in values):
-        return text
-    return _values_pattern(values).sub(REDACTED, text)
+    if text:
+        for value in values:  # (a loop, not any(): no generator per string)
+            if value in text:
+                return _values_pattern(values).sub(REDACTED, text)
+    return text
 
 
 def _values_key(secrets: Iterable[str]) -> tuple[str, ...]:
+    secrets = tuple(secrets)  # a bundle writer passes the same tuple for each of its files
+    try:
+        return _values_key_of(secrets)
+    except TypeError:  # something unhashable among them (not a secret value anyway)
+        return _values_key_of.__wrapped__(secrets)
+
+
+@functools.lru_cache(maxsize=32)
+def _values_key_of(secrets: tuple) -> tuple[str, ...]:
     return tuple(sorted({s for s in secrets if isinstance(s, str) and s and s != REDACTED}, key=lambda s: (-len(s), s)))
 
 
@@ -418,14 +554,18 @@ def redact_data(obj: object, secrets: Iterable[str] = (), *, memo: dict[str, str
     return _clean_data(obj, _values_key(secrets), {} if memo is None else memo)
 
 
+def _clean_text(value: str, values: tuple[str, ...], done: dict[str, str]) -> str:
+    cleaned = done.get(value)
+    if cleaned is None:
+        cleaned = done[value] = _remove_values(redact(value), values)
+    return cleaned
+
+
 def _clean_data(value: object, values: tuple[str, ...], done: dict[str, str]) -> object:
     # A plain function, not a closure calling itself: that made a reference cycle per call
     # (69,000 of them for one timeline), garbage until the cycle collector ran.
     if isinstance(value, str):
-        cleaned = done.get(value)
-        if cleaned is None:
-            cleaned = done[value] = _remove_values(redact(value), values)
-        return cleaned
+        return _clean_text(value, values, done)
     if isinstance(value, dict):
         return {_clean_data(k, values, done) if isinstance(k, str) else k: _clean_data(v, values, done)
                 for k, v in value.items()}
@@ -434,6 +574,50 @@ def _clean_data(value: object, values: tuple[str, ...], done: dict[str, str]) ->
     if isinstance(value, tuple):
         return tuple(_clean_data(v, values, done) for v in value)
     return value
+
+
+def redacted_view(obj: object, secrets: Iterable[str] = (), *, memo: dict[str, str]) -> object:
+    """`obj` itself when redaction changes none of its strings, else `redact_data`'s copy.
+    For writing out at once (a bundle file, a JSON line), not for keeping: a caller that
+    changes what it gets may change `obj`. Parsed tables are nearly always clean, and
+    looking each string up in `memo` costs less than copying the tables (a 200-router
+    collect: 140,000 strings)."""
+    values = _values_key(secrets)
+    return obj if _unchanged(obj, values, memo) else _clean_data(obj, values, memo)
+
+
+def _unchanged(value: object, values: tuple[str, ...], done: dict[str, str]) -> bool:
+    """Redaction changes no string of `value`. A plain function, as `_clean_data` (no cycle
+    per call); the memo look-ups are written out: a call per string would cost what copying does."""
+    kind, known = type(value), done.get
+    if kind is str:
+        cleaned = known(value)
+        return (cleaned if cleaned is not None else _clean_text(value, values, done)) == value
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is str:
+                cleaned = known(key)
+                if (cleaned if cleaned is not None else _clean_text(key, values, done)) != key:
+                    return False
+            elif not _unchanged(key, values, done):
+                return False
+            if type(item) is str:
+                cleaned = known(item)
+                if (cleaned if cleaned is not None else _clean_text(item, values, done)) != item:
+                    return False
+            elif not _unchanged(item, values, done):
+                return False
+        return True
+    if kind is list or kind is tuple:
+        for item in value:
+            if type(item) is str:
+                cleaned = known(item)
+                if (cleaned if cleaned is not None else _clean_text(item, values, done)) != item:
+                    return False
+            elif not _unchanged(item, values, done):
+                return False
+        return True
+    return not isinstance(value, (str, dict, list, tuple))  # numbers, None; a subclass is copied
 
 
 # ---------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, overload
 
-from collector.clocks import RouterClock, clock_from_records
+from collector.clocks import ClockTrack, RouterClock, clock_from_records
 from collector.core.results import LogSnapshot
 from collector.detect.logline import LogLine, LogRecords
 
@@ -101,8 +101,24 @@ class Timeline(Sequence[Mapping[str, Any]]):
                 self._mnemonics[c.mnemonic[i]], "line": line}
 
 
+def clock_tracks(captures: Sequence, pre_arm: Sequence[LogSnapshot] = ()) -> dict[str, ClockTrack]:
+    """Each captured router's clock (`captures`: `RouterCapture`s): the capture's `show
+    clock` (with its configuration), and the reading taken before arming where there was one."""
+    earlier = {s.router: s for s in pre_arm if s.clock_text and s.clock_asked}
+    tracks = {}
+    for capture in captures:
+        latest = clock_from_records((r.command, r.text, r.started, r.ended) for r in capture.commands)
+        if latest is None:
+            continue
+        snapshot = earlier.get(capture.router)
+        first = latest.reread(snapshot.clock_text, *snapshot.clock_asked) if snapshot else None
+        tracks[capture.router] = ClockTrack(first, latest, capture.clock_offset)
+    return tracks
+
+
 def build_timeline(captures: Sequence, *, year: int, pre_arm: Sequence[LogSnapshot] = (),
-                   trigger_lines: Sequence[str] = (), receiver: str | None = None) -> Timeline:
+                   trigger_lines: Sequence[str] = (), receiver: str | None = None,
+                   pre_arm_lines: bool = True) -> Timeline:
     """Every line the incident saw, once, in one order on the agent's clock.
 
     `captures` are the routers' `RouterCapture`s. `source` says where a line was first
@@ -113,13 +129,15 @@ def build_timeline(captures: Sequence, *, year: int, pre_arm: Sequence[LogSnapsh
     `show clock` and configuration (`collector.clocks`: its zone, whether log and debug
     stamps are UTC or local, its skew), and stamps without a year take the router's own
     year, so two boxes in different zones, or on either side of New Year, still
-    interleave. `year` is used only for a router whose clock is unknown. Rows sort by
-    agent time (none first), then source, then place in their read; ties keep the order
-    the reads were added."""
-    builder = _Builder(captures, year)
+    interleave; where `show clock` was also read before arming, lines between the two
+    readings are interpolated (clocks.ClockTrack). `year` is used only for a router whose
+    clock is unknown. `pre_arm_lines` False: the pre-arm reads give their clock readings
+    only, not their lines. Rows sort by agent time (none first), then source, then place
+    in their read; ties keep the order the reads were added."""
+    builder = _Builder(captures, year, pre_arm)
     if receiver is not None and trigger_lines:
         builder.add(0, receiver, "\n".join(trigger_lines))
-    for snapshot in pre_arm:
+    for snapshot in pre_arm if pre_arm_lines else ():
         builder.add(1, snapshot.router, snapshot.text)
     for capture in captures:
         record = capture.output("show logging")
@@ -133,10 +151,10 @@ class _Builder:
     """The rows of each read as it is added, a line seen in an earlier read of the same
     router merged into that read's row."""
 
-    def __init__(self, captures: Sequence, year: int):
+    def __init__(self, captures: Sequence, year: int, pre_arm: Sequence[LogSnapshot] = ()):
         self.year = year
-        self.clocks: dict[str, RouterClock | None] = {
-            c.router: clock_from_records((r.command, r.text, r.started, r.ended) for r in c.commands) for c in captures}
+        self.tracks = clock_tracks(captures, pre_arm)
+        self.clocks: dict[str, RouterClock] = {router: track.latest for router, track in self.tracks.items()}
         self.offsets = {c.router: c.clock_offset for c in captures}
         self.columns = _Columns()
         self.texts: list[str] = []
@@ -253,8 +271,7 @@ class _Builder:
         if clock is None:  # no `show clock`: the skew as recorded, stamps read as UTC
             stamp = line.timestamp.replace(tzinfo=timezone.utc) if line.timestamp.tzinfo is None else line.timestamp
             return stamp - timedelta(seconds=self.offsets.get(router) or 0.0)
-        return clock.to_agent(line.timestamp, line.tz, "log" if line.mnemonic else "debug",
-                              skew_seconds=self.offsets.get(router))
+        return self.tracks[router].to_agent(line.timestamp, line.tz, "log" if line.mnemonic else "debug")
 
 
 def _digest(line: str) -> int:

@@ -19,6 +19,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -42,6 +43,17 @@ SYSLOG_QUEUE = 2000
 # Steps of ended incidents that could not be undone are tried again this often (the on-box
 # dead-man applet is the last resort if the router stays unreachable).
 DISARM_RETRY_SECONDS = 30
+# Polls this far apart or more log in for each read (a backstop behind syslog): an idle
+# kept session costs its transport thread's wake-ups, about 27 us of CPU a second, and a
+# login about 5 ms (bench/watch_loop.py, docs/performance.md), so keeping one open beyond
+# ~3 minutes costs more than logging in again; it also holds a vty line and a thread, and
+# 10,000 of them do not fit one process. Then only the routers of an open incident keep
+# theirs (arming, capture and disarm must not wait for a login).
+RECONNECT_POLLS_FROM = timedelta(minutes=3)
+# Sessions beyond --workers for incident work (a syslog line's confirmation, arming,
+# capture, disarm): a poll uses at most --workers (its thread pool), so a poll of the
+# whole fleet never makes an incident wait for a free session.
+INCIDENT_SESSIONS = 10
 
 
 @dataclass(frozen=True)
@@ -82,10 +94,12 @@ def _state(options: WatchOptions) -> Iterator[StateStore]:
 def open_agent(inventory: Inventory, playbook: Playbook, options: WatchOptions, report) -> Iterator[Agent]:
     new_store = not (options.state_dir / "state.db").exists()
     with StateLock(options.state_dir), _state(options) as store, \
-            SessionPool(KnownHosts.default(), max_sessions=options.workers, keep_open=True) as pool:
+            SessionPool(KnownHosts.default(), max_sessions=options.workers + INCIDENT_SESSIONS) as pool:
         agent = Agent(inventory, playbook, store, sessions=pool, registry=default_registry(),
                       bundle_root=options.bundle_root, dry_run=options.dry_run, workers=options.workers,
                       report=report, observers=options.observers)
+        if reconnects(playbook):
+            pool.keep_open_for(agent.holds)
         client = None
         if options.broker:  # the correlator: every router's work goes to its site's worker
             from collector.scaleout.remote import SiteClient, attach_remote
@@ -142,6 +156,9 @@ def run_daemon(inventory: Inventory, playbook: Playbook, options: WatchOptions, 
         scheduler.add_job(agent.prune, "interval", hours=1, id="prune-events", next_run_time=utcnow())
         scheduler.add_job(lambda: [report(f"disarm retry: {line}") for line in agent.sweep_orphans()],
                           "interval", seconds=DISARM_RETRY_SECONDS, id="retry-disarms")
+        if reconnects(playbook) and isinstance(agent.reader.sessions, SessionPool):  # an ended incident's sessions
+            scheduler.add_job(agent.reader.sessions.close_unneeded, "interval", seconds=DISARM_RETRY_SECONDS,
+                              id="close-sessions")
         receiver = None
         if options.syslog and sources.syslog.enabled:
             receiver = SyslogReceiver(options.syslog[0], options.syslog[1], _owner_lookup(inventory),
@@ -154,6 +171,7 @@ def run_daemon(inventory: Inventory, playbook: Playbook, options: WatchOptions, 
             relay = SyslogRelay(options.broker, inventory, agent.on_syslog_hint).start()
             if receiver is None:
                 scheduler.add_job(agent.confirm_pending, "interval", seconds=1, id="confirm-syslog")
+        agent.reader.registry.load_indexes()  # not on the first incident's way to arming
         scheduler.start()
         timer = threading.Timer(options.max_seconds, stop.set) if options.max_seconds else None
         if timer is not None:
@@ -180,6 +198,12 @@ def run_daemon(inventory: Inventory, playbook: Playbook, options: WatchOptions, 
             for line in agent.verdicts(open_before):
                 report(f"stopped, disarmed {line}")
         return agent
+
+
+def reconnects(playbook: Playbook) -> bool:
+    """Polls log in each time; only an open incident's routers keep their sessions."""
+    poll = playbook.sources.poll
+    return not poll.enabled or poll.interval >= RECONNECT_POLLS_FROM
 
 
 def _owner_lookup(inventory: Inventory):

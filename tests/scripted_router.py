@@ -104,12 +104,16 @@ class Box:
             "show event manager version": f"Embedded Event Manager Version {self.eem_version}\nComponent Versions:\n",
             "show logging": self.header() + "\n" + "\n".join(self.log_lines) + "\n",
             "show logging | include [Ll]og": self.header(),
-            "configure terminal": "", "end": "",
+            "configure terminal": "",
             "show clock": "*10:00:05.000 UTC Sun Dec 6 2026\n",
             "show crypto ipsec sa": self.ipsec_sa,
         }
         if command in fixed:
             return fixed[command]
+        if command == "end":  # IOS logs leaving configuration mode
+            self.log_lines.append("*Dec  6 10:00:06.000: %SYS-5-CONFIG_I: Configured from console by lab on vty0")
+            self.logged += 1
+            return ""
         if command.startswith("show logging | include "):  # IOS `include` takes a regex, as Python's here
             pattern = re.compile(command.removeprefix("show logging | include "))
             return "".join(f"{ln}\n" for ln in fixed["show logging"].splitlines() if pattern.search(ln))
@@ -133,6 +137,8 @@ class Box:
             # `| section` keeps every section whose header matches: a name prefix finds them all
             return "".join("\n".join(body) + "\n" for name, body in self.applets.items() if name.startswith(m.group(1)))
         if m := re.fullmatch(r"logging buffered (\d+) (\w+)", command):
+            if int(m.group(1)) != self.buffer_size:  # IOS empties the buffer when its size changes
+                self.log_lines = []
             self.buffer_size, self.buffer_level = int(m.group(1)), m.group(2)
             self.buffered_line = command
             return ""

@@ -46,6 +46,9 @@ class IncidentContext:
     armed_at: datetime | None = None
     pre_arm: dict[str, LogSnapshot] = field(default_factory=dict)  # not yet written to the staging folder
     pre_arm_staged: dict[str, datetime] = field(default_factory=dict)  # router -> read at; the log is on disk
+    # router -> its `show clock` read after that log (LogSnapshot.clock_json; None: no reading), kept
+    # beside the staged log and saved in context.json so a later run's bundle still has it
+    pre_arm_clocks: dict[str, dict | None] = field(default_factory=dict)
     captures: tuple[RouterCapture, ...] = ()
     captures_staged: set[str] = field(default_factory=set)  # routers whose outputs are on disk, not in `captures`
     captured_at: datetime | None = None
@@ -135,12 +138,14 @@ class IncidentContexts:
             # secret, and the bundle compares the two reads line by line.
             _write_private(folder / _pre_arm_file(name), redact_pieces(text_pieces(snapshot.text), secrets))
             context.pre_arm_staged[name] = snapshot.read_at
+            context.pre_arm_clocks[name] = snapshot.clock_json()
             del context.pre_arm[name]
         data = {"flow": context.flow.key(), "receiver": context.receiver, "sender": context.sender,
                 "sender_peer": context.sender_peer, "notes": context.notes,
                 "armed_at": context.armed_at.isoformat() if context.armed_at else None,
                 "captured_at": context.captured_at.isoformat() if context.captured_at else None,
-                "pre_arm": {name: {"read_at": at.isoformat(), "file": _pre_arm_file(name)}
+                "pre_arm": {name: {"read_at": at.isoformat(), "file": _pre_arm_file(name),
+                                   "clock": context.pre_arm_clocks.get(name)}
                             for name, at in context.pre_arm_staged.items()}}
         _write_private(folder / "context.json", (json.dumps(data),))
 
@@ -171,7 +176,8 @@ class IncidentContexts:
             if name in snapshots:
                 continue
             try:
-                snapshots[name] = LogSnapshot(name, _read_private(folder / _pre_arm_file(name)), at)
+                snapshots[name] = LogSnapshot.read_back(name, _read_private(folder / _pre_arm_file(name)), at,
+                                                        context.pre_arm_clocks.get(name))
             except OSError as exc:
                 lost.append(f"{name}: its log read before arming could not be read back from the staging folder "
                             f"({exc.strerror or exc})")
@@ -199,6 +205,7 @@ class IncidentContexts:
                 continue
             if "/" not in name and not name.startswith(".") and (folder / _pre_arm_file(name)).is_file():
                 context.pre_arm_staged[name] = read_at  # the log itself is read when the bundle is sealed
+                context.pre_arm_clocks[name] = item.get("clock")
         return context
 
 

@@ -78,6 +78,13 @@ class _Printer:
     def problem(self, router, message) -> None:
         self.report(f"{router}: {message}" if router else message)
 
+    def armed(self, incident_id, results, seconds) -> None:
+        # The tool has just changed production routers: the operator hears of it at once,
+        # not only when a bundle is sealed (a `--once` run may end with routers armed).
+        armed = [r.router for r in results if r.armed]
+        if armed:
+            self.report(f"incident {incident_id}: debugs armed on {', '.join(armed)}; waiting for a repeat")
+
 
 class Agent:
     """One watch agent over one inventory and one playbook: the loop that decides and acts.
@@ -118,6 +125,8 @@ class Agent:
             self.core.tracker.restore(snapshot)
         self.inbox: queue.Queue[Event] = queue.Queue()
         self._polls = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="poll")
+        # a syslog line's confirmation must not queue behind a poll of the whole fleet
+        self._confirms = ThreadPoolExecutor(max_workers=max(2, workers // 4), thread_name_prefix="confirm")
         self._ends = ThreadPoolExecutor(max_workers=2 * max(2, workers), thread_name_prefix="end")
         self.work = RouterWork(self.inbox, workers=max(2, workers))
         self.reader = LogReader(inventory, playbook, store, sessions, registry, self.observers)
@@ -256,11 +265,11 @@ class Agent:
     def on_syslog_hint(self, hint) -> None:
         host = self.reader.syslog_hint(hint)
         if host is not None:
-            self._polls.submit(self._confirm, host)
+            self._confirms.submit(self._confirm, host)
 
     def confirm_pending(self) -> None:
         for host in self.reader.due_confirmations():
-            self._confirm(host)
+            self._confirms.submit(self._confirm, host)
 
     def _confirm(self, host: Host) -> None:
         try:
@@ -308,8 +317,14 @@ class Agent:
         self.process(Stop(utcnow(), reason))
         self.run_until_idle()
 
+    def holds(self, router: str) -> bool:
+        """`router` is armed (or being armed) for an open incident. Any thread: one copy of
+        the loop thread's incidents and set look-ups, each atomic under the GIL."""
+        return any(router in incident.routers for incident in list(self.core.incidents.values()))
+
     def close(self) -> None:
         self._polls.shutdown(wait=True)
+        self._confirms.shutdown(wait=True)
         self.work.shutdown()
         self._ends.shutdown(wait=True)
 

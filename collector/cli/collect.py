@@ -90,7 +90,7 @@ def collect_cmd(inventory_path, hosts, group, platform, commands, playbook, work
         bundle = writing.seal(run)
 
     if as_json:
-        from collector.redact import redact_data
+        from collector.redact import redacted_view
 
         secrets = inv.secret_values()  # stdout is often piped to a file: same redaction as the bundle
         memo = writing.redaction_memo  # the bundle redacted these texts already: each is redacted once
@@ -98,7 +98,7 @@ def collect_cmd(inventory_path, hosts, group, platform, commands, playbook, work
             for r in outcome.results:
                 row = {"host": r.router, "command": r.command, "raw": r.text, "parsed": r.parsed,
                        "error": r.error, "seconds": round(r.seconds, 4)}
-                click.echo(json.dumps(redact_data(row, secrets, memo=memo), default=str))
+                click.echo(json.dumps(redacted_view(row, secrets, memo=memo), default=str))
     elif print_mode:
         from collector.cli.print_result import result_lines
 

@@ -37,7 +37,7 @@ def disarm_cmd(inventory_path, hosts, all_hosts, state_dir, playbook, from_route
     each router; says per router what it restored and what it could not."""
     from collector.errors import StateStoreError
     from collector.hostkeys import KnownHosts
-    from collector.respond.sweep import sweep_host, sweep_routers
+    from collector.respond.sweep import Ownership, sweep_host, sweep_routers
     from collector.sessions import SessionPool
     from collector.state import STATE_FILE, open_state_store
 
@@ -78,16 +78,20 @@ def disarm_cmd(inventory_path, hosts, all_hosts, state_dir, playbook, from_route
         else:
             from collector.parsing import default_registry
             from collector.playbook import load_playbook
+            from collector.respond.base import Owned
             from collector.respond.responder import Responder
 
             book = load_playbook(playbook or default_playbook())
             with store:
                 responder = Responder(playbook=book, store=store, sessions=pool, registry=default_registry())
                 for host in selected:
+                    own = Owned(store.armed_steps(host.name))  # the tool's, whether its undo works or not
                     undone = responder.disarm(host, verify=False)
                     recorded = "nothing armed" if undone.nothing_armed else (
-                        f"incomplete: {undone.error}" if undone.error else "undone")
-                    result = sweep_host(pool, host)  # then what the store did not know: the applets still there
-                    failed += not result.clean
+                        f"incomplete: {undone.error}" if undone.error else
+                        "undone" if undone.clean else "not all undone")
+                    # then what the store did not know: the applets still there
+                    result = sweep_host(pool, host, Ownership(frozenset(own.debugs), frozenset(own.conditions)))
+                    failed += not result.clean or not undone.clean
                     click.echo(f"{host.name}: recorded steps: {recorded}; {result.line()}")
     sys.exit(EXIT_PARTIAL if failed else EXIT_OK)

@@ -6,6 +6,9 @@ import json
 
 import click
 
+from collector.detect.events import Flow
+from collector.detect.tracker import decode_key
+
 from collector.cli.common import UserError, state_option
 
 
@@ -32,7 +35,9 @@ def incidents_cmd(state_dir, as_json) -> None:
         click.echo(json.dumps(rows + unknown, indent=2))
         return
     for r in rows:
-        click.echo(f"{r['created']}  {r['state']:<12} {r['flow']}  {r['bundle'] or '-'}  {r['reason']}")
+        click.echo(f"{r['created']}  {r['incident']}  {r['state']:<12} {_flow_text(r['flow'])}  "
+                   f"routers {', '.join(r['routers']) or '-'}  bundle {r['bundle'] or '-'}"
+                   + (f"  {r['reason']}" if r["reason"] else ""))
         for w in r["work"]:  # with --broker: which site's worker did each step
             click.echo(f"    {w['at']}  {w['router']} {w['action']}: site {w['site']} "
                        f"({w['worker'] or 'no worker answered'}): {w['detail']}")
@@ -40,3 +45,14 @@ def incidents_cmd(state_dir, as_json) -> None:
         click.echo("\nUnknown sources (never armed):")
         for u in unknown:
             click.echo(f"{u['updated']}  {u['routers'][0]}  srcaddr {u['src']}  {u['lines']} line(s)  {u['reason']}")
+
+
+def _flow_text(key: str) -> str:
+    """`hub1 <- 192.0.2.3 SPI 0xB4251D61 (ESP)`: the receiver, the sender and the SPI."""
+    try:
+        flow = decode_key(key)
+    except (ValueError, KeyError, TypeError):
+        return key
+    if not isinstance(flow, Flow):
+        return key
+    return f"{flow.router} <- {flow.src} SPI {flow.spi_hex} ({'ESP' if flow.prot == 50 else 'AH'})"

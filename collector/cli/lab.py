@@ -46,8 +46,8 @@ def lab_group() -> None:
 
 
 @lab_group.command("up")
-@click.option("--routers", "routers", type=click.IntRange(1, 5000), default=DEFAULT_ROUTERS, show_default=True,
-              help="Number of simulated routers.")
+@click.option("--routers", "routers", type=click.IntRange(1, 10000), default=DEFAULT_ROUTERS, show_default=True,
+              help="Number of simulated routers (above 5,000, serve them from several processes with --serve).")
 @click.option("--scenario", "scenarios", multiple=True, metavar="NAME[:COUNT]",
               help="Scenario to stage (repeatable), e.g. desync, desync:3, healthy.")
 @click.option("--inventory-out", type=click.Path(dir_okay=False, path_type=Path),

@@ -66,6 +66,7 @@ class Rules:
     max_armed_routers: int = 4
     arm_unknown_sources: bool = False
     arms_per_source_per_hour: int = 3
+    unconfirmed_per_router: int = 1  # open incidents of unknown or ambiguous sources per receiver
 
     @property
     def max_armed_for_unconfirmed(self) -> int:
@@ -341,9 +342,7 @@ def _line(state: CoreState, line: LineSeen) -> list[Action]:
         if decision in (Decision.FIRST, Decision.REPEATED):
             actions.append(Skip(flow, refusal.reason, record=refusal.record, unknown_source=refusal.unknown))
         return actions
-    window = state.tracker.window(flow)
-    repeated = window is not None and window.count >= state.rules.occurs
-    opened = _open(state, line, repeated=repeated)
+    opened = _open(state, line, repeated=_repeated(state, flow))
     return opened if any(isinstance(a, Arm) for a in opened) else unlinked + opened  # Arm counts the line itself
 
 
@@ -383,14 +382,27 @@ def _refusal(state: CoreState, line: LineSeen) -> _Refusal | None:
                         "line", record=False, unknown=True)
     if line.source is SourceKind.SELF:
         return _Refusal(f"srcaddr {flow.src} is {flow.router}'s own address", record=False, unknown=False)
-    if line.source is SourceKind.UNKNOWN and not rules.arm_unknown_sources:
+    unknown = line.source is SourceKind.UNKNOWN
+    if unknown and not rules.arm_unknown_sources:
         return _Refusal(f"srcaddr {flow.src} is neither an inventory router nor a configured peer of "
                         f"{flow.router} (an internet scanner or spoofed ESP?)", record=False, unknown=True)
+    if unknown and not _repeated(state, flow):
+        # Scanners send one packet per random SPI (real/syslog/pastebin_f2b1tc77_scan.txt);
+        # a desync repeats its SPI. So an unknown source arms only once its flow repeats.
+        return _Refusal(f"srcaddr {flow.src} is neither an inventory router nor a configured peer of "
+                        f"{flow.router}: armed only once its flow repeats ({rules.occurs} lines within "
+                        f"{_minutes(rules.within)}), as a scanner's random SPIs do not", record=False, unknown=True)
     recent = [t for t in state.arms_by_source.get(str(flow.src), []) if line.at - t < timedelta(hours=1)]
     if len(recent) >= rules.arms_per_source_per_hour:
+        # an unknown source's refusals are counted with it, not kept as one skipped incident each
         return _Refusal(f"srcaddr {flow.src} already opened {len(recent)} incidents in the last hour "
-                        f"(limit {rules.arms_per_source_per_hour})", record=True, unknown=False)
+                        f"(limit {rules.arms_per_source_per_hour})", record=not unknown, unknown=unknown)
     return None
+
+
+def _repeated(state: CoreState, flow: Flow) -> bool:
+    window = state.tracker.window(flow)
+    return window is not None and window.count >= state.rules.occurs
 
 
 def _open(state: CoreState, line: LineSeen, *, repeated: bool) -> list[Action]:
@@ -400,9 +412,10 @@ def _open(state: CoreState, line: LineSeen, *, repeated: bool) -> list[Action]:
     held = state.held_routers()
     new = [r for r in routers if r not in held]
     unconfirmed = line.source in (SourceKind.UNKNOWN, SourceKind.AMBIGUOUS)
+    unknown = line.source is SourceKind.UNKNOWN  # its refusals are counted with the source, not recorded each
     if len(held) + len(new) > rules.max_armed_routers:
         return [Skip(flow, f"armed-router cap reached ({len(held)} of {rules.max_armed_routers} armed)",
-                     record=True)]
+                     record=not unknown, unknown_source=unknown)]
     leaving = [r for r in routers if r in held and not state.holders(r)]
     if leaving:  # still being disarmed for an incident that just ended: the next line arms it
         return [Skip(flow, f"{', '.join(leaving)} still being disarmed for an earlier incident", record=False)]
@@ -411,7 +424,13 @@ def _open(state: CoreState, line: LineSeen, *, repeated: bool) -> list[Action]:
         if len(held_unconfirmed | set(new)) > rules.max_armed_for_unconfirmed:
             return [Skip(flow, "room for unconfirmed sources used up "
                                f"({rules.max_armed_for_unconfirmed} of {rules.max_armed_routers} routers)",
-                         record=True)]
+                         record=not unknown, unknown_source=unknown)]
+        on_receiver = [i for i in state.incidents.values() if i.unconfirmed and i.receiver == flow.router]
+        if len(on_receiver) >= rules.unconfirmed_per_router:
+            # many sources at once (a scan, spoofed ESP) must not pile incidents onto one router
+            return [Skip(flow, f"{len(on_receiver)} incident(s) of unconfirmed sources already open on "
+                               f"{flow.router} (limit {rules.unconfirmed_per_router})",
+                         record=not unknown, unknown_source=unknown)]
     state.opened += 1
     incident_id = _incident_id(line, state.opened)
     notes = []

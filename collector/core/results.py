@@ -34,11 +34,33 @@ class RouterChange:
 
 @dataclass(frozen=True, slots=True)
 class LogSnapshot:
-    """A router's log as read at one moment (just before arming: arming may empty it)."""
+    """A router's log as read at one moment (just before arming: arming may empty it), and
+    its `show clock` read right after, with the agent's UTC times around that question: a
+    second reading of the router's clock beside the capture's (see clocks.ClockTrack)."""
 
     router: str
     text: str
     read_at: datetime
+    clock_text: str | None = None
+    clock_asked: tuple[datetime, datetime] | None = None
+
+    def clock_json(self) -> dict | None:
+        """The clock reading as the manifest and the saved incident context keep it."""
+        if self.clock_text is None or self.clock_asked is None:
+            return None
+        return {"show_clock": self.clock_text, "asked": [t.isoformat() for t in self.clock_asked]}
+
+    @classmethod
+    def read_back(cls, router: str, text: str, read_at: datetime, clock: object) -> LogSnapshot:
+        """A snapshot from its saved form; a clock reading that is not of `clock_json`'s
+        shape is left out (the timeline then uses the capture's reading alone)."""
+        try:
+            asked = tuple(datetime.fromisoformat(t) for t in clock["asked"])  # type: ignore[index]
+            if len(asked) == 2 and all(t.tzinfo for t in asked) and isinstance(clock["show_clock"], str):  # type: ignore[index]
+                return cls(router, text, read_at, clock["show_clock"], asked)  # type: ignore[index]
+        except (TypeError, KeyError, ValueError):
+            pass
+        return cls(router, text, read_at)
 
 
 @dataclass(frozen=True, slots=True)

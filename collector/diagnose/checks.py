@@ -28,7 +28,7 @@ from collector.cryptoconfig import (
     classify_config,
 )
 from collector.diagnose.findings import EvidenceRef, Finding, Severity
-from collector.nhrp import NhrpEntry, flow_mapping
+from collector.nhrp import MGRE_KINDS, NhrpEntry, flow_mapping
 
 # --------------------------------------------------------------------------------------------
 # Inputs
@@ -57,6 +57,12 @@ class RouterSide:
     nhrp_file: str | None = None  # `show ip nhrp` / `show dmvpn` as captured (DMVPN routers)
     nhrp_entries: tuple[NhrpEntry, ...] | None = None  # its entries; None: not captured
     platform_family: str | None = None  # "IOS", "IOS-XE", "ASR1000" (case-insensitive)
+    # Whether the flow's SAs protect GRE (proxy protocol 47), from either end's SA table
+    # toward the other; None: no proxy seen. DMVPN's SAs always do, so False rules it out.
+    flow_over_gre: bool | None = None
+    # The IKE version of the other end's tunnel toward this one, when it has one known
+    # version: a tunnel of the other version cannot be this flow's.
+    peer_ike: str | None = None
 
     def __post_init__(self) -> None:
         # accept plain sets/lists from callers, keep immutable values inside
@@ -147,9 +153,19 @@ def side_tunnels(side: RouterSide, peer: ipaddress.IPv4Address | ipaddress.IPv6A
     profile = side.profile
     if profile is None or not profile.tunnels:
         return (), "no IPsec tunnel known", ()
-    mapping = flow_mapping(profile, peer, side.nhrp_entries)
+    mapping = (flow_mapping(profile, peer, side.nhrp_entries, over_gre=side.flow_over_gre)
+               if side.flow_over_gre is not False else None)
     if mapping is None:
         tunnels, how = tunnels_toward(profile, peer)
+        if side.flow_over_gre is False and any(t.kind in MGRE_KINDS for t in tunnels):
+            tunnels = tuple(t for t in tunnels if t.kind not in MGRE_KINDS) or tunnels
+            how += "; the flow's SAs do not carry GRE, so it is not on a DMVPN tunnel"
+        other_ike = {"IKEv1": "IKEv2", "IKEv2": "IKEv1"}.get(side.peer_ike or "")
+        if other_ike and len(tunnels) > 1 and any(t.ike_version == other_ike for t in tunnels):
+            kept = tuple(t for t in tunnels if t.ike_version != other_ike)
+            if kept:
+                tunnels = kept
+                how += f"; the other end speaks {side.peer_ike}, so the {other_ike} tunnel(s) are left out"
         return tunnels, how, ()
     refs = tuple(EvidenceRef(side.nhrp_label, n, text) for n, text in mapping.nhrp_lines)
     refs += _config_refs(side, mapping.config_evidence)

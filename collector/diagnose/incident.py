@@ -28,7 +28,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from pathlib import Path
@@ -37,7 +37,7 @@ from typing import Any
 from collector.bundle import slug
 from collector.detect.events import Flow, InvalidSpiEvent
 from collector.detect.logline import buffer_start, parse_invalid_spi, parse_log_line
-from collector.diagnose.checks import DiagnosisInputs, RouterSide, run_checks
+from collector.diagnose.checks import DiagnosisInputs, RouterSide, run_checks, side_tunnels
 from collector.cryptoconfig import classify_config, refine_with_session
 from collector.nhrp import NhrpEntry, parse_nhrp
 from collector.diagnose.findings import EvidenceRef
@@ -51,7 +51,8 @@ from collector.diagnose.report import (
     render_report,
 )
 from collector.command_results import CommandResult
-from collector.evidence import CaptureResult, RouterCapture, build_timeline
+from collector.core.results import LogSnapshot
+from collector.evidence import CaptureResult, RouterCapture, build_timeline, clock_tracks
 
 __all__ = [
     "BundleError",
@@ -602,10 +603,14 @@ def build_inputs(result: CaptureResult, *, contexts: Mapping[str, RouterContext]
                files=files, context=contexts.get(tx_name), registry=registry)
     occ = _occurrences(flow, rx.log, result.trigger_lines, result.captured_at)
     offsets = {c.router: c.clock_offset for c in result.captures}
+    over_gre = _over_gre(rx.sa, tx.sa)
+    rx_side, tx_side = replace(rx.side, flow_over_gre=over_gre), replace(tx.side, flow_over_gre=over_gre)
+    rx_side = replace(rx_side, peer_ike=_one_ike(side_tunnels(tx_side, sender_peer or flow.dst)[0]))
+    tx_side = replace(tx_side, peer_ike=_one_ike(side_tunnels(rx_side, flow.src)[0]))
     inputs = DiagnosisInputs(
         flow=flow,
-        receiver=rx.side,
-        sender=tx.side,
+        receiver=rx_side,
+        sender=tx_side,
         occurrences=occ.count,
         occurrence_times=occ.times,
         log_file=rx.log.file if rx.log is not None else None,
@@ -619,6 +624,19 @@ def build_inputs(result: CaptureResult, *, contexts: Mapping[str, RouterContext]
     return inputs, {"receiver": rx.sa, "sender": tx.sa}
 
 
+def _one_ike(tunnels) -> str | None:
+    versions = {t.ike_version for t in tunnels} - {"unknown"}
+    return versions.pop() if len(versions) == 1 else None
+
+
+def _over_gre(*tables: SaTable | None) -> bool | None:
+    """Whether the SAs between the two ends protect GRE: the protocol field of their proxy
+    identities (`198.51.100.1/255.255.255.255/47/0`); None when no table shows one."""
+    protocols = [ident.split("/")[2] for table in tables if table is not None for block in table.blocks
+                 for ident in (block.local_ident, block.remote_ident) if ident and ident.count("/") == 3]
+    return ("47" in protocols) if protocols else None
+
+
 def diagnose(result: CaptureResult, *, source: str = "capture", contexts: Mapping[str, RouterContext] | None = None,
              registry=None, files: Mapping[tuple[str, int], str] | None = None,
              integrity_problems: Sequence[str] = ()) -> IncidentDiagnosis:
@@ -630,13 +648,16 @@ def diagnose(result: CaptureResult, *, source: str = "capture", contexts: Mappin
         armed_at=result.armed_at.isoformat() if result.armed_at else None,
         complete=result.complete,
         incomplete_reasons=tuple(result.problems()),
-        notes=tuple(result.notes),
+        notes=tuple(result.notes) + tuple(
+            f"{router}: {sentence}" for router, track in clock_tracks(result.captures, result.pre_arm).items()
+            if (sentence := track.disagreement())),
         sender_in_inventory=result.sender is not None,
         capture_errors={c.router: c.error for c in result.captures if c.error},
         integrity_problems=tuple(integrity_problems),
         disarm=dict(result.disarm),
     )
-    timeline = build_timeline(result.captures, year=result.captured_at.year)
+    timeline = build_timeline(result.captures, year=result.captured_at.year, pre_arm=result.pre_arm,
+                              pre_arm_lines=False)
     return IncidentDiagnosis(inputs, tuple(run_checks(inputs)), tables, timeline, meta)
 
 
@@ -770,8 +791,20 @@ def _read_bundle(path: Path, root: Path, manifest: dict[str, Any]) -> LoadedBund
         actions=tuple(a for a in manifest.get("router_changes", []) if isinstance(a, dict)),
         disarm={str(k): str(v) for k, v in (manifest.get("disarm_verification") or {}).items()},
         incomplete=tuple(str(x) for x in manifest.get("incomplete_reasons", [])),
+        pre_arm=tuple(_pre_arm_reads(manifest, read_text)),
     )
     return LoadedBundle(path, result, files, tuple(problems))
+
+
+def _pre_arm_reads(manifest: dict[str, Any], read_text) -> list[LogSnapshot]:
+    """Each router's log (and clock) as read before arming, where the bundle holds it."""
+    snapshots = []
+    for item in manifest.get("pre_arm_reads") or []:
+        text = read_text(item.get("file")) if isinstance(item, dict) else None
+        read_at = _time(item.get("read_at")) if text is not None else None
+        if read_at is not None:
+            snapshots.append(LogSnapshot.read_back(str(item.get("router")), text, read_at, item.get("clock")))
+    return snapshots
 
 
 def diagnose_bundle(path: Path, *, registry=None) -> tuple[str, dict[str, Any]]:

@@ -15,8 +15,10 @@ import re
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from ipaddress import ip_address
 from typing import Any
 
+from collector.detect.events import Flow
 from collector.evidence import NO_DEBUG_AFTER_ARMING
 from collector.diagnose.checks import DiagnosisInputs, RouterSide, side_tunnels
 from collector.cryptoconfig import Recovery, TunnelConfig
@@ -287,9 +289,26 @@ _KEY_MNEMONIC = re.compile(r"^CRYPTO|^IKEV2|^ISAKMP|^IPSEC")
 KEY_EVENTS_SHOWN = 30
 
 
-def timeline_summary(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+_LINE_FLOW = re.compile(r"\bspi=0x(?P<spi>[0-9A-Fa-f]+)\b.*?\bsrcaddr=(?P<src>[0-9A-Fa-f:.]+)")
+
+
+def _other_flow(text: str, flow: Flow | None) -> bool:
+    """An invalid-SPI line that names another SPI or sender than the incident's flow (an
+    internet scanner's, another tunnel's); a line that cannot be read counts as this flow's."""
+    match = _LINE_FLOW.search(text) if flow is not None else None
+    if match is None:
+        return False
+    try:
+        return int(match.group("spi"), 16) != flow.spi or ip_address(match.group("src").rstrip(".,")) != flow.src
+    except ValueError:
+        return False
+
+
+def timeline_summary(rows: Sequence[Mapping[str, Any]], flow: Flow | None = None) -> dict[str, Any]:
     """Counts per router, the first and last invalid-SPI message, and the key lines
-    (invalid SPI, crypto syslog, deletes, notifies, SA creation, DPD) in time order."""
+    (invalid SPI, crypto syslog, deletes, notifies, SA creation, DPD) in time order. With
+    `flow`, invalid-SPI lines of other flows (a busy receiver's buffer holds scanners' and
+    other tunnels' lines) are counted in `other_flows`, not listed as key lines."""
     per_router: dict[str, dict[str, int]] = {}
     # Only what is shown is kept (a busy router's timeline has thousands of key lines):
     # the first KEY_EVENTS_SHOWN, the last third of that, the first and last invalid SPI.
@@ -305,6 +324,9 @@ def timeline_summary(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         mnemonic = row.get("mnemonic")
         if mnemonic == INVALID_SPI_MNEMONIC:
             counts["invalid_spi"] += 1
+            if _other_flow(str(row.get("line", "")), flow):
+                counts["other_flows"] = counts.get("other_flows", 0) + 1
+                continue
             if first_invalid is None:
                 first_invalid = row
             last_invalid = row
@@ -344,13 +366,14 @@ def _timeline_section(summary: Mapping[str, Any], meta: IncidentMeta) -> list[st
     if not routers:
         return lines + ["No `show logging` output was captured, so there is no timeline.", ""]
     for name, c in routers.items():
-        lines.append(f"- {md_text(name)}: {c['records']} log records, {c['invalid_spi']} invalid-SPI messages, "
-                     f"{c['debug']} debug lines.")
+        others = (f" ({c['other_flows']} of other flows, not listed below)" if c.get("other_flows") else "")
+        lines.append(f"- {md_text(name)}: {c['records']} log records, {c['invalid_spi']} invalid-SPI messages"
+                     f"{others}, {c['debug']} debug lines.")
     lines.append("")
     events = summary["key_events"]
     if events:
-        lines.append("Key lines, both routers merged in time order (agent clock, corrected by each router's "
-                     "measured clock offset):")
+        lines.append("Key lines, both routers merged in time order (agent clock, through each router's "
+                     "`show clock` readings):")
         lines.append("")
         rows = [[md_text(e["agent_time"] or e["device_time"] or "?"), md_text(e["router"]), md_code(e["line"][:200])]
                 for e in events]
@@ -557,8 +580,9 @@ def _next_steps_section(steps: Sequence[Mapping[str, Any]]) -> list[str]:
         who = f"{md_text(s['router'])}: " if s.get("router") else ""
         lines.append(f"{n}. {who}{md_prose(s['text'])}")
     lines.append("")
-    lines.append("Nothing here was changed on any router by the tool; every `clear` command needs an operator's "
-                 "decision.")
+    lines.append("The tool carried out none of these steps (its own changes to routers, the debug steps, are "
+                 "listed in the manifest with their undo and status); every `clear` command needs an "
+                 "operator's decision.")
     lines.append("")
     return lines
 
@@ -584,7 +608,7 @@ def render_markdown(d: IncidentDiagnosis) -> str:
     ]
     lines += _what_happened(d)
     lines.append("")
-    lines += _timeline_section(timeline_summary(d.timeline), meta)
+    lines += _timeline_section(timeline_summary(d.timeline, d.inputs.flow), meta)
     lines += _sa_section(d)
     lines += _config_section(d)
     lines += _findings_section(d.findings)
@@ -662,7 +686,7 @@ def render_json(d: IncidentDiagnosis) -> dict[str, Any]:
         "sa_tables": {"receiver": _sa_table_data(d.sa_tables.get("receiver")),
                       "sender": _sa_table_data(d.sa_tables.get("sender"))},
         "sa_cross_check": [{key: value for key, value in c.items() if key != "verdict_md"} for c in sa_cross_check(d)],
-        "timeline_summary": timeline_summary(d.timeline),
+        "timeline_summary": timeline_summary(d.timeline, d.inputs.flow),
         "findings": [f.to_dict() for f in d.findings],
         "next_steps": next_steps(d.findings, meta),
     }

@@ -210,7 +210,7 @@ def _timeline_svg(d: IncidentDiagnosis, marks: Sequence[TimelineMark],
         out.append(f'<text class="tick" x="{x(t)}" y="{bottom + 18}" font-size="11" text-anchor="middle" '
                    f'fill="#424242">{t.strftime("%H:%M:%S")}</text>')
     out.append(f'<text x="{_LEFT}" y="{bottom + 34}" font-size="11" fill="#757575">agent clock (UTC), '
-               f'{start.strftime("%Y-%m-%d")}; each router\'s log shifted by its measured clock offset</text>')
+               f'{start.strftime("%Y-%m-%d")}; each router\'s log placed through its show clock readings</text>')
     out.append("</svg>")
     legend = "".join(f'<span><i class="swatch" style="background:{c}"></i>{k}</span>'
                      for k, c in (*_KIND_COLOUR.items(), *_MARK_COLOUR.items()))
@@ -344,7 +344,7 @@ def _findings(d: IncidentDiagnosis) -> str:
 
 def _facts(d: IncidentDiagnosis, marks: Sequence[TimelineMark]) -> str:
     inputs, meta, flow = d.inputs, d.meta, d.inputs.flow
-    summary = timeline_summary(d.timeline)
+    summary = timeline_summary(d.timeline, flow)
     items = [
         f"<li><b>{_e(inputs.receiver.name)}</b> (receiver, {_e(flow.dst)}) logged "
         f"<code>%{INVALID_SPI_MNEMONIC}</code> {inputs.occurrences} time(s) for packets from "
@@ -410,8 +410,9 @@ def iter_html(d: IncidentDiagnosis, *, actions: Iterable[Mapping[str, Any]] = ()
     if steps:
         parts.append("<ol>" + "".join(f"<li>{_e(s['router'] + ': ' if s.get('router') else '')}{_e(s['text'])}</li>"
                                       for s in steps) + "</ol>")
-        parts.append('<p class="muted">Nothing here was changed on any router by the tool; every <code>clear</code> '
-                     "command needs an operator's decision.</p>")
+        parts.append('<p class="muted">The tool carried out none of these steps (its own changes to routers, '
+                     "the debug steps, are listed in the manifest with their undo and status); every "
+                     "<code>clear</code> command needs an operator's decision.</p>")
     else:
         parts.append('<p class="muted">Nothing to do from this capture.</p>')
     parts.append('<hr><p class="muted">Facts: Cisco 115801 (invalid SPI and the recovery table), 116005 (debugs on '

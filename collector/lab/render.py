@@ -728,6 +728,34 @@ def show_crypto_debug_condition(r: Router) -> str:
     return r.debug.show_condition()
 
 
+# `show event manager version`: layout of the real capture in
+# tests/fixtures/real/show_event_manager_version (IOS 15, EEM 4.00). Versions by family:
+# IOS 15 and IOS-XE 16/17 EEM 4.00 (that capture; an ISR4K note: 4.00, `eem: (dev10)1.1.5`),
+# IOS 12.4(24)T EEM 3.00 (a public Tcl policy "tested on EEM 3.00, 12.4(24)T8"; no
+# `authorization bypass` before 3.1). The component lines other than the captured ones and
+# the detector table on IOS-XE and 12.4 are reconstructed (copied from the IOS 15 capture).
+_EEM_VERSIONS = {"ios124": "3.00", "ios15": "4.00", "xe": "4.00"}
+_EEM_COMPONENTS = {"xe": ("eem: (dev10)1.1.5",)}
+_EEM_COMPONENTS_IOS = ("eem: (rel9)1.2.21", "eem-gold: (rel1)1.0.2", "eem-call-home: (rel2)1.0.4")
+_EEM_DETECTORS = (
+    ("application", "01.00"), ("identity", "01.00"), ("mat", "01.00"), ("neighbor-discovery", "01.00"),
+    ("generic", "01.00"), ("routing", "03.00"), ("syslog", "01.00"), ("msp", "03.00"), ("cli", "01.00"),
+    ("config", "01.00"), ("counter", "01.00"), ("crash", "01.00"), ("ds", "01.00"), ("env", "01.00"),
+    ("gold", "01.00"), ("interface", "01.00"), ("ioswdsysmon", "01.00"), ("ipsla", "01.00"), ("none", "01.00"),
+    ("oir", "01.00"), ("rpc", "01.00"), ("snmp", "01.00"), ("snmp-object", "01.00"),
+    ("snmp-notification", "01.00"), ("test", "01.00"), ("timer", "01.00"),
+)
+
+
+def show_event_manager_version(r: Router) -> str:
+    family = r.spec.platform.family
+    out = [f"Embedded Event Manager Version {_EEM_VERSIONS[family]}", "Component Versions:",
+           *_EEM_COMPONENTS.get(family, _EEM_COMPONENTS_IOS), "Event Detectors:",
+           f"{'Name':<20}{'Version':<10}{'Node':<12}Type"]
+    out += [f"{name:<20}{version:<10}{'node0/0':<12}RP" for name, version in _EEM_DETECTORS]
+    return "\n".join(out) + "\n"
+
+
 def show_event_manager_policy_registered(r: Router) -> str:
     out = ["No.  Class     Type    Event Type          Trap  Time Registered           Name"]
     when = r.at(r.now())
@@ -872,6 +900,67 @@ def show_ip_nhrp(r: Router) -> str:
                     add(own, me.tunnel_ip, ifname, age, expire, "dynamic", "router unique local", me.public_addr,
                         no_socket=True)
     return "".join("\n".join(lines) + "\n" for _, lines in sorted(entries))
+
+
+# `show dmvpn`: the layout of the real captures in tests/fixtures/real/show_dmvpn (ntc's IOS
+# spoke raw, genie's IOS-XE golden outputs): the legend, then per mGRE interface its type
+# and a table of peers, one row per NHRP entry, rows of one NBMA peer grouped under it.
+_DMVPN_LEGEND = """Legend: Attrb --> S - Static, D - Dynamic, I - Incomplete
+        N - NATed, L - Local, X - No Socket
+        T1 - Route Installed, T2 - Nexthop-override
+        C - CTS Capable
+        # Ent --> Number of NHRP entries with same NBMA peer
+        NHS Status: E --> Expecting Replies, R --> Responding, W --> Waiting
+        UpDn Time --> Up or Down Time for a Tunnel
+==========================================================================
+"""
+
+
+def show_dmvpn(r: Router) -> str:
+    """The same NHRP cache as `show ip nhrp`, in the `show dmvpn` table. A static map is
+    `S`; a spoke registered with a hub `D`; a phase-3 shortcut two rows `DT2` (the peer's
+    tunnel address, next-hop override) and `DT1` (its LAN, route installed), as in genie's
+    golden output 1. Not printed (no capture at hand): the `N` (NATed) attribute and the
+    spoke's own `L`/`X` entries. A router without NHRP prints nothing."""
+    t = r.now()
+    uptime = r.spec.boot_age + t
+    peers: dict[str, dict[str, list[tuple[str, float, str]]]] = {}  # ifname -> nbma -> rows
+    up_since = {(tunnel.spec.ends[1 - end].public_addr): max(1.0, t - tunnel.ends[end].up_since)
+                for tunnel, end in r.tunnels}
+    for v in r.ends:
+        if v.me.config_type == MGRE_STATIC and v.peer.tunnel_ip is not None:
+            age = up_since.get(v.peer.public_addr, uptime)  # the hub pair: up since boot (GRE only)
+            peers.setdefault(v.me.tunnel_if or "Tunnel0", {}).setdefault(v.peer.public_addr, []).append(
+                (v.peer.tunnel_ip, age, "S"))
+    for tunnel, end in r.tunnels:
+        me, peer = tunnel.spec.ends[end], tunnel.spec.ends[1 - end]
+        if me.config_type != MGRE_DYNAMIC or peer.tunnel_ip is None:
+            continue
+        age = max(1.0, t - tunnel.ends[end].up_since)
+        rows = peers.setdefault(me.tunnel_if or "Tunnel0", {}).setdefault(peer.public_addr, [])
+        if r.role == "hub":
+            rows.append((peer.tunnel_ip, age, "D"))
+        else:
+            rows += [(peer.tunnel_ip, age, "DT2"), (peer.tunnel_ip, age, "DT1")]
+    if not peers:
+        return ""
+    out = [_DMVPN_LEGEND]
+    for ifname in sorted(peers):
+        table = peers[ifname]
+        out.append(f"\nInterface: {ifname}, IPv4 NHRP Details \n"
+                   f"Type:{'Hub' if r.role == 'hub' else 'Spoke'}, NHRP Peers:{len(table)}, \n\n"
+                   " # Ent  Peer NBMA Addr Peer Tunnel Add State  UpDn Tm Attrb\n"
+                   " ----- --------------- --------------- ----- -------- -----\n")
+        for nbma in sorted(table, key=_address_key):
+            rows = sorted(table[nbma], key=lambda row: _address_key(row[0]))
+            for n, (tunnel_ip, age, attrb) in enumerate(rows):
+                head = f"{len(rows):>6} {nbma:<15}" if n == 0 else " " * 22
+                out.append(f"{head} {tunnel_ip:>15} {'UP':>5} {uptime_text(age):>8} {attrb:>5}\n")
+    return "".join(out) + "\n"
+
+
+def _address_key(address: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in address.split("."))
 
 
 def _lan_of(tunnel: TunnelRuntime, end: int) -> str | None:

@@ -207,6 +207,7 @@ def _priv_grammar(xe: bool) -> Grammar:
     g = _user_grammar()
     g.add("configure terminal", _cmd(_configure))
     g.add("show running-config", _show(render.show_running_config))
+    g.add("show dmvpn", _show(render.show_dmvpn))  # real captures in tests/fixtures/real/show_dmvpn
     g.add("show startup-config", _show(render.show_startup_config))
     g.add("show logging", _show(render.show_logging))
     g.add("show crypto isakmp sa", _show(render.show_crypto_isakmp_sa))
@@ -235,6 +236,7 @@ def _priv_grammar(xe: bool) -> Grammar:
     g.add("show crypto debug-condition", _show(render.show_crypto_debug_condition))
     g.add("show debugging", _show(render.show_debugging))
     g.add("show event manager policy registered", _show(render.show_event_manager_policy_registered))
+    g.add("show event manager version", _show(render.show_event_manager_version))
     if xe:
         g.add("show platform hardware qfp active statistics drop", _show(render.show_qfp_drops))
         g.add(

@@ -39,11 +39,16 @@ import hashlib
 import logging
 import socket
 import struct
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import asyncssh
+with warnings.catch_warnings():
+    # asyncssh still names DSA key types at import, which cryptography 51 deprecates: a
+    # page of warnings in front of `collector demo` that no user can act on
+    warnings.filterwarnings("ignore", message="DSA is deprecated")
+    import asyncssh
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 

@@ -9,7 +9,7 @@ import math
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from collector.core.results import ArmResult, DisarmResult, LogSnapshot, RouterChange
+from collector.core.results import ArmResult, DisarmResult, RouterChange
 from collector.core.states import StepScope, StepStatus
 from collector.core.steps import Step
 from collector.inventory import Host
@@ -22,7 +22,14 @@ from collector.respond.base import (
 )
 from collector.respond.deadman import DeadmanError, build_applet
 from collector.respond.debugstate import parse_debug_state
-from collector.respond.facts import DeviceProfile, PeerAddress, Preflight, PreflightRefused, run_checked
+from collector.respond.facts import (
+    DeviceProfile,
+    PeerAddress,
+    Preflight,
+    PreflightRefused,
+    read_pre_arm_log,
+    run_checked,
+)
 from collector.respond.plan import ArmPlan, PlanError, build_arm_plan
 from collector.sessions import RouterSession, SessionError
 from collector.timeutil import utcnow
@@ -178,8 +185,7 @@ class Arming(ResponderBase):
         try:
             profile = self.profile(host)
             with self.sessions.session(host) as session:
-                log_out = run_checked(session, "show logging", read_timeout=max(host.options.read_timeout, 300.0))
-                snapshot = LogSnapshot(host.name, log_out.text, log_out.ended)
+                snapshot = read_pre_arm_log(session, max(host.options.read_timeout, 300.0))
                 debugging = run_checked(session, VERIFY_DEBUGS).text
                 conditions = self._read_conditions(session)
                 state = parse_debug_state(debugging, conditions)

@@ -240,7 +240,7 @@ def _dedupe(conditions: list[DebugCondition]) -> list[DebugCondition]:
 
 
 _ON_SUFFIX = re.compile(r"\s+debugging is on\b.*$", re.I)
-_CRYPTO_NAME = re.compile(r"^Crypto (ISAKMP|IPSEC|IPsec|IKEv2)$", re.I)
+_CRYPTO_LABEL = re.compile(r"^Crypto (ISAKMP|IPSEC|IPsec|IKEv2)$", re.I)
 _IKEV2_NAME = re.compile(r"^IKEv2(?: (\w+))?$", re.I)
 
 
@@ -248,7 +248,7 @@ def _debug_name(label: str) -> str | None:
     label = label.strip()
     if re.match(r"^Crypto conditional\b", label, re.I):
         return None  # the condition summary line, not a debug of its own
-    crypto = _CRYPTO_NAME.match(label)
+    crypto = _CRYPTO_LABEL.match(label)
     if crypto:
         return crypto.group(1).lower()
     ikev2 = _IKEV2_NAME.match(label)

@@ -238,7 +238,21 @@ def run_checked(session: RouterSession, command: str, **kwargs) -> CommandResult
     return out
 
 
-def _read(session: RouterSession, command: str) -> str | None:
+def read_pre_arm_log(session: RouterSession, read_timeout: float) -> LogSnapshot:
+    """The whole log just before arming, then `show clock` (its answer kept only when the
+    router gave one).
+
+    Raises:
+        CommandRefused: the router refused `show logging`.
+        SessionError: as `RouterSession.run`."""
+    log_out = run_checked(session, "show logging", read_timeout=read_timeout)
+    clock = _read(session, "show clock")
+    if clock is None or not clock.text:
+        return LogSnapshot(session.host.name, log_out.text, log_out.ended)
+    return LogSnapshot(session.host.name, log_out.text, log_out.ended, clock.text, (clock.started, clock.ended))
+
+
+def _read(session: RouterSession, command: str) -> CommandResult | None:
     """A read that may fail without stopping pre-flight: None when the router refused it."""
     try:
         return run_checked(session, command)
@@ -348,9 +362,8 @@ def preflight(
         raise PreflightRefused("; ".join(refusals))
     notes += refusals
     if read_log:
-        log_out = run_checked(session, "show logging", read_timeout=300.0)
-        snapshot = LogSnapshot(session.host.name, log_out.text, log_out.ended)
-        header = log_out.text
+        snapshot = read_pre_arm_log(session, 300.0)
+        header = snapshot.text
     else:
         snapshot = None
         header = run_checked(session, "show logging | include [Ll]og").text  # header lines only

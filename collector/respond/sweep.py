@@ -7,7 +7,11 @@ actions ARE the restore commands (the logging as it was, the debugs and conditio
 switch off, the applet's own removal). The sweep reads them, accepts only commands of the
 forms the tool itself writes as undo, runs them in the applet's order (its self-removal
 last, so a sweep cut short leaves the countdown in place), and then checks the router:
-logging must be what the applet says it was, and no crypto debug or condition may be on.
+logging must be what the applet says it was, and none of the tool's own debugs or
+conditions (those its applets undo, or its recorded steps set) may be on. A debug or
+condition nothing of the tool's names is taken as someone else's (an operator debugging
+the router; the tool installs its applet before its first debug and removes it last): it
+is left on, untouched, and listed as named by nothing of the tool's, not as a failure.
 
 Device output is hostile until checked: every command is matched against a closed list of
 forms with its values validated (addresses by `ipaddress`, levels by name, sizes by range)
@@ -25,8 +29,9 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Literal
 
 from collector.respond.deadman import NAME_PREFIX
-from collector.respond.facts import parse_logging_settings
-from collector.respond.plan import LEVELS
+from collector.respond.debugstate import parse_debug_state
+from collector.respond.facts import parse_logging_settings, refusal_in
+from collector.respond.plan import LEVELS, condition_named_by
 from collector.sessions import CommandRefused, SessionError
 
 APPLETS_COMMAND = f"show running-config | section event manager applet {NAME_PREFIX}"
@@ -53,8 +58,8 @@ _FORMS: tuple[tuple[str, Mode, re.Pattern[str]], ...] = (
     ("applet", "config", re.compile(rf"^no event manager applet ({NAME_PREFIX}[A-Za-z0-9_]{{1,14}})$")),
 )
 _MODE_SWITCH = {"enable": None, "configure terminal": "config", "end": "exec"}
-_DEBUG_ON = re.compile(r"^\s*Crypto (ISAKMP|IKEv2|IPSEC|Engine|PKI\S*)[^\n]*debugging is on", re.M | re.I)
-_FILTERS = re.compile(r"^\s*IKE peer IP address filters:\s*\n((?:[ \t]*[0-9A-Fa-f:.]+[ \t]*\n?)+)", re.M)
+# `show debugging` names of the debugs the tool itself turns on (debugstate.DebugState.debugs)
+_OWN_DEBUG_NAMES = ("isakmp", "ipsec", "ikev2")
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +99,8 @@ class SweepResult:
     restored: list[str] = field(default_factory=list)  # commands sent and accepted
     refused: list[str] = field(default_factory=list)  # applet text not of a known undo form: not sent
     not_restored: list[str] = field(default_factory=list)  # router refusals, logging that differs
-    still_on: list[str] = field(default_factory=list)  # crypto debugs / conditions seen after the sweep
+    still_on: list[str] = field(default_factory=list)  # the tool's own debugs / conditions seen after the sweep
+    not_ours: list[str] = field(default_factory=list)  # someone else's debugs / conditions: left on
     error: str | None = None  # the router could not be reached or the session failed
 
     @property
@@ -116,7 +122,9 @@ class SweepResult:
             parts.append(f"not sent (not a known undo form): {'; '.join(self.refused)}")
         if self.still_on:
             parts.append(f"still on: {', '.join(self.still_on)}")
-        elif not self.error:
+        if self.not_ours:
+            parts.append(f"left on (no applet or record of the tool names them): {', '.join(self.not_ours)}")
+        elif not self.still_on:
             parts.append("no crypto debug, no debug condition")
         return f"{head}: " + "; ".join(parts)
 
@@ -265,11 +273,52 @@ def logging_mismatches(show_logging: str, expected: ExpectedLogging) -> list[str
     return found
 
 
-def crypto_debugs_on(show_debugging: str, show_conditions: str) -> list[str]:
-    on = [f"{m.group(1)} debug" for m in _DEBUG_ON.finditer(show_debugging)]
-    for block in _FILTERS.finditer(show_conditions):
-        on += [f"condition peer {a.strip()}" for a in block.group(1).splitlines() if a.strip()]
-    return on
+@dataclass(frozen=True, slots=True)
+class Ownership:
+    """The debugs (by `show debugging` name) and peer conditions the tool itself set."""
+
+    debugs: frozenset[str] = frozenset()
+    conditions: frozenset[str] = frozenset()
+
+    def __or__(self, other: Ownership) -> Ownership:
+        return Ownership(self.debugs | other.debugs, self.conditions | other.conditions)
+
+
+def owned_by_applets(applets: Iterable[Applet]) -> Ownership:
+    """What the applets' undo commands switch off: the tool turned those on."""
+    debugs: set[str] = set()
+    conditions: set[str] = set()
+    for applet in applets:
+        for c in applet.commands:
+            if c.kind == "debug":
+                name = c.command.split(" ", 3)[3]  # `no debug crypto NAME`
+                debugs.add(name if name.split()[0] in _OWN_DEBUG_NAMES else f"crypto {name}")
+            elif c.kind == "condition":
+                peer = condition_named_by(c.command[3:])
+                if peer is not None:
+                    conditions.add(peer)
+    return Ownership(frozenset(debugs), frozenset(conditions))
+
+
+def debugs_on(show_debugging: str, show_conditions: str, ours: Ownership) -> tuple[list[str], list[str]]:
+    """(the tool's own debugs and conditions still on, everyone else's that are on).
+
+    Conditions are recognised by the peer address anywhere in `show crypto
+    debug-condition` (no public capture of its wording exists)."""
+    state = parse_debug_state(show_debugging, show_conditions)
+    own = [f"debug crypto {name}" for name in sorted(state.debugs & ours.debugs)]
+    own += [f"condition peer {peer}" for peer in sorted(state.peer_conditions & ours.conditions)]
+    if ours.debugs and _refused(show_debugging):
+        own.append("`show debugging` refused: debugs not verified")
+    if ours.conditions and _refused(show_conditions):
+        own.append("`show crypto debug-condition` refused: conditions not verified")
+    others = [f"debug {name}" for name in sorted(state.debugs - ours.debugs)]
+    others += [f"condition peer {peer}" for peer in sorted(state.peer_conditions - ours.conditions)]
+    return own, others
+
+
+def _refused(text: str) -> bool:
+    return refusal_in(text) is not None or text.lstrip().startswith("%")
 
 
 # ---------------------------------------------------------------------- the sweep
@@ -284,8 +333,10 @@ def applets_on(session) -> list[Applet]:
     return parse_applets(session.run(APPLETS_COMMAND, check=False).text)
 
 
-def sweep_router(session, router: str) -> SweepResult:
+def sweep_router(session, router: str, recorded: Ownership = Ownership()) -> SweepResult:
     """Restore one router from its own applets through an open session (`RouterSession`).
+    `recorded`: what the state store says the tool set there (its undo already ran), so
+    that the check counts it as the tool's too.
 
     Never raises for the router's sake: a session failure ends in `SweepResult.error`."""
     result = SweepResult(router)
@@ -301,8 +352,9 @@ def sweep_router(session, router: str) -> SweepResult:
         expected, conflicts = expected_logging(applets)
         result.not_restored += conflicts
         result.not_restored += logging_mismatches(session.run("show logging", check=False).text, expected)
-        result.still_on = crypto_debugs_on(session.run("show debugging", check=False).text,
-                                           session.run("show crypto debug-condition", check=False).text)
+        result.still_on, result.not_ours = debugs_on(session.run("show debugging", check=False).text,
+                                                     session.run("show crypto debug-condition", check=False).text,
+                                                     owned_by_applets(applets) | recorded)
     except SessionError as exc:
         result.error = exc.reason
     return result
@@ -327,12 +379,12 @@ def _restore(session, applet: Applet, result: SweepResult) -> None:
         result.restored.append(c.command)
 
 
-def sweep_host(source, host) -> SweepResult:
+def sweep_host(source, host, recorded: Ownership = Ownership()) -> SweepResult:
     """`sweep_router` on one host through a `SessionSource`. A router that cannot be
     reached is a result with `error`, not a raise."""
     try:
         with source.session(host) as session:
-            return sweep_router(session, host.name)
+            return sweep_router(session, host.name, recorded)
     except SessionError as exc:
         return SweepResult(host.name, error=exc.reason)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from collector.hostkeys import KnownHosts
@@ -28,10 +28,11 @@ class SessionPool:
     also keeps the tool well inside a router's vty budget. `max_sessions` caps how many
     routers are talked to at once across the whole process."""
 
-    def __init__(self, known_hosts: KnownHosts, *, max_sessions: int = 20, keep_open: bool = True,
-                 max_auth_failures: int = MAX_AUTH_FAILURES, auth_backoff: float = AUTH_BACKOFF_SECONDS):
+    def __init__(self, known_hosts: KnownHosts, *, max_sessions: int = 20,
+                 keep_open: bool | Callable[[str], bool] = True, max_auth_failures: int = MAX_AUTH_FAILURES,
+                 auth_backoff: float = AUTH_BACKOFF_SECONDS):
         self._known_hosts = known_hosts
-        self._keep_open = keep_open
+        self._keep_open = keep_open  # for every router, or for those a rule names (router name -> keep?)
         self._slots = threading.BoundedSemaphore(max_sessions)
         self._lock = threading.Lock()
         self._host_locks: dict[str, threading.Lock] = {}
@@ -86,10 +87,44 @@ class SessionPool:
                 raise
             finally:
                 # After any other error the channel may hold half an output: start clean.
-                if healthy and self._keep_open and session.is_open:
+                if healthy and self._keeps(host.name) and session.is_open:
                     self._sessions[host.name] = session
                 else:
                     session.close()
+
+    def keep_open_for(self, rule: Callable[[str], bool]) -> None:
+        """From now on keep a router's session open only while `rule(name)` says so (the
+        agent's routers in an open incident); `close_unneeded` closes the others."""
+        self._keep_open = rule
+
+    def _keeps(self, name: str) -> bool:
+        rule = self._keep_open
+        if not callable(rule):
+            return bool(rule)
+        try:
+            return bool(rule(name))
+        except Exception:  # a rule that fails keeps nothing open
+            log.exception("keep-open rule failed for %s", name)
+            return False
+
+    def close_unneeded(self) -> int:
+        """Close the kept sessions the keep-open rule no longer wants (their incident ended);
+        one in use is left for its release to decide. Returns how many were closed."""
+        with self._lock:
+            names = [name for name in self._sessions if not self._keeps(name)]
+        closed = 0
+        for name in names:
+            lock = self._host_lock(name)
+            if not lock.acquire(blocking=False):
+                continue
+            try:
+                session = self._sessions.pop(name, None)
+            finally:
+                lock.release()
+            if session is not None:
+                session.close()
+                closed += 1
+        return closed
 
     def _check_auth_budget(self, name: str) -> None:
         failures, next_try, reason = self._auth_failures.get(name, (0, 0.0, ""))

@@ -19,16 +19,19 @@ from collector.sessions.errors import CommandTimeout, SessionDropped
 
 # What IOS prints when it refuses a command line, in exec and configuration mode; AAA
 # command authorization prints its refusal without a `%`.
-_REFUSED = re.compile(
-    r"^(?:% ?(Invalid input detected|Incomplete command|Ambiguous command|Unknown command)"
-    r"|(Command authorization failed))", re.M)
+_REFUSAL = (r"(?:% ?(Invalid input detected|Incomplete command|Ambiguous command|Unknown command)"
+            r"|(Command authorization failed))")
+_REFUSED = re.compile("^" + _REFUSAL, re.M)
+# The same at a line start after the first: a search led by a literal newline, which the
+# regex engine scans for in C (a `^` in MULTILINE is tried at every offset: slow on a
+# whole `show logging`, read before every arming)
+_REFUSED_LATER = re.compile("\n" + _REFUSAL)
 _PAGER = "--More--"
 # What IOS sends to wipe the pager marker: spaces and backspaces ending on a backspace.
 # The marker stands at the start of a line, so after the wipe the next line (or the
 # prompt) starts there.
 _ERASE = re.compile(r"[ \x08]+\x08")
 _TAIL = 512  # bytes of the buffer end searched for the prompt
-_PROMPT_WINDOW = 4096  # characters at the end of a finished output where its prompt is looked for
 
 # A timed-out command is given at least this long (or twice its own timeout) to bring
 # the prompt back before the session is given up.
@@ -107,7 +110,7 @@ def refusal_in(output: str) -> str | None:
     Raises:
         Nothing: an accepted line gives None.
     """
-    match = _REFUSED.search(output)
+    match = _REFUSED.match(output) or _REFUSED_LATER.search(output)
     return (match.group(1) or match.group(2)) if match else None
 
 
@@ -233,22 +236,22 @@ class PromptReader:
         pieces.clear()
         if "\r" in text:
             text = text.replace("\r\n", "\n").replace("\r", "")
-        text = _ERASE.sub("", text.replace(_PAGER, ""))  # a marker split over two reads is whole only here
+        if _PAGER in text:
+            text = text.replace(_PAGER, "")
+        if "\x08" in text:  # a marker split over two reads is whole only here
+            text = _ERASE.sub("", text)
         start = 0
         first, newline = text.find("\n"), "\n" in text
         first_line = text[:first] if newline else text
         if command.strip() and first_line.strip().endswith(command.strip()[-40:]):
             start = first + 1 if newline else len(text)  # the router's echo of the command line
-        # The prompt ends the text: it is looked for in the last part only (the same match:
-        # a prompt line is far shorter than _PROMPT_WINDOW).
         assert self._prompt is not None
-        window = len(text) - start <= _PROMPT_WINDOW
-        offset = start if window else len(text) - _PROMPT_WINDOW
-        match = self._prompt.search(text[offset:])
-        if match and not window and match.start() == 0 and not match.group(0).startswith("\n"):
-            offset = start  # `^` at the window's edge is no line start: look at the whole text
-            match = self._prompt.search(text[offset:])
+        # The prompt is one line at the end (or before a last newline): searched from the
+        # newline before that line, not across a whole 10 MB `show logging`. With the echo
+        # cut, its newline stands for the start of the text (the pattern's `^`).
+        before_last = text.rfind("\n", start, len(text) - 1)
+        match = self._prompt.search(text, before_last if before_last >= 0 else max(start - 1, 0))
         end = len(text)
         if match:
-            end = offset + match.start() + (1 if match.group(0).startswith("\n") else 0)
+            end = match.start() + (1 if match.group(0).startswith("\n") else 0)
         return text if (start, end) == (0, len(text)) else text[start:end]

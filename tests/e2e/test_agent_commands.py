@@ -54,7 +54,12 @@ def test_peer_outside_inventory_captures_the_local_side_and_says_so(tmp_path):
         manifest = json.loads((bundle / "manifest.json").read_text())
         assert [r["name"] for r in manifest["routers"]] == ["hub1"]
         assert manifest["sender_in_inventory"] is False
-        assert any("not a router of the inventory" in note for note in manifest["notes"])
+        # spoke1 is an unknown source to hub1, or, when hub1's peers were read while their
+        # session was still up (the realistic hub1's first read finds scanner lines in its
+        # history before the desync begins), a peer outside the inventory: both say so
+        assert any("only the receiving end" in note and ("srcaddr 192.0.2.3 is not a router of the inventory" in note
+                                                        or "192.0.2.3 is a configured peer of hub1 outside" in note)
+                   for note in manifest["notes"]), manifest["notes"]
         assert router_leftovers(lab, "hub1") == []
 
         listed = cli("incidents", "--state", str(tmp_path / "state"), "--json", cwd=tmp_path)
@@ -63,14 +68,20 @@ def test_peer_outside_inventory_captures_the_local_side_and_says_so(tmp_path):
         captured = [r for r in rows if r["state"] == "captured"]
         assert len(captured) == 1 and captured[0]["bundle"] == str(bundle)
         assert captured[0]["routers"] == ["hub1"]
+        # the realistic lab's scanners (single packets, random SPIs) opened nothing, even with
+        # the switch on: they are counted as unknown sources, not incidents
+        assert [r for r in rows if r["incident"]] == captured, rows
+        assert any(r["state"] == "unknown-source" and r["src"] != "192.0.2.3" for r in rows), rows
 
 
 def test_disarm_command_sweeps_a_router_left_armed(tmp_path):
     with running_lab(routers=6, state_dir=tmp_path / "lab") as lab:
         with ConnectHandler(**lab.connect_params("hub2")) as conn:
             conn.enable()
+            conn.send_command("debug crypto ipsec")  # an operator's (the realistic hub2 has it on already)
+            before = router_leftovers(lab, "hub2")  # the operator's debug and condition (realism operator-debug)
             # a run whose state was lost left hub2 armed: its dead-man applet holds the undo
-            for command in ("debug crypto condition peer ipv4 192.0.2.4", "debug crypto isakmp", "debug crypto ipsec"):
+            for command in ("debug crypto condition peer ipv4 192.0.2.4", "debug crypto isakmp"):
                 conn.send_command(command)
             conn.send_config_set(["event manager applet COLLECTOR_DEADMAN_OLD1",
                                   " event timer countdown time 86400",
@@ -80,17 +91,20 @@ def test_disarm_command_sweeps_a_router_left_armed(tmp_path):
                                   ' action 004 cli command "configure terminal"',
                                   ' action 005 cli command "no event manager applet COLLECTOR_DEADMAN_OLD1"',
                                   ' action 006 cli command "end"'])
-        # `debug crypto ipsec` is in no applet of the tool: an operator's, which must survive
-        assert router_leftovers(lab, "hub2")
+        operator_peers = next(r for r in lab.fleet.plan.routers if r.name == "hub2").operator_conditions
+        assert operator_peers and "Crypto IPSEC debugging is on" in before
+        assert router_leftovers(lab, "hub2") != before
         proc = cli("disarm", "-i", str(lab.inventory_path), "--hosts", "hub2", "--state", str(tmp_path / "state"),
                    cwd=tmp_path)
-        # No store: the applet's own undo is replayed and the applet goes; the debug no applet
-        # says the tool set is left alone and named, so the router is not called clean.
-        assert proc.returncode == 1, proc.stderr
-        assert proc.stdout.startswith("hub2: NOT clean: applets COLLECTOR_DEADMAN_OLD1; restored: no debug crypto "
-                                      "isakmp; no debug crypto condition peer ipv4 192.0.2.4; no event manager "
-                                      "applet COLLECTOR_DEADMAN_OLD1; still on: IPSEC debug"), proc.stdout
-        assert router_leftovers(lab, "hub2") == ["Crypto IPSEC debugging is on"]
+        # No store: the applet's own undo is replayed and the applet goes; the debug and the
+        # condition no applet names are someone else's: left on, named, and not a failure.
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        others = ", ".join(["debug ipsec"] + [f"condition peer {p}" for p in operator_peers])
+        assert proc.stdout == ("hub2: clean: applets COLLECTOR_DEADMAN_OLD1; restored: no debug crypto isakmp; "
+                               "no debug crypto condition peer ipv4 192.0.2.4; no event manager applet "
+                               "COLLECTOR_DEADMAN_OLD1; left on (no applet or record of the tool names them): "
+                               f"{others}\n"), proc.stdout
+        assert router_leftovers(lab, "hub2") == before
 
         nothing = cli("disarm", "-i", str(lab.inventory_path), "--state", str(tmp_path / "state"), cwd=tmp_path)
         assert nothing.returncode == 2 and "--hosts" in nothing.stderr

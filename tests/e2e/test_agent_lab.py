@@ -43,12 +43,6 @@ def run_agent_until_bundles(inventory, book, tmp_path: Path, count: int = 1, sec
     return messages
 
 
-def operators(lab, router: str) -> list[str]:
-    """What an operator had on before the agent started (the realistic lab sets some)."""
-    spec = next(r for r in lab.fleet.plan.routers if r.name == router)
-    return [f"Crypto {kind.upper()} debugging is on" for kind in spec.operator_debugs] + list(spec.operator_conditions)
-
-
 def router_leftovers(lab, router: str) -> list[str]:
     """What a router still has armed, read over SSH like an engineer would."""
     with ConnectHandler(**lab.connect_params(router)) as conn:
@@ -62,8 +56,22 @@ def router_leftovers(lab, router: str) -> list[str]:
     return left
 
 
+def debugs_before(lab) -> dict[str, dict]:
+    """Every router's debugs, conditions and applets as the lab holds them, read in-process
+    (instant: an SSH read of every router would let a flow start repeating before the
+    agent's first poll). The realistic lab has an operator's debug and conditions on some
+    (topology `operator-debug`), which must be exactly as they were afterwards ("none of
+    ours, the operator's unchanged")."""
+    return {name: debug_state(lab, name) for name in lab.ports}
+
+
+def debug_state(lab, router: str) -> dict:
+    state = lab.control.state(router)
+    return {"debug": state["debug"], "applets": state["applets"]}
+
+
 def test_desync_arms_both_ends_first_captures_on_repeat_and_disarms(tmp_path):
-    with running_lab(routers=6, scenarios=["desync"], time_scale=10, state_dir=tmp_path / "lab") as lab:
+    with running_lab(routers=6, scenarios=["desync"], time_scale=5, state_dir=tmp_path / "lab") as lab:
         messages = run_agent_until_bundles(load_inventory(lab.inventory_path), demo_playbook(), tmp_path)
         found = bundles(tmp_path / "bundles")
         assert found, messages
@@ -95,7 +103,9 @@ def test_desync_arms_both_ends_first_captures_on_repeat_and_disarms(tmp_path):
 
 
 def test_two_flows_on_one_hub_are_both_armed_and_the_hub_ends_clean(tmp_path):
-    with running_lab(routers=12, scenarios=["desync:3"], time_scale=10, state_dir=tmp_path / "lab") as lab:
+    with running_lab(routers=12, scenarios=["desync:3"], time_scale=5, state_dir=tmp_path / "lab") as lab:
+        before = debugs_before(lab)
+        assert any(v["debug"]["flags"] for v in before.values())  # the operator's, kept in place below
         flows = [p for p in lab.control.pairs() if p["scenario"] == "desync"]
         receivers = [p["receiver"] for p in flows]
         shared = next(r for r in receivers if receivers.count(r) > 1)  # two spokes' flows end on one hub
@@ -115,4 +125,5 @@ def test_two_flows_on_one_hub_are_both_armed_and_the_hub_ends_clean(tmp_path):
         verdicts = [m["disarm_verification"][shared] for m in on_shared]
         assert any(v.startswith("clean: none of the tool's debugs") for v in verdicts), verdicts  # DisarmResult.summary()
         for router in {r["name"] for m in manifests for r in m["routers"]}:
-            assert [x for x in router_leftovers(lab, router) if "COLLECTOR" in x or x not in operators(lab, router)] == []
+            assert debug_state(lab, router) == before[router], router
+            assert not [x for x in router_leftovers(lab, router) if "COLLECTOR" in x], router

@@ -68,3 +68,23 @@ def test_static_and_dynamic_nhrp_flows_get_their_own_verdicts(tmp_path: Path) ->
         # `collector report` on the sealed bundle reaches the same verdict from its files alone
         _, again = diagnose_bundle(bundle)
         assert _recovery_finding(again) == finding
+
+
+def test_the_default_six_router_lab_has_a_shortcut_flow_with_its_dynamic_verdict(tmp_path: Path) -> None:
+    """`collector lab up`'s default size: one spoke joins the DMVPN cloud beside its own
+    tunnel, so a phase-3 shortcut exists (dynamic at both ends, its sender behind NAT)."""
+    with running_lab(routers=6, scenarios=["desync-dmvpn-dynamic"], time_scale=10, state_dir=tmp_path / "lab") as lab:
+        (flow,) = [p for p in lab.fleet.pairs() if p.scenario == "desync-dmvpn-dynamic"]
+        assert flow.kind == "dmvpn-shortcut" and flow.persistent and flow.nat_t
+        # the realistic spoke3 (the receiver) carries an operator's leftover condition: arm beside it
+        book = demo_playbook()
+        book = book.model_copy(update={"guards": book.guards.model_copy(update={"refuse_if_foreign_debugs": False})})
+        messages = run_agent_until_bundles(load_inventory(lab.inventory_path), book, tmp_path, seconds=120)
+    found = bundles(tmp_path / "bundles")
+    assert found, "\n".join(m for m in messages if "scanner" not in m)
+    manifest = json.loads((found[0] / "manifest.json").read_text())
+    assert (manifest["flow"]["receiver"], manifest["flow"]["srcaddr"]) == (flow.receiver, flow.sender_addr)
+    report = json.loads((found[0] / "report.json").read_text())
+    finding = _recovery_finding(report)
+    assert finding["id"] in {"recovery-not-applicable", "recovery-cannot-help"}, finding
+    assert "this flow (dynamic NHRP mapping)" in finding["title"], finding["title"]

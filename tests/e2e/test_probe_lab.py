@@ -126,7 +126,8 @@ def test_probe_under_aaa_command_authorization_reports_it_and_a_refused_conditio
         assert code == 0, findings
         aaa = [f for f in findings if f["topic"] == "aaa"]
         assert aaa[0]["verdict"] == "note" and aaa[0]["quoted"] == AAA_LINES
-        assert texts(findings, "eem")  # whether the applet could run is said (unknown here: no EEM version)
+        # whether the applet could run is said: spoke2 is IOS-XE, EEM 4.00 (`show event manager version`)
+        assert texts(findings, "eem") == ["ok: EEM 4.0: the applet can carry `authorization bypass`"]
         refused = texts(findings, "condition")
         assert refused and refused[0].startswith("differs: refused: ") and "Command authorization failed" in refused[0]
         assert any(t.startswith("ok: the router is as before") for t in texts(findings, "clean-up"))

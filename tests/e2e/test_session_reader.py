@@ -356,3 +356,24 @@ def test_a_refused_connection_to_a_router_reached_before_is_lines_busy(tmp_path)
         with pytest.raises(ConnectFailed, match="port closed, or all vty lines busy"):  # never reached: both said
             with pool.session(Host(**{**host.__dict__, "name": "never-reached"})):
                 pass
+
+
+def test_a_keep_open_rule_keeps_only_the_sessions_it_names(tmp_path):
+    wanted = {"rtr-kept"}
+    with SessionPool(KnownHosts(tmp_path / "kh")) as pool, tiny_ios(TinyIos(hostname="rtr-kept")) as router:
+        pool.keep_open_for(lambda name: name in wanted)
+        host = Host(**{**ios_host(router).__dict__, "name": "rtr-kept"})
+        other = Host(**{**host.__dict__, "name": "rtr-other"})  # the same router under a name the rule does not hold
+        with pool.session(host) as first:
+            first.run("show clock")
+        with pool.session(host) as again:
+            assert again is first and again.is_open  # kept
+        with pool.session(other) as once:
+            once.run("show clock")
+        assert not once.is_open  # closed when released
+        assert pool.close_unneeded() == 0  # the kept one is still wanted
+        wanted.clear()  # its incident ended
+        assert pool.close_unneeded() == 1 and not first.is_open
+        with pool.session(host) as fresh:
+            assert fresh is not first
+        assert not fresh.is_open

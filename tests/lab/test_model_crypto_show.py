@@ -71,8 +71,9 @@ def test_show_crypto_map_shows_maps_and_tunnel_heads() -> None:
 
 
 def test_desynced_receiver_shows_no_sa_and_the_sender_still_does() -> None:
-    fleet = build(scenarios=["desync:5"])
+    fleet = build(scenarios=["desync:7"])  # every tunnel of the six routers
     gre = next(p for p in fleet.pairs() if p.id == "t5")  # GRE P2P hub1 -> hub2
+    assert gre.kind == "hub-gre-p2p" and {p.scenario for p in fleet.pairs()} == {"desync"}
     configure(fleet.routers[gre.receiver], "no crypto isakmp invalid-spi-recovery")
     configure(fleet.routers[gre.sender], "no crypto isakmp keepalive")
     step(fleet, 40)

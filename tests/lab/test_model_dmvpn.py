@@ -72,3 +72,69 @@ def test_the_lab_model_recovers_per_mapping() -> None:
     # invalid-spi-recovery would help the spoke over its static map, never over a shortcut
     assert dynamic.recovery is False
     assert static.recovery is (True if fleet.routers["spoke2"].state.invalid_spi_recovery else False)
+
+
+def test_show_dmvpn_reads_like_the_real_captures_and_agrees_with_show_ip_nhrp() -> None:
+    """`show dmvpn` (layout: tests/fixtures/real/show_dmvpn) parses, with the diagnosis's
+    parser, ntc-templates and what `collect` stores, to the fields the real captures give,
+    and says per peer what `show ip nhrp` says: static or dynamic, the same NBMA address."""
+    from pathlib import Path
+
+    from ntc_templates.parse import parse_output
+
+    from collector.nhrp import parse_nhrp, parse_show_dmvpn
+    from collector.parsing import default_registry
+
+    real = Path(__file__).parents[1] / "fixtures" / "real" / "show_dmvpn" / "ios_spoke_ntc.txt"
+    real_fields = {frozenset(r) for r in parse_output(platform="cisco_ios", command="show dmvpn",
+                                                      data=real.read_text())}
+    fleet = build(12)  # spoke2 has a static map to hub2 and a shortcut to spoke10
+    for name in ("spoke2", "hub2", "hub1", "spoke10"):
+        router = fleet.routers[name]
+        text = priv(router).execute("show dmvpn")
+        assert text.startswith("Legend: Attrb --> S - Static, D - Dynamic, I - Incomplete\n")
+        assert f"Type:{'Hub' if router.role == 'hub' else 'Spoke'}, NHRP Peers:2, \n" in text
+        rows = parse_show_dmvpn(text)
+        assert parse_nhrp(text) == rows  # told apart from `show ip nhrp` by its heading
+        by_ip_nhrp = {(e.nbma, e.type) for e in parse_nhrp(priv(router).execute("show ip nhrp"))
+                      if "local" not in e.flags}
+        assert {(e.nbma, e.type) for e in rows} == by_ip_nhrp, name
+        ntc = parse_output(platform="cisco_ios", command="show dmvpn", data=text)
+        assert {frozenset(r) for r in ntc} == real_fields
+        assert {(r["peer_nbma"], r["peer_tunnel"], r["attribute"]) for r in ntc} <= {
+            (e.nbma, e.target, e.flags[0]) for e in rows}
+        stored = default_registry().parse(router.spec.platform.device_type, "show dmvpn", text)
+        assert stored.error is None and stored.records == ntc
+    spoke2 = parse_show_dmvpn(priv(fleet.routers["spoke2"]).execute("show dmvpn"))
+    assert [(e.nbma, e.type, e.flags) for e in spoke2] == [
+        (fleet.routers["spoke10"].spec.public_ip, "dynamic", ("DT2",)),
+        (fleet.routers["spoke10"].spec.public_ip, "dynamic", ("DT1",)),
+        (fleet.routers["hub2"].spec.public_ip, "static", ("S",))]
+    # the per-flow decision reads the same from either command
+    profile = classify_config(priv(fleet.routers["spoke2"]).execute("show running-config"))
+    for peer in ("spoke10", "hub2"):
+        address = fleet.routers[peer].spec.public_ip
+        assert flow_mapping(profile, address, spoke2).mapping == flow_mapping(
+            profile, address, parse_show_ip_nhrp(priv(fleet.routers["spoke2"]).execute("show ip nhrp"))).mapping
+    assert priv(fleet.routers["spoke1"]).execute("show dmvpn") == ""
+
+
+def test_the_default_six_router_fleet_has_a_spoke_to_spoke_shortcut() -> None:
+    """`collector lab up`'s default size: spoke2 is the one DMVPN spoke of the slot table, so
+    spoke3 joins the cloud too (beside its FlexVPN tunnel to hub1, registered with hub2) and
+    the two have a phase-3 shortcut, dynamic at both ends; spoke1 stays plain."""
+    fleet = build(6)
+    kinds = {(p.kind, p.a, p.b) for p in fleet.pairs()}
+    assert {("dmvpn", "spoke2", "hub2"), ("dmvpn", "spoke3", "hub2"), ("dmvpn-shortcut", "spoke2", "spoke3"),
+            ("flexvpn", "spoke3", "hub1")} <= kinds
+    assert not any("spoke1" in (p.a, p.b) for p in fleet.pairs() if p.kind.startswith("dmvpn"))
+    spoke3 = priv(fleet.routers["spoke3"])
+    entries = parse_show_ip_nhrp(spoke3.execute("show ip nhrp"))
+    spoke2_ip, hub2_ip = fleet.routers["spoke2"].spec.public_ip, fleet.routers["hub2"].spec.public_ip
+    profile = classify_config(spoke3.execute("show running-config"))
+    assert flow_mapping(profile, spoke2_ip, entries).mapping == "dynamic"
+    assert flow_mapping(profile, hub2_ip, entries).mapping == "static"
+    # a 12-router fleet has two DMVPN spokes of its own: nothing added there
+    assert sum(p.kind == "dmvpn" for p in build(12).pairs()) == 2
+    (flow,) = [p for p in build(6, ["desync-dmvpn-dynamic"]).pairs() if p.scenario == "desync-dmvpn-dynamic"]
+    assert (flow.kind, {flow.sender, flow.receiver}) == ("dmvpn-shortcut", {"spoke2", "spoke3"})

@@ -361,3 +361,36 @@ def test_eem_30_image_has_no_authorization_bypass() -> None:
     s = priv(new)
     s.execute("configure terminal")
     assert s.execute("event manager applet DEADMAN authorization bypass") == ""
+
+
+def _eem_version_fields(text: str) -> dict:
+    """The fields of `show event manager version`: version, components, detector rows."""
+    lines = [ln.rstrip() for ln in text.splitlines() if ln.strip() and not ln.rstrip().endswith("version")]
+    components = lines[lines.index("Component Versions:") + 1:lines.index("Event Detectors:")]
+    table = lines[lines.index("Event Detectors:") + 1:]
+    return {"version": lines[0], "components": [c.split(": ", 1) for c in components],
+            "header": table[0].split(), "detectors": [row.split() for row in table[1:]]}
+
+
+def test_show_event_manager_version_reads_like_the_real_capture_per_family() -> None:
+    from pathlib import Path
+
+    from collector.respond.facts import parse_eem_version
+
+    real = _eem_version_fields((Path(__file__).parents[1] / "fixtures" / "real" / "show_event_manager_version"
+                                / "ios15_c3750x.txt").read_text())
+    fleet = build(6, realism="none")
+    seen = set()
+    for router in fleet.routers.values():
+        text = priv(router).execute("show event manager version")
+        fields = _eem_version_fields(text)
+        assert fields["header"] == real["header"] == ["Name", "Version", "Node", "Type"]
+        assert [len(row) for row in fields["detectors"]] == [len(row) for row in real["detectors"]]
+        assert all(len(pair) == 2 and pair[1].startswith("(") for pair in fields["components"])
+        family = router.spec.platform.family
+        wanted = 3.0 if family == "ios124" else 4.0
+        assert parse_eem_version(text) == wanted, router.name
+        if family == "ios15":
+            assert fields == real
+        seen.add(family)
+    assert seen == {"xe", "ios15", "ios124"}

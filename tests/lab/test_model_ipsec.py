@@ -116,7 +116,7 @@ def _lines_per_flow(fleet, router: str) -> Counter:
 
 
 def test_recovery_follows_the_115801_table() -> None:
-    fleet = build(scenarios=["desync:5"])
+    fleet = build(scenarios=["desync:7"])  # every tunnel of the six routers
     infos = {p.id: p for p in fleet.pairs()}
     # seed 0: the plan's view of each receiver
     assert [infos[t].recovery for t in ("t1", "t2", "t3", "t4", "t5")] == [False, False, None, False, True]
@@ -146,7 +146,7 @@ def test_recovery_follows_the_115801_table() -> None:
 
 
 def test_removing_recovery_and_dpd_from_the_cli_makes_a_desync_persist() -> None:
-    fleet = build(scenarios=["desync:5"])
+    fleet = build(scenarios=["desync:7"])  # every tunnel of the six routers
     p = next(i for i in fleet.pairs() if i.id == "t5")
     configure(fleet.routers[p.receiver], "no crypto isakmp invalid-spi-recovery")
     configure(fleet.routers[p.sender], "no crypto isakmp keepalive")

@@ -87,7 +87,7 @@ def test_buffer_level_filters_what_is_kept() -> None:
 
 
 def test_timestamp_styles() -> None:
-    fleet = build(scenarios=["desync:5"])
+    fleet = build(scenarios=["desync:7"])  # every tunnel of the six routers
     step(fleet, 31)
     prefixes = set()
     for r in fleet.routers.values():
@@ -114,7 +114,7 @@ def test_timestamp_styles() -> None:
 
 
 def test_input_interface_field_varies_per_router() -> None:
-    fleet = build(scenarios=["desync:5"])
+    fleet = build(scenarios=["desync:7"])  # every tunnel of the six routers
     step(fleet, 31)
     lines = [ln for r in fleet.routers.values() for ln in r.log.lines() if "RECVD_PKT_INV_SPI" in ln]
     assert any("input interface=" in ln for ln in lines)

@@ -1,9 +1,8 @@
 """The default lab is a production-like fleet (issue 11 items 1-7): each trait is asserted here.
 
 The other model tests build plain routers (realism "none") to test one mechanism each;
-these build the fleet `collector lab up`, `demo` and the e2e tests get by default, or,
-for the traits the agent does not cope with yet (topology.DEFAULT_REALISM), the fleet of
-`realism="all"` (COLLECTOR_LAB_REALISM=all).
+these build the fleet `collector lab up`, `demo` and the e2e tests get by default, which
+has every trait of topology.REALISM_FEATURES on.
 """
 
 from __future__ import annotations
@@ -24,20 +23,18 @@ def default_fleet(scenarios: list[str] | None = None, routers: int = 6, realism:
     return Fleet.build(routers, scenarios or [], time_scale=0.0, start=START, realism=realism)
 
 
-def harsh_fleet(scenarios: list[str] | None = None) -> Fleet:
-    return default_fleet(scenarios, realism="all")
-
-
 def fleet_addresses(fleet: Fleet) -> set[str]:
     return {a for r in fleet.routers.values() for a in r.addresses}
 
 
 def test_which_traits_are_on_by_default_and_that_each_can_be_chosen() -> None:
-    assert DEFAULT_REALISM == {"hostnames", "timestamps", "big-buffers", "discriminator", "background"}
-    assert parse_realism("all") == set(REALISM_FEATURES)
+    assert DEFAULT_REALISM == {"hostnames", "timestamps", "timestamps-harsh", "big-buffers", "discriminator",
+                               "operator-debug", "nat-t-receivers", "scanners", "background"}
+    assert parse_realism("all") == set(REALISM_FEATURES) == DEFAULT_REALISM
     assert parse_realism(None) == DEFAULT_REALISM
     assert parse_realism("none") == frozenset()
     assert parse_realism("-big-buffers") == DEFAULT_REALISM - {"big-buffers"}
+    assert parse_realism("-scanners,-operator-debug") == DEFAULT_REALISM - {"scanners", "operator-debug"}
     assert parse_realism("hostnames,scanners") == {"hostnames", "scanners"}
     try:
         parse_realism("hostnamez")
@@ -45,6 +42,21 @@ def test_which_traits_are_on_by_default_and_that_each_can_be_chosen() -> None:
         assert "hostnamez" in str(exc)
     else:
         raise AssertionError("an unknown trait must be refused")
+
+
+def test_the_default_six_router_fleet_has_every_production_trait() -> None:
+    routers = list(default_fleet().routers.values())  # `collector lab up`'s default size
+    assert all(len(r.state.hostname) > 16 for r in routers)
+    assert any(r.state.log_format.kind == "uptime" for r in routers)
+    assert any(r.state.debug_format.kind == "none" for r in routers)
+    assert any(r.spec.logging.buffered_size >= 10_000_000 for r in routers)
+    assert any(r.spec.logging.discriminator for r in routers)
+    assert any(r.debug.flags for r in routers) and any(r.debug.peers for r in routers)
+    plain = list(default_fleet(realism="none").routers.values())
+    natted = [r.name for r in routers if r.spec.nat_t and r.spec.wan_ip != r.spec.public_ip]
+    assert len(natted) > sum(r.spec.nat_t for r in plain)  # a receiver behind NAT beside the EzVPN client
+    assert any(r.spec.scanned for r in routers) and all(r.spec.background for r in routers)
+    assert not any(r.spec.scanned or r.debug.flags or r.debug.peers for r in plain)
 
 
 def test_hostnames_have_real_shapes_up_to_63_characters() -> None:
@@ -65,7 +77,7 @@ def test_hostnames_have_real_shapes_up_to_63_characters() -> None:
 
 
 def test_each_timestamp_style_is_somewhere_in_the_fleet() -> None:
-    fleet = harsh_fleet()
+    fleet = default_fleet()
     configs = {r.name: priv(r).execute("show running-config") for r in fleet.routers.values()}
     wanted = (
         "service timestamps log datetime msec localtime show-timezone year",
@@ -93,17 +105,21 @@ def test_each_timestamp_style_is_somewhere_in_the_fleet() -> None:
     assert any(not re.match(r"^\d{6}: ", ln) for ln in firsts.values())
 
 
-def test_the_default_fleet_varies_timestamps_but_stamps_every_line() -> None:
+def test_the_default_fleet_has_uptime_stamps_and_unstamped_debugs_and_without_harsh_stamps_every_line() -> None:
     fleet = default_fleet()
     formats = {r.state.log_format for r in fleet.routers.values()}
+    assert {f.kind for f in formats} == {"datetime", "uptime"}
+    assert any(r.state.debug_format.kind == "none" for r in fleet.routers.values())
+    mild = default_fleet(realism="-timestamps-harsh")
+    formats = {r.state.log_format for r in mild.routers.values()}
     assert {f.year for f in formats} == {True, False} and {f.show_timezone for f in formats} == {True, False}
-    assert {r.state.sequence_numbers for r in fleet.routers.values()} == {True, False}
-    assert all(r.state.debug_format == r.state.log_format for r in fleet.routers.values())
+    assert {r.state.sequence_numbers for r in mild.routers.values()} == {True, False}
+    assert all(r.state.debug_format == r.state.log_format for r in mild.routers.values())
     assert all(f.kind == "datetime" for f in formats)
 
 
 def test_debug_lines_carry_no_timestamp_where_the_router_says_so() -> None:
-    fleet = harsh_fleet(["desync"])
+    fleet = default_fleet(["desync"])
     info = next(p for p in fleet.pairs() if p.scenario == "desync")
     bare = [r for r in fleet.routers.values() if r.state.debug_format.kind == "none"]
     assert bare
@@ -188,8 +204,8 @@ def test_a_discriminator_on_the_buffer() -> None:
 
 
 def test_an_operators_own_debug_and_condition_are_on_at_start() -> None:
-    assert not any(r.debug.flags or r.debug.peers for r in default_fleet().routers.values())
-    fleet = harsh_fleet()
+    assert not any(r.debug.flags or r.debug.peers for r in default_fleet(realism="-operator-debug").routers.values())
+    fleet = default_fleet()
     debugged = [r for r in fleet.routers.values() if r.debug.flags]
     conditioned = [r for r in fleet.routers.values() if r.debug.peers]
     assert debugged and conditioned
@@ -259,7 +275,7 @@ def test_a_desync_behind_nat_repeats_as_a_desync_does() -> None:
 
 
 def test_scanners_hit_public_addresses_from_sources_that_are_no_peer() -> None:
-    fleet = harsh_fleet()
+    fleet = default_fleet()
     step(fleet, 4 * 3600)
     known = fleet_addresses(fleet)
     scans = [

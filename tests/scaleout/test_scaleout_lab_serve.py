@@ -4,6 +4,7 @@ routers listen, are in the written inventory and send syslog; the others are mod
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 
@@ -40,13 +41,17 @@ def test_a_lab_process_serves_and_sends_syslog_for_its_routers_only(tmp_path, se
             assert sorted(lab.ports) == sorted(served) and len(served) < 6
             assert sorted(yaml.safe_load(lab.inventory_path.read_text())["hosts"]) == sorted(served)
             sources = {lab.fleet.routers[name].syslog_source: name for name in lab.fleet.routers}
+            peers = {lab.fleet.routers[name].spec.wan_ip for name in lab.fleet.routers}
             got = received(sock, lab, 3.0)
     finally:
         sock.close()
     senders = {sources.get(source) for source, _data in got}
     assert senders <= set(served), senders
-    # the desync's receiver is hub1: its invalid-SPI lines leave the hubs' process only
-    assert any(b"RECVD_PKT_INV_SPI" in data for _s, data in got) is sends_the_desync_lines
+    # the desync's receiver is hub1: its invalid-SPI lines (from a peer's address, unlike an
+    # internet scanner's) leave the hubs' process only
+    desync = [data for _s, data in got if b"RECVD_PKT_INV_SPI" in data
+              and re.search(rb"srcaddr=([\d.]+)", data)[1].decode() in peers]
+    assert bool(desync) is sends_the_desync_lines
 
 
 def test_a_serve_pattern_that_matches_no_router_is_refused(tmp_path):

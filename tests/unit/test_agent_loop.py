@@ -106,6 +106,9 @@ def test_first_line_arms_both_ends_and_a_repeat_logged_after_arming_is_captured(
     w.poll()
     assert w.hub.debugs == {"isakmp", "ipsec"} and w.spoke.debugs == {"isakmp", "ipsec"}
     assert [i.state for i in w.incidents()] == [IncidentState.ARMED]
+    # the operator hears at once that the tool changed routers
+    [incident] = w.incidents()
+    assert f"incident {incident.incident_id}: debugs armed on hub1, spoke1; waiting for a repeat" in w.messages
     w.hub.log(line(1))
     w.poll()
     assert len(w.agent.bundles) == 1
@@ -153,10 +156,12 @@ def test_router_logs_wait_for_the_seal_on_disk_not_in_memory(world_factory, monk
 def test_a_logged_secret_is_redacted_in_the_staged_pre_arm_log_and_listed_once_in_the_timeline(world_factory):
     """A config change logged with its password sits in the buffer before arming and at
     capture: the staged pre-arm read holds it redacted (as the staged capture does), and
-    the timeline lists it once, seen by both reads."""
+    the timeline lists it once, seen by both reads. (The hub's buffer is already as big as
+    the capture needs: arming leaves its size, so the buffer is not emptied.)"""
     logged = ("*Dec  6 09:59:00.000: %PARSER-5-CFGLOG_LOGGEDCMD: User:admin  logged command:username bob "
               "password 0 Sesame-Pw1")
-    w = world_factory(hub_lines=[logged, line(0)])
+    w = world_factory(hub_lines=[logged, line(0)], buffered_line="logging buffered 10000000 debugging",
+                      buffer_size=10_000_000, buffer_level="debugging")
     w.poll()
     (incident,) = w.incidents()
     staged = w.agent.worker.contexts.folder(incident.incident_id) / "hub1.pre-arm.log"
@@ -168,6 +173,17 @@ def test_a_logged_secret_is_redacted_in_the_staged_pre_arm_log_and_listed_once_i
     mine = [r for r in rows if "logged command" in r["line"]]
     assert len(mine) == 1 and mine[0]["seen_in"] == ["pre-arm read", "capture"], mine
     assert not any("Sesame-Pw1" in p.read_text() for p in bundle.rglob("*") if p.is_file())
+
+
+def test_an_armed_incident_holds_both_ends_until_it_ends(world_factory):
+    # what `collector watch` keeps sessions open for when its polls reconnect
+    w = world_factory(hub_lines=[line(0)])
+    assert not w.agent.holds("hub1") and not w.agent.holds("spoke1")
+    w.poll()
+    assert w.agent.holds("hub1") and w.agent.holds("spoke1") and not w.agent.holds("spoke9")
+    w.later(w.book.arm_window.total_seconds() / 60 + 1)
+    assert w.incidents()[0].state is IncidentState.TRANSIENT
+    assert not w.agent.holds("hub1") and not w.agent.holds("spoke1")
 
 
 def test_a_flow_already_repeating_at_start_waits_for_a_line_logged_after_arming(world_factory):
@@ -222,6 +238,34 @@ def test_a_cron_run_after_the_arming_run_captures_the_next_line(world_factory):
     assert m["armed_before_repeat"] is False and m["pre_arm_reads"]
     assert (w.agent.bundles[0] / "hub1" / "00_pre-arm_show_logging.txt").exists()
     assert w.hub.debugs == set() and w.spoke.debugs == set()
+
+
+def test_the_clock_read_before_arming_stays_with_the_staged_log_into_the_bundle(world_factory):
+    """The pre-arm log is kept on disk, not in memory; the `show clock` read right after it
+    stays beside it (context.json), survives a cron restart, and reaches the manifest's
+    `pre_arm_reads` and `collector report`'s reading of the bundle (clocks.ClockTrack)."""
+    from collector.diagnose.incident import load_bundle
+
+    w = world_factory(hub_lines=[line(0), line(1), line(2)])
+    w.poll()
+    (incident,) = w.incidents()
+    context = w.agent.worker.contexts.get(incident.incident_id)
+    assert context.pre_arm == {} and set(context.pre_arm_clocks) == {"hub1", "spoke1"}
+    saved = json.loads((w.agent.worker.contexts.folder(incident.incident_id) / "context.json").read_text())
+    clock = saved["pre_arm"]["hub1"]["clock"]
+    assert clock["show_clock"] == "*10:00:05.000 UTC Sun Dec 6 2026\n" and len(clock["asked"]) == 2
+    w.agent.close()  # the first cron run ends; the next one reads the context back
+    w.hub.log(line(3))
+    w.agent = w.new_agent()
+    w.agent.resume()
+    w.poll()
+    (bundle,) = w.agent.bundles
+    reads = {r["router"]: r for r in manifest(bundle)["pre_arm_reads"]}
+    assert reads["hub1"]["clock"] == clock and reads["spoke1"]["clock"]["show_clock"] == clock["show_clock"]
+    snapshots = {s.router: s for s in load_bundle(bundle).result.pre_arm}
+    assert snapshots["hub1"].clock_text == clock["show_clock"]
+    assert [t.isoformat() for t in snapshots["hub1"].clock_asked] == clock["asked"]
+    assert line(0) in snapshots["hub1"].text
 
 
 def test_a_dry_run_changes_no_router(world_factory):
@@ -566,3 +610,25 @@ def test_whole_buffer_reads_run_a_few_at_a_time(tmp_path):
     store.close()
     assert all(len(seen) == 1 for seen, _n in results)  # every router's line read
     assert most[0] == WHOLE_READS_AT_ONCE
+
+
+def test_lines_lost_to_the_tools_own_restore_of_the_buffer_size_are_said_to_be_so(world_factory):
+    """Arming raises the 16 KB buffers and disarming restores them; IOS empties a buffer
+    whose size changes, so what the routers logged after the last read is gone. The next
+    read says the lines may be lost and that the tool's own restore did it, once."""
+    w = world_factory(hub_lines=[line(0)])
+    w.poll()
+    assert w.hub.buffer_size > 16384  # raised for the capture
+    w.hub.log(line(1))
+    w.poll()
+    assert len(w.agent.bundles) == 1 and w.hub.buffer_size == 16384
+    w.hub.log("*Dec  6 10:05:00.000: %SYS-5-CONFIG_I: Configured from console by admin on vty0")
+    w.messages.clear()
+    w.poll()
+    lost = [m for m in w.messages if "may have been lost" in m]
+    assert {m.split(":")[0] for m in lost} == {"hub1", "spoke1"}
+    assert all("resized from" in m and m.endswith("(the tool's own disarm restored the buffer's size)") for m in lost)
+    w.hub.log("*Dec  6 10:06:00.000: %SYS-5-CONFIG_I: Configured from console by admin on vty1")
+    w.messages.clear()
+    w.poll()
+    assert not [m for m in w.messages if "may have been lost" in m]

@@ -93,3 +93,13 @@ def test_pieces_that_break_while_made_leave_their_file_out(tmp_path):
     assert [e["path"] for e in json.loads((final / "manifest.json").read_text())["files"]] == ["report.md"]
     with pytest.raises(ValueError):
         BundleWriter(tmp_path, "c").write_pieces("report.html", broken())
+
+
+def test_the_manifest_is_the_indented_json_dump_byte_for_byte():
+    files = [{"path": f"rtr-{i}/01_show_version.txt", "bytes": 100 + i, "sha256": f"{i:064x}"} for i in range(3)]
+    body = {"tool": "collector", "complete": False, "incomplete_reasons": ['r1: "x"\n\u00e9'], "nested": {"a": [1, {}]},
+            "files": files}
+    assert bundle._manifest_text(body) == json.dumps(body, indent=2) + "\n"
+    for odd in ({**body, "files": []}, {"files": files}, {**body, "files": [{**files[0], "extra": 1}]},
+                {**body, "files": [{**files[0], "bytes": True}]}, {"files": files, "tool": "collector"}):
+        assert bundle._manifest_text(odd) == json.dumps(odd, indent=2) + "\n"

@@ -31,6 +31,7 @@ from collector.diagnose.checks import (
     check_spi_ff,
     qfp_growth,
     run_checks,
+    side_tunnels,
     xe_release_before_2_3_2,
 )
 from collector.diagnose.findings import EvidenceRef, Severity, lines_as_evidence
@@ -561,3 +562,29 @@ def test_run_checks_never_raises(spi, occurrences, debug, rx_in, tx_out, before,
                                nat_t=nat_t, armed_before_repeat=armed, rekey_near_event=rekey))
     assert set(ids(findings)) <= KNOWN_IDS
     json.dumps([f.to_dict() for f in findings])
+
+
+# A hub as the lab's and many real ones are: a DMVPN tunnel, a dynamic crypto map and a
+# FlexVPN virtual template, all open to peers no line names.
+MIXED_HUB = "\n".join((CONFIGS / f"{name}.cfg").read_text()
+                      for name in ("mgre_dynamic_hub", "dynamic_map", "flexvpn_hub_dvti"))
+
+
+@pytest.mark.parametrize("over_gre, peer_ike, expected, said", [
+    # nothing known of the SAs and no NHRP entry: any of the three could carry it
+    (None, None, [("Tunnel0", "mgre-dynamic-nhrp"), ("map VPN-MAP 65535", "dynamic-crypto-map"),
+                  ("Virtual-Template1", "dynamic-vti")], "only the dynamic tunnel(s) can carry it"),
+    # the SAs carry GRE: DMVPN, with no NHRP entry now (a spoke that cannot re-register), dynamic
+    (True, None, [("Tunnel0", "mgre-dynamic-nhrp")], "DMVPN peer 192.0.2.3 on Tunnel0"),
+    # the SAs protect subnets, not GRE: not DMVPN, whatever the NHRP cache lacks
+    (False, None, [("map VPN-MAP 65535", "dynamic-crypto-map"), ("Virtual-Template1", "dynamic-vti")],
+     "the flow's SAs do not carry GRE, so it is not on a DMVPN tunnel"),
+    # and the sender's tunnel is IKEv1: the IKEv2 virtual template cannot be this flow's
+    (False, "IKEv1", [("map VPN-MAP 65535", "dynamic-crypto-map")],
+     "the other end speaks IKEv1, so the IKEv2 tunnel(s) are left out"),
+])
+def test_the_receivers_tunnel_is_chosen_by_what_the_flows_sas_carry(over_gre, peer_ike, expected, said):
+    side = RouterSide("hub", config_text=MIXED_HUB, nhrp_entries=(), flow_over_gre=over_gre, peer_ike=peer_ike)
+    tunnels, how, _ = side_tunnels(side, ip_address("192.0.2.3"))
+    assert [(t.name, t.kind.value) for t in tunnels] == expected
+    assert said in how

@@ -88,3 +88,22 @@ def test_a_second_agent_from_another_folder_meets_the_first_ones_lock(tmp_path):
 def test_the_default_state_folder_is_shown_in_help(tmp_path):
     done = _collector("watch", "--help", cwd=tmp_path)
     assert "$COLLECTOR_STATE" in done.stdout
+
+
+def test_incidents_lists_each_flow_as_an_operator_reads_it(tmp_path):
+    from click.testing import CliRunner
+
+    from collector.cli import cli
+    from collector.detect.events import Flow
+    from collector.detect.tracker import encode_key
+    from ipaddress import ip_address
+
+    flow = Flow(router="hub1", src=ip_address("192.0.2.3"), dst=ip_address("198.51.100.1"), spi=0xB4251D61, prot=50)
+    state = tmp_path / "state"
+    with StateStore(state / "state.db") as store:
+        store.create_incident("20261206T072438e4224d", encode_key(flow), "invalid-spi", routers=("hub1", "spoke1"))
+    listed = CliRunner().invoke(cli, ["incidents", "--state", str(state)])
+    assert listed.exit_code == 0, listed.output
+    [row] = listed.output.splitlines()
+    assert "20261206T072438e4224d" in row and "hub1 <- 192.0.2.3 SPI 0xB4251D61 (ESP)" in row
+    assert "routers hub1, spoke1" in row and "bundle -" in row and '{"flow"' not in row

@@ -119,3 +119,108 @@ def test_a_timeline_across_new_year_and_three_zones_is_in_true_order():
     assert [r["agent_time"] for r in rows] == [
         (agent_now - timedelta(seconds=s)).isoformat() for s in (10, 6, 2)]
 
+
+
+LOCAL_CET = CET_CONFIG.replace("log datetime msec", "log datetime msec localtime")
+
+
+@pytest.mark.parametrize("config, show_clock, stamp, utc", [
+    # spring, Europe: 01:59 is still CET (UTC+1), 03:01 already CEST (UTC+2); 02:xx never shows
+    (LOCAL_CET, "10:00:00.000 CEST Sun Mar 31 2024", datetime(2024, 3, 31, 1, 59), datetime(2024, 3, 31, 0, 59)),
+    (LOCAL_CET, "10:00:00.000 CEST Sun Mar 31 2024", datetime(2024, 3, 31, 3, 1), datetime(2024, 3, 31, 1, 1)),
+    # autumn: the repeated hour is read as summer time, the hour after it as standard
+    (LOCAL_CET, "10:00:00.000 CET Sun Oct 27 2024", datetime(2024, 10, 27, 2, 30), datetime(2024, 10, 27, 0, 30)),
+    (LOCAL_CET, "10:00:00.000 CET Sun Oct 27 2024", datetime(2024, 10, 27, 3, 30), datetime(2024, 10, 27, 2, 30)),
+    # a bare `recurring`: the US rules (second Sunday of March, first Sunday of November)
+    ("clock timezone PST -8 0\nclock summer-time PDT recurring\nservice timestamps log datetime localtime\n",
+     "10:00:00.000 PDT Mon Mar 11 2024", datetime(2024, 3, 10, 1, 59), datetime(2024, 3, 10, 9, 59)),
+    ("clock timezone PST -8 0\nclock summer-time PDT recurring\nservice timestamps log datetime localtime\n",
+     "10:00:00.000 PDT Mon Mar 11 2024", datetime(2024, 3, 10, 3, 0), datetime(2024, 3, 10, 10, 0)),
+    # southern hemisphere: summer across New Year (Sydney, first Sunday of October to first of April)
+    ("clock timezone AEST 10 0\nclock summer-time AEDT recurring 1 Sun Oct 2:00 1 Sun Apr 3:00\n"
+     "service timestamps log datetime localtime\n",
+     "10:00:00.000 AEDT Wed Jan 10 2024", datetime(2024, 1, 9, 12, 0), datetime(2024, 1, 9, 1, 0)),
+    ("clock timezone AEST 10 0\nclock summer-time AEDT recurring 1 Sun Oct 2:00 1 Sun Apr 3:00\n"
+     "service timestamps log datetime localtime\n",
+     "10:00:00.000 AEDT Wed Jan 10 2024", datetime(2023, 7, 1, 12, 0), datetime(2023, 7, 1, 2, 0)),
+    # `date` rules in both orders, with a 30-minute shift
+    ("clock timezone PST -8\nclock summer-time PDT date Mar 10 2024 2:00 Nov 3 2024 2:00 30\n"
+     "service timestamps log datetime localtime\n",
+     "10:00:00.000 PDT Mon Mar 11 2024", datetime(2024, 3, 10, 3, 0), datetime(2024, 3, 10, 10, 30)),
+    ("clock timezone PST -8\nclock summer-time PDT date 10 Mar 2024 2:00 3 Nov 2024 2:00\n"
+     "service timestamps log datetime localtime\n",
+     "10:00:00.000 PDT Mon Mar 11 2024", datetime(2024, 3, 9, 23, 0), datetime(2024, 3, 10, 7, 0)),
+])
+def test_local_stamps_without_zone_take_the_offset_of_their_own_moment(config, show_clock, stamp, utc):
+    """A buffer of `localtime` stamps that do not print their zone may straddle a
+    summer-time change; each line takes the offset in force when it was logged, not the one
+    `show clock` prints now (the router's clock is right: skew 0)."""
+    wall, _ = parse_show_clock(show_clock)
+    offset = zone_offsets(config)[parse_show_clock(show_clock)[1]]
+    clock = RouterClock.read(show_clock, *asked((wall - offset).replace(tzinfo=UTC)), running_config=config)
+    assert clock.skew_seconds == 0.0
+    assert clock.to_agent(stamp, None, "log") == utc.replace(tzinfo=UTC)
+
+
+def test_an_unknown_summer_time_form_keeps_the_wall_clocks_offset():
+    config = LOCAL_CET.replace("recurring last Sun Mar 2:00 last Sun Oct 3:00", "recurring someday")
+    clock = RouterClock.read("10:00:00.000 CEST Sun Mar 31 2024",
+                             *asked(datetime(2024, 3, 31, 8, tzinfo=UTC)), running_config=config)
+    assert clock.summer is None
+    assert clock.to_agent(datetime(2024, 3, 31, 1, 59), None, "log") == datetime(2024, 3, 30, 23, 59, tzinfo=UTC)
+
+
+def test_a_timeline_across_the_spring_change_keeps_the_two_minutes_between_its_lines():
+    """Two lines logged two minutes apart across the CET -> CEST jump (01:59 and 03:01 on
+    the router's local clock) stay two minutes apart on the agent's clock."""
+    agent_now = datetime(2024, 3, 31, 8, 0, tzinfo=UTC)
+    log = ("Log Buffer (8192 bytes):\n"
+           "Mar 31 01:59:00.000: %LINK-3-UPDOWN: Interface Tunnel1, changed state to down\n"
+           "Mar 31 03:01:00.000: %LINK-3-UPDOWN: Interface Tunnel1, changed state to up\n")
+    capture = _capture("hub", "receiver", "10:00:00.000 CEST Sun Mar 31 2024", LOCAL_CET, log, agent_now)
+    rows = build_timeline((capture,), year=2024)
+    assert [r["agent_time"] for r in rows] == [datetime(2024, 3, 31, 0, 59, tzinfo=UTC).isoformat(),
+                                               datetime(2024, 3, 31, 1, 1, tzinfo=UTC).isoformat()]
+
+
+def _track(earlier_wall: str, earlier_at: datetime, latest_wall: str, latest_at: datetime):
+    from collector.clocks import ClockTrack
+    latest = RouterClock.read(latest_wall, *asked(latest_at), running_config="service timestamps log datetime msec\n")
+    return ClockTrack(latest.reread(earlier_wall, *asked(earlier_at)), latest)
+
+
+def test_two_readings_that_agree_change_nothing():
+    agent = datetime(2026, 12, 6, 6, 50, 0, tzinfo=UTC)
+    track = _track("06:50:03.000 UTC Sun Dec 6 2026", agent, "06:50:08.000 UTC Sun Dec 6 2026",
+                   agent + timedelta(seconds=5))
+    assert track.disagreement() is None
+    for stamp in (datetime(2026, 12, 6, 6, 40), datetime(2026, 12, 6, 6, 50, 5), datetime(2026, 12, 6, 6, 51)):
+        assert track.to_agent(stamp, None) == track.latest.to_agent(stamp, None) == \
+            stamp.replace(tzinfo=UTC) - timedelta(seconds=3)
+
+
+def test_a_clock_that_ran_ten_times_faster_between_the_readings_is_interpolated():
+    """The lab's clock runs ten times the agent's: 50 router seconds pass in 5 agent
+    seconds. A line stamped halfway between the readings lands halfway on the agent's
+    clock; lines outside take the nearer reading's skew; the order never changes."""
+    agent = datetime(2026, 12, 6, 6, 50, 0, tzinfo=UTC)
+    track = _track("06:51:00.000 UTC Sun Dec 6 2026", agent, "06:51:50.000 UTC Sun Dec 6 2026",
+                   agent + timedelta(seconds=5))
+    assert track.runs_forward
+    assert track.to_agent(datetime(2026, 12, 6, 6, 51, 25), None) == agent + timedelta(seconds=2.5)
+    assert track.to_agent(datetime(2026, 12, 6, 6, 50, 50), None) == agent - timedelta(seconds=10)
+    assert track.to_agent(datetime(2026, 12, 6, 6, 52, 0), None) == agent + timedelta(seconds=15)
+    assert track.disagreement() == (
+        "its clock advanced 50.0 s between the reading before arming and the capture's while the agent's "
+        "advanced 5.0 s (stepped, or running at another rate); its lines between the two readings are "
+        "placed by interpolation")
+
+
+def test_a_clock_stepped_back_between_the_readings_uses_the_capture_reading_alone():
+    agent = datetime(2026, 12, 6, 6, 50, 0, tzinfo=UTC)
+    track = _track("06:52:00.000 UTC Sun Dec 6 2026", agent, "06:50:05.000 UTC Sun Dec 6 2026",
+                   agent + timedelta(seconds=5))
+    assert not track.runs_forward
+    stamp = datetime(2026, 12, 6, 6, 51, 0)
+    assert track.to_agent(stamp, None) == track.latest.to_agent(stamp, None) == agent + timedelta(seconds=60)
+    assert track.disagreement().startswith("its clock moved -115.0 s between the reading before arming")

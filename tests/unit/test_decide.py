@@ -142,6 +142,54 @@ def test_unknown_sources_arm_nothing_and_are_counted():
     assert core.state.unknown_sources == {("hub1", "125.240.132.86"): 2}
 
 
+SWITCH_ON = Rules(max_armed_routers=4, arm_unknown_sources=True)
+
+
+def _scan_line(core, n: int, router="hub1", at=T0):
+    """One scanner packet: a new source and a new random SPI each time."""
+    flow = Flow(router, ip_address(f"125.240.{n // 250}.{n % 250 + 1}"), ip_address("198.51.100.1"), 0x77B40000 + n, 50)
+    return core.line(flow=flow, sender=None, source=SourceKind.UNKNOWN, at=at + timedelta(seconds=n))
+
+
+def test_with_the_switch_on_a_scan_of_single_packets_arms_nothing_and_records_no_incident():
+    core = Core(SWITCH_ON)
+    actions = [a for n in range(90) for a in _scan_line(core, n)]
+    assert not any(isinstance(a, Arm) for a in actions)
+    skips = [a for a in actions if isinstance(a, Skip)]
+    assert len(skips) == 90 and all(s.unknown_source and not s.record for s in skips)
+    assert "armed only once its flow repeats" in skips[0].reason
+    assert not core.state.incidents and len(core.state.unknown_sources) == 90
+
+
+def test_with_the_switch_on_an_unknown_source_that_repeats_arms_the_receiver_only_once_per_router():
+    core = Core(SWITCH_ON)
+    stranger = Flow("hub1", ip_address("203.0.113.50"), ip_address("198.51.100.1"), 0xABCD, 50)
+    assert not any(isinstance(a, Arm) for a in core.line(flow=stranger, sender=None, source=SourceKind.UNKNOWN))
+    again = core.line(flow=stranger, sender=None, source=SourceKind.UNKNOWN, at=T0 + timedelta(seconds=10))
+    arm = only(again, Arm)
+    assert arm.receiver == "hub1" and arm.sender is None
+    assert any(isinstance(a, MarkArmedLate) for a in again)  # it had repeated before arming: the report says so
+    # a second unknown source repeating on the same hub waits: one unconfirmed incident per router
+    other = Flow("hub1", ip_address("203.0.113.51"), ip_address("198.51.100.1"), 0xABCE, 50)
+    core.line(flow=other, sender=None, source=SourceKind.UNKNOWN)
+    skip = only(core.line(flow=other, sender=None, source=SourceKind.UNKNOWN), Skip)
+    assert "already open on hub1 (limit 1)" in skip.reason and skip.unknown_source and not skip.record
+    # known peers keep their room: a flow between inventory routers still arms
+    assert only(core.line(flow=SPOKE2, sender="spoke2"), Arm).sender == "spoke2"
+
+
+def test_unknown_sources_never_take_more_than_half_the_cap_and_are_not_recorded_as_incidents_when_refused():
+    core = Core(SWITCH_ON)
+    for n, router in enumerate(("hub1", "hub2", "hub3")):
+        flow = Flow(router, ip_address(f"203.0.113.{60 + n}"), ip_address("198.51.100.1"), 0x100 + n, 50)
+        core.line(flow=flow, sender=None, source=SourceKind.UNKNOWN)
+        last = core.line(flow=flow, sender=None, source=SourceKind.UNKNOWN)
+    skip = only(last, Skip)
+    assert "room for unconfirmed sources used up (2 of 4 routers)" in skip.reason
+    assert skip.unknown_source and not skip.record
+    assert len(core.state.held_routers(unconfirmed_only=True)) == 2
+
+
 def test_a_destination_that_is_not_the_receivers_is_refused():
     core = Core()
     skip = only(core.line(dst_owned=False), Skip)

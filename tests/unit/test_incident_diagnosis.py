@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from ipaddress import ip_address
 from pathlib import Path
 
@@ -581,3 +581,28 @@ def test_report_command_user_errors_are_one_line_exit_2(tmp_path, args, message)
     assert message in result.output
     assert "Traceback" not in result.output
     assert not (bundle / "report2.md").exists()
+
+
+def test_a_clock_read_before_arming_places_lines_between_the_readings_and_survives_the_bundle(tmp_path):
+    """The hub's clock was 60 s slow when read before arming (agent 13:27:29) and right at
+    capture (13:30:00): NTP stepped it in between. Its lines between the two readings are
+    interpolated, the report says why, and the bundle read back gives the same report."""
+    from dataclasses import replace
+
+    from collector.core.results import LogSnapshot
+    pre_arm_at = ARMED - timedelta(seconds=1)
+    snapshot = LogSnapshot("hub", HUB_LOG, pre_arm_at, "13:26:29.000 UTC Mon Sep 2 2019\n", (pre_arm_at, pre_arm_at))
+    result = replace(make_result(), pre_arm=(snapshot,))
+    markdown, data = diagnose_capture(result)
+    assert ("- Note: hub: its clock advanced 211.0 s between the reading before arming and the capture's while "
+            "the agent's advanced 151.0 s") in markdown
+    first = data["timeline_summary"]["first_invalid_spi"]
+    # stamped 13:27:57.707: 88.707 of the router's 211 s after its first reading -> 151/211 of that on the agent's
+    expected = pre_arm_at + timedelta(seconds=88.707 * 151 / 211)
+    assert abs(datetime.fromisoformat(first["agent_time"]) - expected) < timedelta(milliseconds=1)
+
+    bundle = write_incident_bundle(result, tmp_path, report=(markdown, data))
+    loaded = load_bundle(bundle)
+    assert loaded.result.pre_arm == (snapshot,)
+    again_md, again = diagnose_bundle(bundle)
+    assert again_md.replace(f"bundle {bundle.name}", "capture") == markdown

@@ -182,6 +182,27 @@ interface GigabitEthernet0/1
     assert flow_mapping(classify_config(mixed), "202.100.3.1", ()).mapping == "dynamic"
 
 
+def test_a_hub_with_a_dynamic_crypto_map_too_does_not_claim_an_unmapped_peer_for_dmvpn() -> None:
+    """Both the dynamic map and dynamic NHRP take any peer: with no NHRP entry and no static
+    map for it, nothing says the flow is on the mGRE tunnel (the lab's hub1: a crypto-map
+    spoke's desync was reported as a "DMVPN peer on Tunnel0")."""
+    with_dynamic_map = DUAL_HUB + """crypto dynamic-map DYN 10
+ set transform-set TS
+crypto map VPN 65535 ipsec-isakmp dynamic DYN
+interface Ethernet0/1
+ crypto map VPN
+"""
+    profile = classify_config(with_dynamic_map)
+    entries = parse_nhrp(_read("show_ip_nhrp/ios_hub_registered_excerpt.txt"))
+    assert flow_mapping(profile, "192.0.2.3", entries) is None  # no entry, no static map
+    assert flow_mapping(profile, "192.0.2.3", None) is None
+    registered = flow_mapping(profile, "100.4.0.27", entries)  # a spoke's registration still decides
+    assert registered is not None and registered.mapping == "dynamic"
+    assert flow_mapping(profile, "100.9.0.16", entries).mapping == "static"
+    # without the dynamic map, an unmapped peer of the hub is still taken as dynamic NHRP
+    assert flow_mapping(classify_config(DUAL_HUB), "192.0.2.3", entries).mapping == "dynamic"
+
+
 def test_ikev2_dmvpn_stays_unknown_even_when_static() -> None:
     config = PHASE3_SPOKE.replace("crypto ipsec profile DMVPN-PROF\n set transform-set TS\n",
                                   "crypto ikev2 profile IKEV2-PROF\n match identity remote address 0.0.0.0\n"

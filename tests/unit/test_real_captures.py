@@ -40,6 +40,7 @@ COVERED = {
     "show_crypto_ipsec_sa", "show_crypto_isakmp_sa", "show_crypto_ikev2_sa", "show_crypto_session",
     "show_platform_qfp", "show_debugging", "show_logging", "show_version", "show_clock", "debug", "syslog",
     "show_ip_nhrp", "show_dmvpn",  # collector/nhrp.py: tests/unit/test_nhrp.py
+    "show_event_manager_version",
 }
 
 
@@ -279,3 +280,12 @@ def test_ipsec_sa_ipv6_spi_not_available() -> None:
         "Transport UDP-Encaps, esn", "ACTIVE(ACTIVE)")
     assert [r["current_peer"] for r in records[::2]] == [
         "4180::151:0:1", "4180::60:0:1", "4180::11:0:1", "4180::2:0:1", "4180::226:0:1", "4180::221:0:1", "4180::20:0:1"]
+
+
+def test_show_event_manager_version() -> None:
+    from collector.respond.facts import parse_eem_version
+
+    text = (REAL / "show_event_manager_version" / "ios15_c3750x.txt").read_text()
+    assert parse_eem_version(text) == 4.0
+    assert parse_eem_version(text.replace("Version 4.00", "Version 3.00")) == 3.0
+    assert parse_eem_version("% Invalid input detected at '^' marker.") is None

@@ -541,3 +541,119 @@ def test_a_text_redacted_in_pieces_is_redacted_as_the_whole_text(lines, size, fi
         text = text.rstrip("\r\n")
     secrets = ("hunter2", "ab")
     assert "".join(redact_pieces(text_pieces(text, size), secrets)) == redact_values(redact(text), secrets)
+
+
+# -- the fast walk (only lines that can start a secret form) against the walk of every line --
+
+from collector.redact import _LEADS, _redact_every_line, _redact_leading_lines  # noqa: E402
+
+_EXAMPLES = [p.example for p in redaction_patterns]
+_HEADERS = ["tacacs server T1", "radius server R1", "crypto isakmp client configuration group G", "router ospf 1",
+            "key chain K", "interface Tunnel0", "Crypto map tag: M, local addr 10.0.0.1", "aaa server radius dynamic-author"]
+_example_words = sorted({w for e in _EXAMPLES for w in e.split()} | set(_WORDS))
+_line = st.one_of(
+    st.sampled_from(_EXAMPLES).map(str.strip),
+    st.sampled_from(_HEADERS),
+    st.lists(st.sampled_from(_example_words), max_size=8).map(" ".join),
+)
+_ascii_config = st.lists(
+    st.tuples(st.sampled_from(["", " ", "  ", "\t", " \x0b", "\x0c"]), _line, st.booleans()),
+    max_size=14,
+).map(lambda lines: "\n".join(indent + (text.upper() if shout else text) for indent, text, shout in lines))
+
+
+@settings(max_examples=400, deadline=None)
+@given(_ascii_config)
+def test_the_fast_walk_removes_what_the_walk_of_every_line_removes(text):
+    if not text.isascii() or "preshared" in text.lower():
+        return  # redact() gives these to the walk of every line
+    assert _redact_leading_lines(text, text.lower()) == _redact_every_line(text)
+
+
+@pytest.mark.parametrize("indent", ["", " ", "  ", "\t"])
+@pytest.mark.parametrize("example", _EXAMPLES)
+def test_every_example_is_a_line_the_fast_walk_looks_at(example, indent):
+    line = indent + example.strip()
+    assert line.lower().lstrip().startswith(_LEADS)
+    text = f"tacacs server T1\n{line}\ninterface Tunnel0 crypto\n"
+    assert _redact_leading_lines(text, text.lower()) == _redact_every_line(text) != text
+
+
+def test_a_crypto_output_goes_through_the_fast_walk_unchanged():
+    sa = ("interface: Tunnel0\n    Crypto map tag: Tunnel0-head-0, local addr 10.250.0.1\n"
+          "   protected vrf: (none)\n   local crypto endpt.: 198.51.100.1, remote crypto endpt.: 192.0.2.7\n"
+          "   plaintext mtu 1438, path mtu 1500, ip mtu 1500, ip mtu idb GigabitEthernet1\n"
+          "     inbound esp sas:\n      spi: 0x1A2B3C4D(439041101)\n        in use settings ={Tunnel, }\n")
+    assert redact(sa) == sa == _redact_every_line(sa)
+    looked_at = [line for line in sa.lower().split("\n") if line.lstrip().startswith(_LEADS)]
+    assert looked_at == ["    crypto map tag: tunnel0-head-0, local addr 10.250.0.1"]  # of 8 lines, 6 with a needle
+
+
+def test_the_fast_walk_finds_the_block_header_lines_above():
+    # only `block-key` (server blocks) takes a two-word key; its header is 3 lines up, past
+    # lines the fast walk skips
+    text = ("tacacs server T1\n address ipv4 192.0.2.1\n timeout 5\n key my secret\n"
+            "router ospf 1\n passive-interface default\n key my secret\n")
+    want = text.replace(" key my secret\nrouter", " key <removed>\nrouter", 1)
+    assert _redact_every_line(text) == want
+    assert _redact_leading_lines(text, text.lower()) == want
+
+
+# -- redacted_view: the data itself when nothing changes, a redacted copy otherwise -------------
+
+from collector.redact import redacted_view  # noqa: E402
+
+
+def test_clean_data_is_handed_back_itself_and_a_secret_gets_a_copy():
+    clean = [{"interface": "Tunnel0", "pkts": ["1", "2"], "n": 3, "up": True, "x": None}, ("a", 1)]
+    assert redacted_view(clean, ["hunter22"], memo={}) is clean
+    dirty = [{"interface": "Tunnel0", "note": "key hunter22"}, {"config": "enable secret 5 $1$abc"}]
+    view = redacted_view(dirty, ["hunter22"], memo={})
+    assert view == [{"interface": "Tunnel0", "note": "key <removed>"}, {"config": "enable secret 5 <removed>"}]
+    assert dirty[0]["note"] == "key hunter22"  # the original is left as it was
+
+
+class _Text(str):
+    pass
+
+
+def test_a_str_subclass_is_copied_as_redact_data_does():
+    data = {"k": _Text("plain")}
+    view = redacted_view(data, [], memo={})
+    assert view == redact_data(data) and view is not data
+
+
+_leaf = st.one_of(st.sampled_from(_EXAMPLES + ["Tunnel0", "UP-ACTIVE", "s3cr3tvalue", "", "x\nenable secret 0 ab"]),
+                  st.integers(), st.none(), st.booleans())
+_json_like = st.recursive(_leaf, lambda inner: st.one_of(
+    st.lists(inner, max_size=4), st.dictionaries(st.sampled_from(["a", "key", "s3cr3tvalue", "password 7 x"]), inner,
+                                                  max_size=4)), max_leaves=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_json_like)
+def test_redacted_view_equals_redact_data(data):
+    memo: dict[str, str] = {}
+    assert redacted_view(data, ["s3cr3tvalue"], memo=memo) == redact_data(data, ["s3cr3tvalue"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(_ascii_config, st.integers(1, 80))
+def test_pieces_of_an_ascii_config_take_the_fast_walk_and_give_the_whole_texts_redaction(text, size):
+    # `\n` endings only and no key table: each piece goes through the fast walk, starting in
+    # the config block the piece before it ended in
+    from collector.redact import redact_pieces, text_pieces
+
+    secrets = ("s3cr3tvalue",)
+    assert "".join(redact_pieces(text_pieces(text, size), secrets)) == redact_values(redact(text), secrets)
+
+
+@pytest.mark.parametrize("size", range(1, 40))
+def test_a_block_key_pieces_away_from_its_header_is_still_removed(size):
+    # `key my secret` is a secret only inside a server block, whose header is pieces before it
+    from collector.redact import redact_pieces, text_pieces
+
+    text = ("tacacs server T1\n address ipv4 192.0.2.1\n timeout 5\n key my secret\n"
+            "router ospf 1\n passive-interface default\n key my secret\n")
+    want = text.replace(" key my secret\nrouter", " key <removed>\nrouter", 1)
+    assert "".join(redact_pieces(text_pieces(text, size))) == want == redact(text)

@@ -307,3 +307,26 @@ def test_failed_report_says_the_evidence_is_intact():
     markdown, data = failed_report("inc-9", "capture", "ValueError: boom")
     assert data["verdict"]["key"] == "diagnosis-failed" and data["error"] == "ValueError: boom"
     assert "intact" in markdown
+
+
+def test_invalid_spi_lines_of_other_flows_are_counted_not_listed():
+    from ipaddress import ip_address
+
+    from collector.detect.events import Flow
+
+    flow = Flow("hub", ip_address("192.0.2.3"), ip_address("198.51.100.1"), 0xB4251D61, 50)
+    mine = ("%CRYPTO-4-RECVD_PKT_INV_SPI: decaps: rec'd IPSEC packet has invalid spi for destaddr=198.51.100.1, "
+            "prot=50, spi=0xB4251D61(3022331233), srcaddr=192.0.2.3, input interface=GigabitEthernet0/0/0")
+    scanner = mine.replace("0xB4251D61(3022331233)", "0x028E0000(42860544)").replace("192.0.2.3", "200.174.103.46")
+    same_spi_other_sender = mine.replace("srcaddr=192.0.2.3", "srcaddr=192.0.2.9")
+    rows = [row("hub", "t1", "CRYPTO-4-RECVD_PKT_INV_SPI", scanner),
+            row("hub", "t2", "CRYPTO-4-RECVD_PKT_INV_SPI", mine),
+            row("hub", "t3", "CRYPTO-4-RECVD_PKT_INV_SPI", same_spi_other_sender),
+            row("hub", "t4", "CRYPTO-4-RECVD_PKT_INV_SPI", "inv, unreadable")]
+    summary = timeline_summary(rows, flow)
+    assert summary["routers"]["hub"] == {"records": 4, "invalid_spi": 4, "debug": 0, "other_flows": 2}
+    assert [e["line"] for e in summary["key_events"]] == [mine, "inv, unreadable"]
+    assert summary["first_invalid_spi"]["line"] == mine
+    assert [e["line"] for e in timeline_summary(rows)["key_events"]] == [r["line"] for r in rows]  # no flow: all
+    markdown = render_markdown(diagnosis(timeline=rows))
+    assert "4 invalid-SPI messages" in markdown

@@ -97,6 +97,38 @@ def _plain_clean(pattern, command: str, raw: str) -> str:
     return text
 
 
+# -- the fast forms against the plain searches they replace ------------------------------------
+
+import re  # noqa: E402
+
+from collector.sessions.prompts import _REFUSED, PromptReader  # noqa: E402
+
+_PIECES = ["% Invalid input detected at '^' marker.", "%Incomplete command.", "Command authorization failed.",
+           "% Ambiguous command:  \"sh c\"", "%CRYPTO-4-RECVD_PKT_INV_SPI: decaps", "rtr1#", "rtr1(config)#",
+           "rtr1(config-if)# ", "rtr1>", "other#", "show logging", " ", "\x08", "--More--", "x", "%", "#", ">"]
+_text = st.lists(st.tuples(st.sampled_from(_PIECES), st.sampled_from(["", "\n", "\r\n", " "])), max_size=12).map(
+    lambda parts: "".join(p + sep for p, sep in parts))
+
+
+@settings(max_examples=400, deadline=None)
+@given(_text)
+def test_a_refusal_is_found_where_the_multiline_search_finds_it(text):
+    match = _REFUSED.search(text)
+    assert refusal_in(text) == ((match.group(1) or match.group(2)) if match else None)
+
+
+def _cut_with_a_whole_search(reader: PromptReader, command: str, raw: str) -> str:
+    text = raw.replace("\r\n", "\n").replace("\r", "")
+    text = re.sub(r"[ \x08]+\x08", "", text.replace("--More--", ""))
+    first, sep, rest = text.partition("\n")
+    if command.strip() and first.strip().endswith(command.strip()[-40:]):
+        text = rest
+    match = reader._prompt.search(text)
+    if match:
+        text = text[: match.start()] + ("\n" if match.group(0).startswith("\n") else "")
+    return text
+
+
 _OUTPUT_ATOMS = ["show logging", LONG + "#", LONG[:20] + "(config)#", "R2>", "\r\n", "\n", "\r", " ", "--More--",
                  " \x08\x08", "x", "a line of output", "#", ">", "(config)"]
 
@@ -112,3 +144,11 @@ def test_an_output_is_cleaned_as_the_plain_rule_says(atoms, command, piece, long
     raw = ("y" * 6000 + "\n" if long_output else "") + "".join(atoms)  # long: the prompt is looked for near the end
     pieces = [raw[i:i + piece] for i in range(0, len(raw), piece)]
     assert reader._clean(command, pieces) == _plain_clean(reader._prompt, command, raw)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_text, st.sampled_from(["show logging", "", "show version"]))
+def test_the_prompt_is_cut_where_a_search_of_the_whole_output_cuts_it(raw, command):
+    reader = PromptReader.__new__(PromptReader)
+    reader._prompt = prompt_pattern("rtr1")
+    assert reader._clean(command, [raw]) == _cut_with_a_whole_search(reader, command, raw)

@@ -10,6 +10,7 @@ import pytest
 from collector.respond.deadman import build_applet
 from collector.respond.sweep import (
     APPLETS_COMMAND,
+    Ownership,
     accept_command,
     parse_applets,
     sweep_router,
@@ -142,12 +143,42 @@ def test_logging_switched_off_before_arming_is_switched_off_again():
     assert router.buffered is None
 
 
-def test_a_debug_left_on_is_never_called_clean_and_is_not_touched():
-    router = Router(applet_text(), debugs=("ISAKMP", "IPSEC", "Engine"))
+def test_someone_elses_debug_and_condition_are_left_on_and_named_not_a_failure():
+    router = Router(applet_text(), debugs=("ISAKMP", "IPSEC", "Engine"), conditions=("10.0.0.2", "10.9.9.9"))
+    result = _sweep(router)
+    assert result.clean, result.line()
+    assert result.still_on == [] and result.not_ours == ["debug crypto engine", "condition peer 10.9.9.9"]
+    assert result.line().endswith("left on (no applet or record of the tool names them): "
+                                  "debug crypto engine, condition peer 10.9.9.9")
+    assert router.debugs == {"Engine"} and router.conditions == ["10.9.9.9"]
+    assert not any("engine" in c or "10.9.9.9" in c for c in router.sent if not c.startswith("show"))
+
+
+def test_a_debug_of_the_tools_still_on_after_its_undo_is_never_clean():
+    router = Router(applet_text(), refuse={"no debug crypto isakmp", "no debug crypto condition peer ipv4 10.0.0.2"})
     result = _sweep(router)
     assert not result.clean
-    assert "still on: Engine debug" in result.line()
-    assert not any("engine" in c for c in router.sent)
+    assert result.still_on == ["debug crypto isakmp", "condition peer 10.0.0.2"]
+    assert "still on: debug crypto isakmp, condition peer 10.0.0.2" in result.line()
+
+
+def test_what_the_store_recorded_counts_as_the_tools_even_without_an_applet():
+    router = Router("", debugs=("IPSEC", "ISAKMP"), conditions=("10.0.0.2",))
+    routers = FakeRouters()
+    router.install(routers, "hub1")
+    with routers.session(SimpleNamespace(name="hub1")) as session:
+        result = sweep_router(session, "hub1", Ownership(frozenset({"isakmp"}), frozenset({"10.0.0.2"})))
+    assert not result.clean
+    assert result.still_on == ["debug crypto isakmp", "condition peer 10.0.0.2"]
+    assert result.not_ours == ["debug ipsec"]
+
+
+def test_an_unreadable_debug_state_is_not_verified_when_the_tool_had_set_something():
+    router = Router(applet_text(), refuse={"show debugging", "show crypto debug-condition"})
+    result = _sweep(router)
+    assert not result.clean
+    assert "`show debugging` refused: debugs not verified" in result.still_on
+    assert "`show crypto debug-condition` refused: conditions not verified" in result.still_on
 
 
 def test_no_applet_and_nothing_on_is_clean_without_a_change():
