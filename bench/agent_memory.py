@@ -1,4 +1,4 @@
-"""Benchmark 11: the agent's resident memory with 200 routers, many of them with a full
+"""Benchmark 12: the agent's resident memory with 200 routers, many of them with a full
 10 MB `logging buffered` (what production routers have), through a whole incident cycle.
 
 The lab is the default realistic fleet of 200 routers with `desync:50`, except that the
