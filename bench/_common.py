@@ -170,6 +170,7 @@ class LabProcess:
     time_scale: float = 1.0
     syslog_to: str | None = None
     seed: int = 0
+    realism: str | None = None  # COLLECTOR_LAB_REALISM for the lab (None: the default traits)
     state_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="collector-bench-lab-")))
     base_port: int | None = None
     pid: int = 0
@@ -191,7 +192,8 @@ class LabProcess:
                 args += ["--scenario", spec]
             if self.syslog_to:
                 args += ["--syslog-to", self.syslog_to]
-            done = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=180)
+            env = {**os.environ, "COLLECTOR_LAB_REALISM": self.realism} if self.realism is not None else None
+            done = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=180, env=env)
             if done.returncode == 0:
                 info = json.loads((self.state_dir / "control.json").read_text())
                 self.pid, self.control_port, self.base_port = int(info["pid"]), int(info["control_port"]), base

@@ -61,14 +61,18 @@ def run_mode(mode: str, args, work: Path) -> dict:
     syslog_port = free_udp_port() if mode == "syslog" else None
     interval = args.poll_interval if mode == "poll" else 3600.0
     out: dict = {"mode": mode, "poll_interval": interval if mode == "poll" else None}
+    # Without the `operator-debug` trait: its routers are refused by design
+    # (refuse_if_foreign_debugs, tested in tests/), and every flow here must be armable.
     with LabProcess(routers=args.routers, scenarios=[f"desync:{args.flows}"], time_scale=0.0,
-                    syslog_to=f"127.0.0.1:{syslog_port}" if syslog_port else None) as lab:
+                    syslog_to=f"127.0.0.1:{syslog_port}" if syslog_port else None,
+                    realism="-operator-debug") as lab:
         control = lab.control()
         inventory = load_inventory(lab.inventory_path)
         hosts = list(inventory.hosts.values())
         seed_known_hosts(((h.hostname, h.port) for h in hosts), known_hosts_path())
         flows = [p for p in control.pairs() if p["scenario"] == "desync"]
         ends = {name for p in flows for name in (p["sender"], p["receiver"])}
+        before = {name: control.state(name) for name in ends}
         print(f"  [{mode}] lab: {len(hosts)} routers (pid {lab.pid}), {len(flows)} desync flows over {len(ends)} "
               f"distinct routers, lab clock frozen")
 
@@ -115,7 +119,8 @@ def run_mode(mode: str, args, work: Path) -> dict:
                 stop.set()
                 thread.join(timeout=180)
                 control.close()
-        left = sum(1 for name in ends if _armed_on_lab(_safe_state(lab, name)))
+        # debugs and conditions the lab started with are someone else's, not left by the agent
+        left = sum(1 for name in ends if _armed_on_lab(_safe_state(lab, name)) and not _armed_on_lab(before[name]))
         out["left_armed_after_stop"] = left
     return out
 

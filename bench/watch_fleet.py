@@ -139,11 +139,13 @@ class ServedLab:
                      "--scenario", f"desync:{args.flows}", "--time-scale", "0", "--seed", str(SEED),
                      "--state-dir", str(self.state),
                      "--syslog-to", f"127.0.0.1:{syslog_port}", *(a for p in patterns for a in ("--serve", p))]
+        self.realism = args.realism
         self.process: subprocess.Popen | None = None
         self.pid = 0
 
     def spawn(self) -> "ServedLab":
-        self.process = _spawn([*self.args, "--base-port", str(self.base_port)], self.state / "lab-process.log")
+        env = {**os.environ, "COLLECTOR_LAB_REALISM": self.realism}
+        self.process = _spawn([*self.args, "--base-port", str(self.base_port)], self.state / "lab-process.log", env)
         return self
 
     def wait_ready(self, timeout: float, tries: int = 5) -> "ServedLab":
@@ -575,6 +577,9 @@ def main() -> int:
     parser.add_argument("--syslog-rate", type=float, default=167.0, help="ordinary datagrams a second")
     parser.add_argument("--workers", type=int, default=20)
     parser.add_argument("--cap", type=int, default=64, help="guards.max_armed_routers in the playbook copy")
+    parser.add_argument("--realism", default="-operator-debug",
+                        help="the labs' COLLECTOR_LAB_REALISM (default: every trait but operator-debug, whose routers "
+                             "are refused by design, so that every flow can be armed)")
     parser.add_argument("--json", help="write the figures to this JSON file")
     parser.add_argument("--analyse", nargs=2, metavar=("JSON", "STATE_DB"),
                         help="recompute the latencies and verdicts of a finished run from its JSON and state store")

@@ -19,6 +19,7 @@ import logging
 import queue
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from collector.agent.dispatch import RouterWork, routers_of
@@ -66,17 +67,43 @@ def rules_of(playbook: Playbook) -> Rules:
                  arm_unknown_sources=guards.arm_unknown_sources)
 
 
+UNKNOWN_SOURCE_QUIET = timedelta(minutes=10)  # at most one printed line from unknown sources per this
+
+
 class _Printer:
-    """Observer that turns problems into the `report` callback's lines (CLI, demo)."""
+    """Observer that turns problems into the `report` callback's lines (CLI, demo).
+
+    Lines from unknown sources are printed at most once per UNKNOWN_SOURCE_QUIET, with a
+    count of those held back: internet scanners hit every public address, and a large
+    fleet would otherwise print thousands of them (`collector incidents` lists them all)."""
 
     def __init__(self, report):
         self.report = report
+        self._unknown_printed_at: datetime | None = None
+        self._unknown_held: list[str] = []  # routers of the lines held back since the last print
 
     def __getattr__(self, name):
         return lambda *args, **kwargs: None
 
     def problem(self, router, message) -> None:
         self.report(f"{router}: {message}" if router else message)
+
+    def unknown_source(self, router, message) -> None:
+        now = utcnow()
+        last = self._unknown_printed_at
+        if last is not None and now - last < UNKNOWN_SOURCE_QUIET:
+            self._unknown_held.append(router)
+            return
+        held, self._unknown_held, self._unknown_printed_at = self._unknown_held, [], now
+        if last is None:
+            after = (f" (lines from unknown sources are printed at most once every "
+                     f"{int(UNKNOWN_SOURCE_QUIET.total_seconds() // 60)} minutes; `collector incidents` lists them all)")
+        elif held:
+            after = (f" (and {len(held)} more from unknown sources on {len(set(held))} router(s) since "
+                     f"{last:%H:%M:%S} UTC, not printed)")
+        else:
+            after = ""
+        self.report(f"{router}: {message}{after}")
 
     def armed(self, incident_id, results, seconds) -> None:
         # The tool has just changed production routers: the operator hears of it at once,
@@ -284,7 +311,6 @@ class Agent:
         self.submit(Tick(utcnow()))
 
     def prune(self) -> int:
-        from datetime import timedelta
         return self.store.prune_events(utcnow() - timedelta(days=EVENT_RETENTION_DAYS))
 
     # -- start and stop ---------------------------------------------------------------------

@@ -66,7 +66,11 @@ class IncidentRecorder:
             incident_id = f"{utcnow():%Y%m%dT%H%M%S}-skip-{abs(hash((flow, skip.reason))) % 10**6:06d}-{self._skips}"
             self.store.create_incident(incident_id, encode_key(flow), self.playbook.name, IncidentState.SKIPPED,
                                        routers=[flow.router], reason=skip.reason)
-        self.observers.problem(flow.router, f"{flow.spi_hex} from {flow.src}: not arming: {skip.reason}")
+        message = f"{flow.spi_hex} from {flow.src}: not arming: {skip.reason}"
+        if skip.unknown_source:
+            self.observers.unknown_source(flow.router, message)
+        else:
+            self.observers.problem(flow.router, message)
 
     def armed_late(self, action: MarkArmedLate) -> None:
         if not self.dry_run:

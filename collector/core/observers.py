@@ -38,6 +38,10 @@ class AgentEvents(Protocol):
     def problem(self, router: str | None, message: str) -> None:
         """Something an operator should read: a failed poll, a refusal, a dry-run plan."""
 
+    def unknown_source(self, router: str, message: str) -> None:
+        """A line from a source that is no peer (a scanner, spoofed ESP) was not armed:
+        `message` says why. Frequent on routers with public addresses; not a `problem`."""
+
     def flows_tracked(self, count: int) -> None:
         """How many flows the tracker holds open windows for, after each decision."""
 
@@ -68,6 +72,9 @@ class NullEvents:
         pass
 
     def problem(self, router, message) -> None:
+        pass
+
+    def unknown_source(self, router, message) -> None:
         pass
 
     def flows_tracked(self, count) -> None:

@@ -64,6 +64,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
+from itertools import islice
 
 from collector.detect.cursor import LogCursor, fingerprint, new_lines as fingerprint_new_lines
 from collector.detect.logline import parse_log_line
@@ -684,3 +685,28 @@ def poll_log(run: Callable[[str], str], previous: LogPosition | None, watch: Seq
         header, body = iter_show_logging(run(FULL_COMMAND))  # the whole buffer: walked, not split into a list
         result = read_new_lines(previous, header, body, watch=watch, only_watched=only_watched)
     return replace(result, notes=(*result.notes, f"whole buffer read: {why}")) if why else result
+
+
+# --------------------------------------------------------------------------- a past moment
+
+
+def log_as_of(text: str, logged: int) -> str | None:
+    """A whole `show logging` cut back to the moment its header counted `logged` messages:
+    the header, then the buffer's records without the newest (count now - `logged`) ones.
+
+    None when the output has no count, or a count below `logged` (the router reloaded or
+    its counters were reset in between: the records cannot be told apart). The buffer (10
+    MB on a busy router, read at every arming) is walked twice, once to count its records
+    and once to keep the oldest, instead of being held as lists of lines and records."""
+    header, body = iter_show_logging(text)
+    if header.logged is None or header.logged < logged:
+        return None
+    keep = max(0, sum(1 for _ in iter_records(body)) - (header.logged - logged))
+    pieces: list[str] = []
+    for line in iter_lines(text):
+        pieces.append(line)
+        if _LOG_BUFFER_LINE.match(line):
+            break
+    _header, body = iter_show_logging(text)
+    pieces.extend(record.text for record in islice(iter_records(body), keep))
+    return "\n".join(pieces) + "\n"

@@ -6,12 +6,15 @@ happens next (failure, SIGTERM, crash) the disarm finds every change to undo.
 from __future__ import annotations
 
 import math
+import re
+from dataclasses import replace
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from collector.core.results import ArmResult, DisarmResult, RouterChange
+from collector.core.results import ArmResult, DisarmResult, LogSnapshot, RouterChange
 from collector.core.states import StepScope, StepStatus
 from collector.core.steps import Step
+from collector.detect.logread import log_as_of
 from collector.inventory import Host
 from collector.respond.base import (
     NO_LOGGING,
@@ -35,6 +38,7 @@ from collector.sessions import RouterSession, SessionError
 from collector.timeutil import utcnow
 
 VTY_KEEP_FREE = 1  # a router with this few free vty lines after arming gets its session closed
+_SIZE_STEP = re.compile(r"^logging buffered (\d+) [a-z]+$")  # the plan's own form (plan.logging_steps)
 
 
 class ArmStopped(Exception):
@@ -77,12 +81,17 @@ class Arming(ResponderBase):
             PlanError: no safe plan can be built."""
         profile = self.profile(host)
         with self.sessions.session(host) as session:
-            checked = self._preflight(session, self._own(host), read_log=False, enforce=False)
+            checked = self._preflight(session, self._own(host), enforce=False)
             return self._plan(host, peer, incident_id, window, profile, checked, session)
 
     def arm(self, host: Host, peer: PeerAddress, incident_id: str, window: timedelta) -> ArmResult:
-        """Pre-flight, the whole `show logging` (arming may empty the buffer: it is returned
-        as `pre_arm_log`), then every step of the plan, each recorded before it runs.
+        """Pre-flight, then every step of the plan, each recorded before it runs; the whole
+        `show logging` as it stood before arming is returned as `pre_arm_log`.
+
+        That log is read after the steps when they leave the buffer as it was (a 10 MB
+        buffer takes seconds to read: the debugs are on that much sooner) and cut back to
+        the pre-flight's message count; before them when a step resizes the buffer (which
+        empties it) or the count cannot cut it (see `_log_read_first`).
 
         A refused step (`% ...` or `Command authorization failed.`) or a lost session stops
         the arming and undoes what was applied: `armed` False with the reason. Never raises
@@ -94,33 +103,40 @@ class Arming(ResponderBase):
         """
         own = self._own(host)
         checked: Preflight | None = None
+        snapshot: LogSnapshot | None = None
+        notes: tuple[str, ...] = ()
         try:
             profile = self.profile(host)
             with self.sessions.session(host) as session:
-                checked = self._preflight(session, own, read_log=True, enforce=True)
+                checked = self._preflight(session, own, enforce=True)
                 plan = self._plan(host, peer, incident_id, window, profile, checked, session)
+                first = _log_read_first(plan, checked)
+                if first:
+                    snapshot = read_pre_arm_log(session, _log_timeout(host))
                 changes = self._apply(session, host, incident_id, list(enumerate(plan.steps)))
+                armed_at = utcnow()
+                if not first:
+                    snapshot, notes = _log_before_arming(session, host, checked.logged)
         except (PreflightRefused, PlanError) as exc:
-            return ArmResult(host.name, False, refused=True, error=f"not armed: {exc}",
-                             pre_arm_log=checked.log if checked else None)
+            return ArmResult(host.name, False, refused=True, error=f"not armed: {exc}", pre_arm_log=snapshot)
         except ArmStopped as exc:
-            return self._arm_failed(host, incident_id, exc.reason, exc.changes, checked)
+            return self._arm_failed(host, incident_id, exc.reason, exc.changes, checked, snapshot)
         except SessionError as exc:
-            return self._arm_failed(host, incident_id, exc.reason, [], checked)
+            return self._arm_failed(host, incident_id, exc.reason, [], checked, snapshot)
         if plan.deadman is not None:
             with self._lock:
-                self._deadlines[host.name] = utcnow() + timedelta(seconds=plan.deadman.countdown_seconds)
+                self._deadlines[host.name] = armed_at + timedelta(seconds=plan.deadman.countdown_seconds)
         if checked.vty_lines is not None and checked.vty_in_use is not None \
                 and checked.vty_lines - checked.vty_in_use <= VTY_KEEP_FREE:
             # The applet's CLI actions need a free line when it fires: do not sit on ours.
             discard = getattr(self.sessions, "discard", None)
             if discard is not None:
                 discard(host.name)
-        return ArmResult(host.name, True, changes=tuple(changes), armed_at=utcnow(), pre_arm_log=checked.log,
-                         skipped=plan.skipped, stale_applets=checked.stale_applets, notes=checked.notes)
+        return ArmResult(host.name, True, changes=tuple(changes), armed_at=armed_at, pre_arm_log=snapshot,
+                         skipped=plan.skipped, stale_applets=checked.stale_applets, notes=checked.notes + notes)
 
     def _arm_failed(self, host: Host, incident_id: str, reason: str, changes: list[RouterChange],
-                    checked: Preflight | None) -> ArmResult:
+                    checked: Preflight | None, snapshot: LogSnapshot | None = None) -> ArmResult:
         """Undo what a failed arm applied; the result says both."""
         error = f"arming failed: {reason}"
         if self.store.armed_steps(host.name, incident_id):
@@ -128,8 +144,7 @@ class Arming(ResponderBase):
             changes = changes + list(undo.changes)
             error += "; what was applied is undone" if undo.error is None else f"; undo incomplete: {undo.error}"
         return ArmResult(host.name, False, error=error, changes=tuple(changes),
-                         pre_arm_log=checked.log if checked else None,
-                         stale_applets=checked.stale_applets if checked else ())
+                         pre_arm_log=snapshot, stale_applets=checked.stale_applets if checked else ())
 
     def _apply(self, session: RouterSession, host: Host, incident_id: str,
                steps: list[tuple[int, Step]]) -> list[RouterChange]:
@@ -245,3 +260,41 @@ class Arming(ResponderBase):
             raise PlanError(str(exc)) from None
         return Step(do=applet.config_lines, undo=(), mode="config", scope=StepScope.ROUTER,
                     why=f"dead-man switch re-entered: fires in {countdown}s, also undoes this flow's steps")
+
+
+def _log_timeout(host: Host) -> float:
+    return max(host.options.read_timeout, 300.0)  # a 10 MB buffer over a slow link
+
+
+def _log_read_first(plan: ArmPlan, checked: Preflight) -> bool:
+    """Must the whole log be read before the steps? Yes when a step changes the buffer's
+    size (IOS reallocates it, empty), when the header printed no count to cut a later read
+    back with, and on a buffer behind a discriminator (whether IOS counts the messages it
+    drops there is not known: the cut could take older lines for new ones)."""
+    if checked.logged is None or any("discriminator" in line for line in checked.logging.buffered_config):
+        return True
+    for step in plan.steps:
+        for command in step.do:
+            if command.startswith(("logging buffered", "no logging buffered")):
+                size = _SIZE_STEP.match(command)
+                if size is None or int(size.group(1)) != checked.logging.buffered_size:
+                    return True
+    return False
+
+
+def _log_before_arming(session: RouterSession, host: Host, logged: int | None) -> tuple[LogSnapshot | None, tuple[str, ...]]:
+    """The whole log read just after arming, cut back to the pre-flight's count `logged`:
+    the buffer as it stood before the first step. The router is armed by now, so a failed
+    read is a note, not a failure."""
+    try:
+        after = read_pre_arm_log(session, _log_timeout(host))
+    except SessionError as exc:
+        return None, (f"{host.name}: the log as it stood before arming was not read ({exc.reason})",)
+    before = log_as_of(after.text, logged) if logged is not None else None
+    if before is None:
+        # Kept whole: debug lines it holds then count as printed before arming, so the
+        # bundle can only understate what arming caught, never claim a capture it lacks.
+        return after, (f"{host.name}: the log read after arming could not be cut back to the pre-flight's "
+                       f"count ({logged} messages logged); its copy includes the first moments after arming",)
+    return replace(after, text=before), ()
+

@@ -144,7 +144,7 @@ class ResponderBase:
     def _own(self, host: Host) -> Owned:
         return Owned(self.store.armed_steps(host.name))
 
-    def _preflight(self, session: RouterSession, own: Owned, *, read_log: bool, enforce: bool) -> Preflight:
+    def _preflight(self, session: RouterSession, own: Owned, *, enforce: bool) -> Preflight:
         guards = self.playbook.guards
         return preflight(session, cpu_max_percent=guards.cpu_max_percent if enforce else 100,
                          cpu_measure=guards.cpu_measure,
@@ -152,7 +152,7 @@ class ResponderBase:
                          own_debugs=frozenset(own.debugs), own_conditions=frozenset(own.conditions),
                          own_applets=frozenset(own.applets),
                          allow_without_deadman=guards.allow_arm_without_deadman,
-                         read_log=read_log, enforce=enforce)
+                         enforce=enforce)
 
     def _read_conditions(self, session: RouterSession) -> str | None:
         try:

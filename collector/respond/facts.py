@@ -100,8 +100,8 @@ class Preflight:
     vty_in_use: int | None = None  # from `show users` (our own session included)
     with_deadman: bool = True  # False only when the applet cannot run and the playbook allows that
     authorization_bypass: bool = False  # put `authorization bypass` on the applet
-    log: LogSnapshot | None = None  # the whole `show logging`, read last (just before changes)
     notes: tuple[str, ...] = ()  # what was not known or not checked
+    logged: int | None = None  # the header's `N messages logged` at pre-flight (None: not printed)
 
 
 def parse_logging_settings(header: str) -> LoggingSettings:
@@ -176,6 +176,7 @@ def _first(record: dict, *names: str) -> str | None:
 
 
 # One read of the running-config lines pre-flight needs (IOS `include` takes a regex).
+LOG_HEADER_COMMAND = "show logging | include [Ll]og"  # the header's lines, not the 10 MB buffer
 CONFIG_LINES_COMMAND = ("show running-config | include ^logging buffered|^aaa authorization commands"
                         "|^event manager applet|^event manager session cli username|^line vty")
 _VTY_RANGE = re.compile(r"^line vty (\d+)(?: (\d+))?\s*$", re.M)
@@ -287,12 +288,11 @@ def preflight(
     own_conditions: frozenset[str] = frozenset(),
     own_applets: frozenset[str] = frozenset(),
     allow_without_deadman: bool = False,
-    read_log: bool = False,
     enforce: bool = True,
 ) -> Preflight:
     """Fresh facts right before arming, in this order: CPU, debugs and conditions, the
-    running-config lines (logging buffered, AAA, EEM, vty), `show users`, and last the log
-    (`read_log`: the whole `show logging`, which arming may empty; otherwise its header).
+    running-config lines (logging buffered, AAA, EEM, vty), `show users`, and last the log's
+    header (its `N messages logged` marks the moment: see arming's read after the steps).
 
     `own_*` are what the tool itself has on this router (from the state store): they are not
     foreign. `enforce=False` (dry run) reports instead of refusing.
@@ -361,15 +361,10 @@ def preflight(
     if refusals and enforce:
         raise PreflightRefused("; ".join(refusals))
     notes += refusals
-    if read_log:
-        snapshot = read_pre_arm_log(session, 300.0)
-        header = snapshot.text
-    else:
-        snapshot = None
-        header = run_checked(session, "show logging | include [Ll]og").text  # header lines only
+    header = run_checked(session, LOG_HEADER_COMMAND).text
     settings = parse_logging_settings(header)
     settings = LoggingSettings(settings.console_level, settings.monitor_level, settings.buffered_level,
                                settings.buffered_size, buffered_config)
     return Preflight(settings, cpu, foreign, state, foreign_conditions, stale, authorization,
                      username, eem_version, vty_total, in_use,
-                     with_deadman, bypass, snapshot, tuple(notes))
+                     with_deadman, bypass, tuple(notes), split_show_logging(header)[0].logged)

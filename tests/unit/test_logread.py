@@ -5,11 +5,13 @@ numbers, year stamps; reads across wrap, clear, resize and reload; the filtered 
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, strategies as st
 
 from collector.detect.logread import (
     LogHeader,
     LogPosition,
     WatchError,
+    log_as_of,
     poll_command,
     read_new_lines,
     split_show_logging,
@@ -457,3 +459,36 @@ def test_real_multi_line_message_is_one_record():
     later = NTC_5_BUFFER + "*Sep 14 06:08:00.000: %LINK-3-UPDOWN: Interface Virtual-PPP2, changed state to up\n"
     second = read(result.position, header_line.replace("10048", "10049") + later)
     assert [n.ordinal for n in second.new_lines] == [10049] and second.gap is None
+
+
+# --------------------------------------------------------------------------- log_as_of
+
+HEAD = ("Syslog logging: enabled (0 messages dropped, 0 messages rate-limited)\n"
+        "    Buffer logging:  level debugging, {n} messages logged, xml disabled,\n"
+        "Log Buffer (10000000 bytes):\n\n")
+
+
+def _record(i: int, continued: bool) -> str:
+    line = f"*Dec  6 10:{i // 60:02d}:{i % 60:02d}.000: %SYS-5-CONFIG_I: Configured from console by u{i} on vty0"
+    if continued:  # an unstamped continuation belongs to the record above it
+        line += "\n ISAKMP:      encryption AES-CBC"
+    return line
+
+
+@given(st.lists(st.booleans(), max_size=30), st.data())
+def test_a_read_after_arming_is_cut_back_to_the_records_the_earlier_count_covered(shapes, data):
+    records = [_record(i, c) for i, c in enumerate(shapes)]
+    before = data.draw(st.integers(0, len(records)))
+    base = data.draw(st.integers(0, 5000))  # messages logged before the oldest record still in the buffer
+    later = HEAD.format(n=base + len(records)) + "\n".join(records) + "\n"
+    cut = log_as_of(later, base + before)
+    assert split_show_logging(cut)[1] == "\n".join(records[:before]).splitlines()
+    assert cut.startswith(HEAD.format(n=base + len(records)).rstrip("\n"))  # the header stays as it was read
+
+
+def test_no_cut_without_a_count_or_when_the_count_went_back():
+    text = HEAD.format(n=10) + _record(1, False) + "\n"
+    assert log_as_of(text, 11) is None  # reloaded, or counters cleared, in between
+    assert log_as_of(_record(1, False) + "\n", 0) is None  # a bare `| include`: no header, no count
+    assert log_as_of(text, 10) == text.replace(":\n\n", ":\n")  # all of it (the blank line aside)
+    assert log_as_of(text, 9) == HEAD.format(n=10).rstrip("\n") + "\n"  # the header alone

@@ -103,6 +103,72 @@ def test_a_large_buffer_at_debugging_is_not_resized(store, registry):
     assert not any(c.startswith("logging buffered") for c in routers.sent("hub1"))
 
 
+REPEAT = ("*Dec  6 10:01:00.000: %CRYPTO-4-RECVD_PKT_INV_SPI: decaps: rec'd IPSEC packet has invalid spi for "
+          "destaddr=10.0.0.1, prot=50, spi=0x1234ABCD(305441741), srcaddr=10.0.0.2, input interface=Tunnel0")
+
+
+def repeat_while_arming(routers: FakeRouters, box: Box) -> None:
+    """The flow's next line arrives the moment `debug crypto isakmp` is on (with its debug line)."""
+    def answer(command: str) -> str:
+        out = box.answer(command)
+        if command == "debug crypto isakmp":
+            box.log(REPEAT)
+        return out
+    routers.router(box.name).default = answer
+
+
+def test_a_buffer_arming_leaves_alone_is_read_after_the_debugs_are_on_and_cut_back_to_before(store, registry):
+    routers = FakeRouters()
+    box = Box(routers, "hub1", buffered_line="logging buffered 10000000 debugging", buffer_size=10_000_000,
+              buffer_level="debugging")
+    repeat_while_arming(routers, box)
+    result = responder(store, routers, registry).arm(host(), PEER_A, "inc-1", WINDOW)
+    assert result.armed and result.notes == ()
+    sent = routers.sent("hub1")
+    # the debugs went on first; the whole buffer was read once, after them
+    assert sent.count("show logging") == 1 and sent.index("debug crypto isakmp") < sent.index("show logging")
+    assert sent.index("show logging | include [Ll]og") < sent.index("configure terminal")
+    before = result.pre_arm_log.text
+    assert "srcaddr=10.0.0.2, input interface=Tunnel0" in before  # the line that was there
+    # what arming's own moments logged is not in the copy of before: the config exit, the
+    # repeat and its debug line
+    for later in ("%SYS-5-CONFIG_I", REPEAT, "ISAKMP-ERROR"):
+        assert later not in before and any(later in line for line in box.log_lines), later
+    assert result.pre_arm_log.clock_text is not None
+
+
+@pytest.mark.parametrize("buffered_line, size, level, why", [
+    ("logging buffered 16384 informational", 16384, "informational", "resized: IOS empties it"),
+    ("logging buffered discriminator QUIET 10000000 debugging", 10_000_000, "debugging", "discriminator"),
+])
+def test_a_buffer_arming_empties_or_filters_is_read_before_the_first_change(store, registry, buffered_line,
+                                                                             size, level, why):
+    routers = FakeRouters()
+    box = Box(routers, "hub1", buffered_line=buffered_line, buffer_size=size, buffer_level=level)
+    repeat_while_arming(routers, box)
+    result = responder(store, routers, registry).arm(host(), PEER_A, "inc-1", WINDOW)
+    assert result.armed, why
+    sent = routers.sent("hub1")
+    assert sent.count("show logging") == 1 and sent.index("show logging") < sent.index("configure terminal"), why
+    assert REPEAT not in result.pre_arm_log.text and "RECVD_PKT_INV_SPI" in result.pre_arm_log.text
+
+
+def test_a_log_whose_count_went_back_after_arming_is_kept_whole_and_said_so(store, registry):
+    routers = FakeRouters()
+    box = Box(routers, "hub1", buffered_line="logging buffered 10000000 debugging", buffer_size=10_000_000,
+              buffer_level="debugging")
+
+    def answer(command: str) -> str:
+        out = box.answer(command)
+        if command == "debug crypto isakmp":
+            box.logged = 3  # counters reset under us: the read after cannot be cut at the old count
+        return out
+    routers.router("hub1").default = answer
+    result = responder(store, routers, registry).arm(host(), PEER_A, "inc-1", WINDOW)
+    assert result.armed and "RECVD_PKT_INV_SPI" in result.pre_arm_log.text
+    assert any("could not be cut back" in note and "(10 messages logged)" in note for note in result.notes)
+
+
 def test_an_invalid_logging_line_from_the_device_refuses_the_arm(store, registry):
     routers = FakeRouters()
     box = Box(routers, "hub1", buffered_line="logging buffered 16384 informational ; reload")
