@@ -29,11 +29,11 @@ import sys
 import tarfile
 import tempfile
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from collector import __version__
-from collector.redact import redact, redact_values, redacted_view
+from collector.redact import redact, redact_pieces, redact_values, redacted_view, text_pieces
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,7 @@ def _write_private(path: Path, data: bytes) -> None:
 
 
 _CHUNK = 1 << 16
+STREAM_CHARS = 1 << 20  # a text longer than this is redacted and written piece by piece
 
 
 def _write_hashed(path: str | Path, chunks: Iterable[str]) -> tuple[int, str]:
@@ -181,9 +182,43 @@ class BundleWriter:
         return cleaned
 
     def write_text(self, relpath: str, text: str) -> None:
-        # Redacted whole (a pattern needs the config block a line sits in), written and
-        # hashed in chunks.
-        self._write(relpath, (self.scrub(text),))
+        # Redacted with the config block each line sits in, written and hashed in chunks. A
+        # big text (a 10 MB `show logging`) is redacted a piece at a time and not memoised:
+        # neither a redacted copy of it nor the memo keeps it alive.
+        if len(text) > STREAM_CHARS:
+            self._write(relpath, redact_pieces(text_pieces(text), self._secrets))
+        else:
+            self._write(relpath, (self.scrub(text),))
+
+    def write_pieces(self, relpath: str, pieces: Iterable[str], *, optional: bool = False) -> Path | None:
+        """A text made piece by piece (a report rendered as it is written), redacted as
+        `write_text` does. `optional`: when making the pieces raises, the file is left out
+        (logged) and None returned; a failure to write still raises."""
+        failed: list[BaseException] = []
+
+        def guarded() -> Iterator[str]:
+            iterator = iter(pieces)
+            while True:
+                try:
+                    piece = next(iterator)
+                except StopIteration:
+                    return
+                except Exception as exc:  # noqa: BLE001 - the caller chose to do without this file
+                    if not optional:
+                        raise
+                    failed.append(exc)
+                    return
+                yield piece
+
+        target = self._write(relpath, redact_pieces(guarded(), self._secrets))
+        if failed:
+            log.warning("%s: left out of bundle %s: %s", relpath, self.name, failed[0])
+            Path(target).unlink(missing_ok=True)
+            with self._lock:
+                self.files.remove(relpath)
+                del self._written[relpath]
+            return None
+        return Path(target)
 
     # JSON escapes newlines, which hides config lines from the line-anchored patterns:
     # redact the values themselves before dumping.
@@ -191,18 +226,23 @@ class BundleWriter:
         self._write(relpath, (_json_text(redacted_view(obj, self._secrets, memo=self.redaction_memo)),))
 
     def write_jsonl(self, relpath: str, rows: Iterable[object]) -> None:
-        self._write(relpath, (_encode(redacted_view(r, self._secrets, memo=self.redaction_memo)) + "\n"
-                              for r in rows))
+        # Rows (a timeline of a 10 MB log: 69,000 of them) repeat their short values (router,
+        # role, source) but hardly ever a line: only the short ones are remembered, in a memo
+        # of this file's own (the bundle's would keep every line until the bundle is done).
+        memo = _ShortTextMemo()
+        self._write(relpath, (_encode(redacted_view(r, self._secrets, memo=memo)) + "\n" for r in rows))
 
     def _write_raw(self, relpath: str, text: str) -> None:
         self._write(relpath, (text,))
 
-    def _write(self, relpath: str, chunks: Iterable[str]) -> None:
-        written = _write_hashed(self._target(relpath), chunks)
+    def _write(self, relpath: str, chunks: Iterable[str]) -> str:
+        target = self._target(relpath)
+        written = _write_hashed(target, chunks)
         with self._lock:
             if relpath not in self._written:  # (a list look-up per file was quadratic)
                 self.files.append(relpath)
             self._written[relpath] = written
+        return target
 
     def finish(self, manifest: dict, *, tarball: bool = True) -> Path:
         """Seal the bundle: manifest with hashes, one flush of the folder, atomic rename,
@@ -243,6 +283,14 @@ class BundleWriter:
             Path(tmp).unlink(missing_ok=True)
             raise
         return target
+
+
+class _ShortTextMemo(dict):
+    """A redaction memo that keeps only short texts (names, states, mnemonics)."""
+
+    def __setitem__(self, key: str, value: str) -> None:
+        if len(key) <= 64:
+            super().__setitem__(key, value)
 
 
 def _free_name(root: Path, name: str) -> Path:

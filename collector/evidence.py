@@ -11,19 +11,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
-
 import re
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import cached_property
+from pathlib import Path
 
 from collector.bundle import BundleWriter, slug
-from collector.clocks import ClockTrack, clock_from_records
 from collector.command_results import CommandResult
 from collector.core.results import LogSnapshot
 from collector.detect.events import Flow
-from collector.detect.logline import iter_log_records, year_printed
+from collector.textlines import iter_lines
+from collector.timeline import build_timeline, clock_tracks  # noqa: F401 - clock_tracks: the diagnosis's import
 
 # A crypto debug line as IOS and IOS-XE print it (after any timestamp): the real forms in
 # shared/real/debug (`ISAKMP: ...`, `ISAKMP-ERROR: (0):...`, `IKEv2:(SESSION ID = ...`,
@@ -74,6 +75,12 @@ class CaptureResult:
         """Crypto debug lines in each router's captured log that its pre-arm log did not
         hold: what the armed debugs printed (arming may empty the buffer; a line in both
         reads was there before)."""
+        return dict(self._debug_counts)
+
+    @cached_property
+    def _debug_counts(self) -> dict[str, int]:
+        # Counted once per result: the manifest, the report and `complete` all ask, and each
+        # count reads both logs of every router (10 MB each on a busy one).
         before = {s.router: Counter(_debug_lines(s.text)) for s in self.pre_arm}
         counts = {}
         for capture in self.captures:
@@ -96,8 +103,8 @@ class CaptureResult:
 NO_DEBUG_AFTER_ARMING = "no debug line was logged after arming"
 
 
-def _debug_lines(text: str) -> list[str]:
-    return [line.strip() for line in text.splitlines() if _DEBUG_LINE.search(line)]
+def _debug_lines(text: str) -> Iterator[str]:
+    return (line.strip() for line in iter_lines(text) if _DEBUG_LINE.search(line))
 
 
 def bundle_name(result: CaptureResult) -> str:
@@ -109,113 +116,17 @@ def bundle_name_for(flow: Flow, captured_at: datetime) -> str:
     return f"{stamp}_invalid-spi_{slug(flow.router, 40)}_{flow.spi_hex.lower()}"
 
 
-def clock_tracks(captures: tuple[RouterCapture, ...], pre_arm: tuple[LogSnapshot, ...] = ()) -> dict[str, ClockTrack]:
-    """Each captured router's clock: the capture's `show clock` (with its configuration),
-    and the reading taken before arming where there was one."""
-    earlier = {s.router: s for s in pre_arm if s.clock_text and s.clock_asked}
-    tracks = {}
-    for capture in captures:
-        latest = clock_from_records((r.command, r.text, r.started, r.ended) for r in capture.commands)
-        if latest is None:
-            continue
-        snapshot = earlier.get(capture.router)
-        first = latest.reread(snapshot.clock_text, *snapshot.clock_asked) if snapshot else None
-        tracks[capture.router] = ClockTrack(first, latest, capture.clock_offset)
-    return tracks
-
-
-def build_timeline(captures: tuple[RouterCapture, ...], *, year: int, pre_arm: tuple[LogSnapshot, ...] = (),
-                   trigger_lines: tuple[str, ...] = (), receiver: str | None = None,
-                   pre_arm_lines: bool = True) -> list[dict]:
-    """Every line the incident saw, once, in one order on the agent's clock.
-
-    `source` says where a line was first seen: `trigger` (the flow's lines as the agent
-    read them), `pre-arm read` (a router's log just before arming), `capture` (its log at
-    capture); `seen_in` lists every one of those reads that held it (a line still in the
-    buffer at capture was there before arming too). Each router's stamps are put on the
-    agent's clock through that router's `show clock` and configuration (`collector.clocks`:
-    its zone, whether log and debug stamps are UTC or local, its skew), and stamps without
-    a year take the router's own year, so two boxes in different zones, or on either side
-    of New Year, still interleave; where `show clock` was also read before arming, lines
-    between the two readings are interpolated (clocks.ClockTrack). `year` is used only for a
-    router whose clock is unknown. `pre_arm_lines` False: the pre-arm reads give their
-    clock readings only, not their lines."""
-    rows: list[tuple[datetime, int, int, dict]] = []
-    roles = {c.router: c.role for c in captures}
-    tracks = clock_tracks(captures, pre_arm)
-    clocks = {router: track.latest for router, track in tracks.items()}
-    offsets = {c.router: c.clock_offset for c in captures}
-    by_text: dict[tuple[str, str], list[dict]] = {}  # (router, line) -> its rows, oldest first
-
-    def on_agent_clock(router: str, line) -> datetime | None:
-        if line.timestamp is None:
-            return None
-        clock = clocks.get(router)
-        if clock is None:  # no `show clock`: the skew as recorded, stamps read as UTC
-            stamp = line.timestamp.replace(tzinfo=timezone.utc) if line.timestamp.tzinfo is None else line.timestamp
-            return stamp - timedelta(seconds=offsets.get(router) or 0.0)
-        return tracks[router].to_agent(line.timestamp, line.tz, "log" if line.mnemonic else "debug")
-
-    def records_of(router: str, text: str) -> list:
-        clock = clocks.get(router)
-        records = list(iter_log_records(text, year=clock.now_in(None).year if clock else year))
-        if clock is None:
-            return records
-        newest = next((r for r in reversed(records) if r.timestamp is not None and not year_printed(r)), None)
-        if newest is not None:
-            wanted = clock.year_of_newest(newest.timestamp, newest.tz, "log" if newest.mnemonic else "debug")
-            if wanted != newest.timestamp.year:
-                records = list(iter_log_records(text, year=wanted))
-        return records
-
-    def add(order: int, router: str, text: str, source: str) -> None:
-        used: Counter = Counter()
-        previous: datetime | None = None  # the last stamped line above, in buffer order
-        for n, line in enumerate(records_of(router, text)):
-            key = (router, line.raw.strip())
-            earlier = by_text.setdefault(key, [])
-            if used[key] < len(earlier):  # the same line, already listed from an earlier read
-                row = earlier[used[key]]
-                used[key] += 1
-                if source not in row["seen_in"]:
-                    row["seen_in"].append(source)
-                continue
-            agent_time = on_agent_clock(router, line)
-            # A line printed without a stamp (`no service timestamps debug`, the default for
-            # debugs on many routers) was logged after the stamped line above it: it takes
-            # that time, marked as inferred, so it sorts where the buffer put it.
-            inferred = agent_time is None and previous is not None
-            if agent_time is not None:
-                previous = agent_time
-            elif inferred:
-                agent_time = previous
-            row = {"router": router, "role": roles.get(router, "receiver" if router == receiver else "sender"),
-                   "source": source, "seen_in": [source], "device_time": line.timestamp_text,
-                   "agent_time": agent_time.isoformat() if agent_time else None, "time_inferred": inferred,
-                   "mnemonic": line.mnemonic, "line": line.raw}
-            earlier.append(row)
-            used[key] += 1
-            rows.append((agent_time or datetime.min.replace(tzinfo=timezone.utc), order, n, row))
-
-    if receiver is not None and trigger_lines:
-        add(0, receiver, "\n".join(trigger_lines), "trigger")
-    for snapshot in pre_arm if pre_arm_lines else ():
-        add(1, snapshot.router, snapshot.text, "pre-arm read")
-    for capture in captures:
-        record = capture.output("show logging")
-        if record is not None:
-            add(2, capture.router, record.text or "", "capture")
-    rows.sort(key=lambda r: (_aware(r[0]), r[1], r[2]))
-    return [r[3] for r in rows]
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+Reports = tuple[tuple[str, dict] | None, Iterable[str] | None]  # (report.md and report.json, report.html pieces)
 
 
 def write_incident_bundle(result: CaptureResult, root: Path, *, secrets: tuple[str, ...] = (),
                           report: tuple[str, dict] | None = None, tool_context: dict | None = None,
-                          html: str | None = None) -> Path:
+                          html: str | Iterable[str] | None = None,
+                          reports: Callable[[], Reports] | None = None) -> Path:
+    """Write the incident's bundle. `report` and `html` are written as given; `reports`,
+    when given instead, is called once the timeline is written and gives both (`html` as
+    pieces, left out if rendering them fails): a diagnosis of a 10 MB log and the
+    bundle's own timeline of it are then never in memory at the same time."""
     writer = BundleWriter(root, bundle_name(result), secrets=secrets)
     commands = []
     for capture in result.captures:
@@ -234,12 +145,16 @@ def write_incident_bundle(result: CaptureResult, root: Path, *, secrets: tuple[s
     writer.write_jsonl("timeline.jsonl", build_timeline(result.captures, year=result.captured_at.year,
                                                         pre_arm=result.pre_arm, trigger_lines=result.trigger_lines,
                                                         receiver=result.flow.router))
+    if reports is not None:
+        report, html = reports()
     if report is not None:
         markdown, data = report
         writer.write_text("report.md", markdown)
         writer.write_json("report.json", data)
-    if html is not None:
+    if isinstance(html, str):
         writer.write_text("report.html", html)
+    elif html is not None:
+        writer.write_pieces("report.html", html, optional=True)
     flow = result.flow
     changed = {a.get("router") for a in result.actions}
     manifest = {

@@ -30,14 +30,13 @@ import logging
 import re
 import shlex
 import threading
-from bisect import bisect_right
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from itertools import accumulate
 from urllib.parse import quote, quote_plus
 
 __all__ = ["REDACTED", "RedactionPattern", "redaction_patterns", "redact", "redact_values", "redact_data", "redacted_view",
-           "secret_forms", "register_secret", "redact_log_text", "SecretLogFilter", "install_secret_filter"]
+           "redact_pieces", "text_pieces", "secret_forms", "register_secret", "redact_log_text", "SecretLogFilter",
+           "install_secret_filter"]
 
 REDACTED = "<removed>"
 
@@ -310,21 +309,22 @@ def redact(text: str) -> str:
     return _redact_every_line(text)
 
 
-def _redact_leading_lines(text: str, lower: str) -> str:
+def _redact_leading_lines(text: str, lower: str, header: str = "") -> str:
     """What `_redact_every_line` gives, for the usual text: ASCII, lines ending in `\n`, no
     `show crypto isakmp key` table (its header says `Preshared`). Then only a line that can
     start a secret form (`_LEADS`) or that echoes a command is looked at, with the header of
     the config block it sits in: crypto outputs mention `crypto`, `ipsec`, `key` on many
     lines (a needle search finds them all), almost none of which start one. Cheaper than
-    the needle search itself, which scans every character."""
+    the needle search itself, which scans every character. `header`: the config block the
+    text's first lines are indented under (a piece of a bigger text, `redact_pieces`)."""
     echoes = "logged command:" in lower or ("@" in text and "|" in text)  # see _EMBEDDED
-    if "\n" not in text:  # one line: a parsed value, mostly
+    if "\n" not in text and not header:  # one line: a parsed value, mostly
         if not (echoes or lower.lstrip().startswith(_LEADS)):
             return text
         spans = _secret_spans(text, "")
         return _replace_spans(text, spans) if spans else text
     lines = text.split("\n")
-    last, header, changed = -1, "", False  # the last line looked at; the last top-level line up to it
+    last, changed = -1, False  # the last line looked at; `header`: the last top-level line up to it
     for i, low in enumerate(lower.split("\n")):
         if not (low.lstrip().startswith(_LEADS) or echoes and ("logged command:" in low or "@" in low)):
             continue
@@ -347,19 +347,84 @@ def _redact_leading_lines(text: str, lower: str) -> str:
 def _redact_every_line(text: str) -> str:
     """Walk every line: any line ending, any text (the key table needs every line)."""
     parts = _NEWLINES.split(text)  # content, newline, content, newline, ...
-    header = ""  # the last top-level line: the config block we are in
-    key_table = _KeyTable()
+    walk = _LineWalk()
     for i in range(0, len(parts), 2):
-        line = parts[i]
+        parts[i] = walk.line(parts[i])
+    return "".join(parts)
+
+
+class _LineWalk:
+    """`redact`'s walk over the lines of one text: the config block a line is indented
+    under and the key table it may be a row of carry over from one line to the next."""
+
+    __slots__ = ("header", "key_table")
+
+    def __init__(self) -> None:
+        self.header = ""  # the last top-level line: the config block we are in
+        self.key_table = _KeyTable()
+
+    def line(self, line: str) -> str:
         indented = line[:1] in (" ", "\t")
         if line and not indented:
-            header = line
-        spans = key_table.spans(line)
+            self.header = line
+        spans = self.key_table.spans(line)
         if line.strip():
-            spans.extend(_secret_spans(line, header if indented else ""))
-        if spans:
-            parts[i] = _replace_spans(line, spans)
-    return "".join(parts)
+            spans.extend(_secret_spans(line, self.header if indented else ""))
+        return _replace_spans(line, spans) if spans else line
+
+
+_PIECE = 1 << 16  # characters per piece when a big text is redacted piece by piece
+
+
+def text_pieces(text: str, size: int = _PIECE) -> Iterator[str]:
+    """`text` in slices of `size` characters (for `redact_pieces`)."""
+    for start in range(0, len(text), size):
+        yield text[start:start + size]
+
+
+def redact_pieces(pieces: Iterable[str], secrets: Iterable[str] = ()) -> Iterator[str]:
+    """`redact_values(redact(text), secrets)` of the text the pieces make up, given and
+    returned piece by piece (a whole line at a time): the same result, without holding a
+    big output (a 10 MB `show logging`, a report) and its redacted copy at once."""
+    values = _values_key(secrets)
+    if any("\n" in v or "\r" in v for v in values):  # a value spanning lines: only the whole text is exact
+        yield _remove_values(redact("".join(pieces)), values)
+        return
+    walk = _LineWalk()
+    pending = ""
+    for piece in pieces:
+        data = pending + piece if pending else piece
+        # Lines end at the last line break; a final "\r" may be the first half of "\r\n".
+        cut = max(data.rfind("\n"), data.rfind("\r", 0, len(data) - 1)) + 1
+        pending = data[cut:]
+        if cut:
+            yield _redact_lines(data[:cut], walk, values)
+    if pending:
+        yield _redact_lines(pending, walk, values)
+
+
+def _redact_lines(text: str, walk: _LineWalk, values: tuple[str, ...]) -> str:
+    lower = text.lower()
+    if not walk.key_table.inside and text.isascii() and "\r" not in text and "preshared" not in lower:
+        # `redact`'s fast path, given the block the piece starts in; then the walk goes on
+        # from the piece's last top-level line (no key table can start without `Preshared`).
+        cleaned = _redact_leading_lines(text, lower, walk.header)
+        end = len(text)
+        while end > 0:
+            start = text.rfind("\n", 0, end - 1) + 1
+            line = text[start:end].rstrip("\n")
+            if line and line[:1] not in (" ", "\t"):
+                walk.header = line
+                break
+            end = start
+        return _remove_values(cleaned, values)
+    parts = _NEWLINES.split(text)
+    # After a final line break split() gives an empty part that is no line of the text (the
+    # next piece goes on from there): not walked, as it would end a key table.
+    end = len(parts) - 1 if len(parts) > 1 and not parts[-1] else len(parts)
+    for i in range(0, end, 2):
+        parts[i] = walk.line(parts[i])
+    return _remove_values("".join(parts), values)
 
 
 class _KeyTable:
@@ -486,20 +551,29 @@ def redact_data(obj: object, secrets: Iterable[str] = (), *, memo: dict[str, str
     and `redact_values` applied to every string, keys included."""
     # Parsed tables repeat their values (states, flags, zeros), across routers too: a caller
     # redacting many objects with the same secrets may pass one `memo` for all of them.
-    text = _text_cleaner(_values_key(secrets), {} if memo is None else memo)
+    return _clean_data(obj, _values_key(secrets), {} if memo is None else memo)
 
-    def clean(value: object) -> object:
-        if isinstance(value, str):
-            return text(value)
-        if isinstance(value, dict):
-            return {clean(k) if isinstance(k, str) else k: clean(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [clean(v) for v in value]
-        if isinstance(value, tuple):
-            return tuple(clean(v) for v in value)
-        return value
 
-    return clean(obj)
+def _clean_text(value: str, values: tuple[str, ...], done: dict[str, str]) -> str:
+    cleaned = done.get(value)
+    if cleaned is None:
+        cleaned = done[value] = _remove_values(redact(value), values)
+    return cleaned
+
+
+def _clean_data(value: object, values: tuple[str, ...], done: dict[str, str]) -> object:
+    # A plain function, not a closure calling itself: that made a reference cycle per call
+    # (69,000 of them for one timeline), garbage until the cycle collector ran.
+    if isinstance(value, str):
+        return _clean_text(value, values, done)
+    if isinstance(value, dict):
+        return {_clean_data(k, values, done) if isinstance(k, str) else k: _clean_data(v, values, done)
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean_data(v, values, done) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_clean_data(v, values, done) for v in value)
+    return value
 
 
 def redacted_view(obj: object, secrets: Iterable[str] = (), *, memo: dict[str, str]) -> object:
@@ -509,50 +583,41 @@ def redacted_view(obj: object, secrets: Iterable[str] = (), *, memo: dict[str, s
     looking each string up in `memo` costs less than copying the tables (a 200-router
     collect: 140,000 strings)."""
     values = _values_key(secrets)
-    text, known = _text_cleaner(values, memo), memo.get
+    return obj if _unchanged(obj, values, memo) else _clean_data(obj, values, memo)
 
-    def same(value: object) -> bool:  # loops written out: a call per string would cost what copying does
-        kind = type(value)
-        if kind is str:
-            cleaned = known(value)
-            return (cleaned if cleaned is not None else text(value)) == value
-        if kind is dict:
-            for key, item in value.items():
-                if type(key) is str:
-                    cleaned = known(key)
-                    if (cleaned if cleaned is not None else text(key)) != key:
-                        return False
-                elif not same(key):
+
+def _unchanged(value: object, values: tuple[str, ...], done: dict[str, str]) -> bool:
+    """Redaction changes no string of `value`. A plain function, as `_clean_data` (no cycle
+    per call); the memo look-ups are written out: a call per string would cost what copying does."""
+    kind, known = type(value), done.get
+    if kind is str:
+        cleaned = known(value)
+        return (cleaned if cleaned is not None else _clean_text(value, values, done)) == value
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is str:
+                cleaned = known(key)
+                if (cleaned if cleaned is not None else _clean_text(key, values, done)) != key:
                     return False
-                if type(item) is str:
-                    cleaned = known(item)
-                    if (cleaned if cleaned is not None else text(item)) != item:
-                        return False
-                elif not same(item):
+            elif not _unchanged(key, values, done):
+                return False
+            if type(item) is str:
+                cleaned = known(item)
+                if (cleaned if cleaned is not None else _clean_text(item, values, done)) != item:
                     return False
-            return True
-        if kind is list or kind is tuple:
-            for item in value:
-                if type(item) is str:
-                    cleaned = known(item)
-                    if (cleaned if cleaned is not None else text(item)) != item:
-                        return False
-                elif not same(item):
+            elif not _unchanged(item, values, done):
+                return False
+        return True
+    if kind is list or kind is tuple:
+        for item in value:
+            if type(item) is str:
+                cleaned = known(item)
+                if (cleaned if cleaned is not None else _clean_text(item, values, done)) != item:
                     return False
-            return True
-        return not isinstance(value, (str, dict, list, tuple))  # numbers, None; a subclass is copied
-
-    return obj if same(obj) else redact_data(obj, values, memo=memo)
-
-
-def _text_cleaner(values: tuple[str, ...], done: dict[str, str]):
-    def text(value: str) -> str:
-        cleaned = done.get(value)
-        if cleaned is None:
-            cleaned = done[value] = _remove_values(redact(value), values)
-        return cleaned
-
-    return text
+            elif not _unchanged(item, values, done):
+                return False
+        return True
+    return not isinstance(value, (str, dict, list, tuple))  # numbers, None; a subclass is copied
 
 
 # ---------------------------------------------------------------------------------------

@@ -13,14 +13,7 @@ def _isolated_tool_state(tmp_path_factory, monkeypatch):
 # and merged the lab, session, responder, state and scale-out work. Each is a real gap,
 # named in the closing note of that session; they run, and are reported as XFAIL until
 # fixed (strict=False: one that starts passing shows as XPASS). Keep this list short.
-KNOWN_FAILING = {
-    "tests/reliability/test_load.py::test_200_routers_50_flows_caps_hold_and_no_event_is_lost":
-        "the agent's resident memory reaches 870-1015 MiB (limit 250) with 200 routers of the realistic "
-        "lab's 10 MB buffers; not yet bounded (suspects: whole-buffer reads, pre-arm copies, captures)",
-    "tests/reliability/test_load.py::test_syslog_flood_is_survived_and_a_real_repeat_inside_it_is_captured":
-        "the flood is survived and the repeat captured, but the agent's resident memory reaches 488 MiB "
-        "(limit 250) on six routers with 10 MB buffers",
-}
+KNOWN_FAILING: dict[str, str] = {}
 
 
 def pytest_collection_modifyitems(config, items):

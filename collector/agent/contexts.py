@@ -7,13 +7,17 @@ each router's log as read just before arming) is written beside the bundles:
     <bundle_root>/.staging/<incident>/context.json
     <bundle_root>/.staging/<incident>/<router>.pre-arm.log
 
-next to what staging.py keeps of the capture and the disarms.
+next to what staging.py keeps of the capture and the disarms. The big parts (each
+router's pre-arm log, its capture's outputs: up to a 10 MB `show logging` each) are kept
+there only, once written, and read back when the bundle is sealed (`for_bundle`): an
+incident waiting for its repeat holds no router log in memory.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +29,7 @@ from collector.detect.events import Flow
 from collector.detect.tracker import decode_key
 from collector.evidence import RouterCapture, bundle_name_for
 from collector.inventory import Inventory
+from collector.redact import redact_pieces, text_pieces
 from collector.state import StateStore
 
 
@@ -39,8 +44,13 @@ class IncidentContext:
     sender_peer: str | None = None  # the receiver's address as the sender knows it (NAT-T)
     notes: list[str] = field(default_factory=list)
     armed_at: datetime | None = None
-    pre_arm: dict[str, LogSnapshot] = field(default_factory=dict)
+    pre_arm: dict[str, LogSnapshot] = field(default_factory=dict)  # not yet written to the staging folder
+    pre_arm_staged: dict[str, datetime] = field(default_factory=dict)  # router -> read at; the log is on disk
+    # router -> its `show clock` read after that log (LogSnapshot.clock_json; None: no reading), kept
+    # beside the staged log and saved in context.json so a later run's bundle still has it
+    pre_arm_clocks: dict[str, dict | None] = field(default_factory=dict)
     captures: tuple[RouterCapture, ...] = ()
+    captures_staged: set[str] = field(default_factory=set)  # routers whose outputs are on disk, not in `captures`
     captured_at: datetime | None = None
     armed_before_repeat: bool = False
     releases: list[DisarmResult] = field(default_factory=list)
@@ -117,20 +127,61 @@ class IncidentContexts:
         return discard_abandoned_partial(self.bundle_root, bundle_name_for(self.get(incident_id).flow, at))
 
     def save(self, context: IncidentContext) -> None:
+        """Write the context; each pre-arm log written is then dropped from memory."""
         if self.dry_run:
             return
         folder = self.folder(context.incident_id)
         make_private(folder)
+        secrets = tuple(self.inventory.secret_values())
+        for name, snapshot in list(context.pre_arm.items()):
+            # Redacted as the capture's outputs are (staging.py): the folder holds no
+            # secret, and the bundle compares the two reads line by line.
+            _write_private(folder / _pre_arm_file(name), redact_pieces(text_pieces(snapshot.text), secrets))
+            context.pre_arm_staged[name] = snapshot.read_at
+            context.pre_arm_clocks[name] = snapshot.clock_json()
+            del context.pre_arm[name]
         data = {"flow": context.flow.key(), "receiver": context.receiver, "sender": context.sender,
                 "sender_peer": context.sender_peer, "notes": context.notes,
                 "armed_at": context.armed_at.isoformat() if context.armed_at else None,
                 "captured_at": context.captured_at.isoformat() if context.captured_at else None,
-                "pre_arm": {name: {"read_at": s.read_at.isoformat(), "file": f"{name}.pre-arm.log",
-                                   "clock": s.clock_json()}
-                            for name, s in context.pre_arm.items()}}
-        for name, snapshot in context.pre_arm.items():
-            _write_private(folder / f"{name}.pre-arm.log", snapshot.text)
-        _write_private(folder / "context.json", json.dumps(data))
+                "pre_arm": {name: {"read_at": at.isoformat(), "file": _pre_arm_file(name),
+                                   "clock": context.pre_arm_clocks.get(name)}
+                            for name, at in context.pre_arm_staged.items()}}
+        _write_private(folder / "context.json", (json.dumps(data),))
+
+    def keep_on_disk(self, context: IncidentContext, capture: RouterCapture) -> RouterCapture:
+        """The capture to hold in memory: without its outputs (`CaptureStage.without_outputs`),
+        which the staging folder holds whole; they come back with `for_bundle`."""
+        context.captures_staged.add(capture.router)
+        return CaptureStage.without_outputs(capture)
+
+    def for_bundle(self, context: IncidentContext) -> tuple[tuple[RouterCapture, ...], tuple[LogSnapshot, ...],
+                                                           list[str]]:
+        """The captures and pre-arm logs with every text, read back from the staging folder,
+        and what could not be read back (one line each: the bundle lacks it)."""
+        folder = self.folder(context.incident_id)
+        stage = self.stage(context.incident_id)
+        lost: list[str] = []
+        captures = []
+        for capture in context.captures:
+            if capture.router in context.captures_staged:
+                try:
+                    capture = stage.restore(capture)
+                except OSError as exc:
+                    lost.append(f"{capture.router}: its outputs could not be read back from the staging folder "
+                                f"({exc.strerror or exc}): the bundle lists its commands without them")
+            captures.append(capture)
+        snapshots = dict(context.pre_arm)
+        for name, at in context.pre_arm_staged.items():
+            if name in snapshots:
+                continue
+            try:
+                snapshots[name] = LogSnapshot.read_back(name, _read_private(folder / _pre_arm_file(name)), at,
+                                                        context.pre_arm_clocks.get(name))
+            except OSError as exc:
+                lost.append(f"{name}: its log read before arming could not be read back from the staging folder "
+                            f"({exc.strerror or exc})")
+        return tuple(captures), tuple(snapshots.values()), lost
 
     def _load(self, incident_id: str) -> IncidentContext:
         record = self.store.incident(incident_id)
@@ -149,14 +200,26 @@ class IncidentContexts:
         context.notes = list(data.get("notes", []))
         for name, item in data.get("pre_arm", {}).items():
             try:
-                text = (folder / item["file"]).read_text()
-            except (OSError, KeyError):
+                read_at = datetime.fromisoformat(item["read_at"])
+            except (KeyError, TypeError, ValueError):
                 continue
-            context.pre_arm[name] = LogSnapshot.read_back(name, text, datetime.fromisoformat(item["read_at"]),
-                                                          item.get("clock"))
+            if "/" not in name and not name.startswith(".") and (folder / _pre_arm_file(name)).is_file():
+                context.pre_arm_staged[name] = read_at  # the log itself is read when the bundle is sealed
+                context.pre_arm_clocks[name] = item.get("clock")
         return context
 
 
-def _write_private(path: Path, text: str) -> None:
+def _pre_arm_file(router: str) -> str:
+    return f"{router}.pre-arm.log"
+
+
+def _write_private(path: Path, pieces: Iterable[str]) -> None:
     path.touch(mode=0o600, exist_ok=True)
-    path.write_text(text)
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        for piece in pieces:
+            handle.write(piece)
+
+
+def _read_private(path: Path) -> str:
+    with path.open(encoding="utf-8", errors="replace", newline="") as handle:
+        return handle.read()

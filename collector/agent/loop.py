@@ -392,9 +392,6 @@ class Agent:
 
 
 def _diagnose(result):
-    from collector.diagnose.incident import diagnose_capture
-    try:
-        return diagnose_capture(result)
-    except Exception:  # a report failure must not lose the capture
-        log.exception("diagnosis failed for %s", result.incident_id)
-        return None
+    """report.md, report.json and report.html of a capture, from one diagnosis (never raises)."""
+    from collector.diagnose.report_html import capture_reports
+    return capture_reports(result)

@@ -46,6 +46,11 @@ WATCHED = ("CRYPTO-4-RECVD_PKT_INV_SPI",)  # the messages a poll reads (besides 
 # logging` followed by as many identical watched lines as it removed (detect/logread). Time,
 # not a poll count: a 10 MB buffer every tenth one-second poll would be a read a second.
 FULL_READ_INTERVAL = 600.0
+# Whole-buffer reads at once, across all routers: each holds a copy or two of the buffer
+# (10 MB on a busy router) while it is read and walked; at the first poll every router
+# needs one, and the poll threads (20) would otherwise all hold theirs together. Walking
+# a buffer is Python work: more at once would not be faster on the agent's cores.
+WHOLE_READS_AT_ONCE = 4
 
 Address = IPv4Address | IPv6Address
 
@@ -72,6 +77,7 @@ class LogReader:
         self._confirm_due: set[str] = set()
         self._full_next: set[str] = set()  # routers whose buffer the tool's disarm resized: read it whole next
         self._full_at: dict[str, float] = {}  # router -> monotonic time of its last whole-buffer read
+        self._whole_reads = threading.BoundedSemaphore(WHOLE_READS_AT_ONCE)
         self._by_address: dict[Address, frozenset[str]] | None = None  # the inventory does not change
 
     # -- reading a log ------------------------------------------------------------
@@ -102,7 +108,8 @@ class LogReader:
                     if full:
                         self._full_at[host.name] = time.monotonic()
                 read = poll_log(lambda command: session.run(command, read_timeout=timeout).text, previous, WATCHED,
-                                full=full)
+                                full=full, only_watched=True,  # only invalid-SPI lines become events
+                                whole_buffer=self._whole_reads)
                 if self._addresses_stale(host.name):  # a flow's sender is found beyond inventory `addresses`
                     brief = session.run("show ip interface brief").text
                     self.store.save_addresses(host.name, interface_addresses(self.registry, host.platform, brief),

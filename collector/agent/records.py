@@ -25,7 +25,8 @@ class IncidentRecorder:
 
     Threads: everything but `ended` runs in the agent's loop thread, in the order the core
     decided; `ended` runs in a worker thread (it follows the bundle's sealing). The store
-    is thread-safe and the observers must be; the recorder keeps no state of its own.
+    is thread-safe and the observers must be; the recorder's only state is the number of
+    skips it recorded (loop thread only), which keeps their incident ids apart.
 
     Invariants: it touches no router and calls no decision code. An incident is created
     in the store (`opened`) before any arm step of it can be recorded; in a dry run the
@@ -36,6 +37,7 @@ class IncidentRecorder:
         self.playbook = playbook
         self.observers = observers
         self.dry_run = dry_run
+        self._skips = 0
 
     def opened(self, action: Arm, incident: Incident) -> None:
         """An incident is about to be armed: create it and link the lines that opened it."""
@@ -58,7 +60,10 @@ class IncidentRecorder:
         if skip.unknown_source:
             self.store.note_unknown_source(flow.router, str(flow.src), skip.reason, utcnow())
         if skip.record:
-            incident_id = f"{utcnow():%Y%m%dT%H%M%S}-skip-{abs(hash((flow, skip.reason))) % 10**6:06d}"
+            # Numbered: one flow skipped twice within a second (two of its lines in one poll
+            # while the cap is reached) is two skips, not one id twice (that stopped the agent).
+            self._skips += 1
+            incident_id = f"{utcnow():%Y%m%dT%H%M%S}-skip-{abs(hash((flow, skip.reason))) % 10**6:06d}-{self._skips}"
             self.store.create_incident(incident_id, encode_key(flow), self.playbook.name, IncidentState.SKIPPED,
                                        routers=[flow.router], reason=skip.reason)
         message = f"{flow.spi_hex} from {flow.src}: not arming: {skip.reason}"

@@ -7,13 +7,13 @@ arm, capture and release (in this run, or kept in the staging folder by a stoppe
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 
 from collector.agent.contexts import IncidentContext, IncidentContexts
 from collector.bundle import discard_abandoned_partial
 from collector.core.decide import Close
 from collector.core.states import IncidentState
-from collector.diagnose.report_html import render_capture_html
 from collector.evidence import CaptureResult, bundle_name, write_incident_bundle
 
 log = logging.getLogger(__name__)
@@ -33,27 +33,38 @@ class BundleSealer:
     def __init__(self, contexts: IncidentContexts, bundle_root: Path):
         self.contexts = contexts
         self.bundle_root = bundle_root
+        # One bundle at a time: sealing reads both ends' whole logs (10 MB each on a busy
+        # router) into a diagnosis and a timeline, and incidents that end together would
+        # otherwise each hold theirs at once. No router waits on it: they are released.
+        self._one_at_a_time = threading.Lock()
 
     def seal(self, close: Close, *, trigger_lines: tuple[str, ...], secrets: tuple[str, ...],
              diagnose) -> Path | None:
-        """Write the incident's bundle (a capture happened), then drop its staging folder."""
+        """Write the incident's bundle (a capture happened), then drop its staging folder.
+        `diagnose(result)` gives (report.md and report.json, report.html pieces); it is
+        called once the bundle's timeline is written."""
+        with self._one_at_a_time:
+            return self._seal(close, trigger_lines=trigger_lines, secrets=secrets, diagnose=diagnose)
+
+    def _seal(self, close: Close, *, trigger_lines: tuple[str, ...], secrets: tuple[str, ...],
+              diagnose) -> Path | None:
         context = self.contexts.get(close.incident_id)
         if close.state is not IncidentState.CAPTURED or context.captured_at is None:
             self.contexts.forget(close.incident_id)
             return None
-        incomplete = [f"{c.router}: {c.error}" for c in context.captures if c.error] + context.incomplete
+        captures, pre_arm, lost = self.contexts.for_bundle(context)  # the logs, read back from the staging folder
+        incomplete = [f"{c.router}: {c.error}" for c in captures if c.error] + context.incomplete + lost
         incomplete += [f"{r.router}: {r.summary()}" for r in context.releases if not (r.clean or r.nothing_armed)]
         actions, disarm = self._release_record(context)
         result = CaptureResult(
-            incident_id=close.incident_id, flow=context.flow, trigger_lines=trigger_lines, captures=context.captures,
+            incident_id=close.incident_id, flow=context.flow, trigger_lines=trigger_lines, captures=captures,
             armed_at=context.armed_at, captured_at=context.captured_at,
             armed_before_repeat=context.armed_before_repeat and context.armed_at is not None,
             sender=context.sender, notes=tuple(context.notes), actions=actions, disarm=disarm,
-            incomplete=tuple(dict.fromkeys(incomplete)), pre_arm=tuple(context.pre_arm.values()))
+            incomplete=tuple(dict.fromkeys(incomplete)), pre_arm=pre_arm)
         for path in discard_abandoned_partial(self.bundle_root, bundle_name(result)):
             log.info("%s: unfinished bundle of a stopped run removed; its incident is sealed again", path.name)
-        bundle = write_incident_bundle(result, self.bundle_root, secrets=secrets, report=diagnose(result),
-                                       html=render_capture_html(result))
+        bundle = write_incident_bundle(result, self.bundle_root, secrets=secrets, reports=lambda: diagnose(result))
         self.contexts.forget(close.incident_id)
         return bundle
 

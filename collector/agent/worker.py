@@ -165,17 +165,18 @@ class Worker:
             ends.append((context.sender, ip_address(context.sender_peer or str(context.flow.dst)), "sender"))
         kept = [name for name, _peer, _role in ends if name in before and before[name].finished]
 
-        def one(end):
+        def one(end) -> tuple[RouterCapture, bool]:  # (the capture, all of it is in the staging folder)
             name, peer, role = end
             if name in kept:  # finished before the stop, while its debugs were on: better than a new one
-                return before[name].capture
+                return before[name].capture, True
             host = self.inventory.hosts.get(name)
             if host is None:
-                return RouterCapture(name, role, "unknown", peer, (), None, error="not in the inventory any more")
+                return RouterCapture(name, role, "unknown", peer, (), None, error="not in the inventory any more"), False
             return self._capture_one(stage, host, peer, role, action.incident_id, before.get(name),
                                      armed=name in still_armed, context=context)
 
-        context.captures = tuple(self.ends.map(one, ends))
+        context.captures = tuple(self.contexts.keep_on_disk(context, capture) if staged else capture
+                                 for capture, staged in self.ends.map(one, ends))
         context.captured_at = utcnow()
         context.armed_before_repeat = action.armed_before_repeat
         if context.resumed:
@@ -198,23 +199,26 @@ class Worker:
                             problem="; ".join(problems + context.incomplete) or None)]
 
     def _capture_one(self, stage: CaptureStage, host: Host, peer, role: str, incident_id: str,
-                     earlier: StagedCapture | None, *, armed: bool, context: IncidentContext) -> RouterCapture:
-        """Capture one end, staging each output as it arrives. After a stop, an end whose new
-        capture fails keeps what the stopped run had got of it, and says what is missing."""
+                     earlier: StagedCapture | None, *, armed: bool,
+                     context: IncidentContext) -> tuple[RouterCapture, bool]:
+        """Capture one end, staging each output as it arrives; returns the capture and
+        whether the staging folder holds all of it. After a stop, an end whose new capture
+        fails keeps what the stopped run had got of it, and says what is missing."""
         stage.clear(host.name)
         staged: list[object] = []
+        written = [True]
 
         def on_plan(commands) -> None:
             stage.plan(host.name, role, host.platform, str(peer), commands)
 
         def on_record(record) -> None:
             staged.append(record)
-            stage.record(record)
+            written[0] = stage.record(record) and written[0]
 
         fresh = self.responder.capture(host, peer, role, incident_id, on_plan=on_plan, on_record=on_record)
         for record in fresh.commands[len(staged):]:  # a capture that did not report as it went (a site)
-            stage.record(record)
-        stage.done(fresh)
+            written[0] = stage.record(record) and written[0]
+        written[0] = stage.done(fresh) and written[0]
         if context.resumed and not armed:
             context.incomplete.append(f"{host.name}: captured again after its debugs had been removed: the debug "
                                       "trail after the stop is missing")
@@ -222,8 +226,8 @@ class Worker:
             missing = f"; not run before the stop: {', '.join(earlier.not_run)}" if earlier.not_run else ""
             context.incomplete.append(f"{host.name}: capturing it again failed ({fresh.error}); the bundle holds "
                                       f"what the stopped run had captured of it{missing}")
-            return earlier.capture
-        return fresh
+            return earlier.capture, False  # the new capture replaced it in the staging folder
+        return fresh, written[0]
 
     # -- release ---------------------------------------------------------------------------
 

@@ -37,6 +37,9 @@ def watch_cmd(inventory_path, playbook, once, syslog_at, state_dir, out, dry_run
     """Watch routers for repeated invalid-SPI flows; arm, capture, disarm, bundle."""
     import threading
 
+    from collector.allocator import limit_retained_memory
+
+    limit_retained_memory()  # before any thread: freed router outputs go back to the system
     from collector.agent import AgentBusy, install_signal_handlers
     from collector.playbook import load_playbook
     from collector.watch import WatchOptions, run_daemon, run_once
@@ -104,6 +107,9 @@ def watch_cmd(inventory_path, playbook, once, syslog_at, state_dir, out, dry_run
 def worker_cmd(inventory_path, site, broker, playbook, state_dir, concurrency, logins_per_second, login_burst,
                max_armed, syslog_at) -> None:
     """Serve one site's queue: SSH to its routers, poll, arm, capture, disarm, collect."""
+    from collector.allocator import limit_retained_memory
+
+    limit_retained_memory()  # before any thread: freed router outputs go back to the system
     from collector.agent import AgentBusy
     from collector.errors import UserInputError
     from collector.playbook import load_playbook

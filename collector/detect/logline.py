@@ -22,12 +22,14 @@ in this module raises on bad input.
 from __future__ import annotations
 
 import re
+from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from ipaddress import IPv4Address, IPv6Address, ip_address
 
 from collector.detect.events import Flow, InvalidSpiEvent
+from collector.textlines import iter_lines
 
 # Longest physical line handed to the regexes. Real log records are far shorter; a cap
 # keeps a hostile or corrupt input from costing more than a bounded amount of work.
@@ -299,15 +301,30 @@ def _collect_records(text: str, year: int | None) -> list[LogLine]:
 
     lines = text.splitlines()
     start, indent = buffer_start(text, lines)
-    parse = _parse_or_relayed
     records: list[LogLine] = []
-    open_record: LogLine | None = None
-    extra: list[str] = []
     rollover = False
     last_month = 0
+    for record in _records_of_lines(iter(lines[start:]), indent, base_year):
+        records.append(record)
+        ts = record.timestamp
+        if ts is not None:
+            if ts.month < last_month - 5:  # Dec -> Jan going forward in the buffer
+                rollover = True
+            last_month = ts.month
 
-    for i in range(start, len(lines)):
-        line = lines[i]
+    newest = next((r.timestamp for r in reversed(records) if r.timestamp is not None), None)
+    shift_all = year is None and newest is not None and newest > now + _FUTURE_SLACK
+    if rollover or shift_all:
+        _fix_years(records, shift_all)
+    return records
+
+
+def _records_of_lines(lines: Iterator[str], indent: int, base_year: int) -> Iterator[LogLine]:
+    """Buffer lines (after the header) grouped into records, years not yet fixed."""
+    parse = _parse_or_relayed
+    open_record: LogLine | None = None
+    extra: list[str] = []
+    for line in lines:
         if not line or line.isspace():
             continue
         if indent:
@@ -322,22 +339,109 @@ def _collect_records(text: str, year: int | None) -> list[LogLine]:
                 extra.append(line)
             continue
         if open_record is not None:
-            records.append(_join(open_record, extra) if extra else open_record)
+            yield _join(open_record, extra) if extra else open_record
             extra = []
         open_record = record
-        ts = record.timestamp
-        if ts is not None:
-            if ts.month < last_month - 5:  # Dec -> Jan going forward in the buffer
+    if open_record is not None:
+        yield _join(open_record, extra) if extra else open_record
+
+
+class LogRecords:
+    """The records of a `show logging` output exactly as `iter_log_records` gives them, made
+    anew each time they are iterated instead of held in a list: a 10 MB buffer is 69,000
+    records (about 40 MB as objects), and a reader that looks at one at a time needs only
+    that one. The text is read twice: once here for the years (a buffer across New Year),
+    then at each iteration. Never raises on device text (a text that breaks the parser has
+    no records, as with `iter_log_records`)."""
+
+    def __init__(self, show_logging_text: str, *, year: int | None = None):
+        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        self._text = show_logging_text
+        self._base_year = year if year is not None else now.year
+        self._offsets: array | None = None
+        self._broken = False
+        self._newest: tuple[int, LogLine] | None = None
+        try:
+            self._plan_years(year, now)
+        except Exception:  # noqa: BLE001 - never raise on device text
+            self._broken = True
+
+    def _stream(self) -> Iterator[LogLine]:
+        text = self._text
+        if not text:
+            return iter(())
+        lines = iter_lines(text)
+        indent = 0
+        if _LOG_BUFFER in text:  # skip the header, up to the first `Log Buffer (` line
+            for line in lines:
+                if _LOG_BUFFER in line:
+                    indent = len(line) - len(line.lstrip())
+                    break
+        return _records_of_lines(lines, indent, self._base_year)
+
+    def _plan_years(self, year: int | None, now: datetime) -> None:
+        # Per record: its month (0: no stamp), +16 when the stamp prints its year; what
+        # `_collect_records` and `_fix_years` decide from, without keeping the records.
+        marks = bytearray()
+        rollover, last_month, newest = False, 0, None
+        for record in self._stream():
+            ts = record.timestamp
+            if ts is None:
+                marks.append(0)
+                continue
+            printed = year_printed(record)
+            marks.append(ts.month | (16 if printed else 0))
+            if ts.month < last_month - 5:
                 rollover = True
             last_month = ts.month
-    if open_record is not None:
-        records.append(_join(open_record, extra) if extra else open_record)
+            newest = ts
+            if not printed:
+                self._newest = (len(marks) - 1, record)
+        shift_all = year is None and newest is not None and newest > now + _FUTURE_SLACK
+        if rollover or shift_all:
+            self._offsets = _year_offsets(marks, shift_all)
 
-    newest = next((r.timestamp for r in reversed(records) if r.timestamp is not None), None)
-    shift_all = year is None and newest is not None and newest > now + _FUTURE_SLACK
-    if rollover or shift_all:
-        _fix_years(records, shift_all)
-    return records
+    def __iter__(self) -> Iterator[LogLine]:
+        if self._broken:
+            return
+        offsets = self._offsets
+        try:
+            for i, record in enumerate(self._stream()):
+                if offsets is not None and offsets[i]:
+                    _shift_year(record, offsets[i])
+                yield record
+        except Exception:  # noqa: BLE001 - never raise on device text
+            return
+
+    @property
+    def newest_unprinted(self) -> LogLine | None:
+        """The newest record with a stamp that does not print its year (years fixed)."""
+        if self._newest is None:
+            return None
+        index, record = self._newest
+        if self._offsets is not None and self._offsets[index]:
+            assert record.timestamp is not None
+            record = replace(record, timestamp=_with_year(record.timestamp, record.timestamp.year + self._offsets[index]))
+            if record.timestamp is None:  # a Feb 29 moved to a year without one: the newest before it
+                return next((r for r in reversed(list(self)) if r.timestamp is not None and not year_printed(r)), None)
+        return record
+
+
+def _year_offsets(marks: bytearray, shift_all: bool) -> array:
+    """`_fix_years`' walk over the records' marks: the years to add to each record's stamp."""
+    offsets = array("i", bytes(4 * len(marks)))
+    offset = -1 if shift_all else 0
+    next_month: int | None = None
+    for i in range(len(marks) - 1, -1, -1):
+        mark = marks[i]
+        if mark == 0 or mark & 16:
+            continue
+        month = mark & 15
+        if next_month is not None and month > next_month + 5:
+            offset -= 1
+        next_month = month
+        offsets[i] = offset
+    return offsets
 
 
 def iter_archive_records(text: str, *, year: int | None = None) -> Iterator[LogLine]:
@@ -415,9 +519,15 @@ def _fix_years(records: list[LogLine], shift_all: bool) -> None:
             offset -= 1
         next_month = ts.month
         if offset:
-            # The records are still being built here and not yet shared: set the field in
-            # place (dataclasses.replace per record halved throughput on a year-spanning log).
-            object.__setattr__(record, "timestamp", _with_year(ts, ts.year + offset))
+            _shift_year(record, offset)
+
+
+def _shift_year(record: LogLine, years: int) -> None:
+    # The records are still being built here and not yet shared: set the field in place
+    # (dataclasses.replace per record halved throughput on a year-spanning log).
+    ts = record.timestamp
+    assert ts is not None
+    object.__setattr__(record, "timestamp", _with_year(ts, ts.year + years))
 
 
 # --------------------------------------------------------------------------- invalid SPI

@@ -61,11 +61,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
+from itertools import islice
 
 from collector.detect.cursor import LogCursor, fingerprint, new_lines as fingerprint_new_lines
 from collector.detect.logline import parse_log_line
+from collector.textlines import iter_lines
 
 POSITION_VERSION = 1
 TAIL_RECORDS = 4  # newest records remembered for realignment: enough to be distinctive
@@ -103,9 +106,21 @@ def split_show_logging(text: str) -> tuple[LogHeader, list[str]]:
     The header is read only above the first `Log Buffer (N bytes):` line and the buffer only
     below it, so a logged message that imitates a header line (an EEM `action syslog msg`,
     a forged syslog) can neither move the counters nor hide lines."""
-    lines = text.splitlines()
-    marker = next((i for i, ln in enumerate(lines) if _LOG_BUFFER_LINE.match(ln)), None)
-    head = lines if marker is None else lines[:marker]
+    header, body = iter_show_logging(text)
+    return header, list(body)
+
+
+def iter_show_logging(text: str) -> tuple[LogHeader, Iterator[str]]:
+    """`split_show_logging` with the buffer lines made as they are walked (a 10 MB buffer
+    is 69,000 lines): the header is read at once, the body lines on demand."""
+    lines = iter_lines(text)
+    head: list[str] = []
+    marker: str | None = None
+    for ln in lines:
+        if _LOG_BUFFER_LINE.match(ln):
+            marker = ln
+            break
+        head.append(ln)
     logged = level = None
     disabled = False
     for ln in head:
@@ -119,21 +134,23 @@ def split_show_logging(text: str) -> tuple[LogHeader, list[str]]:
         break
     if marker is None:
         if disabled:
-            return LogHeader(buffer_enabled=False, buffer_bytes=None, logged=None), []
+            return LogHeader(buffer_enabled=False, buffer_bytes=None, logged=None), iter(())
         # No header at all (a bare `| include` of messages only): every line is a buffer line.
-        return LogHeader(buffer_enabled=True, buffer_bytes=None, logged=None), [ln for ln in lines if ln.strip()]
+        return LogHeader(buffer_enabled=True, buffer_bytes=None, logged=None), (ln for ln in head if ln.strip())
     # A capture indented as a whole (some tools do that): indentation counts from the marker's.
-    indent = len(lines[marker]) - len(lines[marker].lstrip())
-    body = []
-    for ln in lines[marker + 1:]:
+    indent = len(marker) - len(marker.lstrip())
+    size = int(_LOG_BUFFER_LINE.match(marker).group(1))  # type: ignore[union-attr]
+    return LogHeader(buffer_enabled=not disabled, buffer_bytes=size, logged=None if disabled else logged,
+                     level=level), _body_lines(lines, indent)
+
+
+def _body_lines(lines: Iterator[str], indent: int) -> Iterator[str]:
+    for ln in lines:
         if not ln.strip():
             continue
         if indent and len(ln) - len(ln.lstrip()) >= indent:
             ln = ln[indent:]
-        body.append(ln)
-    size = int(_LOG_BUFFER_LINE.match(lines[marker]).group(1))
-    return LogHeader(buffer_enabled=not disabled, buffer_bytes=size, logged=None if disabled else logged,
-                     level=level), body
+        yield ln
 
 
 # --------------------------------------------------------------------------- poll command
@@ -282,47 +299,76 @@ class _Record:
     size: int  # bytes it takes in the buffer (text + newline per line)
 
 
-def group_records(lines: Sequence[str]) -> list[_Record]:
+def group_records(lines: Iterable[str]) -> list[_Record]:
     """Buffer lines to records, oldest first. A record starts at a line that logline
     recognises as the start of one (stamp, sequence number, %MNEMONIC or a known debug
     family) or at the first line (the oldest record, possibly cut by the wrap); other lines
     (indented, or unstamped continuations such as `Payload contents:`) belong to the record
     before them."""
-    groups: list[list[str]] = []
-    for i, line in enumerate(lines):
+    return list(iter_records(lines))
+
+
+def iter_records(lines: Iterable[str]) -> Iterator[_Record]:
+    """`group_records`, a record at a time (each is complete when the next one starts)."""
+    records = _grouped(lines)
+    first = next(records, None)
+    if first is None:
+        return
+    second = next(records, None)
+    if second is None:
+        yield first[0]
+        return
+    yield _head_record(first[0], first[1], second[1])
+    yield second[0]
+    for record, _width in records:
+        yield record
+
+
+def _grouped(lines: Iterable[str]) -> Iterator[tuple[_Record, int]]:
+    """Each record with the width of its sequence number (0: none)."""
+    group: list[str] = []
+    for line in lines:
         if not line.strip():
             continue
-        if not groups or (line[0] not in " \t" and parse_log_line(line, year=2000) is not None):
-            groups.append([line])
+        if not group or (line[0] not in " \t" and parse_log_line(line, year=2000) is not None):
+            if group:
+                yield _record(group)
+            group = [line]
         else:
-            groups[-1].append(line)
-    out = []
-    widths = []
-    for g in groups:
-        text = "\n".join(g)
-        m = _SEQ.match(g[0])
-        widths.append(len(m.group(1)) if m else 0)
-        out.append(_Record(text, fingerprint(text), int(m.group(1)) if m else None, len(text) + 1))
-    if len(out) > 1 and out[0].seq is not None and widths[0] < widths[1]:
+            group.append(line)
+    if group:
+        yield _record(group)
+
+
+def _record(group: list[str]) -> tuple[_Record, int]:
+    text = "\n".join(group)
+    m = _SEQ.match(group[0])
+    return _Record(text, fingerprint(text), int(m.group(1)) if m else None, len(text) + 1), len(m.group(1)) if m else 0
+
+
+def _head_record(record: _Record, width: int, next_width: int) -> _Record:
+    if record.seq is not None and width < next_width:
         # The head record cut by the wrap: `0: %CRYPTO-...` is what is left of `000010: *Dec ...`.
         # IOS pads sequence numbers to one width, so a shorter one is a fragment, not a number.
-        out[0] = replace(out[0], seq=None)
-    return out
+        return replace(record, seq=None)
+    return record
 
 
 # --------------------------------------------------------------------------- reading
 
 
-def read_new_lines(previous: LogPosition | None, header: LogHeader, lines: Sequence[str], *,
+def read_new_lines(previous: LogPosition | None, header: LogHeader, lines: Iterable[str], *,
                    watch: Sequence[str] = (), filtered: bool = False,
-                   record_bound: int | None = None) -> LogRead:
+                   record_bound: int | None = None, only_watched: bool = False) -> LogRead:
     """The records logged since `previous`, and the position to persist.
 
     `lines` are the buffer lines of `split_show_logging` (all of them for a full read; for a
-    filtered read, what the `include` kept). `watch` lists the watched mnemonics: the
-    position remembers their lines so that later filtered reads can align on them; a
-    filtered read must pass the same list it built its command from. `record_bound`
-    overrides the bytes-per-record bound used to size the buffer (tests)."""
+    filtered read, what the `include` kept); an iterator is walked once. `watch` lists the
+    watched mnemonics: the position remembers their lines so that later filtered reads can
+    align on them; a filtered read must pass the same list it built its command from.
+    `only_watched`: a full read reports only the watched lines among the new ones (as a
+    filtered read does) and holds no other record's text. `record_bound` overrides the
+    bytes-per-record bound used to size the buffer (tests)."""
     if not header.buffer_enabled:
         position = previous or LogPosition()
         return LogRead((), position, gap=None, method="none", notes=("buffer logging is disabled",))
@@ -330,7 +376,7 @@ def read_new_lines(previous: LogPosition | None, header: LogHeader, lines: Seque
         return _fingerprint_read(previous, lines, watch, filtered)
     if filtered:
         return _filtered_read(previous, header, lines, watch, record_bound)
-    return _full_read(previous, header, lines, watch)
+    return _full_read(previous, header, lines, watch, only_watched)
 
 
 def _key(epoch: int, ordinal: int | None, seq: int | None, counted: int) -> str:
@@ -341,10 +387,79 @@ def _key(epoch: int, ordinal: int | None, seq: int | None, counted: int) -> str:
     return f"{epoch}:w{counted}"
 
 
-def _full_read(previous: LogPosition | None, header: LogHeader, lines: Sequence[str],
-               watch: Sequence[str]) -> LogRead:
-    records = group_records(lines)
-    k, n = len(records), header.logged
+class _Scan:
+    """What a full read needs of the buffer's records, gathered in one walk without holding
+    them: every fingerprint (24 bytes each, for realignment), the sequence number facts,
+    the longest record, the watched records' places, and the texts of the records that
+    may be reported."""
+
+    def __init__(self, records: Iterable[_Record], previous: LogPosition | None, matcher: re.Pattern[str] | None,
+                 only_watched: bool):
+        self.fps = bytearray()  # hex fingerprints, _FP_CHARS each
+        self.k = 0
+        self.max_seq: int | None = None
+        self.max_size: int | None = None
+        self.watched: list[tuple[str, int]] = []  # (fp, index), the newest MAX_MATCHED
+        self.texts: list[tuple[int, str, int | None]] = []  # (index, text, seq) of the records that may be new
+        # The first record numbered above the last read's sequence number, and the number
+        # of the record just before it (when the last read had one).
+        self.after_seq: int | None = None
+        self.before_after_seq: int | None = None
+        last_seq = previous.seq if previous is not None else None
+        previous_record_seq: int | None = None
+        for i, r in enumerate(records):
+            self.fps += r.fp.encode("ascii")
+            if r.seq is not None:
+                self.max_seq = r.seq if self.max_seq is None else max(self.max_seq, r.seq)
+                if last_seq is not None and self.after_seq is None and r.seq > last_seq:
+                    self.after_seq, self.before_after_seq = i, previous_record_seq
+            self.max_size = r.size if self.max_size is None else max(self.max_size, r.size)
+            hit = matcher is not None and matcher.search(r.text) is not None
+            if hit:
+                self.watched.append((r.fp, i))
+                if len(self.watched) > 2 * MAX_MATCHED:
+                    del self.watched[:-MAX_MATCHED]
+            if hit or not only_watched:
+                self.texts.append((i, r.text, r.seq))
+            previous_record_seq = r.seq
+            self.k = i + 1
+        if self.after_seq is None:
+            self.after_seq, self.before_after_seq = self.k, previous_record_seq
+        del self.watched[:-MAX_MATCHED]
+
+    def fp(self, i: int) -> str:
+        return self.fps[i * _FP_CHARS:(i + 1) * _FP_CHARS].decode("ascii")
+
+
+_FP_CHARS = 24  # a fingerprint's hex length (cursor.fingerprint: 12 bytes)
+
+
+class _Fingerprints:
+    """The records' fingerprints in order, read out of a `_Scan` as `_realign` asks."""
+
+    def __init__(self, scan: _Scan):
+        self.scan = scan
+
+    def __len__(self) -> int:
+        return self.scan.k
+
+    def between(self, start: int, end: int) -> list[str]:
+        return [self.scan.fp(i) for i in range(max(0, start), min(end, self.scan.k))]
+
+    def present_from(self, fp: str, start: int) -> bool:
+        """`fp` is the fingerprint of a record at `start` or later."""
+        blob, needle = self.scan.fps, fp.encode("ascii")
+        at = blob.find(needle, start * _FP_CHARS)
+        while at >= 0 and at % _FP_CHARS:
+            at = blob.find(needle, at + 1)
+        return at >= 0
+
+
+def _full_read(previous: LogPosition | None, header: LogHeader, lines: Iterable[str],
+               watch: Sequence[str], only_watched: bool = False) -> LogRead:
+    matcher = watch_matcher(watch) if watch else None
+    scan = _Scan(iter_records(lines), previous, matcher, only_watched)
+    k, n = scan.k, header.logged
     assert n is not None
     epoch = previous.epoch if previous else 0
     notes: list[str] = []
@@ -352,7 +467,8 @@ def _full_read(previous: LogPosition | None, header: LogHeader, lines: Sequence[
 
     if previous is None or previous.logged is None:
         first, method = 0, "first"
-    elif n < previous.logged or _seq_went_back(previous, records):
+    elif n < previous.logged or (previous.seq is not None and scan.max_seq is not None
+                                 and scan.max_seq < previous.seq):
         epoch += 1
         first, method = 0, "reset"
         gap = (f"messages-logged count went from {previous.logged} to {n}"
@@ -367,16 +483,16 @@ def _full_read(previous: LogPosition | None, header: LogHeader, lines: Sequence[
         # to the wrap).
         first_seq = None
         if not resized and previous.tail and previous.seq is not None:
-            first_seq = next((i for i, r in enumerate(records) if r.seq is not None and r.seq > previous.seq), k)
+            first_seq = scan.after_seq
             # the record just before must be the last read's newest, or records between were lost
-            if first_seq == 0 or records[first_seq - 1].seq != previous.seq:
+            if first_seq == 0 or scan.before_after_seq != previous.seq:
                 first_seq = None
         if first_seq is not None:
             first, method = first_seq, "seq"
         else:
             first, method = max(0, k - delta), "count"
             if not resized and previous.tail:
-                first, method, reset = _realign(records, first, previous.tail, notes)
+                first, method, reset = _realign(_Fingerprints(scan), first, previous.tail, notes)
                 if reset:
                     epoch += 1
                     gap = ("the last read's newest lines are gone although the count says they should "
@@ -406,45 +522,31 @@ def _full_read(previous: LogPosition | None, header: LogHeader, lines: Sequence[
         # The last read's tail is in the buffer: number on from it (past any ordinal handed
         # out already, so that keys stay unique).
         base = max(previous.logged, previous.top) + 1 - first
-    new = tuple(
-        NewLine(r.text, base + i, r.seq, _key(epoch, base + i, r.seq, 0))
-        for i, r in enumerate(records) if i >= first
-    )
-    matcher = watch_matcher(watch) if watch else None
-    watched = tuple(
-        Watched(r.fp, base + i, base + i) for i, r in enumerate(records) if matcher and matcher.search(r.text)
-    )[-MAX_MATCHED:]
-    seqs = [r.seq for r in records if r.seq is not None]
+    new = tuple(NewLine(text, base + i, seq, _key(epoch, base + i, seq, 0)) for i, text, seq in scan.texts if i >= first)
+    watched = tuple(Watched(fp, base + i, base + i) for fp, i in scan.watched)
     position = LogPosition(
         logged=n, buffer_bytes=header.buffer_bytes,
-        seq=max(seqs) if seqs else (previous.seq if previous and method not in ("reset",) else None),
-        epoch=epoch, tail=tuple(r.fp for r in records[-TAIL_RECORDS:]), watched=watched,
-        record_bytes=max((r.size for r in records), default=previous.record_bytes if previous else None),
+        seq=scan.max_seq if scan.max_seq is not None else (
+            previous.seq if previous and method not in ("reset",) else None),
+        epoch=epoch, tail=tuple(scan.fp(i) for i in range(max(0, k - TAIL_RECORDS), k)), watched=watched,
+        record_bytes=scan.max_size if scan.max_size is not None else (previous.record_bytes if previous else None),
         counted=previous.counted if previous else 0,
         top=max(n, base + k - 1, previous.top if previous and method != "reset" else 0),
     )
     return LogRead(new, position, gap=gap, method=method, notes=tuple(notes))
 
 
-def _seq_went_back(previous: LogPosition, records: list[_Record]) -> bool:
-    if previous.seq is None:
-        return False
-    seqs = [r.seq for r in records if r.seq is not None]
-    return bool(seqs) and max(seqs) < previous.seq
-
-
-def _realign(records: list[_Record], expected: int, tail: tuple[str, ...], notes: list[str]) -> tuple[int, str, bool]:
+def _realign(fps: _Fingerprints, expected: int, tail: tuple[str, ...], notes: list[str]) -> tuple[int, str, bool]:
     """Check the last read's tail sits just before `expected`; realign on it when its lines are
     distinct and sit elsewhere. Returns (first new index, method, counter reset?)."""
     if expected == 0 or len(set(tail)) == 1:
         return expected, "count", False  # nothing old expected, or identical lines: counts decide
-    fps = [r.fp for r in records]
     n = len(tail)
 
     def ends_at(j: int) -> bool:  # tail ends just before index j
         # records[0] may be cut by the wrap: never compare it.
         m = min(n, j - 1)
-        return m <= 0 or fps[j - m:j] == list(tail[n - m:])
+        return m <= 0 or fps.between(j - m, j) == list(tail[n - m:])
 
     if ends_at(expected):
         return expected, "count", False
@@ -453,7 +555,7 @@ def _realign(records: list[_Record], expected: int, tail: tuple[str, ...], notes
         j = min(candidates, key=lambda c: abs(c - expected))
         notes.append(f"last read's tail found {j - expected:+d} records from where the count put it")
         return j, "realigned", False
-    if any(f in fps[1:] for f in tail):
+    if any(fps.present_from(f, 1) for f in tail):
         return expected, "count", False  # partly there: a grouping difference, keep the count
     return 0, "reset", True
 
@@ -560,12 +662,17 @@ FULL_COMMAND = "show logging"
 
 
 def poll_log(run: Callable[[str], str], previous: LogPosition | None, watch: Sequence[str], *,
-             full: bool = False) -> LogRead:
+             full: bool = False, only_watched: bool = False,
+             whole_buffer: AbstractContextManager[object] | None = None) -> LogRead:
     """One poll of a router's log: the filtered command, then the whole buffer only when the
     filtered read cannot be exact (or `full` asks for it: the first read, every Nth poll).
 
     `run(command) -> output text` is the caller's session. Persist `result.position.to_text()`
-    after handling `result.new_lines`; report `result.gap` when it is set."""
+    after handling `result.new_lines`; report `result.gap` when it is set. `only_watched`:
+    report only the watched lines (the filtered read's kind) from a whole-buffer read too,
+    which then holds nothing of the other records but their fingerprints. `whole_buffer`
+    is held while the whole buffer is read and walked (the caller's bound on how many such
+    reads, each a copy or two of a 10 MB buffer, run at once)."""
     if not full and previous is not None:
         header, lines = split_show_logging(run(poll_command(watch)))
         result = read_new_lines(previous, header, lines, watch=watch, filtered=True)
@@ -574,8 +681,9 @@ def poll_log(run: Callable[[str], str], previous: LogPosition | None, watch: Seq
         why = result.full_read_needed
     else:
         why = None
-    header, lines = split_show_logging(run(FULL_COMMAND))
-    result = read_new_lines(previous, header, lines, watch=watch)
+    with whole_buffer if whole_buffer is not None else nullcontext():
+        header, body = iter_show_logging(run(FULL_COMMAND))  # the whole buffer: walked, not split into a list
+        result = read_new_lines(previous, header, body, watch=watch, only_watched=only_watched)
     return replace(result, notes=(*result.notes, f"whole buffer read: {why}")) if why else result
 
 
@@ -587,15 +695,18 @@ def log_as_of(text: str, logged: int) -> str | None:
     the header, then the buffer's records without the newest (count now - `logged`) ones.
 
     None when the output has no count, or a count below `logged` (the router reloaded or
-    its counters were reset in between: the records cannot be told apart)."""
-    header, lines = split_show_logging(text)
+    its counters were reset in between: the records cannot be told apart). The buffer (10
+    MB on a busy router, read at every arming) is walked twice, once to count its records
+    and once to keep the oldest, instead of being held as lists of lines and records."""
+    header, body = iter_show_logging(text)
     if header.logged is None or header.logged < logged:
         return None
-    records = group_records(lines)
-    keep = max(0, len(records) - (header.logged - logged))
-    head: list[str] = []
-    for line in text.splitlines():
-        head.append(line)
+    keep = max(0, sum(1 for _ in iter_records(body)) - (header.logged - logged))
+    pieces: list[str] = []
+    for line in iter_lines(text):
+        pieces.append(line)
         if _LOG_BUFFER_LINE.match(line):
             break
-    return "\n".join(head + [r.text for r in records[:keep]]) + "\n"
+    _header, body = iter_show_logging(text)
+    pieces.extend(record.text for record in islice(iter_records(body), keep))
+    return "\n".join(pieces) + "\n"

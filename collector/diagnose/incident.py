@@ -656,8 +656,8 @@ def diagnose(result: CaptureResult, *, source: str = "capture", contexts: Mappin
         integrity_problems=tuple(integrity_problems),
         disarm=dict(result.disarm),
     )
-    timeline = tuple(build_timeline(result.captures, year=result.captured_at.year, pre_arm=result.pre_arm,
-                                    pre_arm_lines=False))
+    timeline = build_timeline(result.captures, year=result.captured_at.year, pre_arm=result.pre_arm,
+                              pre_arm_lines=False)
     return IncidentDiagnosis(inputs, tuple(run_checks(inputs)), tables, timeline, meta)
 
 

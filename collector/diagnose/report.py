@@ -12,6 +12,7 @@ Markdown (table cells, inline text) or put in a fence longer than any backtick r
 from __future__ import annotations
 
 import re
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from ipaddress import ip_address
@@ -129,7 +130,7 @@ class IncidentDiagnosis:
     inputs: DiagnosisInputs
     findings: tuple[Finding, ...]
     sa_tables: Mapping[str, SaTable | None]  # "receiver" / "sender" -> table towards the other end
-    timeline: tuple[Mapping[str, Any], ...]  # evidence.build_timeline rows
+    timeline: Sequence[Mapping[str, Any]]  # collector.timeline.build_timeline rows
     meta: IncidentMeta
 
 
@@ -309,32 +310,41 @@ def timeline_summary(rows: Sequence[Mapping[str, Any]], flow: Flow | None = None
     `flow`, invalid-SPI lines of other flows (a busy receiver's buffer holds scanners' and
     other tunnels' lines) are counted in `other_flows`, not listed as key lines."""
     per_router: dict[str, dict[str, int]] = {}
-    key: list[Mapping[str, Any]] = []
-    invalid: list[Mapping[str, Any]] = []
+    # Only what is shown is kept (a busy router's timeline has thousands of key lines):
+    # the first KEY_EVENTS_SHOWN, the last third of that, the first and last invalid SPI.
+    head_n, tail_n = KEY_EVENTS_SHOWN * 2 // 3, KEY_EVENTS_SHOWN // 3
+    first_keys: list[Mapping[str, Any]] = []
+    last_keys: deque[Mapping[str, Any]] = deque(maxlen=tail_n)
+    keys = 0
+    first_invalid = last_invalid = None
     for row in rows:
         router = str(row.get("router"))
         counts = per_router.setdefault(router, {"records": 0, "invalid_spi": 0, "debug": 0})
         counts["records"] += 1
         mnemonic = row.get("mnemonic")
-        text = str(row.get("line", ""))
         if mnemonic == INVALID_SPI_MNEMONIC:
             counts["invalid_spi"] += 1
-            if _other_flow(text, flow):
+            if _other_flow(str(row.get("line", "")), flow):
                 counts["other_flows"] = counts.get("other_flows", 0) + 1
                 continue
-            invalid.append(row)
-            key.append(row)
+            if first_invalid is None:
+                first_invalid = row
+            last_invalid = row
         elif mnemonic is None:
             counts["debug"] += 1
-            if _KEY_DEBUG.search(text):
-                key.append(row)
-        elif _KEY_MNEMONIC.search(str(mnemonic)):
-            key.append(row)
+            if not _KEY_DEBUG.search(str(row.get("line", ""))):
+                continue
+        elif not _KEY_MNEMONIC.search(str(mnemonic)):
+            continue
+        keys += 1
+        if len(first_keys) < KEY_EVENTS_SHOWN:
+            first_keys.append(row)
+        last_keys.append(row)
     omitted = 0
-    if len(key) > KEY_EVENTS_SHOWN:
-        head, tail = KEY_EVENTS_SHOWN * 2 // 3, KEY_EVENTS_SHOWN // 3
-        omitted = len(key) - head - tail
-        key = key[:head] + key[-tail:]
+    key = first_keys
+    if keys > KEY_EVENTS_SHOWN:
+        omitted = keys - head_n - tail_n
+        key = first_keys[:head_n] + list(last_keys)
 
     def brief(row: Mapping[str, Any]) -> dict[str, Any]:
         return {"router": row.get("router"), "role": row.get("role"), "agent_time": row.get("agent_time"),
@@ -343,8 +353,8 @@ def timeline_summary(rows: Sequence[Mapping[str, Any]], flow: Flow | None = None
 
     return {
         "routers": per_router,
-        "first_invalid_spi": brief(invalid[0]) if invalid else None,
-        "last_invalid_spi": brief(invalid[-1]) if invalid else None,
+        "first_invalid_spi": brief(first_invalid) if first_invalid is not None else None,
+        "last_invalid_spi": brief(last_invalid) if last_invalid is not None else None,
         "key_events": [brief(r) for r in key],
         "key_events_omitted": omitted,
     }

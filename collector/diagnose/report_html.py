@@ -21,8 +21,9 @@ attributes (router, kind, time) so tests and tools can read the page back.
 from __future__ import annotations
 
 import html
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,8 @@ from collector.diagnose.report import (
     verdict,
 )
 
-__all__ = ["render_html", "render_bundle_html", "render_capture_html", "timeline_marks", "TimelineMark"]
+__all__ = ["render_html", "iter_html", "render_bundle_html", "render_capture_html", "capture_reports", "timeline_marks",
+           "TimelineMark"]
 
 # Drawing sizes (CSS pixels).
 _WIDTH, _LANE, _LEFT, _RIGHT, _TOP = 1100, 70, 170, 30, 40
@@ -142,23 +144,28 @@ def _lanes(d: IncidentDiagnosis) -> list[tuple[str, str]]:
     return lanes
 
 
-def _timeline_svg(d: IncidentDiagnosis, marks: Sequence[TimelineMark], offsets: Mapping[str, float | None]) -> str:
+def _timeline_svg(d: IncidentDiagnosis, marks: Sequence[TimelineMark],
+                  offsets: Mapping[str, float | None]) -> Iterator[str]:
+    """The SVG's lines, one at a time: a busy router's log is tens of thousands of points."""
     lanes = _lanes(d)
-    points = [(row, _parse_time(row.get("agent_time"))) for row in d.timeline]
-    times = [t for _, t in points if t is not None] + [m.at for m in marks]
+    start = end = None
+    for t in chain((_parse_time(row.get("agent_time")) for row in d.timeline), (m.at for m in marks)):
+        if t is not None:
+            start, end = (t, t) if start is None else (min(start, t), max(end, t))
     height = _TOP + _LANE * len(lanes) + 40
-    if not times:
-        return '<p class="muted">No `show logging` output was captured, so there is no timeline.</p>'
-    start, end = min(times), max(times)
+    if start is None or end is None:
+        yield '<p class="muted">No `show logging` output was captured, so there is no timeline.</p>'
+        return
     span = max((end - start).total_seconds(), 1.0)
     plot = _WIDTH - _LEFT - _RIGHT
 
     def x(t: datetime) -> float:
         return round(_LEFT + plot * (t - start).total_seconds() / span, 1)
 
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" id="timeline" width="{_WIDTH}" height="{height}" '
+    yield (f'<svg xmlns="http://www.w3.org/2000/svg" id="timeline" width="{_WIDTH}" height="{height}" '
            f'viewBox="0 0 {_WIDTH} {height}" role="img" aria-label="timelines of both routers" '
-           f'data-start="{start.isoformat()}" data-end="{end.isoformat()}">']
+           f'data-start="{start.isoformat()}" data-end="{end.isoformat()}">')
+    out: list[str] = []
     out.append(f'<rect x="0" y="0" width="{_WIDTH}" height="{height}" fill="#ffffff"/>')
     lane_y: dict[str, float] = {}
     for i, (router, role) in enumerate(lanes):
@@ -172,18 +179,21 @@ def _timeline_svg(d: IncidentDiagnosis, marks: Sequence[TimelineMark], offsets: 
         out.append(f'<text x="8" y="{y - 4}" font-size="13" font-weight="bold">{_e(router)}</text>')
         out.append(f'<text x="8" y="{y + 12}" font-size="11" fill="#616161">{_e(role)}, {_e(note)}</text>')
         out.append("</g>")
-    for row, t in points:
+    yield from out
+    for row in d.timeline:
         router = str(row.get("router"))
+        t = _parse_time(row.get("agent_time"))
         if t is None or router not in lane_y:
             continue
         kind = _kind(row)
         radius = 5 if kind == "invalid-spi" else 3
         dy = {"invalid-spi": 0, "debug": -14, "log": 14}[kind]
         first = str(row.get("line", "")).split("\n")[0][:300]
-        out.append(f'<circle class="event" cx="{x(t)}" cy="{lane_y[router] + dy}" r="{radius}" '
-                   f'fill="{_KIND_COLOUR[kind]}" data-router="{_e(router)}" data-kind="{kind}" '
-                   f'data-time="{t.isoformat()}" data-device-time="{_e(row.get("device_time"))}">'
-                   f'<title>{_e(row.get("device_time"))} {_e(first)}</title></circle>')
+        yield (f'<circle class="event" cx="{x(t)}" cy="{lane_y[router] + dy}" r="{radius}" '
+               f'fill="{_KIND_COLOUR[kind]}" data-router="{_e(router)}" data-kind="{kind}" '
+               f'data-time="{t.isoformat()}" data-device-time="{_e(row.get("device_time"))}">'
+               f'<title>{_e(row.get("device_time"))} {_e(first)}</title></circle>')
+    out = []
     bottom = _TOP + _LANE * len(lanes)
     for m in marks:
         colour = _MARK_COLOUR[m.kind]
@@ -204,7 +214,8 @@ def _timeline_svg(d: IncidentDiagnosis, marks: Sequence[TimelineMark], offsets: 
     out.append("</svg>")
     legend = "".join(f'<span><i class="swatch" style="background:{c}"></i>{k}</span>'
                      for k, c in (*_KIND_COLOUR.items(), *_MARK_COLOUR.items()))
-    return "\n".join(out) + f'\n<p class="legend">{legend}</p>'
+    yield from out
+    yield f'<p class="legend">{legend}</p>'
 
 
 def _label(x: float, y: float, text: str, colour: str) -> str:
@@ -217,9 +228,14 @@ def _label(x: float, y: float, text: str, colour: str) -> str:
 def _side_by_side_lines(d: IncidentDiagnosis) -> str:
     lanes = _lanes(d)[:2]
     names = [name for name, _ in lanes]
-    rows = [r for r in d.timeline if _kind(r) != "log" or str(r.get("mnemonic", "")).startswith(("CRYPTO", "IKE",
-                                                                                                   "ISAKMP", "IPSEC"))]
-    shown, omitted = rows[:MAX_KEY_ROWS], max(0, len(rows) - MAX_KEY_ROWS)
+    shown: list[Mapping[str, Any]] = []
+    omitted = 0  # counted, not kept: a busy router's debug lines run to thousands
+    for r in d.timeline:
+        if _kind(r) != "log" or str(r.get("mnemonic", "")).startswith(("CRYPTO", "IKE", "ISAKMP", "IPSEC")):
+            if len(shown) < MAX_KEY_ROWS:
+                shown.append(r)
+            else:
+                omitted += 1
     out = ['<table id="lines"><thead><tr><th>agent time</th>'
            + "".join(f'<th data-router="{_e(n)}">{_e(n)} ({_e(role)})</th>' for n, role in lanes)
            + "</tr></thead><tbody>"]
@@ -356,13 +372,20 @@ def render_html(d: IncidentDiagnosis, *, actions: Iterable[Mapping[str, Any]] = 
     """report.html for a diagnosis. `actions` are the manifest's `router_changes` (arm and
     disarm times); `clock_offsets` (router -> router clock minus agent clock, seconds) are
     shown per lane (the timeline rows already have them applied)."""
+    return "".join(iter_html(d, actions=actions, clock_offsets=clock_offsets))
+
+
+def iter_html(d: IncidentDiagnosis, *, actions: Iterable[Mapping[str, Any]] = (),
+              clock_offsets: Mapping[str, float | None] | None = None) -> Iterator[str]:
+    """`render_html`'s text in pieces, made as they are asked for (the page of a busy
+    router's log is tens of MB: it goes to its file a piece at a time)."""
     flow = d.inputs.flow
     v = verdict(d.findings, d.inputs)
     marks = timeline_marks(d, actions)
     offsets = dict(clock_offsets or {})
     steps = next_steps(d.findings, d.meta)
     title = f"Invalid SPI incident on {d.inputs.receiver.name}: {flow.src} → {flow.dst}, SPI {flow.spi_hex}"
-    parts = [
+    head = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
@@ -372,7 +395,13 @@ def render_html(d: IncidentDiagnosis, *, actions: Iterable[Mapping[str, Any]] = 
         f'<p class="verdict" data-verdict="{_e(v.key)}"><b>Verdict:</b> {_e(v.headline)}</p>',
         f'<p class="muted">Incident <code>{_e(d.meta.incident_id)}</code>, diagnosed from {_e(d.meta.source)}.</p>',
         '<h2 id="what">What happened</h2>', _facts(d, marks),
-        '<h2 id="timelines">Timelines, side by side</h2>', _timeline_svg(d, marks, offsets),
+        '<h2 id="timelines">Timelines, side by side</h2>',
+    ]
+    for part in head:
+        yield part + "\n"
+    for part in _timeline_svg(d, marks, offsets):
+        yield part + "\n"
+    parts = [
         '<h3>Crypto log and debug lines</h3>', _side_by_side_lines(d),
         '<h2 id="sa">SA tables, side by side</h2>', _sa_tables(d),
         '<h2 id="findings">Findings</h2>', _findings(d),
@@ -388,7 +417,8 @@ def render_html(d: IncidentDiagnosis, *, actions: Iterable[Mapping[str, Any]] = 
         parts.append('<p class="muted">Nothing to do from this capture.</p>')
     parts.append('<hr><p class="muted">Facts: Cisco 115801 (invalid SPI and the recovery table), 116005 (debugs on '
                  "both ends, armed before the event).</p></body></html>")
-    return "\n".join(parts) + "\n"
+    for part in parts:
+        yield part + "\n"
 
 
 def render_bundle_html(path: Path) -> str:
@@ -400,6 +430,23 @@ def render_bundle_html(path: Path) -> str:
                  integrity_problems=loaded.integrity_problems)
     return render_html(d, actions=loaded.result.actions,
                        clock_offsets={c.router: c.clock_offset for c in loaded.result.captures})
+
+
+def capture_reports(result, *, contexts=None):
+    """(report.md and report.json, report.html pieces) of a capture about to be bundled,
+    from one diagnosis (the agent's path: `write_incident_bundle(..., reports=...)`).
+    Never raises: a broken diagnosis gives the failed report and no page; the page's pieces
+    are made as the bundle writes them (it leaves the page out if they break)."""
+    from collector.diagnose.incident import diagnose
+    from collector.diagnose.report import failed_report, render_report
+
+    try:
+        d = diagnose(result, contexts=contexts)
+        report = render_report(d)
+    except Exception as exc:  # noqa: BLE001 - the bundle matters more than its report
+        return failed_report(result.incident_id, "capture", f"{type(exc).__name__}: {exc}"), None
+    offsets = {c.router: c.clock_offset for c in result.captures}
+    return report, iter_html(d, actions=result.actions, clock_offsets=offsets)
 
 
 def render_capture_html(result, *, contexts=None) -> str | None:

@@ -175,13 +175,19 @@ class PromptReader:
 
     def _exchange(self, command: str, timeout: float) -> str:
         self._send((command + "\n").encode(), repr(command), command)
-        raw = self._read(self._prompt, timeout, repr(command), command=command)  # type: ignore[arg-type]
-        return self._clean(command, raw)
+        pieces = self._read_pieces(self._prompt, timeout, repr(command), command=command)  # type: ignore[arg-type]
+        return self._clean(command, pieces)
 
     def _read(self, done: re.Pattern[str], timeout: float, what: str, *, tail: str = "",
               command: str | None = None) -> str:
         """Read until `done` matches the end of what the screen shows and nothing more is
         waiting. `tail` is text already received (when settling after a timeout)."""
+        return "".join(self._read_pieces(done, timeout, what, tail=tail, command=command))
+
+    def _read_pieces(self, done: re.Pattern[str], timeout: float, what: str, *, tail: str = "",
+                     command: str | None = None) -> list[str]:
+        """`_read`'s text as the pieces it arrived in (a 10 MB output is joined once, by
+        `_clean`)."""
         channel = self._channel
         assert channel is not None
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -189,7 +195,7 @@ class PromptReader:
         deadline = time.monotonic() + timeout
         try:
             if tail and done.search(screen(tail)) and not channel.recv_ready():
-                return ""
+                return []
             while True:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -220,19 +226,32 @@ class PromptReader:
             self.close()
             raise SessionDropped(self.host.name, f"session lost during {what}: {exc or type(exc).__name__}",
                                  output="".join(chunks), command=command) from None
-        return "".join(chunks)
+        return chunks
 
-    def _clean(self, command: str, raw: str) -> str:
-        text = raw.replace("\r\n", "\n").replace("\r", "").replace(_PAGER, "")
+    def _clean(self, command: str, pieces: list[str]) -> str:
+        """The output without CRs, pager marks, the echo of the command and the prompt.
+        Made with at most two copies of it alive at once (a `show logging` is 10 MB): each
+        step below rebinds `text`, and the echo and the prompt go in one slice."""
+        text = "".join(pieces)
+        pieces.clear()
+        if "\r" in text:
+            text = text.replace("\r\n", "\n").replace("\r", "")
+        if _PAGER in text:
+            text = text.replace(_PAGER, "")
         if "\x08" in text:  # a marker split over two reads is whole only here
             text = _ERASE.sub("", text)
-        first, sep, rest = text.partition("\n")
-        if command.strip() and first.strip().endswith(command.strip()[-40:]):
-            text = rest  # the router's echo of the command line
+        start = 0
+        first, newline = text.find("\n"), "\n" in text
+        first_line = text[:first] if newline else text
+        if command.strip() and first_line.strip().endswith(command.strip()[-40:]):
+            start = first + 1 if newline else len(text)  # the router's echo of the command line
         assert self._prompt is not None
         # The prompt is one line at the end (or before a last newline): searched from the
-        # newline before that line, not across a whole 1 MB `show logging`.
-        match = self._prompt.search(text, max(0, text.rfind("\n", 0, len(text) - 1)))
+        # newline before that line, not across a whole 10 MB `show logging`. With the echo
+        # cut, its newline stands for the start of the text (the pattern's `^`).
+        before_last = text.rfind("\n", start, len(text) - 1)
+        match = self._prompt.search(text, before_last if before_last >= 0 else max(start - 1, 0))
+        end = len(text)
         if match:
-            text = text[: match.start()] + ("\n" if match.group(0).startswith("\n") else "")
-        return text
+            end = match.start() + (1 if match.group(0).startswith("\n") else 0)
+        return text if (start, end) == (0, len(text)) else text[start:end]

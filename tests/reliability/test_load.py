@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -55,9 +55,10 @@ def open_fds(pid: int) -> int:
 class Sampler(threading.Thread):
     """Samples the lab and the agent process every `every` seconds until stopped."""
 
-    def __init__(self, lab, pid: int, every: float = 0.5):
+    def __init__(self, lab, pid: int, before: dict[str, tuple], every: float = 0.5):
         super().__init__(daemon=True)
         self.lab, self.pid, self.every = lab, pid, every
+        self.before = before  # each router's debugs before the agent started (`_debug_state`)
         self.max_armed = 0
         self.armed_seen: set[str] = set()
         self.max_sessions: dict[str, int] = {}
@@ -72,7 +73,7 @@ class Sampler(threading.Thread):
             self._halt.wait(self.every)
 
     def sample(self) -> None:
-        armed = self.lab.call(_armed_routers, self.lab.fleet)
+        armed = self.lab.call(_armed_routers, self.lab.fleet, self.before)
         self.max_armed = max(self.max_armed, len(armed))
         self.armed_seen |= set(armed)
         for name in self.lab.routers:
@@ -90,10 +91,20 @@ class Sampler(threading.Thread):
         self.join(timeout=30)
 
 
-def _armed_routers(fleet) -> list[str]:
-    """Runs on the lab's loop: routers with anything of ours on them."""
+def _debug_state(fleet) -> dict[str, tuple]:
+    """Runs on the lab's loop: each router's debugs and debug conditions."""
+    return {name: (frozenset(r.debug.flags), tuple(r.debug.peers)) for name, r in fleet.routers.items()}
+
+
+def _armed_routers(fleet, before: dict[str, tuple]) -> list[str]:
+    """Runs on the lab's loop: routers with anything of ours on them. The realistic lab has
+    operators' debugs and conditions on some routers (topology `operator-debug`): a router
+    counts when its debugs or conditions differ from what it had `before` the agent
+    started, or it has a dead-man applet."""
+    now = _debug_state(fleet)
     return [name for name, r in fleet.routers.items()
-            if r.debug.flags or r.debug.peers or any(a.startswith("COLLECTOR_DEADMAN") for a in r.state.applets)]
+            if now[name] != before.get(name, (frozenset(), ()))
+            or any(a.startswith("COLLECTOR_DEADMAN") for a in r.state.applets)]
 
 
 def _inv_spi_lines(fleet, names: list[str]) -> dict[str, list[str]]:
@@ -113,8 +124,9 @@ def test_200_routers_50_flows_caps_hold_and_no_event_is_lost(tmp_path):
         flows = [p for p in lab.control.pairs() if p["scenario"] == "desync"]
         assert len(flows) == FLOWS
         receivers = sorted({p["receiver"] for p in flows})
+        before = lab.call(_debug_state, lab.fleet)  # the operators' own debugs (realism operator-debug)
         agent = start_watch(watch_args(lab, tmp_path, playbook), tmp_path, tmp_path / "agent.log")
-        sampler = Sampler(lab, agent.pid)
+        sampler = Sampler(lab, agent.pid, before)
         sampler.start()
         try:
             assert wait_for(lambda: (state / "state.db").exists() and _polled_since(
@@ -130,6 +142,7 @@ def test_200_routers_50_flows_caps_hold_and_no_event_is_lost(tmp_path):
             # for a full poll round that started after this moment.
             moment = datetime.now(timezone.utc)
             truth = lab.call(_inv_spi_lines, lab.fleet, receivers)
+            peers = lab.call(_peer_addresses, lab.fleet)
             assert wait_for(lambda: _polled_since(state, moment, lab.routers), 120)
             assert agent.poll() is None, "the agent died under load"
         finally:
@@ -137,7 +150,7 @@ def test_200_routers_50_flows_caps_hold_and_no_event_is_lost(tmp_path):
             agent.wait(timeout=180)
             sampler.stop()
         assert agent.returncode == 143, (tmp_path / "agent.log").read_text()[-3000:]  # SIGTERM: disarmed, then the usual 143
-        left = lab.call(_armed_routers, lab.fleet)
+        left = lab.call(_armed_routers, lab.fleet, sampler.before)
     log = (tmp_path / "agent.log").read_text()
     assert "Traceback" not in log, log[-3000:]
 
@@ -153,14 +166,18 @@ def test_200_routers_50_flows_caps_hold_and_no_event_is_lost(tmp_path):
         incidents = store.incidents()
         assert store.armed_routers() == []
     lines = [line for found in truth.values() for line in found]
-    assert len(lines) >= FLOWS // 2, len(lines)  # the two captured receivers had their buffer reset by the disarm
-    missing = [line for line in lines if line not in recorded]
+    missing = [line for line in lines if line not in recorded]  # internet scanners' lines included
     assert not missing, missing[:5]
+    # The desync's lines come from a lab router's address; the realistic lab's internet
+    # scanners send random SPIs from elsewhere, which are recorded but open no incident
+    # (an unknown source arms only once its flow repeats: core/decide.py).
+    desync = {name: [line for line in found if _src(line) in peers] for name, found in truth.items()}
+    assert sum(map(len, desync.values())) >= FLOWS // 2, desync  # the captured receivers' buffers were reset by the disarm
 
     # Every flow is accounted for: captured or armed within the cap, the rest skipped
     # with the reason said, none silently dropped.
     flows_with_incident = {(f.router, f.spi) for f in (decode_key(i.key) for i in incidents)}
-    logged_flows = {(name, _spi(line)) for name, found in truth.items() for line in found}
+    logged_flows = {(name, _spi(line)) for name, found in desync.items() for line in found}
     assert logged_flows <= flows_with_incident, logged_flows - flows_with_incident
     skipped = [i for i in incidents if i.state == "skipped"]
     assert skipped and all(("cap reached" in i.reason or "already armed" in i.reason) for i in skipped)
@@ -180,6 +197,17 @@ def test_200_routers_50_flows_caps_hold_and_no_event_is_lost(tmp_path):
           f"{len(lines)} lines, {len(incidents)} incidents, {len(captured)} captured, {len(skipped)} skipped")
 
 
+def _peer_addresses(fleet) -> set[str]:
+    """Runs on the lab's loop: every lab router's WAN address (a peer of some tunnel)."""
+    return {r.spec.wan_ip for r in fleet.routers.values()}
+
+
+def _src(line: str) -> str:
+    event = parse_invalid_spi(line, router="x", source="poll", received_at=datetime.now(timezone.utc))
+    assert event is not None, line
+    return str(event.flow.src)
+
+
 def _spi(line: str) -> int:
     event = parse_invalid_spi(line, router="x", source="poll", received_at=datetime.now(timezone.utc))
     assert event is not None, line
@@ -193,7 +221,9 @@ def _incidents(state: Path) -> list:
 
 # -- syslog flood ------------------------------------------------------------------------------
 
-FLOOD_RATE, FLOOD_SECONDS = 10_000, 10
+# 30 s: arming both ends (a full 10 MB pre-arm read of the receiver), the repeat and the
+# capture took 6-11 s under the flood on 2 shared cores; 10 s left the capture after it.
+FLOOD_RATE, FLOOD_SECONDS = 10_000, 30
 _FLOOD = r'''
 import json, random, socket, sys, time
 port, rate, seconds = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
@@ -267,14 +297,16 @@ def test_syslog_flood_is_survived_and_a_real_repeat_inside_it_is_captured(tmp_pa
     with running_lab(routers=6, scenarios=["desync"], state_dir=tmp_path / "lab", syslog_to=("127.0.0.1", port)) as lab:
         receiver, sender = desync_ends(lab)
         sources = ",".join(lab.fleet.routers[name].syslog_source for name in lab.routers)
+        before = lab.call(_debug_state, lab.fleet)  # the operators' own debugs (realism operator-debug)
         agent = start_watch(watch_args(lab, tmp_path, playbook) + ["--syslog", f"127.0.0.1:{port}"], tmp_path,
                             tmp_path / "agent.log")
-        sampler = Sampler(lab, agent.pid)
+        sampler = Sampler(lab, agent.pid, before)
         try:
             assert wait_for(lambda: "syslog receiver on" in (tmp_path / "agent.log").read_text(), 60)
             assert wait_for(lambda: (state / "state.db").exists() and _polled_since(
                 state, datetime(2000, 1, 1, tzinfo=timezone.utc), lab.routers), 60)
             sampler.start()
+            flood_from = datetime.now(timezone.utc)
             flood = subprocess.Popen([sys.executable, "-c", _FLOOD, str(port), str(FLOOD_RATE), str(FLOOD_SECONDS),
                                       sources], stdout=subprocess.PIPE, text=True)
             time.sleep(1)  # the flood is on
@@ -282,8 +314,9 @@ def test_syslog_flood_is_survived_and_a_real_repeat_inside_it_is_captured(tmp_pa
             first_line(lab)
             assert wait_for(lambda: both_armed(state), 60), (tmp_path / "agent.log").read_text()[-3000:]
             repeat_line(lab)
-            assert wait_for(lambda: bundles(tmp_path / "bundles"), 60), (tmp_path / "agent.log").read_text()[-3000:]
-            captured_during_flood = flood.poll() is None
+            # Sealing the bundle of a router with a full 10 MB buffer may outlast the flood;
+            # what must happen inside the flood is the capture, whose moment the bundle keeps.
+            assert wait_for(lambda: bundles(tmp_path / "bundles"), 120), (tmp_path / "agent.log").read_text()[-3000:]
             out, _ = flood.communicate(timeout=120)
             flood_reads = {name: reads.get(name, 0) - reads_before.get(name, 0) for name in lab.routers}
             flood_wall = time.monotonic() - flood_started
@@ -296,6 +329,10 @@ def test_syslog_flood_is_survived_and_a_real_repeat_inside_it_is_captured(tmp_pa
     assert agent.returncode == 143 and "Traceback" not in log, log[-3000:]  # SIGTERM: the usual 143
     sent = json.loads(out)
     rate = sent["sent"] / sent["seconds"]
+    (bundle,) = bundles(tmp_path / "bundles")
+    data = manifest(bundle)
+    flood_until = flood_from + timedelta(seconds=sent["seconds"])  # no later than the flood's real end
+    captured_during_flood = datetime.fromisoformat(data["captured_at"]) < flood_until
     received, foreign, ignored, queued, dropped = map(int, _STATS.search(log).groups())
     print(f"flood: {sent['sent']} datagrams in {sent['seconds']:.1f} s ({rate:.0f}/s); agent received {received}, "
           f"{foreign} foreign, {ignored} ignored, {queued} queued, {dropped} dropped; "
@@ -311,9 +348,7 @@ def test_syslog_flood_is_survived_and_a_real_repeat_inside_it_is_captured(tmp_pa
     assert max(flood_reads.values()) <= allowed, (flood_reads, allowed)
 
     # The real flow, detected and captured in the middle of it, both ends disarmed.
-    assert captured_during_flood
-    (bundle,) = bundles(tmp_path / "bundles")
-    data = manifest(bundle)
+    assert captured_during_flood, (data["captured_at"], flood_until.isoformat())
     assert data["flow"]["receiver"] == receiver and data["armed_before_repeat"] is True
     assert {r["name"] for r in data["routers"]} == {receiver, sender}
     with store_at(state) as store:

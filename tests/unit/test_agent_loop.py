@@ -120,6 +120,61 @@ def test_first_line_arms_both_ends_and_a_repeat_logged_after_arming_is_captured(
     assert [i.state for i in w.incidents()] == [IncidentState.CAPTURED]
 
 
+def test_router_logs_wait_for_the_seal_on_disk_not_in_memory(world_factory, monkeypatch):
+    """Armed and waiting for the repeat, the incident holds no router log in memory (each
+    end's pre-arm read is in the staging folder); after the capture it holds the commands
+    without their outputs; the bundle has every output whole."""
+    from collector.agent import contexts as contexts_module
+
+    w = world_factory(hub_lines=[line(0)])
+    w.poll()
+    (incident,) = w.incidents()
+    context = w.agent.worker.contexts.get(incident.incident_id)
+    assert context.pre_arm == {} and set(context.pre_arm_staged) == {"hub1", "spoke1"}
+    staged = w.agent.worker.contexts.folder(incident.incident_id)
+    assert line(0) in (staged / "hub1.pre-arm.log").read_text()
+
+    held = {}
+    real = contexts_module.IncidentContexts.for_bundle
+
+    def for_bundle(self, ctx):
+        held.update({c.router: [r.text for r in c.commands] for c in ctx.captures})
+        return real(self, ctx)
+
+    monkeypatch.setattr(contexts_module.IncidentContexts, "for_bundle", for_bundle)
+    w.hub.log(line(1))
+    w.poll()
+    assert set(held) == {"hub1", "spoke1"} and all(t is None for texts in held.values() for t in texts)
+    bundle = w.agent.bundles[0]
+    m = manifest(bundle)
+    assert m["complete"] is True and not m["incomplete_reasons"]
+    logging = next(c for c in m["commands"] if c["router"] == "hub1" and c["command"] == "show logging")
+    assert line(1) in (bundle / logging["raw"]).read_text()
+    assert line(0) in (bundle / "hub1" / "00_pre-arm_show_logging.txt").read_text()
+
+
+def test_a_logged_secret_is_redacted_in_the_staged_pre_arm_log_and_listed_once_in_the_timeline(world_factory):
+    """A config change logged with its password sits in the buffer before arming and at
+    capture: the staged pre-arm read holds it redacted (as the staged capture does), and
+    the timeline lists it once, seen by both reads. (The hub's buffer is already as big as
+    the capture needs: arming leaves its size, so the buffer is not emptied.)"""
+    logged = ("*Dec  6 09:59:00.000: %PARSER-5-CFGLOG_LOGGEDCMD: User:admin  logged command:username bob "
+              "password 0 Sesame-Pw1")
+    w = world_factory(hub_lines=[logged, line(0)], buffered_line="logging buffered 10000000 debugging",
+                      buffer_size=10_000_000, buffer_level="debugging")
+    w.poll()
+    (incident,) = w.incidents()
+    staged = w.agent.worker.contexts.folder(incident.incident_id) / "hub1.pre-arm.log"
+    assert "Sesame-Pw1" not in staged.read_text() and "logged command:username bob" in staged.read_text()
+    w.hub.log(line(1))
+    w.poll()
+    bundle = w.agent.bundles[0]
+    rows = [json.loads(x) for x in (bundle / "timeline.jsonl").read_text().splitlines()]
+    mine = [r for r in rows if "logged command" in r["line"]]
+    assert len(mine) == 1 and mine[0]["seen_in"] == ["pre-arm read", "capture"], mine
+    assert not any("Sesame-Pw1" in p.read_text() for p in bundle.rglob("*") if p.is_file())
+
+
 def test_an_armed_incident_holds_both_ends_until_it_ends(world_factory):
     # what `collector watch` keeps sessions open for when its polls reconnect
     w = world_factory(hub_lines=[line(0)])
@@ -183,6 +238,34 @@ def test_a_cron_run_after_the_arming_run_captures_the_next_line(world_factory):
     assert m["armed_before_repeat"] is False and m["pre_arm_reads"]
     assert (w.agent.bundles[0] / "hub1" / "00_pre-arm_show_logging.txt").exists()
     assert w.hub.debugs == set() and w.spoke.debugs == set()
+
+
+def test_the_clock_read_before_arming_stays_with_the_staged_log_into_the_bundle(world_factory):
+    """The pre-arm log is kept on disk, not in memory; the `show clock` read right after it
+    stays beside it (context.json), survives a cron restart, and reaches the manifest's
+    `pre_arm_reads` and `collector report`'s reading of the bundle (clocks.ClockTrack)."""
+    from collector.diagnose.incident import load_bundle
+
+    w = world_factory(hub_lines=[line(0), line(1), line(2)])
+    w.poll()
+    (incident,) = w.incidents()
+    context = w.agent.worker.contexts.get(incident.incident_id)
+    assert context.pre_arm == {} and set(context.pre_arm_clocks) == {"hub1", "spoke1"}
+    saved = json.loads((w.agent.worker.contexts.folder(incident.incident_id) / "context.json").read_text())
+    clock = saved["pre_arm"]["hub1"]["clock"]
+    assert clock["show_clock"] == "*10:00:05.000 UTC Sun Dec 6 2026\n" and len(clock["asked"]) == 2
+    w.agent.close()  # the first cron run ends; the next one reads the context back
+    w.hub.log(line(3))
+    w.agent = w.new_agent()
+    w.agent.resume()
+    w.poll()
+    (bundle,) = w.agent.bundles
+    reads = {r["router"]: r for r in manifest(bundle)["pre_arm_reads"]}
+    assert reads["hub1"]["clock"] == clock and reads["spoke1"]["clock"]["show_clock"] == clock["show_clock"]
+    snapshots = {s.router: s for s in load_bundle(bundle).result.pre_arm}
+    assert snapshots["hub1"].clock_text == clock["show_clock"]
+    assert [t.isoformat() for t in snapshots["hub1"].clock_asked] == clock["asked"]
+    assert line(0) in snapshots["hub1"].text
 
 
 def test_a_dry_run_changes_no_router(world_factory):
@@ -468,6 +551,65 @@ def test_a_new_store_is_told_of_the_tools_applets_left_on_routers(world_factory,
     assert all(name in text for name, text in zip((next(iter(w.hub.applets)), next(iter(w.spoke.applets))), said))
     assert all("left to its countdown" in text for text in said)
     assert w.hub.debugs == {"isakmp", "ipsec"} and w.hub.applets  # read only: nothing was changed
+
+
+def test_one_flow_skipped_twice_in_a_second_is_two_skipped_incidents(tmp_path):
+    """Two lines of one flow in one poll while the armed-router cap is reached: two skips
+    within the same second (their ids once collided and stopped the agent)."""
+    from ipaddress import ip_address
+
+    from collector.agent.records import IncidentRecorder
+    from collector.core.decide import Skip
+    from collector.core.observers import NullEvents
+    from collector.detect.events import Flow
+
+    store = StateStore(tmp_path / "state.db")
+    recorder = IncidentRecorder(store=store, playbook=load_playbook(playbooks_dir() / "invalid-spi.yaml"),
+                                observers=NullEvents(), dry_run=False)
+    flow = Flow(router="hub1", src=ip_address(SPOKE), dst=ip_address(HUB), spi=0x1234ABCD, prot=50)
+    for _ in range(2):
+        recorder.skip(Skip(flow, "armed-router cap reached (4 of 4 armed)", record=True))
+    skipped = [i for i in store.incidents() if i.state is IncidentState.SKIPPED]
+    assert len(skipped) == 2 and len({i.incident_id for i in skipped}) == 2
+    store.close()
+
+
+def test_whole_buffer_reads_run_a_few_at_a_time(tmp_path):
+    """At the first poll every router's whole buffer is read; the poll threads take them
+    at most WHOLE_READS_AT_ONCE at a time (each holds a copy or two of a buffer of up to
+    10 MB), and that many do run together."""
+    import threading
+    import time as _time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from collector.agent.reader import WHOLE_READS_AT_ONCE, LogReader
+    from collector.core.observers import NullEvents
+
+    names = [f"r{i}" for i in range(12)]
+    inventory = Inventory(hosts={n: host(n, f"10.1.0.{i + 1}") for i, n in enumerate(names)}, groups={}, source=[],
+                          digest="")
+    lock, running, most = threading.Lock(), [0], [0]
+
+    def whole(command: str) -> str:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        _time.sleep(0.2)
+        with lock:
+            running[0] -= 1
+        return "Buffer logging: level debugging, 1 messages logged\nLog Buffer (4096 bytes):\n" + line(0) + "\n"
+
+    routers = FakeRouters()
+    for name in names:
+        routers.router(name).script["show logging"] = whole
+    store = StateStore(tmp_path / "state.db")
+    reader = LogReader(inventory, load_playbook(playbooks_dir() / "invalid-spi.yaml"), store, routers,
+                       default_registry(), NullEvents())
+    with ThreadPoolExecutor(max_workers=len(names)) as pool:
+        results = list(pool.map(lambda n: reader.poll(inventory.hosts[n]), names))
+    store.close()
+    assert all(len(seen) == 1 for seen, _n in results)  # every router's line read
+    assert most[0] == WHOLE_READS_AT_ONCE
 
 
 def test_lines_lost_to_the_tools_own_restore_of_the_buffer_size_are_said_to_be_so(world_factory):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
+
 from collector import bundle
 from collector.bundle import BundleWriter, sha256_file
 
@@ -56,6 +58,41 @@ def test_without_syncfs_every_file_and_folder_is_fsynced_before_the_rename(tmp_p
 def test_a_failed_syncfs_falls_back_to_fsync_each(tmp_path, monkeypatch):
     _final, fsynced = _sealed(tmp_path, monkeypatch, lambda fd: -1)
     assert len(fsynced) == 4 + 2 + 1
+
+
+def test_a_big_text_is_written_as_the_redaction_of_the_whole(tmp_path):
+    """Over bundle.STREAM_CHARS a text is redacted and written a piece at a time: the file
+    is what redacting it whole gives (a secret in a config block across pieces included)."""
+    from collector.redact import redact, redact_values
+
+    block = "tacacs server T1\n address ipv4 192.0.2.9\n key 7 0822455D0A16\n"
+    text = "".join(f"*Dec  6 10:00:{i % 60:02d}: line {i} hunter2secret\n{block if i % 997 == 0 else ''}"
+                   for i in range(60000))
+    assert len(text) > bundle.STREAM_CHARS
+    writer = BundleWriter(tmp_path, "b", secrets=["hunter2secret"])
+    writer.write_text("r1/02_show_logging.txt", text)
+    final = writer.finish({"complete": True}, tarball=False)
+    written = (final / "r1" / "02_show_logging.txt").read_text()
+    assert written == redact_values(redact(text), ["hunter2secret"])
+    assert "hunter2secret" not in written and "0822455D0A16" not in written
+
+
+def test_pieces_that_break_while_made_leave_their_file_out(tmp_path):
+    """report.html is rendered as it is written: when rendering breaks half-way the page is
+    left out (as when it could not be rendered at all), the rest of the bundle is sealed;
+    a file that is not optional still fails."""
+    def broken():
+        yield "<html>\n"
+        raise ValueError("no page today")
+
+    writer = BundleWriter(tmp_path, "b")
+    writer.write_text("report.md", "# report\n")
+    assert writer.write_pieces("report.html", broken(), optional=True) is None
+    final = writer.finish({"complete": True}, tarball=False)
+    assert not (final / "report.html").exists()
+    assert [e["path"] for e in json.loads((final / "manifest.json").read_text())["files"]] == ["report.md"]
+    with pytest.raises(ValueError):
+        BundleWriter(tmp_path, "c").write_pieces("report.html", broken())
 
 
 def test_the_manifest_is_the_indented_json_dump_byte_for_byte():

@@ -11,6 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from collector.detect.logline import (
+    LogRecords,
+    year_printed,
     MAX_DATAGRAM_BYTES,
     LogLine,
     iter_log_records,
@@ -333,6 +335,42 @@ def test_delete_notify_rejects(line: str) -> None:
 
 
 # --------------------------------------------------------------------------- show logging
+
+
+# Lines of every kind a buffer mixes: stamps with and without year, across New Year and
+# back, Feb 29, uptime and no stamps, debug lines, continuations, a header in the middle.
+_BUFFER_LINES = st.sampled_from([
+    "*Dec 31 23:59:58.100: %SYS-5-CONFIG_I: Configured from console",
+    "*Jan  1 00:00:01.200: %LINK-3-UPDOWN: Interface Tunnel1, changed state to up",
+    "*Feb 29 12:00:00.000: %SYS-5-CONFIG_I: leap day",
+    "Jun 15 2024 10:00:00.000 UTC: %SYS-5-CONFIG_I: year printed",
+    "Dec 30 2023 10:00:00: %SYS-5-CONFIG_I: year printed in December",
+    "000123: *Mar  3 03:03:03.333: %CRYPTO-4-RECVD_PKT_INV_SPI: decaps: rec'd IPSEC packet has invalid spi",
+    "1d02h: %SYS-5-CONFIG_I: uptime stamp",
+    "ISAKMP: (0):unstamped debug line",
+    "*Nov  5 05:05:05.555: ISAKMP: (1002):debug with a stamp",
+    "   indented continuation",
+    "bring down existing phase 1 and 2 SA's",
+    "",
+    "Log Buffer (8192 bytes):",
+    "  Log Buffer (4096 bytes):",
+    "Syslog logging: enabled",
+])
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_BUFFER_LINES, max_size=40), st.sampled_from(["\n", "\r\n"]),
+       st.one_of(st.none(), st.integers(2000, 2030)))
+def test_log_records_made_on_demand_are_iter_log_records(lines: list[str], newline: str, year: int | None) -> None:
+    """`LogRecords` (two passes, nothing held) gives exactly the records, years fixed, of
+    `iter_log_records` (one list), and the newest record whose stamp prints no year."""
+    text = newline.join(lines)
+    expected = list(iter_log_records(text, year=year))
+    lean = LogRecords(text, year=year)
+    assert list(lean) == expected
+    assert list(lean) == expected  # made anew, the same again
+    newest = next((r for r in reversed(expected) if r.timestamp is not None and not year_printed(r)), None)
+    assert lean.newest_unprinted == newest
 
 
 def test_iter_log_records_on_fixture_with_header_fragment_and_continuations() -> None:

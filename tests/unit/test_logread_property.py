@@ -12,7 +12,13 @@ from __future__ import annotations
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from collector.detect.logread import LogPosition, poll_command, read_new_lines, split_show_logging
+from collector.detect.logread import (
+    LogPosition,
+    iter_show_logging,
+    poll_command,
+    read_new_lines,
+    split_show_logging,
+)
 from tests.unit.logbuffer_sim import BODIES, STAMPS, SimRouter
 
 WATCH = ["CRYPTO-4-RECVD_PKT_INV_SPI"]
@@ -47,6 +53,12 @@ def _full_read(router: SimRouter, position: LogPosition | None, last_logged: int
     assert (result.gap is not None) == (last_logged is not None and lost > 0), result.gap
     # the position survives its text form
     assert LogPosition.from_text(result.position.to_text()) == result.position
+    # the agent's whole-buffer read (lines walked, only watched lines kept) agrees with it
+    header, body = iter_show_logging(router.show_logging())
+    lean = read_new_lines(position, header, body, watch=WATCH, only_watched=True)
+    assert (lean.position, lean.gap, lean.method, lean.notes) == (result.position, result.gap, result.method,
+                                                                  result.notes)
+    assert lean.new_lines == tuple(n for n in result.new_lines if WATCH[0] in n.text)
     return result
 
 

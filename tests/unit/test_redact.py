@@ -518,6 +518,31 @@ def test_the_filter_keeps_records_without_secrets_as_they_were():
     assert _log_lines(emit).strip() == "poll of hub1 took 1.2 s"
 
 
+# --------------------------------------------------------------------------------------
+# A big text redacted a piece at a time (bundle writer, staging) gives the whole text's
+# redaction: lines split over pieces, CRLF split between two pieces, key tables and
+# config blocks spanning pieces, values of any length.
+
+_PIECE_LINES = [p.example for p in redaction_patterns] + [
+    "Keyring      Hostname/Address                            Preshared Key", "",
+    "default      192.0.2.1                                   cisco123", "r1#", "crypto isakmp key 0 K address 1.1.1.1",
+    "tacacs server T1", " key 7 0822455D0A16", "username u password 0 pw", "a plain line", "hunter2 said ab",
+    "  indented ab and hunter2x"]
+
+
+@settings(max_examples=1500)
+@given(st.lists(st.tuples(st.sampled_from(_PIECE_LINES), st.sampled_from(["\n", "\r\n", "\r"])), max_size=30),
+       st.integers(1, 60), st.booleans())
+def test_a_text_redacted_in_pieces_is_redacted_as_the_whole_text(lines, size, final_newline):
+    from collector.redact import redact_pieces, text_pieces
+
+    text = "".join(line + end for line, end in lines)
+    if not final_newline:
+        text = text.rstrip("\r\n")
+    secrets = ("hunter2", "ab")
+    assert "".join(redact_pieces(text_pieces(text, size), secrets)) == redact_values(redact(text), secrets)
+
+
 # -- the fast walk (only lines that can start a secret form) against the walk of every line --
 
 from collector.redact import _LEADS, _redact_every_line, _redact_leading_lines  # noqa: E402
@@ -610,3 +635,25 @@ _json_like = st.recursive(_leaf, lambda inner: st.one_of(
 def test_redacted_view_equals_redact_data(data):
     memo: dict[str, str] = {}
     assert redacted_view(data, ["s3cr3tvalue"], memo=memo) == redact_data(data, ["s3cr3tvalue"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(_ascii_config, st.integers(1, 80))
+def test_pieces_of_an_ascii_config_take_the_fast_walk_and_give_the_whole_texts_redaction(text, size):
+    # `\n` endings only and no key table: each piece goes through the fast walk, starting in
+    # the config block the piece before it ended in
+    from collector.redact import redact_pieces, text_pieces
+
+    secrets = ("s3cr3tvalue",)
+    assert "".join(redact_pieces(text_pieces(text, size), secrets)) == redact_values(redact(text), secrets)
+
+
+@pytest.mark.parametrize("size", range(1, 40))
+def test_a_block_key_pieces_away_from_its_header_is_still_removed(size):
+    # `key my secret` is a secret only inside a server block, whose header is pieces before it
+    from collector.redact import redact_pieces, text_pieces
+
+    text = ("tacacs server T1\n address ipv4 192.0.2.1\n timeout 5\n key my secret\n"
+            "router ospf 1\n passive-interface default\n key my secret\n")
+    want = text.replace(" key my secret\nrouter", " key <removed>\nrouter", 1)
+    assert "".join(redact_pieces(text_pieces(text, size))) == want == redact(text)

@@ -285,6 +285,20 @@ def test_timeline_summary_keeps_head_and_tail_of_long_runs():
     assert f"{100 - KEY_EVENTS_SHOWN} more key lines" in markdown
 
 
+@pytest.mark.parametrize("count", [1, KEY_EVENTS_SHOWN - 1, KEY_EVENTS_SHOWN, KEY_EVENTS_SHOWN + 1, 1000])
+def test_timeline_summary_keeps_the_first_two_thirds_and_the_last_third_of_what_it_shows(count):
+    """Counted as the rows go by (a busy router's timeline holds thousands of key lines):
+    the same lines as taking them from the full list."""
+    rows = [row("hub", f"t{i:04d}", "CRYPTO-4-RECVD_PKT_INV_SPI", f"inv {i}") for i in range(count)]
+    every = [f"inv {i}" for i in range(count)]
+    head, tail = KEY_EVENTS_SHOWN * 2 // 3, KEY_EVENTS_SHOWN // 3
+    want = every if count <= KEY_EVENTS_SHOWN else every[:head] + every[-tail:]
+    summary = timeline_summary(iter(rows))
+    assert [e["line"] for e in summary["key_events"]] == want
+    assert summary["key_events_omitted"] == count - len(want)
+    assert (summary["first_invalid_spi"]["line"], summary["last_invalid_spi"]["line"]) == (every[0], every[-1])
+
+
 def test_no_logging_means_no_timeline():
     assert "there is no timeline" in render_markdown(diagnosis(timeline=()))
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from collector.sessions import hostname_set_by, prompt_name, prompt_pattern, refusal_in
 
@@ -75,12 +77,29 @@ def test_refusals_are_found(output, refusal):
     assert refusal_in(output) == refusal
 
 
+# --------------------------------------------------------------------------------------
+# Cleaning an output: the reader joins the pieces once and cuts the echo and the prompt
+# in one slice (the prompt looked for near the end only). The rule, in plain steps, is
+# the oracle: no CR, no pager marks or their erasure, the echo line of the command gone,
+# the text cut where the prompt that ends it starts.
+
+def _plain_clean(pattern, command: str, raw: str) -> str:
+    import re
+
+    text = raw.replace("\r\n", "\n").replace("\r", "")
+    text = re.sub(r"[ \x08]+\x08", "", text.replace("--More--", ""))
+    first, _sep, rest = text.partition("\n")
+    if command.strip() and first.strip().endswith(command.strip()[-40:]):
+        text = rest
+    match = pattern.search(text)
+    if match:
+        text = text[: match.start()] + ("\n" if match.group(0).startswith("\n") else "")
+    return text
+
+
 # -- the fast forms against the plain searches they replace ------------------------------------
 
 import re  # noqa: E402
-
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 
 from collector.sessions.prompts import _REFUSED, PromptReader  # noqa: E402
 
@@ -110,9 +129,26 @@ def _cut_with_a_whole_search(reader: PromptReader, command: str, raw: str) -> st
     return text
 
 
+_OUTPUT_ATOMS = ["show logging", LONG + "#", LONG[:20] + "(config)#", "R2>", "\r\n", "\n", "\r", " ", "--More--",
+                 " \x08\x08", "x", "a line of output", "#", ">", "(config)"]
+
+
+@settings(max_examples=3000)
+@given(st.lists(st.sampled_from(_OUTPUT_ATOMS), max_size=25), st.sampled_from(["show logging", "", "show version"]),
+       st.integers(1, 9), st.booleans())
+def test_an_output_is_cleaned_as_the_plain_rule_says(atoms, command, piece, long_output):
+    from collector.sessions.prompts import PromptReader
+
+    reader = PromptReader()
+    reader._set_prompt_name(LONG, "R2")
+    raw = ("y" * 6000 + "\n" if long_output else "") + "".join(atoms)  # long: the prompt is looked for near the end
+    pieces = [raw[i:i + piece] for i in range(0, len(raw), piece)]
+    assert reader._clean(command, pieces) == _plain_clean(reader._prompt, command, raw)
+
+
 @settings(max_examples=400, deadline=None)
 @given(_text, st.sampled_from(["show logging", "", "show version"]))
 def test_the_prompt_is_cut_where_a_search_of_the_whole_output_cuts_it(raw, command):
     reader = PromptReader.__new__(PromptReader)
     reader._prompt = prompt_pattern("rtr1")
-    assert reader._clean(command, raw) == _cut_with_a_whole_search(reader, command, raw)
+    assert reader._clean(command, [raw]) == _cut_with_a_whole_search(reader, command, raw)

@@ -1,0 +1,17 @@
+"""`iter_lines`: the lines of a big text one at a time, exactly as `str.splitlines()`."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from collector.textlines import iter_lines
+
+_CHARS = list("ab \t") + ["\r", "\n", "\r\n", "\v", "\f", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"]
+
+
+@settings(max_examples=3000)
+@given(st.lists(st.sampled_from(_CHARS), max_size=40))
+def test_iter_lines_is_splitlines(parts):
+    text = "".join(parts)
+    assert list(iter_lines(text)) == text.splitlines()
