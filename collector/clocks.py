@@ -19,6 +19,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta, timezone
+from functools import lru_cache
 
 _MONTHS = {m: i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), start=1)}
 _DAYS = {d: i for i, d in enumerate("Mon Tue Wed Thu Fri Sat Sun".split())}
@@ -212,6 +213,7 @@ class SummerTime:
         return (end - self.extra, end) if end - self.extra <= local < end else None
 
     @staticmethod
+    @lru_cache(maxsize=256)  # asked once per stamp of a buffer: a few rules and years
     def _instant(rule: tuple[int, int, int, int] | datetime, year: int) -> datetime:
         if isinstance(rule, datetime):
             return rule.replace(year=year) if rule.year != year else rule
@@ -372,6 +374,23 @@ def passes(clock: RouterClock, stamps: Iterable[tuple[datetime | None, str | Non
             if p is None and stamps[i][0].replace(tzinfo=None) - standard > now:  # type: ignore[union-attr]
                 out[i] = 0  # its second pass would be after the reading: it was the first
     return out
+
+
+def repeated_hour_text(clock: RouterClock, stamp: datetime, kind: str) -> str:
+    """What is in doubt about a stamp `passes` left undecided, said plainly."""
+    summer = clock.summer
+    hour = clock.repeated_hour(stamp, None, kind)
+    if summer is None or hour is None:
+        return "at a time its clock showed twice"
+    start, end = hour
+    return (f"{start:%Y-%m-%d %H:%M}-{end:%H:%M} local time, an hour the router's clock showed twice "
+            f"({summer.name}, then {summer.standard_name}): which of the two cannot be told from the log's "
+            f"order or the clock reading, so they are placed as {summer.name} and may be {_span(summer.extra)} early")
+
+
+def _span(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    return "an hour" if minutes == 60 else f"{minutes} minutes"
 
 
 def parse_show_clock(text: str) -> tuple[datetime, str | None] | None:

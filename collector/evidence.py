@@ -19,7 +19,7 @@ import re
 from collections import Counter
 
 from collector.bundle import BundleWriter, slug
-from collector.clocks import ClockTrack, clock_from_records
+from collector.clocks import ClockTrack, clock_from_records, passes, repeated_hour_text
 from collector.command_results import CommandResult
 from collector.core.results import LogSnapshot
 from collector.detect.events import Flow
@@ -145,16 +145,16 @@ def build_timeline(captures: tuple[RouterCapture, ...], *, year: int, pre_arm: t
     tracks = clock_tracks(captures, pre_arm)
     clocks = {router: track.latest for router, track in tracks.items()}
     offsets = {c.router: c.clock_offset for c in captures}
-    by_text: dict[tuple[str, str], list[dict]] = {}  # (router, line) -> its rows, oldest first
+    by_text: dict[tuple[str, str], list[list]] = {}  # (router, line) -> its rows' entries, oldest first
 
-    def on_agent_clock(router: str, line) -> datetime | None:
+    def on_agent_clock(router: str, line, fold: int) -> datetime | None:
         if line.timestamp is None:
             return None
         clock = clocks.get(router)
         if clock is None:  # no `show clock`: the skew as recorded, stamps read as UTC
             stamp = line.timestamp.replace(tzinfo=timezone.utc) if line.timestamp.tzinfo is None else line.timestamp
             return stamp - timedelta(seconds=offsets.get(router) or 0.0)
-        return tracks[router].to_agent(line.timestamp, line.tz, "log" if line.mnemonic else "debug")
+        return tracks[router].to_agent(line.timestamp, line.tz, "log" if line.mnemonic else "debug", fold)
 
     def records_of(router: str, text: str) -> list:
         clock = clocks.get(router)
@@ -171,16 +171,25 @@ def build_timeline(captures: tuple[RouterCapture, ...], *, year: int, pre_arm: t
     def add(order: int, router: str, text: str, source: str) -> None:
         used: Counter = Counter()
         previous: datetime | None = None  # the last stamped line above, in buffer order
-        for n, line in enumerate(records_of(router, text)):
+        records = records_of(router, text)
+        # the hour repeated when summer time ends: which pass each stamp is on, from this read's order
+        folds = passes(clocks[router], ((r.timestamp, r.tz, "log" if r.mnemonic else "debug") for r in records)) \
+            if router in clocks else [0] * len(records)
+        for n, line in enumerate(records):
             key = (router, line.raw.strip())
             earlier = by_text.setdefault(key, [])
             if used[key] < len(earlier):  # the same line, already listed from an earlier read
-                row = earlier[used[key]]
+                entry = earlier[used[key]]
+                row = entry[3]
                 used[key] += 1
                 if source not in row["seen_in"]:
                     row["seen_in"].append(source)
+                if "time_ambiguous" in row and folds[n] is not None:  # this read tells its pass
+                    entry[0] = on_agent_clock(router, line, folds[n])
+                    row["agent_time"] = entry[0].isoformat()
+                    del row["time_ambiguous"]
                 continue
-            agent_time = on_agent_clock(router, line)
+            agent_time = on_agent_clock(router, line, folds[n] or 0)
             # A line printed without a stamp (`no service timestamps debug`, the default for
             # debugs on many routers) was logged after the stamped line above it: it takes
             # that time, marked as inferred, so it sorts where the buffer put it.
@@ -193,9 +202,13 @@ def build_timeline(captures: tuple[RouterCapture, ...], *, year: int, pre_arm: t
                    "source": source, "seen_in": [source], "device_time": line.timestamp_text,
                    "agent_time": agent_time.isoformat() if agent_time else None, "time_inferred": inferred,
                    "mnemonic": line.mnemonic, "line": line.raw}
-            earlier.append(row)
+            if folds[n] is None:  # in the repeated hour, pass unknown: placed on the first, and said so
+                row["time_ambiguous"] = repeated_hour_text(clocks[router], line.timestamp,
+                                                           "log" if line.mnemonic else "debug")
+            entry = [agent_time or datetime.min.replace(tzinfo=timezone.utc), order, n, row]
+            earlier.append(entry)
             used[key] += 1
-            rows.append((agent_time or datetime.min.replace(tzinfo=timezone.utc), order, n, row))
+            rows.append(entry)
 
     if receiver is not None and trigger_lines:
         add(0, receiver, "\n".join(trigger_lines), "trigger")
@@ -207,6 +220,12 @@ def build_timeline(captures: tuple[RouterCapture, ...], *, year: int, pre_arm: t
             add(2, capture.router, record.text or "", "capture")
     rows.sort(key=lambda r: (_aware(r[0]), r[1], r[2]))
     return [r[3] for r in rows]
+
+
+def ambiguous_time_notes(rows) -> list[str]:
+    """One sentence per router and repeated hour whose lines' pass could not be told."""
+    counts: Counter = Counter((r["router"], r["time_ambiguous"]) for r in rows if r.get("time_ambiguous"))
+    return [f"{router}: {count} line{'s' if count != 1 else ''} stamped {text}" for (router, text), count in counts.items()]
 
 
 def _aware(value: datetime) -> datetime:

@@ -143,3 +143,43 @@ def test_any_buffer_across_the_autumn_change_is_placed_right_or_marked_ambiguous
     in_hour = [s.hour == hour for s in stamps]
     if stepped_back and all(in_hour[i] for i in range(in_hour.index(True), len(in_hour) - in_hour[::-1].index(True))):
         assert None not in found
+
+
+def _hub_log(*stamps: str) -> str:
+    return "Log Buffer (8192 bytes):\n" + "".join(
+        f"Oct 27 {s}: %LINK-3-UPDOWN: Interface Tunnel{i}, changed state to down\n" for i, s in enumerate(stamps))
+
+
+def test_the_timeline_places_both_passes_in_true_order_and_marks_what_it_cannot_tell():
+    """A CET router with zone-less local stamps, read at 08:00 UTC: its buffer steps back
+    from 02:50 to 02:10 (the second pass), so the 02:30 line above is 00:30Z and the 02:20
+    one below is 01:20Z. A second router's lines in the hour never step back: they are
+    listed as ambiguous, and the report says so."""
+    from collector.diagnose.incident import diagnose
+    from collector.evidence import CaptureResult, build_timeline
+    from collector.detect.events import Flow
+    from tests.unit.test_clocks import _capture
+
+    now = datetime(2024, 10, 27, 8, 0, tzinfo=UTC)
+    hub = _capture("hub", "receiver", "09:00:00.000 CET Sun Oct 27 2024", EU,
+                   _hub_log("02:30:00.000", "02:50:00.000", "02:10:00.000", "02:20:00.000", "03:05:00.000"), now)
+    spoke = _capture("spoke", "sender", "09:00:00.000 CET Sun Oct 27 2024", EU,
+                     _hub_log("02:15:00.000", "02:45:00.000"), now)
+    rows = build_timeline((hub, spoke), year=2024)
+    hub_rows = [r for r in rows if r["router"] == "hub"]
+    assert [r["agent_time"] for r in hub_rows] == [datetime(2024, 10, 27, h, m, tzinfo=UTC).isoformat() for h, m in
+                                                  ((0, 30), (0, 50), (1, 10), (1, 20), (2, 5))]
+    assert not any("time_ambiguous" in r for r in hub_rows)
+    spoke_rows = [r for r in rows if r["router"] == "spoke"]
+    assert len(spoke_rows) == 2 and all("CEST, then CET" in r["time_ambiguous"] for r in spoke_rows)
+    assert all(r["agent_time"] in (datetime(2024, 10, 27, 0, 15, tzinfo=UTC).isoformat(),
+                                   datetime(2024, 10, 27, 0, 45, tzinfo=UTC).isoformat()) for r in spoke_rows)
+
+    from ipaddress import ip_address
+    flow = Flow(router="hub", src=ip_address("192.0.2.2"), dst=ip_address("192.0.2.1"), spi=1, prot=50)
+    result = CaptureResult(incident_id="x", flow=flow, trigger_lines=(), captures=(hub, spoke), armed_at=None,
+                           captured_at=now, armed_before_repeat=False, sender="spoke")
+    notes = diagnose(result).meta.notes
+    assert any(n.startswith("spoke: 2 lines stamped 2024-10-27 02:00-03:00 local time") and "may be an hour early" in n
+               for n in notes), notes
+    assert not any(n.startswith("hub:") for n in notes)
