@@ -183,3 +183,25 @@ def test_the_timeline_places_both_passes_in_true_order_and_marks_what_it_cannot_
     assert any(n.startswith("spoke: 2 lines stamped 2024-10-27 02:00-03:00 local time") and "may be an hour early" in n
                for n in notes), notes
     assert not any(n.startswith("hub:") for n in notes)
+
+
+def test_a_line_one_read_leaves_undecided_is_placed_by_a_later_read_that_tells_its_pass():
+    """The flow's line as the agent first read it stands alone (no order to go by); the
+    capture's read of the same buffer shows the step back before it: the one row of that
+    line takes the second pass."""
+    from collector.evidence import build_timeline
+    from tests.unit.test_clocks import _capture
+
+    now = datetime(2024, 10, 27, 8, 0, tzinfo=UTC)
+    log = _hub_log("02:30:00.000", "02:50:00.000", "02:10:00.000")
+    hub = _capture("hub", "receiver", "09:00:00.000 CET Sun Oct 27 2024", EU, log, now)
+    alone = log.splitlines()[-1]
+    rows = build_timeline((hub,), year=2024, trigger_lines=(alone,), receiver="hub")
+    row = next(r for r in rows if r["line"] == alone)
+    assert row["seen_in"] == ["trigger", "capture"] and "time_ambiguous" not in row
+    assert row["agent_time"] == datetime(2024, 10, 27, 1, 10, tzinfo=UTC).isoformat()
+    assert [r["agent_time"][11:16] for r in rows] == ["00:30", "00:50", "01:10"]
+    # with a capture that shows no step back either, the row stays ambiguous, at the first pass
+    bare = _capture("hub", "receiver", "09:00:00.000 CET Sun Oct 27 2024", EU, "Log Buffer (8192 bytes):\n" + alone + "\n", now)
+    (only,) = build_timeline((bare,), year=2024, trigger_lines=(alone,), receiver="hub")
+    assert only["time_ambiguous"] and only["agent_time"] == datetime(2024, 10, 27, 0, 10, tzinfo=UTC).isoformat()
