@@ -19,6 +19,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta, timezone
+from functools import lru_cache
 
 _MONTHS = {m: i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), start=1)}
 _DAYS = {d: i for i, d in enumerate("Mon Tue Wed Thu Fri Sat Sun".split())}
@@ -91,10 +92,13 @@ class RouterClock:
     def zone_known(self) -> bool:
         return self.wall_offset is not None
 
-    def stamp_offset(self, tz: str | None, kind: str = "log", stamp: datetime | None = None) -> timedelta:
+    def stamp_offset(self, tz: str | None, kind: str = "log", stamp: datetime | None = None,
+                     fold: int = 0) -> timedelta:
         """UTC offset of a stamp printed with zone `tz` (None: no zone printed). Given the
         stamp itself, a local stamp without its zone takes the offset in force at that
-        moment, so a buffer across a summer-time change stays in order."""
+        moment, so a buffer across a summer-time change stays in order; in the hour
+        repeated when summer time ends, `fold` 0 reads it as summer time (its first pass),
+        1 as standard time (its second)."""
         if tz is not None:
             known = self.zones.get(tz)
             if known is not None:
@@ -105,19 +109,33 @@ class RouterClock:
         if local is False:
             return timedelta(0)
         # localtime stamps, or nothing known: the stamps are read like the wall clock
-        summer = self.summer
-        if (local and stamp is not None and summer is not None and self.zone in summer.zone_names
-                and summer.standard_name in self.zones):
+        summer = self._local_summer(kind)
+        if summer is not None and stamp is not None:
             standard = self.zones[summer.standard_name]
-            return standard + summer.extra if summer.in_force(stamp.replace(tzinfo=None)) else standard
+            return standard + summer.extra if summer.in_force(stamp.replace(tzinfo=None), fold) else standard
         return self.wall_offset or timedelta(0)
 
+    def _local_summer(self, kind: str) -> SummerTime | None:
+        """The summer-time rules that zone-less stamps of this kind follow: known only for
+        `localtime` stamps of a router whose `show clock` prints one of the rules' zones."""
+        summer = self.summer
+        if (self.local_stamps.get(kind) and summer is not None and self.zone in summer.zone_names
+                and summer.standard_name in self.zones):
+            return summer
+        return None
+
+    def repeated_hour(self, stamp: datetime, tz: str | None, kind: str = "log") -> tuple[datetime, datetime] | None:
+        """The repeated hour (local start, end) a stamp printed without its zone falls in,
+        or None when it is in none or its offset is not in doubt."""
+        summer = self._local_summer(kind) if tz is None else None
+        return None if summer is None else summer.repeated(stamp.replace(tzinfo=None))
+
     def to_agent(self, stamp: datetime, tz: str | None, kind: str = "log", *,
-                 skew_seconds: float | None = None) -> datetime:
+                 skew_seconds: float | None = None, fold: int = 0) -> datetime:
         """A router stamp (naive, as printed) on the agent's clock (aware UTC); the skew
         is this clock's own unless one recorded with the capture is given."""
         skew = self.skew_seconds if skew_seconds is None else skew_seconds
-        utc = stamp.replace(tzinfo=None) - self.stamp_offset(tz, kind, stamp)
+        utc = stamp.replace(tzinfo=None) - self.stamp_offset(tz, kind, stamp, fold)
         return utc.replace(tzinfo=timezone.utc) - timedelta(seconds=skew)
 
     def now_in(self, tz: str | None, kind: str = "log") -> datetime:
@@ -144,7 +162,8 @@ class SummerTime:
     `last`; a bare `recurring` means the US rules (second Sunday of March 2:00 to first
     Sunday of November 2:00), as IOS documents. `date` rules give both instants of one
     year. The start is read in standard time and the end in summer time, as IOS applies
-    them; in the hour repeated at the end a stamp is taken as still summer time."""
+    them. A zone-less stamp in the hour repeated at the end is read as summer time unless
+    told it is the second pass (`fold` 1; see `passes`)."""
 
     name: str
     standard_name: str
@@ -177,14 +196,24 @@ class SummerTime:
         except (ValueError, KeyError, IndexError):
             return None  # a form this reader does not know: stamps keep the wall clock's offset
 
-    def in_force(self, local: datetime) -> bool:
-        """Whether summer time applies to a local wall time (naive, as a stamp prints it)."""
+    def in_force(self, local: datetime, fold: int = 0) -> bool:
+        """Whether summer time applies to a local wall time (naive, as a stamp prints it);
+        in the repeated hour, only on its first pass (`fold` 0)."""
         start, end = self._instant(self.start, local.year), self._instant(self.end, local.year)
+        if fold and end - self.extra <= local < end:
+            return False
         if start <= end:  # northern hemisphere: summer inside the year
             return start <= local < end
         return local >= start or local < end  # southern: summer across New Year
 
+    def repeated(self, local: datetime) -> tuple[datetime, datetime] | None:
+        """The local hour (start, end) shown twice when summer time ends (03:00 CEST goes
+        back to 02:00 CET: 02:00-03:00) if `local` is in it, else None."""
+        end = self._instant(self.end, local.year)
+        return (end - self.extra, end) if end - self.extra <= local < end else None
+
     @staticmethod
+    @lru_cache(maxsize=256)  # asked once per stamp of a buffer: a few rules and years
     def _instant(rule: tuple[int, int, int, int] | datetime, year: int) -> datetime:
         if isinstance(rule, datetime):
             return rule.replace(year=year) if rule.year != year else rule
@@ -246,13 +275,14 @@ class ClockTrack:
         ends = self._ends
         return ends is not None and ends[1] > ends[0] and ends[3] > ends[2]
 
-    def to_agent(self, stamp: datetime, tz: str | None, kind: str = "log") -> datetime:
-        """A router stamp (naive, as printed) on the agent's clock (aware UTC)."""
-        latest = self.latest.to_agent(stamp, tz, kind, skew_seconds=self.latest_skew)
+    def to_agent(self, stamp: datetime, tz: str | None, kind: str = "log", fold: int = 0) -> datetime:
+        """A router stamp (naive, as printed) on the agent's clock (aware UTC); `fold` as
+        in RouterClock.stamp_offset."""
+        latest = self.latest.to_agent(stamp, tz, kind, skew_seconds=self.latest_skew, fold=fold)
         if not self.runs_forward:
             return latest
         r0, r1, a0, a1 = self._ends  # type: ignore[misc]
-        router_utc = stamp.replace(tzinfo=None) - self.latest.stamp_offset(tz, kind, stamp)
+        router_utc = stamp.replace(tzinfo=None) - self.latest.stamp_offset(tz, kind, stamp, fold)
         if router_utc >= r1:
             return latest
         if router_utc <= r0:
@@ -275,6 +305,92 @@ class ClockTrack:
         return (f"its clock advanced {router_s:.1f} s between the reading before arming and the capture's "
                 f"while the agent's advanced {agent_s:.1f} s (stepped, or running at another rate); its lines "
                 "between the two readings are placed by interpolation")
+
+
+# In the repeated hour, a zone-less local stamp more than a second (and at most the summer
+# shift) behind the stamp above it in the buffer is the clock going back: the second pass.
+# Log lines of one router are written in the order they are stamped, to the millisecond.
+_BACK_MIN = timedelta(seconds=1)
+# Lines may be logged while the capture reads the buffer, after its `show clock`: a stamp
+# rules a pass out only when it would lie this far after that reading.
+READING_SLACK = timedelta(minutes=5)
+
+
+def passes(clock: RouterClock, stamps: Iterable[tuple[datetime | None, str | None, str]]) -> list[int | None]:
+    """For each (stamp, zone, kind) of one read of a router's log, in buffer order: 0 for
+    a stamp read as printed (outside any repeated hour, or on its first pass), 1 for a
+    zone-less local stamp on the second pass of the hour repeated when summer time ends,
+    None for one whose pass cannot be told.
+
+    Told from the buffer's order: a stamp going back in that hour starts the second pass
+    (the stamps of the hour above it were the first); a stamp of that hour printed with the
+    standard zone's name (`CET` when `show-timezone` is on for the other kind) does the
+    same. Told from the clock reading: a pass that would put the line after the router's
+    `show clock` (plus READING_SLACK) cannot be it."""
+    stamps = list(stamps)
+    out: list[int | None] = [0] * len(stamps)
+    summer = clock.summer
+    if summer is None or not any(clock._local_summer(kind) for kind in ("log", "debug")):
+        return out
+    window: tuple[datetime, datetime] | None = None  # the repeated hour the stamps are in
+    second = False  # the clock has gone back in it
+    above: datetime | None = None  # the last stamp of the hour's first pass, in buffer order
+    pending: list[int] = []  # its zone-less stamps whose pass is not known yet
+    for i, (stamp, tz, kind) in enumerate(stamps):
+        if stamp is None:
+            continue
+        local = stamp.replace(tzinfo=None)
+        if tz is None and clock._local_summer(kind) is None:
+            continue  # a UTC stamp: in no doubt, and no sign of the local clock's pass
+        if tz is not None and tz not in summer.zone_names:
+            continue
+        hour = summer.repeated(local)
+        if hour != window:  # entered or left a repeated hour: a new stretch
+            window, second, above, pending = hour, False, None, []
+        if hour is None:
+            continue
+        if tz is not None or (not second and above is not None and _BACK_MIN < above - local <= summer.extra):
+            # a printed zone says which pass this is; a step back is the second pass's start:
+            # either way the zone-less stamps above, in this stretch, were on the first pass
+            for j in pending:
+                out[j] = 0
+            pending = []
+            if tz == summer.name:
+                above = local
+                continue
+            second = True
+            if tz is not None:
+                continue
+        if second:
+            out[i] = 1
+        else:
+            out[i] = None
+            pending.append(i)
+            above = local
+    if None in out:
+        now = clock.router_utc + READING_SLACK
+        standard = clock.zones[summer.standard_name]
+        for i, p in enumerate(out):
+            if p is None and stamps[i][0].replace(tzinfo=None) - standard > now:  # type: ignore[union-attr]
+                out[i] = 0  # its second pass would be after the reading: it was the first
+    return out
+
+
+def repeated_hour_text(clock: RouterClock, stamp: datetime, kind: str) -> str:
+    """What is in doubt about a stamp `passes` left undecided, said plainly."""
+    summer = clock.summer
+    hour = clock.repeated_hour(stamp, None, kind)
+    if summer is None or hour is None:
+        return "at a time its clock showed twice"
+    start, end = hour
+    return (f"{start:%Y-%m-%d %H:%M}-{end:%H:%M} local time, an hour the router's clock showed twice "
+            f"({summer.name}, then {summer.standard_name}): which of the two cannot be told from the log's "
+            f"order or the clock reading, so they are placed as {summer.name} and may be {_span(summer.extra)} early")
+
+
+def _span(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    return "an hour" if minutes == 60 else f"{minutes} minutes"
 
 
 def parse_show_clock(text: str) -> tuple[datetime, str | None] | None:

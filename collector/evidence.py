@@ -24,7 +24,7 @@ from collector.command_results import CommandResult
 from collector.core.results import LogSnapshot
 from collector.detect.events import Flow
 from collector.textlines import iter_lines
-from collector.timeline import build_timeline, clock_tracks  # noqa: F401 - clock_tracks: the diagnosis's import
+from collector.timeline import ambiguous_time_notes, build_timeline, clock_tracks  # noqa: F401 - the diagnosis's imports
 
 # A crypto debug line as IOS and IOS-XE print it (after any timestamp): the real forms in
 # shared/real/debug (`ISAKMP: ...`, `ISAKMP-ERROR: (0):...`, `IKEv2:(SESSION ID = ...`,

@@ -15,11 +15,12 @@ from __future__ import annotations
 import hashlib
 from array import array
 from bisect import bisect_left
-from collections.abc import Iterator, Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, overload
 
-from collector.clocks import ClockTrack, RouterClock, clock_from_records
+from collector.clocks import ClockTrack, RouterClock, clock_from_records, passes, repeated_hour_text
 from collector.core.results import LogSnapshot
 from collector.detect.logline import LogLine, LogRecords
 
@@ -46,6 +47,7 @@ class _Columns:
         self.stamp_length = array("i")
         self.lines: dict[int, str] = {}  # a line that is no piece of its read's text (re-indented)
         self.stamps: dict[int, str] = {}  # a device time that is no piece of its line
+        self.ambiguous: dict[int, str] = {}  # a row in the hour repeated when summer time ends, pass unknown
 
     def __len__(self) -> int:
         return len(self.n)
@@ -53,8 +55,9 @@ class _Columns:
 
 class Timeline(Sequence[Mapping[str, Any]]):
     """The rows in time order; each is read as a dict (`router`, `role`, `source`,
-    `seen_in`, `device_time`, `agent_time`, `time_inferred`, `mnemonic`, `line`), made
-    anew at each read: changing one changes nothing here."""
+    `seen_in`, `device_time`, `agent_time`, `time_inferred`, `mnemonic`, `line`, and
+    `time_ambiguous` for a line whose pass through a repeated hour is unknown), made anew
+    at each read: changing one changes nothing here."""
 
     def __init__(self, columns: _Columns, rows: array, texts: list[str], routers: list[str],
                  mnemonics: list[str], roles: Mapping[str, str], receiver: str | None):
@@ -93,12 +96,21 @@ class Timeline(Sequence[Mapping[str, Any]]):
         stamp = None if at == -1 else c.stamps[i] if at == -2 else line[at:at + c.stamp_length[i]]
         t = c.time[i]
         seen = c.seen[i]
-        return {"router": router, "role": self._roles.get(router, "receiver" if router == self._receiver else "sender"),
-                "source": SOURCES[c.order[i]], "seen_in": [s for b, s in enumerate(SOURCES) if seen & (1 << b)],
-                "device_time": stamp,
-                "agent_time": None if t == _NO_TIME else (_EPOCH + timedelta(microseconds=t)).isoformat(),
-                "time_inferred": bool(c.inferred[i]), "mnemonic": None if c.mnemonic[i] < 0 else
-                self._mnemonics[c.mnemonic[i]], "line": line}
+        row = {"router": router, "role": self._roles.get(router, "receiver" if router == self._receiver else "sender"),
+               "source": SOURCES[c.order[i]], "seen_in": [s for b, s in enumerate(SOURCES) if seen & (1 << b)],
+               "device_time": stamp,
+               "agent_time": None if t == _NO_TIME else (_EPOCH + timedelta(microseconds=t)).isoformat(),
+               "time_inferred": bool(c.inferred[i]), "mnemonic": None if c.mnemonic[i] < 0 else
+               self._mnemonics[c.mnemonic[i]], "line": line}
+        if i in c.ambiguous:
+            row["time_ambiguous"] = c.ambiguous[i]
+        return row
+
+
+def ambiguous_time_notes(rows: Iterable[Mapping[str, Any]]) -> list[str]:
+    """One sentence per router and repeated hour whose lines' pass could not be told."""
+    counts: Counter = Counter((r["router"], r["time_ambiguous"]) for r in rows if r.get("time_ambiguous"))
+    return [f"{router}: {count} line{'s' if count != 1 else ''} stamped {text}" for (router, text), count in counts.items()]
 
 
 def clock_tracks(captures: Sequence, pre_arm: Sequence[LogSnapshot] = ()) -> dict[str, ClockTrack]:
@@ -176,7 +188,9 @@ class _Builder:
         used: dict[int, int] = {}  # line -> how many of its rows from earlier reads this read matched
         previous: datetime | None = None  # the last stamped line above, in buffer order
         cursor = 0
+        folds = self._passes(router, text)
         for n, line in enumerate(self._records(router, text)):
+            fold = 0 if folds is None else folds[n]
             key = _digest(line.raw)
             entry = known.get(key)
             rows = () if entry is None else entry if isinstance(entry, list) else (entry,)
@@ -185,8 +199,11 @@ class _Builder:
             if count < earlier:  # the same line, already listed from an earlier read
                 used[key] = count + 1
                 c.seen[rows[count]] |= 1 << order
+                if rows[count] in c.ambiguous and fold is not None:  # this read tells its pass
+                    c.time[rows[count]] = _microseconds(self._on_agent_clock(router, line, fold))
+                    del c.ambiguous[rows[count]]
                 continue
-            agent_time = self._on_agent_clock(router, line)
+            agent_time = self._on_agent_clock(router, line, fold or 0)
             # A line printed without a stamp (`no service timestamps debug`, the default for
             # debugs on many routers) was logged after the stamped line above it: it takes
             # that time, marked as inferred, so it sorts where the buffer put it.
@@ -204,6 +221,9 @@ class _Builder:
             c.seen.append(1 << order)
             c.inferred.append(inferred)
             c.mnemonic.append(-1 if line.mnemonic is None else self._mnemonic(line.mnemonic))
+            if fold is None:  # in the repeated hour, pass unknown: placed on the first, and said so
+                c.ambiguous[row] = repeated_hour_text(self.clocks[router], line.timestamp,
+                                                      "log" if line.mnemonic else "debug")
             if entry is None:
                 known[key] = row
             elif isinstance(entry, list):
@@ -264,14 +284,23 @@ class _Builder:
                 records = LogRecords(text, year=wanted)
         return records
 
-    def _on_agent_clock(self, router: str, line: LogLine) -> datetime | None:
+    def _passes(self, router: str, text: str) -> list[int | None] | None:
+        """Which pass through the hour repeated when summer time ends each record's stamp
+        is on (clocks.passes, from this read's buffer order); None where the router has no
+        summer time: every stamp read as printed, and the read not walked twice."""
+        clock = self.clocks.get(router)
+        if clock is None or clock.summer is None:
+            return None
+        return passes(clock, ((r.timestamp, r.tz, "log" if r.mnemonic else "debug") for r in self._records(router, text)))
+
+    def _on_agent_clock(self, router: str, line: LogLine, fold: int = 0) -> datetime | None:
         if line.timestamp is None:
             return None
         clock = self.clocks.get(router)
         if clock is None:  # no `show clock`: the skew as recorded, stamps read as UTC
             stamp = line.timestamp.replace(tzinfo=timezone.utc) if line.timestamp.tzinfo is None else line.timestamp
             return stamp - timedelta(seconds=self.offsets.get(router) or 0.0)
-        return self.tracks[router].to_agent(line.timestamp, line.tz, "log" if line.mnemonic else "debug")
+        return self.tracks[router].to_agent(line.timestamp, line.tz, "log" if line.mnemonic else "debug", fold)
 
 
 def _digest(line: str) -> int:

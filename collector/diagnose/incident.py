@@ -52,7 +52,7 @@ from collector.diagnose.report import (
 )
 from collector.command_results import CommandResult
 from collector.core.results import LogSnapshot
-from collector.evidence import CaptureResult, RouterCapture, build_timeline, clock_tracks
+from collector.evidence import CaptureResult, RouterCapture, ambiguous_time_notes, build_timeline, clock_tracks
 
 __all__ = [
     "BundleError",
@@ -641,6 +641,8 @@ def diagnose(result: CaptureResult, *, source: str = "capture", contexts: Mappin
              registry=None, files: Mapping[tuple[str, int], str] | None = None,
              integrity_problems: Sequence[str] = ()) -> IncidentDiagnosis:
     inputs, tables = build_inputs(result, contexts=contexts, registry=registry, files=files)
+    timeline = build_timeline(result.captures, year=result.captured_at.year, pre_arm=result.pre_arm,
+                              pre_arm_lines=False)
     meta = IncidentMeta(
         incident_id=result.incident_id,
         source=source,
@@ -650,14 +652,12 @@ def diagnose(result: CaptureResult, *, source: str = "capture", contexts: Mappin
         incomplete_reasons=tuple(result.problems()),
         notes=tuple(result.notes) + tuple(
             f"{router}: {sentence}" for router, track in clock_tracks(result.captures, result.pre_arm).items()
-            if (sentence := track.disagreement())),
+            if (sentence := track.disagreement())) + tuple(ambiguous_time_notes(timeline)),
         sender_in_inventory=result.sender is not None,
         capture_errors={c.router: c.error for c in result.captures if c.error},
         integrity_problems=tuple(integrity_problems),
         disarm=dict(result.disarm),
     )
-    timeline = build_timeline(result.captures, year=result.captured_at.year, pre_arm=result.pre_arm,
-                              pre_arm_lines=False)
     return IncidentDiagnosis(inputs, tuple(run_checks(inputs)), tables, timeline, meta)
 
 

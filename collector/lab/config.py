@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from collector.lab.aaa import AaaConfig
+from collector.lab.clock import local_clock_text
 from collector.lab.eem import Applet
 from collector.lab.logbuf import DISCRIMINATORS, TimestampFormat
 from collector.lab.topology import (
@@ -117,6 +118,14 @@ def _transform_config(show_form: str, mode: str) -> list[str]:
     return [body, f" mode {mode.lower()}"]
 
 
+def _change_time(spec: RouterSpec, when: datetime) -> str:
+    """`10:41:07 CET Fri Nov 27 2026`: in the router's zone, the day padded to two digits
+    as the running-config header prints it."""
+    text = local_clock_text(spec.zone, when)
+    head, day, year = text.rsplit(" ", 2)
+    return f"{head} {int(day):02d} {year}"
+
+
 def render_running_config(
     spec: RouterSpec,
     state: ConfigState,
@@ -137,7 +146,7 @@ def render_running_config(
     add("!")
     if state.last_change is not None:
         add(
-            f"! Last configuration change at {state.last_change:%H:%M:%S} UTC {state.last_change:%a %b %d %Y} by {state.last_change_by}"
+            f"! Last configuration change at {_change_time(spec, state.last_change)} by {state.last_change_by}"
         )
         add("!")
     add(f"version {p.config_version}")
@@ -189,7 +198,9 @@ def render_running_config(
         add("aaa authorization network EZVPN-AUTHOR local")
     add("!")
     add("aaa session-id common")
-    if spec.ntp_synced or spec.show_timezone:
+    if spec.zone is not None:
+        out.extend(spec.zone.config_lines())
+    elif spec.ntp_synced or spec.show_timezone:
         add("clock timezone UTC 0 0")
     add("!")
     add("no ip domain lookup")

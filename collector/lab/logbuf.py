@@ -13,6 +13,8 @@ from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
 
+from collector.lab.clock import LabZone
+
 LEVELS: dict[str, int] = {
     "emergencies": 0,
     "alerts": 1,
@@ -138,6 +140,7 @@ class RouterLog:
         boot_time: datetime,
         xe: bool,
         discriminator: str | None = None,
+        zone: LabZone | None = None,
     ):
         self.buffer_size = buffer_size
         self.buffer = Destination(None if buffer_level is None else LEVELS[buffer_level])
@@ -149,8 +152,9 @@ class RouterLog:
         self.debug_format = debug_format
         self.sequence_numbers = sequence_numbers
         self.ntp_synced = ntp_synced
-        self.doubled_colon = doubled_colon  # IOS-XE 17 with show-timezone prints `UTC: : %...`
+        self.doubled_colon = doubled_colon  # IOS-XE 17 with show-timezone prints `UTC: : %...` (`EDT: : %`)
         self.boot_time = boot_time
+        self.zone = zone  # `clock timezone` / `summer-time`; None: UTC
         self.xe = xe
         self.sequence = 0
         self.syslog_counter = 0
@@ -174,8 +178,10 @@ class RouterLog:
         if fmt.kind == "uptime":
             return uptime_text((when - self.boot_time).total_seconds()) + ": "
         mark = "" if self.ntp_synced else "*"
-        tz = "UTC" if fmt.show_timezone else None
-        return mark + clock_text(when, msec=fmt.msec, year=fmt.year, tz=tz) + ": "
+        name = "UTC"
+        if fmt.localtime and self.zone is not None:  # without `localtime` IOS stamps in UTC
+            when, name = self.zone.local(when)
+        return mark + clock_text(when, msec=fmt.msec, year=fmt.year, tz=name if fmt.show_timezone else None) + ": "
 
     def emit(self, when: datetime, severity: int, text: str, *, debug: bool = False) -> str:
         """Log one message (text after the timestamp; continuation lines joined by "\\n")."""

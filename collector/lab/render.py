@@ -10,6 +10,7 @@ import math
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from collector.lab.clock import local_clock_text
 from collector.lab.ipsec import KB_LIFETIME, PACKET_BYTES
 from collector.lab.logbuf import uptime_text
 from collector.lab.topology import (
@@ -35,8 +36,9 @@ _DYNAMIC_TYPES = (DYNAMIC_MAP, DVTI, MGRE_DYNAMIC, EZVPN_SERVER)
 
 
 def _clock_line(r: Router, when: datetime) -> str:
+    """`show clock`: local wall time and the zone's name in force (UTC without `clock timezone`)."""
     mark = "" if r.spec.ntp_synced else "*"
-    return f"{mark}{when:%H:%M:%S}.{when.microsecond // 1000:03d} UTC {when:%a %b} {when.day} {when.year}"
+    return mark + local_clock_text(r.spec.zone, when, msec=True)
 
 
 def _long_uptime(seconds: float) -> str:
@@ -115,7 +117,7 @@ def show_version(r: Router) -> str:
         lines.append(f"Uptime for this control processor is {_long_uptime(up + 95)}")
     lines.append(f"System returned to ROM by {'reload' if r.reloads else 'power-on'}")
     if not p.is_xe:
-        lines.append(f"System restarted at {booted:%H:%M:%S} UTC {booted:%a %b} {booted.day} {booted.year}")
+        lines.append(f"System restarted at {local_clock_text(r.spec.zone, booted)}")
     lines.append(f'System image file is "{p.image_file}"')
     if not p.is_xe and p.family != "ios124":
         lines.append("Last reload type: Normal Reload")

@@ -119,6 +119,7 @@ class Router:
             boot_time=self.fleet.clock.at(self.boot_at),
             xe=self.spec.platform.is_xe,
             discriminator=s.discriminator,
+            zone=self.spec.zone,
         )
 
     def seed_history(self) -> None:

@@ -26,6 +26,7 @@ import random
 import string
 from dataclasses import dataclass, field, replace
 
+from collector.lab.clock import ZONES, LabZone
 from collector.lab.logbuf import TimestampFormat
 from collector.lab.platforms import HUB_PLATFORMS, PLATFORMS, SPOKE_PLATFORMS, Platform
 
@@ -95,6 +96,7 @@ REALISM_FEATURES = (
     "nat-t-receivers",  # receivers behind NAT that log their inside address as destaddr
     "scanners",  # internet sources sending ESP with random SPIs to public addresses
     "background",  # ordinary traffic of a busy router keeps the buffer moving
+    "timezones",  # routers in CET/CEST, EST/EDT, AEST/AEDT: local `show clock`, UTC or local stamps
 )
 # Every trait is on by default: the default lab is the harshest router the agent will meet
 # (issue 11). A test that needs a plain router says so (`realism="none"`, or "-trait").
@@ -251,6 +253,7 @@ class RouterSpec:
     operator_conditions: tuple[str, ...] = ()  # `debug crypto condition peer ipv4 ...` they set
     scanned: bool = False  # internet scanners send ESP with random SPIs to its public address
     background: bool = False  # a busy router: LINEPROTO/BGP/OSPF/NHRP/AAA messages keep coming
+    zone: LabZone | None = None  # `clock timezone` (+ `summer-time`); None: the router keeps UTC
 
     @property
     def addresses(self) -> list[str]:
@@ -610,8 +613,37 @@ def _realistic(spec: RouterSpec, routers: int, realism: frozenset[str], seed: in
         logging = replace(logging, prefill_bytes=min(logging.buffered_size, 64000) // 2)
     changes["logging"] = logging
     changes["background"] = "background" in realism
+    if "timezones" in realism:
+        changes.update(_zone_changes(spec, changes))
     changes["scanned"] = "scanners" in realism and not changes.get("nat_t", spec.nat_t) and k % 2 == 0
     return replace(spec, **changes)
+
+
+# Which routers leave UTC (by index, repeating every six), and how they stamp their lines:
+# "as-is" keeps the stamp formats chosen above (UTC stamps stay UTC, `localtime
+# show-timezone` prints the zone's name); "utc" drops `localtime` (stamps in UTC while
+# `show clock` is local); "local" makes them `localtime` without `show-timezone` (local
+# wall time and no zone: the hardest to read back).
+ZONE_PLAN: dict[int, tuple[str, str]] = {0: ("CET", "utc"), 2: ("EST", "local"), 3: ("CET", "as-is"),
+                                         4: ("JST", "as-is"), 5: ("AEST", "as-is")}
+
+
+def _zone_changes(spec: RouterSpec, changes: dict[str, object]) -> dict[str, object]:
+    planned = ZONE_PLAN.get(spec.index % 6)
+    if planned is None:
+        return {}
+    zone, stamps = planned
+    out: dict[str, object] = {"zone": ZONES[zone]}
+    if stamps != "as-is":
+        derived = _TS("datetime", msec=True, localtime=spec.show_timezone, show_timezone=spec.show_timezone)
+        for which in ("log_format", "debug_format"):
+            fmt = changes.get(which, getattr(spec, which)) or derived
+            if fmt.kind == "datetime":
+                fmt = replace(fmt, localtime=stamps == "local",
+                              show_timezone=fmt.show_timezone and stamps != "local")
+            out[which] = fmt
+        out["show_timezone"] = out["log_format"].show_timezone  # type: ignore[attr-defined]
+    return out
 
 
 def _operator_debug(spec: RouterSpec, tunnels: list[TunnelSpec]) -> RouterSpec:

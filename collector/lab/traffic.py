@@ -14,6 +14,7 @@ import random
 from collections.abc import Callable, Iterator
 from datetime import datetime
 
+from collector.lab.clock import local_clock_text
 from collector.lab.topology import MGRE_DYNAMIC, MGRE_STATIC, RouterSpec, TunnelSpec
 
 NOC_SOURCES = ("10.255.255.5", "10.255.255.6", "10.255.255.21")  # jump hosts (RFC 1918, not loopback)
@@ -116,7 +117,7 @@ class Traffic:
         self.tty = self.tty % 4 + 2
         stay = self.rng.uniform(30, 600)
         at = when.replace(microsecond=0)
-        # forms: public IOS/IOS-XE logs (SEC_LOGIN with "at HH:MM:SS UTC Ddd Mon D YYYY", SSH2_SESSION, SYS-6-LOGOUT)
+        # forms: public IOS/IOS-XE logs (SEC_LOGIN with "at HH:MM:SS ZONE Ddd Mon D YYYY", local time, SSH2_SESSION, SYS-6-LOGOUT)
         return [
             (0.0, 5, f"%SSH-5-SSH2_SESSION: SSH2 Session request from {src} (tty = 0) {SSH_CIPHER} Succeeded"),
             (0.05, 5, f"%SSH-5-SSH2_USERAUTH: User '{user}' authentication for SSH2 Session from {src} (tty = 0) {SSH_CIPHER} Succeeded"),
@@ -124,7 +125,7 @@ class Traffic:
                 0.06,
                 5,
                 f"%SEC_LOGIN-5-LOGIN_SUCCESS: Login Success [user: {user}] [Source: {src}] [localport: 22] "
-                f"at {at:%H:%M:%S} UTC {at:%a %b} {at.day} {at.year}",
+                f"at {local_clock_text(self.spec.zone, at)}",
             ),
             (stay, 6, f"%SYS-6-LOGOUT: User {user} has exited tty session {self.tty}({src})"),
         ]
@@ -143,7 +144,7 @@ class Traffic:
                 0.0,
                 4,
                 f"%SEC_LOGIN-4-LOGIN_FAILED: Login failed [user: {user}] [Source: {src}] [localport: 22] "
-                f"[Reason: Login Authentication Failed] at {at:%H:%M:%S} UTC {at:%a %b} {at.day} {at.year}",
+                f"[Reason: Login Authentication Failed] at {local_clock_text(self.spec.zone, at)}",
             )
         ]
 

@@ -172,7 +172,7 @@ def _capture(pool, host, role: str, peer: str) -> RouterCapture:
     ended = datetime.now(timezone.utc)
     records = tuple(replace(r, started=started, ended=ended, error=r.error if r.error_kind != "parse" else None)
                     for r in outcome.results)
-    offset = clock_offset(records[0].text or "", started, ended)
+    offset = clock_offset(records[0].text or "", started, ended, records[4].text)  # zone-aware, as the agent reads it
     return RouterCapture(host.name, role, host.platform, peer, records, offset, outcome.error)
 
 

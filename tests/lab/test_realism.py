@@ -29,7 +29,7 @@ def fleet_addresses(fleet: Fleet) -> set[str]:
 
 def test_which_traits_are_on_by_default_and_that_each_can_be_chosen() -> None:
     assert DEFAULT_REALISM == {"hostnames", "timestamps", "timestamps-harsh", "big-buffers", "discriminator",
-                               "operator-debug", "nat-t-receivers", "scanners", "background"}
+                               "operator-debug", "nat-t-receivers", "scanners", "background", "timezones"}
     assert parse_realism("all") == set(REALISM_FEATURES) == DEFAULT_REALISM
     assert parse_realism(None) == DEFAULT_REALISM
     assert parse_realism("none") == frozenset()
