@@ -141,7 +141,7 @@ class IncidentContexts:
             context.pre_arm_clocks[name] = snapshot.clock_json()
             del context.pre_arm[name]
         data = {"flow": context.flow.key(), "receiver": context.receiver, "sender": context.sender,
-                "sender_peer": context.sender_peer, "notes": context.notes,
+                "sender_peer": context.sender_peer, "notes": context.notes, "incomplete": context.incomplete,
                 "armed_at": context.armed_at.isoformat() if context.armed_at else None,
                 "captured_at": context.captured_at.isoformat() if context.captured_at else None,
                 "pre_arm": {name: {"read_at": at.isoformat(), "file": _pre_arm_file(name),
@@ -198,6 +198,7 @@ class IncidentContexts:
         context.armed_at = record.armed_at
         context.sender_peer = data.get("sender_peer")
         context.notes = list(data.get("notes", []))
+        context.incomplete = [str(reason) for reason in data.get("incomplete", [])]
         for name, item in data.get("pre_arm", {}).items():
             try:
                 read_at = datetime.fromisoformat(item["read_at"])

@@ -117,6 +117,8 @@ class Worker:
         context.armed_at = utcnow()
         for router, reason in failed:
             context.notes.append(f"{router}: {reason}")
+            if router != receiver.name:  # the incident goes on without this end's debugs (a refused receiver ends it)
+                context.incomplete.append(f"{router}: not armed ({reason}): the bundle holds no debug output of it")
         self.contexts.save(context)
         return events + [ArmDone(action.incident_id, context.armed_at, armed, failed, refused, mark)] + marked_lines
 

@@ -632,3 +632,42 @@ def test_lines_lost_to_the_tools_own_restore_of_the_buffer_size_are_said_to_be_s
     w.messages.clear()
     w.poll()
     assert not [m for m in w.messages if "may have been lost" in m]
+
+
+def test_a_sender_refused_by_the_cpu_guard_leaves_the_bundle_incomplete_with_the_reason(world_factory):
+    w = world_factory(hub_lines=[line(0)])
+    spoke_answer = w.spoke.answer
+
+    def busy(command: str) -> str:  # the sender's CPU is above the playbook's guard
+        if command == "show processes cpu | include CPU":
+            return "CPU utilization for five seconds: 97%/3%; one minute: 96%; five minutes: 95%\n"
+        return spoke_answer(command)
+    w.routers.router("spoke1").default = busy
+    w.poll()
+    assert w.hub.debugs == {"isakmp", "ipsec"} and w.spoke.debugs == set() and w.spoke.applets == {}
+    w.hub.log(line(1))
+    w.poll()
+    [bundle] = w.agent.bundles
+    m = manifest(bundle)
+    # the receiver's debug lines alone would make it look complete: the missing end says otherwise
+    assert m["debug_lines_after_arming"]["hub1"] >= 1
+    assert m["complete"] is False
+    [reason] = [r for r in m["incomplete_reasons"] if r.startswith("spoke1: not armed")]
+    assert "CPU" in reason and "no debug output" in reason
+
+
+def test_an_end_that_was_not_armed_stays_incomplete_across_a_cron_run(world_factory):
+    w = world_factory(hub_lines=[line(0)])
+    spoke_answer = w.spoke.answer
+    w.routers.router("spoke1").default = lambda c: (
+        "CPU utilization for five seconds: 97%/3%; one minute: 96%; five minutes: 95%\n"
+        if c == "show processes cpu | include CPU" else spoke_answer(c))
+    w.poll()
+    w.agent.close()
+    w.agent = w.new_agent()  # the next cron run picks the incident up from the store and staging
+    w.agent.resume()
+    w.hub.log(line(1))
+    w.poll()
+    [bundle] = w.agent.bundles
+    m = manifest(bundle)
+    assert m["complete"] is False and any(r.startswith("spoke1: not armed") for r in m["incomplete_reasons"])
