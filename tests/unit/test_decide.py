@@ -248,3 +248,25 @@ def test_a_source_that_keeps_opening_incidents_is_rate_limited():
     other_spi = Flow("hub1", SPOKE1.src, SPOKE1.dst, 0x9999, 50)
     skip = only(core.line(flow=other_spi, at=T0 + timedelta(minutes=20)), Skip)
     assert "already opened 1 incidents in the last hour" in skip.reason
+
+
+def test_a_flow_from_the_receivers_own_address_arms_nothing_and_says_so():
+    core = Core()
+    own = Flow("hub1", ip_address("198.51.100.1"), ip_address("198.51.100.1"), 0x1003, 50)
+    said = []
+    for n in range(3):  # repeated, still nothing: a router cannot be out of sync with itself
+        actions = core.line(flow=own, sender=None, source=SourceKind.SELF, at=T0 + timedelta(seconds=n))
+        assert not any(isinstance(a, Arm) for a in actions)
+        said += [a for a in actions if isinstance(a, Skip)]
+    assert said and all(s.reason == "srcaddr 198.51.100.1 is hub1's own address" for s in said)
+    assert all((s.record, s.unknown_source) == (False, False) for s in said)
+    assert core.state.incidents == {}
+
+
+def test_an_address_of_two_routers_arms_the_receiver_only_and_says_the_sender_is_ambiguous():
+    core = Core()
+    arm = only(core.line(sender="spoke1", source=SourceKind.AMBIGUOUS), Arm)
+    assert (arm.receiver, arm.sender) == ("hub1", None)  # neither owner is debugged on a guess
+    assert any("more than one inventory router" in note and "only the receiving end" in note for note in arm.notes)
+    incident = core.state.incidents[arm.incident_id]
+    assert incident.routers == {"hub1"} and incident.unconfirmed is True
