@@ -200,7 +200,7 @@ class Arming(ResponderBase):
         try:
             profile = self.profile(host)
             with self.sessions.session(host) as session:
-                snapshot = read_pre_arm_log(session, max(host.options.read_timeout, 300.0))
+                snapshot = read_pre_arm_log(session, _log_timeout(host))
                 debugging = run_checked(session, VERIFY_DEBUGS).text
                 conditions = self._read_conditions(session)
                 state = parse_debug_state(debugging, conditions)
