@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cached_property
@@ -66,6 +66,9 @@ class CaptureResult:
     disarm: dict[str, str] = field(default_factory=dict)  # router -> verification result
     incomplete: tuple[str, ...] = ()  # reasons; empty means complete
     pre_arm: tuple[LogSnapshot, ...] = ()  # each router's log as read just before arming
+    # router -> when its last arm step was acknowledged (its debugs on from about then);
+    # `armed_at` is later: every end armed and the receiver's log marked
+    armed_ends: Mapping[str, datetime] = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
@@ -178,6 +181,7 @@ def write_incident_bundle(result: CaptureResult, root: Path, *, secrets: tuple[s
         "sender_in_inventory": result.sender is not None,
         "clock_skew_seconds": _skew(result.captures),
         "armed_at": result.armed_at.isoformat() if result.armed_at else None,
+        "armed_ends": {router: at.isoformat() for router, at in result.armed_ends.items()},
         "captured_at": result.captured_at.isoformat(),
         "armed_before_repeat": result.armed_before_repeat,
         "notes": list(result.notes),

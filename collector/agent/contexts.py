@@ -44,6 +44,7 @@ class IncidentContext:
     sender_peer: str | None = None  # the receiver's address as the sender knows it (NAT-T)
     notes: list[str] = field(default_factory=list)
     armed_at: datetime | None = None
+    armed_ends: dict[str, datetime] = field(default_factory=dict)  # router -> its last arm step acknowledged
     pre_arm: dict[str, LogSnapshot] = field(default_factory=dict)  # not yet written to the staging folder
     pre_arm_staged: dict[str, datetime] = field(default_factory=dict)  # router -> read at; the log is on disk
     # router -> its `show clock` read after that log (LogSnapshot.clock_json; None: no reading), kept
@@ -143,6 +144,7 @@ class IncidentContexts:
         data = {"flow": context.flow.key(), "receiver": context.receiver, "sender": context.sender,
                 "sender_peer": context.sender_peer, "notes": context.notes, "incomplete": context.incomplete,
                 "armed_at": context.armed_at.isoformat() if context.armed_at else None,
+                "armed_ends": {router: at.isoformat() for router, at in context.armed_ends.items()},
                 "captured_at": context.captured_at.isoformat() if context.captured_at else None,
                 "pre_arm": {name: {"read_at": at.isoformat(), "file": _pre_arm_file(name),
                                    "clock": context.pre_arm_clocks.get(name)}
@@ -197,6 +199,7 @@ class IncidentContexts:
         context = IncidentContext(incident_id, flow, flow.router, others[0] if others else None)
         context.armed_at = record.armed_at
         context.sender_peer = data.get("sender_peer")
+        context.armed_ends = _times(data.get("armed_ends"))
         context.notes = list(data.get("notes", []))
         context.incomplete = [str(reason) for reason in data.get("incomplete", [])]
         for name, item in data.get("pre_arm", {}).items():
@@ -224,3 +227,17 @@ def _write_private(path: Path, pieces: Iterable[str]) -> None:
 def _read_private(path: Path) -> str:
     with path.open(encoding="utf-8", errors="replace", newline="") as handle:
         return handle.read()
+
+
+def _times(value: object) -> dict[str, datetime]:
+    """A saved {name: ISO time} map; an entry that does not read back is left out (the
+    bundle then lacks that end's arm time, nothing else)."""
+    times = {}
+    for name, text in value.items() if isinstance(value, dict) else ():
+        try:
+            at = datetime.fromisoformat(str(text))
+        except ValueError:
+            continue
+        if at.tzinfo is not None:
+            times[str(name)] = at
+    return times

@@ -58,7 +58,7 @@ class BundleSealer:
         actions, disarm = self._release_record(context)
         result = CaptureResult(
             incident_id=close.incident_id, flow=context.flow, trigger_lines=trigger_lines, captures=captures,
-            armed_at=context.armed_at, captured_at=context.captured_at,
+            armed_at=context.armed_at, armed_ends=dict(context.armed_ends), captured_at=context.captured_at,
             armed_before_repeat=context.armed_before_repeat and context.armed_at is not None,
             sender=context.sender, notes=tuple(context.notes), actions=actions, disarm=disarm,
             incomplete=tuple(dict.fromkeys(incomplete)), pre_arm=pre_arm)

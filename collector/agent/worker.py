@@ -104,6 +104,7 @@ class Worker:
         results = [result for result, _lines in outcomes]
         self.observers.armed(action.incident_id, results, time.monotonic() - started)
         context.pre_arm = {r.router: r.pre_arm_log for r in results if r.pre_arm_log is not None}
+        context.armed_ends = {r.router: r.armed_at for r in results if r.armed and r.armed_at is not None}
         armed = frozenset(r.router for r in results if r.armed)
         failed = tuple((r.router, r.error or "not armed") for r in results if not r.armed)
         refused = any(r.refused for r in results if r.router == receiver.name)

@@ -648,6 +648,7 @@ def diagnose(result: CaptureResult, *, source: str = "capture", contexts: Mappin
         source=source,
         captured_at=result.captured_at.isoformat(),
         armed_at=result.armed_at.isoformat() if result.armed_at else None,
+        armed_ends={router: at.isoformat() for router, at in result.armed_ends.items()},
         complete=result.complete,
         incomplete_reasons=tuple(result.problems()),
         notes=tuple(result.notes) + tuple(
@@ -696,6 +697,17 @@ def _time(value: Any) -> datetime | None:
         return None
     parsed = datetime.fromisoformat(str(value))
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def _armed_ends(value: Any) -> dict[str, datetime]:
+    """The manifest's `armed_ends` (absent from bundles written before it was kept)."""
+    ends = {}
+    for router, text in (value or {}).items() if isinstance(value, dict) else ():
+        try:
+            ends[str(router)] = _time(text)
+        except ValueError:
+            continue  # a hand-edited time: that end's mark is left out, nothing else
+    return {router: at for router, at in ends.items() if at is not None}
 
 
 def load_bundle(path: Path) -> LoadedBundle:
@@ -784,6 +796,7 @@ def _read_bundle(path: Path, root: Path, manifest: dict[str, Any]) -> LoadedBund
         trigger_lines=tuple(str(x) for x in manifest.get("trigger_lines", [])),
         captures=tuple(captures),
         armed_at=_time(manifest.get("armed_at")),
+        armed_ends=_armed_ends(manifest.get("armed_ends")),
         captured_at=captured_at,
         armed_before_repeat=bool(manifest.get("armed_before_repeat")),
         sender=sender if manifest.get("sender_in_inventory", sender is not None) else None,

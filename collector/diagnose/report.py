@@ -15,6 +15,7 @@ import re
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from ipaddress import ip_address
 from typing import Any
 
@@ -115,7 +116,8 @@ class IncidentMeta:
     incident_id: str
     source: str  # "capture" or the bundle path it was read from
     captured_at: str | None = None  # ISO time
-    armed_at: str | None = None
+    armed_at: str | None = None  # every end armed and the receiver's log marked
+    armed_ends: Mapping[str, str] = field(default_factory=dict)  # router -> its debugs on (ISO time)
     complete: bool = True
     incomplete_reasons: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
@@ -258,7 +260,12 @@ def _what_happened(d: IncidentDiagnosis) -> list[str]:
         timing = ("before the repeat (they can show the cause)" if inputs.armed_before_repeat
                   else "after the repeat (they show the aftermath only)" if inputs.armed_before_repeat is False
                   else "(timing relative to the repeat not known)")
-        lines.append(f"- Debugs were armed at {meta.armed_at}, {timing}.")
+        ends = "; ".join(f"{md_text(router)} at {at}" for router, at in sorted(meta.armed_ends.items(), key=lambda i: datetime.fromisoformat(i[1])))
+        if ends:
+            lines.append(f"- Debugs were armed {timing}: {ends}; the receiver's log was marked at "
+                         f"{meta.armed_at} (its lines after that mark are repeats caught armed).")
+        else:
+            lines.append(f"- Debugs were armed at {meta.armed_at}, {timing}.")
     else:
         lines.append("- No debugs were armed for this capture.")
     if meta.captured_at:
@@ -380,10 +387,19 @@ def _timeline_section(summary: Mapping[str, Any], meta: IncidentMeta) -> list[st
         if summary["key_events_omitted"]:
             cut = KEY_EVENTS_SHOWN * 2 // 3
             rows.insert(cut, ["…", "", f"{summary['key_events_omitted']} more key lines (see timeline.jsonl)"])
+        for router, at in sorted(meta.armed_ends.items(), key=lambda item: datetime.fromisoformat(item[1]),
+                                 reverse=True):
+            # a line above its router's mark was logged before that router's debugs were on
+            armed = datetime.fromisoformat(at)
+            place = next((i for i, e in enumerate(events)
+                          if e["agent_time"] and datetime.fromisoformat(e["agent_time"]) > armed), len(events))
+            place += bool(summary["key_events_omitted"]) and place >= KEY_EVENTS_SHOWN * 2 // 3
+            rows.insert(place, [md_text(at), md_text(router), "*debugs armed (its last arm step acknowledged)*"])
         lines += _table(["time", "router", "line"], rows)
         lines.append("")
     if meta.armed_at or meta.captured_at:
-        lines.append(f"Debugs armed: {meta.armed_at or 'never'}; captured: {meta.captured_at or '?'}.")
+        lines.append(f"Debugs armed (every end, the receiver's log marked): {meta.armed_at or 'never'}; "
+                     f"captured: {meta.captured_at or '?'}.")
         lines.append("")
     return lines
 

@@ -91,8 +91,9 @@ class TimelineMark:
 
 
 def timeline_marks(d: IncidentDiagnosis, actions: Iterable[Mapping[str, Any]] = ()) -> list[TimelineMark]:
-    """Arm (first applied change per router, else the incident's armed_at), capture and
-    disarm (last undone change per router) moments."""
+    """Arm (each end's debugs on, as the manifest's `armed_ends` says; else the first applied
+    change per router; else the incident's armed_at), capture and disarm (last undone
+    change per router) moments."""
     marks: list[TimelineMark] = []
     applied: dict[str, datetime] = {}
     undone: dict[str, datetime] = {}
@@ -106,7 +107,10 @@ def timeline_marks(d: IncidentDiagnosis, actions: Iterable[Mapping[str, Any]] = 
         elif status in ("applied", "sent"):
             applied[router] = min(at, applied.get(router, at))
     armed = _parse_time(d.meta.armed_at)
-    if applied:
+    ends = {router: at for router, text in d.meta.armed_ends.items() if (at := _parse_time(text)) is not None}
+    if ends:
+        marks += [TimelineMark("armed", r, t, f"armed {r}") for r, t in sorted(ends.items())]
+    elif applied:
         marks += [TimelineMark("armed", r, t, f"armed {r}") for r, t in sorted(applied.items())]
     elif armed is not None:
         marks.append(TimelineMark("armed", None, armed, "armed"))

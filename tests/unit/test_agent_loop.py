@@ -268,6 +268,22 @@ def test_the_clock_read_before_arming_stays_with_the_staged_log_into_the_bundle(
     assert line(0) in snapshots["hub1"].text
 
 
+def test_each_ends_arm_time_survives_a_cron_restart_into_the_manifest(world_factory):
+    w = world_factory(hub_lines=[line(0), line(1), line(2)])
+    w.poll()
+    (incident,) = w.incidents()
+    context = w.agent.worker.contexts.get(incident.incident_id)
+    ends = dict(context.armed_ends)
+    assert set(ends) == {"hub1", "spoke1"} and all(at <= context.armed_at for at in ends.values())
+    w.agent.close()
+    w.hub.log(line(3))
+    w.agent = w.new_agent()
+    w.agent.resume()
+    w.poll()
+    (bundle,) = w.agent.bundles
+    assert manifest(bundle)["armed_ends"] == {router: at.isoformat() for router, at in ends.items()}
+
+
 def test_a_dry_run_changes_no_router(world_factory):
     w = world_factory(hub_lines=[line(0), line(1)], dry_run=True)
     w.poll()

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from collector.detect.events import Flow
 from collector.diagnose import incident as incident_module
 from collector.cli.diagnose import report_cmd
+from collector.diagnose.report import render_markdown
 from collector.diagnose.report_files import default_report_paths
 from collector.diagnose.incident import (
     BundleError,
@@ -606,3 +607,47 @@ def test_a_clock_read_before_arming_places_lines_between_the_readings_and_surviv
     assert loaded.result.pre_arm == (snapshot,)
     again_md, again = diagnose_bundle(bundle)
     assert again_md.replace(f"bundle {bundle.name}", "capture") == markdown
+
+
+# --------------------------------------------------------------------------------------------
+# each end's arm time: kept in the bundle and placed among the key lines
+
+
+def _key_line_rows(markdown: str) -> list[tuple[datetime, str, str]]:
+    """The report's key-lines table as (agent time, router, text) rows."""
+    table = markdown.split("Key lines, both routers merged")[1].split("\n\n")[1]
+    rows = []
+    for line in table.splitlines()[2:]:
+        time, router, text = (cell.strip() for cell in line.strip("|").split("|", 2))
+        rows.append((datetime.fromisoformat(time.replace("\\", "")), router, text))
+    return rows
+
+
+def test_each_ends_arm_time_survives_the_bundle_and_splits_the_key_lines_where_it_happened(tmp_path):
+    # the branch armed first; the hub between its first invalid-SPI line and the repeat
+    ends = {"branch": datetime(2019, 9, 2, 13, 27, 31, tzinfo=timezone.utc),
+            "hub": datetime(2019, 9, 2, 13, 28, 20, tzinfo=timezone.utc)}
+    result = replace(make_result(), armed_ends=ends)
+    loaded = load_bundle(write_incident_bundle(result, tmp_path)).result
+    assert loaded.armed_ends == ends
+
+    markdown = render_markdown(diagnose(loaded))
+    rows = _key_line_rows(markdown)
+    marks = [(at, router) for at, router, text in rows if "debugs armed" in text]
+    assert marks == sorted((at, router) for router, at in ends.items())
+    times = [at for at, _router, _text in rows]
+    assert times == sorted(times)  # each mark sits among the lines by its own time
+    logged = [(at, router) for at, router, text in rows if "debugs armed" not in text]
+    assert any(at < ends["hub"] for at, router in logged if router == "hub")
+    assert any(at > ends["hub"] for at, router in logged if router == "hub")
+    sentence = next(line for line in markdown.splitlines() if line.startswith("- Debugs were armed"))
+    assert f"branch at {ends['branch'].isoformat()}" in sentence and f"hub at {ends['hub'].isoformat()}" in sentence
+    assert f"marked at {ARMED.isoformat()}" in sentence
+
+
+def test_a_bundle_without_arm_times_reports_the_incidents_moment_alone(tmp_path):
+    loaded = load_bundle(write_incident_bundle(make_result(), tmp_path)).result
+    assert loaded.armed_ends == {}
+    markdown = render_markdown(diagnose(loaded))
+    assert not [row for row in _key_line_rows(markdown) if "debugs armed" in row[2]]
+    assert f"- Debugs were armed at {ARMED.isoformat()}, before the repeat" in markdown

@@ -213,3 +213,12 @@ def test_bundle_on_disk_renders_the_same_page_as_the_capture(tmp_path):
     assert strip(from_disk) == strip(from_capture)
     assert Tree(from_disk).root.all("svg", id="timeline")
 
+
+
+def test_each_ends_own_arm_time_is_its_mark():
+    ends = {"hub": "2019-09-02T13:28:20+00:00", "branch": "2019-09-02T13:27:31+00:00"}
+    result = replace(make_result(actions=ACTIONS), armed_ends={r: at(t) for r, t in ends.items()})
+    tree = Tree(render_html(diagnose(result), actions=result.actions))
+    marks = {m.attrs["data-router"]: m.attrs["data-time"] for m in tree.root.all("g", **{"class": "mark"})
+             if m.attrs["data-kind"] == "armed"}
+    assert marks == ends  # not the changes' times: a step applied is not yet every debug on
