@@ -25,31 +25,46 @@ class RouterTurns:
     The loop takes a ticket for each router an action touches when it submits the action;
     the worker thread waits until each of its tickets is the oldest of its router. An arm
     and a join of one hub, or a hand-over and the heir's disarm, never overlap or reorder.
-    Tickets are taken in one global order, so no two actions can wait on each other."""
+    Tickets are taken in one global order, so no two actions can wait on each other.
+
+    A ticket taken as `shared` (a flow joining an armed router) may run beside the shared
+    tickets just ahead of it: joins queued behind one arm of a hub start together once
+    that arm is done, so the worker can join them in one session (`JoinBatches`); any
+    other ticket still waits for all of them, and they for every other ticket before them."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
-        self._queues: dict[str, list[int]] = {}
+        self._queues: dict[str, list[tuple[int, bool]]] = {}  # router -> (ticket, shared), oldest first
         self._next = 0
 
-    def take(self, routers) -> tuple[int, tuple[str, ...]]:
+    def take(self, routers, shared=()) -> tuple[int, tuple[str, ...]]:
         with self._cond:
             self._next += 1
             names = tuple(sorted(set(routers)))
             for name in names:
-                self._queues.setdefault(name, []).append(self._next)
+                self._queues.setdefault(name, []).append((self._next, name in shared))
             return self._next, names
 
     def wait(self, ticket: tuple[int, tuple[str, ...]]) -> None:
         number, names = ticket
         with self._cond:
-            self._cond.wait_for(lambda: all(self._queues[n][0] == number for n in names))
+            self._cond.wait_for(lambda: all(self._may_run(self._queues[n], number) for n in names))
+
+    @staticmethod
+    def _may_run(queue: list[tuple[int, bool]], number: int) -> bool:
+        """Its turn on this router: first in line, or shared behind shared tickets only."""
+        for position, (ahead, shared) in enumerate(queue):
+            if ahead == number:
+                return position == 0 or shared
+            if not shared:
+                return False
+        return False
 
     def done(self, ticket: tuple[int, tuple[str, ...]]) -> None:
         number, names = ticket
         with self._cond:
             for name in names:
-                self._queues[name].remove(number)
+                self._queues[name] = [entry for entry in self._queues[name] if entry[0] != number]
                 if not self._queues[name]:
                     del self._queues[name]
             self._cond.notify_all()
@@ -82,11 +97,12 @@ class RouterWork:
         self._pending_lock = threading.Lock()
         self._turns = RouterTurns()
 
-    def submit(self, fn, action, routers: tuple[str, ...]) -> None:
-        """Run `fn(action)` once each of `routers` is free of work asked for earlier."""
+    def submit(self, fn, action, routers: tuple[str, ...], shared: tuple[str, ...] = ()) -> None:
+        """Run `fn(action)` once each of `routers` is free of work asked for earlier (of
+        `shared` routers: free of all but other shared work, see `RouterTurns`)."""
         with self._pending_lock:
             self._pending += 1
-        ticket = self._turns.take(routers)
+        ticket = self._turns.take(routers, shared)
         future = self._pool.submit(self._in_turn, ticket, fn, action)
         future.add_done_callback(lambda f, a=action: self._done(f, a))
 

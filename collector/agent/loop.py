@@ -260,7 +260,8 @@ class Agent:
         routers = routers_of(action)
         if isinstance(action, Capture) and action.incident_id in self.core.incidents:
             routers = tuple(self.core.incidents[action.incident_id].routers)
-        self.work.submit(fn, action, routers)
+        shared = tuple(router for router, _holder in action.joins) if isinstance(action, Arm) else ()
+        self.work.submit(fn, action, routers, shared)
 
     def _close(self, close: Close) -> list[Event]:
         """Seal the bundle (when there was a capture), then record the end (worker thread)."""

@@ -23,6 +23,7 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 from pathlib import Path
 
 from collector.agent.contexts import IncidentContext, IncidentContexts
+from collector.agent.joins import JoinBatches
 from collector.agent.reader import LogReader
 from collector.agent.sealing import BundleSealer
 from collector.agent.staging import CaptureStage, StagedCapture
@@ -34,6 +35,7 @@ from collector.detect.events import Flow
 from collector.evidence import RouterCapture
 from collector.inventory import Host, Inventory
 from collector.playbook import Playbook
+from collector.respond.joining import JoinRequest
 from collector.respond.plan import PlanError, render_dry_run
 from collector.respond.responder import Responder
 from collector.sessions import SessionError
@@ -72,6 +74,7 @@ class Worker:
         self.reader = reader
         self.bundle_root = bundle_root
         self.ends = ends
+        self.joins = JoinBatches(responder.join_many)
         self.dry_run = dry_run
         self.report = report
         self.observers = observers or NullEvents()
@@ -127,7 +130,7 @@ class Worker:
         host, peer, _role = end
         window = self.playbook.arm_window
         if holder is not None:
-            return self.responder.join(host, peer, action.incident_id, window, holder_incident_id=holder), []
+            return self.joins.join(host, JoinRequest(peer, action.incident_id, holder), window), []
         lines: list[LineSeen] = []
         try:  # arming may resize the buffer, which empties it: take in what is unread first
             lines, _number = self.reader.poll(host)

@@ -1,37 +1,27 @@
-"""Arming a router, and joining one already armed, through the step ledger: each step is
+"""Arming a router through the step ledger (joining one already armed: `joining`): each step is
 recorded `pending` in the state store BEFORE it is sent and `applied` after, so whatever
 happens next (failure, SIGTERM, crash) the disarm finds every change to undo.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import replace
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from collector.core.results import ArmResult, DisarmResult, LogSnapshot, RouterChange
-from collector.core.states import StepScope, StepStatus
+from collector.core.states import StepStatus
 from collector.core.steps import Step
 from collector.detect.logread import log_as_of
 from collector.inventory import Host
-from collector.respond.base import (
-    NO_LOGGING,
-    VERIFY_DEBUGS,
-    ResponderBase,
-    change_record,
-    is_applet_step,
-)
-from collector.respond.deadman import DeadmanError, build_applet
-from collector.respond.debugstate import parse_debug_state
+from collector.respond.base import ResponderBase, change_record
 from collector.respond.facts import (
     DeviceProfile,
     PeerAddress,
     Preflight,
     PreflightRefused,
     read_pre_arm_log,
-    run_checked,
 )
 from collector.respond.plan import ArmPlan, PlanError, build_arm_plan
 from collector.sessions import RouterSession, SessionError
@@ -112,7 +102,7 @@ class Arming(ResponderBase):
                 plan = self._plan(host, peer, incident_id, window, profile, checked, session)
                 first = _log_read_first(plan, checked)
                 if first:
-                    snapshot = read_pre_arm_log(session, _log_timeout(host))
+                    snapshot = read_pre_arm_log(session, log_timeout(host))
                 changes = self._apply(session, host, incident_id, list(enumerate(plan.steps)))
                 armed_at = utcnow()
                 if not first:
@@ -166,103 +156,8 @@ class Arming(ResponderBase):
             changes.append(change_record(host, incident_id, index, step, StepStatus.APPLIED, note))
         return changes
 
-    def join(self, host: Host, peer: PeerAddress, incident_id: str, window: timedelta, *,
-             holder_incident_id: str) -> ArmResult:
-        """Arm a router that incident `holder_incident_id` already armed, for one more flow.
 
-        Sends only what this flow lacks: its `debug crypto condition peer` and the IKE
-        debug of its tunnel when the router was armed for the other IKE version (ikev2 on
-        a hub armed for isakmp, and the reverse). First the dead-man applet is re-entered
-        with a countdown that covers this flow's window and with the undo of the new steps
-        (re-entering `event manager applet NAME` edits it and re-registers the countdown).
-        The log is read first (`pre_arm_log`): debug lines already there were printed for
-        the other flow, before this one was armed.
-        When nothing of the holder's is recorded on the router, it arms fully (`arm`) and
-        says so in `notes` (`joined` False). The caller must not run an arm and a join of
-        one router at the same time.
-        Failure undoes this flow's steps; never raises for a router problem.
-
-        Raises:
-            StateStoreError: as `arm`.
-        """
-        if not self.store.armed_steps(host.name, holder_incident_id):
-            # Nothing of the holder's is recorded here (its arm failed, was refused, or has
-            # not started): joining would arm debugs without the logging change and the
-            # dead-man applet. Arm fully instead.
-            result = self.arm(host, peer, incident_id, window)
-            note = f"{host.name} was not armed by incident {holder_incident_id}: armed for this flow on its own"
-            return ArmResult(result.router, result.armed, joined=False, refused=result.refused, error=result.error,
-                             changes=result.changes, armed_at=result.armed_at, pre_arm_log=result.pre_arm_log,
-                             skipped=result.skipped, stale_applets=result.stale_applets,
-                             notes=result.notes + (note,))
-        grace = self.playbook.guards.deadman_grace
-        snapshot = None
-        try:
-            profile = self.profile(host)
-            with self.sessions.session(host) as session:
-                snapshot = read_pre_arm_log(session, _log_timeout(host))
-                debugging = run_checked(session, VERIFY_DEBUGS).text
-                conditions = self._read_conditions(session)
-                state = parse_debug_state(debugging, conditions)
-                facts, also = self._facts(host, peer, profile, NO_LOGGING, session)
-                plan = build_arm_plan(self.playbook, facts, peer, incident_id, window, already_on=state,
-                                      with_deadman=False, include_logging=False, also_ike=also)
-                steps = list(plan.steps)
-                applet = self._reentered_applet(host, steps, window + grace) if steps else None
-                if applet is not None:
-                    steps.insert(0, applet)
-                changes = self._apply(session, host, incident_id, list(enumerate(steps)))
-        except PlanError as exc:
-            return ArmResult(host.name, False, joined=True, refused=True, error=f"not armed: {exc}",
-                             pre_arm_log=snapshot)
-        except ArmStopped as exc:
-            failed = self._arm_failed(host, incident_id, exc.reason, exc.changes, None)
-            return ArmResult(host.name, False, joined=True, error=failed.error, changes=failed.changes,
-                             pre_arm_log=snapshot)
-        except SessionError as exc:
-            failed = self._arm_failed(host, incident_id, exc.reason, [], None)
-            return ArmResult(host.name, False, joined=True, error=failed.error, changes=failed.changes,
-                             pre_arm_log=snapshot)
-        notes = () if applet is not None or not plan.steps else (
-            f"no dead-man applet of incident {holder_incident_id} recorded on {host.name}: countdown not extended",)
-        return ArmResult(host.name, True, joined=True, changes=tuple(changes), armed_at=utcnow(),
-                         skipped=plan.skipped, notes=notes, pre_arm_log=snapshot)
-
-    def _reentered_applet(self, host: Host, new_steps: list[Step], cover: timedelta) -> Step | None:
-        """The step that re-enters the router's dead-man applet: a countdown lasting until
-        the later of its current deadline and now + `cover`, and the undo of `new_steps`
-        first, then that of every step recorded on the router. None when no applet is
-        recorded (armed without one). Its undo is empty: removing the applet is the
-        original install step's undo.
-
-        Raises:
-            PlanError: the applet cannot be built."""
-        recorded = self.store.armed_steps(host.name)
-        applets = [a for a in recorded if is_applet_step(a.step)]
-        if not applets:
-            return None
-        latest = max(applets, key=lambda a: a.updated_at)
-        header = latest.step.do[0]
-        name = header.split()[3]
-        previous_actions = sum(1 for line in latest.step.do if line.startswith(" action "))
-        others = sorted((a for a in recorded if not is_applet_step(a.step) and a.step.undo),
-                        key=lambda a: (a.incident_id, a.index), reverse=True)
-        undo = [(s.mode, s.undo) for s in reversed(new_steps)] + [(a.step.mode, a.step.undo) for a in others]
-        now = utcnow()
-        with self._lock:
-            deadline = max(self._deadlines.get(host.name, now), now + cover)
-            self._deadlines[host.name] = deadline
-        countdown = math.ceil((deadline - now).total_seconds())
-        try:
-            applet = build_applet(name, countdown, undo, authorization_bypass=header.endswith("authorization bypass"),
-                                  replaces_actions=previous_actions)
-        except DeadmanError as exc:
-            raise PlanError(str(exc)) from None
-        return Step(do=applet.config_lines, undo=(), mode="config", scope=StepScope.ROUTER,
-                    why=f"dead-man switch re-entered: fires in {countdown}s, also undoes this flow's steps")
-
-
-def _log_timeout(host: Host) -> float:
+def log_timeout(host: Host) -> float:
     return max(host.options.read_timeout, 300.0)  # a 10 MB buffer over a slow link
 
 
@@ -287,7 +182,7 @@ def _log_before_arming(session: RouterSession, host: Host, logged: int | None) -
     the buffer as it stood before the first step. The router is armed by now, so a failed
     read is a note, not a failure."""
     try:
-        after = read_pre_arm_log(session, _log_timeout(host))
+        after = read_pre_arm_log(session, log_timeout(host))
     except SessionError as exc:
         return None, (f"{host.name}: the log as it stood before arming was not read ({exc.reason})",)
     before = log_as_of(after.text, logged) if logged is not None else None

@@ -11,8 +11,8 @@ is not sent (so it has no undo), and the disarm verification counts only the too
 debugs and conditions as leftovers (others are reported as `foreign`, untouched).
 
 `Responder` is composed of one part per responsibility, each in its own module over the
-shared `ResponderBase` (`base`): `Arming` (`arming`: arm, join, the dry-run plan, the step
-ledger), `Capturing` (`capturing`) and `Disarming` (`disarming`: disarm, hand-over,
+shared `ResponderBase` (`base`): `Arming` (`arming`: arm, the dry-run plan, the step
+ledger) under `Joining` (`joining`: a flow joining an armed router, several at once), `Capturing` (`capturing`) and `Disarming` (`disarming`: disarm, hand-over,
 verification, the emergency sweep). The NAT-T lookup of the sender's peer lives here.
 """
 
@@ -22,7 +22,7 @@ import re
 from ipaddress import ip_address
 
 from collector.inventory import Host
-from collector.respond.arming import Arming
+from collector.respond.joining import Joining
 from collector.respond.capturing import Capturing
 from collector.respond.disarming import Disarming
 from collector.respond.facts import PeerAddress, run_checked
@@ -31,7 +31,7 @@ _CURRENT_PEER = re.compile(r"^\s*current_peer (\S+)", re.M)
 _CURRENT_SPI = re.compile(r"^\s*current outbound spi: 0x([0-9A-Fa-f]+)", re.M)
 
 
-class Responder(Arming, Capturing, Disarming):
+class Responder(Joining, Capturing, Disarming):
     """Acts on routers for the agent: arm, join, capture, disarm, hand over, emergency.
 
     Threads: the agent calls it from worker threads; calls for different routers may run

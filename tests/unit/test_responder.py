@@ -357,6 +357,91 @@ def test_a_failed_join_undoes_only_the_joiners_steps(store, registry):
     assert store.armed_steps("hub1", "inc-2") == [] and store.armed_steps("hub1", "inc-1")
 
 
+PEER_C = ip_address("10.0.0.4")
+PEER_D = ip_address("10.0.0.5")
+
+
+def _join_requests(store, *peers):
+    from collector.respond.joining import JoinRequest
+
+    requests = []
+    for n, peer in enumerate(peers, start=2):
+        if store.incident(f"inc-{n}") is None:
+            store.create_incident(f"inc-{n}", f"key-inc-{n}", "invalid-spi", routers=["hub1"])
+        requests.append(JoinRequest(peer, f"inc-{n}", "inc-1"))
+    return requests
+
+
+def test_flows_joining_at_once_share_one_log_read_and_one_applet_reentry(store, registry):
+    routers = FakeRouters()
+    box = Box(routers, "hub1")
+    r = responder(store, routers, registry, ike={PEER_B: "ikev2", PEER_C: "ikev2"})
+    assert r.arm(host(), PEER_A, "inc-1", timedelta(minutes=2)).armed
+    (name,) = box.applets
+    first, opened, before = box.applet_countdown(name), routers.router("hub1").opened, len(routers.sent("hub1"))
+    results = r.join_many(host(), _join_requests(store, PEER_B, PEER_C, PEER_D), WINDOW)
+
+    assert [(x.armed, x.joined) for x in results] == [(True, True)] * 3
+    sent = routers.sent("hub1")[before:]
+    assert routers.router("hub1").opened - opened <= 1  # one session for the three
+    assert sent.count("show logging") == 1 and sent.count(f"event manager applet {name}") == 1
+    assert sent.count("debug crypto ikev2") == 1  # two flows need it: sent once, by the first
+    assert sent.index("show logging") < sent.index("debug crypto condition peer ipv4 10.0.0.3")
+    assert box.conditions == ["10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5"]
+    assert box.debugs == {"isakmp", "ikev2", "ipsec"} and box.applet_countdown(name) > first
+    for result, peer in zip(results, ("10.0.0.3", "10.0.0.4", "10.0.0.5")):
+        assert any(f"debug crypto condition peer ipv4 {peer}" in c.do for c in result.changes)
+        assert result.pre_arm_log is results[0].pre_arm_log  # one read: nothing of theirs was on before it
+    commands = box.applet_commands(name)
+    for undo in ("no debug crypto ikev2", "no debug crypto condition peer ipv4 10.0.0.3",
+                 "no debug crypto condition peer ipv4 10.0.0.4", "no debug crypto condition peer ipv4 10.0.0.5",
+                 "no debug crypto condition peer ipv4 10.0.0.2"):
+        assert undo in commands
+
+    # the ledger holds each flow's steps under its own incident: the hand-overs and the last
+    # disarm take everything back
+    for holder, heir in (("inc-1", "inc-2"), ("inc-2", "inc-3"), ("inc-3", "inc-4")):
+        assert r.hand_over(host(), holder, heir).clean
+    assert box.conditions == ["10.0.0.5"]
+    done = r.disarm(host(), "inc-4")
+    assert done.clean and box.debugs == set() and box.conditions == [] and box.applets == {}
+
+
+def test_a_refused_flow_of_a_joint_join_fails_alone(store, registry):
+    routers = FakeRouters()
+    box = Box(routers, "hub1")
+    r = responder(store, routers, registry)
+    assert r.arm(host(), PEER_A, "inc-1", WINDOW).armed
+    box.deny = [re.compile(r"^debug crypto condition peer ipv4 10\.0\.0\.4$")]
+    results = r.join_many(host(), _join_requests(store, PEER_B, PEER_C, PEER_D), WINDOW)
+    assert [x.armed for x in results] == [True, False, True]
+    assert "authorization failed" in results[1].error
+    assert box.conditions == ["10.0.0.2", "10.0.0.3", "10.0.0.5"]
+    assert store.armed_steps("hub1", "inc-3") == [] and store.armed_steps("hub1", "inc-4")
+
+
+def test_a_debug_two_joining_flows_need_is_not_taken_as_sent_when_the_first_flow_failed_on_it(store, registry):
+    routers = FakeRouters()
+    box = Box(routers, "hub1")
+    r = responder(store, routers, registry, ike={PEER_B: "ikev2", PEER_C: "ikev2"})
+    assert r.arm(host(), PEER_A, "inc-1", WINDOW).armed  # isakmp: the hub has no ikev2 debug yet
+    box.deny = [re.compile(r"^debug crypto ikev2$")]
+    results = r.join_many(host(), _join_requests(store, PEER_B, PEER_C), WINDOW)
+    # the second flow sends the debug itself (refused again), not "armed" without it
+    assert [x.armed for x in results] == [False, False]
+    assert all("authorization failed" in x.error for x in results)
+    assert "ikev2" not in box.debugs and box.conditions == ["10.0.0.2"]
+
+
+def test_a_joint_join_whose_holder_armed_nothing_arms_that_flow_on_its_own(store, registry):
+    routers = FakeRouters()
+    box = Box(routers, "hub1")
+    r = responder(store, routers, registry)
+    results = r.join_many(host(), _join_requests(store, PEER_B), WINDOW)  # inc-1 never armed hub1
+    assert results[0].armed and not results[0].joined
+    assert box.conditions == ["10.0.0.3"] and len(box.applets) == 1
+
+
 # ---------------------------------------------------------------------- sessions failing
 
 

@@ -1,0 +1,242 @@
+"""Joining flows to a router that another incident already armed: the flow's own peer
+condition (and the IKE debug of its version), with the dead-man applet re-entered to
+undo them too. Several flows waiting for one router join in one session (`join_many`):
+one log read, one applet re-entry and their conditions, instead of one of each per flow.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from collector.core.results import ArmResult, LogSnapshot, RouterChange
+from collector.core.states import StepScope
+from collector.core.steps import Step
+from collector.inventory import Host
+from collector.respond.arming import Arming, ArmStopped, log_timeout
+from collector.respond.base import NO_LOGGING, VERIFY_DEBUGS, is_applet_step
+from collector.respond.deadman import DeadmanError, build_applet
+from collector.respond.debugstate import parse_debug_state
+from collector.respond.facts import PeerAddress, read_pre_arm_log, run_checked
+from collector.respond.plan import ArmPlan, PlanError, build_arm_plan
+from collector.sessions import RouterSession, SessionError
+from collector.timeutil import utcnow
+
+
+@dataclass(frozen=True, slots=True)
+class JoinRequest:
+    """One flow to join to a router armed by incident `holder_incident_id`."""
+
+    peer: PeerAddress
+    incident_id: str
+    holder_incident_id: str
+
+
+class Joining(Arming):
+    """`join` and `join_many` (see the module's docstring); arming itself is `Arming`'s."""
+
+    def join(self, host: Host, peer: PeerAddress, incident_id: str, window: timedelta, *,
+             holder_incident_id: str) -> ArmResult:
+        """Arm a router that incident `holder_incident_id` already armed, for one more flow.
+
+        Sends only what this flow lacks: its `debug crypto condition peer` and the IKE
+        debug of its tunnel when the router was armed for the other IKE version (ikev2 on
+        a hub armed for isakmp, and the reverse). First the dead-man applet is re-entered
+        with a countdown that covers this flow's window and with the undo of the new steps
+        (re-entering `event manager applet NAME` edits it and re-registers the countdown).
+        The log is read first (`pre_arm_log`): debug lines already there were printed for
+        the other flow, before this one was armed.
+        When nothing of the holder's is recorded on the router, it arms fully (`arm`) and
+        says so in `notes` (`joined` False). The caller must not run an arm and a join of
+        one router at the same time.
+        Failure undoes this flow's steps; never raises for a router problem.
+
+        Raises:
+            StateStoreError: as `arm`.
+        """
+        if not self.store.armed_steps(host.name, holder_incident_id):
+            # Nothing of the holder's is recorded here (its arm failed, was refused, or has
+            # not started): joining would arm debugs without the logging change and the
+            # dead-man applet. Arm fully instead.
+            result = self.arm(host, peer, incident_id, window)
+            note = f"{host.name} was not armed by incident {holder_incident_id}: armed for this flow on its own"
+            return ArmResult(result.router, result.armed, joined=False, refused=result.refused, error=result.error,
+                             changes=result.changes, armed_at=result.armed_at, pre_arm_log=result.pre_arm_log,
+                             skipped=result.skipped, stale_applets=result.stale_applets,
+                             notes=result.notes + (note,))
+        grace = self.playbook.guards.deadman_grace
+        snapshot = None
+        try:
+            profile = self.profile(host)
+            with self.sessions.session(host) as session:
+                snapshot = read_pre_arm_log(session, log_timeout(host))
+                debugging = run_checked(session, VERIFY_DEBUGS).text
+                conditions = self._read_conditions(session)
+                state = parse_debug_state(debugging, conditions)
+                facts, also = self._facts(host, peer, profile, NO_LOGGING, session)
+                plan = build_arm_plan(self.playbook, facts, peer, incident_id, window, already_on=state,
+                                      with_deadman=False, include_logging=False, also_ike=also)
+                steps = list(plan.steps)
+                applet = self._reentered_applet(host, steps, window + grace) if steps else None
+                if applet is not None:
+                    steps.insert(0, applet)
+                changes = self._apply(session, host, incident_id, list(enumerate(steps)))
+        except PlanError as exc:
+            return ArmResult(host.name, False, joined=True, refused=True, error=f"not armed: {exc}",
+                             pre_arm_log=snapshot)
+        except ArmStopped as exc:
+            failed = self._arm_failed(host, incident_id, exc.reason, exc.changes, None)
+            return ArmResult(host.name, False, joined=True, error=failed.error, changes=failed.changes,
+                             pre_arm_log=snapshot)
+        except SessionError as exc:
+            failed = self._arm_failed(host, incident_id, exc.reason, [], None)
+            return ArmResult(host.name, False, joined=True, error=failed.error, changes=failed.changes,
+                             pre_arm_log=snapshot)
+        notes = () if applet is not None or not plan.steps else (
+            f"no dead-man applet of incident {holder_incident_id} recorded on {host.name}: countdown not extended",)
+        return ArmResult(host.name, True, joined=True, changes=tuple(changes), armed_at=utcnow(),
+                         skipped=plan.skipped, notes=notes, pre_arm_log=snapshot)
+
+    def join_many(self, host: Host, requests: Sequence[JoinRequest], window: timedelta) -> list[ArmResult]:
+        """`join` for several flows at once, one result per request in order.
+
+        In one session: the log read once (every flow's `pre_arm_log`: nothing of theirs
+        was on before it), the router's debugs and conditions read once, each flow's
+        steps planned against them and the steps planned before it (a debug two flows
+        need is sent once, by the first), the dead-man applet re-entered once with the
+        undo of all of them, then each flow's steps. A flow whose step is refused has its
+        own steps undone and fails alone; a lost session fails those not yet armed. A
+        flow whose holder recorded nothing here is armed on its own first (`join`).
+
+        Raises:
+            StateStoreError: as `arm`.
+        """
+        results: dict[int, ArmResult] = {}
+        batch = []
+        for n, request in enumerate(requests):
+            if self.store.armed_steps(host.name, request.holder_incident_id):
+                batch.append(n)
+            else:
+                results[n] = self.join(host, request.peer, request.incident_id, window,
+                                       holder_incident_id=request.holder_incident_id)
+        if len(batch) == 1:
+            request = requests[batch[0]]
+            results[batch[0]] = self.join(host, request.peer, request.incident_id, window,
+                                          holder_incident_id=request.holder_incident_id)
+        elif batch:
+            results.update(self._join_in_one_session(host, {n: requests[n] for n in batch}, window))
+        return [results[n] for n in range(len(requests))]
+
+    def _join_in_one_session(self, host: Host, requests: dict[int, JoinRequest],
+                             window: timedelta) -> dict[int, ArmResult]:
+        results: dict[int, ArmResult] = {}
+        applied: dict[int, list[RouterChange]] = {}
+        snapshot: LogSnapshot | None = None
+        try:
+            profile = self.profile(host)
+            with self.sessions.session(host) as session:
+                snapshot = read_pre_arm_log(session, log_timeout(host))
+                state = parse_debug_state(run_checked(session, VERIFY_DEBUGS).text, self._read_conditions(session))
+                plans = self._plan_joins(session, host, profile, requests, window, state, results, snapshot)
+                every = list(dict.fromkeys(step for plan in plans.values() for step in plan.steps))
+                applet = self._reentered_applet(host, every, window + self.playbook.guards.deadman_grace) \
+                    if every else None
+                first = next(iter(plans), None)
+                if applet is not None and first is not None:
+                    # recorded with the first flow's steps (its index 0); its undo is empty: the
+                    # holder's install step removes the applet
+                    applied[first] = self._apply(session, host, requests[first].incident_id, [(0, applet)])
+                on: list[Step] = []  # sent for a flow now armed: the next flows need not send it again
+                for n, plan in plans.items():
+                    # chosen now, not when planned: a failed flow's steps are undone, so a later
+                    # flow that needs one of them sends it itself
+                    steps = [step for step in plan.steps if step not in on]
+                    start = 1 if (applet is not None and n == first) else 0
+                    try:
+                        applied.setdefault(n, []).extend(
+                            self._apply(session, host, requests[n].incident_id, list(enumerate(steps, start))))
+                    except ArmStopped as exc:
+                        results[n] = self._join_failed(host, requests[n], exc.reason, applied.pop(n, []) + exc.changes,
+                                                       snapshot)
+                        continue
+                    on += steps
+                    notes = () if applet is not None or not steps else (
+                        f"no dead-man applet of incident {requests[n].holder_incident_id} recorded on {host.name}: "
+                        "countdown not extended",)
+                    results[n] = ArmResult(host.name, True, joined=True, changes=tuple(applied[n]), armed_at=utcnow(),
+                                           skipped=plan.skipped, notes=notes, pre_arm_log=snapshot)
+        except PlanError as exc:  # the applet could not be built: nothing was sent
+            for n in requests:
+                results.setdefault(n, ArmResult(host.name, False, joined=True, refused=True,
+                                                error=f"not armed: {exc}", pre_arm_log=snapshot))
+            return results
+        except ArmStopped as exc:  # the applet's re-entry: nothing of any flow was sent after it
+            reason = exc.reason
+            applied.setdefault(first, []).extend(exc.changes)
+        except SessionError as exc:
+            reason = exc.reason
+        else:
+            return results
+        for n, request in requests.items():
+            if n not in results:
+                results[n] = self._join_failed(host, request, reason, applied.get(n, []), snapshot)
+        return results
+
+    def _plan_joins(self, session: RouterSession, host: Host, profile, requests: dict[int, JoinRequest],
+                    window: timedelta, state, results: dict[int, ArmResult],
+                    snapshot: LogSnapshot | None) -> dict[int, ArmPlan]:
+        """Each flow's plan against the router's debugs before the batch; a flow that
+        cannot be planned gets its refusal in `results`."""
+        plans = {}
+        for n, request in requests.items():
+            facts, also = self._facts(host, request.peer, profile, NO_LOGGING, session)
+            try:
+                plan = build_arm_plan(self.playbook, facts, request.peer, request.incident_id, window,
+                                      already_on=state, with_deadman=False, include_logging=False, also_ike=also)
+            except PlanError as exc:
+                results[n] = ArmResult(host.name, False, joined=True, refused=True, error=f"not armed: {exc}",
+                                       pre_arm_log=snapshot)
+                continue
+            plans[n] = plan
+        return plans
+
+    def _join_failed(self, host: Host, request: JoinRequest, reason: str, changes: list[RouterChange],
+                     snapshot: LogSnapshot | None) -> ArmResult:
+        failed = self._arm_failed(host, request.incident_id, reason, changes, None)
+        return ArmResult(host.name, False, joined=True, error=failed.error, changes=failed.changes,
+                         pre_arm_log=snapshot)
+
+    def _reentered_applet(self, host: Host, new_steps: list[Step], cover: timedelta) -> Step | None:
+        """The step that re-enters the router's dead-man applet: a countdown lasting until
+        the later of its current deadline and now + `cover`, and the undo of `new_steps`
+        first, then that of every step recorded on the router. None when no applet is
+        recorded (armed without one). Its undo is empty: removing the applet is the
+        original install step's undo.
+
+        Raises:
+            PlanError: the applet cannot be built."""
+        recorded = self.store.armed_steps(host.name)
+        applets = [a for a in recorded if is_applet_step(a.step)]
+        if not applets:
+            return None
+        latest = max(applets, key=lambda a: a.updated_at)
+        header = latest.step.do[0]
+        name = header.split()[3]
+        previous_actions = sum(1 for line in latest.step.do if line.startswith(" action "))
+        others = sorted((a for a in recorded if not is_applet_step(a.step) and a.step.undo),
+                        key=lambda a: (a.incident_id, a.index), reverse=True)
+        undo = [(s.mode, s.undo) for s in reversed(new_steps)] + [(a.step.mode, a.step.undo) for a in others]
+        now = utcnow()
+        with self._lock:
+            deadline = max(self._deadlines.get(host.name, now), now + cover)
+            self._deadlines[host.name] = deadline
+        countdown = math.ceil((deadline - now).total_seconds())
+        try:
+            applet = build_applet(name, countdown, undo, authorization_bypass=header.endswith("authorization bypass"),
+                                  replaces_actions=previous_actions)
+        except DeadmanError as exc:
+            raise PlanError(str(exc)) from None
+        return Step(do=applet.config_lines, undo=(), mode="config", scope=StepScope.ROUTER,
+                    why=f"dead-man switch re-entered: fires in {countdown}s, also undoes this flow's steps")

@@ -1,0 +1,124 @@
+"""Flows joining one armed router: their turns (`RouterTurns`'s shared tickets) and their
+meeting in one batch (`JoinBatches`), with threads, no router."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+
+from collector.agent.dispatch import RouterTurns
+from collector.agent.joins import JoinBatches
+from collector.core.results import ArmResult
+from collector.respond.joining import JoinRequest
+from tests.unit.test_responder import PEER_A, host
+
+WINDOW = timedelta(minutes=10)
+
+
+def _runner(turns: RouterTurns, order: list, gate: dict[int, threading.Event]):
+    def run(number, ticket):
+        turns.wait(ticket)
+        order.append(("start", number))
+        gate[number].wait(5)
+        order.append(("end", number))
+        turns.done(ticket)
+    return run
+
+
+def test_joins_queued_behind_an_arm_run_together_and_what_follows_waits_for_all_of_them():
+    turns, order = RouterTurns(), []
+    gate = {n: threading.Event() for n in range(1, 6)}
+    # the hub: arm (1), three joins (2, 3, 4), a release (5); join 3 also arms its own spoke
+    tickets = {1: turns.take(["hub"]), 2: turns.take(["hub", "spoke2"], shared=("hub",)),
+               3: turns.take(["hub", "spoke3"], shared=("hub",)), 4: turns.take(["hub"], shared=("hub",)),
+               5: turns.take(["hub"])}
+    run = _runner(turns, order, gate)
+    threads = [threading.Thread(target=run, args=(n, tickets[n])) for n in range(1, 6)]
+    for t in threads:
+        t.start()
+
+    def started() -> set[int]:
+        return {n for kind, n in list(order) if kind == "start"}
+
+    assert _eventually(lambda: started() == {1})
+    gate[1].set()  # the arm ends: the three joins start side by side
+    assert _eventually(lambda: started() == {1, 2, 3, 4})
+    gate[2].set()
+    gate[3].set()
+    assert not _eventually(lambda: 5 in started(), seconds=0.3)  # the release waits for the last join
+    gate[4].set()
+    gate[5].set()
+    for t in threads:
+        t.join(5)
+    assert order.index(("start", 5)) > order.index(("end", 4))
+
+
+def test_a_join_behind_an_exclusive_ticket_waits_for_it():
+    turns = RouterTurns()
+    arm = turns.take(["hub"])
+    join = turns.take(["hub"], shared=("hub",))
+    later_arm = turns.take(["hub"])
+    queue = turns._queues["hub"]
+    assert [turns._may_run(queue, t[0]) for t in (arm, join, later_arm)] == [True, False, False]
+    turns.done(arm)
+    queue = turns._queues["hub"]
+    assert [turns._may_run(queue, t[0]) for t in (join, later_arm)] == [True, False]
+
+
+def test_requests_that_come_while_a_batch_runs_are_joined_together_in_the_next():
+    calls: list[list[str]] = []
+    first_running, release_first = threading.Event(), threading.Event()
+
+    def join_many(h, requests, window):
+        calls.append([r.incident_id for r in requests])
+        if len(calls) == 1:
+            first_running.set()
+            release_first.wait(5)
+        return [ArmResult(h.name, True, joined=True, notes=(r.incident_id,)) for r in requests]
+
+    batches = JoinBatches(join_many)
+    results: dict[str, ArmResult] = {}
+
+    def join(incident):
+        results[incident] = batches.join(host(), JoinRequest(PEER_A, incident, "inc-1"), WINDOW)
+
+    leader = threading.Thread(target=join, args=("inc-2",))
+    leader.start()
+    assert first_running.wait(5)
+    followers = [threading.Thread(target=join, args=(f"inc-{n}",)) for n in (3, 4, 5)]
+    for t in followers:
+        t.start()
+    assert _eventually(lambda: len(batches._waiting.get("hub1", [])) == 3)
+    release_first.set()
+    for t in [leader, *followers]:
+        t.join(5)
+    assert calls[0] == ["inc-2"] and sorted(calls[1]) == ["inc-3", "inc-4", "inc-5"] and len(calls) == 2
+    assert {incident: r.notes for incident, r in results.items()} == {f"inc-{n}": (f"inc-{n}",) for n in (2, 3, 4, 5)}
+    assert batches._leading == set() and batches._waiting == {}
+
+
+def test_a_batch_that_raises_raises_in_every_caller_and_the_next_batch_still_runs():
+    def join_many(h, requests, window):
+        if any(r.incident_id == "inc-2" for r in requests):
+            raise RuntimeError("state store lost")
+        return [ArmResult(h.name, True, joined=True) for _ in requests]
+
+    batches = JoinBatches(join_many)
+    with pytest.raises(RuntimeError):
+        batches.join(host(), JoinRequest(PEER_A, "inc-2", "inc-1"), WINDOW)
+    assert batches.join(host(), JoinRequest(PEER_A, "inc-3", "inc-1"), WINDOW).armed
+    assert batches._leading == set()
+
+
+def _eventually(check, seconds: float = 5.0) -> bool:
+    done = threading.Event()
+    deadline = seconds
+    step = 0.01
+    while deadline > 0:
+        if check():
+            return True
+        done.wait(step)
+        deadline -= step
+    return check()
