@@ -42,10 +42,14 @@ ADDRESS_REFRESH = timedelta(hours=1)  # addresses learnt from `show ip interface
 PEER_REFRESH = timedelta(minutes=10)  # a receiver's configured and active peers, read when needed
 SYSLOG_CONFIRM_INTERVAL = 5.0  # seconds between syslog-triggered SSH log reads of one router
 WATCHED = ("CRYPTO-4-RECVD_PKT_INV_SPI",)  # the messages a poll reads (besides the header)
-# A router's whole buffer is read at least this often: a filtered read cannot see a `clear
-# logging` followed by as many identical watched lines as it removed (detect/logread). Time,
-# not a poll count: a 10 MB buffer every tenth one-second poll would be a read a second.
-FULL_READ_INTERVAL = 600.0
+# A router's whole buffer is read at least this often when it prints no sequence numbers: a
+# filtered read cannot see a `clear logging` followed by as many identical watched lines as
+# it removed (detect/logread; with sequence numbers the filtered read is exact). Time, not
+# a poll count: a 10 MB buffer every tenth one-second poll would be a read a second. Kept in
+# the state store, so a cron run does not read every buffer whole at each start. An hour:
+# at 10,000 routers a whole read of each 10 MB buffer takes the agent's cores for most of
+# a 15-minute backstop interval, for a case that needs a clear and a refill to coincide.
+FULL_READ_INTERVAL = timedelta(hours=1)
 # Whole-buffer reads at once, across all routers: each holds a copy or two of the buffer
 # (10 MB on a busy router) while it is read and walked; at the first poll every router
 # needs one, and the poll threads (20) would otherwise all hold theirs together. Walking
@@ -76,7 +80,6 @@ class LogReader:
         self._confirm_after: dict[str, float] = {}
         self._confirm_due: set[str] = set()
         self._full_next: set[str] = set()  # routers whose buffer the tool's disarm resized: read it whole next
-        self._full_at: dict[str, float] = {}  # router -> monotonic time of its last whole-buffer read
         self._whole_reads = threading.BoundedSemaphore(WHOLE_READS_AT_ONCE)
         self._by_address: dict[Address, frozenset[str]] | None = None  # the inventory does not change
 
@@ -88,8 +91,8 @@ class LogReader:
         New lines are found by the router's own counters and buffer order
         (collector.detect.logread): N identical lines are N events. Most polls read only
         the header and the watched lines; the whole buffer when that cannot be exact, at
-        a router's first read in this process, after the agent resized its buffer, and
-        every FULL_READ_INTERVAL.
+        a router's first read, after the agent resized its buffer, and every
+        FULL_READ_INTERVAL where the router prints no sequence numbers.
 
         Raises:
             SessionError: the router could not be read (nothing is changed then)."""
@@ -101,12 +104,9 @@ class LogReader:
                 previous = LogPosition.from_text(record.fingerprints) if record else None
                 number = self._next_read(host.name)
                 with self._lock:
-                    due = time.monotonic() - self._full_at.get(host.name, float("-inf")) >= FULL_READ_INTERVAL
                     resized_by_us = host.name in self._full_next
-                    full = previous is None or due or resized_by_us
                     self._full_next.discard(host.name)
-                    if full:
-                        self._full_at[host.name] = time.monotonic()
+                full = previous is None or resized_by_us or _whole_read_due(record, previous, utcnow())
                 read = poll_log(lambda command: session.run(command, read_timeout=timeout).text, previous, WATCHED,
                                 full=full, only_watched=True,  # only invalid-SPI lines become events
                                 whole_buffer=self._whole_reads)
@@ -133,7 +133,8 @@ class LogReader:
         self.store.save_log_cursor(LogCursorRecord(
             router=host.name, fingerprints=position.to_text(), last_seq=position.seq, last_device_time=None,
             last_line_hash=position.tail[-1] if position.tail else None, buffer_size=position.buffer_bytes,
-            messages_logged=position.logged, read_at=received))
+            messages_logged=position.logged, read_at=received,
+            whole_read_at=received if read.whole else record.whole_read_at if record else None))
         if read.gap:
             # Restoring the buffer's size empties it on IOS: say so, or the operator hunts a cause that is ours.
             ours = " (the tool's own disarm restored the buffer's size)" if resized_by_us else ""
@@ -321,3 +322,11 @@ def _is_ip(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _whole_read_due(record: LogCursorRecord | None, previous: LogPosition | None, now) -> bool:
+    """Is the periodic whole read of this buffer due? Never with sequence numbers (the
+    filtered read is exact); otherwise once FULL_READ_INTERVAL has passed since the last."""
+    if previous is not None and previous.seq is not None:
+        return False
+    return record is None or record.whole_read_at is None or now - record.whole_read_at >= FULL_READ_INTERVAL

@@ -286,6 +286,7 @@ class LogRead:
     full_read_needed: str | None = None  # filtered read only: why the whole buffer must be read now
     method: str = "count"  # count | seq | realigned | reset | first | align | fingerprint | none
     notes: tuple[str, ...] = field(default=())
+    whole: bool = False  # the whole buffer was read (`poll_log`), not only the watched lines
 
 
 # --------------------------------------------------------------------------- records
@@ -684,7 +685,7 @@ def poll_log(run: Callable[[str], str], previous: LogPosition | None, watch: Seq
     with whole_buffer if whole_buffer is not None else nullcontext():
         header, body = iter_show_logging(run(FULL_COMMAND))  # the whole buffer: walked, not split into a list
         result = read_new_lines(previous, header, body, watch=watch, only_watched=only_watched)
-    return replace(result, notes=(*result.notes, f"whole buffer read: {why}")) if why else result
+    return replace(result, whole=True, notes=(*result.notes, f"whole buffer read: {why}") if why else result.notes)
 
 
 # --------------------------------------------------------------------------- a past moment

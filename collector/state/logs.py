@@ -34,6 +34,7 @@ class LogTables(Database):
             buffer_size=r["buffer_size"],
             messages_logged=r["messages_logged"],
             read_at=datetime.fromisoformat(r["read_at"]),
+            whole_read_at=datetime.fromisoformat(r["whole_read_at"]) if r["whole_read_at"] else None,
         )
 
     def save_log_cursor(self, cursor: LogCursorRecord) -> None:
@@ -44,7 +45,7 @@ class LogTables(Database):
         """
         with self._write() as conn:
             conn.execute(
-                "INSERT OR REPLACE INTO log_cursors VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO log_cursors VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     cursor.router,
                     cursor.fingerprints,
@@ -54,6 +55,7 @@ class LogTables(Database):
                     cursor.buffer_size,
                     cursor.messages_logged,
                     ts(cursor.read_at),
+                    ts(cursor.whole_read_at) if cursor.whole_read_at is not None else None,
                 ),
             )
 

@@ -44,6 +44,7 @@ class LogCursorRecord:
     buffer_size: int | None  # `Log Buffer (N bytes)` at the last read
     messages_logged: int | None  # `Buffer logging: ... N messages logged` at the last read
     read_at: datetime
+    whole_read_at: datetime | None = None  # the last read of the whole buffer (None: never)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ import sqlite3
 
 from collector.core.states import IncidentState, StepScope, sql_check
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 _SCHEMA = """
 CREATE TABLE log_cursors (
@@ -170,8 +170,14 @@ CREATE TABLE incident_work (
 CREATE INDEX incident_work_by_incident ON incident_work (incident_id, at)
 """
 
+# Version 5: when each router's buffer was last read whole, so that a cron run (a new
+# process every few minutes) reads it whole only when that is due, not at every start.
+_SCHEMA_5 = """
+ALTER TABLE log_cursors ADD COLUMN whole_read_at TEXT
+"""
+
 # Each schema change is one entry; `_migrate` applies them in order.
-MIGRATIONS: dict[int, str] = {1: _SCHEMA, 2: _SCHEMA_2, 3: _SCHEMA_3, 4: _SCHEMA_4}
+MIGRATIONS: dict[int, str] = {1: _SCHEMA, 2: _SCHEMA_2, 3: _SCHEMA_3, 4: _SCHEMA_4, 5: _SCHEMA_5}
 
 
 _REFERENCE_TABLES: dict[str, tuple[str, ...]] | None = None

@@ -8,6 +8,7 @@ what the bundle says, against the lines the routers logged.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -687,3 +688,45 @@ def test_an_end_that_was_not_armed_stays_incomplete_across_a_cron_run(world_fact
     [bundle] = w.agent.bundles
     m = manifest(bundle)
     assert m["complete"] is False and any(r.startswith("spoke1: not armed") for r in m["incomplete_reasons"])
+
+
+def test_a_buffer_is_read_whole_at_first_then_once_an_hour_across_cron_runs_and_never_with_sequence_numbers(tmp_path):
+    """The whole read that bounds the filtered read's blind spot is kept in the state store:
+    a cron run (a new reader) reads the buffer whole only when the hour since the last one
+    has passed, not at each start; a router printing sequence numbers is never read whole
+    again (the filtered read is exact there)."""
+    from collector.agent.reader import FULL_READ_INTERVAL, LogReader
+    from collector.core.observers import NullEvents
+
+    def reader_with(store, routers, inventory):
+        return LogReader(inventory, load_playbook(playbooks_dir() / "invalid-spi.yaml"), store, routers,
+                         default_registry(), NullEvents())
+
+    def whole_reads(routers, name) -> int:
+        return routers.sent(name).count("show logging")
+
+    routers = FakeRouters()
+    hub = Box(routers, "hub1", log_lines=[line(0)])
+    seq = Box(routers, "spoke1", log_lines=[f"000041: {line(0)}"])
+    inventory = Inventory(hosts={"hub1": host("hub1", HUB), "spoke1": host("spoke1", SPOKE)}, groups={}, source=[],
+                          digest="")
+    store = StateStore(tmp_path / "state.db")
+    for run in range(3):  # three cron runs, each a new reader
+        reader = reader_with(store, routers, inventory)
+        hub.log(line(run + 1))
+        seq.log(f"{42 + run:06d}: {line(run + 1)}")
+        expected = 2 if run == 0 else 1  # the first read also finds the line already there
+        assert [len(reader.poll(inventory.hosts[n])[0]) for n in ("hub1", "spoke1")] == [expected, expected]
+    assert whole_reads(routers, "hub1") == 1 and whole_reads(routers, "spoke1") == 1  # the first read only
+
+    for name in ("hub1", "spoke1"):  # an hour and a minute later
+        cursor = store.log_cursor(name)
+        store.save_log_cursor(replace(cursor, whole_read_at=cursor.whole_read_at - FULL_READ_INTERVAL
+                                      - timedelta(minutes=1)))
+    reader = reader_with(store, routers, inventory)
+    hub.log(line(9))
+    seq.log(f"000050: {line(9)}")
+    assert [len(reader.poll(inventory.hosts[n])[0]) for n in ("hub1", "spoke1")] == [1, 1]
+    assert whole_reads(routers, "hub1") == 2 and whole_reads(routers, "spoke1") == 1
+    assert utcnow() - store.log_cursor("hub1").whole_read_at < timedelta(minutes=1)
+    store.close()
