@@ -13,6 +13,7 @@ the routers and prints the plan, and a real run after it behaves as if it never 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import sqlite3
 import tempfile
@@ -25,6 +26,7 @@ from pathlib import Path
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from collector.agent import Agent, StateLock
+from collector.agent.loop import keeps_session
 from collector.core.observers import AgentEvents
 from collector.detect.syslog_receiver import SyslogReceiver
 from collector.hostkeys import KnownHosts
@@ -99,7 +101,7 @@ def open_agent(inventory: Inventory, playbook: Playbook, options: WatchOptions, 
                       bundle_root=options.bundle_root, dry_run=options.dry_run, workers=options.workers,
                       report=report, observers=options.observers)
         if reconnects(playbook):
-            pool.keep_open_for(agent.holds)
+            pool.keep_open_for(functools.partial(keeps_session, agent))
         client = None
         if options.broker:  # the correlator: every router's work goes to its site's worker
             from collector.scaleout.remote import SiteClient, attach_remote

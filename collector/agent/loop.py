@@ -141,6 +141,12 @@ class _Printer:
             self.report(f"incident {incident_id}: debugs armed on {', '.join(armed)}; waiting for a repeat")
 
 
+
+def keeps_session(agent: "Agent", router: str) -> bool:
+    """The session pool's keep-open rule: routers held for an incident, and those whose
+    log just showed a peer's invalid-SPI line (an incident may open on them now)."""
+    return agent.holds(router) or agent.reader.found_lines_lately(router)
+
 class Agent:
     """One watch agent over one inventory and one playbook: the loop that decides and acts.
 

@@ -55,6 +55,7 @@ FULL_READ_INTERVAL = timedelta(hours=1)
 # needs one, and the poll threads (20) would otherwise all hold theirs together. Walking
 # a buffer is Python work: more at once would not be faster on the agent's cores.
 WHOLE_READS_AT_ONCE = 4
+FOUND_LINES_KEEP = 60.0  # seconds a router's session is kept after a read found invalid-SPI lines
 
 Address = IPv4Address | IPv6Address
 
@@ -80,6 +81,7 @@ class LogReader:
         self._confirm_after: dict[str, float] = {}
         self._confirm_due: set[str] = set()
         self._full_next: set[str] = set()  # routers whose buffer the tool's disarm resized: read it whole next
+        self._found_at: dict[str, float] = {}  # router -> monotonic time of its last read that found lines
         self._whole_reads = threading.BoundedSemaphore(WHOLE_READS_AT_ONCE)
         self._by_address: dict[Address, frozenset[str]] | None = None  # the inventory does not change
 
@@ -110,6 +112,9 @@ class LogReader:
                 read = poll_log(lambda command: session.run(command, read_timeout=timeout).text, previous, WATCHED,
                                 full=full, only_watched=True,  # only invalid-SPI lines become events
                                 whole_buffer=self._whole_reads)
+                if _names_a_router(host.name, read.new_lines, self._owners):  # before the session goes back
+                    with self._lock:
+                        self._found_at[host.name] = time.monotonic()
                 if self._addresses_stale(host.name):  # a flow's sender is found beyond inventory `addresses`
                     brief = session.run("show ip interface brief").text
                     self.store.save_addresses(host.name, interface_addresses(self.registry, host.platform, brief),
@@ -141,6 +146,16 @@ class LogReader:
             self.observers.problem(host.name, f"log lines may have been lost since the last read: {read.gap}{ours}")
         self.observers.polled(host.name, ok=True, lines=len(seen), seconds=time.monotonic() - started)
         return seen, number
+
+    def found_lines_lately(self, router: str) -> bool:
+        """Did a read of `router` find invalid-SPI lines from another inventory router in
+        the last FOUND_LINES_KEEP seconds? Its session is then worth keeping: the arming
+        that may follow needs one, and opening another costs a handshake and a login
+        (about 0.4 s) on the way. Scanners' lines do not count: they hit thousands of
+        routers of a large fleet, whose sessions would all be kept."""
+        with self._lock:
+            found = self._found_at.get(router)
+        return found is not None and time.monotonic() - found < FOUND_LINES_KEEP
 
     def read_whole_buffer_next(self, router: str) -> None:
         """The router's buffer was resized (disarming restores its size, which empties it on
@@ -330,3 +345,12 @@ def _whole_read_due(record: LogCursorRecord | None, previous: LogPosition | None
     if previous is not None and previous.seq is not None:
         return False
     return record is None or record.whole_read_at is None or now - record.whole_read_at >= FULL_READ_INTERVAL
+
+
+def _names_a_router(router: str, new_lines, owners) -> bool:
+    """Is one of these invalid-SPI lines from another router's address (`owners(address)`)?"""
+    for new in new_lines:
+        event = parse_invalid_spi(new.text, router=router, source="poll", received_at=utcnow())
+        if event is not None and owners(event.flow.src) - {router}:
+            return True
+    return False

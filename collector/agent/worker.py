@@ -89,13 +89,13 @@ class Worker:
                                                       action.sender, notes=list(action.notes)))
         receiver = self.inventory.hosts[action.receiver]
         sender = self.inventory.hosts.get(action.sender) if action.sender else None
+        # (host, peer, role); the sender's peer (NAT-T) is looked up in its own end's thread,
+        # beside the receiver's arming, not before it
+        ends: list[tuple[Host, Address | None, str]] = [(receiver, action.flow.src, "receiver")]
         if sender is not None:
-            context.sender_peer = self._sender_peer(sender, action.flow)
-        ends = [(receiver, action.flow.src, "receiver")]
-        if sender is not None:
-            ends.append((sender, ip_address(context.sender_peer), "sender"))
+            ends.append((sender, None, "sender"))
         if self.dry_run:
-            return self._dry_run(action, ends)
+            return self._dry_run(action, [self._resolved(context, end) for end in ends])
         room = check_bundle_room(self.bundle_root)
         if room is not None:  # a capture that cannot be written is not worth a debugged router
             return [ArmDone(action.incident_id, utcnow(), frozenset(),
@@ -126,8 +126,17 @@ class Worker:
         self.contexts.save(context)
         return events + [ArmDone(action.incident_id, context.armed_at, armed, failed, refused, mark)] + marked_lines
 
-    def _arm_one(self, action: Arm, end: tuple[Host, Address, str], holder: str | None) -> tuple[ArmResult, list[LineSeen]]:
-        host, peer, _role = end
+    def _resolved(self, context: IncidentContext, end: tuple[Host, Address | None, str]) -> tuple[Host, Address, str]:
+        """The end with its peer: for the sender, the receiver's address as it knows it."""
+        host, peer, role = end
+        if peer is None:
+            context.sender_peer = self._sender_peer(host, context.flow)
+            peer = ip_address(context.sender_peer)
+        return host, peer, role
+
+    def _arm_one(self, action: Arm, end: tuple[Host, Address | None, str],
+                 holder: str | None) -> tuple[ArmResult, list[LineSeen]]:
+        host, peer, _role = self._resolved(self.contexts.get(action.incident_id), end)
         window = self.playbook.arm_window
         if holder is not None:
             return self.joins.join(host, JoinRequest(peer, action.incident_id, holder), window), []

@@ -5,7 +5,6 @@ happens next (failure, SIGTERM, crash) the disarm finds every change to undo.
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -23,12 +22,11 @@ from collector.respond.facts import (
     PreflightRefused,
     read_pre_arm_log,
 )
-from collector.respond.plan import ArmPlan, PlanError, build_arm_plan
+from collector.respond.plan import ArmPlan, PlanError, build_arm_plan, resizes_log_buffer
 from collector.sessions import RouterSession, SessionError
 from collector.timeutil import utcnow
 
 VTY_KEEP_FREE = 1  # a router with this few free vty lines after arming gets its session closed
-_SIZE_STEP = re.compile(r"^logging buffered (\d+) [a-z]+$")  # the plan's own form (plan.logging_steps)
 
 
 class ArmStopped(Exception):
@@ -138,22 +136,35 @@ class Arming(ResponderBase):
 
     def _apply(self, session: RouterSession, host: Host, incident_id: str,
                steps: list[tuple[int, Step]]) -> list[RouterChange]:
-        """Run steps in order, each recorded as pending BEFORE it is sent, applied after.
+        """Run steps in order. Every one is recorded `pending` BEFORE the first is sent, in
+        one synced write (a write per step, two syncs each, made a busy jump host's disk the
+        slowest part of arming); the sent ones are marked `applied` after, those not sent
+        are dropped from the record.
 
         Raises:
             ArmStopped: a step was refused or its session failed (it is marked failed:
-                possibly half-applied, so its undo still runs)."""
+                possibly half-applied, so its undo still runs).
+            StateStoreError: the steps could not be recorded (nothing was sent)."""
+        if not steps:
+            return []
+        self.store.begin_steps(incident_id, host.name, steps)
         changes: list[RouterChange] = []
-        for index, step in steps:
-            self.store.begin_step(incident_id, host.name, index, step)
-            try:
-                note = self._send(session, step.mode, step.do)
-            except SessionError as exc:
-                self.store.set_step_status(incident_id, host.name, index, StepStatus.FAILED, exc.reason)
-                changes.append(change_record(host, incident_id, index, step, StepStatus.FAILED, exc.reason))
-                raise ArmStopped(changes, exc.reason) from None
-            self.store.set_step_status(incident_id, host.name, index, StepStatus.APPLIED)
-            changes.append(change_record(host, incident_id, index, step, StepStatus.APPLIED, note))
+        sent: list[int] = []
+        try:
+            for index, step in steps:
+                try:
+                    note = self._send(session, step.mode, step.do)
+                except SessionError as exc:
+                    self.store.set_step_status(incident_id, host.name, index, StepStatus.FAILED, exc.reason)
+                    changes.append(change_record(host, incident_id, index, step, StepStatus.FAILED, exc.reason))
+                    raise ArmStopped(changes, exc.reason) from None
+                sent.append(index)
+                changes.append(change_record(host, incident_id, index, step, StepStatus.APPLIED, note))
+        finally:
+            self.store.steps_applied(incident_id, host.name, sent)
+            unsent = [index for index, _step in steps[len(sent) + 1:]]  # after the one that stopped the arming
+            if unsent:
+                self.store.forget_steps(incident_id, host.name, unsent)
         return changes
 
 
@@ -168,13 +179,7 @@ def _log_read_first(plan: ArmPlan, checked: Preflight) -> bool:
     drops there is not known: the cut could take older lines for new ones)."""
     if checked.logged is None or any("discriminator" in line for line in checked.logging.buffered_config):
         return True
-    for step in plan.steps:
-        for command in step.do:
-            if command.startswith(("logging buffered", "no logging buffered")):
-                size = _SIZE_STEP.match(command)
-                if size is None or int(size.group(1)) != checked.logging.buffered_size:
-                    return True
-    return False
+    return resizes_log_buffer(plan.steps, checked.logging.buffered_size)
 
 
 def _log_before_arming(session: RouterSession, host: Host, logged: int | None) -> tuple[LogSnapshot | None, tuple[str, ...]]:

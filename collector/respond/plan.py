@@ -297,6 +297,21 @@ def _more_verbose(a: str, b: str) -> str:
     return a if LEVELS.index(a) >= LEVELS.index(b) else b
 
 
+_SIZE_STEP = re.compile(r"^logging buffered (\d+) [a-z]+$")  # the form `logging_steps` writes
+
+
+def resizes_log_buffer(steps: Iterable[Step], size: int | None) -> bool:
+    """Would these steps change the size of a buffer of `size` bytes (which empties it on
+    IOS)? Any `logging buffered` command not of `logging_steps`' own form counts as one."""
+    for step in steps:
+        for command in step.do:
+            if command.startswith(("logging buffered", "no logging buffered")):
+                match = _SIZE_STEP.match(command)
+                if match is None or int(match.group(1)) != size:
+                    return True
+    return False
+
+
 def logging_steps(playbook: Playbook, recorded: LoggingSettings) -> tuple[Step, ...]:
     """Logging changes for arming, each undone to exactly what `recorded` says: the
     running-config `logging buffered` lines when known, else the header's size and level.

@@ -117,12 +117,16 @@ class Database:
         return conn
 
     @contextmanager
-    def _write(self, *, critical: bool = False) -> Iterator[sqlite3.Connection]:
+    def _write(self, *, critical: bool = False, synced: bool = True) -> Iterator[sqlite3.Connection]:
         """One write transaction. Every transaction counts one commit in `meta`; a
         `critical` one (armed steps, incidents) then copies the count beside the file,
-        so a lost write-ahead log is noticed at the next open."""
+        so a lost write-ahead log is noticed at the next open. `synced=False`: the commit
+        is not synced to disk by itself (it survives the process, not a power loss, until
+        the next synced commit or checkpoint): for records whose loss changes nothing."""
         conn = self._connection()
         commits = None
+        if not synced:
+            conn.execute("PRAGMA synchronous=NORMAL")
         try:
             conn.execute("BEGIN IMMEDIATE")  # take the write lock now: no upgrade deadlocks
             try:
@@ -142,6 +146,9 @@ class Database:
                 except sqlite3.Error:
                     pass
             raise StateError(sqlite_problem(self.path, exc)) from None
+        finally:
+            if not synced:
+                conn.execute("PRAGMA synchronous=FULL")
         if critical and commits is not None:
             self._save_commits(int(commits))
 

@@ -730,3 +730,19 @@ def test_a_buffer_is_read_whole_at_first_then_once_an_hour_across_cron_runs_and_
     assert whole_reads(routers, "hub1") == 2 and whole_reads(routers, "spoke1") == 1
     assert utcnow() - store.log_cursor("hub1").whole_read_at < timedelta(minutes=1)
     store.close()
+
+
+def test_a_router_whose_log_just_showed_a_peers_line_keeps_its_session_and_a_scanners_does_not(world_factory):
+    """The session pool keeps a router's session while `keeps_session` says so: held for an
+    incident, or its log just showed a line from another inventory router (the arming that
+    follows then needs no new login). A scanner's line alone keeps nothing open."""
+    from collector.agent.loop import keeps_session
+
+    w = world_factory(hub_lines=[line(0, src="203.0.113.77")])
+    reader = w.agent.reader
+    reader.poll(w.inventory.hosts["hub1"])
+    assert not reader.found_lines_lately("hub1") and not keeps_session(w.agent, "hub1")
+    w.hub.log(line(1))  # from spoke1
+    reader.poll(w.inventory.hosts["hub1"])
+    assert reader.found_lines_lately("hub1") and keeps_session(w.agent, "hub1")
+    assert not keeps_session(w.agent, "spoke1")  # nothing held, nothing found there

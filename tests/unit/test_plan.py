@@ -9,6 +9,7 @@ from collector.playbook import Playbook, load_playbook
 from collector.respond.debugstate import parse_debug_state
 from collector.resources import playbooks_dir
 from collector.respond.deadman import applet_name
+from collector.core.steps import Step
 from collector.respond.plan import (
     LoggingSettings,
     check_buffered_config,
@@ -21,6 +22,7 @@ from collector.respond.plan import (
     logging_steps,
     remediation_commands,
     render_dry_run,
+    resizes_log_buffer,
     verify_commands,
 )
 
@@ -156,6 +158,20 @@ def test_buffer_change_and_exact_restore(spi, recorded, do, undo):
     assert [c for s in steps for c in s.do] == do
     assert [c for s in steps for c in s.undo] == undo
     assert all(s.mode == "config" for s in steps)
+
+
+@pytest.mark.parametrize(("recorded", "resizes"), [
+    (LoggingSettings(None, None, "informational", 16384), True),  # raised to the policy's size
+    (LoggingSettings(None, None, "informational", 10_000_000), False),  # only more verbose: same size
+    (LoggingSettings(None, None, "debugging", 10_000_000), False),  # nothing to change
+    (LoggingSettings(None, None, None, None), True),  # `logging buffered` off: a new buffer
+])
+def test_what_the_logging_steps_do_to_the_buffers_size_is_told_from_the_steps(spi, recorded, resizes):
+    steps = logging_steps(spi, recorded)
+    assert resizes_log_buffer(steps, recorded.buffered_size) is resizes
+    # a `logging buffered` line of any other form (a playbook's own step) counts as a resize
+    other = Step(do=("logging buffered 16384",), undo=(), mode="config", why="test")
+    assert resizes_log_buffer([*steps, other], recorded.buffered_size) is True
 
 
 @pytest.mark.parametrize(

@@ -307,6 +307,31 @@ def test_stale_applets_are_reported_and_emergency_replays_and_removes_them(store
     assert "undebug all" not in routers.sent("hub1")
 
 
+def test_every_step_is_recorded_before_the_first_is_sent_and_a_stopped_arm_leaves_no_unsent_record(store, registry):
+    routers = FakeRouters()
+    box = Box(routers, "hub1")
+    r = responder(store, routers, registry)
+    seen_at_first_change: list[tuple[int, str]] = []
+    normal = box.answer
+
+    def watching(command):
+        if command == "configure terminal" and not seen_at_first_change:
+            seen_at_first_change.extend((a.index, str(a.status)) for a in store.armed_steps("hub1", "inc-1"))
+        if command == "debug crypto isakmp":
+            return SessionDropped("hub1", "session lost")  # the arming stops here
+        return normal(command)
+
+    routers.router("hub1").default = watching
+    plan = r.plan_only(host(), PEER_A, "inc-1", WINDOW)
+    result = r.arm(host(), PEER_A, "inc-1", WINDOW)
+    assert seen_at_first_change == [(i, "pending") for i in range(len(plan.steps))]
+    assert not result.armed and "session lost" in result.error
+    stopped = next(i for i, step in enumerate(plan.steps) if step.do == ("debug crypto isakmp",))
+    recorded = {a.index for a in store.armed_steps("hub1", "inc-1", include_undone=True)}
+    assert recorded == set(range(stopped + 1))  # the steps after the one that failed were never sent: no record
+    assert box.debugs == set() and box.conditions == [] and box.applets == {}  # and what was sent is undone
+
+
 def test_stale_applet_is_listed_by_arm(store, registry):
     routers = FakeRouters()
     Box(routers, "hub1", applets={"COLLECTOR_DEADMAN_OLDRUN": ["event manager applet COLLECTOR_DEADMAN_OLDRUN"]})
