@@ -57,6 +57,8 @@ def _check_against_lab(bundle: Path, truth: dict) -> dict:
     assert rx["invalid_spi_recovery_configured"] is truth["configured"]
     (tunnel,) = rx["tunnels_toward_peer"]
     assert tunnel["kind"] == f"mgre-{truth['mapping']}-nhrp", tunnel
+    # the flow's view of Tunnel0 names its own peer where the config maps it, never another
+    assert tunnel["peers"] == ([truth["srcaddr"]] if truth["mapping"] == "static" else []), tunnel
     # 115801: recovery works over a static mapping only; the lab resyncs only when it also is on
     assert (tunnel["recovery"] == "yes") is (truth["mapping"] == "static")
     assert bool(truth["lab_recovers"]) is (truth["mapping"] == "static" and truth["configured"])

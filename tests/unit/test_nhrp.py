@@ -379,3 +379,5 @@ def test_flow_mapping_from_the_show_dmvpn_attribute_column() -> None:
     # each answer cites the rows of its own peer, as printed in the capture
     assert [text.split()[-1] for _, text in spoke.nhrp_lines] == ["DT2", "DT1"]
     assert all(text.endswith(" S") for _, text in hub.nhrp_lines) and len(hub.nhrp_lines) == 2
+    # the interface seen from each flow: the static flow's peer is mapped, the other hub is not its peer
+    assert (hub.tunnel.peers, spoke.tunnel.peers) == (("172.29.0.2",), ())
