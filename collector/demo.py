@@ -5,6 +5,11 @@ times faster than wall time, then runs the real agent (the shipped invalid-spi p
 polling every second instead of every minute) until it has armed both ends on the first
 invalid-SPI line, captured them on the repeat, disarmed and written the bundle.
 `collector demo` (collector/cli/demo.py) is its face.
+
+`demo="dmvpn"` shows the per-flow DMVPN verdict instead: the same six routers (lab seed 1)
+with two desynchronised flows into one spoke's Tunnel0, one from its hub over a static NHRP
+map and one from another spoke over a phase-3 shortcut (a dynamic mapping); it waits for
+both bundles, whose reports give the two flows different invalid-spi-recovery verdicts.
 """
 
 from __future__ import annotations
@@ -23,6 +28,12 @@ from collector.watch import WatchOptions, run_daemon
 
 TIME_SCALE = 10.0  # a lab minute (the message's rate limit) takes six wall seconds
 
+# name -> (lab scenarios, lab seed, bundles to wait for)
+DEMOS: dict[str, tuple[tuple[str, ...], int, int]] = {
+    "desync": (("desync",), 0, 1),
+    "dmvpn": (("desync-dmvpn-static", "desync-dmvpn-dynamic"), 1, 2),
+}
+
 
 def demo_playbook():
     """The flagship playbook, with polls fast enough for the accelerated lab clock."""
@@ -34,14 +45,16 @@ def demo_playbook():
     return book.model_copy(update={"sources": sources})
 
 
-def run_demo(out: Path, timeout: float, say: Callable[[str], None]) -> list[Path]:
-    """Run the lab and the agent until the first bundle appears under `out` (or `timeout`
+def run_demo(out: Path, timeout: float, say: Callable[[str], None], demo: str = "desync") -> list[Path]:
+    """Run the lab and the agent until the demo's bundles appear under `out` (or `timeout`
     seconds pass); return the bundles written by this run, oldest first (empty: none)."""
     from collector.lab.runner import running_lab
 
+    scenarios, seed, wanted = DEMOS[demo]
     work = Path(tempfile.mkdtemp(prefix="collector-demo-"))
-    say("starting the lab: 6 routers, scenario desync, lab clock x10")
-    with running_lab(routers=6, scenarios=["desync"], time_scale=TIME_SCALE, state_dir=work / "lab") as lab:
+    say(f"starting the lab: 6 routers, scenario {', '.join(scenarios)}, lab clock x10")
+    with running_lab(routers=6, scenarios=list(scenarios), seed=seed, time_scale=TIME_SCALE,
+                     state_dir=work / "lab") as lab:
         inventory = load_inventory(lab.inventory_path)
         options = WatchOptions(state_dir=work / "state", bundle_root=out, workers=8, max_seconds=timeout)
         stop = threading.Event()
@@ -54,7 +67,7 @@ def run_demo(out: Path, timeout: float, say: Callable[[str], None]) -> list[Path
         thread.start()
         started = time.monotonic()
         while thread.is_alive() and time.monotonic() - started < timeout:
-            if set(_bundles(out)) - before:
+            if len(set(_bundles(out)) - before) >= wanted:
                 break
             time.sleep(0.5)
         stop.set()  # the agent disarms whatever is still armed on its way out

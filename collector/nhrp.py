@@ -227,8 +227,12 @@ def flow_mapping(profile: CryptoProfile, peer: str | ipaddress.IPv4Address | ipa
         how = (f"{cache}no static NHRP mapping in the configuration names {peer}; a peer of {tunnel.name} "
                "that is not mapped statically is learned by NHRP (a dynamic NHRP mapping)")
     kind = TunnelKind.MGRE_STATIC_NHRP if mapping == "static" else TunnelKind.MGRE_DYNAMIC_NHRP
+    # the flow's view of the interface: its peers are this flow's peer only where the
+    # configuration names it (a report listing the hub as a peer of a shortcut's flow misleads)
     per_flow = replace(tunnel, kind=kind, recovery=recovery_for(kind, tunnel.ike_version),
                        recovery_reason=recovery_reason(kind, tunnel.ike_version),
+                       peers=tuple(p for p in tunnel.peers if _same(peer, p)),
+                       observed_peers=tuple(p for p in tunnel.observed_peers if _same(peer, p)),
                        evidence=tuple(e for e in tunnel.evidence if not _about_another_peer(e, peer)))
     return FlowMapping(peer, mapping, per_flow, how, nhrp_lines, config_lines)
 

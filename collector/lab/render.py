@@ -564,7 +564,10 @@ def _flow(tunnel: TunnelRuntime, end: int) -> str:
 
 def show_crypto_session(r: Router, detail: bool = False, remote: str | None = None) -> str:
     t = r.now()
-    out = ["Crypto session current status", ""]
+    old = r.family == "ios124"
+    # 12.4 prints no blank line under the title (genie's IOS ShowCryptoSession golden output 1;
+    # tests/fixtures/real/show_crypto_session/ios_ike_sa_ezvpn_server_genie.txt)
+    out = ["Crypto session current status"] + ([] if old else [""])
     if detail:
         out = [
             "Crypto session current status",
@@ -576,7 +579,6 @@ def show_crypto_session(r: Router, detail: bool = False, remote: str | None = No
             "S - SIP VPN",
             "",
         ]
-    old = r.family == "ios124"
     for tunnel, end in r.tunnels:
         peer = _peer_of(tunnel, end)
         if remote is not None and peer != remote:

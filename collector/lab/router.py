@@ -152,8 +152,9 @@ class Router:
                 (
                     b + 45.0,
                     6,
+                    # worded as the real line in tests/fixtures/real/syslog/ossec_relay_cisco_ios.txt
                     f"%SYS-6-LOGGINGHOST_STARTSTOP: Logging to host {self.state.hosts[0][0]} "
-                    "port 514 started - CLI initiated",
+                    "started - CLI initiated",
                 )
             )
         change = -3600.0 * (2 + self.spec.index % 40)

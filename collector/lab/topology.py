@@ -1113,7 +1113,7 @@ def build_plan(
 
     tunnels = assign_scenarios(specs, tunnels, by_name, routers)
     tunnels = [_shape_for_scenario(t) for t in tunnels]
-    router_specs = _without_recovery_for_nat_t_desync(router_specs, tunnels)
+    router_specs = _without_recovery_for_repeating_desyncs(router_specs, tunnels)
     by_name = {r.name: r for r in router_specs}
     if "operator-debug" in traits:
         router_specs = [_operator_debug(r, tunnels) for r in router_specs]
@@ -1144,15 +1144,17 @@ def _second_dmvpn_spoke(seed: int, tunnels: list[TunnelSpec], router_specs: list
     return []
 
 
-def _without_recovery_for_nat_t_desync(router_specs: list[RouterSpec], tunnels: list[TunnelSpec]) -> list[RouterSpec]:
-    """A desync-nat-t receiver without `crypto isakmp invalid-spi-recovery`.
+def _without_recovery_for_repeating_desyncs(router_specs: list[RouterSpec], tunnels: list[TunnelSpec]) -> list[RouterSpec]:
+    """A desync-nat-t or desync-dmvpn-static receiver without `crypto isakmp invalid-spi-recovery`.
 
-    Only one spoke in four sits behind NAT, so the scenario has rarely a choice of tunnel;
-    where that receiver has recovery configured and it applies (a static NHRP mapping),
-    the first invalid SPI resyncs the tunnel and the flow never repeats: no desync. The
-    scenario is a flow that repeats, so its receiver is one whose operator did not turn
-    recovery on (as on most routers: it is off by default on IOS)."""
-    receivers = {t.ends[t.receiver].router for t in tunnels if t.scenario == "desync-nat-t"}
+    Both scenarios have rarely a choice of tunnel (one spoke in four sits behind NAT; one
+    DMVPN spoke receives from its hub's static map); where that receiver has recovery
+    configured and it applies (a static NHRP mapping), the first invalid SPI resyncs the
+    tunnel and the flow never repeats: no desync. The scenario is a flow that repeats, so its
+    receiver is one whose operator did not turn recovery on (as on most routers: it is off by
+    default on IOS). A receiver of desync-dmvpn-dynamic keeps its setting: recovery cannot help
+    a dynamic mapping, so the flow repeats either way."""
+    receivers = {t.ends[t.receiver].router for t in tunnels if t.scenario in ("desync-nat-t", "desync-dmvpn-static")}
     return [replace(r, invalid_spi_recovery=False) if r.name in receivers else r for r in router_specs]
 
 

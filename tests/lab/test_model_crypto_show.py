@@ -88,3 +88,27 @@ def test_desynced_receiver_shows_no_sa_and_the_sender_still_does() -> None:
     assert "Session status: DOWN" in session and "Active SAs: 0, origin: crypto map" in session
     sa = rx.execute(f"show crypto ipsec sa peer {gre.sender_addr}")
     assert "current outbound spi: 0x0(0)" in sa and "Status: ACTIVE" not in sa
+
+
+def test_ios124_show_crypto_session_reads_like_the_real_ike_sa_capture() -> None:
+    """The 12.4 EzVPN client prints the older `IKE SA:` line (no version) and no blank line
+    under the title, like the real capture in tests/fixtures/real/show_crypto_session/
+    ios_ike_sa_ezvpn_server_genie.txt; our template reads both to the same fields."""
+    from pathlib import Path
+
+    from collector.parsing import default_registry
+
+    fleet = build()
+    step(fleet, 30)
+    lab = priv(fleet.routers["spoke4"]).execute("show crypto session")
+    assert lab.splitlines()[:2] == ["Crypto session current status", "Interface: FastEthernet0/0"]
+    assert re.search(r"^  IKE SA: local [\d.]+/4500 remote 198\.51\.100\.2/4500 Active $", lab, re.M)
+    real = (Path(__file__).resolve().parents[1] / "fixtures" / "real" / "show_crypto_session"
+            / "ios_ike_sa_ezvpn_server_genie.txt").read_text()
+    registry = default_registry()
+    (ours,) = registry.parse("cisco_ios", "show crypto session", lab).records
+    (theirs,) = registry.parse("cisco_ios", "show crypto session", real).records
+    server_only = {"username", "profile", "group", "assigned_address"}  # an EzVPN server's session
+    filled = {k for k, v in theirs.items() if v not in ("", [])} - server_only
+    assert filled <= {k for k, v in ours.items() if v not in ("", [])}
+    assert ours["ike_version"] == ["IKE"] and ours["ike_status"] == ["Active"]

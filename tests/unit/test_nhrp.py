@@ -77,6 +77,26 @@ def test_show_dmvpn_rows_continuations_and_wrapped_ipv6_nbma() -> None:
         ("10.200.0.3", "10.253.0.1", "static"), ("10.202.0.170", "10.253.0.2", "static")]
 
 
+def test_show_dmvpn_incomplete_row_is_neither_static_nor_dynamic() -> None:
+    """genie's golden output 2: `UNKNOWN` NBMA, Attrb `IX` (incomplete, no socket), the heading
+    without `#`. An incomplete entry names no NBMA address and decides no flow's mapping."""
+    (row,) = parse_nhrp(_read("show_dmvpn/xe_genie2_incomplete.txt"))
+    assert (row.interface, row.nbma, row.target, row.type, row.flags) == (
+        "Tunnel2238", None, "172.28.172.30", "incomplete", ("IX",))
+    assert not row.reaches("172.28.172.30")
+
+
+def test_attribute_letters_decide_per_peer_on_one_interface() -> None:
+    # Tunnel90 of genie's golden output 1 holds both kinds: S rows (its hubs) and DT1/DT2 rows
+    # of a shortcut to 172.29.134.1. Each peer gets its own answer from its own rows.
+    rows = parse_show_dmvpn(_read("show_dmvpn/xe_genie1.txt"))
+    by_peer = {}
+    for e in rows:
+        if e.interface == "Tunnel90":
+            by_peer.setdefault(e.nbma, set()).add(e.type)
+    assert by_peer == {"172.29.0.1": {"static"}, "172.29.0.2": {"static"}, "172.29.134.1": {"dynamic"}}
+
+
 def test_odd_text_gives_no_entries() -> None:
     for text in ("", "% Invalid input detected at '^' marker.", "Type: static, Flags:\nNBMA address: 1.2.3.4"):
         assert parse_nhrp(text) == ()
@@ -324,3 +344,40 @@ def test_our_textfsm_template_reads_the_real_captures_like_the_parser() -> None:
     phase3 = default_registry().parse("cisco_ios", "sh ip nh", _read("show_ip_nhrp/ios_phase3_spoke_excerpt.txt"))
     assert [r["no_socket"] for r in phase3.records] == ["no-socket", "", "", "no-socket", ""]
     assert phase3.records[2]["expire"] == "never expire" and phase3.records[0]["expire"] == "00:04:10"
+
+
+# A spoke written to match Tunnel90 of genie's `show dmvpn` golden output 1: two hubs mapped
+# statically (172.29.0.1, 172.29.0.2), a shortcut learned to 172.29.134.1.
+TUNNEL90_SPOKE = """hostname spoke90
+crypto isakmp policy 10
+ authentication pre-share
+crypto isakmp key DmvpnKey address 0.0.0.0 0.0.0.0
+crypto ipsec profile DMVPN-PROF
+ set transform-set TS
+interface Tunnel90
+ ip address 172.30.90.10 255.255.255.0
+ ip nhrp map 172.30.90.1 172.29.0.1
+ ip nhrp map 172.30.90.2 172.29.0.2
+ ip nhrp nhs 172.30.90.1
+ ip nhrp nhs 172.30.90.2
+ ip nhrp shortcut
+ tunnel source GigabitEthernet0/0
+ tunnel mode gre multipoint
+ tunnel protection ipsec profile DMVPN-PROF
+"""
+
+
+def test_flow_mapping_from_the_show_dmvpn_attribute_column() -> None:
+    profile = classify_config(TUNNEL90_SPOKE)
+    rows = parse_show_dmvpn(_read("show_dmvpn/xe_genie1.txt"))
+    hub = flow_mapping(profile, "172.29.0.2", rows)
+    spoke = flow_mapping(profile, "172.29.134.1", rows)
+    assert hub is not None and spoke is not None
+    assert (hub.mapping, hub.tunnel.kind, hub.tunnel.recovery) == ("static", TunnelKind.MGRE_STATIC_NHRP, Recovery.YES)
+    assert (spoke.mapping, spoke.tunnel.kind, spoke.tunnel.recovery) == (
+        "dynamic", TunnelKind.MGRE_DYNAMIC_NHRP, Recovery.NO)
+    # each answer cites the rows of its own peer, as printed in the capture
+    assert [text.split()[-1] for _, text in spoke.nhrp_lines] == ["DT2", "DT1"]
+    assert all(text.endswith(" S") for _, text in hub.nhrp_lines) and len(hub.nhrp_lines) == 2
+    # the interface seen from each flow: the static flow's peer is mapped, the other hub is not its peer
+    assert (hub.tunnel.peers, spoke.tunnel.peers) == (("172.29.0.2",), ())

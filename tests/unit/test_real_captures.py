@@ -199,6 +199,49 @@ def test_crypto_session_ios_detail_and_ntc_agree() -> None:
                                                                            ours["ike_conn_id"][0])
 
 
+def test_crypto_session_old_ike_sa_form() -> None:
+    """IOS 12.4-era output (genie's IOS `ShowCryptoSession` golden output 1, an EzVPN server):
+    `IKE SA:` lines with no version, one Active and one Inactive SA of the same peer.
+    ntc-templates has no template for the plain command and its `detail` template stops at
+    `Username:`; ours reads every field."""
+    name = "show_crypto_session/ios_ike_sa_ezvpn_server_genie.txt"
+    (rec,) = parse("show crypto session", name, "cisco_ios")
+    assert (rec["interface"], rec["username"], rec["profile"], rec["group"], rec["assigned_address"],
+            rec["session_status"], rec["peer"], rec["peer_port"]) == (
+        "Virtual-Access2", "cisco", "prof", "easy", "10.3.3.4", "UP-ACTIVE", "10.1.1.2", "500")
+    assert (rec["ike_version"], rec["ike_local"], rec["ike_remote"], rec["ike_status"]) == (
+        ["IKE", "IKE"], ["10.1.1.1/500", "10.1.1.1/500"], ["10.1.1.2/500", "10.1.1.2/500"], ["Active", "Inactive"])
+    assert (rec["ipsec_flow"], rec["active_sas"], rec["sa_origin"]) == (
+        ["permit ip 0.0.0.0/0.0.0.0 host 3.3.3.4"], ["2"], ["crypto map"])
+    (detail,) = parse("show crypto session detail", name, "cisco_ios")
+    assert detail == rec
+    from textfsm import TextFSMError
+    from ntc_templates.parse import ParsingException
+
+    for command in ("show crypto session", "show crypto session detail"):
+        with pytest.raises((ParsingException, TextFSMError)):
+            ntc(command, name)
+
+
+def test_crypto_session_old_ike_sa_form_read_by_the_diagnosis() -> None:
+    from collector.cryptoconfig import classify_config, parse_crypto_sessions, refine_with_session
+
+    text = (REAL / "show_crypto_session/ios_ike_sa_ezvpn_server_genie.txt").read_text()
+    (session,) = parse_crypto_sessions(text)  # two IKE SA lines, one session
+    assert (session.interface, session.peer, session.ike_version, session.status) == (
+        "Virtual-Access2", "10.1.1.2", "IKEv1", "UP-ACTIVE")
+    # a virtual template both an ISAKMP and an IKEv2 profile use: only the session tells
+    profile = classify_config(
+        "crypto isakmp profile prof\n match identity group easy\n virtual-template 1\n"
+        "crypto ikev2 profile P2\n match identity remote any\n virtual-template 1\n"
+        "crypto ipsec profile vi\n set transform-set TS\n"
+        "interface Virtual-Template1 type tunnel\n tunnel mode ipsec ipv4\n tunnel protection ipsec profile vi\n")
+    assert profile.tunnels[0].ike_version == "unknown"
+    (tunnel,) = refine_with_session(profile, text).tunnels
+    assert (tunnel.ike_version, tunnel.observed_peers) == ("IKEv1", ("10.1.1.2",))
+    assert tunnel.ike_reason.endswith("show crypto session shows IKEv1 SAs")
+
+
 # --------------------------------------------------------------------------- QFP drops
 
 
