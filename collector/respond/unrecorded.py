@@ -41,16 +41,17 @@ class UnrecordedSteps:
         try:
             store.set_step_status(armed.incident_id, armed.router, armed.index, StepStatus.UNDONE, note)
         except StateStoreError as exc:
-            log.warning("%s: step %d of %s undone but not recorded (%s); held in memory, written again later",
-                        armed.router, armed.index, armed.incident_id, exc)
+            if armed.router not in self.routers():  # once per router, not per step
+                log.warning("%s: undo steps went through but the state store did not record them (%s); "
+                            "held in memory, written again later", armed.router, exc)
             self.keep(armed, note, str(exc))
 
     def note_for(self, router: str) -> tuple[str, ...]:
         """What a disarm result says when `router` has undone steps held here."""
         if router not in self.routers():
             return ()
-        return (f"its undo steps went through but the state store could not record them ({self.problem}); "
-                "they are held in memory and written again at the next disarm or retry",)
+        return ("its undo steps went through but could not be recorded in the state store (held in memory, "
+                "written again at the next disarm or retry)",)
 
     def without_held(self, steps: list[ArmedStep]) -> list[ArmedStep]:
         """`steps` (read from the store) less those this process knows are undone."""
