@@ -37,6 +37,7 @@ class FakeRouter:
     default: Answer = ""
     open_error: BaseException | None = None  # raised by `session()` (cannot connect)
     sent: list[str] = field(default_factory=list)
+    read_timeouts: list[float | None] = field(default_factory=list)  # the read_timeout of each command sent
     opened: int = 0
 
     def answer(self, command: str) -> str:
@@ -60,18 +61,19 @@ class FakeSession:
 
     def run(self, command: str, *, read_timeout: float | None = None, check: bool = True) -> CommandResult:
         started = datetime.now(timezone.utc)
+        self._router.read_timeouts.append(read_timeout)
         text = self._router.answer(command)
         if check and _IOS_REFUSAL.search(text):
             raise CommandRefused(self.host.name, f"router refused {command!r}", output=text)
         return CommandResult(self.host.name, command, text, started, datetime.now(timezone.utc))
 
     def configure(self, lines: Sequence[str], *, read_timeout: float | None = None) -> list[CommandResult]:
-        outputs = [self.run("configure terminal")]
+        outputs = [self.run("configure terminal", read_timeout=read_timeout)]
         try:
             for line in lines:
-                outputs.append(self.run(line))
+                outputs.append(self.run(line, read_timeout=read_timeout))
         finally:
-            outputs.append(self.run("end", check=False))
+            outputs.append(self.run("end", read_timeout=read_timeout, check=False))
         return outputs
 
 

@@ -125,6 +125,11 @@ class RouterWork:
         try:
             for event in future.result() or ():
                 self.inbox.put(event)
+        except OSError as exc:  # a full or read-only disk under the bundles is no bug: one line, no traceback
+            log.error("router work %s of incident %s: could not write: %s", type(action).__name__,
+                      getattr(action, "incident_id", "-"), exc)
+            for event in _failure_answer(action, exc):
+                self.inbox.put(event)
         except Exception as exc:  # the core waits for an answer: a crash in the worker is one too
             log.exception("router work %r failed", action)
             for event in _failure_answer(action, exc):
@@ -139,6 +144,9 @@ def _failure_answer(action, exc: BaseException) -> list[Event]:
     incident moves on (and its routers are released) instead of waiting for ever."""
     now = utcnow()
     what = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    if isinstance(exc, OSError) and isinstance(action, Capture):
+        return [CaptureDone(action.incident_id, now, complete=False,
+                            problem=f"the capture could not be kept on disk ({exc}); nothing of it is in a bundle")]
     if isinstance(action, Arm):
         return [ArmDone(action.incident_id, now, frozenset(), internal_error=what)]
     if isinstance(action, Capture):

@@ -79,12 +79,14 @@ class TrackerWrites:
     Not after every line: a write replaces every open window, and with thousands open
     (scanners' one-line flows on a large fleet) writing per line kept the loop busy for
     minutes while arms waited. At most every TRACKER_SAVE_EVERY while lines come, and at
-    each `flush` (the loop calls it whenever its inbox runs dry, and when it ends)."""
+    each `flush` (the loop calls it whenever its inbox runs dry, and when it ends). A
+    write the store refuses is tried again at the next flush; the loop goes on."""
 
     def __init__(self, write):
         self._write = write
         self._dirty = False
         self._written_at = float("-inf")
+        self._refused: str | None = None  # the store's last refusal, said once
 
     def changed(self) -> None:
         self._dirty = True
@@ -93,7 +95,14 @@ class TrackerWrites:
 
     def flush(self) -> None:
         if self._dirty:
-            self._write()
+            try:
+                self._write()
+            except StateStoreError as exc:  # kept dirty: written at the next flush (the recorder says why)
+                if str(exc) != self._refused:
+                    log.warning("the tracker's state was not written: %s", exc)
+                self._refused, self._written_at = str(exc), time.monotonic()
+                return
+            self._refused = None
         self._dirty = False
         self._written_at = time.monotonic()
 
@@ -250,8 +259,10 @@ class Agent:
         elif isinstance(action, MarkArmedLate):
             self.recorder.armed_late(action)
         elif isinstance(action, Arm):
-            self.recorder.opened(action, self.core.incidents[action.incident_id])
-            self._work(self.worker.arm, action)
+            if self.recorder.opened(action, self.core.incidents[action.incident_id]):
+                self._work(self.worker.arm, action)
+            else:  # an incident the store cannot record could not record its steps either
+                self.submit(self.recorder.not_opened(action))
         elif isinstance(action, Armed):
             self.recorder.armed(action)
         elif isinstance(action, Capture):
@@ -388,10 +399,8 @@ class Agent:
         return any(router in incident.routers for incident in list(self.core.incidents.values()))
 
     def close(self) -> None:
-        try:
-            self.tracker_writes.flush()
-        except StateStoreError as exc:  # closing after a store failure: that one was said already
-            log.warning("the tracker's last state was not written: %s", exc)
+        self.tracker_writes.flush()
+        self.startup.write_held(self.report)
         self._polls.shutdown(wait=True)
         self._confirms.shutdown(wait=True)
         self.work.shutdown()

@@ -42,9 +42,16 @@ class BundleSealer:
              diagnose) -> Path | None:
         """Write the incident's bundle (a capture happened), then drop its staging folder.
         `diagnose(result)` gives (report.md and report.json, report.html pieces); it is
-        called once the bundle's timeline is written."""
+        called once the bundle's timeline is written. A bundle folder that cannot be
+        written (full, read-only, not a folder) gives None, said in one line: the routers
+        were released before, the incident's end is still recorded."""
         with self._one_at_a_time:
-            return self._seal(close, trigger_lines=trigger_lines, secrets=secrets, diagnose=diagnose)
+            try:
+                return self._seal(close, trigger_lines=trigger_lines, secrets=secrets, diagnose=diagnose)
+            except OSError as exc:
+                log.error("incident %s: its bundle could not be written: %s", close.incident_id, exc)
+                self.contexts.forget(close.incident_id)
+                return None
 
     def _seal(self, close: Close, *, trigger_lines: tuple[str, ...], secrets: tuple[str, ...],
               diagnose) -> Path | None:

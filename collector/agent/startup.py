@@ -98,8 +98,11 @@ class StartUp:
         """Undo steps recorded for incidents that are not open (a crash, a disarm that could
         not reach its router). Steps of open incidents are left alone."""
         agent = self.agent
+        agent.recorder.write_held()  # first what the store refused before, now it may have room
+        agent.responder.unrecorded.write(agent.store)
         stale: dict[str, set[str]] = {}
-        for step in agent.store.armed_steps():  # read before the open set: an incident is open first
+        # read before the open set (an incident is open first); steps undone but not recorded are not sent again
+        for step in agent.responder.unrecorded.without_held(agent.store.armed_steps()):
             stale.setdefault(step.router, set()).add(step.incident_id)
         open_ids = set(agent.core.incidents)
         said = []
@@ -114,6 +117,19 @@ class StartUp:
             results = [agent.responder.disarm(host, incident_id) for incident_id in left]
             said.append(f"{name}: {'; '.join(dict.fromkeys(r.summary() for r in results))}")
         return said
+
+    def write_held(self, report) -> None:
+        """At the agent's end: write what the store refused (undone steps, incident ends),
+        and say what it still refuses and what the next start will do about it."""
+        agent = self.agent
+        steps = agent.responder.unrecorded.write(agent.store)
+        ends = agent.recorder.write_held()
+        if steps or ends:
+            routers = ", ".join(agent.responder.unrecorded.routers())
+            report(f"not written to the state store ({agent.responder.unrecorded.problem or 'see above'}): "
+                   + "; ".join(([f"{steps} undo step(s) of {routers} that went through"] if steps else [])
+                               + ([f"the end of {ends} incident(s)"] if ends else []))
+                   + ". The next start finds them recorded as armed or open, and sends those undo commands again")
 
     def applets_unknown_to_the_store(self) -> list[str]:
         """Ask every router for the tool's own dead-man applets and name those this store

@@ -97,8 +97,12 @@ class DisarmResult:
     nothing_armed: bool = False
     error: str | None = None  # why it could not finish (the dead-man applet will)
     foreign: tuple[str, ...] = field(default=())  # debugs/conditions someone else set: left alone
+    notes: tuple[str, ...] = ()  # what else happened on the way (an escalation, a record not written)
 
     def summary(self) -> str:
+        return self._verdict() + "".join(f"; {note}" for note in self.notes)
+
+    def _verdict(self) -> str:
         if self.nothing_armed:
             return "nothing armed"
         if self.error:

@@ -28,6 +28,7 @@ from collector.respond.facts import (
     run_checked,
 )
 from collector.respond.plan import LoggingSettings, RouterFacts, condition_named_by, debug_named_by
+from collector.respond.unrecorded import UnrecordedSteps
 from collector.sessions import CommandRefused, RouterSession, SessionSource
 from collector.state import StateStore
 from collector.timeutil import utcnow
@@ -91,6 +92,7 @@ class ResponderBase:
         self._deadlines: dict[str, datetime] = {}  # router -> when its dead-man applet fires
         self._ike_seen: dict[tuple[str, str], str] = {}  # (router, peer) -> IKE version read live
         self._lock = threading.Lock()
+        self.unrecorded = UnrecordedSteps()  # undone steps the store could not record yet (own lock)
 
     def profile(self, host: Host, *, refresh: bool = False) -> DeviceProfile:
         """The router's slow-changing facts (version, config, addresses), cached.

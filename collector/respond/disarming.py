@@ -20,8 +20,13 @@ from collector.respond.base import APPLET_HEADER, VERIFY_DEBUGS, Owned, Responde
 from collector.respond.deadman import applet_actions, applet_names, removal_commands
 from collector.respond.debugstate import parse_debug_state
 from collector.respond.facts import CONFIG_LINES_COMMAND, refusal_in, run_checked
+from collector.errors import StateStoreError
 from collector.respond.plan import BUFFERED_CONFIG_LINE, LEVELS, condition_named_by, debug_named_by
-from collector.sessions import AuthenticationFailed, CommandRefused, HostKeyRejected, RouterSession, SessionError
+from collector.respond.sweep import Ownership, SweepResult, sweep_router
+from collector.respond.unrecorded import note_step_error
+from collector.sessions import (AuthenticationFailed, CommandRefused, CommandTimeout, HostKeyRejected, RouterSession,
+                                SessionError)
+from collector.state import ArmedStep
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +34,7 @@ log = logging.getLogger(__name__)
 _REPLAYABLE_CONFIG = re.compile(r"^(?:no logging (?:console|monitor|buffered)|logging (?:console|monitor) (?:"
                                 + "|".join(LEVELS) + r"))$")
 DISARM_ATTEMPTS = 3  # sessions tried per disarm before leaving it to the dead-man applet
+SWEEP_TIMEOUT_MIN = 60.0  # seconds a command of the sweep after a timed-out undo may take, at least
 
 
 class Disarming(ResponderBase):
@@ -51,15 +57,19 @@ class Disarming(ResponderBase):
         incident still holds are not leftovers; someone else's are listed in `foreign`).
 
         A session lost half-way is reopened (up to `DISARM_ATTEMPTS` sessions); steps
-        already undone are marked in the store, so a retry only sends what is left. A
-        refused password or a changed host key is not retried. Never raises for a router
+        already undone are marked in the store, so a retry only sends what is left. An
+        undo that times out is not sent again: the router is put back by the emergency
+        sweep from its own dead-man applet (`_sweep_after_timeout`), unless another
+        incident still holds steps there. A refused password or a changed host key is not
+        retried. An undone step the store cannot record is held in memory and written
+        later (`UnrecordedSteps`); the other undos go on. Never raises for a router
         problem: `error` says why it could not finish (the dead-man applet will).
 
         Raises:
-            StateStoreError: the store could not be read, or an undone step could not be
-                marked in it (the next disarm starts again from what is recorded).
+            StateStoreError: the store could not be read.
         """
-        steps = self.store.armed_steps(host.name, incident_id)
+        self.unrecorded.write(self.store)  # what an earlier disarm could not record, first
+        steps = self._steps(host, incident_id)
         if not steps:
             return DisarmResult(host.name, clean=True, nothing_armed=True)
         changes: list[RouterChange] = []
@@ -69,30 +79,41 @@ class Disarming(ResponderBase):
                     self._undo(session, host, incident_id, changes)
                     if not verify:
                         return DisarmResult(host.name, clean=not self._not_undone(host, incident_id),
-                                            changes=tuple(changes))
+                                            changes=tuple(changes), notes=self.unrecorded.note_for(host.name))
                     own = Owned(steps)
                     # other incidents' steps keep theirs on: not leftovers, not foreign either
-                    held = Owned(a for a in self.store.armed_steps(host.name)
+                    held = Owned(a for a in self._steps(host, None)
                                  if incident_id is not None and a.incident_id != incident_id)
                     leftovers, foreign = self._verify(session, own.debugs - held.debugs,
                                                       own.conditions - held.conditions,
                                                       also_ours=(held.debugs, held.conditions))
                 failed = self._not_undone(host, incident_id)
                 return DisarmResult(host.name, clean=not leftovers and not failed,
-                                    leftovers=tuple(leftovers) + failed, changes=tuple(changes), foreign=foreign)
+                                    leftovers=tuple(leftovers) + failed, changes=tuple(changes), foreign=foreign,
+                                    notes=self.unrecorded.note_for(host.name))
             except SessionError as exc:
-                for armed in self.store.armed_steps(host.name, incident_id):
-                    self.store.note_step_error(armed.incident_id, host.name, armed.index, exc.reason)
+                for armed in self._steps(host, incident_id):
+                    note_step_error(self.store, armed, exc.reason)
+                if isinstance(exc, CommandTimeout) and not self._held_by_others(host, incident_id):
+                    return self._sweep_after_timeout(host, exc, changes)
                 final = attempt == DISARM_ATTEMPTS or isinstance(exc, (AuthenticationFailed, HostKeyRejected))
                 if final:
                     return DisarmResult(host.name, clean=False, changes=tuple(changes),
-                                        error=f"{exc.reason} (the on-box dead-man applet will finish it)")
+                                        error=f"{exc.reason} (the on-box dead-man applet will finish it)",
+                                        notes=self.unrecorded.note_for(host.name))
                 log.warning("%s: disarm attempt %d failed (%s); trying again", host.name, attempt, exc.reason)
         raise AssertionError("unreachable")
 
+    def _steps(self, host: Host, incident_id: str | None) -> list[ArmedStep]:
+        """The store's steps still to undo, less those undone but not recorded yet."""
+        return self.unrecorded.without_held(self.store.armed_steps(host.name, incident_id))
+
+    def _held_by_others(self, host: Host, incident_id: str | None) -> bool:
+        return incident_id is not None and any(a.incident_id != incident_id for a in self._steps(host, None))
+
     def _not_undone(self, host: Host, incident_id: str | None) -> tuple[str, ...]:
         return tuple(f"step {a.index} of {a.incident_id} not undone: {a.error}"
-                     for a in self.store.armed_steps(host.name, incident_id))
+                     for a in self._steps(host, incident_id))
 
     def _undo(self, session: RouterSession, host: Host, incident_id: str | None, changes: list[RouterChange]) -> None:
         """Each recorded step's undo, newest first.
@@ -100,11 +121,12 @@ class Disarming(ResponderBase):
         A `%` refusal of an undo counts as done (e.g. the applet already fired and deleted
         itself). An AAA denial of the undo of an APPLIED step does not: the change is still
         on, the step stays recorded with the error. The undo of a step whose do was refused
-        may be refused too; that step changed nothing.
+        may be refused too; that step changed nothing. A step the store cannot mark undone
+        does not stop the others (held, see `UnrecordedSteps`).
 
         Raises:
             SessionError: the session failed (the caller retries)."""
-        steps = self.store.armed_steps(host.name, incident_id)
+        steps = self._steps(host, incident_id)
         steps.sort(key=lambda s: (s.incident_id, s.index), reverse=True)
         for armed in steps:
             status, note = StepStatus.UNDONE, None
@@ -115,13 +137,43 @@ class Disarming(ResponderBase):
             except CommandRefused as exc:
                 denied = refusal_in(exc.output or "") is not None
                 if denied and armed.status == StepStatus.APPLIED:
-                    self.store.note_step_error(armed.incident_id, host.name, armed.index, exc.reason)
+                    note_step_error(self.store, armed, exc.reason)
                     changes.append(change_record(host, armed.incident_id, armed.index, armed.step, armed.status,
                                                  exc.reason))
                     continue
                 note = f"router said: {exc.reason}"
-            self.store.set_step_status(armed.incident_id, host.name, armed.index, status, note)
+            self.unrecorded.record_undone(self.store, armed, note)
             changes.append(change_record(host, armed.incident_id, armed.index, armed.step, status, note))
+
+    def _sweep_after_timeout(self, host: Host, timeout: CommandTimeout, changes: list[RouterChange]) -> DisarmResult:
+        """An undo timed out (the session read until its prompt came back, or was closed):
+        the command may or may not have run, so it is not sent again blindly. The router
+        is put back by the emergency sweep from its own dead-man applet (only the tool's
+        own undo forms, checked; its removal last), with a longer timeout, then checked.
+        The recorded steps count as undone only when that check shows them gone (debugs
+        and conditions off, logging as the applet says, the applet removed)."""
+        remaining = self._steps(host, None)
+        own = Owned(remaining)
+        patient = max(2 * host.options.read_timeout, SWEEP_TIMEOUT_MIN)
+        try:
+            with self.sessions.session(host) as session:
+                swept = sweep_router(_Patient(session, patient), host.name,
+                                     Ownership(frozenset(own.debugs), frozenset(own.conditions)))
+        except SessionError as exc:
+            swept = SweepResult(host.name, error=exc.reason)
+        said = f"an undo timed out ({timeout.reason}); emergency sweep from its dead-man applet: {swept.line()}"
+        logging_left = any(c.startswith(("logging ", "no logging ")) for a in remaining for c in a.step.undo)
+        if swept.clean and (swept.applets or not logging_left):
+            for armed in remaining:
+                self.unrecorded.record_undone(self.store, armed, "put back by the emergency sweep after an undo timed out")
+                changes.append(change_record(host, armed.incident_id, armed.index, armed.step, StepStatus.UNDONE,
+                                             "put back by the emergency sweep after an undo timed out"))
+            return DisarmResult(host.name, clean=True, changes=tuple(changes), foreign=tuple(swept.not_ours),
+                                notes=(said,) + self.unrecorded.note_for(host.name))
+        return DisarmResult(host.name, clean=False, changes=tuple(changes),
+                            leftovers=tuple(swept.still_on + swept.not_restored),
+                            error=f"{said} (the on-box dead-man applet will finish it)",
+                            notes=self.unrecorded.note_for(host.name))
 
     def _verify(self, session: RouterSession, own_debugs: set[str], own_conditions: set[str],
                 also_ours: tuple[set[str], set[str]] = (set(), set())) -> tuple[list[str], tuple[str, ...]]:
@@ -152,15 +204,22 @@ class Disarming(ResponderBase):
         Never raises for a router problem (see `disarm`).
 
         Raises:
-            StateStoreError: as `disarm`, or the steps could not be handed over.
+            StateStoreError: as `disarm`.
         """
-        steps = self.store.armed_steps(host.name, incident_id)
+        steps = self._steps(host, incident_id)
         own_flow = [a.index for a in steps if a.step.scope == StepScope.FLOW]
-        self.store.transfer_steps(host.name, incident_id, heir_incident_id, keep=own_flow)
+        try:
+            self.store.transfer_steps(host.name, incident_id, heir_incident_id, keep=own_flow)
+        except StateStoreError as exc:  # undoing now, unrecorded, would leave the heir without its debugs' record
+            return DisarmResult(host.name, clean=False, handed_over_to=heir_incident_id,
+                                error=f"the hand-over to incident {heir_incident_id} could not be recorded ({exc}); "
+                                      "nothing was undone here: this incident's steps stay recorded for the "
+                                      "disarm retry or the next start")
         result = self.disarm(host, incident_id, verify=True)
         return DisarmResult(host.name, clean=result.clean and not result.error, leftovers=result.leftovers,
                             changes=result.changes, handed_over_to=heir_incident_id,
-                            nothing_armed=result.nothing_armed, error=result.error, foreign=result.foreign)
+                            nothing_armed=result.nothing_armed, error=result.error, foreign=result.foreign,
+                            notes=result.notes)
 
     def emergency_disarm(self, host: Host) -> DisarmResult:
         """`collector disarm`: every recorded undo step, then the tool's dead-man applets
@@ -170,10 +229,9 @@ class Disarming(ResponderBase):
         Never raises for a router problem.
 
         Raises:
-            StateStoreError: the recorded steps could not be read, or an undone step
-                could not be marked, in the store.
+            StateStoreError: the recorded steps could not be read from the store.
         """
-        recorded = self.store.armed_steps(host.name)
+        recorded = self._steps(host, None)
         first = self.disarm(host, verify=False) if recorded else DisarmResult(host.name, clean=True, nothing_armed=True)
         changes = list(first.changes)
         own = Owned(recorded)
@@ -222,3 +280,17 @@ class Disarming(ResponderBase):
         except CommandRefused as exc:
             note = exc.reason
         return [change_record(host, "-", 0, step, StepStatus.UNDONE, note)]
+
+
+class _Patient:
+    """A session whose commands wait longer for the prompt (after one timed out)."""
+
+    def __init__(self, session: RouterSession, timeout: float):
+        self._session, self._timeout = session, timeout
+        self.host = session.host
+
+    def run(self, command: str, *, read_timeout: float | None = None, check: bool = True):
+        return self._session.run(command, read_timeout=read_timeout or self._timeout, check=check)
+
+    def configure(self, lines, *, read_timeout: float | None = None):
+        return self._session.configure(lines, read_timeout=read_timeout or self._timeout)
