@@ -11,7 +11,6 @@ raises or logs a traceback.
 
 from __future__ import annotations
 
-import logging
 import os
 from ipaddress import ip_address
 
