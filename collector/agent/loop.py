@@ -27,6 +27,7 @@ from collector.agent.dispatch import RouterWork, routers_of
 from collector.agent.reader import LogReader
 from collector.agent.records import IncidentRecorder
 from collector.agent.startup import StartUp
+from collector.agent.warm import warm
 from collector.agent.worker import Worker
 from collector.core.decide import (
     Arm,
@@ -152,9 +153,9 @@ class _Printer:
 
 
 def keeps_session(agent: "Agent", router: str) -> bool:
-    """The session pool's keep-open rule: routers held for an incident, and those whose
-    log just showed a peer's invalid-SPI line (an incident may open on them now)."""
-    return agent.holds(router) or agent.reader.found_lines_lately(router)
+    """The session pool's keep-open rule: routers held for an incident, and those that
+    may be armed any moment (`collector.agent.warm`)."""
+    return agent.holds(router) or agent.reader.wants.wanted(router)
 
 class Agent:
     """One watch agent over one inventory and one playbook: the loop that decides and acts.
@@ -203,7 +204,7 @@ class Agent:
         self.responder = Responder(playbook=playbook, store=store, sessions=sessions, registry=registry)
         self.worker = Worker(inventory=inventory, playbook=playbook, store=store, responder=self.responder,
                              reader=self.reader, bundle_root=bundle_root, ends=self._ends, dry_run=dry_run,
-                             report=self.report, observers=self.observers)
+                             report=self.report, observers=self.observers, post=self.inbox.put)
         self.recorder = IncidentRecorder(store=store, playbook=playbook, observers=self.observers, dry_run=dry_run)
         self.startup = StartUp(self)
         self.bundles: list[Path] = []
@@ -340,9 +341,11 @@ class Agent:
                                        "CSCsq59183)")
 
     def on_syslog_hint(self, hint) -> None:
-        host = self.reader.syslog_hint(hint)
+        host, sender = self.reader.syslog_hint(hint)
         if host is not None:
             self._confirms.submit(self._confirm, host)
+        if sender is not None:  # its arming may follow the confirmation: have its session ready
+            self._confirms.submit(warm, self.reader.sessions, sender)
 
     def confirm_pending(self) -> None:
         for host in self.reader.due_confirmations():
@@ -394,8 +397,7 @@ class Agent:
         self.run_until_idle()
 
     def holds(self, router: str) -> bool:
-        """`router` is armed (or being armed) for an open incident. Any thread: one copy of
-        the loop thread's incidents and set look-ups, each atomic under the GIL."""
+        """`router` is armed or being armed for an open incident (any thread: reads a copy)."""
         return any(router in incident.routers for incident in list(self.core.incidents.values()))
 
     def close(self) -> None:

@@ -19,6 +19,7 @@ from datetime import timedelta
 import re
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 
+from collector.agent.warm import SessionWants
 from collector.core.decide import LineSeen, SourceKind
 from collector.core.observers import AgentEvents
 from collector.detect.cursor import fingerprint
@@ -55,7 +56,6 @@ FULL_READ_INTERVAL = timedelta(hours=1)
 # needs one, and the poll threads (20) would otherwise all hold theirs together. Walking
 # a buffer is Python work: more at once would not be faster on the agent's cores.
 WHOLE_READS_AT_ONCE = 4
-FOUND_LINES_KEEP = 60.0  # seconds a router's session is kept after a read found invalid-SPI lines
 
 Address = IPv4Address | IPv6Address
 
@@ -81,7 +81,7 @@ class LogReader:
         self._confirm_after: dict[str, float] = {}
         self._confirm_due: set[str] = set()
         self._full_next: set[str] = set()  # routers whose buffer the tool's disarm resized: read it whole next
-        self._found_at: dict[str, float] = {}  # router -> monotonic time of its last read that found lines
+        self.wants = SessionWants()  # routers whose session the pool keeps: an arming may be near
         self._whole_reads = threading.BoundedSemaphore(WHOLE_READS_AT_ONCE)
         self._by_address: dict[Address, frozenset[str]] | None = None  # the inventory does not change
 
@@ -113,8 +113,7 @@ class LogReader:
                                 full=full, only_watched=True,  # only invalid-SPI lines become events
                                 whole_buffer=self._whole_reads)
                 if _names_a_router(host.name, read.new_lines, self._owners):  # before the session goes back
-                    with self._lock:
-                        self._found_at[host.name] = time.monotonic()
+                    self.wants.want(host.name)
                 if self._addresses_stale(host.name):  # a flow's sender is found beyond inventory `addresses`
                     brief = session.run("show ip interface brief").text
                     self.store.save_addresses(host.name, interface_addresses(self.registry, host.platform, brief),
@@ -146,16 +145,6 @@ class LogReader:
             self.observers.problem(host.name, f"log lines may have been lost since the last read: {read.gap}{ours}")
         self.observers.polled(host.name, ok=True, lines=len(seen), seconds=time.monotonic() - started)
         return seen, number
-
-    def found_lines_lately(self, router: str) -> bool:
-        """Did a read of `router` find invalid-SPI lines from another inventory router in
-        the last FOUND_LINES_KEEP seconds? Its session is then worth keeping: the arming
-        that may follow needs one, and opening another costs a handshake and a login
-        (about 0.4 s) on the way. Scanners' lines do not count: they hit thousands of
-        routers of a large fleet, whose sessions would all be kept."""
-        with self._lock:
-            found = self._found_at.get(router)
-        return found is not None and time.monotonic() - found < FOUND_LINES_KEEP
 
     def read_whole_buffer_next(self, router: str) -> None:
         """The router's buffer was resized (disarming restores its size, which empties it on
@@ -244,24 +233,30 @@ class LogReader:
 
     # -- syslog hints ---------------------------------------------------------------
 
-    def syslog_hint(self, hint: SyslogHint) -> Host | None:
-        """Record a UDP line as evidence; return the router to read over SSH now, if any.
+    def syslog_hint(self, hint: SyslogHint) -> tuple[Host | None, Host | None]:
+        """Record a UDP line as evidence; return the router to read over SSH now, if any,
+        and the line's sender when it is another inventory router (its session is opened
+        beside the read: `warm`).
 
         A datagram is only a hint: it is confirmed by reading the router's own log, at most
         once per SYSLOG_CONFIRM_INTERVAL per router (a flood must not become a burst of
         SSH reads); hints inside the interval are read by `due_confirmations`."""
         line = parse_syslog_datagram(hint.data)
         if line is None:
-            return None
+            return None, None
         now = utcnow()
         event = parse_invalid_spi(line.raw, router=hint.router, source="syslog", received_at=now, year=now.year)
         if event is None:
-            return None
+            return None, None
         self.store.record_event(EventRecord.from_invalid_spi(event, f"syslog|{fingerprint(line.raw)}"))
-        self.observers.event_seen(hint.router, "syslog", known_source=self.classify(event.flow)[0]
-                                  is not SourceKind.UNKNOWN)
+        kind, sender, _dst_owned = self.classify(event.flow)
+        self.observers.event_seen(hint.router, "syslog", known_source=kind is not SourceKind.UNKNOWN)
         host = self.inventory.hosts.get(hint.router)
-        return host if host is not None and self._claim_confirmation(host.name) else None
+        confirm = host if host is not None and self._claim_confirmation(host.name) else None
+        if confirm is None or kind is not SourceKind.INVENTORY or sender not in self.inventory.hosts:
+            return confirm, None
+        self.wants.want(sender)
+        return confirm, self.inventory.hosts[sender]
 
     def _claim_confirmation(self, name: str) -> bool:
         now = time.monotonic()

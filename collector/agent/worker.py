@@ -17,37 +17,30 @@ others, and the bundle (sealing.py) is marked incomplete, saying what the kill c
 from __future__ import annotations
 
 import logging
-import time
 from concurrent.futures import ThreadPoolExecutor
-from ipaddress import IPv4Address, IPv6Address, ip_address
+from ipaddress import ip_address
 from pathlib import Path
 
+from collector.agent.arm_work import ArmWork
 from collector.agent.contexts import IncidentContext, IncidentContexts
 from collector.agent.joins import JoinBatches
 from collector.agent.reader import LogReader
 from collector.agent.sealing import BundleSealer
 from collector.agent.staging import CaptureStage, StagedCapture
-from collector.bundle import check_bundle_room
-from collector.core.decide import Arm, ArmDone, Capture, CaptureDone, Close, Event, LineSeen, Release, ReleaseDone
+from collector.core.decide import Capture, CaptureDone, Close, Event, Release, ReleaseDone
 from collector.core.observers import AgentEvents, NullEvents
-from collector.core.results import ArmResult, DisarmResult
-from collector.detect.events import Flow
+from collector.core.results import DisarmResult
 from collector.evidence import RouterCapture
 from collector.inventory import Host, Inventory
 from collector.playbook import Playbook
-from collector.respond.joining import JoinRequest
-from collector.respond.plan import PlanError, render_dry_run
 from collector.respond.responder import Responder
-from collector.sessions import SessionError
 from collector.state import StateStore
 from collector.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
-Address = IPv4Address | IPv6Address
 
-
-class Worker:
+class Worker(ArmWork):
     """Carries out Arm, Capture and Release on routers, and answers each with events.
 
     Threads: each action runs in one of the agent's worker threads; both ends of an
@@ -66,7 +59,7 @@ class Worker:
 
     def __init__(self, *, inventory: Inventory, playbook: Playbook, store: StateStore, responder: Responder,
                  reader: LogReader, bundle_root: Path, ends: ThreadPoolExecutor, dry_run: bool = False,
-                 report=lambda message: None, observers: AgentEvents | None = None):
+                 report=lambda message: None, observers: AgentEvents | None = None, post=None):
         self.inventory = inventory
         self.playbook = playbook
         self.store = store
@@ -78,95 +71,10 @@ class Worker:
         self.dry_run = dry_run
         self.report = report
         self.observers = observers or NullEvents()
+        self.post = post  # puts an event in the loop's inbox now (None: events are returned)
         self.contexts = IncidentContexts(inventory=inventory, store=store, bundle_root=bundle_root, dry_run=dry_run)
         self.sealer = BundleSealer(self.contexts, bundle_root)
         self.released: list[tuple[str, str, str]] = []  # (incident, router, verdict), for what the agent says
-
-    # -- arm ---------------------------------------------------------------------------
-
-    def arm(self, action: Arm) -> list[Event]:
-        context = self.contexts.start(IncidentContext(action.incident_id, action.flow, action.receiver,
-                                                      action.sender, notes=list(action.notes)))
-        receiver = self.inventory.hosts[action.receiver]
-        sender = self.inventory.hosts.get(action.sender) if action.sender else None
-        # (host, peer, role); the sender's peer (NAT-T) is looked up in its own end's thread,
-        # beside the receiver's arming, not before it
-        ends: list[tuple[Host, Address | None, str]] = [(receiver, action.flow.src, "receiver")]
-        if sender is not None:
-            ends.append((sender, None, "sender"))
-        if self.dry_run:
-            return self._dry_run(action, [self._resolved(context, end) for end in ends])
-        room = check_bundle_room(self.bundle_root)
-        if room is not None:  # a capture that cannot be written is not worth a debugged router
-            return [ArmDone(action.incident_id, utcnow(), frozenset(),
-                            ((action.receiver, f"not armed: no room for the bundle: {room}"),), refused=True)]
-        joins = dict(action.joins)
-        started = time.monotonic()
-        outcomes = list(self.ends.map(lambda end: self._arm_one(action, end, joins.get(end[0].name)), ends))
-        events: list[Event] = [line for _result, lines in outcomes for line in lines]
-        results = [result for result, _lines in outcomes]
-        self.observers.armed(action.incident_id, results, time.monotonic() - started)
-        context.pre_arm = {r.router: r.pre_arm_log for r in results if r.pre_arm_log is not None}
-        context.armed_ends = {r.router: r.armed_at for r in results if r.armed and r.armed_at is not None}
-        armed = frozenset(r.router for r in results if r.armed)
-        failed = tuple((r.router, r.error or "not armed") for r in results if not r.armed)
-        refused = any(r.refused for r in results if r.router == receiver.name)
-        mark, marked_lines = None, []
-        if receiver.name in armed:
-            try:  # every end is armed now: anything this read does not hold was logged after
-                marked_lines, mark = self.reader.poll(receiver)
-            except SessionError as exc:
-                failed += ((receiver.name, f"could not read its log after arming: {exc.reason}"),)
-                armed -= {receiver.name}
-        context.armed_at = utcnow()
-        for router, reason in failed:
-            context.notes.append(f"{router}: {reason}")
-            if router != receiver.name:  # the incident goes on without this end's debugs (a refused receiver ends it)
-                context.incomplete.append(f"{router}: not armed ({reason}): the bundle holds no debug output of it")
-        self.contexts.save(context)
-        return events + [ArmDone(action.incident_id, context.armed_at, armed, failed, refused, mark)] + marked_lines
-
-    def _resolved(self, context: IncidentContext, end: tuple[Host, Address | None, str]) -> tuple[Host, Address, str]:
-        """The end with its peer: for the sender, the receiver's address as it knows it."""
-        host, peer, role = end
-        if peer is None:
-            context.sender_peer = self._sender_peer(host, context.flow)
-            peer = ip_address(context.sender_peer)
-        return host, peer, role
-
-    def _arm_one(self, action: Arm, end: tuple[Host, Address | None, str],
-                 holder: str | None) -> tuple[ArmResult, list[LineSeen]]:
-        host, peer, _role = self._resolved(self.contexts.get(action.incident_id), end)
-        window = self.playbook.arm_window
-        if holder is not None:
-            return self.joins.join(host, JoinRequest(peer, action.incident_id, holder), window), []
-        lines: list[LineSeen] = []
-        try:  # arming may resize the buffer, which empties it: take in what is unread first
-            lines, _number = self.reader.poll(host)
-        except SessionError as exc:
-            log.warning("%s: log read before arming failed: %s", host.name, exc.reason)
-        return self.responder.arm(host, peer, action.incident_id, window), lines
-
-    def _sender_peer(self, sender: Host, flow: Flow) -> str:
-        """The receiver's address as the sender knows it: under NAT-T the receiver logs its
-        inside address, which the sender never sees; its SA with the logged SPI says."""
-        try:
-            found = self.responder.find_sender_peer(sender, flow.spi_hex)
-        except (SessionError, PlanError, ValueError) as exc:
-            log.warning("%s: could not look up its SA for %s: %s", sender.name, flow.spi_hex, exc)
-            found = None
-        return str(found) if found is not None else str(flow.dst)
-
-    def _dry_run(self, action: Arm, ends) -> list[Event]:
-        plans = []
-        for host, peer, _role in ends:
-            try:
-                plans.append(self.responder.plan_only(host, peer, action.incident_id, self.playbook.arm_window))
-            except (SessionError, PlanError) as exc:
-                self.report(f"{host.name}: dry run could not plan: {exc}")
-        self.report("dry run: nothing was changed on any router; this is what would run:\n" + render_dry_run(plans))
-        return [ArmDone(action.incident_id, utcnow(), frozenset(), ((action.receiver, "dry run: nothing changed"),),
-                        refused=True)]
 
     # -- capture -------------------------------------------------------------------------
 

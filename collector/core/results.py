@@ -75,6 +75,9 @@ class ArmResult:
     changes: tuple[RouterChange, ...] = ()
     armed_at: datetime | None = None  # agent clock when the last step was acknowledged
     pre_arm_log: LogSnapshot | None = None
+    # `arm(..., log_later=True)`: the log as it stood before arming is still to be read, cut
+    # back to this pre-flight count (`Arming.log_as_it_was`); None when read or not readable
+    log_due_as_of: int | None = None
     skipped: tuple[str, ...] = ()  # arm steps not sent: that debug/condition was already on (not ours)
     stale_applets: tuple[str, ...] = ()  # the tool's dead-man applets found on the router, of no armed step
     notes: tuple[str, ...] = ()  # what pre-flight could not check, or allowed with a warning

@@ -72,14 +72,17 @@ class Arming(ResponderBase):
             checked = self._preflight(session, self._own(host), enforce=False)
             return self._plan(host, peer, incident_id, window, profile, checked, session)
 
-    def arm(self, host: Host, peer: PeerAddress, incident_id: str, window: timedelta) -> ArmResult:
+    def arm(self, host: Host, peer: PeerAddress, incident_id: str, window: timedelta, *,
+            log_later: bool = False) -> ArmResult:
         """Pre-flight, then every step of the plan, each recorded before it runs; the whole
         `show logging` as it stood before arming is returned as `pre_arm_log`.
 
         That log is read after the steps when they leave the buffer as it was (a 10 MB
         buffer takes seconds to read: the debugs are on that much sooner) and cut back to
         the pre-flight's message count; before them when a step resizes the buffer (which
-        empties it) or the count cannot cut it (see `_log_read_first`).
+        empties it) or the count cannot cut it (see `_log_read_first`). `log_later`: a log
+        that can be read after the steps is not read here: `log_due_as_of` holds the count
+        for `log_as_it_was`, so the caller can mark the armed moment first.
 
         A refused step (`% ...` or `Command authorization failed.`) or a lost session stops
         the arming and undoes what was applied: `armed` False with the reason. Never raises
@@ -103,7 +106,7 @@ class Arming(ResponderBase):
                     snapshot = read_pre_arm_log(session, log_timeout(host))
                 changes = self._apply(session, host, incident_id, list(enumerate(plan.steps)))
                 armed_at = utcnow()
-                if not first:
+                if not first and not log_later:
                     snapshot, notes = _log_before_arming(session, host, checked.logged)
         except (PreflightRefused, PlanError) as exc:
             return ArmResult(host.name, False, refused=True, error=f"not armed: {exc}", pre_arm_log=snapshot)
@@ -121,7 +124,17 @@ class Arming(ResponderBase):
             if discard is not None:
                 discard(host.name)
         return ArmResult(host.name, True, changes=tuple(changes), armed_at=armed_at, pre_arm_log=snapshot,
+                         log_due_as_of=checked.logged if log_later and not first else None,
                          skipped=plan.skipped, stale_applets=checked.stale_applets, notes=checked.notes + notes)
+
+    def log_as_it_was(self, host: Host, logged: int) -> tuple[LogSnapshot | None, tuple[str, ...]]:
+        """The log as it stood before an arming whose pre-flight counted `logged` messages
+        (`ArmResult.log_due_as_of`), read now and cut back; a failed read is a note."""
+        try:
+            with self.sessions.session(host) as session:
+                return _log_before_arming(session, host, logged)
+        except SessionError as exc:
+            return None, (f"{host.name}: the log as it stood before arming was not read ({exc.reason})",)
 
     def _arm_failed(self, host: Host, incident_id: str, reason: str, changes: list[RouterChange],
                     checked: Preflight | None, snapshot: LogSnapshot | None = None) -> ArmResult:
@@ -195,6 +208,6 @@ def _log_before_arming(session: RouterSession, host: Host, logged: int | None) -
         # Kept whole: debug lines it holds then count as printed before arming, so the
         # bundle can only understate what arming caught, never claim a capture it lacks.
         return after, (f"{host.name}: the log read after arming could not be cut back to the pre-flight's "
-                       f"count ({logged} messages logged); its copy includes the first moments after arming",)
+                       f"count ({logged} messages logged); its copy also holds what was logged after arming",)
     return replace(after, text=before), ()
 

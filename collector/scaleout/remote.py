@@ -216,11 +216,16 @@ class RemoteResponder(Responder):
         self._did(host, incident_id, action, by, result.armed, result.summary())
         return result
 
-    def arm(self, host: Host, peer, incident_id: str, window: timedelta) -> ArmResult:
-        return self._arm(host, peer, incident_id, window, None)
+    def arm(self, host: Host, peer, incident_id: str, window: timedelta, *, log_later: bool = False) -> ArmResult:
+        return self._arm(host, peer, incident_id, window, None)  # the site reads the log itself, always
 
     def join(self, host: Host, peer, incident_id: str, window: timedelta, *, holder_incident_id: str) -> ArmResult:
         return self._arm(host, peer, incident_id, window, holder_incident_id)
+
+    def join_many(self, host: Host, requests, window: timedelta) -> list[ArmResult]:
+        # each join is the site worker's, with its own session and ledger
+        return [self.join(host, r.peer, r.incident_id, window, holder_incident_id=r.holder_incident_id)
+                for r in requests]
 
     def plan_only(self, host: Host, peer, incident_id: str, window: timedelta):
         raise PlanError("--dry-run is not available with --broker: run it on the site's jump host")

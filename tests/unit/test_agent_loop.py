@@ -741,8 +741,48 @@ def test_a_router_whose_log_just_showed_a_peers_line_keeps_its_session_and_a_sca
     w = world_factory(hub_lines=[line(0, src="203.0.113.77")])
     reader = w.agent.reader
     reader.poll(w.inventory.hosts["hub1"])
-    assert not reader.found_lines_lately("hub1") and not keeps_session(w.agent, "hub1")
+    assert not reader.wants.wanted("hub1") and not keeps_session(w.agent, "hub1")
     w.hub.log(line(1))  # from spoke1
     reader.poll(w.inventory.hosts["hub1"])
-    assert reader.found_lines_lately("hub1") and keeps_session(w.agent, "hub1")
+    assert reader.wants.wanted("hub1") and keeps_session(w.agent, "hub1")
     assert not keeps_session(w.agent, "spoke1")  # nothing held, nothing found there
+
+
+def test_a_syslog_hint_from_a_peer_readies_the_senders_session_beside_the_confirmation(world_factory):
+    """A syslog line names its sender: when that is another inventory router, its session
+    is opened while the receiver's log is read (the arming that may follow needs both),
+    and kept. A scanner's line readies nothing."""
+    from collector.agent.loop import keeps_session
+    from collector.detect.syslog_receiver import SyslogHint
+
+    w = world_factory()
+    spoke = w.routers.router("spoke1")
+    w.agent.on_syslog_hint(SyslogHint("hub1", HUB, f"<188>42: {line(0, src='203.0.113.77')}".encode()))
+    w.agent._confirms.shutdown(wait=True)  # the confirmation (and any readying) is done
+    assert spoke.opened == 0 and not keeps_session(w.agent, "spoke1")
+
+    w = world_factory()
+    spoke = w.routers.router("spoke1")
+    w.agent.on_syslog_hint(SyslogHint("hub1", HUB, f"<188>42: {line(0)}".encode()))
+    w.agent._confirms.shutdown(wait=True)
+    assert spoke.opened == 1 and keeps_session(w.agent, "spoke1")
+    assert "show logging" not in " ".join(spoke.sent)  # only readied: nothing read or sent there
+
+
+def test_the_incident_is_marked_armed_before_the_logs_as_they_were_are_read(world_factory):
+    """Reading a whole buffer (10 MB on a busy router) takes seconds: once both ends are
+    armed, the receiver's log is marked and the incident said armed first; each end's log
+    as it stood before arming is read after that, cut back to the pre-flight's count, and
+    still reaches the staging folder (and the bundle)."""
+    w = world_factory(hub_lines=[line(0)])
+    w.poll()
+    sent = w.routers.sent("hub1")
+    armed = max(i for i, c in enumerate(sent) if c == "debug crypto ipsec")
+    mark = next(i for i in range(armed, len(sent)) if sent[i].startswith("show logging | include"))
+    whole = next(i for i in range(armed, len(sent)) if sent[i] == "show logging")
+    assert armed < mark < whole
+    (incident,) = w.incidents()
+    context = w.agent.worker.contexts.get(incident.incident_id)
+    assert set(context.pre_arm_staged) == {"hub1", "spoke1"}
+    staged = (w.agent.worker.contexts.folder(incident.incident_id) / "hub1.pre-arm.log").read_text()
+    assert line(0) in staged

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from ipaddress import ip_address
 from pathlib import Path
@@ -375,3 +376,27 @@ def test_prune_events_keeps_recent_ones_and_those_of_open_incidents(tmp_path):
     assert store.prune_events(now - timedelta(days=30)) == 2
     assert sorted(e.event_id for e in store.events()) == ["old-open", "recent"]
     store.close()
+
+
+def test_a_schema_4_store_keeps_its_log_cursors_and_reads_them_as_never_read_whole(tmp_path):
+    """Schema 5 adds when each buffer was last read whole; a cursor written before that
+    reads back as never read whole (the next poll of that router reads it whole)."""
+    from collector.state.schema import MIGRATIONS
+
+    path = tmp_path / "state.db"
+    conn = sqlite3.connect(path)
+    for version in (1, 2, 3, 4):
+        for statement in MIGRATIONS[version].split(";"):
+            if statement.strip():
+                conn.execute(statement)
+    conn.execute("INSERT INTO log_cursors VALUES ('hub1', 'fp', 7, NULL, NULL, 16384, 120, ?)",
+                 (datetime(2026, 12, 1, tzinfo=timezone.utc).isoformat(),))
+    conn.execute("PRAGMA user_version=4")
+    conn.commit()
+    conn.close()
+    with StateStore(path) as store:
+        cursor = store.log_cursor("hub1")
+        assert (cursor.fingerprints, cursor.messages_logged, cursor.whole_read_at) == ("fp", 120, None)
+        at = datetime(2026, 12, 6, tzinfo=timezone.utc)
+        store.save_log_cursor(replace(cursor, whole_read_at=at))
+        assert store.log_cursor("hub1").whole_read_at == at
