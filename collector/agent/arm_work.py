@@ -58,7 +58,7 @@ class ArmWork:
         mark, marked_lines = None, []
         if receiver.name in armed:
             try:  # every end is armed now: anything this read does not hold was logged after
-                marked_lines, mark = self.reader.poll(receiver)
+                marked_lines, mark = self.marks.submit(receiver, action.incident_id)
             except SessionError as exc:
                 failed += ((receiver.name, f"could not read its log after arming: {exc.reason}"),)
                 armed -= {receiver.name}
@@ -91,6 +91,12 @@ class ArmWork:
             context.notes.extend(notes)
         self.contexts.save(context)
 
+    def _mark_read(self, host: Host, incidents) -> list[tuple[list[LineSeen], int]]:
+        """One read of a receiver's log for the incidents armed on it at once: its number is
+        each one's mark, and its lines (held by the read: before every mark) go on once."""
+        lines, number = self.reader.poll(host)
+        return [(lines, number)] + [([], number)] * (len(incidents) - 1)
+
     def _resolved(self, context: IncidentContext, end: tuple[Host, Address | None, str]) -> tuple[Host, Address, str]:
         """The end with its peer: for the sender, the receiver's address as it knows it."""
         host, peer, role = end
@@ -104,7 +110,7 @@ class ArmWork:
         host, peer, _role = self._resolved(self.contexts.get(action.incident_id), end)
         window = self.playbook.arm_window
         if holder is not None:
-            return self.joins.join(host, JoinRequest(peer, action.incident_id, holder), window), []
+            return self.joins.submit(host, JoinRequest(peer, action.incident_id, holder)), []
         lines: list[LineSeen] = []
         try:  # arming may resize the buffer, which empties it: take in what is unread first
             lines, _number = self.reader.poll(host)

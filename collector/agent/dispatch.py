@@ -29,7 +29,7 @@ class RouterTurns:
 
     A ticket taken as `shared` (a flow joining an armed router) may run beside the shared
     tickets just ahead of it: joins queued behind one arm of a hub start together once
-    that arm is done, so the worker can join them in one session (`JoinBatches`); any
+    that arm is done, so the worker can join them in one session (`RouterBatches`); any
     other ticket still waits for all of them, and they for every other ticket before them."""
 
     def __init__(self) -> None:

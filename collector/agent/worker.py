@@ -23,7 +23,7 @@ from pathlib import Path
 
 from collector.agent.arm_work import ArmWork
 from collector.agent.contexts import IncidentContext, IncidentContexts
-from collector.agent.joins import JoinBatches
+from collector.agent.batches import RouterBatches
 from collector.agent.reader import LogReader
 from collector.agent.sealing import BundleSealer
 from collector.agent.staging import CaptureStage, StagedCapture
@@ -67,7 +67,9 @@ class Worker(ArmWork):
         self.reader = reader
         self.bundle_root = bundle_root
         self.ends = ends
-        self.joins = JoinBatches(responder.join_many)
+        # incidents joining one router, and reading its log to mark them armed, at once
+        self.joins = RouterBatches(lambda host, requests: self.responder.join_many(host, requests, playbook.arm_window))
+        self.marks = RouterBatches(self._mark_read)
         self.dry_run = dry_run
         self.report = report
         self.observers = observers or NullEvents()

@@ -64,7 +64,6 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
-from itertools import islice
 
 from collector.detect.cursor import LogCursor, fingerprint, new_lines as fingerprint_new_lines
 from collector.detect.logline import parse_log_line
@@ -77,6 +76,7 @@ MIN_RECORD_BOUND = 512  # bytes: the smallest bound assumed for one record when 
 _MNEMONIC_TOKEN = re.compile(r"[A-Z0-9_-]{1,64}")
 
 _LOG_BUFFER_LINE = re.compile(r"^\s*Log Buffer \((\d{1,12}) bytes\):\s*$")
+_LOG_BUFFER_AT = re.compile(r"^[ \t]*Log Buffer \(\d{1,12} bytes\):[ \t]*(?:\r\n|\n|$)", re.M)  # in a whole text
 _BUFFER_LOGGING = re.compile(
     r"^\s*Buffer logging:\s+(?:level (?P<level>[a-z]+), (?P<logged>\d{1,15}) messages? logged"
     r"|(?P<disabled>disabled))"
@@ -696,18 +696,37 @@ def log_as_of(text: str, logged: int) -> str | None:
     the header, then the buffer's records without the newest (count now - `logged`) ones.
 
     None when the output has no count, or a count below `logged` (the router reloaded or
-    its counters were reset in between: the records cannot be told apart). The buffer (10
-    MB on a busy router, read at every arming) is walked twice, once to count its records
-    and once to keep the oldest, instead of being held as lists of lines and records."""
-    header, body = iter_show_logging(text)
+    its counters were reset in between: the records cannot be told apart). The records to
+    drop are found from the end of the buffer (a 10 MB buffer, read at every arming, has
+    tens of thousands of records; the few logged since the count are at its tail), so only
+    they are parsed; the rest is copied line by line, blank lines left out as records
+    leave them."""
+    header, _body = iter_show_logging(text)
     if header.logged is None or header.logged < logged:
         return None
-    keep = max(0, sum(1 for _ in iter_records(body)) - (header.logged - logged))
-    pieces: list[str] = []
-    for line in iter_lines(text):
-        pieces.append(line)
-        if _LOG_BUFFER_LINE.match(line):
-            break
-    _header, body = iter_show_logging(text)
-    pieces.extend(record.text for record in islice(iter_records(body), keep))
+    marker = next((m for m in _LOG_BUFFER_AT.finditer(text)), None)
+    body_start = marker.end() if marker is not None else 0
+    cut = _newest_records_start(text, body_start, header.logged - logged)
+    pieces = list(iter_lines(text[:body_start]))
+    pieces.extend(line for line in iter_lines(text[body_start:cut]) if line.strip())
     return "\n".join(pieces) + "\n"
+
+
+def _newest_records_start(text: str, start: int, drop: int) -> int:
+    """Where, in `text[start:]` (a buffer's lines), its newest `drop` records begin: a
+    record starts at a line `_grouped` takes as a start, or at the buffer's first line."""
+    if drop <= 0:
+        return len(text)
+    end, found, first = len(text), 0, start
+    while end > start:
+        line_start = max(text.rfind("\n", start, end - 1) + 1, start) if end - 1 > start else start
+        line = text[line_start:end].rstrip("\r\n")
+        end = line_start
+        if not line.strip():
+            continue
+        first = line_start
+        if line[0] not in " \t" and parse_log_line(line, year=2000) is not None:
+            found += 1
+            if found == drop:
+                return line_start
+    return first  # fewer records than `drop` (the buffer's first line is one): none is kept

@@ -786,3 +786,11 @@ def test_the_incident_is_marked_armed_before_the_logs_as_they_were_are_read(worl
     assert set(context.pre_arm_staged) == {"hub1", "spoke1"}
     staged = (w.agent.worker.contexts.folder(incident.incident_id) / "hub1.pre-arm.log").read_text()
     assert line(0) in staged
+
+
+def test_one_read_marks_every_incident_armed_on_a_receiver_at_once_and_hands_its_lines_on_once(world_factory):
+    w = world_factory(hub_lines=[line(0)])
+    reads_before = w.routers.sent("hub1").count("show logging")
+    (first_lines, first), (other_lines, other) = w.agent.worker._mark_read(w.inventory.hosts["hub1"], ["a", "b"])
+    assert first == other and len(first_lines) == 1 and other_lines == []
+    assert w.routers.sent("hub1").count("show logging") == reads_before + 1  # one read for both

@@ -1,5 +1,5 @@
 """Flows joining one armed router: their turns (`RouterTurns`'s shared tickets) and their
-meeting in one batch (`JoinBatches`), with threads, no router."""
+meeting in one batch (`RouterBatches`), with threads, no router."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from collector.agent.dispatch import RouterTurns
-from collector.agent.joins import JoinBatches
+from collector.agent.batches import RouterBatches
 from collector.core.results import ArmResult
 from collector.respond.joining import JoinRequest
 from tests.unit.test_responder import PEER_A, host
@@ -78,11 +78,11 @@ def test_requests_that_come_while_a_batch_runs_are_joined_together_in_the_next()
             release_first.wait(5)
         return [ArmResult(h.name, True, joined=True, notes=(r.incident_id,)) for r in requests]
 
-    batches = JoinBatches(join_many)
+    batches = RouterBatches(lambda h, requests: join_many(h, requests, WINDOW))
     results: dict[str, ArmResult] = {}
 
     def join(incident):
-        results[incident] = batches.join(host(), JoinRequest(PEER_A, incident, "inc-1"), WINDOW)
+        results[incident] = batches.submit(host(), JoinRequest(PEER_A, incident, "inc-1"))
 
     leader = threading.Thread(target=join, args=("inc-2",))
     leader.start()
@@ -105,10 +105,10 @@ def test_a_batch_that_raises_raises_in_every_caller_and_the_next_batch_still_run
             raise RuntimeError("state store lost")
         return [ArmResult(h.name, True, joined=True) for _ in requests]
 
-    batches = JoinBatches(join_many)
+    batches = RouterBatches(lambda h, requests: join_many(h, requests, WINDOW))
     with pytest.raises(RuntimeError):
-        batches.join(host(), JoinRequest(PEER_A, "inc-2", "inc-1"), WINDOW)
-    assert batches.join(host(), JoinRequest(PEER_A, "inc-3", "inc-1"), WINDOW).armed
+        batches.submit(host(), JoinRequest(PEER_A, "inc-2", "inc-1"))
+    assert batches.submit(host(), JoinRequest(PEER_A, "inc-3", "inc-1")).armed
     assert batches._leading == set()
 
 

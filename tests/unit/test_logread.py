@@ -486,6 +486,23 @@ def test_a_read_after_arming_is_cut_back_to_the_records_the_earlier_count_covere
     assert cut.startswith(HEAD.format(n=base + len(records)).rstrip("\n"))  # the header stays as it was read
 
 
+@given(st.lists(st.booleans(), max_size=30), st.data())
+def test_the_cut_is_the_same_whatever_the_buffer_looks_like_around_its_records(shapes, data):
+    """A buffer whose oldest line is a fragment cut by the wrap (a record of its own),
+    with blank lines between records and CRLF line ends, is cut by records all the same."""
+    records = [_record(i, c) for i, c in enumerate(shapes)]
+    fragment = data.draw(st.booleans())
+    if fragment:
+        records.insert(0, "rtual-PPP2, changed state to down")  # not a record start: the first line still is one
+    before = data.draw(st.integers(0, len(records)))
+    blanks = [data.draw(st.sampled_from(["", "\n", "   \n"])) for _ in records]
+    newline = data.draw(st.sampled_from(["\n", "\r\n"]))
+    body = "".join(blank + record + "\n" for blank, record in zip(blanks, records))
+    text = (HEAD.format(n=100 + len(records)) + body).replace("\n", newline)
+    cut = log_as_of(text, 100 + before)
+    assert split_show_logging(cut)[1] == "\n".join(records[:before]).splitlines()
+
+
 def test_no_cut_without_a_count_or_when_the_count_went_back():
     text = HEAD.format(n=10) + _record(1, False) + "\n"
     assert log_as_of(text, 11) is None  # reloaded, or counters cleared, in between
