@@ -112,11 +112,15 @@ class ArmWork:
         if holder is not None:
             return self.joins.submit(host, JoinRequest(peer, action.incident_id, holder)), []
         lines: list[LineSeen] = []
-        try:  # arming may resize the buffer, which empties it: take in what is unread first
-            lines, _number = self.reader.poll(host)
-        except SessionError as exc:
-            log.warning("%s: log read before arming failed: %s", host.name, exc.reason)
-        return self.responder.arm(host, peer, action.incident_id, window, log_later=True), lines
+
+        def read_unread() -> None:  # a step is about to resize the buffer, which empties it
+            try:
+                lines.extend(self.reader.poll(host)[0])
+            except SessionError as exc:
+                log.warning("%s: log read before arming failed: %s", host.name, exc.reason)
+
+        return self.responder.arm(host, peer, action.incident_id, window, log_later=True,
+                                  before_resize=read_unread), lines
 
     def _sender_peer(self, sender: Host, flow: Flow) -> str:
         """The receiver's address as the sender knows it: under NAT-T the receiver logs its

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import timedelta
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from collector.core.results import ArmResult, DisarmResult, LogSnapshot, RouterChange
@@ -73,7 +74,7 @@ class Arming(ResponderBase):
             return self._plan(host, peer, incident_id, window, profile, checked, session)
 
     def arm(self, host: Host, peer: PeerAddress, incident_id: str, window: timedelta, *,
-            log_later: bool = False) -> ArmResult:
+            log_later: bool = False, before_resize: Callable[[], None] | None = None) -> ArmResult:
         """Pre-flight, then every step of the plan, each recorded before it runs; the whole
         `show logging` as it stood before arming is returned as `pre_arm_log`.
 
@@ -82,7 +83,9 @@ class Arming(ResponderBase):
         the pre-flight's message count; before them when a step resizes the buffer (which
         empties it) or the count cannot cut it (see `_log_read_first`). `log_later`: a log
         that can be read after the steps is not read here: `log_due_as_of` holds the count
-        for `log_as_it_was`, so the caller can mark the armed moment first.
+        for `log_as_it_was`, so the caller can mark the armed moment first. `before_resize`
+        is called, between sessions, when a step is about to resize the buffer (which empties
+        it): the caller's last chance to read what it has not read yet.
 
         A refused step (`% ...` or `Command authorization failed.`) or a lost session stops
         the arming and undoes what was applied: `armed` False with the reason. Never raises
@@ -102,6 +105,9 @@ class Arming(ResponderBase):
                 checked = self._preflight(session, own, enforce=True)
                 plan = self._plan(host, peer, incident_id, window, profile, checked, session)
                 first = _log_read_first(plan, checked)
+            if before_resize is not None and resizes_log_buffer(plan.steps, checked.logging.buffered_size):
+                before_resize()
+            with self.sessions.session(host) as session:
                 if first:
                     snapshot = read_pre_arm_log(session, log_timeout(host))
                 changes = self._apply(session, host, incident_id, list(enumerate(plan.steps)))

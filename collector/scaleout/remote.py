@@ -216,8 +216,11 @@ class RemoteResponder(Responder):
         self._did(host, incident_id, action, by, result.armed, result.summary())
         return result
 
-    def arm(self, host: Host, peer, incident_id: str, window: timedelta, *, log_later: bool = False) -> ArmResult:
-        return self._arm(host, peer, incident_id, window, None)  # the site reads the log itself, always
+    def arm(self, host: Host, peer, incident_id: str, window: timedelta, *, log_later: bool = False,
+            before_resize=None) -> ArmResult:
+        if before_resize is not None:  # the site's plan is not known here: read what is unread first
+            before_resize()
+        return self._arm(host, peer, incident_id, window, None)  # the site reads the pre-arm log itself
 
     def join(self, host: Host, peer, incident_id: str, window: timedelta, *, holder_incident_id: str) -> ArmResult:
         return self._arm(host, peer, incident_id, window, holder_incident_id)

@@ -794,3 +794,31 @@ def test_one_read_marks_every_incident_armed_on_a_receiver_at_once_and_hands_its
     (first_lines, first), (other_lines, other) = w.agent.worker._mark_read(w.inventory.hosts["hub1"], ["a", "b"])
     assert first == other and len(first_lines) == 1 and other_lines == []
     assert w.routers.sent("hub1").count("show logging") == reads_before + 1  # one read for both
+
+
+@pytest.mark.parametrize("buffer_size, read_before_resize", [(16384, True), (10_000_000, False)])
+def test_what_was_logged_while_arming_began_is_read_before_a_step_empties_the_buffer(
+        world_factory, buffer_size, read_before_resize):
+    """Arming raises a small buffer, which empties it on IOS: what the router logged since
+    the last read is read first (it counts as logged before arming). A buffer already large
+    enough is not resized, and not read again for that."""
+    w = world_factory(hub_lines=[line(0)], buffer_size=buffer_size,
+                      buffered_line=f"logging buffered {buffer_size} debugging", buffer_level="debugging")
+    answer = w.hub.answer
+
+    def logs_during_preflight(command):
+        if command == "show processes cpu | include CPU" and not getattr(logs_during_preflight, "done", False):
+            logs_during_preflight.done = True
+            w.hub.log(line(1))  # while the agent is deciding how to arm
+        return answer(command)
+
+    w.routers.router("hub1").default = logs_during_preflight
+    w.poll()
+    filtered = [c for c in w.routers.sent("hub1") if c.startswith("show logging | include Log")]
+    recorded = {e.raw for e in w.store.events(router="hub1")}
+    if read_before_resize:
+        assert any(line(1).split(": ", 1)[1] in raw for raw in recorded)  # read before the resize emptied it
+        assert len(filtered) == 2  # before the resize, and the mark (the first poll read the buffer whole)
+    else:
+        assert len(filtered) == 1  # the mark alone (it finds the line: the buffer kept it)
+        assert any(line(1).split(": ", 1)[1] in raw for raw in recorded)
