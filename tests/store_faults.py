@@ -37,7 +37,7 @@ def unwritable(store: StateStore, fault: str) -> None:
         store._connection = connection  # type: ignore[method-assign]
     else:
         @contextmanager
-        def refused(*, critical: bool = False):
+        def refused(**_write_options):
             raise StateError(sqlite_problem(store.path, sqlite3.OperationalError("database or disk is full")))
             yield  # pragma: no cover
 

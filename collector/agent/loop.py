@@ -160,11 +160,10 @@ def keeps_session(agent: "Agent", router: str) -> bool:
 class Agent:
     """One watch agent over one inventory and one playbook: the loop that decides and acts.
 
-    Parts: `reader` (reads logs into events), `work` (runs router work in turn), `worker`
-    (the router work itself), `recorder` (the store's side of each action), `startup`
-    (what an earlier run left). `reader`, `responder` and `worker` are plain attributes
-    that scale-out replaces after the agent is built (`attach_remote`); the agent and its
-    start-up look them up at each use.
+    Parts: `reader` (logs into events), `work` (router work in turn), `worker` (the router
+    work), `recorder` (the store's side of each action), `startup` (what an earlier run
+    left); scale-out replaces `reader`, `responder` and `worker` after the agent is built
+    (`attach_remote`), so they are looked up at each use.
 
     Threads: the loop thread (`run_until_idle`, `serve`, and the start-up and stop calls
     that drive them) owns `self.core`, the decision state, and is the only caller of
@@ -312,9 +311,10 @@ class Agent:
             try:
                 found += future.result()[0]
                 self.unreadable.pop(host.name, None)
-            except SessionError as exc:
-                self.unreadable[host.name] = exc.reason
-                self.observers.problem(host.name, f"log poll failed: {exc.reason}")
+            except (SessionError, StateStoreError) as exc:  # a store refusing writes: said, read again next poll
+                reason = exc.reason if isinstance(exc, SessionError) else f"the state store refused it: {exc}"
+                self.unreadable[host.name] = reason
+                self.observers.problem(host.name, f"log poll failed: {reason}")
         for line in found:
             self.submit(line)
         return len(found)

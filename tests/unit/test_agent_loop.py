@@ -822,3 +822,23 @@ def test_what_was_logged_while_arming_began_is_read_before_a_step_empties_the_bu
     else:
         assert len(filtered) == 1  # the mark alone (it finds the line: the buffer kept it)
         assert any(line(1).split(": ", 1)[1] in raw for raw in recorded)
+
+
+@pytest.mark.parametrize("fault", ["read-only", "full"])
+def test_a_poll_the_state_store_refuses_is_said_in_one_line_and_read_again_when_it_takes_writes(world_factory, fault):
+    from collector.core.observers import NullEvents
+    from tests.store_faults import unwritable, writable
+
+    problems = []
+
+    class Problems(NullEvents):
+        def problem(self, router, message):
+            problems.append((router, message))
+
+    w = world_factory(hub_lines=[line(0)], observers=Problems())
+    unwritable(w.store, fault)
+    assert w.agent.poll_all() == 0  # nothing handed on that could not be recorded; no traceback
+    assert "hub1" in {r for r, _m in problems}
+    assert all(m.startswith("log poll failed: the state store refused it") for _r, m in problems)
+    writable(w.store)
+    assert w.agent.poll_all() == 1  # the cursor did not move: the line is read again
