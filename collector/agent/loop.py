@@ -344,8 +344,8 @@ class Agent:
         host, sender = self.reader.syslog_hint(hint)
         if host is not None:
             self._confirms.submit(self._confirm, host)
-        if sender is not None:  # its arming may follow the confirmation: have its session ready
-            self._confirms.submit(warm, self.reader.sessions, sender)
+        if sender is not None:  # its arming may follow: have its session ready (a poll thread: not a confirm's)
+            self._polls.submit(warm, self.reader.sessions, sender)
 
     def confirm_pending(self) -> None:
         for host in self.reader.due_confirmations():

@@ -758,13 +758,15 @@ def test_a_syslog_hint_from_a_peer_readies_the_senders_session_beside_the_confir
     w = world_factory()
     spoke = w.routers.router("spoke1")
     w.agent.on_syslog_hint(SyslogHint("hub1", HUB, f"<188>42: {line(0, src='203.0.113.77')}".encode()))
-    w.agent._confirms.shutdown(wait=True)  # the confirmation (and any readying) is done
+    w.agent._confirms.shutdown(wait=True)  # the confirmation is done
+    w.agent._polls.shutdown(wait=True)  # and any readying
     assert spoke.opened == 0 and not keeps_session(w.agent, "spoke1")
 
     w = world_factory()
     spoke = w.routers.router("spoke1")
     w.agent.on_syslog_hint(SyslogHint("hub1", HUB, f"<188>42: {line(0)}".encode()))
     w.agent._confirms.shutdown(wait=True)
+    w.agent._polls.shutdown(wait=True)
     assert spoke.opened == 1 and keeps_session(w.agent, "spoke1")
     assert "show logging" not in " ".join(spoke.sent)  # only readied: nothing read or sent there
 
