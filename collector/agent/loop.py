@@ -113,18 +113,33 @@ class _Printer:
 
     Lines from unknown sources are printed at most once per UNKNOWN_SOURCE_QUIET, with a
     count of those held back: internet scanners hit every public address, and a large
-    fleet would otherwise print thousands of them (`collector incidents` lists them all)."""
+    fleet would otherwise print thousands of them (`collector incidents` lists them all).
+    A poll failure a router repeats word for word (a full disk, at every poll) is printed
+    again only after the same quiet time, with how often it came meanwhile."""
 
     def __init__(self, report):
         self.report = report
         self._unknown_printed_at: datetime | None = None
         self._unknown_held: list[str] = []  # routers of the lines held back since the last print
+        self._problems: dict[tuple[str, str], tuple[datetime, int]] = {}  # (router, text) -> printed at, held since
 
     def __getattr__(self, name):
         return lambda *args, **kwargs: None
 
     def problem(self, router, message) -> None:
         self.report(f"{router}: {message}" if router else message)
+
+    def poll_failed(self, router, message) -> None:
+        now, key = utcnow(), (router, message)
+        printed = self._problems.get(key)
+        if printed is not None and now - printed[0] < UNKNOWN_SOURCE_QUIET:
+            self._problems[key] = (printed[0], printed[1] + 1)
+            return
+        again = f" (said {printed[1]} more times since {printed[0]:%H:%M:%S} UTC)" if printed and printed[1] else ""
+        if len(self._problems) > 10_000:  # texts with counts in them differ each time: keep only the recent
+            self._problems = {k: v for k, v in self._problems.items() if now - v[0] < UNKNOWN_SOURCE_QUIET}
+        self._problems[key] = (now, 0)
+        self.report(f"{router}: {message}{again}")
 
     def unknown_source(self, router, message) -> None:
         now = utcnow()
@@ -314,7 +329,7 @@ class Agent:
             except (SessionError, StateStoreError) as exc:  # a store refusing writes: said, read again next poll
                 reason = exc.reason if isinstance(exc, SessionError) else f"the state store refused it: {exc}"
                 self.unreadable[host.name] = reason
-                self.observers.problem(host.name, f"log poll failed: {reason}")
+                self.observers.poll_failed(host.name, f"log poll failed: {reason}")
         for line in found:
             self.submit(line)
         return len(found)
@@ -328,7 +343,7 @@ class Agent:
                     continue
                 lines, _n = self.reader.poll(host)
             except SessionError as exc:
-                self.observers.problem(host.name, f"QFP poll failed: {exc.reason}")
+                self.observers.poll_failed(host.name, f"QFP poll failed: {exc.reason}")
                 continue
             for line in lines:
                 self.submit(line)

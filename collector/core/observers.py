@@ -38,6 +38,10 @@ class AgentEvents(Protocol):
     def problem(self, router: str | None, message: str) -> None:
         """Something an operator should read: a failed poll, a refusal, a dry-run plan."""
 
+    def poll_failed(self, router: str, message: str) -> None:
+        """A log or QFP poll of `router` failed (`message` says why). It may fail the same
+        way at every poll (a full disk, a router down): a `problem` said more than once."""
+
     def unknown_source(self, router: str, message: str) -> None:
         """A line from a source that is no peer (a scanner, spoofed ESP) was not armed:
         `message` says why. Frequent on routers with public addresses; not a `problem`."""
@@ -73,6 +77,9 @@ class NullEvents:
 
     def problem(self, router, message) -> None:
         pass
+
+    def poll_failed(self, router, message) -> None:
+        self.problem(router, message)
 
     def unknown_source(self, router, message) -> None:
         pass

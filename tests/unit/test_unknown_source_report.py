@@ -63,3 +63,24 @@ def test_a_known_flow_refused_is_printed_every_time_even_among_scanner_lines(rec
         rec.skip(skip("hub1", "192.0.2.9", unknown=False))
     assert [line.split(":")[0] for line in printed] == ["spoke1", "hub1", "hub1", "hub1"]
     assert all("cap reached" in line for line in printed[1:])
+
+
+def test_a_poll_failure_repeated_word_for_word_is_printed_once_per_quiet_time_with_how_often_it_came(monkeypatch):
+    from datetime import datetime, timedelta, timezone
+
+    from collector.agent import loop
+
+    now = [datetime(2026, 12, 6, 10, 0, tzinfo=timezone.utc)]
+    monkeypatch.setattr(loop, "utcnow", lambda: now[0])
+    printed: list[str] = []
+    printer = loop._Printer(printed.append)
+    for _ in range(5):  # a full disk, at every one-second poll
+        printer.poll_failed("hub1", "log poll failed: the disk is full")
+        now[0] += timedelta(seconds=1)
+    printer.poll_failed("hub2", "log poll failed: the disk is full")  # another router: said
+    printer.poll_failed("hub1", "log poll failed: connection refused")  # another problem: said
+    assert printed == ["hub1: log poll failed: the disk is full", "hub2: log poll failed: the disk is full",
+                       "hub1: log poll failed: connection refused"]
+    now[0] += loop.UNKNOWN_SOURCE_QUIET
+    printer.poll_failed("hub1", "log poll failed: the disk is full")
+    assert printed[-1] == "hub1: log poll failed: the disk is full (said 4 more times since 10:00:00 UTC)"
