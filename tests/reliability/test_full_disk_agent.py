@@ -65,8 +65,14 @@ def test_sigterm_on_a_full_disk_disarms_both_ends_and_says_what_was_not_written(
             os.kill(pid, signal.SIGTERM)
             assert outer.wait(timeout=180) == 143, files["agent.log"].read_text()[-3000:]
         finally:
-            if outer.poll() is None:
+            if outer.poll() is None:  # a failed test: the agent must not outlive it
+                if files["agent.pid"].exists() and files["agent.pid"].read_text().strip():
+                    try:
+                        os.kill(int(files["agent.pid"].read_text()), signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
                 outer.kill()
+                outer.wait(timeout=30)
         for router in (receiver, sender):  # put back: nothing of ours, the operator's own debugs as they were
             assert _ours(lab, router)["applets"] == [] and lab.control.state(router)["debug"] == before[router], router
     log = files["agent.log"].read_text()
