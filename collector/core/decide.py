@@ -467,7 +467,13 @@ def _incident_id(line: LineSeen, n: int) -> str:
 
 def _arm_done(state: CoreState, done: ArmDone) -> list[Action]:
     incident = state.incidents.get(done.incident_id)
-    if incident is None or incident.phase is not Phase.ARMING:
+    if incident is None:
+        return []
+    if incident.phase is not Phase.ARMING:
+        if done.internal_error is not None and incident.phase is Phase.ARMED:
+            # the arm work failed after it said the incident armed (staging the logs as they were)
+            return _end(state, incident, IncidentState.FAILED,
+                        f"internal error after arming ({done.internal_error}), see the agent log; disarming at once")
         return []
     for router, reason in done.failed:
         incident.notes.append(f"{router}: {reason}")

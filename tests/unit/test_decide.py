@@ -132,6 +132,23 @@ def test_a_refused_receiver_ends_skipped_and_releases_what_the_sender_armed():
     assert close.state is IncidentState.SKIPPED and "Command authorization failed." in close.reason
 
 
+def test_an_internal_error_of_the_arm_work_after_it_said_armed_disarms_at_once():
+    """The worker says an incident armed before it stages each end's log as it was; a bug
+    after that is answered with a second ArmDone carrying the error: both ends are released
+    now, not at the window's end."""
+    core = Core()
+    arm = only(core.line(), Arm)
+    core.armed(arm)
+    ended = decide(core.state, ArmDone(arm.incident_id, T0, frozenset(), internal_error="RuntimeError: staging"))
+    assert sorted(a.router for a in ended if isinstance(a, Release)) == ["hub1", "spoke1"]
+    close = only(core.released(ended), Close)
+    assert close.state is IncidentState.FAILED and "internal error after arming (RuntimeError: staging)" in close.reason
+    # an answer without an error for an incident already armed changes nothing
+    again = only(core.line(flow=SPOKE2, sender="spoke2"), Arm)
+    core.armed(again)
+    assert core.armed(again) == []
+
+
 def test_unknown_sources_arm_nothing_and_are_counted():
     core = Core()
     scanner = Flow("hub1", ip_address("125.240.132.86"), ip_address("198.51.100.1"), 0x77B40000, 50)
