@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from collector.core.results import ArmResult, LogSnapshot, RouterChange
@@ -56,48 +56,15 @@ class Joining(Arming):
         Raises:
             StateStoreError: as `arm`.
         """
-        if not self.store.armed_steps(host.name, holder_incident_id):
-            # Nothing of the holder's is recorded here (its arm failed, was refused, or has
-            # not started): joining would arm debugs without the logging change and the
-            # dead-man applet. Arm fully instead.
-            result = self.arm(host, peer, incident_id, window)
-            note = f"{host.name} was not armed by incident {holder_incident_id}: armed for this flow on its own"
-            return ArmResult(result.router, result.armed, joined=False, refused=result.refused, error=result.error,
-                             changes=result.changes, armed_at=result.armed_at, pre_arm_log=result.pre_arm_log,
-                             skipped=result.skipped, stale_applets=result.stale_applets,
-                             notes=result.notes + (note,))
-        grace = self.playbook.guards.deadman_grace
-        snapshot = None
-        try:
-            profile = self.profile(host)
-            with self.sessions.session(host) as session:
-                snapshot = read_pre_arm_log(session, log_timeout(host))
-                debugging = run_checked(session, VERIFY_DEBUGS).text
-                conditions = self._read_conditions(session)
-                state = parse_debug_state(debugging, conditions)
-                facts, also = self._facts(host, peer, profile, NO_LOGGING, session)
-                plan = build_arm_plan(self.playbook, facts, peer, incident_id, window, already_on=state,
-                                      with_deadman=False, include_logging=False, also_ike=also)
-                steps = list(plan.steps)
-                applet = self._reentered_applet(host, steps, window + grace) if steps else None
-                if applet is not None:
-                    steps.insert(0, applet)
-                changes = self._apply(session, host, incident_id, list(enumerate(steps)))
-        except PlanError as exc:
-            return ArmResult(host.name, False, joined=True, refused=True, error=f"not armed: {exc}",
-                             pre_arm_log=snapshot)
-        except ArmStopped as exc:
-            failed = self._arm_failed(host, incident_id, exc.reason, exc.changes, None)
-            return ArmResult(host.name, False, joined=True, error=failed.error, changes=failed.changes,
-                             pre_arm_log=snapshot)
-        except SessionError as exc:
-            failed = self._arm_failed(host, incident_id, exc.reason, [], None)
-            return ArmResult(host.name, False, joined=True, error=failed.error, changes=failed.changes,
-                             pre_arm_log=snapshot)
-        notes = () if applet is not None or not plan.steps else (
-            f"no dead-man applet of incident {holder_incident_id} recorded on {host.name}: countdown not extended",)
-        return ArmResult(host.name, True, joined=True, changes=tuple(changes), armed_at=utcnow(),
-                         skipped=plan.skipped, notes=notes, pre_arm_log=snapshot)
+        return self.join_many(host, [JoinRequest(peer, incident_id, holder_incident_id)], window)[0]
+
+    def _arm_on_its_own(self, host: Host, request: JoinRequest, window: timedelta) -> ArmResult:
+        # Nothing of the holder's is recorded here (its arm failed, was refused, or has
+        # not started): joining would arm debugs without the logging change and the
+        # dead-man applet. Arm fully instead.
+        result = self.arm(host, request.peer, request.incident_id, window)
+        note = f"{host.name} was not armed by incident {request.holder_incident_id}: armed for this flow on its own"
+        return replace(result, joined=False, notes=result.notes + (note,))
 
     def join_many(self, host: Host, requests: Sequence[JoinRequest], window: timedelta) -> list[ArmResult]:
         """`join` for several flows at once, one result per request in order.
@@ -108,25 +75,20 @@ class Joining(Arming):
         need is sent once, by the first), the dead-man applet re-entered once with the
         undo of all of them, then each flow's steps. A flow whose step is refused has its
         own steps undone and fails alone; a lost session fails those not yet armed. A
-        flow whose holder recorded nothing here is armed on its own first (`join`).
+        flow whose holder recorded nothing here is armed on its own first.
 
         Raises:
             StateStoreError: as `arm`.
         """
         results: dict[int, ArmResult] = {}
-        batch = []
+        batch = {}
         for n, request in enumerate(requests):
             if self.store.armed_steps(host.name, request.holder_incident_id):
-                batch.append(n)
+                batch[n] = request
             else:
-                results[n] = self.join(host, request.peer, request.incident_id, window,
-                                       holder_incident_id=request.holder_incident_id)
-        if len(batch) == 1:
-            request = requests[batch[0]]
-            results[batch[0]] = self.join(host, request.peer, request.incident_id, window,
-                                          holder_incident_id=request.holder_incident_id)
-        elif batch:
-            results.update(self._join_in_one_session(host, {n: requests[n] for n in batch}, window))
+                results[n] = self._arm_on_its_own(host, request, window)
+        if batch:
+            results.update(self._join_in_one_session(host, batch, window))
         return [results[n] for n in range(len(requests))]
 
     def _join_in_one_session(self, host: Host, requests: dict[int, JoinRequest],
