@@ -112,8 +112,12 @@ class LogReader:
                 read = poll_log(lambda command: session.run(command, read_timeout=timeout).text, previous, WATCHED,
                                 full=full, only_watched=True,  # only invalid-SPI lines become events
                                 whole_buffer=self._whole_reads)
-                if _names_a_router(host.name, read.new_lines, self._owners):  # before the session goes back
-                    self.wants.want(host.name)
+                received = utcnow()
+                events = [(new, event) for new in read.new_lines
+                          if (event := parse_invalid_spi(new.text, router=host.name, source="poll",
+                                                         received_at=received, year=received.year)) is not None]
+                if any(self._owners(event.flow.src) - {host.name} for _new, event in events):
+                    self.wants.want(host.name)  # a peer's line: said before the session goes back to the pool
                 if self._addresses_stale(host.name):  # a flow's sender is found beyond inventory `addresses`
                     brief = session.run("show ip interface brief").text
                     self.store.save_addresses(host.name, interface_addresses(self.registry, host.platform, brief),
@@ -122,13 +126,8 @@ class LogReader:
             self.observers.polled(host.name, ok=False, lines=0, seconds=time.monotonic() - started,
                                   error_kind=exc.kind)
             raise
-        received = utcnow()
         seen = []
-        for new in read.new_lines:
-            event = parse_invalid_spi(new.text, router=host.name, source="poll", received_at=received,
-                                      year=received.year)
-            if event is None:
-                continue
+        for new, event in events:
             kind, sender, dst_owned = self.classify(event.flow)
             self.observers.event_seen(host.name, "poll", known_source=kind is not SourceKind.UNKNOWN)
             seen.append(LineSeen(flow=event.flow, event_id=f"{host.name}|{new.key}", at=received, read=number,
@@ -340,12 +339,3 @@ def _whole_read_due(record: LogCursorRecord | None, previous: LogPosition | None
     if previous is not None and previous.seq is not None:
         return False
     return record is None or record.whole_read_at is None or now - record.whole_read_at >= FULL_READ_INTERVAL
-
-
-def _names_a_router(router: str, new_lines, owners) -> bool:
-    """Is one of these invalid-SPI lines from another router's address (`owners(address)`)?"""
-    for new in new_lines:
-        event = parse_invalid_spi(new.text, router=router, source="poll", received_at=utcnow())
-        if event is not None and owners(event.flow.src) - {router}:
-            return True
-    return False
