@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from collector.demo import demo_playbook
+from collector.errors import StateStoreError
 from collector.inventory import load_inventory
 from collector.lab.runner import running_lab
 from collector.resources import playbooks_dir
@@ -50,6 +51,22 @@ def wait_for(predicate, seconds: float, step: float = 0.25) -> bool:
     return predicate()
 
 
+def _store_once_created(path):
+    """The daemon's state store, opened once the daemon has created it: opened while the
+    daemon still writes its schema, it is (rightly) refused as locked."""
+    opened = []
+
+    def open_it() -> bool:
+        try:
+            opened.append(StateStore(path))
+        except StateStoreError:
+            return False
+        return True
+
+    assert wait_for(open_it, 30)
+    return opened[0]
+
+
 def test_rekey_transient_is_disarmed_at_window_end_and_not_captured(tmp_path):
     book = demo_playbook()
     book = book.model_copy(update={"within": timedelta(seconds=8), "window": timedelta(seconds=8)})
@@ -61,7 +78,7 @@ def test_rekey_transient_is_disarmed_at_window_end_and_not_captured(tmp_path):
         messages: list[str] = []
         thread = threading.Thread(target=run_daemon, args=(inventory, book, options, messages.append, stop))
         thread.start()
-        store = StateStore(tmp_path / "state" / "state.db")
+        store = _store_once_created(tmp_path / "state" / "state.db")
 
         def transient():
             return any(i.state == "transient" for i in store.incidents())
