@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from collector.respond.facts import CONFIG_LINES_COMMAND
+from collector.respond.facts import CONFIG_LINES_COMMAND, LOG_HEADER_COMMAND
 from tests.fakes import FakeRouters
 
 _LABEL = {"isakmp": "Crypto ISAKMP debugging is on", "ipsec": "Crypto IPSEC debugging is on",
@@ -103,7 +103,7 @@ class Box:
             "show users": self.show_users(),
             "show event manager version": f"Embedded Event Manager Version {self.eem_version}\nComponent Versions:\n",
             "show logging": self.header() + "\n" + "\n".join(self.log_lines) + "\n",
-            "show logging | include [Ll]og": self.header(),
+            LOG_HEADER_COMMAND: self.header(),
             "configure terminal": "",
             "show clock": "*10:00:05.000 UTC Sun Dec 6 2026\n",
             "show crypto ipsec sa": self.ipsec_sa,

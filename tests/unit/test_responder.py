@@ -17,7 +17,7 @@ from collector.inventory import Host, SshOptions
 from collector.parsing import default_registry
 from collector.playbook import load_playbook
 from collector.resources import playbooks_dir
-from collector.respond.facts import ike_from_session
+from collector.respond.facts import LOG_HEADER_COMMAND, ike_from_session
 from collector.respond.responder import Responder, peer_of_outbound_spi
 from collector.sessions import SessionDropped
 from collector.state import StateStore
@@ -127,7 +127,7 @@ def test_a_buffer_arming_leaves_alone_is_read_after_the_debugs_are_on_and_cut_ba
     sent = routers.sent("hub1")
     # the debugs went on first; the whole buffer was read once, after them
     assert sent.count("show logging") == 1 and sent.index("debug crypto isakmp") < sent.index("show logging")
-    assert sent.index("show logging | include [Ll]og") < sent.index("configure terminal")
+    assert sent.index(LOG_HEADER_COMMAND) < sent.index("configure terminal")
     before = result.pre_arm_log.text
     assert "srcaddr=10.0.0.2, input interface=Tunnel0" in before  # the line that was there
     # what arming's own moments logged is not in the copy of before: the config exit, the
