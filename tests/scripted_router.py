@@ -176,8 +176,9 @@ class Box:
 class StubProfile:
     """The cached router facts the Responder uses: OS family and the IKE version per peer."""
 
-    def __init__(self, ike=None, os_family="iosxe", configured=True, dmvpn=False):
+    def __init__(self, ike=None, os_family="iosxe", configured=True, dmvpn=False, running_config=""):
         self.os_family = os_family
+        self.running_config = running_config
         self.dmvpn = dmvpn
         self._ike = {str(k): v for k, v in (ike or {}).items()}
         self.configured = configured  # False: a DMVPN hub whose config names no spoke

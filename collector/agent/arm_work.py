@@ -73,17 +73,18 @@ class ArmWork:
         if self.post is not None and due:
             # Armed: said now, before the logs are read and staged. An armed end holds this
             # action's turn on its router until they are: its Release, and so the incident's
-            # Close, come after.
+            # Close, come after. Flows joining these routers need not wait for the staging.
             for event in answer:
                 self.post(event)
             answer = []
+            self.share_turn()
         self._keep_pre_arm_logs(context, read_first, due)
         return answer
 
     def _keep_pre_arm_logs(self, context: IncidentContext, read_first: dict, due: list) -> None:
         """Each end's log as it stood before arming: read before the steps (`read_first`),
         or now (`due`: host, pre-flight count), cut back to that count; staged with the context."""
-        late = list(self.ends.map(lambda end: (end[0].name, self.responder.log_as_it_was(*end)), due))
+        late = list(self.ends.map(lambda end: (end[0].name, self.logs_before.submit(*end)), due))
         context.pre_arm = dict(read_first)
         for router, (snapshot, notes) in late:
             if snapshot is not None:

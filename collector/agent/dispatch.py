@@ -60,6 +60,15 @@ class RouterTurns:
                 return False
         return False
 
+    def share(self, ticket: tuple[int, tuple[str, ...]]) -> None:
+        """Let the shared tickets behind this one (joins) run beside it from now on; any
+        other ticket still waits for it to be done."""
+        number, names = ticket
+        with self._cond:
+            for name in names:
+                self._queues[name] = [(n, shared or n == number) for n, shared in self._queues[name]]
+            self._cond.notify_all()
+
     def done(self, ticket: tuple[int, tuple[str, ...]]) -> None:
         number, names = ticket
         with self._cond:
@@ -79,6 +88,11 @@ def routers_of(action) -> tuple[str, ...]:
     return ()
 
 
+def joined_routers(action) -> tuple[str, ...]:
+    """The routers an Arm joins (armed by another incident): its shared tickets."""
+    return tuple(router for router, _holder in action.joins) if isinstance(action, Arm) else ()
+
+
 class RouterWork:
     """Runs router work in a thread pool, router by router, and posts its answers to the inbox.
 
@@ -96,6 +110,7 @@ class RouterWork:
         self._pending = 0
         self._pending_lock = threading.Lock()
         self._turns = RouterTurns()
+        self._current = threading.local()  # the ticket of the work this pool thread runs
 
     def submit(self, fn, action, routers: tuple[str, ...], shared: tuple[str, ...] = ()) -> None:
         """Run `fn(action)` once each of `routers` is free of work asked for earlier (of
@@ -114,11 +129,21 @@ class RouterWork:
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True)
 
+    def share_turn(self) -> None:
+        """Called by the work running in this thread: what is left of it may run beside
+        joins of its routers (an arm said armed, still staging its logs); a capture or a
+        release of them still waits for it (`RouterTurns.share`)."""
+        ticket = getattr(self._current, "ticket", None)
+        if ticket is not None:
+            self._turns.share(ticket)
+
     def _in_turn(self, ticket, fn, action):
         self._turns.wait(ticket)
+        self._current.ticket = ticket
         try:
             return fn(action)
         finally:
+            self._current.ticket = None
             self._turns.done(ticket)
 
     def _done(self, future: Future, action) -> None:

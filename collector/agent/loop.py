@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from collector.agent.dispatch import RouterWork, routers_of
+from collector.agent.dispatch import RouterWork, joined_routers, routers_of
 from collector.agent.reader import LogReader
 from collector.agent.records import IncidentRecorder
 from collector.agent.startup import StartUp
@@ -218,7 +218,8 @@ class Agent:
         self.responder = Responder(playbook=playbook, store=store, sessions=sessions, registry=registry)
         self.worker = Worker(inventory=inventory, playbook=playbook, store=store, responder=self.responder,
                              reader=self.reader, bundle_root=bundle_root, ends=self._ends, dry_run=dry_run,
-                             report=self.report, observers=self.observers, post=self.inbox.put)
+                             report=self.report, observers=self.observers, post=self.inbox.put,
+                             share_turn=self.work.share_turn)
         self.recorder = IncidentRecorder(store=store, playbook=playbook, observers=self.observers, dry_run=dry_run)
         self.startup = StartUp(self)
         self.bundles: list[Path] = []
@@ -292,8 +293,7 @@ class Agent:
         routers = routers_of(action)
         if isinstance(action, Capture) and action.incident_id in self.core.incidents:
             routers = tuple(self.core.incidents[action.incident_id].routers)
-        shared = tuple(router for router, _holder in action.joins) if isinstance(action, Arm) else ()
-        self.work.submit(fn, action, routers, shared)
+        self.work.submit(fn, action, routers, joined_routers(action))
 
     def _close(self, close: Close) -> list[Event]:
         """Seal the bundle (when there was a capture), then record the end (worker thread)."""

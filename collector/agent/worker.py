@@ -59,7 +59,8 @@ class Worker(ArmWork):
 
     def __init__(self, *, inventory: Inventory, playbook: Playbook, store: StateStore, responder: Responder,
                  reader: LogReader, bundle_root: Path, ends: ThreadPoolExecutor, dry_run: bool = False,
-                 report=lambda message: None, observers: AgentEvents | None = None, post=None):
+                 report=lambda message: None, observers: AgentEvents | None = None, post=None,
+                 share_turn=lambda: None):
         self.inventory = inventory
         self.playbook = playbook
         self.store = store
@@ -68,12 +69,16 @@ class Worker(ArmWork):
         self.bundle_root = bundle_root
         self.ends = ends
         # incidents joining one router, and reading its log to mark them armed, at once
-        self.joins = RouterBatches(lambda host, requests: self.responder.join_many(host, requests, playbook.arm_window))
+        self.joins = RouterBatches(lambda host, requests: self.responder.join_many(host, requests, playbook.arm_window,
+                                                                                   log_later=True))
         self.marks = RouterBatches(self._mark_read)
+        # the logs as they stood before arming, of incidents armed on one router at once: one read
+        self.logs_before = RouterBatches(lambda host, counts: self.responder.logs_as_they_were(host, counts))
         self.dry_run = dry_run
         self.report = report
         self.observers = observers or NullEvents()
         self.post = post  # puts an event in the loop's inbox now (None: events are returned)
+        self.share_turn = share_turn  # lets joins of the routers of the work in hand start beside its rest
         self.contexts = IncidentContexts(inventory=inventory, store=store, bundle_root=bundle_root, dry_run=dry_run)
         self.sealer = BundleSealer(self.contexts, bundle_root)
         self.released: list[tuple[str, str, str]] = []  # (incident, router, verdict), for what the agent says

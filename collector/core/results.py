@@ -76,7 +76,7 @@ class ArmResult:
     armed_at: datetime | None = None  # agent clock when the last step was acknowledged
     pre_arm_log: LogSnapshot | None = None
     # `arm(..., log_later=True)`: the log as it stood before arming is still to be read, cut
-    # back to this pre-flight count (`Arming.log_as_it_was`); None when read or not readable
+    # back to this pre-flight count (`Arming.logs_as_they_were`); None when read or not readable
     log_due_as_of: int | None = None
     skipped: tuple[str, ...] = ()  # arm steps not sent: that debug/condition was already on (not ours)
     stale_applets: tuple[str, ...] = ()  # the tool's dead-man applets found on the router, of no armed step

@@ -700,15 +700,15 @@ def log_as_of(text: str, logged: int) -> str | None:
     drop are found from the end of the buffer (a 10 MB buffer, read at every arming, has
     tens of thousands of records; the few logged since the count are at its tail), so only
     they are parsed; the rest is copied line by line, blank lines left out as records
-    leave them."""
+    leave them (at C speed: a line-by-line Python loop over a 10 MB buffer cost 0.1 s a copy)."""
     header, _body = iter_show_logging(text)
     if header.logged is None or header.logged < logged:
         return None
     marker = next((m for m in _LOG_BUFFER_AT.finditer(text)), None)
     body_start = marker.end() if marker is not None else 0
     cut = _newest_records_start(text, body_start, header.logged - logged)
-    pieces = list(iter_lines(text[:body_start]))
-    pieces.extend(line for line in iter_lines(text[body_start:cut]) if line.strip())
+    pieces = text[:body_start].splitlines()
+    pieces += filter(str.strip, text[body_start:cut].splitlines())
     return "\n".join(pieces) + "\n"
 
 

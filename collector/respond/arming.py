@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import timedelta
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from collector.core.results import ArmResult, DisarmResult, LogSnapshot, RouterChange
@@ -83,7 +83,7 @@ class Arming(ResponderBase):
         the pre-flight's message count; before them when a step resizes the buffer (which
         empties it) or the count cannot cut it (see `_log_read_first`). `log_later`: a log
         that can be read after the steps is not read here: `log_due_as_of` holds the count
-        for `log_as_it_was`, so the caller can mark the armed moment first. `before_resize`
+        for `logs_as_they_were`, so the caller can mark the armed moment first. `before_resize`
         is called, between sessions, when a step is about to resize the buffer (which empties
         it): the caller's last chance to read what it has not read yet.
 
@@ -113,7 +113,7 @@ class Arming(ResponderBase):
                 changes = self._apply(session, host, incident_id, list(enumerate(plan.steps)))
                 armed_at = utcnow()
                 if not first and not log_later:
-                    snapshot, notes = _log_before_arming(session, host, checked.logged)
+                    snapshot, notes = log_before_arming(session, host, checked.logged)
         except (PreflightRefused, PlanError) as exc:
             return ArmResult(host.name, False, refused=True, error=f"not armed: {exc}", pre_arm_log=snapshot)
         except ArmStopped as exc:
@@ -133,14 +133,17 @@ class Arming(ResponderBase):
                          log_due_as_of=checked.logged if log_later and not first else None,
                          skipped=plan.skipped, stale_applets=checked.stale_applets, notes=checked.notes + notes)
 
-    def log_as_it_was(self, host: Host, logged: int) -> tuple[LogSnapshot | None, tuple[str, ...]]:
-        """The log as it stood before an arming whose pre-flight counted `logged` messages
-        (`ArmResult.log_due_as_of`), read now and cut back; a failed read is a note."""
+    def logs_as_they_were(self, host: Host, counts: Sequence[int]) -> list[tuple[LogSnapshot | None, tuple[str, ...]]]:
+        """The log as it stood before each arming of one router whose pre-flight counted
+        `counts` messages (`ArmResult.log_due_as_of`): read once now, cut back to each count;
+        a failed read is a note."""
         try:
             with self.sessions.session(host) as session:
-                return _log_before_arming(session, host, logged)
+                after = read_pre_arm_log(session, log_timeout(host))
         except SessionError as exc:
-            return None, (f"{host.name}: the log as it stood before arming was not read ({exc.reason})",)
+            return [(None, (f"{host.name}: the log as it stood before arming was not read ({exc.reason})",))] * len(counts)
+        cuts = {logged: _cut_back(host, after, logged) for logged in set(counts)}  # flows joined at once: one count
+        return [cuts[logged] for logged in counts]
 
     def _arm_failed(self, host: Host, incident_id: str, reason: str, changes: list[RouterChange],
                     checked: Preflight | None, snapshot: LogSnapshot | None = None) -> ArmResult:
@@ -201,7 +204,7 @@ def _log_read_first(plan: ArmPlan, checked: Preflight) -> bool:
     return resizes_log_buffer(plan.steps, checked.logging.buffered_size)
 
 
-def _log_before_arming(session: RouterSession, host: Host, logged: int | None) -> tuple[LogSnapshot | None, tuple[str, ...]]:
+def log_before_arming(session: RouterSession, host: Host, logged: int | None) -> tuple[LogSnapshot | None, tuple[str, ...]]:
     """The whole log read just after arming, cut back to the pre-flight's count `logged`:
     the buffer as it stood before the first step. The router is armed by now, so a failed
     read is a note, not a failure."""
@@ -209,6 +212,11 @@ def _log_before_arming(session: RouterSession, host: Host, logged: int | None) -
         after = read_pre_arm_log(session, log_timeout(host))
     except SessionError as exc:
         return None, (f"{host.name}: the log as it stood before arming was not read ({exc.reason})",)
+    return _cut_back(host, after, logged)
+
+
+def _cut_back(host: Host, after: LogSnapshot, logged: int | None) -> tuple[LogSnapshot, tuple[str, ...]]:
+    """A log read after arming, cut back to the pre-flight's count `logged`."""
     before = log_as_of(after.text, logged) if logged is not None else None
     if before is None:
         # Kept whole: debug lines it holds then count as printed before arming, so the

@@ -222,10 +222,12 @@ def parse_eem_version(show_event_manager_version: str | None) -> float | None:
 def refusal_in(text: str) -> str | None:
     """The router's refusal in an output that did not raise: AAA command authorization
     prints `Command authorization failed.` without the `%` that CommandRefused keys on."""
-    for line in (text or "").splitlines():
-        if AUTHORIZATION_FAILED.lower() in line.lower():
-            return line.strip()
-    return None
+    text = text or ""
+    at = text.lower().find(AUTHORIZATION_FAILED.lower())  # one C-speed scan: a whole `show logging` is 10 MB
+    if at < 0:
+        return None
+    start = max(text.rfind("\n", 0, at), text.rfind("\r", 0, at)) + 1
+    return text[start:at + 200].splitlines()[0].strip()  # its line (the message is 29 characters)
 
 
 def run_checked(session: RouterSession, command: str, **kwargs) -> CommandResult:

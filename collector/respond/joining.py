@@ -15,11 +15,12 @@ from collector.core.results import ArmResult, LogSnapshot, RouterChange
 from collector.core.states import StepScope
 from collector.core.steps import Step
 from collector.inventory import Host
-from collector.respond.arming import Arming, ArmStopped, log_timeout
+from collector.detect.logread import split_show_logging
+from collector.respond.arming import Arming, ArmStopped, log_before_arming, log_timeout
 from collector.respond.base import NO_LOGGING, VERIFY_DEBUGS, is_applet_step
 from collector.respond.deadman import DeadmanError, build_applet
 from collector.respond.debugstate import parse_debug_state
-from collector.respond.facts import PeerAddress, read_pre_arm_log, run_checked
+from collector.respond.facts import LOG_HEADER_COMMAND, DeviceProfile, PeerAddress, read_pre_arm_log, run_checked
 from collector.respond.plan import ArmPlan, PlanError, build_arm_plan
 from collector.sessions import RouterSession, SessionError
 from collector.timeutil import utcnow
@@ -38,7 +39,7 @@ class Joining(Arming):
     """`join` and `join_many` (see the module's docstring); arming itself is `Arming`'s."""
 
     def join(self, host: Host, peer: PeerAddress, incident_id: str, window: timedelta, *,
-             holder_incident_id: str) -> ArmResult:
+             holder_incident_id: str, log_later: bool = False) -> ArmResult:
         """Arm a router that incident `holder_incident_id` already armed, for one more flow.
 
         Sends only what this flow lacks: its `debug crypto condition peer` and the IKE
@@ -46,8 +47,10 @@ class Joining(Arming):
         a hub armed for isakmp, and the reverse). First the dead-man applet is re-entered
         with a countdown that covers this flow's window and with the undo of the new steps
         (re-entering `event manager applet NAME` edits it and re-registers the countdown).
-        The log is read first (`pre_arm_log`): debug lines already there were printed for
-        the other flow, before this one was armed.
+        The log as it stood before (`pre_arm_log`: debug lines already there were printed
+        for the other flow, before this one was armed) is read after the steps and cut back
+        to the header's count read before them; read first when that count cannot cut it
+        (as `arm`). `log_later`: as `arm`'s, the count is left in `log_due_as_of`.
         When nothing of the holder's is recorded on the router, it arms fully (`arm`) and
         says so in `notes` (`joined` False). The caller must not run an arm and a join of
         one router at the same time.
@@ -56,7 +59,8 @@ class Joining(Arming):
         Raises:
             StateStoreError: as `arm`.
         """
-        return self.join_many(host, [JoinRequest(peer, incident_id, holder_incident_id)], window)[0]
+        return self.join_many(host, [JoinRequest(peer, incident_id, holder_incident_id)], window,
+                              log_later=log_later)[0]
 
     def _arm_on_its_own(self, host: Host, request: JoinRequest, window: timedelta) -> ArmResult:
         # Nothing of the holder's is recorded here (its arm failed, was refused, or has
@@ -66,11 +70,12 @@ class Joining(Arming):
         note = f"{host.name} was not armed by incident {request.holder_incident_id}: armed for this flow on its own"
         return replace(result, joined=False, notes=result.notes + (note,))
 
-    def join_many(self, host: Host, requests: Sequence[JoinRequest], window: timedelta) -> list[ArmResult]:
+    def join_many(self, host: Host, requests: Sequence[JoinRequest], window: timedelta, *,
+                  log_later: bool = False) -> list[ArmResult]:
         """`join` for several flows at once, one result per request in order.
 
-        In one session: the log read once (every flow's `pre_arm_log`: nothing of theirs
-        was on before it), the router's debugs and conditions read once, each flow's
+        In one session: the log's count read once (every flow's `pre_arm_log` is the log
+        as it stood then: nothing of theirs was on), the router's debugs and conditions read once, each flow's
         steps planned against them and the steps planned before it (a debug two flows
         need is sent once, by the first), the dead-man applet re-entered once with the
         undo of all of them, then each flow's steps. A flow whose step is refused has its
@@ -88,20 +93,20 @@ class Joining(Arming):
             else:
                 results[n] = self._arm_on_its_own(host, request, window)
         if batch:
-            results.update(self._join_in_one_session(host, batch, window))
+            results.update(self._join_in_one_session(host, batch, window, log_later))
         return [results[n] for n in range(len(requests))]
 
     def _join_in_one_session(self, host: Host, requests: dict[int, JoinRequest],
-                             window: timedelta) -> dict[int, ArmResult]:
+                             window: timedelta, log_later: bool) -> dict[int, ArmResult]:
         results: dict[int, ArmResult] = {}
         applied: dict[int, list[RouterChange]] = {}
-        snapshot: LogSnapshot | None = None
+        log = _PreJoinLog()
         try:
             profile = self.profile(host)
             with self.sessions.session(host) as session:
-                snapshot = read_pre_arm_log(session, log_timeout(host))
+                log.start(session, host, profile)
                 state = parse_debug_state(run_checked(session, VERIFY_DEBUGS).text, self._read_conditions(session))
-                plans = self._plan_joins(session, host, profile, requests, window, state, results, snapshot)
+                plans = self._plan_joins(session, host, profile, requests, window, state, results)
                 every = list(dict.fromkeys(step for plan in plans.values() for step in plan.steps))
                 applet = self._reentered_applet(host, every, window + self.playbook.guards.deadman_grace) \
                     if every else None
@@ -120,35 +125,34 @@ class Joining(Arming):
                         applied.setdefault(n, []).extend(
                             self._apply(session, host, requests[n].incident_id, list(enumerate(steps, start))))
                     except ArmStopped as exc:
-                        results[n] = self._join_failed(host, requests[n], exc.reason, applied.pop(n, []) + exc.changes,
-                                                       snapshot)
+                        results[n] = self._join_failed(host, requests[n], exc.reason, applied.pop(n, []) + exc.changes)
                         continue
                     on += steps
                     notes = () if applet is not None or not steps else (
                         f"no dead-man applet of incident {requests[n].holder_incident_id} recorded on {host.name}: "
                         "countdown not extended",)
                     results[n] = ArmResult(host.name, True, joined=True, changes=tuple(applied[n]), armed_at=utcnow(),
-                                           skipped=plan.skipped, notes=notes, pre_arm_log=snapshot)
+                                           skipped=plan.skipped, notes=notes)
+                log.finish(session, host, log_later)
         except PlanError as exc:  # the applet could not be built: nothing was sent
             for n in requests:
                 results.setdefault(n, ArmResult(host.name, False, joined=True, refused=True,
-                                                error=f"not armed: {exc}", pre_arm_log=snapshot))
-            return results
+                                                error=f"not armed: {exc}"))
+            return log.given_to(results)
         except ArmStopped as exc:  # the applet's re-entry: nothing of any flow was sent after it
             reason = exc.reason
             applied.setdefault(first, []).extend(exc.changes)
         except SessionError as exc:
             reason = exc.reason
         else:
-            return results
+            return log.given_to(results)
         for n, request in requests.items():
             if n not in results:
-                results[n] = self._join_failed(host, request, reason, applied.get(n, []), snapshot)
-        return results
+                results[n] = self._join_failed(host, request, reason, applied.get(n, []))
+        return log.given_to(results)
 
     def _plan_joins(self, session: RouterSession, host: Host, profile, requests: dict[int, JoinRequest],
-                    window: timedelta, state, results: dict[int, ArmResult],
-                    snapshot: LogSnapshot | None) -> dict[int, ArmPlan]:
+                    window: timedelta, state, results: dict[int, ArmResult]) -> dict[int, ArmPlan]:
         """Each flow's plan against the router's debugs before the batch; a flow that
         cannot be planned gets its refusal in `results`."""
         plans = {}
@@ -158,17 +162,14 @@ class Joining(Arming):
                 plan = build_arm_plan(self.playbook, facts, request.peer, request.incident_id, window,
                                       already_on=state, with_deadman=False, include_logging=False, also_ike=also)
             except PlanError as exc:
-                results[n] = ArmResult(host.name, False, joined=True, refused=True, error=f"not armed: {exc}",
-                                       pre_arm_log=snapshot)
+                results[n] = ArmResult(host.name, False, joined=True, refused=True, error=f"not armed: {exc}")
                 continue
             plans[n] = plan
         return plans
 
-    def _join_failed(self, host: Host, request: JoinRequest, reason: str, changes: list[RouterChange],
-                     snapshot: LogSnapshot | None) -> ArmResult:
+    def _join_failed(self, host: Host, request: JoinRequest, reason: str, changes: list[RouterChange]) -> ArmResult:
         failed = self._arm_failed(host, request.incident_id, reason, changes, None)
-        return ArmResult(host.name, False, joined=True, error=failed.error, changes=failed.changes,
-                         pre_arm_log=snapshot)
+        return ArmResult(host.name, False, joined=True, error=failed.error, changes=failed.changes)
 
     def _reentered_applet(self, host: Host, new_steps: list[Step], cover: timedelta) -> Step | None:
         """The step that re-enters the router's dead-man applet: a countdown lasting until
@@ -202,3 +203,35 @@ class Joining(Arming):
             raise PlanError(str(exc)) from None
         return Step(do=applet.config_lines, undo=(), mode="config", scope=StepScope.ROUTER,
                     why=f"dead-man switch re-entered: fires in {countdown}s, also undoes this flow's steps")
+
+
+class _PreJoinLog:
+    """The log as it stood before a batch of joins, for each of them: the header's count
+    read before the first step and the whole log read after the last, cut back to it (a
+    10 MB buffer read first held every flow of the batch back by that read); read whole
+    first when the count cannot cut it (no count, or a buffer behind a discriminator)."""
+
+    def __init__(self) -> None:
+        self.snapshot: LogSnapshot | None = None
+        self.count: int | None = None  # read after the steps: the cut
+        self.notes: tuple[str, ...] = ()
+
+    def start(self, session: RouterSession, host: Host, profile: DeviceProfile) -> None:
+        count = split_show_logging(run_checked(session, LOG_HEADER_COMMAND).text)[0].logged
+        buffered = [ln for ln in profile.running_config.splitlines() if ln.startswith("logging buffered")]
+        if count is None or any("discriminator" in ln for ln in buffered):
+            self.snapshot = read_pre_arm_log(session, log_timeout(host))
+        else:
+            self.count = count
+
+    def finish(self, session: RouterSession, host: Host, log_later: bool) -> None:
+        """After the steps: the log read now, unless the caller reads it (`log_later`)."""
+        if self.count is not None and not log_later:
+            self.snapshot, self.notes = log_before_arming(session, host, self.count)
+            self.count = None
+
+    def given_to(self, results: dict[int, ArmResult]) -> dict[int, ArmResult]:
+        """Each result with the log, or (armed ones) with the count it is still due at."""
+        return {n: replace(r, pre_arm_log=self.snapshot, notes=r.notes + self.notes,
+                           log_due_as_of=self.count if r.armed else None)
+                for n, r in results.items()}

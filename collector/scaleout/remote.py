@@ -225,8 +225,8 @@ class RemoteResponder(Responder):
     def join(self, host: Host, peer, incident_id: str, window: timedelta, *, holder_incident_id: str) -> ArmResult:
         return self._arm(host, peer, incident_id, window, holder_incident_id)
 
-    def join_many(self, host: Host, requests, window: timedelta) -> list[ArmResult]:
-        # each join is the site worker's, with its own session and ledger
+    def join_many(self, host: Host, requests, window: timedelta, *, log_later: bool = False) -> list[ArmResult]:
+        # each join is the site worker's, with its own session, ledger and pre-arm log
         return [self.join(host, r.peer, r.incident_id, window, holder_incident_id=r.holder_incident_id)
                 for r in requests]
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from collector.agent import Agent
+from collector.core.decide import ArmDone
 from collector.core.states import IncidentState
 from collector.inventory import Host, Inventory, SshOptions
 from collector.parsing import default_registry
@@ -788,6 +789,30 @@ def test_the_incident_is_marked_armed_before_the_logs_as_they_were_are_read(worl
     assert set(context.pre_arm_staged) == {"hub1", "spoke1"}
     staged = (w.agent.worker.contexts.folder(incident.incident_id) / "hub1.pre-arm.log").read_text()
     assert line(0) in staged
+
+
+def test_an_arm_shares_its_routers_turn_once_armed_is_said_and_before_its_logs_are_read(world_factory):
+    """Flows joining the hub need not wait while the first arm reads and stages the logs
+    as they stood before arming: its turn is shared once "armed" is in the inbox."""
+    w = world_factory(hub_lines=[line(0)], buffer_size=10_000_000, buffered_line="logging buffered 10000000 debugging",
+                      buffer_level="debugging")  # not resized: its log is read after arming
+    seen = []
+    real_share = w.agent.worker.share_turn
+
+    def share_turn():
+        posted = list(w.agent.inbox.queue)
+        seen.append((any(isinstance(e, ArmDone) and e.armed for e in posted), list(w.routers.sent("hub1"))))
+        real_share()
+
+    w.agent.worker.share_turn = share_turn
+    w.poll()
+    [(armed_posted, sent)] = seen
+    assert armed_posted
+    armed = max(i for i, c in enumerate(sent) if c == "debug crypto ipsec")
+    assert any(c.startswith("show logging | include") for c in sent[armed:])  # the mark is read
+    assert "show logging" not in sent[armed:]  # the log as it was is read after the turn is shared
+    assert "show logging" in w.routers.sent("hub1")[len(sent):]
+    assert [i.state for i in w.incidents()] == [IncidentState.ARMED]
 
 
 def test_one_read_marks_every_incident_armed_on_a_receiver_at_once_and_hands_its_lines_on_once(world_factory):

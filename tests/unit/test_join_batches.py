@@ -67,6 +67,36 @@ def test_a_join_behind_an_exclusive_ticket_waits_for_it():
     assert [turns._may_run(queue, t[0]) for t in (join, later_arm)] == [True, False]
 
 
+def test_an_arm_that_shares_its_turn_lets_the_joins_behind_it_start_and_still_holds_off_the_rest():
+    """An arm said armed and still staging its logs shares its turn: the joins queued
+    behind it start beside it; a release or a new arm of the router still waits for it."""
+    turns, order = RouterTurns(), []
+    gate = {n: threading.Event() for n in range(1, 5)}
+    tickets = {1: turns.take(["hub", "spoke1"]), 2: turns.take(["hub", "spoke2"], shared=("hub",)),
+               3: turns.take(["hub"], shared=("hub",)), 4: turns.take(["hub"])}
+    run = _runner(turns, order, gate)
+    threads = [threading.Thread(target=run, args=(n, tickets[n])) for n in range(1, 5)]
+    for t in threads:
+        t.start()
+
+    def started() -> set[int]:
+        return {n for kind, n in list(order) if kind == "start"}
+
+    assert _eventually(lambda: started() == {1})
+    assert not _eventually(lambda: started() != {1}, seconds=0.3)  # not shared yet: the joins wait
+    turns.share(tickets[1])
+    assert _eventually(lambda: started() == {1, 2, 3})
+    gate[2].set()
+    gate[3].set()
+    assert _eventually(lambda: ("end", 3) in order and ("end", 2) in order)
+    assert not _eventually(lambda: 4 in started(), seconds=0.3)  # the release waits for the arm itself
+    gate[1].set()
+    gate[4].set()
+    for t in threads:
+        t.join(5)
+    assert order.index(("start", 4)) > order.index(("end", 1))
+
+
 def test_requests_that_come_while_a_batch_runs_are_joined_together_in_the_next():
     calls: list[list[str]] = []
     first_running, release_first = threading.Event(), threading.Event()

@@ -350,8 +350,14 @@ def test_join_extends_the_countdown_adds_the_other_ike_debug_and_hand_over_keeps
     assert joined.armed and joined.joined
     assert joined.pre_arm_log is not None and "Log Buffer" in joined.pre_arm_log.text
     sent = routers.sent("hub1")
-    last_read = len(sent) - 1 - sent[::-1].index("show logging")
-    assert "debug crypto condition peer ipv4 10.0.0.3" in sent[last_read:]  # read before the join's changes
+    counted = len(sent) - 1 - sent[::-1].index(LOG_HEADER_COMMAND)
+    condition = sent.index("debug crypto condition peer ipv4 10.0.0.3")
+    assert counted < condition < sent.index("show logging", condition)  # counted before the changes, read after
+    # cut back to the count: none of the lines the join made the router log (one per `end`)
+    logged_by_join = sent[counted:].count("end")
+    assert logged_by_join >= 1
+    assert joined.pre_arm_log.text.count("%SYS-5-CONFIG_I") == \
+        sum("%SYS-5-CONFIG_I" in ln for ln in box.log_lines) - logged_by_join
     assert box.debugs == {"isakmp", "ikev2", "ipsec"} and box.conditions == ["10.0.0.2", "10.0.0.3"]
     assert "debug crypto ipsec" not in changes_sent(routers)[-5:]  # already on: not sent again
     assert list(box.applets) == [name] and box.applet_countdown(name) > first
@@ -368,6 +374,46 @@ def test_join_extends_the_countdown_adds_the_other_ike_debug_and_hand_over_keeps
     done = r.disarm(host(), "inc-2")
     assert done.clean and box.debugs == set() and box.conditions == [] and box.applets == {}
     assert box.buffered_line == "logging buffered 16384 informational"
+
+
+def test_a_join_for_the_worker_leaves_the_log_to_read_and_one_read_serves_every_count(store, registry):
+    """With `log_later` the join only counts the log; the worker reads it once for every
+    incident armed on the router at once, each copy cut back to its own count."""
+    routers = FakeRouters()
+    box = Box(routers, "hub1")
+    r = responder(store, routers, registry, ike={PEER_B: "ikev2"})
+    first = r.arm(host(), PEER_A, "inc-1", WINDOW)
+    assert first.armed
+    before = len(routers.sent("hub1"))
+    joined = r.join(host(), PEER_B, "inc-2", WINDOW, holder_incident_id="inc-1", log_later=True)
+    assert joined.armed and joined.pre_arm_log is None and joined.log_due_as_of is not None
+    assert "show logging" not in routers.sent("hub1")[before:]
+    earlier = joined.log_due_as_of - 1  # an incident whose pre-flight counted one message fewer
+    before = len(routers.sent("hub1"))
+    (late, _), (older, _) = r.logs_as_they_were(host(), [joined.log_due_as_of, earlier])
+    assert routers.sent("hub1")[before:].count("show logging") == 1
+    lines = [ln for ln in late.text.splitlines() if ln.startswith("*")]
+    assert len(lines) >= 2 and [ln for ln in older.text.splitlines() if ln.startswith("*")] == lines[:-1]
+    assert len(box.log_lines) > len(lines)  # the lines the join made the router log are cut
+
+
+@pytest.mark.parametrize("header_count, buffered", [
+    (False, "logging buffered 100000 debugging"),
+    (True, "logging buffered discriminator NOISE 100000 debugging"),
+])
+def test_a_join_reads_the_log_first_where_a_count_cannot_cut_it(store, registry, header_count, buffered):
+    routers = FakeRouters()
+    box = Box(routers, "hub1")
+    r = responder(store, routers, registry, ike={PEER_B: "ikev2"})
+    assert r.arm(host(), PEER_A, "inc-1", WINDOW).armed
+    r._profiles["hub1"] = StubProfile({PEER_B: "ikev2"}, running_config=buffered + "\n")
+    if not header_count:
+        box.header = lambda: "Syslog logging: enabled\n    Buffer logging:  level debugging, xml disabled,\nLog Buffer (100000 bytes):\n"
+    before = len(routers.sent("hub1"))
+    joined = r.join(host(), PEER_B, "inc-2", WINDOW, holder_incident_id="inc-1", log_later=True)
+    sent = routers.sent("hub1")[before:]
+    assert joined.armed and joined.log_due_as_of is None and joined.pre_arm_log is not None
+    assert sent.index("show logging") < sent.index("debug crypto condition peer ipv4 10.0.0.3")
 
 
 def test_a_failed_join_undoes_only_the_joiners_steps(store, registry):
@@ -411,7 +457,9 @@ def test_flows_joining_at_once_share_one_log_read_and_one_applet_reentry(store, 
     assert routers.router("hub1").opened - opened <= 1  # one session for the three
     assert sent.count("show logging") == 1 and sent.count(f"event manager applet {name}") == 1
     assert sent.count("debug crypto ikev2") == 1  # two flows need it: sent once, by the first
-    assert sent.index("show logging") < sent.index("debug crypto condition peer ipv4 10.0.0.3")
+    # counted once before the first change, read once after the last, cut back to the count
+    assert sent.index(LOG_HEADER_COMMAND) < sent.index("debug crypto condition peer ipv4 10.0.0.3")
+    assert sent.index("debug crypto condition peer ipv4 10.0.0.5") < sent.index("show logging")
     assert box.conditions == ["10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5"]
     assert box.debugs == {"isakmp", "ikev2", "ipsec"} and box.applet_countdown(name) > first
     for result, peer in zip(results, ("10.0.0.3", "10.0.0.4", "10.0.0.5")):
