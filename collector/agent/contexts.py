@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -78,6 +80,7 @@ class IncidentContexts:
         self.bundle_root = bundle_root
         self.dry_run = dry_run
         self._contexts: dict[str, IncidentContext] = {}
+        self._pre_arm_files = _PreArmFiles()
 
     def start(self, context: IncidentContext) -> IncidentContext:
         """Hold a new incident's context (at its arm)."""
@@ -137,7 +140,7 @@ class IncidentContexts:
         for name, snapshot in list(context.pre_arm.items()):
             # Redacted as the capture's outputs are (staging.py): the folder holds no
             # secret, and the bundle compares the two reads line by line.
-            _write_private(folder / _pre_arm_file(name), redact_pieces(text_pieces(snapshot.text), secrets))
+            self._pre_arm_files.write(snapshot, folder / _pre_arm_file(name), secrets)
             context.pre_arm_staged[name] = snapshot.read_at
             context.pre_arm_clocks[name] = snapshot.clock_json()
             del context.pre_arm[name]
@@ -215,6 +218,46 @@ class IncidentContexts:
 
 def _pre_arm_file(router: str) -> str:
     return f"{router}.pre-arm.log"
+
+
+class _PreArmFiles:
+    """Pre-arm logs written to staging folders, each log redacted once: flows joined to
+    one router at once share one read of its log (`Arming.logs_as_they_were`), and each of
+    their folders gets it. The first incident to save a log redacts and writes it; the
+    others copy that file (a 10 MB log redacted once per flow cost the agent a core-second
+    in a burst of 20 flows). Entries go with the log (weakly keyed).
+
+    Threads: called from worker threads at once; `_lock` guards `_files`, never held while
+    writing. Invariant: a copy is taken only of a file whose writing finished."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._files: weakref.WeakKeyDictionary[LogSnapshot, tuple[Path, threading.Event, list[bool]]] = \
+            weakref.WeakKeyDictionary()
+
+    def write(self, snapshot: LogSnapshot, path: Path, secrets: tuple[str, ...]) -> None:
+        with self._lock:
+            first = self._files.get(snapshot)
+            if first is None:
+                self._files[snapshot] = (path, threading.Event(), [False])
+        if first is None:
+            _, done, ok = self._files[snapshot]
+            try:
+                _write_private(path, redact_pieces(text_pieces(snapshot.text), secrets))
+                ok[0] = True
+            finally:
+                done.set()
+            return
+        written, done, ok = first
+        done.wait()
+        if ok[0]:
+            try:
+                path.touch(mode=0o600, exist_ok=True)
+                shutil.copyfile(written, path)
+                return
+            except OSError:  # that incident's folder is gone (sealed and forgotten): write it here
+                pass
+        _write_private(path, redact_pieces(text_pieces(snapshot.text), secrets))
 
 
 def _write_private(path: Path, pieces: Iterable[str]) -> None:

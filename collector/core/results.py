@@ -32,7 +32,7 @@ class RouterChange:
                 "at": self.at.isoformat(), "note": self.note}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)  # weakly keyed by the staging it shares
 class LogSnapshot:
     """A router's log as read at one moment (just before arming: arming may empty it), and
     its `show clock` read right after, with the agent's UTC times around that question: a
