@@ -463,13 +463,13 @@ def run(args, work: Path, out: dict) -> bool:
         held = sampler.at(time.time())
         out["held"] = {"sockets": held["sockets"], "threads": held["threads"]}
         print(f"  with phase 1's incidents open: {held['sockets']} sockets, {held['threads']} threads")
+        # Reads before the next poll is due are confirmations of syslog lines (the realistic lab's
+        # scanners hit routers all the time): counted from just before it is due, they would
+        # date the poll's start minutes early.
+        due = max(first1 + 1, first0 + args.backstop - 5)
         if len(labs) > 1:
             print(f"  waiting for the next backstop poll (due {first0 + args.backstop - time.time():.0f} s from now)")
             ends = frozenset(baseline)
-            # Reads before the poll is due are confirmations of syslog lines (the realistic lab's
-            # scanners hit routers all the time): counted from just before it is due, they would
-            # date the poll's start minutes early.
-            due = max(first1 + 1, first0 + args.backstop - 5)
             second0, _, _ = wait_poll(store, due, len(hosts), timeout=args.backstop + 600, share=0.3,
                                       exclude=ends, stall=None)
             results.append(trigger("phase 2 (during the backstop poll)", labs[1], phases[1], store))
@@ -478,7 +478,7 @@ def run(args, work: Path, out: dict) -> bool:
             out["second_poll"] = {"start": second0, "end": second1, "routers_read": read2, "poll_s": second1 - second0}
             print(f"  second poll: {second1 - second0:.0f} s ({read2} routers read besides the flow ends)")
         else:  # one lab: the cycle is waited for without a second trigger
-            second0, _, _ = wait_poll(store, first1 + 1, len(hosts), timeout=args.backstop + 600, share=0.01,
+            second0, _, _ = wait_poll(store, due, len(hosts), timeout=args.backstop + 600, share=0.01,
                                       exclude=frozenset(baseline), stall=None)
             cycle0, cycle1 = sampler.at(first0), sampler.at(second0)
         cycle = {"wall_s": cycle1["t"] - cycle0["t"], "cpu_s": cycle1["cpu"] - cycle0["cpu"],
