@@ -75,8 +75,8 @@ class Joining(Arming):
         """`join` for several flows at once, one result per request in order.
 
         In one session: the log's count read once (every flow's `pre_arm_log` is the log
-        as it stood then: nothing of theirs was on), the router's debugs and conditions read once, each flow's
-        steps planned against them and the steps planned before it (a debug two flows
+        as it stood then: nothing of theirs was on), the router's debugs and conditions
+        read once, each flow's steps planned against them and the steps planned before it (a debug two flows
         need is sent once, by the first), the dead-man applet re-entered once with the
         undo of all of them, then each flow's steps. A flow whose step is refused has its
         own steps undone and fails alone; a lost session fails those not yet armed. A
@@ -100,7 +100,7 @@ class Joining(Arming):
                              window: timedelta, log_later: bool) -> dict[int, ArmResult]:
         results: dict[int, ArmResult] = {}
         applied: dict[int, list[RouterChange]] = {}
-        log = _PreJoinLog()
+        log = _PreJoinLog(log_later)
         try:
             profile = self.profile(host)
             with self.sessions.session(host) as session:
@@ -133,7 +133,7 @@ class Joining(Arming):
                         "countdown not extended",)
                     results[n] = ArmResult(host.name, True, joined=True, changes=tuple(applied[n]), armed_at=utcnow(),
                                            skipped=plan.skipped, notes=notes)
-                log.finish(session, host, log_later)
+                log.finish(session, host)
         except PlanError as exc:  # the applet could not be built: nothing was sent
             for n in requests:
                 results.setdefault(n, ArmResult(host.name, False, joined=True, refused=True,
@@ -211,7 +211,8 @@ class _PreJoinLog:
     10 MB buffer read first held every flow of the batch back by that read); read whole
     first when the count cannot cut it (no count, or a buffer behind a discriminator)."""
 
-    def __init__(self) -> None:
+    def __init__(self, log_later: bool) -> None:
+        self.log_later = log_later  # the caller reads the log (`ArmResult.log_due_as_of`)
         self.snapshot: LogSnapshot | None = None
         self.count: int | None = None  # read after the steps: the cut
         self.notes: tuple[str, ...] = ()
@@ -224,14 +225,14 @@ class _PreJoinLog:
         else:
             self.count = count
 
-    def finish(self, session: RouterSession, host: Host, log_later: bool) -> None:
+    def finish(self, session: RouterSession, host: Host) -> None:
         """After the steps: the log read now, unless the caller reads it (`log_later`)."""
-        if self.count is not None and not log_later:
+        if self.count is not None and not self.log_later:
             self.snapshot, self.notes = log_before_arming(session, host, self.count)
             self.count = None
 
     def given_to(self, results: dict[int, ArmResult]) -> dict[int, ArmResult]:
         """Each result with the log, or (armed ones) with the count it is still due at."""
         return {n: replace(r, pre_arm_log=self.snapshot, notes=r.notes + self.notes,
-                           log_due_as_of=self.count if r.armed else None)
+                           log_due_as_of=self.count if r.armed and self.log_later else None)
                 for n, r in results.items()}
