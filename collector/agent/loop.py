@@ -23,11 +23,11 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from collector.agent.confirming import SyslogConfirmations
 from collector.agent.dispatch import RouterWork, joined_routers, routers_of
 from collector.agent.reader import LogReader
 from collector.agent.records import IncidentRecorder
 from collector.agent.startup import StartUp
-from collector.agent.warm import warm
 from collector.agent.worker import Worker
 from collector.core.decide import (
     Arm,
@@ -172,12 +172,12 @@ def keeps_session(agent: "Agent", router: str) -> bool:
     may be armed any moment (`collector.agent.warm`)."""
     return agent.holds(router) or agent.reader.wants.wanted(router)
 
-class Agent:
+class Agent(SyslogConfirmations):
     """One watch agent over one inventory and one playbook: the loop that decides and acts.
 
     Parts: `reader` (logs into events), `work` (router work in turn), `worker` (the router
     work), `recorder` (the store's side of each action), `startup` (what an earlier run
-    left); scale-out replaces `reader`, `responder` and `worker` after the agent is built
+    left); syslog lines are confirmed over SSH by its `SyslogConfirmations` part; scale-out replaces `reader`, `responder` and `worker` after the agent is built
     (`attach_remote`), so they are looked up at each use.
 
     Threads: the loop thread (`run_until_idle`, `serve`, and the start-up and stop calls
@@ -354,26 +354,6 @@ class Agent:
                                        f"within {int(self.playbook.within.total_seconds() // 60)} min: this image "
                                        "may not log RECVD_PKT_INV_SPI (ASR1000 before XE 2.3.2, NAT-T before "
                                        "CSCsq59183)")
-
-    def on_syslog_hint(self, hint) -> None:
-        host, sender = self.reader.syslog_hint(hint)
-        if host is not None:
-            self._confirms.submit(self._confirm, host)
-        if sender is not None:  # its arming may follow: have its session ready (a poll thread: not a confirm's)
-            self._polls.submit(warm, self.reader.sessions, sender)
-
-    def confirm_pending(self) -> None:
-        for host in self.reader.due_confirmations():
-            self._confirms.submit(self._confirm, host)
-
-    def _confirm(self, host: Host) -> None:
-        try:
-            lines, _n = self.reader.poll(host)
-        except SessionError as exc:
-            self.observers.problem(host.name, f"could not confirm a syslog line over SSH: {exc.reason}")
-            return
-        for line in lines:
-            self.submit(line)
 
     def tick(self) -> None:
         self.submit(Tick(utcnow()))

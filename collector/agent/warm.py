@@ -4,7 +4,7 @@ A router's session costs a handshake and a login to open (0.3-0.5 s of a busy ju
 most of it CPU). At a long poll interval the pool keeps only the sessions of routers in
 an open incident; a router whose log just showed a line from another inventory router,
 or that a syslog hint names as such a line's sender, is about to be in one, and its
-arming should not wait for the handshake.
+arming should not wait for the handshake, nor for the facts its arming reads first.
 """
 
 from __future__ import annotations
@@ -39,11 +39,14 @@ class SessionWants:
         return at is not None and time.monotonic() - at < SESSION_WANTED_FOR
 
 
-def warm(sessions: SessionSource, host: Host) -> None:
-    """Open `host`'s session now (the pool keeps it while it is wanted). A router that
-    cannot be reached is left to the arming to report."""
+def warm(sessions: SessionSource, host: Host, responder=None) -> None:
+    """Open `host`'s session now (the pool keeps it while it is wanted), and have
+    `responder` read the facts an arming starts with (version, config, addresses: cached
+    for the run). A router that cannot be reached is left to the arming to report."""
     try:
         with sessions.session(host):
             pass
+        if responder is not None:
+            responder.profile(host)
     except SessionError as exc:
-        log.debug("%s: session not opened ahead of arming: %s", host.name, exc.reason)
+        log.debug("%s: not readied ahead of arming: %s", host.name, exc.reason)

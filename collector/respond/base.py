@@ -103,6 +103,10 @@ class ResponderBase:
             cached = self._profiles.get(host.name)
         if cached is None or refresh:
             with self.sessions.session(host) as session:
+                with self._lock:  # read while this thread waited for the session (readied ahead of arming)
+                    cached = None if refresh else self._profiles.get(host.name)
+                if cached is not None:
+                    return cached
                 cached = read_profile(session, self.registry, platform=host.platform)
             with self._lock:
                 self._profiles[host.name] = cached

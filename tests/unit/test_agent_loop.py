@@ -772,6 +772,24 @@ def test_a_syslog_hint_from_a_peer_readies_the_senders_session_beside_the_confir
     assert "show logging" not in " ".join(spoke.sent)  # only readied: nothing read or sent there
 
 
+@pytest.mark.parametrize("src, readied", [("203.0.113.77", False), (SPOKE, True)])
+def test_a_syslog_hint_from_a_peer_has_both_ends_facts_read_before_any_arming(world_factory, src, readied):
+    """The facts an arming reads first (version, config, addresses) are read ahead for
+    the sender named by a peer's syslog line, and for the receiver once its log confirms
+    it; not for a scanner's line (each profile holds a running-config in memory)."""
+    from collector.detect.syslog_receiver import SyslogHint
+
+    w = world_factory(hub_lines=[line(0, src=src)])
+    w.agent.responder._profiles.clear()  # not stubbed: read from the scripted routers
+    w.agent.on_syslog_hint(SyslogHint("hub1", HUB, f"<188>42: {line(0, src=src)}".encode()))
+    w.agent._confirms.shutdown(wait=True)
+    w.agent._polls.shutdown(wait=True)
+    assert ("show version" in w.routers.sent("spoke1")) is readied  # the first of the facts read
+    assert ("show version" in w.routers.sent("hub1")) is readied
+    assert set(w.agent.responder._profiles) == ({"hub1", "spoke1"} if readied else set())
+    assert not any(c.startswith(("configure", "debug")) for n in ("hub1", "spoke1") for c in w.routers.sent(n))
+
+
 def test_the_incident_is_marked_armed_before_the_logs_as_they_were_are_read(world_factory):
     """Reading a whole buffer (10 MB on a busy router) takes seconds: once both ends are
     armed, the receiver's log is marked and the incident said armed first; each end's log

@@ -1,0 +1,41 @@
+"""A syslog line confirmed over SSH before it counts, and both ends of a peer's line
+readied for the arming that may follow (`Agent` is the class to use; this is its part).
+
+A UDP datagram can be forged: an invalid-SPI line heard by syslog becomes an event only
+once the router's own log shows it (`_confirm`, on a confirm thread, so a poll of the
+whole fleet does not hold it up). When the line's sender is another inventory router,
+both ends are readied on a poll thread: sessions opened and the facts their arming reads
+first read ahead (`warm`).
+"""
+
+from __future__ import annotations
+
+from collector.agent.warm import warm
+from collector.inventory import Host
+from collector.sessions import SessionError
+
+
+class SyslogConfirmations:
+    """The syslog-confirmation part of `Agent` (a mixin: its attributes are the agent's)."""
+
+    def on_syslog_hint(self, hint) -> None:
+        host, sender = self.reader.syslog_hint(hint)
+        if host is not None:
+            self._confirms.submit(self._confirm, host)
+        if sender is not None:  # its arming may follow: have it ready (a poll thread: not a confirm's)
+            self._polls.submit(warm, self.reader.sessions, sender, self.responder)
+
+    def confirm_pending(self) -> None:
+        for host in self.reader.due_confirmations():
+            self._confirms.submit(self._confirm, host)
+
+    def _confirm(self, host: Host) -> None:
+        try:
+            lines, _n = self.reader.poll(host)
+        except SessionError as exc:
+            self.observers.problem(host.name, f"could not confirm a syslog line over SSH: {exc.reason}")
+            return
+        for line in lines:
+            self.submit(line)
+        if lines and self.reader.wants.wanted(host.name):  # a peer's line: its arming may follow
+            self._polls.submit(warm, self.reader.sessions, host, self.responder)
