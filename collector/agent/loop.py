@@ -210,8 +210,9 @@ class Agent(SyslogConfirmations):
             self.core.tracker.restore(snapshot)
         self.inbox: queue.Queue[Event] = queue.Queue()
         self._polls = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="poll")
-        # a syslog line's confirmation must not queue behind a poll of the whole fleet
-        self._confirms = ThreadPoolExecutor(max_workers=max(2, workers // 4), thread_name_prefix="confirm")
+        # a syslog line's confirmation must not queue behind a poll of the whole fleet, nor a
+        # burst of flows behind each other (a quarter of 20 workers confirmed 11 flows in three waves)
+        self._confirms = ThreadPoolExecutor(max_workers=max(2, workers // 2), thread_name_prefix="confirm")
         self._ends = ThreadPoolExecutor(max_workers=2 * max(2, workers), thread_name_prefix="end")
         self.work = RouterWork(self.inbox, workers=max(2, workers))
         self.reader = LogReader(inventory, playbook, store, sessions, registry, self.observers)
