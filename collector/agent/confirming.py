@@ -4,8 +4,9 @@ readied for the arming that may follow (`Agent` is the class to use; this is its
 A UDP datagram can be forged: an invalid-SPI line heard by syslog becomes an event only
 once the router's own log shows it (`_confirm`, on a confirm thread, so a poll of the
 whole fleet does not hold it up). When the line's sender is another inventory router,
-both ends are readied on a poll thread: sessions opened and the facts their arming reads
-first read ahead (`warm`).
+both ends are readied on threads of their own (a backstop poll of the whole fleet would
+hold them up on a poll thread, and they would hold up confirmations on a confirm thread):
+sessions opened and the facts their arming reads first read ahead (`warm`).
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ class SyslogConfirmations:
         host, sender = self.reader.syslog_hint(hint)
         if host is not None:
             self._confirms.submit(self._confirm, host)
-        if sender is not None:  # its arming may follow: have it ready (a poll thread: not a confirm's)
-            self._polls.submit(warm, self.reader.sessions, sender, self.responder)
+        if sender is not None:  # its arming may follow: have it ready
+            self._readies.submit(warm, self.reader.sessions, sender, self.responder)
 
     def confirm_pending(self) -> None:
         for host in self.reader.due_confirmations():
@@ -38,4 +39,4 @@ class SyslogConfirmations:
         for line in lines:
             self.submit(line)
         if lines and self.reader.wants.wanted(host.name):  # a peer's line: its arming may follow
-            self._polls.submit(warm, self.reader.sessions, host, self.responder)
+            self._readies.submit(warm, self.reader.sessions, host, self.responder)

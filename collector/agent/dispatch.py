@@ -111,6 +111,8 @@ class RouterWork:
         self._pending_lock = threading.Lock()
         self._turns = RouterTurns()
         self._current = threading.local()  # the ticket of the work this pool thread runs
+        self._arming: set[int] = set()  # tickets of Arms not yet said armed (nor done), under _arming_cond
+        self._arming_cond = threading.Condition()
 
     def submit(self, fn, action, routers: tuple[str, ...], shared: tuple[str, ...] = ()) -> None:
         """Run `fn(action)` once each of `routers` is free of work asked for earlier (of
@@ -118,6 +120,9 @@ class RouterWork:
         with self._pending_lock:
             self._pending += 1
         ticket = self._turns.take(routers, shared)
+        if isinstance(action, Arm):
+            with self._arming_cond:
+                self._arming.add(ticket[0])
         future = self._pool.submit(self._in_turn, ticket, fn, action)
         future.add_done_callback(lambda f, a=action: self._done(f, a))
 
@@ -136,6 +141,19 @@ class RouterWork:
         ticket = getattr(self._current, "ticket", None)
         if ticket is not None:
             self._turns.share(ticket)
+            self._armed(ticket)
+
+    def wait_for_arms(self, timeout: float) -> bool:
+        """Wait (at most `timeout` s) until no Arm is on its way to "armed": a backstop poll
+        yields the jump host and the routers to them. False: one still is."""
+        with self._arming_cond:
+            return self._arming_cond.wait_for(lambda: not self._arming, timeout)
+
+    def _armed(self, ticket) -> None:
+        with self._arming_cond:
+            if ticket[0] in self._arming:
+                self._arming.discard(ticket[0])
+                self._arming_cond.notify_all()
 
     def _in_turn(self, ticket, fn, action):
         self._turns.wait(ticket)
@@ -145,6 +163,7 @@ class RouterWork:
         finally:
             self._current.ticket = None
             self._turns.done(ticket)
+            self._armed(ticket)
 
     def _done(self, future: Future, action) -> None:
         try:

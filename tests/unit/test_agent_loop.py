@@ -760,14 +760,14 @@ def test_a_syslog_hint_from_a_peer_readies_the_senders_session_beside_the_confir
     spoke = w.routers.router("spoke1")
     w.agent.on_syslog_hint(SyslogHint("hub1", HUB, f"<188>42: {line(0, src='203.0.113.77')}".encode()))
     w.agent._confirms.shutdown(wait=True)  # the confirmation is done
-    w.agent._polls.shutdown(wait=True)  # and any readying
+    w.agent._readies.shutdown(wait=True)  # and any readying
     assert spoke.opened == 0 and not keeps_session(w.agent, "spoke1")
 
     w = world_factory()
     spoke = w.routers.router("spoke1")
     w.agent.on_syslog_hint(SyslogHint("hub1", HUB, f"<188>42: {line(0)}".encode()))
     w.agent._confirms.shutdown(wait=True)
-    w.agent._polls.shutdown(wait=True)
+    w.agent._readies.shutdown(wait=True)
     assert spoke.opened == 1 and keeps_session(w.agent, "spoke1")
     assert "show logging" not in " ".join(spoke.sent)  # only readied: nothing read or sent there
 
@@ -783,7 +783,7 @@ def test_a_syslog_hint_from_a_peer_has_both_ends_facts_read_before_any_arming(wo
     w.agent.responder._profiles.clear()  # not stubbed: read from the scripted routers
     w.agent.on_syslog_hint(SyslogHint("hub1", HUB, f"<188>42: {line(0, src=src)}".encode()))
     w.agent._confirms.shutdown(wait=True)
-    w.agent._polls.shutdown(wait=True)
+    w.agent._readies.shutdown(wait=True)
     assert ("show version" in w.routers.sent("spoke1")) is readied  # the first of the facts read
     assert ("show version" in w.routers.sent("hub1")) is readied
     assert set(w.agent.responder._profiles) == ({"hub1", "spoke1"} if readied else set())

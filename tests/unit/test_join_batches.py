@@ -97,6 +97,41 @@ def test_an_arm_that_shares_its_turn_lets_the_joins_behind_it_start_and_still_ho
     assert order.index(("start", 4)) > order.index(("end", 1))
 
 
+def test_a_poll_waits_for_an_arm_until_it_is_said_armed_and_no_longer():
+    """`wait_for_arms`: a backstop poll's reads yield to an arming until it is said armed
+    (its turn shared), or until the timeout; other router work does not hold them."""
+    import queue
+
+    from collector.agent.dispatch import RouterWork
+    from collector.core.decide import Arm, Release
+
+    work = RouterWork(queue.Queue(), workers=2)
+    said, release = threading.Event(), threading.Event()
+
+    def arm(_action):
+        said.wait(5)
+        work.share_turn()  # "armed": what is left (the staging) does not hold the polls
+        release.wait(5)
+        return []
+
+    work.submit(lambda _a: release.wait(5) and [], Release("inc-0", "hub9", None), ("hub9",))
+    assert work.wait_for_arms(0.05)  # a release is no arming
+    work.submit(arm, Arm("inc-1", _flow(), "hub1", "spoke1", ()), ("hub1", "spoke1"))
+    assert not work.wait_for_arms(0.2)
+    said.set()
+    assert work.wait_for_arms(2)
+    release.set()
+    work.shutdown()
+
+
+def _flow():
+    from ipaddress import ip_address
+
+    from collector.detect.events import Flow
+
+    return Flow("hub1", ip_address("10.0.0.2"), ip_address("10.0.0.1"), 0x1234, 50)
+
+
 def test_requests_that_come_while_a_batch_runs_are_joined_together_in_the_next():
     calls: list[list[str]] = []
     first_running, release_first = threading.Event(), threading.Event()
