@@ -20,6 +20,7 @@ import shutil
 import threading
 import weakref
 from collections.abc import Iterable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -232,32 +233,27 @@ class _PreArmFiles:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._files: weakref.WeakKeyDictionary[LogSnapshot, tuple[Path, threading.Event, list[bool]]] = \
-            weakref.WeakKeyDictionary()
+        # the log -> the path its first writer wrote (or the error it met), once it is done
+        self._files: weakref.WeakKeyDictionary[LogSnapshot, Future] = weakref.WeakKeyDictionary()
 
     def write(self, snapshot: LogSnapshot, path: Path, secrets: tuple[str, ...]) -> None:
         with self._lock:
             first = self._files.get(snapshot)
             if first is None:
-                self._files[snapshot] = (path, threading.Event(), [False])
+                self._files[snapshot] = mine = Future()
         if first is None:
-            _, done, ok = self._files[snapshot]
             try:
                 _write_private(path, redact_pieces(text_pieces(snapshot.text), secrets))
-                ok[0] = True
-            finally:
-                done.set()
+            except BaseException as exc:
+                mine.set_exception(exc)
+                raise
+            mine.set_result(path)
             return
-        written, done, ok = first
-        done.wait()
-        if ok[0]:
-            try:
-                path.touch(mode=0o600, exist_ok=True)
-                shutil.copyfile(written, path)
-                return
-            except OSError:  # that incident's folder is gone (sealed and forgotten): write it here
-                pass
-        _write_private(path, redact_pieces(text_pieces(snapshot.text), secrets))
+        try:
+            path.touch(mode=0o600, exist_ok=True)
+            shutil.copyfile(first.result(), path)
+        except Exception:  # noqa: BLE001 - its write failed, or its folder is gone (sealed): write it here
+            _write_private(path, redact_pieces(text_pieces(snapshot.text), secrets))
 
 
 def _write_private(path: Path, pieces: Iterable[str]) -> None:

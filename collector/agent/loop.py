@@ -180,15 +180,16 @@ class Agent(SyslogConfirmations):
 
     Parts: `reader` (logs into events), `work` (router work in turn), `worker` (the router
     work), `recorder` (the store's side of each action), `startup` (what an earlier run
-    left); syslog lines are confirmed over SSH by its `SyslogConfirmations` part; scale-out replaces `reader`, `responder` and `worker` after the agent is built
+    left); syslog lines are confirmed over SSH by its `SyslogConfirmations` part.
+    Scale-out replaces `reader`, `responder` and `worker` after the agent is built
     (`attach_remote`), so they are looked up at each use.
 
     Threads: the loop thread (`run_until_idle`, `serve`, and the start-up and stop calls
     that drive them) owns `self.core`, the decision state, and is the only caller of
     `decide`. Poll and confirm threads (`_polls`, `_confirms`) and the work threads of
     `work` (both ends of an incident in parallel through `_ends`) only put events in
-    `self.inbox`; readying threads (`_readies`) only open sessions and read facts; `work.idle()`
-    tells `run_until_idle` when a cron pass is done. The state store is thread-safe; the
+    `self.inbox`; readying threads (`_readies`) only open sessions and read facts.
+    `work.idle()` tells `run_until_idle` when a cron pass is done. The state store is thread-safe; the
     session source serialises each router. `bundles` and `closed` are appended to by work
     threads and read once the loop is idle.
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import timedelta
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from collector.core.results import ArmResult, DisarmResult, LogSnapshot, RouterChange
@@ -141,7 +141,7 @@ class Arming(ResponderBase):
             with self.sessions.session(host) as session:
                 after = read_pre_arm_log(session, log_timeout(host))
         except SessionError as exc:
-            return [(None, (f"{host.name}: the log as it stood before arming was not read ({exc.reason})",))] * len(counts)
+            return [_not_read(host, exc.reason)] * len(counts)
         cuts = {logged: _cut_back(host, after, logged) for logged in set(counts)}  # flows joined at once: one count
         return [cuts[logged] for logged in counts]
 
@@ -199,19 +199,32 @@ def _log_read_first(plan: ArmPlan, checked: Preflight) -> bool:
     size (IOS reallocates it, empty), when the header printed no count to cut a later read
     back with, and on a buffer behind a discriminator (whether IOS counts the messages it
     drops there is not known: the cut could take older lines for new ones)."""
-    if checked.logged is None or any("discriminator" in line for line in checked.logging.buffered_config):
+    if not count_cuts_log(checked.logged, checked.logging.buffered_config):
         return True
     return resizes_log_buffer(plan.steps, checked.logging.buffered_size)
 
 
-def log_before_arming(session: RouterSession, host: Host, logged: int | None) -> tuple[LogSnapshot | None, tuple[str, ...]]:
+def count_cuts_log(logged: int | None, buffered_config: Iterable[str]) -> bool:
+    """Can a log read after arming be cut back to the header's count `logged`? Not when
+    the header printed none, nor on a buffer behind a discriminator (`logging buffered
+    discriminator ...` among `buffered_config`): whether IOS counts the messages it drops
+    there is not known, and the cut could take older lines for new ones."""
+    return logged is not None and not any("discriminator" in line for line in buffered_config)
+
+
+def _not_read(host: Host, reason: str) -> tuple[None, tuple[str, ...]]:
+    return None, (f"{host.name}: the log as it stood before arming was not read ({reason})",)
+
+
+def log_before_arming(session: RouterSession, host: Host,
+                      logged: int | None) -> tuple[LogSnapshot | None, tuple[str, ...]]:
     """The whole log read just after arming, cut back to the pre-flight's count `logged`:
     the buffer as it stood before the first step. The router is armed by now, so a failed
     read is a note, not a failure."""
     try:
         after = read_pre_arm_log(session, log_timeout(host))
     except SessionError as exc:
-        return None, (f"{host.name}: the log as it stood before arming was not read ({exc.reason})",)
+        return _not_read(host, exc.reason)
     return _cut_back(host, after, logged)
 
 

@@ -175,10 +175,10 @@ def _first(record: dict, *names: str) -> str | None:
     return None
 
 
-# One read of the running-config lines pre-flight needs (IOS `include` takes a regex).
 # The header lines pre-flight reads (levels, count, size), not the buffer: `[Ll]og` also
 # matched every `%SEC_LOGIN` "Login Success" line, 1.7 MB on a hub logged into each minute.
 LOG_HEADER_COMMAND = "show logging | include Console.logging|Monitor.logging|Buffer.logging|Log.Buffer"
+# One read of the running-config lines pre-flight needs (IOS `include` takes a regex).
 CONFIG_LINES_COMMAND = ("show running-config | include ^logging buffered|^aaa authorization commands"
                         "|^event manager applet|^event manager session cli username|^line vty")
 _VTY_RANGE = re.compile(r"^line vty (\d+)(?: (\d+))?\s*$", re.M)

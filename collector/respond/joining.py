@@ -16,7 +16,7 @@ from collector.core.states import StepScope
 from collector.core.steps import Step
 from collector.inventory import Host
 from collector.detect.logread import split_show_logging
-from collector.respond.arming import Arming, ArmStopped, log_before_arming, log_timeout
+from collector.respond.arming import Arming, ArmStopped, count_cuts_log, log_before_arming, log_timeout
 from collector.respond.base import NO_LOGGING, VERIFY_DEBUGS, is_applet_step
 from collector.respond.deadman import DeadmanError, build_applet
 from collector.respond.debugstate import parse_debug_state
@@ -220,10 +220,10 @@ class _PreJoinLog:
     def start(self, session: RouterSession, host: Host, profile: DeviceProfile) -> None:
         count = split_show_logging(run_checked(session, LOG_HEADER_COMMAND).text)[0].logged
         buffered = [ln for ln in profile.running_config.splitlines() if ln.startswith("logging buffered")]
-        if count is None or any("discriminator" in ln for ln in buffered):
-            self.snapshot = read_pre_arm_log(session, log_timeout(host))
-        else:
+        if count_cuts_log(count, buffered):
             self.count = count
+        else:
+            self.snapshot = read_pre_arm_log(session, log_timeout(host))
 
     def finish(self, session: RouterSession, host: Host) -> None:
         """After the steps: the log read now, unless the caller reads it (`log_later`)."""
