@@ -29,7 +29,7 @@ from datetime import datetime, timedelta, timezone
 from ipaddress import IPv4Address, IPv6Address, ip_address
 
 from collector.detect.events import Flow, InvalidSpiEvent
-from collector.textlines import iter_lines
+from collector.textlines import LINE_END, LINE_SEPARATORS, iter_lines
 
 # Longest physical line handed to the regexes. Real log records are far shorter; a cap
 # keeps a hostile or corrupt input from costing more than a bounded amount of work.
@@ -253,8 +253,11 @@ def _new_logline(raw: str, seq: int | None, timestamp: datetime | None, timestam
 
 
 def year_printed(record: LogLine) -> bool:
-    """The stamp printed its own year (`service timestamps ... year`)."""
+    """The stamp printed its own year (`service timestamps ... year`, or a relay's ISO 8601
+    stamp: `2026-12-06T00:12:07Z`)."""
     text = record.timestamp_text or ""
+    if text[4:5] == "-" and text[:4].isdigit():
+        return True
     return any(len(tok) == 4 and tok.isdigit() for tok in text.split())
 
 
@@ -350,9 +353,10 @@ class LogRecords:
     """The records of a `show logging` output exactly as `iter_log_records` gives them, made
     anew each time they are iterated instead of held in a list: a 10 MB buffer is 69,000
     records (about 40 MB as objects), and a reader that looks at one at a time needs only
-    that one. The text is read twice: once here for the years (a buffer across New Year),
-    then at each iteration. Never raises on device text (a text that breaks the parser has
-    no records, as with `iter_log_records`)."""
+    that one. The text is walked once here for the years when its stamps may cross New
+    Year, then at each iteration; a buffer whose stamps' months all lie within half a year
+    (the common case: hours to weeks of log) skips the first walk. Never raises on device
+    text (a text that breaks the parser has no records, as with `iter_log_records`)."""
 
     def __init__(self, show_logging_text: str, *, year: int | None = None):
         now = datetime.now(timezone.utc).replace(tzinfo=None)
@@ -361,8 +365,12 @@ class LogRecords:
         self._offsets: array | None = None
         self._broken = False
         self._newest: tuple[int, LogLine] | None = None
+        # With the year given and no New Year inside, every stamp keeps the given year: the
+        # walk that plans the years can only find nothing to shift.
+        self._planned = year is None or not _one_year_only(show_logging_text)
         try:
-            self._plan_years(year, now)
+            if self._planned:
+                self._plan_years(year, now)
         except Exception:  # noqa: BLE001 - never raise on device text
             self._broken = True
 
@@ -416,6 +424,11 @@ class LogRecords:
     @property
     def newest_unprinted(self) -> LogLine | None:
         """The newest record with a stamp that does not print its year (years fixed)."""
+        if not self._planned:
+            try:
+                return self._newest_unprinted_from_the_end()
+            except Exception:  # noqa: BLE001 - never raise on device text
+                return None
         if self._newest is None:
             return None
         index, record = self._newest
@@ -425,6 +438,60 @@ class LogRecords:
             if record.timestamp is None:  # a Feb 29 moved to a year without one: the newest before it
                 return next((r for r in reversed(list(self)) if r.timestamp is not None and not year_printed(r)), None)
         return record
+
+    def _newest_unprinted_from_the_end(self) -> LogLine | None:
+        """What the planning walk keeps as the newest unprinted record, found by reading the
+        buffer backwards a chunk at a time (usually its last line), as `_records_of_lines`
+        would group it: the record line, and the lines after it up to the next record."""
+        text = self._text
+        floor, indent = _records_begin(text)
+        end = len(text)
+        after: list[str] = []  # lines below the current one, up to the next record, reversed
+        while end > floor:
+            cut = text.rfind("\n", floor, max(floor, end - _BACKWARD_CHUNK))
+            start = cut + 1 if cut >= 0 else floor
+            for line in reversed(text[start:end].splitlines()):
+                if not line or line.isspace():
+                    continue
+                if indent:
+                    stripped = line.lstrip()
+                    if len(line) - len(stripped) <= indent:
+                        line = stripped
+                record = _parse_or_relayed(line, self._base_year) if line[0] not in " \t" else None
+                if record is None:
+                    after.append(line)
+                elif record.timestamp is not None and not year_printed(record):
+                    return _join(record, after[::-1]) if after else record
+                else:
+                    after = []
+            end = start
+        return None
+
+
+_BACKWARD_CHUNK = 1 << 16
+_MONTH_WORDS = tuple((name + " ", number) for name, number in _MONTHS.items())
+
+
+def _one_year_only(text: str) -> bool:
+    """No two stamps that print no year can be more than five months apart in `text`, so
+    the walk back from the newest finds no New Year to cross (its test is a jump of six
+    months or more). Decided from every month name anywhere in the text, a superset of
+    those stamps' months (a stamp without a month name prints its year, or has no date):
+    a name in a message only sends the text the long way."""
+    months = [number for word, number in _MONTH_WORDS if word in text]
+    return not months or max(months) - min(months) <= 5
+
+
+def _records_begin(text: str) -> tuple[int, int]:
+    """Where the records of a `show logging` text begin (after the first `Log Buffer (`
+    line, as `LogRecords._stream` skips the header) and that line's indentation."""
+    pos = text.find(_LOG_BUFFER)
+    if pos < 0:
+        return 0, 0
+    line_end = LINE_END.search(text, pos)
+    line_start = max(text.rfind(sep, 0, pos) for sep in LINE_SEPARATORS) + 1
+    line = text[line_start:pos]
+    return (line_end.end() if line_end else len(text)), len(line) - len(line.lstrip())
 
 
 def _year_offsets(marks: bytearray, shift_all: bool) -> array:

@@ -355,6 +355,8 @@ _BUFFER_LINES = st.sampled_from([
     "Log Buffer (8192 bytes):",
     "  Log Buffer (4096 bytes):",
     "Syslog logging: enabled",
+    "2025-12-31T23:59:59Z relay1 %SYS-5-CONFIG_I: relayed, ISO stamp",
+    "<189>1 2026-01-01T00:00:02Z r1 - - - - %SYS-5-CONFIG_I: RFC 5424",
 ])
 
 
@@ -371,6 +373,50 @@ def test_log_records_made_on_demand_are_iter_log_records(lines: list[str], newli
     assert list(lean) == expected  # made anew, the same again
     newest = next((r for r in reversed(expected) if r.timestamp is not None and not year_printed(r)), None)
     assert lean.newest_unprinted == newest
+
+
+def test_iso_stamps_keep_their_year_across_new_year() -> None:
+    """A relay's ISO 8601 stamp prints its year: the walk back over New Year moves only the
+    stamps that print none (before, the December ISO stamp was moved a year back too)."""
+    text = ("Log Buffer (8192 bytes):\n"
+            "2025-12-31T23:59:58Z relay1 %SYS-5-CONFIG_I: relayed in December\n"
+            "*Dec 31 23:59:59.000: %SYS-5-CONFIG_I: own stamp, December\n"
+            "*Jan  1 00:00:01.000: %SYS-5-CONFIG_I: own stamp, January\n")
+    for records in (list(iter_log_records(text, year=2026)), list(LogRecords(text, year=2026))):
+        assert [r.timestamp.year for r in records] == [2025, 2025, 2026]
+    assert year_printed(parse_log_line("2025-12-31T23:59:58Z relay1 %SYS-5-CONFIG_I: x", year=2026))
+
+
+def test_log_records_within_half_a_year_are_parsed_once_per_walk(monkeypatch) -> None:
+    """Stamps within five months of each other cannot cross New Year: no planning walk, and
+    the newest unprinted record is read from the end. Across New Year the walk still runs."""
+    import collector.detect.logline as logline
+
+    calls = [0]
+    real = logline._parse_or_relayed
+
+    def counting(line: str, year: int):
+        calls[0] += 1
+        return real(line, year)
+
+    monkeypatch.setattr(logline, "_parse_or_relayed", counting)
+    body = "".join(f"*{'Mar' if i < 500 else 'Aug'} {1 + i % 28:2d} 10:00:{i % 60:02d}.000: %SYS-5-CONFIG_I: n{i}\n"
+                   "  continuation\n" for i in range(1000))
+    text = "Syslog logging: enabled\nLog Buffer (8192 bytes):\n" + body + "Jun 15 2024 10:00:00.000 UTC: %SYS-5-CONFIG_I: x\n"
+    records = LogRecords(text, year=2026)
+    assert calls[0] == 0
+    newest = records.newest_unprinted
+    assert calls[0] == 2  # the year-printed last line, then the record above it
+    assert newest == list(iter_log_records(text, year=2026))[-2]
+    assert newest.raw.endswith("n999\n  continuation")
+    calls[0] = 0
+    assert list(records) == list(iter_log_records(text, year=2026))
+
+    crossing = text.replace("*Mar", "*Dec").replace("*Aug", "*Jan")
+    calls[0] = 0
+    records = LogRecords(crossing, year=2026)
+    assert calls[0] == 1001  # the planning walk
+    assert [r.timestamp.year for r in records] == [2025] * 500 + [2026] * 500 + [2024]
 
 
 def test_iter_log_records_on_fixture_with_header_fragment_and_continuations() -> None:

@@ -15,3 +15,11 @@ _CHARS = list("ab \t") + ["\r", "\n", "\r\n", "\v", "\f", "\x1c", "\x1d", "\x1e"
 def test_iter_lines_is_splitlines(parts):
     text = "".join(parts)
     assert list(iter_lines(text)) == text.splitlines()
+
+
+@settings(max_examples=2000)
+@given(st.lists(st.sampled_from(_CHARS), max_size=60), st.integers(1, 8))
+def test_iter_lines_in_small_chunks_is_splitlines(parts, chunk):
+    """Chunks cut after a "\n" (one char to a few lines each) split as the whole text does."""
+    text = "".join(parts)
+    assert list(iter_lines(text, chunk=chunk)) == text.splitlines()
