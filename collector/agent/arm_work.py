@@ -24,6 +24,11 @@ log = logging.getLogger(__name__)
 
 Address = IPv4Address | IPv6Address
 
+# How long the read of a router's log as it stood before arming waits for the flows that
+# joined it meanwhile (their own reads are then the same read). Joins take well under a
+# second; one that fails reads nothing, and the wait ends here.
+JOINS_LOG_WAIT_S = 2.0
+
 
 class ArmWork:
     """The arm part of `Worker` (a mixin: its attributes are the worker's)."""
@@ -70,6 +75,7 @@ class ArmWork:
         self.contexts.save(context)  # what the incident is; the pre-arm logs follow
         answer = events + [ArmDone(action.incident_id, context.armed_at, armed, failed, refused, mark)] + marked_lines
         due = [(self.inventory.hosts[r.router], r.log_due_as_of) for r in results if r.log_due_as_of is not None]
+        joining: dict[str, int] = {}
         if self.post is not None and due:
             # Armed: said now, before the logs are read and staged. An armed end holds this
             # action's turn on its router until they are: its Release, and so the incident's
@@ -77,14 +83,20 @@ class ArmWork:
             for event in answer:
                 self.post(event)
             answer = []
-            self.share_turn()
-        self._keep_pre_arm_logs(context, read_first, due)
+            joining = self.share_turn()
+        self._keep_pre_arm_logs(context, read_first, due, joining)
         return answer
 
-    def _keep_pre_arm_logs(self, context: IncidentContext, read_first: dict, due: list) -> None:
+    def _keep_pre_arm_logs(self, context: IncidentContext, read_first: dict, due: list,
+                           joining: dict[str, int]) -> None:
         """Each end's log as it stood before arming: read before the steps (`read_first`),
-        or now (`due`: host, pre-flight count), cut back to that count; staged with the context."""
-        late = list(self.ends.map(lambda end: (end[0].name, self.logs_before.submit(*end)), due))
+        or now (`due`: host, pre-flight count), cut back to that count; staged with the context.
+        Flows `joining` a router now read its log after their own steps: the read waits for
+        them (a few seconds at most), and one read of a busy hub's buffer serves them all
+        while they have its session to themselves."""
+        late = list(self.ends.map(
+            lambda end: (end[0].name, self.logs_before.submit(*end, expect=joining.get(end[0].name, 0),
+                                                              within=JOINS_LOG_WAIT_S)), due))
         context.pre_arm = dict(read_first)
         for router, (snapshot, notes) in late:
             if snapshot is not None:

@@ -10,6 +10,7 @@ debugs), and reading the receiver's log once to mark them all armed.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Generic, TypeVar
@@ -27,23 +28,35 @@ class RouterBatches(Generic[Request, Result]):
     leads: it runs every request waiting for that router, batch after batch (a request
     that comes while a batch runs goes into the next: the work must start after it was
     asked for), until none is left; the other callers wait for their own result. `_lock`
-    guards `_waiting` and `_leading` and is never held while a router is talked to.
+    guards `_waiting`, `_leading` and `_expected` and is never held while a router is talked to.
+
+    A caller that knows more requests for its router are on their way (flows joining it,
+    which read its log after their own steps) says how many (`expect`): the next batch
+    waits for them, `within` seconds at most, so that one run serves them all.
 
     Invariants: one batch at a time per router; every request gets its result, or the
-    exception of its batch."""
+    exception of its batch; a batch waits for expected requests only until its deadline."""
 
     def __init__(self, run: Callable[[Host, Sequence[Request]], Sequence[Result]]):
         self._run = run
         self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)
         self._waiting: dict[str, list[tuple[Request, Future]]] = {}
         self._leading: set[str] = set()
+        self._expected: dict[str, tuple[int, float]] = {}  # router -> (requests the next batch waits for, until)
 
-    def submit(self, host: Host, request: Request) -> Result:
+    def submit(self, host: Host, request: Request, *, expect: int = 0, within: float = 0.0) -> Result:
         mine: Future = Future()
         with self._lock:
-            self._waiting.setdefault(host.name, []).append((request, mine))
+            waiting = self._waiting.setdefault(host.name, [])
+            waiting.append((request, mine))
+            if expect > 0:
+                wanted, until = self._expected.get(host.name, (0, 0.0))
+                self._expected[host.name] = (max(wanted, len(waiting) + expect),
+                                             max(until, time.monotonic() + within))
             lead = host.name not in self._leading
             self._leading.add(host.name)
+            self._arrived.notify_all()
         if lead:
             self._lead(host)
         return mine.result()
@@ -51,6 +64,13 @@ class RouterBatches(Generic[Request, Result]):
     def _lead(self, host: Host) -> None:
         while True:
             with self._lock:
+                while True:  # requests arriving meanwhile may raise what is expected
+                    wanted, until = self._expected.get(host.name, (0, 0.0))
+                    left = until - time.monotonic()
+                    if len(self._waiting.get(host.name, ())) >= wanted or left <= 0:
+                        break
+                    self._arrived.wait(left)
+                self._expected.pop(host.name, None)
                 batch = self._waiting.pop(host.name, [])
                 if not batch:
                     self._leading.discard(host.name)

@@ -60,14 +60,21 @@ class RouterTurns:
                 return False
         return False
 
-    def share(self, ticket: tuple[int, tuple[str, ...]]) -> None:
+    def share(self, ticket: tuple[int, tuple[str, ...]]) -> dict[str, int]:
         """Let the shared tickets behind this one (joins) run beside it from now on; any
-        other ticket still waits for it to be done."""
+        other ticket still waits for it to be done. Returns how many joins, per router,
+        are queued right behind it and start now; none behind a join (they start with it,
+        behind the router's arm, which counts them)."""
         number, names = ticket
+        behind: dict[str, int] = {}
         with self._cond:
             for name in names:
-                self._queues[name] = [(n, shared or n == number) for n, shared in self._queues[name]]
+                joining = any(n == number and shared for n, shared in self._queues[name])
+                queue = self._queues[name] = [(n, shared or n == number) for n, shared in self._queues[name]]
+                after = [shared for n, shared in queue if n > number]
+                behind[name] = 0 if joining else next((i for i, shared in enumerate(after) if not shared), len(after))
             self._cond.notify_all()
+        return behind
 
     def done(self, ticket: tuple[int, tuple[str, ...]]) -> None:
         number, names = ticket
@@ -134,14 +141,17 @@ class RouterWork:
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True)
 
-    def share_turn(self) -> None:
+    def share_turn(self) -> dict[str, int]:
         """Called by the work running in this thread: what is left of it may run beside
         joins of its routers (an arm said armed, still staging its logs); a capture or a
-        release of them still waits for it (`RouterTurns.share`)."""
+        release of them still waits for it (`RouterTurns.share`). Returns the joins, per
+        router, that start now."""
         ticket = getattr(self._current, "ticket", None)
-        if ticket is not None:
-            self._turns.share(ticket)
-            self._armed(ticket)
+        if ticket is None:
+            return {}
+        behind = self._turns.share(ticket)
+        self._armed(ticket)
+        return behind
 
     def wait_for_arms(self, timeout: float) -> bool:
         """Wait (at most `timeout` s) until no Arm is on its way to "armed": a backstop poll

@@ -60,7 +60,7 @@ class Worker(ArmWork):
     def __init__(self, *, inventory: Inventory, playbook: Playbook, store: StateStore, responder: Responder,
                  reader: LogReader, bundle_root: Path, ends: ThreadPoolExecutor, dry_run: bool = False,
                  report=lambda message: None, observers: AgentEvents | None = None, post=None,
-                 share_turn=lambda: None):
+                 share_turn=dict):
         self.inventory = inventory
         self.playbook = playbook
         self.store = store

@@ -820,7 +820,7 @@ def test_an_arm_shares_its_routers_turn_once_armed_is_said_and_before_its_logs_a
     def share_turn():
         posted = list(w.agent.inbox.queue)
         seen.append((any(isinstance(e, ArmDone) and e.armed for e in posted), list(w.routers.sent("hub1"))))
-        real_share()
+        return real_share()
 
     w.agent.worker.share_turn = share_turn
     w.poll()

@@ -164,6 +164,56 @@ def test_requests_that_come_while_a_batch_runs_are_joined_together_in_the_next()
     assert batches._leading == set() and batches._waiting == {}
 
 
+def test_a_batch_waits_for_the_requests_said_to_be_on_their_way_and_one_run_serves_them_all():
+    """The log read of a hub's first arm waits for the flows joining it, which read the
+    log after their own steps: one run of the batch for all of them."""
+    calls: list[list[str]] = []
+    batches = RouterBatches(lambda h, requests: calls.append(list(requests)) or [r.upper() for r in requests])
+    results: dict[str, str] = {}
+
+    def submit(request, **kw):
+        results[request] = batches.submit(host(), request, **kw)
+
+    first = threading.Thread(target=submit, args=("arm",), kwargs={"expect": 2, "within": 5.0})
+    first.start()
+    assert not _eventually(lambda: calls, seconds=0.3)  # waits for the two joins
+    joins = [threading.Thread(target=submit, args=(name,), kwargs={"expect": 1 if name == "join1" else 0, "within": 5.0})
+             for name in ("join1", "join2")]
+    for t in joins:
+        t.start()
+    for t in [first, *joins]:
+        t.join(5)
+    assert len(calls) == 1 and sorted(calls[0]) == ["arm", "join1", "join2"]
+    assert results == {"arm": "ARM", "join1": "JOIN1", "join2": "JOIN2"}
+    assert batches._leading == set() and batches._waiting == {} and batches._expected == {}
+
+
+def test_a_batch_waits_for_expected_requests_no_longer_than_it_was_told():
+    """A join that failed reads nothing: the batch runs without it once `within` is over."""
+    import time
+
+    calls: list[list[str]] = []
+    batches = RouterBatches(lambda h, requests: calls.append(list(requests)) or list(requests))
+    started = time.monotonic()
+    assert batches.submit(host(), "arm", expect=1, within=0.3) == "arm"
+    assert 0.25 <= time.monotonic() - started < 3 and calls == [["arm"]]
+    assert batches.submit(host(), "later") == "later"  # no expectation left behind
+    assert calls == [["arm"], ["later"]]
+
+
+def test_sharing_a_turn_says_how_many_joins_start_behind_it_on_each_router():
+    turns = RouterTurns()
+    arm = turns.take(["hub", "spoke1"])
+    turns.take(["hub", "spoke2"], shared=("hub",))
+    turns.take(["hub"], shared=("hub",))
+    turns.take(["hub"])  # a release: what comes after it does not start now
+    turns.take(["hub"], shared=("hub",))
+    assert turns.share(arm) == {"hub": 2, "spoke1": 0}
+    join = turns.take(["hub2", "spoke3"], shared=("hub2",))
+    turns.take(["hub2"], shared=("hub2",))
+    assert turns.share(join) == {"hub2": 0, "spoke3": 0}  # joins behind a join: its arm counted them
+
+
 def test_a_batch_that_raises_raises_in_every_caller_and_the_next_batch_still_runs():
     def join_many(h, requests, window):
         if any(r.incident_id == "inc-2" for r in requests):

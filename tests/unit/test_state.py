@@ -400,3 +400,28 @@ def test_a_schema_4_store_keeps_its_log_cursors_and_reads_them_as_never_read_who
         at = datetime(2026, 12, 6, tzinfo=timezone.utc)
         store.save_log_cursor(replace(cursor, whole_read_at=at))
         assert store.log_cursor("hub1").whole_read_at == at
+
+
+def test_writers_of_one_process_queue_for_each_other_instead_of_failing_on_a_busy_file(tmp_path):
+    """A thread that finds another's write transaction open waits its turn in this process;
+    SQLite's busy handler (which sleeps in steps, and gives up at the busy timeout) is kept
+    for other processes. With a 10 ms busy timeout, a 300 ms write would fail the other."""
+    with StateStore(tmp_path / "collector.db", timeout_seconds=0.01) as store:
+        inside, errors = threading.Event(), []
+
+        def long_write():
+            with store._write() as conn:
+                inside.set()
+                conn.execute("UPDATE meta SET value = value WHERE name = 'commits'")
+                threading.Event().wait(0.3)
+
+        holder = threading.Thread(target=long_write)
+        holder.start()
+        assert inside.wait(5)
+        try:
+            store.save_log_cursor(LogCursorRecord("r1", "", None, None, None, None, None, T0))
+        except StateError as exc:
+            errors.append(exc)
+        holder.join(5)
+        assert errors == []
+        assert store.log_cursor("r1") is not None
