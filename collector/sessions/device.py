@@ -235,11 +235,8 @@ class DeviceSession(PromptReader):
         started = utcnow()
         text = self._exchange(command, timeout)
         ended = utcnow()
-        if check:
-            refusal = refusal_in(text)
-            if refusal is not None:
-                kind = CommandUnauthorized if refusal.startswith("Command authorization") else CommandRefused
-                raise kind(self.host.name, f"router refused {command!r}: {refusal}", output=text, command=command)
+        if check and (refused := _refusal(self.host, command, text)) is not None:
+            raise refused
         return CommandResult(self.host.name, command, text, started, ended)
 
     def configure(self, lines: Sequence[str], *, read_timeout: float | None = None) -> list[CommandResult]:
@@ -247,14 +244,25 @@ class DeviceSession(PromptReader):
         stops the run: the lines after it are not sent. A `hostname` line changes the
         prompt: both names are accepted until `end` shows which one the router took.
 
+        The indented lines under a sub-mode's line (an EEM applet's `event` and `action`
+        lines) go as a paste, TYPED_AHEAD_LINES at most, once that line was accepted: one
+        round trip instead of one each (a dead-man applet is some twenty lines). A refused
+        one stops what follows its paste; the rest of the paste was typed already, inside
+        the sub-mode, whose line is undone as a whole.
+
         Raises:
             CommandUnauthorized, CommandRefused: a line was refused (the exception names it).
             CommandTimeout, SessionDropped: as for `run`."""
         outputs: list[CommandResult] = []
         renamed = failed = False
+        timeout = read_timeout if read_timeout is not None else self.host.options.read_timeout
         try:
             outputs.append(self.run("configure terminal", read_timeout=read_timeout))
-            for line in lines:
+            for group in _typed_ahead_groups(lines):
+                if len(group) > 1:
+                    outputs.extend(self._configure_typed_ahead(group, timeout))
+                    continue
+                line = group[0]
                 new_name = hostname_set_by(line)
                 if new_name is not None:
                     self._set_prompt_name(self.prompt_name, new_name)
@@ -273,6 +281,48 @@ class DeviceSession(PromptReader):
                 if not failed:  # otherwise the first failure is the one to report
                     raise
         return outputs
+
+
+    def _configure_typed_ahead(self, lines: Sequence[str], timeout: float) -> list[CommandResult]:
+        if self._channel is None:
+            raise SessionDropped(self.host.name, "session is not open", command=lines[0])
+        if self._unsettled is not None:
+            self.settle()
+        started = utcnow()
+        answers = self._exchange_typed_ahead(lines, timeout)
+        refused = next((r for line, text in zip(lines, answers) if (r := _refusal(self.host, line, text))), None)
+        if refused is not None:
+            raise refused
+        return [CommandResult(self.host.name, line, text, started, utcnow()) for line, text in zip(lines, answers)]
+
+
+def _refusal(host: Host, command: str, text: str) -> SessionError | None:
+    """The error a line's answer means when the router refused it (AAA's refusal apart)."""
+    refusal = refusal_in(text)
+    if refusal is None:
+        return None
+    kind = CommandUnauthorized if refusal.startswith("Command authorization") else CommandRefused
+    return kind(host.name, f"router refused {command!r}: {refusal}", output=text, command=command)
+
+
+# Lines of one sub-mode sent in one write at most: a paste IOS's typeahead takes whole.
+TYPED_AHEAD_LINES = 16
+
+
+def _typed_ahead_groups(lines: Sequence[str]) -> list[list[str]]:
+    """`lines` as sent: one at a time, except runs of indented lines (a sub-mode's, under
+    the line before them), in groups of up to TYPED_AHEAD_LINES. A `hostname` line, which
+    changes the prompt the reader waits for, always goes alone."""
+    groups: list[list[str]] = []
+    in_run = False
+    for line in lines:
+        under = line[:1] in (" ", "\t") and hostname_set_by(line) is None
+        if under and in_run and len(groups[-1]) < TYPED_AHEAD_LINES:
+            groups[-1].append(line)
+        else:
+            groups.append([line])
+        in_run = under
+    return groups
 
 
 def connect_error(host: Host, text: str) -> SessionError:

@@ -11,6 +11,7 @@ import codecs
 import re
 import socket
 import time
+from collections.abc import Sequence
 
 import paramiko
 
@@ -57,9 +58,10 @@ _HOSTNAME_LINE = re.compile(r"^\s*(no\s+)?hostname(?:\s+(\S+))?\s*$", re.I)
 IOS_DEFAULT_HOSTNAME = "Router"
 
 
-def prompt_pattern(*names: str) -> re.Pattern[str]:
+def prompt_pattern(*names: str, at_end: bool = True) -> re.Pattern[str]:
     """The prompt of a router called any of `names`, in exec and configuration modes,
-    standing at the end of the text.
+    standing at the end of the text (`at_end=False`: at the start of any line, with what
+    was typed after it).
 
     Raises:
         Nothing: names are escaped, any text makes a valid pattern.
@@ -70,7 +72,7 @@ def prompt_pattern(*names: str) -> re.Pattern[str]:
         short = name[:CONFIG_PROMPT_CHARS]
         if short != name:
             alternatives.append(re.escape(short) + _MODE)
-    return re.compile(r"(?:^|\n)(?:" + "|".join(alternatives) + r")[>#] ?$")
+    return re.compile(r"(?:^|\n)(?:" + "|".join(alternatives) + r")[>#]" + (r" ?$" if at_end else ""))
 
 
 def prompt_name(line: str) -> str | None:
@@ -129,6 +131,7 @@ class PromptReader:
         self._prompt: re.Pattern[str] | None = None
         self._last_prompt = ""  # the prompt line that ended the last exchange
         self.prompt_name = ""
+        self._prompt_names: tuple[str, ...] = ()
         self._unsettled: tuple[str, float] | None = None  # (buffer tail, settle timeout) after a timeout
 
     def close(self) -> None:  # the session's: a lost channel closes it
@@ -136,6 +139,7 @@ class PromptReader:
 
     def _set_prompt_name(self, name: str, *also: str) -> None:
         self.prompt_name = name
+        self._prompt_names = (name, *also)
         self._prompt = prompt_pattern(name, *also)
 
     def _relearn_prompt(self) -> None:
@@ -177,6 +181,29 @@ class PromptReader:
         self._send((command + "\n").encode(), repr(command), command)
         pieces = self._read_pieces(self._prompt, timeout, repr(command), command=command)  # type: ignore[arg-type]
         return self._clean(command, pieces)
+
+    def _exchange_typed_ahead(self, lines: Sequence[str], timeout: float) -> list[str]:
+        """`lines` sent in one write, as a paste is: IOS takes them one at a time, each
+        answered by its echo, what it says about it and the prompt. Read until the prompt
+        has come back once per line (`timeout` for them all); each line's answer is the
+        text between its echo and the next prompt."""
+        what = f"{len(lines)} lines typed ahead"
+        self._send(("".join(line + "\n" for line in lines)).encode(), what, lines[0])
+        starts = prompt_pattern(*self._prompt_names, at_end=False)
+        deadline = time.monotonic() + timeout
+        text = ""
+        while True:  # each read ends at a prompt with nothing more waiting: the router may be mid-paste
+            pieces = self._read_pieces(self._prompt, max(deadline - time.monotonic(), 0.001), what,  # type: ignore[arg-type]
+                                       command=lines[0])
+            text += screen("".join(pieces))
+            prompts = [m.start() + (1 if m.group(0).startswith("\n") else 0) for m in starts.finditer(text)]
+            if len(prompts) >= len(lines):
+                break
+        answers = []
+        for begin, end in zip([0] + prompts, prompts[:len(lines)]):
+            echo_end = text.find("\n", begin, end)  # a line's answer follows its echo
+            answers.append(text[echo_end + 1:end] if echo_end >= 0 else "")
+        return answers
 
     def _read(self, done: re.Pattern[str], timeout: float, what: str, *, tail: str = "",
               command: str | None = None) -> str:

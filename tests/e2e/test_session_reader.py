@@ -250,6 +250,47 @@ def test_aaa_refusal_is_unauthorized_and_stops_configure(tmp_path):
             session.close()
 
 
+def test_an_applets_lines_are_typed_ahead_and_each_answer_is_its_own(tmp_path):
+    """The indented lines under `event manager applet` go in one write (16 at most): the
+    router still takes them one by one, and each result holds only its own answer."""
+    body = [" event timer countdown time 720 maxrun 120"] + [f' action {n:03d} cli command "enable"' for n in range(20)]
+    with tiny_ios(TinyIos(hostname="rtr-applet-typed-ahead.example.net")) as router:
+        session = opened(router, tmp_path)
+        try:
+            sends = []
+            real_send = session._send
+            session._send = lambda data, what, command=None: (sends.append(data), real_send(data, what, command))[1]
+            outputs = session.configure(["logging buffered 64000", "event manager applet DEADMAN", *body,
+                                         "logging console critical"])
+            assert [o.command for o in outputs] == ["configure terminal", "logging buffered 64000",
+                                                    "event manager applet DEADMAN", *body, "logging console critical",
+                                                    "end"]
+            assert all(o.text == "" for o in outputs[3:-2])
+            start = router.received.index("event manager applet DEADMAN")
+            # in order, each once (the tiny router drops the indentation, as IOS ignores it)
+            assert router.received[start + 1:start + 1 + len(body)] == [line.strip() for line in body]
+            assert len(sends) == 5 + 2  # conf t, logging, applet, 16 + 5 body lines in two writes, console, end
+            assert session.run("show clock").text == "output of show clock\n"  # in step after the paste
+        finally:
+            session.close()
+
+
+def test_a_refused_line_typed_ahead_is_named_and_stops_what_follows_the_paste(tmp_path):
+    body = [" event timer countdown time 720 maxrun 120", " action 001 cli command \"enable\"", " bogus line",
+            " action 002 cli command \"no debug all\""]
+    with tiny_ios(TinyIos(hostname="rtr-applet-refused")) as router:
+        session = opened(router, tmp_path)
+        try:
+            with pytest.raises(CommandRefused, match="Invalid input detected") as err:
+                session.configure(["event manager applet DEADMAN", *body, "logging console critical"])
+            assert err.value.command == " bogus line" and "^" in err.value.output
+            assert "logging console critical" not in router.received  # after the paste: not sent
+            assert router.received[-2:] == ["action 002 cli command \"no debug all\"", "end"]
+            assert session.run("show clock").text == "output of show clock\n"
+        finally:
+            session.close()
+
+
 @pytest.mark.parametrize("line, refusal", [("bogus line", "Invalid input detected"),
                                            ("incomplete", "Incomplete command")])
 def test_config_mode_refusals_stop_configure(line, refusal, tmp_path):

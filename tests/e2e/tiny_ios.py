@@ -68,6 +68,10 @@ class TinyIos:
             return "", mode
         if verb == "interface":
             return "", "config-if"
+        if words[:3] == ["event", "manager", "applet"] and mode == "config":
+            return "", "config-applet"
+        if verb in ("event", "action") and mode == "config-applet":
+            return "", mode
         if verb == "exit":
             return "", "config" if mode != "config" else "priv"
         if verb in ("logging", "ip", "description", "no", "debug"):
