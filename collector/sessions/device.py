@@ -225,12 +225,7 @@ class DeviceSession(PromptReader):
             CommandRefused: with `check`, IOS refused the line (output on the exception).
             CommandTimeout: no prompt in time; the next use settles the session first.
             SessionDropped: the session is gone (also when a previous timeout never settled)."""
-        if "\n" in command or "\r" in command:
-            raise ValueError("one command line at a time")
-        if self._channel is None:
-            raise SessionDropped(self.host.name, "session is not open", command=command)
-        if self._unsettled is not None:
-            self.settle()
+        self._ready_for((command,))
         timeout = read_timeout if read_timeout is not None else self.host.options.read_timeout
         started = utcnow()
         text = self._exchange(command, timeout)
@@ -282,12 +277,17 @@ class DeviceSession(PromptReader):
                     raise
         return outputs
 
-
-    def _configure_typed_ahead(self, lines: Sequence[str], timeout: float) -> list[CommandResult]:
+    def _ready_for(self, lines: Sequence[str]) -> None:
+        """Before sending: each a single line, the session open and settled after a timeout."""
+        if any("\n" in line or "\r" in line for line in lines):
+            raise ValueError("one command line at a time")
         if self._channel is None:
             raise SessionDropped(self.host.name, "session is not open", command=lines[0])
         if self._unsettled is not None:
             self.settle()
+
+    def _configure_typed_ahead(self, lines: Sequence[str], timeout: float) -> list[CommandResult]:
+        self._ready_for(lines)
         started = utcnow()
         answers = self._exchange_typed_ahead(lines, timeout)
         refused = next((r for line, text in zip(lines, answers) if (r := _refusal(self.host, line, text))), None)

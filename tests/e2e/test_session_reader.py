@@ -291,6 +291,21 @@ def test_a_refused_line_typed_ahead_is_named_and_stops_what_follows_the_paste(tm
             session.close()
 
 
+def test_a_line_typed_ahead_is_one_line_as_any_command_is(tmp_path):
+    """A line of an applet holding a line break would type a second command: refused
+    before anything of the paste is sent, as `run` refuses it."""
+    with tiny_ios(TinyIos(hostname="rtr-applet-one-line")) as router:
+        session = opened(router, tmp_path)
+        try:
+            with pytest.raises(ValueError, match="one command line at a time"):
+                session.configure(["event manager applet DEADMAN", " event none",
+                                   ' action 001 cli command "enable"\nreload'])
+            assert "event none" not in router.received and "reload" not in router.received
+            assert router.received[-1] == "end"
+        finally:
+            session.close()
+
+
 @pytest.mark.parametrize("line, refusal", [("bogus line", "Invalid input detected"),
                                            ("incomplete", "Incomplete command")])
 def test_config_mode_refusals_stop_configure(line, refusal, tmp_path):
