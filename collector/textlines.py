@@ -15,13 +15,14 @@ LINE_SEPARATORS = "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"
 LINE_END = re.compile("\r\n|[" + LINE_SEPARATORS + "]")
 
 
-def iter_lines(text: str, *, chunk: int = 1 << 16) -> Iterator[str]:
+def iter_lines(text: str, *, start: int = 0, chunk: int = 1 << 16) -> Iterator[str]:
     """The lines of `text` as `text.splitlines()` gives them, made a chunk of about `chunk`
     characters at a time (a few hundred lines at C speed, not the whole text's at once).
+    From `start` on, which must be where a line begins (`text[start:]`, not copied).
 
     A chunk ends just after a "\n", which ends a line whatever came before it ("\r\n"
     stays whole), so each chunk splits exactly as it would within the whole text."""
-    start, size = 0, len(text)
+    size = len(text)
     while start < size:
         end = text.find("\n", start + chunk - 1)
         end = size if end < 0 else end + 1

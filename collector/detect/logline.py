@@ -331,11 +331,7 @@ def _records_of_lines(lines: Iterator[str], indent: int, base_year: int) -> Iter
         if not line or line.isspace():
             continue
         if indent:
-            # The whole capture is indented (some tools do that): judge indentation relative
-            # to the `Log Buffer` line.
-            stripped = line.lstrip()
-            if len(line) - len(stripped) <= indent:
-                line = stripped
+            line = _unindented(line, indent)
         record = parse(line, base_year) if line[0] not in " \t" else None
         if record is None:
             if open_record is not None:
@@ -347,6 +343,13 @@ def _records_of_lines(lines: Iterator[str], indent: int, base_year: int) -> Iter
         open_record = record
     if open_record is not None:
         yield _join(open_record, extra) if extra else open_record
+
+
+def _unindented(line: str, indent: int) -> str:
+    """A line of a capture indented as a whole (some tools do that), with that indentation
+    taken off: its own indentation is judged relative to the `Log Buffer` line's."""
+    stripped = line.lstrip()
+    return stripped if len(line) - len(stripped) <= indent else line
 
 
 class LogRecords:
@@ -378,14 +381,8 @@ class LogRecords:
         text = self._text
         if not text:
             return iter(())
-        lines = iter_lines(text)
-        indent = 0
-        if _LOG_BUFFER in text:  # skip the header, up to the first `Log Buffer (` line
-            for line in lines:
-                if _LOG_BUFFER in line:
-                    indent = len(line) - len(line.lstrip())
-                    break
-        return _records_of_lines(lines, indent, self._base_year)
+        begin, indent = _records_begin(text)  # the header skipped
+        return _records_of_lines(iter_lines(text, start=begin), indent, self._base_year)
 
     def _plan_years(self, year: int | None, now: datetime) -> None:
         # Per record: its month (0: no stamp), +16 when the stamp prints its year; what
@@ -454,9 +451,7 @@ class LogRecords:
                 if not line or line.isspace():
                     continue
                 if indent:
-                    stripped = line.lstrip()
-                    if len(line) - len(stripped) <= indent:
-                        line = stripped
+                    line = _unindented(line, indent)
                 record = _parse_or_relayed(line, self._base_year) if line[0] not in " \t" else None
                 if record is None:
                     after.append(line)

@@ -23,3 +23,14 @@ def test_iter_lines_in_small_chunks_is_splitlines(parts, chunk):
     """Chunks cut after a "\n" (one char to a few lines each) split as the whole text does."""
     text = "".join(parts)
     assert list(iter_lines(text, chunk=chunk)) == text.splitlines()
+
+
+@settings(max_examples=2000)
+@given(st.lists(st.sampled_from(_CHARS), max_size=60), st.integers(0, 60), st.integers(1, 8))
+def test_iter_lines_from_where_a_line_begins_is_splitlines_of_the_rest(parts, nth, chunk):
+    from collector.textlines import LINE_END
+
+    text = "".join(parts)
+    begins = [0] + [m.end() for m in LINE_END.finditer(text)]
+    start = begins[nth % len(begins)]
+    assert list(iter_lines(text, start=start, chunk=chunk)) == text[start:].splitlines()
