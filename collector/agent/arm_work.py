@@ -28,6 +28,10 @@ Address = IPv4Address | IPv6Address
 # joined it meanwhile (their own reads are then the same read). Joins take well under a
 # second; one that fails reads nothing, and the wait ends here.
 JOINS_LOG_WAIT_S = 2.0
+# How long the first of the flows that start joining a router at once waits for the others
+# before it joins them all in one session. They start together, when the arm ahead of them
+# is said armed; the first alone made a batch of its own, the others a second one after it.
+JOINS_BATCH_WAIT_S = 0.3
 
 
 class ArmWork:
@@ -84,6 +88,8 @@ class ArmWork:
                 self.post(event)
             answer = []
             joining = self.share_turn()
+            for router, count in joining.items():  # the flows that start joining now: one batch
+                self.joins.expect(router, count, within=JOINS_BATCH_WAIT_S)
         self._keep_pre_arm_logs(context, read_first, due, joining)
         return answer
 

@@ -48,18 +48,29 @@ class RouterBatches(Generic[Request, Result]):
     def submit(self, host: Host, request: Request, *, expect: int = 0, within: float = 0.0) -> Result:
         mine: Future = Future()
         with self._lock:
-            waiting = self._waiting.setdefault(host.name, [])
-            waiting.append((request, mine))
-            if expect > 0:
-                wanted, until = self._expected.get(host.name, (0, 0.0))
-                self._expected[host.name] = (max(wanted, len(waiting) + expect),
-                                             max(until, time.monotonic() + within))
+            self._waiting.setdefault(host.name, []).append((request, mine))
+            self._expect(host.name, expect, within)
             lead = host.name not in self._leading
             self._leading.add(host.name)
             self._arrived.notify_all()
         if lead:
             self._lead(host)
         return mine.result()
+
+    def expect(self, router: str, count: int, within: float) -> None:
+        """`count` requests for `router` are on their way (flows that start joining it now):
+        its next batch waits for them, `within` seconds at most."""
+        with self._lock:
+            self._expect(router, count, within)
+
+    def _expect(self, router: str, count: int, within: float) -> None:
+        """Under `_lock`: the next batch of `router` waits for `count` requests more than
+        are waiting now, until `within` seconds from now at most."""
+        if count <= 0:
+            return
+        wanted, until = self._expected.get(router, (0, 0.0))
+        self._expected[router] = (max(wanted, len(self._waiting.get(router, ())) + count),
+                                  max(until, time.monotonic() + within))
 
     def _lead(self, host: Host) -> None:
         while True:

@@ -11,20 +11,32 @@ sessions opened and the facts their arming reads first read ahead (`warm`).
 
 from __future__ import annotations
 
+import logging
+
 from collector.agent.warm import warm
 from collector.inventory import Host
 from collector.sessions import SessionError
+
+log = logging.getLogger(__name__)
 
 
 class SyslogConfirmations:
     """The syslog-confirmation part of `Agent` (a mixin: its attributes are the agent's)."""
 
     def on_syslog_hint(self, hint) -> None:
-        host, sender = self.reader.syslog_hint(hint)
-        if host is not None:
-            self._confirms.submit(self._confirm, host)
-        if sender is not None:  # its arming may follow: have it ready
-            self._readies.submit(warm, self.reader.sessions, sender, self.responder)
+        outcome = self.reader.syslog_hint(hint)
+        if outcome.confirm is not None:
+            self._confirms.submit(self._confirm, outcome.confirm)
+        if outcome.sender is not None:  # its arming may follow: have it ready
+            self._readies.submit(warm, self.reader.sessions, outcome.sender, self.responder)
+        if outcome.uncounted is not None:  # after the confirmation: that poll reads the same peers
+            self._confirms.submit(self._count_syslog_source, outcome.uncounted)
+
+    def _count_syslog_source(self, flow) -> None:
+        try:
+            self.reader.count_syslog_source(flow)
+        except Exception:  # noqa: BLE001 - a count must not vanish silently in the pool
+            log.exception("%s: could not count the source of a syslog line", flow.router)
 
     def confirm_pending(self) -> None:
         for host in self.reader.due_confirmations():

@@ -15,10 +15,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from datetime import timedelta
-import re
-from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 
+from collector.agent.sources import LineSources
 from collector.agent.warm import SessionWants
 from collector.core.decide import LineSeen, SourceKind
 from collector.core.observers import AgentEvents
@@ -27,7 +27,6 @@ from collector.detect.logread import LogPosition, poll_log
 from collector.detect.events import Flow
 from collector.detect.logline import parse_invalid_spi, parse_syslog_datagram
 from collector.detect.syslog_receiver import SyslogHint
-from collector.cryptoconfig import classify_config, parse_crypto_sessions
 from collector.inventory import Host, Inventory
 from collector.parsing import TemplateRegistry
 from collector.playbook import Playbook
@@ -40,7 +39,6 @@ log = logging.getLogger(__name__)
 
 QFP_COUNTERS = ("IN_US_V4_PKT_SA_NOT_FOUND_SPI", "IN_US_V6_PKT_SA_NOT_FOUND_SPI", "IpsecInput")
 ADDRESS_REFRESH = timedelta(hours=1)  # addresses learnt from `show ip interface brief` are trusted this long
-PEER_REFRESH = timedelta(minutes=10)  # a receiver's configured and active peers, read when needed
 SYSLOG_CONFIRM_INTERVAL = 5.0  # seconds between syslog-triggered SSH log reads of one router
 WATCHED = ("CRYPTO-4-RECVD_PKT_INV_SPI",)  # the messages a poll reads (besides the header)
 # A router's whole buffer is read at least this often when it prints no sequence numbers: a
@@ -57,7 +55,16 @@ FULL_READ_INTERVAL = timedelta(hours=1)
 # a buffer is Python work: more at once would not be faster on the agent's cores.
 WHOLE_READS_AT_ONCE = 4
 
-Address = IPv4Address | IPv6Address
+
+@dataclass(frozen=True)
+class HintOutcome:
+    """What a syslog hint asks of the agent: the router to confirm it on now (None: not
+    now), the sender whose session to ready (None: none), and the flow whose source is
+    still to be counted (`LogReader.count_syslog_source`; None: counted)."""
+
+    confirm: Host | None = None
+    sender: Host | None = None
+    uncounted: Flow | None = None
 
 
 class LogReader:
@@ -75,15 +82,14 @@ class LogReader:
         self.sessions = sessions
         self.registry = registry
         self.observers = observers
+        self.sources = LineSources(inventory, store, sessions)
         self._lock = threading.Lock()
         self._reads: dict[str, int] = {}
-        self._peers: dict[str, tuple] = {}
         self._confirm_after: dict[str, float] = {}
         self._confirm_due: set[str] = set()
         self._full_next: set[str] = set()  # routers whose buffer the tool's disarm resized: read it whole next
         self.wants = SessionWants()  # routers whose session the pool keeps: an arming may be near
         self._whole_reads = threading.BoundedSemaphore(WHOLE_READS_AT_ONCE)
-        self._by_address: dict[Address, frozenset[str]] | None = None  # the inventory does not change
 
     # -- reading a log ------------------------------------------------------------
 
@@ -116,7 +122,7 @@ class LogReader:
                 events = [(new, event) for new in read.new_lines
                           if (event := parse_invalid_spi(new.text, router=host.name, source="poll",
                                                          received_at=received, year=received.year)) is not None]
-                if any(self._owners(event.flow.src) - {host.name} for _new, event in events):
+                if any(self.sources.owners(event.flow.src) - {host.name} for _new, event in events):
                     self.wants.want(host.name)  # a peer's line: said before the session goes back to the pool
                 if self._addresses_stale(host.name):  # a flow's sender is found beyond inventory `addresses`
                     brief = session.run("show ip interface brief").text
@@ -128,7 +134,7 @@ class LogReader:
             raise
         seen = []
         for new, event in events:
-            kind, sender, dst_owned = self.classify(event.flow)
+            kind, sender, dst_owned = self.sources.classify(event.flow)
             self.observers.event_seen(host.name, "poll", known_source=kind is not SourceKind.UNKNOWN)
             seen.append(LineSeen(flow=event.flow, event_id=f"{host.name}|{new.key}", at=received, read=number,
                                  raw=event.raw, sender=sender, source=kind, dst_owned=dst_owned))
@@ -160,102 +166,45 @@ class LogReader:
         known = self.store.addresses(router)
         return not known or utcnow() - min(a.seen_at for a in known) > ADDRESS_REFRESH
 
-    # -- who sent it --------------------------------------------------------------
-
-    def classify(self, flow: Flow) -> tuple[SourceKind, str | None, bool | None]:
-        """(what srcaddr is, the sender's inventory name, whether destaddr is the receiver's)."""
-        owners = self._owners(flow.src)
-        mine = self._addresses_of(flow.router)
-        dst_owned = (flow.dst in mine) if mine else None
-        if owners == {flow.router} or flow.src in mine:
-            return SourceKind.SELF, None, dst_owned
-        others = owners - {flow.router}
-        if len(others) == 1:
-            return SourceKind.INVENTORY, next(iter(others)), dst_owned
-        if len(others) > 1:
-            return SourceKind.AMBIGUOUS, None, dst_owned
-        peers, networks = self._peers_of(flow.router)
-        if flow.src in peers or any(flow.src in net for net in networks):
-            return SourceKind.PEER, None, dst_owned
-        return SourceKind.UNKNOWN, None, dst_owned
-
-    def _owners(self, address: Address) -> set[str]:
-        owners = set(self._inventory_owners().get(address, ()))
-        owners |= set(self.store.routers_with_address(address))
-        return {name for name in owners if name in self.inventory.hosts}
-
-    def _inventory_owners(self) -> dict[Address, frozenset[str]]:
-        """Inventory address -> its routers, built once: looking through every host for each
-        line cost 0.1-0.5 s at 10,000 routers (four addresses each, parsed on every look)."""
-        index = self._by_address
-        if index is None:
-            built: dict[Address, set[str]] = {}
-            for host in self.inventory.hosts.values():
-                for text in host.addresses:
-                    if _is_ip(text):
-                        built.setdefault(ip_address(text), set()).add(host.name)
-            index = self._by_address = {address: frozenset(names) for address, names in built.items()}
-        return index
-
-    def _addresses_of(self, router: str) -> set[Address]:
-        host = self.inventory.hosts.get(router)
-        found = {a.address for a in self.store.addresses(router)}
-        if host is not None:
-            found |= {ip_address(a) for a in host.addresses if _is_ip(a)}
-        return found
-
-    def _peers_of(self, router: str) -> tuple[frozenset[Address], tuple[IPv4Network | IPv6Network, ...]]:
-        """Configured peers (crypto map `set peer`, tunnel destinations, static NHRP, IKEv2
-        peers), peers with a crypto session now, and the networks of its pre-shared keys
-        and keyrings, read once per PEER_REFRESH per router."""
-        now = utcnow()
-        cached = self._peers.get(router)
-        if cached is not None and now - cached[0] < PEER_REFRESH:
-            return cached[1], cached[2]
-        host = self.inventory.hosts.get(router)
-        peers: set[Address] = set()
-        networks: tuple = ()
-        if host is not None:
-            try:
-                with self.sessions.session(host) as session:
-                    config = session.run("show running-config", read_timeout=max(host.options.read_timeout, 120.0))
-                    sessions = session.run("show crypto session", check=False)
-                for tunnel in classify_config(config.text).tunnels:
-                    peers |= {ip_address(p) for p in tunnel.peers if _is_ip(p)}
-                peers |= {ip_address(s.peer) for s in parse_crypto_sessions(sessions.text) if _is_ip(s.peer)}
-                networks = keyed_networks(config.text)
-            except SessionError as exc:
-                log.warning("%s: could not read its configured peers: %s", router, exc.reason)
-                return frozenset(), ()  # not cached: asked again at the next line
-        self._peers[router] = (now, frozenset(peers), networks)
-        return self._peers[router][1], networks
-
     # -- syslog hints ---------------------------------------------------------------
 
-    def syslog_hint(self, hint: SyslogHint) -> tuple[Host | None, Host | None]:
-        """Record a UDP line as evidence; return the router to read over SSH now, if any,
+    def syslog_hint(self, hint: SyslogHint) -> HintOutcome:
+        """Record a UDP line as evidence; say which router to read over SSH now, if any,
         and the line's sender when it is another inventory router (its session is opened
         beside the read: `warm`).
 
         A datagram is only a hint: it is confirmed by reading the router's own log, at most
         once per SYSLOG_CONFIRM_INTERVAL per router (a flood must not become a burst of
-        SSH reads); hints inside the interval are read by `due_confirmations`."""
+        SSH reads); hints inside the interval are read by `due_confirmations`.
+
+        Nothing here reads a router: the hints are handled one after another, and a read
+        of a new receiver's configured peers (0.1 s or more) held up every hint behind it,
+        and so their confirmations. A line from outside the inventory whose receiver's
+        peers are not known yet is counted later, off this thread (`count_syslog_source`)."""
         line = parse_syslog_datagram(hint.data)
         if line is None:
-            return None, None
+            return HintOutcome()
         now = utcnow()
         event = parse_invalid_spi(line.raw, router=hint.router, source="syslog", received_at=now, year=now.year)
         if event is None:
-            return None, None
+            return HintOutcome()
         self.store.record_event(EventRecord.from_invalid_spi(event, f"syslog|{fingerprint(line.raw)}"))
-        kind, sender, _dst_owned = self.classify(event.flow)
-        self.observers.event_seen(hint.router, "syslog", known_source=kind is not SourceKind.UNKNOWN)
+        kind, sender, _dst_owned = self.sources.classify(event.flow, read_peers=False)
+        if kind is not None:
+            self.observers.event_seen(hint.router, "syslog", known_source=kind is not SourceKind.UNKNOWN)
+        uncounted = event.flow if kind is None else None
         host = self.inventory.hosts.get(hint.router)
         confirm = host if host is not None and self._claim_confirmation(host.name) else None
         if confirm is None or kind is not SourceKind.INVENTORY or sender not in self.inventory.hosts:
-            return confirm, None
+            return HintOutcome(confirm, None, uncounted)
         self.wants.want(sender)
-        return confirm, self.inventory.hosts[sender]
+        return HintOutcome(confirm, self.inventory.hosts[sender], uncounted)
+
+    def count_syslog_source(self, flow: Flow) -> None:
+        """Count a syslog line from outside the inventory as a configured peer's or an
+        unknown source's, reading its receiver's configured peers if need be."""
+        kind, _sender, _dst_owned = self.sources.classify(flow)
+        self.observers.event_seen(flow.router, "syslog", known_source=kind is not SourceKind.UNKNOWN)
 
     def _claim_confirmation(self, name: str) -> bool:
         now = time.monotonic()
@@ -303,34 +252,6 @@ class LogReader:
                                             source="qfp", raw=text, device_time=None, received_at=now))
         self.observers.event_seen(host.name, "qfp", known_source=True)
         return text
-
-
-# `crypto isakmp key K address A [MASK]`, keyring `pre-shared-key address A [MASK] key K`,
-# IKEv2 keyring peer ` address A [MASK]`, ISAKMP/IKEv2 profile `match identity address A [MASK]`.
-_KEYED = re.compile(r"^\s*(?:crypto isakmp key \S+ address|pre-shared-key address|address|"
-                    r"match identity (?:remote )?address(?: ipv4)?)\s+([0-9A-Fa-f:.]+)(?:[ /]([0-9.]+))?", re.M)
-
-
-def keyed_networks(running_config: str) -> tuple[IPv4Network | IPv6Network, ...]:
-    """Addresses and networks the router holds a key or identity match for. A wildcard
-    (`0.0.0.0 0.0.0.0`) names no peer: it would make every scanner a peer."""
-    found = []
-    for address, mask in _KEYED.findall(running_config):
-        try:
-            network = ip_network(f"{address}/{mask}" if mask else address, strict=False)
-        except ValueError:
-            continue
-        if network.prefixlen > 0 and not network.network_address.is_unspecified:
-            found.append(network)
-    return tuple(found)
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ip_address(str(text))
-    except ValueError:
-        return False
-    return True
 
 
 def _whole_read_due(record: LogCursorRecord | None, previous: LogPosition | None, now) -> bool:

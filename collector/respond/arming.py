@@ -170,23 +170,33 @@ class Arming(ResponderBase):
         if not steps:
             return []
         self.store.begin_steps(incident_id, host.name, steps)
-        changes: list[RouterChange] = []
         sent: list[int] = []
         try:
-            for index, step in steps:
-                try:
-                    note = self._send(session, step.mode, step.do)
-                except SessionError as exc:
-                    self.store.set_step_status(incident_id, host.name, index, StepStatus.FAILED, exc.reason)
-                    changes.append(change_record(host, incident_id, index, step, StepStatus.FAILED, exc.reason))
-                    raise ArmStopped(changes, exc.reason) from None
-                sent.append(index)
-                changes.append(change_record(host, incident_id, index, step, StepStatus.APPLIED, note))
+            return self._send_recorded(session, host, incident_id, steps, sent)
         finally:
             self.store.steps_applied(incident_id, host.name, sent)
             unsent = [index for index, _step in steps[len(sent) + 1:]]  # after the one that stopped the arming
             if unsent:
                 self.store.forget_steps(incident_id, host.name, unsent)
+
+    def _send_recorded(self, session: RouterSession, host: Host, incident_id: str, steps: list[tuple[int, Step]],
+                       sent: list[int]) -> list[RouterChange]:
+        """Send steps already recorded `pending`, in order; each one sent goes in `sent`
+        (the caller marks them `applied`).
+
+        Raises:
+            ArmStopped: a step was refused or its session failed (it is marked failed:
+                possibly half-applied, so its undo still runs)."""
+        changes: list[RouterChange] = []
+        for index, step in steps:
+            try:
+                note = self._send(session, step.mode, step.do)
+            except SessionError as exc:
+                self.store.set_step_status(incident_id, host.name, index, StepStatus.FAILED, exc.reason)
+                changes.append(change_record(host, incident_id, index, step, StepStatus.FAILED, exc.reason))
+                raise ArmStopped(changes, exc.reason) from None
+            sent.append(index)
+            changes.append(change_record(host, incident_id, index, step, StepStatus.APPLIED, note))
         return changes
 
 

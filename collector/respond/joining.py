@@ -35,6 +35,65 @@ class JoinRequest:
     holder_incident_id: str
 
 
+class _JoinLedger:
+    """The step ledger's part of one join batch on one router. Every flow's steps are
+    recorded `pending` in one write before the first is sent (two writes a flow made the
+    tenth flow of a busy hub's batch wait on the state store for the nine before it), and
+    the sent ones marked `applied` in one write at the end (`settle`), which also drops
+    what was recorded and not sent. A flow that fails has its unsent steps dropped first
+    (`drop_unsent`): its undo must touch only what it sent.
+
+    Threads: one batch, one thread (the batch's leader)."""
+
+    def __init__(self, store, router: str):
+        self.store = store
+        self.router = router
+        self._recorded: dict[str, set[int]] = {}  # incident -> indexes recorded pending
+        self._sent: dict[str, list[int]] = {}  # incident -> indexes sent, in order
+
+    def record_batch(self, requests: dict[int, JoinRequest], numbered: dict[int, list[tuple[int, Step]]],
+                     applet: tuple[int, Step] | None) -> None:
+        """Record each flow's steps but those an earlier flow of the batch sends (a flow
+        that fails leaves its steps to the next: `record_also`), and the applet's re-entry."""
+        rows: list[tuple[str, int, Step]] = []
+        if applet is not None:
+            rows.append((requests[applet[0]].incident_id, 0, applet[1]))
+        earlier: set[Step] = set()
+        for n, steps in numbered.items():
+            rows += [(requests[n].incident_id, index, step) for index, step in steps if step not in earlier]
+            earlier.update(step for _index, step in steps)
+        self._write(rows)
+
+    def record_also(self, incident_id: str, steps: list[tuple[int, Step]]) -> None:
+        """Record those of `steps` not recorded yet (a step a failed flow left to this one)."""
+        mine = self._recorded.get(incident_id, set())
+        self._write([(incident_id, index, step) for index, step in steps if index not in mine])
+
+    def sent_by(self, incident_id: str) -> list[int]:
+        """The list `_send_recorded` adds this incident's sent steps to."""
+        return self._sent.setdefault(incident_id, [])
+
+    def drop_unsent(self, incident_id: str) -> None:
+        self._forget_unsent([incident_id])
+
+    def settle(self) -> None:
+        self.store.steps_applied_of(self.router, [(i, index) for i, sent in self._sent.items() for index in sent])
+        self._forget_unsent(list(self._recorded))
+        self._sent.clear()
+
+    def _forget_unsent(self, incidents: list[str]) -> None:
+        unsent = [(incident_id, index) for incident_id in incidents
+                  for index in sorted(self._recorded.pop(incident_id, set()) - set(self._sent.get(incident_id, ())))]
+        if unsent:
+            self.store.forget_steps_of(self.router, unsent)
+
+    def _write(self, rows: list[tuple[str, int, Step]]) -> None:
+        if rows:
+            self.store.begin_steps_of(self.router, rows)
+            for incident_id, index, _step in rows:
+                self._recorded.setdefault(incident_id, set()).add(index)
+
+
 class Joining(Arming):
     """`join` and `join_many` (see the module's docstring); arming itself is `Arming`'s."""
 
@@ -101,6 +160,7 @@ class Joining(Arming):
         results: dict[int, ArmResult] = {}
         applied: dict[int, list[RouterChange]] = {}
         log = _PreJoinLog(log_later)
+        ledger = _JoinLedger(self.store, host.name)
         try:
             profile = self.profile(host)
             with self.sessions.session(host) as session:
@@ -111,28 +171,35 @@ class Joining(Arming):
                 applet = self._reentered_applet(host, every, window + self.playbook.guards.deadman_grace) \
                     if every else None
                 first = next(iter(plans), None)
+                # each flow's steps, numbered after the applet's (index 0 of the first flow:
+                # its undo is empty, the holder's install step removes the applet)
+                numbered = {n: list(enumerate(plan.steps, 1 if (applet is not None and n == first) else 0))
+                            for n, plan in plans.items()}
+                ledger.record_batch(requests, numbered, (first, applet) if applet is not None else None)
                 if applet is not None and first is not None:
-                    # recorded with the first flow's steps (its index 0); its undo is empty: the
-                    # holder's install step removes the applet
-                    applied[first] = self._apply(session, host, requests[first].incident_id, [(0, applet)])
+                    applied[first] = self._send_recorded(session, host, requests[first].incident_id, [(0, applet)],
+                                                         ledger.sent_by(requests[first].incident_id))
                 on: list[Step] = []  # sent for a flow now armed: the next flows need not send it again
-                for n, plan in plans.items():
+                for n, steps in numbered.items():
                     # chosen now, not when planned: a failed flow's steps are undone, so a later
                     # flow that needs one of them sends it itself
-                    steps = [step for step in plan.steps if step not in on]
-                    start = 1 if (applet is not None and n == first) else 0
+                    steps = [(index, step) for index, step in steps if step not in on]
+                    incident_id = requests[n].incident_id
                     try:
+                        ledger.record_also(incident_id, steps)
                         applied.setdefault(n, []).extend(
-                            self._apply(session, host, requests[n].incident_id, list(enumerate(steps, start))))
+                            self._send_recorded(session, host, incident_id, steps, ledger.sent_by(incident_id)))
                     except ArmStopped as exc:
+                        ledger.drop_unsent(incident_id)  # its undo must touch only what it sent
                         results[n] = self._join_failed(host, requests[n], exc.reason, applied.pop(n, []) + exc.changes)
                         continue
-                    on += steps
+                    on += [step for _index, step in steps]
                     notes = () if applet is not None or not steps else (
                         f"no dead-man applet of incident {requests[n].holder_incident_id} recorded on {host.name}: "
                         "countdown not extended",)
                     results[n] = ArmResult(host.name, True, joined=True, changes=tuple(applied[n]), armed_at=utcnow(),
-                                           skipped=plan.skipped, notes=notes)
+                                           skipped=plans[n].skipped, notes=notes)
+                ledger.settle()
                 log.finish(session, host)
         except PlanError as exc:  # the applet could not be built: nothing was sent
             for n in requests:
@@ -146,6 +213,7 @@ class Joining(Arming):
             reason = exc.reason
         else:
             return log.given_to(results)
+        ledger.settle()  # what was sent stays recorded (and is undone below); the rest is dropped
         for n, request in requests.items():
             if n not in results:
                 results[n] = self._join_failed(host, request, reason, applied.get(n, []))

@@ -51,13 +51,22 @@ class StepTables(Database):
         Raises:
             StateStoreError: the file cannot be written: no step may then be sent.
         """
+        self.begin_steps_of(router, [(incident_id, index, step) for index, step in steps])
+
+    def begin_steps_of(self, router: str, steps: Sequence[tuple[str, int, Step]]) -> None:
+        """`begin_steps` for the steps of several incidents on one router (incident, index,
+        step), in one write: flows joining a router at once.
+
+        Raises:
+            StateStoreError: the file cannot be written: no step may then be sent.
+        """
         at = ts(now())
         with self._write(critical=True) as conn:
             conn.executemany(
                 "INSERT OR REPLACE INTO armed_steps (incident_id, router, step_index, mode, do, undo, why,"
                 " status, error, updated_at, scope) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', NULL, ?, ?)",
                 [(incident_id, router, index, step.mode, json.dumps(list(step.do)), json.dumps(list(step.undo)),
-                  step.why, at, str(step.scope)) for index, step in steps],
+                  step.why, at, str(step.scope)) for incident_id, index, step in steps],
             )
 
     def steps_applied(self, incident_id: str, router: str, indexes: Sequence[int]) -> None:
@@ -67,12 +76,22 @@ class StepTables(Database):
         Raises:
             StateStoreError: the file cannot be written.
         """
+        self.steps_applied_of(router, [(incident_id, index) for index in indexes])
+
+    def steps_applied_of(self, router: str, steps: Sequence[tuple[str, int]]) -> None:
+        """`steps_applied` for steps (incident, index) of several incidents on one router.
+
+        Raises:
+            StateStoreError: the file cannot be written.
+        """
+        if not steps:
+            return
         at = ts(now())
         with self._write(synced=False) as conn:
             conn.executemany(
                 "UPDATE armed_steps SET status = 'applied', updated_at = ?"
                 " WHERE incident_id = ? AND router = ? AND step_index = ? AND status = 'pending'",
-                [(at, incident_id, router, index) for index in indexes],
+                [(at, incident_id, router, index) for incident_id, index in steps],
             )
 
     def forget_steps(self, incident_id: str, router: str, indexes: Sequence[int]) -> None:
@@ -81,10 +100,20 @@ class StepTables(Database):
         Raises:
             StateStoreError: the file cannot be written.
         """
+        self.forget_steps_of(router, [(incident_id, index) for index in indexes])
+
+    def forget_steps_of(self, router: str, steps: Sequence[tuple[str, int]]) -> None:
+        """`forget_steps` for steps (incident, index) of several incidents on one router.
+
+        Raises:
+            StateStoreError: the file cannot be written.
+        """
+        if not steps:
+            return
         with self._write(critical=True) as conn:
             conn.executemany(
                 "DELETE FROM armed_steps WHERE incident_id = ? AND router = ? AND step_index = ? AND status = 'pending'",
-                [(incident_id, router, index) for index in indexes],
+                [(incident_id, router, index) for incident_id, index in steps],
             )
 
     def set_step_status(

@@ -772,6 +772,34 @@ def test_a_syslog_hint_from_a_peer_readies_the_senders_session_beside_the_confir
     assert "show logging" not in " ".join(spoke.sent)  # only readied: nothing read or sent there
 
 
+def test_a_syslog_line_from_outside_the_inventory_is_counted_without_a_read_in_the_receivers_thread(world_factory):
+    """Hints are handled one after another: a read of a new receiver's configured peers
+    there (0.1 s or more over SSH) held up every hint behind it, and their confirmations.
+    A line from a source outside the inventory is counted on a confirm thread instead,
+    once the receiver's peers are read there (once, though the confirmation reads too)."""
+    from collector.detect.syslog_receiver import SyslogHint
+    from collector.metrics import PrometheusEvents
+
+    events = PrometheusEvents(window_seconds=600)
+    w = world_factory(observers=events)
+    value = events.registry.get_sample_value
+    hint = SyslogHint("hub1", HUB, f"<188>42: {line(0, src='203.0.113.77')}".encode())
+
+    outcome = w.agent.reader.syslog_hint(hint)
+    assert "show running-config" not in w.routers.sent("hub1")
+    assert str(outcome.uncounted.src) == "203.0.113.77" and outcome.confirm is not None
+    assert value("collector_unknown_source_lines_total", {"source": "syslog"}) is None
+
+    w.agent.on_syslog_hint(SyslogHint("hub1", HUB, f"<188>43: {line(1, src='203.0.113.77')}".encode()))
+    w.agent._confirms.shutdown(wait=True)
+    assert value("collector_unknown_source_lines_total", {"source": "syslog"}) == 1
+    assert w.routers.sent("hub1").count("show running-config") == 1
+    # now the receiver's peers are known: the next line is counted in the receiver's thread
+    assert w.agent.reader.syslog_hint(SyslogHint("hub1", HUB, f"<188>44: {line(2, src='203.0.113.77')}".encode())
+                                      ).uncounted is None
+    assert value("collector_unknown_source_lines_total", {"source": "syslog"}) == 2
+
+
 @pytest.mark.parametrize("src, readied", [("203.0.113.77", False), (SPOKE, True)])
 def test_a_syslog_hint_from_a_peer_has_both_ends_facts_read_before_any_arming(world_factory, src, readied):
     """The facts an arming reads first (version, config, addresses) are read ahead for

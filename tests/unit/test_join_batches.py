@@ -201,6 +201,30 @@ def test_a_batch_waits_for_expected_requests_no_longer_than_it_was_told():
     assert calls == [["arm"], ["later"]]
 
 
+def test_joins_said_to_start_together_are_joined_in_one_batch_though_the_first_comes_alone():
+    """An arm said armed lets the joins behind it start, and says how many (`expect`): the
+    first to come waits for the others, and one batch joins them all. Without it the first
+    made a batch of its own, and the rest a second one after it."""
+    calls: list[list[str]] = []
+    batches = RouterBatches(lambda h, requests: calls.append(list(requests)) or list(requests))
+    batches.expect("hub1", 3, within=5.0)
+    results: dict[str, str] = {}
+
+    def submit(request):
+        results[request] = batches.submit(host(), request)
+
+    first = threading.Thread(target=submit, args=("join1",))
+    first.start()
+    assert not _eventually(lambda: calls, seconds=0.3)  # the first waits for the other two
+    rest = [threading.Thread(target=submit, args=(name,)) for name in ("join2", "join3")]
+    for t in rest:
+        t.start()
+    for t in [first, *rest]:
+        t.join(5)
+    assert len(calls) == 1 and sorted(calls[0]) == ["join1", "join2", "join3"]
+    assert batches._expected == {} and batches._leading == set()
+
+
 def test_sharing_a_turn_says_how_many_joins_start_behind_it_on_each_router():
     turns = RouterTurns()
     arm = turns.take(["hub", "spoke1"])

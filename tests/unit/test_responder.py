@@ -506,6 +506,58 @@ def test_a_debug_two_joining_flows_need_is_not_taken_as_sent_when_the_first_flow
     assert "ikev2" not in box.debugs and box.conditions == ["10.0.0.2"]
 
 
+def test_a_flow_failing_after_an_earlier_flow_sent_a_debug_they_share_leaves_that_debug_on(store, registry):
+    """Every flow's steps are recorded at once, before the first is sent: a step the first
+    flow sends is not recorded for the second too, or the second's undo would switch off
+    the debug the first still needs."""
+    routers = FakeRouters()
+    box = Box(routers, "hub1")
+    r = responder(store, routers, registry, ike={PEER_B: "ikev2", PEER_C: "ikev2"})
+    assert r.arm(host(), PEER_A, "inc-1", WINDOW).armed
+    box.deny = [re.compile(r"^debug crypto condition peer ipv4 10\.0\.0\.4$")]
+    results = r.join_many(host(), _join_requests(store, PEER_B, PEER_C), WINDOW)
+    assert [x.armed for x in results] == [True, False]
+    assert "no debug crypto ikev2" not in routers.sent("hub1") and "ikev2" in box.debugs
+    assert box.conditions == ["10.0.0.2", "10.0.0.3"]
+    assert store.armed_steps("hub1", "inc-3") == []
+    assert {s.step.do for s in store.armed_steps("hub1", "inc-2")} >= {("debug crypto ikev2",)}
+
+
+def test_a_flow_failing_in_a_joint_join_drops_its_unsent_steps_before_its_undo(store, registry):
+    """A flow's steps are all recorded before the first is sent: when one is refused, the
+    ones after it were never sent, and its undo must not send theirs."""
+    routers = FakeRouters()
+    box = Box(routers, "hub1")
+    r = responder(store, routers, registry, ike={PEER_C: "ikev2"})
+    assert r.arm(host(), PEER_A, "inc-1", WINDOW).armed
+    box.deny = [re.compile(r"^debug crypto condition peer ipv4 10\.0\.0\.4$")]
+    results = r.join_many(host(), _join_requests(store, PEER_B, PEER_C), WINDOW)
+    assert [x.armed for x in results] == [True, False]
+    sent = routers.sent("hub1")
+    assert "debug crypto ikev2" not in sent and "no debug crypto ikev2" not in sent
+    assert store.armed_steps("hub1", "inc-3") == []
+
+
+def test_a_join_batch_writes_the_step_ledger_twice_whatever_its_size(store, registry):
+    """One write records every flow's steps (and the applet's re-entry) pending before the
+    first is sent, one marks them applied (two writes a flow, before, made the tenth flow
+    of a hub's batch wait on the state store for the nine before it)."""
+    routers = FakeRouters()
+    Box(routers, "hub1")
+    r = responder(store, routers, registry, ike={PEER_B: "ikev2"})
+    assert r.arm(host(), PEER_A, "inc-1", WINDOW).armed
+    peers = [ip_address(f"10.0.1.{n}") for n in range(1, 11)]
+    writes = []
+    for name in ("begin_steps_of", "steps_applied_of", "forget_steps_of", "set_step_status"):
+        real = getattr(store, name)
+        setattr(store, name, lambda *a, _real=real, _name=name, **k: writes.append(_name) or _real(*a, **k))
+    results = r.join_many(host(), _join_requests(store, PEER_B, *peers), WINDOW)
+    assert all(x.armed for x in results) and len(results) == 11
+    assert writes == ["begin_steps_of", "steps_applied_of"]
+    steps = [s for n in range(2, 13) for s in store.armed_steps("hub1", f"inc-{n}")]
+    assert len(steps) == 1 + 11 + 1 and {s.status for s in steps} == {"applied"}  # applet, conditions, ikev2
+
+
 def test_a_joint_join_whose_holder_armed_nothing_arms_that_flow_on_its_own(store, registry):
     routers = FakeRouters()
     box = Box(routers, "hub1")
