@@ -291,6 +291,9 @@ def _line_leads() -> tuple[str, ...]:
 
 
 _LEADS = _line_leads()
+# A line starting (after blanks) with a lead, found from the line break before it: with a
+# literal first, the search runs at C speed from break to break (`^` under re.M does not).
+_LEAD_AFTER_BREAK = re.compile(r"\n[^\S\n]*(?:" + "|".join(re.escape(lead) for lead in _LEADS) + ")")
 
 _NEWLINES = re.compile(r"(\r\n|\n|\r)")
 
@@ -323,11 +326,14 @@ def _redact_leading_lines(text: str, lower: str, header: str = "") -> str:
             return text
         spans = _secret_spans(text, "")
         return _replace_spans(text, spans) if spans else text
-    lines = text.split("\n")
+    lines: list[str] | None = None  # split only once a line is to be looked at
     last, changed = -1, False  # the last line looked at; `header`: the last top-level line up to it
-    for i, low in enumerate(lower.split("\n")):
-        if not (low.lstrip().startswith(_LEADS) or echoes and ("logged command:" in low or "@" in low)):
-            continue
+    at, i = 0, 0  # the start of a line and its number
+    for start in _looked_at(lower, echoes):
+        i += lower.count("\n", at, start)
+        at = start
+        if lines is None:
+            lines = text.split("\n")
         line = lines[i]
         indented = line[:1] in (" ", "\t")
         if indented:  # its block's header: the last top-level line since the line looked at before
@@ -341,7 +347,25 @@ def _redact_leading_lines(text: str, lower: str, header: str = "") -> str:
         spans = _secret_spans(line, header if indented else "")
         if spans:
             lines[i], changed = _replace_spans(line, spans), True
-    return "\n".join(lines) if changed else text
+    return "\n".join(lines) if changed and lines is not None else text
+
+
+def _looked_at(lower: str, echoes: bool) -> list[int]:
+    """Where the lines `_redact_leading_lines` looks at begin, in order: those starting
+    (after blanks) with a lead and, when the text echoes commands, those holding an echo.
+    Found by C-speed searches of the lowered text: a Python test of each line cost 40 ms
+    on a 10 MB `show logging` (an alternation of the echoes' words, 50 ms)."""
+    starts = {m.start() + 1 for m in _LEAD_AFTER_BREAK.finditer(lower)}
+    first_break = lower.find("\n")
+    if (lower if first_break < 0 else lower[:first_break]).lstrip().startswith(_LEADS):
+        starts.add(0)
+    if echoes:
+        for needle in ("logged command:", "@"):
+            at = lower.find(needle)
+            while at >= 0:
+                starts.add(lower.rfind("\n", 0, at) + 1)
+                at = lower.find(needle, lower.find("\n", at) + 1 or len(lower))
+    return sorted(starts)
 
 
 def _redact_every_line(text: str) -> str:

@@ -545,7 +545,7 @@ def test_a_text_redacted_in_pieces_is_redacted_as_the_whole_text(lines, size, fi
 
 # -- the fast walk (only lines that can start a secret form) against the walk of every line --
 
-from collector.redact import _LEADS, _redact_every_line, _redact_leading_lines  # noqa: E402
+from collector.redact import _LEADS, _LineWalk, _redact_every_line, _redact_leading_lines  # noqa: E402
 
 _EXAMPLES = [p.example for p in redaction_patterns]
 _HEADERS = ["tacacs server T1", "radius server R1", "crypto isakmp client configuration group G", "router ospf 1",
@@ -568,6 +568,18 @@ def test_the_fast_walk_removes_what_the_walk_of_every_line_removes(text):
     if not text.isascii() or "preshared" in text.lower():
         return  # redact() gives these to the walk of every line
     assert _redact_leading_lines(text, text.lower()) == _redact_every_line(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_ascii_config, st.sampled_from(_HEADERS))
+def test_the_fast_walk_of_a_piece_under_a_block_header_removes_what_the_walk_of_every_line_removes(text, header):
+    """A piece of a bigger text (`redact_pieces`), one line or more, starting inside a
+    config block: the block's header comes from the piece before."""
+    if not text.isascii() or "preshared" in text.lower():
+        return
+    walk = _LineWalk()
+    walk.header = header
+    assert _redact_leading_lines(text, text.lower(), header) == "\n".join(walk.line(ln) for ln in text.split("\n"))
 
 
 @pytest.mark.parametrize("indent", ["", " ", "  ", "\t"])
