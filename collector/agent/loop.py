@@ -249,6 +249,8 @@ class Agent(SyslogConfirmations):
     def run_until_idle(self, timeout: float | None = None) -> None:
         """Process the inbox until it is empty and no router work is in flight."""
         while True:
+            if self.inbox.empty():  # nothing left to process: the lines counted meanwhile are written
+                self.recorder.flush()
             try:
                 event = self.inbox.get(timeout=0.05)
             except queue.Empty:
@@ -261,12 +263,15 @@ class Agent(SyslogConfirmations):
     def serve(self, stop: threading.Event) -> None:
         """The daemon's loop: until `stop` is set."""
         while not stop.is_set():
+            if self.inbox.empty():  # as in run_until_idle
+                self.recorder.flush()
             try:
                 event = self.inbox.get(timeout=0.2)
             except queue.Empty:
                 self.tracker_writes.flush()
                 continue
             self.process(event)
+        self.recorder.flush()
         self.tracker_writes.flush()
 
     def submit(self, event: Event) -> None:
@@ -411,6 +416,7 @@ class Agent(SyslogConfirmations):
         return any(router in incident.routers for incident in list(self.core.incidents.values()))
 
     def close(self) -> None:
+        self.recorder.flush()
         self.tracker_writes.flush()
         self.startup.write_held(self.report)
         self._polls.shutdown(wait=True)

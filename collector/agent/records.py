@@ -23,6 +23,9 @@ from collector.state import EventRecord, StateStore
 from collector.timeutil import utcnow
 
 
+FLUSH_EVERY = 256  # lines counted (and unknown sources noted) kept at most before they are written
+
+
 def _goes_on(record):
     """A record the store refuses is said (once per problem) and the agent goes on:
     deciding and disarming do not wait for a disk with room."""
@@ -49,7 +52,13 @@ class IncidentRecorder:
     in the store (`opened`) before any arm step of it can be recorded, or it is not armed;
     in a dry run the arm notes and the armed-late flag are not written (no incident was
     opened). A write the store refuses never stops the agent: it is said once per problem,
-    and an incident's end is held and written again (`write_held`)."""
+    and an incident's end is held and written again (`write_held`).
+
+    The lines counted and the unknown sources noted are kept (`_seen`, under `_lock`) and
+    written together (`flush`): when the loop has no event left to process, before an
+    incident links its lines, before an incident's trigger lines are read, and every
+    FLUSH_EVERY lines. A synced write for each of them held the loop (and every writer
+    queued behind it) through a burst of lines: 500 writes in the first second of 50 flows."""
 
     def __init__(self, *, store: StateStore, playbook: Playbook, observers: AgentEvents, dry_run: bool):
         self.store = store
@@ -60,6 +69,7 @@ class IncidentRecorder:
         self._lock = threading.Lock()
         self._said: set[str] = set()
         self.held_ends: dict[str, dict] = {}  # incident -> its end as `update_incident` takes it
+        self._seen: tuple[list[EventRecord], list[tuple]] = ([], [])  # lines counted, unknown sources noted
 
     def refused(self, exc: StateStoreError) -> None:
         """The store refused a write: say so once per problem."""
@@ -86,7 +96,32 @@ class IncidentRecorder:
         return ArmDone(action.incident_id, utcnow(), frozenset(),
                        ((action.receiver, "not armed: the state store cannot be written"),), refused=True)
 
+    def flush(self) -> None:
+        """Write the lines counted and the unknown sources noted since the last flush, in
+        one transaction. A store that refuses them is said (the lines are then lost, as a
+        line's own write lost it before)."""
+        with self._lock:
+            lines, unknown = self._seen
+            if not lines and not unknown:
+                return
+            self._seen = ([], [])
+        try:
+            self.store.record_seen(lines, unknown)
+        except StateStoreError as exc:
+            self.refused(exc)
+
+    def _keep_seen(self, line: EventRecord | None = None, unknown: tuple | None = None) -> None:
+        with self._lock:
+            if line is not None:
+                self._seen[0].append(line)
+            if unknown is not None:
+                self._seen[1].append(unknown)
+            full = len(self._seen[0]) + len(self._seen[1]) >= FLUSH_EVERY
+        if full:
+            self.flush()
+
     def _opened(self, action: Arm, incident: Incident) -> None:
+        self.flush()  # the lines it links
         routers = [action.receiver] + ([action.sender] if action.sender else [])
         self.store.create_incident(action.incident_id, encode_key(action.flow), self.playbook.name,
                                    IncidentState.ARMED, routers=routers, reason="; ".join(action.notes),
@@ -95,12 +130,11 @@ class IncidentRecorder:
         self.observers.incident_opened(action.incident_id, action.receiver, action.flow.key(),
                                        state=IncidentState.ARMED)
 
-    @_goes_on
     def line(self, count: Count) -> None:
-        received = utcnow()
-        self.store.record_event(EventRecord(event_id=count.event_id, router=count.flow.router,
-                                            key=encode_key(count.flow), source="poll", raw=count.raw,
-                                            device_time=None, received_at=received, incident_id=count.incident_id))
+        """A line counted: written with the next `flush`."""
+        self._keep_seen(line=EventRecord(event_id=count.event_id, router=count.flow.router, key=encode_key(count.flow),
+                                         source="poll", raw=count.raw, device_time=None, received_at=utcnow(),
+                                         incident_id=count.incident_id))
 
     @_goes_on
     def skip(self, skip: Skip) -> None:
@@ -110,8 +144,8 @@ class IncidentRecorder:
             self.observers.unknown_source(flow.router, message)
         else:
             self.observers.problem(flow.router, message)
-        if skip.unknown_source:
-            self.store.note_unknown_source(flow.router, str(flow.src), skip.reason, utcnow())
+        if skip.unknown_source:  # written with the next `flush`
+            self._keep_seen(unknown=(flow.router, str(flow.src), skip.reason, utcnow()))
         if skip.record:
             # Numbered: one flow skipped twice within a second (two of its lines in one poll
             # while the cap is reached) is two skips, not one id twice (that stopped the agent).
@@ -139,6 +173,7 @@ class IncidentRecorder:
 
     def trigger_lines(self, incident_id: str) -> tuple[str, ...]:
         """The polled lines that belong to the incident (its bundle's trigger)."""
+        self.flush()
         record = self.store.incident(incident_id)
         key = record.key if record else None
         return tuple(e.raw for e in self.store.events(key=key)

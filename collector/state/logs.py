@@ -76,27 +76,32 @@ class LogTables(Database):
             StateStoreError: the file cannot be written, an event has an unknown source
                 or a `received_at` without time zone; then none is stored.
         """
-        ids: list[int] = []
         with self._write() as conn:
-            for e in events:
-                if e.source not in EVENT_SOURCES:
-                    raise StateError(f"unknown event source {e.source!r}")
-                cur = conn.execute(
-                    "INSERT INTO events (event_id, router, key, source, raw, device_time, received_at,"
-                    " incident_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        e.event_id,
-                        e.router,
-                        e.key,
-                        e.source,
-                        e.raw,
-                        # device clocks often carry no zone: kept as printed (naive allowed)
-                        None if e.device_time is None else e.device_time.isoformat(),
-                        ts(e.received_at),
-                        e.incident_id,
-                    ),
-                )
-                ids.append(int(cur.lastrowid))
+            return self._insert_events(conn, events)
+
+    @staticmethod
+    def _insert_events(conn, events: Iterable[EventRecord]) -> list[int]:
+        """Within a write transaction: store the events; their row ids."""
+        ids: list[int] = []
+        for e in events:
+            if e.source not in EVENT_SOURCES:
+                raise StateError(f"unknown event source {e.source!r}")
+            cur = conn.execute(
+                "INSERT INTO events (event_id, router, key, source, raw, device_time, received_at,"
+                " incident_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    e.event_id,
+                    e.router,
+                    e.key,
+                    e.source,
+                    e.raw,
+                    # device clocks often carry no zone: kept as printed (naive allowed)
+                    None if e.device_time is None else e.device_time.isoformat(),
+                    ts(e.received_at),
+                    e.incident_id,
+                ),
+            )
+            ids.append(int(cur.lastrowid))
         return ids
 
     def events(

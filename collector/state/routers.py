@@ -22,12 +22,21 @@ class RouterTables(Database):
             ValueError: `src` is not an IP address.
             StateStoreError: the file cannot be written, or `at` has no time zone.
         """
-        src = str(ip_address(src))
         with self._write() as conn:
+            self._count_unknown_sources(conn, [(router, src, reason, at)])
+
+    @staticmethod
+    def _count_unknown_sources(conn, lines: Iterable[tuple[str, str, str, datetime]]) -> None:
+        """Within a write transaction: count each (router, src, reason, at) line, in order.
+
+        Raises:
+            ValueError: a src is not an IP address.
+            StateStoreError: an `at` has no time zone."""
+        for router, src, reason, at in lines:
             conn.execute(
                 "INSERT INTO unknown_sources VALUES (?, ?, 1, ?, ?, ?) ON CONFLICT (router, src) DO UPDATE"
                 " SET lines = lines + 1, last_seen = excluded.last_seen, reason = excluded.reason",
-                (router, src, ts(at), ts(at), reason))
+                (router, str(ip_address(src)), ts(at), ts(at), reason))
 
     def unknown_sources(self) -> list[dict]:
         """Sources of invalid-SPI lines that are no inventory router and no configured peer, latest first.

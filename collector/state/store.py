@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
+
 from collector.state.incidents import IncidentTables
 from collector.state.logs import LogTables
+from collector.state.records import EventRecord
 from collector.state.routers import RouterTables
 from collector.state.sites import SiteWorkTables
 from collector.state.steps import StepTables
@@ -14,3 +18,18 @@ class StateStore(LogTables, IncidentTables, StepTables, RouterTables, SiteWorkTa
 
     Each base class owns its tables (logs, incidents, steps, router facts, site work) and they
     share one `Database`: one connection per thread, one write transaction at a time."""
+
+    def record_seen(self, events: Sequence[EventRecord],
+                    unknown_sources: Sequence[tuple[str, str, str, datetime]] = ()) -> None:
+        """Store the lines an agent loop counted and the unknown sources it noted
+        (router, src, reason, at) since it last did, in one transaction (all or none).
+
+        Raises:
+            ValueError: a src is not an IP address (nothing stored).
+            StateStoreError: as `record_events` and `note_unknown_source` (nothing stored).
+        """
+        if not events and not unknown_sources:
+            return
+        with self._write() as conn:
+            self._insert_events(conn, events)
+            self._count_unknown_sources(conn, unknown_sources)

@@ -800,6 +800,22 @@ def test_a_syslog_line_from_outside_the_inventory_is_counted_without_a_read_in_t
     assert value("collector_unknown_source_lines_total", {"source": "syslog"}) == 2
 
 
+def test_lines_counted_in_a_burst_are_written_together_and_before_their_incident_links_them(world_factory):
+    """A synced write for each line counted held the loop, and every writer queued behind
+    it, through a burst: the lines and unknown sources of one poll go in a write or two,
+    and the incident they open still finds its trigger line in the store."""
+    scanners = [line(n, src=f"203.0.113.{n + 1}", spi=f"0x{0x100 + n:08X}({0x100 + n})") for n in range(20)]
+    w = world_factory(hub_lines=scanners + [line(30)])
+    calls = []
+    real = w.store.record_seen
+    w.store.record_seen = lambda events, unknown=(): calls.append((len(events), len(unknown))) or real(events, unknown)
+    w.poll()
+    assert sum(n for n, _ in calls) == 21 and sum(u for _, u in calls) == 20 and len(calls) <= 2  # every line is evidence
+    assert sum(u["lines"] for u in w.store.unknown_sources()) == 20
+    (incident,) = w.incidents()
+    assert [e.raw for e in w.store.events(incident_id=incident.incident_id)] == [line(30)]
+
+
 @pytest.mark.parametrize("src, readied", [("203.0.113.77", False), (SPOKE, True)])
 def test_a_syslog_hint_from_a_peer_has_both_ends_facts_read_before_any_arming(world_factory, src, readied):
     """The facts an arming reads first (version, config, addresses) are read ahead for

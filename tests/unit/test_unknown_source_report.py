@@ -51,7 +51,10 @@ def test_scanner_lines_are_printed_once_per_quiet_period_with_the_count_held_bac
     assert len(printed) == 2
     assert printed[1].startswith("spoke9: 0x3EC20000 from 43.191.12.4:")
     assert "and 40 more from unknown sources on 3 router(s) since 10:00:00 UTC" in printed[1]
-    # every one of them is still kept for `collector incidents`
+    # every one of them is still kept for `collector incidents`, written together when the
+    # agent's loop has no event left (`flush`)
+    assert store.unknown_sources() == []
+    rec.flush()
     assert {u["router"] for u in store.unknown_sources()} == {"spoke1", "spoke2", "spoke3", "spoke4", "spoke9"}
 
 
