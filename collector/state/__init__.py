@@ -3,7 +3,9 @@
 What lives here, and why it must survive a crash or a restart:
   * log cursors per router: where the last read of `show logging` ended, so the next
     poll takes only new lines, even across buffer wrap, `clear logging` or a clock jump;
-  * every event received (poll, syslog, QFP), verbatim: nothing is lost;
+  * every event received (poll, syslog, QFP), verbatim; the lines an agent's loop counts
+    are written in batches, at the latest once it has no event left to process: a crash
+    loses the batch in hand (lines the router's own log still holds);
   * the flow tracker's state per playbook, so `--once` runs keep counting across runs;
   * armed steps per router, each written BEFORE it runs: at start-up `armed_routers()`
     says which routers a crashed run left armed, and `armed_steps()` what to undo;
