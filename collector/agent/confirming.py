@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 
 from collector.agent.warm import warm
+from collector.errors import StateStoreError
 from collector.inventory import Host
 from collector.sessions import SessionError
 
@@ -39,10 +40,21 @@ class SyslogConfirmations:
             log.exception("%s: could not count the source of a syslog line", flow.router)
 
     def confirm_pending(self) -> None:
+        self.write_hint_events()
         for host in self.reader.due_confirmations():
             self._confirms.submit(self._confirm, host)
 
+    def write_hint_events(self) -> None:
+        """Write the syslog lines the hints kept as evidence (a write for all of them, off
+        the hint thread: a synced write per datagram bounded how many hints a second it
+        took on a disk whose sync takes milliseconds). A store that refuses is said once."""
+        try:
+            self.reader.write_hint_events()
+        except StateStoreError as exc:
+            self.recorder.refused(exc)
+
     def _confirm(self, host: Host) -> None:
+        self.write_hint_events()
         try:
             lines, _n = self.reader.poll(host)
         except SessionError as exc:

@@ -416,6 +416,7 @@ class Agent(SyslogConfirmations):
         return any(router in incident.routers for incident in list(self.core.incidents.values()))
 
     def close(self) -> None:
+        self.write_hint_events()
         self.recorder.flush()
         self.tracker_writes.flush()
         self.startup.write_held(self.report)

@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 QFP_COUNTERS = ("IN_US_V4_PKT_SA_NOT_FOUND_SPI", "IN_US_V6_PKT_SA_NOT_FOUND_SPI", "IpsecInput")
 ADDRESS_REFRESH = timedelta(hours=1)  # addresses learnt from `show ip interface brief` are trusted this long
 SYSLOG_CONFIRM_INTERVAL = 5.0  # seconds between syslog-triggered SSH log reads of one router
+# Syslog lines kept as evidence at most before they are written (the confirmations, and a
+# check every second, write them sooner: `SyslogConfirmations`).
+HINT_EVENTS_KEPT = 256
 WATCHED = ("CRYPTO-4-RECVD_PKT_INV_SPI",)  # the messages a poll reads (besides the header)
 # A router's whole buffer is read at least this often when it prints no sequence numbers: a
 # filtered read cannot see a `clear logging` followed by as many identical watched lines as
@@ -88,6 +91,7 @@ class LogReader:
         self._confirm_after: dict[str, float] = {}
         self._confirm_due: set[str] = set()
         self._full_next: set[str] = set()  # routers whose buffer the tool's disarm resized: read it whole next
+        self._hint_events: list[EventRecord] = []  # syslog lines kept as evidence, not yet written
         self.wants = SessionWants()  # routers whose session the pool keeps: an arming may be near
         self._whole_reads = threading.BoundedSemaphore(WHOLE_READS_AT_ONCE)
 
@@ -177,10 +181,12 @@ class LogReader:
         once per SYSLOG_CONFIRM_INTERVAL per router (a flood must not become a burst of
         SSH reads); hints inside the interval are read by `due_confirmations`.
 
-        Nothing here reads a router: the hints are handled one after another, and a read
-        of a new receiver's configured peers (0.1 s or more) held up every hint behind it,
-        and so their confirmations. A line from outside the inventory whose receiver's
-        peers are not known yet is counted later, off this thread (`count_syslog_source`)."""
+        Nothing here reads a router or writes to disk: the hints are handled one after
+        another, and a read of a new receiver's configured peers (0.1 s or more) held up
+        every hint behind it, and so their confirmations. A line from outside the inventory
+        whose receiver's peers are not known yet is counted later, off this thread
+        (`count_syslog_source`); the line is kept as evidence and written with others
+        (`write_hint_events`), not in a synced write of its own."""
         line = parse_syslog_datagram(hint.data)
         if line is None:
             return HintOutcome()
@@ -188,7 +194,7 @@ class LogReader:
         event = parse_invalid_spi(line.raw, router=hint.router, source="syslog", received_at=now, year=now.year)
         if event is None:
             return HintOutcome()
-        self.store.record_event(EventRecord.from_invalid_spi(event, f"syslog|{fingerprint(line.raw)}"))
+        self._keep_hint_event(EventRecord.from_invalid_spi(event, f"syslog|{fingerprint(line.raw)}"))
         kind, sender, _dst_owned = self.sources.classify(event.flow, read_peers=False)
         if kind is not None:
             self.observers.event_seen(hint.router, "syslog", known_source=kind is not SourceKind.UNKNOWN)
@@ -199,6 +205,23 @@ class LogReader:
             return HintOutcome(confirm, None, uncounted)
         self.wants.want(sender)
         return HintOutcome(confirm, self.inventory.hosts[sender], uncounted)
+
+    def write_hint_events(self) -> None:
+        """Write the syslog lines kept as evidence since the last call, in one transaction.
+
+        Raises:
+            StateStoreError: they could not be written (they are dropped)."""
+        with self._lock:
+            batch, self._hint_events = self._hint_events, []
+        if batch:
+            self.store.record_events(batch)
+
+    def _keep_hint_event(self, record: EventRecord) -> None:
+        with self._lock:
+            self._hint_events.append(record)
+            full = len(self._hint_events) >= HINT_EVENTS_KEPT
+        if full:
+            self.write_hint_events()
 
     def count_syslog_source(self, flow: Flow) -> None:
         """Count a syslog line from outside the inventory as a configured peer's or an

@@ -816,6 +816,26 @@ def test_lines_counted_in_a_burst_are_written_together_and_before_their_incident
     assert [e.raw for e in w.store.events(incident_id=incident.incident_id)] == [line(30)]
 
 
+def test_syslog_lines_are_kept_as_evidence_and_written_together_off_the_hint_thread(world_factory):
+    """The hint thread writes nothing: a synced write per datagram bounded how many hints a
+    second it took on a disk whose sync takes milliseconds. The lines are written in one
+    transaction by the next confirmation or the check every second, and at close."""
+    from collector.detect.syslog_receiver import SyslogHint
+
+    w = world_factory()
+    writes = []
+    real = w.store.record_events
+    w.store.record_events = lambda events: writes.append(len(events)) or real(events)
+    for n in range(5):
+        w.agent.reader.syslog_hint(SyslogHint("hub1", HUB, f"<188>{n}: {line(n)}".encode()))
+    assert writes == [] and [e for e in w.store.events() if e.source == "syslog"] == []
+    w.agent.confirm_pending()
+    assert writes == [5] and len([e for e in w.store.events() if e.source == "syslog"]) == 5
+    w.agent.reader.syslog_hint(SyslogHint("hub1", HUB, f"<188>9: {line(9)}".encode()))
+    w.agent.close()
+    assert writes == [5, 1]
+
+
 @pytest.mark.parametrize("src, readied", [("203.0.113.77", False), (SPOKE, True)])
 def test_a_syslog_hint_from_a_peer_has_both_ends_facts_read_before_any_arming(world_factory, src, readied):
     """The facts an arming reads first (version, config, addresses) are read ahead for
