@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
+from collector.agent.pending import PendingWrites
 from collector.agent.sources import LineSources
 from collector.agent.warm import SessionWants
 from collector.core.decide import LineSeen, SourceKind
@@ -40,9 +41,6 @@ log = logging.getLogger(__name__)
 QFP_COUNTERS = ("IN_US_V4_PKT_SA_NOT_FOUND_SPI", "IN_US_V6_PKT_SA_NOT_FOUND_SPI", "IpsecInput")
 ADDRESS_REFRESH = timedelta(hours=1)  # addresses learnt from `show ip interface brief` are trusted this long
 SYSLOG_CONFIRM_INTERVAL = 5.0  # seconds between syslog-triggered SSH log reads of one router
-# Syslog lines kept as evidence at most before they are written (the confirmations, and a
-# check every second, write them sooner: `SyslogConfirmations`).
-HINT_EVENTS_KEPT = 256
 WATCHED = ("CRYPTO-4-RECVD_PKT_INV_SPI",)  # the messages a poll reads (besides the header)
 # A router's whole buffer is read at least this often when it prints no sequence numbers: a
 # filtered read cannot see a `clear logging` followed by as many identical watched lines as
@@ -91,7 +89,8 @@ class LogReader:
         self._confirm_after: dict[str, float] = {}
         self._confirm_due: set[str] = set()
         self._full_next: set[str] = set()  # routers whose buffer the tool's disarm resized: read it whole next
-        self._hint_events: list[EventRecord] = []  # syslog lines kept as evidence, not yet written
+        # syslog lines kept as evidence: written by the confirmations and a check every second
+        self._hint_events: PendingWrites[EventRecord] = PendingWrites(lambda records: self.store.record_events(records))
         self.wants = SessionWants()  # routers whose session the pool keeps: an arming may be near
         self._whole_reads = threading.BoundedSemaphore(WHOLE_READS_AT_ONCE)
 
@@ -194,7 +193,7 @@ class LogReader:
         event = parse_invalid_spi(line.raw, router=hint.router, source="syslog", received_at=now, year=now.year)
         if event is None:
             return HintOutcome()
-        self._keep_hint_event(EventRecord.from_invalid_spi(event, f"syslog|{fingerprint(line.raw)}"))
+        self._hint_events.add(EventRecord.from_invalid_spi(event, f"syslog|{fingerprint(line.raw)}"))
         kind, sender, _dst_owned = self.sources.classify(event.flow, read_peers=False)
         if kind is not None:
             self.observers.event_seen(hint.router, "syslog", known_source=kind is not SourceKind.UNKNOWN)
@@ -211,17 +210,7 @@ class LogReader:
 
         Raises:
             StateStoreError: they could not be written (they are dropped)."""
-        with self._lock:
-            batch, self._hint_events = self._hint_events, []
-        if batch:
-            self.store.record_events(batch)
-
-    def _keep_hint_event(self, record: EventRecord) -> None:
-        with self._lock:
-            self._hint_events.append(record)
-            full = len(self._hint_events) >= HINT_EVENTS_KEPT
-        if full:
-            self.write_hint_events()
+        self._hint_events.flush()
 
     def count_syslog_source(self, flow: Flow) -> None:
         """Count a syslog line from outside the inventory as a configured peer's or an

@@ -12,6 +12,7 @@ import json
 import threading
 from pathlib import Path
 
+from collector.agent.pending import PendingWrites
 from collector.core.decide import Arm, ArmDone, Armed, Capture, Close, Count, Incident, MarkArmedLate, Skip
 from collector.core.observers import AgentEvents
 from collector.core.results import DisarmResult
@@ -21,9 +22,6 @@ from collector.errors import StateStoreError
 from collector.playbook import Playbook
 from collector.state import EventRecord, StateStore
 from collector.timeutil import utcnow
-
-
-FLUSH_EVERY = 256  # lines counted (and unknown sources noted) kept at most before they are written
 
 
 def _goes_on(record):
@@ -54,11 +52,11 @@ class IncidentRecorder:
     opened). A write the store refuses never stops the agent: it is said once per problem,
     and an incident's end is held and written again (`write_held`).
 
-    The lines counted and the unknown sources noted are kept (`_seen`, under `_lock`) and
-    written together (`flush`): when the loop has no event left to process, before an
-    incident links its lines, before an incident's trigger lines are read, and every
-    FLUSH_EVERY lines. A synced write for each of them held the loop (and every writer
-    queued behind it) through a burst of lines: 500 writes in the first second of 50 flows."""
+    The lines counted and the unknown sources noted are kept (`_seen`) and written together
+    (`flush`): when the loop has no event left to process, before an incident links its
+    lines, before an incident's trigger lines are read, and every KEPT_AT_MOST of them. A
+    synced write for each held the loop (and every writer queued behind it) through a
+    burst of lines: 500 writes in the first second of 50 flows."""
 
     def __init__(self, *, store: StateStore, playbook: Playbook, observers: AgentEvents, dry_run: bool):
         self.store = store
@@ -69,7 +67,7 @@ class IncidentRecorder:
         self._lock = threading.Lock()
         self._said: set[str] = set()
         self.held_ends: dict[str, dict] = {}  # incident -> its end as `update_incident` takes it
-        self._seen: tuple[list[EventRecord], list[tuple]] = ([], [])  # lines counted, unknown sources noted
+        self._seen: PendingWrites[EventRecord | tuple] = PendingWrites(self._write_seen)  # lines, unknown sources
 
     def refused(self, exc: StateStoreError) -> None:
         """The store refused a write: say so once per problem."""
@@ -96,29 +94,16 @@ class IncidentRecorder:
         return ArmDone(action.incident_id, utcnow(), frozenset(),
                        ((action.receiver, "not armed: the state store cannot be written"),), refused=True)
 
+    @_goes_on
     def flush(self) -> None:
         """Write the lines counted and the unknown sources noted since the last flush, in
         one transaction. A store that refuses them is said (the lines are then lost, as a
         line's own write lost it before)."""
-        with self._lock:
-            lines, unknown = self._seen
-            if not lines and not unknown:
-                return
-            self._seen = ([], [])
-        try:
-            self.store.record_seen(lines, unknown)
-        except StateStoreError as exc:
-            self.refused(exc)
+        self._seen.flush()
 
-    def _keep_seen(self, line: EventRecord | None = None, unknown: tuple | None = None) -> None:
-        with self._lock:
-            if line is not None:
-                self._seen[0].append(line)
-            if unknown is not None:
-                self._seen[1].append(unknown)
-            full = len(self._seen[0]) + len(self._seen[1]) >= FLUSH_EVERY
-        if full:
-            self.flush()
+    def _write_seen(self, seen: list[EventRecord | tuple]) -> None:
+        self.store.record_seen([s for s in seen if isinstance(s, EventRecord)],
+                               [s for s in seen if not isinstance(s, EventRecord)])
 
     def _opened(self, action: Arm, incident: Incident) -> None:
         self.flush()  # the lines it links
@@ -130,11 +115,12 @@ class IncidentRecorder:
         self.observers.incident_opened(action.incident_id, action.receiver, action.flow.key(),
                                        state=IncidentState.ARMED)
 
+    @_goes_on
     def line(self, count: Count) -> None:
         """A line counted: written with the next `flush`."""
-        self._keep_seen(line=EventRecord(event_id=count.event_id, router=count.flow.router, key=encode_key(count.flow),
-                                         source="poll", raw=count.raw, device_time=None, received_at=utcnow(),
-                                         incident_id=count.incident_id))
+        self._seen.add(EventRecord(event_id=count.event_id, router=count.flow.router, key=encode_key(count.flow),
+                                   source="poll", raw=count.raw, device_time=None, received_at=utcnow(),
+                                   incident_id=count.incident_id))
 
     @_goes_on
     def skip(self, skip: Skip) -> None:
@@ -145,7 +131,7 @@ class IncidentRecorder:
         else:
             self.observers.problem(flow.router, message)
         if skip.unknown_source:  # written with the next `flush`
-            self._keep_seen(unknown=(flow.router, str(flow.src), skip.reason, utcnow()))
+            self._seen.add((flow.router, str(flow.src), skip.reason, utcnow()))
         if skip.record:
             # Numbered: one flow skipped twice within a second (two of its lines in one poll
             # while the cap is reached) is two skips, not one id twice (that stopped the agent).
