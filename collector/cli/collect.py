@@ -28,19 +28,18 @@ from collector.cli.common import (
 @click.option("-c", "--command", "commands", multiple=True, help="A show command to run (repeatable).")
 @click.option("--playbook", type=click.Path(path_type=Path, exists=False), help="A playbook whose command list to run.")
 @click.option("--workers", default=20, show_default=True, type=click.IntRange(1, 500), help="Routers talked to at once.")
+@click.option("--processes", default=0, show_default="0: one per core, for 40 routers or more each",
+              type=click.IntRange(0, 64), help="Processes sharing the routers (the workers are shared among them).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per host and command on stdout.")
 @click.option("--print", "print_mode", type=click.Choice(["raw", "parsed"]), default=None, is_flag=False,
               flag_value="raw", help="Show each output as Nornir's print_result does (--print=parsed: the records).")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("bundles"), show_default=True, help="Bundle root folder.")
 @click.option("--broker", metavar="redis://HOST:PORT/N", default=None,
               help="Run each router's commands on its site's `collector worker`.")
-def collect_cmd(inventory_path, hosts, group, platform, commands, playbook, workers, as_json, print_mode, out,
-                broker) -> None:
+def collect_cmd(inventory_path, hosts, group, platform, commands, playbook, workers, processes, as_json, print_mode,
+                out, broker) -> None:
     """Run show commands on routers and keep raw + parsed output in a bundle."""
-    from collector.collect import CollectionBundle, collect, require_read_only
-    from collector.hostkeys import KnownHosts
-    from collector.parsing import default_registry
-    from collector.sessions import SessionPool
+    from collector.collect import CollectionBundle, require_read_only
 
     command_list = list(commands)
     if playbook:
@@ -78,15 +77,9 @@ def collect_cmd(inventory_path, hosts, group, platform, commands, playbook, work
             client.close()
         bundle = writing.seal(run)
     else:
-        # The bundle is written as routers finish, while the others are still being read.
         writing = CollectionBundle(out, inv)
-        try:
-            with SessionPool(KnownHosts.default(), max_sessions=workers, keep_open=False) as pool, progress as bar:
-                run = collect(selected, command_list, pool=pool, registry=default_registry(), workers=workers,
-                              on_host_done=lambda o: (bar.advance(o), writing.add(o)))
-        except BaseException:
-            writing.abandon()
-            raise
+        run = _collect_here(selected, command_list, workers=workers, processes=processes, writing=writing,
+                            progress=progress)
         bundle = writing.seal(run)
 
     if as_json:
@@ -110,6 +103,34 @@ def collect_cmd(inventory_path, hosts, group, platform, commands, playbook, work
     _print_failures(run)
     click.echo(f"bundle: {bundle}", err=True)
     sys.exit(EXIT_PARTIAL if run.failed else EXIT_OK)
+
+
+def _collect_here(selected, command_list, *, workers: int, processes: int, writing, progress):
+    """Collect from this jump host, over several processes where that pays (see
+    collector/collect_processes.py). The bundle is written as routers finish, while the
+    others are still being read; on any error its folder is given up, not sealed."""
+    from collector.collect import collect
+    from collector.collect_processes import ForkedCollect, process_count
+    from collector.hostkeys import KnownHosts
+    from collector.parsing import default_registry
+    from collector.sessions import SessionPool
+
+    known, registry = KnownHosts.default(), default_registry()
+    processes = process_count(len(selected), workers, asked=processes)
+    try:
+        if processes > 1:
+            # forked before the progress bar starts its thread
+            with ForkedCollect(selected, command_list, known_hosts=known, registry=registry, workers=workers,
+                               processes=processes) as forked, progress as bar:
+                run = forked.gather(on_host_done=lambda o: (bar.advance(o), writing.add(o)))
+        else:
+            with SessionPool(known, max_sessions=workers, keep_open=False) as pool, progress as bar:
+                run = collect(selected, command_list, pool=pool, registry=registry, workers=workers,
+                              on_host_done=lambda o: (bar.advance(o), writing.add(o)))
+    except BaseException:
+        writing.abandon()
+        raise
+    return run
 
 
 class _progress:

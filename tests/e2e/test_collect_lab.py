@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -54,13 +56,15 @@ def test_collect_50_routers_all_parsed(fleet50, tmp_path):
         assert mode == (0o700 if path.is_dir() else 0o600), path
 
 
-def test_collect_names_failed_hosts_and_keeps_the_rest(fleet50, tmp_path):
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_collect_names_failed_hosts_and_keeps_the_rest(fleet50, tmp_path, processes):
     lab, faulty = fleet50
     for name, fault in faulty.items():
         lab.control.fault(name, **fault)
     try:
         proc = run_cli("collect", "-i", str(lab.inventory_path), "--command", "show version",
-                       "--command", "show crypto session", "--json", "--out", str(tmp_path / "b"), cwd=tmp_path)
+                       "--command", "show crypto session", "--json", "--out", str(tmp_path / "b"),
+                       "--processes", processes, cwd=tmp_path)
     finally:
         for name, fault in faulty.items():
             lab.control.fault(name, **{k: False for k in fault})
@@ -73,6 +77,86 @@ def test_collect_names_failed_hosts_and_keeps_the_rest(fleet50, tmp_path):
     assert "authentication failed" in proc.stderr
     assert "refused" in proc.stderr
     assert "5 of 50 hosts failed" in proc.stderr
+
+
+def _shapes(proc: subprocess.CompletedProcess) -> dict[tuple[str, str], tuple]:
+    """Each row's error and its parsed records' fields (counters and uptimes move between runs)."""
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    return {(r["host"], r["command"]): (r["error"], [sorted(record) for record in r["parsed"] or ()]) for r in rows}
+
+
+def test_collect_over_two_processes_gives_what_one_gives(fleet50, tmp_path):
+    # First contact in both children at once (a fresh known_hosts), then the same collect
+    # in one process: the same rows, every router's key recorded once.
+    lab, _ = fleet50
+    runs = {}
+    for processes in ("2", "1"):
+        runs[processes] = run_cli("collect", "-i", str(lab.inventory_path), "--command", "show version",
+                                  "--command", "show crypto ipsec sa", "--json", "--processes", processes,
+                                  "--out", str(tmp_path / processes), cwd=tmp_path)
+        assert runs[processes].returncode == 0, runs[processes].stderr
+    forked, alone = _shapes(runs["2"]), _shapes(runs["1"])
+    assert len(forked) == 100 and forked == alone
+    assert all(error is None and records for error, records in forked.values())
+    manifest = json.loads((next((tmp_path / "2").iterdir()) / "manifest.json").read_text())
+    assert manifest["complete"] is True and manifest["hosts"] == lab.routers
+    known_hosts = Path(os.environ["COLLECTOR_STATE"]) / "known_hosts"
+    recorded = [line.split()[0] for line in known_hosts.read_text().splitlines() if line.strip()]
+    assert len(recorded) == len(set(recorded)) == 50
+
+
+def _children_of(pid: int) -> list[int]:
+    children = []
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat_file.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            children.append(int(stat_file.parent.name))
+    return sorted(children)
+
+
+def test_a_collect_process_killed_midway_loses_only_its_unread_routers(fleet50, tmp_path):
+    # Slow routers, one worker in each of two processes: the second child is killed while
+    # it still has routers to read. Those are named failed with the cause, the others are
+    # kept whole, and the bundle is sealed as incomplete.
+    lab, _ = fleet50
+    hosts = lab.routers[:8]
+    for name in hosts:
+        lab.control.fault(name, slow_seconds=0.3)
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "collector", "collect", "-i", str(lab.inventory_path), "--hosts", ",".join(hosts),
+             "--command", "show version", "--command", "show crypto session", "--json", "--workers", "2",
+             "--processes", "2", "--out", str(tmp_path / "b")],
+            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while len(children := _children_of(proc.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(children) == 2, children
+        time.sleep(1.0)  # each child is on its first router
+        os.kill(children[1], signal.SIGKILL)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        for name in hosts:
+            lab.control.fault(name, slow_seconds=0.0)
+    assert proc.returncode == 1, err
+    assert "Traceback" not in err
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert {(r["host"], r["command"]) for r in rows} == {(h, c) for h in hosts
+                                                         for c in ("show version", "show crypto session")}
+    lost = {r["host"] for r in rows if r["error"]}
+    kept = [r for r in rows if r["host"] not in lost]
+    # round robin: the second child had every other router
+    assert lost and (lost <= set(hosts[1::2]) or lost <= set(hosts[0::2])), lost
+    assert all(r["error"] == "not read: the collect process it was given to was killed by signal 9 first"
+               and r["raw"] is None for r in rows if r["host"] in lost)
+    assert kept and all(r["parsed"] for r in kept if r["command"] == "show version")
+    assert f"{len(lost)} of 8 hosts failed" in err
+    manifest = json.loads((next((tmp_path / "b").iterdir()) / "manifest.json").read_text())
+    assert manifest["complete"] is False
+    assert len(manifest["incomplete_reasons"]) == len(lost)
 
 
 def test_command_without_a_template_is_kept_raw_and_not_a_failure(fleet50, tmp_path):

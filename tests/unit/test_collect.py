@@ -140,3 +140,42 @@ def test_one_result_type_from_the_session_to_the_bundle():
     assert (kept.router, kept.command, kept.text) == ("r1", "show clock", said.text)
     assert kept.started <= kept.ended and kept.seconds >= 0
     assert set(kept.summary()) == {"router", "command", "status", "error", "started", "ended", "template"}
+
+
+# -- how many processes a collect uses (collector/collect_processes.py) ------------------
+
+def test_process_count_default_is_one_per_core_with_enough_routers_each():
+    from collector.collect_processes import HOSTS_PER_PROCESS_AT_LEAST as EACH, process_count
+
+    assert process_count(200, 20, cores=2, threads=1) == 2
+    assert process_count(200, 20, cores=8, threads=1) == 200 // EACH
+    assert process_count(2 * EACH - 1, 20, cores=8, threads=1) == 1  # a second process would have too few
+    assert process_count(10_000, 3, cores=8, threads=1) == 3  # never more processes than workers
+    assert process_count(0, 20, cores=8, threads=1) == 1
+
+
+def test_process_count_as_asked_within_workers_and_routers():
+    from collector.collect_processes import process_count
+
+    assert process_count(200, 20, asked=1, cores=8, threads=1) == 1
+    assert process_count(200, 20, asked=4, cores=2, threads=1) == 4  # asked for more than the cores: the operator's call
+    assert process_count(3, 20, asked=8, cores=8, threads=1) == 3
+    assert process_count(200, 2, asked=8, cores=8, threads=1) == 2
+
+
+def test_process_count_is_one_where_this_process_runs_other_threads():
+    # A fork copies only the calling thread: a lock another thread held would stay locked
+    # in the child. So no fork once a thread runs, asked or not.
+    import threading
+
+    from collector.collect_processes import process_count
+
+    release = threading.Event()
+    thread = threading.Thread(target=release.wait)
+    thread.start()
+    try:
+        assert process_count(200, 20, cores=8) == 1
+        assert process_count(200, 20, asked=2, cores=8) == 1
+    finally:
+        release.set()
+        thread.join()
