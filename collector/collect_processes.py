@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -158,6 +159,10 @@ def _collect_share(sending: Connection, hosts: list[Host], commands: Sequence[st
                    registry: TemplateRegistry, workers: int) -> None:
     """In the child: collect its share, sending each host's outcome as it is done."""
     from collector.sessions import SessionPool
+
+    # A Ctrl-C reaches the whole process group: the parent alone answers it (it stops the
+    # children and gives the bundle up), so no child prints a traceback of its own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     lock = threading.Lock()  # the worker threads share one pipe; a message is written whole
 

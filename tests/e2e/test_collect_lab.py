@@ -159,6 +159,32 @@ def test_a_collect_process_killed_midway_loses_only_its_unread_routers(fleet50, 
     assert len(manifest["incomplete_reasons"]) == len(lost)
 
 
+def test_ctrl_c_stops_every_collect_process(fleet50, tmp_path):
+    # A Ctrl-C reaches the whole process group; the parent alone answers it.
+    lab, _ = fleet50
+    hosts = lab.routers[:8]
+    for name in hosts:
+        lab.control.fault(name, slow_seconds=0.3)
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "collector", "collect", "-i", str(lab.inventory_path), "--hosts", ",".join(hosts),
+             "--command", "show version", "--workers", "2", "--processes", "2", "--out", str(tmp_path / "b")],
+            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        deadline = time.monotonic() + 60
+        while len(children := _children_of(proc.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(children) == 2, children
+        time.sleep(0.5)
+        os.killpg(proc.pid, signal.SIGINT)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        for name in hosts:
+            lab.control.fault(name, slow_seconds=0.0)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "collector: aborted" in err
+    assert not [pid for pid in children if Path(f"/proc/{pid}").exists()]
+
+
 def test_command_without_a_template_is_kept_raw_and_not_a_failure(fleet50, tmp_path):
     lab, _ = fleet50
     first = lab.routers[0]
