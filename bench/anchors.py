@@ -5,7 +5,10 @@ rotates from round to round), three commands each started as a process of its ow
 
   collector  `collector collect -i INV -c ... --workers 20 --json --out DIR`: parsed (own
              templates, then ntc-templates), the bundle written and sealed, one JSON line per
-             router and command on stdout (to a file)
+             router and command on stdout (to a file). As shipped: from 80 routers on a
+             2-core machine the routers are shared between two forked processes, 10
+             workers each (collector/collect_processes.py); `--collector-processes 1` keeps
+             it to one, for comparison
   nornir     Nornir 3 + nornir-netmiko (bench/_anchor_nornir.py): ThreadedRunner(20),
              `netmiko_send_command(enable=True, use_textfsm=True)`, JSON lines on stdout
   scrapli    scrapli on its own (bench/_anchor_scrapli.py), the current PyPI release
@@ -65,7 +68,8 @@ def command_line(tool: str, inventory: Path, nornir_folder: Path, out: Path, arg
     commands = [part for c in COMMANDS for part in ("-c", c)]
     if tool == "collector":
         return [str(Path(sys.executable).parent / "collector"), "collect", "-i", str(inventory), *commands,
-                "--workers", str(args.workers), "--json", "--out", str(out)]
+                "--workers", str(args.workers), "--json", "--out", str(out),
+                "--processes", str(args.collector_processes)]
     if tool == "nornir":
         return [sys.executable, str(BENCH / "_anchor_nornir.py"), str(nornir_folder), "--workers", str(args.workers),
                 *commands]
@@ -141,6 +145,8 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=20)
     parser.add_argument("--tools", default="collector,nornir,scrapli")
     parser.add_argument("--scrapli-transport", choices=("bin", "ssh2"), default="bin")
+    parser.add_argument("--collector-processes", type=int, default=0,
+                        help="collect's --processes (0: as shipped, one per core from 80 routers)")
     parser.add_argument("--json", help="write the figures to this JSON file")
     args = parser.parse_args()
     load = OtherLoad()
