@@ -26,6 +26,7 @@ from collector.detect.logline import LogLine, LogRecords
 
 SOURCES = ("trigger", "pre-arm read", "capture")  # in the order the reads are added
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_NAIVE_EPOCH = datetime(1970, 1, 1)
 _NO_TIME = -(2**63)
 
 
@@ -146,15 +147,19 @@ def build_timeline(captures: Sequence, *, year: int, pre_arm: Sequence[LogSnapsh
     clock is unknown. `pre_arm_lines` False: the pre-arm reads give their clock readings
     only, not their lines. Rows sort by agent time (none first), then source, then place
     in their read; ties keep the order the reads were added."""
-    builder = _Builder(captures, year, pre_arm)
+    reads: list[tuple[int, str, str]] = []  # (source, router, text) in the order they are added
     if receiver is not None and trigger_lines:
-        builder.add(0, receiver, "\n".join(trigger_lines))
+        reads.append((0, receiver, "\n".join(trigger_lines)))
     for snapshot in pre_arm if pre_arm_lines else ():
-        builder.add(1, snapshot.router, snapshot.text)
+        reads.append((1, snapshot.router, snapshot.text))
     for capture in captures:
         record = capture.output("show logging")
         if record is not None:
-            builder.add(2, capture.router, record.text or "")
+            reads.append((2, capture.router, record.text or ""))
+    last_read = {router: i for i, (_, router, _) in enumerate(reads)}
+    builder = _Builder(captures, year, pre_arm)
+    for i, (order, router, text) in enumerate(reads):
+        builder.add(order, router, text, last=last_read[router] == i)
     return Timeline(builder.columns, builder.sorted_rows(), builder.texts, builder.routers, builder.mnemonics,
                     {c.router: c.role for c in captures}, receiver)
 
@@ -173,37 +178,47 @@ class _Builder:
         self.routers: list[str] = []
         self.mnemonics: list[str] = []
         self._mnemonic_index: dict[str, int] = {}
+        self.orders: list[int] = []  # each read's source, in the order the reads were added
         # router -> digest of a line -> its row, or its rows (oldest first) when it repeats
-        self.by_line: dict[str, dict[int, int | list[int]]] = {}
+        self.by_line: dict[str, dict[bytes, int | list[int]]] = {}
 
-    def add(self, order: int, router: str, text: str) -> None:
+    def add(self, order: int, router: str, text: str, last: bool = False) -> None:
+        """The rows of one read. `last`: no read of the router comes after this one."""
         c = self.columns
         known = self.by_line.setdefault(router, {})
+        # A line is looked up among the router's earlier reads and kept for its later ones:
+        # a read with neither (a router read once, as in the diagnosis's timeline) digests none.
+        merging = bool(known) or not last
         if router not in self.routers:
             self.routers.append(router)
         router_index = self.routers.index(router)
         text_index = len(self.texts)
         self.texts.append(text)
+        self.orders.append(order)
         first_new = len(c)  # rows from here on are this read's
-        used: dict[int, int] = {}  # line -> how many of its rows from earlier reads this read matched
-        previous: datetime | None = None  # the last stamped line above, in buffer order
+        used: dict[bytes, int] = {}  # line -> how many of its rows from earlier reads this read matched
+        previous: int | None = None  # the agent time of the last stamped line above, in buffer order
         cursor = 0
         folds = self._passes(router, text)
+        # A router without `show clock`: its stamps are read as UTC less the recorded skew,
+        # one timedelta for the whole read rather than one made per line.
+        skew = None if router in self.clocks else timedelta(seconds=self.offsets.get(router) or 0.0)
         for n, line in enumerate(self._records(router, text)):
             fold = 0 if folds is None else folds[n]
-            key = _digest(line.raw)
-            entry = known.get(key)
-            rows = () if entry is None else entry if isinstance(entry, list) else (entry,)
-            earlier = bisect_left(rows, first_new)  # rows are listed in the order they were made
-            count = used.get(key, 0) if earlier else 0
-            if count < earlier:  # the same line, already listed from an earlier read
-                used[key] = count + 1
-                c.seen[rows[count]] |= 1 << order
-                if rows[count] in c.ambiguous and fold is not None:  # this read tells its pass
-                    c.time[rows[count]] = _microseconds(self._on_agent_clock(router, line, fold))
-                    del c.ambiguous[rows[count]]
-                continue
-            agent_time = self._on_agent_clock(router, line, fold or 0)
+            key = _digest(line.raw) if merging else None
+            entry = None if key is None else known.get(key)
+            if entry is not None:  # the line was listed before: maybe by an earlier read
+                rows = entry if isinstance(entry, list) else (entry,)
+                earlier = bisect_left(rows, first_new)  # rows are listed in the order they were made
+                count = used.get(key, 0) if earlier else 0
+                if count < earlier:  # the same line, already listed from an earlier read
+                    used[key] = count + 1
+                    c.seen[rows[count]] |= 1 << order
+                    if rows[count] in c.ambiguous and fold is not None:  # this read tells its pass
+                        c.time[rows[count]] = self._on_agent_clock(router, line, fold, skew)
+                        del c.ambiguous[rows[count]]
+                    continue
+            agent_time = self._on_agent_clock(router, line, fold or 0, skew)
             # A line printed without a stamp (`no service timestamps debug`, the default for
             # debugs on many routers) was logged after the stamped line above it: it takes
             # that time, marked as inferred, so it sorts where the buffer put it.
@@ -212,18 +227,21 @@ class _Builder:
                 previous = agent_time
             elif inferred:
                 agent_time = previous
-            row = len(c)
+            row = len(c.time)
             cursor = self._place(row, text_index, text, line, cursor)
-            c.time.append(_NO_TIME if agent_time is None else _microseconds(agent_time))
+            c.time.append(_NO_TIME if agent_time is None else agent_time)
             c.order.append(order)
             c.n.append(n)
             c.router.append(router_index)
             c.seen.append(1 << order)
             c.inferred.append(inferred)
-            c.mnemonic.append(-1 if line.mnemonic is None else self._mnemonic(line.mnemonic))
+            mnemonic = line.mnemonic
+            c.mnemonic.append(-1 if mnemonic is None else self._mnemonic(mnemonic))
             if fold is None:  # in the repeated hour, pass unknown: placed on the first, and said so
                 c.ambiguous[row] = repeated_hour_text(self.clocks[router], line.timestamp,
-                                                      "log" if line.mnemonic else "debug")
+                                                      "log" if mnemonic else "debug")
+            if key is None:
+                continue
             if entry is None:
                 known[key] = row
             elif isinstance(entry, list):
@@ -236,7 +254,14 @@ class _Builder:
         come in text order) or, when the reader re-indented it, its own string."""
         c = self.columns
         raw = line.raw
-        start = text.find(raw, cursor)
+        # Records come in text order, most often the next line after the last one's end:
+        # compared there first, searched for only when it is not there.
+        if text.startswith(raw, cursor):
+            start = cursor
+        elif text.startswith(raw, cursor + 1):
+            start = cursor + 1
+        else:
+            start = text.find(raw, cursor)
         if start < 0:
             c.text.append(-1)
             c.start.append(0)
@@ -247,10 +272,13 @@ class _Builder:
             cursor = start + len(raw)
         c.length.append(len(raw))
         stamp = line.timestamp_text
-        at = -1 if stamp is None else raw.find(stamp)
-        if stamp is not None and at < 0:
-            at = -2
-            c.stamps[row] = stamp
+        if stamp is None:
+            at = -1
+        else:  # most often at the line's start or after its `*` / `.` flag
+            at = 0 if raw.startswith(stamp) else 1 if raw.startswith(stamp, 1) else raw.find(stamp)
+            if at < 0:
+                at = -2
+                c.stamps[row] = stamp
         c.stamp_at.append(at)
         c.stamp_length.append(0 if stamp is None else len(stamp))
         return cursor
@@ -266,11 +294,23 @@ class _Builder:
         """The rows in time order (none first), then source, then place in the read, then
         the order they were made: each sort key one integer, made and dropped here."""
         c = self.columns
+        self.by_line = {}  # the merging is done
+        if self._reads_in_source_order():
+            # Rows of equal time are then already in source and read order (each read has a
+            # source of its own, later than the one before, and makes its rows in buffer
+            # order): a stable sort on the time alone keeps them so, with no key per row
+            # made in Python.
+            return array("q", sorted(range(len(c)), key=c.time.__getitem__))
         low = min((t for t in c.time if t != _NO_TIME), default=0)
         keys = sorted(((((0 if t == _NO_TIME else t - low + 1) << 2 | c.order[i]) << 32 | c.n[i]) << 32 | i)
                       for i, t in enumerate(c.time))
-        self.by_line = {}  # the merging is done
         return array("q", (k & 0xFFFFFFFF for k in keys))
+
+    def _reads_in_source_order(self) -> bool:
+        """Every read added after the one before it in SOURCES, none of one source twice
+        (two routers' captures are: the place in the read starts again at each)."""
+        orders = self.orders
+        return all(a < b for a, b in zip(orders, orders[1:]))
 
     def _records(self, router: str, text: str) -> LogRecords:
         clock = self.clocks.get(router)
@@ -293,22 +333,24 @@ class _Builder:
             return None
         return passes(clock, ((r.timestamp, r.tz, "log" if r.mnemonic else "debug") for r in self._records(router, text)))
 
-    def _on_agent_clock(self, router: str, line: LogLine, fold: int = 0) -> datetime | None:
-        if line.timestamp is None:
+    def _on_agent_clock(self, router: str, line: LogLine, fold: int, skew: timedelta | None) -> int | None:
+        """The line's time on the agent's clock (microseconds since 1970 UTC), None when it
+        has no stamp. `skew`: the router has no `show clock`, its stamps are read as UTC
+        less this skew (as recorded with the capture)."""
+        stamp = line.timestamp
+        if stamp is None:
             return None
-        clock = self.clocks.get(router)
-        if clock is None:  # no `show clock`: the skew as recorded, stamps read as UTC
-            stamp = line.timestamp.replace(tzinfo=timezone.utc) if line.timestamp.tzinfo is None else line.timestamp
-            return stamp - timedelta(seconds=self.offsets.get(router) or 0.0)
-        return self.tracks[router].to_agent(line.timestamp, line.tz, "log" if line.mnemonic else "debug", fold)
+        if skew is not None:
+            return _microseconds(stamp - skew)
+        return _microseconds(self.tracks[router].to_agent(stamp, line.tz, "log" if line.mnemonic else "debug", fold))
 
 
-def _digest(line: str) -> int:
+def _digest(line: str) -> bytes:
     """A line's identity without keeping the line (as the reader's fingerprints, 12 bytes)."""
-    return int.from_bytes(hashlib.blake2b(line.strip().encode("utf-8", "surrogatepass"), digest_size=12).digest(),
-                          "big")
+    return hashlib.blake2b(line.strip().encode("utf-8", "surrogatepass"), digest_size=12).digest()
 
 
 def _microseconds(moment: datetime) -> int:
-    delta = moment - _EPOCH
+    """Microseconds since 1970 UTC; a naive `moment` is taken as UTC."""
+    delta = moment - (_NAIVE_EPOCH if moment.tzinfo is None else _EPOCH)
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds

@@ -55,9 +55,10 @@ _STAMPED = re.compile(
     _PRI_SEQ
     + r"(?P<flag>[*.])?"
     r"(?P<ts>"
-    r"(?P<mon>Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +(?P<day>\d{1,2})"
+    # `sec`: the stamp up to its fraction, the key of its datetime (`_stamp_time`)
+    r"(?P<sec>(?P<mon>Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +(?P<day>\d{1,2})"
     r"(?: +(?P<year>\d{4}))?"
-    r" +(?P<hh>\d{1,2}):(?P<mi>\d\d):(?P<ss>\d\d)(?:\.(?P<frac>\d{1,6}))?"
+    r" +(?P<hh>\d{1,2}):(?P<mi>\d\d):(?P<ss>\d\d))(?:\.(?P<frac>\d{1,6}))?"
     r"(?: +(?P<tz>[A-Za-z][A-Za-z0-9_+-]{0,15}))?"
     # `service timestamps log uptime`: hh:mm:ss under a day, then 1d02h / 2w3d / 1y2w
     r"|(?P<up>\d{1,2}:\d\d:\d\d|\d{1,4}[ywd]\d{1,2}[wdh])"
@@ -198,21 +199,12 @@ def _parse(line: str, year: int) -> LogLine | None:
         return None  # continuation of the previous record
     m = _STAMPED.match(line)
     if m is not None:
-        pri, seq, flag, ts_text, mon, day, y, hh, mi, ss, frac, tz, _up, host, mn, msg = m.groups()
+        pri, seq, flag, ts_text, sec, mon, day, y, hh, mi, ss, frac, tz, _up, host, mn, msg = m.groups()
         if pri is not None:
             pri = int(pri)
             if pri > 191:
                 return None
-        if mon is not None:
-            try:
-                ts = datetime(
-                    int(y) if y is not None else year, _MONTHS[mon], int(day), int(hh), int(mi), int(ss),
-                    int(frac.ljust(6, "0")) if frac is not None else 0,
-                )
-            except ValueError:  # Feb 30, 25:00:00 ...: keep the record, drop the stamp
-                ts = None
-        else:
-            ts = None
+        ts = None if sec is None else _stamp_time(sec, year, mon, day, y, hh, mi, ss, frac)
         return _new_logline(line, int(seq) if seq is not None else None, ts, ts_text, flag is None, tz,
                             host, pri, mn, msg)
     m = _UNSTAMPED.match(line)
@@ -225,6 +217,42 @@ def _parse(line: str, year: int) -> LogLine | None:
             return None
     return _new_logline(line, int(seq) if seq is not None else None, None, None, False, None,
                         host, pri, mn, dbg if dbg is not None else msg)
+
+
+# A busy buffer prints several lines a second: the whole seconds of a stamp (its text up
+# to the fraction) are made into a datetime once, and each line's stamp from them by
+# adding its fraction, also made once; int() and datetime() were a third of a line's
+# parse. Stamps come in time order, so only recent entries matter: a full cache is
+# emptied, not tracked for the least recently used. Threads that parse at the same time
+# share the caches safely (each dict operation is atomic; an entry made twice is equal).
+_SECONDS: dict[tuple[str, int], datetime | None] = {}
+_FRACTIONS: dict[str, timedelta] = {}
+_CACHE_LIMIT = 4096
+_NOT_CACHED = object()
+
+
+def _stamp_time(sec: str, year: int, mon: str, day: str, y: str | None, hh: str, mi: str, ss: str,
+                frac: str | None) -> datetime | None:
+    """The stamp's time (`year` unless it printed its own, `y`); None for a date or time
+    that does not exist (Feb 30, 25:00:00 ...): the record is kept, its stamp dropped."""
+    key = (sec, year)
+    whole = _SECONDS.get(key, _NOT_CACHED)
+    if whole is _NOT_CACHED:
+        try:
+            whole = datetime(int(y) if y is not None else year, _MONTHS[mon], int(day), int(hh), int(mi), int(ss))
+        except ValueError:
+            whole = None
+        if len(_SECONDS) >= _CACHE_LIMIT:
+            _SECONDS.clear()
+        _SECONDS[key] = whole
+    if whole is None or frac is None:
+        return whole  # type: ignore[return-value]  # not _NOT_CACHED any more
+    fraction = _FRACTIONS.get(frac)
+    if fraction is None:
+        if len(_FRACTIONS) >= _CACHE_LIMIT:
+            _FRACTIONS.clear()
+        fraction = _FRACTIONS[frac] = timedelta(microseconds=int(frac.ljust(6, "0")))
+    return whole + fraction
 
 
 # A frozen dataclass's generated __init__ goes through object.__setattr__ once per field,
@@ -411,8 +439,11 @@ class LogRecords:
             return
         offsets = self._offsets
         try:
+            if offsets is None:  # no year to change (the common case): no count kept
+                yield from self._stream()
+                return
             for i, record in enumerate(self._stream()):
-                if offsets is not None and offsets[i]:
+                if offsets[i]:
                     _shift_year(record, offsets[i])
                 yield record
         except Exception:  # noqa: BLE001 - never raise on device text
@@ -472,8 +503,13 @@ def _one_year_only(text: str) -> bool:
     the walk back from the newest finds no New Year to cross (its test is a jump of six
     months or more). Decided from every month name anywhere in the text, a superset of
     those stamps' months (a stamp without a month name prints its year, or has no date):
-    a name in a message only sends the text the long way."""
-    months = [number for word, number in _MONTH_WORDS if word in text]
+    a name in a message only sends the text the long way.
+
+    Searched from the end (`rfind`): a month the text holds is near it, and a search for
+    one it does not hold reads the whole text, faster backwards in CPython (its backward
+    search tests the name's first letter, rare in log text, before the rest; the forward
+    one its last, a space): 66 ms instead of 93 ms for a 9 MB buffer of one month."""
+    months = [number for word, number in _MONTH_WORDS if text.rfind(word) >= 0]
     return not months or max(months) - min(months) <= 5
 
 
@@ -561,10 +597,12 @@ def buffer_start(text: str, lines: list[str]) -> tuple[int, int]:
 
 
 def _join(record: LogLine, extra: list[str]) -> LogLine:
-    return replace(
-        record,
-        raw=record.raw + "\n" + "\n".join(extra),
-        message=" ".join([record.message.rstrip(), *(part.strip() for part in extra)]).strip(),
+    # `_new_logline` rather than `dataclasses.replace`, which costs several times as much
+    # (the wrapped debug records of a busy buffer are thousands).
+    return _new_logline(
+        record.raw + "\n" + "\n".join(extra), record.seq, record.timestamp, record.timestamp_text,
+        record.authoritative, record.tz, record.hostname, record.pri, record.mnemonic,
+        " ".join([record.message.rstrip(), *(part.strip() for part in extra)]).strip(),
     )
 
 

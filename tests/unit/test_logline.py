@@ -585,3 +585,35 @@ def test_property_bytes_never_raise(data: bytes) -> None:
     for blob in (data, b"<13>" + data, b"<13>1 " + data):
         rec = parse_syslog_datagram(blob)
         assert rec is None or isinstance(rec, LogLine)
+
+
+_MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 12), st.integers(1, 31), st.integers(0, 25), st.integers(0, 59), st.integers(0, 59),
+       st.none() | st.text("0123456789", min_size=1, max_size=6), st.none() | st.integers(1990, 2030),
+       st.lists(st.integers(1999, 2030), min_size=1, max_size=3))
+def test_stamps_made_from_cached_seconds_are_the_printed_time(month, day, hh, mi, ss, frac, printed, years) -> None:
+    """A stamp's whole seconds are made once and its fraction added: the same time as made
+    directly, whichever year a buffer gives, a date that does not exist still none."""
+    stamp = f"{_MONTH_NAMES[month - 1]} {day:2d}{f' {printed}' if printed else ''} {hh:02d}:{mi:02d}:{ss:02d}"
+    stamp += f".{frac}" if frac else ""
+    for year in years + years:  # the second time from the caches
+        try:
+            expected = datetime(printed or year, month, day, hh, mi, ss, int(frac.ljust(6, "0")) if frac else 0)
+        except ValueError:
+            expected = None
+        record = parse_log_line(f"*{stamp} UTC: %SYS-5-CONFIG_I: x", year=year)
+        assert record is not None and record.timestamp == expected and record.timestamp_text == f"{stamp} UTC"
+
+
+def test_the_stamp_caches_stay_bounded() -> None:
+    import collector.detect.logline as logline
+
+    start = datetime(2026, 3, 1)
+    for i in range(logline._CACHE_LIMIT + 10):
+        when = start + timedelta(seconds=i, microseconds=i)
+        record = parse_log_line(f"*{when:%b %d %H:%M:%S.%f}: %SYS-5-CONFIG_I: x", year=2026)
+        assert record is not None and record.timestamp == when
+    assert 0 < len(logline._SECONDS) <= logline._CACHE_LIMIT and 0 < len(logline._FRACTIONS) <= logline._CACHE_LIMIT

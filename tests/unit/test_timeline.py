@@ -126,3 +126,35 @@ def test_the_timeline_is_the_plain_rule(hub_before, hub_after, branch_after, tri
     args = dict(year=2026, pre_arm=(LogSnapshot("hub", _read(hub_before), AT), LogSnapshot("branch", _read([0]), AT)),
                 trigger_lines=tuple(_LOG_LINES[i] for i in trigger), receiver="hub")
     assert list(build_timeline((hub, branch), **args)) == _plain_rows((hub, branch), **args)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(0, len(_LOG_LINES) - 1), max_size=12),
+       st.none() | st.lists(st.integers(0, len(_LOG_LINES) - 1), max_size=12),
+       st.none() | st.lists(st.integers(0, len(_LOG_LINES) - 1), max_size=12),
+       st.lists(st.integers(0, 2), max_size=3), st.booleans(), st.floats(-5, 5))
+def test_routers_read_once_and_reads_in_source_order_are_the_plain_rule(hub_after, hub_before, branch_after, trigger,
+                                                                        pre_arm_lines, skew):
+    """The timeline's short cuts against the rule: a router read once has no line digested,
+    and reads that each have a source of their own, in source order (one capture, a pre-arm
+    read and a capture, the trigger before them), are sorted on their time alone."""
+    captures = [replace(_capture(_read(hub_after)[len(HEADER):]), clock_offset=skew)]
+    if branch_after is not None:
+        captures.append(RouterCapture("branch", "sender", "cisco_ios", "10.0.0.1",
+                                      (CommandResult("branch", "show logging", _read(branch_after), AT, AT),), -skew))
+    pre_arm = () if hub_before is None else (LogSnapshot("hub", _read(hub_before), AT),)
+    args = dict(year=2026, trigger_lines=tuple(_LOG_LINES[i] for i in trigger), receiver="hub")
+    expected = _plain_rows(captures, pre_arm=pre_arm if pre_arm_lines else (), **args)
+    assert list(build_timeline(captures, pre_arm=pre_arm, pre_arm_lines=pre_arm_lines, **args)) == expected
+
+
+def test_a_router_read_once_has_no_line_digested(monkeypatch):
+    import collector.timeline as timeline
+
+    digested = []
+    real = timeline._digest
+    monkeypatch.setattr(timeline, "_digest", lambda line: digested.append(line) or real(line))
+    rows = build_timeline((_capture(f"{A}\n{B}\n{B}\n"),), year=2026)
+    assert len(rows) == 3 and digested == []
+    rows = build_timeline((_capture(f"{A}\n{B}\n{B}\n"),), year=2026, pre_arm=(LogSnapshot("hub", f"{HEADER}{A}\n", AT),))
+    assert len(rows) == 3 and len(digested) == 4  # the pre-arm read's line, kept; the capture's three, looked up
