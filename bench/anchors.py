@@ -5,10 +5,10 @@ rotates from round to round), three commands each started as a process of its ow
 
   collector  `collector collect -i INV -c ... --workers 20 --json --out DIR`: parsed (own
              templates, then ntc-templates), the bundle written and sealed, one JSON line per
-             router and command on stdout (to a file). As shipped: from 80 routers on a
+             router and command on stdout (to a file). As shipped: from 20 routers on a
              2-core machine the routers are shared between two forked processes, 10
              workers each (collector/collect_processes.py); `--collector-processes 1` keeps
-             it to one, for comparison
+             it to one; the tool `collector-1p` is collect with `--processes 1` beside it
   nornir     Nornir 3 + nornir-netmiko (bench/_anchor_nornir.py): ThreadedRunner(20),
              `netmiko_send_command(enable=True, use_textfsm=True)`, JSON lines on stdout
   scrapli    scrapli on its own (bench/_anchor_scrapli.py), the current PyPI release
@@ -64,12 +64,15 @@ def sub_inventory(lab: LabProcess, size: int, folder: Path) -> Path:
     return path
 
 
+ONE_PROCESS = "collector-1p"  # `--tools collector,collector-1p`: collect as shipped against one process
+
+
 def command_line(tool: str, inventory: Path, nornir_folder: Path, out: Path, args) -> list[str]:
     commands = [part for c in COMMANDS for part in ("-c", c)]
-    if tool == "collector":
+    if tool in ("collector", ONE_PROCESS):
+        processes = 1 if tool == ONE_PROCESS else args.collector_processes
         return [str(Path(sys.executable).parent / "collector"), "collect", "-i", str(inventory), *commands,
-                "--workers", str(args.workers), "--json", "--out", str(out),
-                "--processes", str(args.collector_processes)]
+                "--workers", str(args.workers), "--json", "--out", str(out), "--processes", str(processes)]
     if tool == "nornir":
         return [sys.executable, str(BENCH / "_anchor_nornir.py"), str(nornir_folder), "--workers", str(args.workers),
                 *commands]
@@ -111,7 +114,7 @@ def run_tool(tool: str, size: int, inventory: Path, nornir_folder: Path, lab: La
                                   work / f"{tool}.out", work / f"{tool}.err")
     result = {"wall": wall, "cpu": cpu, "lab_cpu": lab_cpu.seconds(), "exit": code,
               **check_rows(work / f"{tool}.out", size)}
-    if tool == "collector":
+    if tool in ("collector", ONE_PROCESS):
         bundles = [p for p in out.iterdir() if p.is_dir()] if out.exists() else []
         result["bundle_files"] = sum(1 for b in bundles for p in b.rglob("*") if p.is_file())
         result["bundle_bytes"] = sum(p.stat().st_size for b in bundles for p in b.rglob("*") if p.is_file())
@@ -146,7 +149,7 @@ def main() -> int:
     parser.add_argument("--tools", default="collector,nornir,scrapli")
     parser.add_argument("--scrapli-transport", choices=("bin", "ssh2"), default="bin")
     parser.add_argument("--collector-processes", type=int, default=0,
-                        help="collect's --processes (0: as shipped, one per core from 80 routers)")
+                        help="collect's --processes (0: as shipped, one per core from 20 routers)")
     parser.add_argument("--json", help="write the figures to this JSON file")
     args = parser.parse_args()
     load = OtherLoad()
@@ -183,11 +186,11 @@ def main() -> int:
                     out = run_tool(tool, size, inventory, nornir_folder, lab, folder, args)
                     out["load1"] = os.getloadavg()[0]
                     runs[tool].append(out)
-                    print(f"  {size:5d} routers round {rnd + 1} {tool:<9} wall {out['wall']:6.2f} s  CPU {out['cpu']:6.2f} s  "
+                    print(f"  {size:5d} routers round {rnd + 1} {tool:<12} wall {out['wall']:6.2f} s  CPU {out['cpu']:6.2f} s  "
                           f"lab CPU {out['lab_cpu']:5.2f} s  complete {out['complete']}/{out['expected']}  "
                           f"parsed {out['parsed']}  exit {out['exit']}  load {out['load1']:.1f}"
                           + (f"  bundle {out['bundle_files']} files {out['bundle_bytes'] / 2**20:.1f} MiB"
-                             if tool == "collector" else "")
+                             if tool in ("collector", ONE_PROCESS) else "")
                           + (f"\n      stderr: {out['stderr_tail']!r}" if out.get("stderr_tail") else ""))
             walls = {t: median([r["wall"] for r in runs[t]]) for t in tools}
             results["sizes"][str(size)] = {"runs": runs, "median_wall": walls}

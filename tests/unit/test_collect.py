@@ -148,7 +148,8 @@ def test_process_count_default_is_one_per_core_with_enough_routers_each():
     from collector.collect_processes import HOSTS_PER_PROCESS_AT_LEAST as EACH, process_count
 
     assert process_count(200, 20, cores=2, threads=1) == 2
-    assert process_count(200, 20, cores=8, threads=1) == 200 // EACH
+    assert process_count(200, 20, cores=8, threads=1) == 8
+    assert process_count(5 * EACH, 20, cores=8, threads=1) == 5  # as many as keep EACH routers each
     assert process_count(2 * EACH - 1, 20, cores=8, threads=1) == 1  # a second process would have too few
     assert process_count(10_000, 3, cores=8, threads=1) == 3  # never more processes than workers
     assert process_count(0, 20, cores=8, threads=1) == 1
