@@ -34,18 +34,19 @@ def _out_format(path: Path) -> str:
 @click.option("--out", type=click.Path(path_type=Path),
               help="Also write the report to FILE: .html = self-contained HTML page, .json = JSON, else text.")
 @click.option("--workers", default=20, show_default=True, type=click.IntRange(1, 500), help="Routers talked to at once.")
+@click.option("--processes", default=0, show_default="0: as collect decides", type=click.IntRange(0, 64),
+              help="Processes sharing the routers, as `collect --processes`.")
 def audit_cmd(inventory_path: Path, hosts: str | None, group: str | None, as_json: bool, out: Path | None,
-              workers: int) -> None:
+              workers: int, processes: int) -> None:
     """Read-only fleet audit: per router and tunnel, the crypto configuration type, whether
     `crypto isakmp invalid-spi-recovery` applies (Cisco 115801) and is configured, DPD and
     IKE version, with a summary of the tunnels that could use recovery and do not."""
-    from collector.audit import audit_hosts
+    from collector.audit import audit_fleet
     from collector.diagnose.audit import render_html, render_text
     from collector.diagnose.report_files import write_file
     from collector.hostkeys import KnownHosts
     from collector.inventory import InventoryError
     from collector.parsing import default_registry
-    from collector.sessions import SessionPool
     from collector.yamlfile import YamlError
 
     if out is not None and out.is_dir():
@@ -58,9 +59,8 @@ def audit_cmd(inventory_path: Path, hosts: str | None, group: str | None, as_jso
     if not selected:
         raise UserError("no host matches the selection")
 
-    with SessionPool(KnownHosts.default(), max_sessions=workers) as pool:
-        audit = audit_hosts(selected, pool=pool, registry=default_registry(), workers=workers,
-                            inventory=str(inventory_path))
+    audit = audit_fleet(selected, known_hosts=KnownHosts.default(), registry=default_registry(), workers=workers,
+                        processes=processes, inventory=str(inventory_path))
 
     data = audit.to_dict()
     if out is not None:

@@ -127,6 +127,24 @@ def test_audit_classifies_every_lab_tunnel(lab10, tmp_path):
     assert not re.search(r"(?i)\b(src|href)\s*=|https?://", page)
 
 
+def test_audit_over_two_processes_says_what_one_says(lab10, tmp_path):
+    # As a process of its own (this test process runs the lab's threads, so it never forks)
+    import os
+    import subprocess
+    import sys
+
+    audits = {}
+    for processes in ("2", "1"):
+        proc = subprocess.run([sys.executable, "-m", "collector", "audit", "-i", str(lab10.inventory_path), "--json",
+                               "--processes", processes], capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                              env={**os.environ})
+        assert proc.returncode == 0, proc.stderr
+        audits[processes] = json.loads(proc.stdout)
+    assert len(audits["2"]["routers"]) == 10 and all(r["read"] for r in audits["2"]["routers"])
+    assert audits["2"]["routers"] == audits["1"]["routers"]
+    assert audits["2"]["summary"] == audits["1"]["summary"]
+
+
 def test_audit_names_the_router_it_could_not_read(lab10, tmp_path):
     victim = "spoke3"
     lab10.control.fault(victim, refuse_connections=True)
