@@ -94,7 +94,8 @@ class ForkedCollect:
                 child_workers = max(1, workers // len(shares) + (index < workers % len(shares)))
                 receiving, sending = context.Pipe(duplex=False)
                 child = context.Process(target=_collect_share, name=f"collect-{index + 1}", daemon=True,
-                                        args=(sending, share, commands, known_hosts, registry, child_workers))
+                                        args=(sending, share, commands, known_hosts, registry, child_workers,
+                                              os.getpid()))
                 child.start()
                 sending.close()  # the child's end: EOF here when the child exits, however it exits
                 self._children[receiving] = (child, share)
@@ -158,13 +159,14 @@ def _not_read(host: Host, commands: tuple[str, ...], exitcode: int | None) -> Ho
 
 
 def _collect_share(sending: Connection, hosts: list[Host], commands: Sequence[str], known_hosts: KnownHosts,
-                   registry: TemplateRegistry, workers: int) -> None:
+                   registry: TemplateRegistry, workers: int, parent: int) -> None:
     """In the child: collect its share, sending each host's outcome as it is done."""
     from collector.sessions import SessionPool
 
     # A Ctrl-C reaches the whole process group: the parent alone answers it (it stops the
     # children and gives the bundle up), so no child prints a traceback of its own.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _end_with(parent)
 
     lock = threading.Lock()  # the worker threads share one pipe; a message is written whole
 
@@ -175,3 +177,24 @@ def _collect_share(sending: Connection, hosts: list[Host], commands: Sequence[st
     with SessionPool(known_hosts, max_sessions=workers, keep_open=False) as pool:
         collect(hosts, commands, pool=pool, registry=registry, workers=workers, on_host_done=send)
     sending.close()
+
+
+def _end_with(parent: int) -> None:
+    """A parent killed outright (SIGKILL, out of memory) cannot stop its children: on
+    Linux the kernel sends this child a SIGTERM when the parent goes (PR_SET_PDEATHSIG),
+    instead of letting it read routers for nobody. (Strictly, when the thread that forked
+    it ends: the only thread, as `process_count` forks nowhere else.) Elsewhere the child
+    finishes its share and exits on the broken pipe."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # it went before the request was made
+        os._exit(1)
+
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>

@@ -185,6 +185,41 @@ def test_ctrl_c_stops_every_collect_process(fleet50, tmp_path):
     assert not [pid for pid in children if Path(f"/proc/{pid}").exists()]
 
 
+def test_a_collect_killed_outright_takes_its_processes_with_it(fleet50, tmp_path):
+    # SIGKILL leaves the parent no chance to stop its children: the kernel does (Linux).
+    lab, _ = fleet50
+    hosts = lab.routers[:12]  # six each: seconds of work left when the parent dies
+    for name in hosts:
+        lab.control.fault(name, slow_seconds=0.3)
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "collector", "collect", "-i", str(lab.inventory_path), "--hosts", ",".join(hosts),
+             "--command", "show version", "--workers", "2", "--processes", "2", "--out", str(tmp_path / "b")],
+            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while len(children := _children_of(proc.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(children) == 2, children
+        time.sleep(0.5)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+        deadline = time.monotonic() + 3  # their share would take them 5 s or more
+        while [pid for pid in children if _alive(pid)] and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        for name in hosts:
+            lab.control.fault(name, slow_seconds=0.0)
+    assert not [pid for pid in children if _alive(pid)]
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie is not: its parent, here init, has yet to reap it)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def test_command_without_a_template_is_kept_raw_and_not_a_failure(fleet50, tmp_path):
     lab, _ = fleet50
     first = lab.routers[0]
