@@ -57,15 +57,18 @@ def process_count(hosts: int, workers: int, *, asked: int = 0, cores: int | None
     """How many processes a collect of `hosts` routers with `workers` at once uses.
 
     `asked` (`--processes`, 0 for the default): at most that many. The default: one per
-    usable core, keeping HOSTS_PER_PROCESS_AT_LEAST routers each. Never more than the
-    workers or the routers, and 1 where fork does not exist or where this process already
-    runs other threads (a fork would copy their locks, not them). `cores` and `threads`:
-    this process's, unless given."""
+    usable core, keeping HOSTS_PER_PROCESS_AT_LEAST routers each, on Linux (a jump host's
+    system; macOS's own libraries are not safe to fork, which is why Python spawns there).
+    Never more than the workers or the routers, and 1 where fork does not exist or where
+    this process already runs other threads (a fork would copy their locks, not them).
+    `cores` and `threads`: this process's, unless given."""
     threads = threading.active_count() if threads is None else threads
     if not hasattr(os, "fork") or threads > 1:
         return 1
     if asked:
         return max(1, min(asked, workers, hosts))
+    if not sys.platform.startswith("linux"):
+        return 1
     cores = usable_cores() if cores is None else cores
     return max(1, min(cores, workers, hosts // HOSTS_PER_PROCESS_AT_LEAST))
 

@@ -180,3 +180,15 @@ def test_process_count_is_one_where_this_process_runs_other_threads():
     finally:
         release.set()
         thread.join()
+
+
+def test_process_count_forks_by_default_on_linux_only(monkeypatch):
+    # macOS's system libraries are not safe to fork (Python spawns there): one process
+    # unless asked; asked, fork is used wherever it exists.
+    from collector.collect_processes import process_count
+
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert process_count(200, 20, cores=8, threads=1) == 1
+    assert process_count(200, 20, asked=2, cores=8, threads=1) == 2
+    monkeypatch.setattr(sys, "platform", "linux")
+    assert process_count(200, 20, cores=8, threads=1) == 8
