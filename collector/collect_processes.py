@@ -39,8 +39,8 @@ from collector.parsing import TemplateRegistry
 from collector.timeutil import utcnow
 
 # Fewer routers than this per process, and another process is not worth having. A fork of
-# the loaded command costs ~20 ms; measured as a whole `collector collect` on 2 cores, two
-# processes against one: 8 routers 0.71 s vs 0.80 s (within the spread), 20 routers 0.73 s
+# the loaded command is cheap (an empty child started and gone: about 2 ms); measured as a
+# whole `collector collect` on 2 cores, two processes against one: 8 routers 0.71 s vs 0.80 s (within the spread), 20 routers 0.73 s
 # vs 0.83 s, 50 routers 1.01 s vs 1.22 s, 100 routers 1.32 s vs 1.59 s (medians of 4-5).
 HOSTS_PER_PROCESS_AT_LEAST = 10
 
