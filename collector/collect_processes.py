@@ -28,6 +28,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime, timezone
 from multiprocessing.connection import Connection, wait
 
@@ -36,6 +37,7 @@ from collector.command_results import CollectionRun, CommandResult, HostOutcome
 from collector.hostkeys import KnownHosts
 from collector.inventory import Host
 from collector.parsing import TemplateRegistry
+from collector.sessions import SessionPool
 from collector.timeutil import utcnow
 
 # Fewer routers than this per process, and another process is not worth having. A fork of
@@ -71,6 +73,27 @@ def process_count(hosts: int, workers: int, *, asked: int = 0, cores: int | None
         return 1
     cores = usable_cores() if cores is None else cores
     return max(1, min(cores, workers, hosts // HOSTS_PER_PROCESS_AT_LEAST))
+
+
+def collect_from_here(hosts: Sequence[Host], commands: Sequence[str], *, known_hosts: KnownHosts,
+                      registry: TemplateRegistry, workers: int, processes: int = 0,
+                      on_host_done: Callable[[HostOutcome], None] | None = None,
+                      alongside: AbstractContextManager = nullcontext()) -> CollectionRun:
+    """`collect` from this jump host (`collector collect`, `collector audit`): over forked
+    processes where `process_count` says so (`processes` as `--processes`), else in this
+    one; either way each router's session is closed when its commands are done.
+    `alongside` is entered once the children are forked: a progress bar, whose thread
+    must not be running at the fork.
+
+    Raises:
+        CommandNotReadOnly: a command is not a read-only show command; nothing was sent."""
+    count = process_count(len(hosts), workers, asked=processes)
+    if count > 1:
+        with ForkedCollect(hosts, commands, known_hosts=known_hosts, registry=registry, workers=workers,
+                           processes=count) as forked, alongside:
+            return forked.gather(on_host_done)
+    with SessionPool(known_hosts, max_sessions=workers, keep_open=False) as pool, alongside:
+        return collect(hosts, commands, pool=pool, registry=registry, workers=workers, on_host_done=on_host_done)
 
 
 class ForkedCollect:
@@ -164,8 +187,6 @@ def _not_read(host: Host, commands: tuple[str, ...], exitcode: int | None) -> Ho
 def _collect_share(sending: Connection, hosts: list[Host], commands: Sequence[str], known_hosts: KnownHosts,
                    registry: TemplateRegistry, workers: int, parent: int) -> None:
     """In the child: collect its share, sending each host's outcome as it is done."""
-    from collector.sessions import SessionPool
-
     # A Ctrl-C reaches the whole process group: the parent alone answers it (it stops the
     # children and gives the bundle up), so no child prints a traceback of its own.
     signal.signal(signal.SIGINT, signal.SIG_IGN)

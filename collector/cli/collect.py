@@ -77,9 +77,19 @@ def collect_cmd(inventory_path, hosts, group, platform, commands, playbook, work
             client.close()
         bundle = writing.seal(run)
     else:
+        from collector.collect_processes import collect_from_here
+        from collector.hostkeys import KnownHosts
+        from collector.parsing import default_registry
+
+        # The bundle is written as routers finish, while the others are still being read.
         writing = CollectionBundle(out, inv)
-        run = _collect_here(selected, command_list, workers=workers, processes=processes, writing=writing,
-                            progress=progress)
+        try:
+            run = collect_from_here(selected, command_list, known_hosts=KnownHosts.default(),
+                                    registry=default_registry(), workers=workers, processes=processes,
+                                    on_host_done=lambda o: (progress.advance(o), writing.add(o)), alongside=progress)
+        except BaseException:
+            writing.abandon()
+            raise
         bundle = writing.seal(run)
 
     if as_json:
@@ -103,34 +113,6 @@ def collect_cmd(inventory_path, hosts, group, platform, commands, playbook, work
     _print_failures(run)
     click.echo(f"bundle: {bundle}", err=True)
     sys.exit(EXIT_PARTIAL if run.failed else EXIT_OK)
-
-
-def _collect_here(selected, command_list, *, workers: int, processes: int, writing, progress):
-    """Collect from this jump host, over several processes where that pays (see
-    collector/collect_processes.py). The bundle is written as routers finish, while the
-    others are still being read; on any error its folder is given up, not sealed."""
-    from collector.collect import collect
-    from collector.collect_processes import ForkedCollect, process_count
-    from collector.hostkeys import KnownHosts
-    from collector.parsing import default_registry
-    from collector.sessions import SessionPool
-
-    known, registry = KnownHosts.default(), default_registry()
-    processes = process_count(len(selected), workers, asked=processes)
-    try:
-        if processes > 1:
-            # forked before the progress bar starts its thread
-            with ForkedCollect(selected, command_list, known_hosts=known, registry=registry, workers=workers,
-                               processes=processes) as forked, progress as bar:
-                run = forked.gather(on_host_done=lambda o: (bar.advance(o), writing.add(o)))
-        else:
-            with SessionPool(known, max_sessions=workers, keep_open=False) as pool, progress as bar:
-                run = collect(selected, command_list, pool=pool, registry=registry, workers=workers,
-                              on_host_done=lambda o: (bar.advance(o), writing.add(o)))
-    except BaseException:
-        writing.abandon()
-        raise
-    return run
 
 
 class _progress:
