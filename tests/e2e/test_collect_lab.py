@@ -9,6 +9,7 @@ import stat
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -105,16 +106,44 @@ def test_collect_over_two_processes_gives_what_one_gives(fleet50, tmp_path):
     assert len(recorded) == len(set(recorded)) == 50
 
 
+def _stat(pid_folder: Path) -> list[str] | None:
+    """/proc/PID/stat's fields after the command name: the state, then the parent's pid."""
+    try:
+        return (pid_folder / "stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
 def _children_of(pid: int) -> list[int]:
-    children = []
-    for stat_file in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat_file.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            children.append(int(stat_file.parent.name))
-    return sorted(children)
+    return sorted(int(folder.name) for folder in Path("/proc").glob("[0-9]*")
+                  if (fields := _stat(folder)) is not None and int(fields[1]) == pid)
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie is not: its parent, here init, has yet to reap it)."""
+    fields = _stat(Path(f"/proc/{pid}"))
+    return fields is not None and fields[0] != "Z"
+
+
+@contextmanager
+def _slow_forked_collect(lab, hosts: list[str], tmp_path: Path, *args: str, **popen):
+    """`collector collect ARGS` on `hosts`, each 0.3 s a command, one worker in each of two
+    processes: (the process, its two children), once both run; the routers made fast again
+    on the way out."""
+    for name in hosts:
+        lab.control.fault(name, slow_seconds=0.3)
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "collector", "collect", "-i", str(lab.inventory_path), "--hosts", ",".join(hosts),
+             *args, "--workers", "2", "--processes", "2", "--out", str(tmp_path / "b")], cwd=tmp_path, **popen)
+        deadline = time.monotonic() + 60
+        while len(children := _children_of(proc.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(children) == 2, children
+        yield proc, children
+    finally:
+        for name in hosts:
+            lab.control.fault(name, slow_seconds=0.0)
 
 
 def test_a_collect_process_killed_midway_loses_only_its_unread_routers(fleet50, tmp_path):
@@ -123,24 +152,11 @@ def test_a_collect_process_killed_midway_loses_only_its_unread_routers(fleet50, 
     # kept whole, and the bundle is sealed as incomplete.
     lab, _ = fleet50
     hosts = lab.routers[:8]
-    for name in hosts:
-        lab.control.fault(name, slow_seconds=0.3)
-    try:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "collector", "collect", "-i", str(lab.inventory_path), "--hosts", ",".join(hosts),
-             "--command", "show version", "--command", "show crypto session", "--json", "--workers", "2",
-             "--processes", "2", "--out", str(tmp_path / "b")],
-            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 60
-        while len(children := _children_of(proc.pid)) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert len(children) == 2, children
+    with _slow_forked_collect(lab, hosts, tmp_path, "--command", "show version", "--command", "show crypto session",
+                              "--json", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as (proc, children):
         time.sleep(1.0)  # each child is on its first router
         os.kill(children[1], signal.SIGKILL)
         out, err = proc.communicate(timeout=120)
-    finally:
-        for name in hosts:
-            lab.control.fault(name, slow_seconds=0.0)
     assert proc.returncode == 1, err
     assert "Traceback" not in err
     rows = [json.loads(line) for line in out.splitlines()]
@@ -162,24 +178,11 @@ def test_a_collect_process_killed_midway_loses_only_its_unread_routers(fleet50, 
 def test_ctrl_c_stops_every_collect_process(fleet50, tmp_path):
     # A Ctrl-C reaches the whole process group; the parent alone answers it.
     lab, _ = fleet50
-    hosts = lab.routers[:8]
-    for name in hosts:
-        lab.control.fault(name, slow_seconds=0.3)
-    try:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "collector", "collect", "-i", str(lab.inventory_path), "--hosts", ",".join(hosts),
-             "--command", "show version", "--workers", "2", "--processes", "2", "--out", str(tmp_path / "b")],
-            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-        deadline = time.monotonic() + 60
-        while len(children := _children_of(proc.pid)) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert len(children) == 2, children
+    with _slow_forked_collect(lab, lab.routers[:8], tmp_path, "--command", "show version", stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, start_new_session=True) as (proc, children):
         time.sleep(0.5)
         os.killpg(proc.pid, signal.SIGINT)
         _out, err = proc.communicate(timeout=60)
-    finally:
-        for name in hosts:
-            lab.control.fault(name, slow_seconds=0.0)
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "collector: aborted" in err
     assert not [pid for pid in children if Path(f"/proc/{pid}").exists()]
@@ -189,35 +192,15 @@ def test_a_collect_killed_outright_takes_its_processes_with_it(fleet50, tmp_path
     # SIGKILL leaves the parent no chance to stop its children: the kernel does (Linux).
     lab, _ = fleet50
     hosts = lab.routers[:12]  # six each: seconds of work left when the parent dies
-    for name in hosts:
-        lab.control.fault(name, slow_seconds=0.3)
-    try:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "collector", "collect", "-i", str(lab.inventory_path), "--hosts", ",".join(hosts),
-             "--command", "show version", "--workers", "2", "--processes", "2", "--out", str(tmp_path / "b")],
-            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
-        while len(children := _children_of(proc.pid)) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert len(children) == 2, children
+    with _slow_forked_collect(lab, hosts, tmp_path, "--command", "show version", stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL) as (proc, children):
         time.sleep(0.5)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(30)
         deadline = time.monotonic() + 3  # their share would take them 5 s or more
         while [pid for pid in children if _alive(pid)] and time.monotonic() < deadline:
             time.sleep(0.05)
-    finally:
-        for name in hosts:
-            lab.control.fault(name, slow_seconds=0.0)
     assert not [pid for pid in children if _alive(pid)]
-
-
-def _alive(pid: int) -> bool:
-    """Running (a zombie is not: its parent, here init, has yet to reap it)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def test_command_without_a_template_is_kept_raw_and_not_a_failure(fleet50, tmp_path):
