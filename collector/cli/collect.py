@@ -28,7 +28,7 @@ from collector.cli.common import (
 @click.option("-c", "--command", "commands", multiple=True, help="A show command to run (repeatable).")
 @click.option("--playbook", type=click.Path(path_type=Path, exists=False), help="A playbook whose command list to run.")
 @click.option("--workers", default=20, show_default=True, type=click.IntRange(1, 500), help="Routers talked to at once.")
-@click.option("--processes", default=0, show_default="0: one per core, for 10 routers or more each",
+@click.option("--processes", default=0, show_default="0: on Linux one per core, 10 routers or more each",
               type=click.IntRange(0, 64), help="Processes sharing the routers (the workers are shared among them).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per host and command on stdout.")
 @click.option("--print", "print_mode", type=click.Choice(["raw", "parsed"]), default=None, is_flag=False,
