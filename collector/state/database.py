@@ -8,6 +8,7 @@ import os
 import sqlite3
 import stat
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,6 +31,25 @@ def commits_path(db_path: str | Path) -> Path:
     """
     db_path = Path(db_path)
     return db_path.with_name(db_path.name + COMMITS_SUFFIX)
+
+
+def _wal_mode(conn: sqlite3.Connection, busy_seconds: float) -> None:
+    """Switch `conn` to write-ahead logging, waiting up to `busy_seconds` for other processes.
+
+    While another process is creating the file or switching it to WAL, SQLite answers
+    this pragma "database is locked" at once, without its busy handler (seen when
+    `collector incidents` or a monitoring script opens the store as the agent creates
+    it: the agent then refused to start). So the wait is done here, in short steps."""
+    deadline = time.monotonic() + busy_seconds
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            busy = getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+            if not busy or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
 
 
 class Database:
@@ -97,7 +117,9 @@ class Database:
         except OSError as exc:
             raise StateError(os_problem(self.path, exc)) from None
 
-    def _connection(self) -> sqlite3.Connection:
+    def _connection(self, busy_seconds: float | None = None) -> sqlite3.Connection:
+        """This thread's connection, opened on first use. `busy_seconds` bounds the wait
+        for another process that holds the file while it is set up (default: the busy timeout)."""
         if self._closed:
             raise StateError("state store is closed")
         conn = getattr(self._local, "conn", None)
@@ -107,7 +129,7 @@ class Database:
                     self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
                 )
                 conn.row_factory = sqlite3.Row
-                conn.execute("PRAGMA journal_mode=WAL")
+                _wal_mode(conn, self._timeout if busy_seconds is None else busy_seconds)
                 conn.execute("PRAGMA synchronous=FULL")  # an armed step must survive power loss
                 conn.execute("PRAGMA foreign_keys=ON")
                 conn.execute(f"PRAGMA busy_timeout={int(self._timeout * 1000)}")
@@ -179,7 +201,7 @@ class Database:
             raise StateError(sqlite_problem(self.path, exc)) from None
 
     def _migrate(self, open_timeout_seconds: float | None = None) -> None:
-        conn = self._connection()
+        conn = self._connection(open_timeout_seconds)
         if open_timeout_seconds is not None:
             conn.execute(f"PRAGMA busy_timeout={int(open_timeout_seconds * 1000)}")
         try:

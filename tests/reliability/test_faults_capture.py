@@ -62,7 +62,7 @@ def test_session_dropped_in_the_middle_of_outputs_is_retried_then_reported(tmp_p
         receiver, sender = desync_ends(lab)
         with agent_running(lab, tmp_path) as agent:
             first_line(lab)
-            assert wait_for(lambda: both_armed(tmp_path / "state"), 60), agent.messages
+            assert wait_for(lambda: both_armed(tmp_path / "state"), 60), (agent.messages, agent.error)
             # From now on the sender closes the session after 1500 bytes of any output.
             lab.control.fault(sender, drop_after_bytes=1500)
             repeat_line(lab)
@@ -105,7 +105,7 @@ def test_slow_router_is_waited_for_and_the_capture_is_complete(tmp_path):
         lab.control.fault(sender, slow_seconds=0.2)  # every output 0.2 s late, from the first login on
         with agent_running(lab, tmp_path) as agent:
             first_line(lab)
-            assert wait_for(lambda: both_armed(tmp_path / "state"), 90), agent.messages
+            assert wait_for(lambda: both_armed(tmp_path / "state"), 90), (agent.messages, agent.error)
             repeat_line(lab)
             data = _finish(lab, tmp_path, agent, (receiver, sender))
     assert data["complete"] is True, data["incomplete_reasons"]
@@ -120,7 +120,7 @@ def test_authentication_failure_on_one_end_is_not_retried_and_is_reported(tmp_pa
         with agent_running(lab, tmp_path) as agent:
             first_line(lab)
             assert wait_for(lambda: any(s == "armed" and "authentication failed" in r
-                                        for s, r in incident_states(tmp_path / "state")), 60), agent.messages
+                                        for s, r in incident_states(tmp_path / "state")), 60), (agent.messages, agent.error)
             repeat_line(lab)
             data = _finish(lab, tmp_path, agent, (receiver, sender))
     assert data["complete"] is False
@@ -135,7 +135,7 @@ def test_reboot_during_capture_loses_the_debugs_and_the_bundle_says_so(tmp_path)
         receiver, sender = desync_ends(lab)
         with agent_running(lab, tmp_path) as agent:
             first_line(lab)
-            assert wait_for(lambda: both_armed(tmp_path / "state"), 60), agent.messages
+            assert wait_for(lambda: both_armed(tmp_path / "state"), 60), (agent.messages, agent.error)
             lab.control.fault(sender, slow_seconds=0.4)  # a capture long enough to reboot in the middle of
             repeat_line(lab)
             assert wait_for(lambda: any(s == "capturing" for s, _r in incident_states(tmp_path / "state")), 60)
@@ -157,7 +157,7 @@ def test_reboot_while_armed_before_the_repeat_ends_disarmed(tmp_path):
         receiver, sender = desync_ends(lab)
         with agent_running(lab, tmp_path, book) as agent:
             first_line(lab)
-            assert wait_for(lambda: both_armed(tmp_path / "state"), 60), agent.messages
+            assert wait_for(lambda: both_armed(tmp_path / "state"), 60), (agent.messages, agent.error)
             lab.control.reboot(receiver)
             assert wait_for(lambda: any(s == "transient" for s, _r in incident_states(tmp_path / "state")), 60), \
                 (agent.messages, incident_states(tmp_path / "state"))
@@ -251,16 +251,16 @@ def test_a_disarm_that_cannot_reach_the_router_is_retried_until_it_can(tmp_path)
         receiver, sender = desync_ends(lab)
         with agent_running(lab, tmp_path) as agent:
             first_line(lab)
-            assert wait_for(lambda: both_armed(tmp_path / "state"), 60), agent.messages
+            assert wait_for(lambda: both_armed(tmp_path / "state"), 60), (agent.messages, agent.error)
             lab.control.fault(sender, drop_after_bytes=20)
             repeat_line(lab)
-            assert wait_for(lambda: bundles(tmp_path / "bundles"), 90), agent.messages
+            assert wait_for(lambda: bundles(tmp_path / "bundles"), 90), (agent.messages, agent.error)
             data = manifest(bundles(tmp_path / "bundles")[0])
             assert data["disarm_verification"][sender].startswith("disarm incomplete"), data["disarm_verification"]
             assert sender in armed_by_router(tmp_path / "state")  # owed, and the store knows it
             lab.control.fault(sender, drop_after_bytes=None)
-            assert wait_for(lambda: armed_by_router(tmp_path / "state") == {}, 60), agent.messages
-            assert any(m.startswith(f"disarm retry: {sender}: clean") for m in agent.messages), agent.messages
+            assert wait_for(lambda: armed_by_router(tmp_path / "state") == {}, 60), (agent.messages, agent.error)
+            assert any(m.startswith(f"disarm retry: {sender}: clean") for m in agent.messages), (agent.messages, agent.error)
         assert agent.error is None
         for router in (receiver, sender):
             assert router_leftovers(lab, router) == []

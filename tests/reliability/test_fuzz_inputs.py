@@ -692,12 +692,12 @@ def test_hostile_lines_on_the_lab_never_reach_a_router_command(tmp_path, monkeyp
                 udp.sendto(("<164>99: " + line).encode("utf-8", "replace")[:60000], ("127.0.0.1", port))
             udp.close()
             first_line(lab)
-            assert wait_for(lambda: both_armed(tmp_path / "state"), 60), agent.messages
+            assert wait_for(lambda: both_armed(tmp_path / "state"), 60), (agent.messages, agent.error)
             lab.call(log_hostile)
             repeat_line(lab)
             # the receiver of the default lab is the hub with a full 10 MB buffer: the capture
             # reads it whole and disarming restores it, which takes over a minute on a loaded machine
-            assert wait_for(lambda: bundles(tmp_path / "bundles"), 150), agent.messages
+            assert wait_for(lambda: bundles(tmp_path / "bundles"), 150), (agent.messages, agent.error)
         assert agent.error is None
     assert any("srcaddr=$(reload)" in text and "9" * 200 in text for text in read), "the poll never read them"
     peers = {str(a) for name in (receiver, sender) for a in lab.fleet.routers[name].addresses}
