@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from urllib.parse import quote, quote_plus
 
 __all__ = ["REDACTED", "RedactionPattern", "redaction_patterns", "redact", "redact_values", "redact_data", "redacted_view",
-           "redact_pieces", "text_pieces", "secret_forms", "register_secret", "redact_log_text", "SecretLogFilter",
+           "RedactionMemo", "redact_pieces", "text_pieces", "secret_forms", "register_secret", "redact_log_text", "SecretLogFilter",
            "install_secret_filter"]
 
 REDACTED = "<removed>"
@@ -227,13 +227,17 @@ _PROMPT = re.compile(r"^[\w.\-/:()]+[#>]")
 # What a line can start with, once its leading whitespace is stripped, for any pattern to
 # match it (lowercase; for ASCII lines, where IGNORECASE is lower()). Read off the patterns
 # themselves, so a new pattern needs nothing here; "" (no known start) makes every line a
-# candidate.
+# candidate. A run of blanks inside a lead is `_BLANKS` (any blanks but a line break): so
+# `ip nhrp ` is a lead and `ipsec flow:` (on every line of `show crypto session detail`) is
+# not one.
 try:  # the regex parser's own tree of a pattern: what it can begin with
     from re import _constants as _sre, _parser as _sre_parser
 except ImportError:
     _sre = _sre_parser = None
 _WHITESPACE = frozenset(" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f")  # what str.lstrip() and \s take, in ASCII
 _LEAD_CHARS = 8  # a pattern's first word or two; longer prefixes multiply (each optional part doubles them)
+_BLANKS = "\x00"  # in a lead: one or more blanks; in a regex, `[^\S\n]+`
+_CLASS_CHARS = 4  # a class of at most this many letters (`[12]`) is followed letter by letter
 
 
 def _starts(items: list, skip_space: bool, budget: int = _LEAD_CHARS) -> set[str]:
@@ -245,9 +249,13 @@ def _starts(items: list, skip_space: bool, budget: int = _LEAD_CHARS) -> set[str
     (op, av), rest = items[0], list(items[1:])
     if op is c.LITERAL:
         char = chr(av).lower()
-        if skip_space and char in _WHITESPACE:
-            return _starts(rest, True, budget)
+        if char in _WHITESPACE:
+            return _starts(rest, True, budget) if skip_space else _blanks_then(rest, budget)
         return {char + tail for tail in _starts(rest, False, budget - 1)}
+    if op is c.IN and 0 < len(av) <= _CLASS_CHARS and all(o is c.LITERAL for o, _a in av):
+        chars = {chr(a).lower() for _o, a in av}
+        if not chars & _WHITESPACE:
+            return {char + tail for char in chars for tail in _starts(rest, False, budget - 1)}
     if op in (c.AT, c.ASSERT, c.ASSERT_NOT):  # zero width
         return _starts(rest, skip_space, budget)
     if op is c.BRANCH:
@@ -256,11 +264,20 @@ def _starts(items: list, skip_space: bool, budget: int = _LEAD_CHARS) -> set[str
         return _starts(list(av[3]) + rest, skip_space, budget)
     if op in (c.MAX_REPEAT, c.MIN_REPEAT):
         low, high, sub = av
-        if skip_space and _only_space(sub):
-            return _starts(rest, True, budget)
+        if _only_space(sub):
+            if skip_space:
+                return _starts(rest, True, budget)
+            if low >= 1:
+                return _blanks_then(rest, budget)
         once = _starts(list(sub) + rest, skip_space, budget) if high == 1 else _starts(list(sub), skip_space, budget)
         return once | _starts(rest, skip_space, budget) if low == 0 else once
     return {""}
+
+
+def _blanks_then(rest: list, budget: int) -> set[str]:
+    """Blanks inside a match (at least one), then `rest`: `_BLANKS` stands for the whole
+    run, blanks at the start of `rest` included."""
+    return {_BLANKS + tail for tail in _starts(rest, True, budget - 1)}
 
 
 def _only_space(items) -> bool:
@@ -285,15 +302,39 @@ def _line_leads() -> tuple[str, ...]:
     leads: set[str] = set()
     for pattern in redaction_patterns:
         leads |= _starts(list(_sre_parser.parse(pattern.regex.pattern, pattern.regex.flags)), True)
+    leads = {lead.rstrip(_BLANKS) for lead in leads}  # trailing blanks add nothing to a prefix
     if "" in leads:
         return ("",)
     return tuple(sorted(lead for lead in leads if not any(lead.startswith(o) for o in leads if o != lead)))
 
 
+def _alternation(words: Iterable[str]) -> str:
+    """A regex matching any of `words` (none a prefix of another; `_BLANKS` a run of
+    blanks), as a tree of their first letters: the regex engine tries each branch of a
+    flat alternation at every line, while this one fails a line on its first letter in one
+    or two tries."""
+    by_first: dict[str, list[str]] = {}
+    for word in words:
+        by_first.setdefault(word[:1], []).append(word[1:])
+    branches = []
+    for first, rests in sorted(by_first.items()):
+        if len(rests) == 1:
+            branches.append(_literal(first + rests[0]))
+        else:
+            branches.append(_literal(first) + "(?:" + _alternation(rests) + ")")
+    return "|".join(branches)
+
+
+def _literal(text: str) -> str:
+    return re.escape(text).replace(_BLANKS, r"[^\S\n]+")
+
+
 _LEADS = _line_leads()
 # A line starting (after blanks) with a lead, found from the line break before it: with a
 # literal first, the search runs at C speed from break to break (`^` under re.M does not).
-_LEAD_AFTER_BREAK = re.compile(r"\n[^\S\n]*(?:" + "|".join(re.escape(lead) for lead in _LEADS) + ")")
+_LEAD_AFTER_BREAK = re.compile(r"\n[^\S\n]*(?:" + _alternation(_LEADS) + ")")
+# The same for the first line of a text (`match`); neither can run past a line break.
+_LEAD_AT_START = re.compile(r"[^\S\n]*(?:" + _alternation(_LEADS) + ")")
 
 _NEWLINES = re.compile(r"(\r\n|\n|\r)")
 
@@ -322,9 +363,9 @@ def _redact_leading_lines(text: str, lower: str, header: str = "") -> str:
     text's first lines are indented under (a piece of a bigger text, `redact_pieces`)."""
     echoes = "logged command:" in lower or ("@" in text and "|" in text)  # see _EMBEDDED
     if "\n" not in text and not header:  # one line: a parsed value, mostly
-        if not (echoes or lower.lstrip().startswith(_LEADS)):
+        if not (echoes or _LEAD_AT_START.match(lower)):
             return text
-        spans = _secret_spans(text, "")
+        spans = _secret_spans(text, "", echoes)
         return _replace_spans(text, spans) if spans else text
     lines: list[str] | None = None  # split only once a line is to be looked at
     last, changed = -1, False  # the last line looked at; `header`: the last top-level line up to it
@@ -344,7 +385,7 @@ def _redact_leading_lines(text: str, lower: str, header: str = "") -> str:
         elif line:
             header = line
         last = i
-        spans = _secret_spans(line, header if indented else "")
+        spans = _secret_spans(line, header if indented else "", echoes)
         if spans:
             lines[i], changed = _replace_spans(line, spans), True
     return "\n".join(lines) if changed and lines is not None else text
@@ -356,8 +397,7 @@ def _looked_at(lower: str, echoes: bool) -> list[int]:
     Found by C-speed searches of the lowered text: a Python test of each line cost 40 ms
     on a 10 MB `show logging` (an alternation of the echoes' words, 50 ms)."""
     starts = {m.start() + 1 for m in _LEAD_AFTER_BREAK.finditer(lower)}
-    first_break = lower.find("\n")
-    if (lower if first_break < 0 else lower[:first_break]).lstrip().startswith(_LEADS):
+    if _LEAD_AT_START.match(lower):
         starts.add(0)
     if echoes:
         for needle in ("logged command:", "@"):
@@ -476,14 +516,15 @@ class _KeyTable:
         return [fields[-1].span()] if len(fields) >= 2 else []
 
 
-def _secret_spans(line: str, block: str) -> list[tuple[int, int]]:
+def _secret_spans(line: str, block: str, echoes: bool = True) -> list[tuple[int, int]]:
     """Spans of secret tokens in one line; `block` is the header of the config block
-    the line is indented under ("" for a top-level line)."""
+    the line is indented under ("" for a top-level line). `echoes=False`: the text the
+    line is from holds no echoed command (no marker of `_EMBEDDED` to search for)."""
     lower = line.lower()
     if _NEEDLE.search(lower) is None:  # one search instead of a look per pattern
         return []
     starts = [0]
-    for marker in _EMBEDDED:
+    for marker in _EMBEDDED if echoes else ():
         found = marker.search(line)
         if found:
             starts.append(found.end())
@@ -600,45 +641,69 @@ def _clean_data(value: object, values: tuple[str, ...], done: dict[str, str]) ->
     return value
 
 
+class RedactionMemo(dict):
+    """text -> its redacted form, for one set of secrets, and `clean`: the texts redaction
+    leaves as they are. `redacted_view` checks a record's keys against `clean` in one set
+    operation (C speed) instead of a look-up per key."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.clean: set[str] = set()
+
+
 def redacted_view(obj: object, secrets: Iterable[str] = (), *, memo: dict[str, str]) -> object:
     """`obj` itself when redaction changes none of its strings, else `redact_data`'s copy.
     For writing out at once (a bundle file, a JSON line), not for keeping: a caller that
     changes what it gets may change `obj`. Parsed tables are nearly always clean, and
-    looking each string up in `memo` costs less than copying the tables (a 200-router
-    collect: 140,000 strings)."""
+    checking each string against what `memo` knows costs less than copying the tables (a
+    200-router collect: 140,000 strings). A `RedactionMemo` carries what it learnt to the
+    next call; another memo, only the redacted forms."""
     values = _values_key(secrets)
-    return obj if _unchanged(obj, values, memo) else _clean_data(obj, values, memo)
+    clean = getattr(memo, "clean", None)
+    if clean is None:
+        clean = set()
+    return obj if _unchanged(obj, values, memo, clean) else _clean_data(obj, values, memo)
 
 
-def _unchanged(value: object, values: tuple[str, ...], done: dict[str, str]) -> bool:
+def _is_clean(text: str, values: tuple[str, ...], done: dict[str, str], clean: set[str]) -> bool:
+    cleaned = done.get(text)
+    if cleaned is None:
+        cleaned = _clean_text(text, values, done)
+    if cleaned != text:
+        return False
+    clean.add(text)
+    return True
+
+
+def _unchanged(value: object, values: tuple[str, ...], done: dict[str, str], clean: set[str]) -> bool:
     """Redaction changes no string of `value`. A plain function, as `_clean_data` (no cycle
-    per call); the memo look-ups are written out: a call per string would cost what copying does."""
-    kind, known = type(value), done.get
+    per call), with the look-ups written out: a call per string would cost what copying
+    does. A str subclass is copied unless it equals a text already known clean (a record's
+    keys are checked as a set)."""
+    kind = type(value)
     if kind is str:
-        cleaned = known(value)
-        return (cleaned if cleaned is not None else _clean_text(value, values, done)) == value
+        return value in clean or _is_clean(value, values, done, clean)
     if kind is dict:
-        for key, item in value.items():
-            if type(key) is str:
-                cleaned = known(key)
-                if (cleaned if cleaned is not None else _clean_text(key, values, done)) != key:
+        if not clean.issuperset(value):  # the keys: the same few for every record of a table
+            for key in value:
+                if type(key) is str:
+                    if key not in clean and not _is_clean(key, values, done, clean):
+                        return False
+                elif not _unchanged(key, values, done, clean):
                     return False
-            elif not _unchanged(key, values, done):
-                return False
+        for item in value.values():
             if type(item) is str:
-                cleaned = known(item)
-                if (cleaned if cleaned is not None else _clean_text(item, values, done)) != item:
+                if item not in clean and not _is_clean(item, values, done, clean):
                     return False
-            elif not _unchanged(item, values, done):
+            elif not _unchanged(item, values, done, clean):
                 return False
         return True
     if kind is list or kind is tuple:
         for item in value:
             if type(item) is str:
-                cleaned = known(item)
-                if (cleaned if cleaned is not None else _clean_text(item, values, done)) != item:
+                if item not in clean and not _is_clean(item, values, done, clean):
                     return False
-            elif not _unchanged(item, values, done):
+            elif not _unchanged(item, values, done, clean):
                 return False
         return True
     return not isinstance(value, (str, dict, list, tuple))  # numbers, None; a subclass is copied

@@ -6,6 +6,8 @@ import json
 import os
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from collector import bundle
 from collector.bundle import BundleWriter, sha256_file
@@ -103,3 +105,18 @@ def test_the_manifest_is_the_indented_json_dump_byte_for_byte():
     for odd in ({**body, "files": []}, {"files": files}, {**body, "files": [{**files[0], "extra": 1}]},
                 {**body, "files": [{**files[0], "bytes": True}]}, {"files": files, "tool": "collector"}):
         assert bundle._manifest_text(odd) == json.dumps(odd, indent=2) + "\n"
+
+
+_scalar = st.one_of(st.text(max_size=8), st.integers(), st.floats(), st.booleans(), st.none(),
+                    st.dates(), st.binary(max_size=4))
+_json_like = st.recursive(_scalar, lambda inner: st.one_of(
+    st.lists(inner, max_size=4), st.tuples(inner, inner),
+    st.dictionaries(st.one_of(st.text(max_size=6), st.integers(), st.booleans(), st.none()), inner, max_size=4)),
+    max_leaves=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_json_like)
+def test_the_encoder_made_once_writes_what_json_dumps_writes(data):
+    # json's C encoder, made once for every file (dates and bytes through str, as default=str)
+    assert bundle._encode(data) == json.dumps(data, default=str)
