@@ -30,13 +30,14 @@ the share would be if none of it overlapped the network waits).
 
 Target: writing the bundle takes at most 5 % of the whole command's wall time: the bundle's
 whole work done serially (the least of 3 writes) over the `process` wall time, median of the
-rounds (the measure of the earlier figures in docs/performance.md). The whole-process A/B
-(wall and CPU) is printed beside it: it is what the bundle adds net (its redactions serve
-the --json lines too), but on a shared 2-core machine its rounds spread by half a second of
-CPU and a second of wall, more than the 0.1 s it is after.
+rounds (the measure of the earlier figures in docs/performance.md, the result line). A second
+verdict holds the issue's own measure to the same 5 %: `process` minus `process_tmpfs`. The
+whole-process A/B (wall and CPU) is printed beside it: it is what the bundle adds net (its
+redactions serve the --json lines too), but on a shared 2-core machine its rounds spread by
+half a second of CPU and a second of wall, more than the 0.1 s it is after.
 
     .venv/bin/python bench/bundle_write.py [--routers 200] [--rounds 5] [--workers 20]
-        [--bundle-root DIR] [--json FILE]
+        [--bundle-root DIR] [--tmpfs DIR] [--json FILE]
 """
 
 from __future__ import annotations
@@ -283,9 +284,10 @@ def main() -> int:
           f"{marginal_cpu:+.3f} s CPU; rounds (wall/CPU): "
           + ", ".join(f"{r['marginal']:+.2f}/{r['marginal_cpu']:+.2f}" for r in rounds))
     runs_ok = all(r[k]["exit"] == 0 and r[k]["complete"] == expected for r in rounds
-                  for k in ("process", "ab_bundle", "ab_none", "process_tmpfs")) and not any(r["in_process"]["failed"] for r in rounds)
+                  for k in ("process", "ab_bundle", "ab_none", "process_tmpfs"))
+    runs_ok = runs_ok and not any(r["in_process"]["failed"] for r in rounds)
     runs_ok = runs_ok and all(r["ab_bundle"]["bundles"] == 1 and r["process"]["bundles"] == 1
-                                  and r["process_tmpfs"]["bundles"] == 1 for r in rounds)
+                              and r["process_tmpfs"]["bundles"] == 1 for r in rounds)
     process_cpu = median([r["process"]["cpu"] for r in rounds])
     cpu_marginal_share = marginal_cpu / process_cpu
     spread = max(r["marginal"] for r in rounds) - min(r["marginal"] for r in rounds)
@@ -299,6 +301,8 @@ def main() -> int:
     print(f"\nresult: writing the bundle {bundle:.3f} s of a {wall:.2f} s `collector collect --json` "
           f"({args.routers} routers x {len(COMMANDS)} commands): {share:.1%} (target <= {TARGET_SHARE:.0%})"
           f"{'' if runs_ok else '; NOT every run complete'} -> {verdict(ok)}")
+    print(f"result by the issue's own measure (the same command with its bundle on tmpfs, alternated): the disk "
+          f"adds {disk / wall:+.1%} (target <= {TARGET_SHARE:.0%}) -> {verdict(disk / wall <= TARGET_SHARE and runs_ok)}")
     results.update(share=share, cpu_share=cpu_share, process_wall=wall, bundle_s=bundle, added_s=added,
                    marginal_s=marginal, marginal_cpu_s=marginal_cpu, marginal_share=marginal_share, fs_probe_cpu_s=probe,
                    process_cpu=process_cpu, cpu_marginal_share=cpu_marginal_share, disk_s=disk, disk_share=disk / wall,
