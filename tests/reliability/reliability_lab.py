@@ -27,7 +27,7 @@ from collector.inventory import load_inventory
 from collector.playbook import Playbook
 from collector.resources import playbooks_dir
 from collector.core.states import IncidentState
-from collector.state import StateError, StateStore
+from collector.state import StateStore
 from collector.watch import WatchOptions, run_daemon
 
 REPO = Path(__file__).resolve().parents[2]
@@ -88,23 +88,16 @@ def armed_by_router(state_dir: Path) -> dict[str, list[str]]:
     """router -> statuses of its steps not yet undone.
 
     The file exists from the moment the agent starts creating it; a read that meets the
-    agent's first transaction (the schema, the switch to WAL, when SQLite answers "busy"
-    without waiting) is tried again, not taken for an empty store."""
+    agent's first transaction waits for it inside the store (`Database._wal_mode`, the
+    busy timeout), so no retry is needed here."""
     db = state_dir / "state.db"
     if not db.exists():
         return {}
-    for attempt in range(50):
-        try:
-            with StateStore(db) as store:
-                out: dict[str, list[str]] = {}
-                for step in store.armed_steps():
-                    out.setdefault(step.router, []).append(step.status)
-                return out
-        except StateError as exc:
-            if "locked" not in str(exc) or attempt == 49:
-                raise
-            time.sleep(0.1)
-    raise AssertionError("unreachable")
+    with StateStore(db) as store:
+        out: dict[str, list[str]] = {}
+        for step in store.armed_steps():
+            out.setdefault(step.router, []).append(step.status)
+        return out
 
 
 def both_armed(state_dir: Path) -> bool:
