@@ -26,15 +26,13 @@ import argparse
 import json
 import os
 import pickle
-import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from _common import (REPO, LabProcess, OtherLoad, isolate_state, known_hosts_path, median, print_machine, quiet_logs,
-                     raise_fd_limit, save_json, seed_known_hosts)
-from bundle_write import fs_probe
+from _common import REPO, LabProcess, known_hosts_path, median, print_machine, save_json, seed_known_hosts
+from bundle_write import fs_probe, prepare, remove_bundles
 from fleet_collect import COMMANDS
 
 WRITE = """
@@ -92,12 +90,7 @@ def main() -> int:
     parser.add_argument("--json", help="write the figures to this JSON file")
     args = parser.parse_args()
     trees = [Path(t).resolve() for t in args.trees] + ([REPO] if len(args.trees) == 1 else [])
-    load = OtherLoad()
-    work = isolate_state()
-    quiet_logs()
-    raise_fd_limit()
-    root = Path(args.bundle_root) if args.bundle_root else work
-    root.mkdir(parents=True, exist_ok=True)
+    load, work, root = prepare(args.bundle_root)
     results: dict = {"benchmark": "bundle_trees", "machine": print_machine(), "args": vars(args),
                      "trees": [str(t) for t in trees], "rounds": []}
     run = finished_run(args.routers, args.workers, work)
@@ -121,8 +114,7 @@ def main() -> int:
         print(f"{tree}: {wall * 1000:.1f} ms wall, {cpu * 1000:.1f} ms CPU (medians of the rounds' least): "
               f"{wall / first:.2f} of {trees[0].name}")
     results["summary"] = summary
-    for folder in root.glob("bundles-*"):  # at the end: a deletion makes the next files dearer (fs_probe)
-        shutil.rmtree(folder, ignore_errors=True)
+    remove_bundles(root)
     results["other_load"] = load.report()
     save_json(args.json, results)
     return 0

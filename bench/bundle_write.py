@@ -184,6 +184,26 @@ def fs_probe(folder: Path, folders: int = 201, files: int = 1202, size: int = 26
     return {"wall": time.perf_counter() - t0, "cpu": self_cpu() - c0}
 
 
+def prepare(bundle_root: str | None) -> tuple[OtherLoad, Path, Path]:
+    """A bundle benchmark's start: other load counted from now, the agent's state in a
+    throw-away folder, quiet logs, enough file descriptors; returns (load, that folder,
+    where bundles go: `bundle_root`, else that folder)."""
+    load = OtherLoad()
+    work = isolate_state()
+    quiet_logs()
+    raise_fd_limit()
+    root = Path(bundle_root) if bundle_root else work
+    root.mkdir(parents=True, exist_ok=True)
+    return load, work, root
+
+
+def remove_bundles(root: Path) -> None:
+    """Every bundle the run wrote, at its end: a deletion makes the next files dearer to
+    create on this machine's file system (see fs_probe), so none is deleted before."""
+    for folder in root.glob("bundles-*"):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def whole_process(inventory_path: Path, out_root: Path, work: Path, workers: int, ab: str | None = None) -> dict:
     """`collector collect --json` as a process; `ab` "bundle" / "none": through
     _collect_bundle_ab.py, with its bundle or with one that writes nothing."""
@@ -207,14 +227,9 @@ def main() -> int:
     parser.add_argument("--tmpfs", default="/dev/shm", help="a tmpfs folder for the process_tmpfs step")
     parser.add_argument("--json", help="write the figures to this JSON file")
     args = parser.parse_args()
-    load = OtherLoad()
-    work = isolate_state()
-    quiet_logs()
-    raise_fd_limit()
+    load, work, root = prepare(args.bundle_root)
     from collector.inventory import load_inventory
 
-    root = Path(args.bundle_root) if args.bundle_root else work
-    root.mkdir(parents=True, exist_ok=True)
     results: dict = {"benchmark": "bundle_write", "machine": print_machine(), "args": vars(args),
                      "bundle_filesystem": os.statvfs(root).f_fsid, "rounds": []}
     with LabProcess(routers=args.routers) as lab:
@@ -307,8 +322,7 @@ def main() -> int:
                    marginal_s=marginal, marginal_cpu_s=marginal_cpu, marginal_share=marginal_share, fs_probe_cpu_s=probe,
                    process_cpu=process_cpu, cpu_marginal_share=cpu_marginal_share, disk_s=disk, disk_share=disk / wall,
                    verdict=verdict(ok))
-    for folder in root.glob("bundles-*"):
-        shutil.rmtree(folder, ignore_errors=True)
+    remove_bundles(root)
     results["other_load"] = load.report()
     save_json(args.json, results)
     return 0 if ok else 1
