@@ -90,6 +90,8 @@ def main() -> int:
     parser.add_argument("--json", help="write the figures to this JSON file")
     args = parser.parse_args()
     trees = [Path(t).resolve() for t in args.trees] + ([REPO] if len(args.trees) == 1 else [])
+    if len(set(trees)) != len(trees):  # each checkout's figures are kept under its path
+        parser.error("give different checkouts (one alone is compared with this one)")
     load, work, root = prepare(args.bundle_root)
     results: dict = {"benchmark": "bundle_trees", "machine": print_machine(), "args": vars(args),
                      "trees": [str(t) for t in trees], "rounds": []}
