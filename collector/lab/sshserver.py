@@ -242,10 +242,15 @@ class RouterListener:
                 return
             try:
                 await self.open()
-                return
             except OSError as exc:
                 log.warning("lab %s: cannot listen again on port %s: %s", self.router.name, self.port, exc)
                 await asyncio.sleep(1.0)
+                continue
+            # The lines may have gone while the socket was being opened (create_server
+            # yields once it listens, and a fault change can run then): match them now.
+            if self.router.vty_free() <= 0:
+                self._pause_listening()
+            return
 
     # -- connections ------------------------------------------------------------
 
