@@ -1,7 +1,9 @@
 """Benchmark: opening a router session against the SSH handshake floor (issue 15.1).
 
 On the same lab routers (in their own process), in one run, alternated round by round:
-  - the floor: paramiko's SSHClient.connect alone (TCP, key exchange, password auth)
+  - the floor: paramiko's SSHClient.connect alone (TCP, key exchange, password auth), on a
+    socket with Nagle off as the sessions' own (with paramiko's default socket, Nagle on,
+    printed for comparison, the handshake waits for the router's delayed acknowledgements)
   - collector: DeviceSession.open() (the same handshake, shell, prompt learned, terminal
     width/length, enable with the secret), through the lean reader
   - for comparison: netmiko's ConnectHandler (fast_cli) with its session preparation
@@ -14,12 +16,13 @@ tests/e2e/test_session_reader.py covers them against a small IOS-like server.
 
 Target: median DeviceSession.open() at most 1.5 times the median floor.
 
-    .venv/bin/python bench/login.py [--rounds 40] [--netmiko-rounds 10] [--json FILE]
+    .venv/bin/python bench/login.py [--rounds 40] [--netmiko-rounds 10 (also the Nagle-on floor's)] [--json FILE]
 """
 
 from __future__ import annotations
 
 import argparse
+import socket
 import time
 
 from _common import (LabProcess, OtherLoad, isolate_state, known_hosts_path, median, pct, print_machine, quiet_logs,
@@ -56,12 +59,16 @@ def main() -> int:
         seed_known_hosts(((h.hostname, h.port) for h in hosts), known_hosts_path())
         known = KnownHosts.default()
 
-        def floor(host) -> float:
+        def floor(host, nagle: bool = False) -> float:
+            # The floor with Nagle off, as the sessions have it (device.py): with paramiko's
+            # default (Nagle on) the handshake waits for delayed acknowledgements.
             client = paramiko.SSHClient()
             client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
             t0 = time.perf_counter()
+            sock = socket.create_connection((host.hostname, host.port), timeout=10)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 0 if nagle else 1)
             client.connect(host.hostname, host.port, host.username, host.password.reveal(), look_for_keys=False,
-                           allow_agent=False, timeout=10)
+                           allow_agent=False, timeout=10, sock=sock)
             took = time.perf_counter() - t0
             client.close()
             return took
@@ -98,22 +105,27 @@ def main() -> int:
             for fn in pair:
                 (floor_s if fn is floor else ours_s).append(fn(host))
         netmiko_s = [netmiko(hosts[i % len(hosts)]) for i in range(args.netmiko_rounds)]
+        nagle_s = [floor(hosts[i % len(hosts)], nagle=True) for i in range(args.netmiko_rounds)]
 
         f_med, o_med = median(floor_s), median(ours_s)
         ratio = o_med / f_med
-        print(f"handshake + auth floor (paramiko)   median {f_med * 1000:7.1f} ms  p95 {pct(floor_s, 95) * 1000:7.1f} ms"
+        print(f"handshake + auth floor (paramiko, Nagle off) median {f_med * 1000:7.1f} ms  p95 {pct(floor_s, 95) * 1000:7.1f} ms"
               f"  (n={len(floor_s)})")
-        print(f"DeviceSession.open()                median {o_med * 1000:7.1f} ms  p95 {pct(ours_s, 95) * 1000:7.1f} ms"
+        print(f"DeviceSession.open()                         median {o_med * 1000:7.1f} ms  p95 {pct(ours_s, 95) * 1000:7.1f} ms"
               f"  (n={len(ours_s)})")
         if netmiko_s:
-            print(f"netmiko ConnectHandler + enable     median {median(netmiko_s) * 1000:7.1f} ms"
+            print(f"netmiko ConnectHandler + enable              median {median(netmiko_s) * 1000:7.1f} ms"
                   f"  (n={len(netmiko_s)}, comparison)")
+        if nagle_s:
+            print(f"the floor with paramiko's default (Nagle on) median {median(nagle_s) * 1000:7.1f} ms"
+                  f"  (n={len(nagle_s)}, comparison)")
         lengths = sorted(len(name) for name in prompt_names)
         print(f"hostnames learned at login: {len(lengths)}, of {', '.join(map(str, lengths))} characters")
         print(f"{verdict(ratio <= TARGET_RATIO)}: open / floor = {ratio:.2f} (target <= {TARGET_RATIO})")
         figures.update(floor_ms=ms(f_med), floor_p95_ms=ms(pct(floor_s, 95)), open_ms=ms(o_med),
                        open_p95_ms=ms(pct(ours_s, 95)), ratio=round(ratio, 3),
-                       netmiko_ms=ms(median(netmiko_s)) if netmiko_s else None, met=ratio <= TARGET_RATIO,
+                       netmiko_ms=ms(median(netmiko_s)) if netmiko_s else None,
+                       floor_nagle_on_ms=ms(median(nagle_s)) if nagle_s else None, met=ratio <= TARGET_RATIO,
                        hostname_lengths=lengths)
 
         # -- login cases on the lab ------------------------------------------------------
