@@ -97,6 +97,7 @@ from pydantic import (
 )
 
 from collector.readonly import read_only_refusal
+from collector.textlines import has_control_character
 from collector.yamlfile import YamlError, load_yaml, validation_error
 
 __all__ = [
@@ -255,7 +256,7 @@ def placeholders_in(command: str) -> set[str]:
 def _single_line(command: str) -> str:
     if not isinstance(command, str) or not command.strip():
         raise ValueError("command must be non-empty text")
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in command):
+    if has_control_character(command):
         raise ValueError(f"command {command!r} contains a line break or control character")
     return command.strip()
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+from collector.textlines import has_control_character
+
 # Output filters that only select lines. Modifiers that write files (`redirect`,
 # `append`, `tee`) or run something (`format`, `utility`) are refused, abbreviated or not.
 _LINE_FILTERS = ("include", "exclude", "begin", "section", "count")
@@ -22,7 +24,7 @@ def read_only_refusal(command: str) -> str | None:
     include regex, so no abbreviation of a writing modifier slips through anywhere."""
     if not isinstance(command, str) or not command.strip():
         return "an empty command"
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in command):
+    if has_control_character(command):
         return "a line break or control character in the command"
     words = command.split()
     first = words[0].lower()

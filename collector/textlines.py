@@ -13,6 +13,13 @@ from collections.abc import Iterator
 # Every boundary str.splitlines() knows: \r\n first, then the single characters.
 LINE_SEPARATORS = "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"
 LINE_END = re.compile("\r\n|[" + LINE_SEPARATORS + "]")
+# What must never reach a router inside a command: C0 controls (line breaks included) and DEL.
+_CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f]")
+
+
+def has_control_character(text: str) -> bool:
+    """A C0 control character (a line break, a tab, an escape) or DEL anywhere in `text`."""
+    return _CONTROL_CHARACTER.search(text) is not None
 
 
 def iter_lines(text: str, *, start: int = 0, chunk: int = 1 << 16) -> Iterator[str]:

@@ -31,6 +31,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from collector.textlines import has_control_character
+
 Mode = Literal["exec", "config"]
 
 NAME_PREFIX = "COLLECTOR_DEADMAN_"
@@ -128,7 +130,7 @@ def validate_command(command: str) -> str:
         raise DeadmanError(f"command {command!r} contains a double quote, which ends the EEM string")
     if "$" in command:
         raise DeadmanError(f"command {command!r} contains '$', which EEM expands as a variable")
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in command):
+    if has_control_character(command):
         raise DeadmanError(f"command {command!r} contains a control character")
     return command
 

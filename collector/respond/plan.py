@@ -45,6 +45,7 @@ from collector.errors import SafetyRefusal
 from collector.core.steps import Mode, Step
 from collector.respond.debugstate import DebugState
 from collector.respond.deadman import DeadmanApplet, DeadmanError, applet_name, build_applet
+from collector.textlines import has_control_character
 
 PeerAddress = IPv4Address | IPv6Address
 
@@ -285,7 +286,7 @@ def _render(command: str, values: Mapping[str, str]) -> str:
         raise PlanError(f"{command!r} needs {{{exc.args[0]}}}, which is not known here") from None
     if is_clear_command(text):
         raise RemediationRefused(f"{text!r}: clear commands run only from an enabled remediate block")
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
+    if has_control_character(text):
         raise PlanError(f"{text!r} contains a control character")
     return text
 
