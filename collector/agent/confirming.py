@@ -6,7 +6,8 @@ once the router's own log shows it (`_confirm`, on a confirm thread, so a poll o
 whole fleet does not hold it up). When the line's sender is another inventory router,
 both ends are readied on threads of their own (a backstop poll of the whole fleet would
 hold them up on a poll thread, and they would hold up confirmations on a confirm thread):
-sessions opened and the facts their arming reads first read ahead (`warm`).
+sessions opened and the facts their arming reads first read ahead (`warm`). A backstop
+poll's reads wait for both, as for an arming (`RouterWork.ahead_of_polls`).
 """
 
 from __future__ import annotations
@@ -27,9 +28,9 @@ class SyslogConfirmations:
     def on_syslog_hint(self, hint) -> None:
         outcome = self.reader.syslog_hint(hint)
         if outcome.confirm is not None:
-            self._confirms.submit(self._confirm, outcome.confirm)
+            self.work.ahead_of_polls(self._confirms, self._confirm, outcome.confirm)
         if outcome.sender is not None:  # its arming may follow: have it ready
-            self._readies.submit(warm, self.reader.sessions, outcome.sender, self.responder)
+            self.work.ahead_of_polls(self._readies, warm, self.reader.sessions, outcome.sender, self.responder)
         if outcome.uncounted is not None:  # after the confirmation: that poll reads the same peers
             self._confirms.submit(self._count_syslog_source, outcome.uncounted)
 
@@ -42,7 +43,7 @@ class SyslogConfirmations:
     def confirm_pending(self) -> None:
         self.write_hint_events()
         for host in self.reader.due_confirmations():
-            self._confirms.submit(self._confirm, host)
+            self.work.ahead_of_polls(self._confirms, self._confirm, host)
 
     def write_hint_events(self) -> None:
         """Write the syslog lines the hints kept as evidence (a write for all of them, off
@@ -63,4 +64,4 @@ class SyslogConfirmations:
         for line in lines:
             self.submit(line)
         if lines and self.reader.wants.wanted(host.name):  # a peer's line: its arming may follow
-            self._readies.submit(warm, self.reader.sessions, host, self.responder)
+            self.work.ahead_of_polls(self._readies, warm, self.reader.sessions, host, self.responder)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 
 from collector.core.decide import Arm, ArmDone, Capture, CaptureDone, Event, Release, ReleaseDone
 from collector.timeutil import utcnow
@@ -119,6 +120,7 @@ class RouterWork:
         self._turns = RouterTurns()
         self._current = threading.local()  # the ticket of the work this pool thread runs
         self._arming: set[int] = set()  # tickets of Arms not yet said armed (nor done), under _arming_cond
+        self._before_arms = 0  # confirmations and readyings submitted, not ended (`ahead_of_polls`), same
         self._arming_cond = threading.Condition()
 
     def submit(self, fn, action, routers: tuple[str, ...], shared: tuple[str, ...] = ()) -> None:
@@ -154,10 +156,37 @@ class RouterWork:
         return behind
 
     def wait_for_arms(self, timeout: float) -> bool:
-        """Wait (at most `timeout` s) until no Arm is on its way to "armed": a backstop poll
-        yields the jump host and the routers to them. False: one still is."""
+        """Wait (at most `timeout` s) until no Arm is on its way to "armed", and no work
+        that comes before one is under way (`ahead_of_polls`): a backstop poll yields the
+        jump host and the routers to them. False: one still is."""
         with self._arming_cond:
-            return self._arming_cond.wait_for(lambda: not self._arming, timeout)
+            return self._arming_cond.wait_for(lambda: not self._arming and not self._before_arms, timeout)
+
+    def ahead_of_polls(self, pool: Executor, fn: Callable[..., object], *args: object) -> Future:
+        """`pool.submit(fn, *args)` for work an arming may wait for (a syslog line's
+        confirmation, the readying of its ends): from its submission to its end, a
+        backstop poll's reads wait for it as they wait for an Arm. With logins no longer
+        waiting on delayed acknowledgements, 20 poll threads keep both cores busy, and a
+        confirmation met by a poll shared them."""
+        with self._arming_cond:
+            self._before_arms += 1
+
+        def run() -> object:
+            try:
+                return fn(*args)
+            finally:
+                self._before_arm_ended()
+
+        try:
+            return pool.submit(run)
+        except BaseException:
+            self._before_arm_ended()
+            raise
+
+    def _before_arm_ended(self) -> None:
+        with self._arming_cond:
+            self._before_arms -= 1
+            self._arming_cond.notify_all()
 
     def _armed(self, ticket) -> None:
         with self._arming_cond:

@@ -124,6 +124,38 @@ def test_a_poll_waits_for_an_arm_until_it_is_said_armed_and_no_longer():
     work.shutdown()
 
 
+
+def test_a_poll_waits_for_a_confirmation_from_its_submission_to_its_end():
+    """`ahead_of_polls`: a syslog line's confirmation (or the readying of its ends) holds a
+    backstop poll's reads as an Arm does, queued behind a busy pool too, and no longer
+    than it runs; one that raises lets them go all the same."""
+    import queue
+    from concurrent.futures import ThreadPoolExecutor
+
+    from collector.agent.dispatch import RouterWork
+
+    work = RouterWork(queue.Queue(), workers=2)
+    confirms = ThreadPoolExecutor(max_workers=1)
+    busy, confirmed = threading.Event(), threading.Event()
+    confirms.submit(busy.wait, 5)  # the one confirm thread is taken: the next waits in the queue
+    queued = work.ahead_of_polls(confirms, confirmed.wait, 5)
+    assert not work.wait_for_arms(0.2)  # queued, not started: the poll waits already
+    busy.set()
+    assert not work.wait_for_arms(0.2)  # running
+    confirmed.set()
+    queued.result(5)
+    assert work.wait_for_arms(2)
+
+    def fails():
+        raise RuntimeError("router gone")
+
+    failed = work.ahead_of_polls(confirms, fails)
+    assert isinstance(failed.exception(5), RuntimeError)
+    assert work.wait_for_arms(2)
+    confirms.shutdown()
+    work.shutdown()
+
+
 def _flow():
     from ipaddress import ip_address
 
