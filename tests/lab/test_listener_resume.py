@@ -7,16 +7,10 @@ no free lines (a CI failure of test_ssh_faults) is produced exactly, not hoped f
 from __future__ import annotations
 
 import asyncio
-import socket
 
 from collector.lab.sshserver import RouterListener
+from collector.scaleout.redis_server import free_port
 from tests.lab.test_model_helpers import build
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _listening_after(change_during_reopen) -> bool:
@@ -24,7 +18,7 @@ def _listening_after(change_during_reopen) -> bool:
     router = build(routers=2).routers["spoke1"]
 
     async def scenario() -> bool:
-        listener = RouterListener(router, _free_port(), seed=0, before_command=lambda: None,
+        listener = RouterListener(router, free_port(), seed=0, before_command=lambda: None,
                                   loop=asyncio.get_running_loop())
         listener.refresh()  # lines free, no socket: the reopen starts as a task
         # Runs after the task's first step, which is inside create_server, listening but
