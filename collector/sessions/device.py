@@ -44,18 +44,18 @@ class _NoDelayClient(paramiko.SSHClient):
     ssh_config) is used as it is."""
 
     def connect(self, hostname, port=22, *args, sock=None, timeout=None, **kwargs) -> None:
-        if sock is None:
+        ours = sock is None
+        if ours:
             # as paramiko's own loop: every address of the name in turn, the first that answers
             sock = socket.create_connection((hostname, port), timeout=timeout)
-            try:
+        try:
+            if ours:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                super().connect(hostname, port, *args, sock=sock, timeout=timeout, **kwargs)
-            except BaseException:
-                if self.get_transport() is None:  # else the transport owns it (closed with the client)
-                    sock.close()
-                raise
-        else:
             super().connect(hostname, port, *args, sock=sock, timeout=timeout, **kwargs)
+        except BaseException:
+            if ours and self.get_transport() is None:  # else the transport owns it (closed with the client)
+                sock.close()
+            raise
 
 
 class _HostKeyCheckedIos(CiscoIosSSH):
