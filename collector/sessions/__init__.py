@@ -3,10 +3,11 @@
 netmiko does what it is good at (device-type knowledge, the SSH client with ssh_config and
 jump hosts, the host-key policy hook, its mapping of connect errors). Everything after the
 shell opens goes through a lean reader on the same paramiko channel: the first prompt,
-`terminal width 511`, `terminal length 0`, `enable`, then every command: write the line,
-read until the device prompt stands at the very end of the buffer and nothing more is
-waiting. No fixed sleeps anywhere, so opening a session costs about the SSH handshake, and
-a prompt-looking line inside a long output never ends it.
+`terminal width 511`, `terminal length 0` and `enable` (typed ahead in one write; the
+secret only once asked for), then every command: write the line, read until the device
+prompt stands at the very end of the buffer and nothing more is waiting. No fixed sleeps
+anywhere, so opening a session costs about the SSH handshake and four round trips, and a
+prompt-looking line inside a long output never ends it.
 
 The prompt is learned from what the router prints after login, never from netmiko's base
 prompt (cut to 16 characters for IOS): the whole hostname (up to 63 characters) in exec

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import socket
 import time
 from collections.abc import Sequence
@@ -16,12 +15,11 @@ from collector.command_results import CommandResult
 from collector.hostkeys import (HostKeyError, KnownHosts, KnownHostsFileError, apply_host_key_policy,
                                 explain_bad_host_key)
 from collector.inventory import Host
-from collector.sessions.errors import (AuthenticationFailed, CommandRefused, CommandTimeout, CommandUnauthorized,
-                                       ConnectFailed, HostKeyRejected, KnownHostsUnusable, LinesBusy,
-                                       SessionDropped, SessionError)
+from collector.sessions.errors import (AuthenticationFailed, CommandRefused, CommandUnauthorized, ConnectFailed,
+                                       HostKeyRejected, KnownHostsUnusable, LinesBusy, SessionDropped, SessionError)
+from collector.sessions.login import ShellLogin
+from collector.sessions.prompts import hostname_set_by, refusal_in
 from collector.timeutil import utcnow
-from collector.sessions.prompts import (_ANY_PROMPT, _ENABLE_ASK, _WIDTH_ANSWER, FIRST_PROMPT_NUDGE_SECONDS,
-                                        PromptReader, hostname_set_by, prompt_name, refusal_in, screen)
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +30,9 @@ IDLE_WAKEUP_SECONDS = 1.0
 
 
 
-class _NoDelayClient(paramiko.SSHClient):
-    """paramiko's client on a socket with Nagle's algorithm off, as OpenSSH does for an
-    interactive session.
+class _SessionClient(paramiko.SSHClient):
+    """paramiko's client as the sessions need it: Nagle's algorithm off, and the shell
+    asked for in one round trip, both as OpenSSH does for an interactive session.
 
     paramiko opens its socket with Nagle on. In the handshake the client sends small
     messages while its previous one is not yet acknowledged (NEWKEYS, then the request
@@ -57,6 +55,29 @@ class _NoDelayClient(paramiko.SSHClient):
                 sock.close()
             raise
 
+    def invoke_shell(self, term="vt100", width=80, height=24, width_pixels=0, height_pixels=0,
+                     environment=None) -> paramiko.Channel:
+        """The terminal and the shell asked for together: the terminal request wants no
+        answer (paramiko's would wait a round trip for it), the shell request's answer
+        says whether there is a session. OpenSSH does not wait for the terminal's answer
+        either; a server that refuses a terminal still gives the shell, without one, as
+        OpenSSH's does. netmiko calls this once the client has connected."""
+        if environment:
+            raise ValueError("no environment is sent to a router")
+        channel = self.get_transport().open_session()
+        request = paramiko.Message()
+        request.add_byte(paramiko.common.cMSG_CHANNEL_REQUEST)
+        request.add_int(channel.remote_chanid)
+        request.add_string("pty-req")
+        request.add_boolean(False)  # want_reply (RFC 4254, 6.2)
+        request.add_string(term)
+        for size in (width, height, width_pixels, height_pixels):
+            request.add_int(size)
+        request.add_string(b"")  # no terminal modes
+        channel.transport._send_user_message(request)  # as Channel.get_pty sends it, minus the wait
+        channel.invoke_shell()
+        return channel
+
 
 class _HostKeyCheckedIos(CiscoIosSSH):
     """netmiko's IOS driver with the tool's own host-key policy installed on its client."""
@@ -67,7 +88,7 @@ class _HostKeyCheckedIos(CiscoIosSSH):
         super().__init__(*args, **kwargs)
 
     def _get_ssh_client_instance(self) -> paramiko.SSHClient:
-        return _NoDelayClient()
+        return _SessionClient()
 
     def _build_ssh_client(self) -> paramiko.SSHClient:
         client = super()._build_ssh_client()
@@ -75,7 +96,7 @@ class _HostKeyCheckedIos(CiscoIosSSH):
         return client
 
 
-class DeviceSession(PromptReader):
+class DeviceSession(ShellLogin):
     """One interactive SSH session to one router. Not thread-safe: the pool hands it to
     one thread at a time.
 
@@ -84,8 +105,9 @@ class DeviceSession(PromptReader):
     set-up, `enable`) goes through the lean reader, which returns as soon as the prompt
     stands at the end, instead of netmiko's session preparation with its fixed sleeps.
 
-    Reading the channel up to the prompt is `PromptReader`'s (prompts.py); this class
-    logs in, runs commands and configuration, and closes.
+    Reading the channel up to the prompt is `PromptReader`'s (prompts.py), the shell's
+    side of the login `ShellLogin`'s (login.py); this class connects, runs commands and
+    configuration, and closes.
 
     Invariants: `prompt_name` is the router's whole hostname as it printed it; after a
     `CommandTimeout` the session is "unsettled" until `settle()` has read the prompt back
@@ -95,7 +117,7 @@ class DeviceSession(PromptReader):
         self.host = host
         self._known_hosts = known_hosts
         self._conn: CiscoIosSSH | None = None
-        PromptReader.__init__(self)
+        ShellLogin.__init__(self)
 
     # -- connecting -------------------------------------------------------------------
 
@@ -165,51 +187,6 @@ class DeviceSession(PromptReader):
             self.close()
             raise
         _quiet_idle_transport(conn.remote_conn)
-
-    def _prepare_terminal(self) -> None:
-        """First prompt, terminal width and length, enable: each answered as soon as the
-        prompt is back. The prompt is learned from the answer to `terminal width`, where
-        only the echo precedes it, so a login banner line ending in `#` or `>` is never
-        taken for it."""
-        name, timeout = self.host.name, self.host.options.read_timeout
-        try:
-            try:
-                self._read(_ANY_PROMPT, min(FIRST_PROMPT_NUDGE_SECONDS, timeout), "the first prompt")
-            except CommandTimeout:  # some images print the prompt only after a Return
-                self._unsettled = None
-                self._send(b"\n", "login")
-                self._read(_ANY_PROMPT, timeout, "the first prompt")
-            self._send(b"terminal width 511\n", "terminal width 511")
-            answer = screen(self._read(_WIDTH_ANSWER, timeout, "terminal width 511"))
-            last_line = answer.rsplit("\n", 1)[-1]
-            learned = prompt_name(last_line)
-            if learned is None:
-                raise ConnectFailed(name, f"unrecognised prompt after login: {last_line[-80:]!r}")
-            self._set_prompt_name(learned)
-            self._exchange("terminal length 0", timeout)
-            if self.host.secret and self._last_prompt.endswith(">"):
-                self._enable(timeout)
-        except SessionDropped:
-            raise LinesBusy(name, "session closed before a prompt (all vty lines busy?)") from None
-        except CommandTimeout as exc:
-            raise ConnectFailed(name, f"no prompt within {timeout:.0f}s after login ({exc.reason})") from None
-
-    def _enable(self, timeout: float) -> None:
-        """Only a refused secret is an AuthenticationFailed; a timeout or a drop here is a
-        transient failure of the login like any other."""
-        name = self.host.name
-        asked = re.compile(f"{_ENABLE_ASK.pattern}|{self._prompt.pattern}")  # type: ignore[union-attr]
-        self._send(b"enable\n", "enable")
-        reply = screen(self._read(asked, timeout, "enable"))
-        if _ENABLE_ASK.search(reply):
-            self._send(self.host.secret.reveal().encode() + b"\n", "the enable secret")  # type: ignore[union-attr]
-            reply = screen(self._read(asked, timeout, "the enable secret"))
-            if _ENABLE_ASK.search(reply):  # asked again: the secret was refused
-                raise AuthenticationFailed(name, "enable failed (enable secret refused)")
-        last = reply.rsplit("\n", 1)[-1].strip()
-        if not last.endswith("#"):
-            raise AuthenticationFailed(name, f"enable failed (prompt still {last[-40:]!r})")
-        self._last_prompt = last
 
     @property
     def prompt(self) -> str:

@@ -50,8 +50,9 @@ CONFIG_PROMPT_CHARS = 20
 _MODE = r"\([A-Za-z0-9_.:/ -]+\)"
 # Any last line that ends like a prompt: used only at login, before the name is known.
 _ANY_PROMPT = re.compile(r"(?:^|\n)[^\n]{1,120}[>#] ?$")
-# The answer to `terminal width 511`: its echo, then a prompt at the end.
-_WIDTH_ANSWER = re.compile(r"width 511[^\n]*\n(?:[^\n]*\n)*?[^\n]*[>#] ?$")
+# What the login types ahead in one write once the first prompt stands (`enable` after
+# them when the router wants one): one round trip for them all, not one each.
+LOGIN_LINES = ("terminal width 511", "terminal length 0")
 FIRST_PROMPT_NUDGE_SECONDS = 2.0  # no prompt by then: send a Return, as a person would
 _ENABLE_ASK = re.compile(r"(?:^|\n)[^\n]*[Pp]assword: ?$")
 _HOSTNAME_LINE = re.compile(r"^\s*(no\s+)?hostname(?:\s+(\S+))?\s*$", re.I)
@@ -87,6 +88,28 @@ def prompt_name(line: str) -> str | None:
         return None
     name = re.sub(_MODE + "$", "", line[:-1])
     return name if _HOSTNAME.fullmatch(name) else None
+
+
+def login_answer(last_typed: str) -> re.Pattern[str]:
+    """The end of the answer to lines typed ahead at login: the last of them echoed after
+    a prompt, as the rest of its line (a hostname may contain the word), then a prompt, or
+    `Password:` (asked by `enable`), standing at the end."""
+    return re.compile(r"[>#] ?" + re.escape(last_typed) + r"[ \t]*\n(?:[^\n]*\n)*?[^\n]*(?:[>#]|[Pp]assword:) ?$")
+
+
+def prompt_before_echo(text: str, typed: str) -> str | None:
+    """The hostname in the prompt the router printed before echoing `typed` (IOS prints
+    the prompt, then echoes the line typed at it, on one line), or None when no line
+    of `text` (as the screen shows it) is such a prompt and echo.
+
+    Raises:
+        Nothing: text without that line gives None.
+    """
+    for line in reversed(text.split("\n")):
+        line = line.rstrip()
+        if line.endswith(typed) and len(line) > len(typed):
+            return prompt_name(line[:-len(typed)])
+    return None
 
 
 def hostname_set_by(line: str) -> str | None:

@@ -242,12 +242,35 @@ def test_hostname_change_in_configure_is_followed(new_name, tmp_path):
             session.close()
 
 
-def test_banner_with_prompt_like_lines_is_not_taken_for_the_prompt(tmp_path):
-    banner = "\n" + "#" * 40 + "\n# Authorised access only #\n" + "#" * 40 + "\n"
-    with tiny_ios(TinyIos(hostname="rtr-with-banner", banner=banner, banner_pause=0.3)) as router:
+BANNER = "\n" + "#" * 40 + "\n# Authorised access only #\n" + "#" * 40 + "\n"
+
+
+@pytest.mark.parametrize("banner, writes", [
+    ("", ["terminal width 511\nterminal length 0\nenable\n", "en-secret\n"]),
+    # The banner's last `#` line, read as the first prompt, keeps `enable` from being typed
+    # ahead; the router's own `>` prompt, learned after, asks for it. It is not the prompt.
+    (BANNER, ["terminal width 511\nterminal length 0\n", "enable\n", "en-secret\n"]),
+])
+def test_the_login_types_its_lines_ahead_never_the_secret_and_a_banner_line_is_no_prompt(banner, writes, tmp_path):
+    with tiny_ios(TinyIos(hostname="rtr-typed-login", banner=banner, banner_pause=0.3 if banner else 0)) as router:
         session = opened(router, tmp_path)
         try:
-            assert session.prompt_name == "rtr-with-banner"
+            assert (session.prompt_name, session.prompt) == ("rtr-typed-login", "rtr-typed-login#")
+            assert router.writes == writes
+            assert session.run("show clock").text == "output of show clock\n"
+        finally:
+            session.close()
+
+
+def test_the_shell_gets_its_terminal_and_a_router_refusing_one_still_gives_the_shell(tmp_path):
+    with tiny_ios(TinyIos(hostname="rtr-pty")) as router:
+        opened(router, tmp_path).close()
+        assert router.terminal == ("vt100", 511)  # netmiko's terminal, asked for without waiting
+    with tiny_ios(TinyIos(hostname="rtr-no-pty", refuse_pty=True)) as router:
+        session = opened(router, tmp_path)
+        try:
+            assert router.terminal == (None, 0)
+            assert session.prompt == "rtr-no-pty#"
             assert session.run("show clock").text == "output of show clock\n"
         finally:
             session.close()

@@ -31,7 +31,10 @@ class TinyIos:
     banner_pause: float = 0.0  # seconds between the banner and the prompt
     denied: tuple[str, ...] = ()  # regexes of lines AAA refuses
     prompt_after_return: bool = False  # print the first prompt only once a Return is typed
+    refuse_pty: bool = False  # refuse the client's terminal request (the shell still starts)
     received: list[str] = field(default_factory=list)
+    writes: list[str] = field(default_factory=list)  # the client's input as it came, write by write
+    terminal: tuple[str | None, int] | None = None  # (type, width) of the session's terminal
     logins: int = 0  # password attempts
     port: int = 0
 
@@ -96,8 +99,9 @@ class _Server(asyncssh.SSHServer):
         return password == self.router.password
 
 
-async def typed_lines(stdin: asyncssh.SSHReader) -> AsyncIterator[str]:
-    """Each line a client types (ended by CR, LF or CRLF), as it completes."""
+async def typed_lines(stdin: asyncssh.SSHReader, writes: list[str] | None = None) -> AsyncIterator[str]:
+    """Each line a client types (ended by CR, LF or CRLF), as it completes; what each
+    read brought is appended to `writes` (lines written at once come in one read)."""
     buffer = ""
     while True:
         try:
@@ -106,6 +110,8 @@ async def typed_lines(stdin: asyncssh.SSHReader) -> AsyncIterator[str]:
             continue
         if not data:
             return
+        if writes is not None:
+            writes.append(data)
         buffer += data
         while "\n" in buffer or "\r" in buffer:
             cut = min(i for i in (buffer.find("\n"), buffer.find("\r")) if i >= 0)
@@ -115,12 +121,13 @@ async def typed_lines(stdin: asyncssh.SSHReader) -> AsyncIterator[str]:
 
 async def _shell(router: TinyIos, process: asyncssh.SSHServerProcess) -> None:
     out = process.stdout
+    router.terminal = (process.get_terminal_type(), process.get_terminal_size()[0])
     if router.banner:
         out.write(router.banner.replace("\n", "\r\n"))
         if router.banner_pause:
             await asyncio.sleep(router.banner_pause)
     mode = "user"
-    lines = typed_lines(process.stdin)
+    lines = typed_lines(process.stdin, router.writes)
     if router.prompt_after_return and await anext(lines, None) is None:
         return
     out.write("\r\n" + router.prompt(mode))
@@ -159,7 +166,8 @@ def tiny_ios(router: TinyIos) -> Iterator[TinyIos]:
             key = asyncssh.generate_private_key("ssh-ed25519")
             server = await asyncssh.create_server(
                 lambda: _Server(router), "127.0.0.1", 0, server_host_keys=[key],
-                process_factory=lambda p: _shell(router, p), encoding="utf-8", line_editor=False)
+                process_factory=lambda p: _shell(router, p), encoding="utf-8", line_editor=False,
+                allow_pty=not router.refuse_pty)
             router.port = server.sockets[0].getsockname()[1]
             servers.append(server)
 

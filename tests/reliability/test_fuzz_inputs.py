@@ -447,8 +447,7 @@ class _FakeChannel:
 
     def sendall(self, data: bytes) -> None:
         self.sent.append(data)
-        if data.endswith(b"\n"):
-            command = data.decode().rstrip("\n")
+        for command in data.decode().split("\n")[:-1]:  # lines typed ahead are answered one by one
             self.queue += [command.encode() + b"\r\n", *self.script(command)]
 
     def settimeout(self, seconds: float) -> None:
