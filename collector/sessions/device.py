@@ -57,11 +57,11 @@ class _SessionClient(paramiko.SSHClient):
 
     def invoke_shell(self, term="vt100", width=80, height=24, width_pixels=0, height_pixels=0,
                      environment=None) -> paramiko.Channel:
-        """The terminal and the shell asked for together: the terminal request wants no
-        answer (paramiko's would wait a round trip for it), the shell request's answer
-        says whether there is a session. OpenSSH does not wait for the terminal's answer
-        either; a server that refuses a terminal still gives the shell, without one, as
-        OpenSSH's does. netmiko calls this once the client has connected."""
+        """The terminal and the shell asked for together, as netmiko's login asks for
+        them: the terminal request wants no answer (paramiko's `get_pty` waits a round
+        trip for one), the shell request's answer says whether there is a session.
+        OpenSSH does not wait for the terminal's answer either, and goes on without a
+        terminal when it is refused; so does this: the router's shell still starts."""
         if environment:
             raise ValueError("no environment is sent to a router")
         channel = self.get_transport().open_session()
