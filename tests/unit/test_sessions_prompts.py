@@ -152,3 +152,27 @@ def test_the_prompt_is_cut_where_a_search_of_the_whole_output_cuts_it(raw, comma
     reader = PromptReader.__new__(PromptReader)
     reader._prompt = prompt_pattern("rtr1")
     assert reader._clean(command, [raw]) == _cut_with_a_whole_search(reader, command, raw)
+
+
+# -- the login's typed-ahead answer ------------------------------------------------------
+
+from collector.sessions.prompts import LOGIN_LINES, login_answer, prompt_before_echo  # noqa: E402
+
+_NAMES = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,40}(enable|terminal|length|Password)?[A-Za-z0-9._-]{0,20}",
+                       fullmatch=True)
+
+
+@settings(max_examples=300, deadline=None)
+@given(name=_NAMES, enable=st.booleans(), banner=st.sampled_from(["", "####\n# Authorised #\n####\n"]))
+def test_the_login_answer_ends_only_after_the_last_line_typed(name, enable, banner):
+    """As IOS answers a paste of the login's lines: each echoed after the prompt it was
+    read at. Whatever the hostname holds (`enable`, `terminal`...), the answer is not
+    taken as complete before the last typed line's echo, and the prompt is learned whole."""
+    lines = [*LOGIN_LINES, *(["enable"] if enable else [])]
+    screens = [banner + f"{name}>"]
+    for line in lines:
+        screens.append(screens[-1] + line + "\n" + ("Password: " if line == "enable" else f"{name}>"))
+    done = login_answer(lines[-1])
+    assert [bool(done.search(text)) for text in screens] == [False] * len(lines) + [True]
+    assert prompt_before_echo(screens[-1], LOGIN_LINES[-1]) == name
+    assert prompt_before_echo(screens[len(LOGIN_LINES) - 1], LOGIN_LINES[-1]) is None  # not echoed yet
