@@ -158,7 +158,7 @@ def test_the_prompt_is_cut_where_a_search_of_the_whole_output_cuts_it(raw, comma
 
 from collector.sessions.prompts import LOGIN_LINES, login_answer, prompt_before_echo  # noqa: E402
 
-_NAMES = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,40}(enable|terminal|length|Password)?[A-Za-z0-9._-]{0,20}",
+_NAMES = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,30}(enable|terminal|length|Password)?[A-Za-z0-9._-]{0,24}",
                        fullmatch=True)
 
 
