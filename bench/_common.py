@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import resource
 import shutil
 import socket
@@ -261,6 +262,54 @@ class LabCpu:
 
     def seconds(self) -> float:
         return self._read() - self.start
+
+
+# --------------------------------------------------------------------------- a WAN
+
+
+class WanRelay:
+    """bench/_wan_relay.py in its own process: a one-way delay of `delay_ms` between the
+    agent and the lab's routers (`tcp`), or the lab's syslog and the agent (`udp`)."""
+
+    def __init__(self, delay_ms: float, args: list[str]):
+        self.delay_ms = delay_ms
+        self._args = args
+        self.proc: subprocess.Popen | None = None
+        self.ports: dict[str, Any] = {}
+
+    @classmethod
+    def tcp(cls, delay_ms: float, target_base: int, count: int) -> "WanRelay":
+        return cls(delay_ms, ["--target-base", str(target_base), "--count", str(count),
+                              "--listen-base", str(free_port_base(count, start=33001, stop=60000))])
+
+    @classmethod
+    def udp(cls, delay_ms: float, target_port: int) -> "WanRelay":
+        return cls(delay_ms, ["--udp", f"0:{target_port}"])
+
+    def __enter__(self) -> "WanRelay":
+        self.proc = subprocess.Popen([sys.executable, str(REPO / "bench" / "_wan_relay.py"),
+                                      "--delay-ms", repr(self.delay_ms), *self._args],
+                                     stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline() if self.proc.stdout else ""
+        if not line:
+            self.__exit__()
+            raise RuntimeError("the WAN relay did not start")
+        self.ports = json.loads(line)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+    def inventory_through(self, inventory: Path, lab_base: int, out: Path) -> Path:
+        """A copy of the lab's inventory whose routers are reached through this relay."""
+        first = self.ports["tcp"][0]
+        text = re.sub(r"(?m)^(\s+port: )(\d+)$", lambda m: f"{m.group(1)}{first + int(m.group(2)) - lab_base}",
+                      inventory.read_text())
+        out.write_text(text)
+        return out
 
 
 # --------------------------------------------------------------------------- host keys

@@ -26,13 +26,14 @@ Target: median under 1 s and 95th percentile under 2 s (+ the poll interval in p
 from __future__ import annotations
 
 import argparse
+import contextlib
 import random
 import threading
 import time
 from datetime import timedelta
 from pathlib import Path
 
-from _common import (OtherLoad, LabCpu, LabProcess, WatchedAgent, free_udp_port, isolate_state, known_hosts_path, median,
+from _common import (OtherLoad, LabCpu, LabProcess, WanRelay, WatchedAgent, free_udp_port, isolate_state, known_hosts_path, median,
                      pct, print_machine, quiet_logs,
                      raise_fd_limit, save_json, seed_known_hosts, self_cpu, verdict)
 
@@ -60,21 +61,31 @@ def run_mode(mode: str, args, work: Path) -> dict:
 
     syslog_port = free_udp_port() if mode == "syslog" else None
     interval = args.poll_interval if mode == "poll" else 3600.0
-    out: dict = {"mode": mode, "poll_interval": interval if mode == "poll" else None}
-    # Without the `operator-debug` trait: its routers are refused by design
-    # (refuse_if_foreign_debugs, tested in tests/), and every flow here must be armable.
-    with LabProcess(routers=args.routers, scenarios=[f"desync:{args.flows}"], time_scale=0.0,
-                    syslog_to=f"127.0.0.1:{syslog_port}" if syslog_port else None,
-                    realism="-operator-debug") as lab:
+    out: dict = {"mode": mode, "poll_interval": interval if mode == "poll" else None, "rtt_ms": args.rtt_ms}
+    one_way = args.rtt_ms / 2
+    with contextlib.ExitStack() as stack:
+        syslog_to = syslog_port
+        if syslog_port and one_way:  # the lab's syslog crosses the WAN too
+            syslog_to = stack.enter_context(WanRelay.udp(one_way, syslog_port)).ports["udp"]
+        # Without the `operator-debug` trait: its routers are refused by design
+        # (refuse_if_foreign_debugs, tested in tests/), and every flow here must be armable.
+        lab = stack.enter_context(LabProcess(routers=args.routers, scenarios=[f"desync:{args.flows}"], time_scale=0.0,
+                                             syslog_to=f"127.0.0.1:{syslog_to}" if syslog_to else None,
+                                             realism="-operator-debug"))
+        inventory_path = lab.inventory_path
+        if one_way:
+            wan = stack.enter_context(WanRelay.tcp(one_way, lab.base_port, args.routers))
+            inventory_path = wan.inventory_through(lab.inventory_path, lab.base_port, work / f"{mode}-inventory.yaml")
         control = lab.control()
-        inventory = load_inventory(lab.inventory_path)
+        inventory = load_inventory(inventory_path)
         hosts = list(inventory.hosts.values())
         seed_known_hosts(((h.hostname, h.port) for h in hosts), known_hosts_path())
         flows = [p for p in control.pairs() if p["scenario"] == "desync"]
         ends = {name for p in flows for name in (p["sender"], p["receiver"])}
         before = {name: control.state(name) for name in ends}
         print(f"  [{mode}] lab: {len(hosts)} routers (pid {lab.pid}), {len(flows)} desync flows over {len(ends)} "
-              f"distinct routers, lab clock frozen")
+              f"distinct routers, lab clock frozen"
+              + (f"; reached through a WAN of {args.rtt_ms:g} ms round trip" if one_way else ""))
 
         messages: list[str] = []
         stop = threading.Event()
@@ -143,6 +154,8 @@ def main() -> int:
     parser.add_argument("--routers", type=int, default=200)
     parser.add_argument("--flows", type=int, default=50)
     parser.add_argument("--poll-interval", type=float, default=5.0)
+    parser.add_argument("--rtt-ms", type=float, default=0.0,
+                        help="reach the lab through a relay that delays each byte by half this each way (a WAN)")
     parser.add_argument("--cap", type=int, default=200, help="guards.max_armed_routers in the benchmark's copy")
     parser.add_argument("--json", help="write the figures to this JSON file")
     args = parser.parse_args()
