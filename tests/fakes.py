@@ -38,6 +38,7 @@ class FakeRouter:
     open_error: BaseException | None = None  # raised by `session()` (cannot connect)
     sent: list[str] = field(default_factory=list)
     read_timeouts: list[float | None] = field(default_factory=list)  # the read_timeout of each command sent
+    batches: list[list[str]] = field(default_factory=list)  # the commands of each `run_many`, as typed ahead
     opened: int = 0
 
     def answer(self, command: str) -> str:
@@ -66,6 +67,10 @@ class FakeSession:
         if check and _IOS_REFUSAL.search(text):
             raise CommandRefused(self.host.name, f"router refused {command!r}", output=text)
         return CommandResult(self.host.name, command, text, started, datetime.now(timezone.utc))
+
+    def run_many(self, commands: Sequence[str], *, read_timeout: float | None = None) -> list[CommandResult]:
+        self._router.batches.append(list(commands))
+        return [self.run(command, read_timeout=read_timeout, check=False) for command in commands]
 
     def configure(self, lines: Sequence[str], *, read_timeout: float | None = None) -> list[CommandResult]:
         outputs = [self.run("configure terminal", read_timeout=read_timeout)]

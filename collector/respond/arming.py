@@ -24,6 +24,7 @@ from collector.respond.facts import (
     read_pre_arm_log,
 )
 from collector.respond.plan import ArmPlan, PlanError, build_arm_plan, resizes_log_buffer
+from collector.respond.sending import runs_sent_together
 from collector.sessions import RouterSession, SessionError
 from collector.timeutil import utcnow
 
@@ -175,28 +176,35 @@ class Arming(ResponderBase):
             return self._send_recorded(session, host, incident_id, steps, sent)
         finally:
             self.store.steps_applied(incident_id, host.name, sent)
-            unsent = [index for index, _step in steps[len(sent) + 1:]]  # after the one that stopped the arming
+            # never sent (after the run that stopped the arming); a failed one is no longer pending
+            unsent = [index for index, _step in steps if index not in sent]
             if unsent:
                 self.store.forget_steps(incident_id, host.name, unsent)
 
     def _send_recorded(self, session: RouterSession, host: Host, incident_id: str, steps: list[tuple[int, Step]],
                        sent: list[int]) -> list[RouterChange]:
-        """Send steps already recorded `pending`, in order; each one sent goes in `sent`
-        (the caller marks them `applied`).
+        """Send steps already recorded `pending`, in order, a run of them at a time
+        (`runs_sent_together`); each one sent and accepted goes in `sent` (the caller marks
+        them `applied`).
 
         Raises:
             ArmStopped: a step was refused or its session failed (it is marked failed:
-                possibly half-applied, so its undo still runs)."""
+                possibly half-applied, so its undo still runs); the runs after it are not
+                sent. A step typed ahead after it in its run was sent: accepted, it is in
+                `sent`, refused, marked failed too."""
         changes: list[RouterChange] = []
-        for index, step in steps:
-            try:
-                note = self._send(session, step.mode, step.do)
-            except SessionError as exc:
-                self.store.set_step_status(incident_id, host.name, index, StepStatus.FAILED, exc.reason)
-                changes.append(change_record(host, incident_id, index, step, StepStatus.FAILED, exc.reason))
-                raise ArmStopped(changes, exc.reason) from None
-            sent.append(index)
-            changes.append(change_record(host, incident_id, index, step, StepStatus.APPLIED, note))
+        for run in runs_sent_together(steps):
+            stopped: str | None = None
+            for (index, step), (note, failure) in zip(run, self._send_run(session, run)):
+                if failure is None:
+                    sent.append(index)
+                    changes.append(change_record(host, incident_id, index, step, StepStatus.APPLIED, note))
+                else:
+                    self.store.set_step_status(incident_id, host.name, index, StepStatus.FAILED, failure)
+                    changes.append(change_record(host, incident_id, index, step, StepStatus.FAILED, failure))
+                    stopped = stopped or failure
+            if stopped is not None:
+                raise ArmStopped(changes, stopped)
         return changes
 
 

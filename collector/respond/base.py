@@ -1,6 +1,7 @@
 """What every part of the Responder shares: its constructor state, the router's facts
-(profile, IKE version, pre-flight) and the two primitives every change goes through
-(`_send` one step's commands, `change_record` its result).
+(profile, IKE version, pre-flight) and the primitives every change goes through (`_send`
+one step's commands, `_send_run` a run of steps as sending.py groups them, `change_record`
+its result).
 
 `Owned` reads what the tool itself has on a router from the state store's recorded
 steps: arming, capture and disarm all decide by it, never by reading the router's text.
@@ -24,12 +25,13 @@ from collector.respond.facts import (
     ike_from_session,
     preflight,
     read_profile,
-    refusal_in,
     run_checked,
+    unless_refused,
 )
 from collector.respond.plan import LoggingSettings, RouterFacts, condition_named_by, debug_named_by
+from collector.respond.sending import StepsStopped, configure_steps, typed_ahead_steps
 from collector.respond.unrecorded import UnrecordedSteps
-from collector.sessions import CommandRefused, RouterSession, SessionSource
+from collector.sessions import CommandRefused, RouterSession, SessionError, SessionSource
 from collector.state import StateStore
 from collector.timeutil import utcnow
 
@@ -131,21 +133,29 @@ class ResponderBase:
         conditioned on the peer, rather than a capture without the IKE trail."""
         if profile.knows_ike_toward(peer):
             return profile.ike_toward(peer), ()
-        key = (host.name, str(peer))
+        if session is not None:
+            self._learn_ike(host, profile, (peer,), session)
         with self._lock:
-            seen = self._ike_seen.get(key)
-        if seen is None and session is not None:
-            try:
-                seen = ike_from_session(run_checked(session, f"show crypto session remote {peer}").text)
-            except CommandRefused:
-                seen = None
-            if seen is not None:
-                with self._lock:
-                    self._ike_seen[key] = seen
+            seen = self._ike_seen.get((host.name, str(peer)))
         if seen is not None:
             return seen, ()
         guess = profile.ike_toward(peer)
         return guess, ("ikev2",) if guess == "isakmp" else ("isakmp",)
+
+    def _learn_ike(self, host: Host, profile: DeviceProfile, peers, session: RouterSession) -> None:
+        """Read the live session toward each of `peers` whose IKE version neither the
+        configuration nor an earlier read tells, all in one round trip (`_ike`'s source)."""
+        with self._lock:
+            unknown = list(dict.fromkeys(str(p) for p in peers if not profile.knows_ike_toward(p)
+                                         and (host.name, str(p)) not in self._ike_seen))
+        if not unknown:
+            return
+        reads = session.run_many([f"show crypto session remote {peer}" for peer in unknown])
+        for peer, out in zip(unknown, reads):
+            seen = ike_from_session(out.text) if unless_refused(out) else None
+            if seen is not None:
+                with self._lock:
+                    self._ike_seen[(host.name, peer)] = seen
 
     def _own(self, host: Host) -> Owned:
         return Owned(self.store.armed_steps(host.name))
@@ -175,13 +185,26 @@ class ResponderBase:
         if not commands:
             return None
         if mode == "config":
-            outputs = session.configure(commands)
-            for out in outputs:
-                refused = refusal_in(out.text)
-                if refused:
-                    raise CommandRefused(session.host.name, f"router refused {out.command!r}: {refused}", output=out.text)
-            said = [o.text.strip() for o in outputs if o.text.strip()]
-        else:
-            said = [run_checked(session, command).text.strip() for command in commands]
-            said = [text for text in said if text]
-        return "; ".join(said)[:500] or None
+            try:
+                return configure_steps(session, [commands])[0]
+            except StepsStopped as stop:
+                raise stop.error from None
+        said = [run_checked(session, command).text.strip() for command in commands]
+        return "; ".join(text for text in said if text)[:500] or None
+
+    def _send_run(self, session: RouterSession, run: list[tuple[int, Step]]) -> list[tuple[str | None, str | None]]:
+        """Send a run of steps (`runs_sent_together`): (what the router said, why it failed)
+        for each step sent, in order. A run stops at its first failure, except a run typed
+        ahead, where each step's own answer says (a lost session fails them all: any may
+        have been applied)."""
+        mode = run[0][1].mode
+        try:
+            if mode == "config":
+                return [(note, None) for note in configure_steps(session, [step.do for _index, step in run])]
+            if len(run) == 1:
+                return [(self._send(session, mode, run[0][1].do), None)]
+            return typed_ahead_steps(session, [step.do for _index, step in run])
+        except StepsStopped as stop:
+            return [(None, None)] * stop.done + [(None, stop.error.reason)]
+        except SessionError as exc:
+            return [(None, exc.reason)] * len(run)

@@ -292,5 +292,8 @@ class _Patient:
     def run(self, command: str, *, read_timeout: float | None = None, check: bool = True):
         return self._session.run(command, read_timeout=read_timeout or self._timeout, check=check)
 
+    def run_many(self, commands, *, read_timeout: float | None = None):
+        return self._session.run_many(commands, read_timeout=read_timeout or self._timeout)
+
     def configure(self, lines, *, read_timeout: float | None = None):
         return self._session.configure(lines, read_timeout=read_timeout or self._timeout)

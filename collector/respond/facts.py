@@ -24,6 +24,7 @@ from collector.respond.deadman import applet_names
 from collector.respond.plan import LEVELS, LoggingSettings, check_buffered_config
 from collector.command_results import CommandResult
 from collector.sessions import CommandRefused, RouterSession
+from collector.sessions.prompts import refusal_in as ios_refusal_in
 
 PeerAddress = IPv4Address | IPv6Address
 
@@ -131,17 +132,23 @@ def parse_cpu(text: str) -> dict[str, int]:
     return {"five_seconds": int(match.group(1)), "one_minute": int(match.group(3)), "five_minutes": int(match.group(4))}
 
 
+# What a router's profile is read from, typed ahead in one write.
+PROFILE_READS = ("show version", "show running-config", "show ip interface brief")
+
+
 def read_profile(session: RouterSession, registry: TemplateRegistry, *, platform: str) -> DeviceProfile:
-    """Version, running-config and interface addresses of one router (cached by the caller).
+    """Version, running-config and interface addresses of one router, in one round trip
+    (cached by the caller).
 
     Raises:
         SessionError: the session failed or a command was refused."""
-    version_text = session.run("show version").text
-    version = registry.parse(platform, "show version", version_text)
+    reads = session.run_many(PROFILE_READS, read_timeout=120)
+    version_out, config_out, brief_out = (checked_result(session, out) for out in reads)
+    version = registry.parse(platform, "show version", version_out.text)
     record = version.records[0] if version.records else {}
     family = str(record.get("os_family") or ("IOS-XE" if platform == "cisco_xe" else "IOS"))
-    config = session.run("show running-config", read_timeout=120).text
-    addresses = interface_addresses(registry, platform, session.run("show ip interface brief").text)
+    config = config_out.text
+    addresses = interface_addresses(registry, platform, brief_out.text)
     return DeviceProfile(
         name=session.host.name,
         os_family="iosxe" if family.upper().replace("_", "-") == "IOS-XE" else "ios",
@@ -181,6 +188,10 @@ LOG_HEADER_COMMAND = "show logging | include Console.logging|Monitor.logging|Buf
 # One read of the running-config lines pre-flight needs (IOS `include` takes a regex).
 CONFIG_LINES_COMMAND = ("show running-config | include ^logging buffered|^aaa authorization commands"
                         "|^event manager applet|^event manager session cli username|^line vty")
+# What pre-flight reads, typed ahead in one write (one round trip, not six); the log's
+# header last: its `N messages logged` marks the moment before arming.
+PREFLIGHT_READS = ("show processes cpu | include CPU", "show debugging", "show crypto debug-condition",
+                   CONFIG_LINES_COMMAND, "show users", LOG_HEADER_COMMAND)
 _VTY_RANGE = re.compile(r"^line vty (\d+)(?: (\d+))?\s*$", re.M)
 _USERS_VTY = re.compile(r"^\s*\*?\s*\d*\s*vty \d+\b", re.M | re.I)
 _CLI_USERNAME = re.compile(r"^event manager session cli username (\S+)", re.M)
@@ -257,6 +268,30 @@ def read_pre_arm_log(session: RouterSession, read_timeout: float) -> LogSnapshot
     return LogSnapshot(session.host.name, log_out.text, log_out.ended, clock.text, (clock.started, clock.ended))
 
 
+def refusal_of(text: str) -> str | None:
+    """The refusal in an answer that was not checked as it came (`run_many`): IOS's
+    `% ...` or AAA's `Command authorization failed.`; None when the line was accepted."""
+    return ios_refusal_in(text) or refusal_in(text)
+
+
+def checked_result(session: RouterSession, out: CommandResult) -> CommandResult:
+    """A `run_many` result, as `run_checked` would have given it.
+
+    Raises:
+        CommandRefused: the router refused or AAA denied the command."""
+    refused = refusal_of(out.text)
+    if refused:
+        raise CommandRefused(session.host.name, f"router refused {out.command!r}: {refused}", output=out.text,
+                             command=out.command)
+    return out
+
+
+def unless_refused(out: CommandResult) -> CommandResult | None:
+    """A `run_many` result, or None when the router refused it (a read the caller can do
+    without)."""
+    return None if refusal_of(out.text) else out
+
+
 def _read(session: RouterSession, command: str) -> CommandResult | None:
     """A read that may fail without stopping pre-flight: None when the router refused it."""
     try:
@@ -294,9 +329,11 @@ def preflight(
     allow_without_deadman: bool = False,
     enforce: bool = True,
 ) -> Preflight:
-    """Fresh facts right before arming, in this order: CPU, debugs and conditions, the
-    running-config lines (logging buffered, AAA, EEM, vty), `show users`, and last the log's
-    header (its `N messages logged` marks the moment: see arming's read after the steps).
+    """Fresh facts right before arming, read in one round trip (`PREFLIGHT_READS`, typed
+    ahead): CPU, debugs and conditions, the running-config lines (logging buffered, AAA,
+    EEM, vty), `show users`, and last the log's header (its `N messages logged` marks the
+    moment: see arming's read after the steps). Under AAA command authorization without an
+    EEM cli username, `show event manager version` follows them.
 
     `own_*` are what the tool itself has on this router (from the state store): they are not
     foreign. `enforce=False` (dry run) reports instead of refusing.
@@ -308,13 +345,14 @@ def preflight(
         SessionError: the session failed, or a read the guards need was refused."""
     notes: list[str] = []
     refusals: list[str] = []
-    cpu = parse_cpu(run_checked(session, "show processes cpu | include CPU").text)
+    cpu_out, debugging_out, condition_out, config_out, users, header_out = session.run_many(PREFLIGHT_READS)
+    cpu = parse_cpu(checked_result(session, cpu_out).text)
     if not cpu:
         raise PreflightRefused("could not read CPU utilisation")
     if cpu.get(cpu_measure, 0) > cpu_max_percent:
         refusals.append(f"CPU {cpu_measure.replace('_', ' ')} at {cpu[cpu_measure]}% is above the {cpu_max_percent}% guard")
-    debugging = run_checked(session, "show debugging").text
-    condition_text = _read(session, "show crypto debug-condition")
+    debugging = checked_result(session, debugging_out).text
+    condition_text = unless_refused(condition_out)
     if condition_text is None:
         notes.append("`show crypto debug-condition` refused: conditions set by others cannot be seen")
     state = parse_debug_state(debugging, condition_text.text if condition_text else None)
@@ -325,9 +363,9 @@ def preflight(
         refusals.append(f"someone else's debugs are on ({', '.join(what)}): not adding crypto debugs on top "
                         "(refuse_if_foreign_debugs)")
 
-    config_out = _read(session, CONFIG_LINES_COMMAND)
-    config = config_out.text if config_out else ""
-    if config_out is None:
+    config_read = unless_refused(config_out)
+    config = config_read.text if config_read else ""
+    if config_read is None:
         notes.append("running-config lines refused: logging, AAA and vty settings unknown")
     buffered_config = tuple(check_buffered_config(line) for line in config.splitlines()
                             if line.startswith(("logging buffered", "no logging buffered")))
@@ -354,7 +392,7 @@ def preflight(
                 notes.append("EEM version unknown: `authorization bypass` tried on the applet")
 
     vty_total = count_vty_lines(config)
-    users = _read(session, "show users")
+    users = unless_refused(users)
     in_use = count_vty_in_use(users.text) if users else None
     if with_deadman:
         if vty_total is None or in_use is None:
@@ -365,7 +403,7 @@ def preflight(
     if refusals and enforce:
         raise PreflightRefused("; ".join(refusals))
     notes += refusals
-    header = run_checked(session, LOG_HEADER_COMMAND).text
+    header = checked_result(session, header_out).text
     settings = parse_logging_settings(header)
     settings = LoggingSettings(settings.console_level, settings.monitor_level, settings.buffered_level,
                                settings.buffered_size, buffered_config)

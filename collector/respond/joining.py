@@ -17,10 +17,11 @@ from collector.core.steps import Step
 from collector.inventory import Host
 from collector.detect.logread import split_show_logging
 from collector.respond.arming import Arming, ArmStopped, count_cuts_log, log_before_arming, log_timeout
-from collector.respond.base import NO_LOGGING, VERIFY_DEBUGS, is_applet_step
+from collector.respond.base import NO_LOGGING, VERIFY_CONDITIONS, VERIFY_DEBUGS, is_applet_step
 from collector.respond.deadman import DeadmanError, build_applet
 from collector.respond.debugstate import parse_debug_state
-from collector.respond.facts import LOG_HEADER_COMMAND, DeviceProfile, PeerAddress, read_pre_arm_log, run_checked
+from collector.respond.facts import (LOG_HEADER_COMMAND, DeviceProfile, PeerAddress, checked_result, read_pre_arm_log,
+                                     unless_refused)
 from collector.respond.plan import ArmPlan, PlanError, build_arm_plan
 from collector.sessions import RouterSession, SessionError
 from collector.timeutil import utcnow
@@ -164,9 +165,13 @@ class Joining(Arming):
         try:
             profile = self.profile(host)
             with self.sessions.session(host) as session:
-                log.start(session, host, profile)
-                state = parse_debug_state(run_checked(session, VERIFY_DEBUGS).text, self._read_conditions(session))
-                plans = self._plan_joins(session, host, profile, requests, window, state, results)
+                # the header first (its count marks the moment before the steps), in one round trip
+                header, debugging, conditions = session.run_many((LOG_HEADER_COMMAND, VERIFY_DEBUGS, VERIFY_CONDITIONS))
+                log.start(session, host, profile, checked_result(session, header).text)
+                state = parse_debug_state(checked_result(session, debugging).text,
+                                          conditions.text if unless_refused(conditions) else None)
+                self._learn_ike(host, profile, [r.peer for r in requests.values()], session)
+                plans = self._plan_joins(host, profile, requests, window, state, results)
                 every = list(dict.fromkeys(step for plan in plans.values() for step in plan.steps))
                 applet = self._reentered_applet(host, every, window + self.playbook.guards.deadman_grace) \
                     if every else None
@@ -219,13 +224,14 @@ class Joining(Arming):
                 results[n] = self._join_failed(host, request, reason, applied.get(n, []))
         return log.given_to(results)
 
-    def _plan_joins(self, session: RouterSession, host: Host, profile, requests: dict[int, JoinRequest],
+    def _plan_joins(self, host: Host, profile, requests: dict[int, JoinRequest],
                     window: timedelta, state, results: dict[int, ArmResult]) -> dict[int, ArmPlan]:
         """Each flow's plan against the router's debugs before the batch; a flow that
         cannot be planned gets its refusal in `results`."""
         plans = {}
         for n, request in requests.items():
-            facts, also = self._facts(host, request.peer, profile, NO_LOGGING, session)
+            # no session: every peer's live IKE session was read for the batch (`_learn_ike`)
+            facts, also = self._facts(host, request.peer, profile, NO_LOGGING)
             try:
                 plan = build_arm_plan(self.playbook, facts, request.peer, request.incident_id, window,
                                       already_on=state, with_deadman=False, include_logging=False, also_ike=also)
@@ -285,8 +291,9 @@ class _PreJoinLog:
         self.count: int | None = None  # read after the steps: the cut
         self.notes: tuple[str, ...] = ()
 
-    def start(self, session: RouterSession, host: Host, profile: DeviceProfile) -> None:
-        count = split_show_logging(run_checked(session, LOG_HEADER_COMMAND).text)[0].logged
+    def start(self, session: RouterSession, host: Host, profile: DeviceProfile, header: str) -> None:
+        """`header`: the log's header, read just before."""
+        count = split_show_logging(header)[0].logged
         buffered = [ln for ln in profile.running_config.splitlines() if ln.startswith("logging buffered")]
         if count_cuts_log(count, buffered):
             self.count = count

@@ -112,6 +112,62 @@ def prompt_before_echo(text: str, typed: str) -> str | None:
     return None
 
 
+# How much of a typed-ahead line its echo must begin with to count as that line's echo
+# (a long line's echo may be wrapped or scrolled at the terminal's width).
+ECHO_HEAD = 24
+
+
+def typed_ahead_answers(text: str, lines: Sequence[str], starts: re.Pattern[str],
+                        at_end: re.Pattern[str]) -> list[str] | None:
+    """Each typed-ahead line's answer in `text` (as the screen shows it, from the first
+    line's echo on), or None while they have not all come.
+
+    IOS takes typed-ahead lines one at a time: the prompt, the line's echo, what it says
+    about it. A line's answer runs from the end of its echo to the prompt that the next
+    line's echo follows (`starts`: the prompt at a line start), the last one's to the
+    prompt standing at the end (`at_end`). A prompt-looking line in an output (a banner,
+    a log line) is not followed by the next line's echo and ends nothing.
+
+    Raises:
+        Nothing: text that does not hold every answer gives None.
+    """
+    cuts = []  # (where an answer ends, where the next one begins)
+    pos = _after_echo(text, 0, lines[0])
+    begin = pos
+    for line in lines[1:]:
+        head = line.strip()[:ECHO_HEAD]
+        for match in starts.finditer(text, max(pos - 1, 0)):  # from the newline that ends the echo
+            echo = match.end()
+            while text[echo:echo + 1] in (" ", "\t"):
+                echo += 1
+            if text.startswith(head, echo):
+                cuts.append((match.start() + (1 if match.group(0).startswith("\n") else 0),
+                             _after_echo(text, echo, line)))
+                pos = cuts[-1][1]
+                break
+        else:
+            return None
+    last_line = text.rfind("\n", pos, len(text) - 1)
+    end = at_end.search(text, last_line if last_line >= 0 else max(pos - 1, 0))
+    if end is None:
+        return None
+    cuts.append((end.start() + (1 if end.group(0).startswith("\n") else 0), len(text)))
+    answers = []
+    for end_of_answer, next_begin in cuts:
+        answers.append(text[begin:max(begin, end_of_answer)])
+        begin = next_begin
+    return answers
+
+
+def _after_echo(text: str, at: int, line: str) -> int:
+    """Where the answer to `line` begins: after its echo's line, when the line at `at` is it."""
+    newline = text.find("\n", at)
+    echoed, typed = text[at:newline if newline >= 0 else len(text)].strip(), line.strip()
+    if echoed == typed or typed and echoed and (echoed.startswith(typed[:ECHO_HEAD]) or echoed.endswith(typed[-40:])):
+        return newline + 1 if newline >= 0 else len(text)
+    return at
+
+
 def hostname_set_by(line: str) -> str | None:
     """The hostname a configuration line sets (`hostname X`, `no hostname`), if any."""
     match = _HOSTNAME_LINE.match(line)
@@ -155,6 +211,7 @@ class PromptReader:
         self._last_prompt = ""  # the prompt line that ended the last exchange
         self.prompt_name = ""
         self._prompt_names: tuple[str, ...] = ()
+        self._starts: re.Pattern[str] | None = None  # the prompt at any line start (typed-ahead reads), made on first use
         self._unsettled: tuple[str, float] | None = None  # (buffer tail, settle timeout) after a timeout
 
     def close(self) -> None:  # the session's: a lost channel closes it
@@ -164,6 +221,7 @@ class PromptReader:
         self.prompt_name = name
         self._prompt_names = (name, *also)
         self._prompt = prompt_pattern(name, *also)
+        self._starts = None
 
     def _relearn_prompt(self) -> None:
         learned = prompt_name(self._last_prompt)
@@ -207,26 +265,33 @@ class PromptReader:
 
     def _exchange_typed_ahead(self, lines: Sequence[str], timeout: float) -> list[str]:
         """`lines` sent in one write, as a paste is: IOS takes them one at a time, each
-        answered by its echo, what it says about it and the prompt. Read until the prompt
-        has come back once per line (`timeout` for them all); each line's answer is the
-        text between its echo and the next prompt."""
+        answered by its echo, what it says about it and the prompt. Read until every answer
+        has come (`typed_ahead_answers`; `timeout` for them all).
+
+        Raises:
+            SessionDropped: the session failed, or the answers did not all come in time:
+                the session is then closed, since the router may still be answering the
+                lines after the one it is on, which a later read would take for its own."""
         what = f"{len(lines)} lines typed ahead"
         self._send(("".join(line + "\n" for line in lines)).encode(), what, lines[0])
-        starts = prompt_pattern(*self._prompt_names, at_end=False)
+        if self._starts is None:
+            self._starts = prompt_pattern(*self._prompt_names, at_end=False)
         deadline = time.monotonic() + timeout
         text = ""
         while True:  # each read ends at a prompt with nothing more waiting: the router may be mid-paste
-            pieces = self._read_pieces(self._prompt, max(deadline - time.monotonic(), 0.001), what,  # type: ignore[arg-type]
-                                       command=lines[0])
+            try:
+                pieces = self._read_pieces(self._prompt, max(deadline - time.monotonic(), 0.001), what,  # type: ignore[arg-type]
+                                           command=lines[0])
+            except CommandTimeout as exc:
+                self._unsettled = None
+                self.close()
+                raise SessionDropped(self.host.name, f"{exc.reason}; session closed (the router may still be "
+                                     "answering the lines typed ahead)", output=text + (exc.output or ""),
+                                     command=lines[0]) from None
             text += screen("".join(pieces))
-            prompts = [m.start() + (1 if m.group(0).startswith("\n") else 0) for m in starts.finditer(text)]
-            if len(prompts) >= len(lines):
-                break
-        answers = []
-        for begin, end in zip([0] + prompts, prompts[:len(lines)]):
-            echo_end = text.find("\n", begin, end)  # a line's answer follows its echo
-            answers.append(text[echo_end + 1:end] if echo_end >= 0 else "")
-        return answers
+            answers = typed_ahead_answers(text, lines, self._starts, self._prompt)  # type: ignore[arg-type]
+            if answers is not None:
+                return answers
 
     def _read(self, done: re.Pattern[str], timeout: float, what: str, *, tail: str = "",
               command: str | None = None) -> str:

@@ -31,6 +31,14 @@ class RouterSession(Protocol):
                 the next command (and is closed if it does not come).
             SessionDropped: the session is gone."""
 
+    def run_many(self, commands: Sequence[str], *, read_timeout: float | None = None) -> list[CommandResult]:
+        """Read-only commands typed ahead in one write (one round trip for them all), each
+        result as `run(command, check=False)` gives it: the caller checks refusals.
+
+        Raises:
+            SessionDropped: the session is gone, or the answers did not all come in time
+                (the session is then closed)."""
+
     def configure(self, lines: Sequence[str], *, read_timeout: float | None = None) -> list[CommandResult]:
         """`configure terminal`, the lines, `end` (even on failure).
 

@@ -343,6 +343,38 @@ def test_an_applets_lines_are_typed_ahead_and_each_answer_is_its_own(tmp_path):
             session.close()
 
 
+def test_reads_typed_ahead_go_in_one_write_and_each_answer_is_its_own(tmp_path):
+    """`run_many`: one write for all, and each result what `run` gives for that command,
+    a refused one and an output holding prompt-looking lines (one with a command typed
+    after it, just not the next line typed) included."""
+    reads = ["show banner-like", "bogus read", "show clock", "show users"]
+    with tiny_ios(TinyIos(hostname="rtr-reads-typed-ahead.example.net", denied=(r"^show clock$",))) as router:
+        session = opened(router, tmp_path)
+        try:
+            one_by_one = [session.run(command, check=False).text for command in reads]
+            before = len(router.writes)
+            results = session.run_many(reads)
+            assert router.writes[before:] == ["".join(r + "\n" for r in reads)]
+            assert [r.command for r in results] == reads
+            assert [r.text for r in results] == one_by_one
+            assert "#show users" in results[0].text and "Invalid input" in results[1].text
+            assert results[2].text == "Command authorization failed.\n"
+            assert session.run("show clock", check=False).text == "Command authorization failed.\n"  # in step after
+        finally:
+            session.close()
+
+
+def test_reads_typed_ahead_that_time_out_close_the_session(tmp_path):
+    """The router may still be answering the reads after the slow one: the session is
+    given up rather than read out of step."""
+    with tiny_ios(TinyIos(hostname="rtr-reads-slow")) as router:
+        session = opened(router, tmp_path)
+        with pytest.raises(SessionDropped, match="session closed") as dropped:
+            session.run_many(["show slow 2", "show clock"], read_timeout=0.3)
+        assert dropped.value.command == "show slow 2"
+        assert not session.is_open
+
+
 def test_a_refused_line_typed_ahead_is_named_and_stops_what_follows_the_paste(tmp_path):
     body = [" event timer countdown time 720 maxrun 120", " action 001 cli command \"enable\"", " bogus line",
             " action 002 cli command \"no debug all\""]

@@ -61,6 +61,8 @@ class TinyIos:
                 return "", "ask-secret"
             if verb in ("configure", "conf") and mode == "priv":
                 return "Enter configuration commands, one per line.  End with CNTL/Z.\n", "config"
+            if line == "show banner-like":  # an output line that looks like the prompt with a command after it
+                return f"banner says:\n{self.prompt(mode)}show users\n", mode
             if verb == "show":
                 return f"output of {line}\n", mode
             return f"{line}\n  ^\n% Invalid input detected at '^' marker.\n\n", mode

@@ -585,6 +585,9 @@ class _ScriptedShow:
         self.sent.append(command)
         return CommandResult(self.host.name, command, self.text, NOW, NOW)
 
+    def run_many(self, commands, *, read_timeout=None) -> list[CommandResult]:
+        return [self.run(command, check=False) for command in commands]
+
 
 _device_text = st.one_of(
     st.text(max_size=1500),

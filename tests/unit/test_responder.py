@@ -17,6 +17,7 @@ from collector.inventory import Host, SshOptions
 from collector.parsing import default_registry
 from collector.playbook import load_playbook
 from collector.resources import playbooks_dir
+from collector.respond.sending import runs_sent_together
 from collector.respond.facts import LOG_HEADER_COMMAND, ike_from_session
 from collector.respond.responder import Responder, peer_of_outbound_spi
 from collector.sessions import SessionDropped
@@ -326,10 +327,139 @@ def test_every_step_is_recorded_before_the_first_is_sent_and_a_stopped_arm_leave
     result = r.arm(host(), PEER_A, "inc-1", WINDOW)
     assert seen_at_first_change == [(i, "pending") for i in range(len(plan.steps))]
     assert not result.armed and "session lost" in result.error
-    stopped = next(i for i, step in enumerate(plan.steps) if step.do == ("debug crypto isakmp",))
+    # the session was lost in the run of debugs typed ahead together: any of them may be on
+    run = next(r for r in runs_sent_together(list(enumerate(plan.steps))) if any(
+        step.do == ("debug crypto isakmp",) for _i, step in r))
+    stopped = run[-1][0]
+    assert len(run) >= 2
     recorded = {a.index for a in store.armed_steps("hub1", "inc-1", include_undone=True)}
-    assert recorded == set(range(stopped + 1))  # the steps after the one that failed were never sent: no record
+    assert recorded == set(range(stopped + 1))  # the steps after that run were never sent: no record
     assert box.debugs == set() and box.conditions == [] and box.applets == {}  # and what was sent is undone
+
+
+def _config_steps(plan) -> list[int]:
+    return [i for i, step in enumerate(plan.steps) if step.mode == "config"]
+
+
+def test_consecutive_configuration_steps_go_in_one_configuration_session(store, registry):
+    """Across a WAN every `end` and `configure terminal` between two steps is a round trip:
+    the arming's configuration steps (logging, the dead-man applet) share one session."""
+    routers = FakeRouters()
+    box = Box(routers, "hub1", buffered_line="logging buffered 16384 informational", buffer_size=16384,
+              buffer_level="informational")
+    r = responder(store, routers, registry)
+    plan = r.plan_only(host(), PEER_A, "inc-1", WINDOW)
+    config = _config_steps(plan)
+    assert len(config) >= 2 and config == list(range(config[0], config[-1] + 1))  # one run of them
+    before = len(routers.sent("hub1"))
+    result = r.arm(host(), PEER_A, "inc-1", WINDOW)
+    assert result.armed
+    sent = routers.sent("hub1")[before:]
+    assert sent.count("configure terminal") == 1 and sent.count("end") == 1
+    lines = [line for i in config for line in plan.steps[i].do]
+    start = sent.index("configure terminal")
+    assert sent[start + 1:start + 1 + len(lines)] == lines and sent[start + 1 + len(lines)] == "end"
+    assert {a.index: str(a.status) for a in store.armed_steps("hub1", "inc-1")} == {
+        i: "applied" for i in range(len(plan.steps))}
+    assert box.applets and box.debugs
+
+
+def test_a_refused_line_in_a_run_of_configuration_steps_stops_there_and_what_was_sent_is_undone(store, registry):
+    routers = FakeRouters()
+    box = Box(routers, "hub1", buffered_line="logging buffered 16384 informational", buffer_size=16384,
+              buffer_level="informational")
+    r = responder(store, routers, registry)
+    plan = r.plan_only(host(), PEER_A, "inc-1", WINDOW)
+    first, refused_step = _config_steps(plan)[:2]
+    refused_line = plan.steps[refused_step].do[0]
+    assert plan.steps[first].do[0].startswith("logging buffered") and refused_line.startswith("event manager applet")
+    normal = box.answer
+    ledger: dict[int, str] = {}
+
+    def refusing(command):
+        if command == refused_line:
+            ledger.update({a.index: str(a.status) for a in store.armed_steps("hub1", "inc-1")})
+            return "% Invalid input detected at '^' marker.\n"
+        return normal(command)
+
+    routers.router("hub1").default = refusing
+    result = r.arm(host(), PEER_A, "inc-1", WINDOW)
+    assert not result.armed and f"router refused {refused_line!r}" in result.error
+    sent = routers.sent("hub1")
+    assert ledger == {i: "pending" for i in range(len(plan.steps))}  # all recorded before the first was sent
+    assert sent[:sent.index(refused_line)].count("configure terminal") == 1  # one session for the run
+    assert not any(line in sent for line in plan.steps[refused_step].do[1:])  # nothing after the refused line
+    assert not any(c.startswith("debug crypto") for c in sent)
+    assert [(c.step, c.status) for c in result.changes[:2]] == [(first, "applied"), (refused_step, "failed")]
+    assert box.applets == {} and box.debugs == set()
+    assert box.buffered_line == "logging buffered 16384 informational"  # the first step's undo ran
+    assert store.armed_steps("hub1", "inc-1") == []
+
+
+def test_a_session_lost_at_the_end_of_a_run_of_configuration_steps_fails_its_last_step(store, registry):
+    """Every line went through, `end` did not: the last step is the one whose session
+    failed (its undo runs with the others')."""
+    routers = FakeRouters()
+    box = Box(routers, "hub1", buffered_line="logging buffered 16384 informational", buffer_size=16384,
+              buffer_level="informational")
+    r = responder(store, routers, registry)
+    plan = r.plan_only(host(), PEER_A, "inc-1", WINDOW)
+    config = _config_steps(plan)
+    normal = box.answer
+    ends = []
+
+    def dropping(command):
+        if command == "end":
+            ends.append(command)
+            if len(ends) == 1:
+                return SessionDropped("hub1", "session lost")
+        return normal(command)
+
+    routers.router("hub1").default = dropping
+    result = r.arm(host(), PEER_A, "inc-1", WINDOW)
+    assert not result.armed and "session lost" in result.error
+    assert [(c.step, c.status) for c in result.changes[:len(config)]] == (
+        [(i, "applied") for i in config[:-1]] + [(config[-1], "failed")])
+    assert box.applets == {} and store.armed_steps("hub1", "inc-1") == []
+
+
+def test_the_debugs_are_typed_ahead_together_once_their_condition_is_seen_accepted(store, registry):
+    routers = FakeRouters()
+    box = Box(routers, "hub1")
+    r = responder(store, routers, registry, ike={PEER_A: "ikev2"}, configured=False)
+    before = len(routers.router("hub1").batches)
+    assert r.arm(host(), PEER_A, "inc-1", WINDOW).armed
+    debugs = [b for b in routers.router("hub1").batches[before:] if b[0].startswith("debug crypto")]
+    assert len(debugs) == 1 and sorted(debugs[0]) == ["debug crypto ikev2", "debug crypto ipsec", "debug crypto isakmp"]
+    sent = routers.sent("hub1")
+    condition = sent.index(f"debug crypto condition peer ipv4 {PEER_A}")
+    assert condition < sent.index("debug crypto isakmp")  # answered before the debugs were typed
+    assert box.debugs == {"isakmp", "ikev2", "ipsec"}
+
+
+def test_a_refused_debug_typed_ahead_stops_the_arming_and_every_debug_sent_is_undone(store, registry):
+    routers = FakeRouters()
+    box = Box(routers, "hub1")
+    r = responder(store, routers, registry, configured=False)
+    normal = box.answer
+
+    def refusing(command):
+        if command == "debug crypto ikev2":
+            return "% Invalid input detected at '^' marker.\n"
+        return normal(command)
+
+    routers.router("hub1").default = refusing
+    result = r.arm(host(), PEER_A, "inc-1", WINDOW)
+    assert not result.armed and "router refused 'debug crypto ikev2'" in result.error
+    status: dict[str, str] = {}
+    for change in result.changes:  # the arming's record of each (the undo's come after)
+        if change.do and change.do[0].startswith("debug crypto"):
+            status.setdefault(change.do[0], change.status)
+    # ipsec was typed after the refused one: sent, accepted, recorded, and undone with the rest
+    assert status["debug crypto isakmp"] == "applied" and status["debug crypto ikev2"] == "failed"
+    assert status["debug crypto ipsec"] == "applied"
+    assert box.debugs == set() and box.conditions == [] and box.applets == {}
+    assert store.armed_steps("hub1", "inc-1") == []
 
 
 def test_stale_applet_is_listed_by_arm(store, registry):
@@ -384,6 +514,10 @@ def test_a_join_for_the_worker_leaves_the_log_to_read_and_one_read_serves_every_
     r = responder(store, routers, registry, ike={PEER_B: "ikev2"})
     first = r.arm(host(), PEER_A, "inc-1", WINDOW)
     assert first.armed
+    for second in (1, 2):  # the router goes on logging between the two flows
+        box.log_lines.append(f"*Dec  6 10:00:0{second}.500: %LINEPROTO-5-UPDOWN: Line protocol on Interface "
+                             f"Tunnel{second}, changed state to up")
+        box.logged += 1
     before = len(routers.sent("hub1"))
     joined = r.join(host(), PEER_B, "inc-2", WINDOW, holder_incident_id="inc-1", log_later=True)
     assert joined.armed and joined.pre_arm_log is None and joined.log_due_as_of is not None
@@ -558,6 +692,32 @@ def test_a_join_batch_writes_the_step_ledger_twice_whatever_its_size(store, regi
     assert len(steps) == 1 + 11 + 1 and {s.status for s in steps} == {"applied"}  # applet, conditions, ikev2
 
 
+def test_a_join_batch_reads_the_router_in_two_round_trips_whatever_its_size(store, registry):
+    """The log's header, the debugs and the conditions in one typed-ahead read, then the
+    live session toward every peer whose IKE version the configuration does not tell (a
+    DMVPN hub's spokes) in another: across a WAN each read is a round trip."""
+    routers = FakeRouters()
+    Box(routers, "hub1")
+    r = responder(store, routers, registry, configured=False)
+    def session_toward(command: str) -> str:  # an IKEv2 SA toward the odd spokes, none toward the even ones
+        peer = command.split()[-1]
+        return ("Interface: Tunnel0\nSession status: UP-ACTIVE\n"
+                + (f"  IKEv2 SA: local 10.0.0.1/500 remote {peer}/500 Active\n" if int(peer[-1]) % 2 else ""))
+    routers.on("hub1", r"^show crypto session remote ", session_toward)
+    assert r.arm(host(), PEER_A, "inc-1", WINDOW).armed
+    peers = [ip_address(f"10.0.1.{n}") for n in range(1, 6)]
+    before = len(routers.router("hub1").batches)
+    results = r.join_many(host(), _join_requests(store, *peers), WINDOW)
+    assert all(x.armed for x in results)
+    batches = routers.router("hub1").batches[before:]
+    assert batches == [[LOG_HEADER_COMMAND, "show debugging", "show crypto debug-condition"],
+                       [f"show crypto session remote {peer}" for peer in peers]]
+    sent = routers.sent("hub1")
+    # each read once, even where it named no IKE SA (both debugs are then armed, as before)
+    assert all(sent.count(f"show crypto session remote {peer}") == 1 for peer in peers)
+    assert "debug crypto ikev2" in sent  # what the sessions said is what was armed
+
+
 def test_a_joint_join_whose_holder_armed_nothing_arms_that_flow_on_its_own(store, registry):
     routers = FakeRouters()
     box = Box(routers, "hub1")
@@ -699,3 +859,39 @@ def test_a_join_without_the_holders_steps_arms_fully(store, registry):
     assert result.armed and not result.joined and any("not armed by incident inc-1" in n for n in result.notes)
     assert box.buffer_size == 1_000_000 and len(box.applets) == 1  # logging and the dead-man, like an arm
     assert r.disarm(host(), "inc-2").clean and box.applets == {} and box.debugs == set()
+
+
+# ---------------------------------------------------------------------- runs sent together
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from collector.core.steps import Step  # noqa: E402
+
+_STEPS = [Step(do=("logging buffered 100000 debugging",), undo=("logging buffered 16384",), mode="config", why="x"),
+          Step(do=("event manager applet A", " event none"), undo=("no event manager applet A",), mode="config",
+               why="x"),
+          Step(do=("debug crypto condition peer ipv4 10.0.0.2",), undo=("no debug crypto condition peer ipv4 10.0.0.2",),
+               mode="exec", why="x"),
+          Step(do=("debug crypto isakmp",), undo=("no debug crypto isakmp",), mode="exec", why="x"),
+          Step(do=("debug crypto ipsec",), undo=("no debug crypto ipsec",), mode="exec", why="x"),
+          Step(do=("show clock",), undo=(), mode="exec", why="x"),
+          Step(do=("debug ip packet",), undo=("no debug ip packet",), mode="exec", why="x")]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_STEPS), max_size=12))
+def test_runs_keep_the_order_and_never_type_a_debug_with_a_condition(picked):
+    steps = list(enumerate(picked))
+    runs = runs_sent_together(steps)
+    assert [item for run in runs for item in run] == steps
+    for run in runs:
+        commands = [c for _i, step in run for c in step.do]
+        if len(run) > 1:
+            modes = {step.mode for _i, step in run}
+            conditions = [c for c in commands if c.startswith("debug crypto condition")]
+            assert modes == {"config"} or (modes == {"exec"} and (
+                len(conditions) == len(commands) or (not conditions and all(
+                    c in ("debug crypto isakmp", "debug crypto ipsec") for c in commands))))
+    # consecutive configuration steps always share one session
+    assert not any(a[-1][1].mode == "config" and b[0][1].mode == "config" for a, b in zip(runs, runs[1:]))

@@ -176,3 +176,59 @@ def test_the_login_answer_ends_only_after_the_last_line_typed(name, enable, bann
     assert [bool(done.search(text)) for text in screens] == [False] * len(lines) + [True]
     assert prompt_before_echo(screens[-1], LOGIN_LINES[-1]) == name
     assert prompt_before_echo(screens[len(LOGIN_LINES) - 1], LOGIN_LINES[-1]) is None  # not echoed yet
+
+
+# -- answers to lines typed ahead ----------------------------------------------------------
+
+from collector.sessions.prompts import ECHO_HEAD, typed_ahead_answers  # noqa: E402
+
+_READS = ["show processes cpu | include CPU", "show debugging", "show crypto debug-condition", "show users",
+          "show running-config | include ^logging buffered|^aaa authorization commands|^event manager applet|^line vty",
+          "show logging | include Console.logging|Monitor.logging|Buffer.logging|Log.Buffer", "show version", "",
+          " action 1.0 cli command \"enable\""]
+# Output lines, prompt-looking ones among them: a banner or a log line may print the
+# router's own prompt, even followed by a command, just not by the next line typed.
+_LINES_OUT = st.lists(st.one_of(
+    st.sampled_from(["", "Crypto ISAKMP debugging is on", "   2 vty 0     lab   idle  00:00:00 127.0.0.1",
+                     LONG + "#", LONG + ">", LONG[:20] + "(config)#", LONG + "#show clock", "% Invalid input detected",
+                     "Log Buffer (4096 bytes):", "#", "x" * 600]),
+    st.text(alphabet=st.characters(blacklist_characters="\r\n\x08", blacklist_categories=("Cs",)), max_size=40)),
+    max_size=6)
+
+
+def _screen_of_paste(name: str, lines: list[str], outputs: list[list[str]], modes: list[str]) -> str:
+    """What IOS shows for a paste: each line echoed after the prompt it was read at, its
+    output, and at the end the prompt."""
+    text = lines[0] + "\n"
+    for i, line in enumerate(lines):
+        text += "".join(o + "\n" for o in outputs[i])
+        prompt = f"{name[:20]}({modes[i]})#" if modes[i] else f"{name}#"
+        text += prompt + (lines[i + 1] + "\n" if i + 1 < len(lines) else "")
+    return text
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(_READS), min_size=1, max_size=6), st.data())
+def test_each_typed_ahead_line_gets_its_own_answer_and_none_before_all_came(lines, data):
+    outputs = [data.draw(_LINES_OUT) for _ in lines]
+    # an output line made of the prompt and the next line's echo would be that line's echo
+    for i, out in enumerate(outputs[:-1]):
+        head = lines[i + 1].strip()[:ECHO_HEAD]
+        outputs[i] = [o for o in out if not (o.startswith((LONG + "#", LONG + ">", LONG[:20] + "(")) and head in o)]
+    modes = [data.draw(st.sampled_from(["", "config", "config-applet"])) for _ in lines]
+    text = _screen_of_paste(LONG, lines, outputs, modes)
+    starts, at_end = prompt_pattern(LONG, at_end=False), prompt_pattern(LONG)
+    assert typed_ahead_answers(text, lines, starts, at_end) == ["".join(o + "\n" for o in out) for out in outputs]
+    # read part way, up to the last line's echo: not complete
+    last_echo = text.rfind(lines[-1] + "\n") if len(lines) > 1 else 0
+    cut = data.draw(st.integers(0, max(0, last_echo - 1)))
+    if len(lines) > 1:
+        assert typed_ahead_answers(text[:cut], lines, starts, at_end) is None
+
+
+def test_a_paste_read_while_the_router_is_on_the_second_line_is_not_complete():
+    lines = ["show debugging", "show users"]
+    starts, at_end = prompt_pattern("hub1", at_end=False), prompt_pattern("hub1")
+    assert typed_ahead_answers("show debugging\nCrypto IPSEC debugging is on\nhub1#", lines, starts, at_end) is None
+    done = "show debugging\nCrypto IPSEC debugging is on\nhub1#show users\n   Line  User\nhub1#"
+    assert typed_ahead_answers(done, lines, starts, at_end) == ["Crypto IPSEC debugging is on\n", "   Line  User\n"]
