@@ -173,8 +173,8 @@ class LogReader:
 
     def syslog_hint(self, hint: SyslogHint) -> HintOutcome:
         """Record a UDP line as evidence; say which router to read over SSH now, if any,
-        and the line's sender when it is another inventory router (its session is opened
-        beside the read: `warm`).
+        and the line's sender when it is another inventory router not readied in the last
+        SESSION_WANTED_FOR seconds (its session is opened beside the read: `warm`).
 
         A datagram is only a hint: it is confirmed by reading the router's own log, at most
         once per SYSLOG_CONFIRM_INTERVAL per router (a flood must not become a burst of
@@ -200,10 +200,15 @@ class LogReader:
         uncounted = event.flow if kind is None else None
         host = self.inventory.hosts.get(hint.router)
         confirm = host if host is not None and self._claim_confirmation(host.name) else None
-        if confirm is None or kind is not SourceKind.INVENTORY or sender not in self.inventory.hosts:
+        if kind is not SourceKind.INVENTORY or sender not in self.inventory.hosts:
             return HintOutcome(confirm, None, uncounted)
+        # Every flow's sender, not only the one whose line a confirmation reads: flows
+        # logged together by one hub each arm their own sender, whose login (ten round
+        # trips across a WAN) would otherwise start only when its turn comes. Once a
+        # want lasts: a flood from one sender readies it once.
+        ready = not self.wants.wanted(sender)
         self.wants.want(sender)
-        return HintOutcome(confirm, self.inventory.hosts[sender], uncounted)
+        return HintOutcome(confirm, self.inventory.hosts[sender] if ready else None, uncounted)
 
     def write_hint_events(self) -> None:
         """Write the syslog lines kept as evidence since the last call, in one transaction.

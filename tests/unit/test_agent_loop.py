@@ -40,11 +40,14 @@ def host(name: str, address: str) -> Host:
 
 
 class World:
-    def __init__(self, tmp_path: Path, *, hub_lines=(), dry_run=False, observers=None, **box):
+    def __init__(self, tmp_path: Path, *, hub_lines=(), dry_run=False, observers=None, spokes=1, **box):
         self.routers = FakeRouters()
         self.hub = Box(self.routers, "hub1", log_lines=list(hub_lines), **box)
         self.spoke = Box(self.routers, "spoke1", log_lines=[])
-        self.inventory = Inventory(hosts={"hub1": host("hub1", HUB), "spoke1": host("spoke1", SPOKE)}, groups={},
+        for n in range(2, spokes + 1):  # spokeN at 10.0.0.N+1
+            Box(self.routers, f"spoke{n}", log_lines=[])
+        self.inventory = Inventory(hosts={"hub1": host("hub1", HUB), **{
+            f"spoke{n}": host(f"spoke{n}", f"10.0.0.{n + 1}") for n in range(1, spokes + 1)}}, groups={},
                                    source=[], digest="")
         book = load_playbook(playbooks_dir() / "invalid-spi.yaml")
         self.book = book.model_copy(update={"sources": book.sources.model_copy(
@@ -61,7 +64,7 @@ class World:
         agent = Agent(self.inventory, self.book, self.store, sessions=self.routers, registry=default_registry(),
                       bundle_root=self.bundles, dry_run=self.dry_run, workers=4, report=self.messages.append,
                       observers=self.observers)
-        for name in ("hub1", "spoke1"):
+        for name in self.inventory.hosts:
             agent.responder._profiles[name] = StubProfile()
         return agent
 
@@ -770,6 +773,27 @@ def test_a_syslog_hint_from_a_peer_readies_the_senders_session_beside_the_confir
     w.agent._readies.shutdown(wait=True)
     assert spoke.opened == 1 and keeps_session(w.agent, "spoke1")
     assert "show logging" not in " ".join(spoke.sent)  # only readied: nothing read or sent there
+
+
+def test_every_sender_a_hub_logs_at_once_is_readied_though_one_read_confirms_them_all(world_factory):
+    """Flows logged together by one hub: one confirmation read for the hub's lines, but
+    each flow's sender readied from its own line (its login would otherwise wait for the
+    flow's turn: ten round trips across a WAN). A sender named again is not readied again."""
+    from collector.agent.loop import keeps_session
+    from collector.detect.syslog_receiver import SyslogHint
+
+    w = world_factory(spokes=3)
+    outcomes = [w.agent.reader.syslog_hint(SyslogHint("hub1", HUB, f"<188>{n}: {line(n, src=src)}".encode()))
+                for n, src in enumerate(["10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.3"])]
+    assert [o.confirm is not None for o in outcomes] == [True, False, False, False]
+    assert [o.sender.name if o.sender else None for o in outcomes] == ["spoke1", "spoke2", "spoke3", None]
+
+    w = world_factory(spokes=3)  # through the agent: each sender's session opened once, and kept
+    for n, src in enumerate(["10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.3"]):
+        w.agent.on_syslog_hint(SyslogHint("hub1", HUB, f"<188>{n}: {line(n, src=src)}".encode()))
+    w.agent._readies.shutdown(wait=True)
+    assert [w.routers.router(f"spoke{n}").opened for n in (1, 2, 3)] == [1, 1, 1]
+    assert all(keeps_session(w.agent, f"spoke{n}") for n in (1, 2, 3))
 
 
 def test_a_syslog_line_from_outside_the_inventory_is_counted_without_a_read_in_the_receivers_thread(world_factory):
