@@ -16,6 +16,7 @@ Commands not in the script answer `default` ("" unless set). `configure` records
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -87,6 +88,8 @@ class FakeRouters:
 
     def __init__(self, scripts: Mapping[str, Mapping[str, Answer]] | None = None):
         self.routers: dict[str, FakeRouter] = {}
+        self._lock = threading.Lock()
+        self._holders: dict[str, set[int]] = {}  # router -> the threads holding a session to it
         for name, script in (scripts or {}).items():
             self.router(name).script.update(script)
 
@@ -103,10 +106,23 @@ class FakeRouters:
     @contextmanager
     def session(self, host) -> Iterator[FakeSession]:
         router = self.router(host.name)
-        if router.open_error is not None:
-            raise router.open_error
-        router.opened += 1
-        yield FakeSession(host, router)
+        # The real pool holds a plain lock per router while a session is out: the thread
+        # holding one that asks for the same router's session again waits forever.
+        me = threading.get_ident()
+        with self._lock:
+            holders = self._holders.setdefault(host.name, set())
+            if me in holders:
+                raise AssertionError(f"{host.name}: a second session asked for by the thread holding one "
+                                     "(SessionPool would deadlock)")
+            holders.add(me)
+        try:
+            if router.open_error is not None:
+                raise router.open_error
+            router.opened += 1
+            yield FakeSession(host, router)
+        finally:
+            with self._lock:
+                holders.discard(me)
 
 
 __all__ = ["FakeRouter", "FakeRouters", "FakeSession", "SessionError"]

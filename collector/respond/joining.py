@@ -160,6 +160,10 @@ class Joining(Arming):
                              window: timedelta, log_later: bool) -> dict[int, ArmResult]:
         results: dict[int, ArmResult] = {}
         applied: dict[int, list[RouterChange]] = {}
+        # flows a step of which the router refused: undone once its session is given back
+        # (the pool lends a router's session to one holder at a time; an undo asking for
+        # it from inside waited for ever, and the hub with it)
+        refused: dict[int, tuple[str, list[RouterChange]]] = {}
         log = _PreJoinLog(log_later)
         ledger = _JoinLedger(self.store, host.name)
         try:
@@ -196,7 +200,7 @@ class Joining(Arming):
                             self._send_recorded(session, host, incident_id, steps, ledger.sent_by(incident_id)))
                     except ArmStopped as exc:
                         ledger.drop_unsent(incident_id)  # its undo must touch only what it sent
-                        results[n] = self._join_failed(host, requests[n], exc.reason, applied.pop(n, []) + exc.changes)
+                        refused[n] = (exc.reason, applied.pop(n, []) + exc.changes)
                         continue
                     on += [step for _index, step in steps]
                     notes = () if applet is not None or not steps else (
@@ -217,12 +221,22 @@ class Joining(Arming):
         except SessionError as exc:
             reason = exc.reason
         else:
+            self._undo_refused(host, requests, refused, results)
             return log.given_to(results)
         ledger.settle()  # what was sent stays recorded (and is undone below); the rest is dropped
+        self._undo_refused(host, requests, refused, results)
         for n, request in requests.items():
             if n not in results:
                 results[n] = self._join_failed(host, request, reason, applied.get(n, []))
         return log.given_to(results)
+
+    def _undo_refused(self, host: Host, requests: dict[int, JoinRequest],
+                      refused: dict[int, tuple[str, list[RouterChange]]], results: dict[int, ArmResult]) -> None:
+        """Undo the flows the router refused a step of, the batch's session given back. A
+        step a later flow of the batch holds too stays on (the undo leaves other incidents'
+        steps alone)."""
+        for n, (reason, changes) in refused.items():
+            results[n] = self._join_failed(host, requests[n], reason, changes)
 
     def _plan_joins(self, host: Host, profile, requests: dict[int, JoinRequest],
                     window: timedelta, state, results: dict[int, ArmResult]) -> dict[int, ArmPlan]:
