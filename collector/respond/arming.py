@@ -194,18 +194,27 @@ class Arming(ResponderBase):
                 `sent`, refused, marked failed too."""
         changes: list[RouterChange] = []
         for run in runs_sent_together(steps):
-            stopped: str | None = None
-            for (index, step), (note, failure) in zip(run, self._send_run(session, run)):
-                if failure is None:
-                    sent.append(index)
-                    changes.append(change_record(host, incident_id, index, step, StepStatus.APPLIED, note))
-                else:
-                    self.store.set_step_status(incident_id, host.name, index, StepStatus.FAILED, failure)
-                    changes.append(change_record(host, incident_id, index, step, StepStatus.FAILED, failure))
-                    stopped = stopped or failure
+            stopped = self._record_run(host, incident_id, run, self._send_run(session, run), sent, changes)
             if stopped is not None:
                 raise ArmStopped(changes, stopped)
         return changes
+
+    def _record_run(self, host: Host, incident_id: str, run: list[tuple[int, Step]],
+                    outcomes: list[tuple[str | None, str | None]], sent: list[int],
+                    changes: list[RouterChange]) -> str | None:
+        """Each sent step of `run` by its outcome (what the router said, why it failed):
+        accepted into `sent`, failed marked so in the store (its undo still runs); a change
+        record of each in `changes`. Returns the first failure, if any."""
+        stopped: str | None = None
+        for (index, step), (note, failure) in zip(run, outcomes):
+            if failure is None:
+                sent.append(index)
+                changes.append(change_record(host, incident_id, index, step, StepStatus.APPLIED, note))
+            else:
+                self.store.set_step_status(incident_id, host.name, index, StepStatus.FAILED, failure)
+                changes.append(change_record(host, incident_id, index, step, StepStatus.FAILED, failure))
+                stopped = stopped or failure
+        return stopped
 
 
 def log_timeout(host: Host) -> float:

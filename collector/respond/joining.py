@@ -20,6 +20,7 @@ from collector.respond.arming import Arming, ArmStopped, count_cuts_log, log_bef
 from collector.respond.base import NO_LOGGING, VERIFY_CONDITIONS, VERIFY_DEBUGS, is_applet_step
 from collector.respond.deadman import DeadmanError, build_applet
 from collector.respond.debugstate import parse_debug_state
+from collector.respond.sending import sets_a_condition, typed_ahead_steps
 from collector.respond.facts import (LOG_HEADER_COMMAND, DeviceProfile, PeerAddress, checked_result, read_pre_arm_log,
                                      unless_refused)
 from collector.respond.plan import ArmPlan, PlanError, build_arm_plan
@@ -189,6 +190,7 @@ class Joining(Arming):
                     applied[first] = self._send_recorded(session, host, requests[first].incident_id, [(0, applet)],
                                                          ledger.sent_by(requests[first].incident_id))
                 on: list[Step] = []  # sent for a flow now armed: the next flows need not send it again
+                numbered = self._conditions_at_once(session, host, requests, numbered, ledger, applied, refused, on)
                 for n, steps in numbered.items():
                     # chosen now, not when planned: a failed flow's steps are undone, so a later
                     # flow that needs one of them sends it itself
@@ -229,6 +231,50 @@ class Joining(Arming):
             if n not in results:
                 results[n] = self._join_failed(host, request, reason, applied.get(n, []))
         return log.given_to(results)
+
+    def _conditions_at_once(self, session: RouterSession, host: Host, requests: dict[int, JoinRequest],
+                            numbered: dict[int, list[tuple[int, Step]]], ledger: "_JoinLedger",
+                            applied: dict[int, list[RouterChange]],
+                            refused: dict[int, tuple[str, list[RouterChange]]],
+                            on: list[Step]) -> dict[int, list[tuple[int, Step]]]:
+        """Every flow's debug conditions (the steps each flow's list starts with), typed ahead
+        in one write: one round trip for the batch, not one a flow. A condition only narrows
+        what the debugs print, so none waits for another's answer; the debugs a flow adds
+        after them go in its own turn, once its condition was seen accepted. A flow whose
+        condition the router refused goes to `refused`. Returns each remaining flow's
+        steps still to send.
+
+        Raises:
+            SessionError: the session failed (the conditions sent are marked failed first:
+                any may be on, and their undo must run)."""
+        leading: dict[int, list[tuple[int, Step]]] = {}
+        taken: set[Step] = set(on)  # a condition two flows need goes once, for the first (the other's turn
+        for n, steps in numbered.items():  # skips it once on, or sends it itself if the first failed)
+            leading[n] = [item for item in _leading(steps, sets_a_condition) if item[1] not in taken]
+            taken.update(step for _index, step in leading[n])
+        typed = [(n, item) for n, items in leading.items() for item in items]
+        if len(typed) < 2:
+            return numbered
+        try:
+            outcomes = typed_ahead_steps(session, [step.do for _n, (_index, step) in typed])
+            lost = None
+        except SessionError as exc:
+            outcomes, lost = [(None, exc.reason)] * len(typed), exc
+        answers = iter(outcomes)
+        rest: dict[int, list[tuple[int, Step]]] = {}
+        for n, items in leading.items():
+            incident_id = requests[n].incident_id
+            failure = self._record_run(host, incident_id, items, [next(answers) for _item in items],
+                                       ledger.sent_by(incident_id), applied.setdefault(n, []))
+            if failure is not None:
+                ledger.drop_unsent(incident_id)  # its undo must touch only what it sent
+                refused[n] = (failure, applied.pop(n, []))
+                continue
+            on += [step for _index, step in items]
+            rest[n] = [item for item in numbered[n] if item not in items]
+        if lost is not None:
+            raise lost
+        return rest
 
     def _undo_refused(self, host: Host, requests: dict[int, JoinRequest],
                       refused: dict[int, tuple[str, list[RouterChange]]], results: dict[int, ArmResult]) -> None:
@@ -291,6 +337,16 @@ class Joining(Arming):
             raise PlanError(str(exc)) from None
         return Step(do=applet.config_lines, undo=(), mode="config", scope=StepScope.ROUTER,
                     why=f"dead-man switch re-entered: fires in {countdown}s, also undoes this flow's steps")
+
+
+def _leading(steps: list[tuple[int, Step]], test) -> list[tuple[int, Step]]:
+    """The steps at the head of `steps` that pass `test`."""
+    head = []
+    for item in steps:
+        if not test(item[1]):
+            break
+        head.append(item)
+    return head
 
 
 class _PreJoinLog:

@@ -35,6 +35,11 @@ def runs_sent_together(steps: list[tuple[int, Step]]) -> list[list[tuple[int, St
     return runs
 
 
+def sets_a_condition(step: Step) -> bool:
+    """Every command of `step` sets a debug condition (a join's first steps)."""
+    return _run_kind(step) == "condition"
+
+
 def _run_kind(step: Step) -> str | None:
     if step.mode == "config":
         return "config"

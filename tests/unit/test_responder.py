@@ -627,6 +627,19 @@ def test_a_refused_flow_of_a_joint_join_fails_alone(store, registry):
     assert store.armed_steps("hub1", "inc-3") == [] and store.armed_steps("hub1", "inc-4")
 
 
+def test_two_flows_of_one_peer_joining_at_once_set_its_condition_once(store, registry):
+    """Two SAs with one peer (two flows, one condition): typed once, for the first flow;
+    the second holds it once the first is armed, as a join one flow at a time did."""
+    routers = FakeRouters()
+    box = Box(routers, "hub1")
+    r = responder(store, routers, registry)
+    assert r.arm(host(), PEER_A, "inc-1", WINDOW).armed
+    results = r.join_many(host(), _join_requests(store, PEER_B, PEER_B, PEER_C), WINDOW)
+    assert [x.armed for x in results] == [True, True, True]
+    assert routers.sent("hub1").count(f"debug crypto condition peer ipv4 {PEER_B}") == 1
+    assert box.conditions == [str(PEER_A), str(PEER_B), str(PEER_C)]
+
+
 def test_a_debug_two_joining_flows_need_is_not_taken_as_sent_when_the_first_flow_failed_on_it(store, registry):
     routers = FakeRouters()
     box = Box(routers, "hub1")
@@ -692,10 +705,11 @@ def test_a_join_batch_writes_the_step_ledger_twice_whatever_its_size(store, regi
     assert len(steps) == 1 + 11 + 1 and {s.status for s in steps} == {"applied"}  # applet, conditions, ikev2
 
 
-def test_a_join_batch_reads_the_router_in_two_round_trips_whatever_its_size(store, registry):
+def test_a_join_batch_reads_the_router_in_two_round_trips_and_sets_its_conditions_in_one(store, registry):
     """The log's header, the debugs and the conditions in one typed-ahead read, then the
     live session toward every peer whose IKE version the configuration does not tell (a
-    DMVPN hub's spokes) in another: across a WAN each read is a round trip."""
+    DMVPN hub's spokes) in another, then every flow's condition in one write: across a WAN
+    each is a round trip."""
     routers = FakeRouters()
     Box(routers, "hub1")
     r = responder(store, routers, registry, configured=False)
@@ -711,7 +725,8 @@ def test_a_join_batch_reads_the_router_in_two_round_trips_whatever_its_size(stor
     assert all(x.armed for x in results)
     batches = routers.router("hub1").batches[before:]
     assert batches == [[LOG_HEADER_COMMAND, "show debugging", "show crypto debug-condition"],
-                       [f"show crypto session remote {peer}" for peer in peers]]
+                       [f"show crypto session remote {peer}" for peer in peers],
+                       [f"debug crypto condition peer ipv4 {peer}" for peer in peers]]
     sent = routers.sent("hub1")
     # each read once, even where it named no IKE SA (both debugs are then armed, as before)
     assert all(sent.count(f"show crypto session remote {peer}") == 1 for peer in peers)
