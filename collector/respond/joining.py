@@ -20,10 +20,10 @@ from collector.respond.arming import Arming, ArmStopped, count_cuts_log, log_bef
 from collector.respond.base import NO_LOGGING, VERIFY_CONDITIONS, VERIFY_DEBUGS, is_applet_step
 from collector.respond.deadman import DeadmanError, build_applet
 from collector.respond.debugstate import parse_debug_state
-from collector.respond.sending import sets_a_condition, typed_ahead_steps
 from collector.respond.facts import (LOG_HEADER_COMMAND, DeviceProfile, PeerAddress, checked_result, read_pre_arm_log,
                                      unless_refused)
 from collector.respond.plan import ArmPlan, PlanError, build_arm_plan
+from collector.respond.sending import sets_a_condition, typed_ahead_steps
 from collector.sessions import RouterSession, SessionError
 from collector.timeutil import utcnow
 
@@ -192,8 +192,8 @@ class Joining(Arming):
                 on: list[Step] = []  # sent for a flow now armed: the next flows need not send it again
                 numbered = self._conditions_at_once(session, host, requests, numbered, ledger, applied, refused, on)
                 for n, steps in numbered.items():
-                    # chosen now, not when planned: a failed flow's steps are undone, so a later
-                    # flow that needs one of them sends it itself
+                    # chosen now, not when planned: a failed flow's steps are to be undone, so a
+                    # later flow that needs one of them sends it itself
                     steps = [(index, step) for index, step in steps if step not in on]
                     incident_id = requests[n].incident_id
                     try:
