@@ -244,19 +244,25 @@ class DeviceSession(ShellLogin):
     def run_many(self, commands: Sequence[str], *, read_timeout: float | None = None) -> list[CommandResult]:
         """Read-only exec commands typed ahead in one write: one round trip for them all
         instead of one each (20-150 ms each across a WAN). Each result is what `run(command,
-        check=False)` gives, timed by the whole exchange; the caller checks each for a
+        check=False)` gives, timed by its write's exchange; the caller checks each for a
         refusal (`refusal_in`). A refused command does not stop the ones after it, so only
-        commands that change nothing belong here.
+        commands that change nothing belong here. TYPED_AHEAD_LINES at most go in one
+        write (a paste IOS's typeahead takes whole), the next ones once they are answered.
 
         Raises:
-            SessionDropped: the session is gone, or the answers did not all come within
-                `read_timeout` (for them all): the session is then closed."""
+            SessionDropped: the session is gone, or the answers of a write did not all come
+                within `read_timeout`: the session is then closed."""
         self._ready_for(commands)
         timeout = read_timeout if read_timeout is not None else self.host.options.read_timeout
-        started = utcnow()
-        answers = self._exchange_typed_ahead(commands, timeout)
-        ended = utcnow()
-        return [CommandResult(self.host.name, command, text, started, ended) for command, text in zip(commands, answers)]
+        results: list[CommandResult] = []
+        for at in range(0, len(commands), TYPED_AHEAD_LINES):
+            paste = commands[at:at + TYPED_AHEAD_LINES]
+            started = utcnow()
+            answers = self._exchange_typed_ahead(paste, timeout)
+            ended = utcnow()
+            results += [CommandResult(self.host.name, command, text, started, ended)
+                        for command, text in zip(paste, answers)]
+        return results
 
     def configure(self, lines: Sequence[str], *, read_timeout: float | None = None) -> list[CommandResult]:
         """`configure terminal`, the lines, `end` (sent even on failure). A refused line

@@ -364,6 +364,22 @@ def test_reads_typed_ahead_go_in_one_write_and_each_answer_is_its_own(tmp_path):
             session.close()
 
 
+def test_many_reads_typed_ahead_go_sixteen_to_a_write(tmp_path):
+    """A join batch of many flows reads as many peers' sessions: a paste IOS's typeahead
+    takes whole is TYPED_AHEAD_LINES lines at most (as the applet's)."""
+    reads = [f"show crypto session remote 192.0.2.{n}" for n in range(1, 21)]
+    with tiny_ios(TinyIos(hostname="rtr-many-reads")) as router:
+        session = opened(router, tmp_path)
+        try:
+            before = len(router.writes)
+            results = session.run_many(reads)
+            assert [r.text for r in results] == [f"output of {command}\n" for command in reads]
+            assert router.writes[before:] == ["".join(r + "\n" for r in reads[:16]),
+                                              "".join(r + "\n" for r in reads[16:])]
+        finally:
+            session.close()
+
+
 def test_reads_typed_ahead_that_time_out_close_the_session(tmp_path):
     """The router may still be answering the reads after the slow one: the session is
     given up rather than read out of step."""
