@@ -29,7 +29,7 @@ from collector.respond.facts import (
     unless_refused,
 )
 from collector.respond.plan import LoggingSettings, RouterFacts, condition_named_by, debug_named_by
-from collector.respond.sending import StepsStopped, configure_steps, typed_ahead_steps
+from collector.respond.sending import StepsStopped, configure_steps, said_note, typed_ahead_steps
 from collector.respond.unrecorded import UnrecordedSteps
 from collector.sessions import CommandRefused, RouterSession, SessionError, SessionSource
 from collector.state import StateStore
@@ -189,8 +189,7 @@ class ResponderBase:
                 return configure_steps(session, [commands])[0]
             except StepsStopped as stop:
                 raise stop.error from None
-        said = [run_checked(session, command).text.strip() for command in commands]
-        return "; ".join(text for text in said if text)[:500] or None
+        return said_note([run_checked(session, command).text.strip() for command in commands])
 
     def _send_run(self, session: RouterSession, run: list[tuple[int, Step]]) -> list[tuple[str | None, str | None]]:
         """Send a run of steps (`runs_sent_together`): (what the router said, why it failed)

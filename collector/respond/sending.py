@@ -35,6 +35,11 @@ def runs_sent_together(steps: list[tuple[int, Step]]) -> list[list[tuple[int, St
     return runs
 
 
+def said_note(texts: list[str]) -> str | None:
+    """What the router said to a step's lines beyond its prompt, as one note (None: nothing)."""
+    return "; ".join(text for text in texts if text)[:500] or None
+
+
 def sets_a_condition(step: Step) -> bool:
     """Every command of `step` sets a debug condition (a join's first steps)."""
     return _run_kind(step) == "condition"
@@ -66,7 +71,7 @@ def typed_ahead_steps(session: RouterSession, steps: list[tuple[str, ...]]) -> l
             if refused and failure is None:
                 failure = f"router refused {command!r}: {refused}"
             texts.append(out.text.strip())
-        outcomes.append(("; ".join(t for t in texts if t)[:500] or None, failure))
+        outcomes.append((said_note(texts), failure))
     return outcomes
 
 
@@ -103,7 +108,7 @@ def configure_steps(session: RouterSession, steps: list[tuple[str, ...]]) -> lis
     notes = []
     for step in steps:
         texts = [next(said).text.strip() for _line in step]
-        notes.append("; ".join(text for text in texts if text)[:500] or None)
+        notes.append(said_note(texts))
     return notes
 
 

@@ -337,6 +337,16 @@ def test_every_step_is_recorded_before_the_first_is_sent_and_a_stopped_arm_leave
     assert box.debugs == set() and box.conditions == [] and box.applets == {}  # and what was sent is undone
 
 
+def _hub_to_arm(store, registry):
+    """A scripted hub (16 KB informational buffer: arming resizes it), its responder and
+    the plan an arm of it for PEER_A runs."""
+    routers = FakeRouters()
+    box = Box(routers, "hub1", buffered_line="logging buffered 16384 informational", buffer_size=16384,
+              buffer_level="informational")
+    r = responder(store, routers, registry)
+    return routers, box, r, r.plan_only(host(), PEER_A, "inc-1", WINDOW)
+
+
 def _config_steps(plan) -> list[int]:
     return [i for i, step in enumerate(plan.steps) if step.mode == "config"]
 
@@ -344,11 +354,7 @@ def _config_steps(plan) -> list[int]:
 def test_consecutive_configuration_steps_go_in_one_configuration_session(store, registry):
     """Across a WAN every `end` and `configure terminal` between two steps is a round trip:
     the arming's configuration steps (logging, the dead-man applet) share one session."""
-    routers = FakeRouters()
-    box = Box(routers, "hub1", buffered_line="logging buffered 16384 informational", buffer_size=16384,
-              buffer_level="informational")
-    r = responder(store, routers, registry)
-    plan = r.plan_only(host(), PEER_A, "inc-1", WINDOW)
+    routers, box, r, plan = _hub_to_arm(store, registry)
     config = _config_steps(plan)
     assert len(config) >= 2 and config == list(range(config[0], config[-1] + 1))  # one run of them
     before = len(routers.sent("hub1"))
@@ -365,11 +371,7 @@ def test_consecutive_configuration_steps_go_in_one_configuration_session(store, 
 
 
 def test_a_refused_line_in_a_run_of_configuration_steps_stops_there_and_what_was_sent_is_undone(store, registry):
-    routers = FakeRouters()
-    box = Box(routers, "hub1", buffered_line="logging buffered 16384 informational", buffer_size=16384,
-              buffer_level="informational")
-    r = responder(store, routers, registry)
-    plan = r.plan_only(host(), PEER_A, "inc-1", WINDOW)
+    routers, box, r, plan = _hub_to_arm(store, registry)
     first, refused_step = _config_steps(plan)[:2]
     refused_line = plan.steps[refused_step].do[0]
     assert plan.steps[first].do[0].startswith("logging buffered") and refused_line.startswith("event manager applet")
@@ -399,11 +401,7 @@ def test_a_refused_line_in_a_run_of_configuration_steps_stops_there_and_what_was
 def test_a_session_lost_at_the_end_of_a_run_of_configuration_steps_fails_its_last_step(store, registry):
     """Every line went through, `end` did not: the last step is the one whose session
     failed (its undo runs with the others')."""
-    routers = FakeRouters()
-    box = Box(routers, "hub1", buffered_line="logging buffered 16384 informational", buffer_size=16384,
-              buffer_level="informational")
-    r = responder(store, routers, registry)
-    plan = r.plan_only(host(), PEER_A, "inc-1", WINDOW)
+    routers, box, r, plan = _hub_to_arm(store, registry)
     config = _config_steps(plan)
     normal = box.answer
     ends = []
