@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from collector.core.decide import (
     Arm,
     ArmDone,
+    Armed,
     Capture,
     CaptureDone,
     Close,
@@ -103,6 +104,8 @@ class World:
             self.pending.append(action)
         elif isinstance(action, Release):
             self.pending.append(action)
+        elif isinstance(action, Armed):  # the store learns armed_at here, as the agent's recorder does
+            self.store[action.incident_id]["armed_at"] = action.at
         elif isinstance(action, Close):
             self.store[action.incident_id]["open"] = False
 
@@ -136,7 +139,6 @@ class World:
             self.reads[action.receiver] = self.reads.get(action.receiver, 0) + 1
             mark = self.reads[action.receiver]
             self.armed_done[action.incident_id] = mark
-            self.store[action.incident_id]["armed_at"] = self.now
             failed = () if ok else ((action.receiver, "refused"),)
             self.feed(ArmDone(action.incident_id, self.now, armed, failed, mark=mark))
         elif isinstance(action, Capture):
