@@ -48,14 +48,19 @@ class ArmWork:
         if sender is not None:
             ends.append((sender, None, "sender"))
         if self.dry_run:
+            for _name in self.each_in_turn([host.name for host, _peer, _role in ends]):
+                pass
             return self._dry_run(action, [self._resolved(context, end) for end in ends])
         room = check_bundle_room(self.bundle_root)
         if room is not None:  # a capture that cannot be written is not worth a debugged router
             return [ArmDone(action.incident_id, utcnow(), frozenset(),
                             ((action.receiver, f"not armed: no room for the bundle: {room}"),), refused=True)]
         joins = dict(action.joins)
-        started = time.monotonic()
-        outcomes = list(self.ends.map(lambda end: self._arm_one(action, end, joins.get(end[0].name)), ends))
+        by_name, arming, started = {end[0].name: end for end in ends}, {}, 0.0
+        for name in self.each_in_turn(list(by_name)):  # each end as soon as its router is free
+            started = started or time.monotonic()  # the arm's duration counts from its first end
+            arming[name] = self.ends.submit(self._arm_one, action, by_name[name], joins.get(name))
+        outcomes = [arming[name].result() for name in by_name]
         events: list[Event] = [line for _result, lines in outcomes for line in lines]
         results = [result for result, _lines in outcomes]
         self.observers.armed(action.incident_id, results, time.monotonic() - started)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 
 from collector.core.decide import Arm, ArmDone, Capture, CaptureDone, Event, Release, ReleaseDone
@@ -50,6 +50,16 @@ class RouterTurns:
         number, names = ticket
         with self._cond:
             self._cond.wait_for(lambda: all(self._may_run(self._queues[n], number) for n in names))
+
+    def wait_any(self, ticket: tuple[int, tuple[str, ...]], names) -> str:
+        """Wait until it is this ticket's turn on one of `names` (some of its routers), and
+        return that one (the first of `names` when several are). Its turn on a router lasts
+        until the ticket is done: no older ticket can queue behind it, so work that holds
+        one router while it waits for another never waits on work that waits for it."""
+        number = ticket[0]
+        with self._cond:
+            return self._cond.wait_for(lambda: next(
+                (n for n in names if self._may_run(self._queues[n], number)), None))
 
     @staticmethod
     def _may_run(queue: list[tuple[int, bool]], number: int) -> bool:
@@ -125,14 +135,16 @@ class RouterWork:
 
     def submit(self, fn, action, routers: tuple[str, ...], shared: tuple[str, ...] = ()) -> None:
         """Run `fn(action)` once each of `routers` is free of work asked for earlier (of
-        `shared` routers: free of all but other shared work, see `RouterTurns`)."""
+        `shared` routers: free of all but other shared work, see `RouterTurns`). An Arm's
+        `fn` starts at once and waits for each router's turn itself (`each_in_turn`): its
+        sender need not wait for the arm of a hub that is its receiver."""
         with self._pending_lock:
             self._pending += 1
         ticket = self._turns.take(routers, shared)
         if isinstance(action, Arm):
             with self._arming_cond:
                 self._arming.add(ticket[0])
-        future = self._pool.submit(self._in_turn, ticket, fn, action)
+        future = self._pool.submit(self._in_turn, ticket, fn, action, isinstance(action, Arm))
         future.add_done_callback(lambda f, a=action: self._done(f, a))
 
     def idle(self) -> bool:
@@ -154,6 +166,18 @@ class RouterWork:
         behind = self._turns.share(ticket)
         self._armed(ticket)
         return behind
+
+    def each_in_turn(self, routers) -> Iterator[str]:
+        """Called by work submitted `router_by_router`, in its own thread: each of `routers`
+        (of its own) as soon as it is this work's turn on it, in the order the turns come.
+        Arming across a WAN, a flow's sender is armed while its receiver, a hub, is still
+        being armed for the flow ahead (a second or more), instead of after it."""
+        ticket = self._current.ticket
+        waiting = list(routers)
+        while waiting:
+            name = self._turns.wait_any(ticket, waiting)
+            waiting.remove(name)
+            yield name
 
     def wait_for_arms(self, timeout: float) -> bool:
         """Wait (at most `timeout` s) until no Arm is on its way to "armed", and no work
@@ -194,8 +218,9 @@ class RouterWork:
                 self._arming.discard(ticket[0])
                 self._arming_cond.notify_all()
 
-    def _in_turn(self, ticket, fn, action):
-        self._turns.wait(ticket)
+    def _in_turn(self, ticket, fn, action, router_by_router: bool):
+        if not router_by_router:
+            self._turns.wait(ticket)
         self._current.ticket = ticket
         try:
             return fn(action)

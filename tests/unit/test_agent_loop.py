@@ -975,3 +975,26 @@ def test_a_poll_the_state_store_refuses_is_said_in_one_line_and_read_again_when_
     assert all(m.startswith("log poll failed: the state store refused it") for _r, m in problems)
     writable(w.store)
     assert w.agent.poll_all() == 1  # the cursor did not move: the line is read again
+
+
+def test_a_flows_sender_is_armed_while_its_receiver_is_still_being_armed_for_the_flow_ahead(world_factory):
+    """Two flows into one hub at once: the second waits for the first's arm of the hub
+    (one router, one action at a time), but its sender, free, is armed meanwhile instead
+    of after it; across a WAN that arm of the hub takes a second or more."""
+    from tests.unit.test_join_batches import _eventually
+
+    w = world_factory(spokes=2, hub_lines=[line(0), line(0, src="10.0.0.3", spi="0x5678ABCD(1450748877)")])
+    answer, spoke2 = w.hub.answer, w.routers.router("spoke2")
+    seen: list[bool] = []
+
+    def hub_arms_slowly(command):
+        if command.startswith("debug crypto condition") and not seen:  # the first flow's arm of the hub
+            seen.append(_eventually(lambda: any(c.startswith("debug crypto condition") for c in spoke2.sent), 3))
+        return answer(command)
+
+    w.routers.router("hub1").default = hub_arms_slowly
+    w.poll()
+    assert seen == [True]  # spoke2 armed while hub1 was being armed for spoke1's flow
+    assert sorted(i.state for i in w.incidents()) == [IncidentState.ARMED, IncidentState.ARMED]
+    assert all(any(c == "debug crypto ipsec" for c in w.routers.sent(n)) for n in ("hub1", "spoke1", "spoke2"))
+

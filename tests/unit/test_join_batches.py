@@ -293,3 +293,51 @@ def _eventually(check, seconds: float = 5.0) -> bool:
         done.wait(step)
         deadline -= step
     return check()
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_arms_that_take_their_routers_one_by_one_never_share_a_router_and_all_end(seed):
+    """Arms wait for each router apart (`each_in_turn`), other work for all of its routers
+    at once, joins share a router with joins only: in any mix, no router is ever held by
+    two pieces of work that may not share it, and every piece ends (no two wait on each
+    other)."""
+    import queue
+    import random
+    import time
+
+    from collector.agent.dispatch import RouterWork
+    from collector.core.decide import Arm, Release
+
+    rng = random.Random(seed)
+    work = RouterWork(queue.Queue(), workers=6)
+    lock, holders, clashes, ended = threading.Lock(), {}, [], []
+
+    def hold(n: int, router: str, shared: bool) -> None:
+        with lock:
+            others = holders.setdefault(router, {})
+            if others and not (shared and all(others.values())):
+                clashes.append((n, router, dict(others)))
+            others[n] = shared
+
+    def run(n: int, routers: list[str], shared: tuple[str, ...], one_by_one: bool):
+        def fn(_action):
+            for router in (work.each_in_turn(routers) if one_by_one else routers):
+                hold(n, router, router in shared)
+                time.sleep(rng.random() / 500)
+            time.sleep(rng.random() / 500)
+            with lock:
+                for router in routers:
+                    del holders[router][n]
+                ended.append(n)
+            return []
+        return fn
+
+    for n in range(30):
+        routers = rng.sample(["hub1", "hub2", "spoke1", "spoke2", "spoke3"], rng.choice((1, 2)))
+        one_by_one = len(routers) == 2 and rng.random() < 0.7
+        shared = (routers[0],) if one_by_one and rng.random() < 0.4 else ()
+        action = Arm(f"inc-{n}", _flow(), routers[0], routers[-1], ()) if one_by_one else Release(f"inc-{n}", routers[0], None)
+        work.submit(run(n, routers, shared, one_by_one), action, tuple(routers), shared)
+    assert _eventually(lambda: len(ended) == 30, 20), f"{30 - len(ended)} pieces of work never ended"
+    work.shutdown()
+    assert clashes == []
