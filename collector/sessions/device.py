@@ -273,19 +273,28 @@ class DeviceSession(ShellLogin):
         lines) go as a paste, TYPED_AHEAD_LINES at most, once that line was accepted: one
         round trip instead of one each (a dead-man applet is some twenty lines). A refused
         one stops what follows its paste; the rest of the paste was typed already, inside
-        the sub-mode, whose line is undone as a whole.
+        the sub-mode, whose line is undone as a whole. `end` is typed with the last line or
+        paste (it goes whatever their answer), except after a `hostname` line.
 
         Raises:
             CommandUnauthorized, CommandRefused: a line was refused (the exception names it).
-            CommandTimeout, SessionDropped: as for `run`."""
+            CommandTimeout, SessionDropped: as for `run`; a timeout while the last
+                line and `end` are typed ahead closes the session (as `run_many`)."""
         outputs: list[CommandResult] = []
-        renamed = failed = False
+        renamed = failed = ended = False
         timeout = read_timeout if read_timeout is not None else self.host.options.read_timeout
         try:
             outputs.append(self.run("configure terminal", read_timeout=read_timeout))
-            for group in _typed_ahead_groups(lines):
-                if len(group) > 1:
-                    outputs.extend(self._configure_typed_ahead(group, timeout))
+            groups = _typed_ahead_groups(lines)
+            for at, group in enumerate(groups):
+                # `end` goes whatever the last line's answer: typed with it, it costs no
+                # round trip of its own (a hostname line's new prompt is learned at `end`)
+                last = at == len(groups) - 1 and len(group) < TYPED_AHEAD_LINES and hostname_set_by(group[-1]) is None
+                if len(group) > 1 or last:
+                    paste = [*group, "end"] if last else group
+                    self._ready_for(paste)  # a line that is not one line: refused before anything goes
+                    ended = last
+                    outputs.extend(self._configure_typed_ahead(paste, timeout))
                     continue
                 line = group[0]
                 new_name = hostname_set_by(line)
@@ -299,7 +308,8 @@ class DeviceSession(ShellLogin):
         finally:
             try:
                 if self._channel is not None:  # `run` settles a timed-out line first
-                    outputs.append(self.run("end", read_timeout=read_timeout, check=False))
+                    if not ended:
+                        outputs.append(self.run("end", read_timeout=read_timeout, check=False))
                     if renamed:
                         self._relearn_prompt()
             except SessionError:

@@ -337,7 +337,7 @@ def test_an_applets_lines_are_typed_ahead_and_each_answer_is_its_own(tmp_path):
             start = router.received.index("event manager applet DEADMAN")
             # in order, each once (the tiny router drops the indentation, as IOS ignores it)
             assert router.received[start + 1:start + 1 + len(body)] == [line.strip() for line in body]
-            assert len(sends) == 5 + 2  # conf t, logging, applet, 16 + 5 body lines in two writes, console, end
+            assert len(sends) == 5 + 1  # conf t, logging, applet, 16 + 5 body lines in two writes, console with end
             assert session.run("show clock").text == "output of show clock\n"  # in step after the paste
         finally:
             session.close()
@@ -389,6 +389,33 @@ def test_reads_typed_ahead_that_time_out_close_the_session(tmp_path):
             session.run_many(["show slow 2", "show clock"], read_timeout=0.3)
         assert dropped.value.command == "show slow 2"
         assert not session.is_open
+
+
+@pytest.mark.parametrize("last, writes", [
+    ("logging console critical", ["configure terminal\n", "logging buffered 64000\n",
+                                  "logging console critical\nend\n"]),
+    ("bogus line", ["configure terminal\n", "logging buffered 64000\n", "bogus line\nend\n"]),
+])
+def test_end_is_typed_with_the_last_line_whatever_its_answer(last, writes, tmp_path):
+    """`end` goes in the last line's write: one round trip less for every configuration
+    session. A refused last line is still named, and the session is back in exec mode."""
+    with tiny_ios(TinyIos(hostname="rtr-end-typed-ahead")) as router:
+        session = opened(router, tmp_path)
+        try:
+            before = len(router.writes)
+            if last == "bogus line":
+                with pytest.raises(CommandRefused, match="Invalid input detected") as err:
+                    session.configure(["logging buffered 64000", last])
+                assert err.value.command == "bogus line"
+            else:
+                outputs = session.configure(["logging buffered 64000", last])
+                assert [o.command for o in outputs] == ["configure terminal", "logging buffered 64000", last, "end"]
+                assert session.prompt == "rtr-end-typed-ahead#"
+            assert router.writes[before:] == writes
+            assert router.received[-2:] == [last, "end"]
+            assert session.run("show clock").text == "output of show clock\n"  # exec mode, in step
+        finally:
+            session.close()
 
 
 def test_a_refused_line_typed_ahead_is_named_and_stops_what_follows_the_paste(tmp_path):
