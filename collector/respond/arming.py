@@ -56,8 +56,10 @@ class Arming(ResponderBase):
         def disarm(self, host: Host, incident_id: str | None = None, *, verify: bool = True) -> DisarmResult: ...
 
     def _plan(self, host: Host, peer: PeerAddress, incident_id: str, window: timedelta, profile: DeviceProfile,
-              checked: Preflight, session: RouterSession) -> ArmPlan:
-        facts, also = self._facts(host, peer, profile, checked.logging, session)
+              checked: Preflight) -> ArmPlan:
+        """The plan from the pre-flight, which read the peer's live IKE session if need be."""
+        self._learn_ike_from(host, checked.also_read)
+        facts, also = self._facts(host, peer, profile, checked.logging)
         return build_arm_plan(self.playbook, facts, peer, incident_id, window, already_on=checked.debug_state,
                               authorization_bypass=checked.authorization_bypass, with_deadman=checked.with_deadman,
                               also_ike=also)
@@ -71,8 +73,9 @@ class Arming(ResponderBase):
             PlanError: no safe plan can be built."""
         profile = self.profile(host)
         with self.sessions.session(host) as session:
-            checked = self._preflight(session, self._own(host), enforce=False)
-            return self._plan(host, peer, incident_id, window, profile, checked, session)
+            checked = self._preflight(session, self._own(host), enforce=False,
+                                      also=self._ike_reads(host, profile, (peer,)))
+            return self._plan(host, peer, incident_id, window, profile, checked)
 
     def arm(self, host: Host, peer: PeerAddress, incident_id: str, window: timedelta, *,
             log_later: bool = False, before_resize: Callable[[], None] | None = None) -> ArmResult:
@@ -103,8 +106,10 @@ class Arming(ResponderBase):
         try:
             profile = self.profile(host)
             with self.sessions.session(host) as session:
-                checked = self._preflight(session, own, enforce=True)
-                plan = self._plan(host, peer, incident_id, window, profile, checked, session)
+                # the peer's live IKE session, when the configuration does not tell its
+                # version, is read in the same round trip as the pre-flight
+                checked = self._preflight(session, own, enforce=True, also=self._ike_reads(host, profile, (peer,)))
+                plan = self._plan(host, peer, incident_id, window, profile, checked)
                 first = _log_read_first(plan, checked)
             if before_resize is not None and resizes_log_buffer(plan.steps, checked.logging.buffered_size):
                 before_resize()

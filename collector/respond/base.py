@@ -39,6 +39,7 @@ NO_LOGGING = LoggingSettings()  # join and capture need the IKE version and plat
 APPLET_HEADER = "event manager applet "
 VERIFY_DEBUGS = "show debugging"
 VERIFY_CONDITIONS = "show crypto debug-condition"
+IKE_READ = "show crypto session remote "  # + the peer: its live IKE session shows the version
 
 
 class Owned:
@@ -116,25 +117,23 @@ class ResponderBase:
                 self.store.save_addresses(host.name, cached.addresses, utcnow())
         return cached
 
-    def _facts(self, host: Host, peer: PeerAddress, profile: DeviceProfile, logging_settings: LoggingSettings,
-               session: RouterSession | None = None) -> tuple[RouterFacts, tuple[str, ...]]:
+    def _facts(self, host: Host, peer: PeerAddress, profile: DeviceProfile,
+               logging_settings: LoggingSettings) -> tuple[RouterFacts, tuple[str, ...]]:
         """The router's facts toward `peer`, and the IKE versions to arm as well (when
         the version is not known: both)."""
-        ike, also = self._ike(host, peer, profile, session)
+        ike, also = self._ike(host, peer, profile)
         return RouterFacts(name=host.name, platform=host.platform, os_family=profile.os_family,
                            ike=ike, logging=logging_settings, dmvpn=profile.dmvpn), also
 
-    def _ike(self, host: Host, peer: PeerAddress, profile: DeviceProfile,
-             session: RouterSession | None) -> tuple[str, tuple[str, ...]]:
+    def _ike(self, host: Host, peer: PeerAddress, profile: DeviceProfile) -> tuple[str, tuple[str, ...]]:
         """The IKE version toward `peer`: from the configuration when it names the tunnel;
-        otherwise (a DMVPN hub with both versions) from the live session to that peer,
-        remembered for the capture. When neither tells (a desynchronised tunnel often has
-        no IKE SA), the configuration's guess plus the other version: both debugs, each
-        conditioned on the peer, rather than a capture without the IKE trail."""
+        otherwise (a DMVPN hub with both versions) from the live session to that peer, read
+        beside other reads (`_ike_reads`) and remembered for the capture. When neither
+        tells (a desynchronised tunnel often has no IKE SA), the configuration's guess plus
+        the other version: both debugs, each conditioned on the peer, rather than a capture
+        without the IKE trail."""
         if profile.knows_ike_toward(peer):
             return profile.ike_toward(peer), ()
-        if session is not None:
-            self._learn_ike(host, profile, (peer,), session)
         with self._lock:
             seen = self._ike_seen.get((host.name, str(peer)))
         if seen is not None:
@@ -142,16 +141,19 @@ class ResponderBase:
         guess = profile.ike_toward(peer)
         return guess, ("ikev2",) if guess == "isakmp" else ("isakmp",)
 
-    def _learn_ike(self, host: Host, profile: DeviceProfile, peers, session: RouterSession) -> None:
-        """Read the live session toward each of `peers` whose IKE version neither the
-        configuration nor an earlier read tells, all in one round trip (`_ike`'s source)."""
+    def _ike_reads(self, host: Host, profile: DeviceProfile, peers) -> list[str]:
+        """The live session toward each of `peers` whose IKE version neither the
+        configuration nor an earlier read tells: reads to type ahead with others, so they
+        cost no round trip of their own (`_learn_ike_from` takes their results)."""
         with self._lock:
-            unknown = list(dict.fromkeys(str(p) for p in peers if not profile.knows_ike_toward(p)
-                                         and (host.name, str(p)) not in self._ike_seen))
-        if not unknown:
-            return
-        reads = session.run_many([f"show crypto session remote {peer}" for peer in unknown])
-        for peer, out in zip(unknown, reads):
+            unknown = dict.fromkeys(str(p) for p in peers if not profile.knows_ike_toward(p)
+                                    and (host.name, str(p)) not in self._ike_seen)
+        return [f"{IKE_READ}{peer}" for peer in unknown]
+
+    def _learn_ike_from(self, host: Host, reads) -> None:
+        """The IKE versions the live sessions read by `_ike_reads`' commands show."""
+        for out in reads:
+            peer = out.command.removeprefix(IKE_READ)
             seen = ike_from_session(out.text) if unless_refused(out) else None
             if seen is not None:
                 with self._lock:
@@ -160,7 +162,7 @@ class ResponderBase:
     def _own(self, host: Host) -> Owned:
         return Owned(self.store.armed_steps(host.name))
 
-    def _preflight(self, session: RouterSession, own: Owned, *, enforce: bool) -> Preflight:
+    def _preflight(self, session: RouterSession, own: Owned, *, enforce: bool, also=()) -> Preflight:
         guards = self.playbook.guards
         return preflight(session, cpu_max_percent=guards.cpu_max_percent if enforce else 100,
                          cpu_measure=guards.cpu_measure,
@@ -168,7 +170,7 @@ class ResponderBase:
                          own_debugs=frozenset(own.debugs), own_conditions=frozenset(own.conditions),
                          own_applets=frozenset(own.applets),
                          allow_without_deadman=guards.allow_arm_without_deadman,
-                         enforce=enforce)
+                         enforce=enforce, also=also)
 
     def _read_conditions(self, session: RouterSession) -> str | None:
         try:

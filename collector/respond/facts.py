@@ -11,6 +11,7 @@ actions take one), the tool's own applets left behind, and last the log itself.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address, ip_address
 
@@ -103,6 +104,7 @@ class Preflight:
     authorization_bypass: bool = False  # put `authorization bypass` on the applet
     notes: tuple[str, ...] = ()  # what was not known or not checked
     logged: int | None = None  # the header's `N messages logged` at pre-flight (None: not printed)
+    also_read: tuple[CommandResult, ...] = ()  # the caller's own reads, typed ahead with these (`also`)
 
 
 def parse_logging_settings(header: str) -> LoggingSettings:
@@ -328,6 +330,7 @@ def preflight(
     own_applets: frozenset[str] = frozenset(),
     allow_without_deadman: bool = False,
     enforce: bool = True,
+    also: Sequence[str] = (),
 ) -> Preflight:
     """Fresh facts right before arming, read in one round trip (`PREFLIGHT_READS`, typed
     ahead): CPU, debugs and conditions, the running-config lines (logging buffered, AAA,
@@ -336,7 +339,8 @@ def preflight(
     EEM cli username, `show event manager version` follows them.
 
     `own_*` are what the tool itself has on this router (from the state store): they are not
-    foreign. `enforce=False` (dry run) reports instead of refusing.
+    foreign. `enforce=False` (dry run) reports instead of refusing. `also`: read-only
+    commands of the caller's, typed ahead after these; their results are `also_read`.
 
     Raises:
         PreflightRefused: a guard says no (CPU, foreign debugs with `refuse_foreign`, no
@@ -345,7 +349,8 @@ def preflight(
         SessionError: the session failed, or a read the guards need was refused."""
     notes: list[str] = []
     refusals: list[str] = []
-    cpu_out, debugging_out, condition_out, config_out, users, header_out = session.run_many(PREFLIGHT_READS)
+    reads = session.run_many((*PREFLIGHT_READS, *also))
+    cpu_out, debugging_out, condition_out, config_out, users, header_out = reads[:len(PREFLIGHT_READS)]
     cpu = parse_cpu(checked_result(session, cpu_out).text)
     if not cpu:
         raise PreflightRefused("could not read CPU utilisation")
@@ -409,4 +414,5 @@ def preflight(
                                settings.buffered_size, buffered_config)
     return Preflight(settings, cpu, foreign, state, foreign_conditions, stale, authorization,
                      username, eem_version, vty_total, in_use,
-                     with_deadman, bypass, tuple(notes), split_show_logging(header)[0].logged)
+                     with_deadman, bypass, tuple(notes), split_show_logging(header)[0].logged,
+                     tuple(reads[len(PREFLIGHT_READS):]))

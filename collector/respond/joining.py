@@ -170,12 +170,15 @@ class Joining(Arming):
         try:
             profile = self.profile(host)
             with self.sessions.session(host) as session:
-                # the header first (its count marks the moment before the steps), in one round trip
-                header, debugging, conditions = session.run_many((LOG_HEADER_COMMAND, VERIFY_DEBUGS, VERIFY_CONDITIONS))
+                # the header first (its count marks the moment before the steps), and every
+                # peer's live IKE session the configuration does not tell, in one round trip
+                header, debugging, conditions, *ike = session.run_many(
+                    (LOG_HEADER_COMMAND, VERIFY_DEBUGS, VERIFY_CONDITIONS,
+                     *self._ike_reads(host, profile, [r.peer for r in requests.values()])))
                 log.start(session, host, profile, checked_result(session, header).text)
                 state = parse_debug_state(checked_result(session, debugging).text,
                                           conditions.text if unless_refused(conditions) else None)
-                self._learn_ike(host, profile, [r.peer for r in requests.values()], session)
+                self._learn_ike_from(host, ike)
                 plans = self._plan_joins(host, profile, requests, window, state, results)
                 every = list(dict.fromkeys(step for plan in plans.values() for step in plan.steps))
                 applet = self._reentered_applet(host, every, window + self.playbook.guards.deadman_grace) \
@@ -290,7 +293,7 @@ class Joining(Arming):
         cannot be planned gets its refusal in `results`."""
         plans = {}
         for n, request in requests.items():
-            # no session: every peer's live IKE session was read for the batch (`_learn_ike`)
+            # no session: every peer's live IKE session was read for the batch (`_ike_reads`)
             facts, also = self._facts(host, request.peer, profile, NO_LOGGING)
             try:
                 plan = build_arm_plan(self.playbook, facts, request.peer, request.incident_id, window,

@@ -18,7 +18,7 @@ from collector.parsing import default_registry
 from collector.playbook import load_playbook
 from collector.resources import playbooks_dir
 from collector.respond.sending import runs_sent_together
-from collector.respond.facts import LOG_HEADER_COMMAND, ike_from_session
+from collector.respond.facts import LOG_HEADER_COMMAND, PREFLIGHT_READS, ike_from_session
 from collector.respond.responder import Responder, peer_of_outbound_spi
 from collector.sessions import SessionDropped
 from collector.state import StateStore
@@ -703,11 +703,11 @@ def test_a_join_batch_writes_the_step_ledger_twice_whatever_its_size(store, regi
     assert len(steps) == 1 + 11 + 1 and {s.status for s in steps} == {"applied"}  # applet, conditions, ikev2
 
 
-def test_a_join_batch_reads_the_router_in_two_round_trips_and_sets_its_conditions_in_one(store, registry):
-    """The log's header, the debugs and the conditions in one typed-ahead read, then the
-    live session toward every peer whose IKE version the configuration does not tell (a
-    DMVPN hub's spokes) in another, then every flow's condition in one write: across a WAN
-    each is a round trip."""
+def test_a_join_batch_reads_the_router_in_one_round_trip_and_sets_its_conditions_in_one(store, registry):
+    """The log's header, the debugs, the conditions and the live session toward every
+    peer whose IKE version the configuration does not tell (a DMVPN hub's spokes) in one
+    typed-ahead read, then every flow's condition in one write: across a WAN each is a
+    round trip."""
     routers = FakeRouters()
     Box(routers, "hub1")
     r = responder(store, routers, registry, configured=False)
@@ -722,8 +722,8 @@ def test_a_join_batch_reads_the_router_in_two_round_trips_and_sets_its_condition
     results = r.join_many(host(), _join_requests(store, *peers), WINDOW)
     assert all(x.armed for x in results)
     batches = routers.router("hub1").batches[before:]
-    assert batches == [[LOG_HEADER_COMMAND, "show debugging", "show crypto debug-condition"],
-                       [f"show crypto session remote {peer}" for peer in peers],
+    assert batches == [[LOG_HEADER_COMMAND, "show debugging", "show crypto debug-condition",
+                        *[f"show crypto session remote {peer}" for peer in peers]],
                        [f"debug crypto condition peer ipv4 {peer}" for peer in peers]]
     sent = routers.sent("hub1")
     # each read once, even where it named no IKE SA (both debugs are then armed, as before)
@@ -836,6 +836,9 @@ def test_a_hub_whose_config_names_no_spoke_reads_the_ike_version_live(store, reg
     r = responder(store, routers, registry, configured=False)  # the config would guess isakmp
     assert r.arm(host(), PEER_A, "inc-1", WINDOW).armed
     assert box.debugs == {"isakmp", "ipsec"}
+    # read in the pre-flight's round trip, once
+    assert [*PREFLIGHT_READS, f"show crypto session remote {PEER_A}"] in routers.router("hub1").batches
+    assert routers.sent("hub1").count(f"show crypto session remote {PEER_A}") == 1
     assert r.join(host(), PEER_B, "inc-2", WINDOW, holder_incident_id="inc-1").armed
     assert box.debugs == {"isakmp", "ikev2", "ipsec"}
     capture = r.capture(host(), PEER_B, "receiver", "inc-2")
