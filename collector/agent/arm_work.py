@@ -49,7 +49,7 @@ class ArmWork:
             ends.append((sender, None, "sender"))
         if self.dry_run:
             for _name in self.each_in_turn([host.name for host, _peer, _role in ends]):
-                pass
+                pass  # the dry run reads both ends: it waits for its turn on each
             return self._dry_run(action, [self._resolved(context, end) for end in ends])
         room = check_bundle_room(self.bundle_root)
         if room is not None:  # a capture that cannot be written is not worth a debugged router

@@ -168,8 +168,8 @@ class RouterWork:
         return behind
 
     def each_in_turn(self, routers) -> Iterator[str]:
-        """Called by work submitted `router_by_router`, in its own thread: each of `routers`
-        (of its own) as soon as it is this work's turn on it, in the order the turns come.
+        """Called by an Arm's work, in its own thread (see `submit`): each of `routers` (of
+        its own) as soon as it is this work's turn on it, in the order the turns come.
         Arming across a WAN, a flow's sender is armed while its receiver, a hub, is still
         being armed for the flow ahead (a second or more), instead of after it."""
         ticket = self._current.ticket
