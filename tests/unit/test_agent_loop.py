@@ -997,4 +997,3 @@ def test_a_flows_sender_is_armed_while_its_receiver_is_still_being_armed_for_the
     assert seen == [True]  # spoke2 armed while hub1 was being armed for spoke1's flow
     assert sorted(i.state for i in w.incidents()) == [IncidentState.ARMED, IncidentState.ARMED]
     assert all(any(c == "debug crypto ipsec" for c in w.routers.sent(n)) for n in ("hub1", "spoke1", "spoke2"))
-

@@ -336,7 +336,8 @@ def test_arms_that_take_their_routers_one_by_one_never_share_a_router_and_all_en
         routers = rng.sample(["hub1", "hub2", "spoke1", "spoke2", "spoke3"], rng.choice((1, 2)))
         one_by_one = len(routers) == 2 and rng.random() < 0.7
         shared = (routers[0],) if one_by_one and rng.random() < 0.4 else ()
-        action = Arm(f"inc-{n}", _flow(), routers[0], routers[-1], ()) if one_by_one else Release(f"inc-{n}", routers[0], None)
+        action = (Arm(f"inc-{n}", _flow(), routers[0], routers[-1], ()) if one_by_one
+                  else Release(f"inc-{n}", routers[0], None))
         work.submit(run(n, routers, shared, one_by_one), action, tuple(routers), shared)
     assert _eventually(lambda: len(ended) == 30, 20), f"{30 - len(ended)} pieces of work never ended"
     work.shutdown()
