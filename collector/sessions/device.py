@@ -273,13 +273,13 @@ class DeviceSession(ShellLogin):
         lines) go as a paste, TYPED_AHEAD_LINES at most, once that line was accepted: one
         round trip instead of one each (a dead-man applet is some twenty lines). A refused
         one stops what follows its paste; the rest of the paste was typed already, inside
-        the sub-mode, whose line is undone as a whole. `end` is typed with the last line or
-        paste (it goes whatever their answer), except after a `hostname` line.
+        the sub-mode, whose line is undone as a whole. When such a paste comes last, `end`
+        is typed with it (it goes whatever their answers).
 
         Raises:
             CommandUnauthorized, CommandRefused: a line was refused (the exception names it).
-            CommandTimeout, SessionDropped: as for `run`; a timeout while the last
-                line and `end` are typed ahead closes the session (as `run_many`)."""
+            CommandTimeout, SessionDropped: as for `run`; a paste that times out closes
+                the session (SessionDropped, as `run_many`)."""
         outputs: list[CommandResult] = []
         renamed = failed = ended = False
         timeout = read_timeout if read_timeout is not None else self.host.options.read_timeout
@@ -287,10 +287,12 @@ class DeviceSession(ShellLogin):
             outputs.append(self.run("configure terminal", read_timeout=read_timeout))
             groups = _typed_ahead_groups(lines)
             for at, group in enumerate(groups):
-                # `end` goes whatever the last line's answer: typed with it, it costs no
-                # round trip of its own (a hostname line's new prompt is learned at `end`)
-                last = at == len(groups) - 1 and len(group) < TYPED_AHEAD_LINES and hostname_set_by(group[-1]) is None
-                if len(group) > 1 or last:
+                # `end` goes whatever the paste's answers: typed with the last paste (an
+                # applet's body), it costs no round trip of its own. Not with a single
+                # line: a timeout there stays a CommandTimeout on an open session (a
+                # disarm then leaves the undo to the sweep instead of sending it again).
+                last = at == len(groups) - 1 and 1 < len(group) < TYPED_AHEAD_LINES
+                if len(group) > 1:
                     paste = [*group, "end"] if last else group
                     self._ready_for(paste)  # a line that is not one line: refused before anything goes
                     ended = last

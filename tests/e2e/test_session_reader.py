@@ -337,7 +337,7 @@ def test_an_applets_lines_are_typed_ahead_and_each_answer_is_its_own(tmp_path):
             start = router.received.index("event manager applet DEADMAN")
             # in order, each once (the tiny router drops the indentation, as IOS ignores it)
             assert router.received[start + 1:start + 1 + len(body)] == [line.strip() for line in body]
-            assert len(sends) == 5 + 1  # conf t, logging, applet, 16 + 5 body lines in two writes, console with end
+            assert len(sends) == 5 + 2  # conf t, logging, applet, 16 + 5 body lines in two writes, console, end
             assert session.run("show clock").text == "output of show clock\n"  # in step after the paste
         finally:
             session.close()
@@ -391,28 +391,37 @@ def test_reads_typed_ahead_that_time_out_close_the_session(tmp_path):
         assert not session.is_open
 
 
-@pytest.mark.parametrize("last, writes", [
-    ("logging console critical", ["configure terminal\n", "logging buffered 64000\n",
-                                  "logging console critical\nend\n"]),
-    ("bogus line", ["configure terminal\n", "logging buffered 64000\n", "bogus line\nend\n"]),
+APPLET = ["event manager applet DEADMAN", " event none", ' action 001 cli command "enable"']
+
+
+@pytest.mark.parametrize("lines, writes", [
+    # an applet's body last: `end` in its write, one round trip less
+    (["logging buffered 64000", *APPLET], ["configure terminal\n", "logging buffered 64000\n", f"{APPLET[0]}\n",
+                                           "".join(f"{line}\n" for line in APPLET[1:]) + "end\n"]),
+    # a refused line in that body: named, and `end` was typed all the same
+    ([*APPLET[:2], " bogus line"], ["configure terminal\n", f"{APPLET[0]}\n", " event none\n bogus line\nend\n"]),
+    # a single line last: `end` in a write of its own (a timeout stays a CommandTimeout)
+    (["logging buffered 64000", "logging console critical"],
+     ["configure terminal\n", "logging buffered 64000\n", "logging console critical\n", "end\n"]),
 ])
-def test_end_is_typed_with_the_last_line_whatever_its_answer(last, writes, tmp_path):
-    """`end` goes in the last line's write: one round trip less for every configuration
-    session. A refused last line is still named, and the session is back in exec mode."""
+def test_end_is_typed_with_a_last_paste_whatever_its_answers(lines, writes, tmp_path):
+    """`end` goes in the write of an applet's body that ends the configuration: one
+    round trip less for an arming or a join. A refused line in it is still named, and the
+    session is back in exec mode either way."""
     with tiny_ios(TinyIos(hostname="rtr-end-typed-ahead")) as router:
         session = opened(router, tmp_path)
         try:
             before = len(router.writes)
-            if last == "bogus line":
+            if "bogus" in lines[-1]:
                 with pytest.raises(CommandRefused, match="Invalid input detected") as err:
-                    session.configure(["logging buffered 64000", last])
-                assert err.value.command == "bogus line"
+                    session.configure(lines)
+                assert err.value.command == " bogus line"
             else:
-                outputs = session.configure(["logging buffered 64000", last])
-                assert [o.command for o in outputs] == ["configure terminal", "logging buffered 64000", last, "end"]
+                outputs = session.configure(lines)
+                assert [o.command for o in outputs] == ["configure terminal", *lines, "end"]
                 assert session.prompt == "rtr-end-typed-ahead#"
             assert router.writes[before:] == writes
-            assert router.received[-2:] == [last, "end"]
+            assert router.received[-1] == "end"
             assert session.run("show clock").text == "output of show clock\n"  # exec mode, in step
         finally:
             session.close()
