@@ -16,6 +16,10 @@ def test_wheel_carries_templates_and_playbooks(tmp_path):
     assert proc.returncode == 0, proc.stderr
     wheel = next(tmp_path.glob("collector-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
+    # the package and its metadata only: a top-level `tests` in a wheel shadows the user's
+    # own (textfsm 2.1.1's wheel carries one)
+    tops = {name.split("/")[0] for name in names}
+    assert {top for top in tops if not top.endswith(".dist-info")} == {"collector"}
     for template in (ROOT / "templates").iterdir():
         assert f"collector/_data/templates/{template.name}" in names
     for playbook in (ROOT / "playbooks").glob("*.yaml"):
