@@ -186,9 +186,9 @@ class Agent(SyslogConfirmations):
 
     Threads: the loop thread (`run_until_idle`, `serve`, and the start-up and stop calls
     that drive them) owns `self.core`, the decision state, and is the only caller of
-    `decide`. Poll and confirm threads (`_polls`, `_confirms`) and the work threads of
-    `work` (both ends of an incident in parallel through `_ends`) only put events in
-    `self.inbox`; readying threads (`_readies`) only open sessions and read facts.
+    `decide`. Poll and confirm threads (`_polls`, `_confirms`, `_confirms_later`) and the work
+    threads of `work` (both ends of an incident in parallel through `_ends`) only put events
+    in `self.inbox`; readying threads (`_readies`) only open sessions and read facts.
     `work.idle()` tells `run_until_idle` when a cron pass is done. The state store is thread-safe; the
     session source serialises each router. `bundles` and `closed` are appended to by work
     threads and read once the loop is idle.
@@ -215,11 +215,7 @@ class Agent(SyslogConfirmations):
             self.core.tracker.restore(snapshot)
         self.inbox: queue.Queue[Event] = queue.Queue()
         self._polls = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="poll")
-        # a syslog line's confirmation must not queue behind a poll of the whole fleet, nor a
-        # burst of flows behind each other (a quarter of 20 workers confirmed 11 flows in three waves)
-        self._confirms = ThreadPoolExecutor(max_workers=max(2, workers // 2), thread_name_prefix="confirm")
-        # both ends of a peer's line readied ahead of arming: not behind a poll, nor a confirmation
-        self._readies = ThreadPoolExecutor(max_workers=max(2, workers // 2), thread_name_prefix="ready")
+        self.start_confirmations(workers)
         self._ends = ThreadPoolExecutor(max_workers=2 * max(2, workers), thread_name_prefix="end")
         self.work = RouterWork(self.inbox, workers=max(2, workers))
         self.reader = LogReader(inventory, playbook, store, sessions, registry, self.observers)
@@ -421,8 +417,7 @@ class Agent(SyslogConfirmations):
         self.tracker_writes.flush()
         self.startup.write_held(self.report)
         self._polls.shutdown(wait=True)
-        self._confirms.shutdown(wait=True)
-        self._readies.shutdown(wait=True)
+        self.finish_confirmations()
         self.work.shutdown()
         self._ends.shutdown(wait=True)
 

@@ -57,15 +57,34 @@ FULL_READ_INTERVAL = timedelta(hours=1)
 WHOLE_READS_AT_ONCE = 4
 
 
+# Lines whose source an arming may follow at once: both ends (another inventory router) or
+# the receiver (a configured peer, an address of several routers). The rest go in the other
+# lane: the receiver's own address (never armed), a source outside the inventory and its
+# peers (armed only if the playbook allows it, and only once its flow repeats), and a
+# source not classified yet (the receiver's peers not read: it may be a configured peer's,
+# confirmed in that lane at once unless a sweep fills it).
+MAY_ARM = frozenset((SourceKind.INVENTORY, SourceKind.PEER, SourceKind.AMBIGUOUS))
+
+
 @dataclass(frozen=True)
 class HintOutcome:
     """What a syslog hint asks of the agent: the router to confirm it on now (None: not
-    now), the sender whose session to ready (None: none), and the flow whose source is
-    still to be counted (`LogReader.count_syslog_source`; None: counted)."""
+    now) and in which lane (`urgent`: its line may be armed for), the sender whose session
+    to ready (None: none), and the flow whose source is still to be counted
+    (`LogReader.count_syslog_source`; None: counted)."""
 
     confirm: Host | None = None
     sender: Host | None = None
     uncounted: Flow | None = None
+    urgent: bool = True
+
+
+@dataclass(frozen=True)
+class DueConfirmation:
+    """A confirmation held back by the interval and due now, in its lane."""
+
+    host: Host
+    urgent: bool
 
 
 class LogReader:
@@ -86,8 +105,10 @@ class LogReader:
         self.sources = LineSources(inventory, store, sessions)
         self._lock = threading.Lock()
         self._reads: dict[str, int] = {}
-        self._confirm_after: dict[str, float] = {}
-        self._confirm_due: set[str] = set()
+        # per (router, lane): a scanner's line must not hold back the confirmation of a
+        # flow's line logged just after it on the same router by SYSLOG_CONFIRM_INTERVAL
+        self._confirm_after: dict[tuple[str, bool], float] = {}
+        self._confirm_due: set[tuple[str, bool]] = set()
         self._full_next: set[str] = set()  # routers whose buffer the tool's disarm resized: read it whole next
         # syslog lines kept as evidence: written by the confirmations and a check every second
         self._hint_events: PendingWrites[EventRecord] = PendingWrites(lambda records: self.store.record_events(records))
@@ -177,8 +198,12 @@ class LogReader:
         SESSION_WANTED_FOR seconds (its session is opened beside the read: `warm`).
 
         A datagram is only a hint: it is confirmed by reading the router's own log, at most
-        once per SYSLOG_CONFIRM_INTERVAL per router (a flood must not become a burst of
-        SSH reads); hints inside the interval are read by `due_confirmations`.
+        once per SYSLOG_CONFIRM_INTERVAL per router and lane (a flood must not become a
+        burst of SSH reads); hints inside the interval are read by `due_confirmations`.
+        The lane: a line whose source may be armed for (MAY_ARM) is urgent; others (a
+        scanner sweeping the fleet's public addresses logs on thousands of routers in the
+        same second) are confirmed in a lane of their own, so they do not take the logins
+        and cores a flow's confirmation needs.
 
         Nothing here reads a router or writes to disk: the hints are handled one after
         another, and a read of a new receiver's configured peers (0.1 s or more) held up
@@ -198,17 +223,18 @@ class LogReader:
         if kind is not None:
             self.observers.event_seen(hint.router, "syslog", known_source=kind is not SourceKind.UNKNOWN)
         uncounted = event.flow if kind is None else None
+        urgent = kind in MAY_ARM
         host = self.inventory.hosts.get(hint.router)
-        confirm = host if host is not None and self._claim_confirmation(host.name) else None
+        confirm = host if host is not None and self._claim_confirmation(host.name, urgent) else None
         if kind is not SourceKind.INVENTORY or sender not in self.inventory.hosts:
-            return HintOutcome(confirm, None, uncounted)
+            return HintOutcome(confirm, None, uncounted, urgent)
         # Every flow's sender, not only the one whose line a confirmation reads: flows
         # logged together by one hub each arm their own sender, whose login (ten round
         # trips across a WAN) would otherwise start only when its turn comes. Once a
         # want lasts: a flood from one sender readies it once.
         ready = not self.wants.wanted(sender)
         self.wants.want(sender)
-        return HintOutcome(confirm, self.inventory.hosts[sender] if ready else None, uncounted)
+        return HintOutcome(confirm, self.inventory.hosts[sender] if ready else None, uncounted, urgent)
 
     def write_hint_events(self) -> None:
         """Write the syslog lines kept as evidence since the last call, in one transaction.
@@ -223,21 +249,22 @@ class LogReader:
         kind, _sender, _dst_owned = self.sources.classify(flow)
         self.observers.event_seen(flow.router, "syslog", known_source=kind is not SourceKind.UNKNOWN)
 
-    def _claim_confirmation(self, name: str) -> bool:
-        now = time.monotonic()
+    def _claim_confirmation(self, name: str, urgent: bool) -> bool:
+        key, now = (name, urgent), time.monotonic()
         with self._lock:
-            if now < self._confirm_after.get(name, 0.0):
-                self._confirm_due.add(name)
+            if now < self._confirm_after.get(key, 0.0):
+                self._confirm_due.add(key)
                 return False
-            self._confirm_after[name] = now + SYSLOG_CONFIRM_INTERVAL
-            self._confirm_due.discard(name)
+            self._confirm_after[key] = now + SYSLOG_CONFIRM_INTERVAL
+            self._confirm_due.discard(key)
             return True
 
-    def due_confirmations(self) -> list[Host]:
+    def due_confirmations(self) -> list[DueConfirmation]:
         now = time.monotonic()
         with self._lock:
-            due = [n for n in self._confirm_due if now >= self._confirm_after.get(n, 0.0)]
-        return [self.inventory.hosts[n] for n in due if n in self.inventory.hosts and self._claim_confirmation(n)]
+            due = [key for key in self._confirm_due if now >= self._confirm_after.get(key, 0.0)]
+        return [DueConfirmation(self.inventory.hosts[name], urgent) for name, urgent in due
+                if name in self.inventory.hosts and self._claim_confirmation(name, urgent)]
 
     # -- QFP drop counters ------------------------------------------------------------
 

@@ -762,15 +762,13 @@ def test_a_syslog_hint_from_a_peer_readies_the_senders_session_beside_the_confir
     w = world_factory()
     spoke = w.routers.router("spoke1")
     w.agent.on_syslog_hint(SyslogHint("hub1", HUB, f"<188>42: {line(0, src='203.0.113.77')}".encode()))
-    w.agent._confirms.shutdown(wait=True)  # the confirmation is done
-    w.agent._readies.shutdown(wait=True)  # and any readying
+    w.agent.finish_confirmations()  # the confirmation is done, and any readying
     assert spoke.opened == 0 and not keeps_session(w.agent, "spoke1")
 
     w = world_factory()
     spoke = w.routers.router("spoke1")
     w.agent.on_syslog_hint(SyslogHint("hub1", HUB, f"<188>42: {line(0)}".encode()))
-    w.agent._confirms.shutdown(wait=True)
-    w.agent._readies.shutdown(wait=True)
+    w.agent.finish_confirmations()
     assert spoke.opened == 1 and keeps_session(w.agent, "spoke1")
     assert "show logging" not in " ".join(spoke.sent)  # only readied: nothing read or sent there
 
@@ -791,9 +789,68 @@ def test_every_sender_a_hub_logs_at_once_is_readied_though_one_read_confirms_the
     w = world_factory(spokes=3)  # through the agent: each sender's session opened once, and kept
     for n, src in enumerate(["10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.3"]):
         w.agent.on_syslog_hint(SyslogHint("hub1", HUB, f"<188>{n}: {line(n, src=src)}".encode()))
-    w.agent._readies.shutdown(wait=True)
+    w.agent.finish_confirmations()
     assert [w.routers.router(f"spoke{n}").opened for n in (1, 2, 3)] == [1, 1, 1]
     assert all(keeps_session(w.agent, f"spoke{n}") for n in (1, 2, 3))
+
+
+def test_a_scanner_sweep_does_not_hold_up_the_confirmation_of_a_flows_line(world_factory):
+    """A scanner sweeping the fleet's public addresses makes many routers log at once. Their
+    confirmations go in a lane of their own: with every thread of it held by slow reads of
+    scanned routers, a line between two inventory routers is still confirmed at once, and
+    the scanned routers are read once their turn comes (nothing is dropped)."""
+    import threading
+    import time
+
+    from collector.detect.syslog_receiver import SyslogHint
+
+    w = world_factory(spokes=6)
+    release = threading.Event()
+    scanned = [f"spoke{n}" for n in range(2, 7)]  # more than both lanes' threads together (workers=4)
+    for name in scanned:
+        w.routers.on(name, r"^show logging", lambda _command: "" if release.wait(10) else TimeoutError("held"))
+    for n, name in enumerate(scanned):
+        w.agent.on_syslog_hint(SyslogHint(name, HUB, f"<188>{n}: {line(n, src=f'203.0.113.{n + 1}')}".encode()))
+    w.agent.on_syslog_hint(SyslogHint("hub1", HUB, f"<188>9: {line(9)}".encode()))  # from spoke1
+    deadline = time.monotonic() + 5
+    while not any(c.startswith("show logging") for c in w.routers.sent("hub1")) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    read_meanwhile = [name for name in scanned if any(c.startswith("show logging") for c in w.routers.sent(name))]
+    release.set()
+    assert any(c.startswith("show logging") for c in w.routers.sent("hub1")), "the flow's line waited for the sweep"
+    assert len(read_meanwhile) <= 2  # the sweep's lane: its own threads, not the flow's
+    w.agent.finish_confirmations()
+    assert all(any(c.startswith("show logging") for c in w.routers.sent(name)) for name in scanned)
+
+
+def test_a_scanners_line_does_not_hold_back_a_flows_line_logged_after_it_on_the_same_router(world_factory,
+                                                                                            monkeypatch):
+    """A router's syslog lines are confirmed at most once per interval, per lane: a
+    scanner's line just before a flow's on the same router would otherwise have held the
+    flow's confirmation back by the whole interval. Lines inside the interval of their own
+    lane wait for it and are confirmed then, in that lane."""
+    from types import SimpleNamespace
+
+    from collector.agent import reader as reader_module
+    from collector.detect.syslog_receiver import SyslogHint
+
+    clock = [1000.0]
+    monkeypatch.setattr(reader_module, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    w = world_factory()
+    reader = w.agent.reader
+
+    def hint(n: int, src: str = SPOKE):
+        return reader.syslog_hint(SyslogHint("hub1", HUB, f"<188>{n}: {line(n, src=src)}".encode()))
+
+    scan, flow = hint(0, src="203.0.113.77"), hint(1)
+    assert (scan.confirm.name, scan.urgent) == ("hub1", False)
+    assert (flow.confirm.name, flow.urgent) == ("hub1", True)
+    assert hint(2).confirm is None and hint(3, src="203.0.113.78").confirm is None  # each inside its lane's interval
+    assert reader.due_confirmations() == []
+    clock[0] += reader_module.SYSLOG_CONFIRM_INTERVAL
+    due = reader.due_confirmations()
+    assert sorted((d.host.name, d.urgent) for d in due) == [("hub1", False), ("hub1", True)]
+    assert reader.due_confirmations() == []  # claimed: not twice
 
 
 def test_a_syslog_line_from_outside_the_inventory_is_counted_without_a_read_in_the_receivers_thread(world_factory):
@@ -815,7 +872,7 @@ def test_a_syslog_line_from_outside_the_inventory_is_counted_without_a_read_in_t
     assert value("collector_unknown_source_lines_total", {"source": "syslog"}) is None
 
     w.agent.on_syslog_hint(SyslogHint("hub1", HUB, f"<188>43: {line(1, src='203.0.113.77')}".encode()))
-    w.agent._confirms.shutdown(wait=True)
+    w.agent.finish_confirmations()
     assert value("collector_unknown_source_lines_total", {"source": "syslog"}) == 1
     assert w.routers.sent("hub1").count("show running-config") == 1
     # now the receiver's peers are known: the next line is counted in the receiver's thread
@@ -870,8 +927,7 @@ def test_a_syslog_hint_from_a_peer_has_both_ends_facts_read_before_any_arming(wo
     w = world_factory(hub_lines=[line(0, src=src)])
     w.agent.responder._profiles.clear()  # not stubbed: read from the scripted routers
     w.agent.on_syslog_hint(SyslogHint("hub1", HUB, f"<188>42: {line(0, src=src)}".encode()))
-    w.agent._confirms.shutdown(wait=True)
-    w.agent._readies.shutdown(wait=True)
+    w.agent.finish_confirmations()
     assert ("show version" in w.routers.sent("spoke1")) is readied  # the first of the facts read
     assert ("show version" in w.routers.sent("hub1")) is readied
     assert set(w.agent.responder._profiles) == ({"hub1", "spoke1"} if readied else set())
