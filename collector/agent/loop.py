@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -28,6 +27,7 @@ from collector.agent.dispatch import RouterWork, joined_routers, routers_of
 from collector.agent.reader import LogReader
 from collector.agent.records import IncidentRecorder
 from collector.agent.startup import StartUp
+from collector.agent.tracker_writes import TrackerWrites
 from collector.agent.worker import Worker
 from collector.core.decide import (
     Arm,
@@ -60,7 +60,6 @@ from collector.timeutil import utcnow
 log = logging.getLogger(__name__)
 
 EVENT_RETENTION_DAYS = 30  # events older than this are pruned (bundles keep the evidence)
-TRACKER_SAVE_EVERY = 1.0  # seconds: the most the stored tracker lags the loop's while lines come
 
 
 def rules_of(playbook: Playbook) -> Rules:
@@ -75,40 +74,6 @@ UNKNOWN_SOURCE_QUIET = timedelta(minutes=10)  # at most one printed line from un
 
 
 ARMS_FIRST_S = 2.0  # the longest a poll's read of one router waits for armings under way
-
-
-class TrackerWrites:
-    """When the tracker's state is written to the store (loop thread only).
-
-    Not after every line: a write replaces every open window, and with thousands open
-    (scanners' one-line flows on a large fleet) writing per line kept the loop busy for
-    minutes while arms waited. At most every TRACKER_SAVE_EVERY while lines come, and at
-    each `flush` (the loop calls it whenever its inbox runs dry, and when it ends). A
-    write the store refuses is tried again at the next flush; the loop goes on."""
-
-    def __init__(self, write):
-        self._write = write
-        self._dirty = False
-        self._written_at = float("-inf")
-        self._refused: str | None = None  # the store's last refusal, said once
-
-    def changed(self) -> None:
-        self._dirty = True
-        if time.monotonic() - self._written_at >= TRACKER_SAVE_EVERY:
-            self.flush()
-
-    def flush(self) -> None:
-        if self._dirty:
-            try:
-                self._write()
-            except StateStoreError as exc:  # kept dirty: written at the next flush (the recorder says why)
-                if str(exc) != self._refused:
-                    log.warning("the tracker's state was not written: %s", exc)
-                self._refused, self._written_at = str(exc), time.monotonic()
-                return
-            self._refused = None
-        self._dirty = False
-        self._written_at = time.monotonic()
 
 
 class _Printer:
@@ -229,8 +194,8 @@ class Agent(SyslogConfirmations):
         self.bundles: list[Path] = []
         self.unreadable: dict[str, str] = {}  # router -> why its last read failed
         self.closed: dict[str, IncidentState] = {}  # incidents this run ended, and how
-        self.tracker_writes = TrackerWrites(lambda: None if dry_run else
-                                            store.save_tracker(playbook.name, self.core.tracker.snapshot()))
+        self.tracker_writes = TrackerWrites(lambda since: None if dry_run else
+                                            store.save_tracker(playbook.name, self.core.tracker.snapshot(), since))
 
     # -- the loop ---------------------------------------------------------------------
 

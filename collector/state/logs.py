@@ -1,17 +1,17 @@
-"""The log side of the store: cursors per router, every event received, the flow tracker."""
+"""The log side of the store: cursors per router, every event received (the flow tracker's
+tables are in `trackers`)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
 
-from collector.detect.tracker import FlowWindow, TrackerSnapshot, decode_key, decode_pair, encode_key, encode_pair
 from collector.state.database import Database
-from collector.state.records import EVENT_SOURCES, EventRecord, LogCursorRecord, StateError, now, ts, dt
+from collector.state.records import EVENT_SOURCES, EventRecord, LogCursorRecord, StateError, ts, dt
 
 
 class LogTables(Database):
-    """Where each router's log was last read, what arrived, and what the tracker remembers."""
+    """Where each router's log was last read, and what arrived."""
 
     # -- log cursors -----------------------------------------------------------
 
@@ -170,91 +170,3 @@ class LogTables(Database):
                 (incident_id, key, ts(since)),
             )
             return cur.rowcount
-
-    # -- tracker -----------------------------------------------------------------
-
-    def save_tracker(self, tracker: str, snapshot: TrackerSnapshot) -> None:
-        """Replace the stored state of tracker `tracker` (one per playbook) atomically.
-
-        Raises:
-            StateStoreError: the file cannot be written, or a time has no time zone;
-                then the previous state stays.
-        """
-        with self._write() as conn:
-            for table in ("flows", "cooldowns", "seen_events", "pending_transients"):
-                conn.execute(f"DELETE FROM {table} WHERE tracker = ?", (tracker,))
-            conn.executemany(
-                "INSERT INTO flows VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        tracker,
-                        encode_key(w.key),
-                        i,
-                        ts(w.first_seen),
-                        ts(w.last_seen),
-                        w.count,
-                        int(w.repeated),
-                        None if w.pair is None else encode_pair(w.pair),
-                    )
-                    for i, w in enumerate(snapshot.windows)
-                ],
-            )
-            conn.executemany(
-                "INSERT INTO cooldowns VALUES (?, 'flow', ?, ?)",
-                [(tracker, encode_key(k), ts(t)) for k, t in snapshot.flow_cooldowns],
-            )
-            conn.executemany(
-                "INSERT INTO cooldowns VALUES (?, 'pair', ?, ?)",
-                [(tracker, encode_pair(p), ts(t)) for p, t in snapshot.pair_cooldowns],
-            )
-            conn.executemany(
-                "INSERT INTO seen_events VALUES (?, ?, ?, ?)",
-                [(tracker, e, i, ts(t)) for i, (e, t) in enumerate(snapshot.seen_events)],
-            )
-            conn.executemany(
-                "INSERT INTO pending_transients VALUES (?, ?, ?)",
-                [(tracker, i, encode_key(k)) for i, k in enumerate(snapshot.pending_transients)],
-            )
-            conn.execute("INSERT OR REPLACE INTO trackers VALUES (?, ?)", (tracker, ts(now())))
-
-    def load_tracker(self, tracker: str) -> TrackerSnapshot | None:
-        """The last saved state of `tracker`, None if it was never saved.
-
-        Raises:
-            StateStoreError: the file cannot be read.
-        """
-        conn = self._connection()
-        conn.execute("BEGIN")  # one consistent read across the tables
-        try:
-            if not conn.execute("SELECT 1 FROM trackers WHERE tracker = ?", (tracker,)).fetchall():
-                return None
-            flows = conn.execute("SELECT * FROM flows WHERE tracker = ? ORDER BY ord", (tracker,)).fetchall()
-            cools = conn.execute("SELECT * FROM cooldowns WHERE tracker = ?", (tracker,)).fetchall()
-            seen = conn.execute("SELECT * FROM seen_events WHERE tracker = ? ORDER BY ord", (tracker,)).fetchall()
-            pending = conn.execute(
-                "SELECT key FROM pending_transients WHERE tracker = ? ORDER BY ord", (tracker,)
-            ).fetchall()
-        finally:
-            conn.execute("COMMIT")
-        return TrackerSnapshot(
-            windows=tuple(
-                FlowWindow(
-                    key=decode_key(r["key"]),
-                    first_seen=datetime.fromisoformat(r["first_seen"]),
-                    last_seen=datetime.fromisoformat(r["last_seen"]),
-                    count=r["count"],
-                    repeated=bool(r["repeated"]),
-                    pair=None if r["pair"] is None else decode_pair(r["pair"]),
-                )
-                for r in flows
-            ),
-            flow_cooldowns=tuple(
-                (decode_key(r["key"]), datetime.fromisoformat(r["until"])) for r in cools if r["kind"] == "flow"
-            ),
-            pair_cooldowns=tuple(
-                (decode_pair(r["key"]), datetime.fromisoformat(r["until"])) for r in cools if r["kind"] == "pair"
-            ),
-            seen_events=tuple((r["event_id"], datetime.fromisoformat(r["seen_at"])) for r in seen),
-            pending_transients=tuple(decode_key(r["key"]) for r in pending),
-        )
-

@@ -11,12 +11,13 @@ from collector.state.records import EventRecord
 from collector.state.routers import RouterTables
 from collector.state.sites import SiteWorkTables
 from collector.state.steps import StepTables
+from collector.state.trackers import TrackerTables
 
 
-class StateStore(LogTables, IncidentTables, StepTables, RouterTables, SiteWorkTables):
+class StateStore(LogTables, TrackerTables, IncidentTables, StepTables, RouterTables, SiteWorkTables):
     """All persistent state of the agent. One instance per process; share it between threads.
 
-    Each base class owns its tables (logs, incidents, steps, router facts, site work) and they
+    Each base class owns its tables (logs, trackers, incidents, steps, router facts, site work) and they
     share one `Database`: one connection per thread, one write transaction at a time."""
 
     def record_seen(self, events: Sequence[EventRecord],
