@@ -26,7 +26,7 @@ class Flow:
 
     def __post_init__(self) -> None:
         # Hashed once: flows key the tracker's and the core's maps, and an address hashes
-        # slowly (2 µs a flow; saving 5,580 open windows spent most of its time there).
+        # slowly (2 µs a flow: most of what a save of 5,580 open windows' changes took).
         object.__setattr__(self, "_hash", hash((self.router, self.src, self.dst, self.spi, self.prot)))
 
     def __hash__(self) -> int:
