@@ -260,7 +260,9 @@ def test_a_disarm_that_cannot_reach_the_router_is_retried_until_it_can(tmp_path)
             assert sender in armed_by_router(tmp_path / "state")  # owed, and the store knows it
             lab.control.fault(sender, drop_after_bytes=None)
             assert wait_for(lambda: armed_by_router(tmp_path / "state") == {}, 60), (agent.messages, agent.error)
-            assert any(m.startswith(f"disarm retry: {sender}: clean") for m in agent.messages), (agent.messages, agent.error)
+            # the retry records each undo as it goes and reports once its sweep returns: wait for that too
+            assert wait_for(lambda: any(m.startswith(f"disarm retry: {sender}: clean") for m in agent.messages),
+                            10), (agent.messages, agent.error)
         assert agent.error is None
         for router in (receiver, sender):
             assert router_leftovers(lab, router) == []
