@@ -12,9 +12,14 @@ poll's reads wait for both, as for an arming (`RouterWork.ahead_of_polls`).
 Confirmations go in two lanes. A line whose source may be armed for (another inventory
 router, a configured peer) is confirmed on `_confirms`; the rest (an internet scanner's
 random SPI, a source not classified yet) on the few threads of `_confirms_later`, which
-polls do not wait for. A scanner sweeping the fleet's public addresses makes thousands of
-routers log at once: in one lane, their logins took the cores from the confirmation of
-the flows logged in the same second.
+polls do not wait for, and which waits for the armings under way (as a poll's read
+does, at most `ARMS_FIRST_S`). A scanner sweeping the fleet's public addresses makes
+thousands of routers log at once: in one lane, their logins took the cores from the
+confirmation of the flows logged in the same second; in a lane of their own that does not
+wait, they still took a share of both cores (the agent's and the routers' SSH work) from
+the armings that followed. Nothing in the later lane can be armed for within the minute:
+a source outside the inventory and its peers is armed for only once its flow repeats, and
+IOS logs a flow at most once a minute.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
+from collector.agent.dispatch import ARMS_FIRST_S
 from collector.agent.warm import warm
 from collector.errors import StateStoreError
 from collector.inventory import Host
@@ -54,13 +60,19 @@ class SyslogConfirmations:
         if outcome.sender is not None:  # its arming may follow: have it ready
             self.work.ahead_of_polls(self._readies, warm, self.reader.sessions, outcome.sender, self.responder)
         if outcome.uncounted is not None:  # after the confirmation: that poll reads the same peers
-            self._confirms_later.submit(self._count_syslog_source, outcome.uncounted)
+            self._confirms_later.submit(self._after_arms, self._count_syslog_source, outcome.uncounted)
 
     def _confirm_in_lane(self, host: Host, urgent: bool) -> None:
         if urgent:
             self.work.ahead_of_polls(self._confirms, self._confirm, host)
         else:
-            self._confirms_later.submit(self._confirm, host)
+            self._confirms_later.submit(self._after_arms, self._confirm, host)
+
+    def _after_arms(self, fn, *args) -> None:
+        """`fn(*args)` once no arming, urgent confirmation or readying is under way (at most
+        `ARMS_FIRST_S` later, so that a stream of flows does not starve the lane)."""
+        self.work.wait_for_arms(ARMS_FIRST_S)
+        fn(*args)
 
     def _count_syslog_source(self, flow) -> None:
         try:

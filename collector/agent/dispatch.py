@@ -19,6 +19,8 @@ from collector.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
+ARMS_FIRST_S = 2.0  # the longest a poll's read, or a later-lane confirmation, waits for armings under way
+
 
 class RouterTurns:
     """Router work runs in the order the core asked for it, router by router.
@@ -95,6 +97,7 @@ class RouterTurns:
                 if not self._queues[name]:
                     del self._queues[name]
             self._cond.notify_all()
+
 
 
 def routers_of(action) -> tuple[str, ...]:

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from collector.agent.confirming import SyslogConfirmations
-from collector.agent.dispatch import RouterWork, joined_routers, routers_of
+from collector.agent.dispatch import ARMS_FIRST_S, RouterWork, joined_routers, routers_of
 from collector.agent.reader import LogReader
 from collector.agent.records import IncidentRecorder
 from collector.agent.startup import StartUp
@@ -71,9 +71,6 @@ def rules_of(playbook: Playbook) -> Rules:
 
 
 UNKNOWN_SOURCE_QUIET = timedelta(minutes=10)  # at most one printed line from unknown sources per this
-
-
-ARMS_FIRST_S = 2.0  # the longest a poll's read of one router waits for armings under way
 
 
 class _Printer:

@@ -823,6 +823,51 @@ def test_a_scanner_sweep_does_not_hold_up_the_confirmation_of_a_flows_line(world
     assert all(any(c.startswith("show logging") for c in w.routers.sent(name)) for name in scanned)
 
 
+def test_a_scanners_line_is_confirmed_after_the_flows_confirmation_under_way_not_beside_it(world_factory,
+                                                                                           monkeypatch):
+    """The later lane waits for the work an arming may follow (here a flow's confirmation,
+    held by a slow read): a sweep's logins would take both cores' share from it. The wait
+    is bounded (`ARMS_FIRST_S`), so a stream of flows cannot starve the lane."""
+    import threading
+    import time
+
+    from collector.agent import confirming
+    from collector.detect.syslog_receiver import SyslogHint
+
+    def reads_of(w, name):
+        return sum(c.startswith("show logging") for c in w.routers.sent(name))
+
+    def wait_until(predicate, seconds=5.0):
+        deadline = time.monotonic() + seconds
+        while not predicate() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return predicate()
+
+    w = world_factory(spokes=3)
+    release = threading.Event()
+    w.routers.on("hub1", r"^show logging", lambda _command: "" if release.wait(10) else TimeoutError("held"))
+    w.agent.on_syslog_hint(SyslogHint("hub1", HUB, f"<188>1: {line(1)}".encode()))  # a flow's line, from spoke1
+    assert wait_until(lambda: reads_of(w, "hub1") == 1)
+    w.agent.on_syslog_hint(SyslogHint("spoke2", HUB, f"<188>2: {line(2, src='203.0.113.9')}".encode()))
+    time.sleep(0.5)
+    assert reads_of(w, "spoke2") == 0, "the scanner's line was read beside the flow's confirmation"
+    release.set()
+    assert wait_until(lambda: reads_of(w, "spoke2") == 1), "the scanner's line was not read once the flow's was"
+    w.agent.finish_confirmations()
+
+    monkeypatch.setattr(confirming, "ARMS_FIRST_S", 0.3)  # held past the bound: read all the same
+    w = world_factory(spokes=3)
+    release = threading.Event()
+    w.routers.on("hub1", r"^show logging", lambda _command: "" if release.wait(10) else TimeoutError("held"))
+    w.agent.on_syslog_hint(SyslogHint("hub1", HUB, f"<188>1: {line(1)}".encode()))
+    assert wait_until(lambda: reads_of(w, "hub1") == 1)
+    w.agent.on_syslog_hint(SyslogHint("spoke2", HUB, f"<188>2: {line(2, src='203.0.113.9')}".encode()))
+    read_while_held = wait_until(lambda: reads_of(w, "spoke2") == 1, seconds=3.0)
+    release.set()
+    w.agent.finish_confirmations()
+    assert read_while_held, "a held arming starved the later lane"
+
+
 def test_a_scanners_line_does_not_hold_back_a_flows_line_logged_after_it_on_the_same_router(world_factory,
                                                                                             monkeypatch):
     """A router's syslog lines are confirmed at most once per interval, per lane: a
