@@ -10,6 +10,7 @@ import time
 from ipaddress import IPv4Address, IPv6Address, ip_address
 
 from collector.agent.contexts import IncidentContext
+from collector.agent.dispatch import ARMS_FIRST_S
 from collector.bundle import check_bundle_room
 from collector.core.decide import Arm, ArmDone, Event, LineSeen
 from collector.core.results import ArmResult
@@ -95,6 +96,10 @@ class ArmWork:
             joining = self.share_turn()
             for router, count in joining.items():  # the flows that start joining now: one batch
                 self.joins.expect(router, count, within=JOINS_BATCH_WAIT_S)
+            # Evidence, not arming: the reads below wait for the flows still on their way to
+            # armed (at most ARMS_FIRST_S). On a jump host's two cores, each armed flow's
+            # whole-buffer reads took the cores from the flows armed after it in a burst.
+            self.yield_to_arms(ARMS_FIRST_S)
         self._keep_pre_arm_logs(context, read_first, due, joining)
         return answer
 

@@ -89,6 +89,14 @@ class RouterTurns:
             self._cond.notify_all()
         return behind
 
+    def holds_back(self, ticket: tuple[int, tuple[str, ...]]) -> bool:
+        """Some other work waits for this ticket to be done: a ticket not shared (not a
+        join running beside it) is queued behind it on one of its routers. Work that waits
+        for this one through other routers' turns has such a ticket at the end of its chain."""
+        number, names = ticket
+        with self._cond:
+            return any(n > number and not shared for name in names for n, shared in self._queues.get(name, ()))
+
     def done(self, ticket: tuple[int, tuple[str, ...]]) -> None:
         number, names = ticket
         with self._cond:
@@ -134,6 +142,7 @@ class RouterWork:
         self._current = threading.local()  # the ticket of the work this pool thread runs
         self._arming: set[int] = set()  # tickets of Arms not yet said armed (nor done), under _arming_cond
         self._before_arms = 0  # confirmations and readyings submitted, not ended (`ahead_of_polls`), same
+        self._unstarted = 0  # work submitted that has no pool thread yet, same
         self._arming_cond = threading.Condition()
 
     def submit(self, fn, action, routers: tuple[str, ...], shared: tuple[str, ...] = ()) -> None:
@@ -144,9 +153,11 @@ class RouterWork:
         with self._pending_lock:
             self._pending += 1
         ticket = self._turns.take(routers, shared)
-        if isinstance(action, Arm):
-            with self._arming_cond:
+        with self._arming_cond:
+            if isinstance(action, Arm):
                 self._arming.add(ticket[0])
+            self._unstarted += 1
+            self._arming_cond.notify_all()  # work that yields to arms (`yield_to_arms`) may hold this back
         future = self._pool.submit(self._in_turn, ticket, fn, action, isinstance(action, Arm))
         future.add_done_callback(lambda f, a=action: self._done(f, a))
 
@@ -189,6 +200,21 @@ class RouterWork:
         with self._arming_cond:
             return self._arming_cond.wait_for(lambda: not self._arming and not self._before_arms, timeout)
 
+    def yield_to_arms(self, timeout: float) -> bool:
+        """Called by work that said its Arm armed (`share_turn`) and has evidence left to
+        read: wait (at most `timeout` s) as `wait_for_arms` does, but not while other work
+        waits for this one: for its turns (an Arm queued behind it on a hub would then wait
+        for it to end, until the timeout) or for a pool thread (armed flows yielding in
+        every thread would hold back the Arms they wait for). False: it stopped waiting
+        before the arms ended."""
+        ticket = getattr(self._current, "ticket", None)
+        if ticket is None:
+            return self.wait_for_arms(timeout)
+        with self._arming_cond:
+            self._arming_cond.wait_for(lambda: (not self._arming and not self._before_arms) or self._unstarted
+                                       or self._turns.holds_back(ticket), timeout)
+            return not self._arming and not self._before_arms
+
     def ahead_of_polls(self, pool: Executor, fn: Callable[..., object], *args: object) -> Future:
         """`pool.submit(fn, *args)` for work an arming may wait for (a syslog line's
         confirmation, the readying of its ends): from its submission to its end, a
@@ -222,6 +248,8 @@ class RouterWork:
                 self._arming_cond.notify_all()
 
     def _in_turn(self, ticket, fn, action, router_by_router: bool):
+        with self._arming_cond:
+            self._unstarted -= 1
         if not router_by_router:
             self._turns.wait(ticket)
         self._current.ticket = ticket

@@ -185,7 +185,8 @@ class Agent(SyslogConfirmations):
         self.worker = Worker(inventory=inventory, playbook=playbook, store=store, responder=self.responder,
                              reader=self.reader, bundle_root=bundle_root, ends=self._ends, dry_run=dry_run,
                              report=self.report, observers=self.observers, post=self.inbox.put,
-                             share_turn=self.work.share_turn, each_in_turn=self.work.each_in_turn)
+                             share_turn=self.work.share_turn, each_in_turn=self.work.each_in_turn,
+                             yield_to_arms=self.work.yield_to_arms)
         self.recorder = IncidentRecorder(store=store, playbook=playbook, observers=self.observers, dry_run=dry_run)
         self.startup = StartUp(self)
         self.bundles: list[Path] = []

@@ -60,7 +60,7 @@ class Worker(ArmWork):
     def __init__(self, *, inventory: Inventory, playbook: Playbook, store: StateStore, responder: Responder,
                  reader: LogReader, bundle_root: Path, ends: ThreadPoolExecutor, dry_run: bool = False,
                  report=lambda message: None, observers: AgentEvents | None = None, post=None,
-                 share_turn=dict, each_in_turn=iter):
+                 share_turn=dict, each_in_turn=iter, yield_to_arms=lambda timeout: True):
         self.inventory = inventory
         self.playbook = playbook
         self.store = store
@@ -80,6 +80,7 @@ class Worker(ArmWork):
         self.post = post  # puts an event in the loop's inbox now (None: events are returned)
         self.share_turn = share_turn  # lets joins of the routers of the work in hand start beside its rest
         self.each_in_turn = each_in_turn  # an Arm's routers, each once it is the Arm's turn on it
+        self.yield_to_arms = yield_to_arms  # until no other Arm is on its way to armed (`RouterWork.yield_to_arms`)
         self.contexts = IncidentContexts(inventory=inventory, store=store, bundle_root=bundle_root, dry_run=dry_run)
         self.sealer = BundleSealer(self.contexts, bundle_root)
         self.released: list[tuple[str, str, str]] = []  # (incident, router, verdict), for what the agent says

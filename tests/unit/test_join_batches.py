@@ -125,6 +125,81 @@ def test_a_poll_waits_for_an_arm_until_it_is_said_armed_and_no_longer():
 
 
 
+def test_an_armed_flows_evidence_reads_yield_to_arms_elsewhere_but_never_to_work_waiting_for_it():
+    """`yield_to_arms`, called by an Arm once it is said armed: it waits while another
+    flow's Arm on other routers is on its way to armed; it stops waiting at once when
+    work is queued behind its own turn (an Arm of its hub, which would otherwise wait for
+    it to the timeout) or waits for a pool thread (armed flows yielding in every thread
+    would hold back the Arms they wait for)."""
+    import queue
+    import time
+
+    from collector.agent.dispatch import RouterWork
+    from collector.core.decide import Arm
+
+    def arm_that_yields(work, waited, go_on):
+        def arm(_action):
+            work.share_turn()  # "armed"
+            started = time.monotonic()
+            ended = work.yield_to_arms(3.0)
+            waited.append((ended, time.monotonic() - started))
+            go_on.wait(5)
+            return []
+        return arm
+
+    def slow_arm(said):
+        def arm(_action):
+            said.wait(5)
+            return []
+        return arm
+
+    # another flow's arm, elsewhere: yielded to until it is armed
+    work, waited, go_on, said = RouterWork(queue.Queue(), workers=3), [], threading.Event(), threading.Event()
+    work.submit(slow_arm(said), Arm("inc-2", _flow(), "hub2", "spoke2", ()), ("hub2", "spoke2"))
+    work.submit(arm_that_yields(work, waited, go_on), Arm("inc-1", _flow(), "hub1", "spoke1", ()), ("hub1", "spoke1"))
+    time.sleep(0.3)
+    assert waited == []
+    said.set()
+    go_on.set()
+    work.shutdown()
+    assert waited and waited[0][0] is True and 0.2 < waited[0][1] < 2.5
+
+    # an Arm queued behind its turn on the hub: not waited for
+    work, waited, go_on, said = RouterWork(queue.Queue(), workers=4), [], threading.Event(), threading.Event()
+    work.submit(slow_arm(said), Arm("inc-2", _flow(), "hub2", "spoke2", ()), ("hub2", "spoke2"))
+    work.submit(arm_that_yields(work, waited, go_on), Arm("inc-1", _flow(), "hub1", "spoke1", ()), ("hub1", "spoke1"))
+    time.sleep(0.2)
+
+    def arm_in_turn(_action):  # as an Arm's work does: each router once it is its turn
+        for _name in work.each_in_turn(["hub1", "spoke3"]):
+            pass
+        return []
+
+    work.submit(arm_in_turn, Arm("inc-3", _flow(), "hub1", "spoke3", ()), ("hub1", "spoke3"))
+    deadline = time.monotonic() + 2
+    while not waited and time.monotonic() < deadline:
+        time.sleep(0.01)
+    said.set()
+    go_on.set()
+    assert waited and waited[0][0] is False and waited[0][1] < 1.0, waited
+    work.shutdown()
+
+    # work waiting for a pool thread (one thread each: the slow arm, the yielding one): not waited for
+    work, waited, go_on, said = RouterWork(queue.Queue(), workers=2), [], threading.Event(), threading.Event()
+    work.submit(slow_arm(said), Arm("inc-2", _flow(), "hub2", "spoke2", ()), ("hub2", "spoke2"))
+    work.submit(arm_that_yields(work, waited, go_on), Arm("inc-1", _flow(), "hub1", "spoke1", ()), ("hub1", "spoke1"))
+    time.sleep(0.2)
+    assert waited == []
+    work.submit(slow_arm(said), Arm("inc-3", _flow(), "hub3", "spoke3", ()), ("hub3", "spoke3"))
+    deadline = time.monotonic() + 2
+    while not waited and time.monotonic() < deadline:
+        time.sleep(0.01)
+    said.set()
+    go_on.set()
+    assert waited and waited[0][0] is False and waited[0][1] < 1.0, waited
+    work.shutdown()
+
+
 def test_a_poll_waits_for_a_confirmation_from_its_submission_to_its_end():
     """`ahead_of_polls`: a syslog line's confirmation (or the readying of its ends) holds a
     backstop poll's reads as an Arm does, queued behind a busy pool too, and no longer
