@@ -19,7 +19,9 @@ from collector.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
-ARMS_FIRST_S = 2.0  # the longest a poll's read, or a later-lane confirmation, waits for armings under way
+# The longest a backstop poll's read, a later-lane confirmation or an armed flow's evidence
+# read waits for the armings under way.
+ARMS_FIRST_S = 2.0
 
 
 class RouterTurns:
@@ -105,7 +107,6 @@ class RouterTurns:
                 if not self._queues[name]:
                     del self._queues[name]
             self._cond.notify_all()
-
 
 
 def routers_of(action) -> tuple[str, ...]:
