@@ -998,6 +998,48 @@ def test_the_incident_is_marked_armed_before_the_logs_as_they_were_are_read(worl
     assert line(0) in staged
 
 
+def test_an_armed_flows_logs_as_they_were_are_read_once_another_flows_arm_is_done(world_factory):
+    """The whole-buffer read of an armed flow's ends is evidence, not arming: it waits for
+    another flow's Arm still on its way (elsewhere, so it waits for nothing of this one),
+    and is read once that one is done."""
+    import threading
+    import time
+    from ipaddress import ip_address
+
+    from collector.core.decide import Arm
+    from collector.detect.events import Flow
+
+    w = world_factory(hub_lines=[line(0)], buffer_size=10_000_000, buffered_line="logging buffered 10000000 debugging",
+                      buffer_level="debugging", spokes=3)  # not resized: its log is read after arming
+    other = threading.Event()
+    other_flow = Flow("spoke2", ip_address("10.0.0.4"), ip_address("10.0.0.3"), 0x55, 50)
+    w.agent.work.submit(lambda _action: [] if other.wait(10) else [], Arm("inc-other", other_flow, "spoke2", "spoke3", ()),
+                        ("spoke2", "spoke3"))
+    seen = {}
+
+    def whole_read_after_arming() -> bool:  # the first poll read the whole buffer too
+        sent = w.routers.sent("hub1")
+        return "show logging" in sent[sent.index("debug crypto ipsec"):]
+
+    def watch() -> None:
+        deadline = time.monotonic() + 10
+        while "debug crypto ipsec" not in w.routers.sent("hub1") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.4)  # the incident is said armed well within this
+        seen["armed"] = [i.state for i in w.store.incidents()]
+        seen["whole read"] = whole_read_after_arming()
+        other.set()
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    w.poll()
+    watcher.join()
+    assert seen == {"armed": [IncidentState.ARMED], "whole read": False}
+    assert whole_read_after_arming()  # read once the other arm was done
+    (incident,) = w.incidents()
+    assert line(0) in (w.agent.worker.contexts.folder(incident.incident_id) / "hub1.pre-arm.log").read_text()
+
+
 def test_an_arm_shares_its_routers_turn_once_armed_is_said_and_before_its_logs_are_read(world_factory):
     """Flows joining the hub need not wait while the first arm reads and stages the logs
     as they stood before arming: its turn is shared once "armed" is in the inbox."""
