@@ -17,9 +17,10 @@ does, at most `ARMS_FIRST_S`). A scanner sweeping the fleet's public addresses m
 thousands of routers log at once: in one lane, their logins took the cores from the
 confirmation of the flows logged in the same second; in a lane of their own that does not
 wait, they still took a share of both cores (the agent's and the routers' SSH work) from
-the armings that followed. Nothing in the later lane can be armed for within the minute:
-a source outside the inventory and its peers is armed for only once its flow repeats, and
-IOS logs a flow at most once a minute.
+the armings that followed. Little in the later lane can be armed for soon: a source
+outside the inventory and its peers only once its flow repeats (IOS logs a flow at most
+once a minute), the receiver's own address never; a source not classified yet (its
+receiver's peers not read) may be a configured peer's, and waits at most the bound.
 """
 
 from __future__ import annotations
