@@ -143,7 +143,9 @@ class RouterWork:
         self._current = threading.local()  # the ticket of the work this pool thread runs
         self._arming: set[int] = set()  # tickets of Arms not yet said armed (nor done), under _arming_cond
         self._before_arms = 0  # confirmations and readyings submitted, not ended (`ahead_of_polls`), same
+        self._workers = workers
         self._unstarted = 0  # work submitted that has no pool thread yet, same
+        self._running = 0  # work in a pool thread, same
         self._arming_cond = threading.Condition()
 
     def submit(self, fn, action, routers: tuple[str, ...], shared: tuple[str, ...] = ()) -> None:
@@ -205,14 +207,15 @@ class RouterWork:
         """Called by work that said its Arm armed (`share_turn`) and has evidence left to
         read: wait (at most `timeout` s) as `wait_for_arms` does, but not while other work
         waits for this one: for its turns (an Arm queued behind it on a hub would then wait
-        for it to end, until the timeout) or for a pool thread (armed flows yielding in
-        every thread would hold back the Arms they wait for). False: it stopped waiting
-        before the arms ended."""
+        for it to end, until the timeout) or for a pool thread, every one being in use
+        (armed flows yielding in every thread would hold back the Arms they wait for).
+        False: it stopped waiting before the arms ended."""
         ticket = getattr(self._current, "ticket", None)
         if ticket is None:
             return self.wait_for_arms(timeout)
         with self._arming_cond:
-            self._arming_cond.wait_for(lambda: (not self._arming and not self._before_arms) or self._unstarted
+            self._arming_cond.wait_for(lambda: (not self._arming and not self._before_arms)
+                                       or (self._unstarted and self._running >= self._workers)
                                        or self._turns.holds_back(ticket), timeout)
             return not self._arming and not self._before_arms
 
@@ -251,12 +254,15 @@ class RouterWork:
     def _in_turn(self, ticket, fn, action, router_by_router: bool):
         with self._arming_cond:
             self._unstarted -= 1
+            self._running += 1
         if not router_by_router:
             self._turns.wait(ticket)
         self._current.ticket = ticket
         try:
             return fn(action)
         finally:
+            with self._arming_cond:
+                self._running -= 1
             self._current.ticket = None
             self._turns.done(ticket)
             self._armed(ticket)
