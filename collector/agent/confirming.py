@@ -28,7 +28,6 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
-from collector.agent.dispatch import ARMS_FIRST_S
 from collector.agent.warm import warm
 from collector.errors import StateStoreError
 from collector.inventory import Host
@@ -61,19 +60,13 @@ class SyslogConfirmations:
         if outcome.sender is not None:  # its arming may follow: have it ready
             self.work.ahead_of_polls(self._readies, warm, self.reader.sessions, outcome.sender, self.responder)
         if outcome.uncounted is not None:  # after the confirmation: that poll reads the same peers
-            self._confirms_later.submit(self._after_arms, self._count_syslog_source, outcome.uncounted)
+            self._confirms_later.submit(self.work.after_arms, self._count_syslog_source, outcome.uncounted)
 
     def _confirm_in_lane(self, host: Host, urgent: bool) -> None:
         if urgent:
             self.work.ahead_of_polls(self._confirms, self._confirm, host)
         else:
-            self._confirms_later.submit(self._after_arms, self._confirm, host)
-
-    def _after_arms(self, fn, *args) -> None:
-        """`fn(*args)` once no arming, urgent confirmation or readying is under way (at most
-        `ARMS_FIRST_S` later, so that a stream of flows does not starve the lane)."""
-        self.work.wait_for_arms(ARMS_FIRST_S)
-        fn(*args)
+            self._confirms_later.submit(self.work.after_arms, self._confirm, host)
 
     def _count_syslog_source(self, flow) -> None:
         try:

@@ -144,8 +144,7 @@ class RouterWork:
         self._arming: set[int] = set()  # tickets of Arms not yet said armed (nor done), under _arming_cond
         self._before_arms = 0  # confirmations and readyings submitted, not ended (`ahead_of_polls`), same
         self._workers = workers
-        self._unstarted = 0  # work submitted that has no pool thread yet, same
-        self._running = 0  # work in a pool thread, same
+        self._in_pool = 0  # work submitted whose pool thread has not ended it (more than workers: some waits), same
         self._arming_cond = threading.Condition()
 
     def submit(self, fn, action, routers: tuple[str, ...], shared: tuple[str, ...] = ()) -> None:
@@ -159,7 +158,7 @@ class RouterWork:
         with self._arming_cond:
             if isinstance(action, Arm):
                 self._arming.add(ticket[0])
-            self._unstarted += 1
+            self._in_pool += 1
             self._arming_cond.notify_all()  # work that yields to arms (`yield_to_arms`) may hold this back
         future = self._pool.submit(self._in_turn, ticket, fn, action, isinstance(action, Arm))
         future.add_done_callback(lambda f, a=action: self._done(f, a))
@@ -201,7 +200,13 @@ class RouterWork:
         that comes before one is under way (`ahead_of_polls`): a backstop poll yields the
         jump host and the routers to them. False: one still is."""
         with self._arming_cond:
-            return self._arming_cond.wait_for(lambda: not self._arming and not self._before_arms, timeout)
+            return self._arming_cond.wait_for(self._arms_ended, timeout)
+
+    def after_arms(self, fn: Callable[..., object], *args: object) -> object:
+        """`fn(*args)` once no arming is under way (`wait_for_arms`, at most ARMS_FIRST_S):
+        for work no arming waits for (a backstop poll's read, a later-lane confirmation)."""
+        self.wait_for_arms(ARMS_FIRST_S)
+        return fn(*args)
 
     def yield_to_arms(self, timeout: float) -> bool:
         """Called by work that said its Arm armed (`share_turn`) and has evidence left to
@@ -214,10 +219,12 @@ class RouterWork:
         if ticket is None:
             return self.wait_for_arms(timeout)
         with self._arming_cond:
-            self._arming_cond.wait_for(lambda: (not self._arming and not self._before_arms)
-                                       or (self._unstarted and self._running >= self._workers)
+            self._arming_cond.wait_for(lambda: self._arms_ended() or self._in_pool > self._workers
                                        or self._turns.holds_back(ticket), timeout)
-            return not self._arming and not self._before_arms
+            return self._arms_ended()
+
+    def _arms_ended(self) -> bool:  # under _arming_cond
+        return not self._arming and not self._before_arms
 
     def ahead_of_polls(self, pool: Executor, fn: Callable[..., object], *args: object) -> Future:
         """`pool.submit(fn, *args)` for work an arming may wait for (a syslog line's
@@ -252,9 +259,6 @@ class RouterWork:
                 self._arming_cond.notify_all()
 
     def _in_turn(self, ticket, fn, action, router_by_router: bool):
-        with self._arming_cond:
-            self._unstarted -= 1
-            self._running += 1
         if not router_by_router:
             self._turns.wait(ticket)
         self._current.ticket = ticket
@@ -262,7 +266,7 @@ class RouterWork:
             return fn(action)
         finally:
             with self._arming_cond:
-                self._running -= 1
+                self._in_pool -= 1
             self._current.ticket = None
             self._turns.done(ticket)
             self._armed(ticket)

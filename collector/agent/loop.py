@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from collector.agent.confirming import SyslogConfirmations
-from collector.agent.dispatch import ARMS_FIRST_S, RouterWork, joined_routers, routers_of
+from collector.agent.dispatch import RouterWork, joined_routers, routers_of
 from collector.agent.reader import LogReader
 from collector.agent.records import IncidentRecorder
 from collector.agent.startup import StartUp
@@ -310,8 +310,7 @@ class Agent(SyslogConfirmations):
         """A poll's read of one router, once no arming is under way (at most ARMS_FIRST_S
         later): on 2 cores, 20 poll threads reading whole buffers slowed the armings that
         met a backstop poll (median 1.75 s from the line to armed, 0.99 s when idle)."""
-        self.work.wait_for_arms(ARMS_FIRST_S)
-        return self.reader.poll(host)
+        return self.work.after_arms(self.reader.poll, host)
 
     def poll_qfp(self) -> None:
         """IOS-XE drop counters: growth means an immediate log read of that router."""

@@ -831,7 +831,7 @@ def test_a_scanners_line_is_confirmed_after_the_flows_confirmation_under_way_not
     import threading
     import time
 
-    from collector.agent import confirming
+    from collector.agent import dispatch
     from collector.detect.syslog_receiver import SyslogHint
 
     def reads_of(w, name):
@@ -855,7 +855,7 @@ def test_a_scanners_line_is_confirmed_after_the_flows_confirmation_under_way_not
     assert wait_until(lambda: reads_of(w, "spoke2") == 1), "the scanner's line was not read once the flow's was"
     w.agent.finish_confirmations()
 
-    monkeypatch.setattr(confirming, "ARMS_FIRST_S", 0.3)  # held past the bound: read all the same
+    monkeypatch.setattr(dispatch, "ARMS_FIRST_S", 0.3)  # held past the bound: read all the same
     w = world_factory(spokes=3)
     release = threading.Event()
     w.routers.on("hub1", r"^show logging", lambda _command: "" if release.wait(10) else TimeoutError("held"))

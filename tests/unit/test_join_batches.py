@@ -156,6 +156,15 @@ def test_an_armed_flows_evidence_reads_yield_to_arms_elsewhere_but_never_to_work
             return []
         return arm
 
+    def stopped_yielding_at_once(work, waited, said, go_on) -> None:
+        deadline = time.monotonic() + 2
+        while not waited and time.monotonic() < deadline:
+            time.sleep(0.01)
+        said.set()
+        go_on.set()
+        assert waited and waited[0][0] is False and waited[0][1] < 1.0, waited
+        work.shutdown()
+
     # another flow's arm, elsewhere: yielded to until it is armed
     work, waited, go_on, said = RouterWork(queue.Queue(), workers=3), [], threading.Event(), threading.Event()
     work.submit(slow_arm(said), Arm("inc-2", _flow(), "hub2", "spoke2", ()), ("hub2", "spoke2"))
@@ -181,13 +190,7 @@ def test_an_armed_flows_evidence_reads_yield_to_arms_elsewhere_but_never_to_work
         return []
 
     work.submit(arm_in_turn, Arm("inc-3", _flow(), "hub1", "spoke3", ()), ("hub1", "spoke3"))
-    deadline = time.monotonic() + 2
-    while not waited and time.monotonic() < deadline:
-        time.sleep(0.01)
-    said.set()
-    go_on.set()
-    assert waited and waited[0][0] is False and waited[0][1] < 1.0, waited
-    work.shutdown()
+    stopped_yielding_at_once(work, waited, said, go_on)
 
     # work waiting for a pool thread (one thread each: the slow arm, the yielding one): not waited for
     work, waited, go_on, said = RouterWork(queue.Queue(), workers=2), [], threading.Event(), threading.Event()
@@ -196,13 +199,7 @@ def test_an_armed_flows_evidence_reads_yield_to_arms_elsewhere_but_never_to_work
     time.sleep(0.2)
     assert waited == []
     work.submit(slow_arm(said), Arm("inc-3", _flow(), "hub3", "spoke3", ()), ("hub3", "spoke3"))
-    deadline = time.monotonic() + 2
-    while not waited and time.monotonic() < deadline:
-        time.sleep(0.01)
-    said.set()
-    go_on.set()
-    assert waited and waited[0][0] is False and waited[0][1] < 1.0, waited
-    work.shutdown()
+    stopped_yielding_at_once(work, waited, said, go_on)
 
 
 def test_a_poll_waits_for_a_confirmation_from_its_submission_to_its_end():
