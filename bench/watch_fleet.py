@@ -328,6 +328,11 @@ def trigger(name: str, lab: ServedLab, flows: list[dict], store: Store, timeout:
     deadline = time.time() + timeout
     while time.time() < deadline and len(armed_times(store, pairs, t0)) < len(pairs):
         time.sleep(0.5)
+    # the agent's writer may store a flow's syslog arrival after its "armed": wait a little for them
+    settle = time.time() + 10
+    while time.time() < settle and not set(i["id"] for i in armed_times(store, pairs, t0).values()) <= set(
+            store.syslog_arrivals()):
+        time.sleep(0.5)
     out = {"phase": name, "t0": t0, "step_s": stepped, "flows": len(pairs), "pairs": [sorted(p) for p in pairs]}
     out.update(latencies_of(store, out))
     print(f"  {name}: the lab took {stepped:.1f} s to run {STEP} lab seconds of its {len(lab_names(lab))} "

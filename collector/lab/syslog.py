@@ -17,7 +17,7 @@ import ipaddress
 import logging
 import re
 import socket
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Protocol
 
 log = logging.getLogger(__name__)
@@ -120,9 +120,12 @@ class SyslogSender:
         return targets
 
     def send(self, source: str, line: str, targets: Iterable[tuple[str, int]]) -> None:
+        self._send(source, line, [loopback_destination(host, port) for host, port in targets])
+
+    def _send(self, source: str, line: str, targets: list[tuple[str, int]]) -> None:
+        """`targets` already checked by loopback_destination (a burst sends thousands)."""
         packet = rfc3164_packet(line)
         for host, port in targets:
-            host, port = loopback_destination(host, port)
             sock = self._v6_socket() if ":" in host else self._socket_for(source)
             try:
                 sock.sendto(packet, (host, port))
@@ -132,16 +135,26 @@ class SyslogSender:
 
     def pump(self, routers: Iterable[_SyslogRouter]) -> int:
         """Send every router's new log lines; returns the number of lines drained."""
-        drained = 0
+        return sum(self.pump_in_turns(routers, turn=0))
+
+    def pump_in_turns(self, routers: Iterable[_SyslogRouter], turn: int = 200) -> Iterator[int]:
+        """Send every router's new log lines, yielding the count sent each time at least
+        `turn` lines have gone (and once at the end), so that the caller can serve other work
+        in between (0: one turn). A router's lines always go together, in order."""
+        sent = 0
         for router in routers:
             lines = router.drain_syslog()
             if not lines:
                 continue
-            drained += len(lines)
             targets = self.targets_of(router)
             for line in lines:
-                self.send(router.syslog_source, line, targets)
-        return drained
+                self._send(router.syslog_source, line, targets)
+            sent += len(lines)
+            if turn and sent >= turn:
+                yield sent
+                sent = 0
+        if sent:
+            yield sent
 
     def close(self) -> None:
         for sock in self._sockets.values():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from dataclasses import dataclass, field
 
 import pytest
@@ -188,3 +189,57 @@ def test_running_lab_refuses_a_non_loopback_syslog_target() -> None:
         with pytest.raises(NonLoopbackDestination):
             with running_lab(routers=2, syslog_to=target):
                 pass
+
+
+def test_pump_in_turns_sends_whole_routers_between_turns(receiver: socket.socket) -> None:
+    dest = receiver.getsockname()
+    routers = [_Router(f"spoke{i}", f"127.20.1.{i}", [f"{i}-{n}: %LINK-3-UPDOWN: x" for n in range(70)], [dest])
+               for i in range(1, 11)]
+    sender = SyslogSender()
+    try:
+        turns = sender.pump_in_turns(routers, turn=200)
+        first = next(turns)
+        # 70 lines a router: a turn ends after the router that reaches 200, never inside one
+        assert first == 210 and sender.sent == 210
+        assert [r.lines for r in routers[:3]] == [[], [], []] and routers[3].lines
+        assert list(turns) == [210, 210, 70]
+        assert sender.sent == 700
+    finally:
+        sender.close()
+
+
+def test_a_routers_ssh_answer_does_not_wait_for_a_steps_burst_of_syslog(receiver: socket.socket, tmp_path) -> None:
+    """A clock step that makes 20,000 syslog lines at once (as 45 lab seconds of a large
+    fleet do): a router's command is answered while the burst is still being sent, not after
+    it, as no real router waits for the others' syslog."""
+    from collector.hostkeys import KnownHosts
+    from collector.inventory import load_inventory
+    from collector.lab.runner import running_lab
+    from collector.sessions import SessionPool
+
+    burst = 20_000
+    with running_lab(routers=8, time_scale=0.0, realism="none", syslog_to=receiver.getsockname()) as lab:
+        names = lab.routers
+
+        def lines_at_one_second() -> None:
+            def emit(_when: float) -> None:
+                now = lab.fleet.clock.now()
+                for n in range(burst):
+                    lab.fleet.routers[names[n % len(names)]].log.emit(now, 3, f"%LINK-3-UPDOWN: Interface Tunnel{n}, "
+                                                                             "changed state to down")
+            lab.fleet.scheduler.at(lab.fleet.clock.elapsed() + 1.0, emit)
+
+        lab.call(lines_at_one_second)
+        host = load_inventory(lab.state_dir / "inventory.yaml").hosts[names[0]]
+        with SessionPool(KnownHosts(tmp_path / "known_hosts")) as pool, pool.session(host) as session:
+            sent_before = lab.call(lambda: lab._runtime.syslog.sent)
+            lab.control.step(1.0)
+            session.run("show clock")
+            sent_at_answer = lab._runtime.syslog.sent  # it only grows: read after the answer came
+        deadline, last = time.monotonic() + 30, -1
+        while (last < burst or lab._runtime.syslog.sent - sent_before != last) and time.monotonic() < deadline:
+            last = lab._runtime.syslog.sent - sent_before
+            time.sleep(0.3)
+        sent_in_all = lab._runtime.syslog.sent - sent_before
+    assert sent_in_all >= burst  # the whole burst went, in the end (a datagram a line and target)
+    assert sent_at_answer - sent_before < sent_in_all
