@@ -166,7 +166,7 @@ class RouterLog:
         self.discriminator = discriminator  # name on `logging buffered discriminator NAME`
         self.discriminator_drops: str | None = DISCRIMINATORS.get(discriminator or "")  # mnemonic it drops
         self.dropped_by_md = 0
-        self._syslog: deque[str] = deque(maxlen=SYSLOG_QUEUE_LIMIT)
+        self._syslog: deque[tuple[datetime, str]] = deque(maxlen=SYSLOG_QUEUE_LIMIT)  # (logged at, wire line)
         self.monitor_sinks: list[deque[str]] = []
 
     # -- producing ----------------------------------------------------------------
@@ -208,7 +208,7 @@ class RouterLog:
             self.trap.logged += 1
             self.syslog_counter += 1
             wire = line.replace("\n", " ")
-            self._syslog.append(wire if self.sequence_numbers else f"{self.syslog_counter}: {wire}")
+            self._syslog.append((when, wire if self.sequence_numbers else f"{self.syslog_counter}: {wire}"))
         return line
 
     def _append(self, line: str) -> None:
@@ -303,6 +303,10 @@ class RouterLog:
         return text[:-1] if text.endswith("\n") else text
 
     def drain_syslog(self) -> list[str]:
+        return [line for _when, line in self.drain_syslog_timed()]
+
+    def drain_syslog_timed(self) -> list[tuple[datetime, str]]:
+        """The lines for syslog not sent yet, each with the lab time it was logged at."""
         out = list(self._syslog)
         self._syslog.clear()
         return out

@@ -337,6 +337,10 @@ class Router:
         with self.lock:
             return self.log.drain_syslog()
 
+    def drain_syslog_timed(self) -> list[tuple[datetime, str]]:
+        with self.lock:
+            return self.log.drain_syslog_timed()
+
     def secrets(self) -> list[str]:
         """Every secret in this router's running-config (tests check that bundles redact them)."""
         return config_secrets(self.spec, self.ends)

@@ -18,6 +18,8 @@ import logging
 import re
 import socket
 from collections.abc import Iterable, Iterator
+from datetime import datetime
+from operator import itemgetter
 from typing import Protocol
 
 log = logging.getLogger(__name__)
@@ -35,7 +37,7 @@ class _SyslogRouter(Protocol):
     name: str
     syslog_source: str
 
-    def drain_syslog(self) -> list[str]: ...
+    def drain_syslog_timed(self) -> list[tuple[datetime, str]]: ...
 
     def syslog_targets(self) -> list[tuple[str, int]]: ...
 
@@ -138,19 +140,22 @@ class SyslogSender:
         return sum(self.pump_in_turns(routers, turn=0))
 
     def pump_in_turns(self, routers: Iterable[_SyslogRouter], turn: int = 200) -> Iterator[int]:
-        """Send every router's new log lines, yielding the count sent each time at least
-        `turn` lines have gone (and once at the end), so that the caller can serve other work
-        in between (0: one turn). A router's lines always go together, in order."""
-        sent = 0
+        """Send every router's new log lines in the order they were logged, across routers
+        (as a network delivers them: a clock step must not send one router's last minute
+        before another's first second), yielding the count sent after each `turn` lines and
+        at the end, so that the caller can serve other work in between (0: one turn)."""
+        queued: list[tuple[datetime, str, str, list[tuple[str, int]]]] = []
         for router in routers:
-            lines = router.drain_syslog()
-            if not lines:
-                continue
-            targets = self.targets_of(router)
-            for line in lines:
-                self._send(router.syslog_source, line, targets)
-            sent += len(lines)
-            if turn and sent >= turn:
+            lines = router.drain_syslog_timed()
+            if lines:
+                source, targets = router.syslog_source, self.targets_of(router)
+                queued.extend((when, line, source, targets) for when, line in lines)
+        queued.sort(key=itemgetter(0))  # stable: a router's lines keep their order
+        sent = 0
+        for _when, line, source, targets in queued:
+            self._send(source, line, targets)
+            sent += 1
+            if sent == turn:
                 yield sent
                 sent = 0
         if sent:

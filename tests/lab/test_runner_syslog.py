@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -63,6 +64,8 @@ def test_host_port_parsing() -> None:
         with pytest.raises(NonLoopbackDestination):
             parse_host_port(bad)
 
+T0 = datetime(2023, 11, 27, 10, 41, 7)
+
 
 @dataclass
 class _Router:
@@ -70,12 +73,12 @@ class _Router:
 
     name: str
     syslog_source: str
-    lines: list[str] = field(default_factory=list)
+    lines: list[str | tuple[datetime, str]] = field(default_factory=list)  # a bare line: logged at T0
     targets: list[tuple[str, int]] = field(default_factory=list)
 
-    def drain_syslog(self) -> list[str]:
+    def drain_syslog_timed(self) -> list[tuple[datetime, str]]:
         lines, self.lines = self.lines, []
-        return lines
+        return [item if isinstance(item, tuple) else (T0, item) for item in lines]
 
     def syslog_targets(self) -> list[tuple[str, int]]:
         return list(self.targets)
@@ -191,21 +194,26 @@ def test_running_lab_refuses_a_non_loopback_syslog_target() -> None:
                 pass
 
 
-def test_pump_in_turns_sends_whole_routers_between_turns(receiver: socket.socket) -> None:
+def test_a_burst_goes_in_the_order_it_was_logged_across_routers_in_turns(receiver: socket.socket) -> None:
     dest = receiver.getsockname()
-    routers = [_Router(f"spoke{i}", f"127.20.1.{i}", [f"{i}-{n}: %LINK-3-UPDOWN: x" for n in range(70)], [dest])
-               for i in range(1, 11)]
+    # ten routers, 70 lines each, logged one second apart in turn: router i's n-th line at
+    # second 10 * n + i, so the network sees them interleaved, not router by router
+    routers = [_Router(f"spoke{i}", f"127.20.1.{i}",
+                       [(T0 + timedelta(seconds=10 * n + i), f"spoke{i} line {n}") for n in range(70)], [dest])
+               for i in range(10)]
     sender = SyslogSender()
+    got: list[bytes] = []
     try:
-        turns = sender.pump_in_turns(routers, turn=200)
-        first = next(turns)
-        # 70 lines a router: a turn ends after the router that reaches 200, never inside one
-        assert first == 210 and sender.sent == 210
-        assert [r.lines for r in routers[:3]] == [[], [], []] and routers[3].lines
-        assert list(turns) == [210, 210, 70]
-        assert sender.sent == 700
+        turns = []
+        for count in sender.pump_in_turns(routers, turn=200):
+            turns.append(count)
+            while len(got) < sender.sent:
+                got.append(receiver.recvfrom(4096)[0])
     finally:
         sender.close()
+    assert turns == [200, 200, 200, 100]
+    assert [g.split(b">", 1)[1].decode() for g in got] == [f"spoke{i} line {n}" for n in range(70) for i in range(10)]
+    assert all(not r.lines for r in routers)
 
 
 def test_a_routers_ssh_answer_does_not_wait_for_a_steps_burst_of_syslog(receiver: socket.socket, tmp_path) -> None:
