@@ -192,8 +192,9 @@ def run_daemon(inventory: Inventory, playbook: Playbook, options: WatchOptions, 
             if receiver is not None:
                 receiver.stop()
                 stats = receiver.stats
-                report(f"syslog receiver: {stats.received} datagrams, {stats.foreign} from unknown senders, "
-                       f"{stats.ignored} not invalid-SPI, {stats.queued} queued, {stats.dropped_full} dropped (queue full)")
+                report(f"syslog receiver: {stats.received} datagrams, {stats.foreign} invalid-SPI from unknown senders, "
+                       f"{stats.ignored} not invalid-SPI, {stats.queued} queued, {stats.dropped_full} dropped (queue full), "
+                       f"{stats.lost} lost before they were read (socket buffer full)")
             agent.run_until_idle()
             open_before = set(agent.core.incidents)
             agent.stop("agent stopped")

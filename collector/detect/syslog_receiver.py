@@ -1,29 +1,41 @@
 """UDP syslog receiver (RFC 3164 and 5424), for routers that send their log to the jump host.
 
-Only datagrams from addresses the inventory knows are looked at; everything else is
-counted and dropped. A line that passes is still only a *hint*: the agent confirms it over
-SSH on that router before anything is armed, so a spoofed datagram can at most cause one
-extra log read.
+The socket is read by a process of its own (`syslog_reader`), which passes on only the
+datagrams holding the invalid-SPI marker: a thread of the agent would drain a burst at a
+few hundred datagrams a second whenever another thread computes, and lose the rest.
 
-The socket is drained by one thread into a bounded queue. Under a flood the oldest hints
-are not what matters: when the queue is full new datagrams are dropped and counted, and a
-real repeated flow is still found by the next SSH log poll.
+Only lines from addresses the inventory knows are looked at; the others are counted and
+dropped. A line that passes is still only a *hint*: the agent confirms it over SSH on that
+router before anything is armed, so a spoofed datagram can at most cause one extra log
+read.
+
+Hints go through a bounded queue to one dispatching thread. Under a flood the oldest hints
+are not what matters: when the queue is full new ones are dropped and counted, and a real
+repeated flow is still found by the next SSH log poll. So is one whose line the kernel
+dropped from a full socket buffer (counted as `lost`).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import ip_address
+from pathlib import Path
+
+from collector.detect.syslog_reader import COUNTERS, HEADER, MAX_DATAGRAM
 
 log = logging.getLogger(__name__)
 
-MAX_DATAGRAM = 8192  # RFC 5426 recommends receivers accept at least 2048 octets
-_MARKER = b"RECVD_PKT_INV_SPI"
+__all__ = ["MAX_DATAGRAM", "ReceiverStats", "SyslogHint", "SyslogReceiver"]
+
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the reader imports collector from here
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,10 +48,11 @@ class SyslogHint:
 @dataclass
 class ReceiverStats:
     received: int = 0
-    foreign: int = 0  # from addresses outside the inventory
+    foreign: int = 0  # invalid-SPI lines from addresses outside the inventory
     ignored: int = 0  # not an invalid-SPI line
     queued: int = 0
     dropped_full: int = 0
+    lost: int = 0  # dropped by the kernel before they were read (socket buffer full; Linux only)
 
 
 class SyslogReceiver:
@@ -63,53 +76,68 @@ class SyslogReceiver:
         self._sock = socket.socket(family, socket.SOCK_DGRAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
         self._sock.bind((host, port))
-        self._sock.settimeout(0.5)
         self.address = self._sock.getsockname()[:2]
+        self._reader: subprocess.Popen[bytes] | None = None
         self._stop = threading.Event()
         self._threads = [
-            threading.Thread(target=self._read_loop, name="syslog-read", daemon=True),
+            threading.Thread(target=self._relay_loop, name="syslog-read", daemon=True),
             threading.Thread(target=self._dispatch_loop, name="syslog-dispatch", daemon=True),
         ]
 
     def start(self) -> "SyslogReceiver":
+        fd = self._sock.fileno()
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [_PACKAGE_ROOT, os.environ.get("PYTHONPATH")]))}
+        self._reader = subprocess.Popen([sys.executable, "-m", "collector.detect.syslog_reader", str(fd)],
+                                        pass_fds=(fd,), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, env=env)
         for thread in self._threads:
             thread.start()
         return self
 
     def stop(self) -> None:
         self._stop.set()
+        if self._reader is not None:
+            self._reader.terminate()
+            try:
+                self._reader.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._reader.kill()
+                self._reader.wait()
         try:
             self._queue.put_nowait(None)
         except queue.Full:
             pass
         for thread in self._threads:
             thread.join(timeout=2)
+        if self._reader is not None and self._reader.stdout is not None:
+            self._reader.stdout.close()
         self._sock.close()
 
-    def _read_loop(self) -> None:
+    def _relay_loop(self) -> None:
+        """The reader's records: hints to the queue (known senders only), counters to stats."""
+        assert self._reader is not None and self._reader.stdout is not None
+        stream = self._reader.stdout
         owners: dict[str, str | None] = {}  # the inventory does not change while we run
-        while not self._stop.is_set():
-            try:
-                data, peer = self._sock.recvfrom(MAX_DATAGRAM)
-            except socket.timeout:
+        while True:
+            head = stream.read(HEADER.size)
+            if len(head) < HEADER.size:
+                if not self._stop.is_set():
+                    log.error("syslog reader process ended (exit %s); no more syslog hints", self._reader.poll())
+                return
+            kind, size = HEADER.unpack(head)
+            payload = stream.read(size)
+            if kind == b"S":
+                self.stats.received, self.stats.ignored, self.stats.lost = COUNTERS.unpack(payload)
                 continue
-            except OSError:
-                if self._stop.is_set():
-                    return
-                raise
-            self.stats.received += 1
-            source = peer[0]
-            if source not in owners:
-                owners[source] = self._owner_of(source) if len(owners) < 100_000 else None
-            router = owners[source]
+            source, _, data = payload.partition(b"\0")
+            source_ip = source.decode()
+            if source_ip not in owners:
+                owners[source_ip] = self._owner_of(source_ip) if len(owners) < 100_000 else None
+            router = owners[source_ip]
             if router is None:
                 self.stats.foreign += 1
                 continue
-            if _MARKER not in data:
-                self.stats.ignored += 1
-                continue
             try:
-                self._queue.put_nowait(SyslogHint(router, source, data))
+                self._queue.put_nowait(SyslogHint(router, source_ip, data))
                 self.stats.queued += 1
             except queue.Full:
                 self.stats.dropped_full += 1

@@ -305,10 +305,11 @@ def run_worker(site: str, broker: str, inventory: Inventory, playbook: Playbook,
             if receiver is not None:
                 receiver.stop()
                 stats = receiver.stats
-                log.warning("site %s syslog: %d datagrams, %d not from a router of this site, %d not "
-                            "invalid-SPI, %d forwarded, %d not forwarded (broker down), %d dropped (queue full)",
+                log.warning("site %s syslog: %d datagrams, %d invalid-SPI not from a router of this site, %d not "
+                            "invalid-SPI, %d forwarded, %d not forwarded (broker down), %d dropped (queue full), "
+                            "%d lost before they were read (socket buffer full)",
                             site, stats.received, stats.foreign, stats.ignored, forwarder.stats.forwarded,
-                            forwarder.stats.failed, stats.dropped_full)
+                            forwarder.stats.failed, stats.dropped_full, stats.lost)
             client.close()
 
 

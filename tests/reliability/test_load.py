@@ -287,8 +287,8 @@ while time.monotonic() - start < seconds:
         time.sleep(ahead)
 print(json.dumps({"sent": sent, "seconds": time.monotonic() - start}))
 '''
-_STATS = re.compile(r"syslog receiver: (\d+) datagrams, (\d+) from unknown senders, (\d+) not invalid-SPI, "
-                    r"(\d+) queued, (\d+) dropped \(queue full\)")
+_STATS = re.compile(r"syslog receiver: (\d+) datagrams, (\d+) invalid-SPI from unknown senders, (\d+) not invalid-SPI, "
+                    r"(\d+) queued, (\d+) dropped \(queue full\), (\d+) lost")
 
 
 def _count_log_reads(monkeypatch) -> dict[str, int]:
@@ -360,7 +360,7 @@ def test_syslog_flood_is_survived_and_a_real_repeat_inside_it_is_captured(tmp_pa
     data = manifest(bundle)
     flood_until = flood_from + timedelta(seconds=sent["seconds"])  # no later than the flood's real end
     captured_during_flood = datetime.fromisoformat(data["captured_at"]) < flood_until
-    received, foreign, ignored, queued, dropped = map(int, _STATS.search(log).groups())
+    received, foreign, ignored, queued, dropped, _lost = map(int, _STATS.search(log).groups())
     print(f"flood: {sent['sent']} datagrams in {sent['seconds']:.1f} s ({rate:.0f}/s); agent received {received}, "
           f"{foreign} foreign, {ignored} ignored, {queued} queued, {dropped} dropped; "
           f"RSS max {max(sampler.rss):.0f} MiB; repeat captured while flooding: {captured_during_flood}")
