@@ -100,9 +100,37 @@ def proc_rss_bytes(pid: int) -> int:
     return 0
 
 
+def syslog_readers(parent: int) -> list[int]:
+    """The live `collector.detect.syslog_reader` processes started by `parent`: the agent's
+    syslog socket is read in a process of its own, whose CPU and memory are the agent's."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+            if int(stat.rsplit(")", 1)[1].split()[1]) == parent and \
+                    b"collector.detect.syslog_reader" in Path(entry.path, "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def readers_cpu_seconds(parent: int) -> float:
+    total = 0.0
+    for pid in syslog_readers(parent):
+        try:
+            total += proc_cpu_seconds(pid)
+        except OSError:
+            pass
+    return total
+
+
 def self_cpu() -> float:
-    """CPU seconds of this process, every thread (paramiko runs one per session)."""
-    return time.process_time()
+    """CPU seconds of this process, every thread (paramiko runs one per session), and of
+    the syslog reader processes it started."""
+    return time.process_time() + readers_cpu_seconds(os.getpid())
 
 
 def self_rss() -> int:

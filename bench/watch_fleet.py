@@ -29,6 +29,7 @@ Measured, reading the agent's state store (read only) and /proc:
               whole backstop cycle (a poll of every router, the idle time, syslog
               traffic, phase 1's incidents), over its wall time
   memory      the agent's peak RSS (VmHWM); sessions open (sockets) while idle
+              (CPU and memory include the agent's syslog reader process)
   stop        SIGTERM: the agent disarms what is armed; then every flow end is asked for
               the tool's debugs and conditions on the lab
 
@@ -65,7 +66,7 @@ from pathlib import Path
 import yaml
 
 from _common import (REPO, OtherLoad, free_port_base, free_udp_port, isolate_state, median, pct, print_machine,
-                     proc_cpu_seconds, proc_rss_bytes, raise_fd_limit, save_json, verdict)
+                     proc_cpu_seconds, proc_rss_bytes, raise_fd_limit, save_json, syslog_readers, verdict)
 
 TARGET_CORE = 0.5
 TARGET_RSS = 1 << 30
@@ -227,6 +228,11 @@ def write_playbook(path: Path, backstop: float, cap: int) -> Path:
     return path
 
 
+def _status(pid: int) -> dict[str, str]:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return {line.split(":")[0]: line.split(":", 1)[1].strip() for line in status.splitlines()}
+
+
 class Sampler(threading.Thread):
     """The agent's CPU, RSS, peak RSS, threads and sockets, and the labs' CPU, every 2 s."""
 
@@ -238,11 +244,14 @@ class Sampler(threading.Thread):
 
     def read(self) -> dict | None:
         try:
-            status = Path(f"/proc/{self.pid}/status").read_text()
-            fields = {line.split(":")[0]: line.split(":", 1)[1].strip() for line in status.splitlines()}
+            fields = _status(self.pid)
             sockets = sum(1 for fd in os.scandir(f"/proc/{self.pid}/fd") if os.readlink(fd.path).startswith("socket:"))
-            return {"t": time.time(), "cpu": proc_cpu_seconds(self.pid), "rss": int(fields["VmRSS"].split()[0]) * 1024,
-                    "hwm": int(fields["VmHWM"].split()[0]) * 1024, "threads": int(fields["Threads"]),
+            readers = syslog_readers(self.pid)  # the agent's syslog socket is read in a process of its own
+            reader_status = [_status(pid) for pid in readers]
+            return {"t": time.time(), "cpu": proc_cpu_seconds(self.pid) + sum(proc_cpu_seconds(pid) for pid in readers),
+                    "rss": (int(fields["VmRSS"].split()[0]) + sum(int(r["VmRSS"].split()[0]) for r in reader_status)) * 1024,
+                    "hwm": (int(fields["VmHWM"].split()[0]) + sum(int(r["VmHWM"].split()[0]) for r in reader_status)) * 1024,
+                    "threads": int(fields["Threads"]), "readers": len(readers),
                     "sockets": sockets, "lab_cpu": sum(proc_cpu_seconds(lab.pid) for lab in self.labs),
                     "lab_rss": sum(proc_rss_bytes(lab.pid) for lab in self.labs)}
         except (OSError, KeyError, ValueError):
