@@ -67,6 +67,7 @@ class PrometheusEvents(NullEvents):
         self._armed: dict[str, set[str]] = {}  # router -> incidents holding it armed
         self._incident_routers: dict[str, set[str]] = {}
         self._window = window_seconds
+        self._syslog_seen: dict[tuple[str, str], int] = {}  # the receiver's counts already added
         r, p = self.registry, METRIC_PREFIX
 
         self.polls = Counter(p + "polls", "Log reads (and QFP counter reads) finished.", ["router"], registry=r)
@@ -184,6 +185,21 @@ class PrometheusEvents(NullEvents):
         self.site_task_duration.labels(site).observe(max(0.0, seconds))
 
     # ------------------------------------------------------------------ beyond the protocol
+
+    def syslog_receiver(self, stats) -> None:
+        """Bring the counters up to the syslog receiver's running counts (`ReceiverStats`),
+        read every few seconds: accepted (handed on as hints), and dropped as not invalid-SPI,
+        from an unknown sender, at the full hint queue, or by the kernel at the full socket
+        buffer (never read: only the next log poll finds what they held)."""
+        counts = {("accepted", ""): stats.queued, ("dropped", "not_invalid_spi"): stats.ignored,
+                  ("dropped", "unknown_sender"): stats.foreign, ("dropped", "queue_full"): stats.dropped_full,
+                  ("dropped", "socket_buffer_full"): stats.lost}
+        with self._lock:
+            for labels, count in counts.items():
+                grown = count - self._syslog_seen.get(labels, 0)
+                if grown > 0:
+                    self.datagrams.labels(*labels).inc(grown)
+                    self._syslog_seen[labels] = count
 
     def syslog_datagram(self, *, accepted: bool, reason: str = "") -> None:
         """The syslog receiver's verdict on one datagram; `reason` of a drop is one of a

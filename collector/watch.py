@@ -28,7 +28,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from collector.agent import Agent, StateLock
 from collector.agent.loop import keeps_session
 from collector.core.observers import AgentEvents
-from collector.detect.syslog_receiver import SyslogReceiver
+from collector.detect.syslog_receiver import RECEIVE_BUFFER, SyslogReceiver
 from collector.hostkeys import KnownHosts
 from collector.inventory import Inventory
 from collector.parsing import default_registry
@@ -162,11 +162,18 @@ def run_daemon(inventory: Inventory, playbook: Playbook, options: WatchOptions, 
             scheduler.add_job(agent.reader.sessions.close_unneeded, "interval", seconds=DISARM_RETRY_SECONDS,
                               id="close-sessions")
         receiver = None
+        syslog_metrics = getattr(options.observers, "syslog_receiver", None)  # Prometheus, with --metrics
         if options.syslog and sources.syslog.enabled:
             receiver = SyslogReceiver(options.syslog[0], options.syslog[1], _owner_lookup(inventory),
                                       agent.on_syslog_hint, queue_size=SYSLOG_QUEUE).start()
             scheduler.add_job(agent.confirm_pending, "interval", seconds=1, id="confirm-syslog")
+            if syslog_metrics is not None:
+                scheduler.add_job(lambda: syslog_metrics(receiver.stats), "interval", seconds=5, id="syslog-metrics")
             report(f"syslog receiver on {receiver.address[0]}:{receiver.address[1]}")
+            if receiver.buffer_bytes < RECEIVE_BUFFER:
+                report(f"syslog receiver: the kernel gave its socket {receiver.buffer_bytes // 1024} KiB of buffer, not "
+                       f"the {RECEIVE_BUFFER >> 20} MiB asked for; a burst larger than that is lost before it is read "
+                       f"(raise net.core.rmem_max to {RECEIVE_BUFFER} or more)")
         relay = None
         if options.broker and sources.syslog.enabled:  # what the site workers receive (`worker --syslog`)
             from collector.scaleout.syslog_relay import SyslogRelay
@@ -192,6 +199,8 @@ def run_daemon(inventory: Inventory, playbook: Playbook, options: WatchOptions, 
             if receiver is not None:
                 receiver.stop()
                 stats = receiver.stats
+                if syslog_metrics is not None:
+                    syslog_metrics(stats)
                 report(f"syslog receiver: {stats.received} datagrams, {stats.foreign} invalid-SPI from unknown senders, "
                        f"{stats.ignored} not invalid-SPI, {stats.queued} queued, {stats.dropped_full} dropped (queue full), "
                        f"{stats.lost} lost before they were read (socket buffer full)")

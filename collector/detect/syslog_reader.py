@@ -29,7 +29,8 @@ HEADER = struct.Struct("!cI")
 COUNTERS = struct.Struct("!QQQ")
 STATS_EVERY = 500
 STATS_SECONDS = 0.1
-SO_RXQ_OVFL = getattr(socket, "SO_RXQ_OVFL", 40)  # Linux: the socket's drop count with each datagram
+# Linux: the socket's count of datagrams dropped, with each datagram (the option number elsewhere means something else)
+SO_RXQ_OVFL = getattr(socket, "SO_RXQ_OVFL", 40) if sys.platform.startswith("linux") else None
 
 
 def record(kind: bytes, payload: bytes) -> bytes:
@@ -38,11 +39,13 @@ def record(kind: bytes, payload: bytes) -> bytes:
 
 def serve(sock: socket.socket, out) -> None:
     parent = os.getppid()
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, SO_RXQ_OVFL, 1)
-        ancillary = socket.CMSG_SPACE(4)
-    except OSError:  # not Linux: no count of what the kernel dropped
-        ancillary = 0
+    ancillary = 0  # without the option: no count of what the kernel dropped
+    if SO_RXQ_OVFL is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, SO_RXQ_OVFL, 1)
+            ancillary = socket.CMSG_SPACE(4)
+        except OSError:
+            pass
     sock.settimeout(STATS_SECONDS)
     received = ignored = lost = 0
     told = (0, 0, 0)

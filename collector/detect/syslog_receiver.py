@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["MAX_DATAGRAM", "ReceiverStats", "SyslogHint", "SyslogReceiver"]
 
+RECEIVE_BUFFER = 4 << 20  # asked of the kernel for the socket: ~4,000 datagrams of a burst
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the reader imports collector from here
 
 
@@ -74,7 +75,10 @@ class SyslogReceiver:
         self.stats = ReceiverStats()
         family = socket.AF_INET6 if ip_address(host).version == 6 else socket.AF_INET
         self._sock = socket.socket(family, socket.SOCK_DGRAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+        # Linux caps the request at net.core.rmem_max (208 KiB by default) and reports twice
+        # the size it granted (half of it goes to bookkeeping)
+        self.buffer_bytes = self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 2
         self._sock.bind((host, port))
         self.address = self._sock.getsockname()[:2]
         self._reader: subprocess.Popen[bytes] | None = None

@@ -55,3 +55,18 @@ def test_a_burst_is_read_while_another_thread_computes() -> None:
     assert stats.received + stats.lost >= count - 50, stats  # what was not read, the kernel counted as lost
     assert stats.ignored == stats.received - stats.queued - stats.foreign
     assert len(hints) == stats.queued == count // 1000  # every invalid-SPI line, handed over
+
+
+def test_the_buffer_the_kernel_granted_is_what_the_receiver_reports(monkeypatch) -> None:
+    """Linux caps a socket's buffer at net.core.rmem_max; the agent warns from this figure."""
+    from pathlib import Path
+
+    from collector.detect import syslog_receiver
+
+    cap = int(Path("/proc/sys/net/core/rmem_max").read_text())
+    monkeypatch.setattr(syslog_receiver, "RECEIVE_BUFFER", cap * 4)
+    receiver = SyslogReceiver("127.0.0.1", 0, lambda ip: None, lambda hint: None)
+    try:
+        assert receiver.buffer_bytes == cap < syslog_receiver.RECEIVE_BUFFER
+    finally:
+        receiver._sock.close()

@@ -77,6 +77,22 @@ def test_polls_events_and_syslog_counted_per_label(served):
     assert value(s, "collector_arm_window_seconds") == 600
 
 
+def test_the_syslog_receivers_running_counts_become_counters_by_their_growth(served):
+    from collector.detect.syslog_receiver import ReceiverStats
+
+    stats = ReceiverStats(received=1000, foreign=2, ignored=990, queued=7, dropped_full=1, lost=0)
+    served.syslog_receiver(stats)
+    stats.received, stats.ignored, stats.queued, stats.lost = 21000, 20950, 12, 4000
+    served.syslog_receiver(stats)
+    served.syslog_receiver(stats)  # read again, nothing new: nothing added
+    s = scrape(served)
+    assert value(s, "collector_syslog_datagrams_total", result="accepted", reason="") == 12
+    assert value(s, "collector_syslog_datagrams_total", result="dropped", reason="not_invalid_spi") == 20950
+    assert value(s, "collector_syslog_datagrams_total", result="dropped", reason="unknown_sender") == 2
+    assert value(s, "collector_syslog_datagrams_total", result="dropped", reason="queue_full") == 1
+    assert value(s, "collector_syslog_datagrams_total", result="dropped", reason="socket_buffer_full") == 4000
+
+
 def test_arm_capture_disarm_lifecycle_through_fanout(served):
     events = FanOut(NullEvents(), served)  # as the agent holds its observers
     t0 = datetime(2026, 12, 6, 1, 0, tzinfo=timezone.utc)
