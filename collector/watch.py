@@ -28,7 +28,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from collector.agent import Agent, StateLock
 from collector.agent.loop import keeps_session
 from collector.core.observers import AgentEvents
-from collector.detect.syslog_receiver import RECEIVE_BUFFER, SyslogReceiver
+from collector.detect.syslog_receiver import SyslogReceiver
 from collector.hostkeys import KnownHosts
 from collector.inventory import Inventory
 from collector.parsing import default_registry
@@ -170,10 +170,8 @@ def run_daemon(inventory: Inventory, playbook: Playbook, options: WatchOptions, 
             if syslog_metrics is not None:
                 scheduler.add_job(lambda: syslog_metrics(receiver.stats), "interval", seconds=5, id="syslog-metrics")
             report(f"syslog receiver on {receiver.address[0]}:{receiver.address[1]}")
-            if receiver.buffer_bytes < RECEIVE_BUFFER:
-                report(f"syslog receiver: the kernel gave its socket {receiver.buffer_bytes // 1024} KiB of buffer, not "
-                       f"the {RECEIVE_BUFFER >> 20} MiB asked for; a burst larger than that is lost before it is read "
-                       f"(raise net.core.rmem_max to {RECEIVE_BUFFER} or more)")
+            if (warning := receiver.buffer_warning()) is not None:
+                report(warning)
         relay = None
         if options.broker and sources.syslog.enabled:  # what the site workers receive (`worker --syslog`)
             from collector.scaleout.syslog_relay import SyslogRelay

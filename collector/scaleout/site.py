@@ -297,6 +297,8 @@ def run_worker(site: str, broker: str, inventory: Inventory, playbook: Playbook,
                 raise UserInputError(f"--syslog {syslog[0]}:{syslog[1]}: cannot listen there: "
                                      f"{getattr(exc, 'strerror', None) or exc}") from None
             log.warning("site %s: receiving syslog on %s:%s", site, *receiver.address)
+            if (warning := receiver.buffer_warning()) is not None:
+                log.warning("site %s: %s", site, warning)
         keeper = LeaseKeeper(guards, runtime.held).start()
         try:
             _serve_until_asked_to_stop(site, broker, runtime, concurrency)

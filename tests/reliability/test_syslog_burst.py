@@ -68,5 +68,7 @@ def test_the_buffer_the_kernel_granted_is_what_the_receiver_reports(monkeypatch)
     receiver = SyslogReceiver("127.0.0.1", 0, lambda ip: None, lambda hint: None)
     try:
         assert receiver.buffer_bytes == cap < syslog_receiver.RECEIVE_BUFFER
+        assert f"gave its socket {cap // 1024} KiB of buffer" in receiver.buffer_warning()
+        assert "net.core.rmem_max" in receiver.buffer_warning()
     finally:
         receiver._sock.close()
