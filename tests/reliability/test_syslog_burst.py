@@ -22,8 +22,8 @@ marked = b"<188>124: *Nov 27 10:41:07.124: %CRYPTO-4-RECVD_PKT_INV_SPI: decaps: 
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 for n in range(count):
     s.sendto(marked if n % 1000 == 999 else line, ("127.0.0.1", port))
-    if n % 200 == 199:
-        time.sleep(0.01)  # about 20,000 a second
+    if n % 10 == 9:
+        time.sleep(0.002)  # about 5,000 a second: 10 at a time fit any socket buffer (208 KiB holds ~150)
 """
 
 
@@ -49,8 +49,8 @@ def test_a_burst_is_read_while_another_thread_computes() -> None:
         spinner.join()
         receiver.stop()
     stats = receiver.stats
-    # the thread reader read 15-20 % of such a burst; the reader process reads it whole, but
-    # allow a datagram in a hundred for a machine loaded by other tests
+    # beside the busy thread the thread reader read 11,612 of these 20,000 (58 %); the reader
+    # process reads them whole (allow a datagram in a hundred for a machine loaded by other tests)
     assert stats.received >= count * 0.99, stats
     assert stats.received + stats.lost >= count - 50, stats  # what was not read, the kernel counted as lost
     assert stats.ignored == stats.received - stats.queued - stats.foreign
