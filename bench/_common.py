@@ -93,11 +93,19 @@ def proc_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICK
 
 
-def proc_rss_bytes(pid: int) -> int:
+def proc_status_kib(pid: int, *fields: str) -> dict[str, int]:
+    """The asked fields of /proc/PID/status that are sizes (VmRSS, VmHWM...) or counts
+    (Threads), as numbers (sizes in KiB); a field the kernel does not report is left out."""
+    found = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
+        name, _, value = line.partition(":")
+        if name in fields:
+            found[name] = int(value.split()[0])
+    return found
+
+
+def proc_rss_bytes(pid: int) -> int:
+    return proc_status_kib(pid, "VmRSS").get("VmRSS", 0) * 1024
 
 
 def syslog_readers(parent: int) -> list[int]:

@@ -66,7 +66,8 @@ from pathlib import Path
 import yaml
 
 from _common import (REPO, OtherLoad, free_port_base, free_udp_port, isolate_state, median, pct, print_machine,
-                     proc_cpu_seconds, proc_rss_bytes, raise_fd_limit, save_json, syslog_readers, verdict)
+                     proc_cpu_seconds, proc_rss_bytes, proc_status_kib, raise_fd_limit, save_json, syslog_readers,
+                     verdict)
 
 TARGET_CORE = 0.5
 TARGET_RSS = 1 << 30
@@ -228,11 +229,6 @@ def write_playbook(path: Path, backstop: float, cap: int) -> Path:
     return path
 
 
-def _status(pid: int) -> dict[str, str]:
-    status = Path(f"/proc/{pid}/status").read_text()
-    return {line.split(":")[0]: line.split(":", 1)[1].strip() for line in status.splitlines()}
-
-
 class Sampler(threading.Thread):
     """The agent's CPU, RSS, peak RSS, threads and sockets, and the labs' CPU, every 2 s."""
 
@@ -244,14 +240,13 @@ class Sampler(threading.Thread):
 
     def read(self) -> dict | None:
         try:
-            fields = _status(self.pid)
+            fields = proc_status_kib(self.pid, "VmRSS", "VmHWM", "Threads")
             sockets = sum(1 for fd in os.scandir(f"/proc/{self.pid}/fd") if os.readlink(fd.path).startswith("socket:"))
             readers = syslog_readers(self.pid)  # the agent's syslog socket is read in a process of its own
-            reader_status = [_status(pid) for pid in readers]
+            memory = [fields] + [proc_status_kib(pid, "VmRSS", "VmHWM") for pid in readers]
             return {"t": time.time(), "cpu": proc_cpu_seconds(self.pid) + sum(proc_cpu_seconds(pid) for pid in readers),
-                    "rss": (int(fields["VmRSS"].split()[0]) + sum(int(r["VmRSS"].split()[0]) for r in reader_status)) * 1024,
-                    "hwm": (int(fields["VmHWM"].split()[0]) + sum(int(r["VmHWM"].split()[0]) for r in reader_status)) * 1024,
-                    "threads": int(fields["Threads"]), "readers": len(readers),
+                    "rss": sum(m["VmRSS"] for m in memory) * 1024, "hwm": sum(m["VmHWM"] for m in memory) * 1024,
+                    "threads": fields["Threads"], "readers": len(readers),
                     "sockets": sockets, "lab_cpu": sum(proc_cpu_seconds(lab.pid) for lab in self.labs),
                     "lab_rss": sum(proc_rss_bytes(lab.pid) for lab in self.labs)}
         except (OSError, KeyError, ValueError):
