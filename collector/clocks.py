@@ -289,22 +289,39 @@ class ClockTrack:
             return (router_utc - r0 + a0).replace(tzinfo=timezone.utc)
         return (a0 + (router_utc - r0) * ((a1 - a0) / (r1 - r0))).replace(tzinfo=timezone.utc)
 
-    def disagreement(self) -> str | None:
-        """A sentence when the two readings disagree by more than a second (and 5 % of the
-        time between them), None otherwise."""
+    def _disagrees(self) -> bool:
+        """The two readings differ by more than a second (and 5 % of the time between them)."""
         ends = self._ends
         if ends is None:
-            return None
+            return False
         r0, r1, a0, a1 = ends
-        router_s, agent_s = (r1 - r0).total_seconds(), (a1 - a0).total_seconds()
-        if abs(router_s - agent_s) <= max(1.0, 0.05 * abs(agent_s)):
+        agent_s = (a1 - a0).total_seconds()
+        return abs((r1 - r0).total_seconds() - agent_s) > max(1.0, 0.05 * abs(agent_s))
+
+    def disagreement(self) -> str | None:
+        """A sentence when the two readings disagree, None otherwise."""
+        if not self._disagrees():
             return None
+        r0, r1, a0, a1 = self._ends  # type: ignore[misc]
+        router_s, agent_s = (r1 - r0).total_seconds(), (a1 - a0).total_seconds()
         if not self.runs_forward:
             return (f"its clock moved {router_s:+.1f} s between the reading before arming and the capture's "
-                    f"while the agent's moved {agent_s:+.1f} s; its lines are placed by the capture's reading alone")
+                    f"while the agent's moved {agent_s:+.1f} s; its lines are placed by the capture's reading alone, "
+                    "and the times of those placed before it are estimates (marked ≈)")
         return (f"its clock advanced {router_s:.1f} s between the reading before arming and the capture's "
                 f"while the agent's advanced {agent_s:.1f} s (stepped, or running at another rate); its lines "
-                "between the two readings are placed by interpolation")
+                "between the two readings are placed by interpolation, and those logged before the first reading "
+                "at the agent's rate from it: their times are estimates (marked ≈)")
+
+    def estimated_before(self) -> datetime | None:
+        """The agent time (aware UTC) before which this clock's lines are placed by a guess:
+        when the readings disagree, nothing says at what rate the clock ran before the
+        first one (a step between the readings: the agent's; the lab's fast clock: its
+        own), nor, when it went back, where the step fell. None when the readings agree."""
+        if not self._disagrees():
+            return None
+        _, _, a0, a1 = self._ends  # type: ignore[misc]
+        return (a0 if self.runs_forward else a1).replace(tzinfo=timezone.utc)
 
 
 # In the repeated hour, a zone-less local stamp more than a second (and at most the summer

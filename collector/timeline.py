@@ -49,6 +49,7 @@ class _Columns:
         self.lines: dict[int, str] = {}  # a line that is no piece of its read's text (re-indented)
         self.stamps: dict[int, str] = {}  # a device time that is no piece of its line
         self.ambiguous: dict[int, str] = {}  # a row in the hour repeated when summer time ends, pass unknown
+        self.estimated: set[int] = set()  # a row placed by a guess: its clock's two readings disagree
 
     def __len__(self) -> int:
         return len(self.n)
@@ -56,9 +57,10 @@ class _Columns:
 
 class Timeline(Sequence[Mapping[str, Any]]):
     """The rows in time order; each is read as a dict (`router`, `role`, `source`,
-    `seen_in`, `device_time`, `agent_time`, `time_inferred`, `mnemonic`, `line`, and
-    `time_ambiguous` for a line whose pass through a repeated hour is unknown), made anew
-    at each read: changing one changes nothing here."""
+    `seen_in`, `device_time`, `agent_time`, `time_inferred`, `mnemonic`, `line`,
+    `time_ambiguous` for a line whose pass through a repeated hour is unknown, and
+    `time_estimated` for one placed before its router's clock readings when they disagree
+    (ClockTrack.estimated_before)), made anew at each read: changing one changes nothing here."""
 
     def __init__(self, columns: _Columns, rows: array, texts: list[str], routers: list[str],
                  mnemonics: list[str], roles: Mapping[str, str], receiver: str | None):
@@ -105,6 +107,8 @@ class Timeline(Sequence[Mapping[str, Any]]):
                self._mnemonics[c.mnemonic[i]], "line": line}
         if i in c.ambiguous:
             row["time_ambiguous"] = c.ambiguous[i]
+        if i in c.estimated:
+            row["time_estimated"] = True
         return row
 
 
@@ -172,6 +176,8 @@ class _Builder:
         self.year = year
         self.tracks = clock_tracks(captures, pre_arm)
         self.clocks: dict[str, RouterClock] = {router: track.latest for router, track in self.tracks.items()}
+        self.estimated_before = {router: _microseconds(at) for router, track in self.tracks.items()
+                                 if (at := track.estimated_before()) is not None}
         self.offsets = {c.router: c.clock_offset for c in captures}
         self.columns = _Columns()
         self.texts: list[str] = []
@@ -228,6 +234,8 @@ class _Builder:
             elif inferred:
                 agent_time = previous
             row = len(c.time)
+            if agent_time is not None and agent_time < self.estimated_before.get(router, _NO_TIME):
+                c.estimated.add(row)
             cursor = self._place(row, text_index, text, line, cursor)
             c.time.append(_NO_TIME if agent_time is None else agent_time)
             c.order.append(order)

@@ -355,6 +355,7 @@ def timeline_summary(rows: Sequence[Mapping[str, Any]], flow: Flow | None = None
 
     def brief(row: Mapping[str, Any]) -> dict[str, Any]:
         return {"router": row.get("router"), "role": row.get("role"), "agent_time": row.get("agent_time"),
+                "time_estimated": bool(row.get("time_estimated")),
                 "device_time": row.get("device_time"), "mnemonic": row.get("mnemonic"),
                 "line": str(row.get("line", "")).split("\n")[0][:300]}
 
@@ -379,11 +380,13 @@ def _timeline_section(summary: Mapping[str, Any], meta: IncidentMeta) -> list[st
     lines.append("")
     events = summary["key_events"]
     if events:
+        estimates = " ≈: a time the clock readings can only estimate (see the notes)" if any(
+            e.get("time_estimated") for e in events) else ""
         lines.append("Key lines, both routers merged in time order (agent clock, through each router's "
-                     "`show clock` readings):")
+                     f"`show clock` readings){';' if estimates else ''}{estimates}:")
         lines.append("")
-        rows = [[md_text(e["agent_time"] or e["device_time"] or "?"), md_text(e["router"]), md_code(e["line"][:200])]
-                for e in events]
+        rows = [[("≈ " if e.get("time_estimated") else "") + md_text(e["agent_time"] or e["device_time"] or "?"),
+                 md_text(e["router"]), md_code(e["line"][:200])] for e in events]
         if summary["key_events_omitted"]:
             cut = KEY_EVENTS_SHOWN * 2 // 3
             rows.insert(cut, ["…", "", f"{summary['key_events_omitted']} more key lines (see timeline.jsonl)"])

@@ -257,6 +257,7 @@ def _side_by_side_lines(d: IncidentDiagnosis) -> str:
             else:
                 cells.append('<td class="empty"></td>')
         out.append(f'<tr data-time="{t.isoformat() if t else ""}"><td class="mono">'
+                   f'{"≈ " if t and row.get("time_estimated") else ""}'
                    f'{_e(t.strftime("%H:%M:%S.%f")[:-3] if t else "—")}</td>{"".join(cells)}</tr>')
     out.append("</tbody></table>")
     if omitted:

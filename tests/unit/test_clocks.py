@@ -213,7 +213,48 @@ def test_a_clock_that_ran_ten_times_faster_between_the_readings_is_interpolated(
     assert track.disagreement() == (
         "its clock advanced 50.0 s between the reading before arming and the capture's while the agent's "
         "advanced 5.0 s (stepped, or running at another rate); its lines between the two readings are "
-        "placed by interpolation")
+        "placed by interpolation, and those logged before the first reading at the agent's rate from it: "
+        "their times are estimates (marked ≈)")
+    assert track.estimated_before() == agent  # the line 10 s before it really was 1 s before: a guess
+
+
+def test_clocks_that_agree_place_no_line_by_a_guess():
+    agent = datetime(2026, 12, 6, 6, 50, 0, tzinfo=UTC)
+    track = _track("06:50:03.000 UTC Sun Dec 6 2026", agent, "06:50:08.400 UTC Sun Dec 6 2026",
+                   agent + timedelta(seconds=5))
+    assert track.disagreement() is None and track.estimated_before() is None
+
+
+def test_a_timeline_marks_the_lines_a_fast_clock_places_by_a_guess_and_the_report_shows_them():
+    """The lab's clock at ten times the agent's (`--time-scale 10`): the pre-arm reading
+    and the capture's are 5 agent seconds and 50 router seconds apart. The line logged
+    before the first reading is placed at the agent's rate, 60 s early (it was 6 s before
+    it): its row is marked as an estimate, and so is the report's line for it; the lines
+    between the readings are interpolated, unmarked."""
+    from collector.core.results import LogSnapshot
+    from collector.diagnose.report import IncidentMeta, _timeline_section, timeline_summary
+
+    agent = datetime(2026, 12, 6, 6, 50, 0, tzinfo=UTC)
+    inv = ("%CRYPTO-4-RECVD_PKT_INV_SPI: decaps: rec'd IPSEC packet has invalid spi for destaddr=10.0.0.1, "
+           "prot=50, spi=0x1(1), srcaddr=10.0.0.2, input interface=Gi1")
+    log = ("Log Buffer (8192 bytes):\n"
+           f"Dec  6 06:50:00.000: {inv}\n"  # 60 router s before the first reading
+           f"Dec  6 06:51:25.000: {inv}\n")  # halfway between the readings
+    capture = _capture("hub", "receiver", "06:51:50.000 UTC Sun Dec 6 2026", "service timestamps log datetime msec\n",
+                       log, agent + timedelta(seconds=5))
+    snapshot = LogSnapshot("hub", log, agent, "06:51:00.000 UTC Sun Dec 6 2026", asked(agent))
+    rows = list(build_timeline((capture,), year=2026, pre_arm=(snapshot,), pre_arm_lines=False))
+    assert [(r["agent_time"], r.get("time_estimated", False)) for r in rows] == [
+        ((agent - timedelta(seconds=60)).isoformat(), True), ((agent + timedelta(seconds=2.5)).isoformat(), False)]
+    meta = IncidentMeta(incident_id="i", source="capture", captured_at=(agent + timedelta(seconds=5)).isoformat(),
+                        armed_at=None)
+    text = "\n".join(_timeline_section(timeline_summary(rows), meta))
+    assert f"| ≈ {(agent - timedelta(seconds=60)).isoformat()} | hub |" in text
+    assert f"| {(agent + timedelta(seconds=2.5)).isoformat()} | hub |" in text
+    assert "≈: a time the clock readings can only estimate (see the notes)" in text
+    without_guess = list(build_timeline((capture,), year=2026, pre_arm_lines=False))  # one reading: no disagreement
+    assert not any("time_estimated" in r for r in without_guess)
+    assert "≈" not in "\n".join(_timeline_section(timeline_summary(without_guess), meta))
 
 
 def test_a_clock_stepped_back_between_the_readings_uses_the_capture_reading_alone():
@@ -224,3 +265,4 @@ def test_a_clock_stepped_back_between_the_readings_uses_the_capture_reading_alon
     stamp = datetime(2026, 12, 6, 6, 51, 0)
     assert track.to_agent(stamp, None) == track.latest.to_agent(stamp, None) == agent + timedelta(seconds=60)
     assert track.disagreement().startswith("its clock moved -115.0 s between the reading before arming")
+    assert track.estimated_before() == agent + timedelta(seconds=5)  # where the step fell is unknown
