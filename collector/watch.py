@@ -76,7 +76,6 @@ def _state(options: WatchOptions) -> Iterator[StateStore]:
     path = options.state_dir / "state.db"
     if not options.dry_run:
         with StateStore(path) as store:
-            store.checkpoint_in_background()  # no commit of an arming waits for a checkpoint
             yield store
         return
     with tempfile.TemporaryDirectory(prefix="collector-dry-run-") as scratch:

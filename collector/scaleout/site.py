@@ -283,7 +283,6 @@ def run_worker(site: str, broker: str, inventory: Inventory, playbook: Playbook,
     bucket = LoginBucket(client, site, rate=logins_per_second, burst=login_burst)
     with StateLock(state_dir), StateStore(state_dir / "state.db") as store, \
             SitePool(KnownHosts.default(), bucket, max_sessions=concurrency, keep_open=True) as pool:
-        store.checkpoint_in_background()  # no commit of an arming waits for a checkpoint
         runtime = SiteRuntime(site, inventory, playbook, store, pool, default_registry(), client, guards)
         for router, incident_id in runtime.held():  # a restart: keep holding what the ledger holds
             guards.acquire(router, incident_id)

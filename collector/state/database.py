@@ -21,14 +21,6 @@ from collector.state.schema import MIGRATIONS, SCHEMA_VERSION
 log = logging.getLogger(__name__)
 
 COMMITS_SUFFIX = ".commits"  # the commit counter beside the database (see the package docstring)
-# SQLite checkpoints the write-ahead log inside the commit that grows it past 1,000 pages:
-# that writer, and every writer queued behind it, waits while the pages are copied and the
-# file synced (0.2-0.44 s measured on the 10,000-router benchmark; a burst of armings, and
-# the loop thread opening incidents, waited behind it). A store checkpointed by a thread of
-# its own (`checkpoint_in_background`) leaves its commits only this far limit, reached
-# only if that thread cannot keep up or a reader holds an old snapshot.
-FAR_AUTOCHECKPOINT_PAGES = 25_000  # about 100 MB of write-ahead log
-CHECKPOINT_EVERY_SECONDS = 1.0
 
 
 def commits_path(db_path: str | Path) -> Path:
@@ -87,9 +79,6 @@ class Database:
         # 100 ms, not woken when the lock is free (a burst of armings waited 0.3 s on it).
         self._writer = threading.Lock()
         self._commits_written = -1
-        self._autocheckpoint_pages: int | None = None  # None: SQLite's own (1,000 pages)
-        self._checkpointer: threading.Thread | None = None
-        self._checkpoint_stop = threading.Event()
         self._closed = False
         if not create and not self.path.is_file():
             raise StateError(f"{self.path}: no state store here")
@@ -144,8 +133,6 @@ class Database:
                 conn.execute("PRAGMA synchronous=FULL")  # an armed step must survive power loss
                 conn.execute("PRAGMA foreign_keys=ON")
                 conn.execute(f"PRAGMA busy_timeout={int(self._timeout * 1000)}")
-                if self._autocheckpoint_pages is not None:
-                    conn.execute(f"PRAGMA wal_autocheckpoint={self._autocheckpoint_pages}")
             except sqlite3.Error as exc:
                 if conn is not None:
                     conn.close()
@@ -269,34 +256,12 @@ class Database:
     def journal_mode(self) -> str:
         return str(self._read("PRAGMA journal_mode")[0][0])
 
-    def checkpoint_in_background(self, every_seconds: float = CHECKPOINT_EVERY_SECONDS) -> None:
-        """Checkpoint the write-ahead log from a thread of its own every `every_seconds`
-        (PASSIVE: no writer waits for it); commits keep only FAR_AUTOCHECKPOINT_PAGES. Call
-        before other threads use the store (a connection takes it as it opens); `close()` stops it.
-
-        Raises:
-            StateStoreError: the store is closed or cannot be read.
-        """
-        if self._checkpointer is not None:
-            return
-        self._autocheckpoint_pages = FAR_AUTOCHECKPOINT_PAGES
-        try:
-            self._connection().execute(f"PRAGMA wal_autocheckpoint={FAR_AUTOCHECKPOINT_PAGES}")
-        except sqlite3.Error as exc:
-            raise StateError(sqlite_problem(self.path, exc)) from None
-        self._checkpointer = threading.Thread(target=_checkpoints, args=(self, self._checkpoint_stop, every_seconds),
-                                              name="state-checkpoint", daemon=True)
-        self._checkpointer.start()
-
     def close(self) -> None:
         """Close every thread's connection. Call when no other thread uses the store.
 
         Raises:
             Nothing.
         """
-        self._checkpoint_stop.set()
-        if self._checkpointer is not None:
-            self._checkpointer.join(timeout=self._timeout)
         self._closed = True
         with self._connections_lock:
             for conn in self._connections:
@@ -308,12 +273,3 @@ class Database:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _checkpoints(db: Database, stop: threading.Event, every_seconds: float) -> None:
-    """The store's checkpoint thread (`Database.checkpoint_in_background`)."""
-    while not stop.wait(every_seconds):
-        try:
-            db._connection().execute("PRAGMA wal_checkpoint(PASSIVE)")
-        except (sqlite3.Error, StateError) as exc:  # the next turn tries again; the far limit holds
-            log.debug("%s: background checkpoint failed: %s", db.path, exc)

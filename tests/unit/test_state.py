@@ -8,7 +8,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from ipaddress import ip_address
@@ -426,45 +425,3 @@ def test_writers_of_one_process_queue_for_each_other_instead_of_failing_on_a_bus
         holder.join(5)
         assert errors == []
         assert store.log_cursor("r1") is not None
-
-
-# ---------------------------------------------------------------------------------------
-# checkpoints: off the commits of a long-running writer
-
-
-def _grow_wal(store, pages: int, thread_name: str = "writer") -> None:
-    """Write about `pages` pages of log cursors from a thread of its own (its own connection)."""
-    def write():
-        for i in range(pages // 10):
-            store.save_log_cursor(LogCursorRecord(f"r{i % 50}", "x" * 40_000, None, None, None, None, None, T0))
-    t = threading.Thread(target=write, name=thread_name)
-    t.start()
-    t.join()
-
-
-def test_a_commit_past_a_thousand_pages_checkpoints_in_the_writer_unless_the_store_has_its_own_thread(tmp_path):
-    """SQLite's default: the commit that grows the write-ahead log past 1,000 pages copies
-    them into the file (and syncs it) before it returns, and the log is then reused from its
-    start: the file stays near 1,000 pages. With `checkpoint_in_background` no commit does
-    that (the log grows past it while the store's thread sleeps), and the thread's turn
-    brings every page home."""
-    plain = StateStore(tmp_path / "plain" / "state.db")
-    _grow_wal(plain, 3_000)
-    assert os.path.getsize(tmp_path / "plain" / "state.db-wal") < 1_400 * 4096
-    plain.close()
-
-    store = StateStore(tmp_path / "own" / "state.db")
-    store.checkpoint_in_background(every_seconds=3600)  # a turn only at close: commits alone here
-    _grow_wal(store, 3_000)
-    wal = tmp_path / "own" / "state.db-wal"
-    assert os.path.getsize(wal) > 2_500 * 4096
-    store.close()
-
-    quick = StateStore(tmp_path / "quick" / "state.db")
-    quick.checkpoint_in_background(every_seconds=0.05)
-    for _ in range(3):  # 2,400 pages in all: the log is reused from its start after each turn
-        _grow_wal(quick, 800)
-        time.sleep(0.5)
-    assert os.path.getsize(tmp_path / "quick" / "state.db-wal") < 1_400 * 4096
-    quick.close()
-    assert not any(t.name == "state-checkpoint" for t in threading.enumerate())
