@@ -206,6 +206,7 @@ class _Builder:
         previous: int | None = None  # the agent time of the last stamped line above, in buffer order
         cursor = 0
         folds = self._passes(router, text)
+        guessed_before = self.estimated_before.get(router, _NO_TIME)  # agent time; earlier rows are estimates
         # A router without `show clock`: its stamps are read as UTC less the recorded skew,
         # one timedelta for the whole read rather than one made per line.
         skew = None if router in self.clocks else timedelta(seconds=self.offsets.get(router) or 0.0)
@@ -234,7 +235,7 @@ class _Builder:
             elif inferred:
                 agent_time = previous
             row = len(c.time)
-            if agent_time is not None and agent_time < self.estimated_before.get(router, _NO_TIME):
+            if agent_time is not None and agent_time < guessed_before:
                 c.estimated.add(row)
             cursor = self._place(row, text_index, text, line, cursor)
             c.time.append(_NO_TIME if agent_time is None else agent_time)

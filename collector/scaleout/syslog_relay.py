@@ -22,14 +22,14 @@ from dataclasses import dataclass
 
 import redis
 
-from collector.detect.syslog_receiver import MAX_DATAGRAM, SyslogHint, SyslogReceiver
+from collector.detect.syslog_reader import MARKER, MAX_DATAGRAM
+from collector.detect.syslog_receiver import SyslogHint, SyslogReceiver
 from collector.inventory import Inventory
 
 log = logging.getLogger(__name__)
 
 HINTS = "collector:syslog"
 MAX_QUEUED = 10_000  # hints waiting for the correlator, all sites together
-_MARKER = b"RECVD_PKT_INV_SPI"
 
 
 @dataclass
@@ -132,6 +132,6 @@ class SyslogRelay:
         owner = self.inventory.owner_of(source)
         if host is None or host.site != site or owner is None or owner.name != router:
             return None
-        if len(data) > MAX_DATAGRAM or _MARKER not in data:
+        if len(data) > MAX_DATAGRAM or MARKER not in data:
             return None
         return SyslogHint(router, source, data)
